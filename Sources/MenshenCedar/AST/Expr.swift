@@ -1,0 +1,139 @@
+/// The four request variables.
+public enum Var: String, Sendable, Hashable, CaseIterable {
+    case principal, action, resource, context
+}
+
+/// Template slots.
+public enum SlotID: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    case principal = "?principal"
+    case resource = "?resource"
+    public var description: String { rawValue }
+}
+
+/// Unary operators (`isEmpty` is written as a method call `e.isEmpty()`).
+public enum UnaryOp: String, Sendable, Hashable {
+    case not = "!"
+    case neg = "-"
+    case isEmpty
+}
+
+/// Binary operators. `contains`, `containsAll`, `containsAny`, `getTag`, `hasTag` are
+/// written as method calls `lhs.op(rhs)`.
+public enum BinaryOp: String, Sendable, Hashable {
+    case eq = "==", neq = "!=", lt = "<", lte = "<=", gt = ">", gte = ">="
+    case add = "+", sub = "-", mul = "*"
+    case `in` = "in"
+    case contains, containsAll, containsAny, getTag, hasTag
+}
+
+/// One element of a `like` pattern.
+public enum PatternElem: Sendable, Hashable {
+    /// A literal Unicode scalar.
+    case char(Unicode.Scalar)
+    /// `*`: any sequence of characters (an escaped `\*` is a `.char("*")`).
+    case wildcard
+}
+
+/// A `like` pattern.
+public struct Pattern: Sendable, Hashable, CustomStringConvertible {
+    public let elems: [PatternElem]
+    public init(_ elems: [PatternElem]) { self.elems = elems }
+
+    /// Matches `s` against the pattern (greedy wildcard with backtracking, O(n·m) worst case).
+    public func matches(_ s: String) -> Bool {
+        let text = Array(s.unicodeScalars)
+        var ti = 0, pi = 0
+        var starP = -1, starT = 0
+        while ti < text.count {
+            if pi < elems.count, case .char(let c) = elems[pi], c == text[ti] {
+                ti += 1; pi += 1
+            } else if pi < elems.count, case .wildcard = elems[pi] {
+                starP = pi; starT = ti; pi += 1
+            } else if starP >= 0 {
+                pi = starP + 1; starT += 1; ti = starT
+            } else {
+                return false
+            }
+        }
+        while pi < elems.count, case .wildcard = elems[pi] { pi += 1 }
+        return pi == elems.count
+    }
+
+    /// The pattern as Cedar source text (without quotes), re-escaping `*` and specials.
+    public var description: String {
+        var out = ""
+        for e in elems {
+            switch e {
+            case .wildcard: out += "*"
+            case .char(let c):
+                if c == "*" { out += "\\*" } else {
+                    let q = cedarQuoted(String(c))
+                    out += String(q.dropFirst().dropLast())
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// A Cedar expression: an `ExprKind` plus the source location it was parsed from
+/// (nil for synthesized nodes).
+public struct Expr: Sendable, Hashable {
+    public var kind: ExprKind
+    public var location: SourceLocation?
+    public init(_ kind: ExprKind, at location: SourceLocation? = nil) {
+        self.kind = kind; self.location = location
+    }
+    /// Structural equality ignores source locations.
+    public static func == (a: Expr, b: Expr) -> Bool { a.kind == b.kind }
+    public func hash(into h: inout Hasher) { h.combine(kind) }
+}
+
+/// Expression variants.
+public indirect enum ExprKind: Sendable, Hashable {
+    /// A literal: bool, long, string or entity UID (other `Value`s only appear in synthesized exprs).
+    case literal(Value)
+    /// `principal`, `action`, `resource`, `context`.
+    case variable(Var)
+    /// `?principal`, `?resource` (only in templates).
+    case slot(SlotID)
+    /// `if c then t else e`.
+    case ifThenElse(Expr, Expr, Expr)
+    /// `a && b` (short-circuit).
+    case and(Expr, Expr)
+    /// `a || b` (short-circuit).
+    case or(Expr, Expr)
+    /// `!e`, `-e`, `e.isEmpty()`.
+    case unary(UnaryOp, Expr)
+    /// Binary operators and binary built-in methods.
+    case binary(BinaryOp, Expr, Expr)
+    /// `e like "pat*tern"`.
+    case like(Expr, Pattern)
+    /// `e is T` or `e is T in other`.
+    case isType(Expr, EntityType, in: Expr?)
+    /// `e has attr` (nested paths are desugared by the parser into `&&` chains).
+    case has(Expr, String)
+    /// `e.attr` or `e["attr"]`.
+    case getAttr(Expr, String)
+    /// `{a: e, "b": f}` (source order; keys unique).
+    case record([RecordEntry])
+    /// `[e, f]`.
+    case set([Expr])
+    /// Extension function call `ip("...")`, `decimal("...")`, `datetime("...")`, `duration("...")`.
+    case call(Name, [Expr])
+    /// Extension method call `receiver.name(args…)`, e.g. `x.isInRange(y)`, `d.toDays()`.
+    case method(Expr, String, [Expr])
+}
+
+/// A key/value pair in a record literal.
+public struct RecordEntry: Sendable, Hashable {
+    public let key: String
+    public let value: Expr
+    public init(key: String, value: Expr) { self.key = key; self.value = value }
+}
+
+extension Expr {
+    public static func lit(_ v: Value) -> Expr { Expr(.literal(v)) }
+    public static func variable(_ v: Var) -> Expr { Expr(.variable(v)) }
+    public static let trueExpr = Expr(.literal(.bool(true)))
+}
