@@ -175,6 +175,10 @@ public struct ConformanceRunner: Sendable {
                     let ctx = try EntityJSON.context(r["context"] ?? .object([]), action: action, hints: hints)
                     let request = Request(principal: try EntityJSON.entityUID(p), action: action,
                                           resource: try EntityJSON.entityUID(res), context: ctx)
+                    if let support = schemaSupport, let hints, r["validateRequest"] != .bool(false),
+                       let problem = support.validateRequest(request, schema: hints) {
+                        throw LoadError(description: "request failed schema validation: \(problem)")
+                    }
                     let response = index.map { Authorizer.isAuthorized(request, index: $0, entities: entities) }
                         ?? Authorizer.isAuthorized(request, policies: policies, entities: entities)
                     let expDecision = (r["decision"]?.stringValue ?? "").lowercased()
