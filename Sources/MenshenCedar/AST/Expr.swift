@@ -67,8 +67,8 @@ public struct Pattern: Sendable, Hashable, CustomStringConvertible {
             case .wildcard: out += "*"
             case .char(let c):
                 if c == "*" { out += "\\*" } else {
-                    let q = cedarQuoted(String(c))
-                    out += String(q.dropFirst().dropLast())
+                    let q = cedarQuoted(String(c)).unicodeScalars
+                    out.unicodeScalars.append(contentsOf: q.dropFirst().dropLast())
                 }
             }
         }
