@@ -394,6 +394,7 @@ struct SchemaHumanParser {
         advance()
         var names: [(String, SourceLocation)] = [try name()]
         while isPunct(",") { advance(); names.append(try name()) }
+        let firstName = names.first?.0 ?? ""
         var parents: [RawActionRef] = []
         if isKeyword("in") {
             advance()
@@ -423,17 +424,17 @@ struct SchemaHumanParser {
                 try expectPunct(":")
                 switch key {
                 case "principal":
-                    if principals != nil { throw schemaError("duplicate `principal` declaration in action `\(names[0].0)`", kl) }
+                    if principals != nil { throw schemaError("duplicate `principal` declaration in action `\(firstName)`", kl) }
                     let ts = try entTypes()
-                    if ts.isEmpty { throw schemaError("for action `\(names[0].0)`, `principal` is declared with an empty list", kl) }
+                    if ts.isEmpty { throw schemaError("for action `\(firstName)`, `principal` is declared with an empty list", kl) }
                     principals = ts
                 case "resource":
-                    if resources != nil { throw schemaError("duplicate `resource` declaration in action `\(names[0].0)`", kl) }
+                    if resources != nil { throw schemaError("duplicate `resource` declaration in action `\(firstName)`", kl) }
                     let ts = try entTypes()
-                    if ts.isEmpty { throw schemaError("for action `\(names[0].0)`, `resource` is declared with an empty list", kl) }
+                    if ts.isEmpty { throw schemaError("for action `\(firstName)`, `resource` is declared with an empty list", kl) }
                     resources = ts
                 case "context":
-                    if contextSeen { throw schemaError("duplicate `context` declaration in action `\(names[0].0)`", kl) }
+                    if contextSeen { throw schemaError("duplicate `context` declaration in action `\(firstName)`", kl) }
                     contextSeen = true
                     if isPunct("{") {
                         let l = current.location
@@ -451,8 +452,8 @@ struct SchemaHumanParser {
             }
             try expectPunct("}")
             if !sawAny { throw schemaError("`appliesTo` must declare `principal` and `resource`", appliesLoc) }
-            if principals == nil { throw schemaError("missing `principal` declaration for action `\(names[0].0)`", appliesLoc) }
-            if resources == nil { throw schemaError("missing `resource` declaration for action `\(names[0].0)`", appliesLoc) }
+            if principals == nil { throw schemaError("missing `principal` declaration for action `\(firstName)`", appliesLoc) }
+            if resources == nil { throw schemaError("missing `resource` declaration for action `\(firstName)`", appliesLoc) }
         }
         if isKeyword("attributes") {
             advance()

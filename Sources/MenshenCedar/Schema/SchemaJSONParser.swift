@@ -164,6 +164,7 @@ enum SchemaJSONParser {
             return .set(try type(e, path + ".element", depth: depth + 1, allowAnnotations: false))
         case "Record":
             var attrs: [RawAttribute] = []
+            guard v["attributes"] != nil else { throw fail(path, "missing `attributes`") }
             if let a = v["attributes"] {
                 for (n, av) in try members(a, path + ".attributes") {
                     let ap = path + ".attributes." + n
