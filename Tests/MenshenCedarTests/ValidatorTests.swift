@@ -124,6 +124,20 @@ struct ValidatorTests {
         #expect(try validate(#"permit(principal, action, resource) when { resource.hasTag("a") };"#).warnings.contains { $0.code == .impossiblePolicy })
     }
 
+    @Test("Long condition chains and many clauses are typechecked without exhausting the stack")
+    func longChains() throws {
+        let chain = (0..<390).map { _ in "principal.age > 1" }.joined(separator: " && ")
+        #expect(try codes("permit(principal, action, resource) when { \(chain) };").isEmpty)
+        let orChain = (0..<390).map { _ in "principal.age > 1" }.joined(separator: " || ")
+        #expect(try codes("permit(principal, action, resource) when { \(orChain) };").isEmpty)
+        let clauses = (0..<300).map { _ in "when { principal.age > 1 }" }.joined(separator: " ")
+        #expect(try codes("permit(principal, action, resource) \(clauses);").isEmpty)
+        let tooLong = (0..<3000).map { _ in "principal.age > 1" }.joined(separator: " && ")
+        if let ps = try? CedarParser.parsePolicySet("permit(principal, action, resource) when { \(tooLong) };") {
+            _ = Validator(schema: try schema()).validate(ps)
+        }
+    }
+
     @Test("Policy sets report errors per policy id")
     func perPolicy() throws {
         let r = try validate("""

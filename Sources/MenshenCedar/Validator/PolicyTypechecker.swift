@@ -66,7 +66,7 @@ let comparableExtensionTypes: Set<String> = ["datetime", "duration"]
 struct PolicyTypechecker {
     let schema: Schema
     let policy: Policy
-    static let maxDepth = 400
+    static let maxDepth = 1000
 
     /// The whole policy condition: principal && (action && (resource && conditions)).
     var condition: Expr {
