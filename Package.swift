@@ -1,0 +1,110 @@
+// swift-tools-version:6.1
+//
+// Menshen — a zero-trust access platform for financial institutions.
+// One target per NIST SP 800-207 role or guideline pillar; dependencies point
+// inward toward pure code. See docs/architecture.md.
+import PackageDescription
+
+/// Shared strict settings for every target (Swift 6 language mode, strict
+/// concurrency, explicit `any` for existentials).
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "menshen",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "menshen", targets: ["menshen"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+    ],
+    targets: [
+        // Pure vocabulary: identifiers, clock, randomness, limits, event records. No I/O.
+        .target(
+            name: "MenshenCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        // One typed, documented configuration tree (YAML + MENSHEN_* overrides).
+        .target(
+            name: "MenshenConfig",
+            dependencies: ["MenshenCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        // Store protocols, records, migrations vocabulary and the in-memory store.
+        .target(
+            name: "MenshenStorage",
+            dependencies: ["MenshenCore"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "MenshenStorageSQLite",
+            dependencies: ["MenshenStorage", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "MenshenStoragePostgres",
+            dependencies: [
+                "MenshenStorage",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Runtime assembly: store bootstrap, operations (admin) listener, demo
+        // organisation and the sample upstream application.
+        .target(
+            name: "MenshenServer",
+            dependencies: [
+                "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The executable: command line and wiring only.
+        .executableTarget(
+            name: "menshen",
+            dependencies: [
+                "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "MenshenCoreTests", dependencies: ["MenshenCore"], swiftSettings: strict),
+        .testTarget(name: "MenshenConfigTests", dependencies: ["MenshenConfig"], swiftSettings: strict),
+        .testTarget(
+            name: "StorageConformanceTests",
+            dependencies: ["MenshenCore", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["MenshenCore", "MenshenServer", "MenshenStorage", "MenshenStorageSQLite"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,83 @@
+/// MenshenConfig — one typed, documented configuration tree.
+///
+/// The file format is YAML (read with Yams, chosen over swift-configuration
+/// because Yams reports the line and column of every node, so `menshen config
+/// check` can point at each mistake); every key may be overridden by an
+/// environment variable `MENSHEN_<PATH>` (the key path upper-cased with `.`
+/// replaced by `_`, e.g. `MENSHEN_STORE_DRIVER`). Every key has a documented
+/// default; unknown keys are errors. Validation reports every problem at once.
+
+/// The type of a configuration value.
+public enum ConfigValueKind: Sendable, Equatable {
+    case string
+    case integer(ClosedRange<Int>)
+    case boolean
+    case oneOf([String])
+    /// `host:port`, with a port in 0–65535 (0 = any free port).
+    case listenAddress
+    /// An absolute `http://` or `https://` URL.
+    case httpURL
+    /// A `postgres://` URL (may be empty when unused).
+    case postgresURL
+    /// An IANA time zone name such as `Asia/Taipei`.
+    case timeZone
+}
+
+/// One key of the tree: its dotted path, type, default and documentation.
+public struct ConfigKeySpec: Sendable {
+    public var path: String
+    public var kind: ConfigValueKind
+    public var defaultValue: String
+    public var doc: String
+
+    /// The environment variable that overrides this key.
+    public var environmentName: String {
+        "MENSHEN_" + path.uppercased().replacingOccurrences(of: ".", with: "_")
+    }
+}
+
+/// Every key Menshen understands. The single source of truth for loading,
+/// `menshen config example` and docs/configuration.md.
+public enum ConfigKeys {
+    public static let all: [ConfigKeySpec] = [
+        ConfigKeySpec(path: "organisation.name", kind: .string, defaultValue: "Menshen",
+                      doc: "Name of the institution, shown in the sign-in pages and reports."),
+        ConfigKeySpec(path: "organisation.time_zone", kind: .timeZone, defaultValue: "Asia/Taipei",
+                      doc: "IANA time zone used for business-hours policies and reports."),
+        ConfigKeySpec(path: "server.listen", kind: .listenAddress, defaultValue: "127.0.0.1:8080",
+                      doc: "Address of the user-facing listener (portal and, later, the enforcement point)."),
+        ConfigKeySpec(path: "server.public_url", kind: .httpURL, defaultValue: "http://localhost:8080",
+                      doc: "External URL users reach Menshen at; used in links and as the WebAuthn origin."),
+        ConfigKeySpec(path: "admin.listen", kind: .listenAddress, defaultValue: "127.0.0.1:9090",
+                      doc: "Address of the operations listener (/healthz, /readyz, /metrics). Keep it on a private network."),
+        ConfigKeySpec(path: "store.driver", kind: .oneOf(["sqlite", "postgres"]), defaultValue: "sqlite",
+                      doc: "Store backend: an embedded SQLite file, or PostgreSQL for several gateway nodes."),
+        ConfigKeySpec(path: "store.sqlite.path", kind: .string, defaultValue: "./menshen-data/menshen.sqlite",
+                      doc: "SQLite database file (created when missing; WAL mode)."),
+        ConfigKeySpec(path: "store.sqlite.busy_timeout_seconds", kind: .integer(0...600), defaultValue: "5",
+                      doc: "How long to wait for another process' lock before failing."),
+        ConfigKeySpec(path: "store.postgres.url", kind: .postgresURL, defaultValue: "",
+                      doc: "postgres://user:password@host:5432/database?sslmode=require — required when store.driver is postgres."),
+        ConfigKeySpec(path: "store.postgres.pool_size", kind: .integer(1...500), defaultValue: "10",
+                      doc: "Maximum connections per node."),
+        ConfigKeySpec(path: "store.postgres.connect_timeout_seconds", kind: .integer(1...120), defaultValue: "5",
+                      doc: "Give up connecting after this many seconds."),
+        ConfigKeySpec(path: "log.level", kind: .oneOf(["trace", "debug", "info", "notice", "warning", "error", "critical"]),
+                      defaultValue: "info", doc: "Minimum level of log messages."),
+        ConfigKeySpec(path: "log.format", kind: .oneOf(["text", "json"]), defaultValue: "text",
+                      doc: "Log line format: human-readable text or one JSON object per line."),
+    ]
+
+    static let byPath: [String: ConfigKeySpec] = Dictionary(uniqueKeysWithValues: all.map { ($0.path, $0) })
+
+    /// Section paths (e.g. `store`, `store.sqlite`) that may hold keys.
+    static let sections: Set<String> = {
+        var s: Set<String> = [""]
+        for key in all {
+            var parts = key.path.split(separator: ".").map(String.init)
+            parts.removeLast()
+            while !parts.isEmpty { s.insert(parts.joined(separator: ".")); parts.removeLast() }
+        }
+        return s
+    }()
+}

@@ -1,0 +1,102 @@
+import Foundation
+import MenshenCore
+
+/// The whole configuration, typed. Built only through ``ConfigLoader`` so
+/// every instance has passed validation.
+public struct MenshenConfiguration: Sendable, Equatable {
+    public struct Organisation: Sendable, Equatable {
+        /// `organisation.name` (default `Menshen`).
+        public var name: String
+        /// `organisation.time_zone` (default `Asia/Taipei`).
+        public var timeZone: String
+    }
+
+    public struct Server: Sendable, Equatable {
+        /// `server.listen` (default `127.0.0.1:8080`).
+        public var listen: ListenAddress
+        /// `server.public_url` (default `http://localhost:8080`).
+        public var publicURL: String
+    }
+
+    public struct Admin: Sendable, Equatable {
+        /// `admin.listen` (default `127.0.0.1:9090`).
+        public var listen: ListenAddress
+    }
+
+    public enum StoreDriver: String, Sendable, Equatable { case sqlite, postgres }
+
+    public struct Store: Sendable, Equatable {
+        /// `store.driver` (default `sqlite`).
+        public var driver: StoreDriver
+        /// `store.sqlite.path` (default `./menshen-data/menshen.sqlite`).
+        public var sqlitePath: String
+        /// `store.sqlite.busy_timeout_seconds` (default 5).
+        public var sqliteBusyTimeoutSeconds: Int
+        /// `store.postgres.url` (default empty; required for `postgres`).
+        public var postgresURL: String
+        /// `store.postgres.pool_size` (default 10).
+        public var postgresPoolSize: Int
+        /// `store.postgres.connect_timeout_seconds` (default 5).
+        public var postgresConnectTimeoutSeconds: Int
+    }
+
+    public struct Log: Sendable, Equatable {
+        /// `log.level` (default `info`).
+        public var level: String
+        /// `log.format` (default `text`).
+        public var format: String
+    }
+
+    public var organisation: Organisation
+    public var server: Server
+    public var admin: Admin
+    public var store: Store
+    public var log: Log
+
+    /// Builds the typed tree from checked values (every key present and valid).
+    init(checked v: [String: String]) {
+        func s(_ k: String) -> String { v[k] ?? ConfigKeys.byPath[k]?.defaultValue ?? "" }
+        func i(_ k: String) -> Int { Int(s(k)) ?? 0 }
+        func l(_ k: String) -> ListenAddress { ListenAddress(parsing: s(k)) ?? ListenAddress(host: "127.0.0.1", port: 0) }
+        organisation = Organisation(name: s("organisation.name"), timeZone: s("organisation.time_zone"))
+        server = Server(listen: l("server.listen"), publicURL: s("server.public_url"))
+        admin = Admin(listen: l("admin.listen"))
+        store = Store(driver: StoreDriver(rawValue: s("store.driver")) ?? .sqlite, sqlitePath: s("store.sqlite.path"),
+                      sqliteBusyTimeoutSeconds: i("store.sqlite.busy_timeout_seconds"), postgresURL: s("store.postgres.url"),
+                      postgresPoolSize: i("store.postgres.pool_size"),
+                      postgresConnectTimeoutSeconds: i("store.postgres.connect_timeout_seconds"))
+        log = Log(level: s("log.level"), format: s("log.format"))
+    }
+
+    /// The configuration with every default.
+    public static var defaults: MenshenConfiguration { MenshenConfiguration(checked: [:]) }
+}
+
+/// A `host:port` listen address. IPv6 hosts are written `[::1]:8080`.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) { self.host = host; self.port = port }
+
+    /// Parses `host:port`; nil when malformed or the port is out of range.
+    public init?(parsing text: String) {
+        let host: Substring, portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            portText = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+            if host.contains(":") { return nil }
+        }
+        guard !host.isEmpty, !host.contains(" "), let port = Int(portText), (0...65535).contains(port) else { return nil }
+        self.host = String(host); self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}

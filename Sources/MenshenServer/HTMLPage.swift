@@ -1,0 +1,100 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The two user interface languages.
+public enum UILanguage: String, Sendable, CaseIterable {
+    case zhTW = "zh-TW"
+    case en = "en"
+
+    /// Chooses from `?lang=` first, then `Accept-Language` (Traditional
+    /// Chinese when any `zh` range ranks first), defaulting to zh-TW.
+    public static func negotiate(query: String?, acceptLanguage: String?) -> UILanguage {
+        if let q = query, let l = UILanguage(rawValue: q) { return l }
+        if let q = query?.lowercased(), q.hasPrefix("zh") { return .zhTW }
+        if let q = query?.lowercased(), q.hasPrefix("en") { return .en }
+        guard let header = acceptLanguage else { return .zhTW }
+        var best: (UILanguage, Double)?
+        for part in header.split(separator: ",") {
+            let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard let tag = pieces.first else { continue }
+            let weight = pieces.dropFirst().first(where: { $0.hasPrefix("q=") }).flatMap { Double($0.dropFirst(2)) } ?? 1
+            let lang: UILanguage? = tag.hasPrefix("zh") ? .zhTW : tag.hasPrefix("en") ? .en : nil
+            if let lang, weight > (best?.1 ?? -1) { best = (lang, weight) }
+        }
+        return best?.0 ?? .zhTW
+    }
+}
+
+/// Server-rendered HTML with strict security headers. Every dynamic string
+/// goes through ``HTMLPage/escape(_:)``.
+public enum HTMLPage {
+    public static func escape(_ s: String) -> String {
+        var out = ""
+        out.reserveCapacity(s.count)
+        for c in s.unicodeScalars {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
+    /// Headers every page carries: no inline script or style, no framing,
+    /// no referrer (links may carry one-time tokens).
+    public static let securityHeaders: HTTPFields = [
+        .contentType: "text/html; charset=utf-8",
+        .contentSecurityPolicy: "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        .xContentTypeOptions: "nosniff",
+        .referrerPolicy: "no-referrer",
+        .cacheControl: "no-store",
+    ]
+
+    /// A complete page. `body` must already be escaped HTML.
+    public static func render(title: String, language: UILanguage, body: String, status: HTTPResponse.Status = .ok,
+                              switchPath: String = "/") -> Response
+    {
+        let other: UILanguage = language == .zhTW ? .en : .zhTW
+        let switchLabel = other == .en ? "English" : "繁體中文"
+        let html = """
+            <!doctype html>
+            <html lang="\(language.rawValue)">
+            <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>\(escape(title))</title><link rel="stylesheet" href="/static/menshen.css"></head>
+            <body><header><span class="brand">門神 Menshen</span>
+            <nav><a href="\(escape(switchPath))?lang=\(other.rawValue)" hreflang="\(other.rawValue)">\(switchLabel)</a></nav></header>
+            <main>\(body)</main></body></html>
+            """
+        var headers = securityHeaders
+        headers[.contentLanguage] = language.rawValue
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    /// The only stylesheet (served from `/static/menshen.css`).
+    public static let stylesheet = """
+        body{font-family:"Noto Sans TC","Noto Sans CJK TC",system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
+        header{display:flex;justify-content:space-between;align-items:center;padding:.8rem 1.5rem;background:#7a1f1f;color:#fff}
+        header a{color:#fff}.brand{font-weight:700;letter-spacing:.05em}
+        main{max-width:52rem;margin:2rem auto;padding:0 1.5rem}
+        table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #d0d4da}
+        .note{background:#fff;border-left:4px solid #7a1f1f;padding:.8rem 1rem}
+        code{background:#eceef1;padding:.1rem .3rem}
+        """
+
+    public static func stylesheetResponse() -> Response {
+        Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600",
+                                        .xContentTypeOptions: "nosniff"],
+                 body: .init(byteBuffer: ByteBuffer(string: stylesheet)))
+    }
+}
+
+extension HTTPField.Name {
+    /// `Referrer-Policy`. Invariant: the literal is a valid field-name token, so the initializer cannot fail.
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Hummingbird
+import Logging
+import MenshenConfig
+import MenshenCore
+import MenshenStorage
+import Metrics
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+
+/// What a listener reports once it is bound.
+public struct BoundListener: Sendable, Equatable {
+    public var name: String
+    public var host: String
+    public var port: Int
+}
+
+/// Runs Menshen's listeners under one `ServiceGroup`; returns when a SIGTERM
+/// or SIGINT has drained them, then closes the store.
+public struct MenshenRuntime: Sendable {
+    /// Settings only the demo uses.
+    public struct DemoSettings: Sendable {
+        /// Where the sample upstream application listens.
+        public var sampleApplicationListen: ListenAddress
+        public init(sampleApplicationListen: ListenAddress) { self.sampleApplicationListen = sampleApplicationListen }
+    }
+
+    public var config: MenshenConfiguration
+    public var store: any MenshenStore
+    public var logger: Logger
+    public var clock: any WallClock
+    public var demo: DemoSettings?
+
+    public init(config: MenshenConfiguration, store: any MenshenStore, logger: Logger, clock: any WallClock = SystemClock(),
+                demo: DemoSettings? = nil) {
+        self.config = config; self.store = store; self.logger = logger; self.clock = clock; self.demo = demo
+    }
+
+    /// The metrics registry; bootstrapped into swift-metrics once per process.
+    public static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
+
+    /// Runs until a shutdown signal. `onReady` receives every bound listener once all are up.
+    public func run(onReady: @escaping @Sendable ([BoundListener]) async -> Void) async throws {
+        let registry = Self.registry
+        let expected = demo == nil ? 2 : 3
+        let ready = ReadyCollector(expected: expected, onReady: onReady)
+        let latest = StoreFactory.latestSchemaVersion(config.store.driver)
+        var services: [any Service] = []
+
+        func app(_ name: String, _ router: Router<BasicRequestContext>, _ listen: ListenAddress) -> some Service {
+            Application(router: router,
+                        configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "Menshen"),
+                        onServerRunning: { channel in
+                            await ready.add(BoundListener(name: name, host: listen.host, port: channel.localAddress?.port ?? listen.port))
+                        },
+                        logger: logger)
+        }
+
+        services.append(app("admin", AdminServer.router(store: store, latestSchemaVersion: latest, registry: registry), config.admin.listen))
+        services.append(app("portal", PortalServer.router(store: store, organisation: config.organisation.name, clock: clock),
+                            config.server.listen))
+        if let demo {
+            services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))
+        }
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        try await store.close()
+    }
+}
+
+/// Collects bound listeners and fires once all expected ones are up.
+actor ReadyCollector {
+    private var listeners: [BoundListener] = []
+    private let expected: Int
+    private let onReady: @Sendable ([BoundListener]) async -> Void
+
+    init(expected: Int, onReady: @escaping @Sendable ([BoundListener]) async -> Void) {
+        self.expected = expected; self.onReady = onReady
+    }
+
+    func add(_ l: BoundListener) async {
+        listeners.append(l)
+        if listeners.count == expected { await onReady(listeners) }
+    }
+}

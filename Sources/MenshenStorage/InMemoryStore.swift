@@ -1,0 +1,229 @@
+import Foundation
+import MenshenCore
+
+/// A store held in memory, for unit tests and as the reference behaviour that
+/// the SQLite and PostgreSQL backends are checked against.
+public actor InMemoryStore: MenshenStore {
+    private var users: [UserID: UserRecord] = [:]
+    private var groupsByID: [GroupID: GroupRecord] = [:]
+    private var rolesByID: [RoleID: RoleRecord] = [:]
+    private var memberships: Set<Pair<UserID, GroupID>> = []
+    private var assignments: Set<Pair<UserID, RoleID>> = []
+    private var sessionsByHash: [String: SessionRecord] = [:]
+    private var policyVersions: [PolicyID: [PolicyVersionRecord]] = [:]
+    private var applications: [ApplicationID: ApplicationRecord] = [:]
+    private var log: [StoredEvent] = []
+    private var tokens: [String: EnrolmentTokenRecord] = [:]
+    private var closed = false
+
+    private struct Pair<A: Hashable & Sendable, B: Hashable & Sendable>: Hashable, Sendable { var a: A; var b: B }
+
+    public init() {}
+
+    public nonisolated var backendName: String { "memory" }
+    public func ping() async throws { try open() }
+    public func schemaVersion() async throws -> Int { 2 }
+    public func close() async throws { closed = true }
+
+    private func open() throws {
+        if closed { throw StoreError(.unavailable, "store is closed") }
+    }
+
+    // MARK: Directory
+
+    public func createUser(_ user: UserRecord) async throws {
+        try open()
+        guard users[user.id] == nil else { throw StoreError(.conflict, "user \(user.id) exists") }
+        users[user.id] = user
+    }
+
+    public func updateUser(_ user: UserRecord) async throws {
+        try open()
+        guard users[user.id] != nil else { throw StoreError(.notFound, "no user \(user.id)") }
+        users[user.id] = user
+    }
+
+    public func user(_ id: UserID) async throws -> UserRecord? { try open(); return users[id] }
+    public func listUsers() async throws -> [UserRecord] { try open(); return users.values.sorted { $0.id < $1.id } }
+
+    public func createGroup(_ group: GroupRecord) async throws {
+        try open()
+        guard groupsByID[group.id] == nil else { throw StoreError(.conflict, "group \(group.id) exists") }
+        groupsByID[group.id] = group
+    }
+
+    public func listGroups() async throws -> [GroupRecord] { try open(); return groupsByID.values.sorted { $0.id < $1.id } }
+
+    public func createRole(_ role: RoleRecord) async throws {
+        try open()
+        guard rolesByID[role.id] == nil else { throw StoreError(.conflict, "role \(role.id) exists") }
+        rolesByID[role.id] = role
+    }
+
+    public func listRoles() async throws -> [RoleRecord] { try open(); return rolesByID.values.sorted { $0.id < $1.id } }
+
+    public func addMember(_ user: UserID, to group: GroupID) async throws {
+        try open()
+        guard users[user] != nil else { throw StoreError(.notFound, "no user \(user)") }
+        guard groupsByID[group] != nil else { throw StoreError(.notFound, "no group \(group)") }
+        memberships.insert(Pair(a: user, b: group))
+    }
+
+    public func removeMember(_ user: UserID, from group: GroupID) async throws {
+        try open(); memberships.remove(Pair(a: user, b: group))
+    }
+
+    public func groups(of user: UserID) async throws -> [GroupID] {
+        try open(); return memberships.filter { $0.a == user }.map(\.b).sorted()
+    }
+
+    public func assignRole(_ role: RoleID, to user: UserID) async throws {
+        try open()
+        guard users[user] != nil else { throw StoreError(.notFound, "no user \(user)") }
+        guard rolesByID[role] != nil else { throw StoreError(.notFound, "no role \(role)") }
+        assignments.insert(Pair(a: user, b: role))
+    }
+
+    public func unassignRole(_ role: RoleID, from user: UserID) async throws {
+        try open(); assignments.remove(Pair(a: user, b: role))
+    }
+
+    public func roles(of user: UserID) async throws -> [RoleID] {
+        try open(); return assignments.filter { $0.a == user }.map(\.b).sorted()
+    }
+
+    // MARK: Sessions
+
+    public func createSession(_ session: SessionRecord) async throws {
+        try open()
+        guard users[session.userID] != nil else { throw StoreError(.notFound, "no user \(session.userID)") }
+        guard sessionsByHash[session.idHash] == nil else { throw StoreError(.conflict, "session exists") }
+        sessionsByHash[session.idHash] = session
+    }
+
+    public func session(idHash: String) async throws -> SessionRecord? { try open(); return sessionsByHash[idHash] }
+
+    public func touchSession(idHash: String, lastSeenAt: Date, idleExpiresAt: Date) async throws -> Bool {
+        try open()
+        guard var s = sessionsByHash[idHash] else { return false }
+        s.lastSeenAt = lastSeenAt; s.idleExpiresAt = idleExpiresAt
+        sessionsByHash[idHash] = s
+        return true
+    }
+
+    public func revokeSession(idHash: String, at: Date, reason: String) async throws -> Bool {
+        try open()
+        guard var s = sessionsByHash[idHash], s.revokedAt == nil else { return false }
+        s.revokedAt = at; s.revokedReason = reason
+        sessionsByHash[idHash] = s
+        return true
+    }
+
+    public func revokeSessions(of user: UserID, at: Date, reason: String) async throws -> Int {
+        try open()
+        var n = 0
+        for (k, var s) in sessionsByHash where s.userID == user && s.revokedAt == nil {
+            s.revokedAt = at; s.revokedReason = reason; sessionsByHash[k] = s; n += 1
+        }
+        return n
+    }
+
+    public func sessions(of user: UserID) async throws -> [SessionRecord] {
+        try open()
+        return sessionsByHash.values.filter { $0.userID == user }
+            .sorted { ($0.createdAt, $0.idHash) > ($1.createdAt, $1.idHash) }
+    }
+
+    public func deleteSessions(expiredBefore date: Date) async throws -> Int {
+        try open()
+        let doomed = sessionsByHash.filter { $0.value.absoluteExpiresAt < date }.map(\.key)
+        doomed.forEach { sessionsByHash[$0] = nil }
+        return doomed.count
+    }
+
+    // MARK: Policies
+
+    public func savePolicy(_ id: PolicyID, text: String, author: String, comment: String, at: Date) async throws
+        -> PolicyVersionRecord
+    {
+        try open()
+        guard text.utf8.count <= InputLimits.maxPolicyTextBytes else {
+            throw StoreError(.invalidInput, "policy \(id) is larger than \(InputLimits.maxPolicyTextBytes) bytes")
+        }
+        let next = (policyVersions[id]?.last?.version ?? 0) + 1
+        let record = PolicyVersionRecord(policyID: id, version: next, text: text, author: author, comment: comment, createdAt: at)
+        policyVersions[id, default: []].append(record)
+        return record
+    }
+
+    public func currentPolicies() async throws -> [PolicyVersionRecord] {
+        try open(); return policyVersions.values.compactMap(\.last).sorted { $0.policyID < $1.policyID }
+    }
+
+    public func policyHistory(_ id: PolicyID) async throws -> [PolicyVersionRecord] {
+        try open(); return policyVersions[id] ?? []
+    }
+
+    // MARK: Applications
+
+    public func putApplication(_ app: ApplicationRecord) async throws { try open(); applications[app.id] = app }
+    public func application(_ id: ApplicationID) async throws -> ApplicationRecord? { try open(); return applications[id] }
+    public func listApplications() async throws -> [ApplicationRecord] {
+        try open(); return applications.values.sorted { $0.id < $1.id }
+    }
+    public func deleteApplication(_ id: ApplicationID) async throws -> Bool {
+        try open(); return applications.removeValue(forKey: id) != nil
+    }
+
+    // MARK: Events
+
+    public func appendEvents(_ events: [NewEvent], hasher: @escaping EventChainHasher) async throws -> [StoredEvent] {
+        try open()
+        let existing = Set(log.map(\.event.id))
+        var seen = Set<UUID>()
+        for e in events {
+            guard e.payloadJSON.utf8.count <= InputLimits.maxEventPayloadBytes else {
+                throw StoreError(.invalidInput, "event \(e.id) payload exceeds \(InputLimits.maxEventPayloadBytes) bytes")
+            }
+            guard !existing.contains(e.id), seen.insert(e.id).inserted else {
+                throw StoreError(.conflict, "event \(e.id) already stored")
+            }
+        }
+        var previous = log.last?.hash ?? genesisEventHash
+        var sequence = log.last?.sequence ?? 0
+        var stored: [StoredEvent] = []
+        for e in events {
+            sequence += 1
+            let h = hasher(previous, e)
+            stored.append(StoredEvent(sequence: sequence, event: e, previousHash: previous, hash: h))
+            previous = h
+        }
+        log.append(contentsOf: stored)
+        return stored
+    }
+
+    public func events(after sequence: Int64, limit: Int) async throws -> [StoredEvent] {
+        try open(); return Array(log.filter { $0.sequence > sequence }.prefix(max(0, limit)))
+    }
+
+    public func lastEvent() async throws -> StoredEvent? { try open(); return log.last }
+    public func eventCount() async throws -> Int { try open(); return log.count }
+
+    // MARK: Enrolment tokens
+
+    public func createEnrolmentToken(_ token: EnrolmentTokenRecord) async throws {
+        try open()
+        guard users[token.userID] != nil else { throw StoreError(.notFound, "no user \(token.userID)") }
+        guard tokens[token.tokenHash] == nil else { throw StoreError(.conflict, "token exists") }
+        tokens[token.tokenHash] = token
+    }
+
+    public func enrolmentToken(hash: String) async throws -> EnrolmentTokenRecord? { try open(); return tokens[hash] }
+
+    public func consumeEnrolmentToken(hash: String, at: Date) async throws -> Bool {
+        try open()
+        guard var t = tokens[hash], t.usedAt == nil, at < t.expiresAt else { return false }
+        t.usedAt = at; tokens[hash] = t
+        return true
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import MenshenCore
+
+/// Internal staff or an external party (principle 1.3: external users are held
+/// to an assurance level no lower than internal users).
+public enum UserKind: String, Sendable, Codable, CaseIterable {
+    case `internal`
+    case vendor
+    case partner
+}
+
+/// A user account.
+public struct UserRecord: Sendable, Equatable, Codable {
+    public var id: UserID
+    public var displayName: String
+    public var email: String?
+    public var kind: UserKind
+    public var disabled: Bool
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(id: UserID, displayName: String, email: String? = nil, kind: UserKind = .internal,
+                disabled: Bool = false, createdAt: Date, updatedAt: Date? = nil) {
+        self.id = id; self.displayName = displayName; self.email = email; self.kind = kind
+        self.disabled = disabled; self.createdAt = createdAt; self.updatedAt = updatedAt ?? createdAt
+    }
+}
+
+/// A group of users.
+public struct GroupRecord: Sendable, Equatable, Codable {
+    public var id: GroupID
+    public var displayName: String
+    public init(id: GroupID, displayName: String) { self.id = id; self.displayName = displayName }
+}
+
+/// How dangerous a role is. Privileged roles are never held in the same
+/// session as ordinary work (principle 4.1).
+public enum RiskTier: String, Sendable, Codable, CaseIterable, Comparable {
+    case standard, sensitive, privileged
+    private var rank: Int { switch self { case .standard: 0; case .sensitive: 1; case .privileged: 2 } }
+    public static func < (l: RiskTier, r: RiskTier) -> Bool { l.rank < r.rank }
+}
+
+/// A role with its risk tier.
+public struct RoleRecord: Sendable, Equatable, Codable {
+    public var id: RoleID
+    public var displayName: String
+    public var riskTier: RiskTier
+    public init(id: RoleID, displayName: String, riskTier: RiskTier) {
+        self.id = id; self.displayName = displayName; self.riskTier = riskTier
+    }
+}
+
+/// A server-side session. Only the SHA-256 of the opaque session id is ever
+/// stored (`idHash`); the id itself lives only in the user's cookie.
+public struct SessionRecord: Sendable, Equatable, Codable {
+    public var idHash: String
+    public var userID: UserID
+    public var createdAt: Date
+    public var lastSeenAt: Date
+    public var idleExpiresAt: Date
+    public var absoluteExpiresAt: Date
+    /// ISO/IEC 29115 level of assurance (1–4) reached at sign-in or step-up.
+    public var levelOfAssurance: Int
+    /// Authentication methods references (RFC 8176), e.g. `["pwd", "hwk"]`.
+    public var amr: [String]
+    /// Free-form session attributes for policy (JSON object text).
+    public var attributesJSON: String
+    public var revokedAt: Date?
+    public var revokedReason: String?
+
+    public init(idHash: String, userID: UserID, createdAt: Date, lastSeenAt: Date? = nil,
+                idleExpiresAt: Date, absoluteExpiresAt: Date, levelOfAssurance: Int, amr: [String],
+                attributesJSON: String = "{}", revokedAt: Date? = nil, revokedReason: String? = nil) {
+        self.idHash = idHash; self.userID = userID; self.createdAt = createdAt
+        self.lastSeenAt = lastSeenAt ?? createdAt; self.idleExpiresAt = idleExpiresAt
+        self.absoluteExpiresAt = absoluteExpiresAt; self.levelOfAssurance = levelOfAssurance
+        self.amr = amr; self.attributesJSON = attributesJSON; self.revokedAt = revokedAt
+        self.revokedReason = revokedReason
+    }
+
+    /// A session is usable while not revoked and before both expiries.
+    public func isActive(at now: Date) -> Bool {
+        revokedAt == nil && now < idleExpiresAt && now < absoluteExpiresAt
+    }
+}
+
+/// One version of a named Cedar policy document. Versions are append-only:
+/// saving a policy never overwrites its history.
+public struct PolicyVersionRecord: Sendable, Equatable, Codable {
+    public var policyID: PolicyID
+    public var version: Int
+    public var text: String
+    public var author: String
+    public var comment: String
+    public var createdAt: Date
+    public init(policyID: PolicyID, version: Int, text: String, author: String, comment: String, createdAt: Date) {
+        self.policyID = policyID; self.version = version; self.text = text; self.author = author
+        self.comment = comment; self.createdAt = createdAt
+    }
+}
+
+/// A protected application: where it is reached and where it is served.
+public struct ApplicationRecord: Sendable, Equatable, Codable {
+    public var id: ApplicationID
+    public var displayName: String
+    /// Host the enforcement point matches (e.g. `portal.bank.example`).
+    public var host: String
+    /// Path prefix the enforcement point matches (e.g. `/`).
+    public var pathPrefix: String
+    /// Upstream URLs, in fail-over order.
+    public var upstreams: [String]
+    /// Data classification label of the application's resources.
+    public var classification: String
+    /// The guideline high-risk scenario id (e.g. `remote-work`).
+    public var scenario: String?
+    public var updatedAt: Date
+    public init(id: ApplicationID, displayName: String, host: String, pathPrefix: String, upstreams: [String],
+                classification: String, scenario: String?, updatedAt: Date) {
+        self.id = id; self.displayName = displayName; self.host = host; self.pathPrefix = pathPrefix
+        self.upstreams = upstreams; self.classification = classification; self.scenario = scenario
+        self.updatedAt = updatedAt
+    }
+}
+
+/// An event about to be appended: OCSF JSON plus the indexed columns.
+public struct NewEvent: Sendable, Equatable {
+    public var id: UUID
+    public var time: Date
+    /// OCSF `class_uid`, e.g. 3002 for Authentication.
+    public var classUID: Int
+    /// OCSF `severity_id`.
+    public var severityID: Int
+    public var userID: UserID?
+    /// The OCSF event as JSON text.
+    public var payloadJSON: String
+    public init(id: UUID, time: Date, classUID: Int, severityID: Int = 1, userID: UserID? = nil, payloadJSON: String) {
+        self.id = id; self.time = time; self.classUID = classUID; self.severityID = severityID
+        self.userID = userID; self.payloadJSON = payloadJSON
+    }
+}
+
+/// An event as stored: with its position in the log and its hash-chain links.
+/// `hash` = SHA-256 over the previous hash and the canonical encoding of the
+/// event (computed by the audit pipeline; stores keep what they are given).
+public struct StoredEvent: Sendable, Equatable {
+    public var sequence: Int64
+    public var event: NewEvent
+    public var previousHash: String
+    public var hash: String
+    public init(sequence: Int64, event: NewEvent, previousHash: String, hash: String) {
+        self.sequence = sequence; self.event = event; self.previousHash = previousHash; self.hash = hash
+    }
+}
+
+/// A one-time enrolment token (only its hash is stored).
+public struct EnrolmentTokenRecord: Sendable, Equatable {
+    public var tokenHash: String
+    public var userID: UserID
+    public var purpose: String
+    public var createdAt: Date
+    public var expiresAt: Date
+    public var usedAt: Date?
+    public init(tokenHash: String, userID: UserID, purpose: String, createdAt: Date, expiresAt: Date, usedAt: Date? = nil) {
+        self.tokenHash = tokenHash; self.userID = userID; self.purpose = purpose
+        self.createdAt = createdAt; self.expiresAt = expiresAt; self.usedAt = usedAt
+    }
+}

@@ -1,0 +1,485 @@
+/// MenshenStoragePostgres — the shared store for several gateway nodes, on
+/// PostgreSQL through postgres-nio. Implements every `MenshenStore` protocol
+/// and passes the same conformance suite as the SQLite backend.
+import Foundation
+import Logging
+import MenshenCore
+import MenshenStorage
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresNIO
+
+/// A `MenshenStore` on PostgreSQL.
+public final class PostgresStore: MenshenStore {
+    public let url: PostgresURL
+    private let client: PostgresClient
+    private let runTask: Task<Void, Never>
+    private let logger: Logger
+    public var backendName: String { "postgres" }
+
+    /// Key of the advisory lock that serialises migrations across nodes.
+    static let migrationLockKey: Int64 = 0x4D45_4E53_4845_4E01
+    /// Key of the advisory lock that serialises appends to the event chain.
+    static let eventChainLockKey: Int64 = 0x4D45_4E53_4845_4E02
+
+    /// Connects, applies pending migrations (serialised across nodes with an
+    /// advisory lock) and starts a connection pool. An unreachable server,
+    /// failed authentication or a database newer than this binary throws a
+    /// `StoreError` naming the server (never its password).
+    public init(url: PostgresURL, migrations: [Migration] = PostgresMigrations.all, poolSize: Int = 10,
+                connectTimeout: Duration = .seconds(5), logger: Logger = Logger(label: "menshen.store.postgres")) async throws {
+        self.url = url
+        self.logger = logger
+        let tls: PostgresConnection.Configuration.TLS
+        let clientTLS: PostgresClient.Configuration.TLS
+        switch url.tls {
+        case .disable:
+            tls = .disable; clientTLS = .disable
+        case .prefer:
+            tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            clientTLS = .prefer(.makeClientConfiguration())
+        case .require:
+            tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            clientTLS = .require(.makeClientConfiguration())
+        }
+        // One direct connection first: it gives a prompt, clear error when the
+        // server is unreachable (the pool would retry silently) and runs migrations.
+        var connConfig = PostgresConnection.Configuration(host: url.host, port: url.port, username: url.username,
+                                                          password: url.password, database: url.database, tls: tls)
+        connConfig.options.connectTimeout = TimeAmount.nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000)
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: connConfig, id: 1, logger: logger)
+        } catch {
+            throw Self.map(error, url: url)
+        }
+        do {
+            try await Self.migrate(connection, migrations: migrations, url: url, logger: logger)
+            try await connection.close()
+        } catch {
+            try? await connection.close()
+            throw Self.map(error, url: url)
+        }
+        var config = PostgresClient.Configuration(host: url.host, port: url.port, username: url.username,
+                                                  password: url.password, database: url.database, tls: clientTLS)
+        config.options.maximumConnections = max(1, poolSize)
+        config.options.connectTimeout = connectTimeout
+        let client = PostgresClient(configuration: config, backgroundLogger: logger)
+        self.client = client
+        self.runTask = Task { await client.run() }
+    }
+
+    static func map(_ error: any Error, url: PostgresURL) -> StoreError {
+        if let e = error as? StoreError { return e }
+        if let e = error as? PSQLError {
+            if e.code == .server {
+                let state = e.serverInfo?[.sqlState] ?? ""
+                let message = e.serverInfo?[.message] ?? "server error"
+                switch state {
+                case "23505": return StoreError(.conflict, "\(url): \(message)")
+                case "23503": return StoreError(.notFound, "\(url): \(message)")
+                case "28000", "28P01": return StoreError(.unavailable, "\(url): authentication failed (\(message))")
+                case "3D000": return StoreError(.unavailable, "\(url): \(message)")
+                default: return StoreError(.backend, "\(url): \(message) (SQLSTATE \(state))")
+                }
+            }
+            if e.code == .connectionError || e.code == .serverClosedConnection {
+                return StoreError(.unavailable, "\(url): PostgreSQL is unreachable (\(e.underlying.map { "\($0)" } ?? "\(e.code)"))")
+            }
+            return StoreError(.backend, "\(url): \(e.code)")
+        }
+        if error is NIOConnectionError || error is IOError || error is ChannelError {
+            return StoreError(.unavailable, "\(url): PostgreSQL is unreachable (\(error))")
+        }
+        if error is CancellationError { return StoreError(.unavailable, "\(url): operation cancelled") }
+        return StoreError(.unavailable, "\(url): \(error)")
+    }
+
+    private static func migrate(_ c: PostgresConnection, migrations: [Migration], url: PostgresURL, logger: Logger) async throws {
+        try await c.query("SELECT pg_advisory_lock(\(migrationLockKey))", logger: logger)
+        do {
+            try await c.query("""
+                CREATE TABLE IF NOT EXISTS menshen_schema_migrations (
+                  version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)
+                """, logger: logger)
+            var current = 0
+            for try await v in try await c.query("SELECT COALESCE(MAX(version), 0) FROM menshen_schema_migrations", logger: logger)
+                .decode(Int.self) { current = v }
+            switch MigrationPlan.plan(current: current, known: migrations) {
+            case .upToDate: break
+            case .tooNew(let database, let known):
+                throw MigrationPlan.tooNewError(database: database, known: known, location: "\(url)")
+            case .apply(let versions):
+                for v in versions {
+                    guard let m = migrations.first(where: { $0.version == v }) else { continue }
+                    try await c.withTransaction(logger: logger) { tx in
+                        for s in m.statements { try await tx.query(PostgresQuery(unsafeSQL: s), logger: logger) }
+                        try await tx.query("""
+                            INSERT INTO menshen_schema_migrations(version, name, applied_at)
+                            VALUES (\(m.version), \(m.name), \(StoreCoding.millis(Date())))
+                            """, logger: logger)
+                    }
+                }
+            }
+        } catch {
+            _ = try? await c.query("SELECT pg_advisory_unlock(\(migrationLockKey))", logger: logger)
+            throw error
+        }
+        try await c.query("SELECT pg_advisory_unlock(\(migrationLockKey))", logger: logger)
+    }
+
+    // MARK: Query helpers
+
+    private func run(_ q: PostgresQuery) async throws {
+        do { try await client.query(q, logger: logger) } catch { throw Self.map(error, url: url) }
+    }
+
+    private func rows<each T: PostgresDecodable & Sendable>(_ q: PostgresQuery, as type: (repeat each T).Type)
+        async throws -> [(repeat each T)]
+    {
+        do {
+            var out: [(repeat each T)] = []
+            for try await row in try await client.query(q, logger: logger) { out.append(try row.decode(type)) }
+            return out
+        } catch { throw Self.map(error, url: url) }
+    }
+
+    private func exists(_ q: PostgresQuery) async throws -> Bool {
+        try await !rows(q, as: (Int.self)).isEmpty
+    }
+
+    public func ping() async throws {
+        _ = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { _ = try await self.rows("SELECT 1", as: (Int.self)); return true }
+            group.addTask { try await Task.sleep(for: .seconds(3)); return false }
+            defer { group.cancelAll() }
+            guard let ok = try await group.next(), ok else {
+                throw StoreError(.unavailable, "\(self.url): PostgreSQL did not answer within 3 s")
+            }
+            return ok
+        }
+    }
+
+    public func schemaVersion() async throws -> Int {
+        try await rows("SELECT COALESCE(MAX(version), 0) FROM menshen_schema_migrations", as: (Int.self)).first ?? 0
+    }
+
+    public func close() async throws {
+        runTask.cancel()
+        await runTask.value
+    }
+
+    // MARK: Directory
+
+    public func createUser(_ u: UserRecord) async throws {
+        try await run("""
+            INSERT INTO users(id, display_name, email, kind, disabled, created_at, updated_at)
+            VALUES (\(u.id.rawValue), \(u.displayName), \(u.email), \(u.kind.rawValue), \(u.disabled),
+                    \(StoreCoding.millis(u.createdAt)), \(StoreCoding.millis(u.updatedAt)))
+            """)
+    }
+
+    public func updateUser(_ u: UserRecord) async throws {
+        let changed = try await rows("""
+            UPDATE users SET display_name = \(u.displayName), email = \(u.email), kind = \(u.kind.rawValue),
+              disabled = \(u.disabled), created_at = \(StoreCoding.millis(u.createdAt)), updated_at = \(StoreCoding.millis(u.updatedAt))
+            WHERE id = \(u.id.rawValue) RETURNING 1
+            """, as: (Int.self))
+        if changed.isEmpty { throw StoreError(.notFound, "no user \(u.id)") }
+    }
+
+    private static let userColumns = "id, display_name, email, kind, disabled, created_at, updated_at"
+
+    private func users(_ q: PostgresQuery) async throws -> [UserRecord] {
+        try await rows(q, as: (String, String, String?, String, Bool, Int64, Int64).self).map { r in
+            guard let kind = UserKind(rawValue: r.3) else { throw StoreError(.corrupt, "unknown user kind \(r.3)") }
+            return UserRecord(id: UserID(r.0), displayName: r.1, email: r.2, kind: kind, disabled: r.4,
+                              createdAt: StoreCoding.date(millis: r.5), updatedAt: StoreCoding.date(millis: r.6))
+        }
+    }
+
+    public func user(_ id: UserID) async throws -> UserRecord? {
+        try await users("SELECT \(unescaped: Self.userColumns) FROM users WHERE id = \(id.rawValue)").first
+    }
+
+    public func listUsers() async throws -> [UserRecord] {
+        try await users("SELECT \(unescaped: Self.userColumns) FROM users ORDER BY id")
+    }
+
+    public func createGroup(_ g: GroupRecord) async throws {
+        try await run("INSERT INTO groups(id, display_name) VALUES (\(g.id.rawValue), \(g.displayName))")
+    }
+
+    public func listGroups() async throws -> [GroupRecord] {
+        try await rows("SELECT id, display_name FROM groups ORDER BY id", as: (String, String).self)
+            .map { GroupRecord(id: GroupID($0.0), displayName: $0.1) }
+    }
+
+    public func createRole(_ r: RoleRecord) async throws {
+        try await run("INSERT INTO roles(id, display_name, risk_tier) VALUES (\(r.id.rawValue), \(r.displayName), \(r.riskTier.rawValue))")
+    }
+
+    public func listRoles() async throws -> [RoleRecord] {
+        try await rows("SELECT id, display_name, risk_tier FROM roles ORDER BY id", as: (String, String, String).self).map { r in
+            guard let tier = RiskTier(rawValue: r.2) else { throw StoreError(.corrupt, "unknown risk tier \(r.2)") }
+            return RoleRecord(id: RoleID(r.0), displayName: r.1, riskTier: tier)
+        }
+    }
+
+    public func addMember(_ user: UserID, to group: GroupID) async throws {
+        try await run("""
+            INSERT INTO group_members(group_id, user_id) VALUES (\(group.rawValue), \(user.rawValue)) ON CONFLICT DO NOTHING
+            """)
+    }
+
+    public func removeMember(_ user: UserID, from group: GroupID) async throws {
+        try await run("DELETE FROM group_members WHERE group_id = \(group.rawValue) AND user_id = \(user.rawValue)")
+    }
+
+    public func groups(of user: UserID) async throws -> [GroupID] {
+        try await rows("SELECT group_id FROM group_members WHERE user_id = \(user.rawValue) ORDER BY group_id", as: (String.self))
+            .map(GroupID.init)
+    }
+
+    public func assignRole(_ role: RoleID, to user: UserID) async throws {
+        try await run("""
+            INSERT INTO role_assignments(role_id, user_id) VALUES (\(role.rawValue), \(user.rawValue)) ON CONFLICT DO NOTHING
+            """)
+    }
+
+    public func unassignRole(_ role: RoleID, from user: UserID) async throws {
+        try await run("DELETE FROM role_assignments WHERE role_id = \(role.rawValue) AND user_id = \(user.rawValue)")
+    }
+
+    public func roles(of user: UserID) async throws -> [RoleID] {
+        try await rows("SELECT role_id FROM role_assignments WHERE user_id = \(user.rawValue) ORDER BY role_id", as: (String.self))
+            .map(RoleID.init)
+    }
+
+    // MARK: Sessions
+
+    public func createSession(_ s: SessionRecord) async throws {
+        try await run("""
+            INSERT INTO sessions(id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
+                                 loa, amr, attributes, revoked_at, revoked_reason)
+            VALUES (\(s.idHash), \(s.userID.rawValue), \(StoreCoding.millis(s.createdAt)), \(StoreCoding.millis(s.lastSeenAt)),
+                    \(StoreCoding.millis(s.idleExpiresAt)), \(StoreCoding.millis(s.absoluteExpiresAt)), \(s.levelOfAssurance),
+                    \(StoreCoding.jsonArray(s.amr)), \(s.attributesJSON), \(s.revokedAt.map(StoreCoding.millis)), \(s.revokedReason))
+            """)
+    }
+
+    private static let sessionColumns = """
+        id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, loa, amr, attributes, revoked_at, revoked_reason
+        """
+
+    private func sessionRows(_ q: PostgresQuery) async throws -> [SessionRecord] {
+        try await rows(q, as: (String, String, Int64, Int64, Int64, Int64, Int, String, String, Int64?, String?).self).map { r in
+            SessionRecord(idHash: r.0, userID: UserID(r.1), createdAt: StoreCoding.date(millis: r.2),
+                          lastSeenAt: StoreCoding.date(millis: r.3), idleExpiresAt: StoreCoding.date(millis: r.4),
+                          absoluteExpiresAt: StoreCoding.date(millis: r.5), levelOfAssurance: r.6,
+                          amr: try StoreCoding.stringArray(r.7), attributesJSON: r.8,
+                          revokedAt: r.9.map(StoreCoding.date(millis:)), revokedReason: r.10)
+        }
+    }
+
+    public func session(idHash: String) async throws -> SessionRecord? {
+        try await sessionRows("SELECT \(unescaped: Self.sessionColumns) FROM sessions WHERE id_hash = \(idHash)").first
+    }
+
+    public func touchSession(idHash: String, lastSeenAt: Date, idleExpiresAt: Date) async throws -> Bool {
+        try await !rows("""
+            UPDATE sessions SET last_seen_at = \(StoreCoding.millis(lastSeenAt)), idle_expires_at = \(StoreCoding.millis(idleExpiresAt))
+            WHERE id_hash = \(idHash) RETURNING 1
+            """, as: (Int.self)).isEmpty
+    }
+
+    public func revokeSession(idHash: String, at: Date, reason: String) async throws -> Bool {
+        try await !rows("""
+            UPDATE sessions SET revoked_at = \(StoreCoding.millis(at)), revoked_reason = \(reason)
+            WHERE id_hash = \(idHash) AND revoked_at IS NULL RETURNING 1
+            """, as: (Int.self)).isEmpty
+    }
+
+    public func revokeSessions(of user: UserID, at: Date, reason: String) async throws -> Int {
+        try await rows("""
+            UPDATE sessions SET revoked_at = \(StoreCoding.millis(at)), revoked_reason = \(reason)
+            WHERE user_id = \(user.rawValue) AND revoked_at IS NULL RETURNING 1
+            """, as: (Int.self)).count
+    }
+
+    public func sessions(of user: UserID) async throws -> [SessionRecord] {
+        try await sessionRows("""
+            SELECT \(unescaped: Self.sessionColumns) FROM sessions WHERE user_id = \(user.rawValue)
+            ORDER BY created_at DESC, id_hash DESC
+            """)
+    }
+
+    public func deleteSessions(expiredBefore date: Date) async throws -> Int {
+        try await rows("DELETE FROM sessions WHERE absolute_expires_at < \(StoreCoding.millis(date)) RETURNING 1", as: (Int.self)).count
+    }
+
+    // MARK: Policies
+
+    public func savePolicy(_ id: PolicyID, text: String, author: String, comment: String, at: Date) async throws -> PolicyVersionRecord {
+        guard text.utf8.count <= InputLimits.maxPolicyTextBytes else {
+            throw StoreError(.invalidInput, "policy \(id) is larger than \(InputLimits.maxPolicyTextBytes) bytes")
+        }
+        // Two nodes saving the same document at once collide on the primary key; retry with the next version.
+        var attempt = 0
+        while true {
+            do {
+                let v = try await rows("""
+                    INSERT INTO policies(policy_id, version, text, author, comment, created_at)
+                    SELECT \(id.rawValue), COALESCE(MAX(version), 0) + 1, \(text), \(author), \(comment), \(StoreCoding.millis(at))
+                    FROM policies WHERE policy_id = \(id.rawValue)
+                    RETURNING version
+                    """, as: (Int.self))
+                guard let version = v.first else { throw StoreError(.backend, "policy insert returned no version") }
+                return PolicyVersionRecord(policyID: id, version: version, text: text, author: author, comment: comment, createdAt: at)
+            } catch let e as StoreError where e.code == .conflict && attempt < 5 {
+                attempt += 1
+            }
+        }
+    }
+
+    private func policyRows(_ q: PostgresQuery) async throws -> [PolicyVersionRecord] {
+        try await rows(q, as: (String, Int, String, String, String, Int64).self).map {
+            PolicyVersionRecord(policyID: PolicyID($0.0), version: $0.1, text: $0.2, author: $0.3, comment: $0.4,
+                                createdAt: StoreCoding.date(millis: $0.5))
+        }
+    }
+
+    public func currentPolicies() async throws -> [PolicyVersionRecord] {
+        try await policyRows("""
+            SELECT DISTINCT ON (policy_id) policy_id, version, text, author, comment, created_at
+            FROM policies ORDER BY policy_id, version DESC
+            """)
+    }
+
+    public func policyHistory(_ id: PolicyID) async throws -> [PolicyVersionRecord] {
+        try await policyRows("""
+            SELECT policy_id, version, text, author, comment, created_at FROM policies WHERE policy_id = \(id.rawValue) ORDER BY version
+            """)
+    }
+
+    // MARK: Applications
+
+    public func putApplication(_ a: ApplicationRecord) async throws {
+        try await run("""
+            INSERT INTO applications(id, display_name, host, path_prefix, upstreams, classification, scenario, updated_at)
+            VALUES (\(a.id.rawValue), \(a.displayName), \(a.host), \(a.pathPrefix), \(StoreCoding.jsonArray(a.upstreams)),
+                    \(a.classification), \(a.scenario), \(StoreCoding.millis(a.updatedAt)))
+            ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name, host = EXCLUDED.host,
+              path_prefix = EXCLUDED.path_prefix, upstreams = EXCLUDED.upstreams, classification = EXCLUDED.classification,
+              scenario = EXCLUDED.scenario, updated_at = EXCLUDED.updated_at
+            """)
+    }
+
+    private func applicationRows(_ q: PostgresQuery) async throws -> [ApplicationRecord] {
+        try await rows(q, as: (String, String, String, String, String, String, String?, Int64).self).map {
+            ApplicationRecord(id: ApplicationID($0.0), displayName: $0.1, host: $0.2, pathPrefix: $0.3,
+                              upstreams: try StoreCoding.stringArray($0.4), classification: $0.5, scenario: $0.6,
+                              updatedAt: StoreCoding.date(millis: $0.7))
+        }
+    }
+
+    private static let applicationColumns = "id, display_name, host, path_prefix, upstreams, classification, scenario, updated_at"
+
+    public func application(_ id: ApplicationID) async throws -> ApplicationRecord? {
+        try await applicationRows("SELECT \(unescaped: Self.applicationColumns) FROM applications WHERE id = \(id.rawValue)").first
+    }
+
+    public func listApplications() async throws -> [ApplicationRecord] {
+        try await applicationRows("SELECT \(unescaped: Self.applicationColumns) FROM applications ORDER BY id")
+    }
+
+    public func deleteApplication(_ id: ApplicationID) async throws -> Bool {
+        try await !rows("DELETE FROM applications WHERE id = \(id.rawValue) RETURNING 1", as: (Int.self)).isEmpty
+    }
+
+    // MARK: Events
+
+    public func appendEvents(_ events: [NewEvent], hasher: @escaping EventChainHasher) async throws -> [StoredEvent] {
+        for e in events where e.payloadJSON.utf8.count > InputLimits.maxEventPayloadBytes {
+            throw StoreError(.invalidInput, "event \(e.id) payload exceeds \(InputLimits.maxEventPayloadBytes) bytes")
+        }
+        let logger = self.logger
+        do {
+            return try await client.withTransaction(logger: logger) { tx in
+                // Serialise chain appends across every node sharing this database.
+                try await tx.query("SELECT pg_advisory_xact_lock(\(Self.eventChainLockKey))", logger: logger)
+                var previous = genesisEventHash
+                var sequence: Int64 = 0
+                for try await (seq, hash) in try await tx.query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", logger: logger)
+                    .decode((Int64, String).self) { sequence = seq; previous = hash }
+                var stored: [StoredEvent] = []
+                for e in events {
+                    sequence += 1
+                    let h = hasher(previous, e)
+                    try await tx.query("""
+                        INSERT INTO events(seq, id, time, class_uid, severity_id, user_id, payload, prev_hash, hash)
+                        VALUES (\(sequence), \(e.id.uuidString), \(StoreCoding.millis(e.time)), \(e.classUID), \(e.severityID),
+                                \(e.userID?.rawValue), \(e.payloadJSON), \(previous), \(h))
+                        """, logger: logger)
+                    stored.append(StoredEvent(sequence: sequence, event: e, previousHash: previous, hash: h))
+                    previous = h
+                }
+                return stored
+            }
+        } catch let e as PostgresTransactionError {
+            throw Self.map(e.closureError ?? e.commitError ?? e.beginError ?? e, url: url)
+        } catch {
+            throw Self.map(error, url: url)
+        }
+    }
+
+    private func eventRows(_ q: PostgresQuery) async throws -> [StoredEvent] {
+        try await rows(q, as: (Int64, String, Int64, Int, Int, String?, String, String, String).self).map { r in
+            guard let id = UUID(uuidString: r.1) else { throw StoreError(.corrupt, "event id \(r.1) is not a UUID") }
+            let e = NewEvent(id: id, time: StoreCoding.date(millis: r.2), classUID: r.3, severityID: r.4,
+                             userID: r.5.map(UserID.init), payloadJSON: r.6)
+            return StoredEvent(sequence: r.0, event: e, previousHash: r.7, hash: r.8)
+        }
+    }
+
+    private static let eventColumns = "seq, id, time, class_uid, severity_id, user_id, payload, prev_hash, hash"
+
+    public func events(after sequence: Int64, limit: Int) async throws -> [StoredEvent] {
+        try await eventRows("SELECT \(unescaped: Self.eventColumns) FROM events WHERE seq > \(sequence) ORDER BY seq LIMIT \(max(0, limit))")
+    }
+
+    public func lastEvent() async throws -> StoredEvent? {
+        try await eventRows("SELECT \(unescaped: Self.eventColumns) FROM events ORDER BY seq DESC LIMIT 1").first
+    }
+
+    public func eventCount() async throws -> Int {
+        try await rows("SELECT COUNT(*)::BIGINT FROM events", as: (Int.self)).first ?? 0
+    }
+
+    // MARK: Enrolment tokens
+
+    public func createEnrolmentToken(_ t: EnrolmentTokenRecord) async throws {
+        try await run("""
+            INSERT INTO enrolment_tokens(token_hash, user_id, purpose, created_at, expires_at, used_at)
+            VALUES (\(t.tokenHash), \(t.userID.rawValue), \(t.purpose), \(StoreCoding.millis(t.createdAt)),
+                    \(StoreCoding.millis(t.expiresAt)), \(t.usedAt.map(StoreCoding.millis)))
+            """)
+    }
+
+    public func enrolmentToken(hash: String) async throws -> EnrolmentTokenRecord? {
+        try await rows("""
+            SELECT token_hash, user_id, purpose, created_at, expires_at, used_at FROM enrolment_tokens WHERE token_hash = \(hash)
+            """, as: (String, String, String, Int64, Int64, Int64?).self).first.map {
+            EnrolmentTokenRecord(tokenHash: $0.0, userID: UserID($0.1), purpose: $0.2, createdAt: StoreCoding.date(millis: $0.3),
+                                 expiresAt: StoreCoding.date(millis: $0.4), usedAt: $0.5.map(StoreCoding.date(millis:)))
+        }
+    }
+
+    public func consumeEnrolmentToken(hash: String, at: Date) async throws -> Bool {
+        try await !rows("""
+            UPDATE enrolment_tokens SET used_at = \(StoreCoding.millis(at))
+            WHERE token_hash = \(hash) AND used_at IS NULL AND expires_at > \(StoreCoding.millis(at)) RETURNING 1
+            """, as: (Int.self)).isEmpty
+    }
+}

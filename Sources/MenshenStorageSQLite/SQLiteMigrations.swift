@@ -1,0 +1,65 @@
+import MenshenStorage
+
+/// The SQLite schema, as an ordered list of migrations. Never edit a released
+/// migration: add a new one. Times are INTEGER milliseconds since the epoch.
+public enum SQLiteMigrations {
+    public static let all: [Migration] = [
+        Migration(version: 1, name: "directory, sessions, policies, applications, enrolment tokens", statements: [
+            """
+            CREATE TABLE users (
+              id TEXT PRIMARY KEY, display_name TEXT NOT NULL, email TEXT, kind TEXT NOT NULL,
+              disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)
+            """,
+            "CREATE TABLE groups (id TEXT PRIMARY KEY, display_name TEXT NOT NULL)",
+            "CREATE TABLE roles (id TEXT PRIMARY KEY, display_name TEXT NOT NULL, risk_tier TEXT NOT NULL)",
+            """
+            CREATE TABLE group_members (
+              group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+              user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+              PRIMARY KEY (group_id, user_id))
+            """,
+            """
+            CREATE TABLE role_assignments (
+              role_id TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+              user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+              PRIMARY KEY (role_id, user_id))
+            """,
+            """
+            CREATE TABLE sessions (
+              id_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+              created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, idle_expires_at INTEGER NOT NULL,
+              absolute_expires_at INTEGER NOT NULL, loa INTEGER NOT NULL, amr TEXT NOT NULL, attributes TEXT NOT NULL,
+              revoked_at INTEGER, revoked_reason TEXT)
+            """,
+            "CREATE INDEX sessions_user ON sessions(user_id)",
+            """
+            CREATE TABLE policies (
+              policy_id TEXT NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL, author TEXT NOT NULL,
+              comment TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (policy_id, version))
+            """,
+            """
+            CREATE TABLE applications (
+              id TEXT PRIMARY KEY, display_name TEXT NOT NULL, host TEXT NOT NULL, path_prefix TEXT NOT NULL,
+              upstreams TEXT NOT NULL, classification TEXT NOT NULL, scenario TEXT, updated_at INTEGER NOT NULL)
+            """,
+            """
+            CREATE TABLE enrolment_tokens (
+              token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+              purpose TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER)
+            """,
+        ]),
+        Migration(version: 2, name: "append-only event log with hash chain", statements: [
+            """
+            CREATE TABLE events (
+              seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, time INTEGER NOT NULL, class_uid INTEGER NOT NULL,
+              severity_id INTEGER NOT NULL, user_id TEXT, payload TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)
+            """,
+            "CREATE INDEX events_time ON events(time)",
+            "CREATE INDEX events_user ON events(user_id, time)",
+            // Append-only: the database itself refuses edits and deletions of
+            // event rows (retention pruning will go through a dedicated, audited path).
+            "CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
+            "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
+        ]),
+    ]
+}

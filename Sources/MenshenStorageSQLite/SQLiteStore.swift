@@ -1,0 +1,469 @@
+/// MenshenStorageSQLite — the embedded default store: one SQLite file in WAL
+/// mode, through GRDB. Implements every `MenshenStore` protocol and passes the
+/// store conformance suite.
+import Foundation
+import GRDB
+import MenshenCore
+import MenshenStorage
+
+/// A `MenshenStore` on a single SQLite file.
+public final class SQLiteStore: MenshenStore {
+    public let path: String
+    private let pool: DatabasePool
+    public var backendName: String { "sqlite" }
+
+    /// Opens (creating if needed) the database at `path` and applies pending
+    /// migrations. A database newer than `migrations`, a corrupt or locked
+    /// file throws a `StoreError` naming the file; nothing is written then.
+    ///
+    /// - Parameters:
+    ///   - migrations: the migrations to apply; tests pass a prefix to create older databases.
+    ///   - busyTimeout: how long to wait for another process' lock before failing.
+    public init(path: String, migrations: [Migration] = SQLiteMigrations.all, busyTimeout: TimeInterval = 5) throws {
+        self.path = path
+        var config = Configuration()
+        config.busyMode = .timeout(busyTimeout)
+        config.foreignKeysEnabled = true
+        config.label = "menshen"
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+        } catch {
+            throw Self.map(error, path: path)
+        }
+        do {
+            try Self.migrate(pool, migrations: migrations, path: path)
+        } catch {
+            try? pool.close()
+            throw error
+        }
+    }
+
+    static func map(_ error: any Error, path: String) -> StoreError {
+        if let e = error as? StoreError { return e }
+        guard let db = error as? DatabaseError else {
+            return StoreError(.backend, "\(path): \(error)")
+        }
+        switch db.resultCode {
+        case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+            return StoreError(.corrupt, "\(path): not a Menshen database or damaged (\(db.message ?? "SQLITE_CORRUPT"))")
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return StoreError(.unavailable, "\(path): database is locked by another process")
+        case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_READONLY, .SQLITE_AUTH:
+            return StoreError(.unavailable, "\(path): cannot open database (\(db.message ?? "permission denied"))")
+        case .SQLITE_CONSTRAINT:
+            return StoreError(.conflict, "\(path): \(db.message ?? "constraint violated")")
+        default:
+            return StoreError(.backend, "\(path): \(db.message ?? "\(db.resultCode)")")
+        }
+    }
+
+    private static func migrate(_ pool: DatabasePool, migrations: [Migration], path: String) throws {
+        do {
+            try pool.write { db in
+                try db.execute(sql: """
+                    CREATE TABLE IF NOT EXISTS menshen_schema_migrations (
+                      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)
+                    """)
+            }
+            let current = try pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(version), 0) FROM menshen_schema_migrations") ?? 0
+            }
+            switch MigrationPlan.plan(current: current, known: migrations) {
+            case .upToDate: return
+            case .tooNew(let database, let known):
+                throw MigrationPlan.tooNewError(database: database, known: known, location: path)
+            case .apply(let versions):
+                for v in versions {
+                    guard let m = migrations.first(where: { $0.version == v }) else { continue }
+                    try pool.write { db in
+                        for s in m.statements { try db.execute(sql: s) }
+                        try db.execute(sql: "INSERT INTO menshen_schema_migrations(version, name, applied_at) VALUES (?, ?, ?)",
+                                       arguments: [m.version, m.name, StoreCoding.millis(Date())])
+                    }
+                }
+            }
+        } catch {
+            throw map(error, path: path)
+        }
+    }
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do { return try await pool.read(body) } catch { throw Self.map(error, path: path) }
+    }
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do { return try await pool.write(body) } catch { throw Self.map(error, path: path) }
+    }
+
+    public func ping() async throws { _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") } }
+
+    public func schemaVersion() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(version), 0) FROM menshen_schema_migrations") ?? 0 }
+    }
+
+    public func close() async throws {
+        do { try pool.close() } catch { throw Self.map(error, path: path) }
+    }
+
+    // MARK: Directory
+
+    public func createUser(_ u: UserRecord) async throws {
+        try await write { db in
+            if try Self.exists(db, "SELECT 1 FROM users WHERE id = ?", [u.id.rawValue]) {
+                throw StoreError(.conflict, "user \(u.id) exists")
+            }
+            try db.execute(sql: """
+                INSERT INTO users(id, display_name, email, kind, disabled, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [u.id.rawValue, u.displayName, u.email, u.kind.rawValue, u.disabled,
+                                 StoreCoding.millis(u.createdAt), StoreCoding.millis(u.updatedAt)])
+        }
+    }
+
+    public func updateUser(_ u: UserRecord) async throws {
+        try await write { db in
+            try db.execute(sql: """
+                UPDATE users SET display_name = ?, email = ?, kind = ?, disabled = ?, created_at = ?, updated_at = ?
+                WHERE id = ?
+                """, arguments: [u.displayName, u.email, u.kind.rawValue, u.disabled,
+                                 StoreCoding.millis(u.createdAt), StoreCoding.millis(u.updatedAt), u.id.rawValue])
+            if db.changesCount == 0 { throw StoreError(.notFound, "no user \(u.id)") }
+        }
+    }
+
+    public func user(_ id: UserID) async throws -> UserRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id.rawValue]).map(Self.userRecord) }
+    }
+
+    public func listUsers() async throws -> [UserRecord] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY id").map(Self.userRecord) }
+    }
+
+    static func userRecord(_ r: Row) throws -> UserRecord {
+        let kindRaw: String = try r.decode(forColumn: "kind")
+        guard let kind = UserKind(rawValue: kindRaw) else { throw StoreError(.corrupt, "unknown user kind \(kindRaw)") }
+        return UserRecord(id: UserID(try r.decode(forColumn: "id")), displayName: try r.decode(forColumn: "display_name"),
+                          email: try r.decode(forColumn: "email"), kind: kind, disabled: try r.decode(forColumn: "disabled"),
+                          createdAt: StoreCoding.date(millis: try r.decode(forColumn: "created_at")),
+                          updatedAt: StoreCoding.date(millis: try r.decode(forColumn: "updated_at")))
+    }
+
+    static func exists(_ db: Database, _ sql: String, _ args: StatementArguments) throws -> Bool {
+        try Int.fetchOne(db, sql: sql, arguments: args) != nil
+    }
+
+    public func createGroup(_ g: GroupRecord) async throws {
+        try await write { db in
+            if try Self.exists(db, "SELECT 1 FROM groups WHERE id = ?", [g.id.rawValue]) {
+                throw StoreError(.conflict, "group \(g.id) exists")
+            }
+            try db.execute(sql: "INSERT INTO groups(id, display_name) VALUES (?, ?)", arguments: [g.id.rawValue, g.displayName])
+        }
+    }
+
+    public func listGroups() async throws -> [GroupRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT id, display_name FROM groups ORDER BY id").map {
+                GroupRecord(id: GroupID(try $0.decode(atIndex: 0)), displayName: try $0.decode(atIndex: 1))
+            }
+        }
+    }
+
+    public func createRole(_ r: RoleRecord) async throws {
+        try await write { db in
+            if try Self.exists(db, "SELECT 1 FROM roles WHERE id = ?", [r.id.rawValue]) {
+                throw StoreError(.conflict, "role \(r.id) exists")
+            }
+            try db.execute(sql: "INSERT INTO roles(id, display_name, risk_tier) VALUES (?, ?, ?)",
+                           arguments: [r.id.rawValue, r.displayName, r.riskTier.rawValue])
+        }
+    }
+
+    public func listRoles() async throws -> [RoleRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT id, display_name, risk_tier FROM roles ORDER BY id").map { row in
+                let tierRaw: String = try row.decode(atIndex: 2)
+                guard let tier = RiskTier(rawValue: tierRaw) else { throw StoreError(.corrupt, "unknown risk tier \(tierRaw)") }
+                return RoleRecord(id: RoleID(try row.decode(atIndex: 0)), displayName: try row.decode(atIndex: 1), riskTier: tier)
+            }
+        }
+    }
+
+    public func addMember(_ user: UserID, to group: GroupID) async throws {
+        try await write { db in
+            guard try Self.exists(db, "SELECT 1 FROM users WHERE id = ?", [user.rawValue]) else { throw StoreError(.notFound, "no user \(user)") }
+            guard try Self.exists(db, "SELECT 1 FROM groups WHERE id = ?", [group.rawValue]) else { throw StoreError(.notFound, "no group \(group)") }
+            try db.execute(sql: "INSERT OR IGNORE INTO group_members(group_id, user_id) VALUES (?, ?)", arguments: [group.rawValue, user.rawValue])
+        }
+    }
+
+    public func removeMember(_ user: UserID, from group: GroupID) async throws {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM group_members WHERE group_id = ? AND user_id = ?", arguments: [group.rawValue, user.rawValue])
+        }
+    }
+
+    public func groups(of user: UserID) async throws -> [GroupID] {
+        try await read { db in
+            try String.fetchAll(db, sql: "SELECT group_id FROM group_members WHERE user_id = ? ORDER BY group_id", arguments: [user.rawValue]).map(GroupID.init)
+        }
+    }
+
+    public func assignRole(_ role: RoleID, to user: UserID) async throws {
+        try await write { db in
+            guard try Self.exists(db, "SELECT 1 FROM users WHERE id = ?", [user.rawValue]) else { throw StoreError(.notFound, "no user \(user)") }
+            guard try Self.exists(db, "SELECT 1 FROM roles WHERE id = ?", [role.rawValue]) else { throw StoreError(.notFound, "no role \(role)") }
+            try db.execute(sql: "INSERT OR IGNORE INTO role_assignments(role_id, user_id) VALUES (?, ?)", arguments: [role.rawValue, user.rawValue])
+        }
+    }
+
+    public func unassignRole(_ role: RoleID, from user: UserID) async throws {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM role_assignments WHERE role_id = ? AND user_id = ?", arguments: [role.rawValue, user.rawValue])
+        }
+    }
+
+    public func roles(of user: UserID) async throws -> [RoleID] {
+        try await read { db in
+            try String.fetchAll(db, sql: "SELECT role_id FROM role_assignments WHERE user_id = ? ORDER BY role_id", arguments: [user.rawValue]).map(RoleID.init)
+        }
+    }
+
+    // MARK: Sessions
+
+    public func createSession(_ s: SessionRecord) async throws {
+        try await write { db in
+            guard try Self.exists(db, "SELECT 1 FROM users WHERE id = ?", [s.userID.rawValue]) else { throw StoreError(.notFound, "no user \(s.userID)") }
+            if try Self.exists(db, "SELECT 1 FROM sessions WHERE id_hash = ?", [s.idHash]) { throw StoreError(.conflict, "session exists") }
+            try db.execute(sql: """
+                INSERT INTO sessions(id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
+                                     loa, amr, attributes, revoked_at, revoked_reason)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [s.idHash, s.userID.rawValue, StoreCoding.millis(s.createdAt), StoreCoding.millis(s.lastSeenAt),
+                                 StoreCoding.millis(s.idleExpiresAt), StoreCoding.millis(s.absoluteExpiresAt), s.levelOfAssurance,
+                                 StoreCoding.jsonArray(s.amr), s.attributesJSON, s.revokedAt.map(StoreCoding.millis), s.revokedReason])
+        }
+    }
+
+    static func sessionRecord(_ r: Row) throws -> SessionRecord {
+        let revoked: Int64? = try r.decode(forColumn: "revoked_at")
+        return SessionRecord(
+            idHash: try r.decode(forColumn: "id_hash"), userID: UserID(try r.decode(forColumn: "user_id")),
+            createdAt: StoreCoding.date(millis: try r.decode(forColumn: "created_at")),
+            lastSeenAt: StoreCoding.date(millis: try r.decode(forColumn: "last_seen_at")),
+            idleExpiresAt: StoreCoding.date(millis: try r.decode(forColumn: "idle_expires_at")),
+            absoluteExpiresAt: StoreCoding.date(millis: try r.decode(forColumn: "absolute_expires_at")),
+            levelOfAssurance: try r.decode(forColumn: "loa"), amr: try StoreCoding.stringArray(try r.decode(forColumn: "amr")),
+            attributesJSON: try r.decode(forColumn: "attributes"), revokedAt: revoked.map(StoreCoding.date(millis:)),
+            revokedReason: try r.decode(forColumn: "revoked_reason"))
+    }
+
+    public func session(idHash: String) async throws -> SessionRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id_hash = ?", arguments: [idHash]).map(Self.sessionRecord) }
+    }
+
+    public func touchSession(idHash: String, lastSeenAt: Date, idleExpiresAt: Date) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id_hash = ?",
+                           arguments: [StoreCoding.millis(lastSeenAt), StoreCoding.millis(idleExpiresAt), idHash])
+            return db.changesCount > 0
+        }
+    }
+
+    public func revokeSession(idHash: String, at: Date, reason: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id_hash = ? AND revoked_at IS NULL",
+                           arguments: [StoreCoding.millis(at), reason, idHash])
+            return db.changesCount > 0
+        }
+    }
+
+    public func revokeSessions(of user: UserID, at: Date, reason: String) async throws -> Int {
+        try await write { db in
+            try db.execute(sql: "UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND revoked_at IS NULL",
+                           arguments: [StoreCoding.millis(at), reason, user.rawValue])
+            return db.changesCount
+        }
+    }
+
+    public func sessions(of user: UserID) async throws -> [SessionRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id_hash DESC",
+                             arguments: [user.rawValue]).map(Self.sessionRecord)
+        }
+    }
+
+    public func deleteSessions(expiredBefore date: Date) async throws -> Int {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM sessions WHERE absolute_expires_at < ?", arguments: [StoreCoding.millis(date)])
+            return db.changesCount
+        }
+    }
+
+    // MARK: Policies
+
+    public func savePolicy(_ id: PolicyID, text: String, author: String, comment: String, at: Date) async throws -> PolicyVersionRecord {
+        guard text.utf8.count <= InputLimits.maxPolicyTextBytes else {
+            throw StoreError(.invalidInput, "policy \(id) is larger than \(InputLimits.maxPolicyTextBytes) bytes")
+        }
+        return try await write { db in
+            let last = try Int.fetchOne(db, sql: "SELECT MAX(version) FROM policies WHERE policy_id = ?", arguments: [id.rawValue]) ?? 0
+            let record = PolicyVersionRecord(policyID: id, version: last + 1, text: text, author: author, comment: comment, createdAt: at)
+            try db.execute(sql: "INSERT INTO policies(policy_id, version, text, author, comment, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [id.rawValue, record.version, text, author, comment, StoreCoding.millis(at)])
+            return record
+        }
+    }
+
+    static func policyRecord(_ r: Row) throws -> PolicyVersionRecord {
+        PolicyVersionRecord(policyID: PolicyID(try r.decode(forColumn: "policy_id")), version: try r.decode(forColumn: "version"),
+                            text: try r.decode(forColumn: "text"), author: try r.decode(forColumn: "author"),
+                            comment: try r.decode(forColumn: "comment"),
+                            createdAt: StoreCoding.date(millis: try r.decode(forColumn: "created_at")))
+    }
+
+    public func currentPolicies() async throws -> [PolicyVersionRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT p.* FROM policies p
+                JOIN (SELECT policy_id, MAX(version) AS v FROM policies GROUP BY policy_id) m
+                  ON p.policy_id = m.policy_id AND p.version = m.v
+                ORDER BY p.policy_id
+                """).map(Self.policyRecord)
+        }
+    }
+
+    public func policyHistory(_ id: PolicyID) async throws -> [PolicyVersionRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM policies WHERE policy_id = ? ORDER BY version", arguments: [id.rawValue]).map(Self.policyRecord)
+        }
+    }
+
+    // MARK: Applications
+
+    public func putApplication(_ a: ApplicationRecord) async throws {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO applications(id, display_name, host, path_prefix, upstreams, classification, scenario, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name, host = excluded.host,
+                  path_prefix = excluded.path_prefix, upstreams = excluded.upstreams,
+                  classification = excluded.classification, scenario = excluded.scenario, updated_at = excluded.updated_at
+                """, arguments: [a.id.rawValue, a.displayName, a.host, a.pathPrefix, StoreCoding.jsonArray(a.upstreams),
+                                 a.classification, a.scenario, StoreCoding.millis(a.updatedAt)])
+        }
+    }
+
+    static func applicationRecord(_ r: Row) throws -> ApplicationRecord {
+        ApplicationRecord(id: ApplicationID(try r.decode(forColumn: "id")), displayName: try r.decode(forColumn: "display_name"),
+                          host: try r.decode(forColumn: "host"), pathPrefix: try r.decode(forColumn: "path_prefix"),
+                          upstreams: try StoreCoding.stringArray(try r.decode(forColumn: "upstreams")),
+                          classification: try r.decode(forColumn: "classification"), scenario: try r.decode(forColumn: "scenario"),
+                          updatedAt: StoreCoding.date(millis: try r.decode(forColumn: "updated_at")))
+    }
+
+    public func application(_ id: ApplicationID) async throws -> ApplicationRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM applications WHERE id = ?", arguments: [id.rawValue]).map(Self.applicationRecord) }
+    }
+
+    public func listApplications() async throws -> [ApplicationRecord] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM applications ORDER BY id").map(Self.applicationRecord) }
+    }
+
+    public func deleteApplication(_ id: ApplicationID) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM applications WHERE id = ?", arguments: [id.rawValue])
+            return db.changesCount > 0
+        }
+    }
+
+    // MARK: Events
+
+    public func appendEvents(_ events: [NewEvent], hasher: @escaping EventChainHasher) async throws -> [StoredEvent] {
+        for e in events where e.payloadJSON.utf8.count > InputLimits.maxEventPayloadBytes {
+            throw StoreError(.invalidInput, "event \(e.id) payload exceeds \(InputLimits.maxEventPayloadBytes) bytes")
+        }
+        // SQLite serialises writers; the write transaction makes the chain head read and the appends atomic.
+        return try await write { db in
+            let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+            var previous: String = try head?.decode(atIndex: 1) ?? genesisEventHash
+            var sequence: Int64 = try head?.decode(atIndex: 0) ?? 0
+            var stored: [StoredEvent] = []
+            for e in events {
+                if try Self.exists(db, "SELECT 1 FROM events WHERE id = ?", [e.id.uuidString]) {
+                    throw StoreError(.conflict, "event \(e.id) already stored")
+                }
+                sequence += 1
+                let h = hasher(previous, e)
+                try db.execute(sql: """
+                    INSERT INTO events(seq, id, time, class_uid, severity_id, user_id, payload, prev_hash, hash)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [sequence, e.id.uuidString, StoreCoding.millis(e.time), e.classUID, e.severityID,
+                                     e.userID?.rawValue, e.payloadJSON, previous, h])
+                stored.append(StoredEvent(sequence: sequence, event: e, previousHash: previous, hash: h))
+                previous = h
+            }
+            return stored
+        }
+    }
+
+    static func storedEvent(_ r: Row) throws -> StoredEvent {
+        let idText: String = try r.decode(forColumn: "id")
+        guard let id = UUID(uuidString: idText) else { throw StoreError(.corrupt, "event id \(idText) is not a UUID") }
+        let user: String? = try r.decode(forColumn: "user_id")
+        let e = NewEvent(id: id, time: StoreCoding.date(millis: try r.decode(forColumn: "time")), classUID: try r.decode(forColumn: "class_uid"),
+                         severityID: try r.decode(forColumn: "severity_id"), userID: user.map(UserID.init),
+                         payloadJSON: try r.decode(forColumn: "payload"))
+        return StoredEvent(sequence: try r.decode(forColumn: "seq"), event: e, previousHash: try r.decode(forColumn: "prev_hash"),
+                           hash: try r.decode(forColumn: "hash"))
+    }
+
+    public func events(after sequence: Int64, limit: Int) async throws -> [StoredEvent] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [sequence, max(0, limit)])
+                .map(Self.storedEvent)
+        }
+    }
+
+    public func lastEvent() async throws -> StoredEvent? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM events ORDER BY seq DESC LIMIT 1").map(Self.storedEvent) }
+    }
+
+    public func eventCount() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? 0 }
+    }
+
+    // MARK: Enrolment tokens
+
+    public func createEnrolmentToken(_ t: EnrolmentTokenRecord) async throws {
+        try await write { db in
+            guard try Self.exists(db, "SELECT 1 FROM users WHERE id = ?", [t.userID.rawValue]) else { throw StoreError(.notFound, "no user \(t.userID)") }
+            if try Self.exists(db, "SELECT 1 FROM enrolment_tokens WHERE token_hash = ?", [t.tokenHash]) { throw StoreError(.conflict, "token exists") }
+            try db.execute(sql: """
+                INSERT INTO enrolment_tokens(token_hash, user_id, purpose, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [t.tokenHash, t.userID.rawValue, t.purpose, StoreCoding.millis(t.createdAt),
+                                 StoreCoding.millis(t.expiresAt), t.usedAt.map(StoreCoding.millis)])
+        }
+    }
+
+    public func enrolmentToken(hash: String) async throws -> EnrolmentTokenRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM enrolment_tokens WHERE token_hash = ?", arguments: [hash]).map { r in
+                let used: Int64? = try r.decode(forColumn: "used_at")
+                return EnrolmentTokenRecord(tokenHash: try r.decode(forColumn: "token_hash"), userID: UserID(try r.decode(forColumn: "user_id")),
+                                            purpose: try r.decode(forColumn: "purpose"),
+                                            createdAt: StoreCoding.date(millis: try r.decode(forColumn: "created_at")),
+                                            expiresAt: StoreCoding.date(millis: try r.decode(forColumn: "expires_at")),
+                                            usedAt: used.map(StoreCoding.date(millis:)))
+            }
+        }
+    }
+
+    public func consumeEnrolmentToken(hash: String, at: Date) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "UPDATE enrolment_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
+                           arguments: [StoreCoding.millis(at), hash, StoreCoding.millis(at)])
+            return db.changesCount > 0
+        }
+    }
+}
