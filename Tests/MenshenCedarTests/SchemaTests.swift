@@ -159,6 +159,8 @@ struct SchemaTests {
         "entity A; namespace N { entity A; }",
         "entity A in [Nope];",
         "entity A = { x: Boolean };",
+        "entity Action;",
+        "namespace N { entity A; } namespace N { entity B; }",
         "entity A = { \"\\q\": Long };",
     ])
     func semanticErrors(text: String) {
@@ -174,6 +176,12 @@ struct SchemaTests {
         }
         if case .success = Schema.parse(json: "{\"\": {\"entityTypes\": {\"A\": {\"shape\": 5}}}}") { Issue.record("expected failure") }
         if case .success = Schema.parse(json: "[") { Issue.record("expected failure") }
+    }
+
+    @Test("A repeated attribute replaces the earlier declaration, as in Cedar")
+    func repeatedAttribute() throws {
+        let s = try parseCedar("entity A = { a?: String, a: Long };")
+        #expect(s.entityTypes[Name(qualified: "A")]?.attributes.attributes["a"] == AttributeType(type: .long, required: true))
     }
 
     @Test("Escapes in quoted names are decoded")

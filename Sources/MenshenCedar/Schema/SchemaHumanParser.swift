@@ -288,6 +288,9 @@ struct SchemaHumanParser {
                     throw schemaError("the name `\(p.text)` contains `__cedar`, which is reserved", p.location)
                 }
                 try expectPunct("{")
+                if namespaces.contains(where: { $0.path == p.components }) {
+                    throw schemaError("duplicate namespace `\(p.text)`", p.location)
+                }
                 var ns = RawNamespace(path: p.components, location: start)
                 while !isPunct("}") {
                     if case .eof = current.kind { throw unexpected("`}`") }
@@ -507,7 +510,8 @@ struct SchemaHumanParser {
             if isPunct("?") { advance(); required = false }
             try expectPunct(":")
             let t = try type()
-            if !seen.insert(n).inserted { throw schemaError("duplicate attribute `\(n)`", l) }
+            // As in Cedar, a repeated attribute name replaces the earlier declaration.
+            if !seen.insert(n).inserted { out.removeAll { $0.name == n } }
             out.append(RawAttribute(name: n, type: t, required: required, location: l))
             if isPunct(",") { advance() } else { break }
         }

@@ -135,7 +135,7 @@ enum SchemaJSONParser {
                 decl.principalTypes = ps
                 decl.resourceTypes = rs
             case "attributes":
-                if x != .null, let o = x.objectValue, !o.isEmpty { throw fail(path + ".attributes", "action attributes are not supported") }
+                throw fail(path + ".attributes", "action attributes are not supported")
             default: try annotationsOK(x, path + "." + k)
             }
         }

@@ -40,6 +40,7 @@ enum SchemaResolver {
             }
             for e in ns.entities {
                 if e.name == "__cedar" { throw schemaError("`__cedar` is reserved and cannot be an entity type name", e.location) }
+                if e.name == "Action" { throw schemaError("entity type `Action` declared in the entity types; actions are declared with `action`", e.location) }
                 let q = qualify(ns.path, e.name)
                 if entityDecls[q] != nil { throw schemaError("duplicate entity type declaration `\(q)`", e.location) }
                 entityDecls[q] = (e, ns.path)
