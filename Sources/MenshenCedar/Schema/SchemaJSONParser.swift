@@ -60,7 +60,14 @@ enum SchemaJSONParser {
         for (nsName, nsVal) in try members(json, "$") {
             let path = nsName.isEmpty ? [] : try rawPath(nsName, nsName).components
             var ns = RawNamespace(path: path)
-            for (k, v) in try object(nsVal, nsName, allowed: ["entityTypes", "actions", "commonTypes", "annotations"]) {
+            let nsMembers = try object(nsVal, nsName, allowed: ["entityTypes", "actions", "commonTypes", "annotations"])
+            for required in ["entityTypes", "actions"] where !nsMembers.contains(where: { $0.key == required }) {
+                throw fail(nsName, "missing field `\(required)`")
+            }
+            if nsName.isEmpty && nsMembers.contains(where: { $0.key == "annotations" }) {
+                throw fail(nsName, "annotations are not allowed on the empty namespace")
+            }
+            for (k, v) in nsMembers {
                 let p = nsName + "." + k
                 switch k {
                 case "entityTypes":
@@ -105,6 +112,7 @@ enum SchemaJSONParser {
         for (k, x) in try object(v, path, allowed: ["memberOf", "appliesTo", "attributes", "annotations"]) {
             switch k {
             case "memberOf":
+                if x == .null { continue }
                 guard let arr = x.arrayValue else { throw fail(path + ".memberOf", "expected an array") }
                 for m in arr {
                     var id: String?
@@ -132,10 +140,13 @@ enum SchemaJSONParser {
                         decl.context = try type(av, p, depth: 0, allowAnnotations: false)
                     }
                 }
+                for required in ["principalTypes", "resourceTypes"] where x[required] == nil {
+                    throw fail(path + ".appliesTo", "missing field `\(required)`")
+                }
                 decl.principalTypes = ps
                 decl.resourceTypes = rs
             case "attributes":
-                throw fail(path + ".attributes", "action attributes are not supported")
+                if x != .null { throw fail(path + ".attributes", "action attributes are not supported") }
             default: try annotationsOK(x, path + "." + k)
             }
         }
