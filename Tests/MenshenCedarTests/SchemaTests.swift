@@ -178,6 +178,27 @@ struct SchemaTests {
         if case .success = Schema.parse(json: "[") { Issue.record("expected failure") }
     }
 
+    @Test("JSON schemas are checked like Cedar does", arguments: [
+        #"{"": {"entityTypes": {}}}"#,
+        #"{"": {"entityTypes": {}, "actions": {}, "annotations": {"doc": "x"}}}"#,
+        #"{"": {"entityTypes": {"A": {"shape": {"type": "Record", "attributes": {}, "additionalAttributes": true}}}, "actions": {}}}"#,
+        #"{"": {"entityTypes": {"A": {"enum": ["a"], "memberOfTypes": []}}, "actions": {}}}"#,
+        #"{"": {"entityTypes": {"A": {}}, "actions": {"r": {"appliesTo": {"principalTypes": ["A"]}}}}}"#,
+        #"{"": {"entityTypes": {"A": {}}, "actions": {"r": {"attributes": {}}}}}"#,
+        #"{"": {"entityTypes": {"A": {"shape": {"type": "Record"}}}, "actions": {}}}"#,
+        #"{"": {"entityTypes": {"A": {"shape": {"type": "Extension", "name": "nope"}}}, "actions": {}}}"#,
+        #"{"": {"entityTypes": {"A": {}}, "actions": {}, "bogus": 1}}"#,
+    ])
+    func jsonErrors(text: String) {
+        if case .success = Schema.parse(json: text) { Issue.record("expected an error for \(text)") }
+    }
+
+    @Test("JSON schemas accept null for optional action fields")
+    func jsonNulls() throws {
+        let s = try parseJSON(#"{"": {"entityTypes": {"A": {}}, "actions": {"r": {"memberOf": null, "appliesTo": null, "attributes": null}}}}"#)
+        #expect(s.actions[EntityUID("Action", "r")]?.principalTypes == [])
+    }
+
     @Test("A repeated attribute replaces the earlier declaration, as in Cedar")
     func repeatedAttribute() throws {
         let s = try parseCedar("entity A = { a?: String, a: Long };")

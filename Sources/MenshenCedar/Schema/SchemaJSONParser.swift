@@ -91,7 +91,12 @@ enum SchemaJSONParser {
     static func entity(_ name: String, _ v: JSONValue, _ path: String) throws -> RawEntityDecl {
         guard Name.isIdentifier(name), !cedarReservedIdentifiers.contains(name) else { throw fail(path, "invalid entity type name `\(name)`") }
         var decl = RawEntityDecl(name: name, memberOf: [], shape: .record(RawRecord(attributes: [], open: false)), tags: nil, enumChoices: nil)
-        for (k, x) in try object(v, path, allowed: ["memberOfTypes", "shape", "tags", "enum", "annotations"]) {
+        let fields = try object(v, path, allowed: ["memberOfTypes", "shape", "tags", "enum", "annotations"])
+        if fields.contains(where: { $0.key == "enum" }),
+           let extra = fields.first(where: { $0.key != "enum" && $0.key != "annotations" }) {
+            throw fail(path, "unexpected field `\(extra.key)` in an enumerated entity type")
+        }
+        for (k, x) in fields {
             switch k {
             case "memberOfTypes":
                 guard let arr = x.arrayValue else { throw fail(path + ".memberOfTypes", "expected an array") }
@@ -190,6 +195,8 @@ enum SchemaJSONParser {
             var open = false
             if let ad = v["additionalAttributes"] {
                 guard case .bool(let b) = ad else { throw fail(path, "`additionalAttributes` must be a boolean") }
+                // Cedar (without partial validation) does not support open records.
+                if b { throw fail(path, "unsupported feature: records and entities with `additionalAttributes`") }
                 open = b
             }
             return .record(RawRecord(attributes: attrs, open: open, location: nil))
