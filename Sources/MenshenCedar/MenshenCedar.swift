@@ -13,11 +13,21 @@
 public enum MenshenCedar {
     /// Limits applied to untrusted input.
     public enum Limits {
-        /// Maximum nesting depth of expressions accepted by the parser and of JSON documents.
+        /// Maximum nesting depth (parenthesized/bracketed sub-expressions, `if` branches) accepted
+        /// by the parser, and of JSON documents.
+        ///
+        /// Stack budget: these limits keep parsing and evaluation within ~512 KiB of stack in
+        /// release builds (the smallest common thread stack); debug builds use several times more.
+        /// Long `||`/`&&` allow-lists are better written as set literals with `.contains`.
         public static let maxNestingDepth = 200
         /// Maximum size of a policy or JSON text, in UTF-8 bytes (16 MiB).
         public static let maxInputBytes = 16 * 1024 * 1024
-        /// Maximum evaluation recursion depth.
-        public static let maxEvaluationDepth = 400
+        /// Maximum height of a parsed expression tree (operator chains such as `a || b || …`
+        /// count too), so that recursive consumers (evaluator, validator, formatter) stay bounded.
+        public static let maxExpressionDepth = 200
+        /// Maximum number of operands in one `&&` or `||` chain.
+        public static let maxChainLength = 1000
+        /// Maximum evaluation recursion depth (also guards programmatically built trees).
+        public static let maxEvaluationDepth = 250
     }
 }

@@ -129,3 +129,34 @@ struct ParserTests {
         #expect(throws: CedarError.self) { try CedarParser.parsePolicySet("permit(principal, action, resource) when { ?principal == principal };") }
     }
 }
+
+@Suite("Parser limits")
+struct ParserLimitTests {
+    @Test("Very long operator chains are rejected without crashing")
+    func longChains() {
+        for op in [" || ", " && ", " + ", " * "] {
+            let text = Array(repeating: "1", count: 100_000).joined(separator: op)
+            #expect(throws: CedarError.self) { try CedarParser.parseExpression(text) }
+        }
+        let path = "context has " + Array(repeating: "a", count: 100_000).joined(separator: ".")
+        #expect(throws: CedarError.self) { try CedarParser.parseExpression(path) }
+        let access = "context" + String(repeating: ".a", count: 100_000)
+        #expect(throws: CedarError.self) { try CedarParser.parseExpression(access) }
+    }
+
+    @Test("Chains just under the depth limit still parse and evaluate")
+    func chainsUnderLimit() throws {
+        let text = Array(repeating: "true", count: 999).joined(separator: " && ")
+        #expect(try TestSupport.eval(text) == .bool(true))
+        let anyOf = Array(repeating: "false", count: 998).joined(separator: " || ") + " || true"
+        #expect(try TestSupport.eval(anyOf) == .bool(true))
+        #expect(throws: CedarError.self) { _ = try CedarParser.parseExpression(anyOf + " || true || true") }
+        let sum = Array(repeating: "1", count: 190).joined(separator: " + ")
+        #expect(try TestSupport.eval(sum) == .long(190))
+        var nested = "true"
+        for _ in 0..<60 { nested = "(if \(nested) then true else false)" }
+        #expect(try TestSupport.eval(nested) == .bool(true))
+        let tooLong = Array(repeating: "1", count: 250).joined(separator: " + ")
+        #expect(throws: CedarError.self) { try CedarParser.parseExpression(tooLong) }
+    }
+}

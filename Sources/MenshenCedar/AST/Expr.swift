@@ -137,3 +137,57 @@ extension Expr {
     public static func variable(_ v: Var) -> Expr { Expr(.variable(v)) }
     public static let trueExpr = Expr(.literal(.bool(true)))
 }
+
+extension Expr {
+    /// Direct sub-expressions.
+    public var children: [Expr] {
+        switch kind {
+        case .literal, .variable, .slot: return []
+        case .ifThenElse(let a, let b, let c): return [a, b, c]
+        case .and(let a, let b), .or(let a, let b), .binary(_, let a, let b): return [a, b]
+        case .unary(_, let a), .like(let a, _), .has(let a, _), .getAttr(let a, _): return [a]
+        case .isType(let a, _, let b): return b.map { [a, $0] } ?? [a]
+        case .record(let es): return es.map(\.value)
+        case .set(let es): return es
+        case .call(_, let args): return args
+        case .method(let r, _, let args): return [r] + args
+        }
+    }
+
+    /// The nesting depth of the expression (a leaf has depth 1), computed without recursion.
+    /// Continuing a left-nested `&&` or `||` chain (`a && b && c`) does not add depth, because
+    /// the evaluator and formatter process such chains iteratively.
+    public var depth: Int {
+        var maxDepth = 0
+        var stack: [(Expr, Int)] = [(self, 1)]
+        while let (e, d) = stack.popLast() {
+            maxDepth = max(maxDepth, d)
+            switch e.kind {
+            case .and(let l, let r):
+                if case .and = l.kind { stack.append((l, d)) } else { stack.append((l, d + 1)) }
+                stack.append((r, d + 1))
+            case .or(let l, let r):
+                if case .or = l.kind { stack.append((l, d)) } else { stack.append((l, d + 1)) }
+                stack.append((r, d + 1))
+            default:
+                for c in e.children { stack.append((c, d + 1)) }
+            }
+        }
+        return maxDepth
+    }
+
+    /// For a left-nested chain `a && b && c` (or `||`), returns the operands in evaluation
+    /// order `[a, b, c]`; `isAnd` selects the operator.
+    public func chainOperands(and isAnd: Bool) -> [Expr] {
+        var rights: [Expr] = []
+        var cur = self
+        while true {
+            if isAnd, case .and(let l, let r) = cur.kind { rights.append(r); cur = l; continue }
+            if !isAnd, case .or(let l, let r) = cur.kind { rights.append(r); cur = l; continue }
+            break
+        }
+        rights.append(cur)
+        rights.reverse()
+        return rights
+    }
+}

@@ -116,101 +116,182 @@ public struct Evaluator: Sendable {
         return false
     }
 
+    /// The recursive core. Kept small: every non-trivial case is an out-of-line helper so
+    /// that each recursion level uses little stack (deep trees on small thread stacks).
     private func eval(_ e: Expr, depth: Int) throws(CedarError) -> Value {
-        guard depth < MenshenCedar.Limits.maxEvaluationDepth else {
-            throw err(.evaluation, "evaluation exceeds the maximum depth of \(MenshenCedar.Limits.maxEvaluationDepth)", e)
-        }
+        guard depth < MenshenCedar.Limits.maxEvaluationDepth else { throw depthError(e) }
         let d = depth + 1
         switch e.kind {
         case .literal(let v): return v
-        case .variable(let v):
-            switch v {
-            case .principal: return principalValue
-            case .action: return actionValue
-            case .resource: return resourceValue
-            case .context: return contextValue
-            }
-        case .slot(let s):
-            throw err(.evaluation, "template slot \(s) is not linked", e)
-        case .ifThenElse(let c, let t, let f):
-            return try bool(c, d) ? try eval(t, depth: d) : try eval(f, depth: d)
-        case .and(let l, let r):
-            guard try bool(l, d) else { return .bool(false) }
-            return .bool(try bool(r, d))
-        case .or(let l, let r):
-            if try bool(l, d) { return .bool(true) }
-            return .bool(try bool(r, d))
-        case .unary(let op, let x):
-            switch op {
-            case .not: return .bool(!(try bool(x, d)))
-            case .neg:
-                let n = try long(x, d)
-                let (r, o) = Int64(0).subtractingReportingOverflow(n)
-                if o { throw err(.overflow, "integer overflow while attempting to negate `\(n)`", e) }
-                return .long(r)
-            case .isEmpty:
-                let v = try eval(x, depth: d)
-                guard case .set(let s) = v else { throw typeErr("set", v, x) }
-                return .bool(s.isEmpty)
-            }
-        case .binary(let op, let l, let r):
-            return try binary(op, l, r, e, d)
-        case .like(let x, let p):
-            let v = try eval(x, depth: d)
-            guard case .string(let s) = v else { throw typeErr("string", v, x) }
-            return .bool(p.matches(s))
-        case .isType(let x, let t, let inExpr):
-            let v = try eval(x, depth: d)
-            guard case .entity(let u) = v else { throw typeErr("(entity of any type)", v, x) }
-            guard u.type == t else { return .bool(false) }
-            guard let inExpr else { return .bool(true) }
-            return .bool(try inOp(u, try eval(inExpr, depth: d), inExpr))
-        case .has(let x, let attr):
-            let v = try eval(x, depth: d)
-            switch v {
-            case .entity(let u):
-                return .bool(entities[u]?.attributes[attr] != nil)
-            case .record(let r):
-                return .bool(r[attr] != nil)
-            default:
-                throw typeErr("(entity of any type) or record", v, x)
-            }
-        case .getAttr(let x, let attr):
-            let v = try eval(x, depth: d)
-            switch v {
-            case .entity(let u):
-                guard let ent = entities[u] else { throw err(.entityNotFound, "entity `\(u)` does not exist", e) }
-                guard let a = ent.attributes[attr] else { throw err(.missingAttribute, "`\(u)` does not have the attribute `\(attr)`", e) }
-                return a
-            case .record(let rec):
-                guard let a = rec[attr] else { throw err(.missingAttribute, "record does not have the attribute `\(attr)`", e) }
-                return a
-            default:
-                throw typeErr("(entity of any type) or record", v, x)
-            }
-        case .record(let entries):
-            var r: [String: Value] = [:]
-            r.reserveCapacity(entries.count)
-            for en in entries { r[en.key] = try eval(en.value, depth: d) }
-            return .record(r)
-        case .set(let elems):
-            var s = Set<Value>()
-            s.reserveCapacity(elems.count)
-            for el in elems { s.insert(try eval(el, depth: d)) }
-            return .set(s)
-        case .call(let name, let args):
-            var vals: [Value] = []
-            vals.reserveCapacity(args.count)
-            for a in args { vals.append(try eval(a, depth: d)) }
-            do { return try ExtensionFunctions.call(name.qualified, vals) } catch { throw CedarError(error.code, error.message, at: e.location) }
-        case .method(let recv, let name, let args):
-            var vals: [Value] = [try eval(recv, depth: d)]
-            for a in args { vals.append(try eval(a, depth: d)) }
-            do { return try ExtensionFunctions.call(name, vals) } catch { throw CedarError(error.code, error.message, at: e.location) }
+        case .variable(let v): return variable(v)
+        case .slot: throw slotError(e)
+        case .ifThenElse: return try evalIf(e, d)
+        case .and: return try evalAnd(e, d)
+        case .or: return try evalOr(e, d)
+        case .unary: return try evalUnary(e, d)
+        case .binary: return try evalBinary(e, d)
+        case .like: return try evalLike(e, d)
+        case .isType: return try evalIs(e, d)
+        case .has: return try evalHas(e, d)
+        case .getAttr: return try evalGetAttr(e, d)
+        case .record: return try evalRecord(e, d)
+        case .set: return try evalSet(e, d)
+        case .call, .method: return try evalCall(e, d)
         }
     }
 
-    private func binary(_ op: BinaryOp, _ l: Expr, _ r: Expr, _ e: Expr, _ d: Int) throws(CedarError) -> Value {
+    @inline(never) private func depthError(_ e: Expr) -> CedarError {
+        err(.evaluation, "evaluation exceeds the maximum depth of \(MenshenCedar.Limits.maxEvaluationDepth)", e)
+    }
+    @inline(never) private func slotError(_ e: Expr) -> CedarError {
+        if case .slot(let s) = e.kind { return err(.evaluation, "template slot \(s) is not linked", e) }
+        return err(.evaluation, "template slot is not linked", e)
+    }
+    private func variable(_ v: Var) -> Value {
+        switch v {
+        case .principal: return principalValue
+        case .action: return actionValue
+        case .resource: return resourceValue
+        case .context: return contextValue
+        }
+    }
+    @inline(never) private func evalIf(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        guard case .ifThenElse(let c, let t, let f) = e.kind else { return .bool(false) }
+        return try bool(c, d) ? try eval(t, depth: d) : try eval(f, depth: d)
+    }
+    @inline(never) private func evalAnd(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        guard case .and(let l, let r) = e.kind else { return .bool(false) }
+        if case .and = l.kind {
+            // Long chains are evaluated iteratively, left to right.
+            for operand in e.chainOperands(and: true) { guard try bool(operand, d) else { return .bool(false) } }
+            return .bool(true)
+        }
+        guard try bool(l, d) else { return .bool(false) }
+        return .bool(try bool(r, d))
+    }
+    @inline(never) private func evalOr(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        guard case .or(let l, let r) = e.kind else { return .bool(false) }
+        if case .or = l.kind {
+            for operand in e.chainOperands(and: false) { if try bool(operand, d) { return .bool(true) } }
+            return .bool(false)
+        }
+        if try bool(l, d) { return .bool(true) }
+        return .bool(try bool(r, d))
+    }
+    @inline(never) private func evalUnary(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        guard case .unary(let op, let x) = e.kind else { return .bool(false) }
+        switch op {
+        case .not: return .bool(!(try bool(x, d)))
+        case .neg:
+            let n = try long(x, d)
+            let (r, o) = Int64(0).subtractingReportingOverflow(n)
+            if o { throw err(.overflow, "integer overflow while attempting to negate `\(n)`", e) }
+            return .long(r)
+        case .isEmpty:
+            let v = try eval(x, depth: d)
+            guard case .set(let s) = v else { throw typeErr("set", v, x) }
+            return .bool(s.isEmpty)
+        }
+    }
+    @inline(never) private func evalBinary(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        guard case .binary(let op, let l, let r) = e.kind else { return .bool(false) }
+        if op == .add || op == .sub || op == .mul, case .binary(let lop, _, _) = l.kind, lop == .add || lop == .sub || lop == .mul {
+            return try arithmeticChain(e, d)
+        }
+        return try binary(op, l, r, e, d)
+    }
+
+    /// Evaluates a left-nested chain of `+`, `-`, `*` iteratively (same order as recursion).
+    @inline(never) private func arithmeticChain(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        var steps: [(BinaryOp, Expr, Expr)] = []  // (op, right operand, node)
+        var cur = e
+        while case .binary(let op, let l, let r) = cur.kind, op == .add || op == .sub || op == .mul {
+            steps.append((op, r, cur))
+            cur = l
+        }
+        var acc = try long(cur, d)
+        for (op, r, node) in steps.reversed() {
+            let y = try long(r, d)
+            let (v, o): (Int64, Bool)
+            switch op {
+            case .add: (v, o) = acc.addingReportingOverflow(y)
+            case .sub: (v, o) = acc.subtractingReportingOverflow(y)
+            default: (v, o) = acc.multipliedReportingOverflow(by: y)
+            }
+            if o { throw err(.overflow, "integer overflow while attempting to \(op == .add ? "add" : op == .sub ? "subtract" : "multiply") `\(acc)` and `\(y)`", node) }
+            acc = v
+        }
+        return .long(acc)
+    }
+    @inline(never) private func evalLike(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        guard case .like(let x, let p) = e.kind else { return .bool(false) }
+        let v = try eval(x, depth: d)
+        guard case .string(let s) = v else { throw typeErr("string", v, x) }
+        return .bool(p.matches(s))
+    }
+    @inline(never) private func evalIs(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        guard case .isType(let x, let t, let inExpr) = e.kind else { return .bool(false) }
+        let v = try eval(x, depth: d)
+        guard case .entity(let u) = v else { throw typeErr("(entity of any type)", v, x) }
+        guard u.type == t else { return .bool(false) }
+        guard let inExpr else { return .bool(true) }
+        return .bool(try inOp(u, try eval(inExpr, depth: d), inExpr))
+    }
+    @inline(never) private func evalHas(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        guard case .has(let x, let attr) = e.kind else { return .bool(false) }
+        let v = try eval(x, depth: d)
+        switch v {
+        case .entity(let u): return .bool(entities[u]?.attributes[attr] != nil)
+        case .record(let r): return .bool(r[attr] != nil)
+        default: throw typeErr("(entity of any type) or record", v, x)
+        }
+    }
+    @inline(never) private func evalGetAttr(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        guard case .getAttr(let x, let attr) = e.kind else { return .bool(false) }
+        let v = try eval(x, depth: d)
+        switch v {
+        case .entity(let u):
+            guard let ent = entities[u] else { throw err(.entityNotFound, "entity `\(u)` does not exist", e) }
+            guard let a = ent.attributes[attr] else { throw err(.missingAttribute, "`\(u)` does not have the attribute `\(attr)`", e) }
+            return a
+        case .record(let rec):
+            guard let a = rec[attr] else { throw err(.missingAttribute, "record does not have the attribute `\(attr)`", e) }
+            return a
+        default:
+            throw typeErr("(entity of any type) or record", v, x)
+        }
+    }
+    @inline(never) private func evalRecord(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        guard case .record(let entries) = e.kind else { return .bool(false) }
+        var r: [String: Value] = [:]
+        r.reserveCapacity(entries.count)
+        for en in entries { r[en.key] = try eval(en.value, depth: d) }
+        return .record(r)
+    }
+    @inline(never) private func evalSet(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        guard case .set(let elems) = e.kind else { return .bool(false) }
+        var s = Set<Value>()
+        s.reserveCapacity(elems.count)
+        for el in elems { s.insert(try eval(el, depth: d)) }
+        return .set(s)
+    }
+    @inline(never) private func evalCall(_ e: Expr, _ d: Int) throws(CedarError) -> Value {
+        var vals: [Value] = []
+        let name: String
+        switch e.kind {
+        case .call(let n, let args):
+            name = n.qualified
+            for a in args { vals.append(try eval(a, depth: d)) }
+        case .method(let recv, let n, let args):
+            name = n
+            vals.append(try eval(recv, depth: d))
+            for a in args { vals.append(try eval(a, depth: d)) }
+        default: return .bool(false)
+        }
+        do { return try ExtensionFunctions.call(name, vals) } catch { throw CedarError(error.code, error.message, at: e.location) }
+    }
+
+    @inline(never) private func binary(_ op: BinaryOp, _ l: Expr, _ r: Expr, _ e: Expr, _ d: Int) throws(CedarError) -> Value {
         switch op {
         case .eq: return .bool(try eval(l, depth: d) == eval(r, depth: d))
         case .neq: return .bool(try eval(l, depth: d) != eval(r, depth: d))

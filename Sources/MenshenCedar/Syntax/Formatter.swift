@@ -86,8 +86,10 @@ public enum CedarFormatter {
         case .slot(let s): return s.rawValue
         case .ifThenElse(let c, let t, let f):
             return "if \(render(c, 0)) then \(render(t, 0)) else \(render(f, 0))"
-        case .or(let l, let r): return "\(render(l, 1)) || \(render(r, 2))"
-        case .and(let l, let r): return "\(render(l, 2)) && \(render(r, 3))"
+        case .or:
+            return e.chainOperands(and: false).enumerated().map { render($1, $0 == 0 ? 1 : 2) }.joined(separator: " || ")
+        case .and:
+            return e.chainOperands(and: true).enumerated().map { render($1, $0 == 0 ? 2 : 3) }.joined(separator: " && ")
         case .unary(let op, let x):
             switch op {
             case .not: return "!" + render(x, 7)

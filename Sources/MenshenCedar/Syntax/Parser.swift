@@ -26,6 +26,7 @@ public enum CedarParser {
         p.allowSlotsInExpressions = true
         let e = try p.parseExpr()
         try p.expectEOF()
+        try p.checkTreeDepth(e)
         return e
     }
 
@@ -111,6 +112,21 @@ struct Parser {
     }
     private mutating func leave() { depth -= 1 }
 
+    /// Counts one more operand in an operator chain; long chains make tall trees.
+    private func chainStep(_ n: inout Int, limit: Int = MenshenCedar.Limits.maxExpressionDepth) throws(CedarError) {
+        n += 1
+        if n >= limit {
+            throw CedarError(.parse, "operator chain exceeds the limit of \(limit) operands", at: cur.location)
+        }
+    }
+
+    /// Rejects expression trees taller than `maxExpressionDepth` (long operator chains).
+    func checkTreeDepth(_ e: Expr) throws(CedarError) {
+        guard e.depth <= MenshenCedar.Limits.maxExpressionDepth else {
+            throw CedarError(.parse, "expression is too deeply nested (limit \(MenshenCedar.Limits.maxExpressionDepth))", at: e.location)
+        }
+    }
+
     private mutating func identifier(_ what: String) throws(CedarError) -> String {
         guard case .ident(let s) = cur.kind else { throw unexpected("expected \(what)") }
         _ = advance()
@@ -181,6 +197,7 @@ struct Parser {
             try expectPunct("{")
             if isPunct("}") { throw CedarError(.parse, "`\(kw)` condition has an empty body", at: cur.location) }
             let body = try parseExpr()
+            try checkTreeDepth(body)
             try expectPunct("}")
             conds.append(Condition(kind: kind, body: body, location: span(from: cStart)))
         }
@@ -315,7 +332,9 @@ struct Parser {
     private mutating func parseOr() throws(CedarError) -> Expr {
         let start = cur.location
         var lhs = try parseAnd()
+        var chain = 0
         while eatPunct("||") {
+            try chainStep(&chain, limit: MenshenCedar.Limits.maxChainLength)
             let rhs = try parseAnd()
             lhs = Expr(.or(lhs, rhs), at: span(from: start))
         }
@@ -325,7 +344,9 @@ struct Parser {
     private mutating func parseAnd() throws(CedarError) -> Expr {
         let start = cur.location
         var lhs = try parseRelation()
+        var chain = 0
         while eatPunct("&&") {
+            try chainStep(&chain, limit: MenshenCedar.Limits.maxChainLength)
             let rhs = try parseRelation()
             lhs = Expr(.and(lhs, rhs), at: span(from: start))
         }
@@ -406,7 +427,9 @@ struct Parser {
         guard case .ident(let first) = cur.kind else { throw unexpected("expected an attribute name after `has`") }
         _ = advance()
         var path = [first]
+        var chain = 0
         while isPunct("."), case .ident(let next) = peek().kind {
+            try chainStep(&chain)
             _ = advance(); _ = advance()
             path.append(next)
         }
@@ -426,7 +449,9 @@ struct Parser {
     private mutating func parseAdd() throws(CedarError) -> Expr {
         let start = cur.location
         var lhs = try parseMult()
+        var chain = 0
         while true {
+            try chainStep(&chain)
             let op: BinaryOp
             if isPunct("+") { op = .add } else if isPunct("-") { op = .sub } else { break }
             _ = advance()
@@ -439,11 +464,13 @@ struct Parser {
     private mutating func parseMult() throws(CedarError) -> Expr {
         let start = cur.location
         var lhs = try parseUnary()
+        var chain = 0
         while true {
             if isPunct("/") || isPunct("%") {
                 throw CedarError(.parse, "division and remainder (`\(cur.text)`) are not supported", at: cur.location)
             }
             guard eatPunct("*") else { break }
+            try chainStep(&chain)
             let rhs = try parseUnary()
             lhs = Expr(.binary(.mul, lhs, rhs), at: span(from: start))
         }
@@ -526,7 +553,7 @@ struct Parser {
                 break
             }
             accesses += 1
-            if accesses > MenshenCedar.Limits.maxNestingDepth {
+            if accesses > MenshenCedar.Limits.maxExpressionDepth {
                 throw CedarError(.parse, "member access chain exceeds the nesting limit", at: cur.location)
             }
         }
@@ -580,6 +607,18 @@ struct Parser {
             try expectPunct(")")
             return Expr(e.kind, at: span(from: start))
         case .punct("["):
+            return try parseSetLiteral(start)
+        case .punct("{"):
+            return try parseRecordLiteral(start)
+        case .ident:
+            return try parseNamePrimary(start)
+        default:
+            throw unexpected("expected an expression")
+        }
+    }
+
+    @inline(never)
+    private mutating func parseSetLiteral(_ start: SourceLocation) throws(CedarError) -> Expr {
             _ = advance()
             var elems: [Expr] = []
             if !eatPunct("]") {
@@ -591,7 +630,10 @@ struct Parser {
                 }
             }
             return Expr(.set(elems), at: span(from: start))
-        case .punct("{"):
+    }
+
+    @inline(never)
+    private mutating func parseRecordLiteral(_ start: SourceLocation) throws(CedarError) -> Expr {
             _ = advance()
             var entries: [RecordEntry] = []
             var keys = Set<String>()
@@ -616,7 +658,11 @@ struct Parser {
                 }
             }
             return Expr(.record(entries), at: span(from: start))
-        case .ident(let first):
+    }
+
+    @inline(never)
+    private mutating func parseNamePrimary(_ start: SourceLocation) throws(CedarError) -> Expr {
+            guard case .ident(let first) = cur.kind else { throw unexpected("expected an identifier") }
             _ = advance()
             if first == "true" { return Expr(.literal(.bool(true)), at: start) }
             if first == "false" { return Expr(.literal(.bool(false)), at: start) }
@@ -658,8 +704,5 @@ struct Parser {
                 throw CedarError(.parse, "unexpected keyword `\(first)`", at: start)
             }
             throw CedarError(.parse, "invalid variable `\(text)`: expected principal, action, resource or context", at: span(from: start))
-        default:
-            throw unexpected("expected an expression")
-        }
     }
 }
