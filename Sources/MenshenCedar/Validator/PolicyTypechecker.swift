@@ -63,8 +63,21 @@ let validatorExtensionFunctions: [String: ExtensionFunctionSignature] = {
 /// Extension types whose values support `<`, `<=`, `>`, `>=`.
 let comparableExtensionTypes: Set<String> = ["datetime", "duration"]
 
+/// Validator types derived once from a schema: entity attribute records and action contexts.
+struct SchemaTypeTables: Sendable {
+    var entityAttributes: [EntityType: [String: VAttr]] = [:]
+    var contexts: [EntityUID: VType] = [:]
+    init(_ schema: Schema) {
+        for (n, def) in schema.entityTypes {
+            if case .record(let m, _) = VType(def.attributes) { entityAttributes[n] = m }
+        }
+        for (u, a) in schema.actions { contexts[u] = VType(a.context) }
+    }
+}
+
 struct PolicyTypechecker {
     let schema: Schema
+    let tables: SchemaTypeTables
     let policy: Policy
     static let maxDepth = 1000
 
@@ -120,7 +133,7 @@ struct PolicyTypechecker {
         }
         for uid in schema.sortedActionUIDs {
             guard let a = schema.actions[uid] else { continue }
-            let ctx = VType(a.context)
+            let ctx = tables.contexts[uid] ?? VType(a.context)
             for p in a.principalTypes {
                 for r in a.resourceTypes {
                     for ps in slotLinks(.principal, p, policy.principal) {
@@ -141,7 +154,7 @@ struct PolicyTypechecker {
         var errors: [ValidationDiagnostic] = []
         var allFalse = true
         for env in environments {
-            var tc = SingleEnvironmentChecker(schema: schema, env: env, policyID: policy.id)
+            var tc = SingleEnvironmentChecker(schema: schema, tables: tables, env: env, policyID: policy.id)
             let ans = tc.expect(cond, [.anyBool], [])
             errors += tc.errors
             if ans.type != .singleton(false) { allFalse = false }
@@ -152,13 +165,14 @@ struct PolicyTypechecker {
 
 struct SingleEnvironmentChecker {
     let schema: Schema
+    let tables: SchemaTypeTables
     let env: RequestEnvironment
     let policyID: String
     var errors: [ValidationDiagnostic] = []
     var depth = 0
 
-    init(schema: Schema, env: RequestEnvironment, policyID: String) {
-        self.schema = schema; self.env = env; self.policyID = policyID
+    init(schema: Schema, tables: SchemaTypeTables, env: RequestEnvironment, policyID: String) {
+        self.schema = schema; self.tables = tables; self.env = env; self.policyID = policyID
     }
 
     mutating func error(_ code: ValidationCode, _ e: Expr, _ message: String) {
@@ -217,8 +231,7 @@ struct SingleEnvironmentChecker {
     func entityAttributes(_ lub: Set<EntityType>) -> [String: VAttr] {
         var acc: [String: VAttr]?
         for t in lub.sorted() {
-            var attrs: [String: VAttr] = [:]
-            if let def = schema.entityTypes[t], case .record(let m, _) = VType(def.attributes) { attrs = m }
+            let attrs = tables.entityAttributes[t] ?? [:]
             acc = acc.map { TypeLattice.permissiveAttrsLub($0, attrs) } ?? attrs
         }
         return acc ?? [:]

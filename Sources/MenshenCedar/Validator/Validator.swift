@@ -69,8 +69,12 @@ public struct ValidationResult: Sendable, Hashable {
 /// Validates policies against a schema (strict mode).
 public struct Validator: Sendable {
     public let schema: Schema
+    let tables: SchemaTypeTables
 
-    public init(schema: Schema) { self.schema = schema }
+    public init(schema: Schema) {
+        self.schema = schema
+        self.tables = SchemaTypeTables(schema)
+    }
 
     /// Validates every static policy, template and template link of `policySet`.
     public func validate(_ policySet: PolicySet) -> ValidationResult {
@@ -114,7 +118,7 @@ public struct Validator: Sendable {
         }
         // 3. Type checking in every request environment.
         var warnings: [ValidationDiagnostic] = []
-        let checker = PolicyTypechecker(schema: schema, policy: p)
+        let checker = PolicyTypechecker(schema: schema, tables: tables, policy: p)
         let (typeErrors, allFalse) = checker.check()
         var seen = Set<ValidationDiagnostic>()
         for e in typeErrors where seen.insert(e).inserted { errors.append(e) }
