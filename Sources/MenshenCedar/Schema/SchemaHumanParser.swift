@@ -146,7 +146,7 @@ func cedarUnescape(_ raw: String) -> Result<String, SchemaUnescapeError> {
 struct SchemaUnescapeError: Error, Sendable { var message: String }
 
 struct SchemaHumanParser {
-    static let maxDepth = 64
+    static let maxDepth = 128
 
     var tokens: [SchemaToken]
     var pos = 0

@@ -6,7 +6,7 @@
 /// line:column; structural errors name the offending JSON path.
 
 enum SchemaJSONParser {
-    static let maxDepth = 64
+    static let maxDepth = 128
 
     static func parse(_ text: String) -> Result<SchemaFragment, CedarError> {
         let json: JSONValue

@@ -6,7 +6,7 @@
 /// action-group cycles) and returns the resolved schema.
 
 enum SchemaResolver {
-    static let maxCommonTypeDepth = 64
+    static let maxCommonTypeDepth = 256
 
     private struct CommonDef {
         var name: String          // fully qualified
