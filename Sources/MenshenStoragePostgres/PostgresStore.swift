@@ -68,6 +68,8 @@ public final class PostgresStore: MenshenStore {
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
         self.client = client
         self.runTask = Task { await client.run() }
+        // Let the pool's run loop start before the first lease (postgres-nio warns otherwise).
+        try? await Task.sleep(for: .milliseconds(50))
     }
 
     static func map(_ error: any Error, url: PostgresURL) -> StoreError {

@@ -21,6 +21,11 @@ public final class SQLiteStore: MenshenStore {
     ///   - busyTimeout: how long to wait for another process' lock before failing.
     public init(path: String, migrations: [Migration] = SQLiteMigrations.all, busyTimeout: TimeInterval = 5) throws {
         self.path = path
+        // An existing file is first inspected read-only, so a damaged file or one
+        // from a newer Menshen is refused before anything (even the WAL switch) writes to it.
+        if FileManager.default.fileExists(atPath: path) {
+            try Self.inspect(path: path, migrations: migrations)
+        }
         var config = Configuration()
         config.busyMode = .timeout(busyTimeout)
         config.foreignKeysEnabled = true
@@ -35,6 +40,25 @@ public final class SQLiteStore: MenshenStore {
         } catch {
             try? pool.close()
             throw error
+        }
+    }
+
+    private static func inspect(path: String, migrations: [Migration]) throws {
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(1)
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            let current: Int = try queue.read { db in
+                guard try db.tableExists("menshen_schema_migrations") else { return 0 }
+                return try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(version), 0) FROM menshen_schema_migrations") ?? 0
+            }
+            try queue.close()
+            if case .tooNew(let database, let known) = MigrationPlan.plan(current: current, known: migrations) {
+                throw MigrationPlan.tooNewError(database: database, known: known, location: path)
+            }
+        } catch {
+            throw map(error, path: path)
         }
     }
 
@@ -93,6 +117,12 @@ public final class SQLiteStore: MenshenStore {
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do { return try await pool.write(body) } catch { throw Self.map(error, path: path) }
+    }
+
+    /// Runs raw SQL outside every invariant of the store. For tests that
+    /// prove the database itself enforces rules (e.g. append-only events).
+    public func unsafeExecute(_ sql: String) throws {
+        do { try pool.write { db in try db.execute(sql: sql) } } catch { throw Self.map(error, path: path) }
     }
 
     public func ping() async throws { _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") } }

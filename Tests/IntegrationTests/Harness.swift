@@ -1,0 +1,137 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// Runs the real `menshen` binary (built by `swift build`) as a user would.
+enum Harness {
+    static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// `MENSHEN_BINARY`, or the debug build in the package's .build folder.
+    static var binary: String {
+        if let b = ProcessInfo.processInfo.environment["MENSHEN_BINARY"], !b.isEmpty { return b }
+        return packageRoot.appendingPathComponent(".build/debug/menshen").path
+    }
+
+    static func tempDir() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-it-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Runs to completion; returns exit status, stdout and stderr.
+    static func run(_ args: [String], cwd: URL? = nil, environment: [String: String] = [:], timeout: TimeInterval = 60) throws
+        -> (status: Int32, out: String, err: String)
+    {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        if let cwd { p.currentDirectoryURL = cwd }
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, n in n }
+        let outData = try Collector(), errData = try Collector()
+        p.standardOutput = outData.handle; p.standardError = errData.handle
+        try p.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning {
+            if Date() > deadline { p.terminate(); Issue.record("menshen \(args) timed out"); break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        p.waitUntilExit()
+        return (p.terminationStatus, outData.finish(), errData.finish())
+    }
+
+    /// Collects a child's output in a temporary file. (Files, not pipes: with
+    /// tests running in parallel, other children can inherit a pipe's write
+    /// end and hold its end-of-file back for as long as they live.)
+    final class Collector: @unchecked Sendable {
+        let url: URL
+        let handle: FileHandle
+        init() throws {
+            url = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-out-\(UUID().uuidString)")
+            FileManager.default.createFile(atPath: url.path, contents: nil)
+            handle = try FileHandle(forWritingTo: url)
+        }
+        var text: String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
+        func finish() -> String {
+            try? handle.close()
+            defer { try? FileManager.default.removeItem(at: url) }
+            return text
+        }
+    }
+
+    /// A long-running `menshen demo`, started in `dir` on free ports.
+    final class Demo: @unchecked Sendable {
+        let process = Process()
+        let out: Collector
+        let err: Collector
+        private(set) var adminURL = ""
+        private(set) var portalURL = ""
+        private(set) var sampleURL = ""
+        private(set) var enrolmentLink = ""
+
+        init(dataDir: URL, cwd: URL) throws {
+            process.executableURL = URL(fileURLWithPath: Harness.binary)
+            process.arguments = ["demo", "--data", dataDir.path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+                                 "--app-listen", "127.0.0.1:0"]
+            process.currentDirectoryURL = cwd
+            out = try Collector(); err = try Collector()
+            process.standardOutput = out.handle; process.standardError = err.handle
+            try process.run()
+        }
+
+        /// Waits for the banner and reads the URLs from it.
+        func waitUntilReady(timeout: TimeInterval = 60) throws {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                let text = out.text
+                if text.contains("Press Ctrl-C to stop.") {
+                    func find(_ label: String) -> String {
+                        guard let line = text.split(separator: "\n").first(where: { $0.contains(label) }),
+                              let r = line.range(of: "http://") else { return "" }
+                        return String(line[r.lowerBound...].prefix(while: { $0 != " " }))
+                    }
+                    portalURL = find("Portal:").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+                    sampleURL = find("Sample application:").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+                    adminURL = find("Operations:").replacingOccurrences(of: "/healthz", with: "")
+                    enrolmentLink = text.split(separator: "\n").first(where: { $0.contains("/enrol/") })
+                        .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+                    return
+                }
+                if !process.isRunning { throw HarnessError("demo exited early: \(err.text)") }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            throw HarnessError("demo not ready within \(timeout) s; stderr: \(err.text)")
+        }
+
+        func kill(signal: Int32) {
+            Foundation.kill(process.processIdentifier, signal)
+            process.waitUntilExit()
+        }
+
+        deinit {
+            if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+            _ = out.finish(); _ = err.finish()
+        }
+    }
+
+    struct HarnessError: Error, CustomStringConvertible {
+        var description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// A GET with status and body.
+    static func get(_ url: String, headers: [String: String] = [:]) async throws -> (status: Int, body: String, headers: [String: String]) {
+        guard let u = URL(string: url) else { throw HarnessError("bad URL \(url)") }
+        var request = URLRequest(url: u)
+        request.timeoutInterval = 10
+        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as? HTTPURLResponse
+        var h: [String: String] = [:]
+        for (k, v) in http?.allHeaderFields ?? [:] { h[String(describing: k).lowercased()] = String(describing: v) }
+        return (http?.statusCode ?? 0, String(decoding: data, as: UTF8.self), h)
+    }
+}

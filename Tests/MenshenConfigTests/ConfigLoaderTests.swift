@@ -1,0 +1,130 @@
+import Foundation
+import MenshenConfig
+import Testing
+
+@Suite("Configuration")
+struct ConfigLoaderTests {
+    func write(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-config-\(UUID().uuidString).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("an empty file means every default")
+    func defaults() throws {
+        let config = try ConfigLoader.load(yaml: "")
+        #expect(config == MenshenConfiguration.defaults)
+        #expect(config.store.driver == .sqlite)
+        #expect(config.admin.listen == ListenAddress(host: "127.0.0.1", port: 9090))
+        #expect(config.organisation.timeZone == "Asia/Taipei")
+    }
+
+    @Test("a complete valid file is read into the typed tree")
+    func valid() throws {
+        let path = try write("""
+            organisation:
+              name: 台灣測試銀行
+              time_zone: Asia/Taipei
+            server:
+              listen: "[::1]:8443"
+              public_url: https://access.bank.example
+            admin:
+              listen: 127.0.0.1:9900
+            store:
+              driver: postgres
+              postgres:
+                url: postgres://menshen@db.internal:5432/menshen?sslmode=require
+                pool_size: 20
+            log:
+              level: debug
+              format: json
+            """)
+        #expect(ConfigLoader.check(file: path).isEmpty)
+        let c = try ConfigLoader.load(file: path)
+        #expect(c.organisation.name == "台灣測試銀行")
+        #expect(c.server.listen == ListenAddress(host: "::1", port: 8443))
+        #expect(c.store.driver == .postgres && c.store.postgresPoolSize == 20)
+        #expect(c.log.format == "json")
+    }
+
+    @Test("three distinct mistakes are all reported with key path and line")
+    func threeMistakes() throws {
+        let path = try write("""
+            server:
+              listen: 127.0.0.1:99999
+            store:
+              driver: mysql
+            log:
+              colour: true
+            """)
+        let problems = ConfigLoader.check(file: path)
+        #expect(problems.count == 3)
+        let keyed = Dictionary(uniqueKeysWithValues: problems.map { ($0.keyPath, $0) })
+        #expect(keyed["server.listen"]?.location == "\(path):2:11")
+        #expect(keyed["store.driver"]?.message.contains("sqlite, postgres") == true)
+        #expect(keyed["log.colour"]?.message.hasPrefix("unknown key") == true)
+        #expect(keyed["log.colour"]?.location == "\(path):6:3")
+    }
+
+    @Test("unknown keys suggest the nearest known key")
+    func suggestion() throws {
+        let problems = ConfigLoader.check(file: try write("store:\n  drivr: sqlite\n"))
+        #expect(problems.map(\.message) == ["unknown key (did you mean 'store.driver'?)"])
+    }
+
+    @Test("environment variables override the file and are validated too")
+    func environment() throws {
+        let path = try write("log:\n  level: info\n")
+        let c = try ConfigLoader.load(file: path, environment: ["MENSHEN_LOG_LEVEL": "error", "MENSHEN_ADMIN_LISTEN": "0.0.0.0:9999"])
+        #expect(c.log.level == "error")
+        #expect(c.admin.listen.port == 9999)
+        let problems = ConfigLoader.check(file: path, environment: ["MENSHEN_STORE_POSTGRES_POOL_SIZE": "0"])
+        #expect(problems.map(\.location) == ["environment MENSHEN_STORE_POSTGRES_POOL_SIZE"])
+    }
+
+    @Test("cross-key rules: PostgreSQL needs a URL, listeners must differ")
+    func crossKey() throws {
+        let problems = ConfigLoader.check(file: try write("store:\n  driver: postgres\nadmin:\n  listen: 127.0.0.1:8080\n"))
+        #expect(Set(problems.map(\.keyPath)) == ["store.postgres.url", "admin.listen"])
+    }
+
+    @Test("bad files give one clear problem each", arguments: [
+        ("server: [unclosed", "not valid YAML"),
+        ("- just\n- a list\n", "the top level must be a mapping"),
+        ("server:\n  listen:\n    - a\n", "must be a single value"),
+        ("server:\n  listen: 1\n  listen: 2\n", "duplicate"),
+        (String(repeating: "[", count: 100) + String(repeating: "]", count: 100), "nesting deeper"),
+        ("store: 5\n", "must be a mapping"),
+        ("organisation:\n  time_zone: Mars/Olympus\n", "not a known IANA time zone"),
+        ("server:\n  public_url: ftp://x\n", "http:// or https://"),
+    ])
+    func badFiles(_ text: String, _ expected: String) throws {
+        let problems = ConfigLoader.check(file: try write(text))
+        #expect(problems.count == 1)
+        #expect(problems.first?.message.contains(expected) == true, "\(problems)")
+    }
+
+    @Test("missing, unreadable and non-UTF-8 files are reported")
+    func unreadable() throws {
+        #expect(ConfigLoader.check(file: "/nonexistent/menshen.yaml").map(\.message) == ["configuration file not found"])
+        #expect(ConfigLoader.check(file: FileManager.default.temporaryDirectory.path).first?.message.contains("directory") == true)
+        let bin = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).yaml")
+        try Data([0xFF, 0xFE, 0x00, 0x41]).write(to: bin)
+        #expect(ConfigLoader.check(file: bin.path).map(\.message) == ["is not valid UTF-8"])
+    }
+
+    @Test("the example file documents every key and loads as the defaults")
+    func example() throws {
+        let yaml = ConfigLoader.exampleYAML()
+        for key in ConfigKeys.all { #expect(yaml.contains(key.environmentName)) }
+        #expect(try ConfigLoader.load(yaml: yaml) == MenshenConfiguration.defaults)
+    }
+
+    @Test("listen addresses", arguments: [
+        ("127.0.0.1:8080", true), ("[::1]:443", true), ("localhost:0", true), ("0.0.0.0:65535", true),
+        ("8080", false), (":8080", false), ("::1:80", false), ("host:65536", false), ("host:-1", false), ("[::1]", false),
+    ])
+    func listen(_ text: String, _ ok: Bool) {
+        #expect((ListenAddress(parsing: text) != nil) == ok)
+    }
+}

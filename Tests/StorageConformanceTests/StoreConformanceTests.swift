@@ -1,0 +1,248 @@
+import Foundation
+import MenshenCore
+import MenshenStorage
+import Testing
+
+/// The same cases on every backend (in-memory, SQLite, PostgreSQL). A backend
+/// is done when it passes all of them.
+@Suite("Store conformance")
+struct StoreConformanceTests {
+    static let t0 = Date(timeIntervalSince1970: Double(1_795_000_000_123) / 1000)
+    static func at(_ seconds: Double) -> Date { StoreCoding.date(millis: StoreCoding.millis(t0.addingTimeInterval(seconds))) }
+
+    func user(_ id: UserID, kind: UserKind = .internal) -> UserRecord {
+        UserRecord(id: id, displayName: "User \(id) 使用者", email: "\(id)@bank.example", kind: kind, createdAt: Self.t0)
+    }
+
+    func withStore(_ backend: Backend, _ body: (any MenshenStore) async throws -> Void) async throws {
+        let f = try await Fixture.make(backend)
+        do { try await body(f.store) } catch {
+            await f.cleanup()
+            throw error
+        }
+        await f.cleanup()
+    }
+
+    @Test("the backend under test is reachable and at the newest schema", arguments: Backend.available)
+    func reachable(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await store.ping()
+            #expect(try await store.schemaVersion() == 2)
+            print("storage conformance: \(backend.rawValue) backend is running")
+        }
+    }
+
+    @Test("users are created, read, listed in id order, updated, and duplicates conflict", arguments: Backend.available)
+    func users(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await store.createUser(user("zoe"))
+            try await store.createUser(user("vendor.lee", kind: .vendor))
+            #expect(try await store.user("zoe") == user("zoe"))
+            #expect(try await store.user("nobody") == nil)
+            #expect(try await store.listUsers().map(\.id) == ["vendor.lee", "zoe"])
+            await #expect(throws: StoreError(.conflict, "")) { try await store.createUser(user("zoe")) }
+            var z = user("zoe")
+            z.disabled = true; z.displayName = "Zoë"; z.email = nil; z.updatedAt = Self.at(60)
+            try await store.updateUser(z)
+            #expect(try await store.user("zoe") == z)
+            await #expect(throws: StoreError(.notFound, "")) { try await store.updateUser(user("ghost")) }
+        }
+    }
+
+    @Test("groups, roles, memberships and assignments", arguments: Backend.available)
+    func directory(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await store.createUser(user("alice"))
+            try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
+            try await store.createGroup(GroupRecord(id: "audit", displayName: "Audit"))
+            try await store.createRole(RoleRecord(id: "db-admin", displayName: "DBA", riskTier: .privileged))
+            try await store.createRole(RoleRecord(id: "teller", displayName: "Teller", riskTier: .standard))
+            await #expect(throws: StoreError(.conflict, "")) { try await store.createGroup(GroupRecord(id: "staff", displayName: "x")) }
+            await #expect(throws: StoreError(.conflict, "")) {
+                try await store.createRole(RoleRecord(id: "teller", displayName: "x", riskTier: .standard))
+            }
+            #expect(try await store.listGroups().map(\.id) == ["audit", "staff"])
+            #expect(try await store.listRoles() == [RoleRecord(id: "db-admin", displayName: "DBA", riskTier: .privileged),
+                                                    RoleRecord(id: "teller", displayName: "Teller", riskTier: .standard)])
+            try await store.addMember("alice", to: "staff")
+            try await store.addMember("alice", to: "staff")  // idempotent
+            try await store.addMember("alice", to: "audit")
+            #expect(try await store.groups(of: "alice") == ["audit", "staff"])
+            try await store.removeMember("alice", from: "audit")
+            #expect(try await store.groups(of: "alice") == ["staff"])
+            await #expect(throws: StoreError(.notFound, "")) { try await store.addMember("ghost", to: "staff") }
+            await #expect(throws: StoreError(.notFound, "")) { try await store.addMember("alice", to: "ghosts") }
+            try await store.assignRole("teller", to: "alice")
+            try await store.assignRole("db-admin", to: "alice")
+            try await store.assignRole("teller", to: "alice")
+            #expect(try await store.roles(of: "alice") == ["db-admin", "teller"])
+            try await store.unassignRole("db-admin", from: "alice")
+            #expect(try await store.roles(of: "alice") == ["teller"])
+            await #expect(throws: StoreError(.notFound, "")) { try await store.assignRole("root", to: "alice") }
+            await #expect(throws: StoreError(.notFound, "")) { try await store.assignRole("teller", to: "ghost") }
+        }
+    }
+
+    func session(_ hash: String, _ user: UserID, created: Double = 0) -> SessionRecord {
+        SessionRecord(idHash: hash, userID: user, createdAt: Self.at(created), idleExpiresAt: Self.at(created + 900),
+                      absoluteExpiresAt: Self.at(created + 28_800), levelOfAssurance: 3, amr: ["pwd", "hwk"],
+                      attributesJSON: #"{"network_zone":"branch"}"#)
+    }
+
+    @Test("sessions are stored by hash, touched, revoked singly and per user, and purged", arguments: Backend.available)
+    func sessions(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await store.createUser(user("alice"))
+            try await store.createUser(user("bob"))
+            try await store.createSession(session("h1", "alice"))
+            try await store.createSession(session("h2", "alice", created: 10))
+            try await store.createSession(session("h3", "bob"))
+            await #expect(throws: StoreError(.conflict, "")) { try await store.createSession(session("h1", "alice")) }
+            await #expect(throws: StoreError(.notFound, "")) { try await store.createSession(session("h9", "ghost")) }
+            #expect(try await store.session(idHash: "h1") == session("h1", "alice"))
+            #expect(try await store.session(idHash: "nope") == nil)
+            #expect(try await store.sessions(of: "alice").map(\.idHash) == ["h2", "h1"])
+
+            #expect(try await store.touchSession(idHash: "h1", lastSeenAt: Self.at(100), idleExpiresAt: Self.at(1000)))
+            #expect(try await !store.touchSession(idHash: "nope", lastSeenAt: Self.at(100), idleExpiresAt: Self.at(1000)))
+            let touched = try #require(try await store.session(idHash: "h1"))
+            #expect(touched.lastSeenAt == Self.at(100) && touched.idleExpiresAt == Self.at(1000))
+            #expect(touched.isActive(at: Self.at(500)) && !touched.isActive(at: Self.at(1000)))
+
+            #expect(try await store.revokeSession(idHash: "h1", at: Self.at(200), reason: "user signed out"))
+            #expect(try await !store.revokeSession(idHash: "h1", at: Self.at(300), reason: "again"))
+            let revoked = try #require(try await store.session(idHash: "h1"))
+            #expect(revoked.revokedAt == Self.at(200) && revoked.revokedReason == "user signed out")
+            #expect(!revoked.isActive(at: Self.at(201)))
+
+            #expect(try await store.revokeSessions(of: "alice", at: Self.at(300), reason: "account locked") == 1)
+            #expect(try await store.session(idHash: "h2")?.revokedReason == "account locked")
+            #expect(try await store.session(idHash: "h3")?.revokedAt == nil)
+
+            #expect(try await store.deleteSessions(expiredBefore: Self.at(28_805)) == 2)
+            #expect(try await store.session(idHash: "h2") != nil)
+            #expect(try await store.session(idHash: "h1") == nil)
+        }
+    }
+
+    @Test("policy documents keep every version", arguments: Backend.available)
+    func policies(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let v1 = try await store.savePolicy("remote-work", text: "permit(principal, action, resource);", author: "alice",
+                                                comment: "first", at: Self.at(0))
+            #expect(v1.version == 1)
+            let v2 = try await store.savePolicy("remote-work", text: "forbid(principal, action, resource);", author: "bob",
+                                                comment: "tighten", at: Self.at(10))
+            #expect(v2.version == 2)
+            _ = try await store.savePolicy("baseline", text: "// 基線", author: "carol", comment: "", at: Self.at(20))
+            #expect(try await store.currentPolicies() == [
+                PolicyVersionRecord(policyID: "baseline", version: 1, text: "// 基線", author: "carol", comment: "", createdAt: Self.at(20)),
+                v2,
+            ])
+            #expect(try await store.policyHistory("remote-work") == [v1, v2])
+            #expect(try await store.policyHistory("none").isEmpty)
+            let huge = String(repeating: "x", count: InputLimits.maxPolicyTextBytes + 1)
+            await #expect(throws: StoreError(.invalidInput, "")) {
+                _ = try await store.savePolicy("huge", text: huge, author: "a", comment: "", at: Self.at(0))
+            }
+            #expect(try await store.policyHistory("huge").isEmpty)
+        }
+    }
+
+    @Test("applications are upserted, listed and deleted", arguments: Backend.available)
+    func applications(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            var app = ApplicationRecord(id: "portal", displayName: "Portal", host: "portal.bank.example", pathPrefix: "/",
+                                        upstreams: ["http://10.0.0.1:8080", "http://10.0.0.2:8080"], classification: "confidential",
+                                        scenario: "remote-work", updatedAt: Self.at(0))
+            try await store.putApplication(app)
+            #expect(try await store.application("portal") == app)
+            app.upstreams = ["http://10.0.0.3:8080"]; app.scenario = nil; app.updatedAt = Self.at(5)
+            try await store.putApplication(app)
+            #expect(try await store.application("portal") == app)
+            #expect(try await store.listApplications() == [app])
+            #expect(try await store.deleteApplication("portal"))
+            #expect(try await !store.deleteApplication("portal"))
+            #expect(try await store.listApplications().isEmpty)
+        }
+    }
+
+    func event(_ n: Int, user: UserID? = "alice") -> NewEvent {
+        NewEvent(id: UUID(uuidString: String(format: "00000000-0000-4000-8000-%012d", n)) ?? UUID(), time: Self.at(Double(n)),
+                 classUID: 3002, severityID: 1, userID: user, payloadJSON: #"{"class_uid":3002,"n":\#(n),"msg":"登入"}"#)
+    }
+
+    @Test("events are appended in order with an intact hash chain", arguments: Backend.available)
+    func events(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            #expect(try await store.lastEvent() == nil)
+            let first = try await store.appendEvents([event(1), event(2, user: nil)], hasher: EventChain.hasher)
+            #expect(first.map(\.sequence) == [1, 2])
+            #expect(first[0].previousHash == genesisEventHash && first[1].previousHash == first[0].hash)
+            let second = try await store.appendEvents([event(3)], hasher: EventChain.hasher)
+            #expect(second[0].previousHash == first[1].hash)
+            let all = try await store.events(after: 0, limit: 100)
+            #expect(all == first + second)
+            #expect(EventChain.firstBrokenLink(all) == nil)
+            #expect(try await store.events(after: 1, limit: 1).map(\.sequence) == [2])
+            #expect(try await store.lastEvent() == second[0])
+            #expect(try await store.eventCount() == 3)
+        }
+    }
+
+    @Test("a batch with a duplicate event id stores nothing", arguments: Backend.available)
+    func duplicateEvents(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            _ = try await store.appendEvents([event(1)], hasher: EventChain.hasher)
+            await #expect(throws: StoreError(.conflict, "")) {
+                _ = try await store.appendEvents([event(2), event(1)], hasher: EventChain.hasher)
+            }
+            #expect(try await store.eventCount() == 1)
+            let big = NewEvent(id: UUID(), time: Self.t0, classUID: 1, payloadJSON: String(repeating: "a", count: InputLimits.maxEventPayloadBytes + 1))
+            await #expect(throws: StoreError(.invalidInput, "")) { _ = try await store.appendEvents([big], hasher: EventChain.hasher) }
+            #expect(try await store.eventCount() == 1)
+        }
+    }
+
+    @Test("concurrent appenders never fork the chain", arguments: Backend.available)
+    func concurrentAppends(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<4 {
+                    group.addTask {
+                        for i in 0..<10 {
+                            let e = NewEvent(id: UUID(), time: Self.at(Double(i)), classUID: 6001, payloadJSON: #"{"w":\#(worker),"i":\#(i)}"#)
+                            _ = try await store.appendEvents([e], hasher: EventChain.hasher)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let all = try await store.events(after: 0, limit: 1000)
+            #expect(all.count == 40)
+            #expect(EventChain.firstBrokenLink(all) == nil)
+        }
+    }
+
+    @Test("enrolment tokens are single use and expire", arguments: Backend.available)
+    func enrolmentTokens(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await store.createUser(user("admin"))
+            let token = EnrolmentTokenRecord(tokenHash: "abc", userID: "admin", purpose: "enrol", createdAt: Self.at(0), expiresAt: Self.at(3600))
+            try await store.createEnrolmentToken(token)
+            await #expect(throws: StoreError(.conflict, "")) { try await store.createEnrolmentToken(token) }
+            await #expect(throws: StoreError(.notFound, "")) {
+                try await store.createEnrolmentToken(EnrolmentTokenRecord(tokenHash: "x", userID: "ghost", purpose: "enrol",
+                                                                          createdAt: Self.at(0), expiresAt: Self.at(1)))
+            }
+            #expect(try await store.enrolmentToken(hash: "abc") == token)
+            #expect(try await store.consumeEnrolmentToken(hash: "abc", at: Self.at(10)))
+            #expect(try await !store.consumeEnrolmentToken(hash: "abc", at: Self.at(11)))
+            #expect(try await store.enrolmentToken(hash: "abc")?.usedAt == Self.at(10))
+            try await store.createEnrolmentToken(EnrolmentTokenRecord(tokenHash: "old", userID: "admin", purpose: "enrol",
+                                                                      createdAt: Self.at(0), expiresAt: Self.at(60)))
+            #expect(try await !store.consumeEnrolmentToken(hash: "old", at: Self.at(60)))
+            #expect(try await !store.consumeEnrolmentToken(hash: "missing", at: Self.at(0)))
+        }
+    }
+}
