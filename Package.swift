@@ -98,7 +98,11 @@ let package = Package(
         .testTarget(name: "MenshenConfigTests", dependencies: ["MenshenConfig"], swiftSettings: strict),
         .testTarget(
             name: "StorageConformanceTests",
-            dependencies: ["MenshenCore", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres"],
+            dependencies: [
+                "MenshenCore", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
