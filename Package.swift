@@ -40,6 +40,11 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        // The Cedar policy language: parser, schema, validator, evaluator,
+        // authorizer, policy index. No I/O, no dependency beyond Foundation.
+        .target(name: "MenshenCedar", swiftSettings: strict),
+        // Runs cedar-integration-tests files (directories and .tar.gz) against MenshenCedar.
+        .target(name: "MenshenCedarConformance", dependencies: ["MenshenCedar"], swiftSettings: strict),
         // One typed, documented configuration tree (YAML + MENSHEN_* overrides).
         .target(
             name: "MenshenConfig",
@@ -88,12 +93,13 @@ let package = Package(
         .executableTarget(
             name: "menshen",
             dependencies: [
-                "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenServer",
+                "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenServer", "MenshenCedar", "MenshenCedarConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "MenshenCedarTests", dependencies: ["MenshenCedar", "MenshenCedarConformance"], swiftSettings: strict),
         .testTarget(name: "MenshenCoreTests", dependencies: ["MenshenCore"], swiftSettings: strict),
         .testTarget(name: "MenshenConfigTests", dependencies: ["MenshenConfig"], swiftSettings: strict),
         .testTarget(
