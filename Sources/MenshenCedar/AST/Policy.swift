@@ -122,6 +122,12 @@ public struct Policy: Sendable, Hashable {
 /// A set of policies: static policies, templates, and template links, each kept in
 /// insertion order. Ids are unique across all three.
 public struct PolicySet: Sendable, Hashable {
+    public static func == (a: PolicySet, b: PolicySet) -> Bool {
+        a.staticPolicies == b.staticPolicies && a.templates == b.templates && a.linkedPolicies == b.linkedPolicies
+    }
+    public func hash(into h: inout Hasher) {
+        h.combine(staticPolicies); h.combine(templates); h.combine(linkedPolicies)
+    }
     /// Static (slot-free) policies.
     public private(set) var staticPolicies: [Policy] = []
     /// Templates (policies with slots).
@@ -129,10 +135,15 @@ public struct PolicySet: Sendable, Hashable {
     /// Linked policies (templates instantiated with slot values).
     public private(set) var linkedPolicies: [Policy] = []
 
+    /// Shared references to `policies`, kept in sync (used by the authorizer to avoid copies).
+    public private(set) var policyRefs: [PolicyRef] = []
+
     public init() {}
 
     /// All policies that are evaluated: static policies followed by linked policies.
     public var policies: [Policy] { staticPolicies + linkedPolicies }
+
+    private mutating func rebuildRefs() { policyRefs = (staticPolicies + linkedPolicies).map(PolicyRef.init) }
 
     /// Looks a policy, template or link up by id.
     public func policy(id: String) -> Policy? {
@@ -144,7 +155,7 @@ public struct PolicySet: Sendable, Hashable {
     /// Adds a static policy or template (by whether it has slots). Throws on duplicate ids.
     public mutating func add(_ p: Policy) throws(CedarError) {
         guard !containsID(p.id) else { throw CedarError(.policySet, "duplicate policy id `\(p.id)`", at: p.location) }
-        if p.isTemplate { templates.append(p) } else { staticPolicies.append(p) }
+        if p.isTemplate { templates.append(p) } else { staticPolicies.append(p); rebuildRefs() }
     }
 
     /// Links template `templateID` with `values` into a new policy `newID`.
@@ -181,6 +192,7 @@ public struct PolicySet: Sendable, Hashable {
         p.templateID = templateID
         p.slotValues = values
         linkedPolicies.append(p)
+        policyRefs.append(PolicyRef(p))
         return p
     }
 
@@ -189,6 +201,7 @@ public struct PolicySet: Sendable, Hashable {
     public mutating func unlink(id: String) -> Bool {
         guard let i = linkedPolicies.firstIndex(where: { $0.id == id }) else { return false }
         linkedPolicies.remove(at: i)
+        rebuildRefs()
         return true
     }
 }

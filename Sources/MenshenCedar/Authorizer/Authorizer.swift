@@ -16,14 +16,15 @@ public struct PolicyError: Sendable, Hashable {
 public struct Response: Sendable {
     public let decision: Decision
     /// The determining policies, in policy-set order.
-    public let determiningPolicies: [Policy]
+    public var determiningPolicies: [Policy] { determining.map(\.policy) }
+    let determining: [PolicyRef]
     public let errors: [PolicyError]
 
     /// Ids of the determining policies.
-    public var reasons: [String] { determiningPolicies.map(\.id) }
+    public var reasons: [String] { determining.map(\.policy.id) }
     /// Annotations of determining policy `id`.
     public func annotations(of id: String) -> Annotations? {
-        determiningPolicies.first { $0.id == id }?.annotations
+        determining.first { $0.policy.id == id }?.policy.annotations
     }
 }
 
@@ -31,7 +32,7 @@ public struct Response: Sendable {
 public enum Authorizer {
     /// Evaluates every policy of `policies` (static and linked) against the request.
     public static func isAuthorized(_ request: Request, policies: PolicySet, entities: Entities) -> Response {
-        decide(request, candidates: policies.policies, entities: entities)
+        decide(request, candidates: policies.policyRefs, entities: entities)
     }
 
     /// Evaluates only the policies of `index` that can apply to the request; the result is
@@ -41,21 +42,21 @@ public enum Authorizer {
     }
 
     /// Evaluates `candidates` (in the given order).
-    public static func decide(_ request: Request, candidates: [Policy], entities: Entities) -> Response {
+    public static func decide(_ request: Request, candidates: [PolicyRef], entities: Entities) -> Response {
         let ev = Evaluator(request: request, entities: entities)
-        var permits: [Policy] = [], forbids: [Policy] = []
+        var permits: [PolicyRef] = [], forbids: [PolicyRef] = []
         var errors: [PolicyError] = []
-        for p in candidates {
+        for ref in candidates {
             do {
-                if try ev.isSatisfied(p) {
-                    if p.effect == .permit { permits.append(p) } else { forbids.append(p) }
+                if try ev.isSatisfied(ref) {
+                    if ref.policy.effect == .permit { permits.append(ref) } else { forbids.append(ref) }
                 }
             } catch {
-                errors.append(PolicyError(policyID: p.id, error: error))
+                errors.append(PolicyError(policyID: ref.policy.id, error: error))
             }
         }
-        if !forbids.isEmpty { return Response(decision: .deny, determiningPolicies: forbids, errors: errors) }
-        if !permits.isEmpty { return Response(decision: .allow, determiningPolicies: permits, errors: errors) }
-        return Response(decision: .deny, determiningPolicies: [], errors: errors)
+        if !forbids.isEmpty { return Response(decision: .deny, determining: forbids, errors: errors) }
+        if !permits.isEmpty { return Response(decision: .allow, determining: permits, errors: errors) }
+        return Response(decision: .deny, determining: [], errors: errors)
     }
 }

@@ -34,6 +34,21 @@ public struct Evaluator: Sendable {
         return true
     }
 
+    /// `isSatisfied` for a shared policy reference (avoids copying the policy).
+    public func isSatisfied(_ ref: PolicyRef) throws(CedarError) -> Bool {
+        guard try scope(ref.policy.principal, request.principal) else { return false }
+        guard action(ref.policy.action) else { return false }
+        guard try scope(ref.policy.resource, request.resource) else { return false }
+        for c in ref.policy.conditions {
+            let v = try eval(c.body, depth: 0)
+            guard case .bool(let b) = v else {
+                throw CedarError(.typeError, "type error: expected bool, got \(v.typeName)", at: c.body.location)
+            }
+            if b != (c.kind == .when) { return false }
+        }
+        return true
+    }
+
     /// Checks only the principal/action/resource scope constraints.
     public func scopeMatches(_ policy: Policy) throws(CedarError) -> Bool {
         guard try scope(policy.principal, request.principal) else { return false }

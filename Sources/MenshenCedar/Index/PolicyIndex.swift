@@ -12,14 +12,15 @@ public struct PolicyIndex: Sendable {
     private struct Key: Hashable { let dim: Dim; let uid: EntityUID }
     private struct TypeKey: Hashable { let dim: Dim; let type: EntityType }
 
-    private let all: [Policy]
+    private let all: [PolicyRef]
     private var byUID: [Key: [Int]] = [:]
     private var byType: [TypeKey: [Int]] = [:]
     private var unconstrained: [Int] = []
 
     public init(_ set: PolicySet) {
-        all = set.policies
-        for (i, p) in all.enumerated() {
+        all = set.policyRefs
+        for (i, ref) in all.enumerated() {
+            let p = ref.policy
             if !file(i, p.principal, .principal) && !file(i, p.resource, .resource) && !fileAction(i, p.action) {
                 unconstrained.append(i)
             }
@@ -27,6 +28,12 @@ public struct PolicyIndex: Sendable {
     }
 
     public var count: Int { all.count }
+
+    /// Policy sets up to this size are scanned instead of probed.
+    public static let scanThreshold = 16
+
+    /// All indexed policies, in policy-set order.
+    public var policies: [PolicyRef] { all }
 
     private mutating func file(_ i: Int, _ c: ScopeConstraint, _ dim: Dim) -> Bool {
         switch c {
@@ -51,7 +58,9 @@ public struct PolicyIndex: Sendable {
     }
 
     /// Policies that may apply to `request`, in policy-set order.
-    public func candidates(for request: Request, entities: Entities) -> [Policy] {
+    public func candidates(for request: Request, entities: Entities) -> [PolicyRef] {
+        // For small sets probing costs more than evaluating every scope check.
+        if all.count <= PolicyIndex.scanThreshold { return all }
         var idx = unconstrained
         func probe(_ dim: Dim, _ uid: EntityUID) {
             if let b = byUID[Key(dim: dim, uid: uid)] { idx.append(contentsOf: b) }
@@ -64,10 +73,17 @@ public struct PolicyIndex: Sendable {
         probe(.resource, request.resource)
         probe(.action, request.action)
         idx.sort()
-        var out: [Policy] = []
+        var out: [PolicyRef] = []
         out.reserveCapacity(idx.count)
         var last = -1
         for i in idx where i != last { out.append(all[i]); last = i }  // indices come from `all`
         return out
     }
+}
+
+/// A shared reference to one policy, so that candidate lists and responses pass a single
+/// pointer instead of copying the policy struct.
+public final class PolicyRef: Sendable {
+    public let policy: Policy
+    public init(_ policy: Policy) { self.policy = policy }
 }
