@@ -4,6 +4,15 @@ import Testing
 /// The README's run command, end to end, on the real binary.
 @Suite("menshen demo", .serialized)
 struct DemoTests {
+    @Test("the README's two commands are the ones these tests and CI run")
+    func readmeCommands() throws {
+        let readme = try String(contentsOf: Harness.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(readme.contains("```sh\nswift run menshen demo\n```"))
+        #expect(readme.contains("```sh\nscripts/test\n```"))
+        let ci = try String(contentsOf: Harness.packageRoot.appendingPathComponent(".ci/run"), encoding: .utf8)
+        #expect(ci.contains("exec scripts/test"))
+    }
+
     @Test("the demo comes up on a fresh directory and answers health, readiness, portal and sample app")
     func demoComesUp() async throws {
         let dir = try Harness.tempDir()
