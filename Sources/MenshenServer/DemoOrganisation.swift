@@ -55,7 +55,7 @@ public enum DemoOrganisation {
             when { principal.disabled };
 
             @id("baseline-privileged-needs-loa3")
-            @obligation("step_up", "loa=3")
+            @obligation("step_up:loa=3")
             forbid (principal, action, resource)
             when { resource.classification == "restricted" && context.session.loa < 3 };
             """),
@@ -69,7 +69,7 @@ public enum DemoOrganisation {
 
             @id("remote-work-write-fresh-factor")
             @scenario("remote-work")
-            @obligation("step_up", "loa=3;max_age=900")
+            @obligation("step_up:loa=3;max_age=900")
             permit (principal in Group::"branch-ops", action == Action::"write", resource == Application::"branch-portal")
             when { context.session.loa >= 3 && context.session.factor_age_seconds <= 900 && context.device.compliant };
             """),
