@@ -26,7 +26,7 @@ struct FormatterTests {
         let text = #"""
             @a @b("x\"y") permit(principal is A::B in A::G::"g", action in [Action::"a"], resource == ?resource)
             when { -(-9223372036854775808) == 1 && !(-x.y) || (if true then 1 else 2) + 3 * -4 > -5 }
-            unless { (principal has "a b") && (principal has if) && "*\u{5b2}" like "\*a*\u{5b2}" && [1, [2]].contains({"k y": 1, z: 2}) }
+            unless { (principal has "a b") && (principal has "if") && "*\u{5b2}" like "\*a*\u{5b2}" && [1, [2]].contains({"k y": 1, z: 2}) }
             when { (1 + 2) * 3 == 9 && 1 - (2 - 3) == 2 && context["x"].isEmpty() && ip("::1").isInRange(ip("::/0")) };
             """#.replacingOccurrences(of: "-x.y", with: "-context.y")
         #expect(try Self.roundTrips(text))

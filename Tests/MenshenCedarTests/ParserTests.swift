@@ -160,3 +160,19 @@ struct ParserLimitTests {
         #expect(throws: CedarError.self) { try CedarParser.parseExpression(tooLong) }
     }
 }
+
+@Suite("Reserved identifiers")
+struct ReservedIdentifierTests {
+    @Test("Reserved words cannot be attribute names, record keys or name components, but work as strings")
+    func reserved() throws {
+        for text in ["principal.if", "principal.in", "context has then", "context has a.like", "{if: 1}", "{true: 1}",
+                     #"The::true::path::"x""#, #"__cedar::A::"x""#, "principal.__cedar"] {
+            #expect(throws: CedarError.self, "\(text)") { _ = try CedarParser.parseExpression(text) }
+        }
+        for text in [#"principal["if"]"#, #"context has "then""#, #"{"if": 1}"#, "{principal: 1}", "context.principal"] {
+            #expect(throws: Never.self, "\(text)") { _ = try CedarParser.parseExpression(text) }
+        }
+        let p = try CedarParser.parsePolicy(#"@if("x") permit(principal, action, resource);"#)
+        #expect(p.annotations["if"] == "x")
+    }
+}

@@ -133,6 +133,13 @@ struct Parser {
         return s
     }
 
+    /// Attribute names written as identifiers (`e.a`, `e has a.b`) must not be reserved words.
+    private func checkUnreserved(_ name: String, at loc: SourceLocation) throws(CedarError) {
+        if ExtensionNames.reserved.contains(name) {
+            throw CedarError(.parse, "this identifier is reserved and cannot be used: \(name)", at: loc)
+        }
+    }
+
     private func unescaped(_ raw: String, at loc: SourceLocation) throws(CedarError) -> String {
         guard let s = Unescaper.string(raw) else { throw CedarError(.parse, "invalid escape sequence in string literal", at: loc) }
         return s
@@ -425,12 +432,15 @@ struct Parser {
             return Expr(.has(target, try unescaped(raw, at: loc)), at: span(from: start))
         }
         guard case .ident(let first) = cur.kind else { throw unexpected("expected an attribute name after `has`") }
+        try checkUnreserved(first, at: cur.location)
         _ = advance()
         var path = [first]
         var chain = 0
         while isPunct("."), case .ident(let next) = peek().kind {
             try chainStep(&chain)
-            _ = advance(); _ = advance()
+            _ = advance()
+            try checkUnreserved(next, at: cur.location)
+            _ = advance()
             path.append(next)
         }
         if isPunct("(") || isPunct("[") || isPunct(".") {
@@ -534,6 +544,7 @@ struct Parser {
                 _ = advance()
                 let nameLoc = cur.location
                 let name = try identifier("an attribute or method name")
+                try checkUnreserved(name, at: nameLoc)
                 if isPunct("(") {
                     let args = try parseArgs()
                     e = try makeMethod(e, name, args, at: span(from: start), nameLoc: nameLoc)
@@ -642,7 +653,9 @@ struct Parser {
                     let kloc = cur.location
                     let key: String
                     switch cur.kind {
-                    case .ident(let s): key = s; _ = advance()
+                    case .ident(let s):
+                        if s != "__cedar" { try checkUnreserved(s, at: kloc) }
+                        key = s; _ = advance()
                     case .string(let raw): _ = advance(); key = try unescaped(raw, at: kloc)
                     default: throw unexpected("expected an identifier or string as record key")
                     }
