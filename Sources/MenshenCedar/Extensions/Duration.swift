@@ -15,7 +15,7 @@ public struct CedarDuration: Sendable, Hashable, Comparable, CustomStringConvert
         if i == b.count { return nil }
         // units in order: d, h, m, s, ms
         let units: [(String, Int64)] = [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)]
-        var amounts: [Int64?] = [nil, nil, nil, nil, nil]
+        var amounts: [UInt64?] = [nil, nil, nil, nil, nil]
         var nextUnit = 0
         while i < b.count {
             var j = i
@@ -35,15 +35,27 @@ public struct CedarDuration: Sendable, Hashable, Comparable, CustomStringConvert
             while k < b.count, !(b[k] >= 0x30 && b[k] <= 0x39) { k += 1 }
             unitText = String(decoding: b[j..<k], as: UTF8.self)
             guard let u = units.firstIndex(where: { $0.0 == unitText }), u >= nextUnit else { return nil }
-            if overflow || n > UInt64(Int64.max) { return nil }
-            amounts[u] = Int64(n)
+            if overflow { return nil }
+            amounts[u] = n
             nextUnit = u + 1
             i = k
         }
         // accumulate: ms, s, m, h, d (as the reference does), with overflow checks
+        // The millisecond amount may be 2^63 when negative (Int64.min), as in Cedar.
         var total: Int64 = 0
-        for u in [4, 3, 2, 1, 0] {
-            guard let n = amounts[u] else { continue }
+        if let ms = amounts[4] {
+            if negative {
+                guard ms <= UInt64(Int64.max) + 1 else { return nil }
+                total = ms == UInt64(Int64.max) + 1 ? Int64.min : -Int64(ms)
+            } else {
+                guard ms <= UInt64(Int64.max) else { return nil }
+                total = Int64(ms)
+            }
+        }
+        for u in [3, 2, 1, 0] {
+            guard let un = amounts[u] else { continue }
+            guard un <= UInt64(Int64.max) else { return nil }
+            let n = Int64(un)
             let (p, o1) = n.multipliedReportingOverflow(by: units[u].1)
             if o1 { return nil }
             let (t, o2) = negative ? total.subtractingReportingOverflow(p) : total.addingReportingOverflow(p)
