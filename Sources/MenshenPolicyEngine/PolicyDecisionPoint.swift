@@ -1,0 +1,253 @@
+import Foundation
+import MenshenCedar
+
+/// The decision point: an immutable snapshot of validated policies. Build a
+/// new one on every policy change and swap it atomically; a set that does
+/// not parse or validate is refused and the previous snapshot stays.
+///
+/// Fail-closed rules beyond Cedar's own (which skips erroring policies):
+/// - if a **forbid** policy errors, the request is denied (`policy_error`),
+///   because skipping it would turn a fault into an allow;
+/// - a request that cannot be turned into Cedar input is denied (`invalid_request`).
+public struct PolicyDecisionPoint: Sendable {
+    public let policies: PolicySet
+    let index: PolicyIndex
+    let actionEntities: [Entity]
+    /// Document name and first line of each loaded document, for mapping locations back.
+    let documents: [(name: String, firstLine: Int)]
+
+    /// Parses and validates named Cedar documents against ``MenshenSchema``.
+    public init(documents named: [(name: String, text: String)]) throws(PolicyLoadError) {
+        let schema: Schema
+        switch Schema.parse(cedar: MenshenSchema.text) {
+        case .success(let s): schema = s
+        case .failure(let e):
+            throw PolicyLoadError(problems: [.init(document: "MenshenSchema", line: e.location?.line, column: e.location?.column,
+                                                   message: e.message)])
+        }
+        // Concatenate so policy ids are unique across documents (policy0, policy1, …),
+        // remembering where each document starts to report locations in its own terms.
+        var text = ""
+        var docs: [(String, Int)] = []
+        var line = 1
+        for (name, body) in named {
+            docs.append((name, line))
+            text += body
+            if !body.hasSuffix("\n") { text += "\n" }
+            line += body.split(separator: "\n", omittingEmptySubsequences: false).count - (body.hasSuffix("\n") ? 1 : 0)
+        }
+        documents = docs
+        let set: PolicySet
+        do { set = try CedarParser.parsePolicySet(text) } catch {
+            throw PolicyLoadError(problems: [Self.problem(error.message, error.location, docs)])
+        }
+        let result = Validator(schema: schema).validate(set)
+        guard result.passed else {
+            throw PolicyLoadError(problems: result.errors.map { Self.problem("policy \($0.policyID): \($0.message)", $0.location, docs) })
+        }
+        let annotationProblems = Self.unknownObligations(in: set).map { Self.problem($0.1, $0.0, docs) }
+        guard annotationProblems.isEmpty else { throw PolicyLoadError(problems: annotationProblems) }
+        policies = set
+        index = PolicyIndex(set)
+        actionEntities = schema.actionEntities
+    }
+
+    /// `@obligation` and `@alert` annotations that do not parse: a typo there
+    /// would silently drop a step-up or an alert, so the set is refused.
+    static func unknownObligations(in set: PolicySet) -> [(SourceLocation?, String)] {
+        var out: [(SourceLocation?, String)] = []
+        for p in set.policies {
+            for a in p.annotations where a.key == "obligation" {
+                for part in a.value.split(separator: ",", omittingEmptySubsequences: false)
+                where Obligation(parsing: part.trimmingCharacters(in: .whitespaces)) == nil {
+                    out.append((a.location ?? p.location, "policy \(displayID(p)): unknown obligation '\(part)' (use read_only or step_up:loa=N;max_age=SECONDS)"))
+                }
+            }
+            if let alert = p.annotations["alert"], AlertSeverity(rawValue: alert) == nil {
+                out.append((p.location, "policy \(displayID(p)): alert must be low, medium or high, not '\(alert)'"))
+            }
+        }
+        return out
+    }
+
+    static func problem(_ message: String, _ location: SourceLocation?, _ docs: [(String, Int)]) -> PolicyLoadError.Problem {
+        guard let location else { return .init(document: docs.first?.0 ?? "policies", line: nil, column: nil, message: message) }
+        let doc = docs.last(where: { $0.1 <= location.line }) ?? (docs.first?.0 ?? "policies", 1)
+        return .init(document: doc.0, line: location.line - doc.1 + 1, column: location.column, message: message)
+    }
+
+    /// The operator-facing id of a policy: its `@id` annotation, else the Cedar id.
+    public static func displayID(_ p: Policy) -> String { p.annotations["id"] ?? p.id }
+
+    // MARK: Deciding
+
+    /// Decides one request. Never throws: every failure is a deny with a reason.
+    public func decide(_ request: AccessRequest) -> AccessDecision {
+        guard let input = CedarInput(request, actions: actionEntities) else {
+            return AccessDecision(effect: .deny, reasons: [.invalidRequest], determiningPolicies: [], obligations: [], errors: [:])
+        }
+        let response = Authorizer.isAuthorized(input.request, index: index, entities: input.entities)
+        var errors: [String: String] = [:]
+        var forbidErrored = false
+        for e in response.errors {
+            let policy = policies.policy(id: e.policyID)
+            errors[policy.map(Self.displayID) ?? e.policyID] = e.error.message
+            if policy?.effect == .forbid { forbidErrored = true }
+        }
+        let determining = response.determiningPolicies
+        let ids = determining.map(Self.displayID)
+        var alerts = determining.compactMap { $0.annotations["alert"].flatMap(AlertSeverity.init(rawValue:)) }
+
+        if forbidErrored {
+            return AccessDecision(effect: .deny, reasons: [.policyError], determiningPolicies: ids,
+                                  obligations: Self.alertObligation(alerts), errors: errors)
+        }
+        if response.decision == .allow {
+            let obligations = determining.flatMap { Self.obligations(of: $0) }
+            if obligations.contains(.readOnly) && request.action != "read" {
+                return AccessDecision(effect: .deny, reasons: [.readOnly], determiningPolicies: ids,
+                                      obligations: [.readOnly] + Self.alertObligation(alerts), errors: errors)
+            }
+            return AccessDecision(effect: .allow, reasons: [.permitted], determiningPolicies: ids,
+                                  obligations: Self.unique(obligations.filter { if case .stepUp = $0 { false } else { true } })
+                                      + Self.alertObligation(alerts),
+                                  errors: errors)
+        }
+        // Denied. Would proving a stronger or fresher factor change that? Ask the
+        // policies that name a step-up requirement, then re-decide as if it were met.
+        if let stepUp = stepUpRequirement(input: input, request: request) {
+            alerts += stepUp.alerts
+            return AccessDecision(effect: .stepUp, reasons: [.stepUpRequired], determiningPolicies: stepUp.policies,
+                                  obligations: [.stepUp(minimumLoA: stepUp.loa, maxAgeSeconds: stepUp.maxAge)] + Self.alertObligation(alerts),
+                                  errors: errors)
+        }
+        var reasons: [ReasonCode] = determining.isEmpty ? [.noMatchingPermit] : [.forbidden]
+        if !errors.isEmpty { reasons.append(.policyError) }
+        return AccessDecision(effect: .deny, reasons: reasons, determiningPolicies: ids, obligations: Self.alertObligation(alerts),
+                              errors: errors)
+    }
+
+    struct StepUp { var loa: Int?; var maxAge: Int?; var policies: [String]; var alerts: [AlertSeverity] }
+
+    func stepUpRequirement(input: CedarInput, request: AccessRequest) -> StepUp? {
+        var loa: Int?
+        var maxAge: Int?
+        let evaluator = Evaluator(request: input.request, entities: input.entities)
+        for ref in index.candidates(for: input.request, entities: input.entities) where (try? evaluator.scopeMatches(ref.policy)) == true {
+            for case .stepUp(let l, let a) in Self.obligations(of: ref.policy) {
+                if let l { loa = max(loa ?? 0, l) }
+                if let a { maxAge = min(maxAge ?? Int.max, a) }
+            }
+        }
+        guard loa != nil || maxAge != nil else { return nil }
+        var proven = request
+        proven.session.levelOfAssurance = max(request.session.levelOfAssurance, loa ?? 0)
+        proven.session.factorAgeSeconds = 0
+        guard let hypothetical = CedarInput(proven, actions: actionEntities) else { return nil }
+        let r = Authorizer.isAuthorized(hypothetical.request, index: index, entities: hypothetical.entities)
+        guard r.decision == .allow, !r.errors.contains(where: { policies.policy(id: $0.policyID)?.effect == .forbid }) else { return nil }
+        return StepUp(loa: loa, maxAge: maxAge, policies: r.determiningPolicies.map(Self.displayID),
+                      alerts: r.determiningPolicies.compactMap { $0.annotations["alert"].flatMap(AlertSeverity.init(rawValue:)) })
+    }
+
+    static func alertObligation(_ alerts: [AlertSeverity]) -> [Obligation] {
+        alerts.max().map { [.alert($0)] } ?? []
+    }
+
+    static func unique(_ xs: [Obligation]) -> [Obligation] {
+        var seen = Set<Obligation>()
+        return xs.filter { seen.insert($0).inserted }
+    }
+
+    /// Obligations of one policy, from `@obligation("read_only")`,
+    /// `@obligation("step_up:loa=3;max_age=900")` or a comma-separated list of them.
+    public static func obligations(of policy: Policy) -> [Obligation] {
+        guard let text = policy.annotations["obligation"] else { return [] }
+        return text.split(separator: ",").compactMap { Obligation(parsing: String($0).trimmingCharacters(in: .whitespaces)) }
+    }
+}
+
+extension Obligation {
+    /// Parses one obligation; nil for anything unknown (refused at load time by ``PolicyDecisionPoint/unknownObligations(in:)``).
+    public init?(parsing text: String) {
+        if text == "read_only" { self = .readOnly; return }
+        guard text == "step_up" || text.hasPrefix("step_up:") else { return nil }
+        var loa: Int?, age: Int?
+        for part in text.dropFirst("step_up".count).drop(while: { $0 == ":" }).split(separator: ";") {
+            let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard kv.count == 2, let n = Int(kv[1]), n >= 0 else { return nil }
+            switch kv[0] {
+            case "loa" where (1...4).contains(n): loa = n
+            case "max_age": age = n
+            default: return nil
+            }
+        }
+        self = .stepUp(minimumLoA: loa, maxAgeSeconds: age)
+    }
+}
+
+/// The Cedar entities and request for one access request.
+struct CedarInput {
+    var request: Request
+    var entities: Entities
+
+    init?(_ r: AccessRequest, actions: [Entity]) {
+        guard let ip = IPAddr(parsing: r.context.sourceIP), let zone = TimeZone(identifier: r.context.timeZone) else { return nil }
+        let user = EntityUID(type: Name(basename: "User"), id: r.principal.id)
+        let app = EntityUID(type: Name(basename: "Application"), id: r.resource.applicationID)
+        let action = EntityUID(type: Name(basename: "Action"), id: r.action)
+        var list: [Entity] = actions
+        var parents = Set<EntityUID>()
+        for g in r.principal.groups {
+            let uid = EntityUID(type: Name(basename: "Group"), id: g)
+            parents.insert(uid)
+            list.append(Entity(uid: uid))
+        }
+        for (role, tier) in r.principal.roles {
+            let uid = EntityUID(type: Name(basename: "Role"), id: role)
+            parents.insert(uid)
+            list.append(Entity(uid: uid, attributes: ["tier": .string(tier)]))
+        }
+        list.append(Entity(uid: user, attributes: ["kind": .string(r.principal.kind), "disabled": .bool(r.principal.disabled)],
+                           parents: parents))
+        list.append(Entity(uid: app, attributes: ["classification": .string(r.resource.classification),
+                                                  "scenario": .string(r.resource.scenario)]))
+        guard let entities = try? Entities(list) else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        let parts = calendar.dateComponents([.hour, .weekday], from: r.context.time)
+        // Calendar weekday is 1 = Sunday; the schema's is ISO 8601 (1 = Monday … 7 = Sunday).
+        let weekday = ((parts.weekday ?? 1) + 5) % 7 + 1
+        let millis = Int64((r.context.time.timeIntervalSince1970 * 1000).rounded())
+        let device = r.device
+        let context: [String: Value] = [
+            "session": .record([
+                "loa": .long(Int64(r.session.levelOfAssurance)),
+                "amr": .set(Set(r.session.amr.map(Value.string))),
+                "factor_age_seconds": .long(Int64(r.session.factorAgeSeconds)),
+                "age_seconds": .long(Int64(r.session.ageSeconds)),
+            ]),
+            "device": .record([
+                "known": .bool(device != nil),
+                "enrolled": .bool(device?.enrolled ?? false),
+                "managed": .bool(device?.managed ?? false),
+                "compliant": .bool(device?.compliant ?? false),
+                "hardware_bound": .bool(device?.hardwareBound ?? false),
+                "external": .bool(device?.external ?? true),
+                "posture_age_seconds": .long(Int64(device?.postureAgeSeconds ?? Int(Int32.max))),
+                "max_vulnerability_severity": .long(Int64(device?.maxVulnerabilitySeverity ?? 4)),
+            ]),
+            "time": .record([
+                "now": .ext(.datetime(CedarDatetime(epochMilliseconds: millis))),
+                "hour": .long(Int64(parts.hour ?? 0)),
+                "weekday": .long(Int64(weekday)),
+            ]),
+            "network": .record(["ip": .ext(.ipaddr(ip)), "zone": .string(r.context.networkZone), "country": .string(r.context.country)]),
+            "request": .record(["method": .string(r.context.method.uppercased()), "path": .string(r.context.path)]),
+            "risk": .record(["score": .long(Int64(r.context.riskScore))]),
+            "grant": .record(["active": .bool(r.context.grantActive)]),
+        ]
+        request = Request(principal: user, action: action, resource: app, context: context)
+        self.entities = entities
+    }
+}

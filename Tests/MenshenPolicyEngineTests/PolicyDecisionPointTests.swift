@@ -1,0 +1,220 @@
+import Foundation
+import MenshenPolicyEngine
+import Testing
+
+@Suite("Policy decision point")
+struct PolicyDecisionPointTests {
+    static let baseline = """
+        @id("baseline-disabled-accounts")
+        forbid (principal, action, resource) when { principal.disabled };
+
+        @id("restricted-needs-loa3")
+        @obligation("step_up:loa=3")
+        forbid (principal, action, resource)
+        when { resource.classification == "restricted" && context.session.loa < 3 };
+
+        @id("risk-guardrail")
+        @alert("high")
+        forbid (principal, action, resource) when { context.risk.score > 80 };
+        """
+
+    static let scenarios = """
+        @id("remote-work-read")
+        permit (principal in Group::"staff", action == Action::"read", resource == Application::"branch-portal")
+        when { context.session.loa >= 2 && context.device.compliant };
+
+        @id("remote-work-write-fresh-factor")
+        @obligation("step_up:loa=3;max_age=900")
+        permit (principal in Group::"branch-ops", action == Action::"write", resource == Application::"branch-portal")
+        when { context.session.loa >= 3 && context.session.factor_age_seconds <= 900 && context.device.compliant };
+
+        @id("vendor-maintenance-window")
+        @alert("medium")
+        permit (principal in Group::"vendors", action in [Action::"read", Action::"write"], resource == Application::"core-maintenance")
+        when {
+          context.session.loa >= 3 && context.grant.active &&
+          context.time.hour >= 9 && context.time.hour < 18 && context.network.zone == "vendor-jump"
+        };
+
+        @id("auditors-read-only")
+        @obligation("read_only")
+        permit (principal in Role::"auditor", action, resource == Application::"branch-portal")
+        when { context.session.loa >= 3 };
+        """
+
+    static func pdp() throws -> PolicyDecisionPoint {
+        try PolicyDecisionPoint(documents: [("baseline.cedar", baseline), ("scenarios.cedar", scenarios)])
+    }
+
+    /// 2026-11-25 10:00 in Taipei (02:00 UTC), a Wednesday.
+    static let office = Date(timeIntervalSince1970: 1_795_572_000)
+
+    static func request(user: String = "alice", groups: [String] = ["staff", "branch-ops"], roles: [String: String] = [:],
+                        loa: Int = 3, factorAge: Int = 60, device: AccessRequest.Device? = compliant, method: String = "GET",
+                        app: String = "branch-portal", classification: String = "confidential", time: Date = office,
+                        zone: String = "internet", risk: Int = 0, grant: Bool = false, kind: String = "internal",
+                        disabled: Bool = false, ip: String = "203.0.113.7") -> AccessRequest {
+        AccessRequest(principal: .init(id: user, kind: kind, disabled: disabled, groups: groups, roles: roles),
+                      session: .init(levelOfAssurance: loa, amr: ["hwk", "user"], factorAgeSeconds: factorAge, ageSeconds: 600),
+                      device: device,
+                      context: .init(time: time, sourceIP: ip, networkZone: zone, method: method, path: "/accounts",
+                                     riskScore: risk, grantActive: grant),
+                      resource: .init(applicationID: app, classification: classification))
+    }
+
+    static let compliant = AccessRequest.Device(enrolled: true, managed: true, compliant: true, hardwareBound: true, external: false,
+                                                postureAgeSeconds: 120, maxVulnerabilitySeverity: 0)
+
+    @Test("a staff member with a compliant device may read the branch portal")
+    func allow() throws {
+        let d = try Self.pdp().decide(Self.request())
+        #expect(d.effect == .allow)
+        #expect(d.reasons == [.permitted])
+        #expect(d.determiningPolicies == ["remote-work-read"])
+    }
+
+    @Test("no device identity means no access (fail closed on missing attributes)")
+    func noDevice() throws {
+        let d = try Self.pdp().decide(Self.request(device: nil))
+        #expect(d.effect == .deny)
+        #expect(d.reasons == [.noMatchingPermit])
+    }
+
+    @Test("a write with a stale factor demands step-up, not a plain deny")
+    func stepUpForFreshFactor() throws {
+        let d = try Self.pdp().decide(Self.request(factorAge: 3600, method: "POST"))
+        #expect(d.effect == .stepUp)
+        #expect(d.reasons == [.stepUpRequired])
+        #expect(d.obligations == [.stepUp(minimumLoA: 3, maxAgeSeconds: 900)])
+        #expect(d.determiningPolicies == ["remote-work-write-fresh-factor"])
+    }
+
+    @Test("a forbid carrying a step-up requirement turns into step-up when stepping up would allow")
+    func stepUpFromForbid() throws {
+        var r = Self.request(user: "vendor.lee", groups: ["vendors"], loa: 2, app: "core-maintenance", classification: "restricted",
+                             zone: "vendor-jump", grant: true, kind: "vendor")
+        let d = try Self.pdp().decide(r)
+        #expect(d.effect == .stepUp)
+        #expect(d.obligations.contains(.stepUp(minimumLoA: 3, maxAgeSeconds: nil)))
+        // Outside the maintenance window stepping up would not help: a plain deny.
+        r.context.time = Self.office.addingTimeInterval(12 * 3600)
+        #expect(try Self.pdp().decide(r).effect == .deny)
+    }
+
+    @Test("vendor access inside the window is allowed and raises a medium alert")
+    func alert() throws {
+        let r = Self.request(user: "vendor.lee", groups: ["vendors"], app: "core-maintenance", classification: "restricted",
+                             zone: "vendor-jump", grant: true, kind: "vendor")
+        let d = try Self.pdp().decide(r)
+        #expect(d.effect == .allow)
+        #expect(d.obligations == [.alert(.medium)])
+    }
+
+    @Test("vendor access without a just-in-time grant or from the wrong network is denied")
+    func vendorDenied() throws {
+        let pdp = try Self.pdp()
+        let base = Self.request(user: "vendor.lee", groups: ["vendors"], app: "core-maintenance", classification: "restricted",
+                                zone: "vendor-jump", grant: true, kind: "vendor")
+        var noGrant = base; noGrant.context.grantActive = false
+        var wrongZone = base; wrongZone.context.networkZone = "internet"
+        #expect(pdp.decide(noGrant).effect == .deny)
+        #expect(pdp.decide(wrongZone).effect == .deny)
+    }
+
+    @Test("the hour is taken in the institution's time zone")
+    func timeZone() throws {
+        let base = Self.request(user: "vendor.lee", groups: ["vendors"], app: "core-maintenance", classification: "restricted",
+                                zone: "vendor-jump", grant: true, kind: "vendor")
+        var utc = base; utc.context.timeZone = "UTC"  // 02:00 UTC is outside 09–18
+        #expect(try Self.pdp().decide(base).effect == .allow)
+        #expect(try Self.pdp().decide(utc).effect == .deny)
+    }
+
+    @Test("read-only obligation allows safe methods and refuses unsafe ones")
+    func readOnly() throws {
+        let pdp = try Self.pdp()
+        let read = pdp.decide(Self.request(user: "carol", groups: ["audit"], roles: ["auditor": "sensitive"]))
+        #expect(read.effect == .allow && read.obligations == [.readOnly])
+        let write = pdp.decide(Self.request(user: "carol", groups: ["audit"], roles: ["auditor": "sensitive"], method: "DELETE"))
+        #expect(write.effect == .deny && write.reasons == [.readOnly])
+    }
+
+    @Test("a disabled account is denied whatever else holds; high risk is denied with an alert")
+    func forbids() throws {
+        let pdp = try Self.pdp()
+        let disabled = pdp.decide(Self.request(disabled: true))
+        #expect(disabled.effect == .deny && disabled.reasons == [.forbidden])
+        #expect(disabled.determiningPolicies == ["baseline-disabled-accounts"])
+        let risky = pdp.decide(Self.request(risk: 95))
+        #expect(risky.effect == .deny && risky.obligations == [.alert(.high)])
+    }
+
+    @Test("an unparseable source address is denied as an invalid request")
+    func invalidRequest() throws {
+        let d = try Self.pdp().decide(Self.request(ip: "not-an-ip"))
+        #expect(d.effect == .deny && d.reasons == [.invalidRequest])
+    }
+
+    @Test("an erroring forbid denies (fail closed) instead of being skipped")
+    func erroringForbid() throws {
+        let pdp = try PolicyDecisionPoint(documents: [("p.cedar", """
+            permit (principal, action, resource);
+            @id("overflowing-guard")
+            forbid (principal, action, resource) when { context.risk.score * 9223372036854775807 > 0 };
+            """)])
+        let d = pdp.decide(Self.request(risk: 2))
+        #expect(d.effect == .deny)
+        #expect(d.reasons == [.policyError])
+        #expect(d.errors["overflowing-guard"] != nil)
+    }
+
+    @Test("policies that do not validate against the Menshen schema are refused with document and line")
+    func invalidPolicies() throws {
+        #expect(throws: PolicyLoadError.self) {
+            _ = try PolicyDecisionPoint(documents: [("ok.cedar", Self.baseline), ("typo.cedar", """
+                permit (principal, action, resource)
+                when { context.sesion.loa >= 3 };
+                """)])
+        }
+        do {
+            _ = try PolicyDecisionPoint(documents: [("ok.cedar", Self.baseline), ("typo.cedar", "permit (principal, action, resource)\nwhen { context.sesion.loa >= 3 };\n")])
+        } catch {
+            #expect(error.problems.first?.document == "typo.cedar")
+            #expect(error.problems.first?.line == 2)
+        }
+        do {
+            _ = try PolicyDecisionPoint(documents: [("syntax.cedar", "permit (principal, action resource);")])
+            Issue.record("a syntax error was accepted")
+        } catch {
+            #expect(error.problems.first?.document == "syntax.cedar")
+        }
+    }
+
+    @Test("unknown obligations and alert levels are refused at load time", arguments: [
+        #"@obligation("step_up:loa=7") permit (principal, action, resource);"#,
+        #"@obligation("stepup") permit (principal, action, resource);"#,
+        #"@alert("critical") permit (principal, action, resource);"#,
+    ])
+    func badAnnotations(_ text: String) {
+        #expect(throws: PolicyLoadError.self) { _ = try PolicyDecisionPoint(documents: [("a.cedar", text)]) }
+    }
+
+    @Test("obligation syntax", arguments: [
+        ("read_only", Obligation.readOnly), ("step_up", .stepUp(minimumLoA: nil, maxAgeSeconds: nil)),
+        ("step_up:loa=4", .stepUp(minimumLoA: 4, maxAgeSeconds: nil)),
+        ("step_up:loa=2;max_age=300", .stepUp(minimumLoA: 2, maxAgeSeconds: 300)),
+    ])
+    func obligationSyntax(_ text: String, _ expected: Obligation) {
+        #expect(Obligation(parsing: text) == expected)
+        #expect(Obligation(parsing: expected.description) == expected)
+    }
+
+    @Test("methods map to Cedar actions")
+    func actions() {
+        for (m, a) in [("GET", "read"), ("head", "read"), ("OPTIONS", "read"), ("POST", "write"), ("DELETE", "write"), ("PATCH", "write")] {
+            #expect(Self.request(method: m).action == a)
+        }
+        var export = Self.request(); export.isExport = true
+        #expect(export.action == "export")
+    }
+}
