@@ -58,7 +58,8 @@ public indirect enum JSONValue: Sendable, Hashable {
     }
 }
 
-/// Hand-written JSON reader over UTF-8 bytes.
+/// Hand-written JSON reader over UTF-8 bytes. Every `bytes[pos]` access is guarded by a
+/// `pos < bytes.count` check; nesting is limited by `MenshenCedar.Limits.maxNestingDepth`.
 struct JSONReader {
     let bytes: [UInt8]
     var pos = 0

@@ -12,6 +12,7 @@ public struct CedarDatetime: Sendable, Hashable, Comparable, CustomStringConvert
 
     public init?(parsing s: String) {
         let b = Array(s.utf8)
+        // All byte accesses below go through `digits`/`at`, which check bounds first.
         func digits(_ from: Int, _ n: Int) -> Int? {
             guard from + n <= b.count else { return nil }
             var v = 0

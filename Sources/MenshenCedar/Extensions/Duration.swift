@@ -10,6 +10,7 @@ public struct CedarDuration: Sendable, Hashable, Comparable, CustomStringConvert
         let b = Array(s.utf8)
         if b.isEmpty { return nil }
         var i = 0
+        // `b` is non-empty (checked above); loops below check `< b.count` before indexing.
         let negative = b[0] == UInt8(ascii: "-")
         if negative { i = 1 }
         if i == b.count { return nil }

@@ -112,6 +112,7 @@ public struct IPAddr: Sendable, Hashable, CustomStringConvertible {
             guard let g = parseGroups(s), g.count == 8 else { return nil }
             groups = g
         }
+        // `groups` has exactly 8 elements here (checked above), so indices 0..<8 are valid.
         var h: UInt64 = 0, l: UInt64 = 0
         for k in 0..<4 { h = h << 16 | UInt64(groups[k]) }
         for k in 4..<8 { l = l << 16 | UInt64(groups[k]) }

@@ -58,7 +58,7 @@ struct Lexer {
     private static func isIdentStart(_ b: UInt8) -> Bool { (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || b == 0x5F }
     private static func isIdentChar(_ b: UInt8) -> Bool { isIdentStart(b) || (b >= 0x30 && b <= 0x39) }
 
-    /// Tokenizes the whole input.
+    /// Tokenizes the whole input. Every `bytes[i]` access is preceded by an `i < bytes.count` check.
     mutating func tokenize() throws(CedarError) -> [Token] {
         var out: [Token] = []
         while true {

@@ -313,7 +313,7 @@ struct Parser {
         for p in parts where ExtensionNames.reserved.contains(p) {
             throw CedarError(.parse, "`\(p)` is a reserved identifier", at: span(from: start))
         }
-        let base = parts.removeLast()
+        let base = parts.removeLast()  // `parts` starts with one element, so it is non-empty
         return Name(path: parts, basename: base)
     }
 
@@ -447,7 +447,7 @@ struct Parser {
             throw unexpected("invalid attribute path after `has`")
         }
         let loc = span(from: start)
-        var acc = Expr(.has(target, path[0]), at: loc)
+        var acc = Expr(.has(target, path[0]), at: loc)  // `path` starts with `first`
         var base = target
         for k in 1..<max(1, path.count) where k < path.count {
             base = Expr(.getAttr(base, path[k - 1]), at: loc)
@@ -577,6 +577,7 @@ struct Parser {
                 throw CedarError(.parse, "call to `\(name)` requires exactly \(n) argument\(n == 1 ? "" : "s"), but got \(args.count)", at: loc)
             }
         }
+        // `arity(n)` guarantees `args[0]` exists wherever it is used below.
         switch name {
         case "contains": try arity(1); return Expr(.binary(.contains, recv, args[0]), at: loc)
         case "containsAll": try arity(1); return Expr(.binary(.containsAll, recv, args[0]), at: loc)
@@ -690,7 +691,7 @@ struct Parser {
                     for p in parts where ExtensionNames.reserved.contains(p) {
                         throw CedarError(.parse, "`\(p)` is a reserved identifier", at: span(from: start))
                     }
-                    let base = parts.removeLast()
+                    let base = parts.removeLast()  // `parts` starts with `first`, so it is non-empty
                     let uid = EntityUID(type: Name(path: parts, basename: base), id: try unescaped(raw, at: sl))
                     return Expr(.literal(.entity(uid)), at: span(from: start))
                 case .punct("{"):
