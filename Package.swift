@@ -3,6 +3,7 @@
 // Menshen — a zero-trust access platform for financial institutions.
 // One target per NIST SP 800-207 role or guideline pillar; dependencies point
 // inward toward pure code. See docs/architecture.md.
+import Foundation
 import PackageDescription
 
 /// Shared strict settings for every target (Swift 6 language mode, strict
@@ -45,6 +46,9 @@ let package = Package(
         .target(name: "MenshenCedar", swiftSettings: strict),
         // Runs cedar-integration-tests files (directories and .tar.gz) against MenshenCedar.
         .target(name: "MenshenCedarConformance", dependencies: ["MenshenCedar"], swiftSettings: strict),
+        // The decision point facade: AccessRequest → AccessDecision (allow, deny,
+        // step-up; reasons, determining policies, obligations). No I/O.
+        .target(name: "MenshenPolicyEngine", dependencies: ["MenshenCedar"], swiftSettings: strict),
         // One typed, documented configuration tree (YAML + MENSHEN_* overrides).
         .target(
             name: "MenshenConfig",
@@ -100,6 +104,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "MenshenCedarTests", dependencies: ["MenshenCedar", "MenshenCedarConformance"], swiftSettings: strict),
+        .testTarget(name: "MenshenPolicyEngineTests", dependencies: ["MenshenPolicyEngine"], swiftSettings: strict),
         .testTarget(name: "MenshenCoreTests", dependencies: ["MenshenCore"], swiftSettings: strict),
         .testTarget(name: "MenshenConfigTests", dependencies: ["MenshenConfig"], swiftSettings: strict),
         .testTarget(
@@ -113,8 +118,18 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["MenshenCore", "MenshenServer", "MenshenStorage", "MenshenStorageSQLite"],
+            dependencies: ["MenshenCore", "MenshenServer", "MenshenStorage", "MenshenStorageSQLite", "MenshenCedar",
+                           "MenshenPolicyEngine"],
             swiftSettings: strict
         ),
     ]
 )
+
+// libFuzzer targets (no `main`; they would break a normal build), only with MENSHEN_FUZZ=1.
+// Build and run one with `scripts/fuzz TARGET SECONDS` (see docs/testing.md).
+if ProcessInfo.processInfo.environment["MENSHEN_FUZZ"] == "1" {
+    for name in ["FuzzCedarPolicy", "FuzzCedarJSON", "FuzzCedarSchema"] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["MenshenCedar"], swiftSettings: strict))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}
