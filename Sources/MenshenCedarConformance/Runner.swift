@@ -143,10 +143,10 @@ public struct ConformanceRunner: Sendable {
             if let support = schemaSupport, let schemaRel = test["schema"]?.stringValue {
                 hints = try support.loadSchema(try readText(root, schemaRel), format: test["schemaFormat"]?.stringValue ?? "cedar")
             }
-            guard (test["policyFormat"]?.stringValue ?? "cedar") == "cedar" else {
-                throw LoadError(description: "policyFormat json is not supported")
-            }
-            let policies = try CedarParser.parsePolicySet(try readText(root, polRel))
+            let policyText = try readText(root, polRel)
+            let policies = (test["policyFormat"]?.stringValue ?? "cedar") == "json"
+                ? try PolicyJSON.parsePolicySet(policyText)
+                : try CedarParser.parsePolicySet(policyText)
             let entities: Entities
             if let entRel = test["entities"]?.stringValue {
                 entities = try EntityJSON.entities(try readText(root, entRel), hints: hints)
