@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import MenshenConfig
 import MenshenCore
+import MenshenPolicyEngine
 import MenshenStorage
 import Metrics
 import NIOCore
@@ -46,6 +47,10 @@ public struct MenshenRuntime: Sendable {
 
     /// Runs until a shutdown signal. `onReady` receives every bound listener once all are up.
     public func run(onReady: @escaping @Sendable ([BoundListener]) async -> Void) async throws {
+        // Refuse to start on a policy set that does not validate: the enforcement
+        // point must never run without a known-good snapshot (fail closed).
+        let decisionPoint = try await PolicySnapshot.load(from: store)
+        logger.info("policies loaded", metadata: ["policies": "\(decisionPoint.policies.policies.count)"])
         let registry = Self.registry
         let expected = demo == nil ? 2 : 3
         let ready = ReadyCollector(expected: expected, onReady: onReady)

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MenshenConfig
 import MenshenCore
+import MenshenPolicyEngine
 import MenshenServer
 import MenshenStorage
 
@@ -41,6 +42,10 @@ func fail(_ error: any Error) -> ExitCode {
     if let e = error as? ConfigError {
         for p in e.problems { stderr.write(Data("menshen: config error: \(p)\n".utf8)) }
         return ExitCode(2)
+    }
+    if let e = error as? PolicyLoadError {
+        for p in e.problems { stderr.write(Data("menshen: policy error: \(p)\n".utf8)) }
+        return ExitCode(1)
     }
     if let e = error as? StoreError {
         stderr.write(Data("menshen: store error: \(e.message)\n".utf8))

@@ -130,6 +130,28 @@ struct CommandLineTests {
         #expect(!r.err.contains("s3cret"))
     }
 
+    @Test("serve refuses to start on a stored policy set that does not validate, naming document and line")
+    func invalidStoredPolicy() throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("data")
+        let demo = try Harness.Demo(dataDir: data, cwd: dir)
+        try demo.waitUntilReady()
+        demo.kill(signal: SIGTERM)
+        let db = data.appendingPathComponent("menshen.sqlite").path
+        try sqlite(db, """
+            INSERT INTO policies(policy_id, version, text, author, comment, created_at)
+            VALUES ('zz-typo', 1, 'permit (principal, action, resource)
+            when { context.sesion.loa >= 3 };', 'test', '', 0);
+            """)
+        let config = dir.appendingPathComponent("m.yaml")
+        try "server:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nstore:\n  sqlite:\n    path: \(db)\n"
+            .write(to: config, atomically: true, encoding: .utf8)
+        let r = try Harness.run(["serve", "--config", config.path], timeout: 30)
+        #expect(r.status == 1)
+        #expect(r.err.contains("menshen: policy error: zz-typo.cedar (v1):2:"), "\(r.err)")
+    }
+
     /// Runs SQL with Python's sqlite3 module (an independent writer).
     func sqlite(_ path: String, _ sql: String) throws {
         let p = Process()
