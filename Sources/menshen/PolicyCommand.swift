@@ -312,7 +312,9 @@ struct PolicyConformance: ParsableCommand {
             printError("\(p): no such file or directory")
             throw ExitCode(1)
         }
-        let result = ConformanceRunner.withSchema(useIndex: !noIndex).run(paths: paths)
+        // The runner needs absolute paths (it resolves test files from `/`).
+        let absolute = paths.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        let result = ConformanceRunner.withSchema(useIndex: !noIndex).run(paths: absolute)
         for m in result.mismatches { print(m.description) }
         if result.files == 0 { printError("no test files found in \(paths.joined(separator: " "))") }
         print("\(result.passed) passed, \(result.failed) failed")

@@ -210,6 +210,10 @@ struct PolicyCommandTests {
         let r = try Harness.run(["policy", "conformance", Self.shared.appendingPathComponent("tests").path], timeout: 120)
         #expect(r.status == 0, "\(r.out)")
         #expect(r.out.hasSuffix(" passed, 0 failed\n"))
+        // Relative paths (as CI passes them) resolve against the working directory.
+        let rel = try Harness.run(["policy", "conformance", "tests/decimal", "tests/ip/1.json"], cwd: Self.shared, timeout: 120)
+        #expect(rel.status == 0, "\(rel.out)")
+        #expect(rel.out.hasSuffix(" passed, 0 failed\n"))
     }
 
     @Test("conformance prints a mismatch and fails on a wrong expectation")
