@@ -29,6 +29,29 @@
 ///   cryptography itself is swift-crypto and swift-certificates.
 /// - **Base32** (RFC 4648, no padding) for TOTP secrets.
 ///
+/// ## Public API for the web layer
+/// - TOTP: `TOTPEnrollment.begin(issuer:accountName:at:using:)` → show
+///   `qrCode().svg()` / `keyURI.uri` → `confirm(code:at:)` → store the
+///   `TOTPCredential`; at sign-in `TOTPCredential.verify(code:at:)` and store
+///   the `updated` credential (replay protection lives in its counter).
+///   Lower level: `TOTPVerifier`, `HOTP`, `TOTPSecret`, `Base32`, `OTPAuthURI`.
+/// - QR: `QRCode(text:)`, `.modules`/`.isDark(x:y:)`, `.svg()`.
+/// - Passwords: `PasswordPolicy.withMultiFactor` / `.singleFactor`
+///   `.problems(password:userName:)`; `PasswordHasher(cost:)` `.hash(_:)` /
+///   `.verify(_:against:)` → `PasswordVerification`.
+/// - Recovery codes: `RecoveryCodes.generate(count:using:)` → show codes once,
+///   store `RecoveryCodeSet`; `RecoveryCodeSet.redeem(_:)` → store `remaining`.
+/// - WebAuthn: `RelyingPartyConfiguration`; `RegistrationVerifier.verify(_:expectedChallenge:)`
+///   → `Result<VerifiedCredential, WebAuthnError>` (store `StoredCredential(_:userHandle:)`);
+///   optional `UnverifiedAttestationChain.validate(roots:at:)`;
+///   `AuthenticationVerifier.verify(_:expectedChallenge:credential:allowCredentials:)`
+///   → `Result<VerifiedAssertion, WebAuthnError>` (store `newSignCount`, `backupState`).
+///   The caller generates challenges (≥ 16 random bytes, single use) and
+///   checks that a new credential id is not registered yet.
+/// - Assurance: `AssuranceEvaluator.evaluate(factors:enrolmentLevel:)` →
+///   `AssuranceOutcome` (LoA, AAL, `amr`, EAP `acr`).
+/// - CBOR: `CBORDecoder` (strict, limited) for any other CTAP2 input.
+///
 /// Everything cryptographic (HMAC, SHA-2, ECDSA, Ed25519, RSA, bcrypt, X.509)
 /// comes from swift-crypto, swift-certificates and HummingbirdBcrypt.
 public enum MenshenIdentity {}

@@ -287,3 +287,28 @@ struct WebAuthnTests {
         #expect(result.backupState)
     }
 }
+
+@Suite("WebAuthn attestation trust")
+struct AttestationTrustTests {
+    @Test("A packed x5c chain is trusted only under its own root and within validity")
+    func chainValidation() async throws {
+        let authenticator = try SoftwareAuthenticator(kind: .p256)
+        let ca = try TestAttestationCA(aaguid: authenticator.aaguid)
+        let verifier = RegistrationVerifier(configuration: WebAuthnTests.configuration)
+        let credential = try verifier.verify(try authenticator.register(challenge: WebAuthnTests.challenge, attestation: .packedX5C(ca)),
+                                             expectedChallenge: WebAuthnTests.challenge).get()
+        guard case .basic(let chain) = credential.attestation else { Issue.record("not basic"); return }
+        let inValidity = Date(timeIntervalSince1970: 1_750_000_000)
+        guard case .trusted(let trusted) = await chain.validate(roots: [ca.caCertificate], at: inValidity) else {
+            Issue.record("own root refused"); return
+        }
+        #expect(trusted.certificates == [ca.leafCertificate])
+        let stranger = try TestAttestationCA(aaguid: authenticator.aaguid)
+        guard case .untrusted = await chain.validate(roots: [stranger.caCertificate], at: inValidity) else {
+            Issue.record("foreign root accepted"); return
+        }
+        guard case .untrusted = await chain.validate(roots: [ca.caCertificate], at: Date(timeIntervalSince1970: 2_100_000_000)) else {
+            Issue.record("expired chain accepted"); return
+        }
+    }
+}

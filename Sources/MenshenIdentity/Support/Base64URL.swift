@@ -2,8 +2,8 @@ import Foundation
 
 /// URL-safe base64 without padding (RFC 4648 §5), as WebAuthn uses for
 /// challenges and credential ids.
-public enum Base64URL {
-    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+enum Base64URL {
+    static func encode(_ bytes: some Sequence<UInt8>) -> String {
         Data(bytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-")
             .replacingOccurrences(of: "/", with: "_")
@@ -12,7 +12,7 @@ public enum Base64URL {
 
     /// Decodes base64url; tolerates padding (some clients send it), refuses
     /// characters outside the URL-safe alphabet. Returns nil when malformed.
-    public static func decode(_ text: String) -> [UInt8]? {
+    static func decode(_ text: String) -> [UInt8]? {
         var core = Substring(text)
         while core.hasSuffix("=") { core = core.dropLast() }
         guard core.utf8.allSatisfy({ byte in
