@@ -6,11 +6,14 @@ public struct Name: Sendable, Hashable, Comparable, CustomStringConvertible {
     public let basename: String
     /// The fully qualified form, e.g. `NS::Type`.
     public let qualified: String
+    /// Precomputed hash of `qualified` (names are hashed on every entity lookup).
+    private let hashCache: Int
 
     public init(path: [String] = [], basename: String) {
         self.path = path
         self.basename = basename
         self.qualified = path.isEmpty ? basename : (path + [basename]).joined(separator: "::")
+        self.hashCache = qualified.hashValue
     }
 
     /// Splits `A::B::C` into path `[A, B]` and basename `C`, without validating identifiers.
@@ -46,8 +49,8 @@ public struct Name: Sendable, Hashable, Comparable, CustomStringConvertible {
         path.isEmpty && !namespace.isEmpty ? Name(path: namespace, basename: basename) : self
     }
 
-    public static func == (a: Name, b: Name) -> Bool { a.qualified == b.qualified }
-    public func hash(into h: inout Hasher) { h.combine(qualified) }
+    public static func == (a: Name, b: Name) -> Bool { a.hashCache == b.hashCache && a.qualified == b.qualified }
+    public func hash(into h: inout Hasher) { h.combine(hashCache) }
     public static func < (a: Name, b: Name) -> Bool { a.qualified < b.qualified }
     public var description: String { qualified }
 }
@@ -64,8 +67,20 @@ extension Name {
 public struct EntityUID: Sendable, Hashable, Comparable, CustomStringConvertible {
     public let type: EntityType
     public let id: String
-    public init(type: EntityType, id: String) { self.type = type; self.id = id }
-    public init(_ type: String, _ id: String) { self.type = Name(qualified: type); self.id = id }
+    /// Precomputed hash (entity UIDs are hashed on every store and ancestor lookup).
+    private let hashCache: Int
+    public init(type: EntityType, id: String) {
+        self.type = type; self.id = id
+        var h = Hasher()
+        h.combine(type)
+        h.combine(id)
+        hashCache = h.finalize()
+    }
+    public init(_ type: String, _ id: String) { self.init(type: Name(qualified: type), id: id) }
+    public static func == (a: EntityUID, b: EntityUID) -> Bool {
+        a.hashCache == b.hashCache && a.id == b.id && a.type == b.type
+    }
+    public func hash(into h: inout Hasher) { h.combine(hashCache) }
     /// Cedar syntax, e.g. `NS::User::"alice"`.
     public var description: String { "\(type.qualified)::\(cedarQuoted(id))" }
     public static func < (a: EntityUID, b: EntityUID) -> Bool {
