@@ -1,0 +1,83 @@
+/// Where a forwarded request goes. Plain HTTP/1.1 for now (TLS to upstreams is
+/// not built yet).
+public struct Upstream: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    /// When set, the `Host` header sent upstream; otherwise the client's `Host` is kept.
+    public var hostHeader: String?
+
+    public init(host: String, port: Int, hostHeader: String? = nil) {
+        self.host = host
+        self.port = port
+        self.hostHeader = hostHeader
+    }
+
+    public var description: String { "\(host):\(port)" }
+}
+
+/// A request as the gate sees it: transport-neutral, already validated and
+/// with its path normalised (the same path that is sent upstream).
+public struct GateRequest: Sendable {
+    /// The request method as sent (methods are case-sensitive tokens).
+    public var method: String
+    /// The normalised path (see ``PathNormalizer``). This is what is forwarded.
+    public var path: String
+    /// The request target exactly as received on the wire.
+    public var rawTarget: String
+    /// The raw query (without `?`), or nil when the target had none.
+    public var query: String?
+    /// The `Host` header value (exactly one was required).
+    public var host: String
+    /// `http` or `https`: what the client used to reach the enforcement point.
+    public var scheme: String
+    /// The peer address as text (an IP address), or nil when unknown.
+    public var clientAddress: String?
+    /// Request headers minus hop-by-hop headers, in wire order; names as received.
+    public var headers: [(String, String)]
+    /// Identifier of this request, sent upstream and put in error bodies.
+    public var requestID: String
+
+    public init(method: String, path: String, rawTarget: String, query: String?, host: String,
+                scheme: String, clientAddress: String?, headers: [(String, String)], requestID: String) {
+        self.method = method
+        self.path = path
+        self.rawTarget = rawTarget
+        self.query = query
+        self.host = host
+        self.scheme = scheme
+        self.clientAddress = clientAddress
+        self.headers = headers
+        self.requestID = requestID
+    }
+
+    /// All values of a header, compared case-insensitively by name.
+    public func headerValues(_ name: String) -> [String] {
+        let wanted = name.lowercased()
+        return headers.filter { $0.0.lowercased() == wanted }.map(\.1)
+    }
+}
+
+/// What the gate decided for one request.
+public enum GateVerdict: Sendable {
+    /// Forward to `upstream`, adding `addHeaders` (e.g. the verified identity)
+    /// after all client-supplied identity headers were removed.
+    case forward(upstream: Upstream, addHeaders: [(String, String)])
+    /// Answer the client directly (deny, redirect to sign-in, step-up, …).
+    case respond(status: Int, headers: [(String, String)], body: [UInt8])
+}
+
+/// The decision seam the proxy asks about every request.
+///
+/// Implementations must not throw; a gate that cannot decide should answer
+/// `.respond` with a deny. A gate that does not answer within the configured
+/// timeout is treated as a deny (503).
+public protocol AccessGate: Sendable {
+    func decide(_ request: GateRequest) async -> GateVerdict
+}
+
+/// A gate built from a closure; handy for tests and simple deployments.
+public struct ClosureGate: AccessGate {
+    private let body: @Sendable (GateRequest) async -> GateVerdict
+    public init(_ body: @escaping @Sendable (GateRequest) async -> GateVerdict) { self.body = body }
+    public func decide(_ request: GateRequest) async -> GateVerdict { await body(request) }
+}

@@ -1,0 +1,481 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// One request/response exchange on a client connection. Event-loop bound.
+final class Exchange {
+    enum Phase { case deciding, connecting, forwarding, done }
+
+    let id: String
+    let head: HTTPRequestHead
+    let framing: RequestValidator.Framing
+    let gateRequest: GateRequest
+    var phase: Phase = .deciding
+    var pendingBody: [ByteBuffer] = []
+    var requestEnded = false
+    var requestEndSent = false
+    var requestBodyBytes: Int64 = 0
+    var upstream: Upstream?
+    var upstreamChannel: (any Channel)?
+    var upstreamHandler: UpstreamHandler?
+    var responseHeadSent = false
+    var upstreamKeepAlive = true
+    var skippingInformational = false
+    /// Decided when the response head is written: the client connection closes after this response.
+    var closeClientAfterResponse = false
+    var gateTask: Task<Void, Never>?
+    var gateTimer: Scheduled<Void>?
+    var headerTimer: Scheduled<Void>?
+    var idleTimer: Scheduled<Void>?
+    var lastActivity = NIODeadline.now()
+
+    init(id: String, head: HTTPRequestHead, framing: RequestValidator.Framing, gateRequest: GateRequest) {
+        self.id = id
+        self.head = head
+        self.framing = framing
+        self.gateRequest = gateRequest
+    }
+
+    var clientKeepAlive: Bool { head.isKeepAlive }
+
+    func cancelTimers() {
+        gateTimer?.cancel()
+        headerTimer?.cancel()
+        idleTimer?.cancel()
+        gateTask?.cancel()
+    }
+}
+
+/// The client side of the proxy: validates, asks the gate, streams to and from
+/// an upstream. Auto-read is off on the client channel: the client is read only
+/// while waiting for a request head, or while streaming a body to an upstream
+/// that is writable.
+final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let shared: ProxyShared
+    private var context: ChannelHandlerContext?
+    private var exchange: Exchange?
+    private var closing = false
+    private var keepAliveTimer: Scheduled<Void>?
+    private var upstreamNeedsFlush = false
+    private let connectionID: Int
+
+    init(shared: ProxyShared, connectionID: Int) {
+        self.shared = shared
+        self.connectionID = connectionID
+    }
+
+    private var config: ProxyConfiguration { shared.configuration }
+    private var logger: Logger { shared.logger }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armKeepAliveTimer()
+        context.read()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        keepAliveTimer?.cancel()
+        if let ex = exchange {
+            ex.cancelTimers()
+            ex.upstreamHandler?.delegate = nil
+            ex.upstreamChannel?.close(promise: nil)   // a half-done exchange is not reusable
+            exchange = nil
+        }
+        shared.connectionClosed(connectionID)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if closing { return }
+        switch unwrapInboundIn(data) {
+        case .head(let head): receivedHead(head, context: context)
+        case .body(let buffer): receivedBody(buffer)
+        case .end: receivedEnd()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if upstreamNeedsFlush {
+            upstreamNeedsFlush = false
+            exchange?.upstreamHandler?.flush()
+        }
+        readClientIfWanted()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let ex = exchange, ex.phase == .forwarding {
+            ex.upstreamHandler?.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("client connection error", metadata: ["error": "\(error)"])
+        closeClient()
+    }
+
+    // MARK: Request side
+
+    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        keepAliveTimer?.cancel()
+        guard exchange == nil else { return closeClient() }   // cannot happen with the pipelining handler
+        let requestID = shared.makeRequestID()
+
+        let framing: RequestValidator.Framing
+        switch RequestValidator.validate(head, config: config) {
+        case .success(let f): framing = f
+        case .failure(let refusal): return refuse(refusal, requestID: requestID, head: head)
+        }
+        let target: PathNormalizer.Normalized
+        switch PathNormalizer.normalize(head.uri) {
+        case .success(let t): target = t
+        case .failure(let why): return refuse(.badRequest("request target (\(why))"), requestID: requestID, head: head)
+        }
+
+        let gateRequest = GateRequest(head: head, target: target, clientAddress: context.channel.remoteAddress,
+                                      scheme: config.scheme ?? (config.tlsHandler == nil ? "http" : "https"), requestID: requestID)
+        let ex = Exchange(id: requestID, head: head, framing: framing, gateRequest: gateRequest)
+        exchange = ex
+        shared.noteRequest(connectionID, gateRequest)
+        armIdleTimer(ex)
+
+        // Ask the gate off the event loop; come back to it with the verdict.
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let boundExchange = NIOLoopBound(ex, eventLoop: loop)
+        let gate = shared.gate
+        ex.gateTask = Task {
+            let verdict = await gate.decide(gateRequest)
+            loop.execute { bound.value.gateDecided(boundExchange.value, verdict) }
+        }
+        ex.gateTimer = loop.assumeIsolated().scheduleTask(in: config.gateTimeout) { [weak self, weak ex] in
+            guard let self, let ex, self.exchange === ex, ex.phase == .deciding else { return }
+            self.logger.warning("gate timed out", metadata: ["request_id": "\(ex.id)"])
+            self.respondRefusal(.gateUnavailable, ex: ex)
+        }
+    }
+
+    private func receivedBody(_ buffer: ByteBuffer) {
+        guard let ex = exchange, ex.phase != .done else { return }
+        ex.lastActivity = .now()
+        ex.requestBodyBytes += Int64(buffer.readableBytes)
+        if ex.requestBodyBytes > config.maxRequestBodyBytes {
+            if ex.responseHeadSent { return closeClient() }
+            return respondRefusal(.payloadTooLarge, ex: ex)
+        }
+        switch ex.phase {
+        case .forwarding:
+            ex.upstreamHandler?.send(.body(.byteBuffer(buffer)), flush: false)
+            upstreamNeedsFlush = true
+        case .deciding, .connecting:
+            ex.pendingBody.append(buffer)
+        case .done:
+            break
+        }
+    }
+
+    private func receivedEnd() {
+        guard let ex = exchange, ex.phase != .done else { return }
+        ex.requestEnded = true
+        ex.lastActivity = .now()
+        if ex.phase == .forwarding { sendRequestEnd(ex) }
+    }
+
+    private func sendRequestEnd(_ ex: Exchange) {
+        guard !ex.requestEndSent else { return }
+        ex.requestEndSent = true
+        upstreamNeedsFlush = false
+        ex.upstreamHandler?.send(.end(nil), flush: true)
+        guard !ex.responseHeadSent, let loop = context?.eventLoop else { return }
+        ex.headerTimer = loop.assumeIsolated().scheduleTask(in: config.responseHeaderTimeout) { [weak self, weak ex] in
+            guard let self, let ex, self.exchange === ex, !ex.responseHeadSent else { return }
+            self.logger.info("upstream response header timeout", metadata: ["request_id": "\(ex.id)"])
+            self.respondRefusal(.upstreamTimeout, ex: ex)
+        }
+    }
+
+    private func readClientIfWanted() {
+        guard !closing, let context else { return }
+        guard let ex = exchange else { return context.read() }
+        if ex.phase == .forwarding, !ex.requestEnded, ex.upstreamHandler?.isWritable == true {
+            context.read()
+        }
+    }
+
+    // MARK: Gate
+
+    private func gateDecided(_ ex: Exchange, _ verdict: GateVerdict) {
+        guard exchange === ex, ex.phase == .deciding, !closing else { return }
+        ex.gateTimer?.cancel()
+        ex.lastActivity = .now()
+        switch verdict {
+        case .respond(let status, let headers, let body):
+            respondLocally(ex: ex, status: status, headers: headers, body: body)
+        case .forward(let upstream, let addHeaders):
+            connect(ex, to: upstream, addHeaders: addHeaders)
+        }
+    }
+
+    // MARK: Upstream
+
+    private func connect(_ ex: Exchange, to upstream: Upstream, addHeaders: [(String, String)]) {
+        guard let context else { return }
+        ex.phase = .connecting
+        ex.upstream = upstream
+        shared.pool.lease(upstream, on: context.eventLoop).assumeIsolated().whenComplete { [weak self] result in
+            guard let self else {
+                if case .success(let channel) = result { channel.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .success(let channel):
+                self.connected(ex, channel: channel, upstream: upstream, addHeaders: addHeaders)
+            case .failure(let error):
+                guard self.exchange === ex, ex.phase == .connecting else { return }
+                self.logger.info("upstream connect failed", metadata: ["request_id": "\(ex.id)", "upstream": "\(upstream)", "error": "\(error)"])
+                if case UpstreamPool.LeaseError.busy = error {
+                    self.respondRefusal(.upstreamBusy, ex: ex)
+                } else if case ChannelError.connectTimeout(_) = error {
+                    self.respondRefusal(.upstreamTimeout, ex: ex)
+                } else {
+                    self.respondRefusal(.upstreamUnavailable, ex: ex)
+                }
+            }
+        }
+    }
+
+    private func connected(_ ex: Exchange, channel: any Channel, upstream: Upstream, addHeaders: [(String, String)]) {
+        guard exchange === ex, ex.phase == .connecting, !closing,
+              let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+        else {
+            // The exchange went away meanwhile (timeout, client gone): the connection is unused, keep it.
+            shared.pool.release(channel, upstream: upstream)
+            return
+        }
+        ex.upstreamChannel = channel
+        ex.upstreamHandler = handler
+        handler.delegate = self
+        ex.phase = .forwarding
+        ex.lastActivity = .now()
+
+        handler.send(.head(upstreamHead(ex, upstream: upstream, addHeaders: addHeaders)), flush: false)
+        for buffer in ex.pendingBody { handler.send(.body(.byteBuffer(buffer)), flush: false) }
+        ex.pendingBody.removeAll()
+        if ex.requestEnded { sendRequestEnd(ex) } else { handler.flush() }
+        handler.read()
+        readClientIfWanted()
+    }
+
+    private func upstreamHead(_ ex: Exchange, upstream: Upstream, addHeaders: [(String, String)]) -> HTTPRequestHead {
+        let original = ex.head.headers.map { ($0.name, $0.value) }
+        let listed = HeaderRules.connectionListed(original)
+        var headers = HTTPHeaders()
+        for (name, value) in original {
+            let n = name.lowercased()
+            if HeaderRules.hopByHop.contains(n) || listed.contains(n) || HeaderRules.forwarding.contains(n)
+                || HeaderRules.isIdentity(n, extra: config.extraIdentityHeaders)
+                || n == "host" || n == "expect" || n == "content-length" {
+                continue
+            }
+            headers.add(name: name, value: value)
+        }
+        headers.add(name: "Host", value: upstream.hostHeader ?? ex.gateRequest.host)
+        if let client = ex.gateRequest.clientAddress { headers.add(name: "X-Forwarded-For", value: client) }
+        headers.add(name: "X-Forwarded-Proto", value: ex.gateRequest.scheme)
+        headers.add(name: "X-Forwarded-Host", value: ex.gateRequest.host)
+        headers.add(name: "Via", value: "\(ex.head.version.major).\(ex.head.version.minor) \(config.viaName)")
+        headers.add(name: "X-Menshen-Request-Id", value: ex.id)
+        for (name, value) in addHeaders where Self.isValidHeader(name, value) {
+            headers.add(name: name, value: value)
+        }
+        switch ex.framing {
+        case .chunked: headers.add(name: "Transfer-Encoding", value: "chunked")
+        case .contentLength(let n): headers.add(name: "Content-Length", value: String(n))
+        case .none: break
+        }
+        return HTTPRequestHead(version: .http1_1, method: ex.head.method, uri: PathNormalizer.Normalized(
+            path: ex.gateRequest.path, query: ex.gateRequest.query).target, headers: headers)
+    }
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard let ex = exchange, ex.phase == .forwarding, let context else { return }
+        ex.lastActivity = .now()
+        switch part {
+        case .head(let head):
+            if head.status.code < 200 {   // informational: not passed on (Expect is not forwarded)
+                ex.skippingInformational = true
+                return
+            }
+            ex.headerTimer?.cancel()
+            ex.responseHeadSent = true
+            ex.upstreamKeepAlive = head.isKeepAlive
+            context.write(wrapOutboundOut(.head(clientResponseHead(head, ex: ex))), promise: nil)
+        case .body(let buffer):
+            guard !ex.skippingInformational else { return }
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end:
+            if ex.skippingInformational {
+                ex.skippingInformational = false
+                return
+            }
+            // Trailers are hop-by-hop for this proxy and are dropped.
+            let reusable = ex.upstreamKeepAlive && ex.requestEndSent && ex.requestEnded
+            finish(ex, upstreamReusable: reusable, closeClient: ex.closeClientAfterResponse || !ex.requestEnded)
+        }
+    }
+
+    private func clientResponseHead(_ head: HTTPResponseHead, ex: Exchange) -> HTTPResponseHead {
+        let original = head.headers.map { ($0.name, $0.value) }
+        var headers = HTTPHeaders(HeaderRules.removingHopByHop(original))
+        headers.add(name: "Via", value: "\(head.version.major).\(head.version.minor) \(config.viaName)")
+        // An HTTP/1.0 client without Content-Length learns the end of the body from the close.
+        let unframed10 = ex.head.version.minor == 0 && !headers.contains(name: "content-length")
+        ex.closeClientAfterResponse = !ex.clientKeepAlive || !ex.requestEnded || unframed10
+        if ex.closeClientAfterResponse { headers.add(name: "Connection", value: "close") }
+        return HTTPResponseHead(version: ex.head.version, status: head.status, headers: headers)
+    }
+
+    func upstreamReadComplete() {
+        guard let ex = exchange, ex.phase == .forwarding, let context else { return }
+        context.flush()
+        if context.channel.isWritable { ex.upstreamHandler?.read() }
+    }
+
+    func upstreamWritabilityChanged() {
+        guard let ex = exchange, ex.phase == .forwarding else { return }
+        if upstreamNeedsFlush == false, ex.upstreamHandler?.isWritable == true { readClientIfWanted() }
+    }
+
+    func upstreamClosed() {
+        guard let ex = exchange, ex.phase == .forwarding else { return }
+        ex.upstreamChannel = nil
+        ex.upstreamHandler = nil
+        if ex.responseHeadSent {
+            logger.info("upstream closed mid-response", metadata: ["request_id": "\(ex.id)"])
+            closeClient()
+        } else {
+            respondRefusal(.upstreamUnavailable, ex: ex)
+        }
+    }
+
+    // MARK: Finishing
+
+    private func finish(_ ex: Exchange, upstreamReusable: Bool, closeClient mustClose: Bool) {
+        guard let context else { return }
+        ex.phase = .done
+        ex.cancelTimers()
+        if let handler = ex.upstreamHandler, let channel = ex.upstreamChannel, let upstream = ex.upstream {
+            handler.delegate = nil
+            if upstreamReusable { shared.pool.release(channel, upstream: upstream) } else { channel.close(promise: nil) }
+        }
+        ex.upstreamHandler = nil
+        ex.upstreamChannel = nil
+        exchange = nil
+        let close = mustClose || !ex.clientKeepAlive
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if close {
+            closing = true
+            written.assumeIsolated().whenComplete { [weak self] _ in self?.context?.close(promise: nil) }
+        } else {
+            armKeepAliveTimer()
+            readClientIfWanted()
+        }
+    }
+
+    /// Answers the client from the proxy itself (gate verdict or refusal).
+    private func respondLocally(ex: Exchange?, status: Int, headers extra: [(String, String)], body: [UInt8],
+                                requestHead: HTTPRequestHead? = nil, forceClose: Bool = false) {
+        guard let context else { return }
+        if let ex {
+            if ex.responseHeadSent { return closeClient() }
+            ex.upstreamHandler?.delegate = nil
+            ex.upstreamChannel?.close(promise: nil)   // an unfinished upstream exchange is not reusable
+            ex.upstreamHandler = nil
+            ex.upstreamChannel = nil
+        }
+        let head = ex?.head ?? requestHead
+        var headers = HTTPHeaders()
+        for (name, value) in extra where Self.isValidHeader(name, value) {
+            let n = name.lowercased()
+            if HeaderRules.hopByHop.contains(n) || n == "content-length" { continue }
+            headers.add(name: name, value: value)
+        }
+        headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
+        headers.add(name: "Via", value: "1.1 \(config.viaName)")
+        let close = forceClose || ex == nil || !(ex?.requestEnded ?? false) || !(head?.isKeepAlive ?? false)
+        if close { headers.replaceOrAdd(name: "Connection", value: "close") }
+        let version = head?.version ?? .http1_1
+        let responseHead = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers)
+        context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
+        if !body.isEmpty {
+            var buffer = context.channel.allocator.buffer(capacity: body.count)
+            buffer.writeBytes(body)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        if let ex {
+            ex.responseHeadSent = true
+            finish(ex, upstreamReusable: false, closeClient: close)
+        } else {
+            closing = true
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [weak self] _ in
+                self?.context?.close(promise: nil)
+            }
+        }
+    }
+
+    private func respondRefusal(_ refusal: ProxyRefusal, ex: Exchange) {
+        respondLocally(ex: ex, status: refusal.status, headers: [("Content-Type", "text/plain; charset=utf-8"),
+                                                                  ("X-Menshen-Request-Id", ex.id)],
+                       body: Array("\(refusal)\nrequest id: \(ex.id)\n".utf8), forceClose: refusal.status >= 500 && !ex.requestEnded)
+    }
+
+    /// Refuses a request before an exchange exists (validation): always closes.
+    private func refuse(_ refusal: ProxyRefusal, requestID: String, head: HTTPRequestHead) {
+        logger.info("request refused", metadata: ["request_id": "\(requestID)", "status": "\(refusal.status)", "reason": "\(refusal)"])
+        respondLocally(ex: nil, status: refusal.status, headers: [("Content-Type", "text/plain; charset=utf-8"),
+                                                                   ("X-Menshen-Request-Id", requestID)],
+                       body: Array("\(refusal)\nrequest id: \(requestID)\n".utf8), requestHead: head, forceClose: true)
+    }
+
+    // MARK: Timers and closing
+
+    private func armKeepAliveTimer() {
+        guard let context else { return }
+        keepAliveTimer?.cancel()
+        keepAliveTimer = context.eventLoop.assumeIsolated().scheduleTask(in: config.keepAliveTimeout) { [weak self] in
+            guard let self, self.exchange == nil else { return }
+            self.closeClient()
+        }
+    }
+
+    private func armIdleTimer(_ ex: Exchange) {
+        guard let context else { return }
+        let deadline = ex.lastActivity + config.idleTimeout
+        ex.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self, weak ex] in
+            guard let self, let ex, self.exchange === ex else { return }
+            if ex.lastActivity + self.config.idleTimeout > .now() { return self.armIdleTimer(ex) }
+            self.logger.info("exchange idle timeout", metadata: ["request_id": "\(ex.id)"])
+            if ex.responseHeadSent { return self.closeClient() }
+            self.respondRefusal(ex.requestEnded ? .upstreamTimeout : .clientTimeout, ex: ex)
+        }
+    }
+
+    func closeClient() {
+        guard let context else { return }
+        closing = true
+        context.close(promise: nil)
+    }
+
+    static func isValidHeader(_ name: String, _ value: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy(RequestValidator.isTokenChar) && value.utf8.allSatisfy(RequestValidator.isFieldValueByte)
+    }
+}

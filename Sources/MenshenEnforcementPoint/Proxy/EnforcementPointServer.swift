@@ -1,0 +1,148 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// What ``EnforcementPointServer/closeConnections(where:)`` knows about a live client connection.
+public struct ConnectionInfo: Sendable {
+    /// The peer address as text, when known.
+    public var clientAddress: String?
+    /// The most recent request on the connection (what the gate was last asked).
+    public var lastRequest: GateRequest?
+}
+
+/// State shared by all connections of one server. Sendable: immutable values
+/// plus mutex-protected tables.
+final class ProxyShared: Sendable {
+    let configuration: ProxyConfiguration
+    let gate: any AccessGate
+    let pool: UpstreamPool
+    let logger: Logger
+    private struct Live {
+        var channel: any Channel
+        var info: ConnectionInfo
+    }
+    private let connections = Mutex<(next: Int, live: [Int: Live])>((0, [:]))
+
+    init(configuration: ProxyConfiguration, gate: any AccessGate, logger: Logger) {
+        self.configuration = configuration
+        self.gate = gate
+        self.logger = logger
+        self.pool = UpstreamPool(maxConnections: configuration.maxConnectionsPerUpstream,
+                                 maxIdle: configuration.maxIdleConnectionsPerUpstream,
+                                 connectTimeout: configuration.connectTimeout)
+    }
+
+    func makeRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let a = generator.next() as UInt64, b = generator.next() as UInt64
+        func hex(_ v: UInt64) -> String {
+            let s = String(v, radix: 16)
+            return String(repeating: "0", count: 16 - s.count) + s
+        }
+        return hex(a) + hex(b)
+    }
+
+    func connectionOpened(_ channel: any Channel) -> Int {
+        connections.withLock { c in
+            c.next += 1
+            c.live[c.next] = Live(channel: channel, info: ConnectionInfo(clientAddress: channel.remoteAddress?.ipAddress))
+            return c.next
+        }
+    }
+
+    func connectionClosed(_ id: Int) { _ = connections.withLock { $0.live.removeValue(forKey: id) } }
+
+    func noteRequest(_ id: Int, _ request: GateRequest) {
+        connections.withLock { $0.live[id]?.info.lastRequest = request }
+    }
+
+    func liveChannels(where predicate: (ConnectionInfo) -> Bool) -> [any Channel] {
+        connections.withLock { c in c.live.values.filter { predicate($0.info) }.map(\.channel) }
+    }
+
+    var liveCount: Int { connections.withLock { $0.live.count } }
+}
+
+/// The enforcement point's HTTP/1.1 listener.
+///
+/// ```swift
+/// let server = EnforcementPointServer(configuration: config, gate: myGate)
+/// try await server.start()          // binds; see localPort
+/// …
+/// try await server.shutdown()
+/// ```
+/// For TLS, set ``ProxyConfiguration/tlsHandler`` to
+/// `{ NIOSSLServerHandler(context: sslContext) }` with an `NIOSSLContext`
+/// built from a server `TLSConfiguration` (mTLS: set its `certificateVerification`).
+public final class EnforcementPointServer: Sendable {
+    private let shared: ProxyShared
+    private let group: any EventLoopGroup
+    private let ownsGroup: Bool
+    private let serverChannel = Mutex<(any Channel)?>(nil)
+
+    public init(configuration: ProxyConfiguration, gate: any AccessGate, group: (any EventLoopGroup)? = nil,
+                logger: Logger = Logger(label: "menshen.enforcement-point")) {
+        self.shared = ProxyShared(configuration: configuration, gate: gate, logger: logger)
+        if let group {
+            self.group = group
+            self.ownsGroup = false
+        } else {
+            let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
+            self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+            self.ownsGroup = true
+        }
+    }
+
+    /// Binds the listener. Throws when the address cannot be bound.
+    public func start() async throws {
+        let shared = self.shared
+        let tls = shared.configuration.tlsHandler
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls { try sync.addHandler(tls()) }
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    let id = shared.connectionOpened(channel)
+                    try sync.addHandler(ClientHandler(shared: shared, connectionID: id))
+                }
+            }
+            .bind(host: shared.configuration.host, port: shared.configuration.port)
+            .get()
+        serverChannel.withLock { $0 = channel }
+    }
+
+    /// The bound port (useful with port 0), or nil before ``start()``.
+    public var localPort: Int? { serverChannel.withLock { $0?.localAddress?.port } }
+
+    /// Number of open client connections.
+    public var openConnections: Int { shared.liveCount }
+
+    /// Closes every client connection whose info matches (e.g. after a
+    /// session is revoked). Returns how many were closed.
+    @discardableResult
+    public func closeConnections(where predicate: (ConnectionInfo) -> Bool) -> Int {
+        let channels = shared.liveChannels(where: predicate)
+        for channel in channels { channel.close(promise: nil) }
+        return channels.count
+    }
+
+    /// Stops listening, closes client and pooled connections, and shuts the
+    /// event loops down when this server created them.
+    public func shutdown() async throws {
+        let channel = serverChannel.withLock { c in
+            defer { c = nil }
+            return c
+        }
+        try? await channel?.close()
+        closeConnections { _ in true }
+        shared.pool.shutdown()
+        if ownsGroup { try await group.shutdownGracefully() }
+    }
+}

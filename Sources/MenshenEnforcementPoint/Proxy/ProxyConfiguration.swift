@@ -1,0 +1,49 @@
+import NIOCore
+
+/// Limits, timeouts and listener settings of the enforcement point.
+public struct ProxyConfiguration: Sendable {
+    /// Address to listen on; port 0 picks a free port (see ``EnforcementPointServer/localPort``).
+    public var host: String = "127.0.0.1"
+    public var port: Int = 0
+    /// TLS for the client-facing listener: makes the handler put first in each
+    /// client pipeline, e.g. `{ NIOSSLServerHandler(context: sslContext) }`.
+    /// Nil serves plain HTTP. Kept as a factory so this module does not pin a TLS stack.
+    public var tlsHandler: (@Sendable () throws -> any ChannelHandler)?
+    /// The scheme reported to the gate and in `X-Forwarded-Proto`; derived from `tlsHandler` when nil.
+    public var scheme: String?
+
+    /// Longest accepted request target, in bytes (414 beyond).
+    public var maxURILength: Int = 8 * 1024
+    /// Most header fields accepted in a request (431 beyond).
+    public var maxHeaderCount: Int = 100
+    /// Largest total size of header names and values (431 beyond).
+    public var maxHeaderBytes: Int = 32 * 1024
+    /// Largest request body forwarded (413 beyond).
+    public var maxRequestBodyBytes: Int64 = 64 * 1024 * 1024
+
+    /// The gate must answer within this time, otherwise 503 (fail closed).
+    public var gateTimeout: TimeAmount = .seconds(5)
+    /// Connecting to an upstream (502 beyond).
+    public var connectTimeout: TimeAmount = .seconds(5)
+    /// From the end of the forwarded request to the upstream's response head (504 beyond).
+    public var responseHeaderTimeout: TimeAmount = .seconds(30)
+    /// Longest silence on either side while an exchange is in progress.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// Longest idle time of a client keep-alive connection between requests.
+    public var keepAliveTimeout: TimeAmount = .seconds(30)
+
+    /// Most connections (leased and idle) to one upstream host:port per event loop.
+    public var maxConnectionsPerUpstream: Int = 64
+    /// Most idle pooled connections to one upstream host:port per event loop.
+    public var maxIdleConnectionsPerUpstream: Int = 16
+
+    /// Extra identity header names (lower-case) stripped from client requests,
+    /// in addition to ``HeaderRules/identityExact`` and ``HeaderRules/identityPrefixes``.
+    public var extraIdentityHeaders: Set<String> = []
+    /// Pseudonym used in `Via`.
+    public var viaName: String = "menshen"
+    /// Event loop threads of the server (0 uses the number of cores).
+    public var threads: Int = 0
+
+    public init() {}
+}

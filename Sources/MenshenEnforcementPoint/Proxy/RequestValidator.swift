@@ -1,0 +1,90 @@
+import NIOHTTP1
+
+/// Checks a request head before anything else happens: framing (request
+/// smuggling), `Host`, limits and header syntax. A refusal is answered by the
+/// proxy and the connection is closed; neither the gate nor an upstream sees it.
+enum RequestValidator {
+    /// How the request body is framed once the head is accepted.
+    enum Framing: Equatable {
+        case none
+        case contentLength(Int64)
+        case chunked
+    }
+
+    static func validate(_ head: HTTPRequestHead, config: ProxyConfiguration) -> Result<Framing, ProxyRefusal> {
+        guard head.version.major == 1, head.version.minor <= 1 else {
+            return .failure(.notImplemented("HTTP version"))
+        }
+        if head.uri.utf8.count > config.maxURILength { return .failure(.uriTooLong) }
+        if head.method == .CONNECT { return .failure(.methodNotAllowed) }
+        guard !head.method.rawValue.isEmpty, head.method.rawValue.utf8.allSatisfy(isTokenChar) else {
+            return .failure(.badRequest("method"))
+        }
+
+        var count = 0
+        var bytes = 0
+        var hosts: [String] = []
+        var contentLengths: [String] = []
+        var transferEncodings: [String] = []
+        for (name, value) in head.headers {
+            count += 1
+            bytes += name.utf8.count + value.utf8.count
+            guard !name.isEmpty, name.utf8.allSatisfy(isTokenChar) else { return .failure(.badRequest("header name")) }
+            guard value.utf8.allSatisfy(isFieldValueByte) else { return .failure(.badRequest("header value")) }
+            switch name.lowercased() {
+            case "host": hosts.append(value)
+            case "content-length": contentLengths.append(value)
+            case "transfer-encoding": transferEncodings.append(value)
+            default: break
+            }
+        }
+        if count > config.maxHeaderCount || bytes > config.maxHeaderBytes { return .failure(.headersTooLarge) }
+
+        guard hosts.count == 1, let host = hosts.first, isValidHost(host) else {
+            return .failure(.badRequest(hosts.count > 1 ? "more than one Host" : "missing or invalid Host"))
+        }
+        if !contentLengths.isEmpty && !transferEncodings.isEmpty {
+            return .failure(.badRequest("both Content-Length and Transfer-Encoding"))
+        }
+        if !transferEncodings.isEmpty {
+            let codings = transferEncodings.flatMap { $0.split(separator: ",") }.map { $0.trimmingASCIISpaces().lowercased() }
+            guard codings == ["chunked"] else { return .failure(.notImplemented("transfer coding")) }
+            if head.version.minor == 0 { return .failure(.badRequest("Transfer-Encoding in HTTP/1.0")) }
+            return .success(.chunked)
+        }
+        if !contentLengths.isEmpty {
+            guard contentLengths.count == 1, let text = contentLengths.first, !text.isEmpty, text.utf8.count <= 18,
+                  text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                  let length = Int64(text)
+            else { return .failure(.badRequest("invalid or repeated Content-Length")) }
+            if length > config.maxRequestBodyBytes { return .failure(.payloadTooLarge) }
+            return .success(length == 0 ? .none : .contentLength(length))
+        }
+        return .success(.none)
+    }
+
+    /// tchar (RFC 9110 §5.6.2).
+    static func isTokenChar(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(b)
+        }
+    }
+
+    /// field-value bytes: visible ASCII, space, tab, obs-text; no CR, LF, NUL or other controls.
+    static func isFieldValueByte(_ b: UInt8) -> Bool {
+        b == 0x09 || (b >= 0x20 && b != 0x7F)
+    }
+
+    /// A `Host` value: reg-name, IPv4 or bracketed IPv6, optional port; no userinfo.
+    static func isValidHost(_ host: String) -> Bool {
+        let bytes = Array(host.utf8)
+        guard !bytes.isEmpty, bytes.count <= 255 else { return false }
+        return bytes.allSatisfy { b in
+            PathNormalizer.isUnreserved(b) || b == UInt8(ascii: ":") || b == UInt8(ascii: "[") || b == UInt8(ascii: "]")
+        }
+    }
+}

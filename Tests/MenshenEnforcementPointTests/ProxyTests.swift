@@ -1,0 +1,174 @@
+import Foundation
+@testable import MenshenEnforcementPoint
+import NIOCore
+import Testing
+
+@Suite("Enforcement point proxy over real sockets")
+struct ProxyTests {
+    @Test("GET is forwarded with the normalised path, proxy headers and the gate's headers")
+    func getPassThrough() async throws {
+        try await withProxy(gate: { forwardAll($0, add: [("X-Menshen-User", "alice")]) }) { server, upstream, gate in
+            let port = server.localPort ?? 0
+            let r = await curl(["-i", "--path-as-is", "http://127.0.0.1:\(port)/app/../api//items?q=1"])
+            #expect(r.exitCode == 0, "\(r.stderr)")
+            #expect(r.stdout.hasPrefix("HTTP/1.1 200"))
+            #expect(r.stdout.lowercased().contains("via: 1.1 menshen"))
+            let seen = try #require(upstream.seen.all.first)
+            #expect(seen.uri == "/api/items?q=1")
+            #expect(gate.asked.all.first?.path == "/api/items")
+            #expect(gate.asked.all.first?.rawTarget == "/app/../api//items?q=1")
+            #expect(seen.header("X-Menshen-User") == ["alice"])
+            #expect(seen.header("X-Forwarded-For") == ["127.0.0.1"])
+            #expect(seen.header("X-Forwarded-Proto") == ["http"])
+            #expect(seen.header("X-Forwarded-Host") == ["127.0.0.1:\(port)"])
+            #expect(seen.header("Via") == ["1.1 menshen"])
+            #expect(seen.header("X-Menshen-Request-Id").first?.count == 32)
+        }
+    }
+
+    @Test("spoofed identity, forwarding and Connection-listed headers never reach the upstream")
+    func strippedHeaders() async throws {
+        try await withProxy(configure: { $0.extraIdentityHeaders = ["x-bank-user"] },
+                            gate: { forwardAll($0, add: [("X-Menshen-User", "alice")]) }) { server, upstream, _ in
+            let port = server.localPort ?? 0
+            let r = await curl([
+                "http://127.0.0.1:\(port)/x",
+                "-H", "X-Menshen-User: mallory", "-H", "X-Menshen-Roles: admin", "-H", "X-Forwarded-User: mallory",
+                "-H", "X-Remote-User: mallory", "-H", "X-Auth-Request-Email: m@evil", "-H", "X-Bank-User: mallory",
+                "-H", "X-Forwarded-For: 6.6.6.6", "-H", "X-Forwarded-Host: evil", "-H", "Forwarded: for=6.6.6.6",
+                "-H", "Connection: X-Hop", "-H", "X-Hop: secret", "-H", "Proxy-Authorization: Basic eA==",
+                "-H", "X-Kept: yes",
+            ])
+            #expect(r.exitCode == 0, "\(r.stderr)")
+            let seen = try #require(upstream.seen.all.first)
+            #expect(seen.header("X-Menshen-User") == ["alice"])
+            for name in ["X-Menshen-Roles", "X-Forwarded-User", "X-Remote-User", "X-Auth-Request-Email", "X-Bank-User",
+                         "Forwarded", "X-Hop", "Proxy-Authorization", "Connection"] {
+                #expect(seen.header(name).isEmpty, "\(name) leaked")
+            }
+            #expect(seen.header("X-Forwarded-For") == ["127.0.0.1"])
+            #expect(seen.header("X-Forwarded-Host") == ["127.0.0.1:\(port)"])
+            #expect(seen.header("X-Kept") == ["yes"])
+        }
+    }
+
+    @Test("POST bodies, fixed-length and chunked, are streamed to the upstream")
+    func postBodies() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, _ in
+            let port = server.localPort ?? 0
+            let r = await curl(["-H", "Expect:", "--data-binary", "hello=world", "http://127.0.0.1:\(port)/form"])
+            #expect(r.stdout.hasPrefix("POST /form\n"), "\(r.stderr)")
+            #expect(r.stdout.hasSuffix("\n\nhello=world"))
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("pep-chunked-\(port).bin")
+            let payload = Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 % 251) })
+            try payload.write(to: file)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let c = await curl(["-H", "Expect:", "-H", "Transfer-Encoding: chunked", "--data-binary", "@\(file.path)",
+                                "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/upload"])
+            #expect(c.stdout == "200", "\(c.stderr)")
+            let seen = try #require(upstream.seen.all.last)
+            #expect(seen.bodyBytes == 3_000_000)
+            #expect(seen.header("Transfer-Encoding") == ["chunked"])
+        }
+    }
+
+    @Test("keep-alive: several requests on one client connection each ask the gate and reuse one upstream connection")
+    func keepAlive() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, gate in
+            let base = "http://127.0.0.1:\(server.localPort ?? 0)"
+            let r = await curl(["-o", "/dev/null", "-w", "%{num_connects}\n", "\(base)/one",
+                                "--next", "-o", "/dev/null", "-w", "%{num_connects}\n", "\(base)/two",
+                                "--next", "-o", "/dev/null", "-w", "%{num_connects}\n", "\(base)/three"])
+            #expect(r.stdout == "1\n0\n0\n", "\(r.stderr)")
+            #expect(gate.asked.all.map(\.path) == ["/one", "/two", "/three"])
+            #expect(Set(upstream.seen.all.map(\.connection)).count == 1)
+            #expect(upstream.connections.current == 1)
+        }
+    }
+
+    @Test("a .respond verdict is answered by the proxy and never reaches the upstream")
+    func gateDenies() async throws {
+        let gate: (TestUpstream) -> RecordingGate = { upstream in
+            let target = upstream.upstream
+            return RecordingGate { request in
+                request.path.hasPrefix("/admin")
+                    ? .respond(status: 403, headers: [("Content-Type", "text/plain")], body: Array("denied".utf8))
+                    : .forward(upstream: target, addHeaders: [])
+            }
+        }
+        try await withProxy(gate: gate) { server, upstream, asked in
+            let base = "http://127.0.0.1:\(server.localPort ?? 0)"
+            let r = await curl(["-i", "--path-as-is", "\(base)/public/../admin/users",
+                                "--next", "-i", "\(base)/public"])
+            #expect(r.stdout.hasPrefix("HTTP/1.1 403"))
+            #expect(r.stdout.contains("denied"))
+            #expect(r.stdout.contains("HTTP/1.1 200"))
+            #expect(asked.asked.count == 2)
+            #expect(upstream.seen.all.map(\.uri) == ["/public"])
+        }
+    }
+
+    @Test("a bypass-style path is refused with 400 before the gate is asked")
+    func badPathRefused() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, gate in
+            let base = "http://127.0.0.1:\(server.localPort ?? 0)"
+            for path in ["/a/%2f/b", "/a%00", "/%c0%ae%c0%ae/x", "/..;/admin", "/admin."] {
+                let r = await curl(["-o", "/dev/null", "-w", "%{http_code}", "--path-as-is", "\(base)\(path)"])
+                #expect(r.stdout == "400", "\(path)")
+            }
+            #expect(gate.asked.count == 0)
+            #expect(upstream.seen.count == 0)
+        }
+    }
+
+    @Test("upstream refusing connections yields 502 with a request id")
+    func upstreamDown() async throws {
+        let dead = Upstream(host: "127.0.0.1", port: 1)
+        try await withProxy(gate: { _ in RecordingGate { _ in .forward(upstream: dead, addHeaders: []) } }) { server, _, _ in
+            let r = await curl(["-i", "http://127.0.0.1:\(server.localPort ?? 0)/x"])
+            #expect(r.stdout.hasPrefix("HTTP/1.1 502"))
+            #expect(r.stdout.contains("request id: "))
+            #expect(r.stdout.lowercased().contains("x-menshen-request-id: "))
+        }
+    }
+
+    @Test("an upstream that does not answer in time yields 504")
+    func slowUpstream() async throws {
+        try await withProxy(configure: { $0.responseHeaderTimeout = .milliseconds(300) },
+                            gate: { forwardAll($0) }) { server, upstream, _ in
+            let r = await curl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(server.localPort ?? 0)/slow"])
+            #expect(r.stdout == "504")
+            #expect(upstream.seen.count == 1)
+        }
+    }
+
+    @Test("a gate that does not answer in time fails closed with 503")
+    func slowGate() async throws {
+        try await withProxy(configure: { $0.gateTimeout = .milliseconds(200) },
+                            gate: { upstream in
+                                let target = upstream.upstream
+                                return RecordingGate { _ in
+                                    try? await Task.sleep(for: .seconds(2))
+                                    return .forward(upstream: target, addHeaders: [])
+                                }
+                            }) { server, upstream, _ in
+            let r = await curl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(server.localPort ?? 0)/x"])
+            #expect(r.stdout == "503")
+            #expect(upstream.seen.count == 0)
+        }
+    }
+
+    @Test("a 50 MB streamed response passes with bounded proxy memory")
+    func largeResponse() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, _ in
+            let url = "http://127.0.0.1:\(server.localPort ?? 0)/big?bytes=52428800"
+            _ = await curl(["-o", "/dev/null", "http://127.0.0.1:\(server.localPort ?? 0)/big?bytes=1000000"])
+            let before = residentMemoryBytes()
+            // --limit-rate makes the client the bottleneck, so the proxy must apply back-pressure.
+            let r = await curl(["-o", "/dev/null", "-w", "%{http_code} %{size_download}", "--limit-rate", "25M", url])
+            let after = residentMemoryBytes()
+            #expect(r.stdout == "200 52428800", "\(r.stderr)")
+            #expect(after - before < 20 * 1024 * 1024, "RSS grew by \(after - before) bytes")
+        }
+    }
+}

@@ -1,0 +1,277 @@
+import Dispatch
+import Foundation
+@testable import MenshenEnforcementPoint
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A request as the test upstream saw it.
+struct SeenRequest: Sendable {
+    var method: String
+    var uri: String
+    var headers: [(String, String)]
+    var bodyBytes: Int
+    var connection: Int
+
+    func header(_ name: String) -> [String] {
+        headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
+    }
+}
+
+final class Counter: Sendable {
+    private let value = Mutex<Int>(0)
+    @discardableResult func increment() -> Int { value.withLock { v in v += 1; return v } }
+    var current: Int { value.withLock { $0 } }
+}
+
+final class Recorder<T: Sendable>: Sendable {
+    private let items = Mutex<[T]>([])
+    func append(_ item: T) { items.withLock { $0.append(item) } }
+    var all: [T] { items.withLock { $0 } }
+    var count: Int { items.withLock { $0.count } }
+}
+
+/// A small NIO HTTP/1.1 origin server for the tests.
+/// - `/big?bytes=N`: streams N bytes, honouring back-pressure;
+/// - `/slow`: never answers;
+/// - anything else: echoes "METHOD URI", the headers and the body.
+final class TestUpstream: Sendable {
+    let seen = Recorder<SeenRequest>()
+    let connections = Counter()
+    private let channel: any Channel
+    let group: any EventLoopGroup
+
+    init(group: any EventLoopGroup) async throws {
+        self.group = group
+        let seen = self.seen
+        let counter = Counter()
+        let connections = self.connections
+        channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                let id = counter.increment()
+                connections.increment()
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(OriginHandler(seen: seen, connection: id))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    var port: Int { channel.localAddress?.port ?? 0 }
+    var upstream: Upstream { Upstream(host: "127.0.0.1", port: port) }
+    func close() async { try? await channel.close() }
+}
+
+private final class OriginHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let seen: Recorder<SeenRequest>
+    let connection: Int
+    var head: HTTPRequestHead?
+    var body = ByteBuffer()
+    var bodyCount = 0
+    var remaining = 0
+    var streaming = false
+
+    init(seen: Recorder<SeenRequest>, connection: Int) {
+        self.seen = seen
+        self.connection = connection
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body.clear()
+            bodyCount = 0
+        case .body(var b):
+            bodyCount += b.readableBytes
+            if body.readableBytes < 1 << 20 { body.writeBuffer(&b) }
+        case .end:
+            guard let head else { return }
+            seen.append(SeenRequest(method: head.method.rawValue, uri: head.uri,
+                                    headers: head.headers.map { ($0.name, $0.value) },
+                                    bodyBytes: bodyCount, connection: connection))
+            respond(context: context, head: head)
+        }
+    }
+
+    func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        if head.uri.hasPrefix("/slow") { return }
+        if head.uri.hasPrefix("/big"), let n = head.uri.split(separator: "=").last.flatMap({ Int($0) }) {
+            var h = HTTPHeaders()
+            h.add(name: "Content-Length", value: String(n))
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: h))), promise: nil)
+            remaining = n
+            streaming = true
+            pump(context: context)
+            return
+        }
+        var text = "\(head.method.rawValue) \(head.uri)\n"
+        for (name, value) in head.headers { text += "\(name): \(value)\n" }
+        text += "\n"
+        var out = context.channel.allocator.buffer(string: text)
+        out.writeImmutableBuffer(body)
+        var h = HTTPHeaders()
+        h.add(name: "Content-Length", value: String(out.readableBytes))
+        h.add(name: "X-Upstream-Connection", value: String(connection))
+        h.add(name: "Keep-Alive", value: "timeout=5")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: h))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(out))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func pump(context: ChannelHandlerContext) {
+        let chunk = context.channel.allocator.buffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
+        while streaming && remaining > 0 && context.channel.isWritable {
+            var part = chunk
+            if remaining < part.readableBytes { part = part.getSlice(at: 0, length: remaining) ?? part }
+            remaining -= part.readableBytes
+            context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: nil)
+        }
+        if streaming && remaining == 0 {
+            streaming = false
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            context.flush()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if streaming && context.channel.isWritable { pump(context: context) }
+    }
+}
+
+/// A gate that records what it was asked and answers with a closure.
+final class RecordingGate: AccessGate {
+    let asked = Recorder<GateRequest>()
+    let answer: @Sendable (GateRequest) async -> GateVerdict
+    init(_ answer: @escaping @Sendable (GateRequest) async -> GateVerdict) { self.answer = answer }
+    func decide(_ request: GateRequest) async -> GateVerdict {
+        asked.append(request)
+        return await answer(request)
+    }
+}
+
+/// Runs blocking work on its own thread so neither the cooperative pool nor
+/// Dispatch's (CPU-count wide) worker pool is held up by a blocked test.
+func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        let thread = Thread { continuation.resume(returning: work()) }
+        thread.start()
+    }
+}
+
+struct CurlResult: Sendable {
+    var exitCode: Int32
+    var stdout: String
+    var stderr: String
+}
+
+func curl(_ arguments: [String]) async -> CurlResult {
+    await offPool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-sS", "--max-time", "20"] + arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        do { try process.run() } catch { return CurlResult(exitCode: -1, stdout: "", stderr: "\(error)") }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return CurlResult(exitCode: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self),
+                          stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// A blocking TCP client for raw wire tests (smuggling, slow clients).
+final class RawClient: @unchecked Sendable {
+    // Invariant: used from one test at a time, only through offPool calls awaited in sequence.
+    private let fd: Int32
+
+    init?(port: Int) {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard ok == 0 else { Glibc.close(fd); return nil }
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { Glibc.close(fd) }
+
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Reads until `until` appears in the text read so far, EOF, or the timeout.
+    func receive(until marker: String? = nil) -> (text: String, closed: Bool) {
+        var data = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return (String(decoding: data, as: UTF8.self), n == 0) }
+            data.append(contentsOf: buffer[0..<n])
+            if let marker, String(decoding: data, as: UTF8.self).contains(marker) {
+                return (String(decoding: data, as: UTF8.self), false)
+            }
+        }
+    }
+
+    func sendAsync(_ text: String) async { await offPool { self.send(text) } }
+    func receiveAsync(until marker: String? = nil) async -> (text: String, closed: Bool) {
+        await offPool { self.receive(until: marker) }
+    }
+}
+
+/// Starts an upstream and a proxy in front of it; tears both down after `body`.
+func withProxy<T: Sendable>(
+    configure: (inout ProxyConfiguration) -> Void = { _ in },
+    gate makeGate: (TestUpstream) -> RecordingGate,
+    _ body: (EnforcementPointServer, TestUpstream, RecordingGate) async throws -> T
+) async throws -> T {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let upstream = try await TestUpstream(group: group)
+    var config = ProxyConfiguration()
+    configure(&config)
+    let gate = makeGate(upstream)
+    let server = EnforcementPointServer(configuration: config, gate: gate, group: group)
+    try await server.start()
+    do {
+        let result = try await body(server, upstream, gate)
+        try await server.shutdown()
+        await upstream.close()
+        try await group.shutdownGracefully()
+        return result
+    } catch {
+        try? await server.shutdown()
+        await upstream.close()
+        try? await group.shutdownGracefully()
+        throw error
+    }
+}
+
+func forwardAll(_ upstream: TestUpstream, add: [(String, String)] = []) -> RecordingGate {
+    let target = upstream.upstream
+    return RecordingGate { _ in .forward(upstream: target, addHeaders: add) }
+}
+
+func residentMemoryBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        let kb = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        return kb * 1024
+    }
+    return 0
+}

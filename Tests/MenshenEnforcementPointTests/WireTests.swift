@@ -1,0 +1,102 @@
+import Foundation
+@testable import MenshenEnforcementPoint
+import NIOCore
+import Testing
+
+@Suite("Enforcement point on the raw wire")
+struct WireTests {
+    static let malformed: [(String, String)] = [
+        ("missing Host", "GET / HTTP/1.1\r\n\r\n"),
+        ("two Host headers", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+        ("Content-Length and Transfer-Encoding",
+         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"),
+        ("two Content-Length headers", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
+        ("invalid Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\na"),
+        ("unknown transfer coding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"),
+        ("invalid header name", "GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n"),
+        ("absolute-form target", "GET http://evil/ HTTP/1.1\r\nHost: a\r\n\r\n"),
+        ("encoded slash", "GET /a%2fb HTTP/1.1\r\nHost: a\r\n\r\n"),
+    ]
+
+    @Test("malformed and smuggling requests get a 4xx and reach neither gate nor upstream")
+    func malformedRequests() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, gate in
+            for (name, wire) in Self.malformed {
+                let client = try #require(RawClient(port: server.localPort ?? 0))
+                await client.sendAsync(wire)
+                let reply = await client.receiveAsync()
+                let status = reply.text.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+                #expect((400...501).contains(status), "\(name): \(reply.text.prefix(80))")
+                #expect(!reply.text.contains("HTTP/1.1 200"), "\(name)")
+                #expect(reply.closed, "\(name): connection not closed")
+            }
+            #expect(gate.asked.count == 0)
+            #expect(upstream.seen.count == 0)
+        }
+    }
+
+    @Test("too many headers and an over-long target are refused")
+    func limits() async throws {
+        try await withProxy(configure: { $0.maxHeaderCount = 10; $0.maxURILength = 100 },
+                            gate: { forwardAll($0) }) { server, upstream, _ in
+            let many = (0..<20).map { "X-\($0): y\r\n" }.joined()
+            let a = try #require(RawClient(port: server.localPort ?? 0))
+            await a.sendAsync("GET / HTTP/1.1\r\nHost: a\r\n\(many)\r\n")
+            #expect(await a.receiveAsync().text.hasPrefix("HTTP/1.1 431"))
+            let b = try #require(RawClient(port: server.localPort ?? 0))
+            await b.sendAsync("GET /\(String(repeating: "a", count: 200)) HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(await b.receiveAsync().text.hasPrefix("HTTP/1.1 414"))
+            #expect(upstream.seen.count == 0)
+        }
+    }
+
+    @Test("pipelined requests on one connection are each decided by the gate")
+    func pipelined() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, gate in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            let reply = await client.receiveAsync()
+            #expect(reply.text.components(separatedBy: "HTTP/1.1 200").count == 4)
+            #expect(reply.closed)
+            #expect(gate.asked.all.map(\.path) == ["/1", "/2", "/3"])
+            #expect(upstream.seen.all.map(\.uri) == ["/1", "/2", "/3"])
+        }
+    }
+
+    @Test("a client that stalls mid-body is timed out with 408")
+    func slowClient() async throws {
+        try await withProxy(configure: { $0.idleTimeout = .milliseconds(400) }, gate: { forwardAll($0) }) { server, upstream, _ in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
+            let reply = await client.receiveAsync()
+            #expect(reply.text.hasPrefix("HTTP/1.1 408"), "\(reply.text)")
+            #expect(reply.closed)
+            #expect(upstream.seen.count == 0)
+        }
+    }
+
+    @Test("a client that never completes its headers is disconnected")
+    func slowHeaders() async throws {
+        try await withProxy(configure: { $0.keepAliveTimeout = .milliseconds(300) }, gate: { forwardAll($0) }) { server, _, gate in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET / HTTP/1.1\r\nHost: a\r\n")
+            let reply = await client.receiveAsync()
+            #expect(reply.closed)
+            #expect(gate.asked.count == 0)
+        }
+    }
+
+    @Test("closeConnections(where:) closes a matching keep-alive connection")
+    func revocationCloses() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, _, _ in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET /session/42 HTTP/1.1\r\nHost: a\r\n\r\n")
+            let first = await client.receiveAsync(until: "\n\n")
+            #expect(first.text.hasPrefix("HTTP/1.1 200"))
+            #expect(server.closeConnections { $0.lastRequest?.path == "/other" } == 0)
+            #expect(server.closeConnections { $0.lastRequest?.path == "/session/42" } == 1)
+            let rest = await client.receiveAsync()
+            #expect(rest.closed)
+        }
+    }
+}
