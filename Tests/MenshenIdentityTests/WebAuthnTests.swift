@@ -312,3 +312,62 @@ struct AttestationTrustTests {
         }
     }
 }
+
+@Suite("WebAuthn extras")
+struct WebAuthnExtraTests {
+    @Test("RFC 9864 fully-specified ESP256 (-9) and Ed25519 (-19) keys register and sign in", arguments: [(SoftwareAuthenticator.Kind.p256, -9), (.ed25519, -19)])
+    func fullySpecifiedAlgorithms(kind: SoftwareAuthenticator.Kind, alg: Int) throws {
+        var a = try SoftwareAuthenticator(kind: kind)
+        a.algorithmOverride = alg
+        let registration = RegistrationVerifier(configuration: WebAuthnTests.configuration)
+        let credential = try registration.verify(try a.register(challenge: WebAuthnTests.challenge, attestation: .packedSelf),
+                                                 expectedChallenge: WebAuthnTests.challenge).get()
+        #expect(credential.algorithm.rawValue == alg)
+        let stored = StoredCredential(credential, userHandle: WebAuthnTests.userHandle)
+        let assertion = try a.assert(challenge: WebAuthnTests.challenge)
+        #expect(throws: Never.self) {
+            try AuthenticationVerifier(configuration: WebAuthnTests.configuration).verify(assertion, expectedChallenge: WebAuthnTests.challenge, credential: stored).get()
+        }
+    }
+
+    @Test("Any change to signed assertion bytes is rejected, and nothing traps")
+    func assertionMutations() throws {
+        var a = try SoftwareAuthenticator(kind: .p256)
+        let registration = RegistrationVerifier(configuration: WebAuthnTests.configuration)
+        let stored = StoredCredential(try registration.verify(try a.register(challenge: WebAuthnTests.challenge), expectedChallenge: WebAuthnTests.challenge).get(),
+                                      userHandle: WebAuthnTests.userHandle)
+        let verifier = AuthenticationVerifier(configuration: WebAuthnTests.configuration)
+        var generator = SeededGenerator(seed: 1234)
+        for round in 0..<1000 {
+            var response = try a.assert(challenge: WebAuthnTests.challenge)
+            if round % 2 == 0 {
+                let position = Int.random(in: 0..<response.authenticatorData.count, using: &generator)
+                response.authenticatorData[position] ^= UInt8.random(in: 1...255, using: &generator)
+            } else {
+                let position = Int.random(in: 0..<response.clientDataJSON.count, using: &generator)
+                response.clientDataJSON[position] ^= UInt8.random(in: 1...255, using: &generator)
+            }
+            if case .success = verifier.verify(response, expectedChallenge: WebAuthnTests.challenge, credential: stored) {
+                Issue.record("mutated assertion accepted in round \(round)")
+            }
+        }
+    }
+
+    @Test("Challenges are 32 injected random bytes in base64url")
+    func challenges() {
+        var generator = SeededGenerator(seed: 3)
+        let challenge = WebAuthnChallenge.generate(using: &generator)
+        #expect(challenge.bytes.count == 32)
+        #expect(challenge.base64URL.count == 43)
+        #expect(Base64URL.decode(challenge.base64URL) == challenge.bytes)
+    }
+
+    @Test("The QR SVG data URI is base64 SVG")
+    func svgDataURI() throws {
+        let code = try QRCode(text: "otpauth://totp/A:b?secret=JBSWY3DPEHPK3PXP")
+        let uri = code.svgDataURI()
+        #expect(uri.hasPrefix("data:image/svg+xml;base64,"))
+        let payload = try #require(Data(base64Encoded: String(uri.dropFirst("data:image/svg+xml;base64,".count))))
+        #expect(String(decoding: payload, as: UTF8.self) == code.svg())
+    }
+}

@@ -1,3 +1,5 @@
+import Foundation
+
 extension QRCode {
     /// A standalone SVG document (no script, no external references, no
     /// styles), so it can be served as `image/svg+xml` or embedded as an
@@ -24,5 +26,12 @@ extension QRCode {
             + "viewBox=\"0 0 \(side) \(side)\" shape-rendering=\"crispEdges\">"
             + "<rect width=\"\(side)\" height=\"\(side)\" fill=\"#ffffff\"/>"
             + "<path d=\"\(path)\" fill=\"#000000\"/></svg>"
+    }
+}
+
+extension QRCode {
+    /// `data:image/svg+xml;base64,…` for an `<img src>` under a CSP with `img-src data:`.
+    public func svgDataURI(moduleSize: Int = 6, quietZone: Int = 4) -> String {
+        "data:image/svg+xml;base64," + Data(svg(moduleSize: moduleSize, quietZone: quietZone).utf8).base64EncodedString()
     }
 }

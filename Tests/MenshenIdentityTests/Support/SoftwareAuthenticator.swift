@@ -68,6 +68,8 @@ struct SoftwareAuthenticator {
     let credentialID: [UInt8]
     let aaguid: [UInt8]
     var signCount: UInt32 = 0
+    /// Announce an RFC 9864 fully-specified alg (-9, -19) instead of -7/-8.
+    var algorithmOverride: Int?
 
     init(kind: Kind, seed: UInt64 = 1) throws {
         self.kind = kind
@@ -82,6 +84,7 @@ struct SoftwareAuthenticator {
     }
 
     var algorithm: Int {
+        if let algorithmOverride { return algorithmOverride }
         switch kind {
         case .p256: return -7
         case .ed25519: return -8
@@ -94,10 +97,10 @@ struct SoftwareAuthenticator {
         switch key {
         case .p256(let k):
             let raw = Array(k.publicKey.x963Representation)  // 04 ‖ x ‖ y
-            return TestCBOR.encode(TestCBOR.map([(i(1), i(2)), (i(3), i(-7)), (i(-1), i(1)),
+            return TestCBOR.encode(TestCBOR.map([(i(1), i(2)), (i(3), i(algorithm)), (i(-1), i(1)),
                                                  (i(-2), .bytes(Array(raw[1..<33]))), (i(-3), .bytes(Array(raw[33..<65])))]))
         case .ed25519(let k):
-            return TestCBOR.encode(TestCBOR.map([(i(1), i(1)), (i(3), i(-8)), (i(-1), i(6)), (i(-2), .bytes(Array(k.publicKey.rawRepresentation)))]))
+            return TestCBOR.encode(TestCBOR.map([(i(1), i(1)), (i(3), i(algorithm)), (i(-1), i(6)), (i(-2), .bytes(Array(k.publicKey.rawRepresentation)))]))
         case .rsa(let k):
             let primitives = try k.publicKey.getKeyPrimitives()
             return TestCBOR.encode(TestCBOR.map([(i(1), i(3)), (i(3), i(-257)),

@@ -61,6 +61,8 @@ public struct VerifiedAssertion: Sendable, Hashable {
     public let userVerified: Bool
     public let backupEligible: Bool
     public let backupState: Bool
+    /// Authenticator extension outputs (authData ED), nil when absent.
+    public let authenticatorExtensions: CBORValue?
 }
 
 /// Authentication ceremony checks (WebAuthn L3 §7.2). Pure: no I/O.
@@ -120,6 +122,6 @@ public struct AuthenticationVerifier: Sendable {
         }
         return VerifiedAssertion(credentialID: credential.credentialID, newSignCount: received, signCount: status,
                                  userVerified: authData.flags.contains(.userVerified), backupEligible: backupEligible,
-                                 backupState: authData.flags.contains(.backupState))
+                                 backupState: authData.flags.contains(.backupState), authenticatorExtensions: authData.extensions)
     }
 }

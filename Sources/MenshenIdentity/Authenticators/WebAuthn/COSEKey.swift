@@ -9,6 +9,10 @@ public enum COSEAlgorithm: Int, Sendable, Hashable, CaseIterable, Codable {
     case eddsa = -8
     /// RSASSA-PKCS1-v1_5 with SHA-256 (Windows Hello); modulus ≥ 2048 bits.
     case rs256 = -257
+    /// RFC 9864 fully-specified ECDSA P-256 with SHA-256 (same key and signature as ES256).
+    case esp256 = -9
+    /// RFC 9864 fully-specified Ed25519 (same key and signature as EdDSA on Ed25519).
+    case ed25519 = -19
 }
 
 /// A credential public key parsed from its COSE_Key form (RFC 9052/9053).
@@ -42,7 +46,7 @@ public struct COSEPublicKey: Sendable {
         }
         self.algorithm = algorithm
         switch algorithm {
-        case .es256:
+        case .es256, .esp256:
             guard kty == 2, cbor[int: -1]?.intValue == 1,
                   let x = cbor[int: -2]?.bytesValue, let y = cbor[int: -3]?.bytesValue,
                   x.count == 32, y.count == 32
@@ -52,7 +56,7 @@ public struct COSEPublicKey: Sendable {
             } catch {
                 throw WebAuthnError(.malformedCOSEKey, "point not on P-256")
             }
-        case .eddsa:
+        case .eddsa, .ed25519:
             guard kty == 1, cbor[int: -1]?.intValue == 6, let x = cbor[int: -2]?.bytesValue, x.count == 32 else {
                 throw WebAuthnError(.malformedCOSEKey, "OKP Ed25519 parameters")
             }

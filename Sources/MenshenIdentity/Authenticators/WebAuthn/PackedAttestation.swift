@@ -36,7 +36,7 @@ enum PackedAttestation {
         guard let leaf = certificates.first else { throw WebAuthnError(.malformedAttestationStatement) }
         let signatureAlgorithm: Certificate.SignatureAlgorithm
         switch COSEAlgorithm(rawValue: algValue) {
-        case .es256: signatureAlgorithm = .ecdsaWithSHA256
+        case .es256, .esp256: signatureAlgorithm = .ecdsaWithSHA256
         case .rs256: signatureAlgorithm = .sha256WithRSAEncryption
         default: throw WebAuthnError(.unsupportedAlgorithm, "packed x5c alg \(algValue)")
         }

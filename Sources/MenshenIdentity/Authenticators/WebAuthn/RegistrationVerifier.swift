@@ -55,12 +55,9 @@ public struct VerifiedCredential: Sendable, Hashable {
     public let transports: [String]
     public let aaguid: [UInt8]
     public let attestation: AttestationResult
-
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.credentialID == rhs.credentialID && lhs.publicKeyCOSE == rhs.publicKeyCOSE && lhs.signCount == rhs.signCount
-            && lhs.backupEligible == rhs.backupEligible && lhs.backupState == rhs.backupState
-    }
-    public func hash(into hasher: inout Hasher) { hasher.combine(credentialID) }
+    /// Authenticator extension outputs (authData ED), for the caller to check
+    /// against what it requested (e.g. `credProtect`); nil when absent.
+    public let authenticatorExtensions: CBORValue?
 }
 
 /// Registration ceremony checks (WebAuthn L3 §7.1). Pure: no I/O; the
@@ -123,7 +120,8 @@ public struct RegistrationVerifier: Sendable {
             credentialID: attested.credentialID, publicKeyCOSE: attested.publicKeyBytes, algorithm: attested.publicKey.algorithm,
             signCount: authData.signCount, backupEligible: authData.flags.contains(.backupEligible),
             backupState: authData.flags.contains(.backupState), userVerified: authData.flags.contains(.userVerified),
-            transports: response.transports, aaguid: attested.aaguid, attestation: attestation)
+            transports: response.transports, aaguid: attested.aaguid, attestation: attestation,
+            authenticatorExtensions: authData.extensions)
     }
 }
 

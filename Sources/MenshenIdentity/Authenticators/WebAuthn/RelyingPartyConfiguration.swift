@@ -20,7 +20,7 @@ public struct RelyingPartyConfiguration: Sendable, Hashable {
     public init(
         rpID: String,
         allowedOrigins: Set<String>,
-        allowedAlgorithms: Set<COSEAlgorithm> = [.es256, .eddsa, .rs256],
+        allowedAlgorithms: Set<COSEAlgorithm> = Set(COSEAlgorithm.allCases),
         requireUserVerification: Bool = true,
         allowCrossOrigin: Bool = false,
         allowedTopOrigins: Set<String> = [],
