@@ -171,4 +171,40 @@ struct ProxyTests {
             #expect(after - before < 20 * 1024 * 1024, "RSS grew by \(after - before) bytes")
         }
     }
+
+    @Test("a 30 MB upload to a slowly reading upstream is streamed with bounded proxy memory")
+    func largeUploadBackPressure() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, _ in
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("pep-upload-\(server.localPort ?? 0).bin")
+            try Data(count: 30 * 1024 * 1024).write(to: file)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let before = residentMemoryBytes()
+            // curl sends Expect: 100-continue for this size; the proxy answers it once the gate approved.
+            let r = await curl(["--data-binary", "@\(file.path)", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
+                                "http://127.0.0.1:\(server.localPort ?? 0)/slowsink"])
+            let after = residentMemoryBytes()
+            #expect(r.stdout.hasPrefix("200 "), "\(r.stderr)")
+            #expect(upstream.seen.all.last?.bodyBytes == 30 * 1024 * 1024)
+            #expect(after - before < 20 * 1024 * 1024, "RSS grew by \(after - before) bytes")
+        }
+    }
+
+    @Test("bodies over the limit are refused with 413 and an upstream closing mid-body closes the client")
+    func limitsAndTruncation() async throws {
+        try await withProxy(configure: { $0.maxRequestBodyBytes = 1000 }, gate: { forwardAll($0) }) { server, upstream, _ in
+            let base = "http://127.0.0.1:\(server.localPort ?? 0)"
+            let big = String(repeating: "a", count: 5000)
+            let fixed = await curl(["-o", "/dev/null", "-w", "%{http_code}", "--data-binary", big, "\(base)/x"])
+            #expect(fixed.stdout == "413")
+            let chunked = await curl(["-o", "/dev/null", "-w", "%{http_code}", "-H", "Transfer-Encoding: chunked",
+                                      "--data-binary", big, "\(base)/x"])
+            #expect(chunked.stdout == "413" || chunked.exitCode != 0)
+            let cut = await curl(["\(base)/close-mid-body"])
+            #expect(cut.exitCode != 0)          // curl notices the short body
+            #expect(!cut.stdout.contains("HTTP/1.1 502"))
+            let head = await curl(["-I", "\(base)/y"])
+            #expect(head.stdout.hasPrefix("HTTP/1.1 200"), "\(head.stderr)")
+            #expect(upstream.seen.all.last?.method == "HEAD")
+        }
+    }
 }

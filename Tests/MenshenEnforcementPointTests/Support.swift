@@ -75,6 +75,15 @@ private final class OriginHandler: ChannelInboundHandler {
     var bodyCount = 0
     var remaining = 0
     var streaming = false
+    var slowReading = false
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard slowReading else { return }
+        context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(4)) { [weak self] in
+            guard self?.slowReading == true else { return }
+            context.read()
+        }
+    }
 
     init(seen: Recorder<SeenRequest>, connection: Int) {
         self.seen = seen
@@ -85,6 +94,11 @@ private final class OriginHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let h):
             head = h
+            if h.uri.hasPrefix("/slowsink") {   // read the body slowly: the proxy must hold back
+                slowReading = true
+                _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
+                context.read()
+            }
             body.clear()
             bodyCount = 0
         case .body(var b):
@@ -92,6 +106,10 @@ private final class OriginHandler: ChannelInboundHandler {
             if body.readableBytes < 1 << 20 { body.writeBuffer(&b) }
         case .end:
             guard let head else { return }
+            if slowReading {
+                slowReading = false
+                _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+            }
             seen.append(SeenRequest(method: head.method.rawValue, uri: head.uri,
                                     headers: head.headers.map { ($0.name, $0.value) },
                                     bodyBytes: bodyCount, connection: connection))
@@ -100,7 +118,15 @@ private final class OriginHandler: ChannelInboundHandler {
     }
 
     func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
-        if head.uri.hasPrefix("/slow") { return }
+        if head.uri.hasPrefix("/slow") && !head.uri.hasPrefix("/slowsink") { return }
+        if head.uri.hasPrefix("/close-mid-body") {
+            var h = HTTPHeaders()
+            h.add(name: "Content-Length", value: "1000")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: h))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: "partial")))))
+                .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return
+        }
         if head.uri.hasPrefix("/big"), let n = head.uri.split(separator: "=").last.flatMap({ Int($0) }) {
             var h = HTTPHeaders()
             h.add(name: "Content-Length", value: String(n))

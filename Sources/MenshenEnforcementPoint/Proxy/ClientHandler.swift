@@ -267,6 +267,13 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         ex.phase = .forwarding
         ex.lastActivity = .now()
 
+        // The gate approved: a client waiting for `100 Continue` may now send its body.
+        // (Expect is not forwarded; upstream informational responses are dropped.)
+        if !ex.requestEnded, ex.head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }),
+           let context {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: ex.head.version, status: .continue))),
+                                  promise: nil)
+        }
         handler.send(.head(upstreamHead(ex, upstream: upstream, addHeaders: addHeaders)), flush: false)
         for buffer in ex.pendingBody { handler.send(.body(.byteBuffer(buffer)), flush: false) }
         ex.pendingBody.removeAll()
@@ -339,7 +346,10 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         headers.add(name: "Via", value: "\(head.version.major).\(head.version.minor) \(config.viaName)")
         // An HTTP/1.0 client without Content-Length learns the end of the body from the close.
         let unframed10 = ex.head.version.minor == 0 && !headers.contains(name: "content-length")
-        ex.closeClientAfterResponse = !ex.clientKeepAlive || !ex.requestEnded || unframed10
+        // Upgrade is not spliced yet: the request went upstream without it, and the
+        // connection is not reused after the response.
+        let askedUpgrade = ex.head.headers.contains(name: "upgrade")
+        ex.closeClientAfterResponse = !ex.clientKeepAlive || !ex.requestEnded || unframed10 || askedUpgrade
         if ex.closeClientAfterResponse { headers.add(name: "Connection", value: "close") }
         return HTTPResponseHead(version: ex.head.version, status: head.status, headers: headers)
     }
