@@ -1,5 +1,7 @@
 import Foundation
-import X509
+// The SPI is swift-certificates' supported way to validate at an injected time
+// (its public `init()` reads the clock at validation, which rule 11 forbids here).
+@_spi(FixedExpiryValidationTime) import X509
 
 /// An attestation chain that builds to one of the caller's trust anchors.
 public struct TrustedAttestationChain: Sendable, Hashable {
@@ -23,7 +25,7 @@ extension UnverifiedAttestationChain {
     public func validate(roots: [Certificate], at time: Date) async -> AttestationTrustResult {
         guard let leaf = certificates.first else { return .untrusted(reasons: ["empty chain"]) }
         var verifier = Verifier(rootCertificates: CertificateStore(roots)) {
-            RFC5280Policy(validationTime: time)
+            RFC5280Policy(fixedExpiryValidationTime: time)
         }
         let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(certificates.dropFirst()))
         switch result {
