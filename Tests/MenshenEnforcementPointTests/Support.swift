@@ -53,7 +53,8 @@ final class TestUpstream: Sendable {
                 let id = counter.increment()
                 connections.increment()
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    let upgrade: NIOHTTPServerUpgradeConfiguration = (upgraders: [EchoUpgrader(seen: seen)], completionHandler: { _ in })
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: upgrade)
                     try channel.pipeline.syncOperations.addHandler(OriginHandler(seen: seen, connection: id))
                 }
             }
@@ -63,6 +64,37 @@ final class TestUpstream: Sendable {
     var port: Int { channel.localAddress?.port ?? 0 }
     var upstream: Upstream { Upstream(host: "127.0.0.1", port: port) }
     func close() async { try? await channel.close() }
+}
+
+/// Upgrades `Upgrade: websocket` requests to a raw byte echo (no WebSocket framing needed for the test).
+private struct EchoUpgrader: HTTPServerProtocolUpgrader {
+    let seen: Recorder<SeenRequest>
+    var supportedProtocol: String { "websocket" }
+    var requiredUpgradeHeaders: [String] { [] }
+
+    func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead,
+                              initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+        seen.append(SeenRequest(method: upgradeRequest.method.rawValue, uri: upgradeRequest.uri,
+                                headers: upgradeRequest.headers.map { ($0.name, $0.value) }, bodyBytes: 0, connection: 0))
+        var headers = initialResponseHeaders
+        headers.add(name: "Sec-WebSocket-Accept", value: "test")
+        return channel.eventLoop.makeSucceededFuture(headers)
+    }
+
+    func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
+        context.eventLoop.makeCompletedFuture { try context.pipeline.syncOperations.addHandler(ByteEcho(), position: .first) }
+    }
+}
+
+private final class ByteEcho: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        var reply = context.channel.allocator.buffer(string: "echo:")
+        reply.writeBuffer(&buffer)
+        context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
+    }
 }
 
 private final class OriginHandler: ChannelInboundHandler {

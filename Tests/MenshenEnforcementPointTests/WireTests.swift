@@ -99,4 +99,36 @@ struct WireTests {
             #expect(rest.closed)
         }
     }
+
+    @Test("a WebSocket upgrade the gate forwards is spliced both ways and can be closed by revocation")
+    func websocketSplice() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, gate in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                                   + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            let switched = await client.receiveAsync(until: "\r\n\r\n")
+            #expect(switched.text.hasPrefix("HTTP/1.1 101"), "\(switched.text)")
+            #expect(switched.text.lowercased().contains("upgrade: websocket"))
+            #expect(gate.asked.all.first?.upgrade == "websocket")
+            #expect(upstream.seen.all.first?.header("Upgrade") == ["websocket"])
+            for n in 0..<3 {
+                await client.sendAsync("frame-\(n)")
+                let echoed = await client.receiveAsync(until: "frame-\(n)")
+                #expect(echoed.text == "echo:frame-\(n)")
+            }
+            #expect(server.closeConnections { $0.lastRequest?.upgrade == "websocket" } == 1)
+            #expect(await client.receiveAsync().closed)
+        }
+    }
+
+    @Test("an upgrade the gate denies is answered and the connection closed")
+    func websocketDenied() async throws {
+        try await withProxy(gate: { _ in RecordingGate { _ in .respond(status: 403, headers: [], body: Array("no".utf8)) } }) { server, upstream, _ in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            let reply = await client.receiveAsync()
+            #expect(reply.text.hasPrefix("HTTP/1.1 403"))
+            #expect(upstream.seen.count == 0)
+        }
+    }
 }

@@ -36,9 +36,13 @@ public struct GateRequest: Sendable {
     public var headers: [(String, String)]
     /// Identifier of this request, sent upstream and put in error bodies.
     public var requestID: String
+    /// The protocol the client asks to switch to (`websocket`), when it asks for
+    /// an allowed upgrade. A `.forward` verdict then splices the connection.
+    public var upgrade: String?
 
     public init(method: String, path: String, rawTarget: String, query: String?, host: String,
-                scheme: String, clientAddress: String?, headers: [(String, String)], requestID: String) {
+                scheme: String, clientAddress: String?, headers: [(String, String)], requestID: String,
+                upgrade: String? = nil) {
         self.method = method
         self.path = path
         self.rawTarget = rawTarget
@@ -48,6 +52,7 @@ public struct GateRequest: Sendable {
         self.clientAddress = clientAddress
         self.headers = headers
         self.requestID = requestID
+        self.upgrade = upgrade
     }
 
     /// All values of a header, compared case-insensitively by name.

@@ -23,6 +23,10 @@ final class Exchange {
     var skippingInformational = false
     /// Decided when the response head is written: the client connection closes after this response.
     var closeClientAfterResponse = false
+    /// The allowed protocol the client asked to upgrade to, if any.
+    var upgrade: String?
+    /// The upstream's 101 head, held until its end arrives and the connection is spliced.
+    var switching: HTTPResponseHead?
     var gateTask: Task<Void, Never>?
     var gateTimer: Scheduled<Void>?
     var headerTimer: Scheduled<Void>?
@@ -58,6 +62,8 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     private var context: ChannelHandlerContext?
     private var exchange: Exchange?
     private var closing = false
+    /// After a protocol upgrade the connection belongs to a ``SpliceHandler``.
+    private var spliced = false
     private var keepAliveTimer: Scheduled<Void>?
     private var upstreamNeedsFlush = false
     private let connectionID: Int
@@ -94,7 +100,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if closing { return }
+        if closing || spliced { return }
         switch unwrapInboundIn(data) {
         case .head(let head): receivedHead(head, context: context)
         case .body(let buffer): receivedBody(buffer)
@@ -141,9 +147,12 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         case .failure(let why): return refuse(.badRequest("request target (\(why))"), requestID: requestID, head: head)
         }
 
+        let upgrade = requestedUpgrade(head, framing: framing)
         let gateRequest = GateRequest(head: head, target: target, clientAddress: context.channel.remoteAddress,
-                                      scheme: config.scheme ?? (config.tlsHandler == nil ? "http" : "https"), requestID: requestID)
+                                      scheme: config.scheme ?? (config.tlsHandler == nil ? "http" : "https"),
+                                      requestID: requestID, upgrade: upgrade)
         let ex = Exchange(id: requestID, head: head, framing: framing, gateRequest: gateRequest)
+        ex.upgrade = upgrade
         exchange = ex
         shared.noteRequest(connectionID, gateRequest)
         armIdleTimer(ex)
@@ -162,6 +171,16 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             self.logger.warning("gate timed out", metadata: ["request_id": "\(ex.id)"])
             self.respondRefusal(.gateUnavailable, ex: ex)
         }
+    }
+
+    /// The protocol of an allowed upgrade request (`GET`, no body, `Connection: upgrade`).
+    private func requestedUpgrade(_ head: HTTPRequestHead, framing: RequestValidator.Framing) -> String? {
+        guard head.method == .GET, framing == .none,
+              HeaderRules.connectionListed(head.headers.map { ($0.name, $0.value) }).contains("upgrade"),
+              head.headers["upgrade"].count == 1, let value = head.headers["upgrade"].first
+        else { return nil }
+        let proto = value.split(separator: "/").first.map { $0.trimmingASCIISpaces().lowercased() } ?? ""
+        return config.allowedUpgrades.contains(proto) ? proto : nil
     }
 
     private func receivedBody(_ buffer: ByteBuffer) {
@@ -204,7 +223,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     private func readClientIfWanted() {
-        guard !closing, let context else { return }
+        guard !closing, !spliced, let context else { return }
         guard let ex = exchange else { return context.read() }
         if ex.phase == .forwarding, !ex.requestEnded, ex.upstreamHandler?.isWritable == true {
             context.read()
@@ -304,6 +323,10 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         for (name, value) in addHeaders where Self.isValidHeader(name, value) {
             headers.add(name: name, value: value)
         }
+        if ex.upgrade != nil, let value = ex.head.headers["upgrade"].first {
+            headers.add(name: "Connection", value: "Upgrade")
+            headers.add(name: "Upgrade", value: value)
+        }
         switch ex.framing {
         case .chunked: headers.add(name: "Transfer-Encoding", value: "chunked")
         case .contentLength(let n): headers.add(name: "Content-Length", value: String(n))
@@ -318,6 +341,11 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         ex.lastActivity = .now()
         switch part {
         case .head(let head):
+            if head.status == .switchingProtocols && ex.upgrade != nil {
+                ex.headerTimer?.cancel()
+                ex.switching = head
+                return
+            }
             if head.status.code < 200 {   // informational: not passed on (Expect is not forwarded)
                 ex.skippingInformational = true
                 return
@@ -330,6 +358,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             guard !ex.skippingInformational else { return }
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end:
+            if let switching = ex.switching { return switchProtocols(ex, head: switching) }
             if ex.skippingInformational {
                 ex.skippingInformational = false
                 return
@@ -337,6 +366,67 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             // Trailers are hop-by-hop for this proxy and are dropped.
             let reusable = ex.upstreamKeepAlive && ex.requestEndSent && ex.requestEnded
             finish(ex, upstreamReusable: reusable, closeClient: ex.closeClientAfterResponse || !ex.requestEnded)
+        }
+    }
+
+    /// Writes the upstream's 101 to the client, then replaces the HTTP handlers
+    /// of both connections by a pair of ``SpliceHandler``s.
+    private func switchProtocols(_ ex: Exchange, head: HTTPResponseHead) {
+        guard let context, let upstreamChannel = ex.upstreamChannel, let upstreamHandler = ex.upstreamHandler else {
+            return closeClient()
+        }
+        var headers = HTTPHeaders(HeaderRules.removingHopByHop(head.headers.map { ($0.name, $0.value) }))
+        headers.add(name: "Connection", value: "Upgrade")
+        headers.add(name: "Upgrade", value: head.headers["upgrade"].first ?? ex.upgrade ?? "")
+        headers.add(name: "Via", value: "1.1 \(config.viaName)")
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: ex.head.version, status: .switchingProtocols,
+                                                                     headers: headers))), promise: nil)
+        ex.phase = .done
+        ex.cancelTimers()
+        upstreamHandler.delegate = nil
+        exchange = nil
+        spliced = true
+        keepAliveTimer?.cancel()
+        // Pipeline surgery must not run inside the decoders' callbacks: defer it.
+        context.eventLoop.assumeIsolated().execute { [weak self] in
+            guard let self, let context = self.context else { return upstreamChannel.close(promise: nil) }
+            do {
+                let client = context.pipeline.syncOperations
+                let upstream = upstreamChannel.pipeline.syncOperations
+                let clientSide = SpliceHandler(), upstreamSide = SpliceHandler()
+                clientSide.partner = upstreamSide
+                upstreamSide.partner = clientSide
+                // Client: no client bytes are expected before the 101 (RFC 6455 §4.1); the decoder drops any.
+                try client.removeHandler(client.handler(type: HTTPServerPipelineHandler.self))
+                try client.removeHandler(client.handler(type: NIOHTTPResponseHeadersValidator.self))
+                try client.removeHandler(client.handler(type: HTTPServerProtocolErrorHandler.self))
+                try client.removeHandler(client.handler(type: HTTPResponseEncoder.self))
+                try client.addHandler(clientSide, position: .before(self))
+                let clientDecoderGone = try client.removeHandler(client.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
+                // Upstream: bytes it sent after its 101 are forwarded by its decoder into the splice.
+                try upstream.removeHandler(upstream.handler(type: HTTPRequestEncoder.self))
+                try upstream.removeHandler(upstream.handler(type: NIOHTTPRequestHeadersValidator.self))
+                try upstream.addHandler(upstreamSide, position: .before(upstreamHandler))
+                let upstreamDecoderGone = try upstream.removeHandler(upstream.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self))
+                // A decoder leaves the pipeline on a later tick (and the response decoder observes
+                // writes until then): start moving bytes only once both are gone.
+                let logger = self.logger
+                clientDecoderGone.and(upstreamDecoderGone).assumeIsolated().whenComplete { result in
+                    switch result {
+                    case .success:
+                        clientSide.start()
+                        upstreamSide.start()
+                        logger.info("connection upgraded", metadata: ["request_id": "\(ex.id)", "protocol": "\(ex.upgrade ?? "")"])
+                    case .failure:
+                        clientSide.close()
+                        upstreamSide.close()
+                    }
+                }
+            } catch {
+                self.logger.warning("upgrade failed", metadata: ["request_id": "\(ex.id)", "error": "\(error)"])
+                upstreamChannel.close(promise: nil)
+                self.closeClient()
+            }
         }
     }
 

@@ -7,7 +7,7 @@ extension GateRequest {
     /// `head` must already have passed ``RequestValidator`` (one `Host`), and
     /// `target` is its normalised target.
     init(head: HTTPRequestHead, target: PathNormalizer.Normalized, clientAddress: SocketAddress?,
-         scheme: String, requestID: String) {
+         scheme: String, requestID: String, upgrade: String?) {
         let headers = HeaderRules.removingHopByHop(head.headers.map { ($0.name, $0.value) })
         self.init(
             method: head.method.rawValue,
@@ -18,7 +18,8 @@ extension GateRequest {
             scheme: scheme,
             clientAddress: clientAddress?.ipAddress,
             headers: headers,
-            requestID: requestID
+            requestID: requestID,
+            upgrade: upgrade
         )
     }
 }

@@ -40,6 +40,9 @@ public struct ProxyConfiguration: Sendable {
     /// Extra identity header names (lower-case) stripped from client requests,
     /// in addition to ``HeaderRules/identityExact`` and ``HeaderRules/identityPrefixes``.
     public var extraIdentityHeaders: Set<String> = []
+    /// Protocols a client may upgrade to (lower-case); the gate is told via
+    /// ``GateRequest/upgrade`` and the connection is spliced after the upstream's 101.
+    public var allowedUpgrades: Set<String> = ["websocket"]
     /// Pseudonym used in `Via`.
     public var viaName: String = "menshen"
     /// Event loop threads of the server (0 uses the number of cores).
