@@ -37,6 +37,14 @@ INT_MAX = 2**63 - 1
 INT_MIN = -(2**63)
 
 
+def _version():
+    try:
+        from importlib.metadata import version
+        return version("cedarpy")
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
 def cq(s):
     """Quote a string as a Cedar string literal."""
     out = ['"']
@@ -523,7 +531,7 @@ def main():
     ap.add_argument("--max-reports", type=int, default=10, help="disagreements reduced and printed in full")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else int(time.time()) % 1000000
-    print("cedar-differential: seed %d, %d cases, cedarpy %s" % (seed, args.cases, getattr(cedarpy, "__version__", "?")))
+    print("cedar-differential: seed %d, %d cases, cedarpy %s" % (seed, args.cases, _version()))
     rng = random.Random(seed)
     t0 = time.time()
     cases = []

@@ -152,6 +152,9 @@ struct PolicyAuthorize: ParsableCommand {
             if let entities {
                 let text = try PolicyIO.readText(entities, what: "entities")
                 do { store = try EntityJSON.entities(text, hints: schemaValue) } catch { throw PolicyCLIError(PolicyIO.located(entities, error)) }
+            } else if let schemaValue {
+                // The schema's action entities (and their groups) even without an entities file.
+                do { store = try EntityJSON.entities(.array([]), hints: schemaValue) } catch { throw PolicyCLIError(PolicyIO.located(schema ?? "schema", error)) }
             }
             let p = try PolicyIO.parseUID(principal ?? "", role: "principal")
             let a = try PolicyIO.parseUID(action ?? "", role: "action")

@@ -89,6 +89,17 @@ struct PolicyCommandTests {
         #expect(badEntities.err.hasPrefix("menshen: error: policies.cedar:1:"), "\(badEntities.err)")
     }
 
+    @Test("input files over the size limit are refused with one clear line")
+    func sizeLimit() throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let big = dir.appendingPathComponent("big.cedar")
+        FileManager.default.createFile(atPath: big.path, contents: Data(repeating: UInt8(ascii: " "), count: 16 * 1024 * 1024 + 1))
+        let r = try Harness.run(["policy", "format", big.path])
+        #expect(r.status == 1)
+        #expect(r.err.contains("larger than the limit"), "\(r.err)")
+    }
+
     func authorize(_ dir: URL, _ principal: String, _ action: String, context: String = "{\"mfa\": true}", json: Bool = false) throws
         -> (status: Int32, out: String, err: String)
     {
