@@ -207,4 +207,29 @@ struct ProxyTests {
             #expect(upstream.seen.all.last?.method == "HEAD")
         }
     }
+
+    @Test("framing headers and malformed headers from the gate are ignored; an unusable gate status fails closed")
+    func gateOutputIsSanitised() async throws {
+        let add = [("X-Menshen-User", "alice"), ("Transfer-Encoding", "chunked"), ("Content-Length", "5"),
+                   ("X-Inject", "a\r\nX-Evil: 1"), ("Bad Name", "x")]
+        try await withProxy(gate: { upstream in
+            let target = upstream.upstream
+            return RecordingGate { request in
+                request.path == "/weird" ? .respond(status: 101, headers: [], body: [])
+                    : .forward(upstream: target, addHeaders: add)
+            }
+        }) { server, upstream, _ in
+            let base = "http://127.0.0.1:\(server.localPort ?? 0)"
+            let r = await curl(["-o", "/dev/null", "-w", "%{http_code}", "\(base)/ok"])
+            #expect(r.stdout == "200")
+            let seen = try #require(upstream.seen.all.first)
+            #expect(seen.header("X-Menshen-User") == ["alice"])
+            #expect(seen.header("Transfer-Encoding").isEmpty)
+            #expect(seen.header("Content-Length").isEmpty)
+            #expect(seen.header("X-Inject").isEmpty && seen.header("X-Evil").isEmpty)
+            let weird = await curl(["-o", "/dev/null", "-w", "%{http_code}", "\(base)/weird"])
+            #expect(weird.stdout == "503")
+            #expect(upstream.seen.count == 1)
+        }
+    }
 }

@@ -238,6 +238,11 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         ex.lastActivity = .now()
         switch verdict {
         case .respond(let status, let headers, let body):
+            guard (200...599).contains(status), body.isEmpty || ![204, 205, 304].contains(status) else {
+                // Fail closed: a verdict that cannot be written as a final response is a deny.
+                logger.error("gate answered an unusable status", metadata: ["request_id": "\(ex.id)", "status": "\(status)"])
+                return respondRefusal(.gateUnavailable, ex: ex)
+            }
             respondLocally(ex: ex, status: status, headers: headers, body: body)
         case .forward(let upstream, let addHeaders):
             connect(ex, to: upstream, addHeaders: addHeaders)
@@ -320,7 +325,16 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         headers.add(name: "X-Forwarded-Host", value: ex.gateRequest.host)
         headers.add(name: "Via", value: "\(ex.head.version.major).\(ex.head.version.minor) \(config.viaName)")
         headers.add(name: "X-Menshen-Request-Id", value: ex.id)
-        for (name, value) in addHeaders where Self.isValidHeader(name, value) {
+        for (name, value) in addHeaders {
+            let n = name.lowercased()
+            // The gate adds identity, not framing: anything that would change how the
+            // message is delimited or routed is ignored.
+            guard Self.isValidHeader(name, value), !HeaderRules.hopByHop.contains(n),
+                  n != "content-length", n != "host"
+            else {
+                logger.warning("ignored a header from the gate", metadata: ["request_id": "\(ex.id)", "header": "\(name)"])
+                continue
+            }
             headers.add(name: name, value: value)
         }
         if ex.upgrade != nil, let value = ex.head.headers["upgrade"].first {
@@ -397,15 +411,15 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
                 clientSide.partner = upstreamSide
                 upstreamSide.partner = clientSide
                 // Client: no client bytes are expected before the 101 (RFC 6455 §4.1); the decoder drops any.
-                try client.removeHandler(client.handler(type: HTTPServerPipelineHandler.self))
-                try client.removeHandler(client.handler(type: NIOHTTPResponseHeadersValidator.self))
-                try client.removeHandler(client.handler(type: HTTPServerProtocolErrorHandler.self))
-                try client.removeHandler(client.handler(type: HTTPResponseEncoder.self))
+                try client.removeHandler(client.handler(type: HTTPServerPipelineHandler.self), promise: nil)
+                try client.removeHandler(client.handler(type: NIOHTTPResponseHeadersValidator.self), promise: nil)
+                try client.removeHandler(client.handler(type: HTTPServerProtocolErrorHandler.self), promise: nil)
+                try client.removeHandler(client.handler(type: HTTPResponseEncoder.self), promise: nil)
                 try client.addHandler(clientSide, position: .before(self))
                 let clientDecoderGone = try client.removeHandler(client.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
                 // Upstream: bytes it sent after its 101 are forwarded by its decoder into the splice.
-                try upstream.removeHandler(upstream.handler(type: HTTPRequestEncoder.self))
-                try upstream.removeHandler(upstream.handler(type: NIOHTTPRequestHeadersValidator.self))
+                try upstream.removeHandler(upstream.handler(type: HTTPRequestEncoder.self), promise: nil)
+                try upstream.removeHandler(upstream.handler(type: NIOHTTPRequestHeadersValidator.self), promise: nil)
                 try upstream.addHandler(upstreamSide, position: .before(upstreamHandler))
                 let upstreamDecoderGone = try upstream.removeHandler(upstream.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self))
                 // A decoder leaves the pipeline on a later tick (and the response decoder observes

@@ -99,6 +99,15 @@ public final class EnforcementPointServer: Sendable {
     public func start() async throws {
         let shared = self.shared
         let tls = shared.configuration.tlsHandler
+        // The decoder's own limits bound memory before RequestValidator answers 431;
+        // they are set above the validator's so that the validator decides in normal cases.
+        let limits: NIOHTTPDecoderLimitConfiguration = {
+            var l = NIOHTTPDecoderLimitConfiguration()
+            l.maxHeaderFieldCount = max(1, shared.configuration.maxHeaderCount) + 64
+            l.maxHeaderListSize = max(1024, shared.configuration.maxHeaderBytes) + 16 * 1024
+            l.maxHeaderFieldSize = l.maxHeaderListSize
+            return l
+        }()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -108,7 +117,8 @@ public final class EnforcementPointServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(tls()) }
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true,
+                                                         withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
                     let id = shared.connectionOpened(channel)
                     try sync.addHandler(ClientHandler(shared: shared, connectionID: id))
                 }
