@@ -203,6 +203,15 @@ private final class OriginHandler: ChannelInboundHandler {
     }
 }
 
+/// A pass-through stand-in for a TLS client handler: counts the connections it is put on.
+final class FakeTLSHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    init(counter: Counter) { counter.increment() }
+}
+
 /// A gate that records what it was asked and answers with a closure.
 final class RecordingGate: AccessGate {
     let asked = Recorder<GateRequest>()
@@ -284,6 +293,17 @@ final class RawClient: @unchecked Sendable {
             if let marker, String(decoding: data, as: UTF8.self).contains(marker) {
                 return (String(decoding: data, as: UTF8.self), false)
             }
+        }
+    }
+
+    /// Reads and counts bytes until EOF or the timeout.
+    func drain() -> (bytes: Int, closed: Bool) {
+        var total = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return (total, n == 0) }
+            total += n
         }
     }
 

@@ -131,4 +131,43 @@ struct WireTests {
             #expect(upstream.seen.count == 0)
         }
     }
+
+    @Test("a client that stops reading a large response is disconnected after the idle timeout, without the proxy reading ahead")
+    func slowReader() async throws {
+        try await withProxy(configure: { $0.idleTimeout = .milliseconds(500) }, gate: { forwardAll($0) }) { server, _, _ in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET /big?bytes=104857600 HTTP/1.1\r\nHost: a\r\n\r\n")
+            try await Task.sleep(for: .seconds(2))
+            let result = await offPool { client.drain() }
+            #expect(result.closed)
+            // Only what fits in socket and channel buffers was moved (about 4 MB here), not the 100 MB.
+            #expect(result.bytes < 16 * 1024 * 1024, "client received \(result.bytes) bytes")
+        }
+    }
+
+    @Test("upstreams marked tls get the configured TLS handler; without one they fail closed with 502")
+    func upstreamTLSHook() async throws {
+        let made = Counter()
+        try await withProxy(configure: { config in
+            config.upstreamTLSHandler = { _ in FakeTLSHandler(counter: made) }
+        }, gate: { upstream in
+            let tlsTarget = Upstream(host: "127.0.0.1", port: upstream.port, tls: true)
+            return RecordingGate { _ in .forward(upstream: tlsTarget, addHeaders: []) }
+        }) { server, upstream, _ in
+            let base = "http://127.0.0.1:\(server.localPort ?? 0)"
+            let r = await curl(["-o", "/dev/null", "-w", "%{http_code}\n", "\(base)/a", "--next", "-o", "/dev/null",
+                                "-w", "%{http_code}\n", "\(base)/b"])
+            #expect(r.stdout == "200\n200\n")
+            #expect(made.current == 1)
+            #expect(upstream.seen.count == 2)
+        }
+        try await withProxy(gate: { upstream in
+            let tlsTarget = Upstream(host: "127.0.0.1", port: upstream.port, tls: true)
+            return RecordingGate { _ in .forward(upstream: tlsTarget, addHeaders: []) }
+        }) { server, upstream, _ in
+            let r = await curl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(server.localPort ?? 0)/a"])
+            #expect(r.stdout == "502")
+            #expect(upstream.seen.count == 0)
+        }
+    }
 }

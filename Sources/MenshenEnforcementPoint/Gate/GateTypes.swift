@@ -1,18 +1,21 @@
-/// Where a forwarded request goes. Plain HTTP/1.1 for now (TLS to upstreams is
-/// not built yet).
+/// Where a forwarded request goes: HTTP/1.1, over TLS when `tls` is set (the
+/// TLS handler comes from ``ProxyConfiguration/upstreamTLSHandler``).
 public struct Upstream: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: Int
     /// When set, the `Host` header sent upstream; otherwise the client's `Host` is kept.
     public var hostHeader: String?
+    /// Connect with TLS. Without a configured TLS handler factory such a request fails closed (502).
+    public var tls: Bool
 
-    public init(host: String, port: Int, hostHeader: String? = nil) {
+    public init(host: String, port: Int, hostHeader: String? = nil, tls: Bool = false) {
         self.host = host
         self.port = port
         self.hostHeader = hostHeader
+        self.tls = tls
     }
 
-    public var description: String { "\(host):\(port)" }
+    public var description: String { "\(tls ? "https" : "http")://\(host):\(port)" }
 }
 
 /// A request as the gate sees it: transport-neutral, already validated and

@@ -31,7 +31,8 @@ final class ProxyShared: Sendable {
         self.logger = logger
         self.pool = UpstreamPool(maxConnections: configuration.maxConnectionsPerUpstream,
                                  maxIdle: configuration.maxIdleConnectionsPerUpstream,
-                                 connectTimeout: configuration.connectTimeout)
+                                 connectTimeout: configuration.connectTimeout,
+                                 tlsHandler: configuration.upstreamTLSHandler)
     }
 
     func makeRequestID() -> String {

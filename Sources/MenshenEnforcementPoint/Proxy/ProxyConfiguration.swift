@@ -9,6 +9,10 @@ public struct ProxyConfiguration: Sendable {
     /// client pipeline, e.g. `{ NIOSSLServerHandler(context: sslContext) }`.
     /// Nil serves plain HTTP. Kept as a factory so this module does not pin a TLS stack.
     public var tlsHandler: (@Sendable () throws -> any ChannelHandler)?
+    /// TLS towards upstreams whose ``Upstream/tls`` is set: makes the handler put first in
+    /// each such upstream pipeline, e.g.
+    /// `{ try NIOSSLClientHandler(context: clientContext, serverHostname: $0.host) }`.
+    public var upstreamTLSHandler: (@Sendable (Upstream) throws -> any ChannelHandler)?
     /// The scheme reported to the gate and in `X-Forwarded-Proto`; derived from `tlsHandler` when nil.
     public var scheme: String?
 

@@ -74,6 +74,7 @@ final class UpstreamPool: Sendable {
     struct Key: Hashable, Sendable {
         var host: String
         var port: Int
+        var tls: Bool
         var loop: ObjectIdentifier
     }
 
@@ -82,21 +83,24 @@ final class UpstreamPool: Sendable {
         var total = 0
     }
 
-    enum LeaseError: Error { case busy, shutDown }
+    enum LeaseError: Error { case busy, shutDown, noTLSConfigured }
 
     private let state = Mutex<(entries: [Key: Entry], shutDown: Bool)>(([:], false))
     private let maxConnections: Int
     private let maxIdle: Int
     private let connectTimeout: TimeAmount
+    private let tlsHandler: (@Sendable (Upstream) throws -> any ChannelHandler)?
 
-    init(maxConnections: Int, maxIdle: Int, connectTimeout: TimeAmount) {
+    init(maxConnections: Int, maxIdle: Int, connectTimeout: TimeAmount,
+         tlsHandler: (@Sendable (Upstream) throws -> any ChannelHandler)?) {
+        self.tlsHandler = tlsHandler
         self.maxConnections = max(1, maxConnections)
         self.maxIdle = max(0, maxIdle)
         self.connectTimeout = connectTimeout
     }
 
     static func key(_ upstream: Upstream, on loop: any EventLoop) -> Key {
-        Key(host: upstream.host, port: upstream.port, loop: ObjectIdentifier(loop))
+        Key(host: upstream.host, port: upstream.port, tls: upstream.tls, loop: ObjectIdentifier(loop))
     }
 
     /// Number of connections (leased and idle) currently counted for a key.
@@ -105,6 +109,8 @@ final class UpstreamPool: Sendable {
     /// An idle connection, or a new one, on `loop`.
     func lease(_ upstream: Upstream, on loop: any EventLoop) -> EventLoopFuture<any Channel> {
         let key = Self.key(upstream, on: loop)
+        if upstream.tls && tlsHandler == nil { return loop.makeFailedFuture(LeaseError.noTLSConfigured) }
+        let tlsHandler = upstream.tls ? self.tlsHandler : nil
         enum Decision { case reuse(any Channel), connect, busy, shutDown }
         let decision: Decision = state.withLock { s in
             if s.shutDown { return .shutDown }
@@ -129,6 +135,7 @@ final class UpstreamPool: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsHandler { try channel.pipeline.syncOperations.addHandler(tlsHandler(upstream)) }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
