@@ -499,7 +499,9 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         if close {
             closing = true
             written.assumeIsolated().whenComplete { [weak self] _ in self?.context?.close(promise: nil) }
-        } else {
+        } else if exchange == nil {
+            // (Writing the end may already have delivered a pipelined request: then a new
+            // exchange runs and the keep-alive timer stays off.)
             armKeepAliveTimer()
             readClientIfWanted()
         }
@@ -525,7 +527,9 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
         headers.add(name: "Via", value: "1.1 \(config.viaName)")
+        // The request decoder stops after an upgrade request, so such a connection is not reused.
         let close = forceClose || ex == nil || !(ex?.requestEnded ?? false) || !(head?.isKeepAlive ?? false)
+            || head?.headers.contains(name: "upgrade") == true
         if close { headers.replaceOrAdd(name: "Connection", value: "close") }
         let version = head?.version ?? .http1_1
         let responseHead = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers)
