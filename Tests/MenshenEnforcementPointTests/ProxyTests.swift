@@ -81,6 +81,7 @@ struct ProxyTests {
                                 "--next", "-o", "/dev/null", "-w", "%{num_connects}\n", "\(base)/three"])
             #expect(r.stdout == "1\n0\n0\n", "\(r.stderr)")
             #expect(gate.asked.all.map(\.path) == ["/one", "/two", "/three"])
+            #expect(server.metrics.requests == 3 && server.metrics.gateForwarded == 3)
             #expect(Set(upstream.seen.all.map(\.connection)).count == 1)
             #expect(upstream.connections.current == 1)
         }
@@ -118,6 +119,7 @@ struct ProxyTests {
             }
             #expect(gate.asked.count == 0)
             #expect(upstream.seen.count == 0)
+            #expect(server.metrics.refusedBeforeGate == 5)
         }
     }
 
@@ -129,6 +131,7 @@ struct ProxyTests {
             #expect(r.stdout.hasPrefix("HTTP/1.1 502"))
             #expect(r.stdout.contains("request id: "))
             #expect(r.stdout.lowercased().contains("x-menshen-request-id: "))
+            #expect(server.metrics.upstreamErrors == 1)
         }
     }
 

@@ -135,6 +135,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         keepAliveTimer?.cancel()
         guard exchange == nil else { return closeClient() }   // cannot happen with the pipelining handler
         let requestID = shared.makeRequestID()
+        shared.metrics.bump(\.requests)
 
         let framing: RequestValidator.Framing
         switch RequestValidator.validate(head, config: config) {
@@ -169,6 +170,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         ex.gateTimer = loop.assumeIsolated().scheduleTask(in: config.gateTimeout) { [weak self, weak ex] in
             guard let self, let ex, self.exchange === ex, ex.phase == .deciding else { return }
             self.logger.warning("gate timed out", metadata: ["request_id": "\(ex.id)"])
+            self.shared.metrics.bump(\.gateTimeouts)
             self.respondRefusal(.gateUnavailable, ex: ex)
         }
     }
@@ -238,6 +240,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         ex.lastActivity = .now()
         switch verdict {
         case .respond(let status, let headers, let body):
+            shared.metrics.bump(\.gateResponded)
             guard (200...599).contains(status), body.isEmpty || ![204, 205, 304].contains(status) else {
                 // Fail closed: a verdict that cannot be written as a final response is a deny.
                 logger.error("gate answered an unusable status", metadata: ["request_id": "\(ex.id)", "status": "\(status)"])
@@ -245,6 +248,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             }
             respondLocally(ex: ex, status: status, headers: headers, body: body)
         case .forward(let upstream, let addHeaders):
+            shared.metrics.bump(\.gateForwarded)
             connect(ex, to: upstream, addHeaders: addHeaders)
         }
     }
@@ -430,6 +434,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
                     case .success:
                         clientSide.start()
                         upstreamSide.start()
+                        self.shared.metrics.bump(\.upgrades)
                         logger.info("connection upgraded", metadata: ["request_id": "\(ex.id)", "protocol": "\(ex.upgrade ?? "")"])
                     case .failure:
                         clientSide.close()
@@ -551,6 +556,11 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     private func respondRefusal(_ refusal: ProxyRefusal, ex: Exchange) {
+        switch refusal {
+        case .upstreamTimeout: shared.metrics.bump(\.upstreamTimeouts)
+        case .upstreamUnavailable, .upstreamBusy: shared.metrics.bump(\.upstreamErrors)
+        default: break
+        }
         respondLocally(ex: ex, status: refusal.status, headers: [("Content-Type", "text/plain; charset=utf-8"),
                                                                   ("X-Menshen-Request-Id", ex.id)],
                        body: Array("\(refusal)\nrequest id: \(ex.id)\n".utf8), forceClose: refusal.status >= 500 && !ex.requestEnded)
@@ -558,6 +568,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// Refuses a request before an exchange exists (validation): always closes.
     private func refuse(_ refusal: ProxyRefusal, requestID: String, head: HTTPRequestHead) {
+        shared.metrics.bump(\.refusedBeforeGate)
         logger.info("request refused", metadata: ["request_id": "\(requestID)", "status": "\(refusal.status)", "reason": "\(refusal)"])
         respondLocally(ex: nil, status: refusal.status, headers: [("Content-Type", "text/plain; charset=utf-8"),
                                                                    ("X-Menshen-Request-Id", requestID)],

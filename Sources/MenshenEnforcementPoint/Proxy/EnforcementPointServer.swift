@@ -19,6 +19,7 @@ final class ProxyShared: Sendable {
     let gate: any AccessGate
     let pool: UpstreamPool
     let logger: Logger
+    let metrics = MetricsBox()
     private struct Live {
         var channel: any Channel
         var info: ConnectionInfo
@@ -134,6 +135,13 @@ public final class EnforcementPointServer: Sendable {
 
     /// Number of open client connections.
     public var openConnections: Int { shared.liveCount }
+
+    /// A snapshot of the counters.
+    public var metrics: ProxyMetrics {
+        var m = shared.metrics.snapshot
+        m.openConnections = shared.liveCount
+        return m
+    }
 
     /// Closes every client connection whose info matches (e.g. after a
     /// session is revoked). Returns how many were closed.

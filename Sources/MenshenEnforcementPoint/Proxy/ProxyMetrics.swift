@@ -1,0 +1,29 @@
+import Synchronization
+
+/// Counters of one enforcement point, for the operations listener's `/metrics`.
+public struct ProxyMetrics: Sendable, Equatable {
+    /// Request heads received (valid or not).
+    public var requests = 0
+    /// Requests refused by the proxy itself before the gate was asked (4xx/5xx).
+    public var refusedBeforeGate = 0
+    /// Verdicts: forwarded, answered by the gate, and gate timeouts (503).
+    public var gateForwarded = 0
+    public var gateResponded = 0
+    public var gateTimeouts = 0
+    /// Upstream failures answered with 502/503 (connect, pool limit, closed early) and 504 (timeouts).
+    public var upstreamErrors = 0
+    public var upstreamTimeouts = 0
+    /// Connections switched to another protocol (WebSocket) and spliced.
+    public var upgrades = 0
+    /// Client connections open when the snapshot was taken.
+    public var openConnections = 0
+
+    public init() {}
+}
+
+/// Mutex-protected counters behind ``EnforcementPointServer/metrics``.
+final class MetricsBox: Sendable {
+    private let value = Mutex(ProxyMetrics())
+    func bump(_ field: WritableKeyPath<ProxyMetrics, Int>) { value.withLock { $0[keyPath: field] += 1 } }
+    var snapshot: ProxyMetrics { value.withLock { $0 } }
+}
