@@ -1,3 +1,4 @@
+import Crypto
 import Testing
 @testable import MenshenIdentity
 
@@ -34,6 +35,18 @@ struct PasswordTests {
         for stored in ["", "bcrypt-sha256$", "bcrypt-sha256$$2b$04$short", "$2b$04$" + String(repeating: "a", count: 53), "plain"] {
             #expect(hasher.verify("anything", against: stored) == .mismatch)
         }
+    }
+
+    @Test("A peppered hash verifies only with the same pepper")
+    func pepper() {
+        let key = SymmetricKey(data: Array(repeating: UInt8(7), count: 32))
+        let peppered = PasswordHasher(cost: 4, pepper: key)
+        let hash = peppered.hash("a strong enough passphrase")
+        #expect(hash.hasPrefix("bcrypt-hmac-sha256$$2"))
+        #expect(peppered.verify("a strong enough passphrase", against: hash) == .match)
+        #expect(hasher.verify("a strong enough passphrase", against: hash) == .mismatch)
+        #expect(PasswordHasher(cost: 4, pepper: SymmetricKey(data: Array(repeating: UInt8(8), count: 32))).verify("a strong enough passphrase", against: hash) == .mismatch)
+        #expect(peppered.verify("a strong enough passphrase", against: hasher.hash("a strong enough passphrase")) == .mismatch)
     }
 
     @Test("A hash with a lower cost than configured asks for a re-hash")
