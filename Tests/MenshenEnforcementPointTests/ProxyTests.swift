@@ -235,4 +235,22 @@ struct ProxyTests {
             #expect(upstream.seen.count == 1)
         }
     }
+
+    @Test("with every pooled connection busy, requests wait for one; beyond the waiting limit they get 503")
+    func poolWaiting() async throws {
+        let urls: (Int) -> [String] = { port in (0..<4).flatMap { _ in ["-o", "/dev/null", "-w", "%{http_code}\n", "http://127.0.0.1:\(port)/delay"] } }
+        try await withProxy(configure: { $0.maxConnectionsPerUpstream = 1; $0.maxWaitingRequestsPerUpstream = 8 },
+                            gate: { forwardAll($0) }) { server, upstream, _ in
+            let r = await curl(["--parallel", "--parallel-immediate"] + urls(server.localPort ?? 0))
+            #expect(r.stdout.split(separator: "\n").sorted() == ["200", "200", "200", "200"], "\(r.stdout) \(r.stderr)")
+            // One connection per upstream per event loop (the test group has two loops).
+            #expect(upstream.connections.current <= 2)
+        }
+        try await withProxy(configure: { $0.maxConnectionsPerUpstream = 1; $0.maxWaitingRequestsPerUpstream = 0 },
+                            gate: { forwardAll($0) }) { server, _, _ in
+            let r = await curl(["--parallel", "--parallel-immediate"] + urls(server.localPort ?? 0))
+            let codes = r.stdout.split(separator: "\n")
+            #expect(codes.contains("503") && codes.contains("200"), "\(r.stdout)")
+        }
+    }
 }

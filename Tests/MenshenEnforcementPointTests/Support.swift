@@ -150,6 +150,14 @@ private final class OriginHandler: ChannelInboundHandler {
     }
 
     func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        if head.uri.hasPrefix("/delay") {   // answer like the echo, 300 ms later
+            var delayed = head
+            delayed.uri = "/after-delay"
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(300)) { [weak self] in
+                self?.respond(context: context, head: delayed)
+            }
+            return
+        }
         if head.uri.hasPrefix("/slow") && !head.uri.hasPrefix("/slowsink") { return }
         if head.uri.hasPrefix("/close-mid-body") {
             var h = HTTPHeaders()

@@ -32,6 +32,7 @@ final class ProxyShared: Sendable {
         self.logger = logger
         self.pool = UpstreamPool(maxConnections: configuration.maxConnectionsPerUpstream,
                                  maxIdle: configuration.maxIdleConnectionsPerUpstream,
+                                 maxWaiters: configuration.maxWaitingRequestsPerUpstream,
                                  connectTimeout: configuration.connectTimeout,
                                  tlsHandler: configuration.upstreamTLSHandler)
     }

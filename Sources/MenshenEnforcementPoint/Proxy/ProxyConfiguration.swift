@@ -38,6 +38,9 @@ public struct ProxyConfiguration: Sendable {
 
     /// Most connections (leased and idle) to one upstream host:port per event loop.
     public var maxConnectionsPerUpstream: Int = 64
+    /// Most requests per upstream host:port and event loop that wait for a connection
+    /// when all are leased (503 beyond; a waiting request is bounded by ``idleTimeout``).
+    public var maxWaitingRequestsPerUpstream: Int = 256
     /// Most idle pooled connections to one upstream host:port per event loop.
     public var maxIdleConnectionsPerUpstream: Int = 16
 

@@ -66,10 +66,11 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 }
 
-/// Keep-alive connections to upstreams, per host:port and per event loop
-/// (a connection is always used from the loop of the client it serves, so no
-/// byte crosses threads). Bounded: at most `maxConnections` per key, of which
-/// at most `maxIdle` idle.
+/// Keep-alive connections to upstreams, per host:port (and TLS) and per event
+/// loop (a connection is always used from the loop of the client it serves, so
+/// no byte crosses threads). Bounded: at most `maxConnections` per key, of which
+/// at most `maxIdle` idle; when all are leased, up to `maxWaiters` requests wait
+/// (in order) for one to be released, and further ones are refused (503).
 final class UpstreamPool: Sendable {
     struct Key: Hashable, Sendable {
         var host: String
@@ -78,9 +79,15 @@ final class UpstreamPool: Sendable {
         var loop: ObjectIdentifier
     }
 
+    private struct Waiter {
+        var upstream: Upstream
+        var promise: EventLoopPromise<any Channel>
+    }
+
     private struct Entry {
         var idle: [any Channel] = []
         var total = 0
+        var waiters: [Waiter] = []
     }
 
     enum LeaseError: Error { case busy, shutDown, noTLSConfigured }
@@ -88,14 +95,16 @@ final class UpstreamPool: Sendable {
     private let state = Mutex<(entries: [Key: Entry], shutDown: Bool)>(([:], false))
     private let maxConnections: Int
     private let maxIdle: Int
+    private let maxWaiters: Int
     private let connectTimeout: TimeAmount
     private let tlsHandler: (@Sendable (Upstream) throws -> any ChannelHandler)?
 
-    init(maxConnections: Int, maxIdle: Int, connectTimeout: TimeAmount,
+    init(maxConnections: Int, maxIdle: Int, maxWaiters: Int, connectTimeout: TimeAmount,
          tlsHandler: (@Sendable (Upstream) throws -> any ChannelHandler)?) {
         self.tlsHandler = tlsHandler
         self.maxConnections = max(1, maxConnections)
         self.maxIdle = max(0, maxIdle)
+        self.maxWaiters = max(0, maxWaiters)
         self.connectTimeout = connectTimeout
     }
 
@@ -106,12 +115,11 @@ final class UpstreamPool: Sendable {
     /// Number of connections (leased and idle) currently counted for a key.
     func connectionCount(_ key: Key) -> Int { state.withLock { $0.entries[key]?.total ?? 0 } }
 
-    /// An idle connection, or a new one, on `loop`.
+    /// An idle connection, a new one, or the next one released, on `loop`.
     func lease(_ upstream: Upstream, on loop: any EventLoop) -> EventLoopFuture<any Channel> {
         let key = Self.key(upstream, on: loop)
         if upstream.tls && tlsHandler == nil { return loop.makeFailedFuture(LeaseError.noTLSConfigured) }
-        let tlsHandler = upstream.tls ? self.tlsHandler : nil
-        enum Decision { case reuse(any Channel), connect, busy, shutDown }
+        enum Decision { case reuse(any Channel), connect, wait(EventLoopFuture<any Channel>), busy, shutDown }
         let decision: Decision = state.withLock { s in
             if s.shutDown { return .shutDown }
             var entry = s.entries[key] ?? Entry()
@@ -119,16 +127,27 @@ final class UpstreamPool: Sendable {
             while let channel = entry.idle.popLast() {
                 if channel.isActive { return .reuse(channel) }
             }
-            guard entry.total < maxConnections else { return .busy }
-            entry.total += 1
-            return .connect
+            if entry.total < maxConnections {
+                entry.total += 1
+                return .connect
+            }
+            guard entry.waiters.count < maxWaiters else { return .busy }
+            let promise = loop.makePromise(of: (any Channel).self)
+            entry.waiters.append(Waiter(upstream: upstream, promise: promise))
+            return .wait(promise.futureResult)
         }
         switch decision {
         case .reuse(let channel): return loop.makeSucceededFuture(channel)
         case .busy: return loop.makeFailedFuture(LeaseError.busy)
         case .shutDown: return loop.makeFailedFuture(LeaseError.shutDown)
-        case .connect: break
+        case .wait(let future): return future
+        case .connect: return connect(upstream, key: key, on: loop)
         }
+    }
+
+    /// Opens a connection already counted in `total`.
+    private func connect(_ upstream: Upstream, key: Key, on loop: any EventLoop) -> EventLoopFuture<any Channel> {
+        let tlsHandler = upstream.tls ? self.tlsHandler : nil
         let connect = ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
             .channelOption(.autoRead, value: false)
@@ -145,46 +164,68 @@ final class UpstreamPool: Sendable {
             switch result {
             case .success(let channel):
                 channel.closeFuture.whenComplete { _ in self.forget(channel, key: key) }
-            case .failure:
-                self.state.withLock { s in s.entries[key]?.total -= 1 }
+            case .failure(let error):
+                // With no connection left that could be released, waiters would wait in vain.
+                let stranded: [Waiter] = self.state.withLock { s in
+                    guard var entry = s.entries[key] else { return [] }
+                    entry.total -= 1
+                    var out: [Waiter] = []
+                    if entry.total == 0 { swap(&out, &entry.waiters) }
+                    s.entries[key] = entry
+                    return out
+                }
+                for waiter in stranded { waiter.promise.fail(error) }
             }
         }
         return connect
     }
 
-    /// Returns a connection whose exchange completed cleanly; closes it when
-    /// the pool is full or shut down.
+    /// Returns a connection whose exchange completed cleanly: to the first
+    /// waiter, else to the idle list; closes it when the pool is full or shut down.
     func release(_ channel: any Channel, upstream: Upstream) {
         let key = Self.key(upstream, on: channel.eventLoop)
-        let keep: Bool = state.withLock { s in
-            guard !s.shutDown, channel.isActive, var entry = s.entries[key], entry.idle.count < maxIdle else { return false }
+        enum Outcome { case handOver(Waiter), keep, close }
+        let outcome: Outcome = state.withLock { s in
+            guard !s.shutDown, channel.isActive, var entry = s.entries[key] else { return .close }
+            defer { s.entries[key] = entry }
+            if !entry.waiters.isEmpty { return .handOver(entry.waiters.removeFirst()) }
+            guard entry.idle.count < maxIdle else { return .close }
             entry.idle.append(channel)
-            s.entries[key] = entry
-            return true
+            return .keep
         }
-        if keep {
-            // Keep one read pending so that a close by the upstream is seen.
-            channel.read()
-        } else {
-            channel.close(promise: nil)
+        switch outcome {
+        case .handOver(let waiter): waiter.promise.succeed(channel)
+        case .keep: channel.read()   // keep one read pending so that a close by the upstream is seen
+        case .close: channel.close(promise: nil)
         }
     }
 
     private func forget(_ channel: any Channel, key: Key) {
-        state.withLock { s in
-            guard var entry = s.entries[key] else { return }
+        // A closed connection frees a slot: open one for the first waiter, if any.
+        let next: Waiter? = state.withLock { s in
+            guard var entry = s.entries[key] else { return nil }
+            defer { s.entries[key] = entry.total == 0 && entry.idle.isEmpty && entry.waiters.isEmpty ? nil : entry }
             entry.total -= 1
             entry.idle.removeAll { $0 === channel }
-            s.entries[key] = entry.total == 0 && entry.idle.isEmpty ? nil : entry
+            guard !s.shutDown, !entry.waiters.isEmpty else { return nil }
+            entry.total += 1
+            return entry.waiters.removeFirst()
+        }
+        if let next {
+            connect(next.upstream, key: key, on: next.promise.futureResult.eventLoop).cascade(to: next.promise)
         }
     }
 
-    /// Closes idle connections and refuses new leases.
+    /// Closes idle connections, fails waiters and refuses new leases.
     func shutdown() {
-        let idle: [any Channel] = state.withLock { s in
+        let (idle, waiters): ([any Channel], [Waiter]) = state.withLock { s in
             s.shutDown = true
-            return s.entries.values.flatMap(\.idle)
+            let idle = s.entries.values.flatMap(\.idle)
+            let waiters = s.entries.values.flatMap(\.waiters)
+            for key in s.entries.keys { s.entries[key]?.waiters = [] }
+            return (idle, waiters)
         }
         for channel in idle { channel.close(promise: nil) }
+        for waiter in waiters { waiter.promise.fail(LeaseError.shutDown) }
     }
 }
