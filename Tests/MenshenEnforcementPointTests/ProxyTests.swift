@@ -13,6 +13,7 @@ struct ProxyTests {
             #expect(r.exitCode == 0, "\(r.stderr)")
             #expect(r.stdout.hasPrefix("HTTP/1.1 200"))
             #expect(r.stdout.lowercased().contains("via: 1.1 menshen"))
+            #expect(!r.stdout.lowercased().contains("keep-alive: timeout"))   // hop-by-hop from the upstream
             let seen = try #require(upstream.seen.all.first)
             #expect(seen.uri == "/api/items?q=1")
             #expect(gate.asked.all.first?.path == "/api/items")
@@ -23,6 +24,9 @@ struct ProxyTests {
             #expect(seen.header("X-Forwarded-Host") == ["127.0.0.1:\(port)"])
             #expect(seen.header("Via") == ["1.1 menshen"])
             #expect(seen.header("X-Menshen-Request-Id").first?.count == 32)
+            let old = await curl(["-0", "-i", "http://127.0.0.1:\(port)/http10"])
+            #expect(old.stdout.hasPrefix("HTTP/1.0 200"), "\(old.stderr)")
+            #expect(old.stdout.contains("GET /http10\n"))
         }
     }
 
