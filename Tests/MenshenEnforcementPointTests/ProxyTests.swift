@@ -30,10 +30,12 @@ struct ProxyTests {
         }
     }
 
-    @Test("spoofed identity, forwarding and Connection-listed headers never reach the upstream")
+    @Test("spoofed identity, forwarding and Connection-listed headers never reach the upstream; connection attributes reach the gate")
     func strippedHeaders() async throws {
-        try await withProxy(configure: { $0.extraIdentityHeaders = ["x-bank-user"] },
-                            gate: { forwardAll($0, add: [("X-Menshen-User", "alice")]) }) { server, upstream, _ in
+        try await withProxy(configure: { config in
+            config.extraIdentityHeaders = ["x-bank-user"]
+            config.connectionAttributes = { channel in ["peer": channel.remoteAddress?.ipAddress ?? "?", "tls.subject": "CN=test"] }
+        }, gate: { forwardAll($0, add: [("X-Menshen-User", "alice")]) }) { server, upstream, gate in
             let port = server.localPort ?? 0
             let r = await curl([
                 "http://127.0.0.1:\(port)/x",
@@ -53,6 +55,7 @@ struct ProxyTests {
             #expect(seen.header("X-Forwarded-For") == ["127.0.0.1"])
             #expect(seen.header("X-Forwarded-Host") == ["127.0.0.1:\(port)"])
             #expect(seen.header("X-Kept") == ["yes"])
+            #expect(gate.asked.all.first?.connectionAttributes == ["peer": "127.0.0.1", "tls.subject": "CN=test"])
         }
     }
 

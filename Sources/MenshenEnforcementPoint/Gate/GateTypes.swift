@@ -42,10 +42,13 @@ public struct GateRequest: Sendable {
     /// The protocol the client asks to switch to (`websocket`), when it asks for
     /// an allowed upgrade. A `.forward` verdict then splices the connection.
     public var upgrade: String?
+    /// Facts about the client connection from ``ProxyConfiguration/connectionAttributes``
+    /// (e.g. the mTLS client certificate's subject and fingerprint). Empty when not configured.
+    public var connectionAttributes: [String: String]
 
     public init(method: String, path: String, rawTarget: String, query: String?, host: String,
                 scheme: String, clientAddress: String?, headers: [(String, String)], requestID: String,
-                upgrade: String? = nil) {
+                upgrade: String? = nil, connectionAttributes: [String: String] = [:]) {
         self.method = method
         self.path = path
         self.rawTarget = rawTarget
@@ -56,6 +59,7 @@ public struct GateRequest: Sendable {
         self.headers = headers
         self.requestID = requestID
         self.upgrade = upgrade
+        self.connectionAttributes = connectionAttributes
     }
 
     /// All values of a header, compared case-insensitively by name.

@@ -151,7 +151,8 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         let upgrade = requestedUpgrade(head, framing: framing)
         let gateRequest = GateRequest(head: head, target: target, clientAddress: context.channel.remoteAddress,
                                       scheme: config.scheme ?? (config.tlsHandler == nil ? "http" : "https"),
-                                      requestID: requestID, upgrade: upgrade)
+                                      requestID: requestID, upgrade: upgrade,
+                                      connectionAttributes: config.connectionAttributes?(context.channel) ?? [:])
         let ex = Exchange(id: requestID, head: head, framing: framing, gateRequest: gateRequest)
         ex.upgrade = upgrade
         exchange = ex

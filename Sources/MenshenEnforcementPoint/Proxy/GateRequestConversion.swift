@@ -7,7 +7,8 @@ extension GateRequest {
     /// `head` must already have passed ``RequestValidator`` (one `Host`), and
     /// `target` is its normalised target.
     init(head: HTTPRequestHead, target: PathNormalizer.Normalized, clientAddress: SocketAddress?,
-         scheme: String, requestID: String, upgrade: String?) {
+         scheme: String, requestID: String, upgrade: String?,
+         connectionAttributes: [String: String]) {
         let headers = HeaderRules.removingHopByHop(head.headers.map { ($0.name, $0.value) })
         self.init(
             method: head.method.rawValue,
@@ -19,7 +20,8 @@ extension GateRequest {
             clientAddress: clientAddress?.ipAddress,
             headers: headers,
             requestID: requestID,
-            upgrade: upgrade
+            upgrade: upgrade,
+            connectionAttributes: connectionAttributes
         )
     }
 }

@@ -9,6 +9,10 @@ public struct ProxyConfiguration: Sendable {
     /// client pipeline, e.g. `{ NIOSSLServerHandler(context: sslContext) }`.
     /// Nil serves plain HTTP. Kept as a factory so this module does not pin a TLS stack.
     public var tlsHandler: (@Sendable () throws -> any ChannelHandler)?
+    /// Called on the event loop for each request head to describe the client
+    /// connection to the gate (``GateRequest/connectionAttributes``), e.g. from the
+    /// TLS handler's validated peer certificate for mTLS. Never used to cache a verdict.
+    public var connectionAttributes: (@Sendable (any Channel) -> [String: String])?
     /// TLS towards upstreams whose ``Upstream/tls`` is set: makes the handler put first in
     /// each such upstream pipeline, e.g.
     /// `{ try NIOSSLClientHandler(context: clientContext, serverHostname: $0.host) }`.
