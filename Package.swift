@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
@@ -49,6 +51,30 @@ let package = Package(
         // The decision point facade: AccessRequest → AccessDecision (allow, deny,
         // step-up; reasons, determining policies, obligations). No I/O.
         .target(name: "MenshenPolicyEngine", dependencies: ["MenshenCedar"], swiftSettings: strict),
+        // Identity pillar building blocks: TOTP, WebAuthn, passwords, recovery codes,
+        // assurance levels, CBOR and QR. No I/O.
+        .target(
+            name: "MenshenIdentity",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+            ],
+            swiftSettings: strict
+        ),
+        // The enforcement point's data path: an HTTP/1.1 reverse proxy on SwiftNIO
+        // that puts every request to an AccessGate.
+        .target(
+            name: "MenshenEnforcementPoint",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // One typed, documented configuration tree (YAML + MENSHEN_* overrides).
         .target(
             name: "MenshenConfig",
@@ -106,6 +132,26 @@ let package = Package(
         ),
         .testTarget(name: "MenshenCedarTests", dependencies: ["MenshenCedar", "MenshenCedarConformance"], swiftSettings: strict),
         .testTarget(name: "MenshenPolicyEngineTests", dependencies: ["MenshenPolicyEngine"], swiftSettings: strict),
+        .testTarget(
+            name: "MenshenIdentityTests",
+            dependencies: [
+                "MenshenIdentity",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MenshenEnforcementPointTests",
+            dependencies: [
+                "MenshenEnforcementPoint",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "MenshenCoreTests", dependencies: ["MenshenCore"], swiftSettings: strict),
         .testTarget(name: "MenshenConfigTests", dependencies: ["MenshenConfig"], swiftSettings: strict),
         .testTarget(
