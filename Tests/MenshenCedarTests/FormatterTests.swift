@@ -46,3 +46,16 @@ struct FormatterTests {
         }
     }
 }
+
+@Suite("Formatter keeps policy ids")
+struct FormatterIDTests {
+    @Test("formatting keeps templates and static policies in source order, so re-parsed ids do not change")
+    func idsSurviveFormatting() throws {
+        let text = "permit (principal == ?principal, action, resource);\npermit (principal, action, resource) when { false };\n"
+        let set = try CedarParser.parsePolicySet(text)
+        let again = try CedarParser.parsePolicySet(CedarFormatter.format(set))
+        #expect(again.templates.map(\.id) == set.templates.map(\.id))
+        #expect(again.staticPolicies.map(\.id) == set.staticPolicies.map(\.id))
+        #expect(set.templates.first?.id == "policy0")
+    }
+}

@@ -2,10 +2,13 @@
 /// equal AST (source locations aside); parentheses are added only where precedence
 /// requires them.
 public enum CedarFormatter {
-    /// Formats a whole policy set: static policies, then templates, then links as comments.
+    /// Formats a whole policy set: static policies and templates in their source
+    /// order (policy ids are positional, so re-parsing the output keeps every id).
     public static func format(_ set: PolicySet) -> String {
-        var parts = set.staticPolicies.map { format($0) }
-        parts += set.templates.map { format($0) }
+        let ordered = (set.staticPolicies + set.templates).enumerated().sorted { a, b in
+            (a.element.location?.offset ?? Int.max, a.offset) < (b.element.location?.offset ?? Int.max, b.offset)
+        }
+        let parts = ordered.map { format($0.element) }
         return parts.joined(separator: "\n\n") + (parts.isEmpty ? "" : "\n")
     }
 
