@@ -306,11 +306,19 @@ final class RawClient: @unchecked Sendable {
 
     /// Reads and counts bytes until EOF or the timeout.
     func drain() -> (bytes: Int, closed: Bool) {
+        let r = drainKeepingPrefix()
+        return (r.bytes, r.closed)
+    }
+
+    /// Like `drain`, also keeping the first 512 bytes (for failure messages).
+    func drainKeepingPrefix() -> (bytes: Int, closed: Bool, prefix: String) {
         var total = 0
+        var prefix: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { return (total, n == 0) }
+            if n <= 0 { return (total, n == 0, String(decoding: prefix, as: UTF8.self)) }
+            if prefix.count < 512 { prefix += buffer.prefix(min(n, 512 - prefix.count)) }
             total += n
         }
     }
