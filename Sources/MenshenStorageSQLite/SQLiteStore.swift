@@ -178,6 +178,11 @@ public final class SQLiteStore: MenshenStore {
                           updatedAt: StoreCoding.date(millis: try r.decode(forColumn: "updated_at")))
     }
 
+    /// Throws `.notFound` unless `table` (a constant of this file) has a row with primary key `id`.
+    static func require(_ db: Database, _ table: String, _ id: String, _ what: String) throws {
+        guard try exists(db, "SELECT 1 FROM \(table) WHERE id = ?", [id]) else { throw StoreError(.notFound, "no \(what) \(id)") }
+    }
+
     static func exists(_ db: Database, _ sql: String, _ args: StatementArguments) throws -> Bool {
         try Int.fetchOne(db, sql: sql, arguments: args) != nil
     }
@@ -221,8 +226,8 @@ public final class SQLiteStore: MenshenStore {
 
     public func addMember(_ user: UserID, to group: GroupID) async throws {
         try await write { db in
-            guard try Self.exists(db, "SELECT 1 FROM users WHERE id = ?", [user.rawValue]) else { throw StoreError(.notFound, "no user \(user)") }
-            guard try Self.exists(db, "SELECT 1 FROM groups WHERE id = ?", [group.rawValue]) else { throw StoreError(.notFound, "no group \(group)") }
+            try Self.require(db, "users", user.rawValue, "user")
+            try Self.require(db, "groups", group.rawValue, "group")
             try db.execute(sql: "INSERT OR IGNORE INTO group_members(group_id, user_id) VALUES (?, ?)", arguments: [group.rawValue, user.rawValue])
         }
     }
@@ -241,8 +246,8 @@ public final class SQLiteStore: MenshenStore {
 
     public func assignRole(_ role: RoleID, to user: UserID) async throws {
         try await write { db in
-            guard try Self.exists(db, "SELECT 1 FROM users WHERE id = ?", [user.rawValue]) else { throw StoreError(.notFound, "no user \(user)") }
-            guard try Self.exists(db, "SELECT 1 FROM roles WHERE id = ?", [role.rawValue]) else { throw StoreError(.notFound, "no role \(role)") }
+            try Self.require(db, "users", user.rawValue, "user")
+            try Self.require(db, "roles", role.rawValue, "role")
             try db.execute(sql: "INSERT OR IGNORE INTO role_assignments(role_id, user_id) VALUES (?, ?)", arguments: [role.rawValue, user.rawValue])
         }
     }
@@ -263,7 +268,7 @@ public final class SQLiteStore: MenshenStore {
 
     public func createSession(_ s: SessionRecord) async throws {
         try await write { db in
-            guard try Self.exists(db, "SELECT 1 FROM users WHERE id = ?", [s.userID.rawValue]) else { throw StoreError(.notFound, "no user \(s.userID)") }
+            try Self.require(db, "users", s.userID.rawValue, "user")
             if try Self.exists(db, "SELECT 1 FROM sessions WHERE id_hash = ?", [s.idHash]) { throw StoreError(.conflict, "session exists") }
             try db.execute(sql: """
                 INSERT INTO sessions(id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
@@ -467,7 +472,7 @@ public final class SQLiteStore: MenshenStore {
 
     public func createEnrolmentToken(_ t: EnrolmentTokenRecord) async throws {
         try await write { db in
-            guard try Self.exists(db, "SELECT 1 FROM users WHERE id = ?", [t.userID.rawValue]) else { throw StoreError(.notFound, "no user \(t.userID)") }
+            try Self.require(db, "users", t.userID.rawValue, "user")
             if try Self.exists(db, "SELECT 1 FROM enrolment_tokens WHERE token_hash = ?", [t.tokenHash]) { throw StoreError(.conflict, "token exists") }
             try db.execute(sql: """
                 INSERT INTO enrolment_tokens(token_hash, user_id, purpose, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)
