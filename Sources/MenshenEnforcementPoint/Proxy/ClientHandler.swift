@@ -593,10 +593,6 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         ex.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self, weak ex] in
             guard let self, let ex, self.exchange === ex else { return }
             if ex.lastActivity + self.config.idleTimeout > .now() { return self.armIdleTimer(ex) }
-            // Between the end of the request and the upstream's response head the
-            // response-header timer is in charge (its own, longer deadline); the idle
-            // timer must not answer 504 for a slow upstream before that.
-            if ex.requestEnded && !ex.responseHeadSent && ex.headerTimer != nil { return self.armIdleTimer(ex) }
             self.logger.info("exchange idle timeout", metadata: ["request_id": "\(ex.id)"])
             if ex.responseHeadSent { return self.closeClient() }
             self.respondRefusal(ex.requestEnded ? .upstreamTimeout : .clientTimeout, ex: ex)
