@@ -56,9 +56,18 @@ public enum HTMLPage {
         .cacheControl: "no-store",
     ]
 
+    /// The page policy: nothing inline, scripts only from this origin (the
+    /// WebAuthn ceremony), forms only to this origin and the given origins.
+    static func contentSecurityPolicy(script: Bool, formTargets: [String]) -> String {
+        let forms = (["'self'"] + formTargets).joined(separator: " ")
+        let scripts = script ? "; script-src 'self'; connect-src 'self'" : ""
+        return "default-src 'none'; style-src 'self'; img-src 'self'\(scripts); form-action \(forms); frame-ancestors 'none'; base-uri 'none'"
+    }
+
     /// A complete page. `body` must already be escaped HTML.
     public static func render(title: String, language: UILanguage, body: String, status: HTTPResponse.Status = .ok,
-                              switchPath: String = "/") -> Response
+                              switchPath: String = "/", csrfToken: String? = nil, script: Bool = false,
+                              formTargets: [String] = [], extraHeaders: HTTPFields = [:]) -> Response
     {
         let other: UILanguage = language == .zhTW ? .en : .zhTW
         let switchLabel = other == .en ? "English" : "繁體中文"
@@ -66,13 +75,17 @@ public enum HTMLPage {
             <!doctype html>
             <html lang="\(language.rawValue)">
             <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>\(escape(title))</title><link rel="stylesheet" href="/static/menshen.css"></head>
+            <title>\(escape(title))</title><link rel="stylesheet" href="/static/menshen.css">\(csrfToken.map { "<meta name=\"csrf-token\" content=\"\(escape($0))\">" } ?? "")\(script ? "<script src=\"/static/webauthn.js\" defer></script>" : "")</head>
             <body><header><span class="brand">門神 Menshen</span>
             <nav><a href="\(escape(switchPath))?lang=\(other.rawValue)" hreflang="\(other.rawValue)">\(switchLabel)</a></nav></header>
             <main>\(body)</main></body></html>
             """
         var headers = securityHeaders
         headers[.contentLanguage] = language.rawValue
+        if script || !formTargets.isEmpty {
+            headers[.contentSecurityPolicy] = contentSecurityPolicy(script: script, formTargets: formTargets)
+        }
+        headers.append(contentsOf: extraHeaders)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
@@ -85,6 +98,13 @@ public enum HTMLPage {
         table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #d0d4da}
         .note{background:#fff;border-left:4px solid #7a1f1f;padding:.8rem 1rem}
         code{background:#eceef1;padding:.1rem .3rem}
+        form{margin:1rem 0}label{display:block;margin:.6rem 0 .2rem;font-weight:600}
+        input[type=text],input[type=password]{width:100%;max-width:24rem;padding:.5rem;font-size:1rem;border:1px solid #8a9099;border-radius:4px}
+        button{margin-top:.8rem;padding:.55rem 1.1rem;font-size:1rem;border:0;border-radius:4px;background:#7a1f1f;color:#fff;cursor:pointer}
+        button.secondary{background:#4b5563}.error{background:#fdecec;border-left:4px solid #b42318;padding:.8rem 1rem}
+        .ok{background:#ecfdf3;border-left:4px solid #067647;padding:.8rem 1rem}
+        section{background:#fff;padding:.4rem 1.2rem 1rem;margin:1rem 0;border-radius:6px}
+        ul.codes{columns:2;font-family:monospace;font-size:1.1rem}.qr svg{width:14rem;height:14rem}
         """
 
     public static func stylesheetResponse() -> Response {

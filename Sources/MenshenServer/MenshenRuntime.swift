@@ -57,7 +57,9 @@ public struct MenshenRuntime: Sendable {
         let latest = StoreFactory.latestSchemaVersion(config.store.driver)
         var services: [any Service] = []
 
-        func app(_ name: String, _ router: Router<BasicRequestContext>, _ listen: ListenAddress) -> some Service {
+        func app<Context: RequestContext>(_ name: String, _ router: Router<Context>, _ listen: ListenAddress) -> some Service
+            where Context.Source == ApplicationRequestContextSource
+        {
             Application(router: router,
                         configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "Menshen"),
                         onServerRunning: { channel in
@@ -67,7 +69,8 @@ public struct MenshenRuntime: Sendable {
         }
 
         services.append(app("admin", AdminServer.router(store: store, latestSchemaVersion: latest, registry: registry), config.admin.listen))
-        services.append(app("portal", PortalServer.router(store: store, organisation: config.organisation.name, clock: clock),
+        services.append(app("portal", PortalServer.router(store: store, organisation: config.organisation.name, clock: clock,
+                                                          identity: try IdentityWiring.portal(config: config, store: store, clock: clock)),
                             config.server.listen))
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))

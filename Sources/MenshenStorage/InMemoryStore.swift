@@ -14,6 +14,8 @@ public actor InMemoryStore: MenshenStore {
     private var applications: [ApplicationID: ApplicationRecord] = [:]
     private var log: [StoredEvent] = []
     private var tokens: [String: EnrolmentTokenRecord] = [:]
+    private var credentialsByID: [String: CredentialRecord] = [:]
+    private var flowStates: [String: FlowStateRecord] = [:]
     private var closed = false
 
     private struct Pair<A: Hashable & Sendable, B: Hashable & Sendable>: Hashable, Sendable { var a: A; var b: B }
@@ -22,7 +24,7 @@ public actor InMemoryStore: MenshenStore {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 2 }
+    public func schemaVersion() async throws -> Int { 3 }
     public func close() async throws { closed = true }
 
     private func open() throws {
@@ -225,5 +227,64 @@ public actor InMemoryStore: MenshenStore {
         guard var t = tokens[hash], t.usedAt == nil, at < t.expiresAt else { return false }
         t.usedAt = at; tokens[hash] = t
         return true
+    }
+
+    // MARK: Credentials
+
+    public func createCredential(_ c: CredentialRecord) async throws {
+        try open()
+        guard users[c.userID] != nil else { throw StoreError(.notFound, "no user \(c.userID)") }
+        guard credentialsByID[c.id] == nil else { throw StoreError(.conflict, "credential exists") }
+        credentialsByID[c.id] = c
+    }
+
+    public func credential(id: String) async throws -> CredentialRecord? { try open(); return credentialsByID[id] }
+
+    public func credentials(of user: UserID) async throws -> [CredentialRecord] {
+        try open()
+        return credentialsByID.values.filter { $0.userID == user }
+            .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
+
+    public func updateCredential(id: String, expectedVersion: Int, data: String, label: String, lastUsedAt: Date?) async throws -> Bool {
+        try open()
+        guard var c = credentialsByID[id], c.version == expectedVersion else { return false }
+        c.data = data; c.label = label; c.lastUsedAt = lastUsedAt; c.version += 1
+        credentialsByID[id] = c
+        return true
+    }
+
+    public func deleteCredential(id: String) async throws -> Bool {
+        try open()
+        return credentialsByID.removeValue(forKey: id) != nil
+    }
+
+    public func deleteCredentials(of user: UserID, kinds: [CredentialKind]) async throws -> Int {
+        try open()
+        let doomed = credentialsByID.values.filter { $0.userID == user && kinds.contains($0.kind) }.map(\.id)
+        for id in doomed { credentialsByID[id] = nil }
+        return doomed.count
+    }
+
+    // MARK: Flow state
+
+    public func createFlowState(_ state: FlowStateRecord) async throws {
+        try open()
+        guard flowStates[state.idHash] == nil else { throw StoreError(.conflict, "flow state exists") }
+        flowStates[state.idHash] = state
+    }
+
+    public func takeFlowState(idHash: String, kind: String, at: Date) async throws -> FlowStateRecord? {
+        try open()
+        guard let s = flowStates[idHash], s.kind == kind else { return nil }
+        flowStates[idHash] = nil
+        return at < s.expiresAt ? s : nil
+    }
+
+    public func deleteFlowStates(expiredBefore date: Date) async throws -> Int {
+        try open()
+        let doomed = flowStates.values.filter { $0.expiresAt < date }.map(\.idHash)
+        for id in doomed { flowStates[id] = nil }
+        return doomed.count
     }
 }

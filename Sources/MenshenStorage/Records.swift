@@ -166,3 +166,61 @@ public struct EnrolmentTokenRecord: Sendable, Equatable {
         self.createdAt = createdAt; self.expiresAt = expiresAt; self.usedAt = usedAt
     }
 }
+
+/// The kinds of authenticator a user can hold.
+public enum CredentialKind: String, Sendable, Codable, CaseIterable {
+    /// A memorised secret (bcrypt hash).
+    case password
+    /// A TOTP secret with the last accepted time step (replay protection).
+    case totp
+    /// A WebAuthn public-key credential with its sign count.
+    case webauthn
+    /// The remaining hashes of a user's single-use recovery codes.
+    case recoveryCodes = "recovery_codes"
+}
+
+/// One authenticator of a user. `data` is the kind-specific state as JSON text
+/// (a bcrypt hash, a TOTP secret and counter, a COSE public key and sign count,
+/// recovery-code hashes), written and read by the identity layer.
+///
+/// `version` makes updates compare-and-set: two sign-ins racing on one TOTP
+/// code or one recovery code cannot both succeed, on one node or many.
+public struct CredentialRecord: Sendable, Equatable {
+    /// Unique id. For WebAuthn the base64url credential id; otherwise random.
+    public var id: String
+    public var userID: UserID
+    public var kind: CredentialKind
+    /// A name the user recognises ("YubiKey 5", "iPhone passkey").
+    public var label: String
+    public var data: String
+    /// Starts at 1; every successful update adds 1.
+    public var version: Int
+    public var createdAt: Date
+    public var lastUsedAt: Date?
+
+    public init(id: String, userID: UserID, kind: CredentialKind, label: String, data: String, version: Int = 1,
+                createdAt: Date, lastUsedAt: Date? = nil) {
+        self.id = id; self.userID = userID; self.kind = kind; self.label = label; self.data = data
+        self.version = version; self.createdAt = createdAt; self.lastUsedAt = lastUsedAt
+    }
+}
+
+/// Short-lived, single-use state of a ceremony in progress: a WebAuthn
+/// challenge, a sign-in waiting for its second factor, an OpenID Connect
+/// authorization (state, nonce, PKCE verifier). Addressed by the SHA-256 of
+/// an opaque handle, so several nodes can share it through the store.
+public struct FlowStateRecord: Sendable, Equatable {
+    public var idHash: String
+    /// What the state is for, e.g. `webauthn-authentication`, `mfa`, `oidc`.
+    public var kind: String
+    public var userID: UserID?
+    /// JSON text.
+    public var data: String
+    public var createdAt: Date
+    public var expiresAt: Date
+
+    public init(idHash: String, kind: String, userID: UserID?, data: String, createdAt: Date, expiresAt: Date) {
+        self.idHash = idHash; self.kind = kind; self.userID = userID; self.data = data
+        self.createdAt = createdAt; self.expiresAt = expiresAt
+    }
+}

@@ -92,9 +92,36 @@ public protocol EnrolmentTokenStore: Sendable {
     func consumeEnrolmentToken(hash: String, at: Date) async throws -> Bool
 }
 
+/// Users' authenticators (passwords, TOTP, WebAuthn, recovery codes).
+public protocol CredentialStore: Sendable {
+    /// Throws `.conflict` when the id exists, `.notFound` for an unknown user.
+    func createCredential(_ credential: CredentialRecord) async throws
+    func credential(id: String) async throws -> CredentialRecord?
+    /// A user's credentials, oldest first (then by id).
+    func credentials(of user: UserID) async throws -> [CredentialRecord]
+    /// Replaces `data` and `lastUsedAt` if the stored version is `expectedVersion`,
+    /// and adds 1 to the version. Returns false (and changes nothing) otherwise.
+    func updateCredential(id: String, expectedVersion: Int, data: String, label: String, lastUsedAt: Date?) async throws -> Bool
+    /// Returns false when it did not exist.
+    func deleteCredential(id: String) async throws -> Bool
+    /// Deletes a user's credentials of the given kinds; returns how many.
+    func deleteCredentials(of user: UserID, kinds: [CredentialKind]) async throws -> Int
+}
+
+/// Single-use ceremony state (see ``FlowStateRecord``).
+public protocol FlowStateStore: Sendable {
+    /// Throws `.conflict` when the id hash exists.
+    func createFlowState(_ state: FlowStateRecord) async throws
+    /// Removes and returns the state if it exists, has this kind and is
+    /// unexpired at `at`. A second call for the same id returns nil.
+    func takeFlowState(idHash: String, kind: String, at: Date) async throws -> FlowStateRecord?
+    /// Deletes states that expired before `date`; returns how many.
+    func deleteFlowStates(expiredBefore date: Date) async throws -> Int
+}
+
 /// Everything a backend provides.
 public protocol MenshenStore: DirectoryStore, SessionStore, PolicyStore, ApplicationStore, EventStore,
-    EnrolmentTokenStore
+    EnrolmentTokenStore, CredentialStore, FlowStateStore
 {
     /// A short name for logs and readiness output (`sqlite`, `postgres`, `memory`).
     var backendName: String { get }

@@ -63,5 +63,19 @@ public enum PostgresMigrations {
             """,
             "CREATE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events FOR EACH ROW EXECUTE FUNCTION menshen_events_append_only()",
         ]),
+        Migration(version: 3, name: "credentials and single-use flow state", statements: [
+            """
+            CREATE TABLE credentials (
+              id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, kind TEXT NOT NULL,
+              label TEXT NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL, created_at BIGINT NOT NULL, last_used_at BIGINT)
+            """,
+            "CREATE INDEX credentials_user ON credentials(user_id, created_at)",
+            """
+            CREATE TABLE flow_states (
+              id_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, user_id TEXT, data TEXT NOT NULL,
+              created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX flow_states_expiry ON flow_states(expires_at)",
+        ]),
     ]
 }

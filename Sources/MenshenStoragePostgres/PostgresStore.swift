@@ -484,4 +484,79 @@ public final class PostgresStore: MenshenStore {
             WHERE token_hash = \(hash) AND used_at IS NULL AND expires_at > \(StoreCoding.millis(at)) RETURNING 1
             """, as: (Int.self)).isEmpty
     }
+
+    // MARK: Credentials
+
+    public func createCredential(_ c: CredentialRecord) async throws {
+        try await run("""
+            INSERT INTO credentials(id, user_id, kind, label, data, version, created_at, last_used_at)
+            VALUES (\(c.id), \(c.userID.rawValue), \(c.kind.rawValue), \(c.label), \(c.data), \(c.version),
+                    \(StoreCoding.millis(c.createdAt)), \(c.lastUsedAt.map(StoreCoding.millis)))
+            """)
+    }
+
+    private func credentialRows(_ q: PostgresQuery) async throws -> [CredentialRecord] {
+        try await rows(q, as: (String, String, String, String, String, Int, Int64, Int64?).self).map { r in
+            guard let kind = CredentialKind(rawValue: r.2) else { throw StoreError(.corrupt, "unknown credential kind \(r.2)") }
+            return CredentialRecord(id: r.0, userID: UserID(r.1), kind: kind, label: r.3, data: r.4, version: r.5,
+                                    createdAt: StoreCoding.date(millis: r.6), lastUsedAt: r.7.map(StoreCoding.date(millis:)))
+        }
+    }
+
+    public func credential(id: String) async throws -> CredentialRecord? {
+        try await credentialRows("""
+            SELECT id, user_id, kind, label, data, version, created_at, last_used_at FROM credentials WHERE id = \(id)
+            """).first
+    }
+
+    public func credentials(of user: UserID) async throws -> [CredentialRecord] {
+        try await credentialRows("""
+            SELECT id, user_id, kind, label, data, version, created_at, last_used_at FROM credentials
+            WHERE user_id = \(user.rawValue) ORDER BY created_at, id
+            """)
+    }
+
+    public func updateCredential(id: String, expectedVersion: Int, data: String, label: String, lastUsedAt: Date?) async throws -> Bool {
+        try await !rows("""
+            UPDATE credentials SET data = \(data), label = \(label), last_used_at = \(lastUsedAt.map(StoreCoding.millis)),
+              version = version + 1
+            WHERE id = \(id) AND version = \(expectedVersion) RETURNING 1
+            """, as: (Int.self)).isEmpty
+    }
+
+    public func deleteCredential(id: String) async throws -> Bool {
+        try await !rows("DELETE FROM credentials WHERE id = \(id) RETURNING 1", as: (Int.self)).isEmpty
+    }
+
+    public func deleteCredentials(of user: UserID, kinds: [CredentialKind]) async throws -> Int {
+        try await rows("""
+            DELETE FROM credentials WHERE user_id = \(user.rawValue) AND kind = ANY(\(kinds.map(\.rawValue))) RETURNING 1
+            """, as: (Int.self)).count
+    }
+
+    // MARK: Flow state
+
+    public func createFlowState(_ f: FlowStateRecord) async throws {
+        try await run("""
+            INSERT INTO flow_states(id_hash, kind, user_id, data, created_at, expires_at)
+            VALUES (\(f.idHash), \(f.kind), \(f.userID?.rawValue), \(f.data), \(StoreCoding.millis(f.createdAt)),
+                    \(StoreCoding.millis(f.expiresAt)))
+            """)
+    }
+
+    public func takeFlowState(idHash: String, kind: String, at: Date) async throws -> FlowStateRecord? {
+        // DELETE … RETURNING is atomic: of two nodes racing for one state, one gets it.
+        try await rows("""
+            DELETE FROM flow_states WHERE id_hash = \(idHash) AND kind = \(kind)
+            RETURNING id_hash, kind, user_id, data, created_at, expires_at
+            """, as: (String, String, String?, String, Int64, Int64).self).first.flatMap { r in
+            let state = FlowStateRecord(idHash: r.0, kind: r.1, userID: r.2.map(UserID.init), data: r.3,
+                                        createdAt: StoreCoding.date(millis: r.4), expiresAt: StoreCoding.date(millis: r.5))
+            return at < state.expiresAt ? state : nil
+        }
+    }
+
+    public func deleteFlowStates(expiredBefore date: Date) async throws -> Int {
+        try await rows("DELETE FROM flow_states WHERE expires_at < \(StoreCoding.millis(date)) RETURNING 1", as: (Int.self)).count
+    }
 }

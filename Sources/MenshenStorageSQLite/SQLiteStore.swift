@@ -501,4 +501,99 @@ public final class SQLiteStore: MenshenStore {
             return db.changesCount > 0
         }
     }
+
+    // MARK: Credentials
+
+    public func createCredential(_ c: CredentialRecord) async throws {
+        try await write { db in
+            try Self.require(db, "users", c.userID.rawValue, "user")
+            if try Self.exists(db, "SELECT 1 FROM credentials WHERE id = ?", [c.id]) { throw StoreError(.conflict, "credential exists") }
+            try db.execute(sql: """
+                INSERT INTO credentials(id, user_id, kind, label, data, version, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [c.id, c.userID.rawValue, c.kind.rawValue, c.label, c.data, c.version,
+                                 StoreCoding.millis(c.createdAt), c.lastUsedAt.map(StoreCoding.millis)])
+        }
+    }
+
+    static func credentialRecord(_ r: Row) throws -> CredentialRecord {
+        let kindText: String = try r.decode(forColumn: "kind")
+        guard let kind = CredentialKind(rawValue: kindText) else { throw StoreError(.corrupt, "unknown credential kind \(kindText)") }
+        let used: Int64? = try r.decode(forColumn: "last_used_at")
+        return CredentialRecord(id: try r.decode(forColumn: "id"), userID: UserID(try r.decode(forColumn: "user_id")), kind: kind,
+                                label: try r.decode(forColumn: "label"), data: try r.decode(forColumn: "data"),
+                                version: try r.decode(forColumn: "version"),
+                                createdAt: StoreCoding.date(millis: try r.decode(forColumn: "created_at")),
+                                lastUsedAt: used.map(StoreCoding.date(millis:)))
+    }
+
+    public func credential(id: String) async throws -> CredentialRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]).map(Self.credentialRecord) }
+    }
+
+    public func credentials(of user: UserID) async throws -> [CredentialRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM credentials WHERE user_id = ? ORDER BY created_at, id",
+                             arguments: [user.rawValue]).map(Self.credentialRecord)
+        }
+    }
+
+    public func updateCredential(id: String, expectedVersion: Int, data: String, label: String, lastUsedAt: Date?) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: """
+                UPDATE credentials SET data = ?, label = ?, last_used_at = ?, version = version + 1 WHERE id = ? AND version = ?
+                """, arguments: [data, label, lastUsedAt.map(StoreCoding.millis), id, expectedVersion])
+            return db.changesCount > 0
+        }
+    }
+
+    public func deleteCredential(id: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM credentials WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
+    public func deleteCredentials(of user: UserID, kinds: [CredentialKind]) async throws -> Int {
+        guard !kinds.isEmpty else { return 0 }
+        return try await write { db in
+            let marks = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
+            var args: [(any DatabaseValueConvertible)?] = [user.rawValue]
+            args += kinds.map { $0.rawValue }
+            try db.execute(sql: "DELETE FROM credentials WHERE user_id = ? AND kind IN (\(marks))", arguments: StatementArguments(args))
+            return db.changesCount
+        }
+    }
+
+    // MARK: Flow state
+
+    public func createFlowState(_ f: FlowStateRecord) async throws {
+        try await write { db in
+            if try Self.exists(db, "SELECT 1 FROM flow_states WHERE id_hash = ?", [f.idHash]) { throw StoreError(.conflict, "flow state exists") }
+            try db.execute(sql: """
+                INSERT INTO flow_states(id_hash, kind, user_id, data, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [f.idHash, f.kind, f.userID?.rawValue, f.data, StoreCoding.millis(f.createdAt),
+                                 StoreCoding.millis(f.expiresAt)])
+        }
+    }
+
+    public func takeFlowState(idHash: String, kind: String, at: Date) async throws -> FlowStateRecord? {
+        try await write { db in
+            guard let r = try Row.fetchOne(db, sql: "SELECT * FROM flow_states WHERE id_hash = ? AND kind = ?", arguments: [idHash, kind])
+            else { return nil }
+            try db.execute(sql: "DELETE FROM flow_states WHERE id_hash = ?", arguments: [idHash])
+            let user: String? = try r.decode(forColumn: "user_id")
+            let state = FlowStateRecord(idHash: try r.decode(forColumn: "id_hash"), kind: try r.decode(forColumn: "kind"),
+                                        userID: user.map(UserID.init), data: try r.decode(forColumn: "data"),
+                                        createdAt: StoreCoding.date(millis: try r.decode(forColumn: "created_at")),
+                                        expiresAt: StoreCoding.date(millis: try r.decode(forColumn: "expires_at")))
+            return at < state.expiresAt ? state : nil
+        }
+    }
+
+    public func deleteFlowStates(expiredBefore date: Date) async throws -> Int {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM flow_states WHERE expires_at < ?", arguments: [StoreCoding.millis(date)])
+            return db.changesCount
+        }
+    }
 }

@@ -34,13 +34,20 @@ struct DemoCommand: AsyncParsableCommand {
         guard let sample = ListenAddress(parsing: appListen) else {
             throw ValidationError("--app-listen must be host:port, not '\(appListen)'")
         }
+        guard var portalListen = ListenAddress(parsing: listen) else {
+            throw ValidationError("--listen must be host:port, not '\(listen)'")
+        }
+        // The portal's public origin must be known before it starts (WebAuthn
+        // origin checks, CSRF): with port 0, pick a free port now.
+        if portalListen.port == 0 { portalListen.port = try freeTCPPort(host: portalListen.host) }
         let config: MenshenConfiguration
         do {
             config = try ConfigLoader.load(file: nil, environment: logEnvironment(), overrides: [
                 "organisation.name": DemoOrganisation.name,
                 "store.driver": "sqlite",
                 "store.sqlite.path": StoreOptions.sqlitePath(in: data),
-                "server.listen": listen,
+                "server.listen": portalListen.description,
+                "server.public_url": "http://localhost:\(portalListen.port)",
                 "admin.listen": adminListen,
             ])
         } catch { throw fail(error) }

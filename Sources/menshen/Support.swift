@@ -66,3 +66,24 @@ func bootstrapLogging(_ config: MenshenConfiguration) -> Logger {
     }
     return Logger(label: "menshen")
 }
+
+/// A TCP port that is free on `host` right now (bind to port 0, read it back, close).
+func freeTCPPort(host: String) throws -> Int {
+    #if canImport(Glibc)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let fd = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
+    guard fd >= 0 else { throw ValidationError("cannot open a socket to find a free port") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw ValidationError("cannot bind \(host):0 to find a free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}

@@ -27,7 +27,7 @@ struct StoreConformanceTests {
     func reachable(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             try await store.ping()
-            #expect(try await store.schemaVersion() == 2)
+            #expect(try await store.schemaVersion() == 3)
             print("storage conformance: \(backend.rawValue) backend is running")
         }
     }
@@ -243,6 +243,70 @@ struct StoreConformanceTests {
                                                                       createdAt: Self.at(0), expiresAt: Self.at(60)))
             #expect(try await !store.consumeEnrolmentToken(hash: "old", at: Self.at(60)))
             #expect(try await !store.consumeEnrolmentToken(hash: "missing", at: Self.at(0)))
+        }
+    }
+
+    @Test("credentials: per-user listing, compare-and-set updates, deletion by kind, cascade", arguments: Backend.available)
+    func credentials(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await store.createUser(user("alice"))
+            try await store.createUser(user("bob"))
+            let totp = CredentialRecord(id: "c-totp", userID: "alice", kind: .totp, label: "手機 authenticator",
+                                        data: #"{"counter":0}"#, createdAt: Self.at(0))
+            let key = CredentialRecord(id: "AAEC-key", userID: "alice", kind: .webauthn, label: "YubiKey",
+                                       data: #"{"signCount":1}"#, createdAt: Self.at(5), lastUsedAt: Self.at(6))
+            let pwd = CredentialRecord(id: "c-pwd", userID: "bob", kind: .password, label: "", data: "$2b$", createdAt: Self.at(1))
+            for c in [key, totp, pwd] { try await store.createCredential(c) }
+            await #expect(throws: StoreError(.conflict, "")) { try await store.createCredential(totp) }
+            await #expect(throws: StoreError(.notFound, "")) {
+                try await store.createCredential(CredentialRecord(id: "x", userID: "ghost", kind: .totp, label: "", data: "{}",
+                                                                  createdAt: Self.at(0)))
+            }
+            #expect(try await store.credential(id: "AAEC-key") == key)
+            #expect(try await store.credentials(of: "alice").map(\.id) == ["c-totp", "AAEC-key"])
+            #expect(try await store.credential(id: "missing") == nil)
+
+            // Two racers holding version 1: exactly one update wins.
+            #expect(try await store.updateCredential(id: "c-totp", expectedVersion: 1, data: #"{"counter":7}"#, label: "phone",
+                                                     lastUsedAt: Self.at(30)))
+            #expect(try await !store.updateCredential(id: "c-totp", expectedVersion: 1, data: #"{"counter":7}"#, label: "phone",
+                                                      lastUsedAt: Self.at(30)))
+            let updated = try #require(try await store.credential(id: "c-totp"))
+            #expect(updated.version == 2 && updated.data == #"{"counter":7}"# && updated.label == "phone" && updated.lastUsedAt == Self.at(30))
+            #expect(try await !store.updateCredential(id: "missing", expectedVersion: 1, data: "", label: "", lastUsedAt: nil))
+
+            #expect(try await store.deleteCredentials(of: "alice", kinds: [.totp, .recoveryCodes]) == 1)
+            #expect(try await store.credentials(of: "alice").map(\.id) == ["AAEC-key"])
+            #expect(try await store.deleteCredentials(of: "alice", kinds: []) == 0)
+            #expect(try await store.deleteCredential(id: "AAEC-key"))
+            #expect(try await !store.deleteCredential(id: "AAEC-key"))
+            #expect(try await store.credentials(of: "bob").count == 1)
+        }
+    }
+
+    @Test("flow state is taken once, only with its kind, and not after expiry", arguments: Backend.available)
+    func flowState(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let state = FlowStateRecord(idHash: "h1", kind: "webauthn-authentication", userID: nil, data: #"{"challenge":"q"}"#,
+                                        createdAt: Self.at(0), expiresAt: Self.at(300))
+            try await store.createFlowState(state)
+            await #expect(throws: StoreError(.conflict, "")) { try await store.createFlowState(state) }
+            #expect(try await store.takeFlowState(idHash: "h1", kind: "mfa", at: Self.at(1)) == nil)
+            #expect(try await store.takeFlowState(idHash: "h1", kind: "webauthn-authentication", at: Self.at(1)) == state)
+            #expect(try await store.takeFlowState(idHash: "h1", kind: "webauthn-authentication", at: Self.at(2)) == nil)
+
+            try await store.createUser(user("alice"))
+            let late = FlowStateRecord(idHash: "h2", kind: "mfa", userID: "alice", data: "{}", createdAt: Self.at(0), expiresAt: Self.at(60))
+            try await store.createFlowState(late)
+            #expect(try await store.takeFlowState(idHash: "h2", kind: "mfa", at: Self.at(60)) == nil)
+            #expect(try await store.takeFlowState(idHash: "h2", kind: "mfa", at: Self.at(1)) == nil, "an expired take still consumes it")
+
+            for i in 0..<3 {
+                try await store.createFlowState(FlowStateRecord(idHash: "e\(i)", kind: "oidc", userID: nil, data: "{}",
+                                                                createdAt: Self.at(0), expiresAt: Self.at(Double(10 * i))))
+            }
+            #expect(try await store.deleteFlowStates(expiredBefore: Self.at(15)) == 2)
+            #expect(try await store.takeFlowState(idHash: "e2", kind: "oidc", at: Self.at(1)) != nil)
         }
     }
 }

@@ -4,12 +4,14 @@ import Logging
 import MenshenCore
 import MenshenStorage
 
-/// The user-facing listener. Today: the landing page listing the protected
-/// applications and the one-time enrolment link check. The sign-in flows and
-/// the enforcement point attach here as their issues land.
+/// The user-facing listener: the landing page listing the protected
+/// applications, and (``IdentityPortal``) sign-in, second factor, passkey and
+/// TOTP enrolment, recovery codes, step-up, sign-out and one-time enrolment links.
 public enum PortalServer {
-    public static func router(store: any MenshenStore, organisation: String, clock: any WallClock) -> Router<BasicRequestContext> {
-        let router = Router()
+    public static func router(store: any MenshenStore, organisation: String, clock: any WallClock,
+                              identity: IdentityPortal) -> Router<PortalContext> {
+        let router = Router(context: PortalContext.self)
+        identity.register(on: router)
         router.get("/static/menshen.css") { _, _ in HTMLPage.stylesheetResponse() }
         router.get("/healthz") { _, _ in "ok" }
         router.get("/") { request, _ -> Response in
@@ -28,28 +30,6 @@ public enum PortalServer {
                 <tbody>\(rows)</tbody></table>
                 """
             return HTMLPage.render(title: "\(organisation) — Menshen", language: lang, body: body)
-        }
-        router.get("/enrol/{token}") { request, context -> Response in
-            let lang = language(request)
-            let t = PortalText(lang)
-            let token = context.parameters.get("token") ?? ""
-            // Tokens are base64url, 43 characters for 32 bytes; anything else is not looked up.
-            guard token.utf8.count <= 128, Base64URL.decode(token) != nil,
-                  let record = try await store.enrolmentToken(hash: SecretHash.sha256Hex(token)),
-                  record.usedAt == nil, clock.now() < record.expiresAt
-            else {
-                return HTMLPage.render(title: t.enrolInvalidTitle, language: lang,
-                                       body: "<h1>\(t.enrolInvalidTitle)</h1><p>\(t.enrolInvalid)</p>", status: .notFound,
-                                       switchPath: "/enrol/\(token.utf8.count <= 128 ? token : "")")
-            }
-            let expires = ISO8601DateFormatter().string(from: record.expiresAt)
-            let body = """
-                <h1>\(t.enrolTitle)</h1>
-                <p>\(t.enrolFor) <strong>\(HTMLPage.escape(record.userID.rawValue))</strong></p>
-                <p>\(t.enrolExpires) <time datetime="\(expires)">\(expires)</time></p>
-                <p class="note">\(t.enrolNext)</p>
-                """
-            return HTMLPage.render(title: t.enrolTitle, language: lang, body: body, switchPath: "/enrol/\(token)")
         }
         return router
     }

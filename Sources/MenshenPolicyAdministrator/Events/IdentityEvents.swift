@@ -1,0 +1,88 @@
+import Foundation
+import MenshenCore
+import MenshenStorage
+
+/// Builds OCSF 1.8.0 identity events and appends them to the event log.
+///
+/// Authentication (3002): activity 1 Logon, 2 Logoff, 99 Other (step-up);
+/// Account Change (3001): 1 Create, 2 Enable, 3 Password Change, 5 Disable,
+/// 10 MFA Factor Enable, 11 MFA Factor Disable. Every event carries `user`,
+/// `service` (Menshen), `metadata.product` and `metadata.version`; sign-ins
+/// add `status_id`, `status_detail`, `is_mfa`, `auth_factors`, `src_endpoint`
+/// and the session uid (the hash prefix, never the id itself).
+public struct IdentityEvents: Sendable {
+    public static let ocsfVersion = "1.8.0"
+    public static let productVersion = "0.1.0"
+
+    public enum AuthenticationActivity: Int, Sendable { case logon = 1, logoff = 2, other = 99 }
+    public enum AccountChange: Int, Sendable {
+        case create = 1, enable = 2, passwordChange = 3, disable = 5, mfaFactorEnable = 10, mfaFactorDisable = 11
+    }
+
+    let store: any EventStore
+    let clock: any WallClock
+    let random: any RandomSource
+
+    public init(store: any EventStore, clock: any WallClock, random: any RandomSource) {
+        self.store = store; self.clock = clock; self.random = random
+    }
+
+    /// A sign-in, sign-out or step-up outcome.
+    public func authentication(_ activity: AuthenticationActivity, user: UserID?, userName: String, success: Bool, detail: String,
+                               source: String?, factors: [String] = [], loa: Int? = nil, sessionHash: String? = nil,
+                               idp: String = "local") async throws {
+        var event = base(classUID: 3002, activity: activity.rawValue, severity: success ? 1 : 3)
+        event["status_id"] = success ? 1 : 2
+        event["status"] = success ? "Success" : "Failure"
+        event["status_detail"] = detail
+        event["user"] = userObject(user, name: userName)
+        event["is_mfa"] = Set(factors).count >= 2 || factors.contains("mfa")
+        if !factors.isEmpty { event["auth_factors"] = factors.map { ["factor_type": $0] } }
+        if let source, !source.isEmpty { event["src_endpoint"] = ["ip": source] }
+        if let sessionHash { event["session"] = ["uid": String(sessionHash.prefix(16))] }
+        if idp != "local" { event["auth_protocol_id"] = 4; event["auth_protocol"] = "OpenID" }
+        var unmapped: [String: Any] = ["idp": idp]
+        if let loa { unmapped["loa"] = loa }
+        event["unmapped"] = unmapped
+        event["message"] = "\(activityName(activity)) \(success ? "succeeded" : "failed"): \(detail)"
+        try await append(event, user: user, severity: success ? 1 : 3)
+    }
+
+    /// An account or factor change.
+    public func accountChange(_ change: AccountChange, user: UserID, actor: String, detail: String) async throws {
+        var event = base(classUID: 3001, activity: change.rawValue, severity: 1)
+        event["user"] = userObject(user, name: user.rawValue)
+        event["actor"] = ["user": ["name": actor]]
+        event["status_id"] = 1
+        event["message"] = detail
+        try await append(event, user: user, severity: 1)
+    }
+
+    private func activityName(_ a: AuthenticationActivity) -> String {
+        switch a { case .logon: "sign-in"; case .logoff: "sign-out"; case .other: "step-up" }
+    }
+
+    private func userObject(_ id: UserID?, name: String) -> [String: Any] {
+        var u: [String: Any] = ["name": String(name.prefix(256))]
+        if let id { u["uid"] = id.rawValue }
+        return u
+    }
+
+    private func base(classUID: Int, activity: Int, severity: Int) -> [String: Any] {
+        [
+            "class_uid": classUID, "category_uid": 3, "activity_id": activity, "type_uid": classUID * 100 + activity,
+            "severity_id": severity, "time": StoreCoding.millis(clock.now()),
+            "service": ["name": "Menshen"],
+            "metadata": ["version": Self.ocsfVersion,
+                         "product": ["name": "Menshen", "vendor_name": "Menshen project", "version": Self.productVersion]],
+        ]
+    }
+
+    private func append(_ event: [String: Any], user: UserID?, severity: Int) async throws {
+        let data = try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys, .withoutEscapingSlashes])
+        let json = String(decoding: data, as: UTF8.self)
+        let record = NewEvent(id: random.uuid(), time: clock.now(), classUID: event["class_uid"] as? Int ?? 0,
+                              severityID: severity, userID: user, payloadJSON: json)
+        _ = try await store.appendEvents([record], hasher: EventChain.hasher)
+    }
+}

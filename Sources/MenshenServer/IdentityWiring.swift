@@ -1,0 +1,32 @@
+import Foundation
+import MenshenConfig
+import MenshenCore
+import MenshenIdentity
+import MenshenPolicyAdministrator
+import MenshenStorage
+
+/// Builds the identity services from the configuration.
+public enum IdentityWiring {
+    /// `scheme://host[:port]` of `server.public_url`, and its host as the WebAuthn RP ID.
+    public static func origin(of publicURL: String) throws -> (origin: String, host: String) {
+        guard let url = URLComponents(string: publicURL), let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http",
+              let host = url.host?.lowercased(), !host.isEmpty
+        else { throw IdentityWiringError(message: "server.public_url \(publicURL) is not an http(s) URL") }
+        return ("\(scheme)://\(host)\(url.port.map { ":\($0)" } ?? "")", host)
+    }
+
+    public static func portal(config: MenshenConfiguration, store: any MenshenStore, clock: any WallClock,
+                              random: any RandomSource = SystemRandomSource()) throws -> IdentityPortal {
+        let (origin, host) = try origin(of: config.server.publicURL)
+        let sessions = SessionManager(store: store, clock: clock, random: random)
+        let rp = RelyingPartyConfiguration(rpID: host, allowedOrigins: [origin])
+        let identity = IdentityService(store: store, clock: clock, random: random,
+                                       settings: IdentitySettings(issuer: config.organisation.name, relyingParty: rp), sessions: sessions)
+        return IdentityPortal(store: store, identity: identity, sessions: sessions, clock: clock, random: random, publicOrigin: origin)
+    }
+}
+
+public struct IdentityWiringError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}

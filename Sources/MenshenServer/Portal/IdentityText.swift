@@ -1,0 +1,68 @@
+/// Every string of the sign-in, account and step-up pages, in Traditional
+/// Chinese and English. Messages never say whether an account exists.
+struct IdentityText {
+    let signInTitle, userName, password, signIn, orPasskey, passkeySignIn, working, ceremonyFailed: String
+    let failed, throttled, badRequest, badRequestTitle, formExpired: String
+    let secondFactorTitle, secondFactorIntro, usePasskey, totpCode, verify, recoveryCode, useRecovery: String
+    let accountTitle, signedInAs, assurance, methods, passkeys, noPasskeys, addPasskey, passkeyLabel, remove: String
+    let authenticatorApp, enrolTOTP, totpEnrolled, totpScan, totpManual, totpWrong, recoveryCodes, recoveryRemaining: String
+    let regenerateRecovery, recoveryShown, setPassword, newPassword, passwordSaved, signOut, finishEnrolment, enrolmentSession: String
+    let stepUpTitle, stepUpIntro, stepUpWeak, stepUpFailed, passwordProblemShort, passwordProblemLong, passwordProblemCommon: String
+    let passwordProblemName, enrolStart, passkeyAdded, signInAgain, changesNeedFreshFactor, lastUsed, never, cloneWarning: String
+
+    init(_ lang: UILanguage) {
+        switch lang {
+        case .zhTW:
+            signInTitle = "登入"; userName = "帳號"; password = "密碼"; signIn = "登入"; orPasskey = "或使用通行金鑰（免輸入帳號）"
+            passkeySignIn = "以通行金鑰登入"; working = "請依瀏覽器或安全金鑰的指示操作…"; ceremonyFailed = "通行金鑰驗證未完成，請再試一次。"
+            failed = "帳號或驗證資料不正確。"; throttled = "嘗試次數過多，請稍候再試。"
+            badRequest = "無法處理此請求，未做任何變更。"; badRequestTitle = "請求無效"; formExpired = "表單已逾時，請重新操作。"
+            secondFactorTitle = "第二道驗證"; secondFactorIntro = "請選擇一種方式完成多因子驗證。"
+            usePasskey = "使用通行金鑰或安全金鑰"; totpCode = "驗證器 App 的 6 位數代碼"; verify = "驗證"
+            recoveryCode = "備用復原碼"; useRecovery = "使用復原碼"
+            accountTitle = "帳號與驗證方式"; signedInAs = "目前登入帳號"; assurance = "驗證保證等級"; methods = "驗證方式"
+            passkeys = "通行金鑰與安全金鑰"; noPasskeys = "尚未註冊通行金鑰。"; addPasskey = "註冊新的通行金鑰"; passkeyLabel = "名稱（例如：YubiKey、公司筆電）"
+            remove = "移除"; authenticatorApp = "驗證器 App（TOTP）"; enrolTOTP = "設定驗證器 App"; totpEnrolled = "已設定"
+            totpScan = "請以驗證器 App 掃描 QR code，再輸入顯示的代碼。"; totpManual = "無法掃描時，請手動輸入金鑰："
+            totpWrong = "代碼不正確，請再試一次。"; recoveryCodes = "備用復原碼"; recoveryRemaining = "剩餘可用"
+            regenerateRecovery = "產生新的復原碼"; recoveryShown = "請妥善保存以下復原碼；每組只能使用一次，且不會再次顯示。"
+            setPassword = "設定密碼"; newPassword = "新密碼（至少 8 個字元，可使用空白與中文）"; passwordSaved = "密碼已更新。"
+            signOut = "登出"; finishEnrolment = "完成註冊並前往登入"; enrolmentSession = "您正在使用一次性註冊連結：請設定密碼並註冊通行金鑰。"
+            stepUpTitle = "需要再次驗證"; stepUpIntro = "此操作需要更高的驗證保證等級或最近完成的驗證。"
+            stepUpWeak = "此驗證方式不足以滿足此操作的要求，請使用通行金鑰。"; stepUpFailed = "驗證未通過。"
+            passwordProblemShort = "密碼太短。"; passwordProblemLong = "密碼太長。"; passwordProblemCommon = "這是常見或已外洩的密碼，請換一個。"
+            passwordProblemName = "密碼不可包含帳號或姓名。"; enrolStart = "開始註冊"; passkeyAdded = "已註冊通行金鑰。"
+            signInAgain = "請重新登入。"; changesNeedFreshFactor = "變更驗證方式前，請先再次驗證身分。"; lastUsed = "最後使用"; never = "從未"
+            cloneWarning = "此金鑰的簽章計數曾倒退，可能遭複製，已停止使用。"
+        case .en:
+            signInTitle = "Sign in"; userName = "User name"; password = "Password"; signIn = "Sign in"; orPasskey = "Or use a passkey (no user name needed)"
+            passkeySignIn = "Sign in with a passkey"; working = "Follow your browser's or security key's prompt…"
+            ceremonyFailed = "The passkey check did not complete. Please try again."
+            failed = "The user name or the credentials are not correct."; throttled = "Too many attempts. Please wait and try again."
+            badRequest = "The request could not be processed. Nothing was changed."; badRequestTitle = "Bad request"
+            formExpired = "The form has expired. Please try again."
+            secondFactorTitle = "Second factor"; secondFactorIntro = "Choose one way to complete multi-factor authentication."
+            usePasskey = "Use a passkey or security key"; totpCode = "6-digit code from your authenticator app"; verify = "Verify"
+            recoveryCode = "Recovery code"; useRecovery = "Use a recovery code"
+            accountTitle = "Account and sign-in methods"; signedInAs = "Signed in as"; assurance = "Level of assurance"; methods = "Methods"
+            passkeys = "Passkeys and security keys"; noPasskeys = "No passkey registered yet."; addPasskey = "Register a new passkey"
+            passkeyLabel = "Name (e.g. YubiKey, work laptop)"; remove = "Remove"; authenticatorApp = "Authenticator app (TOTP)"
+            enrolTOTP = "Set up an authenticator app"; totpEnrolled = "Set up"
+            totpScan = "Scan the QR code with your authenticator app, then enter the code it shows."
+            totpManual = "If you cannot scan, enter this key by hand:"; totpWrong = "That code is not correct. Please try again."
+            recoveryCodes = "Recovery codes"; recoveryRemaining = "remaining"; regenerateRecovery = "Generate new recovery codes"
+            recoveryShown = "Keep these recovery codes safe. Each works once, and they will not be shown again."
+            setPassword = "Set password"; newPassword = "New password (at least 8 characters; spaces and any script allowed)"
+            passwordSaved = "Password updated."; signOut = "Sign out"; finishEnrolment = "Finish enrolment and sign in"
+            enrolmentSession = "You are using a one-time enrolment link: set a password and register a passkey."
+            stepUpTitle = "Verify again"; stepUpIntro = "This action needs a higher level of assurance or a recent verification."
+            stepUpWeak = "That method is not strong enough for this action. Please use a passkey."; stepUpFailed = "Verification failed."
+            passwordProblemShort = "The password is too short."; passwordProblemLong = "The password is too long."
+            passwordProblemCommon = "That password is common or known to be breached. Choose another."
+            passwordProblemName = "The password must not contain your user name or name."; enrolStart = "Start enrolment"
+            passkeyAdded = "Passkey registered."; signInAgain = "Please sign in again."
+            changesNeedFreshFactor = "Verify your identity again before changing sign-in methods."; lastUsed = "Last used"; never = "never"
+            cloneWarning = "This key's signature counter went backwards; it may have been cloned and is no longer accepted."
+        }
+    }
+}

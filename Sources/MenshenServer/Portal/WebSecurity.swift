@@ -1,0 +1,106 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MenshenCore
+import NIOCore
+
+/// The request context of the user-facing listener: it knows the peer address
+/// (for throttling and events) and accepts small bodies only.
+public struct PortalContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    /// Forms and WebAuthn responses are small; anything bigger is refused (413).
+    public var maxUploadSize: Int { 128 * 1024 }
+
+    /// The peer's IP address as text ("" when unknown).
+    var sourceAddress: String { remoteAddress?.ipAddress ?? "" }
+}
+
+/// Cookie names and attributes. `__Host-` binds a cookie to this exact origin
+/// (no Domain, Path=/, Secure), so a sibling subdomain cannot plant one.
+enum PortalCookies {
+    static let session = "__Host-menshen-session"
+    static let csrf = "__Host-menshen-csrf"
+
+    static func set(_ name: String, _ value: String, maxAge: Int?) -> String {
+        var c = "\(name)=\(value); Path=/; Secure; HttpOnly; SameSite=Lax"
+        if let maxAge { c += "; Max-Age=\(maxAge)" }
+        return c
+    }
+
+    static func clear(_ name: String) -> String { "\(name)=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0" }
+
+    /// A cookie's value from the request's `Cookie` headers (first match), size-limited.
+    static func value(_ name: String, in request: Request) -> String? {
+        for header in request.headers[values: .cookie] {
+            for part in header.split(separator: ";") {
+                let pair = part.trimmingCharacters(in: .whitespaces)
+                guard pair.hasPrefix(name + "=") else { continue }
+                let v = String(pair.dropFirst(name.count + 1))
+                return v.utf8.count <= 256 ? v : nil
+            }
+        }
+        return nil
+    }
+}
+
+/// CSRF protection: a random `__Host-` cookie plus, in every form, the
+/// HMAC-SHA256 of a fixed label keyed with that cookie. A cross-site page can
+/// neither read the cookie nor compute the token. POSTs also must not carry a
+/// foreign `Origin` or `Sec-Fetch-Site: cross-site`.
+enum CSRF {
+    static func token(forCookie cookie: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("menshen-csrf-v1".utf8), using: SymmetricKey(data: Data(cookie.utf8)))
+        return Base64URL.encode(Array(mac))
+    }
+
+    /// The cookie to use for this request, and a Set-Cookie header when it is new.
+    static func ensure(_ request: Request, random: any RandomSource) -> (cookie: String, setCookie: String?) {
+        if let c = PortalCookies.value(PortalCookies.csrf, in: request), c.utf8.count == 43, Base64URL.decode(c) != nil {
+            return (c, nil)
+        }
+        let c = random.token()
+        return (c, PortalCookies.set(PortalCookies.csrf, c, maxAge: nil))
+    }
+
+    static func check(_ request: Request, submitted: String?, publicOrigin: String) -> Bool {
+        if let origin = request.headers[.origin], origin != publicOrigin { return false }
+        if request.headers[HTTPField.Name("Sec-Fetch-Site")!] == "cross-site" { return false }
+        guard let cookie = PortalCookies.value(PortalCookies.csrf, in: request), let submitted,
+              submitted.utf8.count == 43 else { return false }
+        let expected = Array(token(forCookie: cookie).utf8)
+        let given = Array(submitted.utf8)
+        var diff: UInt8 = 0
+        for (a, b) in zip(expected, given) { diff |= a ^ b }
+        return diff == 0 && expected.count == given.count
+    }
+}
+
+/// Where a user may be sent back to after sign-in or step-up: a path on this
+/// portal, or a URL on the portal's own origin or on a protected
+/// application's host. Anything else (other hosts, `//host`, `\`, schemes
+/// other than http(s), control characters, over 2 KiB) falls back to `/`.
+enum ReturnURL {
+    static func validate(_ raw: String?, publicOrigin: String, applicationHosts: Set<String>) -> String {
+        guard let raw, !raw.isEmpty, raw.utf8.count <= 2048,
+              !raw.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == "\\" })
+        else { return "/" }
+        if raw.hasPrefix("/") {
+            return raw.hasPrefix("//") ? "/" : raw
+        }
+        guard let url = URLComponents(string: raw), let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http",
+              let host = url.host?.lowercased(), url.user == nil, url.password == nil
+        else { return "/" }
+        let origin = "\(scheme)://\(host)\(url.port.map { ":\($0)" } ?? "")"
+        if origin == publicOrigin.lowercased() { return raw }
+        if scheme == "https" && applicationHosts.contains(host) { return raw }
+        return "/"
+    }
+}
