@@ -47,12 +47,13 @@ public enum HTMLPage {
     }
 
     /// Headers every page carries: no inline script or style, no framing,
-    /// no referrer (links may carry one-time tokens).
+    /// no referrer to other origins (links may carry one-time tokens; same-origin
+    /// requests keep their `Origin` header, which the CSRF check reads).
     public static let securityHeaders: HTTPFields = [
         .contentType: "text/html; charset=utf-8",
         .contentSecurityPolicy: "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         .xContentTypeOptions: "nosniff",
-        .referrerPolicy: "no-referrer",
+        .referrerPolicy: "same-origin",
         .cacheControl: "no-store",
     ]
 

@@ -37,6 +37,7 @@ public struct IdentityPortal: Sendable {
 
     /// Adds every route to `router`.
     public func register(on router: Router<PortalContext>) {
+        router.add(middleware: CSRFCookieMiddleware(random: random))
         router.get("/static/webauthn.js") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "max-age=300",
                                             .xContentTypeOptions: "nosniff"],
@@ -73,16 +74,14 @@ public struct IdentityPortal: Sendable {
 
     func page(_ request: Request, title: String, body: String, status: HTTPResponse.Status = .ok, script: Bool = false,
               switchPath: String, setCookies: [String] = [], headers: HTTPFields = [:]) -> Response {
-        let csrf = CSRF.ensure(request, random: random)
         var extra = headers
-        for c in setCookies + [csrf.setCookie].compactMap({ $0 }) { extra.append(HTTPField(name: .setCookie, value: c)) }
+        for c in setCookies { extra.append(HTTPField(name: .setCookie, value: c)) }
         return HTMLPage.render(title: title, language: lang(request), body: body, status: status, switchPath: switchPath,
-                               csrfToken: CSRF.token(forCookie: csrf.cookie), script: script, extraHeaders: extra)
+                               csrfToken: CSRF.token(forCookie: CSRF.cookie(request)), script: script, extraHeaders: extra)
     }
 
     func csrfField(_ request: Request) -> String {
-        let csrf = CSRF.ensure(request, random: random)
-        return "<input type=\"hidden\" name=\"csrf\" value=\"\(CSRF.token(forCookie: csrf.cookie))\">"
+        "<input type=\"hidden\" name=\"csrf\" value=\"\(CSRF.token(forCookie: CSRF.cookie(request)))\">"
     }
 
     func redirect(_ location: String, setCookies: [String] = []) -> Response {

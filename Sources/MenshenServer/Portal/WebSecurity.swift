@@ -61,14 +61,12 @@ enum CSRF {
         return Base64URL.encode(Array(mac))
     }
 
-    /// The cookie to use for this request, and a Set-Cookie header when it is new.
-    static func ensure(_ request: Request, random: any RandomSource) -> (cookie: String, setCookie: String?) {
-        if let c = PortalCookies.value(PortalCookies.csrf, in: request), c.utf8.count == 43, Base64URL.decode(c) != nil {
-            return (c, nil)
-        }
-        let c = random.token()
-        return (c, PortalCookies.set(PortalCookies.csrf, c, maxAge: nil))
+    /// The CSRF cookie of this request (``CSRFCookieMiddleware`` guarantees one).
+    static func cookie(_ request: Request) -> String {
+        PortalCookies.value(PortalCookies.csrf, in: request) ?? ""
     }
+
+    static func isWellFormed(_ cookie: String) -> Bool { cookie.utf8.count == 43 && Base64URL.decode(cookie) != nil }
 
     static func check(_ request: Request, submitted: String?, publicOrigin: String) -> Bool {
         if let origin = request.headers[.origin], origin != publicOrigin { return false }
@@ -102,5 +100,31 @@ enum ReturnURL {
         if origin == publicOrigin.lowercased() { return raw }
         if scheme == "https" && applicationHosts.contains(host) { return raw }
         return "/"
+    }
+}
+
+/// Gives every request a CSRF cookie before its handler runs: when the browser
+/// sent none (or a malformed one), a fresh random value is put into the
+/// request's `Cookie` header and set on the response. A POST arriving without
+/// the cookie therefore fails its CSRF check (nobody knows the fresh value).
+struct CSRFCookieMiddleware: RouterMiddleware {
+    typealias Context = PortalContext
+    let random: any RandomSource
+
+    func handle(_ request: Request, context: PortalContext,
+                next: (Request, PortalContext) async throws -> Response) async throws -> Response {
+        if let c = PortalCookies.value(PortalCookies.csrf, in: request), CSRF.isWellFormed(c) {
+            return try await next(request, context)
+        }
+        let value = random.token()
+        // The fresh value goes first, so it wins over a malformed one; other cookies stay.
+        var head = request.head
+        let existing = head.headerFields[values: .cookie]
+        head.headerFields[.cookie] = nil
+        head.headerFields.append(HTTPField(name: .cookie, value: "\(PortalCookies.csrf)=\(value)"))
+        for line in existing { head.headerFields.append(HTTPField(name: .cookie, value: line)) }
+        var response = try await next(Request(head: head, body: request.body), context)
+        response.headers.append(HTTPField(name: .setCookie, value: PortalCookies.set(PortalCookies.csrf, value, maxAge: nil)))
+        return response
     }
 }
