@@ -35,7 +35,9 @@ enum WebAuthnScript {
       }
       function encodeCredential(kind, cred) {
         var r = cred.response, out = { id: cred.id, rawId: toB64url(cred.rawId), type: cred.type, response: {
-          clientDataJSON: toB64url(r.clientDataJSON) } };
+          clientDataJSON: toB64url(r.clientDataJSON) },
+          clientExtensionResults: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
+          authenticatorAttachment: cred.authenticatorAttachment || undefined };
         if (kind === "create") {
           out.response.attestationObject = toB64url(r.attestationObject);
           out.response.transports = r.getTransports ? r.getTransports() : [];
