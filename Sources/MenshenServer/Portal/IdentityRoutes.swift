@@ -111,8 +111,15 @@ public struct IdentityPortal: Sendable {
                     status: .badRequest, switchPath: "/")
     }
 
-    func decode<T: Decodable>(_ type: T.Type, _ request: Request, _ context: PortalContext) async -> T? {
-        guard let buffer = try? await request.body.collect(upTo: context.maxUploadSize) else { return nil }
+    /// The form, or nil when it does not parse. A body over the limit is a 413.
+    func decode<T: Decodable>(_ type: T.Type, _ request: Request, _ context: PortalContext) async throws -> T? {
+        let buffer: ByteBuffer
+        do { buffer = try await request.body.collect(upTo: context.maxUploadSize) } catch {
+            try await identity.events.authentication(.other, user: nil, userName: "", success: false,
+                                                     detail: "bad request on \(request.uri.path): body over \(context.maxUploadSize) bytes",
+                                                     source: context.sourceAddress)
+            throw HTTPError(.contentTooLarge, message: "The request body is larger than \(context.maxUploadSize) bytes.")
+        }
         let text = String(buffer: buffer)
         return try? URLEncodedFormDecoder().decode(type, from: text)
     }
@@ -163,7 +170,7 @@ public struct IdentityPortal: Sendable {
 
     func signInPost(_ request: Request, _ context: PortalContext) async throws -> Response {
         let t = IdentityText(lang(request))
-        guard let form = await decode(SignInForm.self, request, context), let user = form.user, let password = form.password,
+        guard let form = try await decode(SignInForm.self, request, context), let user = form.user, let password = form.password,
               user.utf8.count <= 256, password.utf8.count <= 4096
         else { return try await badRequest(request, context, reason: "malformed sign-in form") }
         guard CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin) else {
@@ -228,7 +235,7 @@ public struct IdentityPortal: Sendable {
 
     func secondFactorPost(_ request: Request, _ context: PortalContext, totp: Bool) async throws -> Response {
         let t = IdentityText(lang(request))
-        guard let form = await decode(CodeForm.self, request, context), let pending = form.pending, let code = form.code,
+        guard let form = try await decode(CodeForm.self, request, context), let pending = form.pending, let code = form.code,
               pending.utf8.count <= 64, code.utf8.count <= 32
         else { return try await badRequest(request, context, reason: "malformed second-factor form") }
         guard CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin) else {
@@ -245,7 +252,7 @@ public struct IdentityPortal: Sendable {
     }
 
     func passkeyOptions(_ request: Request, _ context: PortalContext) async throws -> Response {
-        guard let form = await decode(CeremonyStartForm.self, request, context) else { return problem(.badRequest, "malformed form") }
+        guard let form = try await decode(CeremonyStartForm.self, request, context) else { return problem(.badRequest, "malformed form") }
         guard CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin) else { return problem(.forbidden, "CSRF check failed") }
         let pending = (form.pending ?? "").isEmpty ? nil : form.pending
         guard let options = try await identity.beginPasskey(pendingToken: pending) else {
@@ -261,7 +268,7 @@ public struct IdentityPortal: Sendable {
 
     func passkeyFinish(_ request: Request, _ context: PortalContext) async throws -> Response {
         let t = IdentityText(lang(request))
-        guard let form = await decode(CeremonyFinishForm.self, request, context), let handle = form.handle, let credential = form.credential
+        guard let form = try await decode(CeremonyFinishForm.self, request, context), let handle = form.handle, let credential = form.credential
         else { return problem(.badRequest, "malformed form") }
         guard CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin) else { return problem(.forbidden, "CSRF check failed") }
         let ret = try await safeReturn(form.ret)
@@ -273,7 +280,7 @@ public struct IdentityPortal: Sendable {
     }
 
     func signOut(_ request: Request, _ context: PortalContext) async throws -> Response {
-        guard let form = await decode(CSRFOnly.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
+        guard let form = try await decode(CSRFOnly.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return try await badRequest(request, context, reason: "sign-out without a valid CSRF token") }
         if let session = try await currentSession(request, purpose: nil) {
             try await sessions.revoke(idHash: session.idHash, reason: "signed out")
@@ -341,7 +348,7 @@ public struct IdentityPortal: Sendable {
     func passwordPost(_ request: Request, _ context: PortalContext) async throws -> Response {
         let t = IdentityText(lang(request))
         guard let s = try await accountSession(request) else { return redirect("/signin?return=%2Faccount") }
-        guard let form = await decode(PasswordForm.self, request, context), let password = form.password, password.utf8.count <= 4096,
+        guard let form = try await decode(PasswordForm.self, request, context), let password = form.password, password.utf8.count <= 4096,
               CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return try await badRequest(request, context, reason: "malformed password form", session: s) }
         guard mayChange(s) else { return needFreshFactor(request, s) }
@@ -386,7 +393,7 @@ public struct IdentityPortal: Sendable {
     func totpConfirm(_ request: Request, _ context: PortalContext) async throws -> Response {
         let t = IdentityText(lang(request))
         guard let s = try await accountSession(request) else { return redirect("/signin?return=%2Faccount") }
-        guard let form = await decode(CodeForm.self, request, context), let handle = form.pending, let code = form.code,
+        guard let form = try await decode(CodeForm.self, request, context), let handle = form.pending, let code = form.code,
               CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return try await badRequest(request, context, reason: "malformed TOTP form", session: s) }
         guard mayChange(s) else { return needFreshFactor(request, s) }
@@ -398,7 +405,7 @@ public struct IdentityPortal: Sendable {
 
     func registrationOptions(_ request: Request, _ context: PortalContext) async throws -> Response {
         guard let s = try await accountSession(request) else { return problem(.unauthorized, IdentityText(lang(request)).signInAgain) }
-        guard let form = await decode(CeremonyStartForm.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
+        guard let form = try await decode(CeremonyStartForm.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return problem(.forbidden, "CSRF check failed") }
         guard mayChange(s) else { return problem(.forbidden, IdentityText(lang(request)).changesNeedFreshFactor) }
         return try ceremonyJSON(try await identity.beginPasskeyRegistration(user: s.user))
@@ -407,7 +414,7 @@ public struct IdentityPortal: Sendable {
     func registrationFinish(_ request: Request, _ context: PortalContext) async throws -> Response {
         let t = IdentityText(lang(request))
         guard let s = try await accountSession(request) else { return problem(.unauthorized, t.signInAgain) }
-        guard let form = await decode(CeremonyFinishForm.self, request, context), let handle = form.handle, let credential = form.credential,
+        guard let form = try await decode(CeremonyFinishForm.self, request, context), let handle = form.handle, let credential = form.credential,
               CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return problem(.badRequest, "malformed form") }
         switch try await identity.finishPasskeyRegistration(user: s.user, handle: handle, response: credential, label: form.label ?? "",
@@ -419,7 +426,7 @@ public struct IdentityPortal: Sendable {
 
     func removePasskey(_ request: Request, _ context: PortalContext) async throws -> Response {
         guard let s = try await accountSession(request) else { return redirect("/signin?return=%2Faccount") }
-        guard let form = await decode(CSRFOnly.self, request, context), let id = form.id, id.utf8.count <= 1400,
+        guard let form = try await decode(CSRFOnly.self, request, context), let id = form.id, id.utf8.count <= 1400,
               CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return try await badRequest(request, context, reason: "malformed passkey removal", session: s) }
         guard mayChange(s) else { return needFreshFactor(request, s) }
@@ -430,7 +437,7 @@ public struct IdentityPortal: Sendable {
     func recoveryCodes(_ request: Request, _ context: PortalContext) async throws -> Response {
         let t = IdentityText(lang(request))
         guard let s = try await accountSession(request) else { return redirect("/signin?return=%2Faccount") }
-        guard let form = await decode(CSRFOnly.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
+        guard let form = try await decode(CSRFOnly.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return try await badRequest(request, context, reason: "malformed recovery-code form", session: s) }
         guard mayChange(s) else { return needFreshFactor(request, s) }
         let codes = try await identity.regenerateRecoveryCodes(user: s.user.id, actor: s.user.id.rawValue)
@@ -440,7 +447,7 @@ public struct IdentityPortal: Sendable {
 
     func finishEnrolment(_ request: Request, _ context: PortalContext) async throws -> Response {
         guard let s = try await currentSession(request, purpose: .enrolment) else { return redirect("/signin\(q(request))") }
-        guard let form = await decode(CSRFOnly.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
+        guard let form = try await decode(CSRFOnly.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return try await badRequest(request, context, reason: "malformed enrolment form", session: s) }
         try await sessions.revoke(idHash: s.idHash, reason: "enrolment finished")
         return redirect("/signin\(q(request))", setCookies: [PortalCookies.clear(PortalCookies.session)])
@@ -481,7 +488,7 @@ public struct IdentityPortal: Sendable {
 
     func enrolStart(_ request: Request, _ context: PortalContext) async throws -> Response {
         let token = context.parameters.get("token") ?? ""
-        guard let form = await decode(CSRFOnly.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
+        guard let form = try await decode(CSRFOnly.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return try await badRequest(request, context, reason: "enrolment without a valid CSRF token") }
         guard let record = try await enrolmentRecord(token), let user = try await store.user(record.userID), !user.disabled,
               try await store.consumeEnrolmentToken(hash: SecretHash.sha256Hex(token), at: clock.now())
@@ -566,7 +573,7 @@ public struct IdentityPortal: Sendable {
         guard let req = try await requirement(request), let s = try await currentSession(request) else {
             return redirect("/signin\(q(request))")
         }
-        guard let form = await decode(StepUpCodeForm.self, request, context), let code = form.code, code.utf8.count <= 32,
+        guard let form = try await decode(StepUpCodeForm.self, request, context), let code = form.code, code.utf8.count <= 32,
               CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return try await badRequest(request, context, reason: "malformed step-up form", session: s) }
         guard let grant = try await identity.stepUpWithTOTP(s, code: code, source: context.sourceAddress) else {
@@ -578,7 +585,7 @@ public struct IdentityPortal: Sendable {
 
     func stepUpOptions(_ request: Request, _ context: PortalContext) async throws -> Response {
         guard let s = try await currentSession(request) else { return problem(.unauthorized, IdentityText(lang(request)).signInAgain) }
-        guard let form = await decode(CeremonyStartForm.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
+        guard let form = try await decode(CeremonyStartForm.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return problem(.forbidden, "CSRF check failed") }
         guard let options = try await identity.beginStepUpPasskey(s) else { return problem(.conflict, IdentityText(lang(request)).noPasskeys) }
         return try ceremonyJSON(options)
@@ -588,7 +595,7 @@ public struct IdentityPortal: Sendable {
         let t = IdentityText(lang(request))
         guard let req = try await requirement(request) else { return problem(.badRequest, "bad step-up parameters") }
         guard let s = try await currentSession(request) else { return problem(.unauthorized, t.signInAgain) }
-        guard let form = await decode(CeremonyFinishForm.self, request, context), let handle = form.handle, let credential = form.credential,
+        guard let form = try await decode(CeremonyFinishForm.self, request, context), let handle = form.handle, let credential = form.credential,
               CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return problem(.badRequest, "malformed form") }
         guard let grant = try await identity.finishStepUpPasskey(s, handle: handle, response: credential, source: context.sourceAddress) else {

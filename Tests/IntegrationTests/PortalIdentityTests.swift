@@ -1,0 +1,239 @@
+import Foundation
+import Testing
+
+/// The sign-in pages over real HTTP against the real binary: cookie
+/// attributes, CSRF, open redirects, fixation, revocation, throttling and
+/// bad input (a clear 400, nothing changed, an event recorded).
+@Suite("Portal identity over HTTP", .serialized)
+struct PortalIdentityTests {
+    /// One HTTP exchange through curl (no redirects followed).
+    struct Exchange {
+        var status: Int
+        var headers: [(String, String)]
+        var body: String
+        func header(_ name: String) -> [String] { headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1) }
+        func cookie(_ name: String) -> String? {
+            for line in header("set-cookie") where line.hasPrefix(name + "=") {
+                return String(line.dropFirst(name.count + 1).prefix { $0 != ";" })
+            }
+            return nil
+        }
+    }
+
+    static func http(_ method: String, _ url: String, cookies: [String: String] = [:], form: [(String, String)] = [],
+                     headers: [String: String] = [:], rawBody: String? = nil) throws -> Exchange {
+        var args = ["-s", "-i", "-X", method, url, "--max-time", "20"]
+        if !cookies.isEmpty { args += ["-H", "Cookie: " + cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ")] }
+        for (k, v) in headers { args += ["-H", "\(k): \(v)"] }
+        for (k, v) in form { args += ["--data-urlencode", "\(k)=\(v)"] }
+        var bodyFile: URL?
+        if let rawBody {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-body-\(UUID().uuidString)")
+            try rawBody.write(to: file, atomically: true, encoding: .utf8)
+            bodyFile = file
+            args += ["--data-binary", "@" + file.path, "-H", "Content-Type: application/x-www-form-urlencoded"]
+        }
+        defer { if let bodyFile { try? FileManager.default.removeItem(at: bodyFile) } }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        p.arguments = args
+        let out = try Harness.Collector()
+        p.standardOutput = out.handle
+        try p.run()
+        p.waitUntilExit()
+        let text = out.finish()
+        guard let split = text.range(of: "\r\n\r\n") else { throw Harness.HarnessError("no HTTP response from \(url): \(text)") }
+        let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
+        let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
+        let headers = lines.dropFirst().compactMap { line -> (String, String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        return Exchange(status: status, headers: headers, body: String(text[split.upperBound...]))
+    }
+
+    /// A browser-like visitor: keeps cookies, reads CSRF tokens from pages.
+    final class Visitor {
+        let base: String
+        var cookies: [String: String] = [:]
+        init(_ base: String) { self.base = base }
+
+        func get(_ path: String) throws -> Exchange {
+            let r = try PortalIdentityTests.http("GET", base + path, cookies: cookies)
+            absorb(r)
+            return r
+        }
+
+        func post(_ path: String, _ form: [(String, String)], csrf: Bool = true, origin: String? = nil) throws -> Exchange {
+            var fields = form
+            if csrf {
+                var page = try get("/signin")
+                if page.status == 303 { page = try get("/account") }   // signed in: /signin redirects
+                fields.append(("csrf", try Self.csrf(in: page.body)))
+            }
+            let r = try PortalIdentityTests.http("POST", base + path, cookies: cookies, form: fields,
+                                                 headers: ["Origin": origin ?? base])
+            absorb(r)
+            return r
+        }
+
+        func absorb(_ r: Exchange) {
+            for line in r.header("set-cookie") {
+                let pair = line.prefix { $0 != ";" }
+                guard let eq = pair.firstIndex(of: "=") else { continue }
+                let name = String(pair[..<eq]), value = String(pair[pair.index(after: eq)...])
+                if line.contains("Max-Age=0") { cookies[name] = nil } else { cookies[name] = value }
+            }
+        }
+
+        static func csrf(in html: String) throws -> String {
+            guard let r = html.range(of: #"name="csrf-token" content=""#) else { throw Harness.HarnessError("no CSRF token in page") }
+            return String(html[r.upperBound...].prefix { $0 != "\"" })
+        }
+    }
+
+    /// A demo with one enrolled user (password only) called `pat`.
+    static func demoWithUser() throws -> (Harness.Demo, URL, String) {
+        let dir = try Harness.tempDir()
+        let data = dir.appendingPathComponent("menshen-data")
+        let demo = try Harness.Demo(dataDir: data, cwd: dir)
+        try demo.waitUntilReady()
+        #expect(try Harness.run(["user", "add", "pat", "--name", "Pat 林", "--group", "staff", "--data", data.path]).status == 0)
+        let link = try Harness.run(["user", "enrol-link", "pat", "--data", data.path]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let path = try #require(URL(string: link)?.path)
+        let v = Visitor(demo.portalURL)
+        let start = try v.post(path, [])
+        #expect(start.status == 303 && start.header("location") == ["/account?lang=zh-TW"])
+        #expect(try v.post("/account/password", [("password", Self.password)]).status == 200)
+        #expect(try v.post("/account/finish", []).status == 303)
+        return (demo, dir, data.path)
+    }
+
+    static let password = "quiet harbour 淡水 lantern"
+
+    func events(_ data: String) throws -> String {
+        try Harness.run(["store", "status", "--data", data]).out
+    }
+
+    @Test("sign-in sets a __Host- session cookie with Secure, HttpOnly, SameSite=Lax and no Domain; a planted id is never adopted")
+    func cookieAndFixation() throws {
+        let (demo, dir, _) = try Self.demoWithUser()
+        defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
+        let v = Visitor(demo.portalURL)
+        let planted = String(repeating: "A", count: 43)
+        v.cookies["__Host-menshen-session"] = planted
+        let r = try v.post("/signin", [("user", "pat"), ("password", Self.password), ("ret", "/account")])
+        #expect(r.status == 303 && r.header("location") == ["/account"])
+        let line = try #require(r.header("set-cookie").first { $0.hasPrefix("__Host-menshen-session=") })
+        #expect(line.hasSuffix("; Path=/; Secure; HttpOnly; SameSite=Lax"))
+        #expect(!line.lowercased().contains("domain="))
+        let issued = try #require(r.cookie("__Host-menshen-session"))
+        #expect(issued != planted && issued.count == 43)
+        #expect(try Self.http("GET", demo.portalURL + "/account", cookies: ["__Host-menshen-session": planted]).status == 303)
+        let account = try v.get("/account?lang=en")
+        #expect(account.status == 200 && account.body.contains(#"<strong id="account-loa">LoA 1</strong>"#))
+        let csp = account.header("content-security-policy").first ?? ""
+        #expect(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"))
+    }
+
+    @Test("return URLs: own paths are followed, other origins never (no open redirect)")
+    func openRedirect() throws {
+        let (demo, dir, _) = try Self.demoWithUser()
+        defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
+        for (ret, expected) in [("https://evil.example/x", "/"), ("//evil.example/x", "/"), ("/\\evil.example", "/"),
+                                ("javascript:alert(1)", "/"), ("/account?lang=en", "/account?lang=en"),
+                                (demo.portalURL + "/account", demo.portalURL + "/account")] {
+            let v = Visitor(demo.portalURL)
+            let r = try v.post("/signin", [("user", "pat"), ("password", Self.password), ("ret", ret)])
+            #expect(r.status == 303 && r.header("location") == [expected], "\(ret)")
+        }
+    }
+
+    @Test("bad input: missing CSRF, foreign Origin, malformed or oversized bodies give a clear 400/413, change nothing, and are recorded")
+    func badInput() throws {
+        let (demo, dir, data) = try Self.demoWithUser()
+        defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
+        let before = try events(data)
+        let v = Visitor(demo.portalURL)
+        let noToken = try v.post("/signin", [("user", "pat"), ("password", Self.password)], csrf: false)
+        #expect(noToken.status == 400 && noToken.cookie("__Host-menshen-session") == nil)
+        #expect(noToken.body.contains("無法處理此請求，未做任何變更。"))
+        let foreign = try v.post("/signin", [("user", "pat"), ("password", Self.password)], origin: "https://evil.example")
+        #expect(foreign.status == 400 && foreign.cookie("__Host-menshen-session") == nil)
+        let malformed = try Self.http("POST", demo.portalURL + "/signin", cookies: v.cookies, rawBody: "user=%ZZ&password=%")
+        #expect(malformed.status == 400)
+        let huge = try Self.http("POST", demo.portalURL + "/signin", cookies: v.cookies, rawBody: "user=" + String(repeating: "a", count: 200_000))
+        #expect(huge.status == 413)
+        let json = try Self.http("POST", demo.portalURL + "/signin/passkey", cookies: v.cookies, form: [("handle", "x"), ("credential", "{")])
+        #expect(json.status == 403 && json.header("content-type") == ["application/problem+json"])
+        let after = try events(data)
+        #expect(before != after, "the refusals were recorded as events")
+        #expect(after.contains("event chain:     intact"))
+    }
+
+    @Test("disabling a user ends their session on the very next request; sign-out too")
+    func revocation() throws {
+        let (demo, dir, data) = try Self.demoWithUser()
+        defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
+        let v = Visitor(demo.portalURL)
+        #expect(try v.post("/signin", [("user", "pat"), ("password", Self.password)]).status == 303)
+        #expect(try v.get("/account").status == 200)
+        let disable = try Harness.run(["user", "disable", "pat", "--data", data])
+        #expect(disable.status == 0 && disable.out.contains("ended 1 session"))
+        #expect(try v.get("/account").status == 303)
+        #expect(try Harness.run(["user", "enable", "pat", "--data", data]).status == 0)
+        #expect(try v.post("/signin", [("user", "pat"), ("password", Self.password)]).status == 303)
+        let token = try #require(v.cookies["__Host-menshen-session"])
+        #expect(try v.post("/signout", []).status == 303)
+        #expect(try Self.http("GET", demo.portalURL + "/account", cookies: ["__Host-menshen-session": token]).status == 303)
+    }
+
+    @Test("throttling answers 429 with Retry-After, and an unknown user looks like a wrong password")
+    func throttling() throws {
+        let (demo, dir, _) = try Self.demoWithUser()
+        defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
+        let v = Visitor(demo.portalURL)
+        let wrong = try v.post("/signin?lang=en", [("user", "pat"), ("password", "not it at all")])
+        let unknown = try v.post("/signin?lang=en", [("user", "nobody"), ("password", "not it at all")])
+        #expect(wrong.status == 401 && unknown.status == 401)
+        func message(_ html: String) -> String { html.components(separatedBy: "role=\"alert\">").dropFirst().first?.components(separatedBy: "<").first ?? "" }
+        #expect(message(wrong.body) == message(unknown.body) && !message(wrong.body).isEmpty)
+        var last = wrong
+        for _ in 0..<6 { last = try v.post("/signin?lang=en", [("user", "pat"), ("password", "still not it")]) }
+        #expect(last.status == 429)
+        #expect(Int(last.header("retry-after").first ?? "") ?? 0 >= 1)
+    }
+
+    @Test("menshen user: add, list, show, disable, enable, reset-mfa, enrol-link; mistakes change nothing")
+    func userCommands() throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("menshen-data").path
+        let demo = try Harness.Demo(dataDir: URL(fileURLWithPath: data), cwd: dir)
+        try demo.waitUntilReady()
+        demo.kill(signal: SIGTERM)
+        let add = try Harness.run(["user", "add", "vendor.chen", "--name", "陳 Chen", "--kind", "vendor", "--group", "vendors", "--data", data])
+        #expect(add.status == 0 && add.out.contains("added user vendor.chen (vendor)"))
+        let typo = try Harness.run(["user", "add", "zed", "--group", "no-such-group", "--data", data])
+        #expect(typo.status == 1 && typo.err.contains("no group no-such-group"))
+        let badID = try Harness.run(["user", "add", "bad id!", "--data", data])
+        #expect(badID.status != 0 && badID.err.contains("user id must be"))
+        let list = try Harness.run(["user", "list", "--data", data])
+        #expect(list.status == 0 && list.out.contains("vendor.chen") && !list.out.contains("zed") && list.out.contains("6 users"))
+        let json = try Harness.run(["user", "list", "--json", "--data", data])
+        #expect(json.out.split(separator: "\n").count == 6)
+        let show = try Harness.run(["user", "show", "vendor.chen", "--data", data])
+        #expect(show.out.contains("kind:            vendor") && show.out.contains("groups:          vendors"))
+        #expect(try Harness.run(["user", "show", "ghost", "--data", data]).err.contains("no user ghost"))
+        #expect(try Harness.run(["user", "disable", "vendor.chen", "--data", data]).status == 0)
+        #expect(try Harness.run(["user", "show", "vendor.chen", "--data", data]).out.contains("state:           disabled"))
+        #expect(try Harness.run(["user", "enrol-link", "vendor.chen", "--data", data]).err.contains("is disabled"))
+        #expect(try Harness.run(["user", "enable", "vendor.chen", "--data", data]).status == 0)
+        let link = try Harness.run(["user", "enrol-link", "vendor.chen", "--valid-hours", "2", "--data", data])
+        #expect(link.status == 0 && link.out.hasPrefix("http://localhost:8080/enrol/"))
+        let reset = try Harness.run(["user", "reset-mfa", "vendor.chen", "--data", data])
+        #expect(reset.status == 0 && reset.out.contains("removed 0 second factors"))
+        let status = try Harness.run(["store", "status", "--data", data]).out
+        #expect(status.contains("event chain:     intact"))
+    }
+}
