@@ -216,4 +216,6 @@ if ProcessInfo.processInfo.environment["MENSHEN_FUZZ"] == "1" {
         package.targets.append(.executableTarget(name: name, dependencies: ["MenshenCedar"], swiftSettings: strict))
         package.products.append(.executable(name: name, targets: [name]))
     }
+    package.targets.append(.executableTarget(name: "FuzzWebAuthn", dependencies: ["MenshenIdentity"], swiftSettings: strict))
+    package.products.append(.executable(name: "FuzzWebAuthn", targets: ["FuzzWebAuthn"]))
 }
