@@ -114,4 +114,42 @@ struct SessionTests {
         w.clock.advance(by: SessionSettings().enrolmentLifetime)
         #expect(try await w.sessions.resolve(token: s.token, purpose: .enrolment) == nil, "enrolment sessions are short")
     }
+
+    @Test("privileged roles never share a session with ordinary work (principle 4.1)", arguments: [false, true])
+    func privilegedSeparation(sqlite: Bool) async throws {
+        let w = try World.make(sqlite: sqlite)
+        try await w.addUser("dana")
+        try await w.addUser("teller1")
+        for (id, tier) in [("teller", RiskTier.standard), ("auditor", .sensitive), ("dba", .privileged)] {
+            try await w.store.createRole(RoleRecord(id: RoleID(id), displayName: id, riskTier: tier))
+            try await w.store.assignRole(RoleID(id), to: "dana")
+        }
+        try await w.store.assignRole("teller", to: "teller1")
+        let ordinary = try await w.sessions.issue(grant("dana"))
+        let active = try #require(try await w.sessions.resolve(token: ordinary.token))
+        #expect(Set(active.attributes.activeRoles) == ["teller", "auditor"] && !active.attributes.privileged)
+
+        w.clock.advance(by: 301)
+        let stale = try #require(try await w.sessions.resolve(token: ordinary.token))
+        #expect(try await w.sessions.startPrivileged(from: stale) == .failure(.needsStepUp(loa: 3, maxAge: 300)))
+        let fresh = try await w.sessions.elevate(stale, with: grant("dana"))
+        let raised = try #require(try await w.sessions.resolve(token: fresh.token))
+        guard case .success(let privileged) = try await w.sessions.startPrivileged(from: raised) else {
+            Issue.record("a fresh LoA3 session may start privileged work"); return
+        }
+        #expect(try await w.sessions.resolve(token: fresh.token) == nil, "the ordinary session ends when privileged work starts")
+        let p = try #require(try await w.sessions.resolve(token: privileged.token))
+        #expect(p.attributes.activeRoles == ["dba"] && p.attributes.privileged)
+        #expect(p.record.absoluteExpiresAt <= w.clock.now().addingTimeInterval(3600))
+
+        let back = try #require(try await w.sessions.endPrivileged(p))
+        #expect(try await w.sessions.resolve(token: privileged.token) == nil)
+        let o = try #require(try await w.sessions.resolve(token: back.token))
+        #expect(Set(o.attributes.activeRoles) == ["teller", "auditor"] && !o.attributes.privileged)
+        #expect(try await w.sessions.endPrivileged(o) == nil)
+
+        let t = try #require(try await w.sessions.resolve(token: try await w.sessions.issue(grant("teller1")).token))
+        #expect(try await w.sessions.startPrivileged(from: t) == .failure(.noPrivilegedRole))
+        await w.cleanup()
+    }
 }

@@ -11,14 +11,20 @@ public struct SessionSettings: Sendable, Equatable {
     public var absoluteLifetime: TimeInterval
     /// Enrolment sessions (from a one-time link) end sooner (default 15 minutes).
     public var enrolmentLifetime: TimeInterval
+    /// Privileged sessions (principle 4.1) end sooner (default 1 hour) …
+    public var privilegedLifetime: TimeInterval
+    /// … and need an authentication at most this old to start (default 5 minutes).
+    public var privilegedFreshness: TimeInterval
     /// Activity is written back at most this often per session (default 30 s),
     /// so a busy session does not write on every request.
     public var touchInterval: TimeInterval
 
     public init(idleTimeout: TimeInterval = 1800, absoluteLifetime: TimeInterval = 12 * 3600,
-                enrolmentLifetime: TimeInterval = 900, touchInterval: TimeInterval = 30) {
+                enrolmentLifetime: TimeInterval = 900, touchInterval: TimeInterval = 30,
+                privilegedLifetime: TimeInterval = 3600, privilegedFreshness: TimeInterval = 300) {
         self.idleTimeout = idleTimeout; self.absoluteLifetime = absoluteLifetime
         self.enrolmentLifetime = enrolmentLifetime; self.touchInterval = touchInterval
+        self.privilegedLifetime = privilegedLifetime; self.privilegedFreshness = privilegedFreshness
     }
 }
 
@@ -44,14 +50,34 @@ public struct SessionAttributes: Sendable, Equatable, Codable {
     public var aal: Int?
     /// True when a phishing-resistant (WebAuthn) factor was used.
     public var phishingResistant: Bool
+    /// The roles this session acts in. Privileged roles are never active in the
+    /// same session as the others (FSC principle 4.1): an ordinary session holds
+    /// the standard and sensitive roles, a privileged session only the privileged ones.
+    public var activeRoles: [String]
+    /// True for a privileged-work session.
+    public var privileged: Bool
 
     enum CodingKeys: String, CodingKey {
         case purpose, idp, authTime = "auth_time", factorTimes = "factor_times", aal, phishingResistant = "phishing_resistant"
+        case activeRoles = "active_roles", privileged
     }
 
-    public init(purpose: SessionPurpose, idp: String, authTime: Int64, factorTimes: [String: Int64], aal: Int?, phishingResistant: Bool) {
+    public init(purpose: SessionPurpose, idp: String, authTime: Int64, factorTimes: [String: Int64], aal: Int?, phishingResistant: Bool,
+                activeRoles: [String] = [], privileged: Bool = false) {
         self.purpose = purpose; self.idp = idp; self.authTime = authTime; self.factorTimes = factorTimes
-        self.aal = aal; self.phishingResistant = phishingResistant
+        self.aal = aal; self.phishingResistant = phishingResistant; self.activeRoles = activeRoles; self.privileged = privileged
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        purpose = try c.decode(SessionPurpose.self, forKey: .purpose)
+        idp = try c.decode(String.self, forKey: .idp)
+        authTime = try c.decode(Int64.self, forKey: .authTime)
+        factorTimes = try c.decode([String: Int64].self, forKey: .factorTimes)
+        aal = try c.decodeIfPresent(Int.self, forKey: .aal)
+        phishingResistant = try c.decode(Bool.self, forKey: .phishingResistant)
+        activeRoles = try c.decodeIfPresent([String].self, forKey: .activeRoles) ?? []
+        privileged = try c.decodeIfPresent(Bool.self, forKey: .privileged) ?? false
     }
 }
 
@@ -80,7 +106,7 @@ public struct SessionGrant: Sendable, Equatable {
 }
 
 /// A new session: the opaque token goes into the cookie, never into storage.
-public struct IssuedSession: Sendable {
+public struct IssuedSession: Sendable, Equatable {
     public let token: String
     public let record: SessionRecord
 }
@@ -114,13 +140,23 @@ public struct SessionManager: Sendable {
 
     public static func hash(token: String) -> String { SecretHash.sha256Hex(token) }
 
-    /// Starts a session for `grant`.
+    /// The user's roles split by tier: (ordinary = standard and sensitive, privileged).
+    public func roles(of user: UserID) async throws -> (ordinary: [String], privileged: [String]) {
+        let tiers = Dictionary(try await store.listRoles().map { ($0.id, $0.riskTier) }, uniquingKeysWith: { a, _ in a })
+        let held = try await store.roles(of: user)
+        return (held.filter { tiers[$0] != .privileged }.map(\.rawValue),
+                held.filter { tiers[$0] == .privileged }.map(\.rawValue))
+    }
+
+    /// Starts a session for `grant`: an ordinary session, acting in the user's
+    /// standard and sensitive roles only.
     public func issue(_ grant: SessionGrant) async throws -> IssuedSession {
         let now = clock.now()
         let ms = StoreCoding.millis(now)
         let attributes = SessionAttributes(purpose: grant.purpose, idp: grant.idp, authTime: ms,
                                            factorTimes: Dictionary(grant.amr.map { ($0, ms) }, uniquingKeysWith: max),
-                                           aal: grant.aal, phishingResistant: grant.phishingResistant)
+                                           aal: grant.aal, phishingResistant: grant.phishingResistant,
+                                           activeRoles: grant.purpose == .access ? try await roles(of: grant.userID).ordinary : [])
         let lifetime = grant.purpose == .enrolment ? settings.enrolmentLifetime : settings.absoluteLifetime
         return try await create(user: grant.userID, loa: grant.levelOfAssurance, amr: grant.amr, attributes: attributes,
                                 createdAt: now, absoluteExpiresAt: now.addingTimeInterval(lifetime))
@@ -173,6 +209,49 @@ public struct SessionManager: Sendable {
         let issued = try await create(user: session.user.id, loa: max(session.record.levelOfAssurance, grant.levelOfAssurance), amr: amr,
                                       attributes: attributes, createdAt: now, absoluteExpiresAt: session.record.absoluteExpiresAt)
         _ = try await store.revokeSession(idHash: session.idHash, at: now, reason: "rotated")
+        return issued
+    }
+
+    /// Why a privileged session could not start.
+    public enum PrivilegeRefusal: Error, Equatable, Sendable {
+        /// The user holds no privileged role.
+        case noPrivilegedRole
+        /// LoA below 3, or the latest authentication is older than `privilegedFreshness`: step up first.
+        case needsStepUp(loa: Int, maxAge: Int)
+    }
+
+    /// Switches to privileged work (principle 4.1): a **new** session acting in
+    /// the privileged roles only, with a shorter lifetime; the ordinary session
+    /// is revoked, so ordinary and privileged work never share a session.
+    /// Needs LoA3 proven within `privilegedFreshness`.
+    public func startPrivileged(from session: ActiveSession) async throws -> Result<IssuedSession, PrivilegeRefusal> {
+        let now = clock.now()
+        let privileged = try await roles(of: session.user.id).privileged
+        guard !privileged.isEmpty else { return .failure(.noPrivilegedRole) }
+        guard session.record.levelOfAssurance >= 3, session.authenticationAge(at: now) <= settings.privilegedFreshness else {
+            return .failure(.needsStepUp(loa: 3, maxAge: Int(settings.privilegedFreshness)))
+        }
+        var attributes = session.attributes
+        attributes.activeRoles = privileged
+        attributes.privileged = true
+        let issued = try await create(user: session.user.id, loa: session.record.levelOfAssurance, amr: session.record.amr,
+                                      attributes: attributes, createdAt: now,
+                                      absoluteExpiresAt: min(session.record.absoluteExpiresAt, now.addingTimeInterval(settings.privilegedLifetime)))
+        _ = try await store.revokeSession(idHash: session.idHash, at: now, reason: "switched to privileged work")
+        return .success(issued)
+    }
+
+    /// Leaves privileged work: a new ordinary session (no re-authentication is
+    /// needed to give up privilege); the privileged session is revoked.
+    public func endPrivileged(_ session: ActiveSession) async throws -> IssuedSession? {
+        guard session.attributes.privileged else { return nil }
+        let now = clock.now()
+        var attributes = session.attributes
+        attributes.activeRoles = try await roles(of: session.user.id).ordinary
+        attributes.privileged = false
+        let issued = try await create(user: session.user.id, loa: session.record.levelOfAssurance, amr: session.record.amr,
+                                      attributes: attributes, createdAt: now, absoluteExpiresAt: session.record.absoluteExpiresAt)
+        _ = try await store.revokeSession(idHash: session.idHash, at: now, reason: "privileged work ended")
         return issued
     }
 

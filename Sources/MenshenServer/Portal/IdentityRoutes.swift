@@ -59,6 +59,8 @@ public struct IdentityPortal: Sendable {
         router.post("/account/passkeys/remove") { request, context in try await removePasskey(request, context) }
         router.post("/account/recovery-codes") { request, context in try await recoveryCodes(request, context) }
         router.post("/account/finish") { request, context in try await finishEnrolment(request, context) }
+        router.post("/account/privileged") { request, context in try await privilegedWork(request, context, start: true) }
+        router.post("/account/privileged/end") { request, context in try await privilegedWork(request, context, start: false) }
         router.get("/stepup") { request, context in try await stepUpPage(request, context, message: nil) }
         router.post("/stepup/totp") { request, context in try await stepUpTOTP(request, context) }
         router.post("/stepup/passkey/options") { request, context in try await stepUpOptions(request, context) }
@@ -326,6 +328,7 @@ public struct IdentityPortal: Sendable {
             \(extra)
             <p>\(t.signedInAs): <strong id="account-user">\(HTMLPage.escape(s.user.id.rawValue))</strong> (\(HTMLPage.escape(s.user.displayName)))</p>
             <p>\(t.assurance): <strong id="account-loa">LoA \(s.record.levelOfAssurance)</strong> · amr: <code id="account-amr">\(HTMLPage.escape(s.record.amr.joined(separator: " ")))</code></p>
+            \(try await privilegeSection(request, s, t))
             <section><h2>\(t.password)</h2><form method="post" action="/account/password\(q(request))">\(csrfField(request))
             <label for="new-password">\(t.newPassword)</label><input type="password" id="new-password" name="password" autocomplete="new-password" required maxlength="1024">
             <button type="submit">\(t.setPassword)</button></form></section>
@@ -343,6 +346,42 @@ public struct IdentityPortal: Sendable {
                 : "<form method=\"post\" action=\"/signout\(q(request))\">\(csrfField(request))<button type=\"submit\" id=\"sign-out\" class=\"secondary\">\(t.signOut)</button></form>")
             """
         return page(request, title: t.accountTitle, body: body, script: true, switchPath: "/account")
+    }
+
+    /// Active roles, and the switch between ordinary and privileged work (principle 4.1).
+    func privilegeSection(_ request: Request, _ s: ActiveSession, _ t: IdentityText) async throws -> String {
+        guard s.attributes.purpose == .access else { return "" }
+        let roles = s.attributes.activeRoles.isEmpty ? "—" : s.attributes.activeRoles.map(HTMLPage.escape).joined(separator: ", ")
+        var html = "<p>\(t.activeRoles): <code id=\"account-roles\">\(roles)</code>\(s.attributes.privileged ? " <strong>(\(t.privilegedMode))</strong>" : "")</p>"
+        if s.attributes.privileged {
+            html += "<form method=\"post\" action=\"/account/privileged/end\(q(request))\">\(csrfField(request))<button type=\"submit\" id=\"privileged-end\" class=\"secondary\">\(t.endPrivileged)</button></form>"
+        } else if try await !sessions.roles(of: s.user.id).privileged.isEmpty {
+            html += "<form method=\"post\" action=\"/account/privileged\(q(request))\">\(csrfField(request))<button type=\"submit\" id=\"privileged-start\">\(t.startPrivileged)</button></form>"
+        }
+        return html
+    }
+
+    func privilegedWork(_ request: Request, _ context: PortalContext, start: Bool) async throws -> Response {
+        guard let s = try await currentSession(request) else { return redirect("/signin?return=%2Faccount") }
+        guard let form = try await decode(CSRFOnly.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
+        else { return try await badRequest(request, context, reason: "malformed privileged-work form", session: s) }
+        if !start {
+            guard let issued = try await sessions.endPrivileged(s) else { return redirect("/account\(q(request))") }
+            try await identity.events.authentication(.other, user: s.user.id, userName: s.user.id.rawValue, success: true,
+                                                     detail: "privileged work ended", source: context.sourceAddress, sessionHash: issued.record.idHash)
+            return redirect("/account\(q(request))", setCookies: [sessionCookie(issued)])
+        }
+        switch try await sessions.startPrivileged(from: s) {
+        case .success(let issued):
+            try await identity.events.authentication(.other, user: s.user.id, userName: s.user.id.rawValue, success: true,
+                                                     detail: "privileged work started", source: context.sourceAddress,
+                                                     factors: s.record.amr, loa: s.record.levelOfAssurance, sessionHash: issued.record.idHash)
+            return redirect("/account\(q(request))", setCookies: [sessionCookie(issued)])
+        case .failure(.needsStepUp(let loa, let maxAge)):
+            return redirect("/stepup?loa=\(loa)&max_age=\(maxAge)&return=%2Faccount&lang=\(lang(request).rawValue)")
+        case .failure(.noPrivilegedRole):
+            return redirect("/account\(q(request))")
+        }
     }
 
     func passwordPost(_ request: Request, _ context: PortalContext) async throws -> Response {

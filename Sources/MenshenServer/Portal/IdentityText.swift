@@ -9,6 +9,7 @@ struct IdentityText {
     let regenerateRecovery, recoveryShown, setPassword, newPassword, passwordSaved, signOut, finishEnrolment, enrolmentSession: String
     let stepUpTitle, stepUpIntro, stepUpWeak, stepUpFailed, passwordProblemShort, passwordProblemLong, passwordProblemCommon: String
     let passwordProblemName, enrolStart, passkeyAdded, signInAgain, changesNeedFreshFactor, lastUsed, never, cloneWarning: String
+    let activeRoles, privilegedMode, startPrivileged, endPrivileged: String
 
     init(_ lang: UILanguage) {
         switch lang {
@@ -34,6 +35,8 @@ struct IdentityText {
             passwordProblemName = "密碼不可包含帳號或姓名。"; enrolStart = "開始註冊"; passkeyAdded = "已註冊通行金鑰。"
             signInAgain = "請重新登入。"; changesNeedFreshFactor = "變更驗證方式前，請先再次驗證身分。"; lastUsed = "最後使用"; never = "從未"
             cloneWarning = "此金鑰的簽章計數曾倒退，可能遭複製，已停止使用。"
+            activeRoles = "本次連線使用的角色"; privilegedMode = "特權作業模式"
+            startPrivileged = "切換至特權作業（需再次驗證）"; endPrivileged = "結束特權作業"
         case .en:
             signInTitle = "Sign in"; userName = "User name"; password = "Password"; signIn = "Sign in"; orPasskey = "Or use a passkey (no user name needed)"
             passkeySignIn = "Sign in with a passkey"; working = "Follow your browser's or security key's prompt…"
@@ -63,6 +66,8 @@ struct IdentityText {
             passkeyAdded = "Passkey registered."; signInAgain = "Please sign in again."
             changesNeedFreshFactor = "Verify your identity again before changing sign-in methods."; lastUsed = "Last used"; never = "never"
             cloneWarning = "This key's signature counter went backwards; it may have been cloned and is no longer accepted."
+            activeRoles = "Roles in this session"; privilegedMode = "privileged work"
+            startPrivileged = "Switch to privileged work (verify again)"; endPrivileged = "End privileged work"
         }
     }
 }
