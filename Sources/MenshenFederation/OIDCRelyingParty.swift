@@ -13,9 +13,11 @@ import MenshenIdentity
 /// caller's clock decides expiry, cache lifetimes and the JWKS refresh limit.
 public actor OIDCRelyingParty {
     public struct Configuration: Sendable {
-        /// How long a fetched discovery document is used before it is fetched again.
+        /// How long a fetched discovery document is used before it is fetched
+        /// again, when its response has no Cache-Control max-age (which is
+        /// honoured within 1 minute to 24 hours).
         public var discoveryLifetime: TimeInterval = 3600
-        /// How long a fetched key set is used before it is fetched again.
+        /// The same for the key set.
         public var jwksLifetime: TimeInterval = 3600
         /// The shortest time between two key-set fetches forced by an unknown `kid`
         /// (a token naming random kids must not turn us into a fetch amplifier).
@@ -34,6 +36,12 @@ public actor OIDCRelyingParty {
     private struct Cached<Value: Sendable>: Sendable {
         let value: Value
         let fetchedAt: Date
+        /// From the response's Cache-Control, bounded (`OIDCCacheLifetime`).
+        let lifetime: TimeInterval
+
+        func isFresh(at now: Date) -> Bool {
+            now >= fetchedAt && now.timeIntervalSince(fetchedAt) < lifetime
+        }
     }
 
     private let providersByID: [String: OIDCProviderConfiguration]
@@ -47,8 +55,8 @@ public actor OIDCRelyingParty {
     private var metadataCache: [String: Cached<OIDCProviderMetadata>] = [:]
     private var jwksCache: [String: Cached<JSONWebKeySet>] = [:]
     private var lastForcedJWKSFetch: [String: Date] = [:]
-    private var metadataInFlight: [String: Task<OIDCProviderMetadata, any Error>] = [:]
-    private var jwksInFlight: [String: Task<JSONWebKeySet, any Error>] = [:]
+    private var metadataInFlight: [String: Task<(OIDCProviderMetadata, TimeInterval), any Error>] = [:]
+    private var jwksInFlight: [String: Task<(JSONWebKeySet, TimeInterval), any Error>] = [:]
     private var isShutDown = false
 
     /// - Parameters:
@@ -127,7 +135,7 @@ public actor OIDCRelyingParty {
         request.method = .POST
         for (name, value) in tokenRequest.headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(Array(tokenRequest.body.utf8))
-        let (status, body) = try await send(request, limit: configuration.maximumTokenResponseBytes, what: "token response")
+        let (status, body, _) = try await send(request, limit: configuration.maximumTokenResponseBytes, what: "token response")
         return try OIDCTokenResponse.parse(status: status, body: body)
     }
 
@@ -179,21 +187,23 @@ public actor OIDCRelyingParty {
 
     private func metadata(for provider: OIDCProviderConfiguration, now: Date) async throws -> OIDCProviderMetadata {
         let cached = metadataCache[provider.id]
-        if let cached, now.timeIntervalSince(cached.fetchedAt) < configuration.discoveryLifetime,
-           now >= cached.fetchedAt {
+        if let cached, cached.isFresh(at: now) {
             return cached.value
         }
-        if let task = metadataInFlight[provider.id] { return try await task.value }
+        if let task = metadataInFlight[provider.id] { return try await task.value.0 }
         let limit = configuration.maximumDiscoveryBytes
-        let task = Task { () async throws -> OIDCProviderMetadata in
-            let body = try await self.fetchDocument(provider.discoveryURL, limit: limit, what: "discovery document")
-            return try OIDCProviderMetadata.parse(body, for: provider)
+        let defaultLifetime = configuration.discoveryLifetime
+        let task = Task { () async throws -> (OIDCProviderMetadata, TimeInterval) in
+            let (body, cacheControl) = try await self.fetchDocument(provider.discoveryURL, limit: limit,
+                                                                    what: "discovery document")
+            return (try OIDCProviderMetadata.parse(body, for: provider),
+                    OIDCCacheLifetime.seconds(cacheControl: cacheControl, default: defaultLifetime))
         }
         metadataInFlight[provider.id] = task
         defer { metadataInFlight[provider.id] = nil }
         do {
-            let metadata = try await task.value
-            metadataCache[provider.id] = Cached(value: metadata, fetchedAt: now)
+            let (metadata, lifetime) = try await task.value
+            metadataCache[provider.id] = Cached(value: metadata, fetchedAt: now, lifetime: lifetime)
             return metadata
         } catch {
             if let cached, abs(now.timeIntervalSince(cached.fetchedAt)) < configuration.staleDocumentLimit {
@@ -209,22 +219,23 @@ public actor OIDCRelyingParty {
         async throws -> JSONWebKeySet
     {
         let cached = jwksCache[provider.id]
-        if !forced, let cached, now.timeIntervalSince(cached.fetchedAt) < configuration.jwksLifetime,
-           now >= cached.fetchedAt {
+        if !forced, let cached, cached.isFresh(at: now) {
             return cached.value
         }
         if forced { lastForcedJWKSFetch[provider.id] = now }
-        if let task = jwksInFlight[provider.id] { return try await task.value }
+        if let task = jwksInFlight[provider.id] { return try await task.value.0 }
         let limit = configuration.maximumJWKSBytes
         let url = metadata.jwksURI.absoluteString
-        let task = Task { () async throws -> JSONWebKeySet in
-            try JSONWebKeySet.parse(try await self.fetchDocument(url, limit: limit, what: "JWKS"))
+        let defaultLifetime = configuration.jwksLifetime
+        let task = Task { () async throws -> (JSONWebKeySet, TimeInterval) in
+            let (body, cacheControl) = try await self.fetchDocument(url, limit: limit, what: "JWKS")
+            return (try JSONWebKeySet.parse(body), OIDCCacheLifetime.seconds(cacheControl: cacheControl, default: defaultLifetime))
         }
         jwksInFlight[provider.id] = task
         defer { jwksInFlight[provider.id] = nil }
         do {
-            let keys = try await task.value
-            jwksCache[provider.id] = Cached(value: keys, fetchedAt: now)
+            let (keys, lifetime) = try await task.value
+            jwksCache[provider.id] = Cached(value: keys, fetchedAt: now, lifetime: lifetime)
             logger.debug("key set fetched", metadata: ["provider": "\(provider.id)", "kids": "\(keys.keyIDs)"])
             return keys
         } catch {
@@ -239,17 +250,18 @@ public actor OIDCRelyingParty {
 
     // MARK: - HTTP
 
-    private func fetchDocument(_ url: String, limit: Int, what: String) async throws -> [UInt8] {
+    /// GETs a JSON document; returns its body and its Cache-Control header.
+    private func fetchDocument(_ url: String, limit: Int, what: String) async throws -> ([UInt8], String?) {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "Accept", value: "application/json")
-        let (status, body) = try await send(request, limit: limit, what: what)
+        let (status, body, cacheControl) = try await send(request, limit: limit, what: what)
         guard status == 200 else { throw OIDCError(.unexpectedHTTPStatus, "\(what) answered HTTP \(status)") }
-        return body
+        return (body, cacheControl)
     }
 
     /// Sends one request and reads at most `limit` body bytes; redirects are
     /// not followed (the client is configured so), the whole exchange has a deadline.
-    private func send(_ request: HTTPClientRequest, limit: Int, what: String) async throws -> (Int, [UInt8]) {
+    private func send(_ request: HTTPClientRequest, limit: Int, what: String) async throws -> (Int, [UInt8], String?) {
         guard !isShutDown else { throw OIDCError(.network, "the relying party is shut down") }
         let timeout = configuration.requestTimeout
         do {
@@ -264,7 +276,7 @@ public actor OIDCRelyingParty {
                 }
                 bytes.append(contentsOf: chunk.readableBytesView)
             }
-            return (Int(response.status.code), bytes)
+            return (Int(response.status.code), bytes, response.headers.first(name: "Cache-Control"))
         } catch let error as OIDCError {
             throw error
         } catch {

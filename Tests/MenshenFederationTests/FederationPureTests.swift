@@ -391,3 +391,18 @@ struct FederatedAssuranceTests {
         #expect(FederatedAssurance.evaluate(acr: "phr", amr: ["sms"], provider: provider)?.level == .loa2)
     }
 }
+
+struct CacheLifetimeTests {
+    @Test("Cache-Control max-age is honoured within bounds; no-store and no-cache mean the minimum")
+    func lifetimes() {
+        #expect(OIDCCacheLifetime.seconds(cacheControl: nil, default: 3600) == 3600)
+        #expect(OIDCCacheLifetime.seconds(cacheControl: "public, max-age=7200", default: 3600) == 7200)
+        #expect(OIDCCacheLifetime.seconds(cacheControl: "max-age=\"600\"", default: 3600) == 600)
+        #expect(OIDCCacheLifetime.seconds(cacheControl: "max-age=5", default: 3600) == 60)
+        #expect(OIDCCacheLifetime.seconds(cacheControl: "max-age=31536000", default: 3600) == 24 * 3600)
+        #expect(OIDCCacheLifetime.seconds(cacheControl: "no-store", default: 3600) == 60)
+        #expect(OIDCCacheLifetime.seconds(cacheControl: "max-age=900, No-Cache", default: 3600) == 60)
+        #expect(OIDCCacheLifetime.seconds(cacheControl: "max-age=-1", default: 3600) == 3600)
+        #expect(OIDCCacheLifetime.seconds(cacheControl: "max-age=abc", default: 3600) == 3600)
+    }
+}

@@ -155,6 +155,24 @@ struct RelyingPartyAgainstRealOPTests {
         }
     }
 
+    @Test("the key set is cached for the provider's Cache-Control max-age, then fetched again")
+    func jwksCacheLifetime() async throws {
+        try await withTestOP { op in
+            try await op.control("/control/cache", ["jwks": "public, max-age=120"])
+            try await withRelyingParty([testProvider(op: op)]) { rp in
+                let t0 = Date()
+                _ = try await signIn(rp, username: "alice", now: t0)
+                #expect(try await op.count("jwks") == 1)
+                _ = try await signIn(rp, username: "alice", now: t0.addingTimeInterval(100))
+                #expect(try await op.count("jwks") == 1)
+                _ = try await signIn(rp, username: "alice", now: t0.addingTimeInterval(121))
+                #expect(try await op.count("jwks") == 2)
+                // The discovery document had no Cache-Control: the default hour applies.
+                #expect(try await op.count("discovery") == 1)
+            }
+        }
+    }
+
     @Test("a real id_token from the provider, tampered, is refused")
     func tamperedIDToken() async throws {
         try await withTestOP { op in

@@ -15,6 +15,7 @@ Test-only extras, all under /control/ (loopback only, no authentication):
   POST /control/rotate        new signing keys (new kid); JSON {"keep_old": bool}
   POST /control/users         add or replace a test user (JSON, see USERS below)
   POST /control/pad           pad discovery / JWKS to N bytes: {"discovery": N, "jwks": N}
+  POST /control/cache         Cache-Control for discovery / JWKS: {"jwks": "max-age=120"}
   GET  /control/stats         how often discovery, JWKS and the token endpoint were fetched
 
 Usage: op.py --port PORT [--redirect-uri URI ...]
@@ -59,6 +60,7 @@ STATE = {
     "issuer": None,
     "stats": {"discovery": 0, "jwks": 0, "token": 0, "authorize": 0},
     "pad": {"discovery": 0, "jwks": 0},
+    "cache_control": {"discovery": None, "jwks": None},
 }
 
 
@@ -314,12 +316,15 @@ def metadata():
     }
 
 
-def padded(document, size):
+def padded(document, size, cache_control):
     body = json.dumps(document)
     if size > len(body):
         document = dict(document, x_padding="x" * (size - len(body)))
         body = json.dumps(document)
-    return Response(body, mimetype="application/json")
+    response = Response(body, mimetype="application/json")
+    if cache_control:
+        response.headers["Cache-Control"] = cache_control
+    return response
 
 
 @app.get("/.well-known/openid-configuration")
@@ -327,7 +332,8 @@ def discovery():
     with LOCK:
         STATE["stats"]["discovery"] += 1
         size = STATE["pad"]["discovery"]
-    return padded(metadata(), size)
+        cache_control = STATE["cache_control"]["discovery"]
+    return padded(metadata(), size, cache_control)
 
 
 @app.get("/jwks")
@@ -335,7 +341,8 @@ def jwks():
     with LOCK:
         STATE["stats"]["jwks"] += 1
         size = STATE["pad"]["jwks"]
-    return padded(KEYS.jwks(), size)
+        cache_control = STATE["cache_control"]["jwks"]
+    return padded(KEYS.jwks(), size, cache_control)
 
 
 LOGIN_PAGE = """<!doctype html>
@@ -421,6 +428,16 @@ def control_pad():
         for name in ("discovery", "jwks"):
             if name in body:
                 STATE["pad"][name] = int(body[name])
+    return jsonify({"ok": True})
+
+
+@app.post("/control/cache")
+def control_cache():
+    body = request.get_json(force=True)
+    with LOCK:
+        for name in ("discovery", "jwks"):
+            if name in body:
+                STATE["cache_control"][name] = body[name]
     return jsonify({"ok": True})
 
 

@@ -115,3 +115,29 @@ public struct OIDCProviderMetadata: Sendable, Hashable {
                         "the provider offers no secret-based client authentication (\(offered.prefix(10).joined(separator: ",")))")
     }
 }
+
+/// How long to keep a fetched discovery document or key set, from the
+/// response's `Cache-Control` (RFC 9111 `max-age`), bounded so that a
+/// provider can neither make us refetch on every sign-in nor pin a key set
+/// for days. `no-store`/`no-cache` mean the lower bound.
+public enum OIDCCacheLifetime {
+    public static func seconds(cacheControl: String?, default defaultLifetime: TimeInterval,
+                               minimum: TimeInterval = 60, maximum: TimeInterval = 24 * 3600) -> TimeInterval {
+        guard let cacheControl else { return defaultLifetime }
+        var lifetime = defaultLifetime
+        for directive in cacheControl.lowercased().split(separator: ",") {
+            let parts = directive.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            switch parts.first {
+            case "no-store", "no-cache":
+                return minimum
+            case "max-age":
+                guard parts.count == 2, let value = Int(parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\""))),
+                      value >= 0 else { continue }
+                lifetime = TimeInterval(value)
+            default:
+                continue
+            }
+        }
+        return min(max(lifetime, minimum), maximum)
+    }
+}
