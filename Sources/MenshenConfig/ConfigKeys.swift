@@ -66,6 +66,12 @@ public enum ConfigKeys {
                       defaultValue: "info", doc: "Minimum level of log messages."),
         ConfigKeySpec(path: "log.format", kind: .oneOf(["text", "json"]), defaultValue: "text",
                       doc: "Log line format: human-readable text or one JSON object per line."),
+        ConfigKeySpec(path: "identity.session.idle_timeout_seconds", kind: .integer(60...86_400), defaultValue: "1800",
+                      doc: "A session unused for this long ends."),
+        ConfigKeySpec(path: "identity.session.absolute_lifetime_seconds", kind: .integer(300...604_800), defaultValue: "43200",
+                      doc: "A session ends this long after sign-in, however busy it is."),
+        ConfigKeySpec(path: "identity.oidc.providers_file", kind: .string, defaultValue: "",
+                      doc: "YAML file listing the OpenID Connect providers users may sign in with (empty: none). See docs/operations.md."),
     ]
 
     static let byPath: [String: ConfigKeySpec] = Dictionary(uniqueKeysWithValues: all.map { ($0.path, $0) })

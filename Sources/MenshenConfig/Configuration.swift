@@ -47,11 +47,21 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var format: String
     }
 
+    public struct Identity: Sendable, Equatable {
+        /// `identity.session.idle_timeout_seconds` (default 1800).
+        public var sessionIdleTimeoutSeconds: Int
+        /// `identity.session.absolute_lifetime_seconds` (default 43200).
+        public var sessionAbsoluteLifetimeSeconds: Int
+        /// `identity.oidc.providers_file` (default empty: no federation).
+        public var oidcProvidersFile: String
+    }
+
     public var organisation: Organisation
     public var server: Server
     public var admin: Admin
     public var store: Store
     public var log: Log
+    public var identity: Identity
 
     /// Builds the typed tree from checked values (every key present and valid).
     init(checked v: [String: String]) {
@@ -66,6 +76,9 @@ public struct MenshenConfiguration: Sendable, Equatable {
                       postgresPoolSize: i("store.postgres.pool_size"),
                       postgresConnectTimeoutSeconds: i("store.postgres.connect_timeout_seconds"))
         log = Log(level: s("log.level"), format: s("log.format"))
+        identity = Identity(sessionIdleTimeoutSeconds: i("identity.session.idle_timeout_seconds"),
+                            sessionAbsoluteLifetimeSeconds: i("identity.session.absolute_lifetime_seconds"),
+                            oidcProvidersFile: s("identity.oidc.providers_file"))
     }
 
     /// The configuration with every default.

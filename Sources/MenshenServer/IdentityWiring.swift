@@ -18,7 +18,9 @@ public enum IdentityWiring {
     public static func portal(config: MenshenConfiguration, store: any MenshenStore, clock: any WallClock,
                               random: any RandomSource = SystemRandomSource()) throws -> IdentityPortal {
         let (origin, host) = try origin(of: config.server.publicURL)
-        let sessions = SessionManager(store: store, clock: clock, random: random)
+        let sessions = SessionManager(store: store, clock: clock, random: random,
+                                      settings: SessionSettings(idleTimeout: TimeInterval(config.identity.sessionIdleTimeoutSeconds),
+                                                                absoluteLifetime: TimeInterval(config.identity.sessionAbsoluteLifetimeSeconds)))
         let rp = RelyingPartyConfiguration(rpID: host, allowedOrigins: [origin])
         let identity = IdentityService(store: store, clock: clock, random: random,
                                        settings: IdentitySettings(issuer: config.organisation.name, relyingParty: rp), sessions: sessions)
