@@ -137,6 +137,7 @@ let package = Package(
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres",
                 "MenshenPolicyEngine", "MenshenIdentity", "MenshenPolicyAdministrator", "MenshenFederation",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -1,6 +1,7 @@
 import Foundation
 import MenshenConfig
 import MenshenCore
+import MenshenFederation
 import MenshenIdentity
 import MenshenPolicyAdministrator
 import MenshenStorage
@@ -24,7 +25,14 @@ public enum IdentityWiring {
         let rp = RelyingPartyConfiguration(rpID: host, allowedOrigins: [origin])
         let identity = IdentityService(store: store, clock: clock, random: random,
                                        settings: IdentitySettings(issuer: config.organisation.name, relyingParty: rp), sessions: sessions)
-        return IdentityPortal(store: store, identity: identity, sessions: sessions, clock: clock, random: random, publicOrigin: origin)
+        var federation: OIDCRelyingParty?
+        if !config.identity.oidcProvidersFile.isEmpty {
+            let providers = try OIDCProvidersFile.load(path: config.identity.oidcProvidersFile, publicOrigin: origin,
+                                                       environment: ProcessInfo.processInfo.environment)
+            if !providers.isEmpty { federation = try OIDCRelyingParty(providers: providers, random: random) }
+        }
+        return IdentityPortal(store: store, identity: identity, sessions: sessions, clock: clock, random: random, publicOrigin: origin,
+                              federation: federation)
     }
 }
 

@@ -69,8 +69,9 @@ public struct MenshenRuntime: Sendable {
         }
 
         services.append(app("admin", AdminServer.router(store: store, latestSchemaVersion: latest, registry: registry), config.admin.listen))
+        let portal = try IdentityWiring.portal(config: config, store: store, clock: clock)
         services.append(app("portal", PortalServer.router(store: store, organisation: config.organisation.name, clock: clock,
-                                                          identity: try IdentityWiring.portal(config: config, store: store, clock: clock)),
+                                                          identity: portal),
                             config.server.listen))
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))
@@ -80,9 +81,11 @@ public struct MenshenRuntime: Sendable {
         do {
             try await group.run()
         } catch {
+            try? await portal.federation?.shutdown()
             try? await store.close()
             throw error
         }
+        try? await portal.federation?.shutdown()
         try await store.close()
     }
 }

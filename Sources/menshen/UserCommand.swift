@@ -31,9 +31,15 @@ struct UserCommand: AsyncParsableCommand {
         } catch { throw fail(error) }
         do {
             let portal = try IdentityWiring.portal(config: config, store: store, clock: SystemClock())
-            let result = try await body(store, portal, config)
-            try await store.close()
-            return result
+            do {
+                let result = try await body(store, portal, config)
+                try? await portal.federation?.shutdown()
+                try await store.close()
+                return result
+            } catch {
+                try? await portal.federation?.shutdown()
+                throw error
+            }
         } catch let exit as ExitCode {
             try? await store.close()
             throw exit

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import MenshenCore
+import MenshenFederation
 import MenshenIdentity
 import MenshenPolicyAdministrator
 import MenshenStorage
@@ -18,11 +19,14 @@ public struct IdentityPortal: Sendable {
     public let publicOrigin: String
     /// Changing sign-in methods needs an authentication at most this old (seconds).
     public let freshFactorForChanges: TimeInterval
+    /// The OpenID Connect relying party, when providers are configured.
+    public let federation: OIDCRelyingParty?
 
     public init(store: any MenshenStore, identity: IdentityService, sessions: SessionManager, clock: any WallClock,
-                random: any RandomSource, publicOrigin: String, freshFactorForChanges: TimeInterval = 600) {
+                random: any RandomSource, publicOrigin: String, freshFactorForChanges: TimeInterval = 600,
+                federation: OIDCRelyingParty? = nil) {
         self.store = store; self.identity = identity; self.sessions = sessions; self.clock = clock; self.random = random
-        self.publicOrigin = publicOrigin; self.freshFactorForChanges = freshFactorForChanges
+        self.publicOrigin = publicOrigin; self.freshFactorForChanges = freshFactorForChanges; self.federation = federation
     }
 
     // MARK: Forms
@@ -66,6 +70,7 @@ public struct IdentityPortal: Sendable {
         router.post("/stepup/passkey/options") { request, context in try await stepUpOptions(request, context) }
         router.post("/stepup/passkey") { request, context in try await stepUpFinish(request, context) }
         router.get("/enrol/{token}") { request, context in try await enrolPage(request, context) }
+        registerFederation(on: router)
         router.post("/enrol/{token}") { request, context in try await enrolStart(request, context) }
     }
 
@@ -151,7 +156,7 @@ public struct IdentityPortal: Sendable {
         return renderSignIn(request, message: nil, status: .ok, ret: ret)
     }
 
-    func renderSignIn(_ request: Request, message: String?, status: HTTPResponse.Status, ret: String) -> Response {
+    func renderSignIn(_ request: Request, message: String?, status: HTTPResponse.Status, ret: String, setCookies: [String] = []) -> Response {
         let t = IdentityText(lang(request))
         let body = """
             <h1>\(t.signInTitle)</h1>
@@ -166,8 +171,9 @@ public struct IdentityPortal: Sendable {
             <button type="button" id="passkey-signin" data-ceremony="get" data-options="/signin/passkey/options" data-finish="/signin/passkey"
               data-return="\(HTMLPage.escape(ret))" data-working="\(t.working)" data-failed="\(t.ceremonyFailed)" hidden>\(t.passkeySignIn)</button>
             <p id="ceremony-status" role="status" aria-live="polite"></p></section>
+            \(providerButtons(request, ret: ret))
             """
-        return page(request, title: t.signInTitle, body: body, status: status, script: true, switchPath: "/signin")
+        return page(request, title: t.signInTitle, body: body, status: status, script: true, switchPath: "/signin", setCookies: setCookies)
     }
 
     func signInPost(_ request: Request, _ context: PortalContext) async throws -> Response {

@@ -10,6 +10,7 @@ struct IdentityText {
     let stepUpTitle, stepUpIntro, stepUpWeak, stepUpFailed, passwordProblemShort, passwordProblemLong, passwordProblemCommon: String
     let passwordProblemName, enrolStart, passkeyAdded, signInAgain, changesNeedFreshFactor, lastUsed, never, cloneWarning: String
     let activeRoles, privilegedMode, startPrivileged, endPrivileged: String
+    let signInWith, orFederated, idpUnavailable, federationFailed: String
 
     init(_ lang: UILanguage) {
         switch lang {
@@ -37,6 +38,8 @@ struct IdentityText {
             cloneWarning = "此金鑰的簽章計數曾倒退，可能遭複製，已停止使用。"
             activeRoles = "本次連線使用的角色"; privilegedMode = "特權作業模式"
             startPrivileged = "切換至特權作業（需再次驗證）"; endPrivileged = "結束特權作業"
+            signInWith = "使用"; orFederated = "或以所屬機構的帳號登入："
+            idpUnavailable = "目前無法連線至該身分提供者，請稍後再試。"; federationFailed = "外部身分提供者的登入未通過驗證，請重新登入。"
         case .en:
             signInTitle = "Sign in"; userName = "User name"; password = "Password"; signIn = "Sign in"; orPasskey = "Or use a passkey (no user name needed)"
             passkeySignIn = "Sign in with a passkey"; working = "Follow your browser's or security key's prompt…"
@@ -68,6 +71,9 @@ struct IdentityText {
             cloneWarning = "This key's signature counter went backwards; it may have been cloned and is no longer accepted."
             activeRoles = "Roles in this session"; privilegedMode = "privileged work"
             startPrivileged = "Switch to privileged work (verify again)"; endPrivileged = "End privileged work"
+            signInWith = "Sign in with"; orFederated = "Or sign in with your organisation's account:"
+            idpUnavailable = "That identity provider cannot be reached right now. Please try again later."
+            federationFailed = "The sign-in through the external identity provider could not be verified. Please sign in again."
         }
     }
 }

@@ -1,0 +1,218 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MenshenCore
+import MenshenFederation
+import MenshenIdentity
+import MenshenPolicyAdministrator
+import MenshenStorage
+import Yams
+
+/// The OpenID Connect providers file (`identity.oidc.providers_file`):
+///
+/// ```yaml
+/// providers:
+///   - id: partner-bank                       # 1–64 of a–z 0–9 - _
+///     name: { zh-TW: 合作銀行, en: Partner bank }
+///     issuer: https://login.partner.example   # exactly as the provider's discovery says
+///     client_id: menshen
+///     client_secret_env: MENSHEN_OIDC_PARTNER_BANK_SECRET   # the secret itself stays out of files
+///     client_authentication: client_secret_basic             # or client_secret_post, none
+///     scopes: [openid, profile, email]
+///     signing_algorithms: [RS256, ES256]
+///     user_kind: partner                      # internal, vendor or partner
+///     max_loa: 3                              # the most this provider may assert
+///     acr: { phr: 3, phrh: 4 }                # acr value → LoA (default: the EAP values)
+///     groups: { claim: groups, map: { ops: branch-ops } }   # claim value → Menshen group
+/// ```
+public enum OIDCProvidersFile {
+    public struct Problem: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    struct File: Decodable { var providers: [Entry] }
+    struct Entry: Decodable {
+        var id: String
+        var name: [String: String]?
+        var issuer: String
+        var client_id: String
+        var client_secret_env: String?
+        var client_authentication: String?
+        var scopes: [String]?
+        var signing_algorithms: [String]?
+        var user_kind: String
+        var max_loa: Int
+        var acr: [String: Int]?
+        var groups: GroupEntry?
+        var allow_insecure_loopback: Bool?
+    }
+    struct GroupEntry: Decodable { var claim: String; var map: [String: String] }
+
+    public static let maximumBytes = 256 * 1024
+
+    /// Reads and checks the file; every problem names the file and the provider.
+    public static func load(path: String, publicOrigin: String, environment: [String: String]) throws -> [OIDCProviderConfiguration] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw Problem(description: "\(path): cannot read the file") }
+        guard data.count <= maximumBytes else { throw Problem(description: "\(path): larger than \(maximumBytes) bytes") }
+        let file: File
+        do { file = try YAMLDecoder().decode(File.self, from: String(decoding: data, as: UTF8.self)) } catch {
+            throw Problem(description: "\(path): \(error)")
+        }
+        var seen = Set<String>()
+        return try file.providers.map { e in
+            func fail(_ message: String) -> Problem { Problem(description: "\(path): provider \(e.id): \(message)") }
+            guard e.id.range(of: "^[a-z0-9_-]{1,64}$", options: .regularExpression) != nil else { throw fail("id must be 1–64 of a–z 0–9 - _") }
+            guard seen.insert(e.id).inserted else { throw fail("duplicate id") }
+            guard let kind = OIDCProviderConfiguration.UserKind(rawValue: e.user_kind) else { throw fail("user_kind must be internal, vendor or partner") }
+            guard let maxLoA = LevelOfAssurance(rawValue: e.max_loa) else { throw fail("max_loa must be 1–4") }
+            var secret: String?
+            if let name = e.client_secret_env {
+                guard let value = environment[name], !value.isEmpty else { throw fail("environment variable \(name) (client secret) is not set") }
+                secret = value
+            }
+            var auth: OIDCProviderConfiguration.ClientAuthentication?
+            if let a = e.client_authentication {
+                guard let parsed = OIDCProviderConfiguration.ClientAuthentication(rawValue: a) else {
+                    throw fail("client_authentication must be client_secret_basic, client_secret_post or none")
+                }
+                auth = parsed
+            }
+            var acr = OIDCProviderConfiguration.eapACRLevels
+            if let map = e.acr {
+                acr = [:]
+                for (value, level) in map {
+                    guard let l = LevelOfAssurance(rawValue: level) else { throw fail("acr \(value): LoA must be 1–4") }
+                    acr[value] = l
+                }
+            }
+            let config = OIDCProviderConfiguration(
+                id: e.id, displayNameZhTW: e.name?["zh-TW"] ?? e.id, displayNameEnglish: e.name?["en"] ?? e.id, issuer: e.issuer,
+                clientID: e.client_id, clientSecret: secret, redirectURI: publicOrigin + "/signin/oidc/callback",
+                scopes: e.scopes ?? ["openid", "profile", "email"], allowedSigningAlgorithms: e.signing_algorithms ?? ["RS256", "ES256"],
+                groupMappings: e.groups.map { [.init(claim: $0.claim, groups: $0.map)] } ?? [], acrLevels: acr, userKind: kind,
+                maximumLevelOfAssurance: maxLoA, tokenEndpointAuthentication: auth, allowsInsecureLoopback: e.allow_insecure_loopback ?? false)
+            do { try config.validate() } catch { throw fail("\(error)") }
+            return config
+        }
+    }
+}
+
+/// Sign-in through an OpenID Connect provider: the routes, and how a federated
+/// identity becomes a local user and a session.
+extension IdentityPortal {
+    struct OIDCFlow: Codable {
+        static let kind = "oidc"
+        var pending: PendingAuthorization
+        /// SHA-256 of the browser-binding cookie: the callback must come from the browser that started.
+        var binding: String
+        var ret: String
+    }
+
+    static let oidcBindingCookie = "__Host-menshen-oidc"
+
+    func registerFederation(on router: Router<PortalContext>) {
+        router.get("/signin/oidc/callback") { request, context in try await oidcCallback(request, context) }
+        router.get("/signin/oidc/{idp}") { request, context in try await oidcStart(request, context) }
+    }
+
+    /// Buttons for the configured providers on the sign-in page.
+    func providerButtons(_ request: Request, ret: String) -> String {
+        guard let federation, !federation.providers.isEmpty else { return "" }
+        let t = IdentityText(lang(request))
+        let encodedReturn = ret.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "%2F"
+        let links = federation.providers.map { p in
+            "<li><a class=\"idp\" id=\"idp-\(HTMLPage.escape(p.id))\" href=\"/signin/oidc/\(HTMLPage.escape(p.id))?return=\(encodedReturn)&lang=\(lang(request).rawValue)\">"
+                + "\(t.signInWith) \(HTMLPage.escape(p.displayName(forLanguage: lang(request).rawValue)))</a></li>"
+        }.joined()
+        return "<section><p>\(t.orFederated)</p><ul>\(links)</ul></section>"
+    }
+
+    func oidcStart(_ request: Request, _ context: PortalContext) async throws -> Response {
+        guard let federation, let idp = context.parameters.get("idp"), federation.providers.contains(where: { $0.id == idp }) else {
+            return try await badRequest(request, context, reason: "unknown identity provider")
+        }
+        let ret = try await safeReturn(request.uri.queryParameters.get("return"))
+        let now = clock.now()
+        let (url, pending): (URL, PendingAuthorization)
+        do { (url, pending) = try await federation.beginSignIn(idp: idp, returnURL: ret, now: now) } catch {
+            try await identity.events.authentication(.logon, user: nil, userName: "", success: false,
+                                                     detail: "identity provider \(idp) unavailable: \(error)", source: context.sourceAddress, idp: idp)
+            let t = IdentityText(lang(request))
+            return page(request, title: t.signInTitle, body: "<h1>\(t.signInTitle)</h1><p class=\"error\" role=\"alert\">\(t.idpUnavailable)</p>",
+                        status: .badGateway, switchPath: "/signin")
+        }
+        let binding = random.token()
+        let flow = OIDCFlow(pending: pending, binding: SecretHash.sha256Hex(binding), ret: ret)
+        let json = String(decoding: try JSONEncoder().encode(flow), as: UTF8.self)
+        try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(pending.state), kind: OIDCFlow.kind, userID: nil,
+                                                        data: json, createdAt: now, expiresAt: now.addingTimeInterval(600)))
+        return redirect(url.absoluteString, setCookies: [PortalCookies.set(Self.oidcBindingCookie, binding, maxAge: 600)])
+    }
+
+    func oidcCallback(_ request: Request, _ context: PortalContext) async throws -> Response {
+        let t = IdentityText(lang(request))
+        let clear = PortalCookies.clear(Self.oidcBindingCookie)
+        func refuse(_ detail: String, idp: String = "unknown") async throws -> Response {
+            try await identity.events.authentication(.logon, user: nil, userName: "", success: false, detail: "federated sign-in refused: \(detail)",
+                                                     source: context.sourceAddress, idp: idp)
+            return renderSignIn(request, message: t.federationFailed, status: .unauthorized, ret: "/", setCookies: [clear])
+        }
+        let query = request.uri.query ?? ""
+        guard let federation, query.utf8.count <= 8192, let state = request.uri.queryParameters.get("state"), state.utf8.count <= 512,
+              let record = try await store.takeFlowState(idHash: SecretHash.sha256Hex(state), kind: OIDCFlow.kind, at: clock.now()),
+              let flow = try? JSONDecoder().decode(OIDCFlow.self, from: Data(record.data.utf8))
+        else { return try await refuse("unknown, used or expired state") }
+        let idp = flow.pending.providerID
+        guard let binding = PortalCookies.value(Self.oidcBindingCookie, in: request), SecretHash.sha256Hex(binding) == flow.binding else {
+            return try await refuse("the callback did not come from the browser that started the sign-in", idp: idp)
+        }
+        let federated: FederatedIdentity
+        do { federated = try await federation.completeSignIn(pending: flow.pending, callbackQuery: query, now: clock.now()) } catch {
+            return try await refuse("\(error)", idp: idp)
+        }
+        guard let user = try await provision(federated) else { return try await refuse("the local account is disabled", idp: idp) }
+        let amr = federated.amr.filter { AuthenticationMethodReference(rawValue: $0) != nil }
+        let grant = SessionGrant(userID: user.id, levelOfAssurance: federated.levelOfAssurance.rawValue, amr: amr,
+                                 aal: federated.authenticatorAssuranceLevel.rawValue,
+                                 phishingResistant: ["phr", "phrh"].contains(federated.acr ?? "") || amr.contains("hwk") || amr.contains("swk"),
+                                 idp: idp)
+        let issued = try await sessions.issue(grant)
+        try await identity.events.authentication(.logon, user: user.id, userName: user.id.rawValue, success: true,
+                                                 detail: "signed in through \(idp) (acr \(federated.acr ?? "-"), LoA from \(federated.assuranceSource.rawValue))",
+                                                 source: context.sourceAddress, factors: amr, loa: grant.levelOfAssurance,
+                                                 sessionHash: issued.record.idHash, idp: idp)
+        return redirect(try await safeReturn(flow.ret), setCookies: [sessionCookie(issued), clear])
+    }
+
+    /// The local account of a federated identity, created on first sign-in
+    /// (id `SUBJECT@PROVIDER` when that is a valid id, else a hash of issuer and
+    /// subject). Mapped groups that exist locally are added. Nil when disabled.
+    func provision(_ f: FederatedIdentity) async throws -> UserRecord? {
+        let candidate = "\(f.subject)@\(f.providerID)"
+        let id = UserID(IdentifierSyntax.isValid(candidate) && candidate.count <= 128
+                        ? candidate : "oidc-\(SecretHash.sha256Hex(f.issuer + "\u{0}" + f.subject).prefix(24))@\(f.providerID)")
+        let now = clock.now()
+        let kind = UserKind(rawValue: f.userKind.rawValue) ?? .partner
+        if var existing = try await store.user(id) {
+            if existing.disabled { return nil }
+            let name = f.name ?? existing.displayName
+            if name != existing.displayName || (f.email ?? existing.email) != existing.email {
+                existing.displayName = String(name.prefix(200)); existing.email = f.email ?? existing.email; existing.updatedAt = now
+                try await store.updateUser(existing)
+            }
+            try await addGroups(f.groups, to: id)
+            return existing
+        }
+        let user = UserRecord(id: id, displayName: String((f.name ?? f.email ?? f.subject).prefix(200)), email: f.email, kind: kind, createdAt: now)
+        try await store.createUser(user)
+        try await addGroups(f.groups, to: id)
+        try await identity.events.accountChange(.create, user: id, actor: "idp:\(f.providerID)", detail: "created on first federated sign-in")
+        return user
+    }
+
+    private func addGroups(_ groups: [String], to user: UserID) async throws {
+        let known = Set(try await store.listGroups().map(\.id.rawValue))
+        for g in groups where known.contains(g) { try await store.addMember(user, to: GroupID(g)) }
+    }
+}

@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+
+/// Sign-in through a real OpenID provider (scripts/oidc-op: Authlib, a
+/// maintained PyPI OP library) all the way through the portal of a real
+/// `menshen serve`: redirect, the provider's login form, the callback, a
+/// session with the LoA the provider's acr/amr map to, and the refusals.
+@Suite("Federated sign-in through the portal", .serialized)
+struct FederationSignInTests {
+    typealias Visitor = PortalIdentityTests.Visitor
+
+    final class Provider {
+        let process = Process()
+        let stdin = Pipe()
+        let issuer: String
+        init(redirectURI: String) throws {
+            let python = Harness.packageRoot.appendingPathComponent(".venv-test/bin/python").path
+            guard FileManager.default.isExecutableFile(atPath: python) else { throw Harness.HarnessError("no .venv-test (run scripts/test)") }
+            process.executableURL = URL(fileURLWithPath: python)
+            process.arguments = [Harness.packageRoot.appendingPathComponent("scripts/oidc-op/op.py").path, "--port", "0",
+                                 "--redirect-uri", redirectURI, "--exit-on-stdin-eof"]
+            let out = try Harness.Collector()
+            process.standardOutput = out.handle
+            process.standardError = FileHandle.nullDevice
+            process.standardInput = stdin
+            try process.run()
+            let deadline = Date().addingTimeInterval(30)
+            var found: String?
+            while Date() < deadline, found == nil, process.isRunning {
+                if let line = out.text.split(separator: "\n").first(where: { $0.hasPrefix("OIDC-OP READY") }),
+                   let issuer = line.split(separator: " ").first(where: { $0.hasPrefix("issuer=") }) {
+                    found = String(issuer.dropFirst("issuer=".count))
+                } else { Thread.sleep(forTimeInterval: 0.1) }
+            }
+            guard let found else { process.terminate(); throw Harness.HarnessError("the test OP did not start") }
+            issuer = found
+        }
+        deinit {
+            try? stdin.fileHandleForWriting.close()
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+        }
+    }
+
+    final class Server {
+        let process = Process()
+        let portal: String
+        let dir: URL
+        let config: String
+        init(provider: Provider, port: Int, dir: URL) throws {
+            self.dir = dir
+            portal = "http://localhost:\(port)"
+            let admin = try Harness.freePort()
+            let providers = dir.appendingPathComponent("providers.yaml")
+            try """
+                providers:
+                  - id: partner
+                    name: { zh-TW: 合作夥伴, en: Partner }
+                    issuer: \(provider.issuer)
+                    client_id: menshen-basic
+                    client_secret_env: MENSHEN_TEST_OIDC_SECRET
+                    client_authentication: client_secret_basic
+                    scopes: [openid, profile, email, groups]
+                    signing_algorithms: [RS256]
+                    user_kind: partner
+                    max_loa: 3
+                    allow_insecure_loopback: true
+                """.write(to: providers, atomically: true, encoding: .utf8)
+            let file = dir.appendingPathComponent("menshen.yaml")
+            try """
+                organisation:
+                  name: Test Bank
+                server:
+                  listen: 127.0.0.1:\(port)
+                  public_url: \(portal)
+                admin:
+                  listen: 127.0.0.1:\(admin)
+                store:
+                  sqlite:
+                    path: \(dir.appendingPathComponent("m.sqlite").path)
+                identity:
+                  oidc:
+                    providers_file: \(providers.path)
+                """.write(to: file, atomically: true, encoding: .utf8)
+            config = file.path
+            process.executableURL = URL(fileURLWithPath: Harness.binary)
+            process.arguments = ["serve", "--config", file.path]
+            process.environment = ProcessInfo.processInfo.environment.merging(["MENSHEN_TEST_OIDC_SECRET": "secret-basic-0123456789"]) { _, n in n }
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                if let r = try? PortalIdentityTests.http("GET", "http://127.0.0.1:\(admin)/healthz"), r.status == 200 { return }
+                if !process.isRunning { throw Harness.HarnessError("menshen serve exited") }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            throw Harness.HarnessError("menshen serve did not become healthy")
+        }
+        deinit {
+            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            process.waitUntilExit()
+        }
+    }
+
+    /// Starts a sign-in at the portal, signs in at the provider, and returns the callback path.
+    static func throughProvider(_ v: Visitor, user: String, password: String) throws -> String {
+        let start = try v.get("/signin/oidc/partner?return=%2Faccount")
+        #expect(start.status == 303)
+        let authorize = try #require(start.header("location").first)
+        #expect(authorize.contains("code_challenge_method=S256") && authorize.contains("nonce=") && authorize.contains("state="))
+        let url = try #require(URLComponents(string: authorize))
+        let login = try PortalIdentityTests.http("POST", authorize, form: [("username", user), ("password", password), ("decision", "allow")])
+        #expect(login.status == 302, "provider answered \(login.status): \(login.body.prefix(200))")
+        let callback = try #require(login.header("location").first)
+        #expect(callback.hasPrefix(v.base + "/signin/oidc/callback?"), "\(callback) (authorize was \(url.host ?? ""))")
+        return String(callback.dropFirst(v.base.count))
+    }
+
+    func setUp() throws -> (Provider, Server)? {
+        let port = try Harness.freePort()
+        let provider: Provider
+        do { provider = try Provider(redirectURI: "http://localhost:\(port)/signin/oidc/callback") } catch {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { throw error }
+            print("federated sign-in tests skipped: \(error)")
+            return nil
+        }
+        return (provider, try Server(provider: provider, port: port, dir: try Harness.tempDir()))
+    }
+
+    @Test("a partner signs in through the provider: account created, LoA from acr capped at the provider's maximum")
+    func signIn() throws {
+        guard let (provider, server) = try setUp() else { return }
+        defer { _ = provider; try? FileManager.default.removeItem(at: server.dir) }
+        let v = Visitor(server.portal)
+        let signin = try v.get("/signin?lang=en")
+        #expect(signin.body.contains("Sign in with Partner"))
+        let callback = try Self.throughProvider(v, user: "bob", password: "bob-password")
+        let done = try v.get(callback)
+        #expect(done.status == 303 && done.header("location") == ["/account"])
+        #expect(done.cookie("__Host-menshen-session") != nil)
+        let account = try v.get("/account?lang=en")
+        #expect(account.body.contains(#"<strong id="account-user">bob-0002@partner</strong>"#))
+        // bob's provider says acr "phrh" (LoA4); this provider may assert at most LoA3.
+        #expect(account.body.contains(#"<strong id="account-loa">LoA 3</strong>"#))
+        let show = try Harness.run(["user", "show", "bob-0002@partner", "--config", server.config],
+                                   environment: ["MENSHEN_TEST_OIDC_SECRET": "secret-basic-0123456789"])
+        #expect(show.out.contains("kind:            partner") && show.out.contains("name:            Bob Lin"))
+
+        // A password-only user at the provider gets LoA1 here.
+        let w = Visitor(server.portal)
+        #expect(try w.get(try Self.throughProvider(w, user: "alice", password: "alice-password")).status == 303)
+        #expect(try w.get("/account").body.contains(#"<strong id="account-loa">LoA 1</strong>"#))
+    }
+
+    @Test("replayed callbacks, callbacks in another browser and forged states are refused and recorded")
+    func refusals() throws {
+        guard let (provider, server) = try setUp() else { return }
+        defer { _ = provider; try? FileManager.default.removeItem(at: server.dir) }
+        let v = Visitor(server.portal)
+        let callback = try Self.throughProvider(v, user: "bob", password: "bob-password")
+        #expect(try v.get(callback).status == 303)
+        let replay = try v.get(callback)
+        #expect(replay.status == 401 && replay.cookie("__Host-menshen-session") == nil, "a used state is dead")
+
+        // Login CSRF: the victim's browser receives a callback the attacker's browser started.
+        let attacker = Visitor(server.portal)
+        let planted = try Self.throughProvider(attacker, user: "alice", password: "alice-password")
+        let victim = Visitor(server.portal)
+        let r = try victim.get(planted)
+        #expect(r.status == 401 && r.cookie("__Host-menshen-session") == nil)
+
+        let forged = try v.get("/signin/oidc/callback?code=abc&state=forged")
+        #expect(forged.status == 401)
+        #expect(try v.get("/signin/oidc/nowhere").status == 400)
+        let status = try Harness.run(["store", "status", "--config", server.config],
+                                     environment: ["MENSHEN_TEST_OIDC_SECRET": "secret-basic-0123456789"])
+        #expect(status.out.contains("event chain:     intact"))
+    }
+}
