@@ -177,3 +177,58 @@ def test_passkey_signup_signin_stepup_signout(demo, chromium, artifacts, lang):
     # 9. Every step left an event, and the chain is intact.
     status = demo.cli("store", "status")
     assert "event chain:     intact" in status
+
+
+@pytest.mark.parametrize("lang", ["en"])
+def test_totp_enrolment_and_sign_in(demo, chromium, artifacts, lang):
+    """An authenticator app instead of a passkey: the QR page's key, fed to pyotp
+    (an independent TOTP implementation), enrols the app and signs in; the same
+    code is refused a second time."""
+    import pyotp
+
+    user = "e2e-totp"
+    demo.cli("user", "add", user, "--group", "staff")
+    path = urllib.parse.urlparse(demo.cli("user", "enrol-link", user).strip()).path
+    context = chromium.new_context(locale=lang, extra_http_headers={"Accept-Language": lang})
+    page = context.new_page()
+    page.goto(demo.portal + path)
+    page.click("#enrol-start")
+    page.fill("#new-password", PASSWORD)
+    page.click("form[action^='/account/password'] button")
+    page.click("a[href^='/account/totp']")
+    assert page.locator(".qr svg").count() == 1
+    page.screenshot(path=str(artifacts / f"{lang}-08-totp-qr.png"), full_page=True)
+    totp = pyotp.TOTP(page.locator("#totp-secret").inner_text())
+    page.fill("#code", "000000" if totp.now() != "000000" else "111111")
+    page.click("form[action^='/account/totp'] button")
+    assert page.locator(".error").count() == 1, "a wrong first code is refused"
+    page.click("a[href^='/account/totp']")
+    totp = pyotp.TOTP(page.locator("#totp-secret").inner_text())
+    page.fill("#code", totp.now())
+    page.click("form[action^='/account/totp'] button")
+    assert page.locator(".ok").count() == 1
+    page.click("#finish-enrolment")
+
+    # Sign in with password + TOTP. The code just used for enrolment cannot be replayed,
+    # so wait for the next 30-second step.
+    time.sleep(30 - time.time() % 30 + 1)
+    code = totp.now()
+    page.fill("#user", user)
+    page.fill("#password", PASSWORD)
+    page.click("#signin-submit")
+    page.fill("#code", code)
+    page.click("form[action^='/signin/totp'] button")
+    page.wait_for_url(demo.portal + "/")
+    page.goto(demo.portal + "/account")
+    assert page.locator("#account-loa").inner_text() == "LoA 3"
+    assert "otp" in page.locator("#account-amr").inner_text().split()
+    page.click("#sign-out")
+
+    page.fill("#user", user)
+    page.fill("#password", PASSWORD)
+    page.click("#signin-submit")
+    page.fill("#code", code)
+    page.click("form[action^='/signin/totp'] button")
+    assert page.locator("h1").inner_text() == TEXT[lang]["second"], "a used TOTP code must not sign in again"
+    assert page.locator(".error").count() == 1
+    context.close()
