@@ -54,6 +54,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var sessionAbsoluteLifetimeSeconds: Int
         /// `identity.oidc.providers_file` (default empty: no federation).
         public var oidcProvidersFile: String
+        /// `identity.secrets_key_file` (default empty: next to the SQLite file).
+        public var secretsKeyFile: String
     }
 
     public var organisation: Organisation
@@ -78,7 +80,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
         log = Log(level: s("log.level"), format: s("log.format"))
         identity = Identity(sessionIdleTimeoutSeconds: i("identity.session.idle_timeout_seconds"),
                             sessionAbsoluteLifetimeSeconds: i("identity.session.absolute_lifetime_seconds"),
-                            oidcProvidersFile: s("identity.oidc.providers_file"))
+                            oidcProvidersFile: s("identity.oidc.providers_file"), secretsKeyFile: s("identity.secrets_key_file"))
     }
 
     /// The configuration with every default.

@@ -16,6 +16,19 @@ public enum IdentityWiring {
         return ("\(scheme)://\(host)\(url.port.map { ":\($0)" } ?? "")", host)
     }
 
+    /// The key that seals TOTP seeds: `identity.secrets_key_file`, or `secrets.key`
+    /// next to the SQLite file. With PostgreSQL the file must be named (every node needs the same key).
+    public static func secretBox(config: MenshenConfiguration, random: any RandomSource) throws -> SecretBox {
+        var path = config.identity.secretsKeyFile
+        if path.isEmpty {
+            guard config.store.driver == .sqlite else {
+                throw IdentityWiringError(message: "identity.secrets_key_file is required with store.driver postgres (the same key file on every node)")
+            }
+            path = ((config.store.sqlitePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("secrets.key")
+        }
+        return try SecretBox.loadOrCreate(path: path, random: random)
+    }
+
     public static func portal(config: MenshenConfiguration, store: any MenshenStore, clock: any WallClock,
                               random: any RandomSource = SystemRandomSource()) throws -> IdentityPortal {
         let (origin, host) = try origin(of: config.server.publicURL)
@@ -24,7 +37,9 @@ public enum IdentityWiring {
                                                                 absoluteLifetime: TimeInterval(config.identity.sessionAbsoluteLifetimeSeconds)))
         let rp = RelyingPartyConfiguration(rpID: host, allowedOrigins: [origin])
         let identity = IdentityService(store: store, clock: clock, random: random,
-                                       settings: IdentitySettings(issuer: config.organisation.name, relyingParty: rp), sessions: sessions)
+                                       settings: IdentitySettings(issuer: config.organisation.name, relyingParty: rp,
+                                                                  secretBox: try secretBox(config: config, random: random)),
+                                       sessions: sessions)
         var federation: OIDCRelyingParty?
         if !config.identity.oidcProvidersFile.isEmpty {
             let providers = try OIDCProvidersFile.load(path: config.identity.oidcProvidersFile, publicOrigin: origin,

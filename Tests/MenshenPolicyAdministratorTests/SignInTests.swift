@@ -207,4 +207,43 @@ struct SignInTests {
             Issue.record("unicode password should work"); return
         }
     }
+
+    @Test("TOTP seeds are sealed at rest: not in the database in any form, bound to their user, useless without the key")
+    func totpSealedAtRest() async throws {
+        let w = try World.make(sqlite: true)
+        let alice = try await w.addUser("alice")
+        let uri = try await enrolTOTP(w, alice)
+        let secret = try #require(URLComponents(string: uri)?.queryItems?.first { $0.name == "secret" }?.value)
+        let stored = try #require(try await w.store.credentials(of: "alice").first { $0.kind == .totp })
+        let rawSecret = try TOTPSecret(base32: secret).bytes
+        #expect(!stored.data.contains(secret) && !stored.data.contains(Data(rawSecret).base64EncodedString()))
+        #expect(stored.data.contains("\"secret_sealed\":\"v1."))
+
+        // The same sealed value copied to another user's row does not open there.
+        let box = try SecretBox(keyBytes: Array(repeating: 1, count: 32))
+        let sealed = try box.seal(rawSecret, context: "totp:alice")
+        #expect(box.open(sealed, context: "totp:alice") == rawSecret)
+        #expect(box.open(sealed, context: "totp:mallory") == nil)
+        #expect(try SecretBox(keyBytes: Array(repeating: 2, count: 32)).open(sealed, context: "totp:alice") == nil)
+        var tampered = Array(sealed.utf8)
+        tampered[tampered.count - 3] = tampered[tampered.count - 3] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        #expect(box.open(String(decoding: tampered, as: UTF8.self), context: "totp:alice") == nil)
+        #expect(throws: SecretBox.KeyError.self) { try SecretBox(keyBytes: [1, 2, 3]) }
+        await w.cleanup()
+    }
+
+    @Test("the secrets key file is created once with mode 0600 and read back; a damaged file is refused")
+    func secretsKeyFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("key-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("secrets.key").path
+        let first = try SecretBox.loadOrCreate(path: path, random: SystemRandomSource())
+        let sealed = try first.seal([1, 2, 3], context: "c")
+        let again = try SecretBox.loadOrCreate(path: path, random: SystemRandomSource())
+        #expect(again.open(sealed, context: "c") == [1, 2, 3])
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        try "not a key".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: SecretBox.KeyError.self) { try SecretBox.loadOrCreate(path: path, random: SystemRandomSource()) }
+    }
 }

@@ -32,7 +32,8 @@ struct World {
         let sessions = SessionManager(store: store, clock: clock, random: SystemRandomSource(), settings: settings)
         let rp = RelyingPartyConfiguration(rpID: "localhost", allowedOrigins: ["http://localhost:8080"])
         let identity = IdentityService(store: store, clock: clock, random: SystemRandomSource(),
-                                       settings: IdentitySettings(issuer: "Menshen Bank", relyingParty: rp, bcryptCost: 4),
+                                       settings: IdentitySettings(issuer: "Menshen Bank", relyingParty: rp,
+                                                                  secretBox: try SecretBox(keyBytes: SystemRandomSource().bytes(32)), bcryptCost: 4),
                                        sessions: sessions, throttle: SignInThrottle(settings: throttle))
         return World(store: store, clock: clock, sessions: sessions, identity: identity, directory: directory)
     }

@@ -8,21 +8,26 @@ import MenshenStorage
 enum CredentialData {
     struct Password: Codable { var hash: String }
 
+    /// A TOTP credential; the seed is sealed with the ``SecretBox`` for its user.
     struct TOTP: Codable {
-        var secret: String
+        var sealedSecret: String
         var algorithm: String
         var digits: Int
         var period: Int
         var counter: UInt64?
 
-        init(_ c: TOTPCredential) {
-            secret = c.secret.base32; algorithm = c.configuration.algorithm.rawValue
+        enum CodingKeys: String, CodingKey { case sealedSecret = "secret_sealed", algorithm, digits, period, counter }
+
+        init(_ c: TOTPCredential, box: SecretBox, user: UserID) throws {
+            sealedSecret = try box.seal(c.secret.bytes, context: "totp:" + user.rawValue)
+            algorithm = c.configuration.algorithm.rawValue
             digits = c.configuration.digits; period = c.configuration.period; counter = c.lastAcceptedCounter
         }
 
-        var credential: TOTPCredential? {
+        func credential(box: SecretBox, user: UserID) -> TOTPCredential? {
             guard let algorithm = OTPAlgorithm(rawValue: algorithm),
-                  let secret = try? TOTPSecret(base32: secret),
+                  let bytes = box.open(sealedSecret, context: "totp:" + user.rawValue),
+                  let secret = try? TOTPSecret(bytes: bytes),
                   let configuration = try? TOTPConfiguration(algorithm: algorithm, digits: digits, period: period)
             else { return nil }
             return TOTPCredential(secret: secret, configuration: configuration, lastAcceptedCounter: counter)

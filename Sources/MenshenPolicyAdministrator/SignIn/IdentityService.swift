@@ -18,13 +18,15 @@ public struct IdentitySettings: Sendable {
     public var enrolmentLevel: LevelOfAssurance
     /// Wrong second-factor codes allowed within one pending sign-in.
     public var secondFactorAttempts: Int
+    /// Seals TOTP seeds at rest (the key lives outside the database).
+    public var secretBox: SecretBox
 
-    public init(issuer: String, relyingParty: RelyingPartyConfiguration, passwordPolicy: PasswordPolicy = .withMultiFactor,
+    public init(issuer: String, relyingParty: RelyingPartyConfiguration, secretBox: SecretBox, passwordPolicy: PasswordPolicy = .withMultiFactor,
                 bcryptCost: UInt8 = PasswordHasher.defaultCost, ceremonyLifetime: TimeInterval = 300,
                 enrolmentLevel: LevelOfAssurance = .loa3, secondFactorAttempts: Int = 3) {
         self.issuer = issuer; self.relyingParty = relyingParty; self.passwordPolicy = passwordPolicy
         self.bcryptCost = max(4, bcryptCost); self.ceremonyLifetime = ceremonyLifetime
-        self.enrolmentLevel = enrolmentLevel; self.secondFactorAttempts = secondFactorAttempts
+        self.enrolmentLevel = enrolmentLevel; self.secondFactorAttempts = secondFactorAttempts; self.secretBox = secretBox
     }
 }
 
@@ -386,10 +388,11 @@ public struct IdentityService: Sendable {
     func verifyTOTP(user: UserID, code: String) async throws -> Bool {
         let now = clock.now()
         for record in try await store.credentials(of: user) where record.kind == .totp {
-            guard let data = CredentialData.decode(CredentialData.TOTP.self, record.data), let credential = data.credential else { continue }
+            guard let data = CredentialData.decode(CredentialData.TOTP.self, record.data),
+                  let credential = data.credential(box: settings.secretBox, user: user) else { continue }
             if case .accepted(let updated) = credential.verify(code: String(code.prefix(16)), at: now) {
                 return try await store.updateCredential(id: record.id, expectedVersion: record.version,
-                                                        data: try CredentialData.encode(CredentialData.TOTP(updated)),
+                                                        data: try CredentialData.encode(CredentialData.TOTP(updated, box: settings.secretBox, user: user)),
                                                         label: record.label, lastUsedAt: now)
             }
         }
@@ -519,8 +522,7 @@ public struct IdentityService: Sendable {
     struct TOTPEnrolmentState: Codable {
         static let kind = "totp-enrol"
         var user: String
-        var uri: String
-        var secret: String
+        var sealedSecret: String
         var attempts: Int
     }
 
@@ -531,7 +533,9 @@ public struct IdentityService: Sendable {
         let enrollment = try TOTPEnrollment.begin(issuer: settings.issuer, accountName: user.id.rawValue, at: now,
                                                   validFor: settings.ceremonyLifetime * 2, using: &generator)
         let handle = random.token()
-        let state = TOTPEnrolmentState(user: user.id.rawValue, uri: enrollment.keyURI.uri, secret: enrollment.secret.base32, attempts: 0)
+        let state = TOTPEnrolmentState(user: user.id.rawValue,
+                                       sealedSecret: try settings.secretBox.seal(enrollment.secret.bytes, context: "totp-enrol:" + user.id.rawValue),
+                                       attempts: 0)
         try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(handle), kind: TOTPEnrolmentState.kind,
                                                         userID: user.id, data: try CredentialData.encode(state), createdAt: now,
                                                         expiresAt: enrollment.expiresAt))
@@ -544,7 +548,8 @@ public struct IdentityService: Sendable {
         guard handle.utf8.count <= 64,
               let record = try await store.takeFlowState(idHash: SecretHash.sha256Hex(handle), kind: TOTPEnrolmentState.kind, at: now),
               let state = CredentialData.decode(TOTPEnrolmentState.self, record.data), state.user == user.id.rawValue,
-              let secret = try? TOTPSecret(base32: state.secret)
+              let bytes = settings.secretBox.open(state.sealedSecret, context: "totp-enrol:" + user.id.rawValue),
+              let secret = try? TOTPSecret(bytes: bytes)
         else { return false }
         let enrollment = TOTPEnrollment(keyURI: try OTPAuthURI(issuer: settings.issuer, accountName: user.id.rawValue, secret: secret,
                                                                configuration: .standard),
@@ -560,7 +565,8 @@ public struct IdentityService: Sendable {
             return false
         }
         try await store.createCredential(CredentialRecord(id: random.uuid().uuidString.lowercased(), userID: user.id, kind: .totp,
-                                                          label: "authenticator app", data: try CredentialData.encode(CredentialData.TOTP(credential)),
+                                                          label: "authenticator app",
+                                                          data: try CredentialData.encode(CredentialData.TOTP(credential, box: settings.secretBox, user: user.id)),
                                                           createdAt: now, lastUsedAt: now))
         try await events.accountChange(.mfaFactorEnable, user: user.id, actor: actor, detail: "TOTP authenticator enrolled")
         return true
