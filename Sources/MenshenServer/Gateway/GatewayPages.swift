@@ -1,0 +1,85 @@
+import Foundation
+import MenshenEnforcementPoint
+
+/// What the enforcement point answers instead of forwarding: a redirect to
+/// sign-in or step-up for browsers, a deny page in zh-TW or English with the
+/// request id and a plain reason (never policy internals), and RFC 9457
+/// problem+json for API clients (anything that does not accept `text/html`).
+enum GatewayPages {
+    enum Reason {
+        case notPermitted, readOnly, policyError, noSuchApplication, unavailable
+
+        func text(_ lang: UILanguage) -> (title: String, detail: String) {
+            switch (self, lang) {
+            case (.notPermitted, .zhTW): ("拒絕存取", "依據目前的身分、驗證強度、設備與情境，您沒有存取此應用系統的權限。")
+            case (.notPermitted, .en): ("Access denied", "Given your identity, how strongly it was verified, your device and the context, you may not access this application.")
+            case (.readOnly, .zhTW): ("僅限唯讀", "此時您只能檢視，不能變更此應用系統的資料。")
+            case (.readOnly, .en): ("Read only", "You may view this application now, but not change anything in it.")
+            case (.policyError, .zhTW): ("拒絕存取", "授權政策無法完成判斷，為安全起見已拒絕此請求。")
+            case (.policyError, .en): ("Access denied", "The authorization policy could not reach a decision, so the request was refused to stay safe.")
+            case (.noSuchApplication, .zhTW): ("找不到應用系統", "此網址沒有對應的受保護應用系統。")
+            case (.noSuchApplication, .en): ("No such application", "No protected application is configured at this address.")
+            case (.unavailable, .zhTW): ("暫時無法授權", "授權服務暫時無法使用，為安全起見已拒絕此請求。")
+            case (.unavailable, .en): ("Authorization unavailable", "The authorization service is unavailable, so the request was refused to stay safe.")
+            }
+        }
+    }
+
+    static func wantsHTML(_ request: GateRequest) -> Bool {
+        request.headerValues("accept").contains { $0.lowercased().contains("text/html") }
+    }
+
+    static func language(_ request: GateRequest) -> UILanguage {
+        UILanguage.negotiate(query: nil, acceptLanguage: request.headerValues("accept-language").first)
+    }
+
+    static func encoded(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ""
+    }
+
+    static func problem(_ status: Int, title: String, detail: String, request: GateRequest, extra: [String: Any] = [:]) -> GateVerdict {
+        var object: [String: Any] = ["type": "about:blank", "title": title, "status": status, "detail": detail, "request_id": request.requestID]
+        object.merge(extra) { a, _ in a }
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return .respond(status: status, headers: [("Content-Type", "application/problem+json"), ("Cache-Control", "no-store")], body: Array(body))
+    }
+
+    static func redirect(_ location: String) -> GateVerdict {
+        .respond(status: 302, headers: [("Location", location), ("Cache-Control", "no-store"), ("Content-Length", "0")], body: [])
+    }
+
+    static func signIn(_ request: GateRequest, returnURL: String, portalOrigin: String) -> GateVerdict {
+        let location = "\(portalOrigin)/signin?return=\(encoded(returnURL))"
+        if wantsHTML(request) { return redirect(location) }
+        return problem(401, title: "Sign-in required", detail: "Sign in first.", request: request, extra: ["signin": location])
+    }
+
+    static func stepUp(_ request: GateRequest, loa: Int, maxAge: Int?, returnURL: String, portalOrigin: String) -> GateVerdict {
+        let location = "\(portalOrigin)/stepup?loa=\(loa)\(maxAge.map { "&max_age=\($0)" } ?? "")&return=\(encoded(returnURL))"
+        if wantsHTML(request) { return redirect(location) }
+        var extra: [String: Any] = ["step_up": location, "loa": loa]
+        if let maxAge { extra["max_age"] = maxAge }
+        return problem(401, title: "Step-up required", detail: "Verify again with a stronger or fresher factor.", request: request, extra: extra)
+    }
+
+    static func deny(_ request: GateRequest, reason: Reason, portalOrigin: String, status: Int = 403) -> GateVerdict {
+        let lang = language(request)
+        let (title, detail) = reason.text(lang)
+        guard wantsHTML(request) else { return problem(status, title: reason.text(.en).title, detail: reason.text(.en).detail, request: request) }
+        let label = lang == .zhTW ? "請求編號" : "Request id"
+        let back = lang == .zhTW ? "回到入口網站" : "Back to the portal"
+        let html = """
+            <!doctype html>
+            <html lang="\(lang.rawValue)"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>\(HTMLPage.escape(title))</title></head>
+            <body><main><h1>\(HTMLPage.escape(title))</h1><p>\(HTMLPage.escape(detail))</p>
+            <p>\(label): <code>\(HTMLPage.escape(request.requestID))</code></p>
+            <p><a href="\(HTMLPage.escape(portalOrigin))/">\(back)</a></p></main></body></html>
+            """
+        return .respond(status: status, headers: [
+            ("Content-Type", "text/html; charset=utf-8"), ("Content-Language", lang.rawValue), ("Cache-Control", "no-store"),
+            ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+            ("X-Content-Type-Options", "nosniff"),
+        ], body: Array(html.utf8))
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import MenshenCore
+import MenshenEnforcementPoint
+import MenshenPolicyAdministrator
+import MenshenPolicyEngine
+import MenshenServer
+import MenshenStorage
+import Testing
+
+/// The enforcement point's gate, in process: session cookie → policy
+/// decision → forward with identity headers, sign-in or step-up redirect, or
+/// a deny page. Revocation and disabling are seen on the very next request.
+@Suite("Policy gate")
+struct PolicyGateTests {
+    static let policies = """
+        @id("wiki-read")
+        permit (principal in Group::"staff", action == Action::"read", resource == Application::"wiki")
+        when { context.session.loa >= 1 };
+
+        @id("wiki-write-fresh")
+        @obligation("step_up:loa=3;max_age=60")
+        permit (principal in Group::"staff", action == Action::"write", resource == Application::"wiki")
+        when { context.session.loa >= 3 && context.session.factor_age_seconds <= 60 };
+
+        @id("reports-read-only")
+        @obligation("read_only")
+        permit (principal in Group::"staff", action, resource == Application::"reports");
+
+        @id("db-console-privileged-only")
+        permit (principal in Role::"dba", action, resource == Application::"db-console");
+        """
+
+    struct World {
+        let store = InMemoryStore()
+        let clock = FixedClock(Date(timeIntervalSince1970: 1_795_000_000))
+        let sessions: SessionManager
+        let gate: PolicyGate
+
+        init() async throws {
+            sessions = SessionManager(store: store, clock: clock, random: SystemRandomSource())
+            let pdp = try PolicyDecisionPoint(documents: [(name: "test.cedar", text: PolicyGateTests.policies)])
+            let routes = RouteTable([
+                Self.app("wiki", "/"), Self.app("reports", "/reports"), Self.app("db-console", "/db"),
+            ])
+            gate = PolicyGate(store: store, sessions: sessions, clock: clock, routes: routes, decisionPoint: { pdp },
+                              portalOrigin: "https://portal.bank.example", timeZone: "Asia/Taipei")
+            try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
+            try await store.createRole(RoleRecord(id: "teller", displayName: "Teller", riskTier: .standard))
+            try await store.createRole(RoleRecord(id: "dba", displayName: "DBA", riskTier: .privileged))
+            try await store.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: clock.now()))
+            try await store.addMember("amy", to: "staff")
+            try await store.assignRole("teller", to: "amy")
+            try await store.assignRole("dba", to: "amy")
+        }
+
+        static func app(_ id: String, _ prefix: String) -> ApplicationRecord {
+            ApplicationRecord(id: ApplicationID(id), displayName: id, host: "apps.bank.example", pathPrefix: prefix,
+                              upstreams: ["http://10.0.0.5:8080"], classification: "internal", scenario: nil, updatedAt: Date())
+        }
+
+        func session(loa: Int) async throws -> String {
+            try await sessions.issue(SessionGrant(userID: "amy", levelOfAssurance: loa, amr: loa >= 3 ? ["hwk", "mfa", "user"] : ["pwd"],
+                                                  aal: nil, phishingResistant: loa >= 3)).token
+        }
+
+        func ask(_ path: String, method: String = "GET", token: String? = nil, html: Bool = true,
+                 host: String = "apps.bank.example", extraHeaders: [(String, String)] = []) async -> GateVerdict {
+            var headers: [(String, String)] = [("Accept", html ? "text/html,*/*" : "application/json"), ("Accept-Language", "zh-TW")]
+            if let token { headers.append(("Cookie", "theme=dark; __Host-menshen-session=\(token)")) }
+            return await gate.decide(GateRequest(method: method, path: path, rawTarget: path, query: nil, host: host, scheme: "https",
+                                                 clientAddress: "203.0.113.7", headers: headers + extraHeaders, requestID: "req-1"))
+        }
+    }
+
+    static func location(_ v: GateVerdict) -> String? {
+        guard case .respond(_, let headers, _) = v else { return nil }
+        return headers.first { $0.0 == "Location" }?.1
+    }
+
+    static func status(_ v: GateVerdict) -> Int? {
+        if case .respond(let s, _, _) = v { return s }
+        return nil
+    }
+
+    @Test("no session: browsers go to sign-in with the original URL, APIs get 401 problem+json; unknown hosts 404")
+    func signIn() async throws {
+        let w = try await World()
+        let v = await w.ask("/page?x=1")
+        #expect(Self.status(v) == 302)
+        #expect(Self.location(v) == "https://portal.bank.example/signin?return=https%3A%2F%2Fapps.bank.example%2Fpage%3Fx%3D1")
+        let api = await w.ask("/page", html: false)
+        guard case .respond(401, let headers, let body) = api else { Issue.record("expected 401"); return }
+        #expect(headers.contains { $0 == ("Content-Type", "application/problem+json") })
+        #expect(String(decoding: body, as: UTF8.self).contains(#""request_id":"req-1""#))
+        #expect(Self.status(await w.ask("/page", host: "elsewhere.example")) == 404)
+        #expect(Self.status(await w.ask("/page", token: "forged-token-value")) == 302)
+    }
+
+    @Test("allowed: forwarded to the application's upstream with the verified identity")
+    func forward() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 1)
+        guard case .forward(let upstream, let headers) = await w.ask("/page", token: token) else { Issue.record("expected forward"); return }
+        #expect(upstream == Upstream(host: "10.0.0.5", port: 8080))
+        let h = Dictionary(headers.map { ($0.0, $0.1) }, uniquingKeysWith: { (a: String, _: String) in a })
+        #expect(h["X-Menshen-User"] == "amy" && h["X-Menshen-Groups"] == "staff" && h["X-Menshen-LoA"] == "1")
+        #expect(h["X-Menshen-Roles"] == "teller", "privileged roles are not active in an ordinary session")
+    }
+
+    @Test("step-up: a write needs LoA3 within 60 s; the redirect carries the requirement and the way back")
+    func stepUp() async throws {
+        let w = try await World()
+        let low = try await w.session(loa: 1)
+        let v = await w.ask("/edit", method: "POST", token: low)
+        #expect(Self.location(v) == "https://portal.bank.example/stepup?loa=3&max_age=60&return=https%3A%2F%2Fapps.bank.example%2Fedit")
+        let api = await w.ask("/edit", method: "POST", token: low, html: false)
+        #expect(Self.status(api) == 401)
+        let strong = try await w.session(loa: 3)
+        guard case .forward(_, _) = await w.ask("/edit", method: "POST", token: strong) else { Issue.record("fresh LoA3 writes"); return }
+        w.clock.advance(by: 61)
+        #expect(Self.location(await w.ask("/edit", method: "POST", token: strong))?.contains("/stepup?loa=3&max_age=60") == true,
+                "after 60 s the factor is stale again")
+    }
+
+    @Test("read_only obligation: safe methods pass, others get 403")
+    func readOnly() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 1)
+        guard case .forward(_, _) = await w.ask("/reports/q3", method: "GET", token: token) else { Issue.record("read allowed"); return }
+        let v = await w.ask("/reports/q3", method: "DELETE", token: token)
+        guard case .respond(403, _, let body) = v else { Issue.record("expected 403"); return }
+        #expect(String(decoding: body, as: UTF8.self).contains("僅限唯讀"))
+    }
+
+    @Test("revocation and disabling take effect on the very next request")
+    func revocation() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 1)
+        guard case .forward(_, _) = await w.ask("/page", token: token) else { Issue.record("allowed first"); return }
+        try await w.sessions.revoke(idHash: SessionManager.hash(token: token), reason: "test")
+        #expect(Self.status(await w.ask("/page", token: token)) == 302)
+        let second = try await w.session(loa: 1)
+        var amy = try #require(try await w.store.user("amy"))
+        amy.disabled = true
+        try await w.store.updateUser(amy)
+        #expect(Self.status(await w.ask("/page", token: second)) == 302)
+    }
+
+    @Test("privileged applications open only in a privileged session (principle 4.1); the deny page says why without internals")
+    func privileged() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 3)
+        let denied = await w.ask("/db/query", token: token)
+        guard case .respond(403, let headers, let body) = denied else { Issue.record("ordinary session denied"); return }
+        let page = String(decoding: body, as: UTF8.self)
+        #expect(page.contains("拒絕存取") && page.contains("req-1") && !page.contains("db-console-privileged-only"))
+        #expect(headers.contains { $0 == ("Content-Language", "zh-TW") })
+        let ordinary = try #require(try await w.sessions.resolve(token: token))
+        guard case .success(let privileged) = try await w.sessions.startPrivileged(from: ordinary) else { Issue.record("start"); return }
+        guard case .forward(_, let h) = await w.ask("/db/query", token: privileged.token) else { Issue.record("privileged allowed"); return }
+        #expect(h.contains { $0 == ("X-Menshen-Roles", "dba") })
+        #expect(Self.status(await w.ask("/db/query", token: token)) == 302, "the ordinary session ended when privileged work began")
+    }
+}
