@@ -24,7 +24,8 @@ class Demo:
         self.log = open(data_dir.parent / "demo.log", "w+")
         self.process = subprocess.Popen(
             [str(BINARY), "demo", "--data", str(data_dir), "--listen", "127.0.0.1:0",
-             "--admin-listen", "127.0.0.1:0", "--app-listen", "127.0.0.1:0"],
+             "--admin-listen", "127.0.0.1:0", "--app-listen", "127.0.0.1:0",
+             "--gateway-listen", "127.0.0.1:0"],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=data_dir.parent)
         deadline = time.time() + 60
         self.portal = None

@@ -211,6 +211,13 @@ public enum ConfigLoader {
             problems.append(ConfigProblem(keyPath: "admin.listen", location: raw["admin.listen"]?.1 ?? "default",
                                           message: "must differ from server.listen (\(a))"))
         }
+        func effective(_ key: String) -> String? { checked[key] ?? ConfigKeys.byPath[key]?.defaultValue }
+        if let g = effective("gateway.listen"), !g.hasSuffix(":0") {
+            for other in ["server.listen", "admin.listen"] where effective(other) == g {
+                problems.append(ConfigProblem(keyPath: "gateway.listen", location: raw["gateway.listen"]?.1 ?? "default",
+                                              message: "must differ from \(other) (\(g))"))
+            }
+        }
         return (checked, problems.sorted { ($0.location, $0.keyPath) < ($1.location, $1.keyPath) })
     }
 

@@ -18,6 +18,13 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var publicURL: String
     }
 
+    public struct Gateway: Sendable, Equatable {
+        /// `gateway.listen` (default `127.0.0.1:8000`).
+        public var listen: ListenAddress
+        /// `gateway.public_url` (default `http://localhost:8000`).
+        public var publicURL: String
+    }
+
     public struct Admin: Sendable, Equatable {
         /// `admin.listen` (default `127.0.0.1:9090`).
         public var listen: ListenAddress
@@ -61,6 +68,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
     public var organisation: Organisation
     public var server: Server
     public var admin: Admin
+    public var gateway: Gateway
     public var store: Store
     public var log: Log
     public var identity: Identity
@@ -73,6 +81,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
         organisation = Organisation(name: s("organisation.name"), timeZone: s("organisation.time_zone"))
         server = Server(listen: l("server.listen"), publicURL: s("server.public_url"))
         admin = Admin(listen: l("admin.listen"))
+        gateway = Gateway(listen: l("gateway.listen"), publicURL: s("gateway.public_url"))
         store = Store(driver: StoreDriver(rawValue: s("store.driver")) ?? .sqlite, sqlitePath: s("store.sqlite.path"),
                       sqliteBusyTimeoutSeconds: i("store.sqlite.busy_timeout_seconds"), postgresURL: s("store.postgres.url"),
                       postgresPoolSize: i("store.postgres.pool_size"),

@@ -46,8 +46,9 @@ public enum IdentityWiring {
                                                        environment: ProcessInfo.processInfo.environment)
             if !providers.isEmpty { federation = try OIDCRelyingParty(providers: providers, random: random) }
         }
+        let gatewayOrigin = try Self.origin(of: config.gateway.publicURL).origin
         return IdentityPortal(store: store, identity: identity, sessions: sessions, clock: clock, random: random, publicOrigin: origin,
-                              federation: federation)
+                              federation: federation, trustedReturnOrigins: [gatewayOrigin])
     }
 }
 

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import MenshenConfig
 import MenshenCore
+import MenshenEnforcementPoint
 import MenshenPolicyEngine
 import MenshenStorage
 import Metrics
@@ -52,7 +53,7 @@ public struct MenshenRuntime: Sendable {
         let decisionPoint = try await PolicySnapshot.load(from: store)
         logger.info("policies loaded", metadata: ["policies": "\(decisionPoint.policies.policies.count)"])
         let registry = Self.registry
-        let expected = demo == nil ? 2 : 3
+        let expected = demo == nil ? 3 : 4
         let ready = ReadyCollector(expected: expected, onReady: onReady)
         let latest = StoreFactory.latestSchemaVersion(config.store.driver)
         var services: [any Service] = []
@@ -73,6 +74,19 @@ public struct MenshenRuntime: Sendable {
         services.append(app("portal", PortalServer.router(store: store, organisation: config.organisation.name, clock: clock,
                                                           identity: portal),
                             config.server.listen))
+        let routes = RouteTable()
+        let (gatewayOrigin, _) = try IdentityWiring.origin(of: config.gateway.publicURL)
+        var proxyConfig = ProxyConfiguration()
+        proxyConfig.host = config.gateway.listen.host
+        proxyConfig.port = config.gateway.listen.port
+        proxyConfig.scheme = gatewayOrigin.hasPrefix("https") ? "https" : "http"
+        let gate = PolicyGate(store: store, sessions: portal.sessions, clock: clock, routes: routes, decisionPoint: { decisionPoint },
+                              portalOrigin: portal.publicOrigin, timeZone: config.organisation.timeZone)
+        let gatewayListen = config.gateway.listen
+        services.append(GatewayService(server: EnforcementPointServer(configuration: proxyConfig, gate: gate,
+                                                                      logger: Logger(label: "menshen.enforcement-point")),
+                                       routes: routes, store: store, refreshInterval: .seconds(5), logger: logger,
+                                       onBound: { port in await ready.add(BoundListener(name: "gateway", host: gatewayListen.host, port: port)) }))
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))
         }

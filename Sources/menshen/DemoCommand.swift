@@ -30,6 +30,10 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("app-listen"), help: ArgumentHelp("Address of the sample upstream application.", valueName: "host:port"))
     var appListen: String = "127.0.0.1:8081"
 
+    @Option(name: .customLong("gateway-listen"),
+            help: ArgumentHelp("Address of the enforcement point in front of the sample application.", valueName: "host:port"))
+    var gatewayListen: String = "127.0.0.1:8000"
+
     func run() async throws {
         guard let sample = ListenAddress(parsing: appListen) else {
             throw ValidationError("--app-listen must be host:port, not '\(appListen)'")
@@ -40,6 +44,10 @@ struct DemoCommand: AsyncParsableCommand {
         // The portal's public origin must be known before it starts (WebAuthn
         // origin checks, CSRF): with port 0, pick a free port now.
         if portalListen.port == 0 { portalListen.port = try freeTCPPort(host: portalListen.host) }
+        guard var gateway = ListenAddress(parsing: gatewayListen) else {
+            throw ValidationError("--gateway-listen must be host:port, not '\(gatewayListen)'")
+        }
+        if gateway.port == 0 { gateway.port = try freeTCPPort(host: gateway.host) }
         let config: MenshenConfiguration
         do {
             config = try ConfigLoader.load(file: nil, environment: logEnvironment(), overrides: [
@@ -49,6 +57,8 @@ struct DemoCommand: AsyncParsableCommand {
                 "server.listen": portalListen.description,
                 "server.public_url": "http://localhost:\(portalListen.port)",
                 "admin.listen": adminListen,
+                "gateway.listen": gateway.description,
+                "gateway.public_url": "http://localhost:\(gateway.port)",
             ])
         } catch { throw fail(error) }
         let logger = bootstrapLogging(config)
@@ -89,6 +99,7 @@ struct DemoCommand: AsyncParsableCommand {
         let banner = """
             門神 Menshen demo is running — data in \(dataDir) (SQLite)
               Portal:                 \(portal)/
+              Protected applications: \(url("gateway", host: "localhost"))/   (through the enforcement point; every request re-authorized)
               Sample application:     \(url("sample"))/   (upstream of the protected applications)
               Operations:             \(url("admin"))/healthz  \(url("admin"))/readyz  \(url("admin"))/metrics
               Administrator enrolment (one-time link, valid 24 h):

@@ -70,12 +70,13 @@ enum Harness {
         private(set) var adminURL = ""
         private(set) var portalURL = ""
         private(set) var sampleURL = ""
+        private(set) var gatewayURL = ""
         private(set) var enrolmentLink = ""
 
         init(dataDir: URL, cwd: URL) throws {
             process.executableURL = URL(fileURLWithPath: Harness.binary)
             process.arguments = ["demo", "--data", dataDir.path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-                                 "--app-listen", "127.0.0.1:0"]
+                                 "--app-listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"]
             process.currentDirectoryURL = cwd
             out = try Collector(); err = try Collector()
             process.standardOutput = out.handle; process.standardError = err.handle
@@ -95,6 +96,7 @@ enum Harness {
                     }
                     portalURL = find("Portal:").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
                     sampleURL = find("Sample application:").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+                    gatewayURL = find("Protected applications:").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
                     adminURL = find("Operations:").replacingOccurrences(of: "/healthz", with: "")
                     enrolmentLink = text.split(separator: "\n").first(where: { $0.contains("/enrol/") })
                         .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""

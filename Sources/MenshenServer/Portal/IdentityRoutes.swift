@@ -21,12 +21,15 @@ public struct IdentityPortal: Sendable {
     public let freshFactorForChanges: TimeInterval
     /// The OpenID Connect relying party, when providers are configured.
     public let federation: OIDCRelyingParty?
+    /// Other origins (lower-case `scheme://host[:port]`) users may return to, e.g. the enforcement point's.
+    public let trustedReturnOrigins: Set<String>
 
     public init(store: any MenshenStore, identity: IdentityService, sessions: SessionManager, clock: any WallClock,
                 random: any RandomSource, publicOrigin: String, freshFactorForChanges: TimeInterval = 600,
-                federation: OIDCRelyingParty? = nil) {
+                federation: OIDCRelyingParty? = nil, trustedReturnOrigins: Set<String> = []) {
         self.store = store; self.identity = identity; self.sessions = sessions; self.clock = clock; self.random = random
         self.publicOrigin = publicOrigin; self.freshFactorForChanges = freshFactorForChanges; self.federation = federation
+        self.trustedReturnOrigins = trustedReturnOrigins
     }
 
     // MARK: Forms
@@ -141,7 +144,8 @@ public struct IdentityPortal: Sendable {
     }
 
     func safeReturn(_ raw: String?) async throws -> String {
-        ReturnURL.validate(raw, publicOrigin: publicOrigin, applicationHosts: try await applicationHosts())
+        ReturnURL.validate(raw, publicOrigin: publicOrigin, applicationHosts: try await applicationHosts(),
+                           trustedOrigins: trustedReturnOrigins)
     }
 
     func sessionCookie(_ issued: IssuedSession) -> String {

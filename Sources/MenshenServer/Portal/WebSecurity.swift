@@ -82,11 +82,11 @@ enum CSRF {
 }
 
 /// Where a user may be sent back to after sign-in or step-up: a path on this
-/// portal, or a URL on the portal's own origin or on a protected
-/// application's host. Anything else (other hosts, `//host`, `\`, schemes
+/// portal, or a URL on the portal's own origin, the enforcement point's origin,
+/// or a protected application's host (https). Anything else (other hosts, `//host`, `\`, schemes
 /// other than http(s), control characters, over 2 KiB) falls back to `/`.
 enum ReturnURL {
-    static func validate(_ raw: String?, publicOrigin: String, applicationHosts: Set<String>) -> String {
+    static func validate(_ raw: String?, publicOrigin: String, applicationHosts: Set<String>, trustedOrigins: Set<String> = []) -> String {
         guard let raw, !raw.isEmpty, raw.utf8.count <= 2048,
               !raw.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == "\\" })
         else { return "/" }
@@ -97,7 +97,7 @@ enum ReturnURL {
               let host = url.host?.lowercased(), url.user == nil, url.password == nil
         else { return "/" }
         let origin = "\(scheme)://\(host)\(url.port.map { ":\($0)" } ?? "")"
-        if origin == publicOrigin.lowercased() { return raw }
+        if origin == publicOrigin.lowercased() || trustedOrigins.contains(origin) { return raw }
         if scheme == "https" && applicationHosts.contains(host) { return raw }
         return "/"
     }
