@@ -78,7 +78,7 @@ public enum HTMLPage {
             <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
             <title>\(escape(title))</title><link rel="stylesheet" href="/static/menshen.css">\(csrfToken.map { "<meta name=\"csrf-token\" content=\"\(escape($0))\">" } ?? "")\(script ? "<script src=\"/static/webauthn.js\" defer></script>" : "")</head>
             <body><header><span class="brand">門神 Menshen</span>
-            <nav><a href="\(escape(switchPath))?lang=\(other.rawValue)" hreflang="\(other.rawValue)">\(switchLabel)</a></nav></header>
+            <nav><a href="\(escape(switchPath))\(switchPath.contains("?") ? "&amp;" : "?")lang=\(other.rawValue)" hreflang="\(other.rawValue)">\(switchLabel)</a></nav></header>
             <main>\(body)</main></body></html>
             """
         var headers = securityHeaders

@@ -132,6 +132,9 @@ struct PortalIdentityTests {
         #expect(try Self.http("GET", demo.portalURL + "/account", cookies: ["__Host-menshen-session": planted]).status == 303)
         let account = try v.get("/account?lang=en")
         #expect(account.status == 200 && account.body.contains(#"<strong id="account-loa">LoA 1</strong>"#))
+        // The step-up page's language switch keeps the requirement and the way back.
+        let stepUp = try v.get("/stepup?loa=3&max_age=5&return=%2Faccount&lang=zh-TW")
+        #expect(stepUp.status == 200 && stepUp.body.contains("/stepup?loa=3&amp;max_age=5&amp;return=/account&amp;lang=en"), "\(stepUp.body.components(separatedBy: "<nav>").dropFirst().first?.prefix(200) ?? "")")
         let csp = account.header("content-security-policy").first ?? ""
         #expect(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"))
     }

@@ -609,7 +609,7 @@ public struct IdentityPortal: Sendable {
             \(sections)
             """
         return page(request, title: t.stepUpTitle, body: body, status: message == nil ? .ok : .unauthorized, script: !f.passkeys.isEmpty,
-                    switchPath: "/stepup")
+                    switchPath: "/stepup?" + req.query)
     }
 
     func raise(_ s: ActiveSession, _ grant: SessionGrant, _ req: StepUpRequirement) async throws -> IssuedSession? {
