@@ -91,7 +91,7 @@ struct FederationSignInTests {
             try process.run()
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {
-                if let r = try? PortalIdentityTests.http("GET", "http://127.0.0.1:\(admin)/healthz"), r.status == 200 { return }
+                if let r = try? PortalIdentityTests.httpSync("GET", "http://127.0.0.1:\(admin)/healthz"), r.status == 200 { return }
                 if !process.isRunning { throw Harness.HarnessError("menshen serve exited") }
                 Thread.sleep(forTimeInterval: 0.2)
             }
@@ -104,76 +104,81 @@ struct FederationSignInTests {
     }
 
     /// Starts a sign-in at the portal, signs in at the provider, and returns the callback path.
-    static func throughProvider(_ v: Visitor, user: String, password: String) throws -> String {
-        let start = try v.get("/signin/oidc/partner?return=%2Faccount")
+    static func throughProvider(_ v: Visitor, user: String, password: String) async throws -> String {
+        let start = try await v.get("/signin/oidc/partner?return=%2Faccount")
         #expect(start.status == 303)
         let authorize = try #require(start.header("location").first)
         #expect(authorize.contains("code_challenge_method=S256") && authorize.contains("nonce=") && authorize.contains("state="))
         let url = try #require(URLComponents(string: authorize))
-        let login = try PortalIdentityTests.http("POST", authorize, form: [("username", user), ("password", password), ("decision", "allow")])
+        let login = try await PortalIdentityTests.http("POST", authorize, form: [("username", user), ("password", password), ("decision", "allow")])
         #expect(login.status == 302, "provider answered \(login.status): \(login.body.prefix(200))")
         let callback = try #require(login.header("location").first)
         #expect(callback.hasPrefix(v.base + "/signin/oidc/callback?"), "\(callback) (authorize was \(url.host ?? ""))")
         return String(callback.dropFirst(v.base.count))
     }
 
-    func setUp() throws -> (Provider, Server)? {
+    func setUp() async throws -> (Provider, Server)? {
         let port = try Harness.freePort()
         let provider: Provider
-        do { provider = try Provider(redirectURI: "http://localhost:\(port)/signin/oidc/callback") } catch {
+        do {
+            provider = try await Harness.offPool { UncheckedBox(value: try Provider(redirectURI: "http://localhost:\(port)/signin/oidc/callback")) }.value
+        } catch {
             if ProcessInfo.processInfo.environment["CI"] == "true" { throw error }
             print("federated sign-in tests skipped: \(error)")
             return nil
         }
-        return (provider, try Server(provider: provider, port: port, dir: try Harness.tempDir()))
+        let p = UncheckedBox(value: provider)
+        let dir = try Harness.tempDir()
+        let server = try await Harness.offPool { UncheckedBox(value: try Server(provider: p.value, port: port, dir: dir)) }.value
+        return (provider, server)
     }
 
     @Test("a partner signs in through the provider: account created, LoA from acr capped at the provider's maximum")
-    func signIn() throws {
-        guard let (provider, server) = try setUp() else { return }
+    func signIn() async throws {
+        guard let (provider, server) = try await setUp() else { return }
         defer { _ = provider; try? FileManager.default.removeItem(at: server.dir) }
         let v = Visitor(server.portal)
-        let signin = try v.get("/signin?lang=en")
+        let signin = try await v.get("/signin?lang=en")
         #expect(signin.body.contains("Sign in with Partner"))
-        let callback = try Self.throughProvider(v, user: "bob", password: "bob-password")
-        let done = try v.get(callback)
+        let callback = try await Self.throughProvider(v, user: "bob", password: "bob-password")
+        let done = try await v.get(callback)
         #expect(done.status == 303 && done.header("location") == ["/account"])
         #expect(done.cookie("__Host-menshen-session") != nil)
-        let account = try v.get("/account?lang=en")
+        let account = try await v.get("/account?lang=en")
         #expect(account.body.contains(#"<strong id="account-user">bob-0002@partner</strong>"#))
         // bob's provider says acr "phrh" (LoA4); this provider may assert at most LoA3.
         #expect(account.body.contains(#"<strong id="account-loa">LoA 3</strong>"#))
-        let show = try Harness.run(["user", "show", "bob-0002@partner", "--config", server.config],
+        let show = try await Harness.runAsync(["user", "show", "bob-0002@partner", "--config", server.config],
                                    environment: ["MENSHEN_TEST_OIDC_SECRET": "secret-basic-0123456789"])
         #expect(show.out.contains("kind:            partner") && show.out.contains("name:            Bob Lin"))
 
         // A password-only user at the provider gets LoA1 here.
         let w = Visitor(server.portal)
-        #expect(try w.get(try Self.throughProvider(w, user: "alice", password: "alice-password")).status == 303)
-        #expect(try w.get("/account").body.contains(#"<strong id="account-loa">LoA 1</strong>"#))
+        #expect(try await w.get(try await Self.throughProvider(w, user: "alice", password: "alice-password")).status == 303)
+        #expect(try await w.get("/account").body.contains(#"<strong id="account-loa">LoA 1</strong>"#))
     }
 
     @Test("replayed callbacks, callbacks in another browser and forged states are refused and recorded")
-    func refusals() throws {
-        guard let (provider, server) = try setUp() else { return }
+    func refusals() async throws {
+        guard let (provider, server) = try await setUp() else { return }
         defer { _ = provider; try? FileManager.default.removeItem(at: server.dir) }
         let v = Visitor(server.portal)
-        let callback = try Self.throughProvider(v, user: "bob", password: "bob-password")
-        #expect(try v.get(callback).status == 303)
-        let replay = try v.get(callback)
+        let callback = try await Self.throughProvider(v, user: "bob", password: "bob-password")
+        #expect(try await v.get(callback).status == 303)
+        let replay = try await v.get(callback)
         #expect(replay.status == 401 && replay.cookie("__Host-menshen-session") == nil, "a used state is dead")
 
         // Login CSRF: the victim's browser receives a callback the attacker's browser started.
         let attacker = Visitor(server.portal)
-        let planted = try Self.throughProvider(attacker, user: "alice", password: "alice-password")
+        let planted = try await Self.throughProvider(attacker, user: "alice", password: "alice-password")
         let victim = Visitor(server.portal)
-        let r = try victim.get(planted)
+        let r = try await victim.get(planted)
         #expect(r.status == 401 && r.cookie("__Host-menshen-session") == nil)
 
-        let forged = try v.get("/signin/oidc/callback?code=abc&state=forged")
+        let forged = try await v.get("/signin/oidc/callback?code=abc&state=forged")
         #expect(forged.status == 401)
-        #expect(try v.get("/signin/oidc/nowhere").status == 400)
-        let status = try Harness.run(["store", "status", "--config", server.config],
+        #expect(try await v.get("/signin/oidc/nowhere").status == 400)
+        let status = try await Harness.runAsync(["store", "status", "--config", server.config],
                                      environment: ["MENSHEN_TEST_OIDC_SECRET": "secret-basic-0123456789"])
         #expect(status.out.contains("event chain:     intact"))
     }

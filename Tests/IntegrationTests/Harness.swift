@@ -156,3 +156,23 @@ extension Harness {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }
+
+/// Carries a non-Sendable value across an `offPool` hop (used only by one task at a time).
+struct UncheckedBox<T>: @unchecked Sendable { let value: T }
+
+extension Harness {
+    /// Runs blocking work (child processes, polling loops) on a Dispatch thread,
+    /// so it never occupies one of the few cooperative threads that async tests
+    /// running in parallel (the proxy's gate, for one) need.
+    static func offPool<T>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let box: UncheckedBox<Result<T, any Error>> = await withCheckedContinuation { c in
+            DispatchQueue.global().async { c.resume(returning: UncheckedBox(value: Result { try body() })) }
+        }
+        return try box.value.get()
+    }
+
+    /// ``run(_:cwd:environment:timeout:)`` off the cooperative pool.
+    static func runAsync(_ args: [String], environment: [String: String] = [:]) async throws -> (status: Int32, out: String, err: String) {
+        try await offPool { try run(args, environment: environment) }
+    }
+}

@@ -21,7 +21,15 @@ struct PortalIdentityTests {
     }
 
     static func http(_ method: String, _ url: String, cookies: [String: String] = [:], form: [(String, String)] = [],
-                     headers: [String: String] = [:], rawBody: String? = nil) throws -> Exchange {
+                     headers: [String: String] = [:], rawBody: String? = nil) async throws -> Exchange {
+        let request = UncheckedBox(value: (form, headers))
+        return try await Harness.offPool {
+            try httpSync(method, url, cookies: cookies, form: request.value.0, headers: request.value.1, rawBody: rawBody)
+        }
+    }
+
+    static func httpSync(_ method: String, _ url: String, cookies: [String: String] = [:], form: [(String, String)] = [],
+                         headers: [String: String] = [:], rawBody: String? = nil) throws -> Exchange {
         var args = ["-s", "-i", "-X", method, url, "--max-time", "20"]
         if !cookies.isEmpty { args += ["-H", "Cookie: " + cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ")] }
         for (k, v) in headers { args += ["-H", "\(k): \(v)"] }
@@ -58,20 +66,20 @@ struct PortalIdentityTests {
         var cookies: [String: String] = [:]
         init(_ base: String) { self.base = base }
 
-        func get(_ path: String) throws -> Exchange {
-            let r = try PortalIdentityTests.http("GET", base + path, cookies: cookies)
+        func get(_ path: String) async throws -> Exchange {
+            let r = try await PortalIdentityTests.http("GET", base + path, cookies: cookies)
             absorb(r)
             return r
         }
 
-        func post(_ path: String, _ form: [(String, String)], csrf: Bool = true, origin: String? = nil) throws -> Exchange {
+        func post(_ path: String, _ form: [(String, String)], csrf: Bool = true, origin: String? = nil) async throws -> Exchange {
             var fields = form
             if csrf {
-                var page = try get("/signin")
-                if page.status == 303 { page = try get("/account") }   // signed in: /signin redirects
+                var page = try await get("/signin")
+                if page.status == 303 { page = try await get("/account") }   // signed in: /signin redirects
                 fields.append(("csrf", try Self.csrf(in: page.body)))
             }
-            let r = try PortalIdentityTests.http("POST", base + path, cookies: cookies, form: fields,
+            let r = try await PortalIdentityTests.http("POST", base + path, cookies: cookies, form: fields,
                                                  headers: ["Origin": origin ?? base])
             absorb(r)
             return r
@@ -93,150 +101,152 @@ struct PortalIdentityTests {
     }
 
     /// A demo with one enrolled user (password only) called `pat`.
-    static func demoWithUser() throws -> (Harness.Demo, URL, String) {
+    static func demoWithUser() async throws -> (Harness.Demo, URL, String) {
         let dir = try Harness.tempDir()
         let data = dir.appendingPathComponent("menshen-data")
         let demo = try Harness.Demo(dataDir: data, cwd: dir)
-        try demo.waitUntilReady()
-        #expect(try Harness.run(["user", "add", "pat", "--name", "Pat 林", "--group", "staff", "--data", data.path]).status == 0)
-        let link = try Harness.run(["user", "enrol-link", "pat", "--data", data.path]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let box = UncheckedBox(value: demo)
+        try await Harness.offPool { try box.value.waitUntilReady() }
+        #expect(try await Harness.runAsync(["user", "add", "pat", "--name", "Pat 林", "--group", "staff", "--data", data.path]).status == 0)
+        let link = try await Harness.runAsync(["user", "enrol-link", "pat", "--data", data.path]).out.trimmingCharacters(in: .whitespacesAndNewlines)
         let path = try #require(URL(string: link)?.path)
         let v = Visitor(demo.portalURL)
-        let start = try v.post(path, [])
+        let start = try await v.post(path, [])
         #expect(start.status == 303 && start.header("location") == ["/account?lang=zh-TW"])
-        #expect(try v.post("/account/password", [("password", Self.password)]).status == 200)
-        #expect(try v.post("/account/finish", []).status == 303)
+        #expect(try await v.post("/account/password", [("password", Self.password)]).status == 200)
+        #expect(try await v.post("/account/finish", []).status == 303)
         return (demo, dir, data.path)
     }
 
     static let password = "quiet harbour 淡水 lantern"
 
-    func events(_ data: String) throws -> String {
-        try Harness.run(["store", "status", "--data", data]).out
+    func events(_ data: String) async throws -> String {
+        try await Harness.runAsync(["store", "status", "--data", data]).out
     }
 
     @Test("sign-in sets a __Host- session cookie with Secure, HttpOnly, SameSite=Lax and no Domain; a planted id is never adopted")
-    func cookieAndFixation() throws {
-        let (demo, dir, _) = try Self.demoWithUser()
+    func cookieAndFixation() async throws {
+        let (demo, dir, _) = try await Self.demoWithUser()
         defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
         let v = Visitor(demo.portalURL)
         let planted = String(repeating: "A", count: 43)
         v.cookies["__Host-menshen-session"] = planted
-        let r = try v.post("/signin", [("user", "pat"), ("password", Self.password), ("ret", "/account")])
+        let r = try await v.post("/signin", [("user", "pat"), ("password", Self.password), ("ret", "/account")])
         #expect(r.status == 303 && r.header("location") == ["/account"])
         let line = try #require(r.header("set-cookie").first { $0.hasPrefix("__Host-menshen-session=") })
         #expect(line.hasSuffix("; Path=/; Secure; HttpOnly; SameSite=Lax"))
         #expect(!line.lowercased().contains("domain="))
         let issued = try #require(r.cookie("__Host-menshen-session"))
         #expect(issued != planted && issued.count == 43)
-        #expect(try Self.http("GET", demo.portalURL + "/account", cookies: ["__Host-menshen-session": planted]).status == 303)
-        let account = try v.get("/account?lang=en")
+        #expect(try await Self.http("GET", demo.portalURL + "/account", cookies: ["__Host-menshen-session": planted]).status == 303)
+        let account = try await v.get("/account?lang=en")
         #expect(account.status == 200 && account.body.contains(#"<strong id="account-loa">LoA 1</strong>"#))
         // The step-up page's language switch keeps the requirement and the way back.
-        let stepUp = try v.get("/stepup?loa=3&max_age=5&return=%2Faccount&lang=zh-TW")
+        let stepUp = try await v.get("/stepup?loa=3&max_age=5&return=%2Faccount&lang=zh-TW")
         #expect(stepUp.status == 200 && stepUp.body.contains("/stepup?loa=3&amp;max_age=5&amp;return=/account&amp;lang=en"), "\(stepUp.body.components(separatedBy: "<nav>").dropFirst().first?.prefix(200) ?? "")")
         let csp = account.header("content-security-policy").first ?? ""
         #expect(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"))
     }
 
     @Test("return URLs: own paths are followed, other origins never (no open redirect)")
-    func openRedirect() throws {
-        let (demo, dir, _) = try Self.demoWithUser()
+    func openRedirect() async throws {
+        let (demo, dir, _) = try await Self.demoWithUser()
         defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
         for (ret, expected) in [("https://evil.example/x", "/"), ("//evil.example/x", "/"), ("/\\evil.example", "/"),
                                 ("javascript:alert(1)", "/"), ("/account?lang=en", "/account?lang=en"),
                                 (demo.portalURL + "/account", demo.portalURL + "/account")] {
             let v = Visitor(demo.portalURL)
-            let r = try v.post("/signin", [("user", "pat"), ("password", Self.password), ("ret", ret)])
+            let r = try await v.post("/signin", [("user", "pat"), ("password", Self.password), ("ret", ret)])
             #expect(r.status == 303 && r.header("location") == [expected], "\(ret)")
         }
     }
 
     @Test("bad input: missing CSRF, foreign Origin, malformed or oversized bodies give a clear 400/413, change nothing, and are recorded")
-    func badInput() throws {
-        let (demo, dir, data) = try Self.demoWithUser()
+    func badInput() async throws {
+        let (demo, dir, data) = try await Self.demoWithUser()
         defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
-        let before = try events(data)
+        let before = try await events(data)
         let v = Visitor(demo.portalURL)
-        let noToken = try v.post("/signin", [("user", "pat"), ("password", Self.password)], csrf: false)
+        let noToken = try await v.post("/signin", [("user", "pat"), ("password", Self.password)], csrf: false)
         #expect(noToken.status == 400 && noToken.cookie("__Host-menshen-session") == nil)
         #expect(noToken.body.contains("無法處理此請求，未做任何變更。"))
-        let foreign = try v.post("/signin", [("user", "pat"), ("password", Self.password)], origin: "https://evil.example")
+        let foreign = try await v.post("/signin", [("user", "pat"), ("password", Self.password)], origin: "https://evil.example")
         #expect(foreign.status == 400 && foreign.cookie("__Host-menshen-session") == nil)
-        let malformed = try Self.http("POST", demo.portalURL + "/signin", cookies: v.cookies, rawBody: "user=%ZZ&password=%")
+        let malformed = try await Self.http("POST", demo.portalURL + "/signin", cookies: v.cookies, rawBody: "user=%ZZ&password=%")
         #expect(malformed.status == 400)
-        let huge = try Self.http("POST", demo.portalURL + "/signin", cookies: v.cookies, rawBody: "user=" + String(repeating: "a", count: 200_000))
+        let huge = try await Self.http("POST", demo.portalURL + "/signin", cookies: v.cookies, rawBody: "user=" + String(repeating: "a", count: 200_000))
         #expect(huge.status == 413)
-        let json = try Self.http("POST", demo.portalURL + "/signin/passkey", cookies: v.cookies, form: [("handle", "x"), ("credential", "{")])
+        let json = try await Self.http("POST", demo.portalURL + "/signin/passkey", cookies: v.cookies, form: [("handle", "x"), ("credential", "{")])
         #expect(json.status == 403 && json.header("content-type") == ["application/problem+json"])
-        let after = try events(data)
+        let after = try await events(data)
         #expect(before != after, "the refusals were recorded as events")
         #expect(after.contains("event chain:     intact"))
     }
 
     @Test("disabling a user ends their session on the very next request; sign-out too")
-    func revocation() throws {
-        let (demo, dir, data) = try Self.demoWithUser()
+    func revocation() async throws {
+        let (demo, dir, data) = try await Self.demoWithUser()
         defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
         let v = Visitor(demo.portalURL)
-        #expect(try v.post("/signin", [("user", "pat"), ("password", Self.password)]).status == 303)
-        #expect(try v.get("/account").status == 200)
-        let disable = try Harness.run(["user", "disable", "pat", "--data", data])
+        #expect(try await v.post("/signin", [("user", "pat"), ("password", Self.password)]).status == 303)
+        #expect(try await v.get("/account").status == 200)
+        let disable = try await Harness.runAsync(["user", "disable", "pat", "--data", data])
         #expect(disable.status == 0 && disable.out.contains("ended 1 session"))
-        #expect(try v.get("/account").status == 303)
-        #expect(try Harness.run(["user", "enable", "pat", "--data", data]).status == 0)
-        #expect(try v.post("/signin", [("user", "pat"), ("password", Self.password)]).status == 303)
+        #expect(try await v.get("/account").status == 303)
+        #expect(try await Harness.runAsync(["user", "enable", "pat", "--data", data]).status == 0)
+        #expect(try await v.post("/signin", [("user", "pat"), ("password", Self.password)]).status == 303)
         let token = try #require(v.cookies["__Host-menshen-session"])
-        #expect(try v.post("/signout", []).status == 303)
-        #expect(try Self.http("GET", demo.portalURL + "/account", cookies: ["__Host-menshen-session": token]).status == 303)
+        #expect(try await v.post("/signout", []).status == 303)
+        #expect(try await Self.http("GET", demo.portalURL + "/account", cookies: ["__Host-menshen-session": token]).status == 303)
     }
 
     @Test("throttling answers 429 with Retry-After, and an unknown user looks like a wrong password")
-    func throttling() throws {
-        let (demo, dir, _) = try Self.demoWithUser()
+    func throttling() async throws {
+        let (demo, dir, _) = try await Self.demoWithUser()
         defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
         let v = Visitor(demo.portalURL)
-        let wrong = try v.post("/signin?lang=en", [("user", "pat"), ("password", "not it at all")])
-        let unknown = try v.post("/signin?lang=en", [("user", "nobody"), ("password", "not it at all")])
+        let wrong = try await v.post("/signin?lang=en", [("user", "pat"), ("password", "not it at all")])
+        let unknown = try await v.post("/signin?lang=en", [("user", "nobody"), ("password", "not it at all")])
         #expect(wrong.status == 401 && unknown.status == 401)
         func message(_ html: String) -> String { html.components(separatedBy: "role=\"alert\">").dropFirst().first?.components(separatedBy: "<").first ?? "" }
         #expect(message(wrong.body) == message(unknown.body) && !message(wrong.body).isEmpty)
         var last = wrong
-        for _ in 0..<6 { last = try v.post("/signin?lang=en", [("user", "pat"), ("password", "still not it")]) }
+        for _ in 0..<6 { last = try await v.post("/signin?lang=en", [("user", "pat"), ("password", "still not it")]) }
         #expect(last.status == 429)
         #expect(Int(last.header("retry-after").first ?? "") ?? 0 >= 1)
     }
 
     @Test("menshen user: add, list, show, disable, enable, reset-mfa, enrol-link; mistakes change nothing")
-    func userCommands() throws {
+    func userCommands() async throws {
         let dir = try Harness.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let data = dir.appendingPathComponent("menshen-data").path
         let demo = try Harness.Demo(dataDir: URL(fileURLWithPath: data), cwd: dir)
-        try demo.waitUntilReady()
+        let box = UncheckedBox(value: demo)
+        try await Harness.offPool { try box.value.waitUntilReady() }
         demo.kill(signal: SIGTERM)
-        let add = try Harness.run(["user", "add", "vendor.chen", "--name", "陳 Chen", "--kind", "vendor", "--group", "vendors", "--data", data])
+        let add = try await Harness.runAsync(["user", "add", "vendor.chen", "--name", "陳 Chen", "--kind", "vendor", "--group", "vendors", "--data", data])
         #expect(add.status == 0 && add.out.contains("added user vendor.chen (vendor)"))
-        let typo = try Harness.run(["user", "add", "zed", "--group", "no-such-group", "--data", data])
+        let typo = try await Harness.runAsync(["user", "add", "zed", "--group", "no-such-group", "--data", data])
         #expect(typo.status == 1 && typo.err.contains("no group no-such-group"))
-        let badID = try Harness.run(["user", "add", "bad id!", "--data", data])
+        let badID = try await Harness.runAsync(["user", "add", "bad id!", "--data", data])
         #expect(badID.status != 0 && badID.err.contains("user id must be"))
-        let list = try Harness.run(["user", "list", "--data", data])
+        let list = try await Harness.runAsync(["user", "list", "--data", data])
         #expect(list.status == 0 && list.out.contains("vendor.chen") && !list.out.contains("zed") && list.out.contains("6 users"))
-        let json = try Harness.run(["user", "list", "--json", "--data", data])
+        let json = try await Harness.runAsync(["user", "list", "--json", "--data", data])
         #expect(json.out.split(separator: "\n").count == 6)
-        let show = try Harness.run(["user", "show", "vendor.chen", "--data", data])
+        let show = try await Harness.runAsync(["user", "show", "vendor.chen", "--data", data])
         #expect(show.out.contains("kind:            vendor") && show.out.contains("groups:          vendors"))
-        #expect(try Harness.run(["user", "show", "ghost", "--data", data]).err.contains("no user ghost"))
-        #expect(try Harness.run(["user", "disable", "vendor.chen", "--data", data]).status == 0)
-        #expect(try Harness.run(["user", "show", "vendor.chen", "--data", data]).out.contains("state:           disabled"))
-        #expect(try Harness.run(["user", "enrol-link", "vendor.chen", "--data", data]).err.contains("is disabled"))
-        #expect(try Harness.run(["user", "enable", "vendor.chen", "--data", data]).status == 0)
-        let link = try Harness.run(["user", "enrol-link", "vendor.chen", "--valid-hours", "2", "--data", data])
+        #expect(try await Harness.runAsync(["user", "show", "ghost", "--data", data]).err.contains("no user ghost"))
+        #expect(try await Harness.runAsync(["user", "disable", "vendor.chen", "--data", data]).status == 0)
+        #expect(try await Harness.runAsync(["user", "show", "vendor.chen", "--data", data]).out.contains("state:           disabled"))
+        #expect(try await Harness.runAsync(["user", "enrol-link", "vendor.chen", "--data", data]).err.contains("is disabled"))
+        #expect(try await Harness.runAsync(["user", "enable", "vendor.chen", "--data", data]).status == 0)
+        let link = try await Harness.runAsync(["user", "enrol-link", "vendor.chen", "--valid-hours", "2", "--data", data])
         #expect(link.status == 0 && link.out.hasPrefix("http://localhost:8080/enrol/"))
-        let reset = try Harness.run(["user", "reset-mfa", "vendor.chen", "--data", data])
+        let reset = try await Harness.runAsync(["user", "reset-mfa", "vendor.chen", "--data", data])
         #expect(reset.status == 0 && reset.out.contains("removed 0 second factors"))
-        let status = try Harness.run(["store", "status", "--data", data]).out
+        let status = try await Harness.runAsync(["store", "status", "--data", data]).out
         #expect(status.contains("event chain:     intact"))
     }
 }

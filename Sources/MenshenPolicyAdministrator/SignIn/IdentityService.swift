@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MenshenCore
 import MenshenIdentity
 import MenshenStorage
@@ -99,8 +100,9 @@ public struct IdentityService: Sendable {
     public let throttle: SignInThrottle
     public let events: IdentityEvents
     private let hasher: PasswordHasher
-    /// Verified against when the user is unknown, so timing does not tell.
-    private let decoyHash: String
+    /// Verified against when the user is unknown, so timing does not tell
+    /// (computed on first use: command-line tools never pay for it).
+    private let decoy: DecoyHash
 
     public init(store: any MenshenStore, clock: any WallClock, random: any RandomSource, settings: IdentitySettings,
                 sessions: SessionManager, throttle: SignInThrottle = SignInThrottle()) {
@@ -108,7 +110,7 @@ public struct IdentityService: Sendable {
         self.sessions = sessions; self.throttle = throttle
         self.events = IdentityEvents(store: store, clock: clock, random: random)
         self.hasher = PasswordHasher(cost: settings.bcryptCost)
-        self.decoyHash = hasher.hash(random.token())
+        self.decoy = DecoyHash(hasher: hasher, random: random)
     }
 
     // MARK: Sign-in with a password first
@@ -125,7 +127,7 @@ public struct IdentityService: Sendable {
         let user = IdentifierSyntax.isValid(userName) ? try await store.user(UserID(userName)) : nil
         var stored: (record: CredentialRecord, hash: String)?
         if let user { stored = try await passwordHash(of: user.id) }
-        let verdict = hasher.verify(String(password.prefix(1024)), against: stored?.hash ?? decoyHash)
+        let verdict = hasher.verify(String(password.prefix(1024)), against: stored?.hash ?? decoy.value)
         guard let user, let stored, !user.disabled, verdict.isMatch else {
             await throttle.recordFailure(keys: keys, at: now)
             let detail = user == nil ? "unknown user" : user!.disabled ? "account disabled" : stored == nil ? "no password set" : "wrong password"
@@ -603,6 +605,23 @@ public struct IdentityService: Sendable {
 
     static func json(_ object: [String: Any]) throws -> String {
         String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+    }
+}
+
+/// A bcrypt hash of a random string at the configured cost, made once on first use.
+final class DecoyHash: Sendable {
+    private let hasher: PasswordHasher
+    private let random: any RandomSource
+    private let cached = Mutex<String?>(nil)
+    init(hasher: PasswordHasher, random: any RandomSource) { self.hasher = hasher; self.random = random }
+    var value: String {
+        if let v = cached.withLock({ $0 }) { return v }
+        let v = hasher.hash(random.token())
+        return cached.withLock { current in
+            if let current { return current }
+            current = v
+            return v
+        }
     }
 }
 
