@@ -145,11 +145,8 @@ public struct IdentityService: Sendable {
         if methods.isEmpty {
             return try await complete(user: user.id, factors: [.password], source: source, detail: "password only")
         }
-        let token = random.token()
-        let pending = Pending(user: user.id.rawValue, attempts: 0, password: true)
-        try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(token), kind: Pending.kind, userID: user.id,
-                                                        data: try CredentialData.encode(pending), createdAt: now,
-                                                        expiresAt: now.addingTimeInterval(settings.ceremonyLifetime)))
+        let token = try await newCeremony(Pending.kind, user: user.id, state: Pending(user: user.id.rawValue, attempts: 0, password: true),
+                                          now: now)
         return .secondFactorRequired(pendingToken: token, methods: methods)
     }
 
@@ -257,11 +254,9 @@ public struct IdentityService: Sendable {
         }
         var generator = SourceGenerator(source: random)
         let challenge = WebAuthnChallenge.generate(using: &generator)
-        let handle = random.token()
-        let state = AssertionState(challenge: challenge.base64URL, user: user?.rawValue, password: password, allow: allow)
-        try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(handle), kind: AssertionState.kind, userID: user,
-                                                        data: try CredentialData.encode(state), createdAt: now,
-                                                        expiresAt: now.addingTimeInterval(settings.ceremonyLifetime)))
+        let handle = try await newCeremony(AssertionState.kind, user: user,
+                                           state: AssertionState(challenge: challenge.base64URL, user: user?.rawValue, password: password, allow: allow),
+                                           now: now)
         var options: [String: Any] = [
             "challenge": challenge.base64URL, "rpId": settings.relyingParty.rpID,
             "timeout": Int(settings.ceremonyLifetime * 1000),
@@ -375,6 +370,16 @@ public struct IdentityService: Sendable {
         }
     }
 
+    /// Stores single-use ceremony state under the hash of a fresh random
+    /// handle and returns the handle (it goes to the browser; the store keeps only its hash).
+    private func newCeremony(_ kind: String, user: UserID?, state: some Encodable, now: Date, until: Date? = nil) async throws -> String {
+        let handle = random.token()
+        try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(handle), kind: kind, userID: user,
+                                                        data: try CredentialData.encode(state), createdAt: now,
+                                                        expiresAt: until ?? now.addingTimeInterval(settings.ceremonyLifetime)))
+        return handle
+    }
+
     // MARK: Factor checks
 
     private func passwordHash(of user: UserID) async throws -> (record: CredentialRecord, hash: String)? {
@@ -468,11 +473,10 @@ public struct IdentityService: Sendable {
             .flatMap(Base64URL.decode) ?? random.bytes(32)
         var generator = SourceGenerator(source: random)
         let challenge = WebAuthnChallenge.generate(using: &generator)
-        let handle = random.token()
-        let state = CreationState(challenge: challenge.base64URL, user: user.id.rawValue, userHandle: Base64URL.encode(handleBytes))
-        try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(handle), kind: CreationState.kind, userID: user.id,
-                                                        data: try CredentialData.encode(state), createdAt: now,
-                                                        expiresAt: now.addingTimeInterval(settings.ceremonyLifetime)))
+        let handle = try await newCeremony(CreationState.kind, user: user.id,
+                                           state: CreationState(challenge: challenge.base64URL, user: user.id.rawValue,
+                                                                userHandle: Base64URL.encode(handleBytes)),
+                                           now: now)
         let algorithms = [COSEAlgorithm.es256, .eddsa, .rs256].filter { settings.relyingParty.allowedAlgorithms.contains($0) }
         let options: [String: Any] = [
             "challenge": challenge.base64URL,
@@ -534,13 +538,10 @@ public struct IdentityService: Sendable {
         var generator = SourceGenerator(source: random)
         let enrollment = try TOTPEnrollment.begin(issuer: settings.issuer, accountName: user.id.rawValue, at: now,
                                                   validFor: settings.ceremonyLifetime * 2, using: &generator)
-        let handle = random.token()
         let state = TOTPEnrolmentState(user: user.id.rawValue,
                                        sealedSecret: try settings.secretBox.seal(enrollment.secret.bytes, context: "totp-enrol:" + user.id.rawValue),
                                        attempts: 0)
-        try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(handle), kind: TOTPEnrolmentState.kind,
-                                                        userID: user.id, data: try CredentialData.encode(state), createdAt: now,
-                                                        expiresAt: enrollment.expiresAt))
+        let handle = try await newCeremony(TOTPEnrolmentState.kind, user: user.id, state: state, now: now, until: enrollment.expiresAt)
         return PendingTOTPEnrolment(handle: handle, enrollment: enrollment)
     }
 
