@@ -20,15 +20,7 @@ struct StoreCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let db: any MenshenStore
-            let config: MenshenConfiguration
-            do {
-                config = try store.load()
-                if config.store.driver == .sqlite, !FileManager.default.fileExists(atPath: config.store.sqlitePath) {
-                    throw StoreError(.notFound, "\(config.store.sqlitePath): no Menshen database here (run `menshen demo` or pass --config)")
-                }
-                db = try await StoreFactory.open(config, logger: Logger(label: "menshen"))
-            } catch { throw fail(error) }
+            let (_, db) = try await store.openExisting()
             do {
                 let version = try await db.schemaVersion()
                 var lines = [

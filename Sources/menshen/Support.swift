@@ -29,6 +29,18 @@ struct StoreOptions: ParsableArguments {
     }
 
     static func sqlitePath(in dir: String) -> String { (dir as NSString).appendingPathComponent("menshen.sqlite") }
+
+    /// Loads the configuration and opens an existing store (an administrative verb
+    /// never creates an empty SQLite database by mistake). Errors become one line and a non-zero exit.
+    func openExisting() async throws -> (MenshenConfiguration, any MenshenStore) {
+        do {
+            let config = try load()
+            if config.store.driver == .sqlite, !FileManager.default.fileExists(atPath: config.store.sqlitePath) {
+                throw StoreError(.notFound, "\(config.store.sqlitePath): no Menshen database here (run `menshen demo` or pass --config)")
+            }
+            return (config, try await StoreFactory.open(config, logger: Logger(label: "menshen")))
+        } catch { throw fail(error) }
+    }
 }
 
 /// Only the logging variables of the environment (the demo ignores the rest on purpose).

@@ -20,15 +20,7 @@ struct UserCommand: AsyncParsableCommand {
     static func withServices<T>(_ options: StoreOptions, _ body: (any MenshenStore, IdentityPortal, MenshenConfiguration) async throws -> T)
         async throws -> T
     {
-        let config: MenshenConfiguration
-        let store: any MenshenStore
-        do {
-            config = try options.load()
-            if config.store.driver == .sqlite, !FileManager.default.fileExists(atPath: config.store.sqlitePath) {
-                throw StoreError(.notFound, "\(config.store.sqlitePath): no Menshen database here (run `menshen demo` or pass --config)")
-            }
-            store = try await StoreFactory.open(config, logger: Logger(label: "menshen"))
-        } catch { throw fail(error) }
+        let (config, store) = try await options.openExisting()
         do {
             let portal = try IdentityWiring.portal(config: config, store: store, clock: SystemClock())
             do {

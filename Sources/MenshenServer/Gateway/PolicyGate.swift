@@ -89,7 +89,7 @@ public struct PolicyGate: AccessGate {
             return GatewayPages.deny(request, reason: .noSuchApplication, portalOrigin: portalOrigin, status: 404)
         }
         let original = "\(request.scheme)://\(request.host)\(request.rawTarget)"
-        guard let token = Self.cookie("__Host-menshen-session", in: request),
+        guard let token = Self.cookie(PortalCookies.session, in: request),
               let session = try await sessions.resolve(token: token)
         else { return GatewayPages.signIn(request, returnURL: original, portalOrigin: portalOrigin) }
 
@@ -135,15 +135,6 @@ public struct PolicyGate: AccessGate {
     }
 
     static func cookie(_ name: String, in request: GateRequest) -> String? {
-        for header in request.headerValues("cookie") {
-            for part in header.split(separator: ";") {
-                let pair = part.trimmingCharacters(in: .whitespaces)
-                if pair.hasPrefix(name + "=") {
-                    let v = String(pair.dropFirst(name.count + 1))
-                    return v.utf8.count <= 256 ? v : nil
-                }
-            }
-        }
-        return nil
+        PortalCookies.value(name, inHeaders: request.headerValues("cookie"))
     }
 }

@@ -39,7 +39,12 @@ enum PortalCookies {
 
     /// A cookie's value from the request's `Cookie` headers (first match), size-limited.
     static func value(_ name: String, in request: Request) -> String? {
-        for header in request.headers[values: .cookie] {
+        value(name, inHeaders: request.headers[values: .cookie])
+    }
+
+    /// A cookie's value from `Cookie` header values (first match); nil when absent or over 256 bytes.
+    static func value(_ name: String, inHeaders headers: [String]) -> String? {
+        for header in headers {
             for part in header.split(separator: ";") {
                 let pair = part.trimmingCharacters(in: .whitespaces)
                 guard pair.hasPrefix(name + "=") else { continue }
