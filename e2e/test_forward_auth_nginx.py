@@ -253,6 +253,7 @@ def stack(tmp_path_factory):
             s.start_nginx()        # the application first: it needs nothing from Menshen
             assert exchange("GET", s.upstream, "/app/x").status == 200
             s.start_menshen()
+            s.cli("group", "add", "staff", "--name", "Staff 行員")
             s.enrol("alice", "staff")
             s.enrol("bob")         # in no group: the route's policy does not allow him
         except BaseException as error:

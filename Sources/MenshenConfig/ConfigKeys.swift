@@ -21,6 +21,8 @@ public enum ConfigValueKind: Sendable, Equatable {
     case postgresURL
     /// An IANA time zone name such as `Asia/Taipei`.
     case timeZone
+    /// Comma-separated CIDR blocks (`10.0.0.0/8, ::1/128`); may be empty.
+    case cidrList
 }
 
 /// One key of the tree: its dotted path, type, default and documentation.
@@ -52,6 +54,14 @@ public enum ConfigKeys {
                       doc: "Address of the enforcement point: the reverse proxy in front of the protected applications."),
         ConfigKeySpec(path: "gateway.public_url", kind: .httpURL, defaultValue: "http://localhost:8000",
                       doc: "External URL of the enforcement point; sign-in and step-up may return there."),
+        ConfigKeySpec(path: "gateway.routes_file", kind: .string, defaultValue: "",
+                      doc: "YAML file of protected applications (host, path prefix, upstreams, classification, requirements or Cedar files); empty: only applications saved in the store. See docs/operations.md."),
+        ConfigKeySpec(path: "gateway.reload_interval_seconds", kind: .integer(1...3600), defaultValue: "5",
+                      doc: "How often the routes file and the store's policies and applications are checked for changes (a change is swapped in atomically; a bad one is refused and the running set stays)."),
+        ConfigKeySpec(path: "gateway.reevaluate_interval_seconds", kind: .integer(1...3600), defaultValue: "30",
+                      doc: "Long-lived connections (WebSocket, streaming responses) are authorized again this often and closed when the answer is no longer allow."),
+        ConfigKeySpec(path: "gateway.forward_auth.trusted_callers", kind: .cidrList, defaultValue: "127.0.0.0/8, ::1/128",
+                      doc: "Networks whose proxies may call the forward-auth endpoints (/.menshen/auth/nginx, /traefik, /envoy/…); their description of the original request is believed."),
         ConfigKeySpec(path: "admin.listen", kind: .listenAddress, defaultValue: "127.0.0.1:9090",
                       doc: "Address of the operations listener (/healthz, /readyz, /metrics). Keep it on a private network."),
         ConfigKeySpec(path: "store.driver", kind: .oneOf(["sqlite", "postgres"]), defaultValue: "sqlite",

@@ -248,6 +248,9 @@ public enum ConfigLoader {
             return nil
         case .timeZone:
             return TimeZone(identifier: text) == nil ? "is not a known IANA time zone: '\(text)'" : nil
+        case .cidrList:
+            let bad = ConfigValues.cidrs(text).filter { CIDR($0) == nil }
+            return bad.isEmpty ? nil : "is not a list of CIDR blocks (e.g. 10.0.0.0/8, ::1/128): '\(bad.joined(separator: "', '"))'"
         }
     }
 

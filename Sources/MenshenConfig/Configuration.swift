@@ -23,6 +23,14 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var listen: ListenAddress
         /// `gateway.public_url` (default `http://localhost:8000`).
         public var publicURL: String
+        /// `gateway.routes_file` (default empty: applications from the store only).
+        public var routesFile: String
+        /// `gateway.reload_interval_seconds` (default 5).
+        public var reloadIntervalSeconds: Int
+        /// `gateway.reevaluate_interval_seconds` (default 30).
+        public var reevaluateIntervalSeconds: Int
+        /// `gateway.forward_auth.trusted_callers` (default loopback).
+        public var forwardAuthTrustedCallers: [CIDR]
     }
 
     public struct Admin: Sendable, Equatable {
@@ -81,7 +89,10 @@ public struct MenshenConfiguration: Sendable, Equatable {
         organisation = Organisation(name: s("organisation.name"), timeZone: s("organisation.time_zone"))
         server = Server(listen: l("server.listen"), publicURL: s("server.public_url"))
         admin = Admin(listen: l("admin.listen"))
-        gateway = Gateway(listen: l("gateway.listen"), publicURL: s("gateway.public_url"))
+        gateway = Gateway(listen: l("gateway.listen"), publicURL: s("gateway.public_url"), routesFile: s("gateway.routes_file"),
+                          reloadIntervalSeconds: i("gateway.reload_interval_seconds"),
+                          reevaluateIntervalSeconds: i("gateway.reevaluate_interval_seconds"),
+                          forwardAuthTrustedCallers: ConfigValues.cidrs(s("gateway.forward_auth.trusted_callers")).compactMap(CIDR.init))
         store = Store(driver: StoreDriver(rawValue: s("store.driver")) ?? .sqlite, sqlitePath: s("store.sqlite.path"),
                       sqliteBusyTimeoutSeconds: i("store.sqlite.busy_timeout_seconds"), postgresURL: s("store.postgres.url"),
                       postgresPoolSize: i("store.postgres.pool_size"),
@@ -123,4 +134,12 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Parsing of list-valued keys.
+enum ConfigValues {
+    /// The items of a comma-separated list, trimmed, without empty ones.
+    static func cidrs(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
 }

@@ -99,7 +99,7 @@ public enum DemoOrganisation {
             ApplicationRecord(id: "branch-portal", displayName: "分行作業入口 Branch operations portal", host: host, pathPrefix: "/",
                               upstreams: [upstream], classification: "confidential", scenario: "remote-work", updatedAt: at),
             ApplicationRecord(id: "core-maintenance", displayName: "核心系統維護 Core system maintenance", host: host,
-                              pathPrefix: "/maintenance", upstreams: [upstream + "/maintenance"], classification: "restricted",
+                              pathPrefix: "/maintenance", upstreams: [upstream], classification: "restricted",
                               scenario: "service-providers", updatedAt: at),
         ]
     }

@@ -50,10 +50,12 @@ public struct MenshenRuntime: Sendable {
     public func run(onReady: @escaping @Sendable ([BoundListener]) async -> Void) async throws {
         // Refuse to start on a policy set that does not validate: the enforcement
         // point must never run without a known-good snapshot (fail closed).
-        let decisionPoint = try await PolicySnapshot.load(from: store)
-        logger.info("policies loaded", metadata: ["policies": "\(decisionPoint.policies.policies.count)"])
+        let loader = GatewayLoader(store: store, routesFile: config.gateway.routesFile, clock: clock)
+        let state = GatewayState(try await loader.load())
+        logger.info("gateway configuration loaded", metadata: [
+            "applications": "\(state.snapshot.routes.applications.count)", "policies": "\(state.snapshot.decisionPoint.policies.policies.count)"])
         let registry = Self.registry
-        let expected = demo == nil ? 3 : 4
+        let expected = demo == nil ? 3 : 4   // listeners that report readiness
         let ready = ReadyCollector(expected: expected, onReady: onReady)
         let latest = StoreFactory.latestSchemaVersion(config.store.driver)
         var services: [any Service] = []
@@ -74,18 +76,20 @@ public struct MenshenRuntime: Sendable {
         services.append(app("portal", PortalServer.router(store: store, organisation: config.organisation.name, clock: clock,
                                                           identity: portal),
                             config.server.listen))
-        let routes = RouteTable()
         let (gatewayOrigin, _) = try IdentityWiring.origin(of: config.gateway.publicURL)
         var proxyConfig = ProxyConfiguration()
         proxyConfig.host = config.gateway.listen.host
         proxyConfig.port = config.gateway.listen.port
         proxyConfig.scheme = gatewayOrigin.hasPrefix("https") ? "https" : "http"
-        let gate = PolicyGate(store: store, sessions: portal.sessions, clock: clock, routes: routes, decisionPoint: { decisionPoint },
-                              portalOrigin: portal.publicOrigin, timeZone: config.organisation.timeZone)
+        let decisions = DecisionLog(store: store, clock: clock)
+        services.append(decisions)
+        let gate = PolicyGate(store: store, sessions: portal.sessions, clock: clock, state: state,
+                              portalOrigin: portal.publicOrigin, timeZone: config.organisation.timeZone,
+                              forwardAuthCallers: config.gateway.forwardAuthTrustedCallers, recorder: decisions)
         let gatewayListen = config.gateway.listen
         services.append(GatewayService(server: EnforcementPointServer(configuration: proxyConfig, gate: gate,
                                                                       logger: Logger(label: "menshen.enforcement-point")),
-                                       routes: routes, store: store, refreshInterval: .seconds(5), logger: logger,
+                                       state: state, loader: loader, reloadInterval: .seconds(config.gateway.reloadIntervalSeconds), logger: logger,
                                        onBound: { port in await ready.add(BoundListener(name: "gateway", host: gatewayListen.host, port: port)) }))
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))

@@ -59,6 +59,10 @@ func fail(_ error: any Error) -> ExitCode {
         for p in e.problems { stderr.write(Data("menshen: policy error: \(p)\n".utf8)) }
         return ExitCode(1)
     }
+    if let e = error as? GatewayLoadError {
+        for line in e.message.split(separator: "\n") { stderr.write(Data("menshen: gateway configuration error: \(line)\n".utf8)) }
+        return ExitCode(1)
+    }
     if let e = error as? StoreError {
         stderr.write(Data("menshen: store error: \(e.message)\n".utf8))
         return ExitCode(1)

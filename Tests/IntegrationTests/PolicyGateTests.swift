@@ -28,6 +28,10 @@ struct PolicyGateTests {
 
         @id("db-console-privileged-only")
         permit (principal in Role::"dba", action, resource == Application::"db-console");
+
+        @id("payments-watched")
+        @alert("high")
+        permit (principal in Group::"staff", action == Action::"read", resource == Application::"payments");
         """
 
     struct World {
@@ -35,15 +39,17 @@ struct PolicyGateTests {
         let clock = FixedClock(Date(timeIntervalSince1970: 1_795_000_000))
         let sessions: SessionManager
         let gate: PolicyGate
+        let decisions: DecisionLog
 
         init() async throws {
             sessions = SessionManager(store: store, clock: clock, random: SystemRandomSource())
+            decisions = DecisionLog(store: store, clock: clock)
             let pdp = try PolicyDecisionPoint(documents: [(name: "test.cedar", text: PolicyGateTests.policies)])
             let routes = RouteTable([
-                Self.app("wiki", "/"), Self.app("reports", "/reports"), Self.app("db-console", "/db"),
+                Self.app("wiki", "/"), Self.app("reports", "/reports"), Self.app("db-console", "/db"), Self.app("payments", "/payments"),
             ])
-            gate = PolicyGate(store: store, sessions: sessions, clock: clock, routes: routes, decisionPoint: { pdp },
-                              portalOrigin: "https://portal.bank.example", timeZone: "Asia/Taipei")
+            gate = PolicyGate(store: store, sessions: sessions, clock: clock, state: GatewayState(GatewaySnapshot(routes: routes, decisionPoint: pdp)),
+                              portalOrigin: "https://portal.bank.example", timeZone: "Asia/Taipei", recorder: decisions)
             try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
             try await store.createRole(RoleRecord(id: "teller", displayName: "Teller", riskTier: .standard))
             try await store.createRole(RoleRecord(id: "dba", displayName: "DBA", riskTier: .privileged))
@@ -160,5 +166,55 @@ struct PolicyGateTests {
         guard case .forward(_, let h) = await w.ask("/db/query", token: privileged.token) else { Issue.record("privileged allowed"); return }
         #expect(h.contains { $0 == ("X-Menshen-Roles", "dba") })
         #expect(Self.status(await w.ask("/db/query", token: token)) == 302, "the ordinary session ended when privileged work began")
+    }
+
+    /// The decision events in the store, parsed.
+    static func decisionEvents(_ w: World) async throws -> [[String: Any]] {
+        await w.decisions.flush()
+        return try await w.store.events(after: 0, limit: 1000).compactMap {
+            try JSONSerialization.jsonObject(with: Data($0.event.payloadJSON.utf8)) as? [String: Any]
+        }
+    }
+
+    @Test("every decision is an OCSF 6001 event carrying the attributes decided on; an @alert policy also raises a 2004 finding")
+    func decisionEventsAndAlert() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 1)
+        guard case .forward(_, _) = await w.ask("/payments/batch/7", token: token) else { Issue.record("allowed, with an alert"); return }
+        guard case .forward(_, _) = await w.ask("/page", token: token) else { Issue.record("allowed, quietly"); return }
+        #expect(Self.status(await w.ask("/reports/q3", method: "DELETE", token: token)) == 403)
+        #expect(Self.status(await w.ask("/page")) == 302)
+
+        let events = try await Self.decisionEvents(w)
+        let activity = events.filter { $0["class_uid"] as? Int == 6001 }
+        #expect(activity.count == 4, "one event per decision")
+        let findings = events.filter { $0["class_uid"] as? Int == 2004 }
+        #expect(findings.count == 1, "only the @alert policy raises a finding")
+
+        let alerted = try #require(activity.first { (($0["http_request"] as? [String: Any])?["url"] as? [String: Any])?["path"] as? String == "/payments/batch/7" })
+        #expect(alerted["action_id"] as? Int == 1 && alerted["is_alert"] as? Bool == true && alerted["severity_id"] as? Int == 4)
+        let decision = try #require((alerted["unmapped"] as? [String: Any])?["decision"] as? [String: Any])
+        #expect(decision["policies"] as? [String] == ["payments-watched"])
+        #expect(decision["obligations"] as? [String] == ["alert:high"])
+        #expect((decision["session"] as? [String: Any])?["loa"] as? Int == 1)
+        #expect((decision["device"] as? [String: Any])?["known"] as? Bool == false)
+        #expect((decision["resource"] as? [String: Any])?["classification"] as? String == "internal")
+        #expect((decision["context"] as? [String: Any])?["source_ip"] as? String == "203.0.113.7")
+        #expect(((alerted["actor"] as? [String: Any])?["user"] as? [String: Any])?["uid"] as? String == "amy")
+
+        let finding = try #require(findings.first)
+        #expect(finding["severity_id"] as? Int == 4 && finding["is_alert"] as? Bool == true)
+        let info = try #require(finding["finding_info"] as? [String: Any])
+        let related = try #require((info["related_events"] as? [[String: Any]])?.first?["uid"] as? String)
+        #expect(related == (alerted["metadata"] as? [String: Any])?["uid"] as? String, "the finding points at the decision event")
+
+        let readOnly = try #require(activity.first { $0["activity_id"] as? Int == 4 })
+        #expect(readOnly["action_id"] as? Int == 2 && (readOnly["status_detail"] as? String)?.contains("read_only") == true)
+        let signIn = try #require(activity.first { ($0["unmapped"] as? [String: Any]).flatMap { $0["decision"] as? [String: Any] }?["outcome"] as? String == "sign_in" })
+        #expect(signIn["disposition_id"] as? Int == 23 && signIn["actor"] == nil)
+
+        // The events are in the tamper-evident chain like every other event.
+        let stored = try await w.store.events(after: 0, limit: 1000)
+        #expect(EventChain.firstBrokenLink(stored) == nil)
     }
 }

@@ -47,6 +47,11 @@ public enum HeaderRules {
         if identityExact.contains(n) || extra.contains(n) { return true }
         return identityPrefixes.contains { n.hasPrefix($0) }
     }
+
+    /// Whether every byte of `text` is an RFC 9110 `tchar` (methods, header names).
+    public static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy(RequestValidator.isTokenChar)
+    }
 }
 
 extension StringProtocol {

@@ -6,49 +6,6 @@ import MenshenPolicyEngine
 import MenshenStorage
 import Synchronization
 
-/// The protected applications as routes: host (port ignored, case-insensitive)
-/// and the longest matching path prefix on a segment boundary. Refreshed from
-/// the store by ``refresh(from:)``; matching reads an immutable snapshot.
-public final class RouteTable: Sendable {
-    private let snapshot = Mutex<[ApplicationRecord]>([])
-
-    public init(_ applications: [ApplicationRecord] = []) { snapshot.withLock { $0 = applications } }
-
-    public func refresh(from store: any MenshenStore) async throws {
-        let apps = try await store.listApplications()
-        snapshot.withLock { $0 = apps }
-    }
-
-    public var applications: [ApplicationRecord] { snapshot.withLock { $0 } }
-
-    public func match(host rawHost: String, path: String) -> ApplicationRecord? {
-        let host = Self.hostOnly(rawHost)
-        return applications
-            .filter { $0.host.lowercased() == host && Self.prefix($0.pathPrefix, matches: path) }
-            .max { $0.pathPrefix.count < $1.pathPrefix.count }
-    }
-
-    static func hostOnly(_ header: String) -> String {
-        let h = header.lowercased()
-        if h.hasPrefix("[") { return String(h.prefix { $0 != "]" }) + "]" }
-        return String(h.prefix { $0 != ":" })
-    }
-
-    static func prefix(_ prefix: String, matches path: String) -> Bool {
-        if prefix == "/" || prefix.isEmpty { return path.hasPrefix("/") }
-        let p = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
-        return path == p || path.hasPrefix(p + "/")
-    }
-
-    /// The upstream of an application (its first URL; the request path is forwarded unchanged).
-    static func upstream(of app: ApplicationRecord) -> Upstream? {
-        guard let first = app.upstreams.first, let url = URLComponents(string: first), let host = url.host,
-              let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https"
-        else { return nil }
-        return Upstream(host: host, port: url.port ?? (scheme == "https" ? 443 : 80), tls: scheme == "https")
-    }
-}
-
 /// The enforcement point's gate: every request is authorized again from the
 /// session behind its cookie and the application it targets.
 ///
@@ -62,16 +19,21 @@ public struct PolicyGate: AccessGate {
     public let store: any MenshenStore
     public let sessions: SessionManager
     public let clock: any WallClock
-    public let routes: RouteTable
-    public let decisionPoint: @Sendable () -> PolicyDecisionPoint
+    public let state: GatewayState
     /// `scheme://host[:port]` of the portal (sign-in and step-up pages).
     public let portalOrigin: String
     public let timeZone: String
+    /// Who may call the forward-auth endpoints (their `X-Original-*` / `X-Forwarded-*` headers are believed).
+    public let forwardAuthCallers: [CIDR]
+    /// Receives every decision (the audit trail); nil records nothing.
+    public let recorder: (any DecisionRecorder)?
 
-    public init(store: any MenshenStore, sessions: SessionManager, clock: any WallClock, routes: RouteTable,
-                decisionPoint: @escaping @Sendable () -> PolicyDecisionPoint, portalOrigin: String, timeZone: String) {
-        self.store = store; self.sessions = sessions; self.clock = clock; self.routes = routes
-        self.decisionPoint = decisionPoint; self.portalOrigin = portalOrigin; self.timeZone = timeZone
+    public init(store: any MenshenStore, sessions: SessionManager, clock: any WallClock, state: GatewayState,
+                portalOrigin: String, timeZone: String, forwardAuthCallers: [CIDR] = CIDR.loopback,
+                recorder: (any DecisionRecorder)? = nil) {
+        self.store = store; self.sessions = sessions; self.clock = clock; self.state = state
+        self.portalOrigin = portalOrigin; self.timeZone = timeZone; self.forwardAuthCallers = forwardAuthCallers
+        self.recorder = recorder
     }
 
     /// Headers the gate sets for the upstream (clients can never send them: `x-menshen-` is an identity prefix).
@@ -79,19 +41,43 @@ public struct PolicyGate: AccessGate {
     public static let loaHeader = "X-Menshen-LoA", amrHeader = "X-Menshen-AMR"
 
     public func decide(_ request: GateRequest) async -> GateVerdict {
-        do { return try await evaluate(request) } catch {
-            return GatewayPages.deny(request, reason: .unavailable, portalOrigin: portalOrigin)
-        }
+        if request.path.hasPrefix(ForwardAuth.pathPrefix) { return await forwardAuth(request) }
+        return await decide(request, mode: .proxy)
     }
 
-    func evaluate(_ request: GateRequest) async throws -> GateVerdict {
-        guard let app = routes.match(host: request.host, path: request.path), let upstream = RouteTable.upstream(of: app) else {
+    /// Decides one request and records the decision.
+    func decide(_ request: GateRequest, mode: DecisionMode) async -> GateVerdict {
+        var trail = DecisionTrail(requestID: request.requestID, time: clock.now(), mode: mode, method: request.method,
+                                  host: request.host, path: request.path, sourceIP: request.clientAddress ?? "")
+        let verdict: GateVerdict
+        do { verdict = try await evaluate(request, trail: &trail) } catch {
+            trail.outcome = .error
+            trail.detail = "\(error)"
+            verdict = GatewayPages.deny(request, reason: .unavailable, portalOrigin: portalOrigin)
+        }
+        recorder?.record(trail)
+        return verdict
+    }
+
+    func evaluate(_ request: GateRequest, trail: inout DecisionTrail) async throws -> GateVerdict {
+        let snapshot = state.snapshot
+        trail.policyGeneration = snapshot.generation
+        guard let app = snapshot.routes.match(host: request.host, path: request.path),
+              let upstream = RouteTable.upstreams(of: app).first
+        else {
+            trail.outcome = .noRoute
             return GatewayPages.deny(request, reason: .noSuchApplication, portalOrigin: portalOrigin, status: 404)
         }
+        trail.application = app.id.rawValue
         let original = "\(request.scheme)://\(request.host)\(request.rawTarget)"
         guard let token = Self.cookie(PortalCookies.session, in: request),
               let session = try await sessions.resolve(token: token)
-        else { return GatewayPages.signIn(request, returnURL: original, portalOrigin: portalOrigin) }
+        else {
+            trail.outcome = .signIn
+            return GatewayPages.signIn(request, returnURL: original, portalOrigin: portalOrigin)
+        }
+        trail.user = session.user.id.rawValue
+        trail.sessionHash = session.record.idHash
 
         let now = clock.now()
         let tiers = Dictionary(try await store.listRoles().map { ($0.id.rawValue, $0.riskTier.rawValue) }, uniquingKeysWith: { a, _ in a })
@@ -107,12 +93,17 @@ public struct PolicyGate: AccessGate {
             context: .init(time: now, timeZone: timeZone, sourceIP: request.clientAddress ?? "", networkZone: "",
                            method: request.method, path: request.path),
             resource: .init(applicationID: app.id.rawValue, classification: app.classification, scenario: app.scenario ?? ""))
-        let decision = decisionPoint().decide(access)
+        let decision = snapshot.decisionPoint.decide(access)
+        trail.access = access
+        trail.decision = decision
         switch decision.effect {
         case .allow:
             if decision.obligations.contains(.readOnly), !AccessRequest.safeMethods.contains(request.method.uppercased()) {
+                trail.outcome = .deny
+                trail.detail = "read_only"
                 return GatewayPages.deny(request, reason: .readOnly, portalOrigin: portalOrigin)
             }
+            trail.outcome = .allow
             return .forward(upstream: upstream, addHeaders: [
                 (Self.userHeader, session.user.id.rawValue),
                 (Self.groupsHeader, groups.joined(separator: ",")),
@@ -126,8 +117,11 @@ public struct PolicyGate: AccessGate {
                 if let l { loa = max(loa, l) }
                 if let a { maxAge = min(maxAge ?? a, a) }
             }
+            trail.outcome = .stepUp
             return GatewayPages.stepUp(request, loa: loa, maxAge: maxAge, returnURL: original, portalOrigin: portalOrigin)
         case .deny:
+            trail.outcome = .deny
+            trail.detail = decision.reasons.map(\.rawValue).joined(separator: ",")
             let reason: GatewayPages.Reason = decision.reasons.contains(.readOnly) ? .readOnly
                 : decision.reasons.contains(.policyError) ? .policyError : .notPermitted
             return GatewayPages.deny(request, reason: reason, portalOrigin: portalOrigin)

@@ -1,0 +1,265 @@
+import Foundation
+import Logging
+import MenshenCore
+import MenshenPolicyAdministrator
+import MenshenPolicyEngine
+import MenshenStorage
+import ServiceLifecycle
+import Synchronization
+
+/// How a decision was asked for.
+public enum DecisionMode: Sendable, Equatable, CustomStringConvertible {
+    /// A request through the reverse proxy.
+    case proxy
+    /// A forward-auth call (`nginx`, `traefik`, `envoy`; `untrusted`/`invalid` when refused before deciding).
+    case forwardAuth(String)
+    /// A periodic or event-driven re-evaluation of a long-lived connection.
+    case reevaluation
+
+    public var description: String {
+        switch self {
+        case .proxy: "proxy"
+        case .forwardAuth(let c): "forward-auth:\(c)"
+        case .reevaluation: "reevaluation"
+        }
+    }
+}
+
+/// Everything one decision was made from and what came of it: the record
+/// the audit trail keeps (the guideline's Advanced stage asks that logs
+/// carry the attributes decided on).
+public struct DecisionTrail: Sendable {
+    public enum Outcome: String, Sendable { case allow, deny, stepUp = "step_up", signIn = "sign_in", noRoute = "no_route", refused, error }
+
+    public var requestID: String
+    public var time: Date
+    public var mode: DecisionMode
+    public var method: String
+    public var host: String
+    public var path: String
+    public var sourceIP: String
+    public var outcome: Outcome = .error
+    public var detail: String = ""
+    public var application: String?
+    public var user: String?
+    public var sessionHash: String?
+    public var policyGeneration: Int?
+    public var access: AccessRequest?
+    public var decision: AccessDecision?
+
+    public init(requestID: String, time: Date, mode: DecisionMode, method: String, host: String, path: String, sourceIP: String,
+                outcome: Outcome = .error, detail: String = "") {
+        self.requestID = requestID; self.time = time; self.mode = mode; self.method = method; self.host = host
+        self.path = path; self.sourceIP = sourceIP; self.outcome = outcome; self.detail = detail
+    }
+
+    /// The highest `@alert` severity among the determining policies, if any.
+    public var alert: AlertSeverity? {
+        decision?.obligations.compactMap { if case .alert(let s) = $0 { s } else { nil } }.max()
+    }
+}
+
+/// Receives decisions. Must not block: called on the request path.
+public protocol DecisionRecorder: Sendable {
+    func record(_ trail: DecisionTrail)
+}
+
+/// Turns decisions into OCSF 1.8.0 events and appends them to the
+/// tamper-evident event log in batches (one store write per batch, not per
+/// request):
+///
+/// - every decision → Web Resources Activity (6001) with the
+///   `security_control` profile: `action_id` 1 Allowed / 2 Denied,
+///   `disposition_id`, the application as `web_resources`, `http_request`,
+///   `src_endpoint`, `actor.user`/`actor.session`, and in `unmapped.decision`
+///   every attribute the decision was made from (LoA, amr, factor age,
+///   device, network zone, risk, classification, scenario) with the effect,
+///   reasons, determining policies, obligations and policy generation;
+/// - a decision whose determining policy carries `@alert` → also a
+///   Detection Finding (2004) with that severity, `is_alert`, and the
+///   decision's event uid as evidence.
+///
+/// The buffer is bounded (``capacity``): when the store cannot keep up the
+/// oldest pending decisions are dropped, counted and logged as an error,
+/// rather than growing without bound or stalling the data path.
+public final class DecisionLog: DecisionRecorder, Service {
+    public static let capacity = 50_000
+    public static let batchSize = 500
+
+    let store: any EventStore
+    let clock: any WallClock
+    let random: any RandomSource
+    let logger: Logger
+    let flushInterval: Duration
+    private let pending = Mutex<(items: [DecisionTrail], dropped: Int)>(([], 0))
+    private let written = Atomic<Int>(0)
+
+    public init(store: any EventStore, clock: any WallClock, random: any RandomSource = SystemRandomSource(),
+                logger: Logger = Logger(label: "menshen.decisions"), flushInterval: Duration = .milliseconds(250)) {
+        self.store = store; self.clock = clock; self.random = random; self.logger = logger; self.flushInterval = flushInterval
+    }
+
+    public func record(_ trail: DecisionTrail) {
+        pending.withLock { p in
+            if p.items.count >= Self.capacity {
+                p.items.removeFirst(Self.batchSize)
+                p.dropped += Self.batchSize
+            }
+            p.items.append(trail)
+        }
+    }
+
+    /// Decisions written to the store so far.
+    public var writtenCount: Int { written.load(ordering: .relaxed) }
+
+    /// Writes everything pending now (also called on shutdown).
+    public func flush() async {
+        while true {
+            let (batch, dropped): ([DecisionTrail], Int) = pending.withLock { p in
+                let n = min(Self.batchSize, p.items.count)
+                let batch = Array(p.items.prefix(n))
+                p.items.removeFirst(n)
+                defer { p.dropped = 0 }
+                return (batch, p.dropped)
+            }
+            if dropped > 0 { logger.error("decision events dropped: the event store did not keep up", metadata: ["dropped": "\(dropped)"]) }
+            if batch.isEmpty { return }
+            let events = batch.flatMap(events(for:))
+            do {
+                _ = try await store.appendEvents(events, hasher: EventChain.hasher)
+                written.add(batch.count, ordering: .relaxed)
+            } catch {
+                logger.error("could not write decision events", metadata: ["error": "\(error)", "decisions": "\(batch.count)"])
+                return
+            }
+        }
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.flushInterval)
+                await self.flush()
+            }
+        }
+        await flush()
+    }
+
+    // MARK: OCSF
+
+    func events(for t: DecisionTrail) -> [NewEvent] {
+        let allowed = t.outcome == .allow
+        let activity: Int = switch t.method.uppercased() {
+        case "GET", "HEAD", "OPTIONS": t.access?.isExport == true ? 7 : 2
+        case "POST": 1
+        case "PUT", "PATCH": 3
+        case "DELETE": 4
+        default: 99
+        }
+        let alert = t.alert
+        let severity = alert.map(Self.severityID) ?? (allowed ? 1 : 2)
+        let uid = random.uuid()
+        var event: [String: Any] = [
+            "class_uid": 6001, "category_uid": 6, "activity_id": activity, "type_uid": 6001 * 100 + activity,
+            "severity_id": severity, "time": StoreCoding.millis(t.time),
+            "metadata": Self.metadata(uid: uid, profiles: ["security_control"]),
+            "action_id": allowed ? 1 : 2,
+            "disposition_id": Self.disposition(t.outcome),
+            "status_id": allowed ? 1 : 2,
+            "status_detail": t.detail.isEmpty ? t.outcome.rawValue : "\(t.outcome.rawValue): \(t.detail)",
+            "web_resources": [Self.resource(t)],
+            "http_request": ["http_method": String(t.method.prefix(32)), "uid": t.requestID,
+                             "url": ["hostname": String(t.host.prefix(255)), "path": String(t.path.prefix(2048))]],
+            "src_endpoint": t.sourceIP.isEmpty ? ["name": "unknown"] : ["ip": t.sourceIP],
+            "message": "\(t.outcome.rawValue) \(t.method) \(t.host)\(t.path)",
+            "unmapped": ["decision": Self.decisionObject(t)],
+        ]
+        if alert != nil { event["is_alert"] = true }
+        if let user = t.user {
+            var actor: [String: Any] = ["user": ["uid": user, "name": user]]
+            if let h = t.sessionHash { actor["session"] = ["uid": String(h.prefix(16))] }
+            event["actor"] = actor
+        }
+        var out = [Self.newEvent(event, id: uid, time: t.time, user: t.user, severity: severity)]
+        if let alert {
+            let findingID = random.uuid()
+            let policies = t.decision?.determiningPolicies ?? []
+            let finding: [String: Any] = [
+                "class_uid": 2004, "category_uid": 2, "activity_id": 1, "type_uid": 200_401,
+                "severity_id": Self.severityID(alert), "time": StoreCoding.millis(t.time),
+                "metadata": Self.metadata(uid: findingID, profiles: []),
+                "is_alert": true, "status_id": 1, "status": "New",
+                "finding_info": ["uid": findingID.uuidString.lowercased(),
+                                 "title": "Access alert (\(alert.rawValue)): \(t.user ?? "unknown user") \(t.outcome.rawValue) on \(t.application ?? t.host)",
+                                 "types": ["Access policy alert"], "analytic": ["name": policies.joined(separator: ","), "type_id": 1, "type": "Rule"],
+                                 "related_events": [["uid": uid.uuidString.lowercased(), "type_uid": 6001 * 100 + activity]]],
+                "resources": [["uid": t.application ?? "", "type": "Application"]],
+                "evidences": [["src_endpoint": t.sourceIP.isEmpty ? ["name": "unknown"] : ["ip": t.sourceIP],
+                               "actor": ["user": ["uid": t.user ?? "", "name": t.user ?? ""]]]],
+                "message": "@alert(\"\(alert.rawValue)\") on policy \(policies.joined(separator: ", ")): request \(t.requestID)",
+            ]
+            out.append(Self.newEvent(finding, id: findingID, time: t.time, user: t.user, severity: Self.severityID(alert)))
+        }
+        return out
+    }
+
+    static func severityID(_ a: AlertSeverity) -> Int { switch a { case .low: 2; case .medium: 3; case .high: 4 } }
+
+    static func disposition(_ o: DecisionTrail.Outcome) -> Int {
+        switch o {
+        case .allow: 1            // Allowed
+        case .stepUp, .signIn: 23 // Challenge
+        case .deny, .noRoute, .refused, .error: 2   // Blocked
+        }
+    }
+
+    static func metadata(uid: UUID, profiles: [String]) -> [String: Any] {
+        var m: [String: Any] = ["version": IdentityEvents.ocsfVersion, "uid": uid.uuidString.lowercased(),
+                                "product": ["name": "Menshen", "vendor_name": "Menshen project", "version": IdentityEvents.productVersion]]
+        if !profiles.isEmpty { m["profiles"] = profiles }
+        return m
+    }
+
+    static func resource(_ t: DecisionTrail) -> [String: Any] {
+        var r: [String: Any] = ["uid": t.application ?? "", "type": "Application", "name": t.application ?? t.host]
+        if let res = t.access?.resource { r["data"] = ["classification": res.classification, "scenario": res.scenario] }
+        return r
+    }
+
+    static func decisionObject(_ t: DecisionTrail) -> [String: Any] {
+        var d: [String: Any] = ["outcome": t.outcome.rawValue, "mode": t.mode.description, "request_id": t.requestID]
+        if let g = t.policyGeneration { d["policy_generation"] = g }
+        if let decision = t.decision {
+            d["effect"] = decision.effect.rawValue
+            d["reasons"] = decision.reasons.map(\.rawValue)
+            d["policies"] = decision.determiningPolicies
+            d["obligations"] = decision.obligations.map(\.description)
+            if !decision.errors.isEmpty { d["errors"] = decision.errors }
+        }
+        if let a = t.access {
+            d["principal"] = ["id": a.principal.id, "kind": a.principal.kind, "groups": a.principal.groups,
+                              "roles": a.principal.roles.keys.sorted()]
+            d["session"] = ["loa": a.session.levelOfAssurance, "amr": a.session.amr,
+                            "factor_age_seconds": a.session.factorAgeSeconds, "age_seconds": a.session.ageSeconds]
+            if let dev = a.device {
+                d["device"] = ["known": true, "enrolled": dev.enrolled, "managed": dev.managed, "compliant": dev.compliant,
+                               "hardware_bound": dev.hardwareBound, "external": dev.external,
+                               "posture_age_seconds": dev.postureAgeSeconds, "max_vulnerability_severity": dev.maxVulnerabilitySeverity]
+            } else {
+                d["device"] = ["known": false]
+            }
+            d["context"] = ["time_zone": a.context.timeZone, "source_ip": a.context.sourceIP, "network_zone": a.context.networkZone,
+                            "country": a.context.country, "risk_score": a.context.riskScore, "grant_active": a.context.grantActive,
+                            "action": a.action]
+            d["resource"] = ["application": a.resource.applicationID, "classification": a.resource.classification,
+                             "scenario": a.resource.scenario]
+        }
+        return d
+    }
+
+    static func newEvent(_ object: [String: Any], id: UUID, time: Date, user: String?, severity: Int) -> NewEvent {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return NewEvent(id: id, time: time, classUID: object["class_uid"] as? Int ?? 0, severityID: severity,
+                        userID: user.map { UserID($0) }, payloadJSON: String(decoding: data, as: UTF8.self))
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import MenshenCore
+import MenshenEnforcementPoint
+
+/// Forward-auth for proxies an institution already runs: the proxy asks the
+/// gateway about each request and forwards it only on 200. The same decision
+/// as the reverse proxy (``PolicyGate``), on the original request the caller
+/// describes:
+///
+/// | Endpoint | Caller | Original request from |
+/// |---|---|---|
+/// | `/.menshen/auth/nginx` | nginx `auth_request` | `X-Original-URL` (absolute), `X-Original-Method` |
+/// | `/.menshen/auth/traefik` | Traefik `forwardAuth` | `X-Forwarded-Method`, `-Proto`, `-Host`, `-Uri` |
+/// | `/.menshen/auth/envoy/…` | Envoy `ext_authz` (HTTP) | the path after the prefix, `Host`, the method |
+///
+/// Answers: 200 with the identity headers (`X-Menshen-User`, `-Groups`,
+/// `-Roles`, `-LoA`, `-AMR`) for the caller to copy upstream; 401 with
+/// `Location` (sign-in or step-up) — nginx turns it into a redirect with
+/// `error_page 401`, while Traefik and Envoy pass the browser the 302 itself;
+/// 403 on deny, with the deny page or problem+json. Only callers in
+/// ``PolicyGate/forwardAuthCallers`` are believed (default loopback): anyone
+/// else could describe any request. The caller must overwrite, not append,
+/// the identity headers it forwards.
+enum ForwardAuth {
+    static let pathPrefix = "/.menshen/auth/"
+
+    enum Caller: String, Sendable { case nginx, traefik, envoy }
+
+    struct Refusal: Error { let why: String }
+
+    /// The original request a caller describes, or a reason to refuse.
+    static func originalRequest(_ r: GateRequest) -> Result<(Caller, GateRequest), Refusal> {
+        let rest = String(r.path.dropFirst(pathPrefix.count))
+        let caller: Caller, method: String, scheme: String, host: String, target: String
+        if rest == "nginx" {
+            guard let url = single(r, "x-original-url") else { return .failure(Refusal(why: "X-Original-URL missing or repeated")) }
+            guard let (s, h, t) = splitAbsolute(url) else { return .failure(Refusal(why: "X-Original-URL is not an absolute http(s) URL")) }
+            caller = .nginx; scheme = s; host = h; target = t
+            method = single(r, "x-original-method") ?? "GET"
+        } else if rest == "traefik" {
+            guard let m = single(r, "x-forwarded-method"), let s = single(r, "x-forwarded-proto"),
+                  let h = single(r, "x-forwarded-host"), let u = single(r, "x-forwarded-uri")
+            else { return .failure(Refusal(why: "X-Forwarded-Method, -Proto, -Host and -Uri are each required once")) }
+            caller = .traefik; method = m; scheme = s.lowercased(); host = h; target = u
+        } else if rest == "envoy" || rest.hasPrefix("envoy/") {
+            caller = .envoy; method = r.method; scheme = single(r, "x-forwarded-proto")?.lowercased() ?? r.scheme; host = r.host
+            let afterPrefix = String(r.rawTarget.dropFirst((pathPrefix + "envoy").count))
+            target = afterPrefix.isEmpty ? "/" : afterPrefix
+        } else {
+            return .failure(Refusal(why: "unknown forward-auth endpoint (use nginx, traefik or envoy)"))
+        }
+        guard scheme == "http" || scheme == "https" else { return .failure(Refusal(why: "the original scheme must be http or https")) }
+        guard method.utf8.count <= 32, !method.isEmpty, HeaderRules.isToken(method) else {
+            return .failure(Refusal(why: "the original method is not an HTTP method token"))
+        }
+        guard isAuthority(host) else {
+            return .failure(Refusal(why: "the original host is not valid"))
+        }
+        // The same normalisation as the reverse proxy: what the policy sees is what the application is asked.
+        let normalized: PathNormalizer.Normalized
+        switch PathNormalizer.normalize(target) {
+        case .success(let n): normalized = n
+        case .failure(let why): return .failure(Refusal(why: "the original request target is refused (\(why))"))
+        }
+        let describing: Set<String> = ["x-original-url", "x-original-method", "x-forwarded-method", "x-forwarded-proto",
+                                       "x-forwarded-host", "x-forwarded-uri", "host"]
+        let headers = r.headers.filter { !describing.contains($0.0.lowercased()) }
+        // The client's address: the caller's X-Forwarded-For (its last hop) is believed only from a trusted caller.
+        let client = r.headerValues("x-forwarded-for").last?.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) }
+        let original = GateRequest(method: method, path: normalized.path, rawTarget: target, query: normalized.query, host: host,
+                                   scheme: scheme, clientAddress: client.flatMap { CIDR($0) != nil ? $0 : nil } ?? r.clientAddress,
+                                   headers: headers, requestID: r.requestID)
+        return .success((caller, original))
+    }
+
+    /// `host[:port]`: a DNS name or IPv4 address, or a bracketed IPv6 address, and an optional port.
+    static func isAuthority(_ a: String) -> Bool {
+        guard !a.isEmpty, a.utf8.count <= 261 else { return false }
+        var host = Substring(a), port: Substring?
+        if a.hasPrefix("[") {
+            guard let close = a.firstIndex(of: "]") else { return false }
+            let inside = a[a.index(after: a.startIndex)..<close]
+            guard !inside.isEmpty, inside.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return false }
+            let rest = a[a.index(after: close)...]
+            if !rest.isEmpty { guard rest.first == ":" else { return false }; port = rest.dropFirst() }
+            host = "x"
+        } else if let colon = a.firstIndex(of: ":") {
+            host = a[..<colon]
+            port = a[a.index(after: colon)...]
+        }
+        if let port { guard !port.isEmpty, port.count <= 5, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), Int(port)! <= 65535 else { return false } }
+        return !host.isEmpty && host.utf8.count <= 253
+            && host.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x2e }
+    }
+
+    static func single(_ r: GateRequest, _ name: String) -> String? {
+        let values = r.headerValues(name)
+        return values.count == 1 ? values[0] : nil
+    }
+
+    /// `scheme://authority/target` → (scheme, authority, target).
+    static func splitAbsolute(_ url: String) -> (String, String, String)? {
+        guard let sep = url.range(of: "://") else { return nil }
+        let scheme = url[..<sep.lowerBound].lowercased()
+        let rest = url[sep.upperBound...]
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let authority = String(rest[..<slash])
+        guard !authority.isEmpty, !authority.contains("@") else { return nil }
+        let target = slash == rest.endIndex ? "/" : String(rest[slash...])
+        return (scheme, authority, target)
+    }
+
+    /// The gate's verdict in forward-auth terms.
+    static func answer(_ verdict: GateVerdict, caller: Caller) -> GateVerdict {
+        switch verdict {
+        case .forward(_, let headers):
+            return .respond(status: 200, headers: headers + [("Cache-Control", "no-store")], body: [])
+        case .respond(let status, let headers, let body):
+            let location = headers.first { $0.0.lowercased() == "location" }?.1
+            if status == 302, let location {
+                // nginx only understands 200, 401 and 403; the others can pass a redirect through.
+                if caller == .nginx {
+                    return .respond(status: 401, headers: [("Location", location), ("Cache-Control", "no-store")], body: [])
+                }
+                return verdict
+            }
+            if status == 401 || status == 403 { return verdict }
+            // Unknown application (404) and anything else: a deny the caller understands.
+            return .respond(status: 403, headers: headers, body: body)
+        }
+    }
+}
+
+extension PolicyGate {
+    func forwardAuth(_ request: GateRequest) async -> GateVerdict {
+        guard let address = request.clientAddress, forwardAuthCallers.contains(where: { $0.contains(address) }) else {
+            recorder?.record(DecisionTrail(requestID: request.requestID, time: clock.now(), mode: .forwardAuth("untrusted"),
+                                           method: request.method, host: request.host, path: request.path,
+                                           sourceIP: request.clientAddress ?? "", outcome: .refused,
+                                           detail: "caller not in the trusted forward-auth networks"))
+            return GatewayPages.problem(403, title: "Forbidden", detail: "This address may not use forward-auth.", request: request)
+        }
+        switch ForwardAuth.originalRequest(request) {
+        case .failure(let refusal):
+            let why = refusal.why
+            recorder?.record(DecisionTrail(requestID: request.requestID, time: clock.now(), mode: .forwardAuth("invalid"),
+                                           method: request.method, host: request.host, path: request.path,
+                                           sourceIP: address, outcome: .refused, detail: why))
+            return GatewayPages.problem(400, title: "Bad forward-auth request", detail: why, request: request)
+        case .success(let (caller, original)):
+            let verdict = await decide(original, mode: .forwardAuth(caller.rawValue))
+            return ForwardAuth.answer(verdict, caller: caller)
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import Crypto
+import Foundation
+import MenshenCore
+import MenshenEnforcementPoint
+import MenshenPolicyEngine
+import MenshenStorage
+import Synchronization
+
+/// The protected applications as routes: host (port ignored, case-insensitive)
+/// and the longest matching path prefix on a segment boundary. Immutable.
+public struct RouteTable: Sendable {
+    public let applications: [ApplicationRecord]
+
+    public init(_ applications: [ApplicationRecord] = []) { self.applications = applications }
+
+    public func match(host rawHost: String, path: String) -> ApplicationRecord? {
+        let host = Self.hostOnly(rawHost)
+        return applications
+            .filter { $0.host.lowercased() == host && Self.prefix($0.pathPrefix, matches: path) }
+            .max { $0.pathPrefix.count < $1.pathPrefix.count }
+    }
+
+    static func hostOnly(_ header: String) -> String {
+        let h = header.lowercased()
+        if h.hasPrefix("[") { return String(h.prefix { $0 != "]" }) + "]" }
+        return String(h.prefix { $0 != ":" })
+    }
+
+    static func prefix(_ prefix: String, matches path: String) -> Bool {
+        if prefix == "/" || prefix.isEmpty { return path.hasPrefix("/") }
+        let p = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        return path == p || path.hasPrefix(p + "/")
+    }
+
+    /// The upstreams of an application, in fail-over order (the request path is forwarded unchanged).
+    static func upstreams(of app: ApplicationRecord) -> [Upstream] { app.upstreams.compactMap(upstream(of:)) }
+
+    /// An `http://host[:port]` or `https://host[:port]` URL (an optional `/` path only).
+    static func upstream(of text: String) -> Upstream? {
+        guard let url = URLComponents(string: text), let host = url.host, !host.isEmpty,
+              let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              url.user == nil, url.password == nil, url.query == nil, url.fragment == nil, url.path.isEmpty || url.path == "/"
+        else { return nil }
+        return Upstream(host: host, port: url.port ?? (scheme == "https" ? 443 : 80), tls: scheme == "https")
+    }
+}
+
+/// What the gateway decides with: the routes and the validated policies,
+/// swapped together so no request sees routes of one version and policies of another.
+public struct GatewaySnapshot: Sendable {
+    public let routes: RouteTable
+    public let decisionPoint: PolicyDecisionPoint
+    /// Hash of everything the snapshot was built from (see ``GatewayLoader/fingerprint()``).
+    public let fingerprint: String
+    public let generation: Int
+
+    public init(routes: RouteTable, decisionPoint: PolicyDecisionPoint, fingerprint: String = "", generation: Int = 1) {
+        self.routes = routes; self.decisionPoint = decisionPoint; self.fingerprint = fingerprint; self.generation = generation
+    }
+}
+
+/// The current ``GatewaySnapshot``; readers take it once per request.
+public final class GatewayState: Sendable {
+    private let current: Mutex<GatewaySnapshot>
+    public init(_ snapshot: GatewaySnapshot) { current = Mutex(snapshot) }
+    public var snapshot: GatewaySnapshot { current.withLock { $0 } }
+    public func replace(_ snapshot: GatewaySnapshot) { current.withLock { $0 = snapshot } }
+}
+
+/// Builds snapshots from the store (applications and policies an
+/// administrator saved) and the routes file, and reloads when either changed.
+/// A source that does not load or validate is refused whole and the running
+/// snapshot stays (fail safe: never an empty or half policy set).
+public struct GatewayLoader: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case unchanged
+        case reloaded(generation: Int)
+        case refused(String)
+    }
+
+    public let store: any MenshenStore
+    /// The routes file, or nil when routes come only from the store.
+    public let routesFile: String?
+    public let clock: any WallClock
+
+    public init(store: any MenshenStore, routesFile: String?, clock: any WallClock) {
+        self.store = store; self.routesFile = routesFile?.isEmpty == true ? nil : routesFile; self.clock = clock
+    }
+
+    struct Sources {
+        var applications: [ApplicationRecord]
+        var policies: [PolicyVersionRecord]
+        var file: RoutesFile.Contents
+        var fingerprint: String
+    }
+
+    func readSources() async throws -> Sources {
+        let applications = try await store.listApplications()
+        let policies = try await store.currentPolicies()
+        let file = try routesFile.map { try RoutesFile.load(path: $0, at: clock.now()) } ?? .empty
+        var hasher = SHA256()
+        func add(_ s: String) { hasher.update(data: Data(s.utf8)); hasher.update(data: Data([0])) }
+        for p in policies.sorted(by: { $0.policyID.rawValue < $1.policyID.rawValue }) { add(p.policyID.rawValue); add(String(p.version)) }
+        for a in applications.sorted(by: { $0.id.rawValue < $1.id.rawValue }) {
+            add(a.id.rawValue); add(a.host); add(a.pathPrefix); add(a.upstreams.joined(separator: " ")); add(a.classification); add(a.scenario ?? "")
+        }
+        for a in file.applications {
+            add(a.id.rawValue); add(a.host); add(a.pathPrefix); add(a.upstreams.joined(separator: " ")); add(a.classification); add(a.scenario ?? "")
+        }
+        for d in file.documents { add(d.name); add(d.text) }
+        return Sources(applications: applications, policies: policies, file: file,
+                       fingerprint: hasher.finalize().map { String(format: "%02x", $0) }.joined())
+    }
+
+    /// A new snapshot; throws ``GatewayLoadError`` (routes) or `PolicyLoadError` (Cedar) with every problem.
+    public func load(generation: Int = 1) async throws -> GatewaySnapshot {
+        let sources: Sources
+        do { sources = try await readSources() } catch let p as RoutesFile.Problem {
+            throw GatewayLoadError(message: p.description)
+        }
+        return try build(sources, generation: generation)
+    }
+
+    func build(_ s: Sources, generation: Int) throws -> GatewaySnapshot {
+        let storeIDs = Set(s.applications.map(\.id))
+        let clashes = s.file.applications.filter { storeIDs.contains($0.id) }.map(\.id.rawValue)
+        guard clashes.isEmpty else {
+            throw GatewayLoadError(message: "\(routesFile ?? "routes file"): application ids already defined in the store: \(clashes.joined(separator: ", "))")
+        }
+        var documents = s.policies.map { (name: "\($0.policyID).cedar (v\($0.version))", text: $0.text) }
+        documents += s.file.documents.map { (name: $0.name, text: $0.text) }
+        let pdp = try PolicyDecisionPoint(documents: documents)   // PolicyLoadError names document, line and column
+        return GatewaySnapshot(routes: RouteTable(s.applications + s.file.applications), decisionPoint: pdp,
+                               fingerprint: s.fingerprint, generation: generation)
+    }
+
+    /// Rebuilds when the sources changed since `state`'s snapshot; a refused
+    /// source leaves `state` as it was.
+    public func reloadIfChanged(_ state: GatewayState) async -> Outcome {
+        let current = state.snapshot
+        do {
+            let sources = try await readSources()
+            guard sources.fingerprint != current.fingerprint else { return .unchanged }
+            let next = try build(sources, generation: current.generation + 1)
+            state.replace(next)
+            return .reloaded(generation: next.generation)
+        } catch {
+            return .refused("\(error)")
+        }
+    }
+}
+
+public struct GatewayLoadError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}

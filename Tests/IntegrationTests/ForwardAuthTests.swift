@@ -1,0 +1,104 @@
+import Foundation
+import MenshenCore
+import MenshenEnforcementPoint
+import MenshenPolicyAdministrator
+import MenshenServer
+import Testing
+
+/// Forward-auth, in process: the same decision as the reverse proxy for the
+/// request an nginx, Traefik or Envoy caller describes. (The real nginx
+/// `auth_request` journey is e2e/test_forward_auth_nginx.py.)
+@Suite("Forward-auth")
+struct ForwardAuthTests {
+    typealias World = PolicyGateTests.World
+
+    static func call(_ w: World, _ path: String, method: String = "GET", from caller: String = "127.0.0.1",
+                     host: String = "gateway.internal", headers: [(String, String)]) async -> GateVerdict {
+        await w.gate.decide(GateRequest(method: method, path: path.split(separator: "?").first.map(String.init) ?? path, rawTarget: path,
+                                        query: nil, host: host, scheme: "http", clientAddress: caller, headers: headers, requestID: "fa-1"))
+    }
+
+    static func header(_ v: GateVerdict, _ name: String) -> String? {
+        switch v {
+        case .respond(_, let h, _), .forward(_, let h): h.first { $0.0.lowercased() == name.lowercased() }?.1
+        }
+    }
+
+    @Test("nginx auth_request: 200 with identity headers, 401 with the sign-in or step-up location, 403 on deny or unknown application")
+    func nginx() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 1)
+        let cookie = ("Cookie", "__Host-menshen-session=\(token)")
+        func ask(_ url: String, _ method: String = "GET", cookie c: (String, String)? = nil) async -> GateVerdict {
+            await Self.call(w, "/.menshen/auth/nginx", headers: [("X-Original-URL", url), ("X-Original-Method", method), ("Accept", "text/html")]
+                            + (c.map { [$0] } ?? []))
+        }
+        #expect(PolicyGateTests.status(await ask("http://apps.bank.example:8443/page", cookie: cookie)) == 200, "a port in the authority")
+        #expect(PolicyGateTests.status(await ask("http://apps.bank.example:99999/page", cookie: cookie)) == 400)
+        #expect(PolicyGateTests.status(await ask("http://apps bank/page", cookie: cookie)) == 400)
+        let allowed = await ask("https://apps.bank.example/page?x=1", cookie: cookie)
+        #expect(PolicyGateTests.status(allowed) == 200)
+        #expect(Self.header(allowed, "X-Menshen-User") == "amy" && Self.header(allowed, "X-Menshen-Groups") == "staff")
+
+        let anonymous = await ask("https://apps.bank.example/page?x=1")
+        #expect(PolicyGateTests.status(anonymous) == 401, "nginx only understands 200, 401 and 403")
+        #expect(Self.header(anonymous, "Location") == "https://portal.bank.example/signin?return=https%3A%2F%2Fapps.bank.example%2Fpage%3Fx%3D1")
+
+        let write = await ask("https://apps.bank.example/edit", "POST", cookie: cookie)
+        #expect(PolicyGateTests.status(write) == 401 && Self.header(write, "Location")?.contains("/stepup?loa=3&max_age=60") == true)
+        #expect(PolicyGateTests.status(await ask("https://apps.bank.example/reports/q3", "DELETE", cookie: cookie)) == 403)
+        #expect(PolicyGateTests.status(await ask("https://other.example/", cookie: cookie)) == 403)
+
+        // The described path is normalised exactly as the proxy would: an encoded dot-segment is resolved
+        // before matching (so this is the privileged db-console, not the readable reports), an encoded slash is refused.
+        #expect(PolicyGateTests.status(await ask("https://apps.bank.example/reports/%2e%2e/db/query", cookie: cookie)) == 403)
+        #expect(PolicyGateTests.status(await ask("https://apps.bank.example/reports/q3", cookie: cookie)) == 200)
+        #expect(PolicyGateTests.status(await ask("https://apps.bank.example/reports%2f..%2fdb/query", cookie: cookie)) == 400)
+        // Revocation is seen on the next call.
+        try await w.sessions.revoke(idHash: SessionManager.hash(token: token), reason: "test")
+        #expect(PolicyGateTests.status(await ask("https://apps.bank.example/page", cookie: cookie)) == 401)
+    }
+
+    @Test("Traefik and Envoy: same decisions; a browser gets the sign-in redirect itself (they pass non-2xx answers through)")
+    func traefikAndEnvoy() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 1)
+        let traefik: [(String, String)] = [("X-Forwarded-Method", "GET"), ("X-Forwarded-Proto", "https"),
+                                           ("X-Forwarded-Host", "apps.bank.example"), ("X-Forwarded-Uri", "/page"), ("Accept", "text/html")]
+        let ok = await Self.call(w, "/.menshen/auth/traefik", headers: traefik + [("Cookie", "__Host-menshen-session=\(token)")])
+        #expect(PolicyGateTests.status(ok) == 200 && Self.header(ok, "X-Menshen-User") == "amy")
+        let anonymous = await Self.call(w, "/.menshen/auth/traefik", headers: traefik)
+        #expect(PolicyGateTests.status(anonymous) == 302 && Self.header(anonymous, "Location")?.hasPrefix("https://portal.bank.example/signin?return=") == true)
+        let api = await Self.call(w, "/.menshen/auth/traefik", headers: traefik.filter { $0.0 != "Accept" })
+        #expect(PolicyGateTests.status(api) == 401)
+
+        let envoy = await Self.call(w, "/.menshen/auth/envoy/reports/q3", method: "DELETE", host: "apps.bank.example",
+                                    headers: [("Cookie", "__Host-menshen-session=\(token)")])
+        #expect(PolicyGateTests.status(envoy) == 403, "read_only refuses DELETE through Envoy too")
+        let envoyRead = await Self.call(w, "/.menshen/auth/envoy/reports/q3", host: "apps.bank.example",
+                                        headers: [("Cookie", "__Host-menshen-session=\(token)")])
+        #expect(PolicyGateTests.status(envoyRead) == 200)
+    }
+
+    @Test("only trusted callers are believed; incomplete descriptions get 400; every call is recorded")
+    func refusals() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 1)
+        let headers = [("X-Original-URL", "https://apps.bank.example/page"), ("Cookie", "__Host-menshen-session=\(token)")]
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", from: "203.0.113.9", headers: headers)) == 403)
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", from: "::1", headers: headers)) == 200)
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", headers: [])) == 400)
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", headers: headers + [headers[0]])) == 400, "a repeated X-Original-URL")
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", headers: [("X-Original-URL", "ftp://apps.bank.example/")])) == 400)
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", headers: [("X-Original-URL", "https://apps.bank.example/"),
+                                                                                           ("X-Original-Method", "GE T")])) == 400)
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/traefik", headers: [("X-Forwarded-Host", "apps.bank.example")])) == 400)
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/other", headers: headers)) == 400)
+
+        let events = try await PolicyGateTests.decisionEvents(w)
+        let modes = events.compactMap { (($0["unmapped"] as? [String: Any])?["decision"] as? [String: Any])?["mode"] as? String }
+        #expect(modes.filter { $0 == "forward-auth:untrusted" }.count == 1)
+        #expect(modes.filter { $0 == "forward-auth:invalid" }.count == 6)
+        #expect(modes.filter { $0 == "forward-auth:nginx" }.count == 1)
+    }
+}
