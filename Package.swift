@@ -173,6 +173,8 @@ let package = Package(
             name: "MenshenEnforcementPointTests",
             dependencies: [
                 "MenshenEnforcementPoint",
+                // The continuous-verification tests run the real gate (sessions, policies, SQLite) behind the proxy.
+                "MenshenServer", "MenshenPolicyAdministrator", "MenshenPolicyEngine", "MenshenStorage", "MenshenStorageSQLite", "MenshenCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -81,6 +81,7 @@ public struct MenshenRuntime: Sendable {
         proxyConfig.host = config.gateway.listen.host
         proxyConfig.port = config.gateway.listen.port
         proxyConfig.scheme = gatewayOrigin.hasPrefix("https") ? "https" : "http"
+        proxyConfig.reevaluationInterval = .seconds(Int64(config.gateway.reevaluateIntervalSeconds))
         let decisions = DecisionLog(store: store, clock: clock)
         services.append(decisions)
         let gate = PolicyGate(store: store, sessions: portal.sessions, clock: clock, state: state,

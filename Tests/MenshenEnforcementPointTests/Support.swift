@@ -356,6 +356,22 @@ func withProxy<T: Sendable>(
     }
 }
 
+/// Starts only the test upstream (for tests that build their own proxy).
+func withUpstream<T: Sendable>(_ body: (TestUpstream) async throws -> T) async throws -> T {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let upstream = try await TestUpstream(group: group)
+    do {
+        let result = try await body(upstream)
+        await upstream.close()
+        try await group.shutdownGracefully()
+        return result
+    } catch {
+        await upstream.close()
+        try? await group.shutdownGracefully()
+        throw error
+    }
+}
+
 func forwardAll(_ upstream: TestUpstream, add: [(String, String)] = []) -> RecordingGate {
     let target = upstream.upstream
     return RecordingGate { _ in .forward(upstream: target, addHeaders: add) }

@@ -45,6 +45,9 @@ public struct GateRequest: Sendable {
     /// Facts about the client connection from ``ProxyConfiguration/connectionAttributes``
     /// (e.g. the mTLS client certificate's subject and fingerprint). Empty when not configured.
     public var connectionAttributes: [String: String]
+    /// Set when the proxy asks again about a long-lived connection's request
+    /// (see ``EnforcementPointServer/reevaluate(minimumAge:)``), not a new request.
+    public var isReevaluation = false
 
     public init(method: String, path: String, rawTarget: String, query: String?, host: String,
                 scheme: String, clientAddress: String?, headers: [(String, String)], requestID: String,

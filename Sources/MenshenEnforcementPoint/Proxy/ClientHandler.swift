@@ -295,6 +295,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         handler.delegate = self
         ex.phase = .forwarding
         ex.lastActivity = .now()
+        shared.noteForwarding(connectionID, since: ex.lastActivity)
 
         // The gate approved: a client waiting for `100 Continue` may now send its body.
         // (Expect is not forwarded; upstream informational responses are dropped.)
@@ -405,6 +406,8 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         upstreamHandler.delegate = nil
         exchange = nil
         spliced = true
+        shared.noteForwarding(connectionID, since: nil)
+        shared.noteSpliced(connectionID)
         keepAliveTimer?.cancel()
         // Pipeline surgery must not run inside the decoders' callbacks: defer it.
         context.eventLoop.assumeIsolated().execute { [weak self] in
@@ -491,6 +494,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func finish(_ ex: Exchange, upstreamReusable: Bool, closeClient mustClose: Bool) {
         guard let context else { return }
+        if ex.phase == .forwarding { shared.noteForwarding(connectionID, since: nil) }
         ex.phase = .done
         ex.cancelTimers()
         if let handler = ex.upstreamHandler, let channel = ex.upstreamChannel, let upstream = ex.upstream {

@@ -10,6 +10,15 @@ public struct ConnectionInfo: Sendable {
     public var clientAddress: String?
     /// The most recent request on the connection (what the gate was last asked).
     public var lastRequest: GateRequest?
+    /// The connection was upgraded (WebSocket) and now carries spliced bytes.
+    public var spliced = false
+    /// When the exchange in progress started forwarding (a response may stream for long), or nil.
+    public var forwardingSince: NIODeadline?
+
+    /// Whether the connection is long-lived enough to be authorized again.
+    func isLongLived(now: NIODeadline, minimumAge: TimeAmount) -> Bool {
+        spliced || (forwardingSince.map { now - $0 >= minimumAge } ?? false)
+    }
 }
 
 /// State shared by all connections of one server. Sendable: immutable values
@@ -61,8 +70,16 @@ final class ProxyShared: Sendable {
         connections.withLock { $0.live[id]?.info.lastRequest = request }
     }
 
+    func noteSpliced(_ id: Int) { connections.withLock { $0.live[id]?.info.spliced = true } }
+
+    func noteForwarding(_ id: Int, since: NIODeadline?) { connections.withLock { $0.live[id]?.info.forwardingSince = since } }
+
     func liveChannels(where predicate: (ConnectionInfo) -> Bool) -> [any Channel] {
         connections.withLock { c in c.live.values.filter { predicate($0.info) }.map(\.channel) }
+    }
+
+    func liveConnections(where predicate: (ConnectionInfo) -> Bool) -> [(any Channel, ConnectionInfo)] {
+        connections.withLock { c in c.live.values.filter { predicate($0.info) }.map { ($0.channel, $0.info) } }
     }
 
     var liveCount: Int { connections.withLock { $0.live.count } }
@@ -84,6 +101,7 @@ public final class EnforcementPointServer: Sendable {
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let serverChannel = Mutex<(any Channel)?>(nil)
+    private let reevaluationTask = Mutex<Task<Void, Never>?>(nil)
 
     public init(configuration: ProxyConfiguration, gate: any AccessGate, group: (any EventLoopGroup)? = nil,
                 logger: Logger = Logger(label: "menshen.enforcement-point")) {
@@ -129,6 +147,73 @@ public final class EnforcementPointServer: Sendable {
             .bind(host: shared.configuration.host, port: shared.configuration.port)
             .get()
         serverChannel.withLock { $0 = channel }
+        if let interval = shared.configuration.reevaluationInterval {
+            let task = Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: UInt64(max(1, interval.nanoseconds)))
+                    guard let self, !Task.isCancelled else { return }
+                    await self.reevaluate(minimumAge: interval)
+                }
+            }
+            reevaluationTask.withLock { $0 = task }
+        }
+    }
+
+    /// Authorizes every long-lived connection again — upgraded (WebSocket)
+    /// ones, and exchanges that have been forwarding for `minimumAge` or more —
+    /// by asking the gate about the connection's last request (with
+    /// ``GateRequest/isReevaluation`` set), and closes each one the gate no
+    /// longer forwards: a revoked session or user, a disabled device, a policy
+    /// that now denies. A gate that does not answer within the gate timeout
+    /// counts as no (fail closed). Runs every
+    /// ``ProxyConfiguration/reevaluationInterval``; call it directly when a
+    /// revocation is known, so that it takes effect at once. Returns how many
+    /// connections were closed.
+    @discardableResult
+    public func reevaluate(minimumAge: TimeAmount = .zero) async -> Int {
+        let now = NIODeadline.now()
+        let candidates = shared.liveConnections { $0.lastRequest != nil && $0.isLongLived(now: now, minimumAge: minimumAge) }
+        guard !candidates.isEmpty else { return 0 }
+        let gate = shared.gate, timeout = shared.configuration.gateTimeout, logger = shared.logger
+        var closed = 0
+        // At most 16 questions in flight: thousands of open WebSockets must not stampede the store.
+        for chunk in stride(from: 0, to: candidates.count, by: 16).map({ Array(candidates[$0..<min($0 + 16, candidates.count)]) }) {
+            closed += await withTaskGroup(of: Int.self) { group in
+                for (channel, info) in chunk {
+                    guard var request = info.lastRequest else { continue }
+                    request.isReevaluation = true
+                    let question = request
+                    group.addTask {
+                        let stillAllowed = await Self.answer(gate, question, within: timeout)
+                        guard !stillAllowed else { return 0 }
+                        logger.info("connection closed: no longer authorized", metadata: [
+                            "request_id": "\(question.requestID)", "path": "\(question.path)", "upgrade": "\(question.upgrade ?? "")"])
+                        channel.close(promise: nil)
+                        return 1
+                    }
+                }
+                return await group.reduce(0, +)
+            }
+        }
+        if closed > 0 { shared.metrics.add(\.reevaluationClosures, closed) }
+        return closed
+    }
+
+    /// Whether the gate still forwards `request`; false on any other verdict or after `timeout`.
+    static func answer(_ gate: any AccessGate, _ request: GateRequest, within timeout: TimeAmount) async -> Bool {
+        await withTaskGroup(of: Bool?.self) { group in
+            group.addTask {
+                if case .forward = await gate.decide(request) { return true }
+                return false
+            }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: UInt64(max(1, timeout.nanoseconds)))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? false
+        }
     }
 
     /// The bound port (useful with port 0), or nil before ``start()``.
@@ -161,6 +246,7 @@ public final class EnforcementPointServer: Sendable {
             return c
         }
         try? await channel?.close()
+        reevaluationTask.withLock { t in t?.cancel(); t = nil }
         closeConnections { _ in true }
         shared.pool.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }

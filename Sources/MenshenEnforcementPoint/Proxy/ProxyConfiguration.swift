@@ -37,6 +37,11 @@ public struct ProxyConfiguration: Sendable {
     public var responseHeaderTimeout: TimeAmount = .seconds(30)
     /// Longest silence on either side while an exchange is in progress.
     public var idleTimeout: TimeAmount = .seconds(60)
+    /// How often long-lived connections (upgraded ones, responses still
+    /// streaming after this long) are authorized again and closed when the
+    /// gate no longer forwards them; nil turns periodic re-evaluation off
+    /// (``EnforcementPointServer/reevaluate(minimumAge:)`` still works).
+    public var reevaluationInterval: TimeAmount? = .seconds(30)
     /// Longest idle time of a client keep-alive connection between requests.
     public var keepAliveTimeout: TimeAmount = .seconds(30)
 

@@ -15,6 +15,8 @@ public struct ProxyMetrics: Sendable, Equatable {
     public var upstreamTimeouts = 0
     /// Connections switched to another protocol (WebSocket) and spliced.
     public var upgrades = 0
+    /// Long-lived connections closed because the gate no longer forwarded them on re-evaluation.
+    public var reevaluationClosures = 0
     /// Client connections open when the snapshot was taken.
     public var openConnections = 0
 
@@ -24,6 +26,7 @@ public struct ProxyMetrics: Sendable, Equatable {
 /// Mutex-protected counters behind ``EnforcementPointServer/metrics``.
 final class MetricsBox: Sendable {
     private let value = Mutex(ProxyMetrics())
-    func bump(_ field: WritableKeyPath<ProxyMetrics, Int>) { value.withLock { $0[keyPath: field] += 1 } }
+    func bump(_ field: WritableKeyPath<ProxyMetrics, Int>) { add(field, 1) }
+    func add(_ field: WritableKeyPath<ProxyMetrics, Int>, _ n: Int) { value.withLock { $0[keyPath: field] += n } }
     var snapshot: ProxyMetrics { value.withLock { $0 } }
 }

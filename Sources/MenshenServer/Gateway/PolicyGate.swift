@@ -42,7 +42,7 @@ public struct PolicyGate: AccessGate {
 
     public func decide(_ request: GateRequest) async -> GateVerdict {
         if request.path.hasPrefix(ForwardAuth.pathPrefix) { return await forwardAuth(request) }
-        return await decide(request, mode: .proxy)
+        return await decide(request, mode: request.isReevaluation ? .reevaluation : .proxy)
     }
 
     /// Decides one request and records the decision.
