@@ -88,10 +88,11 @@ public struct MenshenRuntime: Sendable {
                               portalOrigin: portal.publicOrigin, timeZone: config.organisation.timeZone,
                               forwardAuthCallers: config.gateway.forwardAuthTrustedCallers, recorder: decisions)
         let gatewayListen = config.gateway.listen
-        services.append(GatewayService(server: EnforcementPointServer(configuration: proxyConfig, gate: gate,
-                                                                      logger: Logger(label: "menshen.enforcement-point")),
-                                       state: state, loader: loader, reloadInterval: .seconds(config.gateway.reloadIntervalSeconds), logger: logger,
+        let gatewayServer = EnforcementPointServer(configuration: proxyConfig, gate: gate, logger: Logger(label: "menshen.enforcement-point"))
+        services.append(GatewayService(server: gatewayServer, state: state, loader: loader,
+                                       reloadInterval: .seconds(config.gateway.reloadIntervalSeconds), logger: logger,
                                        onBound: { port in await ready.add(BoundListener(name: "gateway", host: gatewayListen.host, port: port)) }))
+        services.append(ChangeWatcher(store: store, server: gatewayServer, state: state, loader: loader, logger: logger))
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))
         }

@@ -17,6 +17,7 @@ public actor InMemoryStore: MenshenStore {
     private var credentialsByID: [String: CredentialRecord] = [:]
     private var flowStates: [String: FlowStateRecord] = [:]
     private var closed = false
+    private var generations = ChangeGenerations(access: 0, configuration: 0)
 
     private struct Pair<A: Hashable & Sendable, B: Hashable & Sendable>: Hashable, Sendable { var a: A; var b: B }
 
@@ -24,7 +25,18 @@ public actor InMemoryStore: MenshenStore {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 3 }
+    public func schemaVersion() async throws -> Int { 4 }
+
+    // MARK: Changes (what the SQL backends' triggers count)
+
+    public func changeGenerations() async throws -> ChangeGenerations { try open(); return generations }
+    public nonisolated func changes() -> AsyncStream<StoreChange> { pollingChanges(every: .milliseconds(50)) }
+    private func changed(_ kind: StoreChange) {
+        switch kind {
+        case .access: generations.access += 1
+        case .configuration: generations.configuration += 1
+        }
+    }
     public func close() async throws { closed = true }
 
     private func open() throws {
@@ -41,6 +53,7 @@ public actor InMemoryStore: MenshenStore {
 
     public func updateUser(_ user: UserRecord) async throws {
         try open()
+        defer { changed(.access) }
         guard users[user.id] != nil else { throw StoreError(.notFound, "no user \(user.id)") }
         users[user.id] = user
     }
@@ -66,13 +79,15 @@ public actor InMemoryStore: MenshenStore {
 
     public func addMember(_ user: UserID, to group: GroupID) async throws {
         try open()
+        defer { changed(.access) }
         guard users[user] != nil else { throw StoreError(.notFound, "no user \(user)") }
         guard groupsByID[group] != nil else { throw StoreError(.notFound, "no group \(group)") }
         memberships.insert(Pair(a: user, b: group))
     }
 
     public func removeMember(_ user: UserID, from group: GroupID) async throws {
-        try open(); memberships.remove(Pair(a: user, b: group))
+        try open()
+        defer { changed(.access) }; memberships.remove(Pair(a: user, b: group))
     }
 
     public func groups(of user: UserID) async throws -> [GroupID] {
@@ -81,13 +96,15 @@ public actor InMemoryStore: MenshenStore {
 
     public func assignRole(_ role: RoleID, to user: UserID) async throws {
         try open()
+        defer { changed(.access) }
         guard users[user] != nil else { throw StoreError(.notFound, "no user \(user)") }
         guard rolesByID[role] != nil else { throw StoreError(.notFound, "no role \(role)") }
         assignments.insert(Pair(a: user, b: role))
     }
 
     public func unassignRole(_ role: RoleID, from user: UserID) async throws {
-        try open(); assignments.remove(Pair(a: user, b: role))
+        try open()
+        defer { changed(.access) }; assignments.remove(Pair(a: user, b: role))
     }
 
     public func roles(of user: UserID) async throws -> [RoleID] {
@@ -115,6 +132,7 @@ public actor InMemoryStore: MenshenStore {
 
     public func revokeSession(idHash: String, at: Date, reason: String) async throws -> Bool {
         try open()
+        defer { changed(.access) }
         guard var s = sessionsByHash[idHash], s.revokedAt == nil else { return false }
         s.revokedAt = at; s.revokedReason = reason
         sessionsByHash[idHash] = s
@@ -123,6 +141,7 @@ public actor InMemoryStore: MenshenStore {
 
     public func revokeSessions(of user: UserID, at: Date, reason: String) async throws -> Int {
         try open()
+        defer { changed(.access) }
         var n = 0
         for (k, var s) in sessionsByHash where s.userID == user && s.revokedAt == nil {
             s.revokedAt = at; s.revokedReason = reason; sessionsByHash[k] = s; n += 1
@@ -149,6 +168,7 @@ public actor InMemoryStore: MenshenStore {
         -> PolicyVersionRecord
     {
         try open()
+        defer { changed(.configuration) }
         guard text.utf8.count <= InputLimits.maxPolicyTextBytes else {
             throw StoreError(.invalidInput, "policy \(id) is larger than \(InputLimits.maxPolicyTextBytes) bytes")
         }
@@ -168,13 +188,15 @@ public actor InMemoryStore: MenshenStore {
 
     // MARK: Applications
 
-    public func putApplication(_ app: ApplicationRecord) async throws { try open(); applications[app.id] = app }
+    public func putApplication(_ app: ApplicationRecord) async throws { try open(); applications[app.id] = app; changed(.configuration) }
     public func application(_ id: ApplicationID) async throws -> ApplicationRecord? { try open(); return applications[id] }
     public func listApplications() async throws -> [ApplicationRecord] {
         try open(); return applications.values.sorted { $0.id < $1.id }
     }
     public func deleteApplication(_ id: ApplicationID) async throws -> Bool {
-        try open(); return applications.removeValue(forKey: id) != nil
+        try open()
+        changed(.configuration)
+        return applications.removeValue(forKey: id) != nil
     }
 
     // MARK: Events

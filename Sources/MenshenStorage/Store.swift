@@ -120,7 +120,7 @@ public protocol FlowStateStore: Sendable {
 }
 
 /// Everything a backend provides.
-public protocol MenshenStore: DirectoryStore, SessionStore, PolicyStore, ApplicationStore, EventStore,
+public protocol MenshenStore: DirectoryStore, SessionStore, PolicyStore, ApplicationStore, EventStore, ChangeFeed,
     EnrolmentTokenStore, CredentialStore, FlowStateStore
 {
     /// A short name for logs and readiness output (`sqlite`, `postgres`, `memory`).

@@ -77,5 +77,34 @@ public enum PostgresMigrations {
             """,
             "CREATE INDEX flow_states_expiry ON flow_states(expires_at)",
         ]),
+        // Statement-level triggers: a counter per kind, and a NOTIFY that PostgreSQL delivers at commit
+        // to every node LISTENing on menshen_changes (no home-made cluster protocol).
+        Migration(version: 4, name: "change counters and LISTEN/NOTIFY triggers (what the gateway re-checks)", statements: [
+            "CREATE TABLE change_counters (kind TEXT PRIMARY KEY, generation BIGINT NOT NULL)",
+            "INSERT INTO change_counters(kind, generation) VALUES ('access', 0), ('configuration', 0)",
+            """
+            CREATE FUNCTION menshen_access_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access';
+              PERFORM pg_notify('menshen_changes', 'access');
+              RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE FUNCTION menshen_configuration_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              UPDATE change_counters SET generation = generation + 1 WHERE kind = 'configuration';
+              PERFORM pg_notify('menshen_changes', 'configuration');
+              RETURN NULL;
+            END $$
+            """,
+            "CREATE TRIGGER users_changed AFTER UPDATE OR DELETE ON users FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER members_changed AFTER INSERT OR DELETE ON group_members FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER role_assignments_changed AFTER INSERT OR DELETE ON role_assignments FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER roles_changed AFTER UPDATE OR DELETE ON roles FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER sessions_revoked AFTER UPDATE OF revoked_at ON sessions FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER policies_changed AFTER INSERT OR UPDATE OR DELETE ON policies FOR EACH STATEMENT EXECUTE FUNCTION menshen_configuration_changed()",
+            "CREATE TRIGGER applications_changed AFTER INSERT OR UPDATE OR DELETE ON applications FOR EACH STATEMENT EXECUTE FUNCTION menshen_configuration_changed()",
+        ]),
     ]
 }

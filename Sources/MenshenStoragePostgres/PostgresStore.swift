@@ -9,6 +9,14 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import PostgresNIO
+import Synchronization
+
+/// Set once, when the store closes (read by the LISTEN loop).
+final class ClosedFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
+}
 
 /// A `MenshenStore` on PostgreSQL.
 public final class PostgresStore: MenshenStore {
@@ -16,6 +24,7 @@ public final class PostgresStore: MenshenStore {
     private let client: PostgresClient
     private let runTask: Task<Void, Never>
     private let logger: Logger
+    private let closed = ClosedFlag()
     public var backendName: String { "postgres" }
 
     /// Key of the advisory lock that serialises migrations across nodes.
@@ -167,7 +176,50 @@ public final class PostgresStore: MenshenStore {
         try await rows("SELECT COALESCE(MAX(version), 0) FROM menshen_schema_migrations", as: (Int.self)).first ?? 0
     }
 
+    // MARK: Changes
+
+    public func changeGenerations() async throws -> ChangeGenerations {
+        var g = ChangeGenerations(access: 0, configuration: 0)
+        for (kind, value) in try await rows("SELECT kind, generation FROM change_counters", as: (String, Int64).self) {
+            if kind == "access" { g.access = value } else if kind == "configuration" { g.configuration = value }
+        }
+        return g
+    }
+
+    /// LISTEN on `menshen_changes` over one pooled connection, held while the
+    /// stream is consumed; the triggers of migration 4 NOTIFY at commit, so a
+    /// change made on any node arrives here. On (re)connecting both kinds are
+    /// reported, since changes may have been missed meanwhile; a lost
+    /// connection is retried every second until the store closes.
+    public func changes() -> AsyncStream<StoreChange> {
+        let (stream, continuation) = AsyncStream.makeStream(of: StoreChange.self, bufferingPolicy: .bufferingNewest(8))
+        let client = self.client, logger = self.logger, closed = self.closed
+        let task = Task {
+            while !Task.isCancelled && !closed.isSet {
+                do {
+                    try await client.withConnection { connection in
+                        try await connection.listen(on: "menshen_changes") { notifications in
+                            continuation.yield(.access)
+                            continuation.yield(.configuration)
+                            for try await n in notifications {
+                                if let change = StoreChange(rawValue: n.payload) { continuation.yield(change) }
+                            }
+                        }
+                    }
+                } catch {
+                    if Task.isCancelled || closed.isSet { break }
+                    logger.warning("LISTEN menshen_changes lost; retrying in 1 s", metadata: ["error": "\(String(reflecting: error))"])
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
     public func close() async throws {
+        closed.set()
         runTask.cancel()
         await runTask.value
     }

@@ -75,5 +75,22 @@ public enum SQLiteMigrations {
             """,
             "CREATE INDEX flow_states_expiry ON flow_states(expires_at)",
         ]),
+        Migration(version: 4, name: "change counters advanced by triggers (what the gateway re-checks)", statements: [
+            "CREATE TABLE change_counters (kind TEXT PRIMARY KEY, generation INTEGER NOT NULL)",
+            "INSERT INTO change_counters(kind, generation) VALUES ('access', 0), ('configuration', 0)",
+            "CREATE TRIGGER users_updated AFTER UPDATE ON users BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER users_deleted AFTER DELETE ON users BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER members_added AFTER INSERT ON group_members BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER members_removed AFTER DELETE ON group_members BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER role_assignments_added AFTER INSERT ON role_assignments BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER role_assignments_removed AFTER DELETE ON role_assignments BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER roles_updated AFTER UPDATE ON roles BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER sessions_revoked AFTER UPDATE OF revoked_at ON sessions BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER policies_inserted AFTER INSERT ON policies BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'configuration'; END",
+            "CREATE TRIGGER policies_deleted AFTER DELETE ON policies BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'configuration'; END",
+            "CREATE TRIGGER applications_inserted AFTER INSERT ON applications BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'configuration'; END",
+            "CREATE TRIGGER applications_updated AFTER UPDATE ON applications BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'configuration'; END",
+            "CREATE TRIGGER applications_deleted AFTER DELETE ON applications BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'configuration'; END",
+        ]),
     ]
 }

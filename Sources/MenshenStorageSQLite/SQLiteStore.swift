@@ -131,6 +131,24 @@ public final class SQLiteStore: MenshenStore {
         try await read { db in try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(version), 0) FROM menshen_schema_migrations") ?? 0 }
     }
 
+    // MARK: Changes
+
+    public func changeGenerations() async throws -> ChangeGenerations {
+        try await read { db in
+            var g = ChangeGenerations(access: 0, configuration: 0)
+            for row in try Row.fetchAll(db, sql: "SELECT kind, generation FROM change_counters") {
+                let kind: String = row["kind"], value: Int64 = row["generation"]
+                if kind == "access" { g.access = value } else if kind == "configuration" { g.configuration = value }
+            }
+            return g
+        }
+    }
+
+    /// Polls the trigger-maintained counters: sees changes made by other processes
+    /// (e.g. `menshen user disable`) within ``changePollInterval``.
+    public func changes() -> AsyncStream<StoreChange> { pollingChanges(every: Self.changePollInterval) }
+    public static let changePollInterval: Duration = .milliseconds(250)
+
     public func close() async throws {
         do { try pool.close() } catch { throw Self.map(error, path: path) }
     }

@@ -17,7 +17,7 @@ struct PolicyCommand: ParsableCommand {
             `menshen: error: FILE:LINE:COL: message`.
             """,
         subcommands: [PolicyValidate.self, PolicyAuthorize.self, PolicyFormat.self, PolicyLink.self,
-                      PolicyConformance.self, PolicyBench.self]
+                      PolicyConformance.self, PolicyBench.self, PolicySave.self, PolicyList.self]
     )
 }
 

@@ -42,3 +42,35 @@ struct GatewayService: Service {
         try await server.shutdown()
     }
 }
+
+/// Acts on the store's change feed (PostgreSQL LISTEN/NOTIFY from every node;
+/// polled trigger counters on SQLite): a configuration change rebuilds the
+/// snapshot at once instead of at the next reload interval, and any change
+/// re-authorizes the long-lived connections, so a revocation made on another
+/// node closes this node's WebSockets too.
+struct ChangeWatcher: Service {
+    let store: any MenshenStore
+    let server: EnforcementPointServer
+    let state: GatewayState
+    let loader: GatewayLoader
+    let logger: Logger
+
+    func run() async throws {
+        let changes = store.changes()
+        await cancelWhenGracefulShutdown {
+            for await change in changes {
+                if change == .configuration {
+                    switch await loader.reloadIfChanged(state) {
+                    case .reloaded(let generation):
+                        logger.notice("gateway configuration reloaded after a store change", metadata: ["generation": "\(generation)"])
+                    case .refused(let why):
+                        logger.error("gateway configuration change refused; the running configuration stays", metadata: ["problems": "\(why)"])
+                    case .unchanged: break
+                    }
+                }
+                let closed = await server.reevaluate()
+                if closed > 0 { logger.notice("connections closed after a store change", metadata: ["closed": "\(closed)", "change": "\(change)"]) }
+            }
+        }
+    }
+}

@@ -13,8 +13,8 @@ import Testing
 /// Revocation reaches every request and every open connection: the real
 /// gate (sessions in a real SQLite store, Cedar policies) behind the real
 /// proxy, a client looping requests and a WebSocket open through it.
-@Suite("Continuous verification")
-struct ContinuousVerificationTests {
+@Suite("Continuous verification (timed: run alone)")
+struct TimedContinuousVerificationTests {
     static let policy = """
         @id("chat-staff")
         permit (principal in Group::"staff", action, resource == Application::"chat");
@@ -37,7 +37,7 @@ struct ContinuousVerificationTests {
                                         upstreams: ["http://127.0.0.1:\(upstream.port)"], classification: "internal", scenario: nil,
                                         updatedAt: Date())
             state = GatewayState(GatewaySnapshot(routes: RouteTable([app]),
-                                                 decisionPoint: try PolicyDecisionPoint(documents: [(name: "chat.cedar", text: ContinuousVerificationTests.policy)])))
+                                                 decisionPoint: try PolicyDecisionPoint(documents: [(name: "chat.cedar", text: TimedContinuousVerificationTests.policy)])))
             gate = PolicyGate(store: store, sessions: sessions, clock: clock, state: state, portalOrigin: "https://portal.bank.example",
                               timeZone: "Asia/Taipei")
             try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
@@ -146,7 +146,7 @@ struct ContinuousVerificationTests {
             #expect(await ws.receiveAsync(until: "still-here").text == "echo:still-here")
 
             // A policy change that now denies: the next re-evaluation closes the connection.
-            let forbid = ContinuousVerificationTests.policy + "\n@id(\"freeze\")\nforbid (principal, action, resource == Application::\"chat\");\n"
+            let forbid = TimedContinuousVerificationTests.policy + "\n@id(\"freeze\")\nforbid (principal, action, resource == Application::\"chat\");\n"
             w.state.replace(GatewaySnapshot(routes: w.state.snapshot.routes,
                                             decisionPoint: try PolicyDecisionPoint(documents: [(name: "chat.cedar", text: forbid)]), generation: 2))
             #expect(await server.reevaluate() == 1)
@@ -154,7 +154,7 @@ struct ContinuousVerificationTests {
 
             // Disabling the user closes their connection on the next re-evaluation.
             w.state.replace(GatewaySnapshot(routes: w.state.snapshot.routes,
-                                            decisionPoint: try PolicyDecisionPoint(documents: [(name: "chat.cedar", text: ContinuousVerificationTests.policy)]), generation: 3))
+                                            decisionPoint: try PolicyDecisionPoint(documents: [(name: "chat.cedar", text: TimedContinuousVerificationTests.policy)]), generation: 3))
             let second = try await Self.openWebSocket(port, token: try await w.signIn())
             var amy = try #require(try await w.store.user("amy"))
             amy.disabled = true

@@ -1,0 +1,53 @@
+import Foundation
+
+/// What changed in the store, as far as enforcement cares — never the data
+/// itself, only what to check again.
+public enum StoreChange: String, Sendable, CaseIterable {
+    /// A session was revoked, a user changed or was disabled, a membership or
+    /// role assignment changed: open connections must be authorized again.
+    case access
+    /// Policies or applications changed: the gateway snapshot must be rebuilt.
+    case configuration
+}
+
+/// Counters the database advances itself (triggers) on every committed
+/// change of each kind, whoever the writer is: this process, another node,
+/// the command line, or an administrator's SQL.
+public struct ChangeGenerations: Sendable, Equatable {
+    public var access: Int64
+    public var configuration: Int64
+    public init(access: Int64, configuration: Int64) { self.access = access; self.configuration = configuration }
+}
+
+/// Tells the gateway what changed. PostgreSQL delivers changes from every
+/// node through LISTEN/NOTIFY (sent by the same triggers, at commit);
+/// SQLite and the in-memory store poll ``ChangeGenerations``.
+public protocol ChangeFeed: Sendable {
+    func changeGenerations() async throws -> ChangeGenerations
+    /// Changes from now on, until the consumer stops iterating or the store closes.
+    /// After a gap (reconnection) both kinds are reported, since changes may have been missed.
+    func changes() -> AsyncStream<StoreChange>
+}
+
+extension ChangeFeed {
+    /// A change stream that reads ``changeGenerations()`` every `interval`.
+    public func pollingChanges(every interval: Duration) -> AsyncStream<StoreChange> {
+        let (stream, continuation) = AsyncStream.makeStream(of: StoreChange.self, bufferingPolicy: .bufferingNewest(8))
+        let task = Task {
+            var last: ChangeGenerations?
+            while !Task.isCancelled {
+                if let now = try? await changeGenerations() {
+                    if let before = last {
+                        if now.access != before.access { continuation.yield(.access) }
+                        if now.configuration != before.configuration { continuation.yield(.configuration) }
+                    }
+                    last = now
+                }
+                try? await Task.sleep(for: interval)
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import MenshenCore
+import MenshenStorage
+import MenshenStoragePostgres
+import MenshenStorageSQLite
+import Synchronization
+import Testing
+
+/// The change feed the gateway re-checks on: the database's own triggers
+/// count every committed change by kind (and, on PostgreSQL, NOTIFY every
+/// node), whoever the writer is.
+@Suite("Store change feed")
+struct ChangeFeedTests {
+    let t0 = StoreConformanceTests.t0
+
+    /// A second handle on the same database, as another node or the command line would have.
+    static func secondHandle(_ backend: Backend, _ f: Fixture) async throws -> (any MenshenStore)? {
+        switch backend {
+        case .memory: return nil
+        case .sqlite: return try SQLiteStore(path: f.location)
+        case .postgres: return try await PostgresStore(url: try PostgresURL(f.location))
+        }
+    }
+
+    final class Seen: Sendable {
+        let changes = Mutex<[(StoreChange, UInt64)]>([])
+        func count(_ c: StoreChange) -> Int { changes.withLock { $0.filter { $0.0 == c }.count } }
+        func firstTime(_ c: StoreChange, after t: UInt64) -> UInt64? { changes.withLock { $0.first { $0.0 == c && $0.1 > t }?.1 } }
+    }
+
+    @Test("each kind of change advances its own counter; a session touch advances none", arguments: Backend.available)
+    func generations(_ backend: Backend) async throws {
+        let f = try await Fixture.make(backend)
+        defer { Task { await f.cleanup() } }
+        let s = f.store
+        let start = try await s.changeGenerations()
+        try await s.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: t0))
+        try await s.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
+        try await s.createSession(SessionRecord(idHash: "h1", userID: "amy", createdAt: t0, idleExpiresAt: t0.addingTimeInterval(600),
+                                                absoluteExpiresAt: t0.addingTimeInterval(3600), levelOfAssurance: 2, amr: ["pwd"]))
+        #expect(try await s.changeGenerations() == start, "creating things revokes nothing")
+        _ = try await s.touchSession(idHash: "h1", lastSeenAt: t0.addingTimeInterval(5), idleExpiresAt: t0.addingTimeInterval(605))
+        #expect(try await s.changeGenerations() == start, "the per-request touch is not a change")
+
+        var last = start
+        func expectAdvanced(_ kind: StoreChange, _ what: String) async throws {
+            let now = try await s.changeGenerations()
+            #expect(kind == .access ? now.access > last.access : now.configuration > last.configuration, "\(what)")
+            #expect(kind == .access ? now.configuration == last.configuration : now.access == last.access, "\(what) advanced the other kind")
+            last = now
+        }
+        try await s.addMember("amy", to: "staff"); try await expectAdvanced(.access, "membership added")
+        _ = try await s.revokeSession(idHash: "h1", at: t0, reason: "t"); try await expectAdvanced(.access, "session revoked")
+        var amy = try #require(try await s.user("amy"))
+        amy.disabled = true
+        try await s.updateUser(amy); try await expectAdvanced(.access, "user disabled")
+        _ = try await s.savePolicy("p", text: "permit (principal, action, resource);", author: "t", comment: "", at: t0)
+        try await expectAdvanced(.configuration, "policy saved")
+        try await s.putApplication(ApplicationRecord(id: "wiki", displayName: "Wiki", host: "w", pathPrefix: "/", upstreams: ["http://x"],
+                                                     classification: "internal", scenario: nil, updatedAt: t0))
+        try await expectAdvanced(.configuration, "application saved")
+        await f.cleanup()
+    }
+}
+
+/// Delivery latency of the change feed: run alone (scripts/test runs `Timed…` suites after the parallel pass).
+@Suite("Store change feed latency (timed: run alone)")
+struct TimedChangeFeedTests {
+    let t0 = StoreConformanceTests.t0
+    typealias Seen = ChangeFeedTests.Seen
+
+    @Test("a change made through another handle (another node, the command line) reaches the feed within 1 s", arguments: Backend.available)
+    func crossHandle(_ backend: Backend) async throws {
+        let f = try await Fixture.make(backend)
+        let other = try await ChangeFeedTests.secondHandle(backend, f)
+        let writer = other ?? f.store
+        try await writer.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: t0))
+        try await writer.createSession(SessionRecord(idHash: "h1", userID: "amy", createdAt: t0, idleExpiresAt: t0.addingTimeInterval(600),
+                                                     absoluteExpiresAt: t0.addingTimeInterval(3600), levelOfAssurance: 2, amr: ["pwd"]))
+        let seen = Seen()
+        let feed = f.store.changes()
+        let reader = Task {
+            for await change in feed { seen.changes.withLock { $0.append((change, DispatchTime.now().uptimeNanoseconds)) } }
+        }
+        // Let the feed settle: PostgreSQL reports both kinds once LISTEN is in place; pollers read a baseline.
+        let settleDeadline = Date().addingTimeInterval(10)
+        if backend == .postgres {
+            while seen.count(.configuration) == 0 && Date() < settleDeadline { try await Task.sleep(for: .milliseconds(20)) }
+        } else {
+            try await Task.sleep(for: .milliseconds(400))
+        }
+        let before = DispatchTime.now().uptimeNanoseconds
+        _ = try await writer.revokeSession(idHash: "h1", at: t0, reason: "revoked elsewhere")
+        let deadline = Date().addingTimeInterval(5)
+        while seen.firstTime(.access, after: before) == nil && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        let arrived = try #require(seen.firstTime(.access, after: before), "no access change arrived")
+        let latency = Double(arrived - before) / 1e9
+        #expect(latency < 1.0, "\(backend.rawValue): the revocation reached the feed after \(latency) s")
+        print("change feed: \(backend.rawValue) delivered a revocation made through another handle in \(String(format: "%.3f", latency)) s")
+        reader.cancel()
+        if let other { try? await other.close() }
+        await f.cleanup()
+    }
+}
