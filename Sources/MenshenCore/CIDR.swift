@@ -49,6 +49,9 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
         return Self.masked(bytes, prefixLength) == network
     }
 
+    /// Whether `text` is a single IPv4 or IPv6 address (no prefix length, no zone).
+    public static func isAddress(_ text: String) -> Bool { parseAddress(text) != nil }
+
     static func masked(_ bytes: [UInt8], _ length: Int) -> [UInt8] {
         var out = bytes
         for i in 0..<out.count {

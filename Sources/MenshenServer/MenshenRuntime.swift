@@ -72,7 +72,8 @@ public struct MenshenRuntime: Sendable {
         }
 
         services.append(app("admin", AdminServer.router(store: store, latestSchemaVersion: latest, registry: registry), config.admin.listen))
-        let portal = try IdentityWiring.portal(config: config, store: store, clock: clock)
+        var portal = try IdentityWiring.portal(config: config, store: store, clock: clock)
+        portal.applicationCatalog = { state.snapshot.routes.applications }
         services.append(app("portal", PortalServer.router(store: store, organisation: config.organisation.name, clock: clock,
                                                           identity: portal),
                             config.server.listen))

@@ -49,9 +49,10 @@ struct ForwardAuthTests {
         #expect(PolicyGateTests.status(await ask("https://apps.bank.example/reports/q3", "DELETE", cookie: cookie)) == 403)
         #expect(PolicyGateTests.status(await ask("https://other.example/", cookie: cookie)) == 403)
 
-        // The described path is normalised exactly as the proxy would: an encoded dot-segment is resolved
-        // before matching (so this is the privileged db-console, not the readable reports), an encoded slash is refused.
-        #expect(PolicyGateTests.status(await ask("https://apps.bank.example/reports/%2e%2e/db/query", cookie: cookie)) == 403)
+        // nginx forwards the target as sent, so only a target already in normal form is decided: a dot
+        // segment (plain or encoded) would be decided as one path and reach the application as another.
+        #expect(PolicyGateTests.status(await ask("https://apps.bank.example/reports/%2e%2e/db/query", cookie: cookie)) == 400)
+        #expect(PolicyGateTests.status(await ask("https://apps.bank.example/reports/../page", cookie: cookie)) == 400)
         #expect(PolicyGateTests.status(await ask("https://apps.bank.example/reports/q3", cookie: cookie)) == 200)
         #expect(PolicyGateTests.status(await ask("https://apps.bank.example/reports%2f..%2fdb/query", cookie: cookie)) == 400)
         // Revocation is seen on the next call.
@@ -84,7 +85,7 @@ struct ForwardAuthTests {
     func refusals() async throws {
         let w = try await World()
         let token = try await w.session(loa: 1)
-        let headers = [("X-Original-URL", "https://apps.bank.example/page"), ("Cookie", "__Host-menshen-session=\(token)")]
+        let headers = [("X-Original-URL", "https://apps.bank.example/page"), ("X-Original-Method", "GET"), ("Cookie", "__Host-menshen-session=\(token)")]
         #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", from: "203.0.113.9", headers: headers)) == 403)
         #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", from: "::1", headers: headers)) == 200)
         #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", headers: [])) == 400)
@@ -94,11 +95,34 @@ struct ForwardAuthTests {
                                                                                            ("X-Original-Method", "GE T")])) == 400)
         #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/traefik", headers: [("X-Forwarded-Host", "apps.bank.example")])) == 400)
         #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/other", headers: headers)) == 400)
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", headers: headers.filter { $0.0 != "X-Original-Method" })) == 400,
+                "no default method: a POST must not be decided as a GET")
+        // Endpoint switching through dot segments in the endpoint path itself.
+        let traefikHeaders = [("X-Forwarded-Method", "GET"), ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "apps.bank.example"),
+                              ("X-Forwarded-Uri", "/page"), ("Cookie", "__Host-menshen-session=\(token)")]
+        #expect(PolicyGateTests.status(await w.gate.decide(GateRequest(method: "GET", path: "/.menshen/auth/traefik",
+                                                                       rawTarget: "/.menshen/auth/envoy/../traefik", query: nil, host: "apps.bank.example",
+                                                                       scheme: "http", clientAddress: "127.0.0.1", headers: traefikHeaders,
+                                                                       requestID: "fa-2"))) == 400)
 
         let events = try await PolicyGateTests.decisionEvents(w)
         let modes = events.compactMap { (($0["unmapped"] as? [String: Any])?["decision"] as? [String: Any])?["mode"] as? String }
         #expect(modes.filter { $0 == "forward-auth:untrusted" }.count == 1)
-        #expect(modes.filter { $0 == "forward-auth:invalid" }.count == 6)
+        #expect(modes.filter { $0 == "forward-auth:invalid" }.count == 8)
         #expect(modes.filter { $0 == "forward-auth:nginx" }.count == 1)
+    }
+
+    @Test("the client address is the caller's X-Forwarded-For only when it is one address; otherwise the caller's own")
+    func clientAddress() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 1)
+        let base = [("X-Original-URL", "https://apps.bank.example/page"), ("X-Original-Method", "GET"), ("Cookie", "__Host-menshen-session=\(token)")]
+        _ = await Self.call(w, "/.menshen/auth/nginx", headers: base + [("X-Forwarded-For", "198.51.100.23")])
+        _ = await Self.call(w, "/.menshen/auth/nginx", headers: base + [("X-Forwarded-For", "10.0.0.0/8")])
+        _ = await Self.call(w, "/.menshen/auth/nginx", headers: base + [("X-Forwarded-For", "not-an-address")])
+        let events = try await PolicyGateTests.decisionEvents(w)
+        let sources = events.compactMap { (($0["unmapped"] as? [String: Any])?["decision"] as? [String: Any])?["context"] as? [String: Any] }
+            .compactMap { $0["source_ip"] as? String }
+        #expect(sources == ["198.51.100.23", "127.0.0.1", "127.0.0.1"])
     }
 }

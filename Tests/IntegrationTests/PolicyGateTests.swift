@@ -217,4 +217,23 @@ struct PolicyGateTests {
         let stored = try await w.store.events(after: 0, limit: 1000)
         #expect(EventChain.firstBrokenLink(stored) == nil)
     }
+
+    @Test("the decision log is bounded: when full it sheds and counts; a batch the store refuses is counted, not retried forever")
+    func decisionLogBounds() async throws {
+        let store = InMemoryStore()
+        let log = DecisionLog(store: store, clock: FixedClock(Date(timeIntervalSince1970: 1_795_000_000)), capacity: 10)
+        for n in 0..<15 {
+            log.record(DecisionTrail(requestID: "r\(n)", time: Date(), mode: .proxy, method: "GET", host: "h",
+                                     path: "/" + String(repeating: "a", count: 10_000), sourceIP: "10.0.0.1", outcome: .signIn))
+        }
+        await log.flush()
+        #expect(log.writtenCount == 10 && log.droppedCount == 5)
+        let stored = try await store.events(after: 0, limit: 100)
+        #expect(stored.map { ($0.event.payloadJSON.contains("\"uid\":\"r0\"")) }.first == true, "the oldest were kept, in order")
+        #expect(stored.allSatisfy { $0.event.payloadJSON.utf8.count < 8_000 }, "paths are cut before they are stored")
+        try await store.close()
+        log.record(DecisionTrail(requestID: "late", time: Date(), mode: .proxy, method: "GET", host: "h", path: "/", sourceIP: "", outcome: .allow))
+        await log.flush()
+        #expect(log.droppedCount == 6)
+    }
 }

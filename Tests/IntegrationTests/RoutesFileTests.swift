@@ -95,6 +95,9 @@ struct RoutesFileTests {
         let twice = route("") + "  - id: a\n    host: a.example\n    upstreams: [\"http://x\"]\n    classification: internal\n"
         #expect(problems(twice).contains("duplicate id") && problems(twice).contains("already has host a.example"))
         #expect(problems("routes: [1, 2").contains("r.yaml"))
+        #expect(problems("").contains("no routes: key"), "an empty file is not 'no applications'")
+        #expect(problems("routes: []\n") == "")
+        #expect(problems(route("    require: {}\n")).contains("require states nothing"))
         #expect(problems(String(repeating: "#", count: RoutesFile.maximumBytes + 1)).contains("larger than"))
     }
 
@@ -138,5 +141,11 @@ struct RoutesFileTests {
         try Self.sample.write(toFile: path, atomically: true, encoding: .utf8)
         guard case .refused(let clash) = await loader.reloadIfChanged(state) else { Issue.record("refused"); return }
         #expect(clash.contains("already defined in the store: status"))
+        // …and so is a store application at the same host and path prefix under another id.
+        _ = try await store.deleteApplication("status")
+        try await store.putApplication(ApplicationRecord(id: "status-page", displayName: "s", host: "status.bank.example", pathPrefix: "/",
+                                                         upstreams: ["http://x"], classification: "public", scenario: nil, updatedAt: Self.now))
+        guard case .refused(let shadow) = await loader.reloadIfChanged(state) else { Issue.record("refused"); return }
+        #expect(shadow.contains("host and path_prefix already used by an application in the store: status"))
     }
 }

@@ -79,12 +79,15 @@ public protocol DecisionRecorder: Sendable {
 ///   Detection Finding (2004) with that severity, `is_alert`, and the
 ///   decision's event uid as evidence.
 ///
-/// The buffer is bounded (``capacity``): when the store cannot keep up the
-/// oldest pending decisions are dropped, counted and logged as an error,
-/// rather than growing without bound or stalling the data path.
+/// The buffer is bounded (``capacity`` decisions, each cut to a fixed size):
+/// when the store cannot keep up, new decisions are shed, counted
+/// (``droppedCount``) and logged as an error, rather than growing without
+/// bound or stalling the data path.
 public final class DecisionLog: DecisionRecorder, Service {
-    public static let capacity = 50_000
+    public static let defaultCapacity = 50_000
     public static let batchSize = 500
+    /// Most decisions waiting to be written.
+    public let capacity: Int
 
     let store: any EventStore
     let clock: any WallClock
@@ -93,44 +96,58 @@ public final class DecisionLog: DecisionRecorder, Service {
     let flushInterval: Duration
     private let pending = Mutex<(items: [DecisionTrail], dropped: Int)>(([], 0))
     private let written = Atomic<Int>(0)
+    private let dropped = Atomic<Int>(0)
 
     public init(store: any EventStore, clock: any WallClock, random: any RandomSource = SystemRandomSource(),
-                logger: Logger = Logger(label: "menshen.decisions"), flushInterval: Duration = .milliseconds(250)) {
+                logger: Logger = Logger(label: "menshen.decisions"), flushInterval: Duration = .milliseconds(250),
+                capacity: Int = DecisionLog.defaultCapacity) {
+        self.capacity = max(1, capacity)
         self.store = store; self.clock = clock; self.random = random; self.logger = logger; self.flushInterval = flushInterval
     }
 
     public func record(_ trail: DecisionTrail) {
+        var t = trail
+        // Bounded by size as well as count: whatever a client sends is cut here.
+        t.path = String(t.path.prefix(2048)); t.host = String(t.host.prefix(255)); t.method = String(t.method.prefix(32))
+        t.detail = String(t.detail.prefix(1024))
         pending.withLock { p in
-            if p.items.count >= Self.capacity {
-                p.items.removeFirst(Self.batchSize)
-                p.dropped += Self.batchSize
+            if p.items.count >= capacity {
+                p.dropped += 1   // the newest is shed: what is already queued stays in order
+                return
             }
-            p.items.append(trail)
+            p.items.append(t)
         }
     }
+
+    /// Decisions not written: shed when the buffer was full, or in a batch the store refused.
+    public var droppedCount: Int { dropped.load(ordering: .relaxed) }
 
     /// Decisions written to the store so far.
     public var writtenCount: Int { written.load(ordering: .relaxed) }
 
     /// Writes everything pending now (also called on shutdown).
     public func flush() async {
-        while true {
-            let (batch, dropped): ([DecisionTrail], Int) = pending.withLock { p in
-                let n = min(Self.batchSize, p.items.count)
-                let batch = Array(p.items.prefix(n))
-                p.items.removeFirst(n)
-                defer { p.dropped = 0 }
-                return (batch, p.dropped)
-            }
-            if dropped > 0 { logger.error("decision events dropped: the event store did not keep up", metadata: ["dropped": "\(dropped)"]) }
-            if batch.isEmpty { return }
-            let events = batch.flatMap(events(for:))
+        // Take the whole queue at once (O(1) under the lock), then write it in batches.
+        let (taken, shed): ([DecisionTrail], Int) = pending.withLock { p in
+            var out: [DecisionTrail] = []
+            swap(&out, &p.items)
+            defer { p.dropped = 0 }
+            return (out, p.dropped)
+        }
+        if shed > 0 {
+            dropped.add(shed, ordering: .relaxed)
+            logger.error("decision events dropped: the event store did not keep up", metadata: ["dropped": "\(shed)"])
+        }
+        var start = 0
+        while start < taken.count {
+            let batch = taken[start..<min(start + Self.batchSize, taken.count)]
+            start += batch.count
             do {
-                _ = try await store.appendEvents(events, hasher: EventChain.hasher)
+                _ = try await store.appendEvents(batch.flatMap(events(for:)), hasher: EventChain.hasher)
                 written.add(batch.count, ordering: .relaxed)
             } catch {
-                logger.error("could not write decision events", metadata: ["error": "\(error)", "decisions": "\(batch.count)"])
-                return
+                dropped.add(batch.count, ordering: .relaxed)
+                logger.error("could not write decision events; they are lost", metadata: ["error": "\(error)", "decisions": "\(batch.count)"])
             }
         }
     }
@@ -179,6 +196,7 @@ public final class DecisionLog: DecisionRecorder, Service {
             var actor: [String: Any] = ["user": ["uid": user, "name": user]]
             if let h = t.sessionHash { actor["session"] = ["uid": String(h.prefix(16))] }
             event["actor"] = actor
+            event["metadata"] = Self.metadata(uid: uid, profiles: ["security_control", "host"])   // `actor` belongs to the host profile
         }
         var out = [Self.newEvent(event, id: uid, time: t.time, user: t.user, severity: severity)]
         if let alert {
@@ -209,7 +227,8 @@ public final class DecisionLog: DecisionRecorder, Service {
         switch o {
         case .allow: 1            // Allowed
         case .stepUp, .signIn: 23 // Challenge
-        case .deny, .noRoute, .refused, .error: 2   // Blocked
+        case .deny, .noRoute, .refused: 2   // Blocked
+        case .error: 27                    // Error
         }
     }
 

@@ -30,13 +30,17 @@ enum ForwardAuth {
 
     /// The original request a caller describes, or a reason to refuse.
     static func originalRequest(_ r: GateRequest) -> Result<(Caller, GateRequest), Refusal> {
+        // The endpoint is chosen on the target as sent: `/.menshen/auth/envoy/../traefik` must not become another endpoint.
+        let rawPath = r.rawTarget.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? r.rawTarget
+        guard rawPath == r.path else { return .failure(Refusal(why: "the forward-auth target must be in normal form")) }
         let rest = String(r.path.dropFirst(pathPrefix.count))
         let caller: Caller, method: String, scheme: String, host: String, target: String
         if rest == "nginx" {
             guard let url = single(r, "x-original-url") else { return .failure(Refusal(why: "X-Original-URL missing or repeated")) }
             guard let (s, h, t) = splitAbsolute(url) else { return .failure(Refusal(why: "X-Original-URL is not an absolute http(s) URL")) }
-            caller = .nginx; scheme = s; host = h; target = t
-            method = single(r, "x-original-method") ?? "GET"
+            // No default method: a missing one must not be decided as a harmless GET.
+            guard let m = single(r, "x-original-method") else { return .failure(Refusal(why: "X-Original-Method missing or repeated")) }
+            caller = .nginx; scheme = s; host = h; target = t; method = m
         } else if rest == "traefik" {
             guard let m = single(r, "x-forwarded-method"), let s = single(r, "x-forwarded-proto"),
                   let h = single(r, "x-forwarded-host"), let u = single(r, "x-forwarded-uri")
@@ -62,13 +66,19 @@ enum ForwardAuth {
         case .success(let n): normalized = n
         case .failure(let why): return .failure(Refusal(why: "the original request target is refused (\(why))"))
         }
+        // The proxy in front forwards the target as sent, so the decision must be about exactly that
+        // target: one that normalises to something else (dot segments, encoded dots…) is refused.
+        guard normalized.target == target else {
+            return .failure(Refusal(why: "the original request target is not in normal form (it would be decided as \(normalized.path))"))
+        }
         let describing: Set<String> = ["x-original-url", "x-original-method", "x-forwarded-method", "x-forwarded-proto",
                                        "x-forwarded-host", "x-forwarded-uri", "host"]
         let headers = r.headers.filter { !describing.contains($0.0.lowercased()) }
         // The client's address: the caller's X-Forwarded-For (its last hop) is believed only from a trusted caller.
+        // nginx must set it (`proxy_set_header X-Forwarded-For $remote_addr;`), or the client's own value would arrive.
         let client = r.headerValues("x-forwarded-for").last?.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) }
         let original = GateRequest(method: method, path: normalized.path, rawTarget: target, query: normalized.query, host: host,
-                                   scheme: scheme, clientAddress: client.flatMap { CIDR($0) != nil ? $0 : nil } ?? r.clientAddress,
+                                   scheme: scheme, clientAddress: client.flatMap { CIDR.isAddress($0) ? $0 : nil } ?? r.clientAddress,
                                    headers: headers, requestID: r.requestID)
         return .success((caller, original))
     }

@@ -83,6 +83,9 @@ public struct GatewayLoader: Sendable {
     public let routesFile: String?
     public let clock: any WallClock
 
+    /// How long a changed routes file must stay the same before it is loaded.
+    public static let settleTime: Duration = .milliseconds(200)
+
     public init(store: any MenshenStore, routesFile: String?, clock: any WallClock) {
         self.store = store; self.routesFile = routesFile?.isEmpty == true ? nil : routesFile; self.clock = clock
     }
@@ -127,6 +130,16 @@ public struct GatewayLoader: Sendable {
         guard clashes.isEmpty else {
             throw GatewayLoadError(message: "\(routesFile ?? "routes file"): application ids already defined in the store: \(clashes.joined(separator: ", "))")
         }
+        // The same place claimed by two sources would be decided by whichever sorts first: refuse instead.
+        func place(_ a: ApplicationRecord) -> String {
+            let p = a.pathPrefix.hasSuffix("/") && a.pathPrefix != "/" ? String(a.pathPrefix.dropLast()) : a.pathPrefix
+            return a.host.lowercased() + " " + p
+        }
+        let storePlaces = Set(s.applications.map(place))
+        let shadowed = s.file.applications.filter { storePlaces.contains(place($0)) }.map(\.id.rawValue)
+        guard shadowed.isEmpty else {
+            throw GatewayLoadError(message: "\(routesFile ?? "routes file"): host and path_prefix already used by an application in the store: \(shadowed.joined(separator: ", "))")
+        }
         var documents = s.policies.map { (name: "\($0.policyID).cedar (v\($0.version))", text: $0.text) }
         documents += s.file.documents.map { (name: $0.name, text: $0.text) }
         let pdp = try PolicyDecisionPoint(documents: documents)   // PolicyLoadError names document, line and column
@@ -141,6 +154,12 @@ public struct GatewayLoader: Sendable {
         do {
             let sources = try await readSources()
             guard sources.fingerprint != current.fingerprint else { return .unchanged }
+            // A file caught half-written may still parse (a policy file cut before its forbids):
+            // only a change that reads the same twice, a moment apart, is taken.
+            if routesFile != nil {
+                try await Task.sleep(for: Self.settleTime)
+                guard try await readSources().fingerprint == sources.fingerprint else { return .unchanged }
+            }
             let next = try build(sources, generation: current.generation + 1)
             state.replace(next)
             return .reloaded(generation: next.generation)

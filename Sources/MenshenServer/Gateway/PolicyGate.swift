@@ -41,7 +41,9 @@ public struct PolicyGate: AccessGate {
     public static let loaHeader = "X-Menshen-LoA", amrHeader = "X-Menshen-AMR"
 
     public func decide(_ request: GateRequest) async -> GateVerdict {
-        if request.path.hasPrefix(ForwardAuth.pathPrefix) { return await forwardAuth(request) }
+        if request.path.hasPrefix(ForwardAuth.pathPrefix) || request.rawTarget.hasPrefix(ForwardAuth.pathPrefix) {
+            return await forwardAuth(request)
+        }
         return await decide(request, mode: request.isReevaluation ? .reevaluation : .proxy)
     }
 

@@ -133,7 +133,8 @@ public enum RoutesFile {
     public static func parse(_ text: String, name: String, at now: Date) throws -> Contents {
         guard text.utf8.count <= maximumBytes else { throw Problem(description: "\(name): larger than \(maximumBytes) bytes") }
         let file = try decode(text, name: name)
-        let entries = file.routes ?? []
+        // An empty or truncated file must not silently mean "no applications": say it explicitly.
+        guard let entries = file.routes else { throw Problem(description: "\(name): no routes: key (write routes: [] for none)") }
         guard entries.count <= maximumRoutes else { throw Problem(description: "\(name): more than \(maximumRoutes) routes") }
         let policyFiles = file.policies ?? []
         guard policyFiles.count <= maximumPolicyFiles else { throw Problem(description: "\(name): more than \(maximumPolicyFiles) policy files") }
@@ -195,6 +196,8 @@ public enum RoutesFile {
     /// The Cedar permit a route's requirements stand for.
     static func compile(routeID: String, _ r: Requirements) -> Result<String, Problem> {
         var conditions: [String] = []
+        guard r.min_loa != nil || r.groups != nil || r.device_compliant != nil || r.business_hours != nil || r.read_only != nil || r.alert != nil
+        else { return .failure(Problem(description: "require states nothing (leave it out to add no permit; every signed-in user would be let in)")) }
         if let loa = r.min_loa {
             guard (1...4).contains(loa) else { return .failure(Problem(description: "require.min_loa must be 1–4")) }
             conditions.append("context.session.loa >= \(loa)")

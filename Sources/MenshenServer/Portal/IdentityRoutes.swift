@@ -23,6 +23,10 @@ public struct IdentityPortal: Sendable {
     public let federation: OIDCRelyingParty?
     /// Other origins (lower-case `scheme://host[:port]`) users may return to, e.g. the enforcement point's.
     public let trustedReturnOrigins: Set<String>
+    /// The protected applications users may be sent back to after sign-in and
+    /// see listed: the gateway's current routes when it runs in this process
+    /// (store and routes file), otherwise the store's applications.
+    public var applicationCatalog: (@Sendable () async throws -> [ApplicationRecord])?
 
     public init(store: any MenshenStore, identity: IdentityService, sessions: SessionManager, clock: any WallClock,
                 random: any RandomSource, publicOrigin: String, freshFactorForChanges: TimeInterval = 600,
@@ -140,7 +144,12 @@ public struct IdentityPortal: Sendable {
     }
 
     func applicationHosts() async throws -> Set<String> {
-        Set(try await store.listApplications().map { $0.host.lowercased() })
+        Set(try await applications().map { $0.host.lowercased() })
+    }
+
+    public func applications() async throws -> [ApplicationRecord] {
+        if let applicationCatalog { return try await applicationCatalog() }
+        return try await store.listApplications()
     }
 
     func safeReturn(_ raw: String?) async throws -> String {

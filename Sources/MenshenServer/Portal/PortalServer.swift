@@ -16,7 +16,7 @@ public enum PortalServer {
         router.get("/healthz") { _, _ in "ok" }
         router.get("/") { request, _ -> Response in
             let lang = language(request)
-            let apps = try await store.listApplications()
+            let apps = try await identity.applications()
             let rows = apps.map { app in
                 "<tr><td>\(HTMLPage.escape(app.displayName))</td><td><code>\(HTMLPage.escape(app.host + app.pathPrefix))</code></td>"
                     + "<td>\(HTMLPage.escape(app.classification))</td><td>\(HTMLPage.escape(app.scenario ?? "—"))</td></tr>"
