@@ -218,6 +218,16 @@ public enum ConfigLoader {
                                               message: "must differ from \(other) (\(g))"))
             }
         }
+        let cert = effective("gateway.tls.certificate_file") ?? "", key = effective("gateway.tls.private_key_file") ?? ""
+        if cert.isEmpty != key.isEmpty {
+            let missing = cert.isEmpty ? "gateway.tls.certificate_file" : "gateway.tls.private_key_file"
+            problems.append(ConfigProblem(keyPath: missing, location: "default",
+                                          message: "is required with \(cert.isEmpty ? "gateway.tls.private_key_file" : "gateway.tls.certificate_file")"))
+        }
+        if !(effective("gateway.tls.client_ca_file") ?? "").isEmpty, cert.isEmpty {
+            problems.append(ConfigProblem(keyPath: "gateway.tls.client_ca_file", location: raw["gateway.tls.client_ca_file"]?.1 ?? "default",
+                                          message: "needs gateway.tls.certificate_file and gateway.tls.private_key_file (client certificates are asked for over TLS)"))
+        }
         return (checked, problems.sorted { ($0.location, $0.keyPath) < ($1.location, $1.keyPath) })
     }
 

@@ -31,6 +31,10 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var reevaluateIntervalSeconds: Int
         /// `gateway.forward_auth.trusted_callers` (default loopback).
         public var forwardAuthTrustedCallers: [CIDR]
+        /// `gateway.tls.certificate_file`, `gateway.tls.private_key_file` and `gateway.tls.client_ca_file` (default empty: plain HTTP).
+        public var tlsCertificateFile: String
+        public var tlsPrivateKeyFile: String
+        public var tlsClientCAFile: String
     }
 
     public struct Admin: Sendable, Equatable {
@@ -92,7 +96,9 @@ public struct MenshenConfiguration: Sendable, Equatable {
         gateway = Gateway(listen: l("gateway.listen"), publicURL: s("gateway.public_url"), routesFile: s("gateway.routes_file"),
                           reloadIntervalSeconds: i("gateway.reload_interval_seconds"),
                           reevaluateIntervalSeconds: i("gateway.reevaluate_interval_seconds"),
-                          forwardAuthTrustedCallers: ConfigValues.cidrs(s("gateway.forward_auth.trusted_callers")).compactMap(CIDR.init))
+                          forwardAuthTrustedCallers: ConfigValues.cidrs(s("gateway.forward_auth.trusted_callers")).compactMap(CIDR.init),
+                          tlsCertificateFile: s("gateway.tls.certificate_file"), tlsPrivateKeyFile: s("gateway.tls.private_key_file"),
+                          tlsClientCAFile: s("gateway.tls.client_ca_file"))
         store = Store(driver: StoreDriver(rawValue: s("store.driver")) ?? .sqlite, sqlitePath: s("store.sqlite.path"),
                       sqliteBusyTimeoutSeconds: i("store.sqlite.busy_timeout_seconds"), postgresURL: s("store.postgres.url"),
                       postgresPoolSize: i("store.postgres.pool_size"),

@@ -83,6 +83,7 @@ public struct MenshenRuntime: Sendable {
         proxyConfig.port = config.gateway.listen.port
         proxyConfig.scheme = gatewayOrigin.hasPrefix("https") ? "https" : "http"
         proxyConfig.reevaluationInterval = .seconds(Int64(config.gateway.reevaluateIntervalSeconds))
+        try GatewayTLS.configure(&proxyConfig, from: config.gateway)
         let decisions = DecisionLog(store: store, clock: clock)
         services.append(decisions)
         let gate = PolicyGate(store: store, sessions: portal.sessions, clock: clock, state: state,

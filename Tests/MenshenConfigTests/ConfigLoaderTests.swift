@@ -66,6 +66,25 @@ struct ConfigLoaderTests {
         #expect(keyed["log.colour"]?.location == "\(path):6:3")
     }
 
+    @Test("gateway TLS needs certificate and key together; client CAs need TLS; trusted callers must be CIDR blocks")
+    func gatewayRules() throws {
+        let path = try write("""
+            gateway:
+              tls:
+                certificate_file: /etc/menshen/gw.pem
+                client_ca_file: /etc/menshen/devices.pem
+              forward_auth:
+                trusted_callers: "10.0.0.0/8, nginx.internal"
+            """)
+        let keyed = Dictionary(uniqueKeysWithValues: ConfigLoader.check(file: path).map { ($0.keyPath, $0) })
+        #expect(keyed["gateway.tls.private_key_file"]?.message.contains("required with gateway.tls.certificate_file") == true)
+        #expect(keyed["gateway.forward_auth.trusted_callers"]?.message.contains("nginx.internal") == true)
+        let caOnly = try write("gateway:\n  tls:\n    client_ca_file: /etc/menshen/devices.pem\n")
+        #expect(ConfigLoader.check(file: caOnly).contains { $0.keyPath == "gateway.tls.client_ca_file" })
+        let ok = try ConfigLoader.load(yaml: "gateway:\n  forward_auth:\n    trusted_callers: \"10.1.0.0/16, ::1\"\n")
+        #expect(ok.gateway.forwardAuthTrustedCallers.map(\.description) == ["10.1.0.0/16", "0:0:0:0:0:0:0:1/128"])
+    }
+
     @Test("unknown keys suggest the nearest known key")
     func suggestion() throws {
         let problems = ConfigLoader.check(file: try write("store:\n  drivr: sqlite\n"))

@@ -67,10 +67,14 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     private var keepAliveTimer: Scheduled<Void>?
     private var upstreamNeedsFlush = false
     private let connectionID: Int
+    /// This handler serves one HTTP/2 stream (through the HTTP/1 codec): no connection-level headers.
+    private let http2: Bool
+    private var started = false
 
-    init(shared: ProxyShared, connectionID: Int) {
+    init(shared: ProxyShared, connectionID: Int, http2: Bool = false) {
         self.shared = shared
         self.connectionID = connectionID
+        self.http2 = http2
     }
 
     private var config: ProxyConfiguration { shared.configuration }
@@ -78,12 +82,22 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     // MARK: Channel events
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // Added after TLS and ALPN, the connection is already active.
+        if context.channel.isActive { start(context) }
+    }
 
     func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
         armKeepAliveTimer()
         context.read()
-        context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -138,7 +152,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         shared.metrics.bump(\.requests)
 
         let framing: RequestValidator.Framing
-        switch RequestValidator.validate(head, config: config) {
+        switch RequestValidator.validate(head, config: config, http2: http2) {
         case .success(let f): framing = f
         case .failure(let refusal): return refuse(refusal, requestID: requestID, head: head)
         }
@@ -152,7 +166,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         let gateRequest = GateRequest(head: head, target: target, clientAddress: context.channel.remoteAddress,
                                       scheme: config.scheme ?? (config.tlsHandler == nil ? "http" : "https"),
                                       requestID: requestID, upgrade: upgrade,
-                                      connectionAttributes: config.connectionAttributes?(context.channel) ?? [:])
+                                      connectionAttributes: config.connectionAttributes?(http2 ? (context.channel.parent ?? context.channel) : context.channel) ?? [:])
         let ex = Exchange(id: requestID, head: head, framing: framing, gateRequest: gateRequest)
         ex.upgrade = upgrade
         exchange = ex
@@ -463,7 +477,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         // connection is not reused after the response.
         let askedUpgrade = ex.head.headers.contains(name: "upgrade")
         ex.closeClientAfterResponse = !ex.clientKeepAlive || !ex.requestEnded || unframed10 || askedUpgrade
-        if ex.closeClientAfterResponse { headers.add(name: "Connection", value: "close") }
+        if ex.closeClientAfterResponse && !http2 { headers.add(name: "Connection", value: "close") }
         return HTTPResponseHead(version: ex.head.version, status: head.status, headers: headers)
     }
 
@@ -540,7 +554,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         // The request decoder stops after an upgrade request, so such a connection is not reused.
         let close = forceClose || ex == nil || !(ex?.requestEnded ?? false) || !(head?.isKeepAlive ?? false)
             || head?.headers.contains(name: "upgrade") == true
-        if close { headers.replaceOrAdd(name: "Connection", value: "close") }
+        if close && !http2 { headers.replaceOrAdd(name: "Connection", value: "close") }
         let version = head?.version ?? .http1_1
         let responseHead = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers)
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import Synchronization
 
@@ -135,13 +136,45 @@ public final class EnforcementPointServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                @Sendable func http1(_ channel: any Channel) throws {
                     let sync = channel.pipeline.syncOperations
-                    if let tls { try sync.addHandler(tls()) }
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true,
                                                          withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
                     let id = shared.connectionOpened(channel)
                     try sync.addHandler(ClientHandler(shared: shared, connectionID: id))
+                }
+                guard let tls else { return channel.eventLoop.makeCompletedFuture { try http1(channel) } }
+                do {
+                    try channel.pipeline.syncOperations.addHandler(tls())
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+                guard shared.configuration.http2 else { return channel.eventLoop.makeCompletedFuture { try http1(channel) } }
+                // The handshake and ALPN need reads before a protocol handler exists; each protocol
+                // then turns reading back to demand-driven (HTTP/1.1) or per-stream (HTTP/2).
+                return channel.setOption(.autoRead, value: true).flatMap {
+                    channel.configureHTTP2SecureUpgrade(
+                        h2ChannelConfigurator: { connection in
+                            connection.configureHTTP2Pipeline(
+                                mode: .server,
+                                initialLocalSettings: [HTTP2Setting(parameter: .maxConcurrentStreams, value: shared.configuration.maxConcurrentStreams),
+                                                       HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderListSize)],
+                                inboundStreamInitializer: { stream in
+                                    stream.eventLoop.makeCompletedFuture {
+                                        try stream.syncOptions?.setOption(.autoRead, value: false)
+                                        try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                                        let id = shared.connectionOpened(stream)
+                                        try stream.pipeline.syncOperations.addHandler(ClientHandler(shared: shared, connectionID: id, http2: true))
+                                    }
+                                }
+                            ).map { _ in }
+                        },
+                        http1ChannelConfigurator: { connection in
+                            connection.eventLoop.makeCompletedFuture {
+                                try connection.syncOptions?.setOption(.autoRead, value: false)
+                                try http1(connection)
+                            }
+                        })
                 }
             }
             .bind(host: shared.configuration.host, port: shared.configuration.port)

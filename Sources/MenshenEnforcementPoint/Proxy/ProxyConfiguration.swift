@@ -9,8 +9,14 @@ public struct ProxyConfiguration: Sendable {
     /// client pipeline, e.g. `{ NIOSSLServerHandler(context: sslContext) }`.
     /// Nil serves plain HTTP. Kept as a factory so this module does not pin a TLS stack.
     public var tlsHandler: (@Sendable () throws -> any ChannelHandler)?
-    /// Called on the event loop for each request head to describe the client
-    /// connection to the gate (``GateRequest/connectionAttributes``), e.g. from the
+    /// With ``tlsHandler`` set, offer HTTP/2 through ALPN (the TLS context must
+    /// list `h2` and `http/1.1` as application protocols); clients that do not
+    /// ask for `h2` get HTTP/1.1. Upstreams are always spoken to in HTTP/1.1.
+    public var http2 = true
+    /// Most concurrent streams per HTTP/2 connection.
+    public var maxConcurrentStreams = 100
+    /// Called on the event loop for each request head, with the client's
+    /// connection (for an HTTP/2 stream: the TLS connection carrying it), to describe it to the gate (``GateRequest/connectionAttributes``), e.g. from the
     /// TLS handler's validated peer certificate for mTLS. Never used to cache a verdict.
     public var connectionAttributes: (@Sendable (any Channel) -> [String: String])?
     /// TLS towards upstreams whose ``Upstream/tls`` is set: makes the handler put first in

@@ -11,8 +11,10 @@ enum RequestValidator {
         case chunked
     }
 
-    static func validate(_ head: HTTPRequestHead, config: ProxyConfiguration) -> Result<Framing, ProxyRefusal> {
-        guard head.version.major == 1, head.version.minor <= 1 else {
+    /// `http2`: the head came from an HTTP/2 stream through NIO's HTTP/2-to-HTTP/1 codec, which
+    /// turns `:authority` into `Host` and marks a body of unknown length as chunked.
+    static func validate(_ head: HTTPRequestHead, config: ProxyConfiguration, http2: Bool = false) -> Result<Framing, ProxyRefusal> {
+        guard http2 ? head.version.major == 2 : (head.version.major == 1 && head.version.minor <= 1) else {
             return .failure(.notImplemented("HTTP version"))
         }
         if head.uri.utf8.count > config.maxURILength { return .failure(.uriTooLong) }

@@ -1,0 +1,121 @@
+import Foundation
+import MenshenEnforcementPoint
+import MenshenServer
+import NIOSSL
+import Testing
+
+/// The TLS listener with HTTP/2 through ALPN, and optional client (device)
+/// certificates, exercised with real clients: curl (HTTP/2 and HTTP/1.1 over
+/// TLS), nghttp and h2load from Debian's nghttp2-client.
+@Suite("Enforcement point over TLS and HTTP/2")
+struct TLSAndHTTP2Tests {
+    /// A server certificate for localhost, a client CA and a client certificate it signed (openssl).
+    struct Certificates {
+        let dir: URL
+        var serverCert: String { dir.appendingPathComponent("server.pem").path }
+        var serverKey: String { dir.appendingPathComponent("server.key").path }
+        var clientCA: String { dir.appendingPathComponent("ca.pem").path }
+        var clientCert: String { dir.appendingPathComponent("client.pem").path }
+        var clientKey: String { dir.appendingPathComponent("client.key").path }
+
+        init() throws {
+            dir = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"]
+            try Self.openssl(["req", "-x509"] + ec + ["-keyout", "server.key", "-out", "server.pem", "-subj", "/CN=localhost",
+                                                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], in: dir)
+            try Self.openssl(["req", "-x509"] + ec + ["-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=Menshen Test Device CA"], in: dir)
+            try Self.openssl(["req"] + ec.filter { $0 != "-days" && $0 != "1" } + ["-keyout", "client.key", "-out", "client.csr",
+                                                                                   "-subj", "/CN=laptop-0042/O=Bank"], in: dir)
+            try Self.openssl(["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+                              "-out", "client.pem"], in: dir)
+        }
+
+        static func openssl(_ args: [String], in dir: URL) throws {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            p.arguments = args
+            p.currentDirectoryURL = dir
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: ["openssl": args.joined(separator: " ")]) }
+        }
+    }
+
+    static func run(_ tool: String, _ args: [String]) async -> CurlResult {
+        await offPool {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: tool)
+            p.arguments = args
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            do { try p.run() } catch { return CurlResult(exitCode: -1, stdout: "", stderr: "\(error)") }
+            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return CurlResult(exitCode: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        }
+    }
+
+    @Test("HTTP/2 and HTTP/1.1 over TLS reach the gate and the upstream alike; streamed uploads; a device certificate reaches the gate")
+    func tlsAndHTTP2() async throws {
+        let certs = try await offPool { Result { try Certificates() } }.get()
+        defer { try? FileManager.default.removeItem(at: certs.dir) }
+        let context = try GatewayTLS.serverContext(certificateFile: certs.serverCert, privateKeyFile: certs.serverKey,
+                                                   clientCAFile: certs.clientCA, http2: true)
+        try await withProxy(configure: {
+            $0.tlsHandler = { NIOSSLServerHandler(context: context) }
+            $0.connectionAttributes = { GatewayTLS.clientCertificateAttributes($0) }
+        }, gate: { forwardAll($0, add: [("X-Menshen-User", "alice")]) }) { server, upstream, gate in
+            let base = "https://localhost:\(server.localPort ?? 0)"
+            let resolve = ["--resolve", "localhost:\(server.localPort ?? 0):127.0.0.1", "--cacert", certs.serverCert]
+
+            let h2 = await curl(resolve + ["--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", base + "/app/../api/items?q=1"])
+            #expect(h2.stdout == "2 200", "\(h2.stdout) \(h2.stderr)")
+            let h1 = await curl(resolve + ["--http1.1", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", base + "/one"])
+            #expect(h1.stdout == "1.1 200", "\(h1.stderr)")
+            let seen = upstream.seen.all
+            #expect(seen.contains { $0.uri == "/api/items?q=1" && $0.header("X-Menshen-User") == ["alice"] && $0.header("X-Forwarded-Proto") == ["https"] },
+                    "the HTTP/2 request arrived upstream as HTTP/1.1 with the normalised path and the gate's headers")
+            #expect(gate.asked.all.first?.host == "localhost:\(server.localPort ?? 0)", "the :authority became the Host the gate sees")
+
+            // A 3 MB upload and a 20 MB download over HTTP/2, streamed both ways.
+            let body = certs.dir.appendingPathComponent("body.bin")
+            try Data(repeating: 0x61, count: 3 * 1024 * 1024).write(to: body)
+            let up = await curl(resolve + ["--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                                           "--data-binary", "@" + body.path, base + "/upload"])
+            #expect(up.stdout == "2 200", "\(up.stdout) \(up.stderr)")
+            #expect(upstream.seen.all.first { $0.uri == "/upload" }?.bodyBytes == 3 * 1024 * 1024)
+            let down = await curl(resolve + ["--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code} %{size_download}",
+                                             base + "/big?bytes=20000000"])
+            #expect(down.stdout == "2 200 20000000", "\(down.stdout) \(down.stderr)")
+
+            // nghttp: a real HTTP/2 client (not curl) with several concurrent streams.
+            let ng = await Self.run("/usr/bin/nghttp", ["-n", "-v", base + "/a", base + "/b", base + "/c"])
+            #expect(ng.exitCode == 0 && ng.stdout.contains(":status: 200"), "\(ng.stdout.suffix(400)) \(ng.stderr)")
+
+            // h2load: 400 requests over 4 connections × 10 concurrent streams, every one answered 2xx.
+            let load = await Self.run("/usr/bin/h2load", ["-n", "400", "-c", "4", "-m", "10", base + "/load"])
+            #expect(load.exitCode == 0 && load.stdout.contains("400 succeeded") && load.stdout.contains("status codes: 400 2xx"),
+                    "\(load.stdout.suffix(600))")
+
+            // A client certificate signed by the device CA reaches the gate as connection attributes.
+            let before = gate.asked.all.count
+            let withCert = await curl(resolve + ["--http2", "--cert", certs.clientCert, "--key", certs.clientKey, "-o", "/dev/null",
+                                                 "-w", "%{http_code}", base + "/device"])
+            #expect(withCert.stdout == "200", "\(withCert.stderr)")
+            let attributes = gate.asked.all.dropFirst(before).first?.connectionAttributes ?? [:]
+            #expect(attributes["tls.client.sha256"]?.count == 64 && attributes["tls.client.subject"]?.contains("laptop-0042") == true,
+                    "\(attributes)")
+            #expect(gate.asked.all.first?.connectionAttributes.isEmpty == true, "no certificate, no attributes")
+
+            // A certificate from another CA is refused in the handshake.
+            let stranger = try await offPool { Result { try Certificates() } }.get()
+            defer { try? FileManager.default.removeItem(at: stranger.dir) }
+            let refused = await curl(resolve + ["--cert", stranger.clientCert, "--key", stranger.clientKey, base + "/device"])
+            #expect(refused.exitCode != 0)
+        }
+    }
+}
