@@ -35,6 +35,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var tlsCertificateFile: String
         public var tlsPrivateKeyFile: String
         public var tlsClientCAFile: String
+        /// `gateway.assertion_key_file` (default empty: next to the SQLite file).
+        public var assertionKeyFile: String
     }
 
     public struct Admin: Sendable, Equatable {
@@ -98,7 +100,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
                           reevaluateIntervalSeconds: i("gateway.reevaluate_interval_seconds"),
                           forwardAuthTrustedCallers: ConfigValues.cidrs(s("gateway.forward_auth.trusted_callers")).compactMap(CIDR.init),
                           tlsCertificateFile: s("gateway.tls.certificate_file"), tlsPrivateKeyFile: s("gateway.tls.private_key_file"),
-                          tlsClientCAFile: s("gateway.tls.client_ca_file"))
+                          tlsClientCAFile: s("gateway.tls.client_ca_file"), assertionKeyFile: s("gateway.assertion_key_file"))
         store = Store(driver: StoreDriver(rawValue: s("store.driver")) ?? .sqlite, sqlitePath: s("store.sqlite.path"),
                       sqliteBusyTimeoutSeconds: i("store.sqlite.busy_timeout_seconds"), postgresURL: s("store.postgres.url"),
                       postgresPoolSize: i("store.postgres.pool_size"),

@@ -19,14 +19,18 @@ public enum IdentityWiring {
     /// The key that seals TOTP seeds: `identity.secrets_key_file`, or `secrets.key`
     /// next to the SQLite file. With PostgreSQL the file must be named (every node needs the same key).
     public static func secretBox(config: MenshenConfiguration, random: any RandomSource) throws -> SecretBox {
-        var path = config.identity.secretsKeyFile
-        if path.isEmpty {
-            guard config.store.driver == .sqlite else {
-                throw IdentityWiringError(message: "identity.secrets_key_file is required with store.driver postgres (the same key file on every node)")
-            }
-            path = ((config.store.sqlitePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("secrets.key")
-        }
+        let path = try keyPath(config.identity.secretsKeyFile, default: "secrets.key", key: "identity.secrets_key_file", config: config)
         return try SecretBox.loadOrCreate(path: path, random: random)
+    }
+
+    /// A key file's path: as configured, or `name` next to the SQLite file. With PostgreSQL it
+    /// must be configured (every node needs the same key).
+    public static func keyPath(_ configured: String, default name: String, key: String, config: MenshenConfiguration) throws -> String {
+        guard configured.isEmpty else { return configured }
+        guard config.store.driver == .sqlite else {
+            throw IdentityWiringError(message: "\(key) is required with store.driver postgres (the same key file on every node)")
+        }
+        return ((config.store.sqlitePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name)
     }
 
     public static func portal(config: MenshenConfiguration, store: any MenshenStore, clock: any WallClock,

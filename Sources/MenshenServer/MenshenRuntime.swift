@@ -86,9 +86,12 @@ public struct MenshenRuntime: Sendable {
         try GatewayTLS.configure(&proxyConfig, from: config.gateway)
         let decisions = DecisionLog(store: store, clock: clock)
         services.append(decisions)
+        let assertions = try await IdentityAssertionSigner(privateKeyPEM: IdentityAssertionSigner.loadOrCreateKey(path: IdentityWiring.keyPath(
+                                                               config.gateway.assertionKeyFile, default: "assertion.key", key: "gateway.assertion_key_file", config: config)),
+                                                           issuer: gatewayOrigin, clock: clock)
         let gate = PolicyGate(store: store, sessions: portal.sessions, clock: clock, state: state,
                               portalOrigin: portal.publicOrigin, timeZone: config.organisation.timeZone,
-                              forwardAuthCallers: config.gateway.forwardAuthTrustedCallers, recorder: decisions)
+                              forwardAuthCallers: config.gateway.forwardAuthTrustedCallers, recorder: decisions, assertions: assertions)
         let gatewayListen = config.gateway.listen
         let gatewayServer = EnforcementPointServer(configuration: proxyConfig, gate: gate, logger: Logger(label: "menshen.enforcement-point"))
         services.append(GatewayService(server: gatewayServer, state: state, loader: loader,

@@ -236,4 +236,81 @@ struct PolicyGateTests {
         await log.flush()
         #expect(log.droppedCount == 6)
     }
+
+    @Test("the identity assertion: an ES256 JWT per user and application, verified independently (Authlib) with the published JWKS")
+    func identityAssertion() async throws {
+        let w = try await World()
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let keyFile = dir.appendingPathComponent("assertion.key").path
+        let pem = try IdentityAssertionSigner.loadOrCreateKey(path: keyFile)
+        #expect(try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? Int == 0o600)
+        #expect(try IdentityAssertionSigner.loadOrCreateKey(path: keyFile) == pem, "the key is created once and then reused")
+        let signer = try await IdentityAssertionSigner(privateKeyPEM: pem, issuer: "https://gw.bank.example", clock: w.clock)
+        let gate = PolicyGate(store: w.store, sessions: w.sessions, clock: w.clock, state: w.gate.state, portalOrigin: "https://portal.bank.example",
+                              timeZone: "Asia/Taipei", assertions: signer)
+        let token = try await w.session(loa: 1)
+        func ask(_ path: String) async -> GateVerdict {
+            await gate.decide(GateRequest(method: "GET", path: path, rawTarget: path, query: nil, host: "apps.bank.example", scheme: "https",
+                                          clientAddress: "203.0.113.7", headers: [("Cookie", "__Host-menshen-session=\(token)")], requestID: "r"))
+        }
+        func assertion(_ v: GateVerdict) -> String? {
+            if case .forward(_, let h) = v { return h.first { $0.0 == IdentityAssertionSigner.header }?.1 }
+            return nil
+        }
+        let wiki = try #require(assertion(await ask("/page")))
+        #expect(assertion(await ask("/other")) == wiki, "reused for the same session and application while fresh")
+        let reports = try #require(assertion(await ask("/reports/q3")))
+        #expect(reports != wiki)
+        w.clock.advance(by: 31)
+        #expect(assertion(await ask("/page")) != wiki, "a new one once half its life is gone")
+
+        guard case .respond(200, let headers, let jwks) = await gate.decide(GateRequest(method: "GET", path: "/.menshen/jwks.json",
+            rawTarget: "/.menshen/jwks.json", query: nil, host: "gw", scheme: "https", clientAddress: "203.0.113.7", headers: [], requestID: "j"))
+        else { Issue.record("JWKS"); return }
+        #expect(headers.contains { $0 == ("Content-Type", "application/jwk-set+json") })
+
+        // Independent check with Authlib's JOSE implementation (the test OpenID provider's library).
+        let python = Harness.packageRoot.appendingPathComponent(".venv-test/bin/python").path
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record(".venv-test is missing under CI") }
+            return
+        }
+        let script = """
+            import json, sys
+            from authlib.jose import JsonWebKey, jwt
+            keys = JsonWebKey.import_key_set(json.loads(sys.argv[2]))
+            claims = jwt.decode(sys.argv[1], keys, claims_options={"iss": {"essential": True, "value": "https://gw.bank.example"},
+                                                                   "aud": {"essential": True, "value": "reports"}})
+            claims.validate(now=int(sys.argv[3]))
+            print(json.dumps({"sub": claims["sub"], "aud": claims["aud"], "loa": claims["loa"], "groups": claims["groups"],
+                              "alg": claims.header["alg"], "kid": claims.header["kid"], "life": claims["exp"] - claims["iat"]}))
+            """
+        let args = ["-c", script, reports, String(decoding: jwks, as: UTF8.self), String(Int(w.clock.now().timeIntervalSince1970 - 31))]
+        let (status, o, e) = try await Harness.offPool { try Self.run(python, args) }
+        #expect(status == 0, "\(String(decoding: e, as: UTF8.self))")
+        let verified = try #require(try JSONSerialization.jsonObject(with: o) as? [String: Any])
+        #expect(verified["sub"] as? String == "amy" && verified["loa"] as? Int == 1 && verified["groups"] as? [String] == ["staff"])
+        #expect(verified["alg"] as? String == "ES256" && verified["life"] as? Int == 60)
+        #expect((verified["aud"] as? [String]) == ["reports"] || (verified["aud"] as? String) == "reports")
+
+        // A tampered assertion does not verify.
+        var parts = reports.split(separator: ".").map(String.init)
+        parts[1] = Data(#"{"sub":"admin","aud":["reports"],"iss":"https://gw.bank.example","exp":9999999999,"iat":1,"loa":4}"#.utf8)
+            .base64EncodedString().replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        let tampered = ["-c", script, parts.joined(separator: "."), String(decoding: jwks, as: UTF8.self), "1"]
+        #expect(try await Harness.offPool { try Self.run(python, tampered) }.0 != 0)
+    }
+
+    static func run(_ tool: String, _ args: [String]) throws -> (Int32, Data, Data) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, o, e)
+    }
 }

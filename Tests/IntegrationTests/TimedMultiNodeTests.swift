@@ -66,6 +66,7 @@ struct TimedMultiNodeTests {
                   routes_file: \(routes.path)
                   reload_interval_seconds: 3600
                   reevaluate_interval_seconds: 3600
+                  assertion_key_file: \(dir.appendingPathComponent("assertion.key").path)
                 admin:
                   listen: 127.0.0.1:\(admin)
                 store:

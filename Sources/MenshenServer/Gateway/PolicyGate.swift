@@ -27,14 +27,20 @@ public struct PolicyGate: AccessGate {
     public let forwardAuthCallers: [CIDR]
     /// Receives every decision (the audit trail); nil records nothing.
     public let recorder: (any DecisionRecorder)?
+    /// Signs the identity assertion for upstreams; nil sends none.
+    public let assertions: IdentityAssertionSigner?
 
     public init(store: any MenshenStore, sessions: SessionManager, clock: any WallClock, state: GatewayState,
                 portalOrigin: String, timeZone: String, forwardAuthCallers: [CIDR] = CIDR.loopback,
-                recorder: (any DecisionRecorder)? = nil) {
+                recorder: (any DecisionRecorder)? = nil, assertions: IdentityAssertionSigner? = nil) {
         self.store = store; self.sessions = sessions; self.clock = clock; self.state = state
         self.portalOrigin = portalOrigin; self.timeZone = timeZone; self.forwardAuthCallers = forwardAuthCallers
         self.recorder = recorder
+        self.assertions = assertions
     }
+
+    /// Where the gateway publishes the keys that verify its identity assertions.
+    public static let jwksPath = "/.menshen/jwks.json"
 
     /// Headers the gate sets for the upstream (clients can never send them: `x-menshen-` is an identity prefix).
     public static let userHeader = "X-Menshen-User", groupsHeader = "X-Menshen-Groups", rolesHeader = "X-Menshen-Roles"
@@ -43,6 +49,13 @@ public struct PolicyGate: AccessGate {
     public func decide(_ request: GateRequest) async -> GateVerdict {
         if request.path.hasPrefix(ForwardAuth.pathPrefix) || request.rawTarget.hasPrefix(ForwardAuth.pathPrefix) {
             return await forwardAuth(request)
+        }
+        if request.path == Self.jwksPath, let assertions {
+            guard request.method == "GET" || request.method == "HEAD" else {
+                return .respond(status: 405, headers: [("Allow", "GET, HEAD")], body: [])
+            }
+            return .respond(status: 200, headers: [("Content-Type", "application/jwk-set+json"), ("Cache-Control", "max-age=300")],
+                            body: request.method == "HEAD" ? [] : assertions.jwks)
         }
         return await decide(request, mode: request.isReevaluation ? .reevaluation : .proxy)
     }
@@ -106,13 +119,19 @@ public struct PolicyGate: AccessGate {
                 return GatewayPages.deny(request, reason: .readOnly, portalOrigin: portalOrigin)
             }
             trail.outcome = .allow
-            return .forward(upstream: upstream, addHeaders: [
+            var headers = [
                 (Self.userHeader, session.user.id.rawValue),
                 (Self.groupsHeader, groups.joined(separator: ",")),
                 (Self.rolesHeader, session.attributes.activeRoles.joined(separator: ",")),
                 (Self.loaHeader, String(session.record.levelOfAssurance)),
                 (Self.amrHeader, session.record.amr.joined(separator: " ")),
-            ])
+            ]
+            if let assertions {
+                headers.append((IdentityAssertionSigner.header, try await assertions.assertion(
+                    user: session.user.id.rawValue, application: app.id.rawValue, sessionHash: session.record.idHash, groups: groups,
+                    roles: session.attributes.activeRoles, loa: session.record.levelOfAssurance, amr: session.record.amr)))
+            }
+            return .forward(upstream: upstream, addHeaders: headers)
         case .stepUp:
             var loa = session.record.levelOfAssurance, maxAge: Int?
             for case .stepUp(let l, let a) in decision.obligations {

@@ -1,0 +1,117 @@
+import Crypto
+import Foundation
+import JWTKit
+import MenshenCore
+import Synchronization
+
+/// The signed identity assertion the gateway gives each upstream: a
+/// short-lived ES256 JWT (JWTKit) in `X-Menshen-Assertion` with who the user
+/// is and how strongly that was proven, for one application (`aud`), so an
+/// application can verify identity cryptographically instead of trusting a
+/// plain header. Keys are published as a JWKS at `/.menshen/jwks.json` on the
+/// gateway listener; `kid` is the RFC 7638 thumbprint of the public key.
+///
+/// Claims: `iss` (gateway public URL), `sub` (user id), `aud` (application
+/// id), `iat`, `nbf`, `exp` (60 s), `jti`, `groups`, `roles`, `loa`, `amr`,
+/// `sid` (a prefix of the session's hash, never the session id) and
+/// `device` (null until devices are known). An assertion is reused for the
+/// same session, application and identity while more than half of its life
+/// remains (signing on every request would dominate the data path); the
+/// gateway still decides every request.
+public final class IdentityAssertionSigner: Sendable {
+    public static let lifetime: TimeInterval = 60
+    public static let header = "X-Menshen-Assertion"
+
+    struct Claims: JWTPayload {
+        var iss: IssuerClaim
+        var sub: SubjectClaim
+        var aud: AudienceClaim
+        var iat: IssuedAtClaim
+        var nbf: NotBeforeClaim
+        var exp: ExpirationClaim
+        var jti: IDClaim
+        var groups: [String]
+        var roles: [String]
+        var loa: Int
+        var amr: [String]
+        var sid: String
+        var device: String?
+        func verify(using algorithm: some JWTAlgorithm) async throws { try exp.verifyNotExpired() }
+    }
+
+    struct CacheKey: Hashable { var session: String; var application: String; var identity: String }
+
+    let issuer: String
+    let keyID: String
+    let keys: JWTKeyCollection
+    let publicJWK: [String: String]
+    let clock: any WallClock
+    let random: any RandomSource
+    private let cache = Mutex<[CacheKey: (token: String, expires: Date)]>([:])
+    static let cacheLimit = 10_000
+
+    public init(privateKeyPEM: String, issuer: String, clock: any WallClock, random: any RandomSource = SystemRandomSource()) async throws {
+        let key = try ES256PrivateKey(pem: privateKeyPEM)
+        guard let (x, y) = key.publicKey.parameters else { throw IdentityAssertionError(message: "the assertion key has no public parameters") }
+        // RFC 7638: SHA-256 over the required members in lexicographic order, no spaces.
+        let canonical = #"{"crv":"P-256","kty":"EC","x":"\#(x)","y":"\#(y)"}"#
+        keyID = Data(SHA256.hash(data: Data(canonical.utf8))).base64URLEncodedStringNoPadding()
+        publicJWK = ["kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": keyID, "use": "sig", "alg": "ES256"]
+        keys = JWTKeyCollection()
+        await keys.add(ecdsa: key, kid: JWKIdentifier(string: keyID))
+        self.issuer = issuer; self.clock = clock; self.random = random
+    }
+
+    /// Reads the key file, or creates it (P-256, PEM, mode 0600) when missing.
+    public static func loadOrCreateKey(path: String) throws -> String {
+        if let data = FileManager.default.contents(atPath: path) {
+            guard data.count < 16 * 1024, let text = String(data: data, encoding: .utf8) else {
+                throw IdentityAssertionError(message: "\(path): not a PEM private key")
+            }
+            return text
+        }
+        let pem = P256.Signing.PrivateKey().pemRepresentation
+        guard FileManager.default.createFile(atPath: path, contents: Data(pem.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw IdentityAssertionError(message: "\(path): cannot create the assertion key file")
+        }
+        return pem
+    }
+
+    /// The JWKS document (`{"keys":[…]}`).
+    public var jwks: [UInt8] {
+        let data = (try? JSONSerialization.data(withJSONObject: ["keys": [publicJWK]], options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Array(data)
+    }
+
+    /// An assertion for one user and application (cached while fresh).
+    public func assertion(user: String, application: String, sessionHash: String, groups: [String], roles: [String], loa: Int,
+                          amr: [String]) async throws -> String {
+        let now = clock.now()
+        let key = CacheKey(session: sessionHash, application: application,
+                           identity: "\(groups.joined(separator: ","))|\(roles.joined(separator: ","))|\(loa)|\(amr.joined(separator: " "))")
+        if let hit = cache.withLock({ $0[key] }), hit.expires.timeIntervalSince(now) > Self.lifetime / 2 { return hit.token }
+        let claims = Claims(iss: IssuerClaim(value: issuer), sub: SubjectClaim(value: user), aud: AudienceClaim(value: [application]),
+                            iat: IssuedAtClaim(value: now), nbf: NotBeforeClaim(value: now.addingTimeInterval(-5)),
+                            exp: ExpirationClaim(value: now.addingTimeInterval(Self.lifetime)),
+                            jti: IDClaim(value: random.bytes(16).base64URLEncodedStringNoPadding()),
+                            groups: groups, roles: roles, loa: loa, amr: amr, sid: String(sessionHash.prefix(16)), device: nil)
+        let token = try await keys.sign(claims, kid: JWKIdentifier(string: keyID))
+        cache.withLock { c in
+            if c.count >= Self.cacheLimit { c.removeAll(keepingCapacity: true) }
+            c[key] = (token, now.addingTimeInterval(Self.lifetime))
+        }
+        return token
+    }
+}
+
+public struct IdentityAssertionError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+extension Sequence where Element == UInt8 {
+    func base64URLEncodedStringNoPadding() -> String {
+        Data(self).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}
