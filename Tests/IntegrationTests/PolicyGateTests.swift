@@ -107,7 +107,7 @@ struct PolicyGateTests {
         let w = try await World()
         let token = try await w.session(loa: 1)
         guard case .forward(let upstream, let headers) = await w.ask("/page", token: token) else { Issue.record("expected forward"); return }
-        #expect(upstream == Upstream(host: "10.0.0.5", port: 8080))
+        #expect(upstream == [Upstream(host: "10.0.0.5", port: 8080)])
         let h = Dictionary(headers.map { ($0.0, $0.1) }, uniquingKeysWith: { (a: String, _: String) in a })
         #expect(h["X-Menshen-User"] == "amy" && h["X-Menshen-Groups"] == "staff" && h["X-Menshen-LoA"] == "1")
         #expect(h["X-Menshen-Roles"] == "teller", "privileged roles are not active in an ordinary session")

@@ -1,6 +1,7 @@
 import Foundation
 @testable import MenshenEnforcementPoint
 import NIOCore
+import NIOPosix
 import Testing
 
 @Suite("Enforcement point proxy over real sockets")
@@ -258,6 +259,79 @@ struct ProxyTests {
             let r = await curl(["--parallel", "--parallel-immediate"] + urls(server.localPort ?? 0))
             let codes = r.stdout.split(separator: "\n")
             #expect(codes.contains("503") && codes.contains("200"), "\(r.stdout)")
+        }
+    }
+
+    @Test("fail-over: a dead first upstream is skipped and tried last; a health check brings it back when it answers again")
+    func failover() async throws {
+        // A port with nothing listening (bound once to learn a free number, then closed).
+        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let deadPort = probe.localAddress?.port ?? 0
+        try await probe.close()
+        let dead = Upstream(host: "127.0.0.1", port: deadPort)
+        try await withProxy(configure: { $0.healthCheckInterval = .milliseconds(200) },
+                            gate: { up in RecordingGate { _ in .forward(upstreams: [dead, up.upstream], addHeaders: []) } }) { server, upstream, _ in
+            let port = server.localPort ?? 0
+            let first = await curl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/one"])
+            #expect(first.stdout == "200", "\(first.stderr)")
+            #expect(server.metrics.upstreamFailovers == 1 && server.upstreamsDown == 1)
+            let second = await curl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/two"])
+            #expect(second.stdout == "200")
+            #expect(server.metrics.upstreamFailovers == 1, "the upstream marked down is no longer tried first")
+            #expect(upstream.seen.count == 2)
+
+            // The first upstream comes back: the health check notices and it is preferred again.
+            let revived = try await TestUpstream(group: upstream.group, port: deadPort)
+            let deadline = Date().addingTimeInterval(5)
+            while server.upstreamsDown > 0 && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(server.upstreamsDown == 0)
+            let third = await curl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/three"])
+            #expect(third.stdout == "200")
+            #expect(revived.seen.count == 1 && upstream.seen.count == 2)
+            await revived.close()
+        }
+    }
+
+    @Test("every upstream of an application down: 502, each marked down")
+    func allDown() async throws {
+        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let a = Upstream(host: "127.0.0.1", port: probe.localAddress?.port ?? 0)
+        try await probe.close()
+        let probe2 = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let b = Upstream(host: "127.0.0.1", port: probe2.localAddress?.port ?? 0)
+        try await probe2.close()
+        try await withProxy(configure: { $0.healthCheckInterval = nil },
+                            gate: { _ in RecordingGate { _ in .forward(upstreams: [a, b], addHeaders: []) } }) { server, _, _ in
+            let r = await curl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(server.localPort ?? 0)/x"])
+            #expect(r.stdout == "502")
+            #expect(server.upstreamsDown == 2 && server.metrics.upstreamFailovers == 1)
+        }
+    }
+
+    /// Targets that try to make the policy see one path and the application another.
+    static let tricks: [String] = [
+        "/a/./b", "/a//b", "/a/%2e%2e/b", "/a/%2E%2e/b/", "/A/B", "/a/b/../../c", "/a/..", "/%7euser/x", "/a/%62c",
+        "/a/b%20c/d", "/a?x=/../../admin", "/a/b/./../c?y=1", "/a%2fb", "/admin.", "/admin%2e", "/%c0%ae%c0%ae/x",
+        "/a;jsessionid=1", "/a\\b", "/%252e%252e/x", "/a/%00", "/..%2f..%2fetc",
+    ]
+
+    @Test("authorization bypass: for every path trick, the path the gate decides on is exactly the one the upstream receives, or 400 before either")
+    func decidedPathIsForwardedPath() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, gate in
+            for trick in Self.tricks {
+                let askedBefore = gate.asked.count, seenBefore = upstream.seen.count
+                let r = await curl(["--path-as-is", "-g", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(server.localPort ?? 0)\(trick)"])
+                if r.stdout == "400" {
+                    #expect(gate.asked.count == askedBefore && upstream.seen.count == seenBefore, "\(trick): refused but seen")
+                    continue
+                }
+                #expect(r.stdout == "200", "\(trick): \(r.stdout) \(r.stderr)")
+                let decided = try #require(gate.asked.all.last)
+                let received = try #require(upstream.seen.all.last)
+                let decidedTarget = decided.query.map { "\(decided.path)?\($0)" } ?? decided.path
+                #expect(decidedTarget == received.uri, "\(trick): decided \(decidedTarget), upstream got \(received.uri)")
+                #expect(!decided.path.contains("/../") && !decided.path.hasSuffix("/..") && !decided.path.contains("//"), "\(trick) → \(decided.path)")
+            }
         }
     }
 }

@@ -42,7 +42,7 @@ final class TestUpstream: Sendable {
     private let channel: any Channel
     let group: any EventLoopGroup
 
-    init(group: any EventLoopGroup) async throws {
+    init(group: any EventLoopGroup, port: Int = 0) async throws {
         self.group = group
         let seen = self.seen
         let counter = Counter()
@@ -58,7 +58,7 @@ final class TestUpstream: Sendable {
                     try channel.pipeline.syncOperations.addHandler(OriginHandler(seen: seen, connection: id))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: "127.0.0.1", port: port).get()
     }
 
     var port: Int { channel.localAddress?.port ?? 0 }

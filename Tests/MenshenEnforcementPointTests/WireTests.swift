@@ -16,6 +16,11 @@ struct WireTests {
         ("invalid header name", "GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n"),
         ("absolute-form target", "GET http://evil/ HTTP/1.1\r\nHost: a\r\n\r\n"),
         ("encoded slash", "GET /a%2fb HTTP/1.1\r\nHost: a\r\n\r\n"),
+        ("Host with a path", "GET / HTTP/1.1\r\nHost: a/admin\r\n\r\n"),
+        ("Host with user info", "GET / HTTP/1.1\r\nHost: admin@a\r\n\r\n"),
+        ("Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
+        ("obsolete line folding", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n"),
+        ("HTTP/2 preface on a plain HTTP/1 listener", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
     ]
 
     @Test("malformed and smuggling requests get a 4xx and reach neither gate nor upstream")

@@ -74,11 +74,17 @@ public struct GateRequest: Sendable {
 
 /// What the gate decided for one request.
 public enum GateVerdict: Sendable {
-    /// Forward to `upstream`, adding `addHeaders` (e.g. the verified identity)
-    /// after all client-supplied identity headers were removed.
-    case forward(upstream: Upstream, addHeaders: [(String, String)])
+    /// Forward to the first reachable of `upstreams` (fail-over order; ones
+    /// that recently failed are tried last), adding `addHeaders` (e.g. the
+    /// verified identity) after all client-supplied identity headers were removed.
+    case forward(upstreams: [Upstream], addHeaders: [(String, String)])
     /// Answer the client directly (deny, redirect to sign-in, step-up, …).
     case respond(status: Int, headers: [(String, String)], body: [UInt8])
+
+    /// Forward to a single upstream.
+    public static func forward(upstream: Upstream, addHeaders: [(String, String)]) -> GateVerdict {
+        .forward(upstreams: [upstream], addHeaders: addHeaders)
+    }
 }
 
 /// The decision seam the proxy asks about every request.

@@ -262,16 +262,22 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
                 return respondRefusal(.gateUnavailable, ex: ex)
             }
             respondLocally(ex: ex, status: status, headers: headers, body: body)
-        case .forward(let upstream, let addHeaders):
+        case .forward(let upstreams, let addHeaders):
             shared.metrics.bump(\.gateForwarded)
-            connect(ex, to: upstream, addHeaders: addHeaders)
+            guard !upstreams.isEmpty else {
+                logger.error("gate forwarded to no upstream", metadata: ["request_id": "\(ex.id)"])
+                return respondRefusal(.upstreamUnavailable, ex: ex)
+            }
+            connect(ex, to: shared.health.ordered(upstreams)[...], addHeaders: addHeaders)
         }
     }
 
     // MARK: Upstream
 
-    private func connect(_ ex: Exchange, to upstream: Upstream, addHeaders: [(String, String)]) {
-        guard let context else { return }
+    /// Connects to the first of `candidates` that answers; a connection that cannot be made (nothing
+    /// was sent yet, so any method may be retried) marks that upstream down and tries the next.
+    private func connect(_ ex: Exchange, to candidates: ArraySlice<Upstream>, addHeaders: [(String, String)]) {
+        guard let context, let upstream = candidates.first else { return }
         ex.phase = .connecting
         ex.upstream = upstream
         shared.pool.lease(upstream, on: context.eventLoop).assumeIsolated().whenComplete { [weak self] result in
@@ -285,6 +291,14 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             case .failure(let error):
                 guard self.exchange === ex, ex.phase == .connecting else { return }
                 self.logger.info("upstream connect failed", metadata: ["request_id": "\(ex.id)", "upstream": "\(upstream)", "error": "\(error)"])
+                let busy: Bool = if case UpstreamPool.LeaseError.busy = error { true } else { false }
+                if !busy {
+                    self.shared.health.markDown(upstream)
+                    if candidates.count > 1 {
+                        self.shared.metrics.bump(\.upstreamFailovers)
+                        return self.connect(ex, to: candidates.dropFirst(), addHeaders: addHeaders)
+                    }
+                }
                 if case UpstreamPool.LeaseError.busy = error {
                     self.respondRefusal(.upstreamBusy, ex: ex)
                 } else if case ChannelError.connectTimeout(_) = error {

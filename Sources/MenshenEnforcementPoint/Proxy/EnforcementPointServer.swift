@@ -30,6 +30,7 @@ final class ProxyShared: Sendable {
     let pool: UpstreamPool
     let logger: Logger
     let metrics = MetricsBox()
+    let health: UpstreamHealth
     private struct Live {
         var channel: any Channel
         var info: ConnectionInfo
@@ -40,6 +41,7 @@ final class ProxyShared: Sendable {
         self.configuration = configuration
         self.gate = gate
         self.logger = logger
+        self.health = UpstreamHealth(downFor: configuration.upstreamDownTime)
         self.pool = UpstreamPool(maxConnections: configuration.maxConnectionsPerUpstream,
                                  maxIdle: configuration.maxIdleConnectionsPerUpstream,
                                  maxWaiters: configuration.maxWaitingRequestsPerUpstream,
@@ -103,6 +105,7 @@ public final class EnforcementPointServer: Sendable {
     private let ownsGroup: Bool
     private let serverChannel = Mutex<(any Channel)?>(nil)
     private let reevaluationTask = Mutex<Task<Void, Never>?>(nil)
+    private let healthTask = Mutex<Task<Void, Never>?>(nil)
 
     public init(configuration: ProxyConfiguration, gate: any AccessGate, group: (any EventLoopGroup)? = nil,
                 logger: Logger = Logger(label: "menshen.enforcement-point")) {
@@ -190,7 +193,21 @@ public final class EnforcementPointServer: Sendable {
             }
             reevaluationTask.withLock { $0 = task }
         }
+        if let interval = shared.configuration.healthCheckInterval {
+            let health = shared.health, group = self.group, timeout = shared.configuration.connectTimeout
+            let task = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: UInt64(max(1, interval.nanoseconds)))
+                    if Task.isCancelled { return }
+                    await health.probe(group: group, timeout: timeout)
+                }
+            }
+            healthTask.withLock { $0 = task }
+        }
     }
+
+    /// Upstreams currently marked down (failed recently, not yet reachable again).
+    public var upstreamsDown: Int { shared.health.downCount }
 
     /// Authorizes every long-lived connection again — upgraded (WebSocket)
     /// ones, and exchanges that have been forwarding for `minimumAge` or more —
@@ -280,6 +297,7 @@ public final class EnforcementPointServer: Sendable {
         }
         try? await channel?.close()
         reevaluationTask.withLock { t in t?.cancel(); t = nil }
+        healthTask.withLock { t in t?.cancel(); t = nil }
         closeConnections { _ in true }
         shared.pool.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }

@@ -51,6 +51,11 @@ public struct ProxyConfiguration: Sendable {
     /// Longest idle time of a client keep-alive connection between requests.
     public var keepAliveTimeout: TimeAmount = .seconds(30)
 
+    /// An upstream whose connection failed is tried last for this long, unless a
+    /// health check reaches it sooner.
+    public var upstreamDownTime: TimeAmount = .seconds(30)
+    /// How often upstreams marked down are probed (TCP connect); nil: never.
+    public var healthCheckInterval: TimeAmount? = .seconds(5)
     /// Most connections (leased and idle) to one upstream host:port per event loop.
     public var maxConnectionsPerUpstream: Int = 64
     /// Most requests per upstream host:port and event loop that wait for a connection

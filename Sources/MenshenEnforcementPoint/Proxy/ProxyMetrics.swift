@@ -13,6 +13,8 @@ public struct ProxyMetrics: Sendable, Equatable {
     /// Upstream failures answered with 502/503 (connect, pool limit, closed early) and 504 (timeouts).
     public var upstreamErrors = 0
     public var upstreamTimeouts = 0
+    /// Requests sent to another upstream of the application after a connection failure.
+    public var upstreamFailovers = 0
     /// Connections switched to another protocol (WebSocket) and spliced.
     public var upgrades = 0
     /// Long-lived connections closed because the gate no longer forwarded them on re-evaluation.

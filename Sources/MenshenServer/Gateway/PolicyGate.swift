@@ -78,7 +78,7 @@ public struct PolicyGate: AccessGate {
         let snapshot = state.snapshot
         trail.policyGeneration = snapshot.generation
         guard let app = snapshot.routes.match(host: request.host, path: request.path),
-              let upstream = RouteTable.upstreams(of: app).first
+              case let upstreams = RouteTable.upstreams(of: app), !upstreams.isEmpty
         else {
             trail.outcome = .noRoute
             return GatewayPages.deny(request, reason: .noSuchApplication, portalOrigin: portalOrigin, status: 404)
@@ -131,7 +131,7 @@ public struct PolicyGate: AccessGate {
                     user: session.user.id.rawValue, application: app.id.rawValue, sessionHash: session.record.idHash, groups: groups,
                     roles: session.attributes.activeRoles, loa: session.record.levelOfAssurance, amr: session.record.amr)))
             }
-            return .forward(upstream: upstream, addHeaders: headers)
+            return .forward(upstreams: upstreams, addHeaders: headers)
         case .stepUp:
             var loa = session.record.levelOfAssurance, maxAge: Int?
             for case .stepUp(let l, let a) in decision.obligations {
