@@ -625,6 +625,13 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         ex.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self, weak ex] in
             guard let self, let ex, self.exchange === ex else { return }
             if ex.lastActivity + self.config.idleTimeout > .now() { return self.armIdleTimer(ex) }
+            // Waiting for the gate, for a connection, or for the response head is bounded by the gate,
+            // connect and response-header timeouts; idleness is about bytes that stop moving.
+            let waitingForHead = ex.phase == .forwarding && ex.requestEndSent && !ex.responseHeadSent
+            if ex.phase == .deciding || ex.phase == .connecting || waitingForHead {
+                ex.lastActivity = .now()
+                return self.armIdleTimer(ex)
+            }
             self.logger.info("exchange idle timeout", metadata: ["request_id": "\(ex.id)"])
             if ex.responseHeadSent { return self.closeClient() }
             self.respondRefusal(ex.requestEnded ? .upstreamTimeout : .clientTimeout, ex: ex)

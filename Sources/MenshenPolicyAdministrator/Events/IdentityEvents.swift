@@ -79,8 +79,7 @@ public struct IdentityEvents: Sendable {
     }
 
     private func append(_ event: [String: Any], user: UserID?, severity: Int) async throws {
-        let data = try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys, .withoutEscapingSlashes])
-        let json = String(decoding: data, as: UTF8.self)
+        let json = try EventJSON.encode(event)
         let record = NewEvent(id: random.uuid(), time: clock.now(), classUID: event["class_uid"] as? Int ?? 0,
                               severityID: severity, userID: user, payloadJSON: json)
         _ = try await store.appendEvents([record], hasher: EventChain.hasher)

@@ -277,8 +277,7 @@ public final class DecisionLog: DecisionRecorder, Service {
     }
 
     static func newEvent(_ object: [String: Any], id: UUID, time: Date, user: String?, severity: Int) -> NewEvent {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return NewEvent(id: id, time: time, classUID: object["class_uid"] as? Int ?? 0, severityID: severity,
-                        userID: user.map { UserID($0) }, payloadJSON: String(decoding: data, as: UTF8.self))
+                        userID: user.map { UserID($0) }, payloadJSON: (try? EventJSON.encode(object)) ?? "{}")
     }
 }

@@ -95,7 +95,9 @@ public struct PolicyGate: AccessGate {
         trail.sessionHash = session.record.idHash
 
         let now = clock.now()
-        let tiers = Dictionary(try await store.listRoles().map { ($0.id.rawValue, $0.riskTier.rawValue) }, uniquingKeysWith: { a, _ in a })
+        // Role tiers are read only when the session has active roles (most requests have none to look up).
+        let tiers = session.attributes.activeRoles.isEmpty ? [:]
+            : Dictionary(try await store.listRoles().map { ($0.id.rawValue, $0.riskTier.rawValue) }, uniquingKeysWith: { a, _ in a })
         let groups = try await store.groups(of: session.user.id).map(\.rawValue)
         let roles = Dictionary(session.attributes.activeRoles.map { ($0, tiers[$0] ?? "standard") }, uniquingKeysWith: { a, _ in a })
         let access = AccessRequest(
