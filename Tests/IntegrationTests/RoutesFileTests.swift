@@ -98,6 +98,12 @@ struct RoutesFileTests {
         #expect(problems("").contains("no routes: key"), "an empty file is not 'no applications'")
         #expect(problems("routes: []\n") == "")
         #expect(problems(route("    require: {}\n")).contains("require states nothing"))
+        #expect(problems("network_zones:\n  - zone: Branch Office\n    cidrs: [10.0.0.0/8]\nroutes: []\n").contains("the name must be"))
+        #expect(problems("network_zones:\n  - zone: branch\n    cidrs: [10.0.0.0/33, branch.example]\nroutes: []\n").contains("not CIDR: 10.0.0.0/33, branch.example"))
+        #expect(problems("network_zones:\n  - zone: branch\n    cidr: [10.0.0.0/8]\nroutes: []\n").contains("unknown key 'cidr'"))
+        let zoned = try? RoutesFile.parse("network_zones:\n  - zone: branch\n    cidrs: [10.20.0.0/16]\n  - zone: hq\n    cidrs: [10.0.0.0/8]\nroutes: []\n",
+                                          name: "z.yaml", at: Self.now)
+        #expect(zoned?.zones.map(\.name) == ["branch", "hq"])
         #expect(problems(String(repeating: "#", count: RoutesFile.maximumBytes + 1)).contains("larger than"))
     }
 

@@ -68,6 +68,7 @@ struct TLSAndHTTP2Tests {
         try await withProxy(configure: {
             $0.tlsHandler = { NIOSSLServerHandler(context: context) }
             $0.connectionAttributes = { GatewayTLS.clientCertificateAttributes($0) }
+            $0.keepAliveTimeout = .seconds(1)
         }, gate: { forwardAll($0, add: [("X-Menshen-User", "alice")]) }) { server, upstream, gate in
             let base = "https://localhost:\(server.localPort ?? 0)"
             let resolve = ["--resolve", "localhost:\(server.localPort ?? 0):127.0.0.1", "--cacert", certs.serverCert]
@@ -91,6 +92,22 @@ struct TLSAndHTTP2Tests {
             let down = await curl(resolve + ["--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code} %{size_download}",
                                              base + "/big?bytes=20000000"])
             #expect(down.stdout == "2 200 20000000", "\(down.stdout) \(down.stderr)")
+
+            // An HTTP/2 GET carrying DATA without content-length has no framing upstream: refused, never forwarded
+            // (sent on, the body would be read by the upstream as a second, undecided request).
+            let smuggle = certs.dir.appendingPathComponent("smuggle.txt")
+            try "GET /smuggled HTTP/1.1\r\nHost: a\r\nX-Menshen-User: admin\r\n\r\n".write(to: smuggle, atomically: true, encoding: .utf8)
+            let sneaky = await curl(resolve + ["--http2", "-X", "GET", "-H", "Content-Length:", "--data-binary", "@" + smuggle.path,
+                                               "-o", "/dev/null", "-w", "%{http_version} %{http_code}", base + "/innocent"])
+            #expect(sneaky.stdout == "2 400", "\(sneaky.stdout) \(sneaky.stderr)")
+            // (The bodiless GET /innocent itself was decided and may have been forwarded before the DATA arrived.)
+            #expect(!upstream.seen.all.contains { $0.uri == "/smuggled" })
+
+            // A client that connects and never completes the TLS handshake is disconnected.
+            let silent = try #require(RawClient(port: server.localPort ?? 0))
+            let started = Date()
+            #expect(await silent.receiveAsync().closed)
+            #expect(Date().timeIntervalSince(started) < 5)
 
             // nghttp: a real HTTP/2 client (not curl) with several concurrent streams.
             let ng = await Self.run("/usr/bin/nghttp", ["-n", "-v", base + "/a", base + "/b", base + "/c"])

@@ -21,6 +21,8 @@ struct WireTests {
         ("Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
         ("obsolete line folding", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n"),
         ("HTTP/2 preface on a plain HTTP/1 listener", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        ("TRACE with a body (NIO's encoder would drop its framing)",
+         "TRACE / HTTP/1.1\r\nHost: a\r\nContent-Length: 35\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"),
     ]
 
     @Test("malformed and smuggling requests get a 4xx and reach neither gate nor upstream")

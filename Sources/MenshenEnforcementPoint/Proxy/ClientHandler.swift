@@ -202,6 +202,14 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func receivedBody(_ buffer: ByteBuffer) {
         guard let ex = exchange, ex.phase != .done else { return }
+        // A body on a request framed as bodiless (an HTTP/2 GET with DATA frames and no
+        // content-length) has no framing towards the upstream: sent on, it would be read there as a
+        // second request that no decision covered. Refuse it.
+        if ex.framing == .none, buffer.readableBytes > 0 {
+            logger.warning("body on a request without framing refused", metadata: ["request_id": "\(ex.id)"])
+            if ex.responseHeadSent { return closeClient() }
+            return respondRefusal(.badRequest("a body without Content-Length or Transfer-Encoding"), ex: ex)
+        }
         ex.lastActivity = .now()
         ex.requestBodyBytes += Int64(buffer.readableBytes)
         if ex.requestBodyBytes > config.maxRequestBodyBytes {

@@ -155,10 +155,21 @@ public final class EnforcementPointServer: Sendable {
                 guard shared.configuration.http2 else { return channel.eventLoop.makeCompletedFuture { try http1(channel) } }
                 // The handshake and ALPN need reads before a protocol handler exists; each protocol
                 // then turns reading back to demand-driven (HTTP/1.1) or per-stream (HTTP/2).
+                // A client that never completes the handshake and ALPN is not held forever.
+                let negotiated = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+                channel.eventLoop.assumeIsolated().scheduleTask(in: shared.configuration.keepAliveTimeout) {
+                    if !negotiated.value { channel.close(promise: nil) }
+                }
                 return channel.setOption(.autoRead, value: true).flatMap {
                     channel.configureHTTP2SecureUpgrade(
                         h2ChannelConfigurator: { connection in
-                            connection.configureHTTP2Pipeline(
+                            negotiated.value = true
+                            // An HTTP/2 connection with nothing moving for the idle timeout is closed.
+                            do {
+                                try connection.pipeline.syncOperations.addHandlers([
+                                    IdleStateHandler(allTimeout: shared.configuration.idleTimeout), IdleConnectionCloser()])
+                            } catch { return connection.eventLoop.makeFailedFuture(error) }
+                            return connection.configureHTTP2Pipeline(
                                 mode: .server,
                                 initialLocalSettings: [HTTP2Setting(parameter: .maxConcurrentStreams, value: shared.configuration.maxConcurrentStreams),
                                                        HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderListSize)],
@@ -173,7 +184,8 @@ public final class EnforcementPointServer: Sendable {
                             ).map { _ in }
                         },
                         http1ChannelConfigurator: { connection in
-                            connection.eventLoop.makeCompletedFuture {
+                            negotiated.value = true
+                            return connection.eventLoop.makeCompletedFuture {
                                 try connection.syncOptions?.setOption(.autoRead, value: false)
                                 try http1(connection)
                             }
@@ -301,5 +313,13 @@ public final class EnforcementPointServer: Sendable {
         closeConnections { _ in true }
         shared.pool.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }
+    }
+}
+
+/// Closes a connection when `IdleStateHandler` reports it idle (HTTP/2 connections).
+final class IdleConnectionCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
     }
 }

@@ -18,7 +18,9 @@ enum RequestValidator {
             return .failure(.notImplemented("HTTP version"))
         }
         if head.uri.utf8.count > config.maxURILength { return .failure(.uriTooLong) }
-        if head.method == .CONNECT { return .failure(.methodNotAllowed) }
+        // CONNECT would tunnel; TRACE reflects the request and NIO's encoder drops its framing headers
+        // while still writing a body, which would let a body pass as a second, undecided request.
+        if head.method == .CONNECT || head.method == .TRACE { return .failure(.methodNotAllowed) }
         guard !head.method.rawValue.isEmpty, head.method.rawValue.utf8.allSatisfy(isTokenChar) else {
             return .failure(.badRequest("method"))
         }

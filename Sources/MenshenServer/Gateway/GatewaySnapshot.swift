@@ -53,9 +53,18 @@ public struct GatewaySnapshot: Sendable {
     /// Hash of everything the snapshot was built from (see ``GatewayLoader/fingerprint()``).
     public let fingerprint: String
     public let generation: Int
+    /// Network zones from the routes file, in match order.
+    public let zones: [RoutesFile.NetworkZone]
 
-    public init(routes: RouteTable, decisionPoint: PolicyDecisionPoint, fingerprint: String = "", generation: Int = 1) {
+    public init(routes: RouteTable, decisionPoint: PolicyDecisionPoint, fingerprint: String = "", generation: Int = 1,
+                zones: [RoutesFile.NetworkZone] = []) {
         self.routes = routes; self.decisionPoint = decisionPoint; self.fingerprint = fingerprint; self.generation = generation
+        self.zones = zones
+    }
+
+    /// The zone of a client address: the first listed zone containing it, else ``RoutesFile/unlistedZone``.
+    public func zone(of address: String) -> String {
+        zones.first { $0.networks.contains { $0.contains(address) } }?.name ?? RoutesFile.unlistedZone
     }
 }
 
@@ -111,6 +120,7 @@ public struct GatewayLoader: Sendable {
             add(a.id.rawValue); add(a.host); add(a.pathPrefix); add(a.upstreams.joined(separator: " ")); add(a.classification); add(a.scenario ?? "")
         }
         for d in file.documents { add(d.name); add(d.text) }
+        for z in file.zones { add(z.name); add(z.networks.map(\.description).joined(separator: " ")) }
         return Sources(applications: applications, policies: policies, file: file,
                        fingerprint: hasher.finalize().map { String(format: "%02x", $0) }.joined())
     }
@@ -144,7 +154,7 @@ public struct GatewayLoader: Sendable {
         documents += s.file.documents.map { (name: $0.name, text: $0.text) }
         let pdp = try PolicyDecisionPoint(documents: documents)   // PolicyLoadError names document, line and column
         return GatewaySnapshot(routes: RouteTable(s.applications + s.file.applications), decisionPoint: pdp,
-                               fingerprint: s.fingerprint, generation: generation)
+                               fingerprint: s.fingerprint, generation: generation, zones: s.file.zones)
     }
 
     /// Rebuilds when the sources changed since `state`'s snapshot; a refused

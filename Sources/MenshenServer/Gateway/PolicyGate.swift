@@ -107,7 +107,8 @@ public struct PolicyGate: AccessGate {
                            factorAgeSeconds: max(0, Int(session.authenticationAge(at: now))),
                            ageSeconds: max(0, Int(now.timeIntervalSince(session.record.createdAt)))),
             device: nil,
-            context: .init(time: now, timeZone: timeZone, sourceIP: request.clientAddress ?? "", networkZone: "",
+            context: .init(time: now, timeZone: timeZone, sourceIP: request.clientAddress ?? "",
+                           networkZone: snapshot.zone(of: request.clientAddress ?? ""),
                            method: request.method, path: request.path),
             resource: .init(applicationID: app.id.rawValue, classification: app.classification, scenario: app.scenario ?? ""))
         let decision = snapshot.decisionPoint.decide(access)

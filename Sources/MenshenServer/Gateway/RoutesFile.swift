@@ -11,6 +11,9 @@ import Yams
 ///
 /// ```yaml
 /// policies: [extra.cedar]          # optional Cedar files, relative to this file
+/// network_zones:                   # optional; the first match names context.network.zone
+///   - zone: branch
+///     cidrs: [10.20.0.0/16]        # any other address is in zone "internet"
 /// routes:
 ///   - id: wiki                     # Cedar Application::"wiki"; a–z 0–9 -
 ///     name: Wiki
@@ -43,8 +46,19 @@ public enum RoutesFile {
         public var documents: [CedarDocument]
         /// The Cedar files the document lists (read by ``RoutesFile/load(path:at:)``).
         public var policyFiles: [String] = []
+        /// Network zones in order (the first whose blocks contain the client address names it).
+        public var zones: [NetworkZone] = []
         public static let empty = Contents(applications: [], documents: [])
     }
+
+    /// A named set of networks, e.g. `branch` → `10.20.0.0/16`; Cedar sees the name as `context.network.zone`.
+    public struct NetworkZone: Sendable, Equatable {
+        public var name: String
+        public var networks: [CIDR]
+    }
+
+    /// The zone of an address not in any listed zone.
+    public static let unlistedZone = "internet"
 
     public struct CedarDocument: Sendable, Equatable {
         public var name: String
@@ -59,7 +73,13 @@ public enum RoutesFile {
 
     struct File: Decodable {
         var policies: [String]?
+        var network_zones: [ZoneEntry]?
         var routes: [Entry]?
+    }
+
+    struct ZoneEntry: Decodable {
+        var zone: String
+        var cidrs: [String]
     }
 
     struct Entry: Decodable {
@@ -117,7 +137,8 @@ public enum RoutesFile {
                 unknown.append("\(name):\(key.mark?.line ?? 0): unknown key '\(k)' in \(at)")
             }
         }
-        check(node, ["policies", "routes"], "the top level")
+        check(node, ["policies", "network_zones", "routes"], "the top level")
+        for zone in node?.mapping?["network_zones"]?.sequence ?? [] { check(zone, ["zone", "cidrs"], "a network zone") }
         for route in node?.mapping?["routes"]?.sequence ?? [] {
             check(route, ["id", "name", "host", "path_prefix", "upstreams", "classification", "scenario", "require"], "a route")
             check(route.mapping?["require"], ["min_loa", "groups", "device_compliant", "business_hours", "read_only", "alert"], "require")
@@ -181,8 +202,21 @@ public enum RoutesFile {
                                                   scenario: (e.scenario?.isEmpty ?? true) ? nil : e.scenario, updatedAt: now))
             if let policy { documents.append(CedarDocument(name: "\(name) route \(e.id)", text: policy)) }
         }
+        var zones: [NetworkZone] = []
+        for z in file.network_zones ?? [] {
+            if z.zone.range(of: "^[a-z0-9][a-z0-9_-]{0,63}$", options: .regularExpression) == nil {
+                problems.append("\(name): network zone \(z.zone): the name must be 1–64 of a–z 0–9 _ -"); continue
+            }
+            if zones.contains(where: { $0.name == z.zone }) { problems.append("\(name): network zone \(z.zone): listed twice"); continue }
+            let bad = z.cidrs.filter { CIDR($0) == nil }
+            if z.cidrs.isEmpty || z.cidrs.count > 1000 || !bad.isEmpty {
+                problems.append("\(name): network zone \(z.zone): cidrs must list 1–1000 CIDR blocks\(bad.isEmpty ? "" : " (not CIDR: \(bad.joined(separator: ", ")))")")
+                continue
+            }
+            zones.append(NetworkZone(name: z.zone, networks: z.cidrs.compactMap(CIDR.init)))
+        }
         guard problems.isEmpty else { throw Problem(description: problems.joined(separator: "\n")) }
-        return Contents(applications: applications, documents: documents, policyFiles: policyFiles)
+        return Contents(applications: applications, documents: documents, policyFiles: policyFiles, zones: zones)
     }
 
     static func isCleanPrefix(_ p: String) -> Bool {
