@@ -32,7 +32,7 @@ public protocol ChangeFeed: Sendable {
 extension ChangeFeed {
     /// A change stream that reads ``changeGenerations()`` every `interval`.
     public func pollingChanges(every interval: Duration) -> AsyncStream<StoreChange> {
-        let (stream, continuation) = AsyncStream.makeStream(of: StoreChange.self, bufferingPolicy: .bufferingNewest(8))
+        let (stream, continuation) = AsyncStream.makeStream(of: StoreChange.self, bufferingPolicy: .unbounded)   // a burst of one kind must not push out another
         let task = Task {
             var last: ChangeGenerations?
             while !Task.isCancelled {

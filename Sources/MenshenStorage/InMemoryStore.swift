@@ -25,7 +25,7 @@ public actor InMemoryStore: MenshenStore {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 4 }
+    public func schemaVersion() async throws -> Int { 5 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 

@@ -106,5 +106,9 @@ public enum PostgresMigrations {
             "CREATE TRIGGER policies_changed AFTER INSERT OR UPDATE OR DELETE ON policies FOR EACH STATEMENT EXECUTE FUNCTION menshen_configuration_changed()",
             "CREATE TRIGGER applications_changed AFTER INSERT OR UPDATE OR DELETE ON applications FOR EACH STATEMENT EXECUTE FUNCTION menshen_configuration_changed()",
         ]),
+        Migration(version: 5, name: "change notifications also for deleted groups and sessions", statements: [
+            "CREATE TRIGGER groups_changed AFTER DELETE ON groups FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+        ]),
     ]
 }

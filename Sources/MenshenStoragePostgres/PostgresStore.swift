@@ -192,7 +192,7 @@ public final class PostgresStore: MenshenStore {
     /// reported, since changes may have been missed meanwhile; a lost
     /// connection is retried every second until the store closes.
     public func changes() -> AsyncStream<StoreChange> {
-        let (stream, continuation) = AsyncStream.makeStream(of: StoreChange.self, bufferingPolicy: .bufferingNewest(8))
+        let (stream, continuation) = AsyncStream.makeStream(of: StoreChange.self, bufferingPolicy: .unbounded)   // a burst of one kind must not push out another
         let client = self.client, logger = self.logger, closed = self.closed
         let task = Task {
             while !Task.isCancelled && !closed.isSet {

@@ -92,5 +92,11 @@ public enum SQLiteMigrations {
             "CREATE TRIGGER applications_updated AFTER UPDATE ON applications BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'configuration'; END",
             "CREATE TRIGGER applications_deleted AFTER DELETE ON applications BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'configuration'; END",
         ]),
+        Migration(version: 5, name: "change counters also for deleted roles, groups and sessions and edited policies", statements: [
+            "CREATE TRIGGER roles_deleted AFTER DELETE ON roles BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER groups_deleted AFTER DELETE ON groups BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER policies_updated AFTER UPDATE ON policies BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'configuration'; END",
+        ]),
     ]
 }

@@ -154,4 +154,17 @@ struct RoutesFileTests {
         guard case .refused(let shadow) = await loader.reloadIfChanged(state) else { Issue.record("refused"); return }
         #expect(shadow.contains("host and path_prefix already used by an application in the store: status"))
     }
+
+    @Test("two reloads racing install one snapshot, not two generations of the same sources")
+    func racingReloads() async throws {
+        let store = InMemoryStore()
+        let loader = GatewayLoader(store: store, routesFile: nil, clock: FixedClock(Self.now))
+        let state = GatewayState(try await loader.load())
+        _ = try await store.savePolicy("p", text: "permit (principal, action, resource);", author: "t", comment: "", at: Self.now)
+        async let a = loader.reloadIfChanged(state)
+        async let b = loader.reloadIfChanged(state)
+        let outcomes = await [a, b]
+        #expect(outcomes.filter { $0 == .reloaded(generation: 2) }.count == 1, "\(outcomes)")
+        #expect(state.snapshot.generation == 2 && state.snapshot.decisionPoint.policies.policies.count == 1)
+    }
 }

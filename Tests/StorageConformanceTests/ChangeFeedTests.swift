@@ -22,6 +22,15 @@ struct ChangeFeedTests {
         }
     }
 
+    /// Raw SQL on the backend's database, as an administrator would run it.
+    static func execute(_ backend: Backend, _ f: Fixture, _ sql: String) async throws {
+        switch backend {
+        case .memory: return
+        case .sqlite: try (f.store as? SQLiteStore)?.unsafeExecute(sql)
+        case .postgres: try await TestPostgres.execute(on: try PostgresURL(f.location), sql)
+        }
+    }
+
     final class Seen: Sendable {
         let changes = Mutex<[(StoreChange, UInt64)]>([])
         func count(_ c: StoreChange) -> Int { changes.withLock { $0.filter { $0.0 == c }.count } }
@@ -59,6 +68,13 @@ struct ChangeFeedTests {
         try await s.putApplication(ApplicationRecord(id: "wiki", displayName: "Wiki", host: "w", pathPrefix: "/", upstreams: ["http://x"],
                                                      classification: "internal", scenario: nil, updatedAt: t0))
         try await expectAdvanced(.configuration, "application saved")
+        if backend != .memory {
+            // Writes outside the store's methods count too: the database's triggers see them.
+            try await Self.execute(backend, f, "UPDATE policies SET text = 'forbid (principal, action, resource);' WHERE policy_id = 'p'")
+            try await expectAdvanced(.configuration, "a policy edited in SQL")
+            try await Self.execute(backend, f, "DELETE FROM sessions")
+            try await expectAdvanced(.access, "sessions deleted in SQL")
+        }
         await f.cleanup()
     }
 }

@@ -74,6 +74,16 @@ public final class GatewayState: Sendable {
     public init(_ snapshot: GatewaySnapshot) { current = Mutex(snapshot) }
     public var snapshot: GatewaySnapshot { current.withLock { $0 } }
     public func replace(_ snapshot: GatewaySnapshot) { current.withLock { $0 = snapshot } }
+
+    /// Installs `snapshot` only if the current one is still generation `base` (two reloads racing:
+    /// the one that read older sources must not win). Returns whether it was installed.
+    func replace(_ snapshot: GatewaySnapshot, ifStill base: Int) -> Bool {
+        current.withLock { c in
+            guard c.generation == base else { return false }
+            c = snapshot
+            return true
+        }
+    }
 }
 
 /// Builds snapshots from the store (applications and policies an
@@ -112,7 +122,7 @@ public struct GatewayLoader: Sendable {
         let file = try routesFile.map { try RoutesFile.load(path: $0, at: clock.now()) } ?? .empty
         var hasher = SHA256()
         func add(_ s: String) { hasher.update(data: Data(s.utf8)); hasher.update(data: Data([0])) }
-        for p in policies.sorted(by: { $0.policyID.rawValue < $1.policyID.rawValue }) { add(p.policyID.rawValue); add(String(p.version)) }
+        for p in policies.sorted(by: { $0.policyID.rawValue < $1.policyID.rawValue }) { add(p.policyID.rawValue); add(String(p.version)); add(p.text) }
         for a in applications.sorted(by: { $0.id.rawValue < $1.id.rawValue }) {
             add(a.id.rawValue); add(a.host); add(a.pathPrefix); add(a.upstreams.joined(separator: " ")); add(a.classification); add(a.scenario ?? "")
         }
@@ -171,7 +181,7 @@ public struct GatewayLoader: Sendable {
                 guard try await readSources().fingerprint == sources.fingerprint else { return .unchanged }
             }
             let next = try build(sources, generation: current.generation + 1)
-            state.replace(next)
+            guard state.replace(next, ifStill: current.generation) else { return .unchanged }   // another reload won; the next check compares again
             return .reloaded(generation: next.generation)
         } catch {
             return .refused("\(error)")
