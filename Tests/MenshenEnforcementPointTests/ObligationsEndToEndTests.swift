@@ -112,4 +112,22 @@ struct ObligationsEndToEndTests {
         #expect(await call("GET", "ledger.bank.example", "/entries").status == "403")
         try await server.shutdown()
     }
+
+    @Test("the proxy's own errors are pages too: upstream down → 502 in the browser's language with the request id, problem+json for APIs")
+    func errorPages() async throws {
+        let probe = try await withUpstream { upstream in upstream.port }   // a port that is closed again afterwards
+        let dead = Upstream(host: "127.0.0.1", port: probe)
+        try await withProxy(configure: { $0.refusalPage = PolicyGate.refusalPage(portalOrigin: "https://portal.bank.example") },
+                            gate: { _ in RecordingGate { _ in .forward(upstream: dead, addHeaders: []) } }) { server, _, _ in
+            let url = "http://127.0.0.1:\(server.localPort ?? 0)/x"
+            let page = await curl(["-i", "-H", "Accept: text/html", "-H", "Accept-Language: en", url])
+            #expect(page.stdout.hasPrefix("HTTP/1.1 502"))
+            #expect(page.stdout.contains("Application unavailable") && page.stdout.contains("Request id"), "\(page.stdout.prefix(600))")
+            let zh = await curl(["-i", "-H", "Accept: text/html", "-H", "Accept-Language: zh-TW", url])
+            #expect(zh.stdout.contains("應用系統無法連線"))
+            let api = await curl(["-i", "-H", "Accept: application/json", url])
+            #expect(api.stdout.hasPrefix("HTTP/1.1 502") && api.stdout.lowercased().contains("content-type: application/problem+json"))
+            #expect(api.stdout.contains(#""status":502"#))
+        }
+    }
 }

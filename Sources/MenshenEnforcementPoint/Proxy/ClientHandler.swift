@@ -602,18 +602,24 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         case .upstreamUnavailable, .upstreamBusy: shared.metrics.bump(\.upstreamErrors)
         default: break
         }
-        respondLocally(ex: ex, status: refusal.status, headers: [("Content-Type", "text/plain; charset=utf-8"),
-                                                                  ("X-Menshen-Request-Id", ex.id)],
-                       body: Array("\(refusal)\nrequest id: \(ex.id)\n".utf8), forceClose: refusal.status >= 500 && !ex.requestEnded)
+        let page = render(refusal, requestID: ex.id, headers: ex.head.headers.map { ($0.name, $0.value) })
+        respondLocally(ex: ex, status: refusal.status, headers: page.headers + [("X-Menshen-Request-Id", ex.id)],
+                       body: page.body, forceClose: refusal.status >= 500 && !ex.requestEnded)
     }
 
     /// Refuses a request before an exchange exists (validation): always closes.
     private func refuse(_ refusal: ProxyRefusal, requestID: String, head: HTTPRequestHead) {
         shared.metrics.bump(\.refusedBeforeGate)
         logger.info("request refused", metadata: ["request_id": "\(requestID)", "status": "\(refusal.status)", "reason": "\(refusal)"])
-        respondLocally(ex: nil, status: refusal.status, headers: [("Content-Type", "text/plain; charset=utf-8"),
-                                                                   ("X-Menshen-Request-Id", requestID)],
-                       body: Array("\(refusal)\nrequest id: \(requestID)\n".utf8), requestHead: head, forceClose: true)
+        let page = render(refusal, requestID: requestID, headers: nil)
+        respondLocally(ex: nil, status: refusal.status, headers: page.headers + [("X-Menshen-Request-Id", requestID)],
+                       body: page.body, requestHead: head, forceClose: true)
+    }
+
+    /// The configured refusal page, or plain text. (Headers of a request that failed validation are not passed on.)
+    private func render(_ refusal: ProxyRefusal, requestID: String, headers: [(String, String)]?) -> (headers: [(String, String)], body: [UInt8]) {
+        if let page = config.refusalPage { return page(refusal, requestID, headers) }
+        return ([("Content-Type", "text/plain; charset=utf-8")], Array("\(refusal)\nrequest id: \(requestID)\n".utf8))
     }
 
     // MARK: Timers and closing

@@ -70,6 +70,11 @@ public struct ProxyConfiguration: Sendable {
     /// Protocols a client may upgrade to (lower-case); the gate is told via
     /// ``GateRequest/upgrade`` and the connection is spliced after the upstream's 101.
     public var allowedUpgrades: Set<String> = ["websocket"]
+    /// Renders the proxy's own error answers (400…504: bad requests, upstream down or slow, gate
+    /// unavailable) for the client that asked: given the refusal, the request id and the request's
+    /// headers (nil when the request could not be read), it returns headers (with the content type)
+    /// and a body. Nil answers `text/plain`.
+    public var refusalPage: (@Sendable (ProxyRefusal, String, [(String, String)]?) -> (headers: [(String, String)], body: [UInt8]))?
     /// Pseudonym used in `Via`.
     public var viaName: String = "menshen"
     /// Event loop threads of the server (0 uses the number of cores).

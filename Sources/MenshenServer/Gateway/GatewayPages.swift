@@ -7,7 +7,7 @@ import MenshenEnforcementPoint
 /// problem+json for API clients (anything that does not accept `text/html`).
 enum GatewayPages {
     enum Reason {
-        case notPermitted, readOnly, policyError, noSuchApplication, unavailable
+        case notPermitted, readOnly, policyError, noSuchApplication, unavailable, upstreamDown, upstreamSlow, badRequest
 
         func text(_ lang: UILanguage) -> (title: String, detail: String) {
             switch (self, lang) {
@@ -21,6 +21,12 @@ enum GatewayPages {
             case (.noSuchApplication, .en): ("No such application", "No protected application is configured at this address.")
             case (.unavailable, .zhTW): ("暫時無法授權", "授權服務暫時無法使用，為安全起見已拒絕此請求。")
             case (.unavailable, .en): ("Authorization unavailable", "The authorization service is unavailable, so the request was refused to stay safe.")
+            case (.upstreamDown, .zhTW): ("應用系統無法連線", "受保護的應用系統目前無法連線，請稍後再試。")
+            case (.upstreamDown, .en): ("Application unavailable", "The protected application cannot be reached right now. Try again later.")
+            case (.upstreamSlow, .zhTW): ("應用系統回應逾時", "受保護的應用系統未在時限內回應，請稍後再試。")
+            case (.upstreamSlow, .en): ("Application timed out", "The protected application did not answer in time. Try again later.")
+            case (.badRequest, .zhTW): ("無法處理的請求", "此請求的格式無法接受，已被拒絕。")
+            case (.badRequest, .en): ("Request refused", "This request is malformed or not allowed, so it was refused.")
             }
         }
     }
@@ -60,6 +66,24 @@ enum GatewayPages {
         var extra: [String: Any] = ["step_up": location, "loa": loa]
         if let maxAge { extra["max_age"] = maxAge }
         return problem(401, title: "Step-up required", detail: "Verify again with a stronger or fresher factor.", request: request, extra: extra)
+    }
+
+    /// The enforcement point's own error answers (502, 504, 503, 4xx) as pages for browsers and
+    /// problem+json for APIs, like the deny pages. (Headers are nil when the request could not be read.)
+    static func refusal(_ refusal: ProxyRefusal, requestID: String, headers: [(String, String)]?, portalOrigin: String)
+        -> (headers: [(String, String)], body: [UInt8])
+    {
+        let reason: Reason = switch refusal {
+        case .upstreamUnavailable, .upstreamBusy: .upstreamDown
+        case .upstreamTimeout: .upstreamSlow
+        case .gateUnavailable: .unavailable
+        default: .badRequest
+        }
+        let request = GateRequest(method: "GET", path: "/", rawTarget: "/", query: nil, host: "", scheme: "http", clientAddress: nil,
+                                  headers: headers ?? [], requestID: requestID)
+        guard case .respond(_, let h, let body) = deny(request, reason: reason, portalOrigin: portalOrigin, status: refusal.status)
+        else { return ([("Content-Type", "text/plain; charset=utf-8")], Array("\(refusal)\n".utf8)) }
+        return (h, body)
     }
 
     static func deny(_ request: GateRequest, reason: Reason, portalOrigin: String, status: Int = 403) -> GateVerdict {

@@ -39,6 +39,14 @@ public struct PolicyGate: AccessGate {
         self.assertions = assertions
     }
 
+    /// The enforcement point's own error answers (upstream down or slow, gate unavailable, bad
+    /// requests) as zh-TW/English pages for browsers and problem+json for APIs, like the deny pages.
+    public static func refusalPage(portalOrigin: String)
+        -> @Sendable (ProxyRefusal, String, [(String, String)]?) -> (headers: [(String, String)], body: [UInt8])
+    {
+        { refusal, requestID, headers in GatewayPages.refusal(refusal, requestID: requestID, headers: headers, portalOrigin: portalOrigin) }
+    }
+
     /// Where the gateway publishes the keys that verify its identity assertions.
     public static let jwksPath = "/.menshen/jwks.json"
 
