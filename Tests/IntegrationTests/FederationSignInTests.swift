@@ -83,19 +83,8 @@ struct FederationSignInTests {
                     providers_file: \(providers.path)
                 """.write(to: file, atomically: true, encoding: .utf8)
             config = file.path
-            process.executableURL = URL(fileURLWithPath: Harness.binary)
-            process.arguments = ["serve", "--config", file.path]
-            process.environment = ProcessInfo.processInfo.environment.merging(["MENSHEN_TEST_OIDC_SECRET": "secret-basic-0123456789"]) { _, n in n }
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let deadline = Date().addingTimeInterval(60)
-            while Date() < deadline {
-                if let r = try? PortalIdentityTests.httpSync("GET", "http://127.0.0.1:\(admin)/healthz"), r.status == 200 { return }
-                if !process.isRunning { throw Harness.HarnessError("menshen serve exited") }
-                Thread.sleep(forTimeInterval: 0.2)
-            }
-            throw Harness.HarnessError("menshen serve did not become healthy")
+            try Harness.startServe(process, config: file.path, adminPort: admin,
+                                   environment: ["MENSHEN_TEST_OIDC_SECRET": "secret-basic-0123456789"])
         }
         deinit {
             if process.isRunning { kill(process.processIdentifier, SIGTERM) }

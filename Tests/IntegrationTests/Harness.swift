@@ -141,6 +141,25 @@ enum Harness {
 extension Harness {
     /// A TCP port free on 127.0.0.1 right now (for servers whose public URL
     /// must be known before they start).
+    /// Starts `menshen serve --config file` in `process` and waits (blocking; call off the
+    /// cooperative pool) until its operations listener on `adminPort` answers /healthz.
+    static func startServe(_ process: Process, config file: String, adminPort: Int, environment: [String: String] = [:],
+                           name: String = "menshen serve") throws {
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--config", file]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, n in n }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if let r = try? PortalIdentityTests.httpSync("GET", "http://127.0.0.1:\(adminPort)/healthz"), r.status == 200 { return }
+            if !process.isRunning { throw HarnessError("\(name) exited with \(process.terminationStatus)") }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        throw HarnessError("\(name) did not become healthy")
+    }
+
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket() failed") }

@@ -77,18 +77,7 @@ struct TimedMultiNodeTests {
                   secrets_key_file: \(dir.appendingPathComponent("secrets.key").path)
                 """.write(to: file, atomically: true, encoding: .utf8)
             config = file.path
-            process.executableURL = URL(fileURLWithPath: Harness.binary)
-            process.arguments = ["serve", "--config", file.path]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let deadline = Date().addingTimeInterval(60)
-            while Date() < deadline {
-                if let r = try? PortalIdentityTests.httpSync("GET", "http://127.0.0.1:\(admin)/healthz"), r.status == 200 { return }
-                if !process.isRunning { throw Harness.HarnessError("menshen serve (\(name)) exited with \(process.terminationStatus)") }
-                Thread.sleep(forTimeInterval: 0.2)
-            }
-            throw Harness.HarnessError("menshen serve (\(name)) did not become healthy")
+            try Harness.startServe(process, config: file.path, adminPort: admin, name: "menshen serve (\(name))")
         }
 
         func stop() {
