@@ -61,7 +61,7 @@ public enum ConfigKeys {
         ConfigKeySpec(path: "gateway.tls.client_ca_file", kind: .string, defaultValue: "",
                       doc: "PEM CA certificates for device (client) certificates: when set, clients are asked for a certificate, one that is presented must chain to these CAs, and its subject and SHA-256 fingerprint reach the policy decision. Clients without one are still served."),
         ConfigKeySpec(path: "gateway.assertion_key_file", kind: .string, defaultValue: "",
-                      doc: "PEM P-256 key that signs the identity assertion (X-Menshen-Assertion, ES256 JWT) sent to applications; created, mode 0600, when missing. Empty: assertion.key next to the SQLite file; required with PostgreSQL, and the same file on every node (the JWKS at /.menshen/jwks.json lists it)."),
+                      doc: "PEM P-256 key that signs the identity assertion (X-Menshen-Assertion, ES256 JWT) sent to applications; must be mode 0600. Empty: assertion.key next to the SQLite file, created when missing. Required with PostgreSQL and never created there: make it once (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256) and give every node the same file (the JWKS at /.menshen/jwks.json lists it)."),
         ConfigKeySpec(path: "gateway.routes_file", kind: .string, defaultValue: "",
                       doc: "YAML file of protected applications (host, path prefix, upstreams, classification, requirements or Cedar files); empty: only applications saved in the store. See docs/operations.md."),
         ConfigKeySpec(path: "gateway.reload_interval_seconds", kind: .integer(1...3600), defaultValue: "5",

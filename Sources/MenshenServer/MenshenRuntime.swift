@@ -88,7 +88,8 @@ public struct MenshenRuntime: Sendable {
         let decisions = DecisionLog(store: store, clock: clock)
         services.append(decisions)
         let assertions = try await IdentityAssertionSigner(privateKeyPEM: IdentityAssertionSigner.loadOrCreateKey(path: IdentityWiring.keyPath(
-                                                               config.gateway.assertionKeyFile, default: "assertion.key", key: "gateway.assertion_key_file", config: config)),
+                                                               config.gateway.assertionKeyFile, default: "assertion.key", key: "gateway.assertion_key_file", config: config),
+                                                               mayCreate: config.store.driver == .sqlite),
                                                            issuer: gatewayOrigin, clock: clock)
         let gate = PolicyGate(store: store, sessions: portal.sessions, clock: clock, state: state,
                               portalOrigin: portal.publicOrigin, timeZone: config.organisation.timeZone,

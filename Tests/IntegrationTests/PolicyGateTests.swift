@@ -246,6 +246,12 @@ struct PolicyGateTests {
         let pem = try IdentityAssertionSigner.loadOrCreateKey(path: keyFile)
         #expect(try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? Int == 0o600)
         #expect(try IdentityAssertionSigner.loadOrCreateKey(path: keyFile) == pem, "the key is created once and then reused")
+        let missing = dir.appendingPathComponent("none.key").path
+        #expect(throws: IdentityAssertionError.self) { try IdentityAssertionSigner.loadOrCreateKey(path: missing, mayCreate: false) }
+        #expect(!FileManager.default.fileExists(atPath: missing), "PostgreSQL deployments never create a node-local key")
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
+        #expect(throws: IdentityAssertionError.self) { try IdentityAssertionSigner.loadOrCreateKey(path: keyFile) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
         let signer = try await IdentityAssertionSigner(privateKeyPEM: pem, issuer: "https://gw.bank.example", clock: w.clock)
         let gate = PolicyGate(store: w.store, sessions: w.sessions, clock: w.clock, state: w.gate.state, portalOrigin: "https://portal.bank.example",
                               timeZone: "Asia/Taipei", assertions: signer)

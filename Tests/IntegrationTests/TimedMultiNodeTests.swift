@@ -1,4 +1,5 @@
 import Foundation
+import MenshenServer
 import Testing
 
 /// Two `menshen serve` processes on one PostgreSQL database: sessions,
@@ -102,6 +103,8 @@ struct TimedMultiNodeTests {
         guard let database = try Self.createDatabase() else { return }
         let dir = try Harness.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
+        // With PostgreSQL the nodes share one assertion key and do not create it themselves.
+        _ = try IdentityAssertionSigner.loadOrCreateKey(path: dir.appendingPathComponent("assertion.key").path)
         let a = try await Harness.offPool { UncheckedBox(value: try Node(name: "a", dir: dir, database: database, upstreamAdmin: nil)) }.value
         defer { a.stop() }
         let b = try await Harness.offPool { UncheckedBox(value: try Node(name: "b", dir: dir, database: database, upstreamAdmin: a.admin)) }.value

@@ -4,11 +4,12 @@ import MenshenConfig
 import MenshenEnforcementPoint
 import NIOCore
 import NIOSSL
+import X509
 
 /// TLS for the gateway listener from `gateway.tls.*`: the certificate and key
 /// files, ALPN `h2` and `http/1.1`, TLS 1.2 at least, and, with a client CA
 /// file, an optional client (device) certificate that must chain to it when
-/// presented. The validated certificate's subject and SHA-256 fingerprint are
+/// presented. The validated certificate's subject (RFC 4514) and SHA-256 fingerprint are
 /// given to the gate as connection attributes (`tls.client.subject`,
 /// `tls.client.sha256`) for the device pillar; they are never a reason to skip
 /// a decision.
@@ -52,6 +53,10 @@ public enum GatewayTLS {
         // The enforcement point passes the TLS connection (for an HTTP/2 stream, its parent).
         guard let handler = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self), let certificate = handler.peerCertificate, let der = try? certificate.toDERBytes() else { return [:] }
         let fingerprint = SHA256.hash(data: der).map { String(format: "%02x", $0) }.joined()
-        return ["tls.client.sha256": fingerprint, "tls.client.subject": "\(certificate.description)"]
+        var attributes = ["tls.client.sha256": fingerprint]
+        // The subject as an RFC 4514 distinguished name (swift-certificates), so a crafted common
+        // name cannot pose as another attribute; policies should prefer the fingerprint.
+        if let parsed = try? Certificate(derEncoded: der) { attributes["tls.client.subject"] = parsed.subject.description }
+        return attributes
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Crypto
 import Foundation
 import JWTKit
@@ -62,17 +65,37 @@ public final class IdentityAssertionSigner: Sendable {
         self.issuer = issuer; self.clock = clock; self.random = random
     }
 
-    /// Reads the key file, or creates it (P-256, PEM, mode 0600) when missing.
-    public static func loadOrCreateKey(path: String) throws -> String {
-        if let data = FileManager.default.contents(atPath: path) {
-            guard data.count < 16 * 1024, let text = String(data: data, encoding: .utf8) else {
-                throw IdentityAssertionError(message: "\(path): not a PEM private key")
+    /// Reads the key file (refusing one that others may read), or creates it (P-256, PEM, mode
+    /// 0600, never over an existing file) when missing and `mayCreate` — several nodes must share
+    /// one key, so a PostgreSQL deployment passes false and the operator distributes the file.
+    public static func loadOrCreateKey(path: String, mayCreate: Bool = true) throws -> String {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: path) {
+            if let mode = (try? fm.attributesOfItem(atPath: path))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
+                throw IdentityAssertionError(message: "\(path): the assertion key must not be readable by group or others (chmod 600)")
+            }
+            guard let data = fm.contents(atPath: path), data.count < 16 * 1024, let text = String(data: data, encoding: .utf8) else {
+                throw IdentityAssertionError(message: "\(path): cannot read the assertion key (a PEM P-256 private key)")
             }
             return text
         }
+        guard mayCreate else {
+            throw IdentityAssertionError(message: """
+                \(path): no assertion key. Create it once and give every node the same file: \
+                openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out \(path) && chmod 600 \(path)
+                """)
+        }
         let pem = P256.Signing.PrivateKey().pemRepresentation
-        guard FileManager.default.createFile(atPath: path, contents: Data(pem.utf8), attributes: [.posixPermissions: 0o600]) else {
+        // O_EXCL: two processes starting at once never overwrite each other's key.
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else {
+            if errno == EEXIST { return try loadOrCreateKey(path: path, mayCreate: false) }
             throw IdentityAssertionError(message: "\(path): cannot create the assertion key file")
+        }
+        defer { close(fd) }
+        let bytes = Array(pem.utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw IdentityAssertionError(message: "\(path): cannot write the assertion key file")
         }
         return pem
     }
