@@ -334,4 +334,19 @@ struct ProxyTests {
             }
         }
     }
+
+    @Test("a request waiting for a pooled connection is bounded: 503 after the connect timeout, not an endless wait")
+    func poolWaitDeadline() async throws {
+        try await withProxy(configure: { $0.maxConnectionsPerUpstream = 1; $0.maxWaitingRequestsPerUpstream = 8; $0.connectTimeout = .milliseconds(300) },
+                            gate: { forwardAll($0) }) { server, _, _ in
+            // /slow never answers: each event loop's single connection stays leased; the other requests wait.
+            let args = (0..<4).flatMap { _ in ["-o", "/dev/null", "-w", "%{http_code}\n", "http://127.0.0.1:\(server.localPort ?? 0)/slow"] }
+            let started = Date()
+            let r = await curl(["--parallel", "--parallel-immediate", "--max-time", "3"] + args)
+            let codes = r.stdout.split(separator: "\n").map(String.init)
+            #expect(codes.filter { $0 == "503" }.count >= 2, "\(codes)")
+            #expect(codes.allSatisfy { $0 == "503" || $0 == "000" }, "the others hold a connection until curl gives up: \(codes)")
+            #expect(Date().timeIntervalSince(started) < 10)
+        }
+    }
 }

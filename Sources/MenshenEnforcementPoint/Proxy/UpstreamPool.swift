@@ -82,6 +82,7 @@ final class UpstreamPool: Sendable {
     private struct Waiter {
         var upstream: Upstream
         var promise: EventLoopPromise<any Channel>
+        var id: UInt64 = 0
     }
 
     private struct Entry {
@@ -92,7 +93,7 @@ final class UpstreamPool: Sendable {
 
     enum LeaseError: Error { case busy, shutDown, noTLSConfigured }
 
-    private let state = Mutex<(entries: [Key: Entry], shutDown: Bool)>(([:], false))
+    private let state = Mutex<(entries: [Key: Entry], shutDown: Bool, nextWaiter: UInt64)>(([:], false, 0))
     private let maxConnections: Int
     private let maxIdle: Int
     private let maxWaiters: Int
@@ -119,7 +120,7 @@ final class UpstreamPool: Sendable {
     func lease(_ upstream: Upstream, on loop: any EventLoop) -> EventLoopFuture<any Channel> {
         let key = Self.key(upstream, on: loop)
         if upstream.tls && tlsHandler == nil { return loop.makeFailedFuture(LeaseError.noTLSConfigured) }
-        enum Decision { case reuse(any Channel), connect, wait(EventLoopFuture<any Channel>), busy, shutDown }
+        enum Decision { case reuse(any Channel), connect, wait(EventLoopPromise<any Channel>, UInt64), busy, shutDown }
         let decision: Decision = state.withLock { s in
             if s.shutDown { return .shutDown }
             var entry = s.entries[key] ?? Entry()
@@ -133,14 +134,26 @@ final class UpstreamPool: Sendable {
             }
             guard entry.waiters.count < maxWaiters else { return .busy }
             let promise = loop.makePromise(of: (any Channel).self)
-            entry.waiters.append(Waiter(upstream: upstream, promise: promise))
-            return .wait(promise.futureResult)
+            s.nextWaiter += 1
+            entry.waiters.append(Waiter(upstream: upstream, promise: promise, id: s.nextWaiter))
+            return .wait(promise, s.nextWaiter)
         }
         switch decision {
         case .reuse(let channel): return loop.makeSucceededFuture(channel)
         case .busy: return loop.makeFailedFuture(LeaseError.busy)
         case .shutDown: return loop.makeFailedFuture(LeaseError.shutDown)
-        case .wait(let future): return future
+        case .wait(let promise, let id):
+            // A waiter is bounded too: after the connect timeout it gets 503 instead of waiting on.
+            loop.scheduleTask(in: connectTimeout) {
+                let expired: Bool = self.state.withLock { s in
+                    guard var entry = s.entries[key], let i = entry.waiters.firstIndex(where: { $0.id == id }) else { return false }
+                    entry.waiters.remove(at: i)
+                    s.entries[key] = entry
+                    return true
+                }
+                if expired { promise.fail(LeaseError.busy) }
+            }
+            return promise.futureResult
         case .connect: return connect(upstream, key: key, on: loop)
         }
     }
