@@ -188,7 +188,8 @@ public final class PostgresStore: MenshenStore {
 
     /// LISTEN on `menshen_changes` over one pooled connection, held while the
     /// stream is consumed; the triggers of migration 4 NOTIFY at commit, so a
-    /// change made on any node arrives here. On (re)connecting both kinds are
+    /// change made on any node arrives here. The counters are also read every
+    /// ``changeBackstopInterval`` in case the LISTEN connection died silently. On (re)connecting both kinds are
     /// reported, since changes may have been missed meanwhile; a lost
     /// connection is retried every second until the store closes.
     public func changes() -> AsyncStream<StoreChange> {
@@ -214,9 +215,27 @@ public final class PostgresStore: MenshenStore {
             }
             continuation.finish()
         }
-        continuation.onTermination = { _ in task.cancel() }
+        // Backstop: a LISTEN connection can die without an error reaching us (a silent network
+        // drop); the trigger-maintained counters are also read every few seconds.
+        let poll = Task { [self] in
+            var last: ChangeGenerations?
+            while !Task.isCancelled && !closed.isSet {
+                if let now = try? await changeGenerations() {
+                    if let before = last {
+                        if now.access != before.access { continuation.yield(.access) }
+                        if now.configuration != before.configuration { continuation.yield(.configuration) }
+                    }
+                    last = now
+                }
+                try? await Task.sleep(for: Self.changeBackstopInterval)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel(); poll.cancel() }
         return stream
     }
+
+    /// How often the change counters are read besides LISTEN.
+    public static let changeBackstopInterval: Duration = .seconds(5)
 
     public func close() async throws {
         closed.set()
