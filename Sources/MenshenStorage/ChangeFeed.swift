@@ -17,6 +17,11 @@ public struct ChangeGenerations: Sendable, Equatable {
     public var access: Int64
     public var configuration: Int64
     public init(access: Int64, configuration: Int64) { self.access = access; self.configuration = configuration }
+
+    /// The kinds whose counter moved since `before`.
+    public func changes(since before: ChangeGenerations) -> [StoreChange] {
+        (access != before.access ? [.access] : []) + (configuration != before.configuration ? [.configuration] : [])
+    }
 }
 
 /// Tells the gateway what changed. PostgreSQL delivers changes from every
@@ -37,10 +42,7 @@ extension ChangeFeed {
             var last: ChangeGenerations?
             while !Task.isCancelled {
                 if let now = try? await changeGenerations() {
-                    if let before = last {
-                        if now.access != before.access { continuation.yield(.access) }
-                        if now.configuration != before.configuration { continuation.yield(.configuration) }
-                    }
+                    if let before = last { for change in now.changes(since: before) { continuation.yield(change) } }
                     last = now
                 }
                 try? await Task.sleep(for: interval)

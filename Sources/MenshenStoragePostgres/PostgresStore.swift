@@ -221,10 +221,7 @@ public final class PostgresStore: MenshenStore {
             var last: ChangeGenerations?
             while !Task.isCancelled && !closed.isSet {
                 if let now = try? await changeGenerations() {
-                    if let before = last {
-                        if now.access != before.access { continuation.yield(.access) }
-                        if now.configuration != before.configuration { continuation.yield(.configuration) }
-                    }
+                    if let before = last { for change in now.changes(since: before) { continuation.yield(change) } }
                     last = now
                 }
                 try? await Task.sleep(for: Self.changeBackstopInterval)
