@@ -294,12 +294,8 @@ struct ProxyTests {
 
     @Test("every upstream of an application down: 502, each marked down")
     func allDown() async throws {
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let a = Upstream(host: "127.0.0.1", port: probe.localAddress?.port ?? 0)
-        try await probe.close()
-        let probe2 = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let b = Upstream(host: "127.0.0.1", port: probe2.localAddress?.port ?? 0)
-        try await probe2.close()
+        let deadA = DeadPort(), deadB = DeadPort()
+        let a = deadA.upstream, b = deadB.upstream
         try await withProxy(configure: { $0.healthCheckInterval = nil },
                             gate: { _ in RecordingGate { _ in .forward(upstreams: [a, b], addHeaders: []) } }) { server, _, _ in
             let r = await curl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(server.localPort ?? 0)/x"])

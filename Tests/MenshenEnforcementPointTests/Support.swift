@@ -356,6 +356,27 @@ func withProxy<T: Sendable>(
     }
 }
 
+/// A port bound but never listening: connections to it are refused, and no other test can take it
+/// while `DeadPort` lives (a port closed after use could be bound again by a parallel test).
+final class DeadPort: @unchecked Sendable {
+    // Invariant: the descriptor is only closed in deinit.
+    private let fd: Int32
+    let port: Int
+    init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+    deinit { Glibc.close(fd) }
+    var upstream: Upstream { Upstream(host: "127.0.0.1", port: port) }
+}
+
 /// Starts only the test upstream (for tests that build their own proxy).
 func withUpstream<T: Sendable>(_ body: (TestUpstream) async throws -> T) async throws -> T {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
