@@ -12,8 +12,16 @@ public protocol RandomSource: Sendable {
 public struct SystemRandomSource: RandomSource {
     public init() {}
     public func bytes(_ count: Int) -> [UInt8] {
+        // Eight bytes per draw from the kernel CSPRNG, not one (a draw can be a system call).
         var generator = SystemRandomNumberGenerator()
-        return (0..<max(0, count)).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let n = max(0, count)
+        var out = [UInt8]()
+        out.reserveCapacity(n + 7)
+        while out.count < n {
+            withUnsafeBytes(of: generator.next() as UInt64) { out.append(contentsOf: $0) }
+        }
+        out.removeLast(out.count - n)
+        return out
     }
 }
 
@@ -34,20 +42,70 @@ extension RandomSource {
     }
 }
 
-/// URL-safe base64 without padding (RFC 4648 §5).
+/// URL-safe base64 without padding (RFC 4648 §5). Written here rather than
+/// through Foundation's base64 (with character replacement and padding) because
+/// session cookies are decoded on every request, and because decoding must be
+/// strict: only the URL-safe alphabet, no padding, and unused trailing bits zero,
+/// so each byte string has exactly one accepted text.
 public enum Base64URL {
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// Six-bit value of each ASCII byte, 0xFF for bytes outside the alphabet.
+    static let values: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (n, c) in alphabet.enumerated() { table[Int(c)] = UInt8(n) }
+        return table
+    }()
+
     public static func encode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        var out = [UInt8]()
+        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var i = 0
+        while i + 3 <= bytes.count {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out.append(alphabet[Int(v >> 18 & 63)]); out.append(alphabet[Int(v >> 12 & 63)])
+            out.append(alphabet[Int(v >> 6 & 63)]); out.append(alphabet[Int(v & 63)])
+            i += 3
+        }
+        switch bytes.count - i {
+        case 1:
+            let v = UInt32(bytes[i]) << 16
+            out.append(alphabet[Int(v >> 18 & 63)]); out.append(alphabet[Int(v >> 12 & 63)])
+        case 2:
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out.append(alphabet[Int(v >> 18 & 63)]); out.append(alphabet[Int(v >> 12 & 63)]); out.append(alphabet[Int(v >> 6 & 63)])
+        default: break
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
-    /// Decodes, returning nil for anything that is not canonical base64url.
+    /// Decodes, returning nil for anything that is not canonical base64url
+    /// (a character outside the alphabet, padding, an impossible length, or
+    /// non-zero unused bits in the last character).
     public static func decode(_ text: String) -> [UInt8]? {
-        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        guard !s.contains("=") || text.isEmpty else { return nil }
-        while s.count % 4 != 0 { s.append("=") }
-        return Data(base64Encoded: s).map { [UInt8]($0) }
+        if let fast = text.utf8.withContiguousStorageIfAvailable({ decode(bytes: $0) }) { return fast }
+        return decode(bytes: Array(text.utf8))
+    }
+
+    static func decode<C: Collection>(bytes input: C) -> [UInt8]? where C.Element == UInt8, C.Index == Int {
+        let count = input.count
+        guard count % 4 != 1 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(count * 3 / 4)
+        var acc: UInt32 = 0, bits = 0
+        for i in input.indices {
+            let v = values[Int(input[i])]
+            guard v != 0xFF else { return nil }
+            acc = acc << 6 | UInt32(v)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+                acc &= (1 << UInt32(bits)) - 1
+            }
+        }
+        // Left-over bits must be zero, or two texts would decode to the same bytes.
+        guard acc == 0 else { return nil }
+        return out
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MenshenCedar
 
 /// The decision point: an immutable snapshot of validated policies. Build a
@@ -192,7 +193,7 @@ struct CedarInput {
     var entities: Entities
 
     init?(_ r: AccessRequest, actions: [Entity]) {
-        guard let ip = IPAddr(parsing: r.context.sourceIP), let zone = TimeZone(identifier: r.context.timeZone) else { return nil }
+        guard let ip = IPAddr(parsing: r.context.sourceIP), let zone = LocalTime.zone(r.context.timeZone) else { return nil }
         let user = EntityUID(type: Name(basename: "User"), id: r.principal.id)
         let app = EntityUID(type: Name(basename: "Application"), id: r.resource.applicationID)
         let action = EntityUID(type: Name(basename: "Action"), id: r.action)
@@ -213,11 +214,7 @@ struct CedarInput {
         list.append(Entity(uid: app, attributes: ["classification": .string(r.resource.classification),
                                                   "scenario": .string(r.resource.scenario)]))
         guard let entities = try? Entities(list) else { return nil }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = zone
-        let parts = calendar.dateComponents([.hour, .weekday], from: r.context.time)
-        // Calendar weekday is 1 = Sunday; the schema's is ISO 8601 (1 = Monday … 7 = Sunday).
-        let weekday = ((parts.weekday ?? 1) + 5) % 7 + 1
+        let (hour, weekday) = LocalTime.hourAndWeekday(r.context.time, in: zone)
         let millis = Int64((r.context.time.timeIntervalSince1970 * 1000).rounded())
         let device = r.device
         let context: [String: Value] = [
@@ -239,7 +236,7 @@ struct CedarInput {
             ]),
             "time": .record([
                 "now": .ext(.datetime(CedarDatetime(epochMilliseconds: millis))),
-                "hour": .long(Int64(parts.hour ?? 0)),
+                "hour": .long(Int64(hour)),
                 "weekday": .long(Int64(weekday)),
             ]),
             "network": .record(["ip": .ext(.ipaddr(ip)), "zone": .string(r.context.networkZone), "country": .string(r.context.country)]),
@@ -249,5 +246,33 @@ struct CedarInput {
         ]
         request = Request(principal: user, action: action, resource: app, context: context)
         self.entities = entities
+    }
+}
+
+/// Local hour and ISO 8601 weekday of an instant in a time zone, by arithmetic on the zone's
+/// offset at that instant (no `Calendar` per request), and time zones looked up once.
+public enum LocalTime {
+    private static let zones = Mutex<[String: TimeZone]>([:])
+
+    /// The time zone with this IANA identifier, cached; nil for an unknown identifier.
+    public static func zone(_ identifier: String) -> TimeZone? {
+        if let known = zones.withLock({ $0[identifier] }) { return known }
+        guard let zone = TimeZone(identifier: identifier) else { return nil }
+        zones.withLock { if $0.count < 1000 { $0[identifier] = zone } }
+        return zone
+    }
+
+    /// Hour 0–23 and weekday 1 = Monday … 7 = Sunday, local to `zone`.
+    public static func hourAndWeekday(_ time: Date, in zone: TimeZone) -> (hour: Int, weekday: Int) {
+        let seconds = Int64(time.timeIntervalSince1970.rounded(.down)) + Int64(zone.secondsFromGMT(for: time))
+        let (days, secondOfDay) = floorDivMod(seconds, 86_400)
+        // 1970-01-01 was a Thursday (ISO weekday 4).
+        let weekday = Int(floorDivMod(days + 3, 7).1) + 1
+        return (Int(secondOfDay / 3600), weekday)
+    }
+
+    static func floorDivMod(_ a: Int64, _ b: Int64) -> (Int64, Int64) {
+        let q = a / b, r = a % b
+        return r < 0 ? (q - 1, r + b) : (q, r)
     }
 }

@@ -34,6 +34,23 @@ public protocol ChangeFeed: Sendable {
     func changes() -> AsyncStream<StoreChange>
 }
 
+/// A store that can say, at once and without waiting on the network, which
+/// access generation is committed right now (the counter the triggers
+/// advance on every revocation, user change, membership or role change,
+/// whoever the writer is). The gateway reuses what it read about a session
+/// only while this number has not moved, so a revocation committed by any
+/// process is seen by the very next request.
+///
+/// SQLite answers with one indexed read on the local file; the in-memory store
+/// from its counter. PostgreSQL does not conform: a network round trip per
+/// request would cost what the cache saves, so there the gateway reads the
+/// session on every request.
+public protocol CommittedAccessGeneration: Sendable {
+    /// The committed access generation, or nil when it cannot be read now (the
+    /// caller then reads the store as if nothing were cached).
+    func committedAccessGeneration() -> Int64?
+}
+
 extension ChangeFeed {
     /// A change stream that reads ``changeGenerations()`` every `interval`.
     public func pollingChanges(every interval: Duration) -> AsyncStream<StoreChange> {

@@ -34,7 +34,8 @@ public enum EventJSON {
         case let dict as [String: Any]:
             out += "{"
             var first = true
-            for key in dict.keys.sorted(by: { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }) {
+            // UTF-8 byte order is Unicode scalar order.
+            for key in dict.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
                 if !first { out += "," }
                 first = false
                 string(key, into: &out)
@@ -60,19 +61,35 @@ public enum EventJSON {
 
     static func string(_ s: String, into out: inout String) {
         out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+        // Most values (ids, paths, names) are printable ASCII with nothing to escape: copied whole.
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }) {
+            out += s
+        } else {
+            for scalar in s.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case _ where scalar.value < 0x20 || escapedForReaders(scalar):
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                default: out.unicodeScalars.append(scalar)
+                }
             }
         }
         out += "\""
+    }
+
+    /// Characters that are valid in JSON but mislead whoever reads the log: DEL, the line and
+    /// paragraph separators (they end a line in JavaScript and in some viewers), and the
+    /// bidirectional controls that can make a path or name display as something else. They are
+    /// written as `\uXXXX` escapes, which decode to the same text.
+    static func escapedForReaders(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x7F, 0x200E, 0x200F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069: true
+        default: false
+        }
     }
 }

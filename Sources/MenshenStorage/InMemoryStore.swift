@@ -1,9 +1,10 @@
 import Foundation
 import MenshenCore
+import Synchronization
 
 /// A store held in memory, for unit tests and as the reference behaviour that
 /// the SQLite and PostgreSQL backends are checked against.
-public actor InMemoryStore: MenshenStore {
+public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     private var users: [UserID: UserRecord] = [:]
     private var groupsByID: [GroupID: GroupRecord] = [:]
     private var rolesByID: [RoleID: RoleRecord] = [:]
@@ -18,6 +19,8 @@ public actor InMemoryStore: MenshenStore {
     private var flowStates: [String: FlowStateRecord] = [:]
     private var closed = false
     private var generations = ChangeGenerations(access: 0, configuration: 0)
+    /// ``generations``' access counter, readable without awaiting the actor.
+    private let accessGeneration = Atomic<Int64>(0)
 
     private struct Pair<A: Hashable & Sendable, B: Hashable & Sendable>: Hashable, Sendable { var a: A; var b: B }
 
@@ -33,11 +36,14 @@ public actor InMemoryStore: MenshenStore {
     public nonisolated func changes() -> AsyncStream<StoreChange> { pollingChanges(every: .milliseconds(50)) }
     private func changed(_ kind: StoreChange) {
         switch kind {
-        case .access: generations.access += 1
+        case .access:
+            generations.access += 1
+            accessGeneration.store(generations.access, ordering: .sequentiallyConsistent)
         case .configuration: generations.configuration += 1
         }
     }
     public func close() async throws { closed = true }
+    public nonisolated func committedAccessGeneration() -> Int64? { accessGeneration.load(ordering: .sequentiallyConsistent) }
 
     private func open() throws {
         if closed { throw StoreError(.unavailable, "store is closed") }

@@ -7,7 +7,7 @@ import MenshenCore
 import MenshenStorage
 
 /// A `MenshenStore` on a single SQLite file.
-public final class SQLiteStore: MenshenStore {
+public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
     public let path: String
     private let pool: DatabasePool
     public var backendName: String { "sqlite" }
@@ -141,6 +141,14 @@ public final class SQLiteStore: MenshenStore {
                 if kind == "access" { g.access = value } else if kind == "configuration" { g.configuration = value }
             }
             return g
+        }
+    }
+
+    /// One indexed read of the access counter on the calling thread (a single
+    /// statement is its own read transaction, so no explicit one is opened).
+    public func committedAccessGeneration() -> Int64? {
+        try? pool.unsafeRead { db in
+            try Int64.fetchOne(db.cachedStatement(sql: "SELECT generation FROM change_counters WHERE kind = 'access'"))
         }
     }
 

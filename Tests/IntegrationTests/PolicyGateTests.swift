@@ -5,6 +5,7 @@ import MenshenPolicyAdministrator
 import MenshenPolicyEngine
 import MenshenServer
 import MenshenStorage
+import MenshenStorageSQLite
 import Testing
 
 /// The enforcement point's gate, in process: session cookie → policy
@@ -73,8 +74,11 @@ struct PolicyGateTests {
                  host: String = "apps.bank.example", extraHeaders: [(String, String)] = []) async -> GateVerdict {
             var headers: [(String, String)] = [("Accept", html ? "text/html,*/*" : "application/json"), ("Accept-Language", "zh-TW")]
             if let token { headers.append(("Cookie", "theme=dark; __Host-menshen-session=\(token)")) }
-            return await gate.decide(GateRequest(method: method, path: path, rawTarget: path, query: nil, host: host, scheme: "https",
-                                                 clientAddress: "203.0.113.7", headers: headers + extraHeaders, requestID: "req-1"))
+            let request = GateRequest(method: method, path: path, rawTarget: path, query: nil, host: host, scheme: "https",
+                                      clientAddress: "203.0.113.7", headers: headers + extraHeaders, requestID: "req-1")
+            // As the proxy asks: at once when the gate can, otherwise the full way.
+            if let verdict = gate.decideImmediately(request) { return verdict }
+            return await gate.decide(request)
         }
     }
 
@@ -83,7 +87,7 @@ struct PolicyGateTests {
         return headers.first { $0.0 == "Location" }?.1
     }
 
-    static func status(_ v: GateVerdict) -> Int? {
+    static func status(_ v: GateVerdict?) -> Int? {
         if case .respond(let s, _, _) = v { return s }
         return nil
     }
@@ -166,6 +170,104 @@ struct PolicyGateTests {
         guard case .forward(_, let h) = await w.ask("/db/query", token: privileged.token) else { Issue.record("privileged allowed"); return }
         #expect(h.contains { $0 == ("X-Menshen-Roles", "dba") })
         #expect(Self.status(await w.ask("/db/query", token: token)) == 302, "the ordinary session ended when privileged work began")
+    }
+
+    /// A verdict as comparable text (status or upstreams, and every header).
+    static func describe(_ v: GateVerdict?) -> String {
+        switch v {
+        case nil: "nil"
+        case .forward(let upstreams, let headers)?: "forward \(upstreams) \(headers.map { "\($0.0)=\($0.1)" })"
+        case .respond(let status, let headers, let body)?: "respond \(status) \(headers.map { "\($0.0)=\($0.1)" }) \(body.count)"
+        }
+    }
+
+    @Test("session facts are reused only while the store vouches for them: a change by another process, expiry or the touch interval forces a read")
+    func sessionFactsReuse() async throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("menshen.sqlite").path
+        let store = try SQLiteStore(path: file)
+        let other = try SQLiteStore(path: file)   // another process on the same database (the CLI, an admin's SQL)
+        let clock = FixedClock(Date(timeIntervalSince1970: 1_795_000_000))
+        let sessions = SessionManager(store: store, clock: clock, random: SystemRandomSource())
+        let pdp = try PolicyDecisionPoint(documents: [(name: "test.cedar", text: Self.policies)])
+        let routes = RouteTable([World.app("wiki", "/"), World.app("reports", "/reports"), World.app("db-console", "/db")])
+        let state = GatewayState(GatewaySnapshot(routes: routes, decisionPoint: pdp))
+        let gate = PolicyGate(store: store, sessions: sessions, clock: clock, state: state, portalOrigin: "https://portal.bank.example",
+                              timeZone: "Asia/Taipei")
+        let uncached = PolicyGate(store: store, sessions: sessions, clock: clock, state: state, portalOrigin: "https://portal.bank.example",
+                                  timeZone: "Asia/Taipei", reuseSessionFacts: false)
+        try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
+        try await store.createRole(RoleRecord(id: "teller", displayName: "Teller", riskTier: .standard))
+        try await store.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: clock.now()))
+        try await store.addMember("amy", to: "staff")
+        try await store.assignRole("teller", to: "amy")
+
+        func request(_ path: String, _ method: String = "GET", token: String?) -> GateRequest {
+            GateRequest(method: method, path: path, rawTarget: path, query: nil, host: "apps.bank.example", scheme: "https",
+                        clientAddress: "203.0.113.7", headers: token.map { [("Cookie", "__Host-menshen-session=\($0)")] } ?? [],
+                        requestID: "req-1")
+        }
+        func forwarded(_ v: GateVerdict?) -> Bool { if case .forward? = v { true } else { false } }
+
+        let token = try await sessions.issue(SessionGrant(userID: "amy", levelOfAssurance: 1, amr: ["pwd"], aal: nil, phishingResistant: false)).token
+        #expect(uncached.decideImmediately(request("/page", token: token)) == nil, "a gate told not to reuse never answers at once for a session")
+        #expect(gate.decideImmediately(request("/page", token: token)) == nil, "nothing is remembered before the first full decision")
+        #expect(forwarded(await gate.decide(request("/page", token: token))))
+        // Remembered now: the same answers as the full way, for every kind of verdict.
+        for (path, method) in [("/page", "GET"), ("/edit", "POST"), ("/reports/q3", "GET"), ("/reports/q3", "DELETE"), ("/db/query", "GET")] {
+            let now = gate.decideImmediately(request(path, method, token: token))
+            #expect(now != nil, "\(method) \(path) is decided at once")
+            #expect(Self.describe(now) == Self.describe(await uncached.decide(request(path, method, token: token))), "\(method) \(path)")
+        }
+        // No cookie or a malformed one needs no store: answered at once (401: sign in, as these requests are not from a browser), even with nothing remembered.
+        #expect(Self.status(gate.decideImmediately(request("/page", token: nil))) == 401)
+        #expect(Self.status(gate.decideImmediately(request("/page", token: "short"))) == 401)
+
+        // Another process revokes the session: the very next request is not forwarded.
+        _ = try await other.revokeSession(idHash: SessionManager.hash(token: token), at: clock.now(), reason: "revoked elsewhere")
+        #expect(gate.decideImmediately(request("/page", token: token)) == nil, "the remembered facts are void")
+        #expect(Self.status(await gate.decide(request("/page", token: token))) == 401)
+
+        // A membership removed by another process: the next request is decided on the new groups.
+        let second = try await sessions.issue(SessionGrant(userID: "amy", levelOfAssurance: 1, amr: ["pwd"], aal: nil, phishingResistant: false)).token
+        #expect(forwarded(await gate.decide(request("/page", token: second))))
+        #expect(forwarded(gate.decideImmediately(request("/page", token: second))))
+        try await other.removeMember("amy", from: "staff")
+        #expect(gate.decideImmediately(request("/page", token: second)) == nil)
+        #expect(Self.status(await gate.decide(request("/page", token: second))) == 403)
+
+        // Disabled by another process.
+        try await other.addMember("amy", to: "staff")
+        #expect(forwarded(await gate.decide(request("/page", token: second))))
+        var amy = try #require(try await other.user("amy"))
+        amy.disabled = true
+        try await other.updateUser(amy)
+        #expect(gate.decideImmediately(request("/page", token: second)) == nil)
+        #expect(Self.status(await gate.decide(request("/page", token: second))) == 401)
+        amy.disabled = false
+        try await other.updateUser(amy)
+
+        // Time: facts are reused at most one touch interval (activity is still written back), never past the idle expiry.
+        #expect(forwarded(await gate.decide(request("/page", token: second))))
+        clock.advance(by: sessions.settings.touchInterval - 1)
+        #expect(forwarded(gate.decideImmediately(request("/page", token: second))))
+        clock.advance(by: 1)
+        #expect(gate.decideImmediately(request("/page", token: second)) == nil, "the touch interval has passed")
+        let before = try #require(try await store.session(idHash: SessionManager.hash(token: second))).lastSeenAt
+        #expect(forwarded(await gate.decide(request("/page", token: second))))
+        #expect(try #require(try await store.session(idHash: SessionManager.hash(token: second))).lastSeenAt > before, "the full path touched the session")
+        clock.advance(by: sessions.settings.idleTimeout + 1)
+        #expect(gate.decideImmediately(request("/page", token: second)) == nil)
+        #expect(Self.status(await gate.decide(request("/page", token: second))) == 401, "idle expiry")
+
+        // Nothing here is remembered against the wrong generation: a fresh session is read once, then reused.
+        let third = try await sessions.issue(SessionGrant(userID: "amy", levelOfAssurance: 1, amr: ["pwd"], aal: nil, phishingResistant: false)).token
+        #expect(gate.decideImmediately(request("/page", token: third)) == nil)
+        #expect(forwarded(await gate.decide(request("/page", token: third))))
+        #expect(forwarded(gate.decideImmediately(request("/page", token: third))))
+        try await other.close()
+        try await store.close()
     }
 
     /// The decision events in the store, parsed.

@@ -15,6 +15,24 @@ struct CoreTests {
         #expect(Base64URL.decode("a b") == nil)
     }
 
+    @Test("base64url agrees with Foundation's base64 (RFC 4648 §5 alphabet, no padding) and accepts one text per byte string")
+    func base64urlAgainstFoundation() {
+        var generator = SystemRandomNumberGenerator()
+        for n in 0..<300 {
+            let bytes = (0..<(n % 70)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let reference = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            #expect(Base64URL.encode(bytes) == reference)
+            #expect(Base64URL.decode(reference) == bytes)
+        }
+        #expect(Base64URL.decode("") == [])
+        #expect(Base64URL.decode("AA") == [0] && Base64URL.decode("AB") == nil, "unused bits must be zero")
+        #expect(Base64URL.decode("AAE") == [0, 1] && Base64URL.decode("AAF") == nil)
+        #expect(Base64URL.decode("A") == nil && Base64URL.decode("AAAAA") == nil, "no length leaves a single character")
+        #expect(Base64URL.decode("+/8") == nil && Base64URL.decode("-_8") == [0xFB, 0xFF], "only the URL-safe alphabet")
+        #expect(Base64URL.decode("QUJD\u{00E9}") == nil && Base64URL.decode("QU\nJD") == nil)
+    }
+
     @Test("random tokens are distinct and of the requested strength")
     func tokens() {
         let r = SystemRandomSource()
@@ -27,6 +45,7 @@ struct CoreTests {
     @Test("SHA-256 hex matches the FIPS 180 'abc' vector")
     func sha() {
         #expect(SecretHash.sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SecretHash.sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 
     @Test("a fixed clock stays put until advanced")

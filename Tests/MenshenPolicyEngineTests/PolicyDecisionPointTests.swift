@@ -65,6 +65,30 @@ struct PolicyDecisionPointTests {
     static let compliant = AccessRequest.Device(enrolled: true, managed: true, compliant: true, hardwareBound: true, external: false,
                                                 postureAgeSeconds: 120, maxVulnerabilitySeverity: 0)
 
+    @Test("local hour and ISO weekday agree with Foundation's Calendar across zones, offsets and DST changes")
+    func localTimeAgainstCalendar() throws {
+        var generator = SystemRandomNumberGenerator()
+        for id in ["Asia/Taipei", "UTC", "America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kathmandu",
+                   "Pacific/Chatham", "America/St_Johns", "Pacific/Kiritimati", "Pacific/Pago_Pago"] {
+            let zone = try #require(LocalTime.zone(id))
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = zone
+            for _ in 0..<400 {
+                // Whole seconds from 1901 to 2099, including before 1970.
+                let time = Date(timeIntervalSince1970: Double(Int64.random(in: -2_170_000_000...4_070_000_000, using: &generator)))
+                let parts = calendar.dateComponents([.hour, .weekday], from: time)
+                let ours = LocalTime.hourAndWeekday(time, in: zone)
+                #expect(ours.hour == parts.hour, "\(id) \(time)")
+                #expect(ours.weekday == ((parts.weekday ?? 1) + 5) % 7 + 1, "\(id) \(time)")
+            }
+        }
+        #expect(LocalTime.zone("Mars/Olympus_Mons") == nil)
+        // 2026-11-26 (a Thursday) 01:30 UTC is 09:30 in Taipei.
+        let taipei = try #require(LocalTime.zone("Asia/Taipei"))
+        let t = LocalTime.hourAndWeekday(Date(timeIntervalSince1970: 1_795_656_600), in: taipei)
+        #expect(t.hour == 9 && t.weekday == 4)
+    }
+
     @Test("a staff member with a compliant device may read the branch portal")
     func allow() throws {
         let d = try Self.pdp().decide(Self.request())

@@ -28,6 +28,19 @@ struct EventJSONTests {
         #expect(!ours.contains(" :") && !ours.contains(", "))
     }
 
+    @Test("line separators, bidirectional controls and DEL are written as escapes that decode to the same text")
+    func misleadingCharactersEscaped() throws {
+        let tricky = "/pay\u{202E}fdp.exe\u{2028}next\u{2029}\u{2066}x\u{2069}\u{200F}\u{7F}/行員 é"
+        let text = try EventJSON.encode(["path": tricky, "\u{202E}key": "v"])
+        for escape in ["\\u202e", "\\u2028", "\\u2029", "\\u2066", "\\u2069", "\\u200f", "\\u007f"] {
+            #expect(text.contains(escape), "\(escape)")
+        }
+        #expect(!text.unicodeScalars.contains { [0x202E, 0x2028, 0x2029, 0x2066, 0x2069, 0x200F, 0x7F].contains($0.value) })
+        #expect(text.contains("行員 é"), "other non-ASCII text stays as it is")
+        let back = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String])
+        #expect(back["path"] == tricky && back["\u{202E}key"] == "v", "Foundation decodes the escapes to the original text")
+    }
+
     @Test("non-finite numbers, unsupported types and runaway nesting are refused")
     func refusals() {
         #expect(throws: EventJSON.Unsupported.self) { try EventJSON.encode(["x": Double.nan]) }

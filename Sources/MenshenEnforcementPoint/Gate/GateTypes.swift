@@ -94,6 +94,15 @@ public enum GateVerdict: Sendable {
 /// timeout is treated as a deny (503).
 public protocol AccessGate: Sendable {
     func decide(_ request: GateRequest) async -> GateVerdict
+    /// Answers at once, on the event loop, when the gate can decide without
+    /// waiting (for example from cached facts it can prove are current);
+    /// nil hands the request to ``decide(_:)``. Must be quick and never block
+    /// on I/O. Not asked for re-evaluations. The default answers nil.
+    func decideImmediately(_ request: GateRequest) -> GateVerdict?
+}
+
+extension AccessGate {
+    public func decideImmediately(_ request: GateRequest) -> GateVerdict? { nil }
 }
 
 /// A gate built from a closure; handy for tests and simple deployments.

@@ -173,11 +173,16 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         shared.noteRequest(connectionID, gateRequest)
         armIdleTimer(ex)
 
-        // Ask the gate off the event loop; come back to it with the verdict.
+        let gate = shared.gate
+        // A gate that can answer without waiting does so here, on the event loop.
+        if let verdict = gate.decideImmediately(gateRequest) {
+            shared.metrics.bump(\.gateImmediate)
+            return gateDecided(ex, verdict)
+        }
+        // Otherwise ask it off the event loop and come back with the verdict.
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
         let boundExchange = NIOLoopBound(ex, eventLoop: loop)
-        let gate = shared.gate
         ex.gateTask = Task {
             let verdict = await gate.decide(gateRequest)
             loop.execute { bound.value.gateDecided(boundExchange.value, verdict) }

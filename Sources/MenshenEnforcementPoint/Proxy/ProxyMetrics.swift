@@ -10,6 +10,8 @@ public struct ProxyMetrics: Sendable, Equatable {
     public var gateForwarded = 0
     public var gateResponded = 0
     public var gateTimeouts = 0
+    /// Of all verdicts, those the gate gave at once on the event loop (``AccessGate/decideImmediately(_:)``).
+    public var gateImmediate = 0
     /// Upstream failures answered with 502/503 (connect, pool limit, closed early) and 504 (timeouts).
     public var upstreamErrors = 0
     public var upstreamTimeouts = 0

@@ -140,6 +140,12 @@ public struct SessionManager: Sendable {
 
     public static func hash(token: String) -> String { SecretHash.sha256Hex(token) }
 
+    /// The stored id of a well-formed session token (43 base64url characters of 32 bytes), nil otherwise.
+    public static func idHash(ofToken token: String) -> String? {
+        guard token.utf8.count == tokenLength, Base64URL.decode(token)?.count == 32 else { return nil }
+        return hash(token: token)
+    }
+
     /// The user's roles split by tier: (ordinary = standard and sensitive, privileged).
     public func roles(of user: UserID) async throws -> (ordinary: [String], privileged: [String]) {
         let tiers = Dictionary(try await store.listRoles().map { ($0.id, $0.riskTier) }, uniquingKeysWith: { a, _ in a })
@@ -178,8 +184,7 @@ public struct SessionManager: Sendable {
     /// token, stored, not revoked, within both lifetimes, its user enabled and
     /// (unless `purpose` is nil) of the wanted purpose. Extends the idle expiry.
     public func resolve(token: String, purpose: SessionPurpose? = .access) async throws -> ActiveSession? {
-        guard token.utf8.count == Self.tokenLength, Base64URL.decode(token)?.count == 32 else { return nil }
-        let idHash = Self.hash(token: token)
+        guard let idHash = Self.idHash(ofToken: token) else { return nil }
         let now = clock.now()
         guard let record = try await store.session(idHash: idHash), record.isActive(at: now),
               let user = try await store.user(record.userID), !user.disabled,

@@ -142,13 +142,16 @@ enum ForwardAuth {
 }
 
 extension PolicyGate {
-    func forwardAuth(_ request: GateRequest) async -> GateVerdict {
+    enum ForwardAuthCall { case answered(GateVerdict), decide(ForwardAuth.Caller, GateRequest) }
+
+    /// Who calls and what about: refusals (an untrusted caller, a malformed call) are recorded and answered here.
+    func forwardAuthCall(_ request: GateRequest) -> ForwardAuthCall {
         guard let address = request.clientAddress, forwardAuthCallers.contains(where: { $0.contains(address) }) else {
             recorder?.record(DecisionTrail(requestID: request.requestID, time: clock.now(), mode: .forwardAuth("untrusted"),
                                            method: request.method, host: request.host, path: request.path,
                                            sourceIP: request.clientAddress ?? "", outcome: .refused,
                                            detail: "caller not in the trusted forward-auth networks"))
-            return GatewayPages.problem(403, title: "Forbidden", detail: "This address may not use forward-auth.", request: request)
+            return .answered(GatewayPages.problem(403, title: "Forbidden", detail: "This address may not use forward-auth.", request: request))
         }
         switch ForwardAuth.originalRequest(request) {
         case .failure(let refusal):
@@ -156,10 +159,26 @@ extension PolicyGate {
             recorder?.record(DecisionTrail(requestID: request.requestID, time: clock.now(), mode: .forwardAuth("invalid"),
                                            method: request.method, host: request.host, path: request.path,
                                            sourceIP: address, outcome: .refused, detail: why))
-            return GatewayPages.problem(400, title: "Bad forward-auth request", detail: why, request: request)
+            return .answered(GatewayPages.problem(400, title: "Bad forward-auth request", detail: why, request: request))
         case .success(let (caller, original)):
-            let verdict = await decide(original, mode: .forwardAuth(caller.rawValue))
-            return ForwardAuth.answer(verdict, caller: caller)
+            return .decide(caller, original)
+        }
+    }
+
+    func forwardAuth(_ request: GateRequest) async -> GateVerdict {
+        switch forwardAuthCall(request) {
+        case .answered(let verdict): return verdict
+        case .decide(let caller, let original):
+            return ForwardAuth.answer(await decide(original, mode: .forwardAuth(caller.rawValue)), caller: caller)
+        }
+    }
+
+    /// ``forwardAuth(_:)`` when it can be answered without waiting (see ``PolicyGate/decideImmediately(_:)``).
+    func forwardAuthImmediately(_ request: GateRequest) -> GateVerdict? {
+        switch forwardAuthCall(request) {
+        case .answered(let verdict): return verdict
+        case .decide(let caller, let original):
+            return decideImmediately(original, mode: .forwardAuth(caller.rawValue)).map { ForwardAuth.answer($0, caller: caller) }
         }
     }
 }

@@ -10,14 +10,37 @@ import Synchronization
 /// and the longest matching path prefix on a segment boundary. Immutable.
 public struct RouteTable: Sendable {
     public let applications: [ApplicationRecord]
+    /// Lower-cased host → that host's routes, longest path prefix first (built once per snapshot).
+    private let byHost: [String: [Route]]
 
-    public init(_ applications: [ApplicationRecord] = []) { self.applications = applications }
+    /// One application as matched: its prefix without a trailing `/`, and its upstreams parsed once.
+    struct Route: Sendable {
+        let application: ApplicationRecord
+        /// Empty for a route on the whole host (`/`).
+        let prefix: String
+        let upstreams: [Upstream]
+    }
 
-    public func match(host rawHost: String, path: String) -> ApplicationRecord? {
-        let host = Self.hostOnly(rawHost)
-        return applications
-            .filter { $0.host.lowercased() == host && Self.prefix($0.pathPrefix, matches: path) }
-            .max { $0.pathPrefix.count < $1.pathPrefix.count }
+    public init(_ applications: [ApplicationRecord] = []) {
+        self.applications = applications
+        var byHost: [String: [Route]] = [:]
+        for app in applications {
+            let prefix = app.pathPrefix == "/" || app.pathPrefix.isEmpty ? ""
+                : app.pathPrefix.hasSuffix("/") ? String(app.pathPrefix.dropLast()) : app.pathPrefix
+            byHost[app.host.lowercased(), default: []].append(Route(application: app, prefix: prefix, upstreams: Self.upstreams(of: app)))
+        }
+        // Longest prefix first; for equal prefixes the first listed wins (a stable sort).
+        self.byHost = byHost.mapValues { routes in
+            routes.enumerated().sorted { ($0.element.prefix.count, -$0.offset) > ($1.element.prefix.count, -$1.offset) }.map(\.element)
+        }
+    }
+
+    public func match(host rawHost: String, path: String) -> ApplicationRecord? { route(host: rawHost, path: path)?.application }
+
+    /// The route for a request: host (port ignored, case-insensitive), then the longest path prefix on a segment boundary.
+    func route(host rawHost: String, path: String) -> Route? {
+        guard path.utf8.first == UInt8(ascii: "/"), let routes = byHost[Self.hostOnly(rawHost)] else { return nil }
+        return routes.first { Self.prefix($0.prefix, matches: path) }
     }
 
     static func hostOnly(_ header: String) -> String {
@@ -26,10 +49,13 @@ public struct RouteTable: Sendable {
         return String(h.prefix { $0 != ":" })
     }
 
+    /// `prefix` (without a trailing `/`; empty for the whole host) matches `path` on a segment boundary.
     static func prefix(_ prefix: String, matches path: String) -> Bool {
-        if prefix == "/" || prefix.isEmpty { return path.hasPrefix("/") }
-        let p = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
-        return path == p || path.hasPrefix(p + "/")
+        if prefix.isEmpty { return path.utf8.first == UInt8(ascii: "/") }
+        // Bytes, not Unicode canonical equivalence: the upstream receives exactly these bytes.
+        guard path.utf8.starts(with: prefix.utf8) else { return false }
+        let rest = path.utf8.dropFirst(prefix.utf8.count)
+        return rest.isEmpty || rest.first == UInt8(ascii: "/")
     }
 
     /// The upstreams of an application, in fail-over order (the request path is forwarded unchanged).

@@ -106,13 +106,31 @@ public final class IdentityAssertionSigner: Sendable {
         return Array(data)
     }
 
+    private static func cacheKey(application: String, sessionHash: String, groups: [String], roles: [String], loa: Int,
+                                 amr: [String]) -> CacheKey {
+        CacheKey(session: sessionHash, application: application,
+                 identity: "\(groups.joined(separator: ","))|\(roles.joined(separator: ","))|\(loa)|\(amr.joined(separator: " "))")
+    }
+
+    private func cached(_ key: CacheKey, now: Date) -> String? {
+        guard let hit = cache.withLock({ $0[key] }), hit.expires.timeIntervalSince(now) > Self.lifetime / 2 else { return nil }
+        return hit.token
+    }
+
+    /// The cached assertion for exactly these claims while it has more than half its lifetime
+    /// left, without signing; nil when a new one must be signed (``assertion(user:application:sessionHash:groups:roles:loa:amr:)``).
+    public func cachedAssertion(application: String, sessionHash: String, groups: [String], roles: [String], loa: Int,
+                                amr: [String]) -> String? {
+        cached(Self.cacheKey(application: application, sessionHash: sessionHash, groups: groups, roles: roles, loa: loa, amr: amr),
+               now: clock.now())
+    }
+
     /// An assertion for one user and application (cached while fresh).
     public func assertion(user: String, application: String, sessionHash: String, groups: [String], roles: [String], loa: Int,
                           amr: [String]) async throws -> String {
         let now = clock.now()
-        let key = CacheKey(session: sessionHash, application: application,
-                           identity: "\(groups.joined(separator: ","))|\(roles.joined(separator: ","))|\(loa)|\(amr.joined(separator: " "))")
-        if let hit = cache.withLock({ $0[key] }), hit.expires.timeIntervalSince(now) > Self.lifetime / 2 { return hit.token }
+        let key = Self.cacheKey(application: application, sessionHash: sessionHash, groups: groups, roles: roles, loa: loa, amr: amr)
+        if let hit = cached(key, now: now) { return hit }
         let claims = Claims(iss: IssuerClaim(value: issuer), sub: SubjectClaim(value: user), aud: AudienceClaim(value: [application]),
                             iat: IssuedAtClaim(value: now), nbf: NotBeforeClaim(value: now.addingTimeInterval(-5)),
                             exp: ExpirationClaim(value: now.addingTimeInterval(Self.lifetime)),

@@ -29,14 +29,23 @@ public struct PolicyGate: AccessGate {
     public let recorder: (any DecisionRecorder)?
     /// Signs the identity assertion for upstreams; nil sends none.
     public let assertions: IdentityAssertionSigner?
+    /// Session facts reused while the store vouches for them; nil (PostgreSQL, or turned off) reads
+    /// the store on every request.
+    let factsCache: SessionFactsCache?
 
+    /// - Parameter reuseSessionFacts: remember what was read about a session while the store's
+    ///   committed access generation says it is unchanged (``SessionFactsCache``); only stores
+    ///   that can say so cheaply (``CommittedAccessGeneration``: SQLite, memory) do.
     public init(store: any MenshenStore, sessions: SessionManager, clock: any WallClock, state: GatewayState,
                 portalOrigin: String, timeZone: String, forwardAuthCallers: [CIDR] = CIDR.loopback,
-                recorder: (any DecisionRecorder)? = nil, assertions: IdentityAssertionSigner? = nil) {
+                recorder: (any DecisionRecorder)? = nil, assertions: IdentityAssertionSigner? = nil, reuseSessionFacts: Bool = true) {
         self.store = store; self.sessions = sessions; self.clock = clock; self.state = state
         self.portalOrigin = portalOrigin; self.timeZone = timeZone; self.forwardAuthCallers = forwardAuthCallers
         self.recorder = recorder
         self.assertions = assertions
+        self.factsCache = reuseSessionFacts ? (store as? any CommittedAccessGeneration).map {
+            SessionFactsCache(source: $0, maxAge: sessions.settings.touchInterval)
+        } : nil
     }
 
     /// The enforcement point's own error answers (upstream down or slow, gate unavailable, bad
@@ -68,6 +77,43 @@ public struct PolicyGate: AccessGate {
         return await decide(request, mode: request.isReevaluation ? .reevaluation : .proxy)
     }
 
+    /// Decides at once, on the event loop, what needs no store read: requests with no route or no
+    /// valid session cookie, and sessions whose facts ``SessionFactsCache`` still vouches for (their
+    /// identity assertion already signed). Everything else (nil) goes to ``decide(_:)``. Records the
+    /// decision exactly like the regular path.
+    public func decideImmediately(_ request: GateRequest) -> GateVerdict? {
+        guard !request.isReevaluation, factsCache != nil else { return nil }
+        if request.path.hasPrefix(ForwardAuth.pathPrefix) || request.rawTarget.hasPrefix(ForwardAuth.pathPrefix) {
+            return forwardAuthImmediately(request)
+        }
+        guard request.path != Self.jwksPath else { return nil }
+        return decideImmediately(request, mode: .proxy)
+    }
+
+    func decideImmediately(_ request: GateRequest, mode: DecisionMode) -> GateVerdict? {
+        var trail = DecisionTrail(requestID: request.requestID, time: clock.now(), mode: mode, method: request.method,
+                                  host: request.host, path: request.path, sourceIP: request.clientAddress ?? "")
+        let verdict: GateVerdict
+        switch target(of: request, trail: &trail) {
+        case .answered(let answer):
+            verdict = answer
+        case .session(let t):
+            guard let cache = factsCache, let facts = cache.facts(idHash: t.idHash, now: trail.time) else { return nil }
+            let (access, decision) = decide(request, target: t, facts: facts, now: trail.time)
+            var assertion: String?
+            if decision.effect == .allow, let assertions {
+                guard let cached = assertions.cachedAssertion(
+                    application: t.route.application.id.rawValue, sessionHash: facts.session.record.idHash, groups: facts.groups,
+                    roles: facts.session.attributes.activeRoles, loa: facts.session.record.levelOfAssurance, amr: facts.session.record.amr)
+                else { return nil }
+                assertion = cached
+            }
+            verdict = answer(request, target: t, facts: facts, access: access, decision: decision, assertion: assertion, trail: &trail)
+        }
+        recorder?.record(trail)
+        return verdict
+    }
+
     /// Decides one request and records the decision.
     func decide(_ request: GateRequest, mode: DecisionMode) async -> GateVerdict {
         var trail = DecisionTrail(requestID: request.requestID, time: clock.now(), mode: mode, method: request.method,
@@ -82,44 +128,90 @@ public struct PolicyGate: AccessGate {
         return verdict
     }
 
-    func evaluate(_ request: GateRequest, trail: inout DecisionTrail) async throws -> GateVerdict {
+    /// A request whose application and session cookie are known.
+    struct Target: Sendable {
+        let snapshot: GatewaySnapshot
+        let route: RouteTable.Route
+        let token: String
+        let idHash: String
+        /// The URL the client asked for (where sign-in and step-up return to).
+        let original: String
+    }
+
+    enum Targeted { case answered(GateVerdict), session(Target) }
+
+    /// Route and session cookie: everything that is decided before the store is asked.
+    func target(of request: GateRequest, trail: inout DecisionTrail) -> Targeted {
         let snapshot = state.snapshot
         trail.policyGeneration = snapshot.generation
-        guard let app = snapshot.routes.match(host: request.host, path: request.path),
-              case let upstreams = RouteTable.upstreams(of: app), !upstreams.isEmpty
-        else {
+        guard let route = snapshot.routes.route(host: request.host, path: request.path), !route.upstreams.isEmpty else {
             trail.outcome = .noRoute
-            return GatewayPages.deny(request, reason: .noSuchApplication, portalOrigin: portalOrigin, status: 404)
+            return .answered(GatewayPages.deny(request, reason: .noSuchApplication, portalOrigin: portalOrigin, status: 404))
         }
-        trail.application = app.id.rawValue
+        trail.application = route.application.id.rawValue
         let original = "\(request.scheme)://\(request.host)\(request.rawTarget)"
-        guard let token = Self.cookie(PortalCookies.session, in: request),
-              let session = try await sessions.resolve(token: token)
-        else {
+        guard let token = Self.cookie(PortalCookies.session, in: request), let idHash = SessionManager.idHash(ofToken: token) else {
             trail.outcome = .signIn
-            return GatewayPages.signIn(request, returnURL: original, portalOrigin: portalOrigin)
+            return .answered(GatewayPages.signIn(request, returnURL: original, portalOrigin: portalOrigin))
         }
-        trail.user = session.user.id.rawValue
-        trail.sessionHash = session.record.idHash
+        return .session(Target(snapshot: snapshot, route: route, token: token, idHash: idHash, original: original))
+    }
 
-        let now = clock.now()
+    func evaluate(_ request: GateRequest, trail: inout DecisionTrail) async throws -> GateVerdict {
+        let t: Target
+        switch target(of: request, trail: &trail) {
+        case .answered(let verdict): return verdict
+        case .session(let target): t = target
+        }
+        // Read the access generation before the facts, so a change made meanwhile voids what is remembered.
+        let generation = factsCache?.generationNow()
+        guard let session = try await sessions.resolve(token: t.token) else {
+            trail.outcome = .signIn
+            return GatewayPages.signIn(request, returnURL: t.original, portalOrigin: portalOrigin)
+        }
         // Role tiers are read only when the session has active roles (most requests have none to look up).
         let tiers = session.attributes.activeRoles.isEmpty ? [:]
             : Dictionary(try await store.listRoles().map { ($0.id.rawValue, $0.riskTier.rawValue) }, uniquingKeysWith: { a, _ in a })
         let groups = try await store.groups(of: session.user.id).map(\.rawValue)
-        let roles = Dictionary(session.attributes.activeRoles.map { ($0, tiers[$0] ?? "standard") }, uniquingKeysWith: { a, _ in a })
+        let facts = SessionFactsCache.Facts(
+            session: session, groups: groups,
+            roleTiers: Dictionary(session.attributes.activeRoles.map { ($0, tiers[$0] ?? "standard") }, uniquingKeysWith: { a, _ in a }))
+        if let generation, let factsCache { factsCache.remember(facts, idHash: t.idHash, generation: generation, now: clock.now()) }
+
+        let (access, decision) = decide(request, target: t, facts: facts, now: trail.time)
+        var assertion: String?
+        if decision.effect == .allow, let assertions {
+            assertion = try await assertions.assertion(
+                user: session.user.id.rawValue, application: t.route.application.id.rawValue, sessionHash: session.record.idHash,
+                groups: groups, roles: session.attributes.activeRoles, loa: session.record.levelOfAssurance, amr: session.record.amr)
+        }
+        return answer(request, target: t, facts: facts, access: access, decision: decision, assertion: assertion, trail: &trail)
+    }
+
+    /// The access request built from the session's facts and the request, and what the decision point says.
+    func decide(_ request: GateRequest, target t: Target, facts: SessionFactsCache.Facts, now: Date) -> (AccessRequest, AccessDecision) {
+        let session = facts.session
+        let app = t.route.application
         let access = AccessRequest(
             principal: .init(id: session.user.id.rawValue, kind: session.user.kind.rawValue, disabled: session.user.disabled,
-                             groups: groups, roles: roles),
+                             groups: facts.groups, roles: facts.roleTiers),
             session: .init(levelOfAssurance: session.record.levelOfAssurance, amr: session.record.amr,
                            factorAgeSeconds: max(0, Int(session.authenticationAge(at: now))),
                            ageSeconds: max(0, Int(now.timeIntervalSince(session.record.createdAt)))),
             device: nil,
             context: .init(time: now, timeZone: timeZone, sourceIP: request.clientAddress ?? "",
-                           networkZone: snapshot.zone(of: request.clientAddress ?? ""),
+                           networkZone: t.snapshot.zone(of: request.clientAddress ?? ""),
                            method: request.method, path: request.path),
             resource: .init(applicationID: app.id.rawValue, classification: app.classification, scenario: app.scenario ?? ""))
-        let decision = snapshot.decisionPoint.decide(access)
+        return (access, t.snapshot.decisionPoint.decide(access))
+    }
+
+    /// The verdict for a decision: forward with the identity headers, a step-up or sign-in redirect, or a deny page.
+    func answer(_ request: GateRequest, target t: Target, facts: SessionFactsCache.Facts, access: AccessRequest,
+                decision: AccessDecision, assertion: String?, trail: inout DecisionTrail) -> GateVerdict {
+        let session = facts.session
+        trail.user = session.user.id.rawValue
+        trail.sessionHash = session.record.idHash
         trail.access = access
         trail.decision = decision
         switch decision.effect {
@@ -132,17 +224,13 @@ public struct PolicyGate: AccessGate {
             trail.outcome = .allow
             var headers = [
                 (Self.userHeader, session.user.id.rawValue),
-                (Self.groupsHeader, groups.joined(separator: ",")),
+                (Self.groupsHeader, facts.groups.joined(separator: ",")),
                 (Self.rolesHeader, session.attributes.activeRoles.joined(separator: ",")),
                 (Self.loaHeader, String(session.record.levelOfAssurance)),
                 (Self.amrHeader, session.record.amr.joined(separator: " ")),
             ]
-            if let assertions {
-                headers.append((IdentityAssertionSigner.header, try await assertions.assertion(
-                    user: session.user.id.rawValue, application: app.id.rawValue, sessionHash: session.record.idHash, groups: groups,
-                    roles: session.attributes.activeRoles, loa: session.record.levelOfAssurance, amr: session.record.amr)))
-            }
-            return .forward(upstreams: upstreams, addHeaders: headers)
+            if let assertion { headers.append((IdentityAssertionSigner.header, assertion)) }
+            return .forward(upstreams: t.route.upstreams, addHeaders: headers)
         case .stepUp:
             var loa = session.record.levelOfAssurance, maxAge: Int?
             for case .stepUp(let l, let a) in decision.obligations {
@@ -150,7 +238,7 @@ public struct PolicyGate: AccessGate {
                 if let a { maxAge = min(maxAge ?? a, a) }
             }
             trail.outcome = .stepUp
-            return GatewayPages.stepUp(request, loa: loa, maxAge: maxAge, returnURL: original, portalOrigin: portalOrigin)
+            return GatewayPages.stepUp(request, loa: loa, maxAge: maxAge, returnURL: t.original, portalOrigin: portalOrigin)
         case .deny:
             trail.outcome = .deny
             trail.detail = decision.reasons.map(\.rawValue).joined(separator: ",")

@@ -44,12 +44,16 @@ enum PortalCookies {
 
     /// A cookie's value from `Cookie` header values (first match); nil when absent or over 256 bytes.
     static func value(_ name: String, inHeaders headers: [String]) -> String? {
+        let wanted = Array(name.utf8) + [UInt8(ascii: "=")]
         for header in headers {
-            for part in header.split(separator: ";") {
-                let pair = part.trimmingCharacters(in: .whitespaces)
-                guard pair.hasPrefix(name + "=") else { continue }
-                let v = String(pair.dropFirst(name.count + 1))
-                return v.utf8.count <= 256 ? v : nil
+            // Pairs separated by `;`, each with optional spaces or tabs around it (RFC 6265 §5.4), read as bytes.
+            for part in header.utf8.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: true) {
+                var pair = part[...]
+                while let first = pair.first, first == 0x20 || first == 0x09 { pair = pair.dropFirst() }
+                while let last = pair.last, last == 0x20 || last == 0x09 { pair = pair.dropLast() }
+                guard pair.starts(with: wanted) else { continue }
+                let v = pair.dropFirst(wanted.count)
+                return v.count <= 256 ? String(decoding: v, as: UTF8.self) : nil
             }
         }
         return nil
