@@ -1,5 +1,6 @@
 import Foundation
 import MenshenCore
+import MenshenPolicyAdministrator
 import MenshenStorage
 
 /// The demo organisation `menshen demo` seeds into an empty store: a few
@@ -142,9 +143,8 @@ public enum DemoOrganisation {
         let now = clock.now()
         try await store.createEnrolmentToken(EnrolmentTokenRecord(tokenHash: SecretHash.sha256Hex(token), userID: user,
                                                                   purpose: "enrol", createdAt: now, expiresAt: now.addingTimeInterval(validFor)))
-        let payload = #"{"class_uid":3001,"activity_id":99,"activity_name":"Enrolment link issued","user":{"uid":"\#(user.rawValue)"}}"#
-        _ = try await store.appendEvents([NewEvent(id: random.uuid(), time: now, classUID: 3001, severityID: 1, userID: user,
-                                                   payloadJSON: payload)], hasher: EventChain.hasher)
+        try await IdentityEvents(store: store, clock: clock, random: random)
+            .accountChange(.other, user: user, actor: "menshen", detail: "Enrolment link issued")
         return token
     }
 }

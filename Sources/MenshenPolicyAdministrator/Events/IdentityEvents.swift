@@ -6,7 +6,7 @@ import MenshenStorage
 ///
 /// Authentication (3002): activity 1 Logon, 2 Logoff, 99 Other (step-up);
 /// Account Change (3001): 1 Create, 2 Enable, 3 Password Change, 5 Disable,
-/// 10 MFA Factor Enable, 11 MFA Factor Disable. Every event carries `user`,
+/// 10 MFA Factor Enable, 11 MFA Factor Disable, 99 Other. Every event carries `user`,
 /// `service` (Menshen), `metadata.product` and `metadata.version`; sign-ins
 /// add `status_id`, `status_detail`, `is_mfa`, `auth_factors`, `src_endpoint`
 /// and the session uid (the hash prefix, never the id itself).
@@ -17,6 +17,8 @@ public struct IdentityEvents: Sendable {
     public enum AuthenticationActivity: Int, Sendable { case logon = 1, logoff = 2, other = 99 }
     public enum AccountChange: Int, Sendable {
         case create = 1, enable = 2, passwordChange = 3, disable = 5, mfaFactorEnable = 10, mfaFactorDisable = 11
+        /// Another account event (e.g. an enrolment link issued); `detail` becomes `activity_name`.
+        case other = 99
     }
 
     let store: any EventStore
@@ -37,7 +39,8 @@ public struct IdentityEvents: Sendable {
         event["status_detail"] = detail
         event["user"] = userObject(user, name: userName)
         event["is_mfa"] = Set(factors).count >= 2 || factors.contains("mfa")
-        if !factors.isEmpty { event["auth_factors"] = factors.map { ["factor_type": $0] } }
+        let proven = factors.filter { $0 != "mfa" }   // `mfa` says several factors were used; it is not one
+        if !proven.isEmpty { event["auth_factors"] = proven.map { ["factor_type_id": Self.factorTypeID(amr: $0), "factor_type": $0] } }
         if let source, !source.isEmpty { event["src_endpoint"] = ["ip": source] }
         if let sessionHash { event["session"] = ["uid": String(sessionHash.prefix(16))] }
         if idp != "local" { event["auth_protocol_id"] = 4; event["auth_protocol"] = "OpenID" }
@@ -48,9 +51,27 @@ public struct IdentityEvents: Sendable {
         try await append(event, user: user, severity: success ? 1 : 3)
     }
 
+    /// OCSF `auth_factor.factor_type_id` for an RFC 8176 `amr` value: 1 SMS, 2 Security Question,
+    /// 3 Phone Call, 4 Biometric, 6 Hardware Token, 7 OTP, 10 WebAuthn, 11 Password, 99 Other.
+    public static func factorTypeID(amr: String) -> Int {
+        switch amr {
+        case "pwd": 11
+        case "otp": 7
+        case "hwk", "swk": 10          // passkeys: WebAuthn with a hardware- or software-held key
+        case "sc": 6
+        case "sms": 1
+        case "tel": 3
+        case "kba": 2
+        case "face", "fpt", "iris", "retina", "vbm": 4
+        default: 99                    // user, pin, pop, rba, wia, mca, geo, …
+        }
+    }
+
     /// An account or factor change.
     public func accountChange(_ change: AccountChange, user: UserID, actor: String, detail: String) async throws {
         var event = base(classUID: 3001, activity: change.rawValue, severity: 1)
+        event["service"] = nil   // Account Change has no `service` attribute
+        if change == .other { event["activity_name"] = String(detail.prefix(128)) }
         event["user"] = userObject(user, name: user.rawValue)
         event["actor"] = ["user": ["name": actor]]
         event["status_id"] = 1

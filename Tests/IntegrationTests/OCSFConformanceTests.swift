@@ -1,0 +1,121 @@
+import Foundation
+import MenshenCore
+import MenshenEnforcementPoint
+import MenshenPolicyAdministrator
+import MenshenServer
+import MenshenStorage
+import Testing
+
+/// Every kind of event Menshen writes, produced by the code that writes it
+/// (identity events, enrolment links, the gateway's decision audit and its
+/// alerts), validated offline against the OCSF 1.8.0 JSON Schema by PyPI
+/// `ocsf-json-schema` + `jsonschema` (`scripts/ocsf-validate.py`), plus the
+/// checks that schema leaves out (`type_uid` arithmetic, category, version).
+@Suite("OCSF 1.8.0 conformance of the events Menshen writes")
+struct OCSFConformanceTests {
+    struct Report: Decodable {
+        struct Failure: Decodable { let line: Int; let class_uid: Int?; let errors: [String] }
+        let checked: Int
+        let classes: [String: Int]
+        let failures: [Failure]
+    }
+
+    /// Runs the validator over JSON Lines; nil (with an issue recorded under CI) when the test virtualenv is missing.
+    static func validate(_ lines: [String]) async throws -> (status: Int32, report: Report)? {
+        let python = Harness.packageRoot.appendingPathComponent(".venv-test/bin/python").path
+        let script = Harness.packageRoot.appendingPathComponent("scripts/ocsf-validate.py").path
+        let ready = FileManager.default.isExecutableFile(atPath: python)
+            ? try await Harness.offPool { () -> Bool in
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: python)
+                p.arguments = ["-c", "import ocsf_json_schema, jsonschema"]
+                p.standardError = FileHandle.nullDevice
+                try p.run()
+                p.waitUntilExit()
+                return p.terminationStatus == 0
+            } : false
+        guard ready else {
+            Issue.record("the OCSF validator needs .venv-test with ocsf-json-schema and jsonschema (scripts/test installs them)")
+            return nil
+        }
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("events.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        let (status, output) = try await Harness.offPool { () -> (Int32, Data) in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: python)
+            p.arguments = [script, file.path]
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, data)
+        }
+        return (status, try JSONDecoder().decode(Report.self, from: output))
+    }
+
+    @Test("every event type Menshen writes validates against OCSF 1.8.0 (3001, 3002, 6001, 2004)")
+    func everyEventValidates() async throws {
+        let w = try await PolicyGateTests.World()
+        // Identity: every authentication activity, succeeded and failed, local and federated; every account change.
+        let identity = IdentityEvents(store: w.store, clock: w.clock, random: SystemRandomSource())
+        for activity in [IdentityEvents.AuthenticationActivity.logon, .logoff, .other] {
+            try await identity.authentication(activity, user: "amy", userName: "amy", success: true, detail: "passkey",
+                                              source: "203.0.113.7", factors: ["hwk", "user", "mfa", "pwd", "otp"], loa: 3, sessionHash: String(repeating: "ab", count: 32))
+            try await identity.authentication(activity, user: nil, userName: "nobody@example", success: false, detail: "unknown user or wrong password",
+                                              source: "2001:db8::7", idp: "corp-idp")
+        }
+        for change in [IdentityEvents.AccountChange.create, .enable, .passwordChange, .disable, .mfaFactorEnable, .mfaFactorDisable, .other] {
+            try await identity.accountChange(change, user: "amy", actor: "admin", detail: "change \(change.rawValue)")
+        }
+        _ = try await DemoOrganisation.issueEnrolmentToken(for: "amy", store: w.store, clock: w.clock, random: SystemRandomSource())
+
+        // Decisions through the real gate: allow, allow with an @alert finding, read-only deny, step-up, sign-in, no route,
+        // a forward-auth call from an untrusted address and a malformed one.
+        let token = try await w.session(loa: 1)
+        _ = await w.ask("/page", token: token)
+        _ = await w.ask("/payments/batch/7", token: token)
+        _ = await w.ask("/reports/q3", method: "DELETE", token: token)
+        _ = await w.ask("/edit", method: "POST", token: token)
+        _ = await w.ask("/page")
+        _ = await w.ask("/page", host: "elsewhere.example")
+        _ = await w.gate.decide(GateRequest(method: "GET", path: "/.menshen/auth/nginx", rawTarget: "/.menshen/auth/nginx", query: nil,
+                                            host: "gw", scheme: "http", clientAddress: "198.51.100.9", headers: [], requestID: "fa-1"))
+        _ = await w.gate.decide(GateRequest(method: "GET", path: "/.menshen/auth/nginx", rawTarget: "/.menshen/auth/nginx", query: nil,
+                                            host: "gw", scheme: "http", clientAddress: "127.0.0.1", headers: [], requestID: "fa-2"))
+        await w.decisions.flush()
+
+        let events = try await w.store.events(after: 0, limit: 10_000)
+        guard let (status, report) = try await Self.validate(events.map(\.event.payloadJSON)) else { return }
+        for failure in report.failures {
+            Issue.record("event \(failure.line) (class \(failure.class_uid.map(String.init) ?? "?")): \(failure.errors.joined(separator: "; "))")
+        }
+        #expect(status == 0)
+        #expect(report.checked == events.count)
+        for uid in ["3001", "3002", "6001", "2004"] {
+            #expect((report.classes[uid] ?? 0) > 0, "class \(uid) was produced and checked")
+        }
+    }
+
+    @Test("the validator is not vacuous: each broken event is refused")
+    func brokenEventsRefused() async throws {
+        let good = #"{"class_uid":3001,"category_uid":3,"activity_id":1,"type_uid":300101,"severity_id":1,"time":1795000000000,"metadata":{"version":"1.8.0","product":{"name":"Menshen"}},"user":{"uid":"amy"}}"#
+        let broken = [
+            good.replacingOccurrences(of: #""type_uid":300101"#, with: #""type_uid":300102"#),          // arithmetic
+            good.replacingOccurrences(of: #","product":{"name":"Menshen"}"#, with: ""),                 // metadata.product required
+            good.replacingOccurrences(of: #""severity_id":1"#, with: #""severity_id":42"#),             // not an enum value
+            good.replacingOccurrences(of: #""version":"1.8.0""#, with: #""version":"1.1.0""#),         // another schema version
+            good.replacingOccurrences(of: #""category_uid":3"#, with: #""category_uid":2"#),            // category of another class
+            good.replacingOccurrences(of: #""class_uid":3001"#, with: #""class_uid":3999"#),            // no such class
+            #"{"class_uid":3001,"activity_id":99,"activity_name":"Enrolment link issued","user":{"uid":"amy"}}"#,   // the shape the demo once wrote
+            "not json",
+        ]
+        guard let (okStatus, okReport) = try await Self.validate([good]) else { return }
+        #expect(okStatus == 0 && okReport.failures.isEmpty, "the well-formed event passes: \(okReport.failures.map(\.errors))")
+        guard let (status, report) = try await Self.validate(broken) else { return }
+        #expect(status == 1)
+        #expect(Set(report.failures.map(\.line)) == Set(1...broken.count), "every broken line is reported: \(report.failures.map(\.line))")
+    }
+}
