@@ -28,6 +28,8 @@ public struct GroupID: MenshenIdentifier { public let rawValue: String; public i
 public struct RoleID: MenshenIdentifier { public let rawValue: String; public init(_ rawValue: String) { self.rawValue = rawValue } }
 /// A protected application (a route of the enforcement point).
 public struct ApplicationID: MenshenIdentifier { public let rawValue: String; public init(_ rawValue: String) { self.rawValue = rawValue } }
+/// An enrolled device (a laptop, a phone, a vendor's workstation).
+public struct DeviceID: MenshenIdentifier { public let rawValue: String; public init(_ rawValue: String) { self.rawValue = rawValue } }
 /// A named Cedar policy document.
 public struct PolicyID: MenshenIdentifier { public let rawValue: String; public init(_ rawValue: String) { self.rawValue = rawValue } }
 

@@ -17,6 +17,8 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     private var tokens: [String: EnrolmentTokenRecord] = [:]
     private var credentialsByID: [String: CredentialRecord] = [:]
     private var flowStates: [String: FlowStateRecord] = [:]
+    private var devicesByID: [DeviceID: DeviceRecord] = [:]
+    private var deviceCertificatesBySerial: [String: DeviceCertificateRecord] = [:]
     private var closed = false
     private var generations = ChangeGenerations(access: 0, configuration: 0)
     /// ``generations``' access counter, readable without awaiting the actor.
@@ -28,7 +30,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 5 }
+    public func schemaVersion() async throws -> Int { 6 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 
@@ -292,6 +294,67 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
         let doomed = credentialsByID.values.filter { $0.userID == user && kinds.contains($0.kind) }.map(\.id)
         for id in doomed { credentialsByID[id] = nil }
         return doomed.count
+    }
+
+    // MARK: Devices
+
+    public func createDevice(_ d: DeviceRecord) async throws {
+        try open()
+        if let owner = d.ownerID, users[owner] == nil { throw StoreError(.notFound, "no user \(owner)") }
+        guard devicesByID[d.id] == nil else { throw StoreError(.conflict, "device \(d.id) exists") }
+        devicesByID[d.id] = d
+    }
+
+    public func device(_ id: DeviceID) async throws -> DeviceRecord? { try open(); return devicesByID[id] }
+
+    public func listDevices() async throws -> [DeviceRecord] { try open(); return devicesByID.values.sorted { $0.id < $1.id } }
+
+    public func updateDevice(_ d: DeviceRecord, expectedVersion: Int) async throws -> Bool {
+        try open()
+        guard let stored = devicesByID[d.id], stored.version == expectedVersion else { return false }
+        if let owner = d.ownerID, users[owner] == nil { throw StoreError(.notFound, "no user \(owner)") }
+        var updated = d
+        updated.version = expectedVersion + 1
+        devicesByID[d.id] = updated
+        changed(.access)
+        return true
+    }
+
+    public func addDeviceCertificate(_ c: DeviceCertificateRecord) async throws {
+        try open()
+        guard devicesByID[c.deviceID] != nil else { throw StoreError(.notFound, "no device \(c.deviceID)") }
+        guard deviceCertificatesBySerial[c.serial] == nil else { throw StoreError(.conflict, "certificate \(c.serial) exists") }
+        deviceCertificatesBySerial[c.serial] = c
+    }
+
+    public func deviceCertificate(serial: String) async throws -> DeviceCertificateRecord? {
+        try open()
+        return deviceCertificatesBySerial[serial]
+    }
+
+    public func deviceCertificates(of device: DeviceID) async throws -> [DeviceCertificateRecord] {
+        try open()
+        return deviceCertificatesBySerial.values.filter { $0.deviceID == device }.sorted { ($0.notBefore, $0.serial) < ($1.notBefore, $1.serial) }
+    }
+
+    public func revokeDeviceCertificate(serial: String, at: Date, reason: String) async throws -> Bool {
+        try open()
+        guard var c = deviceCertificatesBySerial[serial], c.revokedAt == nil else { return false }
+        c.revokedAt = at; c.revokedReason = reason
+        deviceCertificatesBySerial[serial] = c
+        changed(.access)
+        return true
+    }
+
+    public func revokeDeviceCertificates(of device: DeviceID, at: Date, reason: String) async throws -> Int {
+        try open()
+        let serials = deviceCertificatesBySerial.values.filter { $0.deviceID == device && $0.revokedAt == nil }.map(\.serial)
+        for serial in serials {
+            deviceCertificatesBySerial[serial]?.revokedAt = at
+            deviceCertificatesBySerial[serial]?.revokedReason = reason
+        }
+        if !serials.isEmpty { changed(.access) }
+        return serials.count
     }
 
     // MARK: Flow state

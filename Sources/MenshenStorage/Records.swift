@@ -224,3 +224,75 @@ public struct FlowStateRecord: Sendable, Equatable {
         self.createdAt = createdAt; self.expiresAt = expiresAt
     }
 }
+
+/// Who manages a device (principles 2.1, 2.3): the institution, the user (BYOD) or a vendor.
+public enum DeviceClass: String, Sendable, Codable, CaseIterable {
+    case managed, byod, vendor
+}
+
+/// Where a device stands. Only an active device can be compliant; a
+/// quarantined one reaches at most the remediation page; a retired one never
+/// comes back (its certificates are revoked).
+public enum DeviceState: String, Sendable, Codable, CaseIterable {
+    case active, quarantined, retired
+}
+
+/// An enrolled device and what is known of its posture (principle 2.1 inventory,
+/// 2.2 compliance, 2.4 attributes in every decision).
+public struct DeviceRecord: Sendable, Equatable {
+    public var id: DeviceID
+    /// The user it was enrolled for; nil for a shared device.
+    public var ownerID: UserID?
+    public var displayName: String
+    public var deviceClass: DeviceClass
+    /// `linux`, `windows`, `macos`, …
+    public var platform: String
+    /// True when the device key is held in hardware (a TPM) and cannot be exported.
+    public var hardwareBound: Bool
+    public var state: DeviceState
+    /// The latest compliance result; false until a verified posture says otherwise.
+    public var compliant: Bool
+    /// Machine-readable reasons of a non-compliant result (empty when compliant).
+    public var complianceReasons: [String]
+    /// The latest verified posture report, as JSON text (bounded by the caller).
+    public var postureJSON: String?
+    public var lastPostureAt: Date?
+    /// The highest severity among open vulnerability findings: 0 none … 4 critical.
+    public var maxVulnerabilitySeverity: Int
+    /// Starts at 1; every successful update adds 1 (compare-and-set).
+    public var version: Int
+    public var enrolledAt: Date
+    public var updatedAt: Date
+
+    public init(id: DeviceID, ownerID: UserID?, displayName: String, deviceClass: DeviceClass, platform: String,
+                hardwareBound: Bool, state: DeviceState = .active, compliant: Bool = false, complianceReasons: [String] = ["no_posture"],
+                postureJSON: String? = nil, lastPostureAt: Date? = nil, maxVulnerabilitySeverity: Int = 0, version: Int = 1,
+                enrolledAt: Date, updatedAt: Date? = nil) {
+        self.id = id; self.ownerID = ownerID; self.displayName = displayName; self.deviceClass = deviceClass
+        self.platform = platform; self.hardwareBound = hardwareBound; self.state = state; self.compliant = compliant
+        self.complianceReasons = complianceReasons; self.postureJSON = postureJSON; self.lastPostureAt = lastPostureAt
+        self.maxVulnerabilitySeverity = maxVulnerabilitySeverity; self.version = version
+        self.enrolledAt = enrolledAt; self.updatedAt = updatedAt ?? enrolledAt
+    }
+}
+
+/// A certificate the device CA issued to a device.
+public struct DeviceCertificateRecord: Sendable, Equatable {
+    /// The serial number, lower-case hex.
+    public var serial: String
+    public var deviceID: DeviceID
+    /// SHA-256 of the certificate's DER, lower-case hex.
+    public var fingerprint: String
+    /// SHA-256 of the subject public key info (the same for a renewal of the same key).
+    public var publicKeyFingerprint: String
+    public var notBefore: Date
+    public var notAfter: Date
+    public var revokedAt: Date?
+    public var revokedReason: String?
+
+    public init(serial: String, deviceID: DeviceID, fingerprint: String, publicKeyFingerprint: String, notBefore: Date, notAfter: Date,
+                revokedAt: Date? = nil, revokedReason: String? = nil) {
+        self.serial = serial; self.deviceID = deviceID; self.fingerprint = fingerprint; self.publicKeyFingerprint = publicKeyFingerprint
+        self.notBefore = notBefore; self.notAfter = notAfter; self.revokedAt = revokedAt; self.revokedReason = revokedReason
+    }
+}

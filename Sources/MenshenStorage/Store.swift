@@ -119,9 +119,32 @@ public protocol FlowStateStore: Sendable {
     func deleteFlowStates(expiredBefore date: Date) async throws -> Int
 }
 
+/// The device inventory and the certificates issued to devices. A change to
+/// a device or a certificate revocation advances the access generation (it
+/// changes what requests from that device may do).
+public protocol DeviceStore: Sendable {
+    /// Throws `.conflict` when the id exists, `.notFound` when the owner does not.
+    func createDevice(_ device: DeviceRecord) async throws
+    func device(_ id: DeviceID) async throws -> DeviceRecord?
+    /// All devices, by id.
+    func listDevices() async throws -> [DeviceRecord]
+    /// Replaces the device if its stored version is `expectedVersion` (the stored
+    /// version becomes `expectedVersion + 1`); false when another writer got there first or it does not exist.
+    func updateDevice(_ device: DeviceRecord, expectedVersion: Int) async throws -> Bool
+    /// Throws `.conflict` when the serial exists, `.notFound` when the device does not.
+    func addDeviceCertificate(_ certificate: DeviceCertificateRecord) async throws
+    func deviceCertificate(serial: String) async throws -> DeviceCertificateRecord?
+    /// A device's certificates, oldest first.
+    func deviceCertificates(of device: DeviceID) async throws -> [DeviceCertificateRecord]
+    /// Revokes one certificate; false when unknown or already revoked (the first revocation stays).
+    func revokeDeviceCertificate(serial: String, at: Date, reason: String) async throws -> Bool
+    /// Revokes every unrevoked certificate of a device; returns how many.
+    func revokeDeviceCertificates(of device: DeviceID, at: Date, reason: String) async throws -> Int
+}
+
 /// Everything a backend provides.
 public protocol MenshenStore: DirectoryStore, SessionStore, PolicyStore, ApplicationStore, EventStore, ChangeFeed,
-    EnrolmentTokenStore, CredentialStore, FlowStateStore
+    EnrolmentTokenStore, CredentialStore, FlowStateStore, DeviceStore
 {
     /// A short name for logs and readiness output (`sqlite`, `postgres`, `memory`).
     var backendName: String { get }

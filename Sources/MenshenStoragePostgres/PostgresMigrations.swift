@@ -110,5 +110,23 @@ public enum PostgresMigrations {
             "CREATE TRIGGER groups_changed AFTER DELETE ON groups FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
             "CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
         ]),
+        Migration(version: 6, name: "device inventory and device certificates", statements: [
+            """
+            CREATE TABLE devices (
+              id TEXT PRIMARY KEY, owner_id TEXT REFERENCES users(id) ON DELETE SET NULL, display_name TEXT NOT NULL,
+              device_class TEXT NOT NULL, platform TEXT NOT NULL, hardware_bound BOOLEAN NOT NULL, state TEXT NOT NULL,
+              compliant BOOLEAN NOT NULL, compliance_reasons TEXT NOT NULL, posture TEXT, last_posture_at BIGINT,
+              max_vulnerability_severity INTEGER NOT NULL, version INTEGER NOT NULL, enrolled_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE device_certificates (
+              serial TEXT PRIMARY KEY, device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+              fingerprint TEXT NOT NULL UNIQUE, public_key_fingerprint TEXT NOT NULL, not_before BIGINT NOT NULL,
+              not_after BIGINT NOT NULL, revoked_at BIGINT, revoked_reason TEXT)
+            """,
+            "CREATE INDEX device_certificates_device ON device_certificates(device_id)",
+            "CREATE TRIGGER devices_changed AFTER UPDATE OR DELETE ON devices FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER device_certificates_revoked AFTER UPDATE OF revoked_at ON device_certificates FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+        ]),
     ]
 }

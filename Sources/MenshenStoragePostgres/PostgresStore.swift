@@ -553,6 +553,99 @@ public final class PostgresStore: MenshenStore {
             """, as: (Int.self)).isEmpty
     }
 
+    // MARK: Devices
+
+    private static let deviceColumns = """
+        id, owner_id, display_name, device_class, platform, hardware_bound, state, compliant, compliance_reasons, posture,
+        last_posture_at, max_vulnerability_severity, version, enrolled_at, updated_at
+        """
+
+    public func createDevice(_ d: DeviceRecord) async throws {
+        try await run("""
+            INSERT INTO devices(id, owner_id, display_name, device_class, platform, hardware_bound, state, compliant, compliance_reasons,
+                                posture, last_posture_at, max_vulnerability_severity, version, enrolled_at, updated_at)
+            VALUES (\(d.id.rawValue), \(d.ownerID?.rawValue), \(d.displayName), \(d.deviceClass.rawValue), \(d.platform), \(d.hardwareBound),
+                    \(d.state.rawValue), \(d.compliant), \(StoreCoding.jsonArray(d.complianceReasons)), \(d.postureJSON),
+                    \(d.lastPostureAt.map(StoreCoding.millis)), \(d.maxVulnerabilitySeverity), \(d.version),
+                    \(StoreCoding.millis(d.enrolledAt)), \(StoreCoding.millis(d.updatedAt)))
+            """)
+    }
+
+    private func deviceRows(_ q: PostgresQuery) async throws -> [DeviceRecord] {
+        try await rows(q, as: (String, String?, String, String, String, Bool, String, Bool, String, String?, Int64?, Int, Int, Int64, Int64).self).map { r in
+            guard let deviceClass = DeviceClass(rawValue: r.3), let state = DeviceState(rawValue: r.6) else {
+                throw StoreError(.corrupt, "device with unknown class \(r.3) or state \(r.6)")
+            }
+            return DeviceRecord(id: DeviceID(r.0), ownerID: r.1.map(UserID.init), displayName: r.2, deviceClass: deviceClass, platform: r.4,
+                                hardwareBound: r.5, state: state, compliant: r.7, complianceReasons: try StoreCoding.stringArray(r.8),
+                                postureJSON: r.9, lastPostureAt: r.10.map(StoreCoding.date(millis:)), maxVulnerabilitySeverity: r.11,
+                                version: r.12, enrolledAt: StoreCoding.date(millis: r.13), updatedAt: StoreCoding.date(millis: r.14))
+        }
+    }
+
+    public func device(_ id: DeviceID) async throws -> DeviceRecord? {
+        try await deviceRows("SELECT \(unescaped: Self.deviceColumns) FROM devices WHERE id = \(id.rawValue)").first
+    }
+
+    public func listDevices() async throws -> [DeviceRecord] {
+        try await deviceRows("SELECT \(unescaped: Self.deviceColumns) FROM devices ORDER BY id")
+    }
+
+    public func updateDevice(_ d: DeviceRecord, expectedVersion: Int) async throws -> Bool {
+        try await !rows("""
+            UPDATE devices SET owner_id = \(d.ownerID?.rawValue), display_name = \(d.displayName), device_class = \(d.deviceClass.rawValue),
+              platform = \(d.platform), hardware_bound = \(d.hardwareBound), state = \(d.state.rawValue), compliant = \(d.compliant),
+              compliance_reasons = \(StoreCoding.jsonArray(d.complianceReasons)), posture = \(d.postureJSON),
+              last_posture_at = \(d.lastPostureAt.map(StoreCoding.millis)), max_vulnerability_severity = \(d.maxVulnerabilitySeverity),
+              version = \(expectedVersion + 1), enrolled_at = \(StoreCoding.millis(d.enrolledAt)), updated_at = \(StoreCoding.millis(d.updatedAt))
+            WHERE id = \(d.id.rawValue) AND version = \(expectedVersion) RETURNING 1
+            """, as: (Int.self)).isEmpty
+    }
+
+    public func addDeviceCertificate(_ c: DeviceCertificateRecord) async throws {
+        try await run("""
+            INSERT INTO device_certificates(serial, device_id, fingerprint, public_key_fingerprint, not_before, not_after, revoked_at, revoked_reason)
+            VALUES (\(c.serial), \(c.deviceID.rawValue), \(c.fingerprint), \(c.publicKeyFingerprint), \(StoreCoding.millis(c.notBefore)),
+                    \(StoreCoding.millis(c.notAfter)), \(c.revokedAt.map(StoreCoding.millis)), \(c.revokedReason))
+            """)
+    }
+
+    private func deviceCertificateRows(_ q: PostgresQuery) async throws -> [DeviceCertificateRecord] {
+        try await rows(q, as: (String, String, String, String, Int64, Int64, Int64?, String?).self).map { r in
+            DeviceCertificateRecord(serial: r.0, deviceID: DeviceID(r.1), fingerprint: r.2, publicKeyFingerprint: r.3,
+                                    notBefore: StoreCoding.date(millis: r.4), notAfter: StoreCoding.date(millis: r.5),
+                                    revokedAt: r.6.map(StoreCoding.date(millis:)), revokedReason: r.7)
+        }
+    }
+
+    public func deviceCertificate(serial: String) async throws -> DeviceCertificateRecord? {
+        try await deviceCertificateRows("""
+            SELECT serial, device_id, fingerprint, public_key_fingerprint, not_before, not_after, revoked_at, revoked_reason
+            FROM device_certificates WHERE serial = \(serial)
+            """).first
+    }
+
+    public func deviceCertificates(of device: DeviceID) async throws -> [DeviceCertificateRecord] {
+        try await deviceCertificateRows("""
+            SELECT serial, device_id, fingerprint, public_key_fingerprint, not_before, not_after, revoked_at, revoked_reason
+            FROM device_certificates WHERE device_id = \(device.rawValue) ORDER BY not_before, serial
+            """)
+    }
+
+    public func revokeDeviceCertificate(serial: String, at: Date, reason: String) async throws -> Bool {
+        try await !rows("""
+            UPDATE device_certificates SET revoked_at = \(StoreCoding.millis(at)), revoked_reason = \(reason)
+            WHERE serial = \(serial) AND revoked_at IS NULL RETURNING 1
+            """, as: (Int.self)).isEmpty
+    }
+
+    public func revokeDeviceCertificates(of device: DeviceID, at: Date, reason: String) async throws -> Int {
+        try await rows("""
+            UPDATE device_certificates SET revoked_at = \(StoreCoding.millis(at)), revoked_reason = \(reason)
+            WHERE device_id = \(device.rawValue) AND revoked_at IS NULL RETURNING 1
+            """, as: (Int.self)).count
+    }
+
     // MARK: Credentials
 
     public func createCredential(_ c: CredentialRecord) async throws {

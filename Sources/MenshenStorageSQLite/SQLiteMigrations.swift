@@ -98,5 +98,24 @@ public enum SQLiteMigrations {
             "CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
             "CREATE TRIGGER policies_updated AFTER UPDATE ON policies BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'configuration'; END",
         ]),
+        Migration(version: 6, name: "device inventory and device certificates", statements: [
+            """
+            CREATE TABLE devices (
+              id TEXT PRIMARY KEY, owner_id TEXT REFERENCES users(id) ON DELETE SET NULL, display_name TEXT NOT NULL,
+              device_class TEXT NOT NULL, platform TEXT NOT NULL, hardware_bound INTEGER NOT NULL, state TEXT NOT NULL,
+              compliant INTEGER NOT NULL, compliance_reasons TEXT NOT NULL, posture TEXT, last_posture_at INTEGER,
+              max_vulnerability_severity INTEGER NOT NULL, version INTEGER NOT NULL, enrolled_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)
+            """,
+            """
+            CREATE TABLE device_certificates (
+              serial TEXT PRIMARY KEY, device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+              fingerprint TEXT NOT NULL UNIQUE, public_key_fingerprint TEXT NOT NULL, not_before INTEGER NOT NULL,
+              not_after INTEGER NOT NULL, revoked_at INTEGER, revoked_reason TEXT)
+            """,
+            "CREATE INDEX device_certificates_device ON device_certificates(device_id)",
+            "CREATE TRIGGER devices_updated AFTER UPDATE ON devices BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER devices_deleted AFTER DELETE ON devices BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER device_certificates_revoked AFTER UPDATE OF revoked_at ON device_certificates BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+        ]),
     ]
 }

@@ -528,6 +528,120 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         }
     }
 
+    // MARK: Devices
+
+    public func createDevice(_ d: DeviceRecord) async throws {
+        try await write { db in
+            if let owner = d.ownerID { try Self.require(db, "users", owner.rawValue, "user") }
+            if try Self.exists(db, "SELECT 1 FROM devices WHERE id = ?", [d.id.rawValue]) { throw StoreError(.conflict, "device \(d.id) exists") }
+            try db.execute(sql: """
+                INSERT INTO devices(id, owner_id, display_name, device_class, platform, hardware_bound, state, compliant, compliance_reasons,
+                                    posture, last_posture_at, max_vulnerability_severity, version, enrolled_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: Self.deviceArguments(d, version: d.version))
+        }
+    }
+
+    static func deviceArguments(_ d: DeviceRecord, version: Int) -> StatementArguments {
+        [d.id.rawValue, d.ownerID?.rawValue, d.displayName, d.deviceClass.rawValue, d.platform, d.hardwareBound, d.state.rawValue,
+         d.compliant, StoreCoding.jsonArray(d.complianceReasons), d.postureJSON, d.lastPostureAt.map(StoreCoding.millis),
+         d.maxVulnerabilitySeverity, version, StoreCoding.millis(d.enrolledAt), StoreCoding.millis(d.updatedAt)]
+    }
+
+    static func deviceRecord(_ r: Row) throws -> DeviceRecord {
+        let classText: String = try r.decode(forColumn: "device_class"), stateText: String = try r.decode(forColumn: "state")
+        guard let deviceClass = DeviceClass(rawValue: classText), let state = DeviceState(rawValue: stateText) else {
+            throw StoreError(.corrupt, "device with unknown class \(classText) or state \(stateText)")
+        }
+        let owner: String? = try r.decode(forColumn: "owner_id"), posture: Int64? = try r.decode(forColumn: "last_posture_at")
+        return DeviceRecord(
+            id: DeviceID(try r.decode(forColumn: "id")), ownerID: owner.map(UserID.init), displayName: try r.decode(forColumn: "display_name"),
+            deviceClass: deviceClass, platform: try r.decode(forColumn: "platform"), hardwareBound: try r.decode(forColumn: "hardware_bound"),
+            state: state, compliant: try r.decode(forColumn: "compliant"),
+            complianceReasons: try StoreCoding.stringArray(try r.decode(forColumn: "compliance_reasons")),
+            postureJSON: try r.decode(forColumn: "posture"), lastPostureAt: posture.map(StoreCoding.date(millis:)),
+            maxVulnerabilitySeverity: try r.decode(forColumn: "max_vulnerability_severity"), version: try r.decode(forColumn: "version"),
+            enrolledAt: StoreCoding.date(millis: try r.decode(forColumn: "enrolled_at")),
+            updatedAt: StoreCoding.date(millis: try r.decode(forColumn: "updated_at")))
+    }
+
+    public func device(_ id: DeviceID) async throws -> DeviceRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM devices WHERE id = ?", arguments: [id.rawValue]).map(Self.deviceRecord) }
+    }
+
+    public func listDevices() async throws -> [DeviceRecord] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM devices ORDER BY id").map(Self.deviceRecord) }
+    }
+
+    public func updateDevice(_ d: DeviceRecord, expectedVersion: Int) async throws -> Bool {
+        try await write { db in
+            if let owner = d.ownerID { try Self.require(db, "users", owner.rawValue, "user") }
+            try db.execute(sql: """
+                UPDATE devices SET owner_id = ?, display_name = ?, device_class = ?, platform = ?, hardware_bound = ?, state = ?,
+                  compliant = ?, compliance_reasons = ?, posture = ?, last_posture_at = ?, max_vulnerability_severity = ?,
+                  version = ?, enrolled_at = ?, updated_at = ?
+                WHERE id = ? AND version = ?
+                """, arguments: [d.ownerID?.rawValue, d.displayName, d.deviceClass.rawValue, d.platform, d.hardwareBound, d.state.rawValue,
+                                 d.compliant, StoreCoding.jsonArray(d.complianceReasons), d.postureJSON, d.lastPostureAt.map(StoreCoding.millis),
+                                 d.maxVulnerabilitySeverity, expectedVersion + 1, StoreCoding.millis(d.enrolledAt), StoreCoding.millis(d.updatedAt),
+                                 d.id.rawValue, expectedVersion])
+            return db.changesCount > 0
+        }
+    }
+
+    public func addDeviceCertificate(_ c: DeviceCertificateRecord) async throws {
+        try await write { db in
+            try Self.require(db, "devices", c.deviceID.rawValue, "device")
+            if try Self.exists(db, "SELECT 1 FROM device_certificates WHERE serial = ? OR fingerprint = ?", [c.serial, c.fingerprint]) {
+                throw StoreError(.conflict, "certificate \(c.serial) exists")
+            }
+            try db.execute(sql: """
+                INSERT INTO device_certificates(serial, device_id, fingerprint, public_key_fingerprint, not_before, not_after, revoked_at, revoked_reason)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [c.serial, c.deviceID.rawValue, c.fingerprint, c.publicKeyFingerprint, StoreCoding.millis(c.notBefore),
+                                 StoreCoding.millis(c.notAfter), c.revokedAt.map(StoreCoding.millis), c.revokedReason])
+        }
+    }
+
+    static func deviceCertificateRecord(_ r: Row) throws -> DeviceCertificateRecord {
+        let revoked: Int64? = try r.decode(forColumn: "revoked_at")
+        return DeviceCertificateRecord(
+            serial: try r.decode(forColumn: "serial"), deviceID: DeviceID(try r.decode(forColumn: "device_id")),
+            fingerprint: try r.decode(forColumn: "fingerprint"), publicKeyFingerprint: try r.decode(forColumn: "public_key_fingerprint"),
+            notBefore: StoreCoding.date(millis: try r.decode(forColumn: "not_before")),
+            notAfter: StoreCoding.date(millis: try r.decode(forColumn: "not_after")),
+            revokedAt: revoked.map(StoreCoding.date(millis:)), revokedReason: try r.decode(forColumn: "revoked_reason"))
+    }
+
+    public func deviceCertificate(serial: String) async throws -> DeviceCertificateRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM device_certificates WHERE serial = ?", arguments: [serial]).map(Self.deviceCertificateRecord)
+        }
+    }
+
+    public func deviceCertificates(of device: DeviceID) async throws -> [DeviceCertificateRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM device_certificates WHERE device_id = ? ORDER BY not_before, serial",
+                             arguments: [device.rawValue]).map(Self.deviceCertificateRecord)
+        }
+    }
+
+    public func revokeDeviceCertificate(serial: String, at: Date, reason: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "UPDATE device_certificates SET revoked_at = ?, revoked_reason = ? WHERE serial = ? AND revoked_at IS NULL",
+                           arguments: [StoreCoding.millis(at), reason, serial])
+            return db.changesCount > 0
+        }
+    }
+
+    public func revokeDeviceCertificates(of device: DeviceID, at: Date, reason: String) async throws -> Int {
+        try await write { db in
+            try db.execute(sql: "UPDATE device_certificates SET revoked_at = ?, revoked_reason = ? WHERE device_id = ? AND revoked_at IS NULL",
+                           arguments: [StoreCoding.millis(at), reason, device.rawValue])
+            return db.changesCount
+        }
+    }
+
     // MARK: Credentials
 
     public func createCredential(_ c: CredentialRecord) async throws {

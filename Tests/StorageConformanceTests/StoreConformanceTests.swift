@@ -27,7 +27,7 @@ struct StoreConformanceTests {
     func reachable(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             try await store.ping()
-            #expect(try await store.schemaVersion() == 5)
+            #expect(try await store.schemaVersion() == 6)
             print("storage conformance: \(backend.rawValue) backend is running")
         }
     }
@@ -281,6 +281,67 @@ struct StoreConformanceTests {
             #expect(try await store.deleteCredential(id: "AAEC-key"))
             #expect(try await !store.deleteCredential(id: "AAEC-key"))
             #expect(try await store.credentials(of: "bob").count == 1)
+        }
+    }
+
+    @Test("devices: created, listed by id, compare-and-set updates; certificates by serial and device, revoked once, cascade", arguments: Backend.available)
+    func devices(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await store.createUser(user("amy"))
+            let laptop = DeviceRecord(id: "dev-laptop-7", ownerID: "amy", displayName: "Amy 的筆電", deviceClass: .managed, platform: "linux",
+                                      hardwareBound: true, enrolledAt: Self.t0)
+            let vendor = DeviceRecord(id: "dev-a-vendor", ownerID: nil, displayName: "Vendor workstation", deviceClass: .vendor,
+                                      platform: "windows", hardwareBound: false, enrolledAt: Self.t0)
+            try await store.createDevice(laptop)
+            try await store.createDevice(vendor)
+            #expect(try await store.device("dev-laptop-7") == laptop)
+            #expect(try await store.device("dev-none") == nil)
+            #expect(try await store.listDevices().map(\.id) == ["dev-a-vendor", "dev-laptop-7"])
+            #expect(laptop.compliant == false && laptop.complianceReasons == ["no_posture"], "never compliant by default")
+            await #expect(throws: StoreError(.conflict, "")) { try await store.createDevice(laptop) }
+            var orphan = vendor
+            orphan.id = "dev-orphan"; orphan.ownerID = "ghost"
+            await #expect(throws: StoreError(.notFound, "")) { try await store.createDevice(orphan) }
+
+            // Compare-and-set: a second writer with the old version loses and changes nothing.
+            let before = try await store.changeGenerations()
+            var compliant = laptop
+            compliant.compliant = true; compliant.complianceReasons = []; compliant.postureJSON = #"{"os":"debian 12","firewall":true}"#
+            compliant.lastPostureAt = Self.at(30); compliant.maxVulnerabilitySeverity = 2; compliant.updatedAt = Self.at(30)
+            #expect(try await store.updateDevice(compliant, expectedVersion: 1))
+            var stale = laptop
+            stale.state = .quarantined
+            #expect(try await store.updateDevice(stale, expectedVersion: 1) == false)
+            var expected = compliant
+            expected.version = 2
+            #expect(try await store.device("dev-laptop-7") == expected)
+            #expect(try await store.changeGenerations().access > before.access, "a device change is an access change")
+            #expect(try await store.updateDevice(DeviceRecord(id: "dev-none", ownerID: nil, displayName: "x", deviceClass: .byod, platform: "x",
+                                                              hardwareBound: false, enrolledAt: Self.t0), expectedVersion: 1) == false)
+
+            // Certificates.
+            let first = DeviceCertificateRecord(serial: "0a1b2c", deviceID: "dev-laptop-7", fingerprint: String(repeating: "a", count: 64),
+                                                publicKeyFingerprint: String(repeating: "k", count: 64), notBefore: Self.at(0), notAfter: Self.at(86_400))
+            var renewal = first
+            renewal.serial = "0a1b2d"; renewal.fingerprint = String(repeating: "b", count: 64)
+            renewal.notBefore = Self.at(43_200); renewal.notAfter = Self.at(129_600)
+            try await store.addDeviceCertificate(renewal)
+            try await store.addDeviceCertificate(first)
+            await #expect(throws: StoreError(.conflict, "")) { try await store.addDeviceCertificate(first) }
+            var unknownDevice = first
+            unknownDevice.serial = "ff"; unknownDevice.fingerprint = String(repeating: "c", count: 64); unknownDevice.deviceID = "dev-none"
+            await #expect(throws: StoreError(.notFound, "")) { try await store.addDeviceCertificate(unknownDevice) }
+            #expect(try await store.deviceCertificate(serial: "0a1b2c") == first)
+            #expect(try await store.deviceCertificates(of: "dev-laptop-7").map(\.serial) == ["0a1b2c", "0a1b2d"], "oldest first")
+            let g0 = try await store.changeGenerations().access
+            #expect(try await store.revokeDeviceCertificate(serial: "0a1b2c", at: Self.at(100), reason: "key compromise"))
+            #expect(try await store.revokeDeviceCertificate(serial: "0a1b2c", at: Self.at(200), reason: "again") == false)
+            #expect(try await store.deviceCertificate(serial: "0a1b2c")?.revokedAt == Self.at(100), "the first revocation stays")
+            #expect(try await store.deviceCertificate(serial: "0a1b2c")?.revokedReason == "key compromise")
+            #expect(try await store.changeGenerations().access > g0, "a revocation is an access change")
+            #expect(try await store.revokeDeviceCertificates(of: "dev-laptop-7", at: Self.at(300), reason: "retired") == 1)
+            #expect(try await store.deviceCertificates(of: "dev-laptop-7").allSatisfy { $0.revokedAt != nil })
+            #expect(try await store.revokeDeviceCertificate(serial: "nope", at: Self.at(300), reason: "x") == false)
         }
     }
 
