@@ -5,11 +5,17 @@ import Foundation
 import GRDB
 import MenshenCore
 import MenshenStorage
+import Synchronization
 
 /// A `MenshenStore` on a single SQLite file.
 public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
     public let path: String
     private let pool: DatabasePool
+    private let watch = Mutex<WALCommitWatch?>(nil)
+    private let knownAccessGeneration = Mutex<(header: WALCommitWatch.Header, generation: Int64)?>(nil)
+    private let isClosed = Atomic<Bool>(false)
+    /// How often ``committedAccessGeneration()`` had to read the database (for tests and diagnostics).
+    let databaseGenerationReads = Atomic<Int>(0)
     public var backendName: String { "sqlite" }
 
     /// Opens (creating if needed) the database at `path` and applies pending
@@ -144,11 +150,27 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         }
     }
 
-    /// One indexed read of the access counter on the calling thread (a single
-    /// statement is its own read transaction, so no explicit one is opened).
+    /// The access counter, read from the database only when something was committed since the
+    /// last read: ``WALCommitWatch`` sees any commit by any connection in the wal-index header,
+    /// without a system call. A counter is remembered only if no commit happened while it was read.
     public func committedAccessGeneration() -> Int64? {
-        try? pool.unsafeRead { db in
+        let watch = commitWatch()
+        let before = watch?.header()
+        if let before, let known = knownAccessGeneration.withLock({ $0 }), known.header == before { return known.generation }
+        databaseGenerationReads.add(1, ordering: .relaxed)
+        guard let generation = try? pool.unsafeRead({ db in
             try Int64.fetchOne(db.cachedStatement(sql: "SELECT generation FROM change_counters WHERE kind = 'access'"))
+        }) ?? nil else { return nil }
+        if let before, watch?.header() == before {
+            knownAccessGeneration.withLock { $0 = (before, generation) }
+        }
+        return generation
+    }
+
+    private func commitWatch() -> WALCommitWatch? {
+        watch.withLock { w in
+            if w == nil, !isClosed.load(ordering: .sequentiallyConsistent) { w = WALCommitWatch(databasePath: path) }
+            return w
         }
     }
 
@@ -158,6 +180,8 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
     public static let changePollInterval: Duration = .milliseconds(250)
 
     public func close() async throws {
+        isClosed.store(true, ordering: .sequentiallyConsistent)
+        watch.withLock { $0?.invalidate(); $0 = nil }
         do { try pool.close() } catch { throw Self.map(error, path: path) }
     }
 

@@ -270,6 +270,25 @@ struct PolicyGateTests {
         try await store.close()
     }
 
+    @Test("a change committed by another process (the menshen command line) is seen by the gateway's next look")
+    func otherProcessChangeSeen() async throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: data.appendingPathComponent("menshen.sqlite").path)   // the gateway's handle (creates the store)
+        #expect(try await Harness.runAsync(["user", "add", "pat", "--name", "Pat", "--data", data.path]).status == 0)
+        let before = try #require(store.committedAccessGeneration())
+        #expect(store.committedAccessGeneration() == before)
+        #expect(try await Harness.runAsync(["user", "disable", "pat", "--data", data.path]).status == 0)
+        let after = try #require(store.committedAccessGeneration())
+        #expect(after > before, "the disable was seen")
+        #expect(after == (try await store.changeGenerations()).access)
+        #expect(try await Harness.runAsync(["user", "enable", "pat", "--data", data.path]).status == 0)
+        #expect(try #require(store.committedAccessGeneration()) > after)
+        try await store.close()
+    }
+
     /// The decision events in the store, parsed.
     static func decisionEvents(_ w: World) async throws -> [[String: Any]] {
         await w.decisions.flush()

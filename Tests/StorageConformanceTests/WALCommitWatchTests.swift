@@ -1,0 +1,92 @@
+import Foundation
+import MenshenCore
+import MenshenStorage
+@testable import MenshenStorageSQLite
+import Testing
+
+/// The SQLite store answers "which access generation is committed now" from the
+/// wal-index header when nothing was committed since its last read. These cases
+/// check that answer against a fresh read after every kind of write by another
+/// connection (what another process does: the command line, an administrator's SQL).
+@Suite("SQLite committed access generation")
+struct WALCommitWatchTests {
+    @Test("never stale: after any write by another connection it equals a fresh read; without commits it reads nothing")
+    func neverStale() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-wal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("menshen.sqlite").path
+        let store = try SQLiteStore(path: file)
+        let other = try SQLiteStore(path: file)
+        let t0 = Date(timeIntervalSince1970: 1_795_000_000)
+        try await other.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: t0))
+        try await other.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
+        try await other.createGroup(GroupRecord(id: "audit", displayName: "Audit"))
+
+        var sessions: [String] = []
+        var generator = SystemRandomNumberGenerator()
+        var accessChanges = 0
+        for step in 0..<300 {
+            switch Int.random(in: 0..<8, using: &generator) {
+            case 0: try await other.addMember("amy", to: "staff"); accessChanges += 1
+            case 1: try await other.removeMember("amy", from: "staff"); accessChanges += 1
+            case 2:
+                let hash = SecretHash.sha256Hex("s\(step)")
+                try await other.createSession(SessionRecord(idHash: hash, userID: "amy", createdAt: t0, idleExpiresAt: t0.addingTimeInterval(60),
+                                                            absoluteExpiresAt: t0.addingTimeInterval(600), levelOfAssurance: 1, amr: ["pwd"]))
+                sessions.append(hash)
+            case 3:
+                if let hash = sessions.randomElement(using: &generator) {
+                    _ = try await other.touchSession(idHash: hash, lastSeenAt: t0.addingTimeInterval(Double(step)), idleExpiresAt: t0.addingTimeInterval(900))
+                }
+            case 4:
+                if let hash = sessions.popLast() { _ = try await other.revokeSession(idHash: hash, at: t0, reason: "test"); accessChanges += 1 }
+            case 5:
+                _ = try await other.appendEvents([NewEvent(id: UUID(), time: t0, classUID: 3001, payloadJSON: "{}")], hasher: EventChain.hasher)
+            case 6:
+                var amy = try #require(try await store.user("amy"))
+                amy.displayName = "Amy \(step)"
+                try await store.updateUser(amy); accessChanges += 1
+            default: break   // nothing committed
+            }
+            let fast = store.committedAccessGeneration()
+            let truth = try await other.changeGenerations().access
+            #expect(fast == truth, "step \(step)")
+        }
+        #expect(accessChanges > 20, "the walk changed access many times")
+
+        // With no commit in between, the answer comes from the header, not the database.
+        let reads = store.databaseGenerationReads.load(ordering: .relaxed)
+        let g = store.committedAccessGeneration()
+        for _ in 0..<1000 { #expect(store.committedAccessGeneration() == g) }
+        #expect(store.databaseGenerationReads.load(ordering: .relaxed) <= reads + 1, "1,000 unchanged looks read the database at most once")
+        try await other.addMember("amy", to: "audit")   // a new membership: one access change
+        #expect(store.committedAccessGeneration() == (g ?? 0) + 1, "and the next commit is seen at once")
+        try await other.close()
+        try await store.close()
+        #expect(store.committedAccessGeneration() == nil, "a closed store vouches for nothing")
+    }
+
+    @Test("a malformed or missing wal-index is \"unknown\", never a stale answer")
+    func unknownHeader() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-wal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("x.sqlite").path
+        #expect(WALCommitWatch(databasePath: path) == nil, "no -shm file")
+        try Data(count: 100).write(to: URL(fileURLWithPath: path + "-shm"))
+        #expect(WALCommitWatch(databasePath: path) == nil, "too short to hold the header")
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        for i in 0..<48 { bytes[i] = UInt8(i); bytes[48 + i] = UInt8(i) }
+        bytes[12] = 0; bytes[48 + 12] = 0
+        try Data(bytes).write(to: URL(fileURLWithPath: path + "-shm"))
+        #expect(WALCommitWatch(databasePath: path)?.header() == nil, "not initialised")
+        bytes[12] = 1; bytes[48 + 12] = 1
+        try Data(bytes).write(to: URL(fileURLWithPath: path + "-shm"))
+        let watch = try #require(WALCommitWatch(databasePath: path))
+        #expect(watch.header() != nil, "two equal initialised copies")
+        bytes[20] ^= 0xFF   // the first copy differs from the second: a commit in progress
+        try Data(bytes).write(to: URL(fileURLWithPath: path + "-shm"))
+        #expect(watch.header() == nil)
+    }
+}
