@@ -93,3 +93,65 @@ public enum EventJSON {
         }
     }
 }
+
+extension EventJSON {
+    /// A JSON value built with literals, encoded without the dynamic casts that
+    /// `Any` needs (for events written on the request path, such as the
+    /// gateway's decision audit). Same output rules as ``encode(_:depthLimit:)``.
+    public indirect enum Value: Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+        ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByStringInterpolation
+    {
+        case string(String)
+        case int(Int64)
+        case bool(Bool)
+        case null
+        case array([Value])
+        case object([String: Value])
+
+        public init(stringLiteral value: String) { self = .string(value) }
+        public init(integerLiteral value: Int64) { self = .int(value) }
+        public init(booleanLiteral value: Bool) { self = .bool(value) }
+        public init(arrayLiteral elements: Value...) { self = .array(elements) }
+        public init(dictionaryLiteral elements: (String, Value)...) {
+            self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+        }
+        public static func number(_ value: Int) -> Value { .int(Int64(value)) }
+        public static func strings(_ values: [String]) -> Value { .array(values.map { .string($0) }) }
+    }
+
+    /// Encodes a ``Value``: keys sorted by Unicode scalar value, no insignificant whitespace.
+    public static func encode(_ value: Value, depthLimit: Int = 32) throws -> String {
+        var out = ""
+        out.reserveCapacity(1536)
+        try write(value, into: &out, depth: depthLimit)
+        return out
+    }
+
+    static func write(_ value: Value, into out: inout String, depth: Int) throws {
+        guard depth > 0 else { throw Unsupported(description: "nested deeper than the limit") }
+        switch value {
+        case .string(let s): string(s, into: &out)
+        case .int(let i): out += String(i)
+        case .bool(let b): out += b ? "true" : "false"
+        case .null: out += "null"
+        case .array(let elements):
+            out += "["
+            for (n, element) in elements.enumerated() {
+                if n > 0 { out += "," }
+                try write(element, into: &out, depth: depth - 1)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            var first = true
+            for (key, member) in members.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+                if !first { out += "," }
+                first = false
+                string(key, into: &out)
+                out += ":"
+                try write(member, into: &out, depth: depth - 1)
+            }
+            out += "}"
+        }
+    }
+}

@@ -41,6 +41,26 @@ struct EventJSONTests {
         #expect(back["path"] == tricky && back["\u{202E}key"] == "v", "Foundation decodes the escapes to the original text")
     }
 
+    @Test("typed values encode to exactly the text the untyped encoder writes for the same object")
+    func typedMatchesUntyped() throws {
+        let typed: EventJSON.Value = [
+            "class_uid": 6001, "is_alert": true, "message": "allow GET /a\"b\\c\n\u{202E}行員", "nothing": .null,
+            "metadata": ["product": ["name": "Menshen"], "profiles": .strings(["security_control", "host"])],
+            "list": [1, "two", false, ["three": 3]], "empty": [:], "none": [], "big": .int(Int64.max), "neg": -7,
+        ]
+        let untyped: [String: Any] = [
+            "class_uid": 6001, "is_alert": true, "message": "allow GET /a\"b\\c\n\u{202E}行員", "nothing": NSNull(),
+            "metadata": ["product": ["name": "Menshen"], "profiles": ["security_control", "host"]],
+            "list": [1, "two", false, ["three": 3]] as [Any], "empty": [String: Any](), "none": [Any](), "big": Int64.max, "neg": -7,
+        ]
+        let text = try EventJSON.encode(typed)
+        #expect(text == (try EventJSON.encode(untyped)))
+        #expect(text.hasPrefix(#"{"big":9223372036854775807,"class_uid":6001,"empty":{},"is_alert":true,"list":[1,"two",false,{"three":3}]"#))
+        var deep: EventJSON.Value = "leaf"
+        for _ in 0..<40 { deep = ["d": deep] }
+        #expect(throws: EventJSON.Unsupported.self) { try EventJSON.encode(deep) }
+    }
+
     @Test("non-finite numbers, unsupported types and runaway nesting are refused")
     func refusals() {
         #expect(throws: EventJSON.Unsupported.self) { try EventJSON.encode(["x": Double.nan]) }

@@ -176,47 +176,48 @@ public final class DecisionLog: DecisionRecorder, Service {
         let alert = t.alert
         let severity = alert.map(Self.severityID) ?? (allowed ? 1 : 2)
         let uid = random.uuid()
-        var event: [String: Any] = [
-            "class_uid": 6001, "category_uid": 6, "activity_id": activity, "type_uid": 6001 * 100 + activity,
-            "severity_id": severity, "time": StoreCoding.millis(t.time),
+        let source: JSON = t.sourceIP.isEmpty ? ["name": "unknown"] : ["ip": .string(t.sourceIP)]
+        var event: [String: JSON] = [
+            "class_uid": 6001, "category_uid": 6, "activity_id": .number(activity), "type_uid": .number(6001 * 100 + activity),
+            "severity_id": .number(severity), "time": .int(StoreCoding.millis(t.time)),
             "metadata": Self.metadata(uid: uid, profiles: ["security_control"]),
             "action_id": allowed ? 1 : 2,
-            "disposition_id": Self.disposition(t.outcome),
+            "disposition_id": .number(Self.disposition(t.outcome)),
             "status_id": allowed ? 1 : 2,
-            "status_detail": t.detail.isEmpty ? t.outcome.rawValue : "\(t.outcome.rawValue): \(t.detail)",
+            "status_detail": .string(t.detail.isEmpty ? t.outcome.rawValue : "\(t.outcome.rawValue): \(t.detail)"),
             "web_resources": [Self.resource(t)],
-            "http_request": ["http_method": String(t.method.prefix(32)), "uid": t.requestID,
-                             "url": ["hostname": String(t.host.prefix(255)), "path": String(t.path.prefix(2048))]],
-            "src_endpoint": t.sourceIP.isEmpty ? ["name": "unknown"] : ["ip": t.sourceIP],
-            "message": "\(t.outcome.rawValue) \(t.method) \(t.host)\(t.path)",
+            "http_request": ["http_method": .string(String(t.method.prefix(32))), "uid": .string(t.requestID),
+                             "url": ["hostname": .string(String(t.host.prefix(255))), "path": .string(String(t.path.prefix(2048)))]],
+            "src_endpoint": source,
+            "message": .string("\(t.outcome.rawValue) \(t.method) \(t.host)\(t.path)"),
             "unmapped": ["decision": Self.decisionObject(t)],
         ]
         if alert != nil { event["is_alert"] = true }
         if let user = t.user {
-            var actor: [String: Any] = ["user": ["uid": user, "name": user]]
-            if let h = t.sessionHash { actor["session"] = ["uid": String(h.prefix(16))] }
-            event["actor"] = actor
+            var actor: [String: JSON] = ["user": ["uid": .string(user), "name": .string(user)]]
+            if let h = t.sessionHash { actor["session"] = ["uid": .string(String(h.prefix(16)))] }
+            event["actor"] = .object(actor)
             event["metadata"] = Self.metadata(uid: uid, profiles: ["security_control", "host"])   // `actor` belongs to the host profile
         }
-        var out = [Self.newEvent(event, id: uid, time: t.time, user: t.user, severity: severity)]
+        var out = [Self.newEvent(.object(event), classUID: 6001, id: uid, time: t.time, user: t.user, severity: severity)]
         if let alert {
             let findingID = random.uuid()
             let policies = t.decision?.determiningPolicies ?? []
-            let finding: [String: Any] = [
+            let finding: JSON = [
                 "class_uid": 2004, "category_uid": 2, "activity_id": 1, "type_uid": 200_401,
-                "severity_id": Self.severityID(alert), "time": StoreCoding.millis(t.time),
+                "severity_id": .number(Self.severityID(alert)), "time": .int(StoreCoding.millis(t.time)),
                 "metadata": Self.metadata(uid: findingID, profiles: []),
                 "is_alert": true, "status_id": 1, "status": "New",
-                "finding_info": ["uid": findingID.uuidString.lowercased(),
-                                 "title": "Access alert (\(alert.rawValue)): \(t.user ?? "unknown user") \(t.outcome.rawValue) on \(t.application ?? t.host)",
-                                 "types": ["Access policy alert"], "analytic": ["name": policies.joined(separator: ","), "type_id": 1, "type": "Rule"],
-                                 "related_events": [["uid": uid.uuidString.lowercased(), "type_uid": 6001 * 100 + activity]]],
-                "resources": [["uid": t.application ?? "", "type": "Application"]],
-                "evidences": [["src_endpoint": t.sourceIP.isEmpty ? ["name": "unknown"] : ["ip": t.sourceIP],
-                               "actor": ["user": ["uid": t.user ?? "", "name": t.user ?? ""]]]],
-                "message": "@alert(\"\(alert.rawValue)\") on policy \(policies.joined(separator: ", ")): request \(t.requestID)",
+                "finding_info": ["uid": .string(findingID.uuidString.lowercased()),
+                                 "title": .string("Access alert (\(alert.rawValue)): \(t.user ?? "unknown user") \(t.outcome.rawValue) on \(t.application ?? t.host)"),
+                                 "types": ["Access policy alert"], "analytic": ["name": .string(policies.joined(separator: ",")), "type_id": 1, "type": "Rule"],
+                                 "related_events": [["uid": .string(uid.uuidString.lowercased()), "type_uid": .number(6001 * 100 + activity)]]],
+                "resources": [["uid": .string(t.application ?? ""), "type": "Application"]],
+                "evidences": [["src_endpoint": source,
+                               "actor": ["user": ["uid": .string(t.user ?? ""), "name": .string(t.user ?? "")]]]],
+                "message": .string("@alert(\"\(alert.rawValue)\") on policy \(policies.joined(separator: ", ")): request \(t.requestID)"),
             ]
-            out.append(Self.newEvent(finding, id: findingID, time: t.time, user: t.user, severity: Self.severityID(alert)))
+            out.append(Self.newEvent(finding, classUID: 2004, id: findingID, time: t.time, user: t.user, severity: Self.severityID(alert)))
         }
         return out
     }
@@ -232,52 +233,55 @@ public final class DecisionLog: DecisionRecorder, Service {
         }
     }
 
-    static func metadata(uid: UUID, profiles: [String]) -> [String: Any] {
-        var m: [String: Any] = ["version": IdentityEvents.ocsfVersion, "uid": uid.uuidString.lowercased(),
-                                "product": ["name": "Menshen", "vendor_name": "Menshen project", "version": IdentityEvents.productVersion]]
-        if !profiles.isEmpty { m["profiles"] = profiles }
-        return m
+    typealias JSON = EventJSON.Value
+
+    static func metadata(uid: UUID, profiles: [String]) -> JSON {
+        var m: [String: JSON] = ["version": .string(IdentityEvents.ocsfVersion), "uid": .string(uid.uuidString.lowercased()),
+                                 "product": ["name": "Menshen", "vendor_name": "Menshen project", "version": .string(IdentityEvents.productVersion)]]
+        if !profiles.isEmpty { m["profiles"] = .strings(profiles) }
+        return .object(m)
     }
 
-    static func resource(_ t: DecisionTrail) -> [String: Any] {
-        var r: [String: Any] = ["uid": t.application ?? "", "type": "Application", "name": t.application ?? t.host]
-        if let res = t.access?.resource { r["data"] = ["classification": res.classification, "scenario": res.scenario] }
-        return r
+    static func resource(_ t: DecisionTrail) -> JSON {
+        var r: [String: JSON] = ["uid": .string(t.application ?? ""), "type": "Application", "name": .string(t.application ?? t.host)]
+        if let res = t.access?.resource { r["data"] = ["classification": .string(res.classification), "scenario": .string(res.scenario)] }
+        return .object(r)
     }
 
-    static func decisionObject(_ t: DecisionTrail) -> [String: Any] {
-        var d: [String: Any] = ["outcome": t.outcome.rawValue, "mode": t.mode.description, "request_id": t.requestID]
-        if let g = t.policyGeneration { d["policy_generation"] = g }
+    static func decisionObject(_ t: DecisionTrail) -> JSON {
+        var d: [String: JSON] = ["outcome": .string(t.outcome.rawValue), "mode": .string(t.mode.description), "request_id": .string(t.requestID)]
+        if let g = t.policyGeneration { d["policy_generation"] = .number(g) }
         if let decision = t.decision {
-            d["effect"] = decision.effect.rawValue
-            d["reasons"] = decision.reasons.map(\.rawValue)
-            d["policies"] = decision.determiningPolicies
-            d["obligations"] = decision.obligations.map(\.description)
-            if !decision.errors.isEmpty { d["errors"] = decision.errors }
+            d["effect"] = .string(decision.effect.rawValue)
+            d["reasons"] = .strings(decision.reasons.map(\.rawValue))
+            d["policies"] = .strings(decision.determiningPolicies)
+            d["obligations"] = .strings(decision.obligations.map(\.description))
+            if !decision.errors.isEmpty { d["errors"] = .object(decision.errors.mapValues { .string($0) }) }
         }
         if let a = t.access {
-            d["principal"] = ["id": a.principal.id, "kind": a.principal.kind, "groups": a.principal.groups,
-                              "roles": a.principal.roles.keys.sorted()]
-            d["session"] = ["loa": a.session.levelOfAssurance, "amr": a.session.amr,
-                            "factor_age_seconds": a.session.factorAgeSeconds, "age_seconds": a.session.ageSeconds]
+            d["principal"] = ["id": .string(a.principal.id), "kind": .string(a.principal.kind), "groups": .strings(a.principal.groups),
+                              "roles": .strings(a.principal.roles.keys.sorted())]
+            d["session"] = ["loa": .number(a.session.levelOfAssurance), "amr": .strings(a.session.amr),
+                            "factor_age_seconds": .number(a.session.factorAgeSeconds), "age_seconds": .number(a.session.ageSeconds)]
             if let dev = a.device {
-                d["device"] = ["known": true, "enrolled": dev.enrolled, "managed": dev.managed, "compliant": dev.compliant,
-                               "hardware_bound": dev.hardwareBound, "external": dev.external,
-                               "posture_age_seconds": dev.postureAgeSeconds, "max_vulnerability_severity": dev.maxVulnerabilitySeverity]
+                d["device"] = ["known": true, "enrolled": .bool(dev.enrolled), "managed": .bool(dev.managed), "compliant": .bool(dev.compliant),
+                               "hardware_bound": .bool(dev.hardwareBound), "external": .bool(dev.external),
+                               "posture_age_seconds": .number(dev.postureAgeSeconds), "max_vulnerability_severity": .number(dev.maxVulnerabilitySeverity)]
             } else {
                 d["device"] = ["known": false]
             }
-            d["context"] = ["time_zone": a.context.timeZone, "source_ip": a.context.sourceIP, "network_zone": a.context.networkZone,
-                            "country": a.context.country, "risk_score": a.context.riskScore, "grant_active": a.context.grantActive,
-                            "action": a.action]
-            d["resource"] = ["application": a.resource.applicationID, "classification": a.resource.classification,
-                             "scenario": a.resource.scenario]
+            d["context"] = ["time_zone": .string(a.context.timeZone), "source_ip": .string(a.context.sourceIP),
+                            "network_zone": .string(a.context.networkZone), "country": .string(a.context.country),
+                            "risk_score": .number(a.context.riskScore), "grant_active": .bool(a.context.grantActive),
+                            "action": .string(a.action)]
+            d["resource"] = ["application": .string(a.resource.applicationID), "classification": .string(a.resource.classification),
+                             "scenario": .string(a.resource.scenario)]
         }
-        return d
+        return .object(d)
     }
 
-    static func newEvent(_ object: [String: Any], id: UUID, time: Date, user: String?, severity: Int) -> NewEvent {
-        return NewEvent(id: id, time: time, classUID: object["class_uid"] as? Int ?? 0, severityID: severity,
-                        userID: user.map { UserID($0) }, payloadJSON: (try? EventJSON.encode(object)) ?? "{}")
+    static func newEvent(_ object: JSON, classUID: Int, id: UUID, time: Date, user: String?, severity: Int) -> NewEvent {
+        NewEvent(id: id, time: time, classUID: classUID, severityID: severity,
+                 userID: user.map { UserID($0) }, payloadJSON: (try? EventJSON.encode(object)) ?? "{}")
     }
 }
