@@ -133,6 +133,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Visibility pillar, detection half: OCSF event access, Sigma detection and
+        // correlation rules, ATT&CK-mapped built-in detections, per-user baselines
+        // and risk scores. No I/O: it reads parsed events and returns findings.
+        .target(
+            name: "MenshenVisibility",
+            dependencies: [
+                "MenshenCore", "MenshenStorage",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         // Runtime assembly: store bootstrap, operations (admin) listener, demo
         // organisation and the sample upstream application.
         .target(
@@ -198,6 +210,15 @@ let package = Package(
             name: "MenshenPolicyAdministratorTests",
             dependencies: ["MenshenPolicyAdministrator", "MenshenStorage", "MenshenStorageSQLite", "MenshenIdentity", "MenshenCore",
                            .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MenshenVisibilityTests",
+            dependencies: [
+                "MenshenVisibility", "MenshenCore", "MenshenStorage",
+                // The detection tests build their events with the real producers (sign-in and decision events).
+                "MenshenPolicyAdministrator", "MenshenServer", "MenshenPolicyEngine",
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "MenshenCoreTests", dependencies: ["MenshenCore"], swiftSettings: strict),

@@ -1,0 +1,65 @@
+import Foundation
+import MenshenVisibility
+import Testing
+
+@Suite("Event access: bounded JSON and OCSF field paths")
+struct EventAccessTests {
+    static let signIn = """
+        {"class_uid":3002,"activity_id":1,"status_id":2,"status_detail":"wrong password","time":1736904612345,
+         "user":{"name":"alice","uid":"alice"},"src_endpoint":{"ip":"203.0.113.7"},
+         "auth_factors":[{"factor_type":"pwd"},{"factor_type":"totp"}],"is_mfa":true,"ratio":0.5,
+         "unmapped":{"idp":"local","loa":2,"decision":{"device":{"managed":false}}},"message":"caf\\u00e9 \\ud83d\\ude00 \\"q\\""}
+        """
+
+    @Test("paths read nested members, look into arrays of objects, and yield array elements")
+    func paths() throws {
+        let e = try DetectionEvent(id: "e1", time: Date(timeIntervalSince1970: 0), json: Self.signIn)
+        #expect(e["actor.user.name"] == nil)
+        #expect(e["user.name"] == "alice")
+        #expect(e["src_endpoint.ip"] == "203.0.113.7")
+        #expect(e["unmapped.loa"] == 2)
+        #expect(e["unmapped.decision.device.managed"] == false)
+        #expect(e["ratio"] == .double(0.5))
+        #expect(e["message"]?.stringValue == "café 😀 \"q\"")
+        #expect(e.values(try FieldPath("auth_factors.factor_type")) == ["pwd", "totp"])
+        #expect(e.values(try FieldPath("auth_factors")).count == 2)
+        #expect(e.values(try FieldPath("user.name.first")).isEmpty, "a path through a string finds nothing")
+        #expect(e.userName == "alice" && e.sourceIP == "203.0.113.7" && e.isFailedSignIn && !e.isSuccessfulSignIn)
+        #expect(e.classUID == 3002 && e.statusID == 2)
+    }
+
+    @Test("decision events name their user under actor")
+    func actorUser() throws {
+        let e = try DetectionEvent(id: "d1", time: Date(), json: #"{"class_uid":6001,"action_id":1,"actor":{"user":{"name":"bob"},"session":{"uid":"abc"}}}"#)
+        #expect(e.userName == "bob" && e.sessionUID == "abc" && e.isAllowedAccess)
+    }
+
+    @Test("malformed JSON is refused with a position, never crashes")
+    func malformed() {
+        for bad in ["", "{", "{\"a\":}", "{\"a\":1,}", "[1,2", "{\"a\":01}", "{\"a\":1}x", "\"\\ud800\"", "{\"a\":\"\u{01}\"}",
+                    "{\"a\":1,\"a\":2}", "nul", "-", "1e", "{\"a\":1e999}", "\"\\x\""] {
+            #expect(throws: VisibilityError.self, "\(bad)") { _ = try EventValue.parse(bad) }
+        }
+        #expect(throws: VisibilityError.self) { _ = try DetectionEvent(id: "x", time: Date(), json: "[1]") }
+    }
+
+    @Test("depth and size limits are enforced")
+    func limits() throws {
+        let deep = String(repeating: "[", count: EventLimits.maxDepth + 1) + String(repeating: "]", count: EventLimits.maxDepth + 1)
+        #expect(throws: VisibilityError(.invalidEvent, "")) { _ = try EventValue.parse(deep) }
+        let okDepth = String(repeating: "[", count: EventLimits.maxDepth) + String(repeating: "]", count: EventLimits.maxDepth)
+        _ = try EventValue.parse(okDepth)
+        let big = "\"" + String(repeating: "a", count: EventLimits.maxBytes) + "\""
+        #expect(throws: VisibilityError.self) { _ = try EventValue.parse(big) }
+        // A lookup through a huge array returns at most the cap.
+        let many = "{\"a\":[" + Array(repeating: "{\"b\":1}", count: 1000).joined(separator: ",") + "]}"
+        #expect(try FieldPath("a.b").values(in: EventValue.parse(many)).count == EventLimits.maxLookupValues)
+    }
+
+    @Test("field paths refuse empty segments, spaces and excess length")
+    func badPaths() {
+        for bad in ["", ".", "a..b", "a.", "a b", "a|b", String(repeating: "a.", count: 20) + "a", String(repeating: "x", count: 300)] {
+            #expect(throws: VisibilityError(.invalidFieldPath, ""), "\(bad)") { _ = try FieldPath(bad) }
+        }
+    }
+}
