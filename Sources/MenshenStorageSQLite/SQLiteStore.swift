@@ -25,6 +25,11 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
     /// - Parameters:
     ///   - migrations: the migrations to apply; tests pass a prefix to create older databases.
     ///   - busyTimeout: how long to wait for another process' lock before failing.
+    deinit {
+        // Connections first, then (as the properties go) the -shm descriptor of the commit watch.
+        try? pool.close()
+    }
+
     public init(path: String, migrations: [Migration] = SQLiteMigrations.all, busyTimeout: TimeInterval = 5) throws {
         self.path = path
         // An existing file is first inspected read-only, so a damaged file or one
@@ -181,8 +186,9 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
 
     public func close() async throws {
         isClosed.store(true, ordering: .sequentiallyConsistent)
-        watch.withLock { $0?.invalidate(); $0 = nil }
         do { try pool.close() } catch { throw Self.map(error, path: path) }
+        // The -shm descriptor is closed only after the connections (closing it earlier would drop SQLite's locks).
+        watch.withLock { $0?.closeFile(); $0 = nil }
     }
 
     // MARK: Directory

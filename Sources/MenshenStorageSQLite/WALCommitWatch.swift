@@ -6,17 +6,25 @@ import Darwin
 #endif
 import Synchronization
 
-/// Tells, without a system call, whether any connection of any process has
+/// Tells, with one `pread`, whether any connection of any process has
 /// committed to a SQLite database in WAL mode since a previous look.
 ///
 /// It reads the wal-index header at the start of the database's `-shm` file,
-/// which every connection shares through a memory map (SQLite's documented
-/// format, <https://www.sqlite.org/walformat.html> §2.1): two 48-byte copies of
+/// which every connection shares (SQLite's documented format,
+/// <https://www.sqlite.org/walformat.html> §2.1): two 48-byte copies of
 /// `WalIndexHdr` (`iChange`, incremented by every transaction, `mxFrame`, the
 /// salts and checksums, …). Every commit rewrites the header — second copy
 /// first, then the first — so equal copies that differ from an earlier look mean
 /// something was committed, and an unchanged header means nothing was. A torn
 /// or uninitialised header reads as "unknown" and the caller reads the database.
+///
+/// The file is read with `pread`, not mapped: a mapping faults (SIGBUS) if the
+/// file ever shrinks. And the descriptor stays open until the store's
+/// connections are closed, because closing *any* descriptor of a file drops all
+/// of the process's POSIX locks on it — SQLite's own locks on the `-shm` file
+/// included — after which another process may reinitialise the file under
+/// SQLite's feet (this was seen: a bus error inside SQLite once the command line
+/// opened the database).
 ///
 /// Written by hand because no SQLite wrapper exposes this: GRDB's reads go
 /// through a dispatch queue and the file locks of a read transaction, which made
@@ -34,48 +42,45 @@ final class WALCommitWatch: Sendable {
     }
 
     static let headerBytes = 48
-    /// The two header copies plus the checkpoint information that follows them.
-    static let mappedBytes = 136
 
-    private let base: UInt   // address of the read-only mapping (0 when none), kept as an integer to be Sendable
-    private let closed = Atomic<Bool>(false)
+    /// The open `-shm` descriptor, or -1 once closed.
+    private let descriptor: Mutex<Int32>
 
-    /// Maps `<databasePath>-shm` read-only; nil when it does not exist yet or is too short.
+    /// Opens `<databasePath>-shm` read-only; nil when it does not exist yet or is too short to hold the header.
     init?(databasePath: String) {
         let fd = open(databasePath + "-shm", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, Int(info.st_size) >= Self.mappedBytes else { return nil }
-        guard let address = mmap(nil, Self.mappedBytes, PROT_READ, MAP_SHARED, fd, 0), address != MAP_FAILED else { return nil }
-        base = UInt(bitPattern: address)
+        guard fstat(fd, &info) == 0, Int(info.st_size) >= 2 * Self.headerBytes else {
+            // Nothing of SQLite's can be locked on a file this short (it is not a live wal-index),
+            // so closing this descriptor drops no lock that matters.
+            close(fd)
+            return nil
+        }
+        descriptor = Mutex(fd)
     }
 
-    deinit {
-        if base != 0, let pointer = UnsafeMutableRawPointer(bitPattern: base) { munmap(pointer, Self.mappedBytes) }
+    /// Closes the descriptor. Call only after every connection to the database is closed
+    /// (see the type's documentation); `header()` answers nil from then on.
+    func closeFile() {
+        descriptor.withLock { fd in
+            if fd >= 0 { close(fd); fd = -1 }
+        }
     }
 
-    /// Stops reading the mapping: call before the database's connections close (the last
-    /// connection to close may shrink the file, and reading past its end would fault).
-    func invalidate() { closed.store(true, ordering: .sequentiallyConsistent) }
+    deinit { closeFile() }
 
     /// The current header when both copies agree and it is initialised; nil otherwise.
     func header() -> Header? {
-        guard !closed.load(ordering: .sequentiallyConsistent), let p = UnsafeRawPointer(bitPattern: base) else { return nil }
-        // First copy, then second: a writer updates the second first, so a header read in the
-        // middle of a commit differs between the copies.
-        let first = Header(at: p)
-        atomicFence()
-        let second = Header(at: p + Self.headerBytes)
-        // isInit is the byte at offset 12.
-        guard first == second, p.load(fromByteOffset: 12, as: UInt8.self) == 1 else { return nil }
-        return first
-    }
-
-    /// Keeps the two copies' loads in program order (the compiler may not move them across it).
-    @inline(never)
-    private func atomicFence() {
-        let fence = Atomic<Int>(0)
-        _ = fence.load(ordering: .sequentiallyConsistent)
+        withUnsafeTemporaryAllocation(byteCount: 2 * Self.headerBytes, alignment: 8) { buffer -> Header? in
+            guard let base = buffer.baseAddress else { return nil }
+            let read = descriptor.withLock { fd in fd >= 0 ? pread(fd, base, 2 * Self.headerBytes, 0) : -1 }
+            guard read == 2 * Self.headerBytes else { return nil }
+            let p = UnsafeRawPointer(base)
+            let first = Header(at: p), second = Header(at: p + Self.headerBytes)
+            // isInit is the byte at offset 12. A header read while a commit rewrites it differs between the copies.
+            guard first == second, p.load(fromByteOffset: 12, as: UInt8.self) == 1 else { return nil }
+            return first
+        }
     }
 }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import MenshenCore
 import MenshenStorage
 @testable import MenshenStorageSQLite
@@ -67,6 +70,32 @@ struct WALCommitWatchTests {
         #expect(store.committedAccessGeneration() == nil, "a closed store vouches for nothing")
     }
 
+    /// POSIX record locks this process holds on a file, from /proc/locks.
+    static func locksHeld(onInodeOf path: String) throws -> Int {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return -1 }
+        let me = String(getpid()), inode = ":\(info.st_ino) "
+        return try String(contentsOfFile: "/proc/locks", encoding: .utf8).split(separator: "\n")
+            .filter { $0.contains(" POSIX ") && $0.split(separator: " ").contains(Substring(me)) && ($0 + " ").contains(inode) }.count
+    }
+
+    @Test("watching the wal-index keeps SQLite's locks on the -shm file (closing any descriptor of it would drop them)")
+    func locksKept() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-wal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("menshen.sqlite").path
+        let store = try SQLiteStore(path: file)
+        try await store.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: Date()))
+        let before = try Self.locksHeld(onInodeOf: file + "-shm")
+        #expect(before > 0, "SQLite holds its shared-memory lock while connections are open")
+        for _ in 0..<3 { _ = store.committedAccessGeneration() }   // opens the watch
+        try await store.createUser(UserRecord(id: "bo", displayName: "Bo", createdAt: Date()))
+        _ = store.committedAccessGeneration()
+        #expect(try Self.locksHeld(onInodeOf: file + "-shm") >= before, "no lock was dropped by the watch")
+        try await store.close()
+    }
+
     @Test("a malformed or missing wal-index is \"unknown\", never a stale answer")
     func unknownHeader() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-wal-\(UUID().uuidString)")
@@ -74,7 +103,7 @@ struct WALCommitWatchTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("x.sqlite").path
         #expect(WALCommitWatch(databasePath: path) == nil, "no -shm file")
-        try Data(count: 100).write(to: URL(fileURLWithPath: path + "-shm"))
+        try Data(count: 50).write(to: URL(fileURLWithPath: path + "-shm"))
         #expect(WALCommitWatch(databasePath: path) == nil, "too short to hold the header")
         var bytes = [UInt8](repeating: 0, count: 4096)
         for i in 0..<48 { bytes[i] = UInt8(i); bytes[48 + i] = UInt8(i) }
