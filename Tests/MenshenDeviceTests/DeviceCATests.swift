@@ -331,6 +331,104 @@ struct DeviceCATests {
         #expect(await ca.verifier().verify(ca.certificateDER, at: Self.now).refusalCode == "wrong_extended_key_usage")
     }
 
+    @Test("Certificates made by an openssl CA: the verifier accepts a conforming one and names what is wrong with the others")
+    func opensslIssuedLeaves() async throws {
+        if Self.skipWithoutOpenSSL() { return }
+        let ssl = try OpenSSL()
+        defer { ssl.cleanup() }
+        try ssl.write("ca.cnf", """
+            [req]
+            distinguished_name = dn
+            x509_extensions = v3_ca
+            prompt = no
+            [dn]
+            CN = Bank Device CA
+            [v3_ca]
+            basicConstraints = critical,CA:TRUE
+            keyUsage = critical,keyCertSign,cRLSign
+            subjectKeyIdentifier = hash
+            """)
+        let device = """
+            basicConstraints = critical,CA:FALSE
+            subjectKeyIdentifier = hash
+            authorityKeyIdentifier = keyid
+            """
+        try ssl.write("leaf.cnf", """
+            [good]
+            \(device)
+            keyUsage = critical,digitalSignature
+            extendedKeyUsage = clientAuth
+            subjectAltName = URI:urn:menshen:device:pos-terminal-7
+            [server]
+            \(device)
+            keyUsage = critical,digitalSignature
+            extendedKeyUsage = serverAuth
+            subjectAltName = URI:urn:menshen:device:pos-terminal-7
+            [noeku]
+            \(device)
+            keyUsage = critical,digitalSignature
+            subjectAltName = URI:urn:menshen:device:pos-terminal-7
+            [nosan]
+            \(device)
+            keyUsage = critical,digitalSignature
+            extendedKeyUsage = clientAuth
+            [twosan]
+            \(device)
+            keyUsage = critical,digitalSignature
+            extendedKeyUsage = clientAuth
+            subjectAltName = URI:urn:menshen:device:pos-terminal-7, URI:urn:menshen:device:pos-terminal-8
+            [othersan]
+            \(device)
+            keyUsage = critical,digitalSignature
+            extendedKeyUsage = clientAuth
+            subjectAltName = URI:https://pos-terminal-7.example
+            [keyenc]
+            \(device)
+            keyUsage = critical,keyEncipherment
+            extendedKeyUsage = clientAuth
+            subjectAltName = URI:urn:menshen:device:pos-terminal-7
+            [critical]
+            \(device)
+            keyUsage = critical,digitalSignature
+            extendedKeyUsage = clientAuth
+            subjectAltName = URI:urn:menshen:device:pos-terminal-7
+            1.3.6.1.4.1.99999.1 = critical,ASN1:NULL
+            """)
+        try ssl.p256Key("ca.key")
+        try ssl.run(["req", "-x509", "-new", "-key", "ca.key", "-config", "ca.cnf", "-days", "2", "-out", "ca.pem"])
+        try ssl.p256Key("device.key")
+        _ = try ssl.csr(key: "device.key")
+        try ssl.run(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "rsa.key"])
+        _ = try ssl.csr(key: "rsa.key")
+        func leaf(_ section: String, csr: String = "device.key.csr.pem") throws -> [UInt8] {
+            try ssl.run(["x509", "-req", "-in", csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "0x4d454e5348454e",
+                         "-days", "1", "-extfile", "leaf.cnf", "-extensions", section, "-out", section + ".pem"])
+            return try ssl.read(section + ".pem")
+        }
+        let ca = try Certificate(pemEncoded: String(decoding: try ssl.read("ca.pem"), as: UTF8.self))
+        let verifier = DeviceCertificateVerifier(caCertificate: ca)
+        // openssl starts validity at the current time (to the second), so these checks run a little after it.
+        let now = Date().addingTimeInterval(120)
+        guard case .accepted(let verified) = await verifier.verify(try leaf("good"), at: now) else {
+            Issue.record("a conforming openssl-issued device certificate was refused")
+            return
+        }
+        #expect(verified.deviceID == "pos-terminal-7")
+        #expect(verified.serialNumber == "4d454e5348454e")
+        #expect(await verifier.verify(try leaf("server"), at: now).refusalCode == "wrong_extended_key_usage")
+        #expect(await verifier.verify(try leaf("noeku"), at: now).refusalCode == "wrong_extended_key_usage")
+        #expect(await verifier.verify(try leaf("nosan"), at: now).refusalCode == "no_device_identity")
+        #expect(await verifier.verify(try leaf("twosan"), at: now).refusalCode == "no_device_identity")
+        #expect(await verifier.verify(try leaf("othersan"), at: now).refusalCode == "no_device_identity")
+        #expect(await verifier.verify(try leaf("keyenc"), at: now).refusalCode == "wrong_key_usage")
+        #expect(await verifier.verify(try leaf("good", csr: "rsa.key.csr.pem"), at: now).refusalCode == "unsupported_key_algorithm")
+        // An unknown critical extension passes our own checks; RFC 5280 path validation refuses it.
+        #expect(await verifier.verify(try leaf("critical"), at: now).refusalCode == "path_validation_failed")
+        // Our CA does not accept the openssl CA's certificates, nor the reverse.
+        let (ours, _) = try Self.makeCA(at: now)
+        #expect(await ours.verifier().verify(try leaf("good"), at: now).refusalCode == "other_ca")
+    }
+
     @Test("A certificate altered after signing is refused as a bad signature")
     func badSignature() async throws {
         let (ca, _) = try Self.makeCA()
