@@ -176,6 +176,9 @@ struct DeviceCATests {
         let caEnd = ca.certificate.notValidAfter
         let late = try ca.issue(csr: csr, for: Self.device, now: caEnd.addingTimeInterval(-3600))
         #expect(late.notValidAfter == caEnd)
+        // Nor is one issued once the CA has expired, or before it existed.
+        #expect(throws: DeviceCAError(.invalidValidity)) { try ca.issue(csr: csr, for: Self.device, now: caEnd) }
+        #expect(throws: DeviceCAError(.invalidValidity)) { try ca.issue(csr: csr, for: Self.device, now: Self.now.addingTimeInterval(-3600)) }
     }
 
     // MARK: The sealed CA key

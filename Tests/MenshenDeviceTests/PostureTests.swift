@@ -167,6 +167,12 @@ struct PostureTests {
         #expect(try await attempt(collected: 301).refusal?.code == "from_the_future")
         #expect(try await attempt(collected: 299).isVerified)
         #expect(try await attempt(collected: -86_400 * 365 * 100).refusal?.code == "stale")
+        // A certificate verified earlier that has expired since no longer vouches for reports.
+        let expiry = f.certificate.notValidAfter
+        let nonce = await f.nonces.issue(for: Self.device, at: expiry)
+        let envelope = try PostureEnvelope.sign(reportBytes: try Self.report(nonce: nonce, collectedAt: expiry).jsonBytes(), with: f.key)
+        #expect(try await f.verify(envelope, at: expiry.addingTimeInterval(1)) == .refused(.certificateExpired))
+        #expect(try await f.verify(envelope, at: expiry).isVerified)
     }
 
     @Test("Oversize envelopes, reports, package lists and strings are refused before verification")

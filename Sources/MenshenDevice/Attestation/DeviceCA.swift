@@ -268,6 +268,9 @@ public struct DeviceCA: Sendable {
         guard validity > 0, validity <= Self.maxCertificateValidity else {
             throw DeviceCAError(.invalidValidity, "device certificate validity must be more than 0 and at most \(Int(Self.maxCertificateValidity)) s")
         }
+        guard now >= certificate.notValidBefore, now < certificate.notValidAfter else {
+            throw DeviceCAError(.invalidValidity, "the CA certificate is not valid at \(now) (\(certificate.notValidBefore) to \(certificate.notValidAfter))")
+        }
         let notAfter = min(now.addingTimeInterval(validity), certificate.notValidAfter)
         do {
             let organization = certificate.subject.flatMap { $0 }.first { $0.type == .RDNAttributeType.organizationName }

@@ -37,6 +37,8 @@ public struct VerifiedPosture: Sendable, Hashable {
 
 /// Why a well-formed posture report was refused.
 public enum PostureRefusal: Sendable, Hashable, CustomStringConvertible {
+    /// The device certificate the report is checked against has expired since it was verified.
+    case certificateExpired
     /// The signature does not verify with the key of the device's certificate.
     case badSignature
     /// The report names another device than the certificate.
@@ -50,6 +52,7 @@ public enum PostureRefusal: Sendable, Hashable, CustomStringConvertible {
 
     public var code: String {
         switch self {
+        case .certificateExpired: "certificate_expired"
         case .badSignature: "bad_signature"
         case .deviceMismatch: "device_mismatch"
         case .nonce(let redemption):
@@ -79,8 +82,9 @@ public enum PostureVerdict: Sendable, Hashable {
     case refused(PostureRefusal)
 }
 
-/// Verifies posture reports. Checks, in this order: the signature over the
-/// exact report bytes with the key of the certificate the device presented
+/// Verifies posture reports. Checks, in this order: that the device
+/// certificate is still within its validity (revocation is checked when the
+/// caller verifies the certificate); the signature over the exact report bytes with the key of the certificate the device presented
 /// (already verified by ``DeviceCertificateVerifier``); that the report names
 /// that certificate's device; that `collected_at` is within
 /// ``maxReportAge`` of now and not ahead of now by more than ``maxClockSkew``;
@@ -100,6 +104,7 @@ public struct PostureVerifier: Sendable {
     /// Throws only when the nonce store fails; every refusal is a verdict.
     public func verify(_ report: UnverifiedPostureReport, certificate: VerifiedDeviceCertificate, nonces: any PostureNonceStore,
                        now: Date) async throws -> PostureVerdict {
+        guard now <= certificate.notValidAfter else { return .refused(.certificateExpired) }
         guard Self.signatureIsValid(report.signature, over: report.reportBytes, key: certificate.signingKey) else {
             return .refused(.badSignature)
         }
