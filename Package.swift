@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.3.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
@@ -65,6 +66,21 @@ let package = Package(
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "X509", package: "swift-certificates"),
+            ],
+            swiftSettings: strict
+        ),
+        // Device pillar's pure core: Debian version order, OSV advisories and
+        // matching, the device CA (certificates from CSRs, revocation, client
+        // verification), signed posture reports, compliance policy. No I/O
+        // except reading the advisory directory a caller names.
+        .target(
+            name: "MenshenDevice",
+            dependencies: [
+                "MenshenCore", "MenshenPolicyEngine",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: strict
         ),
@@ -219,6 +235,18 @@ let package = Package(
                 // The detection tests build their events with the real producers (sign-in and decision events).
                 "MenshenPolicyAdministrator", "MenshenServer", "MenshenPolicyEngine",
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MenshenDeviceTests",
+            dependencies: [
+                "MenshenDevice", "MenshenCore", "MenshenPolicyEngine",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(name: "MenshenCoreTests", dependencies: ["MenshenCore"], swiftSettings: strict),
