@@ -1,0 +1,174 @@
+import ArgumentParser
+import Foundation
+import MenshenCore
+import MenshenStorage
+
+/// `menshen device …`: the device inventory (principle 2.1) and the operator's
+/// hand on it — quarantine, release and retire (2.2: prompt action on a
+/// non-compliant device). Every change is a compare-and-set on the device's
+/// version and advances the store's access counter, so every gateway node
+/// decides the device's next request on the new state. (Enrolment, posture and
+/// the gateway's device binding are not wired yet: see the device issue. The
+/// state changes are not yet recorded as OCSF events either.)
+struct DeviceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "device", abstract: "The device inventory: list, show, quarantine, release, retire.",
+        subcommands: [List.self, Show.self, Quarantine.self, Release.self, Retire.self])
+
+    static func validateID(_ id: String) throws {
+        guard IdentifierSyntax.isValid(id) else { throw ValidationError("device id must be 1–128 characters from A–Z a–z 0–9 . _ @ -") }
+    }
+
+    static func validateReason(_ reason: String) throws {
+        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty, reason.count <= 200 else {
+            throw ValidationError("--reason must be 1–200 characters")
+        }
+    }
+
+    static func requireDevice(_ db: any MenshenStore, _ id: String) async throws -> DeviceRecord {
+        guard let device = try await db.device(DeviceID(id)) else { throw StoreError(.notFound, "no device \(id)") }
+        return device
+    }
+
+    /// Applies `change` with compare-and-set; a concurrent writer makes it fail rather than overwrite.
+    static func update(_ db: any MenshenStore, _ device: DeviceRecord, _ change: (inout DeviceRecord) -> Void) async throws -> DeviceRecord {
+        var updated = device
+        change(&updated)
+        updated.updatedAt = Date()
+        guard try await db.updateDevice(updated, expectedVersion: device.version) else {
+            throw StoreError(.conflict, "device \(device.id.rawValue) changed meanwhile; nothing was changed, try again")
+        }
+        return updated
+    }
+
+    static func time(_ date: Date?) -> String { date.map { ISO8601DateFormatter().string(from: $0) } ?? "never" }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List devices: id, owner, class, state, compliance, last posture.")
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            try await UserCommand.withServices(store) { db, _, _ in
+                let devices = try await db.listDevices()
+                for d in devices {
+                    print([d.id.rawValue, d.ownerID?.rawValue ?? "-", d.deviceClass.rawValue, d.state.rawValue,
+                           d.compliant ? "compliant" : "non-compliant", d.hardwareBound ? "hardware-bound" : "software-key",
+                           "posture: \(DeviceCommand.time(d.lastPostureAt))"].joined(separator: "\t"))
+                }
+                print("\(devices.count) device\(devices.count == 1 ? "" : "s")")
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one device, its compliance and its certificates.")
+        @Argument(help: "Device id.") var device: String
+        @OptionGroup var store: StoreOptions
+
+        func validate() throws { try DeviceCommand.validateID(device) }
+
+        func run() async throws {
+            try await UserCommand.withServices(store) { db, _, _ in
+                let d = try await DeviceCommand.requireDevice(db, device)
+                let certificates = try await db.deviceCertificates(of: d.id)
+                let now = Date()
+                let lines = certificates.map { c -> String in
+                    let status = c.revokedAt.map { "revoked \(DeviceCommand.time($0)) (\(c.revokedReason ?? ""))" }
+                        ?? (c.notAfter <= now ? "expired" : "valid until \(DeviceCommand.time(c.notAfter))")
+                    return "\n  - serial \(c.serial): \(status), sha256 \(c.fingerprint)"
+                }
+                print("""
+                    device:          \(d.id.rawValue)
+                    name:            \(d.displayName)
+                    owner:           \(d.ownerID?.rawValue ?? "-")
+                    class:           \(d.deviceClass.rawValue)
+                    platform:        \(d.platform)
+                    key:             \(d.hardwareBound ? "hardware-bound (TPM)" : "software")
+                    state:           \(d.state.rawValue)
+                    compliance:      \(d.compliant ? "compliant" : "non-compliant: " + d.complianceReasons.joined(separator: ", "))
+                    last posture:    \(DeviceCommand.time(d.lastPostureAt))
+                    vulnerabilities: highest severity \(["none", "low", "medium", "high", "critical"][max(0, min(4, d.maxVulnerabilitySeverity))])
+                    enrolled:        \(DeviceCommand.time(d.enrolledAt))
+                    certificates:    \(certificates.count)\(lines.joined())
+                    """)
+            }
+        }
+    }
+
+    struct Quarantine: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Quarantine a device: from its next request it reaches nothing but remediation.")
+        @Argument(help: "Device id.") var device: String
+        @Option(help: "Why (kept with the device).") var reason: String
+        @OptionGroup var store: StoreOptions
+
+        func validate() throws { try DeviceCommand.validateID(device); try DeviceCommand.validateReason(reason) }
+
+        func run() async throws {
+            try await UserCommand.withServices(store) { db, _, _ in
+                let d = try await DeviceCommand.requireDevice(db, device)
+                switch d.state {
+                case .retired: throw StoreError(.conflict, "device \(device) is retired; a retired device cannot be quarantined or come back")
+                case .quarantined: print("device \(device) is already quarantined"); return
+                case .active: break
+                }
+                _ = try await DeviceCommand.update(db, d) {
+                    $0.state = .quarantined
+                    $0.compliant = false
+                    $0.complianceReasons = ["quarantined: " + reason]
+                }
+                print("quarantined device \(device)")
+            }
+        }
+    }
+
+    struct Release: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Release a quarantined device. It stays non-compliant until its next verified posture report.")
+        @Argument(help: "Device id.") var device: String
+        @OptionGroup var store: StoreOptions
+
+        func validate() throws { try DeviceCommand.validateID(device) }
+
+        func run() async throws {
+            try await UserCommand.withServices(store) { db, _, _ in
+                let d = try await DeviceCommand.requireDevice(db, device)
+                guard d.state == .quarantined else {
+                    throw StoreError(.conflict, "device \(device) is \(d.state.rawValue), not quarantined; nothing was changed")
+                }
+                _ = try await DeviceCommand.update(db, d) {
+                    $0.state = .active
+                    $0.compliant = false
+                    $0.complianceReasons = ["awaiting_posture"]
+                }
+                print("released device \(device); it becomes compliant only with its next verified posture report")
+            }
+        }
+    }
+
+    struct Retire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Retire a device for good: its certificates are revoked and it can never come back (enrol it again as a new device).")
+        @Argument(help: "Device id.") var device: String
+        @Option(help: "Why (kept with the revoked certificates).") var reason: String
+        @OptionGroup var store: StoreOptions
+
+        func validate() throws { try DeviceCommand.validateID(device); try DeviceCommand.validateReason(reason) }
+
+        func run() async throws {
+            try await UserCommand.withServices(store) { db, _, _ in
+                let d = try await DeviceCommand.requireDevice(db, device)
+                // Already retired: only finish the job (a revocation that failed last time is done now).
+                if d.state != .retired {
+                    _ = try await DeviceCommand.update(db, d) {
+                        $0.state = .retired
+                        $0.compliant = false
+                        $0.complianceReasons = ["retired: " + reason]
+                    }
+                }
+                let revoked = try await db.revokeDeviceCertificates(of: d.id, at: Date(), reason: "retired: " + reason)
+                print("retired device \(device); \(revoked) certificate\(revoked == 1 ? "" : "s") revoked")
+            }
+        }
+    }
+}
