@@ -11,8 +11,8 @@ import Prometheus
 /// It carries no user data and no secrets; bind it to a private address.
 public enum AdminServer {
     /// Builds the router. Exposed for in-process tests.
-    public static func router(store: any MenshenStore, latestSchemaVersion: Int, registry: PrometheusCollectorRegistry)
-        -> Router<BasicRequestContext>
+    public static func router(store: any MenshenStore, latestSchemaVersion: Int, registry: PrometheusCollectorRegistry,
+                              gatewayMetrics: GatewayMetricsExport? = nil) -> Router<BasicRequestContext>
     {
         let router = Router()
         router.add(middleware: MetricsMiddleware())
@@ -41,7 +41,8 @@ public enum AdminServer {
                             body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            gatewayMetrics?.update()
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
         return router

@@ -71,7 +71,9 @@ public struct MenshenRuntime: Sendable {
                         logger: logger)
         }
 
-        services.append(app("admin", AdminServer.router(store: store, latestSchemaVersion: latest, registry: registry), config.admin.listen))
+        let gatewayMetrics = GatewayMetricsExport(registry: registry)
+        services.append(app("admin", AdminServer.router(store: store, latestSchemaVersion: latest, registry: registry,
+                                                        gatewayMetrics: gatewayMetrics), config.admin.listen))
         var portal = try IdentityWiring.portal(config: config, store: store, clock: clock)
         portal.applicationCatalog = { state.snapshot.routes.applications }
         services.append(app("portal", PortalServer.router(store: store, organisation: config.organisation.name, clock: clock,
@@ -96,6 +98,7 @@ public struct MenshenRuntime: Sendable {
                               forwardAuthCallers: config.gateway.forwardAuthTrustedCallers, recorder: decisions, assertions: assertions)
         let gatewayListen = config.gateway.listen
         let gatewayServer = EnforcementPointServer(configuration: proxyConfig, gate: gate, logger: Logger(label: "menshen.enforcement-point"))
+        gatewayMetrics.attach { .init(proxy: gatewayServer.metrics, decisionsWritten: decisions.writtenCount, decisionsDropped: decisions.droppedCount) }
         services.append(GatewayService(server: gatewayServer, state: state, loader: loader,
                                        reloadInterval: .seconds(config.gateway.reloadIntervalSeconds), logger: logger,
                                        onBound: { port in await ready.add(BoundListener(name: "gateway", host: gatewayListen.host, port: port)) }))

@@ -26,8 +26,18 @@ struct DemoTests {
         let ready = try await Harness.get(demo.adminURL + "/readyz")
         #expect(ready.status == 200)
         #expect(ready.body.contains(#""store":"sqlite""#))
+        // One request through the gateway without a session (answered at once with a sign-in), then the counters.
+        let gate = try await Harness.get(demo.gatewayURL + "/", headers: ["Accept": "application/json"])
+        #expect(gate.status == 401)
         let metrics = try await Harness.get(demo.adminURL + "/metrics")
         #expect(metrics.status == 200 && metrics.body.contains("hb_requests"))
+        func value(_ series: String) -> Double? {
+            metrics.body.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        #expect((value("menshen_gateway_requests_total") ?? 0) >= 1, "\(metrics.body)")
+        #expect((value(#"menshen_gateway_verdicts_total{verdict="responded"}"#) ?? 0) >= 1)
+        #expect((value("menshen_gateway_decided_immediately_total") ?? 0) >= 1)
+        #expect(value("menshen_gateway_open_connections") != nil && value("menshen_decision_events_dropped_total") == 0)
 
         let portal = try await Harness.get(demo.portalURL + "/", headers: ["Accept-Language": "en-GB,en;q=0.9"])
         #expect(portal.status == 200)
