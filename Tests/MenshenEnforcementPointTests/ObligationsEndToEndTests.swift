@@ -115,8 +115,9 @@ struct ObligationsEndToEndTests {
 
     @Test("the proxy's own errors are pages too: upstream down → 502 in the browser's language with the request id, problem+json for APIs")
     func errorPages() async throws {
-        let probe = try await withUpstream { upstream in upstream.port }   // a port that is closed again afterwards
-        let dead = Upstream(host: "127.0.0.1", port: probe)
+        let held = DeadPort()   // bound, never listening: refused, and no parallel test can take it meanwhile
+        defer { held.release() }
+        let dead = held.upstream
         try await withProxy(configure: { $0.refusalPage = PolicyGate.refusalPage(portalOrigin: "https://portal.bank.example") },
                             gate: { _ in RecordingGate { _ in .forward(upstream: dead, addHeaders: []) } }) { server, _, _ in
             let url = "http://127.0.0.1:\(server.localPort ?? 0)/x"

@@ -233,11 +233,10 @@ struct ProxyTests {
 
     @Test("fail-over: a dead first upstream is skipped and tried last; a health check brings it back when it answers again")
     func failover() async throws {
-        // A port with nothing listening (bound once to learn a free number, then closed).
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let deadPort = probe.localAddress?.port ?? 0
-        try await probe.close()
-        let dead = Upstream(host: "127.0.0.1", port: deadPort)
+        // A port bound but not listening (held, so no parallel test can take it until it is revived below).
+        let held = DeadPort()
+        let deadPort = held.port
+        let dead = held.upstream
         try await withProxy(configure: { $0.healthCheckInterval = .milliseconds(200) },
                             gate: { up in RecordingGate { _ in .forward(upstreams: [dead, up.upstream], addHeaders: []) } }) { server, upstream, _ in
             let port = server.localPort ?? 0
@@ -250,6 +249,7 @@ struct ProxyTests {
             #expect(upstream.seen.count == 2)
 
             // The first upstream comes back: the health check notices and it is preferred again.
+            held.release()
             let revived = try await TestUpstream(group: upstream.group, port: deadPort)
             let deadline = Date().addingTimeInterval(5)
             while server.upstreamsDown > 0 && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }

@@ -359,8 +359,8 @@ func withProxy<T: Sendable>(
 /// A port bound but never listening: connections to it are refused, and no other test can take it
 /// while `DeadPort` lives (a port closed after use could be bound again by a parallel test).
 final class DeadPort: @unchecked Sendable {
-    // Invariant: the descriptor is only closed in deinit.
-    private let fd: Int32
+    // Invariant: the descriptor is closed once, by `release()` or deinit (used from one task at a time).
+    private var fd: Int32
     let port: Int
     init() {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -373,7 +373,12 @@ final class DeadPort: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         port = Int(UInt16(bigEndian: addr.sin_port))
     }
-    deinit { Glibc.close(fd) }
+    deinit { release() }
+    /// Frees the port now, for a test that binds a listener to it right after (the window in which
+    /// a parallel test could take it is a few microseconds instead of the whole test).
+    func release() {
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
     var upstream: Upstream { Upstream(host: "127.0.0.1", port: port) }
 }
 
