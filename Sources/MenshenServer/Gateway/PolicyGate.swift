@@ -91,8 +91,7 @@ public struct PolicyGate: AccessGate {
     }
 
     func decideImmediately(_ request: GateRequest, mode: DecisionMode) -> GateVerdict? {
-        var trail = DecisionTrail(requestID: request.requestID, time: clock.now(), mode: mode, method: request.method,
-                                  host: request.host, path: request.path, sourceIP: request.clientAddress ?? "")
+        var trail = newTrail(request, mode: mode)
         let verdict: GateVerdict
         switch target(of: request, trail: &trail) {
         case .answered(let answer):
@@ -114,10 +113,15 @@ public struct PolicyGate: AccessGate {
         return verdict
     }
 
+    /// The audit record of one decision, before anything is decided.
+    func newTrail(_ request: GateRequest, mode: DecisionMode) -> DecisionTrail {
+        DecisionTrail(requestID: request.requestID, time: clock.now(), mode: mode, method: request.method,
+                      host: request.host, path: request.path, sourceIP: request.clientAddress ?? "")
+    }
+
     /// Decides one request and records the decision.
     func decide(_ request: GateRequest, mode: DecisionMode) async -> GateVerdict {
-        var trail = DecisionTrail(requestID: request.requestID, time: clock.now(), mode: mode, method: request.method,
-                                  host: request.host, path: request.path, sourceIP: request.clientAddress ?? "")
+        var trail = newTrail(request, mode: mode)
         let verdict: GateVerdict
         do { verdict = try await evaluate(request, trail: &trail) } catch {
             trail.outcome = .error
