@@ -186,7 +186,7 @@ let package = Package(
             name: "menshen",
             dependencies: [
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenServer", "MenshenCedar", "MenshenCedarConformance", "MenshenPolicyEngine",
-                "MenshenPolicyAdministrator",
+                "MenshenPolicyAdministrator", "MenshenVisibility", "MenshenStorageSQLite", "MenshenStoragePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

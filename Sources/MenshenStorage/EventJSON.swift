@@ -155,3 +155,98 @@ extension EventJSON {
         }
     }
 }
+
+extension EventJSON {
+    /// Writes one JSON object member by member, straight into its text: the
+    /// same canonical output as ``encode(_:depthLimit:)-(Value)`` without
+    /// building and sorting dictionaries first — for the events written once per
+    /// request (the gateway's decisions). The caller gives each object's
+    /// members in sorted key order (UTF-8 byte order); debug builds check it,
+    /// and the decision log's tests compare the text with the ``Value`` encoding.
+    /// Keys must be plain ASCII names (they are written without escaping).
+    public struct ObjectWriter {
+        public private(set) var text: String
+        /// One entry per open object: whether it has no member yet.
+        private var empty: [Bool] = [true]
+        #if DEBUG
+        private var lastKey: [String] = [""]
+        #endif
+
+        public init(capacity: Int = 1536) {
+            text = ""
+            text.reserveCapacity(capacity)
+            text += "{"
+        }
+
+        private mutating func key(_ k: String) {
+            #if DEBUG
+            precondition(k.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }, "key \(k) needs escaping")
+            precondition(empty[empty.count - 1] || lastKey[lastKey.count - 1].utf8.lexicographicallyPrecedes(k.utf8),
+                         "key \(k) out of order after \(lastKey[lastKey.count - 1])")
+            lastKey[lastKey.count - 1] = k
+            #endif
+            if empty[empty.count - 1] { empty[empty.count - 1] = false } else { text += "," }
+            text += "\""
+            text += k
+            text += "\":"
+        }
+
+        public mutating func string(_ k: String, _ v: String) { key(k); EventJSON.string(v, into: &text) }
+        public mutating func int(_ k: String, _ v: Int) { key(k); text += String(v) }
+        public mutating func int(_ k: String, _ v: Int64) { key(k); text += String(v) }
+        public mutating func bool(_ k: String, _ v: Bool) { key(k); text += v ? "true" : "false" }
+
+        public mutating func strings(_ k: String, _ values: [String]) {
+            key(k)
+            text += "["
+            for (n, v) in values.enumerated() {
+                if n > 0 { text += "," }
+                EventJSON.string(v, into: &text)
+            }
+            text += "]"
+        }
+
+        /// A member given as a ``Value`` (for the rare, irregular parts).
+        public mutating func value(_ k: String, _ v: Value) throws {
+            key(k)
+            try EventJSON.write(v, into: &text, depth: 32)
+        }
+
+        /// A nested object, its members written by `body`.
+        public mutating func object(_ k: String, _ body: (inout ObjectWriter) throws -> Void) rethrows {
+            key(k)
+            try nested(body)
+        }
+
+        /// An array of `count` objects, each written by `body`.
+        public mutating func objects(_ k: String, count: Int, _ body: (Int, inout ObjectWriter) throws -> Void) rethrows {
+            key(k)
+            text += "["
+            for i in 0..<count {
+                if i > 0 { text += "," }
+                try nested { try body(i, &$0) }
+            }
+            text += "]"
+        }
+
+        private mutating func nested(_ body: (inout ObjectWriter) throws -> Void) rethrows {
+            text += "{"
+            empty.append(true)
+            #if DEBUG
+            lastKey.append("")
+            #endif
+            try body(&self)
+            empty.removeLast()
+            #if DEBUG
+            lastKey.removeLast()
+            #endif
+            text += "}"
+        }
+
+        /// Closes the object and returns its text.
+        public mutating func finish() -> String {
+            text += "}"
+            return text
+        }
+    }
+}

@@ -470,6 +470,9 @@ public final class PostgresStore: MenshenStore {
 
     // MARK: Events
 
+    /// Events per INSERT statement when appending a batch.
+    static let eventInsertChunk = 1000
+
     public func appendEvents(_ events: [NewEvent], hasher: @escaping EventChainHasher) async throws -> [StoredEvent] {
         for e in events where e.payloadJSON.utf8.count > InputLimits.maxEventPayloadBytes {
             throw StoreError(.invalidInput, "event \(e.id) payload exceeds \(InputLimits.maxEventPayloadBytes) bytes")
@@ -484,16 +487,29 @@ public final class PostgresStore: MenshenStore {
                 for try await (seq, hash) in try await tx.query("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", logger: logger)
                     .decode((Int64, String).self) { sequence = seq; previous = hash }
                 var stored: [StoredEvent] = []
+                stored.reserveCapacity(events.count)
                 for e in events {
                     sequence += 1
                     let h = hasher(previous, e)
-                    try await tx.query("""
-                        INSERT INTO events(seq, id, time, class_uid, severity_id, user_id, payload, prev_hash, hash)
-                        VALUES (\(sequence), \(e.id.uuidString), \(StoreCoding.millis(e.time)), \(e.classUID), \(e.severityID),
-                                \(e.userID?.rawValue), \(e.payloadJSON), \(previous), \(h))
-                        """, logger: logger)
                     stored.append(StoredEvent(sequence: sequence, event: e, previousHash: previous, hash: h))
                     previous = h
+                }
+                // One statement per chunk (arrays through unnest), not one round trip per event. A user id is
+                // never empty, so '' stands for NULL in the text array. A repeated id fails the unique index: nothing is stored.
+                for start in stride(from: 0, to: stored.count, by: Self.eventInsertChunk) {
+                    let chunk = stored[start..<min(start + Self.eventInsertChunk, stored.count)]
+                    let seqs = chunk.map(\.sequence), ids = chunk.map(\.event.id.uuidString)
+                    let times = chunk.map { StoreCoding.millis($0.event.time) }
+                    let classes = chunk.map { Int64($0.event.classUID) }, severities = chunk.map { Int64($0.event.severityID) }
+                    let users = chunk.map { $0.event.userID?.rawValue ?? "" }, payloads = chunk.map(\.event.payloadJSON)
+                    let previousHashes = chunk.map(\.previousHash), hashes = chunk.map(\.hash)
+                    try await tx.query("""
+                        INSERT INTO events(seq, id, time, class_uid, severity_id, user_id, payload, prev_hash, hash)
+                        SELECT s, i, t, c, v, NULLIF(u, ''), p, ph, h
+                        FROM unnest(\(seqs)::bigint[], \(ids)::text[], \(times)::bigint[], \(classes)::bigint[], \(severities)::bigint[],
+                                    \(users)::text[], \(payloads)::text[], \(previousHashes)::text[], \(hashes)::text[])
+                             AS x(s, i, t, c, v, u, p, ph, h)
+                        """, logger: logger)
                 }
                 return stored
             }

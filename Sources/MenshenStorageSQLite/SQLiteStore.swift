@@ -476,21 +476,26 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         }
         // SQLite serialises writers; the write transaction makes the chain head read and the appends atomic.
         return try await write { db in
-            let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+            let head = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"))
             var previous: String = try head?.decode(atIndex: 1) ?? genesisEventHash
             var sequence: Int64 = try head?.decode(atIndex: 0) ?? 0
             var stored: [StoredEvent] = []
+            stored.reserveCapacity(events.count)
+            // One prepared statement for the batch; the unique index on `id` refuses a repeated event
+            // (and the transaction then stores none of the batch).
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO events(seq, id, time, class_uid, severity_id, user_id, payload, prev_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
             for e in events {
-                if try Self.exists(db, "SELECT 1 FROM events WHERE id = ?", [e.id.uuidString]) {
-                    throw StoreError(.conflict, "event \(e.id) already stored")
-                }
                 sequence += 1
                 let h = hasher(previous, e)
-                try db.execute(sql: """
-                    INSERT INTO events(seq, id, time, class_uid, severity_id, user_id, payload, prev_hash, hash)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [sequence, e.id.uuidString, StoreCoding.millis(e.time), e.classUID, e.severityID,
-                                     e.userID?.rawValue, e.payloadJSON, previous, h])
+                do {
+                    try insert.execute(arguments: [sequence, e.id.uuidString, StoreCoding.millis(e.time), e.classUID, e.severityID,
+                                                   e.userID?.rawValue, e.payloadJSON, previous, h])
+                } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                    throw StoreError(.conflict, "event \(e.id) already stored")
+                }
                 stored.append(StoredEvent(sequence: sequence, event: e, previousHash: previous, hash: h))
                 previous = h
             }

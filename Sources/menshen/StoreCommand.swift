@@ -9,7 +9,7 @@ struct StoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store",
         abstract: "Inspect the store of a deployment.",
-        subcommands: [Status.self]
+        subcommands: [Status.self, EventBench.self]
     )
 
     struct Status: AsyncParsableCommand {

@@ -62,4 +62,23 @@ struct EventAccessTests {
             #expect(throws: VisibilityError(.invalidFieldPath, ""), "\(bad)") { _ = try FieldPath(bad) }
         }
     }
+
+    @Test("the quick member walk of event[path] answers exactly as FieldPath does, valid path or not")
+    func quickWalkAgrees() throws {
+        let e = try DetectionEvent(id: "e1", time: Date(timeIntervalSince1970: 0), json: Self.signIn)
+        let paths = ["user.name", "user", "user.name.first", "auth_factors", "auth_factors.factor_type", "unmapped.decision.device.managed",
+                     "unmapped.decision.device", "nope", "user.nope", "", ".", "a..b", "user.", ".user", "user name", "user|name",
+                     "ratio", "message", "is_mfa.x", String(repeating: "a.", count: 20) + "a", String(repeating: "u", count: 300),
+                     "src_endpoint.ip", "ünï.cödé", "unmapped.loa"]
+        for path in paths {
+            let checked = (try? FieldPath(path)).flatMap { $0.first(in: e.payload) }
+            #expect(e[path] == checked, "\(path)")
+        }
+    }
+
+    @Test("strings with escapes after plain text parse like those without")
+    func escapesMidString() throws {
+        let v = try EventValue.parse(#"{"a":"plain","b":"left\nright \u00e9\\ end","c":"\"q\"","d":"終端\t機"}"#)
+        #expect(v["a"] == "plain" && v["b"] == "left\nright é\\ end" && v["c"] == "\"q\"" && v["d"] == "終端\t機")
+    }
 }

@@ -176,32 +176,11 @@ public final class DecisionLog: DecisionRecorder, Service {
         let alert = t.alert
         let severity = alert.map(Self.severityID) ?? (allowed ? 1 : 2)
         let uid = random.uuid()
-        let source: JSON = t.sourceIP.isEmpty ? ["name": "unknown"] : ["ip": .string(t.sourceIP)]
-        var event: [String: JSON] = [
-            "class_uid": 6001, "category_uid": 6, "activity_id": .number(activity), "type_uid": .number(6001 * 100 + activity),
-            "severity_id": .number(severity), "time": .int(StoreCoding.millis(t.time)),
-            "metadata": Self.metadata(uid: uid, profiles: ["security_control"]),
-            "action_id": allowed ? 1 : 2,
-            "disposition_id": .number(Self.disposition(t.outcome)),
-            "status_id": allowed ? 1 : 2,
-            "status_detail": .string(t.detail.isEmpty ? t.outcome.rawValue : "\(t.outcome.rawValue): \(t.detail)"),
-            "web_resources": [Self.resource(t)],
-            "http_request": ["http_method": .string(String(t.method.prefix(32))), "uid": .string(t.requestID),
-                             "url": ["hostname": .string(String(t.host.prefix(255))), "path": .string(String(t.path.prefix(2048)))]],
-            "src_endpoint": source,
-            "message": .string("\(t.outcome.rawValue) \(t.method) \(t.host)\(t.path)"),
-            "unmapped": ["decision": Self.decisionObject(t)],
-        ]
-        if alert != nil { event["is_alert"] = true }
-        if let user = t.user {
-            var actor: [String: JSON] = ["user": ["uid": .string(user), "name": .string(user)]]
-            if let h = t.sessionHash { actor["session"] = ["uid": .string(String(h.prefix(16)))] }
-            event["actor"] = .object(actor)
-            event["metadata"] = Self.metadata(uid: uid, profiles: ["security_control", "host"])   // `actor` belongs to the host profile
-        }
-        var out = [Self.newEvent(.object(event), classUID: 6001, id: uid, time: t.time, user: t.user, severity: severity)]
+        var out = [NewEvent(id: uid, time: t.time, classUID: 6001, severityID: severity, userID: t.user.map { UserID($0) },
+                            payloadJSON: Self.activityJSON(t, uid: uid, activity: activity, severity: severity, alert: alert != nil))]
         if let alert {
             let findingID = random.uuid()
+            let source: JSON = t.sourceIP.isEmpty ? ["name": "unknown"] : ["ip": .string(t.sourceIP)]
             let policies = t.decision?.determiningPolicies ?? []
             let finding: JSON = [
                 "class_uid": 2004, "category_uid": 2, "activity_id": 1, "type_uid": 200_401,
@@ -222,6 +201,122 @@ public final class DecisionLog: DecisionRecorder, Service {
         return out
     }
 
+    /// The Web Resources Activity (6001) event of a decision, written member by member in sorted
+    /// key order (``EventJSON/ObjectWriter``): this runs once per request.
+    public static func activityJSON(_ t: DecisionTrail, uid: UUID, activity: Int, severity: Int, alert: Bool) -> String {
+        let allowed = t.outcome == .allow
+        let uidText = uid.uuidString.lowercased()
+        var w = EventJSON.ObjectWriter()
+        w.int("action_id", allowed ? 1 : 2)
+        w.int("activity_id", activity)
+        if let user = t.user {
+            w.object("actor") { a in
+                if let h = t.sessionHash { a.object("session") { $0.string("uid", String(h.prefix(16))) } }
+                a.object("user") { $0.string("name", user); $0.string("uid", user) }
+            }
+        }
+        w.int("category_uid", 6)
+        w.int("class_uid", 6001)
+        w.int("disposition_id", disposition(t.outcome))
+        w.object("http_request") { r in
+            r.string("http_method", String(t.method.prefix(32)))
+            r.string("uid", t.requestID)
+            r.object("url") { $0.string("hostname", String(t.host.prefix(255))); $0.string("path", String(t.path.prefix(2048))) }
+        }
+        if alert { w.bool("is_alert", true) }
+        w.string("message", "\(t.outcome.rawValue) \(t.method) \(t.host)\(t.path)")
+        w.object("metadata") { m in
+            m.object("product") { p in
+                p.string("name", "Menshen"); p.string("vendor_name", "Menshen project"); p.string("version", IdentityEvents.productVersion)
+            }
+            // `actor` belongs to the host profile.
+            m.strings("profiles", t.user == nil ? ["security_control"] : ["security_control", "host"])
+            m.string("uid", uidText)
+            m.string("version", IdentityEvents.ocsfVersion)
+        }
+        w.int("severity_id", severity)
+        w.object("src_endpoint") { if t.sourceIP.isEmpty { $0.string("name", "unknown") } else { $0.string("ip", t.sourceIP) } }
+        w.string("status_detail", t.detail.isEmpty ? t.outcome.rawValue : "\(t.outcome.rawValue): \(t.detail)")
+        w.int("status_id", allowed ? 1 : 2)
+        w.int("time", StoreCoding.millis(t.time))
+        w.int("type_uid", 6001 * 100 + activity)
+        w.object("unmapped") { $0.object("decision") { decisionMembers(t, into: &$0) } }
+        w.objects("web_resources", count: 1) { _, r in
+            if let res = t.access?.resource {
+                r.object("data") { $0.string("classification", res.classification); $0.string("scenario", res.scenario) }
+            }
+            r.string("name", t.application ?? t.host)
+            r.string("type", "Application")
+            r.string("uid", t.application ?? "")
+        }
+        return w.finish()
+    }
+
+    /// `unmapped.decision`: every attribute the decision was made from, and its result.
+    static func decisionMembers(_ t: DecisionTrail, into d: inout EventJSON.ObjectWriter) {
+        let a = t.access
+        if let a {
+            d.object("context") { c in
+                c.string("action", a.action)
+                c.string("country", a.context.country)
+                c.bool("grant_active", a.context.grantActive)
+                c.string("network_zone", a.context.networkZone)
+                c.int("risk_score", a.context.riskScore)
+                c.string("source_ip", a.context.sourceIP)
+                c.string("time_zone", a.context.timeZone)
+            }
+            d.object("device") { v in
+                guard let dev = a.device else { return v.bool("known", false) }
+                v.bool("compliant", dev.compliant)
+                v.bool("enrolled", dev.enrolled)
+                v.bool("external", dev.external)
+                v.bool("hardware_bound", dev.hardwareBound)
+                v.bool("known", true)
+                v.bool("managed", dev.managed)
+                v.int("max_vulnerability_severity", dev.maxVulnerabilitySeverity)
+                v.int("posture_age_seconds", dev.postureAgeSeconds)
+            }
+        }
+        if let decision = t.decision {
+            d.string("effect", decision.effect.rawValue)
+            if !decision.errors.isEmpty {
+                d.object("errors") { e in
+                    for (policy, message) in decision.errors.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+                        e.string(policy, message)
+                    }
+                }
+            }
+        }
+        d.string("mode", t.mode.description)
+        if let decision = t.decision { d.strings("obligations", decision.obligations.map(\.description)) }
+        d.string("outcome", t.outcome.rawValue)
+        if let decision = t.decision { d.strings("policies", decision.determiningPolicies) }
+        if let g = t.policyGeneration { d.int("policy_generation", g) }
+        if let a {
+            d.object("principal") { p in
+                p.strings("groups", a.principal.groups)
+                p.string("id", a.principal.id)
+                p.string("kind", a.principal.kind)
+                p.strings("roles", a.principal.roles.keys.sorted())
+            }
+        }
+        if let decision = t.decision { d.strings("reasons", decision.reasons.map(\.rawValue)) }
+        d.string("request_id", t.requestID)
+        if let a {
+            d.object("resource") { r in
+                r.string("application", a.resource.applicationID)
+                r.string("classification", a.resource.classification)
+                r.string("scenario", a.resource.scenario)
+            }
+            d.object("session") { s in
+                s.int("age_seconds", a.session.ageSeconds)
+                s.strings("amr", a.session.amr)
+                s.int("factor_age_seconds", a.session.factorAgeSeconds)
+                s.int("loa", a.session.levelOfAssurance)
+            }
+        }
+    }
+
     static func severityID(_ a: AlertSeverity) -> Int { switch a { case .low: 2; case .medium: 3; case .high: 4 } }
 
     static func disposition(_ o: DecisionTrail.Outcome) -> Int {
@@ -240,44 +335,6 @@ public final class DecisionLog: DecisionRecorder, Service {
                                  "product": ["name": "Menshen", "vendor_name": "Menshen project", "version": .string(IdentityEvents.productVersion)]]
         if !profiles.isEmpty { m["profiles"] = .strings(profiles) }
         return .object(m)
-    }
-
-    static func resource(_ t: DecisionTrail) -> JSON {
-        var r: [String: JSON] = ["uid": .string(t.application ?? ""), "type": "Application", "name": .string(t.application ?? t.host)]
-        if let res = t.access?.resource { r["data"] = ["classification": .string(res.classification), "scenario": .string(res.scenario)] }
-        return .object(r)
-    }
-
-    static func decisionObject(_ t: DecisionTrail) -> JSON {
-        var d: [String: JSON] = ["outcome": .string(t.outcome.rawValue), "mode": .string(t.mode.description), "request_id": .string(t.requestID)]
-        if let g = t.policyGeneration { d["policy_generation"] = .number(g) }
-        if let decision = t.decision {
-            d["effect"] = .string(decision.effect.rawValue)
-            d["reasons"] = .strings(decision.reasons.map(\.rawValue))
-            d["policies"] = .strings(decision.determiningPolicies)
-            d["obligations"] = .strings(decision.obligations.map(\.description))
-            if !decision.errors.isEmpty { d["errors"] = .object(decision.errors.mapValues { .string($0) }) }
-        }
-        if let a = t.access {
-            d["principal"] = ["id": .string(a.principal.id), "kind": .string(a.principal.kind), "groups": .strings(a.principal.groups),
-                              "roles": .strings(a.principal.roles.keys.sorted())]
-            d["session"] = ["loa": .number(a.session.levelOfAssurance), "amr": .strings(a.session.amr),
-                            "factor_age_seconds": .number(a.session.factorAgeSeconds), "age_seconds": .number(a.session.ageSeconds)]
-            if let dev = a.device {
-                d["device"] = ["known": true, "enrolled": .bool(dev.enrolled), "managed": .bool(dev.managed), "compliant": .bool(dev.compliant),
-                               "hardware_bound": .bool(dev.hardwareBound), "external": .bool(dev.external),
-                               "posture_age_seconds": .number(dev.postureAgeSeconds), "max_vulnerability_severity": .number(dev.maxVulnerabilitySeverity)]
-            } else {
-                d["device"] = ["known": false]
-            }
-            d["context"] = ["time_zone": .string(a.context.timeZone), "source_ip": .string(a.context.sourceIP),
-                            "network_zone": .string(a.context.networkZone), "country": .string(a.context.country),
-                            "risk_score": .number(a.context.riskScore), "grant_active": .bool(a.context.grantActive),
-                            "action": .string(a.action)]
-            d["resource"] = ["application": .string(a.resource.applicationID), "classification": .string(a.resource.classification),
-                             "scenario": .string(a.resource.scenario)]
-        }
-        return .object(d)
     }
 
     static func newEvent(_ object: JSON, classUID: Int, id: UUID, time: Date, user: String?, severity: Int) -> NewEvent {

@@ -39,8 +39,37 @@ public struct DetectionEvent: Sendable, Equatable {
 
     /// The first value at a dotted path; `nil` when absent or when the path is malformed.
     public subscript(path: String) -> EventValue? {
-        guard let p = try? FieldPath(path) else { return nil }
-        return p.first(in: payload)
+        // Walks objects segment by segment without building a FieldPath (the accessors below run for every
+        // event); anything else (arrays on the way, odd paths) takes the checked route.
+        guard !path.isEmpty, path.utf8.count <= EventLimits.maxPathBytes else { return nil }
+        var value = payload
+        var rest = Substring(path)
+        var segments = 0
+        while !rest.isEmpty {
+            let segment: Substring
+            if let dot = rest.utf8.firstIndex(of: UInt8(ascii: ".")) {
+                segment = rest[..<dot]
+                rest = rest[rest.utf8.index(after: dot)...]
+                guard !rest.isEmpty else { return nil }
+            } else {
+                segment = rest
+                rest = ""
+            }
+            segments += 1
+            guard segments <= EventLimits.maxPathSegments,
+                  segment.utf8.allSatisfy({ $0 >= 0x21 && $0 != UInt8(ascii: "|") }) else { return nil }
+            guard !segment.isEmpty, case .object(let members) = value else {
+                guard let p = try? FieldPath(path) else { return nil }
+                return p.first(in: payload)
+            }
+            guard let next = members[String(segment)] else { return nil }
+            value = next
+        }
+        if case .array = value {
+            guard let p = try? FieldPath(path) else { return nil }
+            return p.first(in: payload)
+        }
+        return value
     }
 
     public var classUID: Int? { self["class_uid"]?.intValue.map(Int.init) }

@@ -109,7 +109,11 @@ struct JSONReader {
     }
 
     mutating func skipWhitespace() {
-        while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
+        while position < bytes.count {
+            let b = bytes[position]
+            guard b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 else { return }
+            position += 1
+        }
     }
 
     mutating func value(depth: Int) throws(VisibilityError) -> EventValue {
@@ -162,8 +166,8 @@ struct JSONReader {
     }
 
     mutating func literal(_ word: String) throws(VisibilityError) {
-        let w = Array(word.utf8)
-        guard position + w.count <= bytes.count, Array(bytes[position..<position + w.count]) == w else {
+        let w = word.utf8
+        guard position + w.count <= bytes.count, bytes[position..<position + w.count].elementsEqual(w) else {
             throw error("unexpected character")
         }
         position += w.count
@@ -200,7 +204,21 @@ struct JSONReader {
 
     mutating func string() throws(VisibilityError) -> String {
         position += 1   // the opening quote
-        var out: [UInt8] = []
+        // Most strings have no escape: find the closing quote and take the bytes as they are.
+        let start = position
+        var end = position
+        while end < bytes.count {
+            let b = bytes[end]
+            if b == UInt8(ascii: "\"") {
+                guard let s = String(validating: bytes[start..<end], as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
+                position = end + 1
+                return s
+            }
+            if b == UInt8(ascii: "\\") || b < 0x20 { break }
+            end += 1
+        }
+        var out: [UInt8] = Array(bytes[start..<end])
+        position = end
         while position < bytes.count {
             let b = bytes[position]
             switch b {

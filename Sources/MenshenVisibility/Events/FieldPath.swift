@@ -36,8 +36,27 @@ public struct FieldPath: Sendable, Hashable, CustomStringConvertible {
 
     /// Every value at this path in `root` (empty when the path is absent).
     public func values(in root: EventValue) -> [EventValue] {
+        // Fast path: objects all the way down (the usual case) need no intermediate arrays.
+        var value = root
+        for (index, segment) in segments.enumerated() {
+            switch value {
+            case .object(let members):
+                guard let next = members[segment] else { return [] }
+                value = next
+            case .array:
+                return values(in: value, from: index)
+            default:
+                return []
+            }
+        }
+        if case .array(let elements) = value { return Array(elements.prefix(EventLimits.maxLookupValues)) }
+        return [value]
+    }
+
+    /// The general walk from `segments[start]` on, looking into arrays.
+    private func values(in root: EventValue, from start: Int) -> [EventValue] {
         var current: [EventValue] = [root]
-        for segment in segments {
+        for segment in segments[start...] {
             var next: [EventValue] = []
             for value in current {
                 Self.descend(value, segment, into: &next)
