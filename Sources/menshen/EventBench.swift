@@ -75,17 +75,38 @@ struct EventBench: AsyncParsableCommand {
         if json {
             for r in results { print(r.json) }
         } else {
-            print("| backend | stage | events | seconds | events/s |")
-            print("|---|---|---|---|---|")
+            print("| backend | stage | events | seconds | events/s | CPU s | CPU µs/event |")
+            print("|---|---|---|---|---|---|---|")
             for r in results {
-                for s in r.stages { print("| \(r.backend) | \(s.name) | \(s.events) | \(String(format: "%.2f", s.seconds)) | \(Self.grouped(s.rate)) |") }
-                print("| \(r.backend) | **pipeline** | \(r.total) | \(String(format: "%.2f", r.seconds)) | **\(Self.grouped(r.rate))** |")
+                for s in r.stages {
+                    print("| \(r.backend) | \(s.name) | \(s.events) | \(String(format: "%.2f", s.seconds)) | \(Self.grouped(s.rate)) | "
+                          + "\(String(format: "%.2f", s.cpuSeconds)) | \(Int(s.cpuMicrosPerEvent.rounded())) |")
+                }
+                print("| \(r.backend) | **pipeline** | \(r.total) | \(String(format: "%.2f", r.seconds)) | **\(Self.grouped(r.rate))** | "
+                      + "\(String(format: "%.2f", r.cpuSeconds)) | \(Int((r.cpuSeconds * 1e6 / Double(max(r.total, 1))).rounded())) |")
             }
             for r in results { print("\(r.backend): \(r.findings) findings (\(r.findingKinds)); chain intact: \(r.chainIntact)") }
         }
     }
 
-    struct Stage { var name: String; var events: Int; var seconds: Double; var rate: Double { Double(events) / max(seconds, 1e-9) } }
+    struct Stage {
+        var name: String; var events: Int; var seconds: Double
+        /// Process CPU time (user + system, every thread) over the stage: on a shared machine, what the work cost.
+        var cpuSeconds: Double
+        var rate: Double { Double(events) / max(seconds, 1e-9) }
+        var cpuMicrosPerEvent: Double { cpuSeconds * 1e6 / Double(max(events, 1)) }
+    }
+
+    /// CPU seconds this process has used so far.
+    static func cpuNow() -> Double {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
 
     struct Result {
         var backend: String
@@ -95,10 +116,11 @@ struct EventBench: AsyncParsableCommand {
         var chainIntact: Bool
         var total: Int { stages.filter { !$0.name.hasPrefix("detections") }.map(\.events).reduce(0, +) }
         var seconds: Double { stages.map(\.seconds).reduce(0, +) }
+        var cpuSeconds: Double { stages.map(\.cpuSeconds).reduce(0, +) }
         var rate: Double { Double(total) / max(seconds, 1e-9) }
         var json: String {
-            let stageJSON = stages.map { #"{"stage":"\#($0.name)","events":\#($0.events),"seconds":\#($0.seconds),"events_per_s":\#(Int($0.rate))}"# }
-            return #"{"backend":"\#(backend)","events":\#(total),"seconds":\#(seconds),"events_per_s":\#(Int(rate)),"findings":\#(findings),"chain_intact":\#(chainIntact),"stages":[\#(stageJSON.joined(separator: ","))]}"#
+            let stageJSON = stages.map { #"{"stage":"\#($0.name)","events":\#($0.events),"seconds":\#($0.seconds),"cpu_seconds":\#($0.cpuSeconds),"events_per_s":\#(Int($0.rate))}"# }
+            return #"{"backend":"\#(backend)","events":\#(total),"seconds":\#(seconds),"cpu_seconds":\#(cpuSeconds),"events_per_s":\#(Int(rate)),"findings":\#(findings),"chain_intact":\#(chainIntact),"stages":[\#(stageJSON.joined(separator: ","))]}"#
         }
     }
 
@@ -141,7 +163,7 @@ struct EventBench: AsyncParsableCommand {
         var trails: [DecisionTrail] = []
         trails.reserveCapacity(10_000)
         var decisionEvents = 0
-        var seconds = 0.0
+        var seconds = 0.0, cpu = 0.0
         say("\(decisionsWanted) gateway decisions")
         var n = 0
         while n < decisionsWanted {
@@ -174,19 +196,20 @@ struct EventBench: AsyncParsableCommand {
                 trails.append(trail)
                 decisionEvents += decision.obligations.contains { if case .alert = $0 { true } else { false } } ? 2 : 1
             }
-            let start = ContinuousClock.now
+            let start = ContinuousClock.now, cpuStart = cpuNow()
             for t in trails { log.record(t) }
             await log.flush()
             seconds += (ContinuousClock.now - start).seconds
+            cpu += cpuNow() - cpuStart
             n += chunk
         }
         guard log.droppedCount == 0 else { throw BenchError("the decision log dropped \(log.droppedCount) decisions") }
-        var stages = [Stage(name: "decisions (audit+chain+store)", events: decisionEvents, seconds: seconds)]
+        var stages = [Stage(name: "decisions (audit+chain+store)", events: decisionEvents, seconds: seconds, cpuSeconds: cpu)]
 
         // 2. Sign-ins, one write each; every 50th a burst of password spraying from one address.
         say("\(signIns) sign-in events")
         let identity = IdentityEvents(store: store, clock: clock, random: random)
-        var start = ContinuousClock.now
+        var start = ContinuousClock.now, cpuStart = cpuNow()
         for i in 0..<signIns {
             let spraying = (i / 40) % 50 == 49
             let user = "user\(i % 400)"
@@ -196,7 +219,8 @@ struct EventBench: AsyncParsableCommand {
                                                source: spraying ? "203.0.113.77" : "10.1.\(i % 400 / 200).\(i % 200 + 1)",
                                                factors: ok ? ["pwd", "otp"] : ["pwd"], loa: ok ? 2 : nil)
         }
-        stages.append(Stage(name: "sign-ins (one write each)", events: signIns, seconds: (ContinuousClock.now - start).seconds))
+        stages.append(Stage(name: "sign-ins (one write each)", events: signIns, seconds: (ContinuousClock.now - start).seconds,
+                            cpuSeconds: cpuNow() - cpuStart))
 
         // 3. Detections over the whole log, read back in order.
         say("detections over the log")
@@ -207,6 +231,7 @@ struct EventBench: AsyncParsableCommand {
         var previous = genesisEventHash
         var chainIntact = true
         start = ContinuousClock.now
+        cpuStart = cpuNow()
         while true {
             let page = try await store.events(after: after, limit: 1000)
             guard let last = page.last else { break }
@@ -219,7 +244,8 @@ struct EventBench: AsyncParsableCommand {
             read += page.count
         }
         for f in engine.advance(to: clock.now().addingTimeInterval(3600)) { findings[f.title, default: 0] += 1 }
-        stages.append(Stage(name: "detections (read+parse+rules+chain check)", events: read, seconds: (ContinuousClock.now - start).seconds))
+        stages.append(Stage(name: "detections (read+parse+rules+chain check)", events: read, seconds: (ContinuousClock.now - start).seconds,
+                            cpuSeconds: cpuNow() - cpuStart))
         let kinds = findings.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
         return Result(backend: backend, stages: stages, findings: findings.values.reduce(0, +), findingKinds: kinds, chainIntact: chainIntact)
     }
