@@ -168,6 +168,7 @@ let package = Package(
             dependencies: [
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres",
                 "MenshenPolicyEngine", "MenshenIdentity", "MenshenPolicyAdministrator", "MenshenFederation", "MenshenEnforcementPoint",
+                "MenshenVisibility",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -187,6 +188,7 @@ let package = Package(
             dependencies: [
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenServer", "MenshenCedar", "MenshenCedarConformance", "MenshenPolicyEngine",
                 "MenshenPolicyAdministrator",
+                "MenshenVisibility",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
