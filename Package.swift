@@ -265,7 +265,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["MenshenCore", "MenshenServer", "MenshenStorage", "MenshenStorageSQLite", "MenshenCedar",
-                           "MenshenPolicyEngine", "MenshenPolicyAdministrator", "MenshenEnforcementPoint", "MenshenIdentity"],
+                           "MenshenPolicyEngine", "MenshenPolicyAdministrator", "MenshenEnforcementPoint", "MenshenIdentity",
+                           "MenshenVisibility"],
             swiftSettings: strict
         ),
     ]
