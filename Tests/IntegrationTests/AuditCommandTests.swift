@@ -1,6 +1,7 @@
 import Foundation
 import MenshenCore
 import MenshenPolicyAdministrator
+import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
 import Testing
@@ -254,5 +255,79 @@ struct AuditCommandTests {
         let noKey = try await log.verify()
         #expect(noKey.status == 2 && (noKey.json["error"] as? String ?? "").contains("audit.key"), "\(noKey.json)")
         #expect(!FileManager.default.fileExists(atPath: log.data + "/audit.key"))
+    }
+}
+
+/// The same verifier on PostgreSQL, through the real binary (events written by
+/// `menshen user add`, tampering through psql). Skipped without a test server
+/// (a failure under CI).
+@Suite("menshen audit verify on PostgreSQL")
+struct AuditCommandPostgresTests {
+    static func psql(_ url: String, _ sql: String) throws -> String {
+        guard let u = URLComponents(string: url), let host = u.host else { throw Harness.HarnessError("bad URL \(url)") }
+        let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?.sorted().last
+            .map { "/usr/lib/postgresql/\($0)/bin/psql" } ?? "/usr/bin/psql"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bin)
+        p.arguments = ["-h", host, "-p", String(u.port ?? 5432), "-U", u.user ?? "postgres", "-d", String(u.path.dropFirst()),
+                       "-v", "ON_ERROR_STOP=1", "-At", "-c", sql]
+        let out = try Harness.Collector()
+        p.standardOutput = out.handle
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw Harness.HarnessError("psql failed: \(sql)") }
+        return out.finish().trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("an intact log passes; a cut tail and an edited payload are caught with their kind and sequence")
+    func postgres() async throws {
+        guard let database = try TimedMultiNodeTests.createDatabase() else { return }
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // With PostgreSQL the key is never created by Menshen: made once here, as an operator would.
+        _ = try AuditFiles.loadOrCreateKey(path: dir.appendingPathComponent("audit.key").path, mayCreate: true)
+        let config = dir.appendingPathComponent("menshen.yaml").path
+        try """
+            store:
+              driver: postgres
+              postgres:
+                url: \(database)
+            identity:
+              secrets_key_file: \(dir.appendingPathComponent("secrets.key").path)
+            audit:
+              signing_key_file: \(dir.appendingPathComponent("audit.key").path)
+              checkpoint:
+                anchor_file: \(dir.appendingPathComponent("anchor.jsonl").path)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        for i in 1...6 {
+            let r = try await Harness.runAsync(["user", "add", "pg-user-\(i)", "--config", config])
+            #expect(r.status == 0, "\(r.err)")
+        }
+        let signed = try await Harness.runAsync(["audit", "checkpoint", "--config", config])
+        #expect(signed.status == 0 && signed.out.contains("signed checkpoint"), "\(signed)")
+        #expect(try await Harness.runAsync(["user", "add", "pg-user-7", "--config", config]).status == 0)
+
+        func verify() async throws -> [String: Any] {
+            let r = try await Harness.runAsync(["audit", "verify", "--config", config, "--json"])
+            return (try? JSONSerialization.jsonObject(with: Data(r.out.utf8))) as? [String: Any] ?? ["exit": r.status, "err": r.err]
+        }
+        let intact = try await verify()
+        #expect(intact["status"] as? String == "intact", "\(intact)")
+        let total = try #require(intact["events_checked"] as? Int)
+        let newest = try #require(intact["newest_checkpoint"] as? Int)
+        #expect(newest == total - 1)
+
+        let edited = try #require(Int(try Self.psql(database, #"SELECT seq FROM events WHERE payload LIKE '%"pg-user-2"%' ORDER BY seq LIMIT 1"#)))
+        _ = try Self.psql(database, """
+            DROP TRIGGER events_no_update ON events; DROP TRIGGER audit_checkpoints_no_change ON audit_checkpoints;
+            DELETE FROM events WHERE seq > \(edited + 1); DELETE FROM audit_checkpoints;
+            """)
+        let cut = try await verify()
+        #expect((cut["break"] as? [String: Any])?["kind"] as? String == "truncated", "\(cut)")
+        #expect((cut["break"] as? [String: Any])?["sequence"] as? Int == edited + 2, "\(cut)")
+        _ = try Self.psql(database, "UPDATE events SET payload = replace(payload, 'pg-user-2', 'pg-user-X') WHERE seq = \(edited)")
+        let changed = try await verify()
+        #expect((changed["break"] as? [String: Any])?["kind"] as? String == "edited", "\(changed)")
+        #expect((changed["break"] as? [String: Any])?["sequence"] as? Int == edited, "\(changed)")
     }
 }
