@@ -96,6 +96,14 @@ public enum ConfigKeys {
                       doc: "File holding the 32-byte key that seals TOTP seeds at rest (created, mode 0600, when missing). Empty: secrets.key next to the SQLite file; required with PostgreSQL, and the same file on every node."),
         ConfigKeySpec(path: "identity.oidc.providers_file", kind: .string, defaultValue: "",
                       doc: "YAML file listing the OpenID Connect providers users may sign in with (empty: none). See docs/operations.md."),
+        ConfigKeySpec(path: "audit.signing_key_file", kind: .string, defaultValue: "",
+                      doc: "Ed25519 key (32 raw bytes, base64, mode 0600) that signs audit checkpoints of the event chain. Empty: audit.key next to the SQLite file, created when missing. With PostgreSQL name it on every node (never created there); without it no checkpoints are signed. `menshen audit key` prints the public key for offline verification."),
+        ConfigKeySpec(path: "audit.checkpoint.every_events", kind: .integer(1...1_000_000), defaultValue: "1000",
+                      doc: "Sign a checkpoint of the chain head once this many events were appended since the last one."),
+        ConfigKeySpec(path: "audit.checkpoint.interval_seconds", kind: .integer(1...86_400), defaultValue: "60",
+                      doc: "Sign a checkpoint at least this often while new events arrive (and once at graceful shutdown)."),
+        ConfigKeySpec(path: "audit.checkpoint.anchor_file", kind: .string, defaultValue: "",
+                      doc: "Append-only JSON-lines file outside the database that repeats every checkpoint, so a truncated database is still caught. Empty: audit-anchor.jsonl next to the SQLite file; with PostgreSQL name a local file on each node. Keep a copy off the machine (e.g. ship it with the logs)."),
     ]
 
     static let byPath: [String: ConfigKeySpec] = Dictionary(uniqueKeysWithValues: all.map { ($0.path, $0) })

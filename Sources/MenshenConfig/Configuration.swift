@@ -79,6 +79,19 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var secretsKeyFile: String
     }
 
+    public struct Audit: Sendable, Equatable {
+        /// `audit.signing_key_file` (default empty: `audit.key` next to the SQLite file).
+        public var signingKeyFile: String
+        /// `audit.checkpoint.every_events` (default 1000).
+        public var checkpointEveryEvents: Int
+        /// `audit.checkpoint.interval_seconds` (default 60).
+        public var checkpointIntervalSeconds: Int
+        /// `audit.checkpoint.anchor_file` (default empty: `audit-anchor.jsonl` next to the SQLite file).
+        public var checkpointAnchorFile: String
+    }
+    /// The tamper-evident audit log's checkpoints.
+    public var audit: Audit
+
     public var organisation: Organisation
     public var server: Server
     public var admin: Admin
@@ -109,6 +122,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         identity = Identity(sessionIdleTimeoutSeconds: i("identity.session.idle_timeout_seconds"),
                             sessionAbsoluteLifetimeSeconds: i("identity.session.absolute_lifetime_seconds"),
                             oidcProvidersFile: s("identity.oidc.providers_file"), secretsKeyFile: s("identity.secrets_key_file"))
+        audit = Audit(signingKeyFile: s("audit.signing_key_file"), checkpointEveryEvents: i("audit.checkpoint.every_events"),
+                      checkpointIntervalSeconds: i("audit.checkpoint.interval_seconds"), checkpointAnchorFile: s("audit.checkpoint.anchor_file"))
     }
 
     /// The configuration with every default.

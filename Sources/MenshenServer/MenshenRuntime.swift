@@ -59,6 +59,10 @@ public struct MenshenRuntime: Sendable {
         let ready = ReadyCollector(expected: expected, onReady: onReady)
         let latest = StoreFactory.latestSchemaVersion(config.store.driver)
         var services: [any Service] = []
+        // Listed first so it stops last: its final checkpoint covers the decisions flushed at shutdown.
+        if let checkpointer = try AuditCheckpointer.configured(config, store: store, clock: clock, logger: Logger(label: "menshen.audit")) {
+            services.append(checkpointer)
+        }
 
         func app<Context: RequestContext>(_ name: String, _ router: Router<Context>, _ listen: ListenAddress) -> some Service
             where Context.Source == ApplicationRequestContextSource

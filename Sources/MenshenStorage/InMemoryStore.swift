@@ -14,6 +14,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     private var policyVersions: [PolicyID: [PolicyVersionRecord]] = [:]
     private var applications: [ApplicationID: ApplicationRecord] = [:]
     private var log: [StoredEvent] = []
+    private var auditCheckpoints: [AuditCheckpointRecord] = []
     private var tokens: [String: EnrolmentTokenRecord] = [:]
     private var credentialsByID: [String: CredentialRecord] = [:]
     private var flowStates: [String: FlowStateRecord] = [:]
@@ -30,7 +31,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 6 }
+    public func schemaVersion() async throws -> Int { 7 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 
@@ -240,6 +241,21 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
 
     public func lastEvent() async throws -> StoredEvent? { try open(); return log.last }
     public func eventCount() async throws -> Int { try open(); return log.count }
+
+    // MARK: Audit checkpoints
+
+    public func appendCheckpoint(_ checkpoint: AuditCheckpointRecord) async throws {
+        try open()
+        guard !auditCheckpoints.contains(where: { $0.sequence == checkpoint.sequence && $0.keyID == checkpoint.keyID }) else { return }
+        auditCheckpoints.append(checkpoint)
+        auditCheckpoints.sort { ($0.sequence, $0.keyID) < ($1.sequence, $1.keyID) }
+    }
+
+    public func checkpoints(after sequence: Int64, limit: Int) async throws -> [AuditCheckpointRecord] {
+        try open(); return Array(auditCheckpoints.filter { $0.sequence > sequence }.prefix(max(0, limit)))
+    }
+
+    public func lastCheckpoint() async throws -> AuditCheckpointRecord? { try open(); return auditCheckpoints.last }
 
     // MARK: Enrolment tokens
 

@@ -153,6 +153,23 @@ public struct StoredEvent: Sendable, Equatable {
     }
 }
 
+/// A signed statement that the event chain's record `sequence` (event `eventID`)
+/// had chain hash `hash` at `time`, signed with Ed25519 by the key `keyID`
+/// (`signature`, base64). Written by the audit checkpointer, checked by
+/// `menshen audit verify`: a rewritten chain cannot pass through it again
+/// without the signing key.
+public struct AuditCheckpointRecord: Sendable, Equatable, Codable {
+    public var sequence: Int64
+    public var eventID: UUID
+    public var hash: String
+    public var time: Date
+    public var keyID: String
+    public var signature: String
+    public init(sequence: Int64, eventID: UUID, hash: String, time: Date, keyID: String, signature: String) {
+        self.sequence = sequence; self.eventID = eventID; self.hash = hash; self.time = time; self.keyID = keyID; self.signature = signature
+    }
+}
+
 /// A one-time enrolment token (only its hash is stored).
 public struct EnrolmentTokenRecord: Sendable, Equatable {
     public var tokenHash: String

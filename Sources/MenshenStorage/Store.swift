@@ -84,6 +84,17 @@ public protocol EventStore: Sendable {
     func eventCount() async throws -> Int
 }
 
+/// Signed checkpoints of the event chain (see ``AuditCheckpointRecord``). Append-only.
+public protocol AuditCheckpointStore: Sendable {
+    /// Stores a checkpoint. A checkpoint with the same sequence and key id already
+    /// stored is left as it is (two nodes may sign the same head).
+    func appendCheckpoint(_ checkpoint: AuditCheckpointRecord) async throws
+    /// Checkpoints with sequence greater than `sequence`, by sequence then key id, at most `limit`.
+    func checkpoints(after sequence: Int64, limit: Int) async throws -> [AuditCheckpointRecord]
+    /// The checkpoint with the highest sequence (then the highest key id), if any.
+    func lastCheckpoint() async throws -> AuditCheckpointRecord?
+}
+
 /// One-time enrolment links; only token hashes are stored.
 public protocol EnrolmentTokenStore: Sendable {
     func createEnrolmentToken(_ token: EnrolmentTokenRecord) async throws
@@ -144,7 +155,7 @@ public protocol DeviceStore: Sendable {
 
 /// Everything a backend provides.
 public protocol MenshenStore: DirectoryStore, SessionStore, PolicyStore, ApplicationStore, EventStore, ChangeFeed,
-    EnrolmentTokenStore, CredentialStore, FlowStateStore, DeviceStore
+    EnrolmentTokenStore, CredentialStore, FlowStateStore, DeviceStore, AuditCheckpointStore
 {
     /// A short name for logs and readiness output (`sqlite`, `postgres`, `memory`).
     var backendName: String { get }

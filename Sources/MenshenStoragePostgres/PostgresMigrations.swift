@@ -128,5 +128,17 @@ public enum PostgresMigrations {
             "CREATE TRIGGER devices_changed AFTER UPDATE OR DELETE ON devices FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
             "CREATE TRIGGER device_certificates_revoked AFTER UPDATE OF revoked_at ON device_certificates FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
         ]),
+        Migration(version: 7, name: "signed audit checkpoints of the event chain", statements: [
+            """
+            CREATE TABLE audit_checkpoints (
+              seq BIGINT NOT NULL, key_id TEXT NOT NULL, event_id TEXT NOT NULL, hash TEXT NOT NULL, time BIGINT NOT NULL,
+              signature TEXT NOT NULL, PRIMARY KEY (seq, key_id))
+            """,
+            """
+            CREATE FUNCTION menshen_audit_checkpoints_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'audit checkpoints are append-only'; END $$
+            """,
+            "CREATE TRIGGER audit_checkpoints_no_change BEFORE UPDATE OR DELETE ON audit_checkpoints FOR EACH ROW EXECUTE FUNCTION menshen_audit_checkpoints_append_only()",
+        ]),
     ]
 }

@@ -543,6 +543,34 @@ public final class PostgresStore: MenshenStore {
         try await rows("SELECT COUNT(*)::BIGINT FROM events", as: (Int.self)).first ?? 0
     }
 
+    // MARK: Audit checkpoints
+
+    public func appendCheckpoint(_ c: AuditCheckpointRecord) async throws {
+        try await run("""
+            INSERT INTO audit_checkpoints(seq, key_id, event_id, hash, time, signature)
+            VALUES (\(c.sequence), \(c.keyID), \(c.eventID.uuidString), \(c.hash), \(StoreCoding.millis(c.time)), \(c.signature))
+            ON CONFLICT (seq, key_id) DO NOTHING
+            """)
+    }
+
+    private func checkpointRows(_ q: PostgresQuery) async throws -> [AuditCheckpointRecord] {
+        try await rows(q, as: (Int64, String, String, String, Int64, String).self).map { r in
+            guard let id = UUID(uuidString: r.2) else { throw StoreError(.corrupt, "checkpoint event id \(r.2) is not a UUID") }
+            return AuditCheckpointRecord(sequence: r.0, eventID: id, hash: r.3, time: StoreCoding.date(millis: r.4), keyID: r.1, signature: r.5)
+        }
+    }
+
+    public func checkpoints(after sequence: Int64, limit: Int) async throws -> [AuditCheckpointRecord] {
+        try await checkpointRows("""
+            SELECT seq, key_id, event_id, hash, time, signature FROM audit_checkpoints WHERE seq > \(sequence)
+            ORDER BY seq, key_id LIMIT \(max(0, limit))
+            """)
+    }
+
+    public func lastCheckpoint() async throws -> AuditCheckpointRecord? {
+        try await checkpointRows("SELECT seq, key_id, event_id, hash, time, signature FROM audit_checkpoints ORDER BY seq DESC, key_id DESC LIMIT 1").first
+    }
+
     // MARK: Enrolment tokens
 
     public func createEnrolmentToken(_ t: EnrolmentTokenRecord) async throws {

@@ -117,5 +117,14 @@ public enum SQLiteMigrations {
             "CREATE TRIGGER devices_deleted AFTER DELETE ON devices BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
             "CREATE TRIGGER device_certificates_revoked AFTER UPDATE OF revoked_at ON device_certificates BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
         ]),
+        Migration(version: 7, name: "signed audit checkpoints of the event chain", statements: [
+            """
+            CREATE TABLE audit_checkpoints (
+              seq INTEGER NOT NULL, key_id TEXT NOT NULL, event_id TEXT NOT NULL, hash TEXT NOT NULL, time INTEGER NOT NULL,
+              signature TEXT NOT NULL, PRIMARY KEY (seq, key_id))
+            """,
+            "CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END",
+            "CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END",
+        ]),
     ]
 }

@@ -47,6 +47,10 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
             throw Self.map(error, path: path)
         }
         do {
+            // GRDB opens WAL with synchronous=NORMAL: a commit survives a process crash but may be lost
+            // (never half-applied) on power loss. FULL syncs the WAL at every commit, so an event
+            // acknowledged after its commit also survives power loss (see docs/operations.md, Audit log).
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try Self.migrate(pool, migrations: migrations, path: path)
         } catch {
             try? pool.close()
@@ -134,6 +138,11 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
     /// prove the database itself enforces rules (e.g. append-only events).
     public func unsafeExecute(_ sql: String) throws {
         do { try pool.write { db in try db.execute(sql: sql) } } catch { throw Self.map(error, path: path) }
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2 = FULL), for the durability tests.
+    public func writerSynchronousMode() throws -> Int {
+        do { return try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 } } catch { throw Self.map(error, path: path) }
     }
 
     public func ping() async throws { _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") } }
@@ -527,6 +536,38 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
 
     public func eventCount() async throws -> Int {
         try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? 0 }
+    }
+
+    // MARK: Audit checkpoints
+
+    public func appendCheckpoint(_ c: AuditCheckpointRecord) async throws {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO audit_checkpoints(seq, key_id, event_id, hash, time, signature) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(seq, key_id) DO NOTHING
+                """, arguments: [c.sequence, c.keyID, c.eventID.uuidString, c.hash, StoreCoding.millis(c.time), c.signature])
+        }
+    }
+
+    static func checkpointRecord(_ r: Row) throws -> AuditCheckpointRecord {
+        let idText: String = try r.decode(forColumn: "event_id")
+        guard let id = UUID(uuidString: idText) else { throw StoreError(.corrupt, "checkpoint event id \(idText) is not a UUID") }
+        return AuditCheckpointRecord(sequence: try r.decode(forColumn: "seq"), eventID: id, hash: try r.decode(forColumn: "hash"),
+                                     time: StoreCoding.date(millis: try r.decode(forColumn: "time")), keyID: try r.decode(forColumn: "key_id"),
+                                     signature: try r.decode(forColumn: "signature"))
+    }
+
+    public func checkpoints(after sequence: Int64, limit: Int) async throws -> [AuditCheckpointRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM audit_checkpoints WHERE seq > ? ORDER BY seq, key_id LIMIT ?",
+                             arguments: [sequence, max(0, limit)]).map(Self.checkpointRecord)
+        }
+    }
+
+    public func lastCheckpoint() async throws -> AuditCheckpointRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM audit_checkpoints ORDER BY seq DESC, key_id DESC LIMIT 1").map(Self.checkpointRecord)
+        }
     }
 
     // MARK: Enrolment tokens

@@ -12,6 +12,10 @@ public struct VisibilityError: Error, Sendable, CustomStringConvertible, Equatab
         case invalidRule
         /// A rule set larger than ``RuleLimits`` allows.
         case limitExceeded
+        /// An audit checkpoint key (signing or verify key) that is not a valid Ed25519 key.
+        case invalidAuditKey
+        /// An audit anchor line that is malformed or over its size limit.
+        case invalidAuditAnchor
     }
 
     public var code: Code

@@ -24,6 +24,11 @@
 ///   nor keeps integers and booleans apart.
 /// - Streaming windows with bounded state, baselines and the risk score.
 ///
+/// The audit half (`Audit/`): Ed25519 checkpoints of the event hash chain
+/// (signing, verify keys, the anchor line format) and ``AuditChainVerifier``,
+/// which reads the log through the `EventStore` and `AuditCheckpointStore`
+/// protocols in batches (it never writes; files are the caller's business).
+///
 /// Layout: `Events/` (event access), `Sigma/` (rule model, loader,
 /// conditions, matching), `Detection/` (engine, correlation state, baselines,
 /// risk, findings, ATT&CK table, Swift detectors), `Rules/` (the built-in
