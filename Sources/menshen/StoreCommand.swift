@@ -33,17 +33,23 @@ struct StoreCommand: AsyncParsableCommand {
                     "policies:        \(try await db.currentPolicies().count)",
                     "events:          \(try await db.eventCount())",
                 ]
-                var all: [StoredEvent] = []
+                // Page by page, carrying the previous hash: memory stays flat however long the log is.
+                var checked = 0
                 var after: Int64 = 0
-                while true {
+                var previous = genesisEventHash
+                var broken: Int64?
+                while broken == nil {
                     let page = try await db.events(after: after, limit: 1000)
                     guard let last = page.last else { break }
-                    all += page; after = last.sequence
+                    broken = EventChain.firstBrokenLink(page, expectedPrevious: previous)
+                    checked += page.count
+                    previous = last.hash
+                    after = last.sequence
                 }
-                if let broken = EventChain.firstBrokenLink(all) {
-                    lines.append("event chain:     BROKEN at sequence \(broken)")
+                if let broken {
+                    lines.append("event chain:     BROKEN at sequence \(broken) (run `menshen audit verify` for the kind of break)")
                 } else {
-                    lines.append("event chain:     intact (\(all.count) records)")
+                    lines.append("event chain:     intact (\(checked) records)")
                 }
                 print(lines.joined(separator: "\n"))
                 try await db.close()
