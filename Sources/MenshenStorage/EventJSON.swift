@@ -165,7 +165,8 @@ extension EventJSON {
     /// and the decision log's tests compare the text with the ``Value`` encoding.
     /// Keys must be plain ASCII names (they are written without escaping).
     public struct ObjectWriter {
-        public private(set) var text: String
+        /// The UTF-8 text so far (bytes, not a `String`: appending to a `String` costs several times more).
+        private var bytes: [UInt8]
         /// One entry per open object: whether it has no member yet.
         private var empty: [Bool] = [true]
         #if DEBUG
@@ -173,9 +174,9 @@ extension EventJSON {
         #endif
 
         public init(capacity: Int = 1536) {
-            text = ""
-            text.reserveCapacity(capacity)
-            text += "{"
+            bytes = []
+            bytes.reserveCapacity(capacity)
+            bytes.append(UInt8(ascii: "{"))
         }
 
         private mutating func key(_ k: String) {
@@ -185,31 +186,52 @@ extension EventJSON {
                          "key \(k) out of order after \(lastKey[lastKey.count - 1])")
             lastKey[lastKey.count - 1] = k
             #endif
-            if empty[empty.count - 1] { empty[empty.count - 1] = false } else { text += "," }
-            text += "\""
-            text += k
-            text += "\":"
+            if empty[empty.count - 1] { empty[empty.count - 1] = false } else { bytes.append(UInt8(ascii: ",")) }
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: k.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(UInt8(ascii: ":"))
         }
 
-        public mutating func string(_ k: String, _ v: String) { key(k); EventJSON.string(v, into: &text) }
-        public mutating func int(_ k: String, _ v: Int) { key(k); text += String(v) }
-        public mutating func int(_ k: String, _ v: Int64) { key(k); text += String(v) }
-        public mutating func bool(_ k: String, _ v: Bool) { key(k); text += v ? "true" : "false" }
+        /// A JSON string: printable ASCII without `"` or a backslash is copied as it is (one pass); anything else goes
+        /// through ``EventJSON/string(_:into:)``, so the escaping rules live in one place.
+        private mutating func quoted(_ v: String) {
+            let start = bytes.count
+            bytes.append(UInt8(ascii: "\""))
+            for b in v.utf8 {
+                guard b >= 0x20, b < 0x7F, b != 0x22, b != 0x5C else {
+                    bytes.removeLast(bytes.count - start)
+                    var escaped = ""
+                    EventJSON.string(v, into: &escaped)
+                    bytes.append(contentsOf: escaped.utf8)
+                    return
+                }
+                bytes.append(b)
+            }
+            bytes.append(UInt8(ascii: "\""))
+        }
+
+        public mutating func string(_ k: String, _ v: String) { key(k); quoted(v) }
+        public mutating func int(_ k: String, _ v: Int) { key(k); bytes.append(contentsOf: String(v).utf8) }
+        public mutating func int(_ k: String, _ v: Int64) { key(k); bytes.append(contentsOf: String(v).utf8) }
+        public mutating func bool(_ k: String, _ v: Bool) { key(k); bytes.append(contentsOf: (v ? "true" : "false").utf8) }
 
         public mutating func strings(_ k: String, _ values: [String]) {
             key(k)
-            text += "["
+            bytes.append(UInt8(ascii: "["))
             for (n, v) in values.enumerated() {
-                if n > 0 { text += "," }
-                EventJSON.string(v, into: &text)
+                if n > 0 { bytes.append(UInt8(ascii: ",")) }
+                quoted(v)
             }
-            text += "]"
+            bytes.append(UInt8(ascii: "]"))
         }
 
         /// A member given as a ``Value`` (for the rare, irregular parts).
         public mutating func value(_ k: String, _ v: Value) throws {
             key(k)
-            try EventJSON.write(v, into: &text, depth: 32)
+            var encoded = ""
+            try EventJSON.write(v, into: &encoded, depth: 32)
+            bytes.append(contentsOf: encoded.utf8)
         }
 
         /// A nested object, its members written by `body`.
@@ -221,16 +243,16 @@ extension EventJSON {
         /// An array of `count` objects, each written by `body`.
         public mutating func objects(_ k: String, count: Int, _ body: (Int, inout ObjectWriter) throws -> Void) rethrows {
             key(k)
-            text += "["
+            bytes.append(UInt8(ascii: "["))
             for i in 0..<count {
-                if i > 0 { text += "," }
+                if i > 0 { bytes.append(UInt8(ascii: ",")) }
                 try nested { try body(i, &$0) }
             }
-            text += "]"
+            bytes.append(UInt8(ascii: "]"))
         }
 
         private mutating func nested(_ body: (inout ObjectWriter) throws -> Void) rethrows {
-            text += "{"
+            bytes.append(UInt8(ascii: "{"))
             empty.append(true)
             #if DEBUG
             lastKey.append("")
@@ -240,13 +262,13 @@ extension EventJSON {
             #if DEBUG
             lastKey.removeLast()
             #endif
-            text += "}"
+            bytes.append(UInt8(ascii: "}"))
         }
 
         /// Closes the object and returns its text.
         public mutating func finish() -> String {
-            text += "}"
-            return text
+            bytes.append(UInt8(ascii: "}"))
+            return String(decoding: bytes, as: UTF8.self)
         }
     }
 }
