@@ -128,5 +128,8 @@ public enum PostgresMigrations {
             "CREATE TRIGGER devices_changed AFTER UPDATE OR DELETE ON devices FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
             "CREATE TRIGGER device_certificates_revoked AFTER UPDATE OF revoked_at ON device_certificates FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
         ]),
+        Migration(version: 8, name: "named consumer cursors over the event log (SIEM export, detections, playbooks)", statements: [
+            "CREATE TABLE consumer_cursors (name TEXT PRIMARY KEY, sequence BIGINT NOT NULL CHECK (sequence >= 0), updated_at BIGINT NOT NULL)",
+        ]),
     ]
 }

@@ -117,5 +117,8 @@ public enum SQLiteMigrations {
             "CREATE TRIGGER devices_deleted AFTER DELETE ON devices BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
             "CREATE TRIGGER device_certificates_revoked AFTER UPDATE OF revoked_at ON device_certificates BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
         ]),
+        Migration(version: 8, name: "named consumer cursors over the event log (SIEM export, detections, playbooks)", statements: [
+            "CREATE TABLE consumer_cursors (name TEXT PRIMARY KEY, sequence INTEGER NOT NULL CHECK (sequence >= 0), updated_at INTEGER NOT NULL)",
+        ]),
     ]
 }
