@@ -153,3 +153,76 @@ struct SyslogExportTests {
         try await store.close()
     }
 }
+
+/// The export as an operator runs it: `menshen serve` (the real binary) with `export.syslog.*` in its
+/// configuration file sends the events another `menshen` process writes to a real rsyslog over TLS.
+@Suite("SIEM export from menshen serve")
+struct SyslogExportServeTests {
+    @Test("menshen serve with export.syslog over TLS delivers the events of the log to rsyslog, and counts them on /metrics")
+    func serve() async throws {
+        guard let rsyslog = try await ThrowawayRsyslog.start() else { return }
+        defer { rsyslog.clean() }
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (port, admin, gateway) = (try Harness.freePort(), try Harness.freePort(), try Harness.freePort())
+        let file = dir.appendingPathComponent("menshen.yaml")
+        try """
+            server:
+              listen: 127.0.0.1:\(port)
+              public_url: http://localhost:\(port)
+            gateway:
+              listen: 127.0.0.1:\(gateway)
+            admin:
+              listen: 127.0.0.1:\(admin)
+            store:
+              sqlite:
+                path: \(dir.appendingPathComponent("m.sqlite").path)
+            export:
+              syslog:
+                enabled: true
+                address: 127.0.0.1:\(rsyslog.tlsPort)
+                transport: tls
+                format: cef
+                hostname: node1.test
+                app_name: menshen-e2e
+                tls:
+                  ca_file: \(rsyslog.caFile)
+                  server_name: localhost
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let process = Process()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGTERM) }; process.waitUntilExit() }
+        let box = UncheckedBox(value: process)
+        try await Harness.offPool { try Harness.startServe(box.value, config: file.path, adminPort: admin) }
+        // Another process writes to the log: a user and an enrolment link (an OCSF 3001 event).
+        #expect(try await Harness.runAsync(["user", "add", "mei", "--name", "林美|=\\", "--config", file.path]).status == 0)
+        #expect(try await Harness.runAsync(["user", "enrol-link", "mei", "--config", file.path]).status == 0)
+        let deadline = ContinuousClock.now + .seconds(20)
+        var messages: [[String: String]] = []
+        while ContinuousClock.now < deadline {
+            messages = rsyslog.messages()
+            if messages.contains(where: { $0["msgid"] == "3001" }) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let m = try #require(messages.first { $0["msgid"] == "3001" }, "no account-change event reached rsyslog: \(messages)")
+        #expect(m["input"] == "tls" && m["hostname"] == "node1.test" && m["app_name"] == "menshen-e2e")
+        let cef = try #require(CEFRecord.parse(m["msg"] ?? ""))
+        #expect(cef.vendor == "Menshen" && cef.classID.hasPrefix("3001"))
+        #expect(cef.extensions.contains { $0.key == "suid" && $0.value == "mei" })
+        let metrics = try PortalIdentityTests.httpSync("GET", "http://127.0.0.1:\(admin)/metrics")
+        #expect(metrics.body.contains("menshen_export_syslog_frames_written_total"), "\(metrics.body.prefix(300))")
+    }
+
+    @Test("bad export.syslog values are refused by menshen config check with the key named")
+    func badConfig() async throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (yaml, key) in [("transport: udp", "export.syslog.transport"), ("format: leef", "export.syslog.format"),
+                            ("address: nowhere", "export.syslog.address"), ("max_message_bytes: 100", "export.syslog.max_message_bytes"),
+                            ("enabled: maybe", "export.syslog.enabled"), ("facility: 24", "export.syslog.facility")] {
+            let file = dir.appendingPathComponent("bad.yaml")
+            try "export:\n  syslog:\n    \(yaml)\n".write(to: file, atomically: true, encoding: .utf8)
+            let r = try await Harness.runAsync(["config", "check", file.path])
+            #expect(r.status == 1 && r.out.contains(key), "\(yaml): \(r.status) \(r.out) \(r.err)")   // `config check` reports on stdout
+        }
+    }
+}
