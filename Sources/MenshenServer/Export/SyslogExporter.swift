@@ -149,7 +149,20 @@ public final class SyslogExporter: Service, Sendable {
     }
 
     public func run() async throws {
-        let start = (try? await store.cursor(named: settings.cursorName)) ?? 0
+        // Where to resume. A store that cannot answer is asked again (never "from 0": that would send everything again).
+        var start: Int64?
+        var backoff = settings.idleInterval
+        while start == nil, !Task.isCancelled {
+            do {
+                start = try await store.cursor(named: settings.cursorName) ?? 0
+            } catch {
+                link.noteError("cannot read the cursor: \(error)")
+                logger.warning("syslog export: cannot read the cursor \(settings.cursorName): \(error)")
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, settings.maxBackoff)
+            }
+        }
+        guard let start else { return }
         await link.start(confirmed: start)
         logger.info("syslog export starting", metadata: ["receiver": "\(settings.host):\(settings.port)", "transport": "\(settings.transport.rawValue)",
                                                            "format": "\(settings.formatter.body.rawValue)", "after_sequence": "\(start)"])
