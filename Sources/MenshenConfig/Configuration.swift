@@ -91,6 +91,24 @@ public struct MenshenConfiguration: Sendable, Equatable {
     }
     /// The tamper-evident audit log's checkpoints.
     public var audit: Audit
+    /// `export.syslog.*`: the SIEM export (default off).
+    public struct SyslogExport: Sendable, Equatable {
+        public var enabled: Bool
+        public var address: ListenAddress
+        public var transport: String
+        public var format: String
+        public var caFile: String
+        public var certificateFile: String
+        public var privateKeyFile: String
+        public var serverName: String
+        public var appName: String
+        public var hostname: String
+        public var facility: Int
+        public var structuredData: Bool
+        public var maxMessageBytes: Int
+        public var writeTimeoutSeconds: Int
+        public var confirmAfterSeconds: Int
+    }
 
     public var organisation: Organisation
     public var server: Server
@@ -99,6 +117,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
     public var store: Store
     public var log: Log
     public var identity: Identity
+    public var syslogExport: SyslogExport
 
     /// Builds the typed tree from checked values (every key present and valid).
     init(checked v: [String: String]) {
@@ -124,6 +143,15 @@ public struct MenshenConfiguration: Sendable, Equatable {
                             oidcProvidersFile: s("identity.oidc.providers_file"), secretsKeyFile: s("identity.secrets_key_file"))
         audit = Audit(signingKeyFile: s("audit.signing_key_file"), checkpointEveryEvents: i("audit.checkpoint.every_events"),
                       checkpointIntervalSeconds: i("audit.checkpoint.interval_seconds"), checkpointAnchorFile: s("audit.checkpoint.anchor_file"))
+        syslogExport = SyslogExport(enabled: s("export.syslog.enabled") == "true", address: l("export.syslog.address"),
+                                    transport: s("export.syslog.transport"), format: s("export.syslog.format"),
+                                    caFile: s("export.syslog.tls.ca_file"), certificateFile: s("export.syslog.tls.certificate_file"),
+                                    privateKeyFile: s("export.syslog.tls.private_key_file"), serverName: s("export.syslog.tls.server_name"),
+                                    appName: s("export.syslog.app_name"), hostname: s("export.syslog.hostname"),
+                                    facility: i("export.syslog.facility"), structuredData: s("export.syslog.structured_data") == "true",
+                                    maxMessageBytes: i("export.syslog.max_message_bytes"),
+                                    writeTimeoutSeconds: i("export.syslog.write_timeout_seconds"),
+                                    confirmAfterSeconds: i("export.syslog.confirm_after_seconds"))
     }
 
     /// The configuration with every default.

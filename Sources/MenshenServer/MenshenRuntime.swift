@@ -107,6 +107,9 @@ public struct MenshenRuntime: Sendable {
                                        reloadInterval: .seconds(config.gateway.reloadIntervalSeconds), logger: logger,
                                        onBound: { port in await ready.add(BoundListener(name: "gateway", host: gatewayListen.host, port: port)) }))
         services.append(ChangeWatcher(store: store, server: gatewayServer, state: state, loader: loader, logger: logger))
+        if config.syslogExport.enabled {   // SIEM export: reads the event log only (Export/SyslogExporter)
+            services.append(try SyslogExporter.configured(config, store: store, clock: clock, logger: logger))
+        }
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))
         }

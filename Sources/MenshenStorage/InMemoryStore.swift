@@ -20,6 +20,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     private var flowStates: [String: FlowStateRecord] = [:]
     private var devicesByID: [DeviceID: DeviceRecord] = [:]
     private var deviceCertificatesBySerial: [String: DeviceCertificateRecord] = [:]
+    private var consumerCursors: [String: Int64] = [:]
     private var closed = false
     private var generations = ChangeGenerations(access: 0, configuration: 0)
     /// ``generations``' access counter, readable without awaiting the actor.
@@ -31,7 +32,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 7 }
+    public func schemaVersion() async throws -> Int { 8 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 
@@ -256,6 +257,16 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     }
 
     public func lastCheckpoint() async throws -> AuditCheckpointRecord? { try open(); return auditCheckpoints.last }
+
+    // MARK: Consumer cursors
+
+    public func cursor(named name: String) async throws -> Int64? {
+        try open(); try ConsumerCursorName.validate(name); return consumerCursors[name]
+    }
+
+    public func saveCursor(named name: String, sequence: Int64, at: Date) async throws {
+        try open(); try ConsumerCursorName.validate(name, sequence: sequence); consumerCursors[name] = sequence
+    }
 
     // MARK: Enrolment tokens
 

@@ -140,5 +140,8 @@ public enum PostgresMigrations {
             """,
             "CREATE TRIGGER audit_checkpoints_no_change BEFORE UPDATE OR DELETE ON audit_checkpoints FOR EACH ROW EXECUTE FUNCTION menshen_audit_checkpoints_append_only()",
         ]),
+        Migration(version: 8, name: "named consumer cursors over the event log (SIEM export, detections, playbooks)", statements: [
+            "CREATE TABLE consumer_cursors (name TEXT PRIMARY KEY, sequence BIGINT NOT NULL CHECK (sequence >= 0), updated_at BIGINT NOT NULL)",
+        ]),
     ]
 }

@@ -597,6 +597,21 @@ public final class PostgresStore: MenshenStore {
             """, as: (Int.self)).isEmpty
     }
 
+    // MARK: Consumer cursors
+
+    public func cursor(named name: String) async throws -> Int64? {
+        try ConsumerCursorName.validate(name)
+        return try await rows("SELECT sequence FROM consumer_cursors WHERE name = \(name)", as: (Int64.self)).first
+    }
+
+    public func saveCursor(named name: String, sequence: Int64, at: Date) async throws {
+        try ConsumerCursorName.validate(name, sequence: sequence)
+        try await run("""
+            INSERT INTO consumer_cursors(name, sequence, updated_at) VALUES (\(name), \(sequence), \(StoreCoding.millis(at)))
+            ON CONFLICT (name) DO UPDATE SET sequence = EXCLUDED.sequence, updated_at = EXCLUDED.updated_at
+            """)
+    }
+
     // MARK: Devices
 
     private static let deviceColumns = """

@@ -604,6 +604,23 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         }
     }
 
+    // MARK: Consumer cursors
+
+    public func cursor(named name: String) async throws -> Int64? {
+        try ConsumerCursorName.validate(name)
+        return try await read { db in try Int64.fetchOne(db, sql: "SELECT sequence FROM consumer_cursors WHERE name = ?", arguments: [name]) }
+    }
+
+    public func saveCursor(named name: String, sequence: Int64, at: Date) async throws {
+        try ConsumerCursorName.validate(name, sequence: sequence)
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO consumer_cursors(name, sequence, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET sequence = excluded.sequence, updated_at = excluded.updated_at
+                """, arguments: [name, sequence, StoreCoding.millis(at)])
+        }
+    }
+
     // MARK: Devices
 
     public func createDevice(_ d: DeviceRecord) async throws {
