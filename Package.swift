@@ -168,6 +168,7 @@ let package = Package(
             dependencies: [
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres",
                 "MenshenPolicyEngine", "MenshenIdentity", "MenshenPolicyAdministrator", "MenshenFederation", "MenshenEnforcementPoint",
+                "MenshenDevice",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -210,6 +211,8 @@ let package = Package(
                 "MenshenEnforcementPoint",
                 // The continuous-verification tests run the real gate (sessions, policies, SQLite) behind the proxy.
                 "MenshenServer", "MenshenPolicyAdministrator", "MenshenPolicyEngine", "MenshenStorage", "MenshenStorageSQLite", "MenshenCore",
+                // The device tests issue real device certificates (MenshenDevice's CA) for curl to present.
+                "MenshenDevice", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -263,7 +266,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["MenshenCore", "MenshenServer", "MenshenStorage", "MenshenStorageSQLite", "MenshenCedar",
-                           "MenshenPolicyEngine", "MenshenPolicyAdministrator", "MenshenEnforcementPoint", "MenshenIdentity"],
+                           "MenshenPolicyEngine", "MenshenPolicyAdministrator", "MenshenEnforcementPoint", "MenshenIdentity",
+                           "MenshenDevice", .product(name: "X509", package: "swift-certificates")],
             swiftSettings: strict
         ),
     ]

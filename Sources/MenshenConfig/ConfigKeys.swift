@@ -59,7 +59,7 @@ public enum ConfigKeys {
         ConfigKeySpec(path: "gateway.tls.private_key_file", kind: .string, defaultValue: "",
                       doc: "PEM private key of gateway.tls.certificate_file (keep it mode 0600)."),
         ConfigKeySpec(path: "gateway.tls.client_ca_file", kind: .string, defaultValue: "",
-                      doc: "PEM CA certificates for device (client) certificates: when set, clients are asked for a certificate, one that is presented must chain to these CAs, and its subject and SHA-256 fingerprint reach the policy decision. Clients without one are still served."),
+                      doc: "PEM device CA certificate (the first in the file) for device (client) certificates: when set, clients are asked for a certificate; the gateway checks a presented one against this CA, its expiry, revocation and the device inventory, and a verified device's attributes reach the policy decision (a refused certificate counts as no device and is logged as an OCSF 3002 event). Clients without one are still served."),
         ConfigKeySpec(path: "gateway.assertion_key_file", kind: .string, defaultValue: "",
                       doc: "PEM P-256 key that signs the identity assertion (X-Menshen-Assertion, ES256 JWT) sent to applications; must be mode 0600. Empty: assertion.key next to the SQLite file, created when missing. Required with PostgreSQL and never created there: make it once (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256) and give every node the same file (the JWKS at /.menshen/jwks.json lists it)."),
         ConfigKeySpec(path: "gateway.routes_file", kind: .string, defaultValue: "",

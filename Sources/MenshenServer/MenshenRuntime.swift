@@ -95,7 +95,9 @@ public struct MenshenRuntime: Sendable {
                                                            issuer: gatewayOrigin, clock: clock)
         let gate = PolicyGate(store: store, sessions: portal.sessions, clock: clock, state: state,
                               portalOrigin: portal.publicOrigin, timeZone: config.organisation.timeZone,
-                              forwardAuthCallers: config.gateway.forwardAuthTrustedCallers, recorder: decisions, assertions: assertions)
+                              forwardAuthCallers: config.gateway.forwardAuthTrustedCallers, recorder: decisions, assertions: assertions,
+                              devices: try DeviceBinding.load(gateway: config.gateway, compliance: try DeviceComplianceDefaults.policy(),
+                                                              store: store, clock: clock, random: SystemRandomSource()))
         let gatewayListen = config.gateway.listen
         let gatewayServer = EnforcementPointServer(configuration: proxyConfig, gate: gate, logger: Logger(label: "menshen.enforcement-point"))
         gatewayMetrics.attach { .init(proxy: gatewayServer.metrics, decisionsWritten: decisions.writtenCount, decisionsDropped: decisions.droppedCount) }

@@ -1,5 +1,6 @@
 import Foundation
 import MenshenCore
+import MenshenDevice
 import MenshenEnforcementPoint
 import MenshenPolicyAdministrator
 import MenshenServer
@@ -86,6 +87,14 @@ struct OCSFConformanceTests {
         _ = await w.gate.decide(GateRequest(method: "GET", path: "/.menshen/auth/nginx", rawTarget: "/.menshen/auth/nginx", query: nil,
                                             host: "gw", scheme: "http", clientAddress: "127.0.0.1", headers: [], requestID: "fa-2"))
         await w.decisions.flush()
+        // The device pillar: a refused device certificate (with and without the certificate itself).
+        let deviceCA = try DeviceCA.create(name: DeviceCAName(commonName: "Menshen Device CA", organization: "Bank"), now: Date(),
+                                           keyEncryptionKey: Array(SystemRandomSource().bytes(32))).ca
+        let deviceEvents = DeviceEvents(store: w.store, clock: w.clock, random: SystemRandomSource())
+        try await deviceEvents.certificateRefused(code: "other_ca", detail: "other_ca", certificate: deviceCA.certificate,
+                                                  fingerprint: String(repeating: "ab", count: 32), source: "203.0.113.7", requestID: "dev-1")
+        try await deviceEvents.certificateRefused(code: "malformed", detail: "not a certificate", certificate: nil,
+                                                  fingerprint: String(repeating: "cd", count: 32), source: nil, requestID: "dev-2")
 
         let events = try await w.store.events(after: 0, limit: 10_000)
         guard let (status, report) = try await Self.validate(events.map(\.event.payloadJSON)) else { return }
