@@ -188,6 +188,8 @@ let package = Package(
             dependencies: [
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenServer", "MenshenCedar", "MenshenCedarConformance", "MenshenPolicyEngine",
                 "MenshenPolicyAdministrator",
+                // menshen agent: the device key, CSR and signed posture reports.
+                "MenshenDevice", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -267,7 +269,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: ["MenshenCore", "MenshenServer", "MenshenStorage", "MenshenStorageSQLite", "MenshenCedar",
                            "MenshenPolicyEngine", "MenshenPolicyAdministrator", "MenshenEnforcementPoint", "MenshenIdentity",
-                           "MenshenDevice", .product(name: "X509", package: "swift-certificates")],
+                           "MenshenDevice", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
     ]

@@ -96,6 +96,10 @@ public enum ConfigKeys {
                       doc: "File holding the 32-byte key that seals TOTP seeds at rest (created, mode 0600, when missing). Empty: secrets.key next to the SQLite file; required with PostgreSQL, and the same file on every node."),
         ConfigKeySpec(path: "identity.oidc.providers_file", kind: .string, defaultValue: "",
                       doc: "YAML file listing the OpenID Connect providers users may sign in with (empty: none). See docs/operations.md."),
+        ConfigKeySpec(path: "device.ca_file", kind: .string, defaultValue: "",
+                      doc: "The sealed device CA (JSON; its key sealed under a key derived from identity.secrets_key_file). Empty: device-ca.json next to the SQLite file, created when missing; required with PostgreSQL and never created there (copy the SQLite node's file). Its certificate (menshen device ca) is what gateway.tls.client_ca_file should hold."),
+        ConfigKeySpec(path: "device.compliance_file", kind: .string, defaultValue: "",
+                      doc: "YAML compliance baselines per device class (managed, byod, vendor; see docs/operations.md). Empty: every class must report hourly with disk encryption, firewall, screen lock and a running EDR, and no critical vulnerability."),
     ]
 
     static let byPath: [String: ConfigKeySpec] = Dictionary(uniqueKeysWithValues: all.map { ($0.path, $0) })

@@ -86,6 +86,14 @@ public struct MenshenConfiguration: Sendable, Equatable {
     public var store: Store
     public var log: Log
     public var identity: Identity
+    public var device: Device
+
+    public struct Device: Sendable, Equatable {
+        /// `device.ca_file` (default empty: device-ca.json next to the SQLite file).
+        public var caFile: String
+        /// `device.compliance_file` (default empty: the built-in baselines).
+        public var complianceFile: String
+    }
 
     /// Builds the typed tree from checked values (every key present and valid).
     init(checked v: [String: String]) {
@@ -109,6 +117,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
         identity = Identity(sessionIdleTimeoutSeconds: i("identity.session.idle_timeout_seconds"),
                             sessionAbsoluteLifetimeSeconds: i("identity.session.absolute_lifetime_seconds"),
                             oidcProvidersFile: s("identity.oidc.providers_file"), secretsKeyFile: s("identity.secrets_key_file"))
+        device = Device(caFile: s("device.ca_file"), complianceFile: s("device.compliance_file"))
     }
 
     /// The configuration with every default.

@@ -17,6 +17,13 @@ import X509
 /// Severity: Medium (3) when the certificate may be an attack (another CA,
 /// a bad signature, revoked, unknown to us), Low (2) otherwise (expired, not
 /// yet valid, wrong usage).
+///
+/// - an enrolment (activity 1 Log) or an evaluated posture report (activity 2
+///   Collect) → Device Inventory Info (5001) with the device (`uid`, `name`,
+///   `is_managed`, `is_compliant`, `is_personal`, the owner) and the result in
+///   `status_detail`; a refused report → the same class with `status_id` 2
+///   and the refusal code (`nonce_unknown` for a replay, `bad_signature` for a
+///   tampered report, …) in `unmapped.posture.refusal`.
 public struct DeviceEvents: Sendable {
     let store: any EventStore
     let clock: any WallClock
@@ -60,6 +67,42 @@ public struct DeviceEvents: Sendable {
         event["unmapped"] = ["device_certificate": unmapped]
         event["message"] = "device certificate refused (\(code))"
         try await append(event, classUID: 3002, severity: severity)
+    }
+
+    /// An enrolment (activity 1) or an evaluated posture report (activity 2).
+    public func inventory(device: DeviceRecord, activity: Int, success: Bool, detail: String, source: String?) async throws {
+        var event = base(classUID: 5001, categoryUID: 5, activity: activity, severity: device.compliant || activity == 1 ? 1 : 2)
+        var d: [String: Any] = ["uid": device.id.rawValue, "name": String(device.displayName.prefix(200)), "type_id": 0, "type": "Unknown",
+                                "is_managed": device.deviceClass == .managed, "is_compliant": device.compliant,
+                                "is_personal": device.deviceClass == .byod]
+        if let owner = device.ownerID { d["owner"] = ["uid": owner.rawValue, "name": owner.rawValue] }
+        event["device"] = d
+        event["status_id"] = success ? 1 : 2
+        event["status"] = success ? "Success" : "Failure"
+        event["status_detail"] = String(detail.prefix(1024))
+        event["service"] = nil   // 5001 has neither `service` nor `src_endpoint`: the source goes in `unmapped`
+        var posture: [String: Any] = ["reasons": device.complianceReasons, "state": device.state.rawValue,
+                                      "hardware_bound": device.hardwareBound, "class": device.deviceClass.rawValue]
+        if let source, !source.isEmpty { posture["source_ip"] = source }
+        event["unmapped"] = ["posture": posture]
+        event["message"] = activity == 1 ? "device \(device.id.rawValue) enrolled" : "posture of \(device.id.rawValue): \(detail.prefix(200))"
+        try await append(event, classUID: 5001, severity: event["severity_id"] as? Int ?? 1, user: device.ownerID)
+    }
+
+    /// A posture report that was refused (replayed, tampered, stale, from an unknown certificate…).
+    public func postureRefused(device: DeviceID, code: String, source: String?) async throws {
+        let severity = code == "stale" || code == "nonce_expired" ? 2 : 3
+        var event = base(classUID: 5001, categoryUID: 5, activity: 2, severity: severity)
+        event["device"] = ["uid": String(device.rawValue.prefix(128)), "type_id": 0, "type": "Unknown"]
+        event["status_id"] = 2
+        event["status"] = "Failure"
+        event["status_detail"] = "posture report refused: \(code)"
+        event["service"] = nil
+        var posture: [String: Any] = ["refusal": code]
+        if let source, !source.isEmpty { posture["source_ip"] = source }
+        event["unmapped"] = ["posture": posture]
+        event["message"] = "posture report of \(device.rawValue.prefix(128)) refused (\(code))"
+        try await append(event, classUID: 5001, severity: severity)
     }
 
     /// The device named by a certificate's `urn:menshen:device:` SAN, if any (for the event only).
