@@ -197,7 +197,8 @@ public struct DeviceAuthority: Sendable {
                 updated.complianceReasons = result.reasons.map(\.code.rawValue) + (device.state == .active ? [] : [device.state.rawValue])
                 updated.postureJSON = unverified.reportBytes.count <= Self.maxStoredPostureBytes
                     ? String(decoding: unverified.reportBytes, as: UTF8.self) : nil
-                updated.lastPostureAt = posture.collectedAt
+                // Never later than now: a clock running ahead (within the allowed skew) must not stretch compliance.
+                updated.lastPostureAt = min(posture.collectedAt, now)
                 updated.platform = String(posture.report.os.name.prefix(32))
                 updated.updatedAt = now
                 if try await store.updateDevice(updated, expectedVersion: device.version) {

@@ -88,6 +88,8 @@ public final class DeviceBinding: Sendable {
     public static let capacity = 10_000
     /// A refusal is re-checked at least this often (a not-yet-valid certificate becomes valid).
     static let refusalMemory: TimeInterval = 300
+    /// An accepted certificate is re-read at least this often even while the generation is unchanged.
+    static let acceptanceMemory: TimeInterval = 3600
     /// At most one refusal event per certificate in this time (a client retrying cannot flood the log).
     static let eventInterval: TimeInterval = 300
 
@@ -142,7 +144,7 @@ public final class DeviceBinding: Sendable {
         let (resolution, detail, certificate) = try await check(request.connectionAttributes[Self.certificateAttribute], now: now)
         if let before {
             let until: Date = switch resolution {
-            case .device(let facts): min(facts.certificateNotAfter, now.addingTimeInterval(Self.refusalMemory * 12))
+            case .device(let facts): min(facts.certificateNotAfter, now.addingTimeInterval(Self.acceptanceMemory))
             default: now.addingTimeInterval(Self.refusalMemory)
             }
             entries.withLock { e in
