@@ -196,11 +196,13 @@ struct TimedDeviceEndToEndTests {
         let store = try SQLiteStore(path: dir.appendingPathComponent("menshen.sqlite").path)
         let events = try await store.events(after: 0, limit: 10_000).map(\.event).filter { $0.classUID == 5001 }.map(\.payloadJSON)
         let devices = try await store.listDevices().count
+        let severity = try await store.device(DeviceID(device))?.maxVulnerabilitySeverity
         try await store.close()
         #expect(events.contains { $0.contains("enrolled") })
         #expect(events.contains { $0.contains("\"refusal\":\"nonce_unknown\"") })
         #expect(events.contains { $0.contains("\"refusal\":\"bad_signature\"") })
         #expect(events.contains { $0.contains("firewall_off") })
+        #expect(severity == 4, "unscanned packages count as critical")
         #expect(devices == 1, "the bad CSR stored no device")
     }
 }

@@ -17,6 +17,8 @@ import X509
 /// has produced a certificate).
 public struct DeviceAuthority: Sendable {
     public static let tokenKind = "device-enrolment", nonceKind = "device-posture-nonce"
+    /// Every enrolment token starts with this.
+    public static let tokenPrefix = "mde_"
     /// Enrolment tokens live one hour unless the operator says otherwise; at most a week.
     public static let defaultTokenLifetime: TimeInterval = 3600, maxTokenLifetime: TimeInterval = 7 * 86_400
     /// Nonces live as long as a report may be old (``PostureVerifier/maxReportAge``).
@@ -95,7 +97,9 @@ public struct DeviceAuthority: Sendable {
         guard lifetime > 0, lifetime <= Self.maxTokenLifetime else { throw DeviceAuthorityError("the token lifetime must be 1 s to 7 days") }
         guard try await store.user(user) != nil else { throw StoreError(.notFound, "no user \(user.rawValue)") }
         guard !name.isEmpty, name.count <= 200 else { throw DeviceAuthorityError("the device name must be 1–200 characters") }
-        let token = random.token(byteCount: 32)
+        // A fixed prefix: base64url may start with "-", which a command line would read as an option;
+        // it also lets secret scanners recognise a leaked token.
+        let token = Self.tokenPrefix + random.token(byteCount: 32)
         let now = clock.now()
         let grant = TokenGrant(user: user.rawValue, deviceClass: deviceClass.rawValue, name: name, hardwareBound: hardwareBound)
         try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(token), kind: Self.tokenKind, userID: user,
@@ -200,6 +204,9 @@ public struct DeviceAuthority: Sendable {
                 // Never later than now: a clock running ahead (within the allowed skew) must not stretch compliance.
                 updated.lastPostureAt = min(posture.collectedAt, now)
                 updated.platform = String(posture.report.os.name.prefix(32))
+                // No advisory database is wired into reports yet, so the packages are unscanned, which
+                // counts as critical (as DeviceAttributes does): a severity policy fails closed.
+                updated.maxVulnerabilitySeverity = VulnerabilitySeverity.critical.rawValue
                 updated.updatedAt = now
                 if try await store.updateDevice(updated, expectedVersion: device.version) {
                     try await events.inventory(device: updated, activity: 2, success: true,

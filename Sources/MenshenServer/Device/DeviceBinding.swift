@@ -73,7 +73,8 @@ public final class DeviceBinding: Sendable {
             return AccessRequest.Device(
                 enrolled: record.state != .retired, managed: record.deviceClass == .managed, compliant: compliant,
                 hardwareBound: record.hardwareBound, external: record.deviceClass != .managed, postureAgeSeconds: age,
-                maxVulnerabilitySeverity: min(4, max(0, record.maxVulnerabilitySeverity)))
+                // Never reported: nothing was scanned, which counts as critical.
+                maxVulnerabilitySeverity: record.lastPostureAt == nil ? 4 : min(4, max(0, record.maxVulnerabilitySeverity)))
         }
 
         static func seconds(_ interval: TimeInterval) -> Int {
