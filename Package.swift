@@ -168,7 +168,7 @@ let package = Package(
             dependencies: [
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres",
                 "MenshenPolicyEngine", "MenshenIdentity", "MenshenPolicyAdministrator", "MenshenFederation", "MenshenEnforcementPoint",
-                "MenshenVisibility", .product(name: "NIOPosix", package: "swift-nio"),   // the SIEM export (Export/)
+                "MenshenVisibility", "MenshenDevice", .product(name: "NIOPosix", package: "swift-nio"),   // the SIEM export (Export/)
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -188,6 +188,8 @@ let package = Package(
             dependencies: [
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenServer", "MenshenCedar", "MenshenCedarConformance", "MenshenPolicyEngine",
                 "MenshenPolicyAdministrator", "MenshenVisibility", "MenshenStorageSQLite", "MenshenStoragePostgres",
+                // menshen agent: the device key, CSR and signed posture reports.
+                "MenshenDevice", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -211,6 +213,8 @@ let package = Package(
                 "MenshenEnforcementPoint",
                 // The continuous-verification tests run the real gate (sessions, policies, SQLite) behind the proxy.
                 "MenshenServer", "MenshenPolicyAdministrator", "MenshenPolicyEngine", "MenshenStorage", "MenshenStorageSQLite", "MenshenCore",
+                // The device tests issue real device certificates (MenshenDevice's CA) for curl to present.
+                "MenshenDevice", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -265,7 +269,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: ["MenshenCore", "MenshenServer", "MenshenStorage", "MenshenStorageSQLite", "MenshenCedar",
                            "MenshenPolicyEngine", "MenshenPolicyAdministrator", "MenshenEnforcementPoint", "MenshenIdentity",
-                           "MenshenVisibility"],
+                           "MenshenVisibility", "MenshenDevice", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
     ]

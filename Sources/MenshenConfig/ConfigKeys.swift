@@ -59,7 +59,7 @@ public enum ConfigKeys {
         ConfigKeySpec(path: "gateway.tls.private_key_file", kind: .string, defaultValue: "",
                       doc: "PEM private key of gateway.tls.certificate_file (keep it mode 0600)."),
         ConfigKeySpec(path: "gateway.tls.client_ca_file", kind: .string, defaultValue: "",
-                      doc: "PEM CA certificates for device (client) certificates: when set, clients are asked for a certificate, one that is presented must chain to these CAs, and its subject and SHA-256 fingerprint reach the policy decision. Clients without one are still served."),
+                      doc: "PEM device CA certificate (the first in the file) for device (client) certificates: when set, clients are asked for a certificate; the gateway checks a presented one against this CA, its expiry, revocation and the device inventory, and a verified device's attributes reach the policy decision (a refused certificate counts as no device and is logged as an OCSF 3002 event). Clients without one are still served."),
         ConfigKeySpec(path: "gateway.assertion_key_file", kind: .string, defaultValue: "",
                       doc: "PEM P-256 key that signs the identity assertion (X-Menshen-Assertion, ES256 JWT) sent to applications; must be mode 0600. Empty: assertion.key next to the SQLite file, created when missing. Required with PostgreSQL and never created there: make it once (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256) and give every node the same file (the JWKS at /.menshen/jwks.json lists it)."),
         ConfigKeySpec(path: "gateway.routes_file", kind: .string, defaultValue: "",
@@ -135,6 +135,10 @@ public enum ConfigKeys {
                       doc: "A receiver that takes no data for this long is disconnected and retried with back-off."),
         ConfigKeySpec(path: "export.syslog.confirm_after_seconds", kind: .integer(1...60), defaultValue: "2",
                       doc: "An event counts as delivered (and the saved cursor moves past it) once written and the connection stayed open this long."),
+        ConfigKeySpec(path: "device.ca_file", kind: .string, defaultValue: "",
+                      doc: "The sealed device CA (JSON; its key sealed under a key derived from identity.secrets_key_file). Empty: device-ca.json next to the SQLite file, created when missing; required with PostgreSQL and never created there (copy the SQLite node's file). Its certificate (menshen device ca) is what gateway.tls.client_ca_file should hold."),
+        ConfigKeySpec(path: "device.compliance_file", kind: .string, defaultValue: "",
+                      doc: "YAML compliance baselines per device class (managed, byod, vendor; see docs/operations.md). Empty: every class must report hourly with disk encryption, firewall, screen lock and a running EDR, and no critical vulnerability."),
     ]
 
     static let byPath: [String: ConfigKeySpec] = Dictionary(uniqueKeysWithValues: all.map { ($0.path, $0) })

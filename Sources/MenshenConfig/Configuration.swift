@@ -118,6 +118,14 @@ public struct MenshenConfiguration: Sendable, Equatable {
     public var log: Log
     public var identity: Identity
     public var syslogExport: SyslogExport
+    public var device: Device
+
+    public struct Device: Sendable, Equatable {
+        /// `device.ca_file` (default empty: device-ca.json next to the SQLite file).
+        public var caFile: String
+        /// `device.compliance_file` (default empty: the built-in baselines).
+        public var complianceFile: String
+    }
 
     /// Builds the typed tree from checked values (every key present and valid).
     init(checked v: [String: String]) {
@@ -152,6 +160,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
                                     maxMessageBytes: i("export.syslog.max_message_bytes"),
                                     writeTimeoutSeconds: i("export.syslog.write_timeout_seconds"),
                                     confirmAfterSeconds: i("export.syslog.confirm_after_seconds"))
+        device = Device(caFile: s("device.ca_file"), complianceFile: s("device.compliance_file"))
     }
 
     /// The configuration with every default.

@@ -80,9 +80,12 @@ public struct MenshenRuntime: Sendable {
                                                         gatewayMetrics: gatewayMetrics), config.admin.listen))
         var portal = try IdentityWiring.portal(config: config, store: store, clock: clock)
         portal.applicationCatalog = { state.snapshot.routes.applications }
-        services.append(app("portal", PortalServer.router(store: store, organisation: config.organisation.name, clock: clock,
-                                                          identity: portal),
-                            config.server.listen))
+        let portalRouter = PortalServer.router(store: store, organisation: config.organisation.name, clock: clock, identity: portal)
+        // The device agent's API (enrolment, posture); with PostgreSQL only once device.ca_file names the shared CA.
+        if config.store.driver == .sqlite || !config.device.caFile.isEmpty {
+            DeviceRoutes.register(on: portalRouter, authority: try DeviceWiring.authority(config: config, store: store, clock: clock))
+        }
+        services.append(app("portal", portalRouter, config.server.listen))
         let (gatewayOrigin, _) = try IdentityWiring.origin(of: config.gateway.publicURL)
         var proxyConfig = ProxyConfiguration()
         proxyConfig.host = config.gateway.listen.host
@@ -99,7 +102,9 @@ public struct MenshenRuntime: Sendable {
                                                            issuer: gatewayOrigin, clock: clock)
         let gate = PolicyGate(store: store, sessions: portal.sessions, clock: clock, state: state,
                               portalOrigin: portal.publicOrigin, timeZone: config.organisation.timeZone,
-                              forwardAuthCallers: config.gateway.forwardAuthTrustedCallers, recorder: decisions, assertions: assertions)
+                              forwardAuthCallers: config.gateway.forwardAuthTrustedCallers, recorder: decisions, assertions: assertions,
+                              devices: try DeviceBinding.load(gateway: config.gateway, compliance: try DeviceWiring.compliance(config: config),
+                                                              store: store, clock: clock, random: SystemRandomSource()))
         let gatewayListen = config.gateway.listen
         let gatewayServer = EnforcementPointServer(configuration: proxyConfig, gate: gate, logger: Logger(label: "menshen.enforcement-point"))
         gatewayMetrics.attach { .init(proxy: gatewayServer.metrics, decisionsWritten: decisions.writtenCount, decisionsDropped: decisions.droppedCount) }

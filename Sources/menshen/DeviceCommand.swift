@@ -12,8 +12,8 @@ import MenshenStorage
 /// state changes are not yet recorded as OCSF events either.)
 struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "device", abstract: "The device inventory: list, show, quarantine, release, retire.",
-        subcommands: [List.self, Show.self, Quarantine.self, Release.self, Retire.self])
+        commandName: "device", abstract: "The device inventory: list, show, quarantine, release, retire; enrolment tokens and the device CA.",
+        subcommands: [List.self, Show.self, Quarantine.self, Release.self, Retire.self, EnrolToken.self, CA.self])
 
     static func validateID(_ id: String) throws {
         guard IdentifierSyntax.isValid(id) else { throw ValidationError("device id must be 1–128 characters from A–Z a–z 0–9 . _ @ -") }

@@ -75,4 +75,45 @@ struct DeviceCommandTests {
         #expect(try await run(["retire", "laptop-7", "--reason", "again"]).out.contains("0 certificates revoked"), "retiring again only finishes the job")
         try await store.close()
     }
+
+    @Test("enrol-token, ca and agent: mistakes are refused with a clear message and store nothing; a bad compliance file stops the command")
+    func enrolmentMistakes() async throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: data.appendingPathComponent("menshen.sqlite").path)
+        try await store.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: Date()))
+        func run(_ args: [String]) async throws -> (status: Int32, out: String, err: String) {
+            try await Harness.runAsync(args + ["--data", data.path])
+        }
+        let badClass = try await run(["device", "enrol-token", "--user", "amy", "--class", "laptop"])
+        #expect(badClass.status != 0 && badClass.err.contains("--class must be managed, byod or vendor"), "\(badClass.err)")
+        let noUser = try await run(["device", "enrol-token", "--user", "nobody", "--class", "managed"])
+        #expect(noUser.status != 0 && noUser.err.contains("no user nobody"), "\(noUser.err)")
+        let ttl = try await run(["device", "enrol-token", "--user", "amy", "--class", "byod", "--ttl-minutes", "0"])
+        #expect(ttl.status != 0 && ttl.err.contains("--ttl-minutes"), "\(ttl.err)")
+        let ok = try await run(["device", "enrol-token", "--user", "amy", "--class", "byod"])
+        #expect(ok.status == 0 && ok.out.trimmingCharacters(in: .whitespacesAndNewlines).count == 47 && ok.out.hasPrefix("mde_"), "\(ok.err)")
+        #expect(try await store.listDevices().isEmpty, "a token is not a device")
+
+        // The agent refuses to send a token in clear over a network, and to report without an enrolment.
+        let clear = try await Harness.runAsync(["agent", "enrol", "--server", "http://access.bank.example", "--token", "t", "--key-dir", dir.appendingPathComponent("k").path])
+        #expect(clear.status != 0 && clear.err.contains("https"), "\(clear.err)")
+        let none = try await Harness.runAsync(["agent", "report", "--server", "https://access.bank.example", "--key-dir", dir.appendingPathComponent("k").path,
+                                               "--posture", "/dev/null"])
+        #expect(none.status != 0 && none.err.contains("holds no enrolled device"), "\(none.err)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("k/device.key").path))
+
+        // A compliance file with a typo is refused with the file and the key named.
+        let config = dir.appendingPathComponent("menshen.yaml")
+        let compliance = dir.appendingPathComponent("compliance.yaml")
+        try "managed:\n  max_posture_age_seconds: 3600\n  max_vulnerability_severity: high\n  require_firewal: true\n"
+            .write(to: compliance, atomically: true, encoding: .utf8)
+        try "store:\n  driver: sqlite\n  sqlite:\n    path: \(data.appendingPathComponent("menshen.sqlite").path)\ndevice:\n  compliance_file: \(compliance.path)\n"
+            .write(to: config, atomically: true, encoding: .utf8)
+        let typo = try await Harness.runAsync(["device", "enrol-token", "--user", "amy", "--class", "managed", "--config", config.path])
+        #expect(typo.status != 0 && typo.err.contains("compliance.yaml") && typo.err.contains("require_firewal"), "\(typo.err)")
+        try await store.close()
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MenshenCore
+import MenshenDevice
 import MenshenEnforcementPoint
 import MenshenPolicyAdministrator
 import MenshenServer
@@ -56,7 +57,7 @@ struct OCSFConformanceTests {
         return (status, try JSONDecoder().decode(Report.self, from: output))
     }
 
-    @Test("every event type Menshen writes validates against OCSF 1.8.0 (3001, 3002, 6001, 2004)")
+    @Test("every event type Menshen writes validates against OCSF 1.8.0 (3001, 3002, 6001, 2004, 5001)")
     func everyEventValidates() async throws {
         let w = try await PolicyGateTests.World()
         // Identity: every authentication activity, succeeded and failed, local and federated; every account change.
@@ -86,6 +87,19 @@ struct OCSFConformanceTests {
         _ = await w.gate.decide(GateRequest(method: "GET", path: "/.menshen/auth/nginx", rawTarget: "/.menshen/auth/nginx", query: nil,
                                             host: "gw", scheme: "http", clientAddress: "127.0.0.1", headers: [], requestID: "fa-2"))
         await w.decisions.flush()
+        // The device pillar: a refused device certificate (with and without the certificate itself).
+        let deviceCA = try DeviceCA.create(name: DeviceCAName(commonName: "Menshen Device CA", organization: "Bank"), now: Date(),
+                                           keyEncryptionKey: Array(SystemRandomSource().bytes(32))).ca
+        let deviceEvents = DeviceEvents(store: w.store, clock: w.clock, random: SystemRandomSource())
+        try await deviceEvents.certificateRefused(code: "other_ca", detail: "other_ca", certificate: deviceCA.certificate,
+                                                  fingerprint: String(repeating: "ab", count: 32), source: "203.0.113.7", requestID: "dev-1")
+        try await deviceEvents.certificateRefused(code: "malformed", detail: "not a certificate", certificate: nil,
+                                                  fingerprint: String(repeating: "cd", count: 32), source: nil, requestID: "dev-2")
+        let laptop = DeviceRecord(id: "d-0123456789abcdef", ownerID: "amy", displayName: "Amy's laptop", deviceClass: .managed, platform: "Debian",
+                                  hardwareBound: false, compliant: false, complianceReasons: ["firewall_off"], enrolledAt: Date())
+        try await deviceEvents.inventory(device: laptop, activity: 1, success: true, detail: "enrolled (managed)", source: "203.0.113.7")
+        try await deviceEvents.inventory(device: laptop, activity: 2, success: true, detail: "non-compliant: firewall_off", source: nil)
+        try await deviceEvents.postureRefused(device: laptop.id, code: "nonce_unknown", source: "203.0.113.7")
 
         let events = try await w.store.events(after: 0, limit: 10_000)
         guard let (status, report) = try await Self.validate(events.map(\.event.payloadJSON)) else { return }
@@ -94,7 +108,7 @@ struct OCSFConformanceTests {
         }
         #expect(status == 0)
         #expect(report.checked == events.count)
-        for uid in ["3001", "3002", "6001", "2004"] {
+        for uid in ["3001", "3002", "6001", "2004", "5001"] {
             #expect((report.classes[uid] ?? 0) > 0, "class \(uid) was produced and checked")
         }
     }

@@ -4,22 +4,48 @@ import MenshenConfig
 import MenshenEnforcementPoint
 import NIOCore
 import NIOSSL
+import Synchronization
 import X509
 
 /// TLS for the gateway listener from `gateway.tls.*`: the certificate and key
 /// files, ALPN `h2` and `http/1.1`, TLS 1.2 at least, and, with a client CA
-/// file, an optional client (device) certificate that must chain to it when
-/// presented. The validated certificate's subject (RFC 4514) and SHA-256 fingerprint are
-/// given to the gate as connection attributes (`tls.client.subject`,
-/// `tls.client.sha256`) for the device pillar; they are never a reason to skip
-/// a decision.
+/// file, an optional client (device) certificate.
+///
+/// In `menshen serve` (``configure(_:from:)``) the handshake accepts any
+/// presented certificate whose key the client proves it holds, and trust is
+/// decided by the gate (``DeviceBinding``: device CA, expiry, revocation,
+/// inventory), so that a certificate from another CA, an expired or a
+/// revoked one is refused *with an event saying why* instead of a bare
+/// handshake failure; a refused certificate counts as no device.
+/// ``serverContext(certificateFile:privateKeyFile:clientCAFile:http2:)`` used
+/// on its own still lets OpenSSL refuse certificates that do not chain to the CA.
+///
+/// The certificate's subject (RFC 4514), SHA-256 fingerprint and DER (base64)
+/// are given to the gate as connection attributes (`tls.client.subject`,
+/// `tls.client.sha256`, `tls.client.der`), computed once per connection
+/// (``ConnectionCertificates``); they are never a reason to skip a decision.
 public enum GatewayTLS {
     static func configure(_ proxy: inout ProxyConfiguration, from gateway: MenshenConfiguration.Gateway) throws {
         guard !gateway.tlsCertificateFile.isEmpty else { return }
         let context = try serverContext(certificateFile: gateway.tlsCertificateFile, privateKeyFile: gateway.tlsPrivateKeyFile,
                                         clientCAFile: gateway.tlsClientCAFile.isEmpty ? nil : gateway.tlsClientCAFile, http2: proxy.http2)
-        if !gateway.tlsClientCAFile.isEmpty { proxy.connectionAttributes = { channel in clientCertificateAttributes(channel) } }
-        proxy.tlsHandler = { NIOSSLServerHandler(context: context) }
+        if !gateway.tlsClientCAFile.isEmpty {
+            useDeviceCertificates(&proxy, context: context)
+        } else {
+            proxy.tlsHandler = { NIOSSLServerHandler(context: context) }
+        }
+        proxy.scheme = "https"
+    }
+
+    /// TLS with device certificates decided by the gate: the handshake checks only that the
+    /// client holds the presented certificate's key (its CertificateVerify), and the certificate's
+    /// attributes reach the gate once per connection, where ``DeviceBinding`` verifies it.
+    public static func useDeviceCertificates(_ proxy: inout ProxyConfiguration, context: NIOSSLContext) {
+        let certificates = ConnectionCertificates()
+        proxy.connectionAttributes = { channel in certificates.attributes(of: channel) }
+        proxy.tlsHandler = {
+            NIOSSLServerHandler(context: context, customVerificationCallback: { _, promise in promise.succeed(.certificateVerified) })
+        }
         proxy.scheme = "https"
     }
 
@@ -48,15 +74,34 @@ public enum GatewayTLS {
         }
     }
 
-    /// Subject and SHA-256 fingerprint of a validated client certificate, if one was presented.
+    /// Subject, SHA-256 fingerprint and base64 DER of the client certificate, if one was presented.
     public static func clientCertificateAttributes(_ channel: any Channel) -> [String: String] {
         // The enforcement point passes the TLS connection (for an HTTP/2 stream, its parent).
         guard let handler = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self), let certificate = handler.peerCertificate, let der = try? certificate.toDERBytes() else { return [:] }
         let fingerprint = SHA256.hash(data: der).map { String(format: "%02x", $0) }.joined()
-        var attributes = ["tls.client.sha256": fingerprint]
+        var attributes = ["tls.client.sha256": fingerprint, "tls.client.der": Data(der).base64EncodedString()]
         // The subject as an RFC 4514 distinguished name (swift-certificates), so a crafted common
         // name cannot pose as another attribute; policies should prefer the fingerprint.
         if let parsed = try? Certificate(derEncoded: der) { attributes["tls.client.subject"] = parsed.subject.description }
         return attributes
     }
+}
+
+/// The client-certificate attributes of each open connection, computed on its
+/// first request and forgotten when it closes, so later requests (and every
+/// HTTP/2 stream) cost one look-up instead of re-encoding and hashing the certificate.
+final class ConnectionCertificates: Sendable {
+    private let byConnection = Mutex<[ObjectIdentifier: [String: String]]>([:])
+
+    func attributes(of channel: any Channel) -> [String: String] {
+        let key = ObjectIdentifier(channel)
+        if let known = byConnection.withLock({ $0[key] }) { return known }
+        let attributes = GatewayTLS.clientCertificateAttributes(channel)
+        byConnection.withLock { $0[key] = attributes }
+        // Registered after the insert: on a connection already closed the removal runs at once.
+        channel.closeFuture.whenComplete { [weak self] _ in self?.byConnection.withLock { _ = $0.removeValue(forKey: key) } }
+        return attributes
+    }
+
+    var count: Int { byConnection.withLock { $0.count } }
 }

@@ -32,13 +32,17 @@ public struct PolicyGate: AccessGate {
     /// Session facts reused while the store vouches for them; nil (PostgreSQL, or turned off) reads
     /// the store on every request.
     let factsCache: SessionFactsCache?
+    /// The device behind a request's client certificate (``DeviceBinding``); nil: requests never carry a device.
+    public let devices: DeviceBinding?
 
     /// - Parameter reuseSessionFacts: remember what was read about a session while the store's
     ///   committed access generation says it is unchanged (``SessionFactsCache``); only stores
     ///   that can say so cheaply (``CommittedAccessGeneration``: SQLite, memory) do.
     public init(store: any MenshenStore, sessions: SessionManager, clock: any WallClock, state: GatewayState,
                 portalOrigin: String, timeZone: String, forwardAuthCallers: [CIDR] = CIDR.loopback,
-                recorder: (any DecisionRecorder)? = nil, assertions: IdentityAssertionSigner? = nil, reuseSessionFacts: Bool = true) {
+                recorder: (any DecisionRecorder)? = nil, assertions: IdentityAssertionSigner? = nil, reuseSessionFacts: Bool = true,
+                devices: DeviceBinding? = nil) {
+        self.devices = devices
         self.store = store; self.sessions = sessions; self.clock = clock; self.state = state
         self.portalOrigin = portalOrigin; self.timeZone = timeZone; self.forwardAuthCallers = forwardAuthCallers
         self.recorder = recorder
@@ -98,7 +102,12 @@ public struct PolicyGate: AccessGate {
             verdict = answer
         case .session(let t):
             guard let cache = factsCache, let facts = cache.facts(idHash: t.idHash, now: trail.time) else { return nil }
-            let (access, decision) = decide(request, target: t, facts: facts, now: trail.time)
+            var device: AccessRequest.Device?
+            if let devices, mode == .proxy {
+                guard let known = devices.remembered(request, now: trail.time) else { return nil }
+                device = known.attributes(at: trail.time)
+            }
+            let (access, decision) = decide(request, target: t, facts: facts, device: device, now: trail.time)
             var assertion: String?
             if decision.effect == .allow, let assertions {
                 guard let cached = assertions.cachedAssertion(
@@ -181,8 +190,13 @@ public struct PolicyGate: AccessGate {
             session: session, groups: groups,
             roleTiers: Dictionary(session.attributes.activeRoles.map { ($0, tiers[$0] ?? "standard") }, uniquingKeysWith: { a, _ in a }))
         if let generation, let factsCache { factsCache.remember(facts, idHash: t.idHash, generation: generation, now: clock.now()) }
+        // The device of the connection's client certificate (never for forward-auth: its connection is the proxy's).
+        var device: AccessRequest.Device?
+        if let devices, !request.connectionAttributes.isEmpty, trail.mode == .proxy || trail.mode == .reevaluation {
+            device = try await devices.resolve(request, now: trail.time).attributes(at: trail.time)
+        }
 
-        let (access, decision) = decide(request, target: t, facts: facts, now: trail.time)
+        let (access, decision) = decide(request, target: t, facts: facts, device: device, now: trail.time)
         var assertion: String?
         if decision.effect == .allow, let assertions {
             assertion = try await assertions.assertion(
@@ -193,7 +207,8 @@ public struct PolicyGate: AccessGate {
     }
 
     /// The access request built from the session's facts and the request, and what the decision point says.
-    func decide(_ request: GateRequest, target t: Target, facts: SessionFactsCache.Facts, now: Date) -> (AccessRequest, AccessDecision) {
+    func decide(_ request: GateRequest, target t: Target, facts: SessionFactsCache.Facts, device: AccessRequest.Device?,
+                now: Date) -> (AccessRequest, AccessDecision) {
         let session = facts.session
         let app = t.route.application
         let access = AccessRequest(
@@ -202,7 +217,7 @@ public struct PolicyGate: AccessGate {
             session: .init(levelOfAssurance: session.record.levelOfAssurance, amr: session.record.amr,
                            factorAgeSeconds: max(0, Int(session.authenticationAge(at: now))),
                            ageSeconds: max(0, Int(now.timeIntervalSince(session.record.createdAt)))),
-            device: nil,
+            device: device,
             context: .init(time: now, timeZone: timeZone, sourceIP: request.clientAddress ?? "",
                            networkZone: t.snapshot.zone(of: request.clientAddress ?? ""),
                            method: request.method, path: request.path),

@@ -1,0 +1,242 @@
+import Crypto
+import Foundation
+import MenshenConfig
+import MenshenCore
+import MenshenDevice
+import MenshenStorage
+import X509
+
+/// The server side of enrolment and posture (FSC principles 2.1, 2.2): one-time
+/// enrolment tokens, certificates from the persisted device CA for CSRs,
+/// posture nonces and signed posture reports evaluated with the compliance
+/// policy into the device record (compare-and-set, which advances the access
+/// generation, so the gateway's next request from the device sees it).
+///
+/// Everything untrusted is checked before anything is stored: a malformed CSR
+/// or report changes nothing (an enrolment token is only consumed once the CSR
+/// has produced a certificate).
+public struct DeviceAuthority: Sendable {
+    public static let tokenKind = "device-enrolment", nonceKind = "device-posture-nonce"
+    /// Every enrolment token starts with this.
+    public static let tokenPrefix = "mde_"
+    /// Enrolment tokens live one hour unless the operator says otherwise; at most a week.
+    public static let defaultTokenLifetime: TimeInterval = 3600, maxTokenLifetime: TimeInterval = 7 * 86_400
+    /// Nonces live as long as a report may be old (``PostureVerifier/maxReportAge``).
+    public static let nonceLifetime: TimeInterval = 600
+    /// Largest stored posture JSON; larger reports (long package lists) are evaluated but not kept whole.
+    public static let maxStoredPostureBytes = 256 * 1024
+
+    public let store: any MenshenStore
+    public let ca: DeviceCA
+    public let compliance: CompliancePolicy
+    public let clock: any WallClock
+    public let random: any RandomSource
+    let events: DeviceEvents
+    let verifier: PostureVerifier
+
+    public init(store: any MenshenStore, ca: DeviceCA, compliance: CompliancePolicy, clock: any WallClock, random: any RandomSource) {
+        self.store = store; self.ca = ca; self.compliance = compliance; self.clock = clock; self.random = random
+        self.events = DeviceEvents(store: store, clock: clock, random: random)
+        self.verifier = PostureVerifier()
+    }
+
+    // MARK: The CA
+
+    /// Opens the sealed device CA at `path`, or creates it there (mode 0600) when it does not exist
+    /// and `mayCreate` (SQLite: one node). Its key is sealed under a key derived (HKDF-SHA256) from the
+    /// identity secrets key, like TOTP seeds, so a copy of the file alone does not yield the CA key.
+    public static func loadOrCreateCA(path: String, secretsKey: [UInt8], organisation: String, mayCreate: Bool,
+                                      clock: any WallClock, random: any RandomSource) throws -> DeviceCA {
+        let kek = keyEncryptionKey(secretsKey)
+        let fm = FileManager.default
+        if let data = fm.contents(atPath: path) {
+            guard data.count <= 64 * 1024 else { throw DeviceAuthorityError("\(path): not a sealed device CA (too large)") }
+            do {
+                return try DeviceCA(sealed: try JSONDecoder().decode(SealedDeviceCA.self, from: data), keyEncryptionKey: kek)
+            } catch {
+                throw DeviceAuthorityError("\(path): the device CA does not open: \(error)")
+            }
+        }
+        guard mayCreate else { throw DeviceAuthorityError("\(path): no device CA (create it on the SQLite node, then copy the file)") }
+        let name = DeviceCAName(commonName: "Menshen Device CA", organization: String(organisation.prefix(64)).isEmpty ? nil : String(organisation.prefix(64)))
+        let (ca, sealed) = try DeviceCA.create(name: name, now: clock.now(), keyEncryptionKey: kek, random: random)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        guard fm.createFile(atPath: path, contents: try encoder.encode(sealed), attributes: [.posixPermissions: 0o600]) else {
+            throw DeviceAuthorityError("\(path): cannot create the device CA file")
+        }
+        return ca
+    }
+
+    static func keyEncryptionKey(_ secretsKey: [UInt8]) -> [UInt8] {
+        let key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: secretsKey), info: Array("menshen device CA key-encryption key v1".utf8),
+                                         outputByteCount: 32)
+        return key.withUnsafeBytes { Array($0) }
+    }
+
+    // MARK: Enrolment
+
+    /// What an enrolment token stands for (kept, hashed, as single-use flow state).
+    struct TokenGrant: Codable {
+        var user: String
+        var deviceClass: String
+        var name: String
+        var hardwareBound: Bool
+        enum CodingKeys: String, CodingKey {
+            case user, name
+            case deviceClass = "class"
+            case hardwareBound = "hardware_bound"
+        }
+    }
+
+    /// A one-time enrolment token for `user`'s next device of `deviceClass`; only its SHA-256 is stored.
+    public func issueEnrolmentToken(user: UserID, deviceClass: StoreDeviceClass, name: String, hardwareBound: Bool,
+                                    lifetime: TimeInterval = defaultTokenLifetime) async throws -> (token: String, expiresAt: Date) {
+        guard lifetime > 0, lifetime <= Self.maxTokenLifetime else { throw DeviceAuthorityError("the token lifetime must be 1 s to 7 days") }
+        guard try await store.user(user) != nil else { throw StoreError(.notFound, "no user \(user.rawValue)") }
+        guard !name.isEmpty, name.count <= 200 else { throw DeviceAuthorityError("the device name must be 1–200 characters") }
+        // A fixed prefix: base64url may start with "-", which a command line would read as an option;
+        // it also lets secret scanners recognise a leaked token.
+        let token = Self.tokenPrefix + random.token(byteCount: 32)
+        let now = clock.now()
+        let grant = TokenGrant(user: user.rawValue, deviceClass: deviceClass.rawValue, name: name, hardwareBound: hardwareBound)
+        try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(token), kind: Self.tokenKind, userID: user,
+                                                        data: String(decoding: try JSONEncoder().encode(grant), as: UTF8.self),
+                                                        createdAt: now, expiresAt: now.addingTimeInterval(lifetime)))
+        return (token, now.addingTimeInterval(lifetime))
+    }
+
+    public struct Enrolled: Sendable {
+        public let device: DeviceRecord
+        public let certificate: IssuedDeviceCertificate
+    }
+
+    /// Enrols a device: the CSR (PEM or DER, P-256, signature verified) must make a certificate
+    /// first; then the token is consumed (once, atomically), and the device and its certificate are
+    /// stored. A bad CSR leaves the token usable; a bad token stores nothing.
+    public func enrol(token: String, csr: [UInt8], platform: String, source: String?) async throws -> Enrolled {
+        guard token.utf8.count >= 16, token.utf8.count <= 256 else { throw DeviceAuthorityError(.invalidToken, "the enrolment token is not valid") }
+        let platform = String(platform.filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_" }.prefix(32))
+        let now = clock.now()
+        let id = DeviceID("d-" + random.bytes(8).map { String(format: "%02x", $0) }.joined())
+        let issued: IssuedDeviceCertificate
+        do { issued = try ca.issue(csr: csr, for: id, now: now, random: random) } catch {
+            throw DeviceAuthorityError(.badCSR, "\(error)")
+        }
+        guard let state = try await store.takeFlowState(idHash: SecretHash.sha256Hex(token), kind: Self.tokenKind, at: now),
+              let grant = try? JSONDecoder().decode(TokenGrant.self, from: Data(state.data.utf8)),
+              let deviceClass = StoreDeviceClass(rawValue: grant.deviceClass)
+        else { throw DeviceAuthorityError(.invalidToken, "the enrolment token is unknown, used or expired") }
+        let record = DeviceRecord(id: id, ownerID: UserID(grant.user), displayName: grant.name, deviceClass: deviceClass,
+                                  platform: platform.isEmpty ? "unknown" : platform, hardwareBound: grant.hardwareBound, enrolledAt: now)
+        try await store.createDevice(record)
+        try await store.addDeviceCertificate(DeviceCertificateRecord(
+            serial: issued.serialNumber, deviceID: id, fingerprint: SHA256.hash(data: issued.der).map { String(format: "%02x", $0) }.joined(),
+            publicKeyFingerprint: SHA256.hash(data: issued.certificate.publicKey.subjectPublicKeyInfoBytes).map { String(format: "%02x", $0) }.joined(),
+            notBefore: issued.notValidBefore, notAfter: issued.notValidAfter))
+        try await events.inventory(device: record, activity: 1, success: true, detail: "enrolled (\(grant.deviceClass))", source: source)
+        return Enrolled(device: record, certificate: issued)
+    }
+
+    // MARK: Posture
+
+    /// A nonce for the device's next report (single use, ``nonceLifetime``). Only for a device in the inventory.
+    public func nonce(for device: DeviceID) async throws -> String {
+        guard DeviceID.validated(device.rawValue) != nil, let record = try await store.device(device), record.state != .retired else {
+            throw DeviceAuthorityError(.unknownDevice, "no such device")
+        }
+        let nonce = random.token(byteCount: 32)
+        let now = clock.now()
+        try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(nonce), kind: Self.nonceKind, userID: nil,
+                                                        data: device.rawValue, createdAt: now, expiresAt: now.addingTimeInterval(Self.nonceLifetime)))
+        return nonce
+    }
+
+    /// The outcome of one report.
+    public enum ReportOutcome: Sendable, Equatable {
+        case evaluated(compliant: Bool, reasons: [String])
+        case refused(code: String)
+    }
+
+    /// Verifies a signed report (the envelope bytes) from the holder of `certificateDER` (a device certificate
+    /// that must pass the gateway's checks), evaluates it and stores the result. Malformed input throws
+    /// (nothing stored); a well-formed but untrustworthy report is refused with an event.
+    public func report(envelope: [UInt8], certificateDER: [UInt8], source: String?) async throws -> ReportOutcome {
+        let unverified: UnverifiedPostureReport
+        do { unverified = try UnverifiedPostureReport.parse(envelope: envelope) } catch {
+            throw DeviceAuthorityError(.badReport, "\(error)")
+        }
+        let now = clock.now()
+        let certificate: VerifiedDeviceCertificate
+        switch await DeviceCertificateVerifier(caCertificate: ca.certificate).verify(certificateDER, at: now) {
+        case .refused(let refusal):
+            try await events.postureRefused(device: unverified.claimed.deviceID, code: "certificate_\(refusal.code)", source: source)
+            return .refused(code: "certificate_\(refusal.code)")
+        case .accepted(let c): certificate = c
+        }
+        guard let stored = try await store.deviceCertificate(serial: certificate.serialNumber), stored.deviceID == certificate.deviceID,
+              stored.fingerprint == certificate.fingerprint, stored.revokedAt == nil else {
+            try await events.postureRefused(device: certificate.deviceID, code: "certificate_revoked_or_unknown", source: source)
+            return .refused(code: "certificate_revoked_or_unknown")
+        }
+        switch try await verifier.verify(unverified, certificate: certificate, nonces: FlowStateNonces(store: store), now: now) {
+        case .refused(let refusal):
+            try await events.postureRefused(device: certificate.deviceID, code: refusal.code, source: source)
+            return .refused(code: refusal.code)
+        case .verified(let posture):
+            for _ in 0..<3 {
+                guard let device = try await store.device(certificate.deviceID) else {
+                    try await events.postureRefused(device: certificate.deviceID, code: "unknown_device", source: source)
+                    return .refused(code: "unknown_device")
+                }
+                guard let deviceClass = compliance.classes.keys.first(where: { $0.rawValue == device.deviceClass.rawValue })
+                    ?? ComplianceDeviceClass.allCases.first(where: { $0.rawValue == device.deviceClass.rawValue }) else {
+                    return .refused(code: "unknown_class")
+                }
+                let result = compliance.evaluate(deviceClass: deviceClass, posture: posture, scan: nil, now: now)
+                var updated = device
+                updated.compliant = result.compliant && device.state == .active
+                updated.complianceReasons = result.reasons.map(\.code.rawValue) + (device.state == .active ? [] : [device.state.rawValue])
+                updated.postureJSON = unverified.reportBytes.count <= Self.maxStoredPostureBytes
+                    ? String(decoding: unverified.reportBytes, as: UTF8.self) : nil
+                // Never later than now: a clock running ahead (within the allowed skew) must not stretch compliance.
+                updated.lastPostureAt = min(posture.collectedAt, now)
+                updated.platform = String(posture.report.os.name.prefix(32))
+                // No advisory database is wired into reports yet, so the packages are unscanned, which
+                // counts as critical (as DeviceAttributes does): a severity policy fails closed.
+                updated.maxVulnerabilitySeverity = VulnerabilitySeverity.critical.rawValue
+                updated.updatedAt = now
+                if try await store.updateDevice(updated, expectedVersion: device.version) {
+                    try await events.inventory(device: updated, activity: 2, success: true,
+                                               detail: updated.compliant ? "compliant" : "non-compliant: " + updated.complianceReasons.joined(separator: ","),
+                                               source: source)
+                    return .evaluated(compliant: updated.compliant, reasons: updated.complianceReasons)
+                }
+            }
+            throw DeviceAuthorityError(.conflict, "the device changed meanwhile; report again")
+        }
+    }
+}
+
+/// Posture nonces kept as single-use flow state in the store (shared by every node); taking the
+/// state is atomic, so a nonce is redeemed at most once. A replayed or unknown nonce is `.unknown`.
+struct FlowStateNonces: PostureNonceStore {
+    let store: any MenshenStore
+
+    func redeem(_ nonce: String, for device: DeviceID, at time: Date) async throws -> PostureNonceRedemption {
+        guard nonce.utf8.count <= 256, let state = try await store.takeFlowState(idHash: SecretHash.sha256Hex(nonce), kind: DeviceAuthority.nonceKind, at: time) else {
+            return .unknown
+        }
+        return state.data == device.rawValue ? .redeemed : .otherDevice
+    }
+}
+
+public struct DeviceAuthorityError: Error, CustomStringConvertible, Equatable {
+    public enum Code: String, Sendable { case invalidToken = "invalid_token", badCSR = "bad_csr", badReport = "bad_report", unknownDevice = "unknown_device", conflict, other }
+    public let code: Code
+    public let description: String
+    public init(_ code: Code, _ description: String) { self.code = code; self.description = description }
+    public init(_ description: String) { self.init(.other, description) }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import MenshenCore
+import MenshenDevice
+import MenshenEnforcementPoint
+import MenshenPolicyEngine
+import MenshenStorage
+import Synchronization
+import X509
+
+/// The gateway's device half (FSC principles 2.1, 2.4): the client
+/// certificate a connection presented in its TLS handshake → the enrolled
+/// device and its attributes for the decision (`AccessRequest.device`).
+///
+/// The TLS layer only proves that the client holds the certificate's key
+/// (``GatewayTLS``); trust is decided here, so that every refusal can be
+/// reported with its reason:
+///
+/// 1. ``DeviceCertificateVerifier`` against the device CA at `now` (another
+///    CA, a bad signature, not yet valid or expired, wrong usage, no device
+///    identity — each its own refusal code);
+/// 2. the store must know the certificate (issued by us: same serial, device
+///    and fingerprint) and it must not be revoked;
+/// 3. the store must know the device.
+///
+/// A refused certificate means *no device* (exactly as if none had been
+/// presented) and one OCSF Authentication event (``DeviceEvents``) saying why;
+/// it never denies by itself — policies decide what a request without a
+/// device may do. Compliance is read from the device record and only counts
+/// while the posture behind it is younger than the class's
+/// `max_posture_age_seconds` (``CompliancePolicy``): a device that stops
+/// reporting stops being compliant; a class without a baseline is never compliant.
+///
+/// Results are remembered per certificate fingerprint while the store's
+/// committed access generation is unchanged (every device, certificate or
+/// revocation change advances it) and the certificate is current, so a
+/// connection's requests cost one dictionary look-up; stores that cannot
+/// tell their generation cheaply (PostgreSQL) are read on every request.
+public final class DeviceBinding: Sendable {
+    /// What a request's connection says about its device.
+    public enum Resolution: Sendable, Equatable {
+        /// No client certificate was presented.
+        case absent
+        /// A verified certificate of a known device.
+        case device(DeviceFacts)
+        /// A certificate was presented and refused: `code` is the machine-readable reason
+        /// (``DeviceCertificateRefusal/code``, or `unknown_certificate`, `unknown_device`, `revoked`).
+        case refused(code: String)
+
+        /// The attributes for the decision at `now` (nil: no device).
+        public func attributes(at now: Date) -> AccessRequest.Device? {
+            if case .device(let facts) = self { facts.attributes(at: now) } else { nil }
+        }
+    }
+
+    /// What the store said about a device, turned into attributes at decision time
+    /// (so posture age and staleness follow the clock, not the cache).
+    public struct DeviceFacts: Sendable, Equatable {
+        public let deviceID: DeviceID
+        public let serialNumber: String
+        public let record: DeviceRecord
+        /// The class's `max_posture_age_seconds`; nil when the class has no baseline (never compliant).
+        public let maxPostureAge: TimeInterval?
+        public let certificateNotAfter: Date
+
+        /// Fail closed: compliant only while active, reported compliant, the posture younger
+        /// than the class's limit and the certificate current.
+        public func attributes(at now: Date) -> AccessRequest.Device {
+            var compliant = false
+            if record.state == .active, record.compliant, let last = record.lastPostureAt, let maxPostureAge, now <= certificateNotAfter {
+                compliant = now.timeIntervalSince(last) <= maxPostureAge
+            }
+            let age = record.lastPostureAt.map { Self.seconds(now.timeIntervalSince($0)) } ?? DeviceAttributes.noPostureAgeSeconds
+            return AccessRequest.Device(
+                enrolled: record.state != .retired, managed: record.deviceClass == .managed, compliant: compliant,
+                hardwareBound: record.hardwareBound, external: record.deviceClass != .managed, postureAgeSeconds: age,
+                // Never reported: nothing was scanned, which counts as critical.
+                maxVulnerabilitySeverity: record.lastPostureAt == nil ? 4 : min(4, max(0, record.maxVulnerabilitySeverity)))
+        }
+
+        static func seconds(_ interval: TimeInterval) -> Int {
+            guard interval.isFinite, interval > 0 else { return 0 }
+            return interval >= Double(Int32.max) ? Int(Int32.max) : Int(interval)
+        }
+    }
+
+    /// Connection attributes (set by ``GatewayTLS``) this reads.
+    public static let fingerprintAttribute = "tls.client.sha256", certificateAttribute = "tls.client.der"
+    /// Most certificates remembered; when full the memory is emptied and refills.
+    public static let capacity = 10_000
+    /// A refusal is re-checked at least this often (a not-yet-valid certificate becomes valid).
+    static let refusalMemory: TimeInterval = 300
+    /// An accepted certificate is re-read at least this often even while the generation is unchanged.
+    static let acceptanceMemory: TimeInterval = 3600
+    /// At most one refusal event per certificate in this time (a client retrying cannot flood the log).
+    static let eventInterval: TimeInterval = 300
+
+    let store: any MenshenStore
+    let verifier: DeviceCertificateVerifier
+    let compliance: CompliancePolicy
+    let generation: (any CommittedAccessGeneration)?
+    let events: DeviceEvents?
+
+    private struct Entry: Sendable {
+        let resolution: Resolution
+        let generation: Int64
+        let validUntil: Date
+    }
+    private let entries = Mutex<[String: Entry]>([:])
+    private let reported = Mutex<[String: Date]>([:])
+
+    /// - Parameters:
+    ///   - caCertificate: the device CA the certificates must chain to.
+    ///   - compliance: the baselines whose `max_posture_age_seconds` bounds how long a compliant result counts.
+    ///   - events: where refusals are reported; nil reports nothing.
+    public init(store: any MenshenStore, caCertificate: Certificate, compliance: CompliancePolicy, events: DeviceEvents?) {
+        self.store = store
+        self.verifier = DeviceCertificateVerifier(caCertificate: caCertificate)
+        self.compliance = compliance
+        self.generation = store as? any CommittedAccessGeneration
+        self.events = events
+    }
+
+    /// The remembered resolution for a request, if the store still vouches for it; `.absent` without a certificate.
+    /// Never reads the store (for the gate's decision on the event loop).
+    public func remembered(_ request: GateRequest, now: Date) -> Resolution? {
+        guard let fingerprint = request.connectionAttributes[Self.fingerprintAttribute] else { return .absent }
+        guard let current = generation?.committedAccessGeneration() else { return nil }
+        return entries.withLock { e in
+            guard let entry = e[fingerprint] else { return nil }
+            guard entry.generation == current, now < entry.validUntil else {
+                e[fingerprint] = nil
+                return nil
+            }
+            return entry.resolution
+        }
+    }
+
+    /// Verifies the request's client certificate and reads its device; reports a refusal.
+    /// Throws only when the store fails.
+    public func resolve(_ request: GateRequest, now: Date) async throws -> Resolution {
+        if let known = remembered(request, now: now) { return known }
+        guard let fingerprint = request.connectionAttributes[Self.fingerprintAttribute] else { return .absent }
+        // Read the generation before the store, so a change made meanwhile voids what is remembered.
+        let before = generation?.committedAccessGeneration()
+        let (resolution, detail, certificate) = try await check(request.connectionAttributes[Self.certificateAttribute], now: now)
+        if let before {
+            let until: Date = switch resolution {
+            case .device(let facts): min(facts.certificateNotAfter, now.addingTimeInterval(Self.acceptanceMemory))
+            default: now.addingTimeInterval(Self.refusalMemory)
+            }
+            entries.withLock { e in
+                if e.count >= Self.capacity, e[fingerprint] == nil { e.removeAll(keepingCapacity: true) }
+                e[fingerprint] = Entry(resolution: resolution, generation: before, validUntil: until)
+            }
+        }
+        if case .refused(let code) = resolution, let events, shouldReport(fingerprint, now: now) {
+            try await events.certificateRefused(code: code, detail: detail, certificate: certificate, fingerprint: fingerprint,
+                                                source: request.clientAddress, requestID: request.requestID)
+        }
+        return resolution
+    }
+
+    /// The verdict on one presented certificate (base64 DER), with a human-readable detail and the parsed certificate.
+    func check(_ base64: String?, now: Date) async throws -> (Resolution, String, Certificate?) {
+        guard let base64, base64.utf8.count <= DeviceCertificateVerifier.maxCertificateBytes * 2,
+              let der = Data(base64Encoded: base64) else {
+            return (.refused(code: "malformed"), "the certificate did not reach the gate", nil)
+        }
+        let parsed = try? Certificate(derEncoded: Array(der))
+        switch await verifier.verify(Array(der), at: now) {
+        case .refused(let refusal):
+            return (.refused(code: refusal.code), refusal.description, parsed)
+        case .accepted(let certificate):
+            guard let record = try await store.deviceCertificate(serial: certificate.serialNumber),
+                  record.deviceID == certificate.deviceID, record.fingerprint == certificate.fingerprint else {
+                return (.refused(code: "unknown_certificate"), "serial \(certificate.serialNumber) was not issued to \(certificate.deviceID) by this Menshen", parsed)
+            }
+            if let revokedAt = record.revokedAt {
+                return (.refused(code: "revoked"), "revoked: serial \(record.serial) at \(revokedAt) (\(record.revokedReason ?? "unspecified"))", parsed)
+            }
+            guard let device = try await store.device(certificate.deviceID) else {
+                return (.refused(code: "unknown_device"), "no device \(certificate.deviceID) in the inventory", parsed)
+            }
+            // (The store's and the compliance policy's device classes are two enums with the same raw values.)
+            let maxAge = compliance.classes.first { $0.key.rawValue == device.deviceClass.rawValue }
+                .map { TimeInterval($0.value.maxPostureAgeSeconds) }
+            return (.device(DeviceFacts(deviceID: certificate.deviceID, serialNumber: certificate.serialNumber, record: device,
+                                        maxPostureAge: maxAge, certificateNotAfter: certificate.notValidAfter)), "accepted", parsed)
+        }
+    }
+
+    private func shouldReport(_ fingerprint: String, now: Date) -> Bool {
+        reported.withLock { r in
+            if let last = r[fingerprint], now.timeIntervalSince(last) < Self.eventInterval, now >= last { return false }
+            if r.count >= Self.capacity { r.removeAll(keepingCapacity: true) }
+            r[fingerprint] = now
+            return true
+        }
+    }
+
+    /// Forgets every remembered certificate.
+    public func removeAll() { entries.withLock { $0.removeAll(keepingCapacity: true) } }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MenshenCore
+import MenshenDevice
+import MenshenStorage
+
+/// The agent's HTTP API on the portal listener (JSON; no cookies, so no CSRF
+/// surface — a request is authorized by its enrolment token or by the device
+/// certificate and the signature of its report):
+///
+/// - `POST /device/enrol` `{"token", "csr" (PEM), "platform"}` → 201
+///   `{"device_id", "certificate", "ca_certificate"}` (PEM);
+/// - `POST /device/posture/nonce` `{"device_id"}` → `{"nonce"}`;
+/// - `POST /device/posture` with the signed envelope as body and the device
+///   certificate (base64 DER) in `X-Menshen-Device-Certificate` → 200
+///   `{"compliant", "reasons"}`, or 422 `{"error": "refused", "code"}`.
+///
+/// Malformed input is a 400 problem+json naming the problem; bodies over the
+/// limits are 413; nothing is stored for either.
+public enum DeviceRoutes {
+    public static let certificateHeader = "X-Menshen-Device-Certificate"
+    static let maxEnrolmentBytes = 64 * 1024
+    static let certificateField = HTTPField.Name(certificateHeader)
+
+    struct EnrolBody: Decodable { let token: String; let csr: String; let platform: String? }
+    struct NonceBody: Decodable { let device_id: String }
+
+    public static func register(on router: Router<PortalContext>, authority: DeviceAuthority) {
+        router.post("/device/enrol") { request, context -> Response in
+            guard let data = try await body(request, limit: maxEnrolmentBytes) else { return tooLarge(maxEnrolmentBytes) }
+            guard let body = try? JSONDecoder().decode(EnrolBody.self, from: data) else {
+                return problem(400, "bad_request", "the body must be JSON {\"token\", \"csr\", \"platform\"}")
+            }
+            do {
+                let enrolled = try await authority.enrol(token: body.token, csr: Array(body.csr.utf8), platform: body.platform ?? "",
+                                                         source: context.sourceAddress)
+                return json(201, ["device_id": enrolled.device.id.rawValue, "certificate": enrolled.certificate.pem,
+                                  "ca_certificate": authority.ca.certificatePEM])
+            } catch let error as DeviceAuthorityError {
+                return problem(error.code == .invalidToken ? 403 : 400, error.code.rawValue, error.description)
+            }
+        }
+        router.post("/device/posture/nonce") { request, _ -> Response in
+            guard let data = try await body(request, limit: 4096) else { return tooLarge(4096) }
+            guard let body = try? JSONDecoder().decode(NonceBody.self, from: data), let device = DeviceID.validated(body.device_id) else {
+                return problem(400, "bad_request", "the body must be JSON {\"device_id\"}")
+            }
+            do { return json(200, ["nonce": try await authority.nonce(for: device)]) } catch let error as DeviceAuthorityError {
+                return problem(404, error.code.rawValue, error.description)
+            }
+        }
+        router.post("/device/posture") { request, context -> Response in
+            let limit = PostureLimits().maxEnvelopeBytes
+            guard let data = try await body(request, limit: limit) else { return tooLarge(limit) }
+            guard let name = certificateField, let header = request.headers[name], header.utf8.count <= 32 * 1024,
+                  let der = Data(base64Encoded: header) else {
+                return problem(400, "bad_request", "the device certificate (base64 DER) must be in \(certificateHeader)")
+            }
+            do {
+                switch try await authority.report(envelope: Array(data), certificateDER: Array(der), source: context.sourceAddress) {
+                case .evaluated(let compliant, let reasons):
+                    return json(200, ["compliant": compliant, "reasons": reasons])
+                case .refused(let code):
+                    return json(422, ["error": "refused", "code": code])
+                }
+            } catch let error as DeviceAuthorityError {
+                return problem(error.code == .conflict ? 409 : 400, error.code.rawValue, error.description)
+            }
+        }
+    }
+
+    /// The body, or nil when it is over `limit` bytes.
+    static func body(_ request: Request, limit: Int) async throws -> Data? {
+        guard let buffer = try? await request.body.collect(upTo: limit) else { return nil }
+        return Data(buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? [])
+    }
+
+    static func json(_ status: Int, _ object: [String: Any]) -> Response {
+        let text = (try? EventJSON.encode(object)) ?? "{}"
+        return Response(status: .init(code: status), headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func problem(_ status: Int, _ code: String, _ detail: String) -> Response {
+        let text = (try? EventJSON.encode(["type": "about:blank", "status": status, "title": code, "detail": String(detail.prefix(500))] as [String: Any])) ?? "{}"
+        return Response(status: .init(code: status), headers: [.contentType: "application/problem+json", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func tooLarge(_ limit: Int) -> Response { problem(413, "too_large", "the body is larger than \(limit) bytes") }
+}

@@ -1,0 +1,42 @@
+import Foundation
+import MenshenConfig
+import MenshenCore
+import MenshenDevice
+import MenshenStorage
+import Yams
+
+/// Builds the device pillar's services from the configuration (`device.*`).
+public enum DeviceWiring {
+    /// Largest compliance file read.
+    static let maxComplianceFileBytes = 1 << 20
+
+    /// `device.compliance_file`, or ``DeviceComplianceDefaults`` when empty. Every problem is reported with the file name.
+    public static func compliance(config: MenshenConfiguration) throws -> CompliancePolicy {
+        let path = config.device.complianceFile
+        guard !path.isEmpty else { return try DeviceComplianceDefaults.policy() }
+        guard let data = FileManager.default.contents(atPath: path) else { throw DeviceAuthorityError("device.compliance_file \(path): cannot read it") }
+        guard data.count <= maxComplianceFileBytes else { throw DeviceAuthorityError("device.compliance_file \(path): larger than 1 MiB") }
+        do { return try YAMLDecoder().decode(CompliancePolicy.self, from: data) } catch {
+            throw DeviceAuthorityError("device.compliance_file \(path): \(error)")
+        }
+    }
+
+    /// The persisted device CA (`device.ca_file`), created on first use with SQLite. Needs no store.
+    public static func ca(config: MenshenConfiguration, clock: any WallClock, random: any RandomSource = SystemRandomSource()) throws -> DeviceCA {
+        let caPath = try IdentityWiring.keyPath(config.device.caFile, default: "device-ca.json", key: "device.ca_file", config: config)
+        let keyPath = try IdentityWiring.keyPath(config.identity.secretsKeyFile, default: "secrets.key", key: "identity.secrets_key_file", config: config)
+        _ = try IdentityWiring.secretBox(config: config, random: random)   // creates the secrets key when missing (SQLite)
+        guard let text = FileManager.default.contents(atPath: keyPath), text.count <= 1024,
+              let key = Data(base64Encoded: String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), key.count == 32
+        else { throw DeviceAuthorityError("\(keyPath): not a base64-encoded 32-byte key") }
+        return try DeviceAuthority.loadOrCreateCA(path: caPath, secretsKey: Array(key), organisation: config.organisation.name,
+                                                  mayCreate: config.store.driver == .sqlite, clock: clock, random: random)
+    }
+
+    /// The enrolment and posture service with the persisted device CA.
+    public static func authority(config: MenshenConfiguration, store: any MenshenStore, clock: any WallClock,
+                                 random: any RandomSource = SystemRandomSource()) throws -> DeviceAuthority {
+        DeviceAuthority(store: store, ca: try ca(config: config, clock: clock, random: random), compliance: try compliance(config: config),
+                        clock: clock, random: random)
+    }
+}

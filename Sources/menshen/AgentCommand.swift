@@ -1,0 +1,159 @@
+import ArgumentParser
+import Crypto
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import MenshenCore
+import MenshenDevice
+import X509
+
+/// `menshen agent …`: the device side of enrolment and posture (FSC principles
+/// 2.1, 2.2). The device key is a P-256 key made here (swift-crypto) and kept in
+/// `--key-dir` (mode 0600); it never leaves the device: the server gets a CSR
+/// and signed reports. (A TPM-held key, `--tpm`, is not built yet.)
+///
+/// Files in the key directory: `device.key` (PKCS#8 PEM, 0600), `device.pem`
+/// (the certificate), `ca.pem` (the device CA), `device.json` (device id, server).
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent", abstract: "The device agent: enrol this device, send signed posture reports. 裝置代理程式：登錄與回報。",
+        subcommands: [Enrol.self, Report.self])
+
+    struct State: Codable {
+        var deviceID: String
+        var server: String
+        enum CodingKeys: String, CodingKey { case server; case deviceID = "device_id" }
+    }
+
+    /// The portal's base URL: https, or http only to a loopback address (tokens and reports must not cross a network in clear).
+    static func baseURL(_ text: String) throws -> URL {
+        guard text.utf8.count <= 2048, let url = URL(string: text.hasSuffix("/") ? String(text.dropLast()) : text),
+              let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else {
+            throw ValidationError("--server must be a URL such as https://access.bank.example")
+        }
+        let loopback = host == "localhost" || host.hasPrefix("127.") || host == "::1" || host == "[::1]"
+        guard scheme == "https" || (scheme == "http" && loopback) else {
+            throw ValidationError("--server must use https (http only to a loopback address)")
+        }
+        return url
+    }
+
+    /// One POST; returns the status and at most 1 MiB of the body.
+    static func post(_ url: URL, body: Data, headers: [String: String]) async throws -> (Int, Data) {
+        var request = URLRequest(url: url, timeoutInterval: 30)
+        request.httpMethod = "POST"
+        request.httpBody = body
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data.prefix(1 << 20))
+    }
+
+    static func write(_ text: String, to path: String, mode: Int) throws {
+        let fm = FileManager.default
+        _ = fm.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: mode])
+        try fm.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    }
+
+    static func detail(_ data: Data) -> String {
+        String(decoding: data.prefix(500), as: UTF8.self).replacingOccurrences(of: "\n", with: " ")
+    }
+
+    struct Enrol: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Enrol this device with a one-time token: make the device key and a CSR, store the certificate.")
+        @Option(help: "The portal's URL (https; http only to a loopback address).") var server: String
+        @Option(help: "The one-time enrolment token (menshen device enrol-token).") var token: String
+        @Option(help: "Directory for the key and certificate (created, mode 0700).") var keyDir: String
+        @Flag(help: "Keep the key in the TPM (not built yet).") var tpm = false
+
+        func run() async throws {
+            guard !tpm else {
+                throw ValidationError("--tpm is not built yet: the key would be created in the TPM with tpm2-tools; use a software key for now")
+            }
+            let base = try AgentCommand.baseURL(server)
+            let fm = FileManager.default
+            let keyPath = (keyDir as NSString).appendingPathComponent("device.key")
+            guard !fm.fileExists(atPath: keyPath) else { throw ValidationError("\(keyPath) exists: this directory already holds an enrolled device") }
+            try fm.createDirectory(atPath: keyDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let key = P256.Signing.PrivateKey()
+            let csr = try CertificateSigningRequest(version: .v1, subject: try DistinguishedName { CommonName("menshen-agent") },
+                                                    privateKey: Certificate.PrivateKey(key), attributes: CertificateSigningRequest.Attributes(),
+                                                    signatureAlgorithm: .ecdsaWithSHA256)
+            let body = try JSONSerialization.data(withJSONObject: ["token": token, "csr": try csr.serializeAsPEM().pemString, "platform": "linux"])
+            let (status, data) = try await AgentCommand.post(base.appendingPathComponent("device/enrol"), body: body, headers: [:])
+            guard status == 201, let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let deviceID = object["device_id"] as? String, let certificate = object["certificate"] as? String,
+                  let ca = object["ca_certificate"] as? String, DeviceID.validated(deviceID) != nil,
+                  (try? Certificate(pemEncoded: certificate))?.publicKey == Certificate.PublicKey(key.publicKey)
+            else {
+                FileHandle.standardError.write(Data("menshen: error: enrolment refused (HTTP \(status)): \(AgentCommand.detail(data))\n".utf8))
+                throw ExitCode(1)
+            }
+            try AgentCommand.write(key.pemRepresentation, to: keyPath, mode: 0o600)
+            try AgentCommand.write(certificate, to: (keyDir as NSString).appendingPathComponent("device.pem"), mode: 0o644)
+            try AgentCommand.write(ca, to: (keyDir as NSString).appendingPathComponent("ca.pem"), mode: 0o644)
+            let state = String(decoding: try JSONEncoder().encode(State(deviceID: deviceID, server: base.absoluteString)), as: UTF8.self)
+            try AgentCommand.write(state, to: (keyDir as NSString).appendingPathComponent("device.json"), mode: 0o644)
+            print("enrolled device \(deviceID)")
+        }
+    }
+
+    struct Report: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send a signed posture report: fetch a nonce, sign the posture with the device key, print the verdict.",
+            discussion: "Exit status: 0 compliant, 3 non-compliant, 1 refused or failed.")
+        @Option(help: "The portal's URL (default: the one enrolled with).") var server: String?
+        @Option(help: "The enrolled key directory.") var keyDir: String
+        @Option(help: "Posture JSON (os, kernel, pending_security_updates, disk_encryption, firewall, screen_lock, edr, packages).")
+        var posture: String?
+
+        func run() async throws {
+            guard let posture else {
+                throw ValidationError("--posture FILE is required: collecting the posture on the device is not built yet")
+            }
+            let dir = keyDir as NSString
+            guard let stateData = FileManager.default.contents(atPath: dir.appendingPathComponent("device.json")),
+                  let state = try? JSONDecoder().decode(State.self, from: stateData),
+                  let keyText = try? String(contentsOfFile: dir.appendingPathComponent("device.key"), encoding: .utf8),
+                  let certText = try? String(contentsOfFile: dir.appendingPathComponent("device.pem"), encoding: .utf8),
+                  (try? Certificate(pemEncoded: certText)) != nil else {
+                throw ValidationError("\(keyDir) holds no enrolled device (menshen agent enrol first)")
+            }
+            let key = try P256.Signing.PrivateKey(pemRepresentation: keyText)
+            let base = try AgentCommand.baseURL(server ?? state.server)
+            let limit = PostureLimits().maxReportBytes
+            guard let raw = FileManager.default.contents(atPath: posture), raw.count <= limit,
+                  var fields = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
+                throw ValidationError("\(posture): not a JSON object of at most \(limit) bytes")
+            }
+
+            let (nonceStatus, nonceData) = try await AgentCommand.post(
+                base.appendingPathComponent("device/posture/nonce"), body: try JSONSerialization.data(withJSONObject: ["device_id": state.deviceID]), headers: [:])
+            guard nonceStatus == 200, let nonce = (try? JSONSerialization.jsonObject(with: nonceData) as? [String: Any])?["nonce"] as? String else {
+                FileHandle.standardError.write(Data("menshen: error: no nonce (HTTP \(nonceStatus)): \(AgentCommand.detail(nonceData))\n".utf8))
+                throw ExitCode(1)
+            }
+            fields["format"] = PostureReport.currentFormat
+            fields["device_id"] = state.deviceID
+            fields["nonce"] = nonce
+            fields["collected_at"] = ISO8601DateFormatter().string(from: Date())
+            let reportBytes = Array(try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]))
+            let envelope = try PostureEnvelope.sign(reportBytes: reportBytes, with: key)
+            // The certificate's DER in base64 is the body of its PEM.
+            let certificateBase64 = certText.split(whereSeparator: \.isNewline).filter { !$0.hasPrefix("-----") }.joined()
+            let (status, data) = try await AgentCommand.post(base.appendingPathComponent("device/posture"), body: Data(envelope),
+                                                             headers: ["X-Menshen-Device-Certificate": certificateBase64])
+            guard status == 200, let verdict = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let compliant = verdict["compliant"] as? Bool else {
+                FileHandle.standardError.write(Data("menshen: error: report refused (HTTP \(status)): \(AgentCommand.detail(data))\n".utf8))
+                throw ExitCode(1)
+            }
+            let reasons = (verdict["reasons"] as? [String]) ?? []
+            print(compliant ? "compliant" : "non-compliant: \(reasons.joined(separator: ", "))")
+            if !compliant { throw ExitCode(3) }
+        }
+    }
+}
