@@ -124,7 +124,10 @@ struct SyslogExportTests {
         wrongName.cursorName = "export.wrong-name"
         for settings in [wrongCA, wrongName] {
             let running = RunningExporter(try SyslogExporter(store: store, settings: settings, clock: clock))
-            try await Task.sleep(for: .seconds(3))
+            // Wait for the refused handshake to be reported (seconds on a loaded machine), then check nothing went out.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while running.exporter.status.lastError == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            try await Task.sleep(for: .seconds(1))
             let status = running.exporter.status
             await running.stop()
             #expect(status.confirmedSequence == 0)

@@ -107,6 +107,9 @@ struct DeviceGatewayTests {
         let gate = PolicyGate(store: store, sessions: sessions, clock: clock, state: state, portalOrigin: "https://portal.bank.example",
                               timeZone: "Asia/Taipei", recorder: log, devices: devices)
         var config = ProxyConfiguration()
+        // The first request of a session reads the store off the event loop; under a loaded parallel test run that
+        // can take longer than the 5 s default, which would turn a slow machine into a 503.
+        config.gateTimeout = .seconds(60)
         let context = try GatewayTLS.serverContext(certificateFile: tls.serverCert, privateKeyFile: tls.serverKey,
                                                    clientCAFile: tls.clientCA, http2: true)
         GatewayTLS.useDeviceCertificates(&config, context: context)
@@ -130,7 +133,7 @@ struct DeviceGatewayTests {
         let token = try await sessions.issue(SessionGrant(userID: "amy", levelOfAssurance: 2, amr: ["pwd", "otp"], aal: nil, phishingResistant: false)).token
 
         func call(_ app: String, _ credential: Credential?) async -> String {
-            var args = ["-k", "--http1.1", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: \(app).bank.example",
+            var args = ["-k", "--http1.1", "--max-time", "90", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: \(app).bank.example",
                         "-H", "Accept: application/json", "-H", "Cookie: __Host-menshen-session=\(token)"]
             if let credential { args += ["--cert", credential.certFile, "--key", credential.keyFile] }
             let r = await curl(args + ["https://127.0.0.1:\(port)/"])
