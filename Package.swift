@@ -168,6 +168,7 @@ let package = Package(
             dependencies: [
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres",
                 "MenshenPolicyEngine", "MenshenIdentity", "MenshenPolicyAdministrator", "MenshenFederation", "MenshenEnforcementPoint",
+                "MenshenVisibility", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -263,7 +264,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["MenshenCore", "MenshenServer", "MenshenStorage", "MenshenStorageSQLite", "MenshenCedar",
-                           "MenshenPolicyEngine", "MenshenPolicyAdministrator", "MenshenEnforcementPoint", "MenshenIdentity"],
+                           "MenshenPolicyEngine", "MenshenPolicyAdministrator", "MenshenEnforcementPoint", "MenshenIdentity",
+                           "MenshenVisibility"],
             swiftSettings: strict
         ),
     ]

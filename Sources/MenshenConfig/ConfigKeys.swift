@@ -96,6 +96,8 @@ public enum ConfigKeys {
                       doc: "File holding the 32-byte key that seals TOTP seeds at rest (created, mode 0600, when missing). Empty: secrets.key next to the SQLite file; required with PostgreSQL, and the same file on every node."),
         ConfigKeySpec(path: "identity.oidc.providers_file", kind: .string, defaultValue: "",
                       doc: "YAML file listing the OpenID Connect providers users may sign in with (empty: none). See docs/operations.md."),
+        ConfigKeySpec(path: "response.playbooks_file", kind: .string, defaultValue: "",
+                      doc: "YAML file of playbooks: which detection findings (by rule, ATT&CK technique, minimum severity) trigger which actions (revoke_sessions, disable_user, webhook, log). Read again every gateway.reload_interval_seconds; a change that does not load is refused and the running set stays. Empty: the built-in set (log findings; end sessions after session-cookie reuse or impossible travel). See docs/operations.md."),
     ]
 
     static let byPath: [String: ConfigKeySpec] = Dictionary(uniqueKeysWithValues: all.map { ($0.path, $0) })

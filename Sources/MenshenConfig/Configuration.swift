@@ -79,6 +79,11 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var secretsKeyFile: String
     }
 
+    public struct Response: Sendable, Equatable {
+        /// `response.playbooks_file` (default empty: the built-in playbooks).
+        public var playbooksFile: String
+    }
+
     public var organisation: Organisation
     public var server: Server
     public var admin: Admin
@@ -86,6 +91,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
     public var store: Store
     public var log: Log
     public var identity: Identity
+    public var response: Response
 
     /// Builds the typed tree from checked values (every key present and valid).
     init(checked v: [String: String]) {
@@ -109,6 +115,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
         identity = Identity(sessionIdleTimeoutSeconds: i("identity.session.idle_timeout_seconds"),
                             sessionAbsoluteLifetimeSeconds: i("identity.session.absolute_lifetime_seconds"),
                             oidcProvidersFile: s("identity.oidc.providers_file"), secretsKeyFile: s("identity.secrets_key_file"))
+        response = Response(playbooksFile: s("response.playbooks_file"))
     }
 
     /// The configuration with every default.

@@ -103,6 +103,10 @@ public struct MenshenRuntime: Sendable {
                                        reloadInterval: .seconds(config.gateway.reloadIntervalSeconds), logger: logger,
                                        onBound: { port in await ready.add(BoundListener(name: "gateway", host: gatewayListen.host, port: port)) }))
         services.append(ChangeWatcher(store: store, server: gatewayServer, state: state, loader: loader, logger: logger))
+        // Detections and playbooks: a playbooks file that does not load stops the start (like the routes file).
+        let playbooks = try PlaybookState(file: config.response.playbooksFile)
+        services.append(DetectionService(store: store, playbooks: playbooks, clock: clock, logger: logger,
+                                         reloadInterval: .seconds(config.gateway.reloadIntervalSeconds)))
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))
         }
