@@ -169,6 +169,7 @@ let package = Package(
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres",
                 "MenshenPolicyEngine", "MenshenIdentity", "MenshenPolicyAdministrator", "MenshenFederation", "MenshenEnforcementPoint",
                 "MenshenVisibility", "MenshenDevice", .product(name: "NIOPosix", package: "swift-nio"),   // the SIEM export (Export/)
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),   // playbook webhooks (Response/)
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

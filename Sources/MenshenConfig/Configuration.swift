@@ -109,6 +109,10 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var writeTimeoutSeconds: Int
         public var confirmAfterSeconds: Int
     }
+    public struct Response: Sendable, Equatable {
+        /// `response.playbooks_file` (default empty: the built-in playbooks).
+        public var playbooksFile: String
+    }
 
     public var organisation: Organisation
     public var server: Server
@@ -126,6 +130,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
         /// `device.compliance_file` (default empty: the built-in baselines).
         public var complianceFile: String
     }
+    public var response: Response
 
     /// Builds the typed tree from checked values (every key present and valid).
     init(checked v: [String: String]) {
@@ -161,6 +166,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
                                     writeTimeoutSeconds: i("export.syslog.write_timeout_seconds"),
                                     confirmAfterSeconds: i("export.syslog.confirm_after_seconds"))
         device = Device(caFile: s("device.ca_file"), complianceFile: s("device.compliance_file"))
+        response = Response(playbooksFile: s("response.playbooks_file"))
     }
 
     /// The configuration with every default.

@@ -1,5 +1,5 @@
 /// Errors raised by the visibility module: an event that cannot be read, or a
-/// Sigma rule file that cannot be loaded. Equality is on the code; the message
+/// Sigma rule or playbook file that cannot be loaded. Equality is on the code; the message
 /// says where and what (file, rule title or id, the key at fault) and the
 /// location is context for developers.
 public struct VisibilityError: Error, Sendable, CustomStringConvertible, Equatable {
@@ -16,6 +16,8 @@ public struct VisibilityError: Error, Sendable, CustomStringConvertible, Equatab
         case invalidAuditKey
         /// An audit anchor line that is malformed or over its size limit.
         case invalidAuditAnchor
+        /// Playbook YAML that does not parse, breaks the format or exceeds ``PlaybookLimits``.
+        case invalidPlaybook
     }
 
     public var code: Code

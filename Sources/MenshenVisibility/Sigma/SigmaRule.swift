@@ -31,6 +31,12 @@ public struct RuleMetadata: Sendable, Equatable {
     public var tags: [String]
     public var description: String?
 
+    public init(file: String, id: String?, name: String?, title: String, status: SigmaStatus?, level: SigmaLevel, tags: [String],
+                description: String?) {
+        self.file = file; self.id = id; self.name = name; self.title = title; self.status = status; self.level = level
+        self.tags = tags; self.description = description
+    }
+
     /// The ATT&CK techniques named in the tags (`attack.t1110.003`), with their tactics.
     public var techniques: [AttackTechnique] { ATTACK.techniques(fromTags: tags) }
 

@@ -1,0 +1,268 @@
+import Foundation
+import Logging
+import MenshenCore
+import MenshenStorage
+import MenshenVisibility
+import ServiceLifecycle
+
+/// Detection and automated response, wired into the running server: follows
+/// the event log with ``EventTail``, feeds each event to the
+/// ``DetectionEngine`` (the built-in ATT&CK-mapped detections), writes every
+/// finding as an OCSF Detection Finding (2004) with its technique and the
+/// uids of its evidence events, and carries out the playbooks that match it
+/// (``PlaybookState``), each action recorded as an OCSF Remediation Activity
+/// (7001; see ``ResponseEvents``).
+///
+/// - Its own events (marked with ``ResponseEvents/logName``) are skipped, so
+///   findings and actions never loop back into detections.
+/// - Session revocation, account disabling and logging happen in line, right
+///   after the finding is written: the event-to-action latency is the tail's
+///   poll interval plus a few store writes. Webhooks go to ``WebhookSender``
+///   and never hold detection up.
+/// - A batch whose finding or action events cannot be written is still
+///   consumed (the engine's windows have moved on; taking the batch again
+///   would count its events twice): the failure is logged.
+/// - The playbooks file is read again every `reloadInterval`; a change that
+///   does not load is refused with its message and the running set stays.
+public struct DetectionService: Service {
+    let store: any MenshenStore
+    let playbooks: PlaybookState
+    let clock: any WallClock
+    let random: any RandomSource
+    let logger: Logger
+    let reloadInterval: Duration
+    let tail: EventTail
+    let webhookBackoff: Duration
+    let startAfter: Int64?
+
+    /// - Parameters:
+    ///   - startAfter: the sequence to read after; nil (the server's choice) is the head of the log at start-up.
+    ///   - pollInterval: how long the tail waits when the log has nothing new (the bulk of the event-to-action latency).
+    public init(store: any MenshenStore, playbooks: PlaybookState, clock: any WallClock, random: any RandomSource = SystemRandomSource(),
+                logger: Logger, reloadInterval: Duration, pollInterval: Duration = .milliseconds(100),
+                webhookBackoff: Duration = .milliseconds(500), startAfter: Int64? = nil) {
+        self.store = store; self.playbooks = playbooks; self.clock = clock; self.random = random; self.logger = logger
+        self.reloadInterval = reloadInterval
+        self.tail = EventTail(store: store, idleInterval: pollInterval)
+        self.webhookBackoff = webhookBackoff
+        self.startAfter = startAfter
+    }
+
+    public func run() async throws {
+        // TODO(migration 8): start from the persistent consumer cursor (another change adds the table) and
+        // save it after each batch. Until then detection starts at the head of the log: events written while
+        // the server was down are not looked at, and correlation windows start empty after a restart.
+        let start: Int64
+        if let startAfter { start = startAfter } else { start = try await store.lastEvent()?.sequence ?? 0 }
+        let initialEngine = try DetectionEngine.builtIn()
+        let responder = Responder(store: store, clock: clock, random: random, logger: logger)
+        let sender = WebhookSender(logger: logger, initialBackoff: webhookBackoff) { ticket, outcome in
+            await responder.record(ticket.step, finding: ticket.finding, outcome: outcome)
+        }
+        var names: [String: [String]] = [:]
+        for m in initialEngine.rules.allMetadata + initialEngine.detectors.map(\.metadata) {
+            names[m.key] = [m.id, m.name, m.title].compactMap { $0 }
+        }
+        let ruleNames = names
+        logger.info("detections started", metadata: [
+            "after_sequence": "\(start)", "rules": "\(names.count)", "playbooks": "\(playbooks.set.playbooks.count)",
+            "playbooks_source": "\(playbooks.set.source)"])
+        let playbooks = self.playbooks, logger = self.logger, reloadInterval = self.reloadInterval, tail = self.tail
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await sender.run() }
+                group.addTask {
+                    var lastRefusal = ""
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: reloadInterval)
+                        if Task.isCancelled { break }
+                        switch playbooks.reloadIfChanged() {
+                        case .unchanged: break
+                        case .reloaded(let n):
+                            lastRefusal = ""
+                            logger.notice("playbooks reloaded", metadata: ["playbooks": "\(n)"])
+                        case .refused(let why):
+                            if why != lastRefusal {
+                                logger.error("playbooks change refused; the running playbooks stay", metadata: ["problem": "\(why)"])
+                                lastRefusal = why
+                            }
+                        }
+                    }
+                }
+                group.addTask {
+                    var memory = EvidenceMemory()
+                    var engine = initialEngine
+                    await tail.follow(after: start, onError: { error in
+                        logger.warning("reading the event log for detections failed; retrying", metadata: ["error": "\(error)"])
+                    }) { batch in
+                        var findings: [DetectionFinding] = []
+                        for stored in batch {
+                            guard let event = try? DetectionEvent(stored) else { continue }   // unreadable: nothing to detect on
+                            if event["metadata.log_name"]?.stringValue == ResponseEvents.logName { continue }
+                            memory.remember(event)
+                            findings.append(contentsOf: engine.process(event))
+                        }
+                        if !findings.isEmpty {
+                            await responder.respond(to: findings, playbooks: playbooks.set, ruleNames: ruleNames, memory: memory, sender: sender)
+                        }
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+}
+
+/// Remembers which user each recent event named, so an action can reach the
+/// users in a finding's evidence (bounded: the oldest are forgotten first).
+struct EvidenceMemory: Sendable {
+    static let capacity = 50_000
+    private var users: [String: String] = [:]
+    private var order: [String] = []
+    private var head = 0
+
+    mutating func remember(_ event: DetectionEvent) {
+        guard let user = event.userName, users[event.id] == nil else { return }
+        users[event.id] = user
+        order.append(event.id)
+        if order.count - head > Self.capacity {
+            users[order[head]] = nil
+            head += 1
+            if head > Self.capacity { order.removeFirst(head); head = 0 }
+        }
+    }
+
+    func user(of eventID: String) -> String? { users[eventID] }
+}
+
+/// Writes findings and performs playbook actions (the I/O half of a playbook run).
+struct Responder: Sendable {
+    let store: any MenshenStore
+    let clock: any WallClock
+    let random: any RandomSource
+    let logger: Logger
+
+    func respond(to findings: [DetectionFinding], playbooks: PlaybookSet, ruleNames: [String: [String]], memory: EvidenceMemory,
+                 sender: WebhookSender) async {
+        var written: [(DetectionFinding, UUID)] = []
+        var findingEvents: [NewEvent] = []
+        for f in findings {
+            do {
+                let id = random.uuid()
+                findingEvents.append(try ResponseEvents.finding(f, id: id, writtenAt: clock.now()))
+                written.append((f, id))
+            } catch {
+                logger.error("a finding could not be encoded", metadata: ["rule": "\(f.ruleID)", "error": "\(error)"])
+            }
+        }
+        await append(findingEvents, what: "findings")
+        var actionEvents: [NewEvent] = []
+        for (f, eventID) in written {
+            for step in playbooks.plan(for: f, ruleNames: ruleNames[f.ruleID] ?? []) {
+                let outcome: ResponseEvents.Outcome
+                switch step.action {
+                case .revokeSessions(let who):
+                    outcome = await revokeSessions(of: await users(who, finding: f, memory: memory), finding: f, playbook: step.playbook)
+                case .disableUser(let who):
+                    outcome = await disable(await users(who, finding: f, memory: memory), finding: f, playbook: step.playbook)
+                case .log:
+                    logger.notice("detection finding", metadata: [
+                        "playbook": "\(step.playbook)", "rule": "\(f.ruleID)", "title": "\(f.title)", "severity": "\(f.level.rawValue)",
+                        "techniques": "\(f.techniques.map(\.uid).joined(separator: ","))", "user": "\(f.user ?? "-")",
+                        "source_ip": "\(f.sourceIP ?? "-")", "finding": "\(f.uid)", "message": "\(f.message)"])
+                    outcome = .init(success: true, detail: "finding written to the server log")
+                case .webhook(let target):
+                    do {
+                        let body = try ResponseEvents.ticket(f, playbook: step.playbook, findingEventID: eventID)
+                        sender.enqueue(.init(target: target, body: body, step: step, finding: f))
+                        continue   // its audit event is written when the delivery ends
+                    } catch {
+                        outcome = .init(success: false, detail: "the ticket could not be encoded: \(error)")
+                    }
+                }
+                if let e = try? ResponseEvents.action(step, finding: f, outcome: outcome, id: random.uuid(), at: clock.now()) {
+                    actionEvents.append(e)
+                }
+            }
+        }
+        await append(actionEvents, what: "playbook actions")
+    }
+
+    /// Records the audit event of one action performed elsewhere (a webhook delivery).
+    func record(_ step: PlaybookStep, finding: DetectionFinding, outcome: ResponseEvents.Outcome) async {
+        guard let e = try? ResponseEvents.action(step, finding: finding, outcome: outcome, id: random.uuid(), at: clock.now()) else { return }
+        await append([e], what: "a webhook outcome")
+    }
+
+    private func append(_ events: [NewEvent], what: String) async {
+        guard !events.isEmpty else { return }
+        for attempt in 1...3 {
+            do {
+                _ = try await store.appendEvents(events, hasher: EventChain.hasher)
+                return
+            } catch {
+                if attempt == 3 {
+                    logger.error("writing \(what) to the event log failed", metadata: ["events": "\(events.count)", "error": "\(error)"])
+                } else {
+                    try? await Task.sleep(for: .milliseconds(100 * attempt))
+                }
+            }
+        }
+    }
+
+    /// The existing users an action acts on.
+    private func users(_ who: PlaybookAction.Users, finding: DetectionFinding, memory: EvidenceMemory) async -> [UserID] {
+        var names: [String] = []
+        switch who {
+        case .finding: names = finding.user.map { [$0] } ?? []
+        case .evidence:
+            for id in finding.evidence { if let u = memory.user(of: id), !names.contains(u) { names.append(u) } }
+            if names.isEmpty, let u = finding.user { names = [u] }
+        }
+        var out: [UserID] = []
+        for name in names where IdentifierSyntax.isValid(name) && out.count < PlaybookLimits.maxTargetUsers {
+            if (try? await store.user(UserID(name))) != nil { out.append(UserID(name)) }
+        }
+        return out
+    }
+
+    private func revokeSessions(of users: [UserID], finding: DetectionFinding, playbook: String) async -> ResponseEvents.Outcome {
+        guard !users.isEmpty else { return .init(success: true, detail: "no known user to act on", facts: ["sessions_revoked": 0]) }
+        var revoked = 0
+        var failed: [String] = []
+        for u in users {
+            do {
+                revoked += try await store.revokeSessions(of: u, at: clock.now(), reason: "playbook \(playbook): finding \(finding.uid)")
+            } catch {
+                failed.append(u.rawValue)
+            }
+        }
+        let detail = failed.isEmpty ? "\(revoked) session(s) of \(users.count) user(s) revoked"
+            : "\(revoked) session(s) revoked; failed for \(failed.joined(separator: ", "))"
+        return .init(success: failed.isEmpty, detail: detail, users: users.map(\.rawValue), facts: ["sessions_revoked": .number(revoked)])
+    }
+
+    private func disable(_ users: [UserID], finding: DetectionFinding, playbook: String) async -> ResponseEvents.Outcome {
+        guard !users.isEmpty else { return .init(success: true, detail: "no known user to act on") }
+        var done: [String] = []
+        var failed: [String] = []
+        var revoked = 0
+        for id in users {
+            do {
+                guard var u = try await store.user(id) else { continue }
+                if !u.disabled {
+                    u.disabled = true; u.updatedAt = clock.now()
+                    try await store.updateUser(u)
+                }
+                revoked += try await store.revokeSessions(of: id, at: clock.now(), reason: "playbook \(playbook): account disabled for finding \(finding.uid)")
+                done.append(id.rawValue)
+            } catch {
+                failed.append(id.rawValue)
+            }
+        }
+        let detail = failed.isEmpty ? "\(done.count) account(s) disabled, \(revoked) session(s) ended"
+            : "\(done.count) account(s) disabled; failed for \(failed.joined(separator: ", "))"
+        return .init(success: failed.isEmpty, detail: detail, users: users.map(\.rawValue), facts: ["sessions_revoked": .number(revoked)])
+    }
+}

@@ -1,0 +1,229 @@
+import Foundation
+import Logging
+import MenshenCore
+import MenshenPolicyAdministrator
+import MenshenServer
+import MenshenStorage
+import MenshenStorageSQLite
+import MenshenVisibility
+import Testing
+
+/// The detection service on a real SQLite file, fed by the real sign-in event
+/// producer (`IdentityEvents`, as `IdentityService.signIn` calls it): findings
+/// are written as OCSF 2004 events that validate, playbooks act on them
+/// (sessions revoked, an account disabled, a log line, a webhook that fails
+/// and says so), normal traffic fires nothing, and a malformed playbook file
+/// is refused while the previous set keeps acting.
+@Suite("Detections and playbooks in the server (real SQLite)", .serialized)
+struct DetectionServiceTests {
+    final class World: Sendable {
+        let dir: URL
+        let store: SQLiteStore
+        let identity: IdentityEvents
+        let sessions: SessionManager
+
+        init() throws {
+            dir = try Harness.tempDir()
+            store = try SQLiteStore(path: dir.appendingPathComponent("menshen.sqlite").path)
+            identity = IdentityEvents(store: store, clock: SystemClock(), random: SystemRandomSource())
+            sessions = SessionManager(store: store, clock: SystemClock(), random: SystemRandomSource())
+        }
+
+        func users(_ ids: [String]) async throws {
+            for id in ids { try await store.createUser(UserRecord(id: UserID(id), displayName: id, createdAt: Date())) }
+        }
+
+        func session(_ user: String) async throws -> String {
+            try await sessions.issue(SessionGrant(userID: UserID(user), levelOfAssurance: 2, amr: ["pwd", "otp"], aal: nil,
+                                                  phishingResistant: false)).token
+        }
+
+        /// A failed password step, exactly as `IdentityService.signIn` records it.
+        func failedPassword(_ name: String, from ip: String, known: Bool) async throws {
+            try await identity.authentication(.logon, user: known ? UserID(name) : nil, userName: name, success: false,
+                                              detail: known ? "wrong password" : "unknown user", source: ip, factors: ["pwd"])
+        }
+
+        /// A completed sign-in with password and TOTP (each sign-in makes a new session).
+        func signIn(_ name: String, from ip: String) async throws {
+            try await identity.authentication(.logon, user: UserID(name), userName: name, success: true, detail: "password and totp",
+                                              source: ip, factors: ["pwd", "otp"], loa: 2,
+                                              sessionHash: SecretHash.sha256Hex(UUID().uuidString))
+        }
+
+        func playbooks(_ yaml: String) throws -> String {
+            let file = dir.appendingPathComponent("playbooks.yaml")
+            try yaml.write(to: file, atomically: true, encoding: .utf8)
+            return file.path
+        }
+
+        func start(_ playbooks: PlaybookState) -> Task<Void, Never> {
+            let service = DetectionService(store: store, playbooks: playbooks, clock: SystemClock(), logger: Logger(label: "test.detections"),
+                                           reloadInterval: .seconds(3600), pollInterval: .milliseconds(50),
+                                           webhookBackoff: .milliseconds(50), startAfter: 0)
+            return Task { try? await service.run() }
+        }
+
+        /// Polls the log until `done` holds (at most 15 s); returns the events then.
+        func waitFor(_ what: String, _ done: @Sendable ([StoredEvent]) -> Bool) async throws -> [StoredEvent] {
+            let deadline = Date().addingTimeInterval(15)
+            while Date() < deadline {
+                let events = try await store.events(after: 0, limit: 10_000)
+                if done(events) { return events }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            Issue.record("timed out waiting for \(what)")
+            return try await store.events(after: 0, limit: 10_000)
+        }
+
+        deinit { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    static func payload(_ e: StoredEvent) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(e.event.payloadJSON.utf8))) as? [String: Any] ?? [:]
+    }
+
+    static func unmapped(_ e: StoredEvent) -> [String: Any] { payload(e)["unmapped"] as? [String: Any] ?? [:] }
+
+    static let sprayRuleID = "7557e31f-73fd-45ef-bcf2-90d0b3d083bb"
+
+    @Test("normal sign-ins fire nothing; a spray through the sign-in producer becomes one 2004 finding (T1110.003, its ten evidence uids) and every playbook action runs and is recorded; all validate against OCSF 1.8.0")
+    func sprayToActions() async throws {
+        let w = try World()
+        try await w.users(["amy", "bo", "cy", "dee", "eve"])
+        let amy = try await w.session("amy"), bo = try await w.session("bo"), eve = try await w.session("eve")
+        let file = try w.playbooks("""
+            playbooks:
+              - name: contain-spraying
+                match: {rules: [menshen_password_spraying], techniques: [T1110.003], min_severity: high}
+                actions:
+                  - {type: revoke_sessions, users: evidence}
+                  - log
+                  - {type: webhook, url: "http://127.0.0.1:9/unreachable", timeout_seconds: 1, retries: 1}
+              - name: lock-last-target
+                match: {techniques: [T1110]}
+                actions:
+                  - disable_user
+            """)
+        let task = w.start(try PlaybookState(file: file))
+        defer { task.cancel() }
+
+        // Normal traffic: sign-ins from the office and home, and a few single mistypes.
+        for (i, user) in ["amy", "bo", "cy", "dee", "eve", "amy", "bo", "cy"].enumerated() {
+            try await w.signIn(user, from: "10.20.0.\(i + 1)")
+        }
+        try await w.failedPassword("cy", from: "10.20.0.9", known: true)
+        try await w.failedPassword("bo", from: "10.20.0.2", known: true)
+        try await w.signIn("bo", from: "10.20.0.2")
+        let normal = try await w.store.events(after: 0, limit: 10_000).count
+
+        // The spray: one source, twelve names (existing and not), one wrong password each; the tenth name is dee.
+        let names = ["amy", "bo", "admin", "root", "teller01", "teller02", "ops", "backup", "audit", "dee", "eve", "guest"]
+        for name in names {
+            try await w.failedPassword(name, from: "198.51.100.23", known: ["amy", "bo", "dee", "eve"].contains(name))
+        }
+        let events = try await w.waitFor("the webhook's failure to be recorded") { events in
+            events.contains { $0.event.classUID == 7001 && (Self.unmapped($0)["action"] as? String) == "webhook" }
+        }
+        let spray = events.dropFirst(normal).filter { $0.event.classUID == 3002 }
+        let findings = events.filter { $0.event.classUID == 2004 }
+        try #require(findings.count == 1, "exactly one finding: \(findings.map(\.event.payloadJSON))")
+        let finding = Self.payload(findings[0])
+        let info = try #require(finding["finding_info"] as? [String: Any])
+        #expect((info["analytic"] as? [String: Any])?["uid"] as? String == Self.sprayRuleID)
+        let attack = try #require((info["attacks"] as? [[String: Any]])?.first)
+        #expect((attack["sub_technique"] as? [String: Any])?["uid"] as? String == "T1110.003")
+        #expect((attack["technique"] as? [String: Any])?["uid"] as? String == "T1110")
+        let related = Set((info["related_events"] as? [[String: Any]] ?? []).compactMap { $0["uid"] as? String })
+        #expect(related == Set(spray.prefix(10).map { $0.event.id.uuidString.lowercased() }), "the evidence is the ten failures that made the spray")
+        #expect((finding["metadata"] as? [String: Any])?["log_name"] as? String == ResponseEvents.logName)
+
+        // The actions: sessions of the sprayed accounts that exist (amy, bo, dee; eve came after the finding) revoked,
+        // dee (the last user in the group) disabled, a log line, and the webhook's failure recorded.
+        let actions = events.filter { $0.event.classUID == 7001 }
+        let byAction = Dictionary(grouping: actions) { Self.unmapped($0)["action"] as? String ?? "" }
+        let revoke = try #require(byAction["revoke_sessions"]?.first)
+        #expect(Set(Self.unmapped(revoke)["users"] as? [String] ?? []) == ["amy", "bo", "dee"])
+        #expect(Self.payload(revoke)["activity_id"] as? Int == 2 && Self.payload(revoke)["status_id"] as? Int == 1)
+        #expect(Self.unmapped(revoke)["sessions_revoked"] as? Int == 2)
+        #expect(try await w.sessions.resolve(token: amy) == nil, "amy's session is revoked")
+        #expect(try await w.sessions.resolve(token: bo) == nil, "bo's session is revoked")
+        #expect(try await w.sessions.resolve(token: eve) != nil, "eve was not in the finding's evidence")
+        let disable = try #require(byAction["disable_user"]?.first)
+        #expect(Self.unmapped(disable)["users"] as? [String] == ["dee"])
+        #expect(try await w.store.user("dee")?.disabled == true)
+        #expect(try await w.store.user("amy")?.disabled == false)
+        #expect(byAction["log"]?.count == 1)
+        let webhook = try #require(byAction["webhook"]?.first)
+        #expect(Self.payload(webhook)["status_id"] as? Int == 2)
+        #expect(Self.unmapped(webhook)["attempts"] as? Int == 2, "one attempt and one retry")
+        for a in actions {
+            #expect(Self.payload(a)["command_uid"] as? String == "\(info["uid"] as? String ?? "?")/\(Self.unmapped(a)["playbook"] as? String ?? "?")")
+        }
+
+        // Nothing more: the service's own events are not detected upon.
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await w.store.events(after: 0, limit: 10_000).filter { $0.event.classUID == 2004 }.count == 1)
+
+        // OCSF 1.8.0: the finding and every action event.
+        guard let (status, report) = try await OCSFConformanceTests.validate((findings + actions).map(\.event.payloadJSON)) else { return }
+        for failure in report.failures {
+            Issue.record("event \(failure.line) (class \(failure.class_uid.map(String.init) ?? "?")): \(failure.errors.joined(separator: "; "))")
+        }
+        #expect(status == 0)
+        #expect(report.classes["2004"] == 1 && report.classes["7001"] == 4)
+    }
+
+    @Test("a malformed playbook file is refused on reload with file, playbook and field; the previous set stays and still acts")
+    func malformedReloadKeepsPreviousSet() async throws {
+        let w = try World()
+        try await w.users(["amy"])
+        let amy = try await w.session("amy")
+        let file = try w.playbooks("""
+            playbooks:
+              - name: contain-spraying
+                match: {techniques: [T1110.003]}
+                actions: [{type: revoke_sessions, users: evidence}]
+            """)
+        let state = try PlaybookState(file: file)
+        #expect(state.reloadIfChanged() == .unchanged)
+        _ = try w.playbooks("""
+            playbooks:
+              - name: contain-spraying
+                match: {techniques: [T1110.003]}
+                actions: [{type: webhook, url: "http://soc.bank.example/hook"}]
+            """)
+        guard case .refused(let why) = state.reloadIfChanged() else { Issue.record("a malformed file was accepted"); return }
+        #expect(why == "\(file): playbook \"contain-spraying\": actions[0].url: plain http is only allowed to a loopback host (localhost, 127.0.0.0/8, ::1); use https")
+        #expect(state.set.playbooks.first?.actions == [.revokeSessions(.evidence)], "the previous set stays")
+        _ = try w.playbooks("playbooks:\n  - name: x\n    match: {min_severity: low\n")
+        guard case .refused(let yamlError) = state.reloadIfChanged() else { Issue.record("broken YAML was accepted"); return }
+        #expect(yamlError.hasPrefix("\(file): not valid YAML: line "), "\(yamlError)")
+
+        // The running set still acts.
+        let task = w.start(state)
+        defer { task.cancel() }
+        for i in 0..<10 { try await w.failedPassword(i == 0 ? "amy" : "user\(i)", from: "203.0.113.50", known: i == 0) }
+        _ = try await w.waitFor("the revocation") { events in events.contains { $0.event.classUID == 7001 } }
+        #expect(try await w.sessions.resolve(token: amy) == nil)
+
+        // A good file is taken on the next check.
+        _ = try w.playbooks("playbooks:\n  - name: only-log\n    match: {min_severity: low}\n    actions: [log]\n")
+        #expect(state.reloadIfChanged() == .reloaded(playbooks: 1))
+        #expect(state.set.playbooks.map(\.name) == ["only-log"])
+    }
+
+    @Test("the server refuses to start on a malformed playbook file, saying where the problem is")
+    func malformedAtStart() throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("p.yaml").path
+        try "playbooks:\n  - name: a\n    match: {techniques: [T1110.3]}\n    actions: [log]\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: PlaybookFileError.self) { _ = try PlaybookState(file: file) }
+        do { _ = try PlaybookState(file: file) } catch {
+            #expect("\(error)" == "\(file): playbook \"a\": match.techniques: \"T1110.3\" is not an ATT&CK technique id (T1110 or T1110.003)")
+        }
+        #expect(throws: PlaybookFileError.self) { _ = try PlaybookState(file: dir.appendingPathComponent("missing.yaml").path) }
+        #expect(try PlaybookState(file: "").set == PlaybookSet.builtIn, "no file: the built-in set")
+    }
+}
