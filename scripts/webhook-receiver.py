@@ -67,6 +67,8 @@ def main() -> None:
         stop.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    # A parent may have blocked these signals (the mask is inherited): take them back.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     print(f"listening {server.server_address[1]}", flush=True)

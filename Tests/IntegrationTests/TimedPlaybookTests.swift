@@ -55,7 +55,8 @@ struct TimedPlaybookTests {
         }
 
         func stop() {
-            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            // SIGKILL: it holds nothing to clean up, and a child of the test runner may inherit a blocked SIGTERM.
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
             _ = out.finish()
         }
@@ -253,7 +254,7 @@ struct TimedPlaybookTests {
         let session = try #require(try await store.sessions(of: "amy").first { $0.revokedAt != nil }, "amy's session was revoked")
         let revokedAt = try #require(session.revokedAt)
         #expect(session.revokedReason?.contains("contain-password-spraying") == true)
-        #expect(try await store.sessions(of: "bob").allSatisfy { $0.revokedAt == nil }, "bob was not sprayed")
+        #expect(try await store.sessions(of: "bob").allSatisfy { $0.revokedReason?.contains("playbook") != true }, "bob was not sprayed")
         let tickets = ticket.received
         try #require(tickets.count == 1, "one ticket, delivered at the first attempt")
         let body = tickets[0].body
