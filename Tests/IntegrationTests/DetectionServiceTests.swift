@@ -57,10 +57,10 @@ struct DetectionServiceTests {
             return file.path
         }
 
-        func start(_ playbooks: PlaybookState) -> Task<Void, Never> {
+        func start(_ playbooks: PlaybookState, after start: Int64? = 0) -> Task<Void, Never> {
             let service = DetectionService(store: store, playbooks: playbooks, clock: SystemClock(), logger: Logger(label: "test.detections"),
                                            reloadInterval: .seconds(3600), pollInterval: .milliseconds(50),
-                                           webhookBackoff: .milliseconds(50), startAfter: 0)
+                                           webhookBackoff: .milliseconds(50), startAfter: start)
             return Task { try? await service.run() }
         }
 
@@ -172,6 +172,35 @@ struct DetectionServiceTests {
         }
         #expect(status == 0)
         #expect(report.classes["2004"] == 1 && report.classes["7001"] == 4)
+    }
+
+    @Test("after a restart detection resumes from its saved cursor: a spray written while it was stopped is still found")
+    func resumesFromCursor() async throws {
+        let w = try World()
+        try await w.users(["amy", "bo"])
+        let state = try PlaybookState(file: try w.playbooks("playbooks:\n  - name: note-spraying\n    match: {techniques: [T1110]}\n    actions: [log]\n"))
+        try await w.signIn("amy", from: "10.20.0.1")   // history before the first start: not looked at (the head is the start)
+        let first = w.start(state, after: nil)
+        try await w.signIn("bo", from: "10.20.0.2")
+        let seen = try await w.store.events(after: 0, limit: 10_000).last?.sequence ?? 0
+        let deadline = Date().addingTimeInterval(60)
+        while try await w.store.cursor(named: DetectionService.cursorName) ?? -1 < seen, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try await w.store.cursor(named: DetectionService.cursorName) == seen, "the cursor follows the log")
+        first.cancel()
+        await first.value
+
+        // Stopped: the spray lands in the log now.
+        for name in ["amy", "bo", "admin", "root", "teller01", "teller02", "ops", "backup", "audit", "guest", "eve", "dee"] {
+            try await w.failedPassword(name, from: "198.51.100.23", known: ["amy", "bo"].contains(name))
+        }
+        let second = w.start(state, after: nil)
+        defer { second.cancel() }
+        let events = try await w.waitFor("the finding of the spray written while stopped") { events in
+            events.contains { $0.event.classUID == 2004 }
+        }
+        #expect(events.filter { $0.event.classUID == 2004 }.count == 1)
     }
 
     @Test("a malformed playbook file is refused on reload with file, playbook and field; the previous set stays and still acts")

@@ -34,9 +34,12 @@ public struct DetectionService: Service {
     let tail: EventTail
     let webhookBackoff: Duration
     let startAfter: Int64?
+    /// The consumer cursor detections keep in the store (``ConsumerCursorStore``).
+    public static let cursorName = "detections"
 
     /// - Parameters:
-    ///   - startAfter: the sequence to read after; nil (the server's choice) is the head of the log at start-up.
+    ///   - startAfter: the sequence to read after; nil (the server's choice): after the saved cursor ``cursorName``, or the
+    ///     head of the log when none was saved yet.
     ///   - pollInterval: how long the tail waits when the log has nothing new (the bulk of the event-to-action latency).
     public init(store: any MenshenStore, playbooks: PlaybookState, clock: any WallClock, random: any RandomSource = SystemRandomSource(),
                 logger: Logger, reloadInterval: Duration, pollInterval: Duration = .milliseconds(100),
@@ -49,11 +52,20 @@ public struct DetectionService: Service {
     }
 
     public func run() async throws {
-        // TODO(migration 8): start from the persistent consumer cursor (another change adds the table) and
-        // save it after each batch. Until then detection starts at the head of the log: events written while
-        // the server was down are not looked at, and correlation windows start empty after a restart.
+        // Where to start: the given sequence, else the saved consumer cursor (so events written while the
+        // server was down are still looked at), else the head of the log on the very first start.
+        // Correlation windows and baselines start empty after a restart.
         let start: Int64
-        if let startAfter { start = startAfter } else { start = try await store.lastEvent()?.sequence ?? 0 }
+        if let startAfter {
+            start = startAfter
+        } else if let saved = try await store.cursor(named: Self.cursorName) {
+            start = saved
+        } else {
+            start = try await store.lastEvent()?.sequence ?? 0
+            // Remember the start at once: a stop before the first batch must not move it to a later head.
+            try await store.saveCursor(named: Self.cursorName, sequence: start, at: clock.now())
+        }
+        let store = self.store, clock = self.clock
         let initialEngine = try DetectionEngine.builtIn()
         let responder = Responder(store: store, clock: clock, random: random, logger: logger)
         let sender = WebhookSender(logger: logger, initialBackoff: webhookBackoff) { ticket, outcome in
@@ -104,6 +116,12 @@ public struct DetectionService: Service {
                         }
                         if !findings.isEmpty {
                             await responder.respond(to: findings, playbooks: playbooks.set, ruleNames: ruleNames, memory: memory, sender: sender)
+                        }
+                        // Best effort: a cursor that cannot be saved only means this batch is looked at again after a restart.
+                        if let last = batch.last {
+                            do { try await store.saveCursor(named: Self.cursorName, sequence: last.sequence, at: clock.now()) } catch {
+                                logger.warning("could not save the detections cursor", metadata: ["error": "\(error)"])
+                            }
                         }
                     }
                 }
