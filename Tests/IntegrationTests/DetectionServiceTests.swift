@@ -152,6 +152,11 @@ struct DetectionServiceTests {
         let disable = try #require(byAction["disable_user"]?.first)
         #expect(Self.unmapped(disable)["users"] as? [String] == ["dee"])
         #expect(try await w.store.user("dee")?.disabled == true)
+        let disables = try await w.store.events(after: 0, limit: 10_000).filter {
+            $0.event.classUID == 3001 && Self.payload($0)["activity_id"] as? Int == 5 && $0.event.userID == "dee"
+        }
+        #expect(disables.count == 1, "the account change is audited like `menshen user disable`")
+        if let d = disables.first { #expect((Self.payload(d)["actor"] as? [String: Any])?["user"] as? [String: String] == ["name": "playbook lock-last-target"]) }
         #expect(try await w.store.user("amy")?.disabled == false)
         #expect(byAction["log"]?.count == 1)
         let webhook = try #require(byAction["webhook"]?.first)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MenshenCore
+import MenshenPolicyAdministrator
 import MenshenStorage
 import MenshenVisibility
 import ServiceLifecycle
@@ -272,6 +273,9 @@ struct Responder: Sendable {
                 if !u.disabled {
                     u.disabled = true; u.updatedAt = clock.now()
                     try await store.updateUser(u)
+                    // The same Account Change (3001, Disable) `menshen user disable` writes, naming the playbook as the actor.
+                    try await IdentityEvents(store: store, clock: clock, random: random)
+                        .accountChange(.disable, user: id, actor: "playbook \(playbook)", detail: "account disabled for finding \(finding.uid)")
                 }
                 revoked += try await store.revokeSessions(of: id, at: clock.now(), reason: "playbook \(playbook): account disabled for finding \(finding.uid)")
                 done.append(id.rawValue)
