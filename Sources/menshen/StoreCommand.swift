@@ -14,7 +14,7 @@ struct StoreCommand: AsyncParsableCommand {
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the backend, schema version and record counts, and check the event hash chain."
+            abstract: "Print the backend, schema version and record counts, and check the event hash chain (exit 1 when it is broken)."
         )
 
         @OptionGroup var store: StoreOptions
@@ -53,6 +53,10 @@ struct StoreCommand: AsyncParsableCommand {
                 }
                 print(lines.joined(separator: "\n"))
                 try await db.close()
+                // A broken chain is a finding, not a status line to miss in a script: exit 1, as `audit verify` does.
+                if broken != nil { throw ExitCode(1) }
+            } catch let exit as ExitCode {
+                throw exit
             } catch {
                 try? await db.close()
                 throw fail(error)
