@@ -75,7 +75,12 @@ struct WALCommitWatchTests {
         var info = stat()
         guard stat(path, &info) == 0 else { return -1 }
         let me = String(getpid()), inode = ":\(info.st_ino) "
-        return try String(contentsOfFile: "/proc/locks", encoding: .utf8).split(separator: "\n")
+        // Read to the end: /proc files report size 0, and a read sized from that can stop at the first page —
+        // in a parallel run the system holds hundreds of locks and ours may come later.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/locks") else { return -1 }
+        defer { try? handle.close() }
+        let text = String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+        return text.split(separator: "\n")
             .filter { $0.contains(" POSIX ") && $0.split(separator: " ").contains(Substring(me)) && ($0 + " ").contains(inode) }.count
     }
 
