@@ -57,7 +57,7 @@ public struct DetectionEvent: Sendable, Equatable {
             }
             segments += 1
             guard segments <= EventLimits.maxPathSegments,
-                  segment.utf8.allSatisfy({ $0 >= 0x21 && $0 != UInt8(ascii: "|") }) else { return nil }
+                  FieldPath.isAllowedSegment(segment.utf8) else { return nil }
             guard !segment.isEmpty, case .object(let members) = value else {
                 guard let p = try? FieldPath(path) else { return nil }
                 return p.first(in: payload)

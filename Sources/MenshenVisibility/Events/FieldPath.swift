@@ -22,10 +22,16 @@ public struct FieldPath: Sendable, Hashable, CustomStringConvertible {
         guard !parts.contains(where: \.isEmpty) else {
             throw VisibilityError(.invalidFieldPath, "field \"\(text)\" has an empty segment")
         }
-        guard !parts.contains(where: { $0.unicodeScalars.contains { $0.value < 0x21 || $0 == "|" } }) else {
+        guard parts.allSatisfy({ Self.isAllowedSegment($0.utf8) }) else {
             throw VisibilityError(.invalidFieldPath, "field \"\(text)\" contains a space, a control character or '|'")
         }
         segments = parts
+    }
+
+    /// Whether a segment's bytes are allowed: no space, control character or `|` (UTF-8 bytes of other
+    /// scalars are all ≥ 0x80, so a byte test is the scalar test). Emptiness is checked separately.
+    static func isAllowedSegment(_ bytes: some Sequence<UInt8>) -> Bool {
+        bytes.allSatisfy { $0 >= 0x21 && $0 != UInt8(ascii: "|") }
     }
 
     /// A path from segments known to be valid (literals in this module).
