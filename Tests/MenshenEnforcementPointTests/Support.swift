@@ -338,6 +338,9 @@ func withProxy<T: Sendable>(
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     let upstream = try await TestUpstream(group: group)
     var config = ProxyConfiguration()
+    // The test gates answer from the cooperative pool, which blocking tests in a loaded parallel run can starve
+    // for tens of seconds: the 5 s default would turn that into a 503. Tests of the timeout set their own.
+    config.gateTimeout = .seconds(60)
     configure(&config)
     let gate = makeGate(upstream)
     let server = EnforcementPointServer(configuration: config, gate: gate, group: group)
