@@ -239,7 +239,7 @@ struct EventBench: AsyncParsableCommand {
             previous = last.hash
             after = last.sequence
             for stored in page {
-                for f in engine.process(try DetectionEvent(stored)) { findings[f.title, default: 0] += 1 }
+                for f in engine.process(try DetectionEvent(stored, projection: engine.projection)) { findings[f.title, default: 0] += 1 }
             }
             read += page.count
         }

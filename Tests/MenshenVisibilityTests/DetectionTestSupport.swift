@@ -18,6 +18,12 @@ enum RuleID {
 }
 
 /// Runs the built-in engine over what `RealEvents` produced.
+///
+/// Events are parsed through the engine's ``EventProjection``, as the
+/// detection service reads them, and a copy of the engine (same state) runs on
+/// the same events parsed in full: every test that feeds through the harness
+/// also checks that the projection changes no finding and that no built-in
+/// rule or detector reads a field outside it (which would cost a full parse per event).
 struct Harness {
     var engine: DetectionEngine
     let events: RealEvents
@@ -31,7 +37,13 @@ struct Harness {
     /// Feeds every event produced since the last call; returns the new findings.
     @discardableResult
     mutating func feed() async throws -> [DetectionFinding] {
-        let new = engine.run(try await events.drain())
+        let stored = try await events.drainStored()
+        let projected = try stored.map { try DetectionEvent($0, projection: engine.projection) }.sorted { $0.time < $1.time }
+        let full = try stored.map { try DetectionEvent($0) }.sorted { $0.time < $1.time }
+        var unprojected = engine
+        let new = engine.run(projected)
+        #expect(unprojected.run(full) == new, "findings differ between projected and fully parsed events")
+        #expect(engine.projection.fallbackCount == 0, "a built-in rule read a field outside the engine's projection")
         findings += new
         return new
     }

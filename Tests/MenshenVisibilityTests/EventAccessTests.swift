@@ -1,5 +1,6 @@
 import Foundation
-import MenshenVisibility
+import MenshenCore
+@testable import MenshenVisibility
 import Testing
 
 @Suite("Event access: bounded JSON and OCSF field paths")
@@ -80,5 +81,72 @@ struct EventAccessTests {
     func escapesMidString() throws {
         let v = try EventValue.parse(#"{"a":"plain","b":"left\nright \u00e9\\ end","c":"\"q\"","d":"終端\t機"}"#)
         #expect(v["a"] == "plain" && v["b"] == "left\nright é\\ end" && v["c"] == "\"q\"" && v["d"] == "終端\t機")
+    }
+
+    static func projection(_ paths: String...) throws -> EventProjection {
+        EventProjection(paths: try paths.map { try FieldPath($0) })
+    }
+
+    @Test("a projected event answers every path exactly as the full parse does, inside the projection or not")
+    func projectedAgrees() throws {
+        let p = try Self.projection("user.name", "auth_factors.factor_type", "unmapped.decision", "src_endpoint.ip", "class_uid")
+        let full = try DetectionEvent(id: "e1", time: Date(timeIntervalSince1970: 0), json: Self.signIn)
+        let projected = try DetectionEvent(id: "e1", time: Date(timeIntervalSince1970: 0), json: Self.signIn, projection: p)
+        // Only the wanted members are built.
+        #expect(projected.payload["message"] == nil && projected.payload["is_mfa"] == nil && projected.payload["ratio"] == nil)
+        #expect(projected.payload["unmapped"]?["loa"] == nil && projected.payload["unmapped"]?["decision"] == full.payload["unmapped"]?["decision"])
+        let covered = ["user.name", "auth_factors.factor_type", "unmapped.decision.device.managed", "unmapped.decision", "src_endpoint.ip",
+                       "class_uid", "user.name.first", "unmapped.decision.nope"]
+        for path in covered {
+            #expect(projected[path] == full[path], "\(path)")
+            #expect(projected.values(try FieldPath(path)) == full.values(try FieldPath(path)), "\(path)")
+        }
+        #expect(p.fallbackCount == 0, "covered paths are answered from the projected tree")
+        let outside = ["message", "user", "user.uid", "unmapped.loa", "auth_factors", "ratio", "is_mfa", "unmapped", "nope"]
+        for path in outside {
+            #expect(projected[path] == full[path], "\(path)")
+            #expect(projected.values(try FieldPath(path)) == full.values(try FieldPath(path)), "\(path)")
+        }
+        #expect(p.fallbackCount > 0, "paths outside the projection are answered by a full parse, and counted")
+        #expect(projected.userName == "alice" && projected.sourceIP == "203.0.113.7" && projected.isFailedSignIn)
+    }
+
+    @Test("members outside the projection are still checked: malformed JSON anywhere is refused")
+    func projectedStrict() throws {
+        let p = try Self.projection("user.name")
+        for bad in [#"{"user":{"name":"a"},"x":[1,2,]}"#, #"{"user":{"name":"a"},"x":"\q"}"#, #"{"user":{"name":"a"},"x":01}"#,
+                    #"{"user":{"name":"a"},"x":{"y" 1}}"#, #"{"user":{"name":"a"},"x":tru}"#, #"{"user":{"name":"a"},"x":"\#u{01}"}"#,
+                    #"{"user":{"name":"a"},"x":"open}"#, #"{"user":{"name":"a"}} trailing"#, #"{"user":{"name":"a","name":"b"}}"#,
+                    #"{"user":{"name":"a"},"x":"\ud8"}"#, "{\"x\":" + String(repeating: "[", count: EventLimits.maxDepth) + "]}"] {
+            #expect(throws: VisibilityError.self, "\(bad)") { _ = try DetectionEvent(id: "x", time: Date(), json: bad, projection: p) }
+        }
+        // Escaped member names are compared decoded.
+        let e = try DetectionEvent(id: "x", time: Date(), json: #"{"us\u0065r":{"name":"ann"}}"#, projection: p)
+        #expect(e.userName == "ann" && e["user.name"] == "ann")
+    }
+
+    @Test("the network prefix quick path and the hour/weekday arithmetic agree with CIDR and Calendar")
+    func quickPathsAgree() throws {
+        var rng = SystemRandomNumberGenerator()
+        var addresses = ["10.1.2.3", "0.0.0.0", "255.255.255.255", "192.168.010.1", "1.2.3", "1.2.3.4.5", "256.1.1.1", "1..2.3", "a.b.c.d",
+                         "2001:db8::1", "::ffff:10.1.2.3", "", "1.2.3.", ".1.2.3", "01.2.3.4", "1.2.3.04", "1.2.3.0"]
+        for _ in 0..<2000 { addresses.append((0..<4).map { _ in String(Int.random(in: 0...300, using: &rng)) }.joined(separator: ".")) }
+        for ip in addresses {
+            let general: String? = CIDR.isAddress(ip) ? CIDR(ip + (ip.contains(":") ? "/48" : "/24"))?.description : nil
+            #expect(UserBaseline.prefix(of: ip) == general, "\(ip)")
+        }
+        for zone in ["Asia/Taipei", "Europe/London", "America/New_York", "Australia/Lord_Howe", "UTC"] {
+            let tz = try #require(TimeZone(identifier: zone))
+            var configuration = DetectionConfiguration()
+            configuration.timeZone = tz
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = tz
+            for _ in 0..<3000 {
+                let date = Date(timeIntervalSince1970: Double.random(in: -1e9...4e9, using: &rng).rounded(.down))
+                let c = calendar.dateComponents([.hour, .weekday], from: date)
+                let mine = configuration.hourAndWeekday(date)
+                #expect(mine.hour == c.hour && mine.weekday == c.weekday, "\(zone) \(date)")
+            }
+        }
     }
 }

@@ -74,12 +74,17 @@ final class RealEvents: Sendable {
         await decisions.flush()
     }
 
-    /// Every event appended since the last call, parsed as the engine reads them.
+    /// Every event appended since the last call, parsed in full.
     func drain() async throws -> [DetectionEvent] {
+        try await drainStored().map { try DetectionEvent($0) }.sorted { $0.time < $1.time }
+    }
+
+    /// Every event appended since the last call, as stored.
+    func drainStored() async throws -> [StoredEvent] {
         let after = read.withLock { $0 }
         let stored = try await store.events(after: after, limit: 1_000_000)
         if let last = stored.last { read.withLock { $0 = last.sequence } }
-        return try stored.map { try DetectionEvent($0) }.sorted { $0.time < $1.time }
+        return stored
     }
 }
 

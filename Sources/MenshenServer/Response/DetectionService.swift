@@ -110,7 +110,7 @@ public struct DetectionService: Service {
                     }) { batch in
                         var findings: [DetectionFinding] = []
                         for stored in batch {
-                            guard let event = try? DetectionEvent(stored) else { continue }   // unreadable: nothing to detect on
+                            guard let event = try? DetectionEvent(stored, projection: engine.projection) else { continue }   // unreadable: nothing to detect on
                             if event["metadata.log_name"]?.stringValue == ResponseEvents.logName { continue }
                             memory.remember(event)
                             findings.append(contentsOf: engine.process(event))

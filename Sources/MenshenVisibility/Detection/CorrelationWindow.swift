@@ -58,7 +58,7 @@ struct CorrelationWindow: Sendable {
         for g in rule.groupBy {
             let path: FieldPath?
             if let alias = rule.aliases[g] { path = alias[ref] ?? (try? FieldPath(g)) } else { path = try? FieldPath(g) }
-            guard let path, let text = path.first(in: event.payload)?.scalarText, !text.isEmpty else { return nil }
+            guard let path, let text = event.first(path)?.scalarText, !text.isEmpty else { return nil }
             out[g] = String(text.prefix(512))
         }
         return out
@@ -98,7 +98,7 @@ struct CorrelationWindow: Sendable {
             if group.times.count > Self.maxTimesPerGroup { group.times.removeFirst(group.times.count - Self.maxTimesPerGroup) }
             if let th = rule.threshold, th.decidableEarly, th.holds(group.times.count) { fired = true }
         case .valueCount:
-            if let field = rule.valueField, let v = field.first(in: event.payload)?.scalarText, !v.isEmpty {
+            if let field = rule.valueField, let v = event.first(field)?.scalarText, !v.isEmpty {
                 group.distinct[String(v.prefix(512))] = t
             }
             if rule.threshold?.decidableEarly ?? true {

@@ -7,6 +7,13 @@ public protocol BehaviourDetector: Sendable {
     /// Id, title, level and ATT&CK tags, as a Sigma rule would carry them.
     var metadata: RuleMetadata { get }
     mutating func observe(_ event: DetectionEvent, baselines: BaselineBook, configuration: DetectionConfiguration) -> [DetectionFinding]
+    /// Fields read beyond ``DetectionEvent``'s accessors, so that the engine's
+    /// ``EventProjection`` parses them (a field left out still reads correctly, at the cost of a full parse).
+    var fieldsRead: [FieldPath] { get }
+}
+
+extension BehaviourDetector {
+    public var fieldsRead: [FieldPath] { [] }
 }
 
 /// The detection engine: a pure state machine. Feed it events in time order
@@ -28,6 +35,9 @@ public struct DetectionEngine: Sendable {
     public let configuration: DetectionConfiguration
     public private(set) var baselines: BaselineBook
     private var windows: [CorrelationWindow]
+    /// The members events need for these rules and detectors: pass it to
+    /// ``DetectionEvent/init(_:projection:)`` to parse only those.
+    public private(set) var projection: EventProjection
     private var ledger: RiskLedger
     private var suppressed: [String: Date] = [:]
     /// The newest event time seen.
@@ -41,6 +51,11 @@ public struct DetectionEngine: Sendable {
         baselines = BaselineBook(configuration: configuration)
         ledger = RiskLedger(maxUsers: configuration.maxUsers)
         windows = Self.windows(for: rules, configuration: configuration)
+        projection = Self.projection(rules: rules, detectors: detectors)
+    }
+
+    private static func projection(rules: SigmaRuleSet, detectors: [any BehaviourDetector]) -> EventProjection {
+        EventProjection(paths: rules.fieldPaths + detectors.flatMap(\.fieldsRead))
     }
 
     /// The engine with the built-in Sigma rules and Swift detectors.
@@ -66,6 +81,7 @@ public struct DetectionEngine: Sendable {
     public mutating func replaceRules(_ set: SigmaRuleSet) {
         rules = set
         windows = Self.windows(for: set, configuration: configuration)
+        projection = Self.projection(rules: set, detectors: detectors)
         suppressed = [:]
     }
 
@@ -148,12 +164,12 @@ public struct DetectionEngine: Sendable {
 
     private mutating func scoreBehaviour(_ e: DetectionEvent) {
         guard e.isSuccessfulSignIn || e.isAllowedAccess, let user = e.userName, let b = baselines[user] else { return }
-        let place = EventPlace(e)
+        let place = e.place
         if let c = place.country, b.activitiesWithCountry >= configuration.minimumSignInsForPlaces, b.countries[c] == nil {
             ledger.add(user: user, source: RiskScore.Signal.newCountry.rawValue, reason: "first activity from \(c)",
                        points: RiskScore.Signal.newCountry.points, time: e.time)
         }
-        if let ip = e.sourceIP, let p = UserBaseline.prefix(of: ip), b.successfulSignIns >= configuration.minimumSignInsForPlaces,
+        if let p = e.sourcePrefix, b.successfulSignIns >= configuration.minimumSignInsForPlaces,
            b.prefixes[p] == nil {
             ledger.add(user: user, source: RiskScore.Signal.newPrefix.rawValue, reason: "first activity from network \(p)",
                        points: RiskScore.Signal.newPrefix.points, time: e.time)

@@ -43,10 +43,13 @@ public struct DetectionConfiguration: Sendable {
 
     /// Hour of day (0–23) and weekday (1 = Sunday) of `date` in ``timeZone``.
     func hourAndWeekday(_ date: Date) -> (hour: Int, weekday: Int) {
-        var cal = Calendar(identifier: .gregorian)
-        cal.timeZone = timeZone
-        let c = cal.dateComponents([.hour, .weekday], from: date)
-        return (c.hour ?? 0, c.weekday ?? 1)
+        // From the zone's offset at that instant (as dayIndex does), not a Calendar per event: 1970-01-01 was a
+        // Thursday (weekday 5, Sunday being 1).
+        let local = (date.timeIntervalSince1970 + Double(timeZone.secondsFromGMT(for: date))).rounded(.down)
+        let days = Int((local / 86_400).rounded(.down))
+        let hour = Int(local - Double(days) * 86_400) / 3600
+        let weekday = ((days + 4) % 7 + 7) % 7 + 1
+        return (hour, weekday)
     }
 
     /// Days since 1970-01-01 in ``timeZone``.
@@ -120,9 +123,32 @@ public struct UserBaseline: Sendable, Equatable {
 
     /// The IPv4 /24 or IPv6 /48 prefix of an address (text), or `nil`.
     public static func prefix(of ip: String) -> String? {
+        if let quick = quickIPv4Prefix(ip) { return quick }
         guard CIDR.isAddress(ip) else { return nil }
-        if ip.contains(":") { return CIDR(ip + "/48")?.description }
+        if ip.utf8.contains(UInt8(ascii: ":")) { return CIDR(ip + "/48")?.description }
         return CIDR(ip + "/24")?.description
+    }
+
+    /// The /24 of a plain dotted-quad IPv4 address (four decimal octets, no
+    /// leading zeros), without building a ``CIDR``: every event with a source
+    /// asks. Anything else returns `nil` and takes the general route above.
+    static func quickIPv4Prefix(_ ip: String) -> String? {
+        var octets = 0, value = 0, digits = 0, thirdDotEnd = ip.utf8.startIndex
+        var index = ip.utf8.startIndex
+        for b in ip.utf8 {
+            defer { index = ip.utf8.index(after: index) }
+            if b == UInt8(ascii: ".") {
+                guard digits > 0, octets < 3 else { return nil }
+                octets += 1; value = 0; digits = 0
+                if octets == 3 { thirdDotEnd = index }
+                continue
+            }
+            guard b >= 0x30, b <= 0x39, !(digits == 1 && value == 0) else { return nil }
+            value = value * 10 + Int(b - 0x30); digits += 1
+            guard value <= 255 else { return nil }
+        }
+        guard octets == 3, digits > 0 else { return nil }
+        return String(ip[..<thirdDotEnd]) + ".0/24"
     }
 }
 
@@ -135,11 +161,12 @@ struct EventPlace {
     var latitude: Double?
     var longitude: Double?
 
-    init(_ e: DetectionEvent) {
-        let c = e["src_endpoint.location.country"]?.stringValue ?? e["unmapped.decision.context.country"]?.stringValue
+    /// From the event's members (``DetectionEvent`` reads them once, at parse).
+    init(location: EventValue?, decisionCountry: EventValue?) {
+        let c = location?["country"]?.stringValue ?? decisionCountry?.stringValue
         country = (c?.isEmpty ?? true) ? nil : c?.uppercased()
-        latitude = e["src_endpoint.location.lat"]?.numberValue
-        longitude = e["src_endpoint.location.long"]?.numberValue
+        latitude = location?["lat"]?.numberValue
+        longitude = location?["long"]?.numberValue
         if let la = latitude, let lo = longitude, !(abs(la) <= 90 && abs(lo) <= 180) { latitude = nil; longitude = nil }
     }
 
@@ -178,11 +205,11 @@ public struct BaselineBook: Sendable {
         b.lastSeen = max(b.lastSeen, e.time)
         b.hourCounts[configuration.hourAndWeekday(e.time).hour] += 1
         b.currentVolume += downloadUnits(e)
-        if let ip = e.sourceIP, let p = UserBaseline.prefix(of: ip) {
+        if let p = e.sourcePrefix {
             b.prefixes[p] = e.time
             if b.prefixes.count > UserBaseline.maxPrefixes, let old = b.prefixes.min(by: { $0.value < $1.value }) { b.prefixes.removeValue(forKey: old.key) }
         }
-        let place = EventPlace(e)
+        let place = e.place
         if let c = place.country {
             b.countries[c] = e.time
             if b.countries.count > UserBaseline.maxCountries, let old = b.countries.min(by: { $0.value < $1.value }) { b.countries.removeValue(forKey: old.key) }

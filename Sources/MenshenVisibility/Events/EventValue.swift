@@ -70,12 +70,19 @@ public indirect enum EventValue: Sendable, Hashable {
 
     /// Parses JSON text (RFC 8259) within ``EventLimits``.
     public static func parse(_ text: String) throws(VisibilityError) -> EventValue {
-        guard text.utf8.count <= EventLimits.maxBytes else {
-            throw VisibilityError(.invalidEvent, "event JSON is \(text.utf8.count) bytes; the limit is \(EventLimits.maxBytes)")
+        try parse(bytes: Array(text.utf8))
+    }
+
+    /// Parses JSON UTF-8 bytes within ``EventLimits``; with a projection, only
+    /// the members it wants are built (the rest is checked and stepped over).
+    static func parse(bytes: [UInt8], projection: EventProjection? = nil) throws(VisibilityError) -> EventValue {
+        guard bytes.count <= EventLimits.maxBytes else {
+            throw VisibilityError(.invalidEvent, "event JSON is \(bytes.count) bytes; the limit is \(EventLimits.maxBytes)")
         }
-        var reader = JSONReader(Array(text.utf8))
+        var reader = JSONReader(bytes)
         reader.skipWhitespace()
-        let value = try reader.value(depth: 0)
+        let value: EventValue
+        if let projection { value = try reader.projected(projection, node: 0, depth: 0) } else { value = try reader.value(depth: 0) }
         reader.skipWhitespace()
         guard reader.position == reader.bytes.count else { throw reader.error("trailing characters after the JSON value") }
         return value
@@ -174,6 +181,15 @@ struct JSONReader {
     }
 
     mutating func number() throws(VisibilityError) -> EventValue {
+        let (start, integral) = try numberSpan()
+        let text = String(decoding: bytes[start..<position], as: UTF8.self)
+        if integral, let i = Int64(text) { return .int(i) }
+        guard let d = Double(text), d.isFinite else { throw error("a number out of range") }
+        return .double(d)
+    }
+
+    /// Steps over a number, checking its form; returns where it starts and whether it has no fraction or exponent.
+    mutating func numberSpan() throws(VisibilityError) -> (start: Int, integral: Bool) {
         let start = position
         if position < bytes.count, bytes[position] == UInt8(ascii: "-") { position += 1 }
         let digitsStart = position
@@ -196,10 +212,7 @@ struct JSONReader {
             while position < bytes.count, (0x30...0x39).contains(bytes[position]) { position += 1 }
             guard position > e else { throw error("a number without exponent digits") }
         }
-        let text = String(decoding: bytes[start..<position], as: UTF8.self)
-        if integral, let i = Int64(text) { return .int(i) }
-        guard let d = Double(text), d.isFinite else { throw error("a number out of range") }
-        return .double(d)
+        return (start, integral)
     }
 
     mutating func string() throws(VisibilityError) -> String {

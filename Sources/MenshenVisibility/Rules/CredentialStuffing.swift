@@ -45,6 +45,8 @@ public struct CredentialStuffingDetector: BehaviourDetector {
                 + "\(Int((ratio * 100).rounded())) % of sign-ins failing, within \(Int(c.stuffingWindow / 60)) minutes")]
     }
 
+    public var fieldsRead: [FieldPath] { [Self.factorPath] }
+
     static let factorPath: FieldPath = {
         // A literal path: parsing it cannot fail.
         (try? FieldPath("auth_factors.factor_type")) ?? FieldPath.unchecked(["auth_factors", "factor_type"])

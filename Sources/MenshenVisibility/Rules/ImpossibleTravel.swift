@@ -23,7 +23,7 @@ public struct ImpossibleTravelDetector: BehaviourDetector {
 
     public mutating func observe(_ e: DetectionEvent, baselines: BaselineBook, configuration c: DetectionConfiguration) -> [DetectionFinding] {
         guard e.isSuccessfulSignIn || e.isAllowedAccess, let user = e.userName, let b = baselines[user] else { return [] }
-        let here = EventPlace(e)
+        let here = e.place
         guard here.country != nil || here.hasCoordinates else { return [] }
         if let last = b.lastPlace, e.time >= last.time {
             let hours = e.time.timeIntervalSince(last.time) / 3600

@@ -39,6 +39,12 @@ public struct PrivilegedAccessOutsideHoursDetector: BehaviourDetector {
                                  message: "\(metadata.title): \(user) used \(what) on \(app) at \(String(format: "%02d:00", hour)) local time\(grant)")]
     }
 
+    public var fieldsRead: [FieldPath] {
+        [Self.rolesPath] + ["unmapped.decision.resource.classification", "web_resources.data.classification",
+                            "unmapped.decision.context.grant_active", "web_resources.uid", "unmapped.decision.resource.application"]
+            .compactMap { try? FieldPath($0) }
+    }
+
     static let rolesPath = (try? FieldPath("unmapped.decision.principal.roles"))
         ?? FieldPath.unchecked(["unmapped", "decision", "principal", "roles"])
 }

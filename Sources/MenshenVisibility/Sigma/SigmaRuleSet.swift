@@ -453,3 +453,25 @@ enum RuleParser {
         return total
     }
 }
+
+extension SigmaRuleSet {
+    /// Every field the rules read: search fields, correlation `group-by`
+    /// fields (and their aliases) and `value_count` fields (for ``EventProjection``).
+    public var fieldPaths: [FieldPath] {
+        var out: [FieldPath] = []
+        for rule in detections {
+            for search in rule.searches.values {
+                switch search {
+                case .all(let fields): out.append(contentsOf: fields.map(\.field))
+                case .any(let maps): for m in maps { out.append(contentsOf: m.map(\.field)) }
+                }
+            }
+        }
+        for c in correlations {
+            for g in c.groupBy { if let p = try? FieldPath(g) { out.append(p) } }
+            for alias in c.aliases.values { out.append(contentsOf: alias.values) }
+            if let v = c.valueField { out.append(v) }
+        }
+        return out
+    }
+}

@@ -1,0 +1,241 @@
+import Synchronization
+
+/// The members of an event that a detection engine reads: a tree of OCSF
+/// field paths (`actor.user.name`, `src_endpoint.ip`, …) compiled from the
+/// loaded Sigma rules, the Swift detectors' declared fields and the accessors
+/// of ``DetectionEvent``.
+///
+/// Parsing an event through a projection builds values only for those members
+/// and steps over the rest (checking their JSON syntax, not decoding them),
+/// which is most of a decision event. The saving is the point: the detection
+/// service reads every event of the log back, so a full tree per event was
+/// the largest cost of the audit pipeline.
+///
+/// A projection is an optimisation, never a filter on what can be read: a
+/// look-up outside it (a detector reading a field it did not declare) parses
+/// the event in full and answers from that, and ``fallbackCount`` counts such
+/// look-ups so tests can hold the built-in engine to zero. Hand-written: no
+/// listed package has a selective JSON reader.
+public final class EventProjection: Sendable {
+    struct Node: Sendable {
+        /// Wanted members: their UTF-8 names and child nodes.
+        var members: [(name: [UInt8], child: Int)] = []
+        /// The whole value at this node is wanted (a path ends here).
+        var whole = false
+    }
+
+    let nodes: [Node]
+    /// The paths, sorted (for messages and tests).
+    public let paths: [String]
+    private let fallbacks = Atomic<Int>(0)
+
+    /// A projection of these paths (and of every member below each of them),
+    /// plus ``eventAccessorPaths``, which ``DetectionEvent`` reads at parse.
+    public init(paths: some Sequence<FieldPath>) {
+        var nodes = [Node()]
+        var texts = Set<String>()
+        for path in Self.eventAccessorPaths + Array(paths) {
+            texts.insert(path.description)
+            var at = 0
+            for segment in path.segments {
+                if nodes[at].whole { break }
+                let name = Array(segment.utf8)
+                if let found = nodes[at].members.first(where: { $0.name == name }) {
+                    at = found.child
+                } else {
+                    nodes.append(Node())
+                    nodes[at].members.append((name, nodes.count - 1))
+                    at = nodes.count - 1
+                }
+            }
+            nodes[at].whole = true
+            nodes[at].members = []
+        }
+        self.nodes = nodes
+        self.paths = texts.sorted()
+    }
+
+    /// The paths ``DetectionEvent``'s own accessors read (subject, source,
+    /// session, class and outcome, place; the log name the detection service
+    /// skips its own events by), wanted by every engine.
+    public static let eventAccessorPaths: [FieldPath] = [
+        "class_uid", "activity_id", "status_id", "action_id",
+        "user.name", "user.uid", "actor.user.name", "actor.user.uid",
+        "src_endpoint.ip", "session.uid", "actor.session.uid",
+        "src_endpoint.location.country", "src_endpoint.location.lat", "src_endpoint.location.long",
+        "unmapped.decision.context.country", "metadata.log_name",
+    ].map { FieldPath.unchecked($0.split(separator: ".").map(String.init)) }
+
+    /// Look-ups that fell outside the projection and parsed an event in full.
+    public var fallbackCount: Int { fallbacks.load(ordering: .relaxed) }
+
+    func noteFallback() { fallbacks.add(1, ordering: .relaxed) }
+
+    /// The child of `node` for a member name, if that member is wanted.
+    @inline(__always)
+    func child(of node: Int, named name: some Collection<UInt8>) -> Int? {
+        for m in nodes[node].members where m.name.elementsEqual(name) { return m.child }
+        return nil
+    }
+
+    /// Whether every value a look-up of `segments` can reach is in a projected tree.
+    func covers(_ segments: [String]) -> Bool {
+        var at = 0
+        for segment in segments {
+            if nodes[at].whole { return true }
+            guard let next = child(of: at, named: segment.utf8) else { return false }
+            at = next
+        }
+        return nodes[at].whole
+    }
+}
+
+extension JSONReader {
+    /// The value at the reader's position with only the members `projection`
+    /// wants below `node` (arrays are looked into, as ``FieldPath`` does).
+    /// Members not wanted are stepped over with ``skip(depth:)``.
+    mutating func projected(_ projection: EventProjection, node: Int, depth: Int) throws(VisibilityError) -> EventValue {
+        if projection.nodes[node].whole { return try value(depth: depth) }
+        guard depth < EventLimits.maxDepth else { throw error("nested deeper than \(EventLimits.maxDepth) levels") }
+        guard position < bytes.count else { throw error("unexpected end of input") }
+        switch bytes[position] {
+        case UInt8(ascii: "{"):
+            position += 1
+            var members: [String: EventValue] = [:]
+            skipWhitespace()
+            if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
+            while true {
+                skipWhitespace()
+                guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a member name") }
+                let keyStart = position + 1
+                let plain = try skipString()
+                let keyEnd = position - 1
+                let wanted: Int?
+                var key: String?
+                if plain {
+                    wanted = projection.child(of: node, named: bytes[keyStart..<keyEnd])
+                } else {
+                    // A name with escapes: decode it to compare.
+                    position = keyStart - 1
+                    let decoded = try string()
+                    key = decoded
+                    wanted = projection.child(of: node, named: decoded.utf8)
+                }
+                skipWhitespace()
+                guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected ':'") }
+                position += 1
+                skipWhitespace()
+                if let wanted {
+                    let name: String
+                    if let key { name = key } else {
+                        guard let s = String(validating: bytes[keyStart..<keyEnd], as: UTF8.self) else {
+                            throw error("invalid UTF-8 in a string")
+                        }
+                        name = s
+                    }
+                    let v = try projected(projection, node: wanted, depth: depth + 1)
+                    guard members.updateValue(v, forKey: name) == nil else { throw error("duplicate member \"\(name.prefix(64))\"") }
+                } else {
+                    try skip(depth: depth + 1)
+                }
+                skipWhitespace()
+                guard position < bytes.count else { throw error("unexpected end of input in an object") }
+                if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                if bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
+                throw error("expected ',' or '}'")
+            }
+        case UInt8(ascii: "["):
+            position += 1
+            var elements: [EventValue] = []
+            skipWhitespace()
+            if position < bytes.count, bytes[position] == UInt8(ascii: "]") { position += 1; return .array(elements) }
+            while true {
+                skipWhitespace()
+                elements.append(try projected(projection, node: node, depth: depth + 1))
+                skipWhitespace()
+                guard position < bytes.count else { throw error("unexpected end of input in an array") }
+                if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                if bytes[position] == UInt8(ascii: "]") { position += 1; return .array(elements) }
+                throw error("expected ',' or ']'")
+            }
+        default:
+            return try value(depth: depth)
+        }
+    }
+
+    /// Steps over one value, checking its syntax (structure, string escapes,
+    /// number form, depth) without building it. Member names are not checked
+    /// for duplicates and strings are not checked for valid UTF-8: the value
+    /// is never read.
+    mutating func skip(depth: Int) throws(VisibilityError) {
+        guard depth < EventLimits.maxDepth else { throw error("nested deeper than \(EventLimits.maxDepth) levels") }
+        guard position < bytes.count else { throw error("unexpected end of input") }
+        switch bytes[position] {
+        case UInt8(ascii: "{"):
+            position += 1
+            skipWhitespace()
+            if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return }
+            while true {
+                skipWhitespace()
+                guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a member name") }
+                _ = try skipString()
+                skipWhitespace()
+                guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected ':'") }
+                position += 1
+                skipWhitespace()
+                try skip(depth: depth + 1)
+                skipWhitespace()
+                guard position < bytes.count else { throw error("unexpected end of input in an object") }
+                if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                if bytes[position] == UInt8(ascii: "}") { position += 1; return }
+                throw error("expected ',' or '}'")
+            }
+        case UInt8(ascii: "["):
+            position += 1
+            skipWhitespace()
+            if position < bytes.count, bytes[position] == UInt8(ascii: "]") { position += 1; return }
+            while true {
+                skipWhitespace()
+                try skip(depth: depth + 1)
+                skipWhitespace()
+                guard position < bytes.count else { throw error("unexpected end of input in an array") }
+                if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                if bytes[position] == UInt8(ascii: "]") { position += 1; return }
+                throw error("expected ',' or ']'")
+            }
+        case UInt8(ascii: "\""): _ = try skipString()
+        case UInt8(ascii: "t"): try literal("true")
+        case UInt8(ascii: "f"): try literal("false")
+        case UInt8(ascii: "n"): try literal("null")
+        default: _ = try numberSpan()
+        }
+    }
+
+    /// Steps over a string at the reader's position (on its opening quote),
+    /// checking escapes and control characters; returns whether it had no escape.
+    mutating func skipString() throws(VisibilityError) -> Bool {
+        position += 1
+        var plain = true
+        while position < bytes.count {
+            let b = bytes[position]
+            if b == UInt8(ascii: "\"") { position += 1; return plain }
+            if b < 0x20 { throw error("a control character in a string") }
+            if b == UInt8(ascii: "\\") {
+                plain = false
+                guard position + 1 < bytes.count else { throw error("unterminated escape") }
+                switch bytes[position + 1] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    position += 2
+                case UInt8(ascii: "u"):
+                    position += 2
+                    _ = try hex4()
+                default: throw error("an invalid escape")
+                }
+                continue
+            }
+            position += 1
+        }
+        throw error("unterminated string")
+    }
+}
