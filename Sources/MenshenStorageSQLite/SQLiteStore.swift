@@ -479,37 +479,93 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
 
     // MARK: Events
 
+    /// Appends wait here while a commit is under way; the next commit takes all of them.
+    private struct PendingAppend {
+        var events: [NewEvent]
+        var hasher: EventChainHasher
+        var continuation: CheckedContinuation<[StoredEvent], any Error>
+    }
+    private let pendingAppends = Mutex<(waiting: [PendingAppend], committing: Bool)>(([], false))
+
+    /// Group commit: callers that append while another commit is under way
+    /// (sign-ins, device and response events arriving together) are written in
+    /// the next transaction together, one fsync for all of them instead of one
+    /// each. Each caller still gets its records only after they are committed,
+    /// and a batch that fails (a repeated event id) is retried alone, so one
+    /// caller's conflict never fails another's append.
     public func appendEvents(_ events: [NewEvent], hasher: @escaping EventChainHasher) async throws -> [StoredEvent] {
         for e in events where e.payloadJSON.utf8.count > InputLimits.maxEventPayloadBytes {
             throw StoreError(.invalidInput, "event \(e.id) payload exceeds \(InputLimits.maxEventPayloadBytes) bytes")
         }
-        // SQLite serialises writers; the write transaction makes the chain head read and the appends atomic.
-        return try await write { db in
-            let head = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"))
-            var previous: String = try head?.decode(atIndex: 1) ?? genesisEventHash
-            var sequence: Int64 = try head?.decode(atIndex: 0) ?? 0
-            var stored: [StoredEvent] = []
-            stored.reserveCapacity(events.count)
-            // One prepared statement for the batch; the unique index on `id` refuses a repeated event
-            // (and the transaction then stores none of the batch).
-            let insert = try db.cachedStatement(sql: """
-                INSERT INTO events(seq, id, time, class_uid, severity_id, user_id, payload, prev_hash, hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            for e in events {
-                sequence += 1
-                let h = hasher(previous, e)
-                do {
-                    try insert.execute(arguments: [sequence, e.id.uuidString, StoreCoding.millis(e.time), e.classUID, e.severityID,
-                                                   e.userID?.rawValue, e.payloadJSON, previous, h])
-                } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-                    throw StoreError(.conflict, "event \(e.id) already stored")
-                }
-                stored.append(StoredEvent(sequence: sequence, event: e, previousHash: previous, hash: h))
-                previous = h
+        guard !events.isEmpty else { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            let lead = pendingAppends.withLock { state in
+                state.waiting.append(PendingAppend(events: events, hasher: hasher, continuation: continuation))
+                if state.committing { return false }
+                state.committing = true
+                return true
             }
-            return stored
+            if lead { Task { await self.commitPendingAppends() } }
         }
+    }
+
+    /// Commits waiting appends, group by group, until none is left.
+    private func commitPendingAppends() async {
+        while true {
+            let group: [PendingAppend] = pendingAppends.withLock { state in
+                let taken = state.waiting
+                state.waiting = []
+                if taken.isEmpty { state.committing = false }
+                return taken
+            }
+            guard !group.isEmpty else { return }
+            let batches = group.map { ($0.events, $0.hasher) }
+            do {
+                let stored = try await write { db in try batches.map { try Self.insertEvents($0.0, hasher: $0.1, db: db) } }
+                for (pending, records) in zip(group, stored) { pending.continuation.resume(returning: records) }
+            } catch where group.count > 1 {
+                // One batch spoilt the group's transaction (nothing of it is stored): each batch again on its own.
+                for pending in group {
+                    let (events, hasher) = (pending.events, pending.hasher)
+                    do {
+                        pending.continuation.resume(returning: try await write { db in try Self.insertEvents(events, hasher: hasher, db: db) })
+                    } catch {
+                        pending.continuation.resume(throwing: error)
+                    }
+                }
+            } catch {
+                group[0].continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    /// Inserts one batch at the chain's head, inside the caller's write transaction.
+    private static func insertEvents(_ events: [NewEvent], hasher: EventChainHasher, db: Database) throws -> [StoredEvent] {
+        // SQLite serialises writers; the write transaction makes the chain head read and the appends atomic.
+        let head = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"))
+        var previous: String = try head?.decode(atIndex: 1) ?? genesisEventHash
+        var sequence: Int64 = try head?.decode(atIndex: 0) ?? 0
+        var stored: [StoredEvent] = []
+        stored.reserveCapacity(events.count)
+        // One prepared statement for the batch; the unique index on `id` refuses a repeated event
+        // (and the transaction then stores none of the batch).
+        let insert = try db.cachedStatement(sql: """
+            INSERT INTO events(seq, id, time, class_uid, severity_id, user_id, payload, prev_hash, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for e in events {
+            sequence += 1
+            let h = hasher(previous, e)
+            do {
+                try insert.execute(arguments: [sequence, e.id.uuidString, StoreCoding.millis(e.time), e.classUID, e.severityID,
+                                               e.userID?.rawValue, e.payloadJSON, previous, h])
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                throw StoreError(.conflict, "event \(e.id) already stored")
+            }
+            stored.append(StoredEvent(sequence: sequence, event: e, previousHash: previous, hash: h))
+            previous = h
+        }
+        return stored
     }
 
     static func storedEvent(_ r: Row) throws -> StoredEvent {

@@ -18,13 +18,18 @@ import Synchronization
 ///    ``DecisionLog`` and flushed: OCSF building and encoding, the hash chain
 ///    and the store, in the log's batches;
 /// 2. **sign-ins** — identity events through ``IdentityEvents``, one store
-///    write each as the portal does, including a password-spraying burst;
+///    write each as the portal does, 16 users at a time, including
+///    password-spraying bursts;
 /// 3. **detections** — the log read back in order, every event parsed and run
 ///    through the built-in ``DetectionEngine`` (Sigma rules, correlations,
-///    behaviour detectors).
+///    behaviour detectors);
+/// 4. **pipeline** — as the server runs it: as many decisions and sign-ins
+///    again, written while a detection loop follows the log, timed until the
+///    detections have read the last event written.
 ///
-/// It prints each stage's events/s and the pipeline's (all events over the
-/// three stages' total time). Build with -c release for meaningful numbers.
+/// It prints each stage's events/s and CPU per event, their sum, and the
+/// pipeline's events/s (the headline figure). Build with -c release for
+/// meaningful numbers.
 struct EventBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -78,12 +83,13 @@ struct EventBench: AsyncParsableCommand {
             print("| backend | stage | events | seconds | events/s | CPU s | CPU µs/event |")
             print("|---|---|---|---|---|---|---|")
             for r in results {
-                for s in r.stages {
+                for s in r.stages + [r.sequential] {
                     print("| \(r.backend) | \(s.name) | \(s.events) | \(String(format: "%.2f", s.seconds)) | \(Self.grouped(s.rate)) | "
                           + "\(String(format: "%.2f", s.cpuSeconds)) | \(Int(s.cpuMicrosPerEvent.rounded())) |")
                 }
-                print("| \(r.backend) | **pipeline** | \(r.total) | \(String(format: "%.2f", r.seconds)) | **\(Self.grouped(r.rate))** | "
-                      + "\(String(format: "%.2f", r.cpuSeconds)) | \(Int((r.cpuSeconds * 1e6 / Double(max(r.total, 1))).rounded())) |")
+                let p = r.pipeline
+                print("| \(r.backend) | **\(p.name)** | \(p.events) | \(String(format: "%.2f", p.seconds)) | **\(Self.grouped(p.rate))** | "
+                      + "\(String(format: "%.2f", p.cpuSeconds)) | \(Int(p.cpuMicrosPerEvent.rounded())) |")
             }
             for r in results { print("\(r.backend): \(r.findings) findings (\(r.findingKinds)); chain intact: \(r.chainIntact)") }
         }
@@ -111,17 +117,26 @@ struct EventBench: AsyncParsableCommand {
     struct Result {
         var backend: String
         var stages: [Stage]
+        /// The stages' totals (events written; the stages' wall and CPU time summed).
+        var sequential: Stage
+        /// Writers and detections at once, as in the server.
+        var pipeline: Stage
         var findings: Int
         var findingKinds: String
         var chainIntact: Bool
-        var total: Int { stages.filter { !$0.name.hasPrefix("detections") }.map(\.events).reduce(0, +) }
-        var seconds: Double { stages.map(\.seconds).reduce(0, +) }
-        var cpuSeconds: Double { stages.map(\.cpuSeconds).reduce(0, +) }
-        var rate: Double { Double(total) / max(seconds, 1e-9) }
         var json: String {
-            let stageJSON = stages.map { #"{"stage":"\#($0.name)","events":\#($0.events),"seconds":\#($0.seconds),"cpu_seconds":\#($0.cpuSeconds),"events_per_s":\#(Int($0.rate))}"# }
-            return #"{"backend":"\#(backend)","events":\#(total),"seconds":\#(seconds),"cpu_seconds":\#(cpuSeconds),"events_per_s":\#(Int(rate)),"findings":\#(findings),"chain_intact":\#(chainIntact),"stages":[\#(stageJSON.joined(separator: ","))]}"#
+            let stageJSON = (stages + [sequential, pipeline]).map {
+                #"{"stage":"\#($0.name)","events":\#($0.events),"seconds":\#($0.seconds),"cpu_seconds":\#($0.cpuSeconds),"events_per_s":\#(Int($0.rate))}"#
+            }
+            return #"{"backend":"\#(backend)","events":\#(pipeline.events),"seconds":\#(pipeline.seconds),"cpu_seconds":\#(pipeline.cpuSeconds),"events_per_s":\#(Int(pipeline.rate)),"findings":\#(findings),"chain_intact":\#(chainIntact),"stages":[\#(stageJSON.joined(separator: ","))]}"#
         }
+    }
+
+    /// Tells the pipeline's detections that the writers are done.
+    final class DoneSignal: Sendable {
+        private let value = Atomic<Bool>(false)
+        func set() { value.store(true, ordering: .releasing) }
+        var isSet: Bool { value.load(ordering: .acquiring) }
     }
 
     static func grouped(_ v: Double) -> String {
@@ -147,6 +162,9 @@ struct EventBench: AsyncParsableCommand {
         @id("high-risk-sessions-never") forbid (principal, action, resource) when { context.risk.score >= 80 };
         """
 
+    /// Sign-ins come from this many users at once, as at a portal (the store may commit them together).
+    static let signInConcurrency = 16
+
     static func measure(store: any MenshenStore, backend: String, events: Int, progress: Bool) async throws -> Result {
         let clock = SteppingClock()
         let random = SystemRandomSource()
@@ -154,100 +172,193 @@ struct EventBench: AsyncParsableCommand {
         let signIns = max(100, events / 20)
         let decisionsWanted = events - signIns
         func say(_ s: String) { if progress { FileHandle.standardError.write(Data("==> \(backend): \(s)\n".utf8)) } }
-
-        // 1. Gateway decisions through the decision log, in chunks as its flush timer would take them.
         let log = DecisionLog(store: store, clock: clock, random: random, capacity: 20_000)
-        let apps = [("wiki", "internal"), ("payments", "confidential"), ("core-banking", "restricted"), ("reports", "confidential")]
-        let methods = ["GET", "GET", "GET", "POST", "GET", "PUT", "DELETE", "GET"]
-        let sessionHashes = (0..<400).map { SecretHash.sha256Hex(bytes: Array("session-\($0)".utf8)) }
-        var trails: [DecisionTrail] = []
-        trails.reserveCapacity(10_000)
+        let identity = IdentityEvents(store: store, clock: clock, random: random)
+
+        // Stage by stage: where the CPU goes.
+        // 1. Gateway decisions through the decision log, in chunks as its flush timer would take them.
+        say("\(decisionsWanted) gateway decisions")
         var decisionEvents = 0
         var seconds = 0.0, cpu = 0.0
-        say("\(decisionsWanted) gateway decisions")
         var n = 0
         while n < decisionsWanted {
             let chunk = min(10_000, decisionsWanted - n)
-            trails.removeAll(keepingCapacity: true)
-            for i in n..<(n + chunk) {
-                let (app, classification) = apps[i % apps.count]
-                let user = "user\(i % 400)"
-                let method = methods[i % methods.count]
-                let export = i % 97 == 0
-                let access = AccessRequest(
-                    principal: .init(id: user, groups: i % 23 == 0 ? ["vendors"] : ["staff", "branch-\(i % 12)"]),
-                    session: .init(levelOfAssurance: 1 + i % 3, amr: i % 3 == 0 ? ["pwd"] : ["pwd", "otp"], factorAgeSeconds: i % 3600,
-                                   ageSeconds: i % 7200),
-                    device: i % 31 == 0 ? nil : .init(enrolled: true, managed: i % 11 != 0, compliant: i % 13 != 0, hardwareBound: i % 2 == 0,
-                                                      external: false, postureAgeSeconds: i % 900, maxVulnerabilitySeverity: i % 4),
-                    context: .init(time: clock.now(), sourceIP: "10.1.\(i % 400 / 200).\(i % 200 + 1)", networkZone: i % 5 == 0 ? "branch" : "corporate",
-                                   method: method, path: "/\(app)/api/accounts/\(i % 1000)?page=\(i % 9)", riskScore: i % 50 == 0 ? 85 : i % 40),
-                    resource: .init(applicationID: app, classification: classification), isExport: export)
-                let decision = pdp.decide(access)
-                var trail = DecisionTrail(requestID: String(i, radix: 16), time: access.context.time, mode: .proxy, method: method,
-                                          host: "gw.bank.example", path: access.context.path, sourceIP: access.context.sourceIP)
-                trail.outcome = decision.effect == .allow ? .allow : decision.effect == .deny ? .deny : .stepUp
-                trail.application = app
-                trail.user = user
-                trail.sessionHash = sessionHashes[i % 400]
-                trail.policyGeneration = 7
-                trail.access = access
-                trail.decision = decision
-                trails.append(trail)
-                decisionEvents += decision.obligations.contains { if case .alert = $0 { true } else { false } } ? 2 : 1
-            }
+            let (trails, eventCount) = trailsFor(n..<(n + chunk), pdp: pdp, clock: clock)
             let start = ContinuousClock.now, cpuStart = cpuNow()
             for t in trails { log.record(t) }
             await log.flush()
             seconds += (ContinuousClock.now - start).seconds
             cpu += cpuNow() - cpuStart
+            decisionEvents += eventCount
             n += chunk
         }
         guard log.droppedCount == 0 else { throw BenchError("the decision log dropped \(log.droppedCount) decisions") }
         var stages = [Stage(name: "decisions (audit+chain+store)", events: decisionEvents, seconds: seconds, cpuSeconds: cpu)]
 
-        // 2. Sign-ins, one write each; every 50th a burst of password spraying from one address.
+        // 2. Sign-ins, one write each, several users at once; every 50th burst is password spraying from one address.
         say("\(signIns) sign-in events")
-        let identity = IdentityEvents(store: store, clock: clock, random: random)
         var start = ContinuousClock.now, cpuStart = cpuNow()
-        for i in 0..<signIns {
-            let spraying = (i / 40) % 50 == 49
-            let user = "user\(i % 400)"
-            let ok = !spraying && i % 9 != 0
-            try await identity.authentication(.logon, user: UserID(user), userName: user, success: ok,
-                                               detail: ok ? "password and one-time code" : "wrong password",
-                                               source: spraying ? "203.0.113.77" : "10.1.\(i % 400 / 200).\(i % 200 + 1)",
-                                               factors: ok ? ["pwd", "otp"] : ["pwd"], loa: ok ? 2 : nil)
-        }
-        stages.append(Stage(name: "sign-ins (one write each)", events: signIns, seconds: (ContinuousClock.now - start).seconds,
-                            cpuSeconds: cpuNow() - cpuStart))
+        try await signInEvents(0..<signIns, identity: identity)
+        stages.append(Stage(name: "sign-ins (\(signInConcurrency) at a time, one write each)", events: signIns,
+                            seconds: (ContinuousClock.now - start).seconds, cpuSeconds: cpuNow() - cpuStart))
 
         // 3. Detections over the whole log, read back in order.
         say("detections over the log")
         var engine = try DetectionEngine.builtIn()
-        var findings: [String: Int] = [:]
-        var read = 0
-        var after: Int64 = 0
-        var previous = genesisEventHash
-        var chainIntact = true
         start = ContinuousClock.now
         cpuStart = cpuNow()
-        while true {
+        let pass = try await detect(store: store, after: 0, previous: genesisEventHash, until: nil, engine: &engine, writersDone: nil)
+        var findings = pass.findings
+        for f in engine.advance(to: clock.now().addingTimeInterval(3600)) { findings[f.title, default: 0] += 1 }
+        stages.append(Stage(name: "detections (read+parse+rules+chain check)", events: pass.read, seconds: (ContinuousClock.now - start).seconds,
+                            cpuSeconds: cpuNow() - cpuStart))
+        let sequential = Stage(name: "stages one after another", events: decisionEvents + signIns,
+                               seconds: stages.map(\.seconds).reduce(0, +), cpuSeconds: stages.map(\.cpuSeconds).reduce(0, +))
+
+        // 4. The pipeline as the server runs it: decisions and sign-ins written while the detection service
+        // follows the log; timed until the detections have read the last event written.
+        say("pipeline: \(decisionsWanted) decisions and \(signIns) sign-ins written while detections follow the log")
+        var trailChunks: [[DecisionTrail]] = []
+        var pipelineDecisionEvents = 0
+        n = 0
+        while n < decisionsWanted {
+            let chunk = min(2_000, decisionsWanted - n)
+            let (trails, eventCount) = trailsFor((decisionsWanted + n)..<(decisionsWanted + n + chunk), pdp: pdp, clock: clock)
+            trailChunks.append(trails)
+            pipelineDecisionEvents += eventCount
+            n += chunk
+        }
+        let expected = pipelineDecisionEvents + signIns
+        guard let head = try await store.lastEvent() else { throw BenchError("the log is empty after the stages") }
+        let pipelineEngine = try DetectionEngine.builtIn()
+        let chunksToWrite = trailChunks
+        let writersDone = DoneSignal()
+        start = ContinuousClock.now
+        cpuStart = cpuNow()
+        let pipelinePass = try await withThrowingTaskGroup(of: DetectPass?.self) { group in
+            group.addTask {
+                for trails in chunksToWrite {
+                    for t in trails { log.record(t) }
+                    await log.flush()
+                }
+                return nil
+            }
+            group.addTask {
+                try await signInEvents(signIns..<(2 * signIns), identity: identity)
+                return nil
+            }
+            var result: DetectPass?
+            var finished = 0
+            group.addTask { [pipelineEngine] in
+                var engine = pipelineEngine
+                return try await detect(store: store, after: head.sequence, previous: head.hash, until: expected, engine: &engine,
+                                        writersDone: writersDone)
+            }
+            while let r = try await group.next() {
+                if let r { result = r } else {
+                    finished += 1
+                    if finished == 2 { writersDone.set() }
+                }
+            }
+            return result
+        }
+        guard let pipelinePass, pipelinePass.read == expected else {
+            throw BenchError("the pipeline's detections read \(pipelinePass?.read ?? 0) of \(expected) events")
+        }
+        let pipeline = Stage(name: "pipeline (written and detected concurrently)", events: expected,
+                             seconds: (ContinuousClock.now - start).seconds, cpuSeconds: cpuNow() - cpuStart)
+        let kinds = findings.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+        return Result(backend: backend, stages: stages, sequential: sequential, pipeline: pipeline, findings: findings.values.reduce(0, +),
+                      findingKinds: kinds, chainIntact: pass.chainIntact && pipelinePass.chainIntact)
+    }
+
+    /// Gateway decisions `range` (real Cedar decisions, made before any timing) and the events they log.
+    static func trailsFor(_ range: Range<Int>, pdp: PolicyDecisionPoint, clock: SteppingClock) -> ([DecisionTrail], Int) {
+        let apps = [("wiki", "internal"), ("payments", "confidential"), ("core-banking", "restricted"), ("reports", "confidential")]
+        let methods = ["GET", "GET", "GET", "POST", "GET", "PUT", "DELETE", "GET"]
+        var trails: [DecisionTrail] = []
+        trails.reserveCapacity(range.count)
+        var events = 0
+        for i in range {
+            let (app, classification) = apps[i % apps.count]
+            let user = "user\(i % 400)"
+            let method = methods[i % methods.count]
+            let export = i % 97 == 0
+            let access = AccessRequest(
+                principal: .init(id: user, groups: i % 23 == 0 ? ["vendors"] : ["staff", "branch-\(i % 12)"]),
+                session: .init(levelOfAssurance: 1 + i % 3, amr: i % 3 == 0 ? ["pwd"] : ["pwd", "otp"], factorAgeSeconds: i % 3600,
+                               ageSeconds: i % 7200),
+                device: i % 31 == 0 ? nil : .init(enrolled: true, managed: i % 11 != 0, compliant: i % 13 != 0, hardwareBound: i % 2 == 0,
+                                                  external: false, postureAgeSeconds: i % 900, maxVulnerabilitySeverity: i % 4),
+                context: .init(time: clock.now(), sourceIP: "10.1.\(i % 400 / 200).\(i % 200 + 1)", networkZone: i % 5 == 0 ? "branch" : "corporate",
+                               method: method, path: "/\(app)/api/accounts/\(i % 1000)?page=\(i % 9)", riskScore: i % 50 == 0 ? 85 : i % 40),
+                resource: .init(applicationID: app, classification: classification), isExport: export)
+            let decision = pdp.decide(access)
+            var trail = DecisionTrail(requestID: String(i, radix: 16), time: access.context.time, mode: .proxy, method: method,
+                                      host: "gw.bank.example", path: access.context.path, sourceIP: access.context.sourceIP)
+            trail.outcome = decision.effect == .allow ? .allow : decision.effect == .deny ? .deny : .stepUp
+            trail.application = app
+            trail.user = user
+            trail.sessionHash = SecretHash.sha256Hex(bytes: Array("session-\(i % 400)".utf8))
+            trail.policyGeneration = 7
+            trail.access = access
+            trail.decision = decision
+            trails.append(trail)
+            events += decision.obligations.contains { if case .alert = $0 { true } else { false } } ? 2 : 1
+        }
+        return (trails, events)
+    }
+
+    /// Sign-ins `range` through ``IdentityEvents`` from ``signInConcurrency`` users at once; every 50th burst of
+    /// forty is password spraying from one address.
+    static func signInEvents(_ range: Range<Int>, identity: IdentityEvents) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<signInConcurrency {
+                group.addTask {
+                    for i in stride(from: range.lowerBound + worker, to: range.upperBound, by: signInConcurrency) {
+                        let spraying = (i / 40) % 50 == 49
+                        let user = "user\(i % 400)"
+                        let ok = !spraying && i % 9 != 0
+                        try await identity.authentication(.logon, user: UserID(user), userName: user, success: ok,
+                                                           detail: ok ? "password and one-time code" : "wrong password",
+                                                           source: spraying ? "203.0.113.77" : "10.1.\(i % 400 / 200).\(i % 200 + 1)",
+                                                           factors: ok ? ["pwd", "otp"] : ["pwd"], loa: ok ? 2 : nil)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    struct DetectPass: Sendable {
+        var read = 0
+        var findings: [String: Int] = [:]
+        var chainIntact = true
+    }
+
+    /// Reads the log after `after` in pages, checks the chain and runs every event through `engine`, as the
+    /// detection service does. With `until`, follows the log (polling every millisecond when it is caught up)
+    /// until that many events were read; gives up if the writers are done and the log has nothing more.
+    static func detect(store: any MenshenStore, after: Int64, previous: String, until: Int?, engine: inout DetectionEngine,
+                       writersDone: DoneSignal?) async throws -> DetectPass {
+        var pass = DetectPass()
+        var after = after, previous = previous
+        while until.map({ pass.read < $0 }) ?? true {
             let page = try await store.events(after: after, limit: 1000)
-            guard let last = page.last else { break }
-            if EventChain.firstBrokenLink(page, expectedPrevious: previous) != nil { chainIntact = false }
+            guard let last = page.last else {
+                guard until != nil, writersDone?.isSet != true else { break }
+                try await Task.sleep(for: .milliseconds(1))
+                continue
+            }
+            if EventChain.firstBrokenLink(page, expectedPrevious: previous) != nil { pass.chainIntact = false }
             previous = last.hash
             after = last.sequence
             for stored in page {
-                for f in engine.process(try DetectionEvent(stored, projection: engine.projection)) { findings[f.title, default: 0] += 1 }
+                for f in engine.process(try DetectionEvent(stored, projection: engine.projection)) { pass.findings[f.title, default: 0] += 1 }
             }
-            read += page.count
+            pass.read += page.count
         }
-        for f in engine.advance(to: clock.now().addingTimeInterval(3600)) { findings[f.title, default: 0] += 1 }
-        stages.append(Stage(name: "detections (read+parse+rules+chain check)", events: read, seconds: (ContinuousClock.now - start).seconds,
-                            cpuSeconds: cpuNow() - cpuStart))
-        let kinds = findings.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
-        return Result(backend: backend, stages: stages, findings: findings.values.reduce(0, +), findingKinds: kinds, chainIntact: chainIntact)
+        return pass
     }
 
     struct BenchError: Error, CustomStringConvertible {

@@ -224,6 +224,38 @@ struct StoreConformanceTests {
         }
     }
 
+    @Test("appends made together are committed together, yet a conflicting batch fails alone", arguments: Backend.available)
+    func groupedAppends(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            _ = try await store.appendEvents([event(1)], hasher: EventChain.hasher)
+            // 60 appenders at once (SQLite commits those that wait behind a commit in one transaction); every
+            // tenth repeats event 1 in its batch, which must fail that batch only.
+            let outcomes = try await withThrowingTaskGroup(of: (Int, [StoredEvent]?).self) { group in
+                for n in 0..<60 {
+                    group.addTask {
+                        let batch = n % 10 == 0 ? [self.event(1_000 + n), self.event(1)] : [self.event(1_000 + n), self.event(2_000 + n)]
+                        do { return (n, try await store.appendEvents(batch, hasher: EventChain.hasher)) } catch let e as StoreError {
+                            #expect(e.code == .conflict)
+                            return (n, nil)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Int: [StoredEvent]?]()) { $0[$1.0] = $1.1 }
+            }
+            for n in 0..<60 {
+                let records = outcomes[n] ?? nil
+                if n % 10 == 0 { #expect(records == nil, "batch \(n) repeats event 1") } else {
+                    #expect(records?.count == 2 && records?[1].previousHash == records?[0].hash, "batch \(n)")
+                }
+            }
+            let all = try await store.events(after: 0, limit: 1000)
+            #expect(all.count == 1 + 54 * 2)
+            #expect(EventChain.firstBrokenLink(all) == nil)
+            // Each acknowledged batch is stored contiguously, exactly as returned.
+            for case let records? in outcomes.values { #expect(Array(all[Int(records[0].sequence - 1)...].prefix(2)) == records) }
+        }
+    }
+
     @Test("enrolment tokens are single use and expire", arguments: Backend.available)
     func enrolmentTokens(_ backend: Backend) async throws {
         try await withStore(backend) { store in

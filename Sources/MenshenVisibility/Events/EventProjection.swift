@@ -18,8 +18,9 @@ import Synchronization
 /// listed package has a selective JSON reader.
 public final class EventProjection: Sendable {
     struct Node: Sendable {
-        /// Wanted members: their UTF-8 names and child nodes.
-        var members: [(name: [UInt8], child: Int)] = []
+        /// Wanted members: their UTF-8 names, the names as strings (the projected
+        /// object's keys, made once here instead of per event) and child nodes.
+        var members: [(name: [UInt8], key: String, child: Int)] = []
         /// The whole value at this node is wanted (a path ends here).
         var whole = false
     }
@@ -44,7 +45,7 @@ public final class EventProjection: Sendable {
                     at = found.child
                 } else {
                     nodes.append(Node())
-                    nodes[at].members.append((name, nodes.count - 1))
+                    nodes[at].members.append((name, segment, nodes.count - 1))
                     at = nodes.count - 1
                 }
             }
@@ -78,6 +79,19 @@ public final class EventProjection: Sendable {
         return nil
     }
 
+    /// The wanted member of `node` whose name is `bytes[range]`: its key and child.
+    @inline(__always)
+    func member(of node: Int, in bytes: [UInt8], _ range: Range<Int>) -> (key: String, child: Int)? {
+        let count = range.count
+        for m in nodes[node].members where m.name.count == count {
+            var same = true
+            var i = range.lowerBound
+            for b in m.name { if bytes[i] != b { same = false; break }; i += 1 }
+            if same { return (m.key, m.child) }
+        }
+        return nil
+    }
+
     /// Whether every value a look-up of `segments` can reach is in a projected tree.
     func covers(_ segments: [String]) -> Bool {
         var at = 0
@@ -101,7 +115,7 @@ extension JSONReader {
         switch bytes[position] {
         case UInt8(ascii: "{"):
             position += 1
-            var members: [String: EventValue] = [:]
+            var members: [String: EventValue] = Dictionary(minimumCapacity: projection.nodes[node].members.count)
             skipWhitespace()
             if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
             while true {
@@ -109,31 +123,21 @@ extension JSONReader {
                 guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a member name") }
                 let keyStart = position + 1
                 let plain = try skipString()
-                let keyEnd = position - 1
-                let wanted: Int?
-                var key: String?
+                let wanted: (key: String, child: Int)?
                 if plain {
-                    wanted = projection.child(of: node, named: bytes[keyStart..<keyEnd])
+                    wanted = projection.member(of: node, in: bytes, keyStart..<(position - 1))
                 } else {
                     // A name with escapes: decode it to compare.
                     position = keyStart - 1
                     let decoded = try string()
-                    key = decoded
-                    wanted = projection.child(of: node, named: decoded.utf8)
+                    wanted = projection.child(of: node, named: decoded.utf8).map { (decoded, $0) }
                 }
                 skipWhitespace()
                 guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected ':'") }
                 position += 1
                 skipWhitespace()
-                if let wanted {
-                    let name: String
-                    if let key { name = key } else {
-                        guard let s = String(validating: bytes[keyStart..<keyEnd], as: UTF8.self) else {
-                            throw error("invalid UTF-8 in a string")
-                        }
-                        name = s
-                    }
-                    let v = try projected(projection, node: wanted, depth: depth + 1)
+                if let (name, child) = wanted {
+                    let v = try projected(projection, node: child, depth: depth + 1)
                     guard members.updateValue(v, forKey: name) == nil else { throw error("duplicate member \"\(name.prefix(64))\"") }
                 } else {
                     try skip(depth: depth + 1)
