@@ -168,7 +168,11 @@ struct TimedTPMEnrolmentTests {
 
         // The real thing, with the same token (every refusal above left it usable).
         let keys = path("agent")
-        let enrol = try await Harness.runAsync(["agent", "enrol", "--tpm", "--tcti", tpm.tcti, "--server", portal, "--token", token, "--key-dir", keys])
+        // With the stand-alone agent, as the issue writes it: menshen-agent enrol URL TOKEN.
+        let agent = Harness.packageRoot.appendingPathComponent(".build/debug/menshen-agent").path
+        let enrol = try await Harness.offPool {
+            try SoftwareTPM.shell(agent, ["enrol", portal, token, "--tpm", "--tcti", tpm.tcti, "--key-dir", keys])
+        }
         #expect(enrol.status == 0 && enrol.out.contains("hardware-bound"), "\(enrol.out) \(enrol.err)")
         let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: keys + "/device.json"))) as? [String: Any]
         let device = try #require(state?["device_id"] as? String)
@@ -204,6 +208,9 @@ struct TimedTPMEnrolmentTests {
         try Self.posture.write(toFile: path("posture.json"), atomically: true, encoding: .utf8)
         let report = try await Harness.runAsync(["agent", "report", "--key-dir", keys, "--posture", path("posture.json")])
         #expect(report.status == 0 && report.out.contains("compliant"), "\(report.out) \(report.err)")
+        // And with menshen-agent: a second report, also signed in the TPM.
+        let secondReport = try await Harness.offPool { try SoftwareTPM.shell(agent, ["report", "--key-dir", keys, "--posture", path("posture.json")]) }
+        #expect(secondReport.status == 0 && secondReport.out.contains("compliant"), "\(secondReport.out) \(secondReport.err)")
 
         // Events: each refusal with its code; the enrolment with the EK certificate's fingerprint.
         let store = try SQLiteStore(path: path("menshen.sqlite"))

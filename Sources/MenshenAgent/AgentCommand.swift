@@ -19,8 +19,9 @@ import X509
 /// TPM, `device.tpm.pub` and `device.tpm.priv` (the TPM-encrypted key blob) —,
 /// `device.pem` (the certificate), `ca.pem` (the device CA), `device.json`
 /// (device id, server, key store and TCTI).
-struct AgentCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct AgentCommand: AsyncParsableCommand {
+    public init() {}
+    public static let configuration = CommandConfiguration(
         commandName: "agent", abstract: "The device agent: enrol this device, send signed posture reports. 裝置代理程式：登錄與回報。",
         subcommands: [Enrol.self, Report.self])
 
@@ -68,8 +69,9 @@ struct AgentCommand: AsyncParsableCommand {
         String(decoding: data.prefix(500), as: UTF8.self).replacingOccurrences(of: "\n", with: " ")
     }
 
-    struct Enrol: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+    public struct Enrol: AsyncParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(
             abstract: "Enrol this device with a one-time token: make the device key and a CSR, store the certificate.")
         @Option(help: "The portal's URL (https; http only to a loopback address).") var server: String
         @Option(help: "The one-time enrolment token (menshen device enrol-token).") var token: String
@@ -77,7 +79,7 @@ struct AgentCommand: AsyncParsableCommand {
         @Flag(help: "Make and keep the key in the TPM 2.0 (tpm2-tools) and prove it, so the device is recorded hardware-bound.") var tpm = false
         @Option(help: "The TPM's TCTI for tpm2-tools with --tpm (default: $TPM2TOOLS_TCTI), e.g. device:/dev/tpmrm0.") var tcti: String?
 
-        func run() async throws {
+        public func run() async throws {
             if tpm { return try await enrolWithTPM() }
             let base = try AgentCommand.baseURL(server)
             let fm = FileManager.default
@@ -168,8 +170,9 @@ struct AgentCommand: AsyncParsableCommand {
         }
     }
 
-    struct Report: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+    public struct Report: AsyncParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(
             abstract: "Send a signed posture report: fetch a nonce, sign the posture with the device key, print the verdict.",
             discussion: "Exit status: 0 compliant, 3 non-compliant, 1 refused or failed.")
         @Option(help: "The portal's URL (default: the one enrolled with).") var server: String?
@@ -177,7 +180,7 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(help: "Posture JSON (os, kernel, pending_security_updates, disk_encryption, firewall, screen_lock, edr, packages).")
         var posture: String?
 
-        func run() async throws {
+        public func run() async throws {
             guard let posture else {
                 throw ValidationError("--posture FILE is required: collecting the posture on the device is not built yet")
             }
