@@ -9,7 +9,10 @@ extension DeviceEvents {
     /// a software key off as hardware-bound.
     public func enrolmentRefused(code: String, detail: String, source: String?) async throws {
         var event = base(classUID: 5001, categoryUID: 5, activity: 1, severity: 3)
-        event["device"] = ["type_id": 0, "type": "Unknown"]
+        // No device exists yet: OCSF wants one of uid, name, ip… — the name says so, the ip is the caller's.
+        var device: [String: Any] = ["type_id": 0, "type": "Unknown", "name": "device being enrolled"]
+        if let source, !source.isEmpty { device["ip"] = source }
+        event["device"] = device
         event["status_id"] = 2
         event["status"] = "Failure"
         event["status_detail"] = String("enrolment refused: \(code): \(detail)".prefix(1024))
