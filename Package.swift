@@ -18,6 +18,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "menshen", targets: ["menshen"]),
+        .executable(name: "menshen-agent", targets: ["menshen-agent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -190,10 +191,26 @@ let package = Package(
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenServer", "MenshenCedar", "MenshenCedarConformance", "MenshenPolicyEngine",
                 "MenshenPolicyAdministrator", "MenshenVisibility", "MenshenStorageSQLite", "MenshenStoragePostgres",
                 // menshen agent: the device key, CSR and signed posture reports.
-                "MenshenDevice", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
+                "MenshenAgent", "MenshenDevice", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        // The device agent (menshen agent, menshen-agent): enrolment with a software or TPM key, signed
+        // posture reports. HTTPS to the portal and tpm2-tools subprocesses; no server code.
+        .target(
+            name: "MenshenAgent",
+            dependencies: [
+                "MenshenCore", "MenshenDevice",
+                .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "menshen-agent",
+            dependencies: ["MenshenAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .testTarget(name: "MenshenCedarTests", dependencies: ["MenshenCedar", "MenshenCedarConformance"], swiftSettings: strict),

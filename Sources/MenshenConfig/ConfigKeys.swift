@@ -139,6 +139,8 @@ public enum ConfigKeys {
                       doc: "The sealed device CA (JSON; its key sealed under a key derived from identity.secrets_key_file). Empty: device-ca.json next to the SQLite file, created when missing; required with PostgreSQL and never created there (copy the SQLite node's file). Its certificate (menshen device ca) is what gateway.tls.client_ca_file should hold."),
         ConfigKeySpec(path: "device.compliance_file", kind: .string, defaultValue: "",
                       doc: "YAML compliance baselines per device class (managed, byod, vendor; see docs/operations.md). Empty: every class must report hourly with disk encryption, firewall, screen lock and a running EDR, and no critical vulnerability."),
+        ConfigKeySpec(path: "device.tpm_ca_file", kind: .string, defaultValue: "",
+                      doc: "PEM bundle of the TPM manufacturers' CAs (roots, plus any intermediates) that endorsement-key certificates must chain to. A device that proves its key is in such a TPM (menshen agent enrol --tpm) is recorded hardware-bound. Empty: TPM enrolment is refused, so no device is hardware-bound."),
         ConfigKeySpec(path: "response.playbooks_file", kind: .string, defaultValue: "",
                       doc: "YAML file of playbooks: which detection findings (by rule, ATT&CK technique, minimum severity) trigger which actions (revoke_sessions, disable_user, webhook, log). Read again every gateway.reload_interval_seconds; a change that does not load is refused and the running set stays. Empty: the built-in set (log findings; end sessions after session-cookie reuse or impossible travel). See docs/operations.md."),
     ]

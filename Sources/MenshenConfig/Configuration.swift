@@ -129,6 +129,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var caFile: String
         /// `device.compliance_file` (default empty: the built-in baselines).
         public var complianceFile: String
+        /// `device.tpm_ca_file` (default empty: TPM enrolment refused).
+        public var tpmCAFile: String = ""
     }
     public var response: Response
 
@@ -166,6 +168,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
                                     writeTimeoutSeconds: i("export.syslog.write_timeout_seconds"),
                                     confirmAfterSeconds: i("export.syslog.confirm_after_seconds"))
         device = Device(caFile: s("device.ca_file"), complianceFile: s("device.compliance_file"))
+        device.tpmCAFile = s("device.tpm_ca_file")
         response = Response(playbooksFile: s("response.playbooks_file"))
     }
 

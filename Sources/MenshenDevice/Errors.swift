@@ -189,3 +189,28 @@ public struct CompliancePolicyProblems: Error, Hashable, Sendable, CustomStringC
         "the device compliance policy has \(problems.count) problem(s): " + problems.map(\.description).joined(separator: "; ")
     }
 }
+
+/// TPM 2.0 data (a marshalled `TPMT_PUBLIC`, a credential, TPM evidence) that
+/// is malformed, over its size limits or not what Menshen accepts. Untrusted
+/// input from an agent; the detail names the field.
+public struct TPMError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable, Hashable {
+        case truncated, trailingBytes, tooLarge, unsupportedAlgorithm, invalidField, cryptoFailure
+    }
+    public let code: Code
+    public let detail: String
+    public let file: String
+    public let line: Int
+
+    public init(_ code: Code, _ detail: String = "", file: String = #fileID, line: Int = #line) {
+        self.code = code
+        self.detail = detail
+        self.file = file
+        self.line = line
+    }
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+    public var description: String {
+        detail.isEmpty ? "TPMError.\(code.rawValue)" : "TPMError.\(code.rawValue): \(detail)"
+    }
+}

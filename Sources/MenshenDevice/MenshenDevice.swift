@@ -41,6 +41,10 @@
 /// - **The posture report format** (`PostureReport`, `PostureEnvelope`) —
 ///   Menshen's own wire format; the cryptography in it is swift-crypto's.
 /// - **OS version order** for non-Debian systems (dotted numbers).
+/// - **TPM 2.0 attestation** (`Attestation/TPM/`): `TPMT_PUBLIC` parsing and
+///   the TPM Name (Part 2), KDFa/KDFe and `TPM2_MakeCredential` for ECC
+///   endorsement keys (Part 1 §11.4.10, §24), checked against swtpm's
+///   `TPM2_ActivateCredential`; AES-CFB, HMAC, ECDH and the hashes are swift-crypto's.
 ///
 /// Everything cryptographic — ECDSA, AES-GCM, SHA-256, X.509 building,
 /// parsing and RFC 5280 path validation, PKCS#10 — is swift-crypto and

@@ -14,7 +14,7 @@ extension DeviceCommand {
         @Option(help: "The user the device is enrolled for.") var user: String
         @Option(name: .customLong("class"), help: "managed, byod or vendor.") var deviceClass: String
         @Option(help: "A name the user recognises (default: the user's id and class).") var name: String?
-        @Flag(help: "Record the device key as hardware-bound (only for devices whose agent keeps its key in a TPM).") var hardwareBound = false
+        @Flag(help: "Require a hardware-bound device: enrolment must prove the key is in a TPM (menshen agent enrol --tpm); without TPM evidence it is refused. 須以 TPM 金鑰登錄。") var hardwareBound = false
         @Option(help: "Minutes until the token expires (1–10080).") var ttlMinutes = 60
         @OptionGroup var store: StoreOptions
 

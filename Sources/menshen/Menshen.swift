@@ -2,6 +2,7 @@
 /// Everything of substance lives in the library targets.
 import ArgumentParser
 import Foundation
+import MenshenAgent
 
 @main
 struct Menshen: AsyncParsableCommand {

@@ -100,6 +100,9 @@ struct OCSFConformanceTests {
         try await deviceEvents.inventory(device: laptop, activity: 1, success: true, detail: "enrolled (managed)", source: "203.0.113.7")
         try await deviceEvents.inventory(device: laptop, activity: 2, success: true, detail: "non-compliant: firewall_off", source: nil)
         try await deviceEvents.postureRefused(device: laptop.id, code: "nonce_unknown", source: "203.0.113.7")
+        try await deviceEvents.inventory(device: laptop, activity: 1, success: true, detail: "enrolled (managed), hardware-bound", source: nil,
+                                         tpmEKFingerprint: String(repeating: "ab", count: 32))
+        try await deviceEvents.enrolmentRefused(code: "untrusted_ek_certificate", detail: "no path to a TPM manufacturer CA", source: "203.0.113.7")
 
         let events = try await w.store.events(after: 0, limit: 10_000)
         guard let (status, report) = try await Self.validate(events.map(\.event.payloadJSON)) else { return }

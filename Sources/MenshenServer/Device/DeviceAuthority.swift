@@ -33,6 +33,8 @@ public struct DeviceAuthority: Sendable {
     public let random: any RandomSource
     let events: DeviceEvents
     let verifier: PostureVerifier
+    /// The TPM manufacturers' CAs for hardware-bound enrolment (`device.tpm_ca_file`); nil refuses TPM enrolment.
+    public var tpmAnchors: TPMTrustAnchors?
 
     public init(store: any MenshenStore, ca: DeviceCA, compliance: CompliancePolicy, clock: any WallClock, random: any RandomSource) {
         self.store = store; self.ca = ca; self.compliance = compliance; self.clock = clock; self.random = random
@@ -129,8 +131,15 @@ public struct DeviceAuthority: Sendable {
               let grant = try? JSONDecoder().decode(TokenGrant.self, from: Data(state.data.utf8)),
               let deviceClass = StoreDeviceClass(rawValue: grant.deviceClass)
         else { throw DeviceAuthorityError(.invalidToken, "the enrolment token is unknown, used or expired") }
+        // A token issued for a hardware-bound device demands TPM evidence (enrolTPM): put it back, unchanged, and refuse.
+        if grant.hardwareBound {
+            try await store.createFlowState(state)
+            try await events.enrolmentRefused(code: "hardware_required", detail: "the token requires a TPM-held key; no TPM evidence", source: source)
+            throw DeviceEnrolmentRefusal(code: "hardware_required", "this token is for a hardware-bound device: enrol with the key in a TPM (menshen agent enrol --tpm)")
+        }
+        // Without TPM evidence the key is a software key, whatever the token says.
         let record = DeviceRecord(id: id, ownerID: UserID(grant.user), displayName: grant.name, deviceClass: deviceClass,
-                                  platform: platform.isEmpty ? "unknown" : platform, hardwareBound: grant.hardwareBound, enrolledAt: now)
+                                  platform: platform.isEmpty ? "unknown" : platform, hardwareBound: false, enrolledAt: now)
         try await store.createDevice(record)
         try await store.addDeviceCertificate(DeviceCertificateRecord(
             serial: issued.serialNumber, deviceID: id, fingerprint: SHA256.hash(data: issued.der).map { String(format: "%02x", $0) }.joined(),

@@ -70,7 +70,8 @@ public struct DeviceEvents: Sendable {
     }
 
     /// An enrolment (activity 1) or an evaluated posture report (activity 2).
-    public func inventory(device: DeviceRecord, activity: Int, success: Bool, detail: String, source: String?) async throws {
+    public func inventory(device: DeviceRecord, activity: Int, success: Bool, detail: String, source: String?,
+                          tpmEKFingerprint: String? = nil) async throws {
         var event = base(classUID: 5001, categoryUID: 5, activity: activity, severity: device.compliant || activity == 1 ? 1 : 2)
         var d: [String: Any] = ["uid": device.id.rawValue, "name": String(device.displayName.prefix(200)), "type_id": 0, "type": "Unknown",
                                 "is_managed": device.deviceClass == .managed, "is_compliant": device.compliant,
@@ -84,6 +85,7 @@ public struct DeviceEvents: Sendable {
         var posture: [String: Any] = ["reasons": device.complianceReasons, "state": device.state.rawValue,
                                       "hardware_bound": device.hardwareBound, "class": device.deviceClass.rawValue]
         if let source, !source.isEmpty { posture["source_ip"] = source }
+        if let tpmEKFingerprint { posture["tpm_ek_certificate_sha256"] = tpmEKFingerprint }
         event["unmapped"] = ["posture": posture]
         event["message"] = activity == 1 ? "device \(device.id.rawValue) enrolled" : "posture of \(device.id.rawValue): \(detail.prefix(200))"
         try await append(event, classUID: 5001, severity: event["severity_id"] as? Int ?? 1, user: device.ownerID)

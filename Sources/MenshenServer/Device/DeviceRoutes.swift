@@ -11,6 +11,13 @@ import MenshenStorage
 ///
 /// - `POST /device/enrol` `{"token", "csr" (PEM), "platform"}` → 201
 ///   `{"device_id", "certificate", "ca_certificate"}` (PEM);
+/// - with TPM evidence, `"tpm": {"ek_certificate", "key_public"}` (base64) → 202
+///   `{"challenge", "credential_blob", "encrypted_secret"}` (base64 `TPM2B_ID_OBJECT`
+///   and `TPM2B_ENCRYPTED_SECRET`), then `POST /device/enrol/activate`
+///   `{"challenge", "secret"}` → 201 as above, the device hardware-bound
+///   (``DeviceAuthority/enrolTPM(token:csr:platform:evidence:source:)``);
+///   refused evidence, a hardware-bound token without evidence and a wrong
+///   secret → 403 with the refusal code;
 /// - `POST /device/posture/nonce` `{"device_id"}` → `{"nonce"}`;
 /// - `POST /device/posture` with the signed envelope as body and the device
 ///   certificate (base64 DER) in `X-Menshen-Device-Certificate` → 200
@@ -23,7 +30,10 @@ public enum DeviceRoutes {
     static let maxEnrolmentBytes = 64 * 1024
     static let certificateField = HTTPField.Name(certificateHeader)
 
-    struct EnrolBody: Decodable { let token: String; let csr: String; let platform: String? }
+    struct EnrolBody: Decodable { let token: String; let csr: String; let platform: String?; let tpm: TPMBody? }
+    /// TPM evidence: the EK certificate (base64 DER) and the device key's `TPMT_PUBLIC` (base64).
+    struct TPMBody: Decodable { let ek_certificate: String; let key_public: String }
+    struct ActivateBody: Decodable { let challenge: String; let secret: String }
     struct NonceBody: Decodable { let device_id: String }
 
     public static func register(on router: Router<PortalContext>, authority: DeviceAuthority) {
@@ -33,12 +43,43 @@ public enum DeviceRoutes {
                 return problem(400, "bad_request", "the body must be JSON {\"token\", \"csr\", \"platform\"}")
             }
             do {
+                if let tpm = body.tpm {
+                    guard tpm.ek_certificate.utf8.count <= 16 * 1024, tpm.key_public.utf8.count <= 4096,
+                          let ek = Data(base64Encoded: tpm.ek_certificate), let key = Data(base64Encoded: tpm.key_public) else {
+                        return problem(400, "bad_request", "tpm: {\"ek_certificate\" (base64 DER), \"key_public\" (base64 TPMT_PUBLIC)}")
+                    }
+                    let challenge = try await authority.enrolTPM(token: body.token, csr: Array(body.csr.utf8), platform: body.platform ?? "",
+                                                                 evidence: UnverifiedTPMEvidence(ekCertificateDER: Array(ek), keyPublic: Array(key)),
+                                                                 source: context.sourceAddress)
+                    return json(202, ["challenge": challenge.challenge,
+                                      "credential_blob": Data(challenge.credential.credentialBlob).base64EncodedString(),
+                                      "encrypted_secret": Data(challenge.credential.encryptedSecret).base64EncodedString()])
+                }
                 let enrolled = try await authority.enrol(token: body.token, csr: Array(body.csr.utf8), platform: body.platform ?? "",
                                                          source: context.sourceAddress)
                 return json(201, ["device_id": enrolled.device.id.rawValue, "certificate": enrolled.certificate.pem,
                                   "ca_certificate": authority.ca.certificatePEM])
             } catch let error as DeviceAuthorityError {
                 return problem(error.code == .invalidToken ? 403 : 400, error.code.rawValue, error.description)
+            } catch let refusal as DeviceEnrolmentRefusal {
+                return problem(403, refusal.code, refusal.description)
+            }
+        }
+        // The second step of a TPM enrolment: the secret `tpm2_activatecredential` released.
+        router.post("/device/enrol/activate") { request, context -> Response in
+            guard let data = try await body(request, limit: 4096) else { return tooLarge(4096) }
+            guard let body = try? JSONDecoder().decode(ActivateBody.self, from: data), body.secret.utf8.count <= 128,
+                  let secret = Data(base64Encoded: body.secret) else {
+                return problem(400, "bad_request", "the body must be JSON {\"challenge\", \"secret\" (base64)}")
+            }
+            do {
+                let enrolled = try await authority.activateTPM(challenge: body.challenge, secret: Array(secret), source: context.sourceAddress)
+                return json(201, ["device_id": enrolled.device.id.rawValue, "certificate": enrolled.certificate.pem,
+                                  "ca_certificate": authority.ca.certificatePEM, "hardware_bound": true])
+            } catch let error as DeviceAuthorityError {
+                return problem(error.code == .invalidToken ? 403 : 400, error.code.rawValue, error.description)
+            } catch let refusal as DeviceEnrolmentRefusal {
+                return problem(403, refusal.code, refusal.description)
             }
         }
         router.post("/device/posture/nonce") { request, _ -> Response in

@@ -36,7 +36,19 @@ public enum DeviceWiring {
     /// The enrolment and posture service with the persisted device CA.
     public static func authority(config: MenshenConfiguration, store: any MenshenStore, clock: any WallClock,
                                  random: any RandomSource = SystemRandomSource()) throws -> DeviceAuthority {
-        DeviceAuthority(store: store, ca: try ca(config: config, clock: clock, random: random), compliance: try compliance(config: config),
-                        clock: clock, random: random)
+        var authority = DeviceAuthority(store: store, ca: try ca(config: config, clock: clock, random: random),
+                                        compliance: try compliance(config: config), clock: clock, random: random)
+        authority.tpmAnchors = try tpmAnchors(config: config)
+        return authority
+    }
+
+    /// `device.tpm_ca_file`: the TPM manufacturers' CAs, or nil when empty (TPM enrolment refused).
+    public static func tpmAnchors(config: MenshenConfiguration) throws -> TPMTrustAnchors? {
+        let path = config.device.tpmCAFile
+        guard !path.isEmpty else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else { throw DeviceAuthorityError("device.tpm_ca_file \(path): cannot read it") }
+        do { return try TPMTrustAnchors(pemBundle: String(decoding: data, as: UTF8.self)) } catch {
+            throw DeviceAuthorityError("device.tpm_ca_file \(path): \(error)")
+        }
     }
 }
