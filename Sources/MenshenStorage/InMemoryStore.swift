@@ -21,6 +21,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     private var devicesByID: [DeviceID: DeviceRecord] = [:]
     private var deviceCertificatesBySerial: [String: DeviceCertificateRecord] = [:]
     private var consumerCursors: [String: Int64] = [:]
+    private var riskScores: [UserID: RiskScoreRecord] = [:]
     private var closed = false
     private var generations = ChangeGenerations(access: 0, configuration: 0)
     /// ``generations``' access counter, readable without awaiting the actor.
@@ -32,7 +33,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 8 }
+    public func schemaVersion() async throws -> Int { 9 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 
@@ -267,6 +268,17 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     public func saveCursor(named name: String, sequence: Int64, at: Date) async throws {
         try open(); try ConsumerCursorName.validate(name, sequence: sequence); consumerCursors[name] = sequence
     }
+
+    // MARK: Risk scores
+
+    public func saveRiskScore(_ record: RiskScoreRecord) async throws {
+        try open(); try RiskScoreLimits.validate(record)
+        guard users[record.userID] != nil else { throw StoreError(.notFound, "no user \(record.userID)") }
+        riskScores[record.userID] = record
+        changed(.access)
+    }
+
+    public func riskScore(of user: UserID) async throws -> RiskScoreRecord? { try open(); return riskScores[user] }
 
     // MARK: Enrolment tokens
 

@@ -143,5 +143,12 @@ public enum PostgresMigrations {
         Migration(version: 8, name: "named consumer cursors over the event log (SIEM export, detections, playbooks)", statements: [
             "CREATE TABLE consumer_cursors (name TEXT PRIMARY KEY, sequence BIGINT NOT NULL CHECK (sequence >= 0), updated_at BIGINT NOT NULL)",
         ]),
+        Migration(version: 9, name: "per-user risk contributions for the policy engine (written by detections, read by the gateway)", statements: [
+            """
+            CREATE TABLE risk_scores (
+              user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE, contributions TEXT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE TRIGGER risk_scores_changed AFTER INSERT OR UPDATE OR DELETE ON risk_scores FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+        ]),
     ]
 }

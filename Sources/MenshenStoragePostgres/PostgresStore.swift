@@ -612,6 +612,23 @@ public final class PostgresStore: MenshenStore {
             """)
     }
 
+    // MARK: Risk scores
+
+    public func saveRiskScore(_ record: RiskScoreRecord) async throws {
+        try RiskScoreLimits.validate(record)
+        // An unknown user violates the foreign key: `notFound`, nothing stored.
+        try await run("""
+            INSERT INTO risk_scores(user_id, contributions, updated_at)
+            VALUES (\(record.userID.rawValue), \(record.contributions), \(StoreCoding.millis(record.updatedAt)))
+            ON CONFLICT (user_id) DO UPDATE SET contributions = EXCLUDED.contributions, updated_at = EXCLUDED.updated_at
+            """)
+    }
+
+    public func riskScore(of user: UserID) async throws -> RiskScoreRecord? {
+        try await rows("SELECT contributions, updated_at FROM risk_scores WHERE user_id = \(user.rawValue)", as: (String, Int64).self)
+            .first.map { RiskScoreRecord(userID: user, contributions: $0.0, updatedAt: StoreCoding.date(millis: $0.1)) }
+    }
+
     // MARK: Devices
 
     private static let deviceColumns = """

@@ -621,6 +621,28 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         }
     }
 
+    // MARK: Risk scores
+
+    public func saveRiskScore(_ record: RiskScoreRecord) async throws {
+        try RiskScoreLimits.validate(record)
+        try await write { db in
+            try Self.require(db, "users", record.userID.rawValue, "user")
+            try db.execute(sql: """
+                INSERT INTO risk_scores(user_id, contributions, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT(user_id) DO UPDATE SET contributions = excluded.contributions, updated_at = excluded.updated_at
+                """, arguments: [record.userID.rawValue, record.contributions, StoreCoding.millis(record.updatedAt)])
+        }
+    }
+
+    public func riskScore(of user: UserID) async throws -> RiskScoreRecord? {
+        try await read { db in
+            guard let r = try Row.fetchOne(db, sql: "SELECT contributions, updated_at FROM risk_scores WHERE user_id = ?", arguments: [user.rawValue])
+            else { return nil }
+            return RiskScoreRecord(userID: user, contributions: try r.decode(forColumn: "contributions"),
+                                   updatedAt: StoreCoding.date(millis: try r.decode(forColumn: "updated_at")))
+        }
+    }
+
     // MARK: Devices
 
     public func createDevice(_ d: DeviceRecord) async throws {

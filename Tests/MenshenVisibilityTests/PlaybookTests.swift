@@ -51,6 +51,23 @@ struct PlaybookTests {
         #expect(set.playbooks[1].match.techniques == ["T1110"])
     }
 
+    @Test("raise_risk takes points (1–100) and users; lock_account is disable_user by the issue's name")
+    func raiseRiskAndLockAccount() throws {
+        let set = try PlaybookSet.load(yaml: """
+            playbooks:
+              - name: watch-sprayed
+                match: {techniques: [T1110]}
+                actions:
+                  - {type: raise_risk, points: 30, users: evidence}
+                  - {type: raise_risk, points: 100}
+                  - lock_account
+                  - {type: lock_account, users: evidence}
+            """, file: "p.yaml")
+        #expect(set.playbooks[0].actions == [.raiseRisk(points: 30, .evidence), .raiseRisk(points: 100, .finding),
+                                             .disableUser(.finding), .disableUser(.evidence)])
+        #expect(set.playbooks[0].actions.map(\.kind) == ["raise_risk", "raise_risk", "disable_user", "disable_user"])
+    }
+
     @Test("matching: by rule id, name or title; a parent technique covers its sub-techniques; the minimum severity holds")
     func matching() throws {
         let set = try PlaybookSet.load(yaml: Self.example, file: "playbooks.yaml")
@@ -119,6 +136,18 @@ struct PlaybookTests {
          "p.yaml: playbook \"a\": actions[0].url: unknown key for log"),
         ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [log]\n  - name: a\n    match: {min_severity: low}\n    actions: [log]\n",
          "p.yaml: playbook \"a\": name: used by an earlier playbook"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [raise_risk]\n",
+         "p.yaml: playbook \"a\": actions[0].points: missing (raise_risk needs points, 1–100)"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: raise_risk, points: 0}]\n",
+         "p.yaml: playbook \"a\": actions[0].points: must be 1 to 100"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: raise_risk, points: 101}]\n",
+         "p.yaml: playbook \"a\": actions[0].points: must be 1 to 100"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: raise_risk, points: lots}]\n",
+         "p.yaml: playbook \"a\": actions[0].points: must be a whole number"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: raise_risk, points: 10, users: all}]\n",
+         "p.yaml: playbook \"a\": actions[0].users: must be finding or evidence"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: lock_account, points: 10}]\n",
+         "p.yaml: playbook \"a\": actions[0].points: unknown key for lock_account"),
     ])
     func malformed(_ yaml: String, _ expected: String) {
         do {

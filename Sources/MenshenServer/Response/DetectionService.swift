@@ -116,8 +116,19 @@ public struct DetectionService: Service {
                             findings.append(contentsOf: engine.process(event))
                         }
                         if !findings.isEmpty {
-                            await responder.respond(to: findings, playbooks: playbooks.set, ruleNames: ruleNames, memory: memory, sender: sender)
+                            // The accounts a finding's evidence names (a spray's targets) share its risk, not only the finding's user.
+                            for f in findings {
+                                var named: Set<String> = []
+                                for id in f.evidence { if let u = memory.user(of: id), u != f.user { named.insert(u) } }
+                                for u in named.sorted().prefix(PlaybookLimits.maxTargetUsers) {
+                                    engine.addRisk(user: u, source: f.ruleID, reason: "named in the evidence of \(f.title)",
+                                                   points: RiskScore.points(for: f.level), time: f.lastTime)
+                                }
+                            }
+                            let raises = await responder.respond(to: findings, playbooks: playbooks.set, ruleNames: ruleNames, memory: memory, sender: sender)
+                            for r in raises { engine.addRisk(user: r.user, source: r.source, reason: r.reason, points: Double(r.points), time: r.time) }
                         }
+                        await Self.saveRisk(of: engine.takeRiskChanges(), engine: engine, store: store, clock: clock, logger: logger)
                         // Best effort: a cursor that cannot be saved only means this batch is looked at again after a restart.
                         if let last = batch.last {
                             do { try await store.saveCursor(named: Self.cursorName, sequence: last.sequence, at: clock.now()) } catch {
@@ -128,6 +139,23 @@ public struct DetectionService: Service {
                 }
                 await group.next()
                 group.cancelAll()
+            }
+        }
+    }
+}
+
+extension DetectionService {
+    /// Writes the changed users' risk contributions to the store, where every gateway node reads them with the
+    /// session's facts (``RiskScoreStore``). Names that are not existing users (a spray's made-up names) are skipped.
+    static func saveRisk(of users: [String], engine: DetectionEngine, store: any MenshenStore, clock: any WallClock, logger: Logger) async {
+        for name in users where IdentifierSyntax.isValid(name) {
+            do {
+                let text = try RiskScore.encode(engine.riskContributions(for: name))
+                try await store.saveRiskScore(RiskScoreRecord(userID: UserID(name), contributions: text, updatedAt: clock.now()))
+            } catch let error as StoreError where error.code == .notFound {
+                continue
+            } catch {
+                logger.warning("could not save a user's risk score", metadata: ["user": "\(name)", "error": "\(error)"])
             }
         }
     }
@@ -162,8 +190,17 @@ struct Responder: Sendable {
     let random: any RandomSource
     let logger: Logger
 
+    /// A `raise_risk` step's points for one user; the detection loop adds them to the engine's ledger.
+    struct RiskRaise: Sendable {
+        var user: String, source: String, reason: String, points: Int, time: Date
+    }
+
+    /// Writes the findings, carries out the matching playbooks' steps, and returns the risk the
+    /// `raise_risk` steps add (the caller owns the engine).
+    @discardableResult
     func respond(to findings: [DetectionFinding], playbooks: PlaybookSet, ruleNames: [String: [String]], memory: EvidenceMemory,
-                 sender: WebhookSender) async {
+                 sender: WebhookSender) async -> [RiskRaise] {
+        var raises: [RiskRaise] = []
         var written: [(DetectionFinding, UUID)] = []
         var findingEvents: [NewEvent] = []
         for f in findings {
@@ -185,6 +222,15 @@ struct Responder: Sendable {
                     outcome = await revokeSessions(of: await users(who, finding: f, memory: memory), finding: f, playbook: step.playbook)
                 case .disableUser(let who):
                     outcome = await disable(await users(who, finding: f, memory: memory), finding: f, playbook: step.playbook)
+                case .raiseRisk(let points, let who):
+                    let targets = await users(who, finding: f, memory: memory)
+                    for u in targets {
+                        raises.append(.init(user: u.rawValue, source: "playbook:\(step.playbook)",
+                                            reason: "raised by playbook \(step.playbook) for \(f.title)", points: points, time: clock.now()))
+                    }
+                    outcome = targets.isEmpty ? .init(success: true, detail: "no known user to act on")
+                        : .init(success: true, detail: "risk of \(targets.count) user(s) raised by \(points) point(s)",
+                                users: targets.map(\.rawValue), facts: ["points": .number(points)])
                 case .log:
                     logger.notice("detection finding", metadata: [
                         "playbook": "\(step.playbook)", "rule": "\(f.ruleID)", "title": "\(f.title)", "severity": "\(f.level.rawValue)",
@@ -206,6 +252,7 @@ struct Responder: Sendable {
             }
         }
         await append(actionEvents, what: "playbook actions")
+        return raises
     }
 
     /// Records the audit event of one action performed elsewhere (a webhook delivery).

@@ -14,7 +14,8 @@ import MenshenVisibility
 /// Remediation Activity fits the actions (OCSF 1.8.0 category 7, "the
 /// remediation of a finding"): `revoke_sessions` is activity 2 Evict (the
 /// user's sessions are thrown out), `disable_user` 1 Isolate (the account is
-/// cut off), `webhook` and `log` 99 Other (`activity_name` Notify / Log).
+/// cut off), `webhook`, `log` and `raise_risk` 99 Other (`activity_name`
+/// Notify / Log / Raise risk).
 /// `command_uid` is the playbook run (finding uid and playbook name) the
 /// action belongs to; `status_id` says whether it succeeded; `unmapped` holds
 /// the playbook, the action, the finding uid and rule, and what was acted on.
@@ -55,6 +56,7 @@ public enum ResponseEvents {
         let (activity, name): (Int, String?) = switch step.action {
         case .revokeSessions: (2, nil)
         case .disableUser: (1, nil)
+        case .raiseRisk: (99, "Raise risk")
         case .webhook: (99, "Notify")
         case .log: (99, "Log")
         }

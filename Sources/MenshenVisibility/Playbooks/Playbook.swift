@@ -80,8 +80,11 @@ public enum PlaybookAction: Sendable, Equatable {
 
     /// Revoke every active session of the users: their next request is refused.
     case revokeSessions(Users)
-    /// Disable the users' accounts (which also ends their sessions).
+    /// Disable the users' accounts (which also ends their sessions). `lock_account` in a file is the same action.
     case disableUser(Users)
+    /// Add points (1–100) to the users' risk score (``RiskScore``; it decays like any contribution), which the
+    /// gateway's policies read as `context.risk.score`.
+    case raiseRisk(points: Int, Users)
     /// POST a JSON ticket describing the finding to a URL, off the detection path.
     case webhook(WebhookTarget)
     /// Write the finding to the server log (the audit event is written in every case).
@@ -92,6 +95,7 @@ public enum PlaybookAction: Sendable, Equatable {
         switch self {
         case .revokeSessions: "revoke_sessions"
         case .disableUser: "disable_user"
+        case .raiseRisk: "raise_risk"
         case .webhook: "webhook"
         case .log: "log"
         }

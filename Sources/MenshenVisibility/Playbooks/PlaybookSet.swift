@@ -17,6 +17,9 @@ import Foundation
 ///     actions:
 ///       - type: revoke_sessions
 ///         users: evidence                      # finding (default) or evidence
+///       - type: raise_risk                   # add points to the users' risk score (context.risk.score)
+///         points: 30                           # 1–100
+///         users: evidence
 ///       - type: webhook
 ///         url: https://soc.bank.example/hooks/menshen
 ///         timeout_seconds: 5                   # 1–30, default 5
@@ -211,7 +214,7 @@ private struct PlaybookParser {
         switch node {
         case .string(let s): kind = s
         case .map(let p):
-            guard let t = node["type"]?.string else { throw fail("\(field).type", "missing (revoke_sessions, disable_user, webhook or log)") }
+            guard let t = node["type"]?.string else { throw fail("\(field).type", "missing (revoke_sessions, disable_user, lock_account, raise_risk, webhook or log)") }
             kind = t; pairs = p
         default: throw fail(field, "must be an action name or a map with 'type', not \(node.kind)")
         }
@@ -235,8 +238,14 @@ private struct PlaybookParser {
         switch kind {
         case "revoke_sessions":
             try allow(["users"]); return .revokeSessions(try users())
-        case "disable_user":
+        case "disable_user", "lock_account":
             try allow(["users"]); return .disableUser(try users())
+        case "raise_risk":
+            try allow(["users", "points"])
+            guard node["points"] != nil else { throw fail("\(field).points", "missing (raise_risk needs points, 1–100)") }
+            let points = try integer("points", default: 0)
+            guard (1...100).contains(points) else { throw fail("\(field).points", "must be 1 to 100") }
+            return .raiseRisk(points: points, try users())
         case "log":
             try allow([]); return .log
         case "webhook":
@@ -252,7 +261,7 @@ private struct PlaybookParser {
             }
         default:
             throw fail(pairs.isEmpty ? field : "\(field).type",
-                       "unknown action \"\(kind.prefix(40))\" (revoke_sessions, disable_user, webhook or log)")
+                       "unknown action \"\(kind.prefix(40))\" (revoke_sessions, disable_user, lock_account, raise_risk, webhook or log)")
         }
     }
 }
