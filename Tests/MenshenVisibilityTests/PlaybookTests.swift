@@ -68,6 +68,29 @@ struct PlaybookTests {
         #expect(set.playbooks[0].actions.map(\.kind) == ["raise_risk", "raise_risk", "disable_user", "disable_user"])
     }
 
+    @Test("require_step_up takes a duration (default 1h); dry_run marks every step of its playbook")
+    func stepUpAndDryRun() throws {
+        let set = try PlaybookSet.load(yaml: """
+            playbooks:
+              - name: rehearse
+                dry_run: true
+                match: {techniques: [T1110]}
+                actions:
+                  - {type: require_step_up, for: 30m, users: evidence}
+                  - require_step_up
+                  - {type: require_step_up, for: 90}
+                  - {type: require_step_up, for: 1d}
+              - name: real
+                match: {techniques: [T1110]}
+                actions: [log]
+            """, file: "p.yaml")
+        #expect(set.playbooks[0].dryRun && !set.playbooks[1].dryRun)
+        #expect(set.playbooks[0].actions == [.requireStepUp(seconds: 1800, .evidence), .requireStepUp(seconds: 3600, .finding),
+                                             .requireStepUp(seconds: 90, .finding), .requireStepUp(seconds: 86_400, .finding)])
+        let plan = set.plan(for: Self.finding())
+        #expect(plan.map(\.dryRun) == [true, true, true, true, false])
+    }
+
     @Test("matching: by rule id, name or title; a parent technique covers its sub-techniques; the minimum severity holds")
     func matching() throws {
         let set = try PlaybookSet.load(yaml: Self.example, file: "playbooks.yaml")
@@ -148,6 +171,16 @@ struct PlaybookTests {
          "p.yaml: playbook \"a\": actions[0].users: must be finding or evidence"),
         ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: lock_account, points: 10}]\n",
          "p.yaml: playbook \"a\": actions[0].points: unknown key for lock_account"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: require_step_up, for: 10s}]\n",
+         "p.yaml: playbook \"a\": actions[0].for: must be a duration from 60s to 24h"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: require_step_up, for: 2d}]\n",
+         "p.yaml: playbook \"a\": actions[0].for: must be a duration from 60s to 24h"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: require_step_up, for: soon}]\n",
+         "p.yaml: playbook \"a\": actions[0].for: must be a duration from 60s to 24h"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: require_step_up, for: 99999999999999999999h}]\n",
+         "p.yaml: playbook \"a\": actions[0].for: must be a duration from 60s to 24h"),
+        ("playbooks:\n  - name: a\n    dry_run: yes please\n    match: {min_severity: low}\n    actions: [log]\n",
+         "p.yaml: playbook \"a\": dry_run: must be true or false"),
     ])
     func malformed(_ yaml: String, _ expected: String) {
         do {

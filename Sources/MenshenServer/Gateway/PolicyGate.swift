@@ -228,7 +228,15 @@ public struct PolicyGate: AccessGate {
                            method: request.method, path: request.path,
                            riskScore: RiskScore(user: session.user.id.rawValue, contributions: facts.risk, at: now).value),
             resource: .init(applicationID: app.id.rawValue, classification: app.classification, scenario: app.scenario ?? ""))
-        return (access, t.snapshot.decisionPoint.decide(access))
+        var decision = t.snapshot.decisionPoint.decide(access)
+        // A playbook's `require_step_up` in force: what the policies allow needs an authentication made after it.
+        if decision.effect == .allow, let since = RiskScore.stepUpRequiredSince(facts.risk, at: now),
+           session.authenticationAge(at: now) > now.timeIntervalSince(since) {
+            decision.effect = .stepUp
+            decision.reasons.append(.stepUpRequired)
+            decision.obligations.append(.stepUp(minimumLoA: nil, maxAgeSeconds: max(1, Int(now.timeIntervalSince(since)))))
+        }
+        return (access, decision)
     }
 
     /// The verdict for a decision: forward with the identity headers, a step-up or sign-in redirect, or a deny page.

@@ -126,7 +126,13 @@ public struct DetectionService: Service {
                                 }
                             }
                             let raises = await responder.respond(to: findings, playbooks: playbooks.set, ruleNames: ruleNames, memory: memory, sender: sender)
-                            for r in raises { engine.addRisk(user: r.user, source: r.source, reason: r.reason, points: Double(r.points), time: r.time) }
+                            for r in raises {
+                                if let until = r.until {
+                                    engine.requireStepUp(user: r.user, source: r.source, reason: r.reason, since: r.time, until: until)
+                                } else {
+                                    engine.addRisk(user: r.user, source: r.source, reason: r.reason, points: Double(r.points), time: r.time)
+                                }
+                            }
                         }
                         await Self.saveRisk(of: engine.takeRiskChanges(), engine: engine, store: store, clock: clock, logger: logger)
                         // Best effort: a cursor that cannot be saved only means this batch is looked at again after a restart.
@@ -146,11 +152,14 @@ public struct DetectionService: Service {
 
 extension DetectionService {
     /// Writes the changed users' risk contributions to the store, where every gateway node reads them with the
-    /// session's facts (``RiskScoreStore``). Names that are not existing users (a spray's made-up names) are skipped.
+    /// session's facts (``RiskScoreStore``), merged with what is stored (so contributions from before a restart,
+    /// or from another node, stay until they decay). Names that are not existing users (a spray's made-up names)
+    /// are skipped. A stored record that does not read is replaced.
     static func saveRisk(of users: [String], engine: DetectionEngine, store: any MenshenStore, clock: any WallClock, logger: Logger) async {
         for name in users where IdentifierSyntax.isValid(name) {
             do {
-                let text = try RiskScore.encode(engine.riskContributions(for: name))
+                let stored = (try? await store.riskScore(of: UserID(name))).flatMap { try? RiskScore.decode($0.contributions) } ?? []
+                let text = try RiskScore.encode(RiskScore.merge(stored, engine.riskContributions(for: name), at: clock.now()))
                 try await store.saveRiskScore(RiskScoreRecord(userID: UserID(name), contributions: text, updatedAt: clock.now()))
             } catch let error as StoreError where error.code == .notFound {
                 continue
@@ -191,8 +200,10 @@ struct Responder: Sendable {
     let logger: Logger
 
     /// A `raise_risk` step's points for one user; the detection loop adds them to the engine's ledger.
+    /// With `until`: a `require_step_up` step's requirement (0 points) from `time` to `until`.
     struct RiskRaise: Sendable {
         var user: String, source: String, reason: String, points: Int, time: Date
+        var until: Date? = nil
     }
 
     /// Writes the findings, carries out the matching playbooks' steps, and returns the risk the
@@ -217,7 +228,25 @@ struct Responder: Sendable {
         for (f, eventID) in written {
             for step in playbooks.plan(for: f, ruleNames: ruleNames[f.ruleID] ?? []) {
                 let outcome: ResponseEvents.Outcome
+                if step.dryRun {
+                    // Nothing is done: the event says what the step would have acted on.
+                    outcome = await dryRun(step, finding: f, memory: memory)
+                    if let e = try? ResponseEvents.action(step, finding: f, outcome: outcome, id: random.uuid(), at: clock.now()) {
+                        actionEvents.append(e)
+                    }
+                    continue
+                }
                 switch step.action {
+                case .requireStepUp(let seconds, let who):
+                    let targets = await users(who, finding: f, memory: memory)
+                    let now = clock.now(), until = now.addingTimeInterval(TimeInterval(seconds))
+                    for u in targets {
+                        raises.append(.init(user: u.rawValue, source: "step-up:\(step.playbook)",
+                                            reason: "step-up required by playbook \(step.playbook) for \(f.title)", points: 0, time: now, until: until))
+                    }
+                    outcome = targets.isEmpty ? .init(success: true, detail: "no known user to act on")
+                        : .init(success: true, detail: "\(targets.count) user(s) must authenticate again for \(seconds) s",
+                                users: targets.map(\.rawValue), facts: ["for_seconds": .number(seconds), "until": .number(Int(StoreCoding.millis(until)))])
                 case .revokeSessions(let who):
                     outcome = await revokeSessions(of: await users(who, finding: f, memory: memory), finding: f, playbook: step.playbook)
                 case .disableUser(let who):
@@ -253,6 +282,26 @@ struct Responder: Sendable {
         }
         await append(actionEvents, what: "playbook actions")
         return raises
+    }
+
+    /// What a step of a dry-run playbook would do, without doing it.
+    private func dryRun(_ step: PlaybookStep, finding f: DetectionFinding, memory: EvidenceMemory) async -> ResponseEvents.Outcome {
+        func on(_ who: PlaybookAction.Users, _ what: String) async -> ResponseEvents.Outcome {
+            let targets = await users(who, finding: f, memory: memory)
+            return .init(success: true, detail: "dry run: would \(what) for \(targets.count) user(s); nothing was done",
+                         users: targets.map(\.rawValue), facts: ["dry_run": true])
+        }
+        switch step.action {
+        case .revokeSessions(let who): return await on(who, "revoke the sessions")
+        case .disableUser(let who): return await on(who, "disable the account")
+        case .raiseRisk(let points, let who): return await on(who, "raise the risk score by \(points)")
+        case .requireStepUp(let seconds, let who): return await on(who, "require a step-up for \(seconds) s")
+        case .webhook(let target):
+            return .init(success: true, detail: "dry run: would post a ticket to \(target.host); nothing was sent",
+                         facts: ["dry_run": true, "host": .string(target.host)])
+        case .log:
+            return .init(success: true, detail: "dry run: would write the finding to the server log; nothing was written", facts: ["dry_run": true])
+        }
     }
 
     /// Records the audit event of one action performed elsewhere (a webhook delivery).

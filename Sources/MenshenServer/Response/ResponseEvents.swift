@@ -14,8 +14,9 @@ import MenshenVisibility
 /// Remediation Activity fits the actions (OCSF 1.8.0 category 7, "the
 /// remediation of a finding"): `revoke_sessions` is activity 2 Evict (the
 /// user's sessions are thrown out), `disable_user` 1 Isolate (the account is
-/// cut off), `webhook`, `log` and `raise_risk` 99 Other (`activity_name`
-/// Notify / Log / Raise risk).
+/// cut off), `require_step_up` 4 Harden, `webhook`, `log` and `raise_risk` 99
+/// Other (`activity_name` Notify / Log / Raise risk). A dry-run playbook's
+/// steps are recorded with status 99 "Dry run" and `unmapped.dry_run`.
 /// `command_uid` is the playbook run (finding uid and playbook name) the
 /// action belongs to; `status_id` says whether it succeeded; `unmapped` holds
 /// the playbook, the action, the finding uid and rule, and what was acted on.
@@ -57,6 +58,7 @@ public enum ResponseEvents {
         case .revokeSessions: (2, nil)
         case .disableUser: (1, nil)
         case .raiseRisk: (99, "Raise risk")
+        case .requireStepUp: (4, nil)
         case .webhook: (99, "Notify")
         case .log: (99, "Log")
         }
@@ -64,14 +66,16 @@ public enum ResponseEvents {
             "playbook": step.playbook, "action": step.action.kind, "finding_uid": finding.uid, "rule": finding.ruleID,
         ]
         if !outcome.users.isEmpty { unmapped["users"] = outcome.users }
+        if step.dryRun { unmapped["dry_run"] = true }
         for (k, v) in outcome.facts { unmapped[k] = plain(v) }
         var event: [String: Any] = [
             "class_uid": 7001, "category_uid": 7, "activity_id": activity, "type_uid": 700_100 + activity,
             "severity_id": finding.severityID, "time": StoreCoding.millis(time),
-            "status_id": outcome.success ? 1 : 2, "status": outcome.success ? "Success" : "Failure",
+            // A dry run's step is neither a success nor a failure: status 99 Other, "Dry run".
+            "status_id": step.dryRun ? 99 : outcome.success ? 1 : 2, "status": step.dryRun ? "Dry run" : outcome.success ? "Success" : "Failure",
             "status_detail": String(outcome.detail.prefix(512)),
             "command_uid": "\(finding.uid)/\(step.playbook)",
-            "message": "playbook \(step.playbook): \(step.action.kind) for finding \(finding.uid) (\(finding.title)): \(outcome.detail.prefix(256))",
+            "message": "\(step.dryRun ? "[dry run] " : "")playbook \(step.playbook): \(step.action.kind) for finding \(finding.uid) (\(finding.title)): \(outcome.detail.prefix(256))",
             "remediation": ["desc": "Playbook \(step.playbook), action \(step.action.kind), answering \"\(finding.title)\""],
             "metadata": ["version": MenshenVisibility.ocsfVersion, "log_name": logName,
                          "product": ["name": "Menshen", "vendor_name": "Menshen project", "version": productVersion]],

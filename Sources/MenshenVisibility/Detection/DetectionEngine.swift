@@ -124,6 +124,13 @@ public struct DetectionEngine: Sendable {
         if riskChanged.count < configuration.maxUsers { riskChanged.insert(user) }
     }
 
+    /// Records a step-up requirement for the user (a playbook's `require_step_up`): stored with the
+    /// risk contributions, it makes the gateway ask for a fresh authentication from `since` to `until`.
+    public mutating func requireStepUp(user: String, source: String, reason: String, since: Date, until: Date) {
+        guard until > since, ledger.add(user: user, source: source, reason: reason, points: 0, time: since, until: until) else { return }
+        if riskChanged.count < configuration.maxUsers { riskChanged.insert(user) }
+    }
+
     /// The users whose risk contributions changed since the last call (for the store, so the gateway sees them).
     public mutating func takeRiskChanges() -> [String] {
         defer { riskChanged.removeAll(keepingCapacity: true) }

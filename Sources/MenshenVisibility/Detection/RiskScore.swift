@@ -24,8 +24,11 @@ public struct RiskScore: Sendable, Equatable {
         /// Points at the time asked, after decay (as added, in raw contributions).
         public var points: Double
         public var time: Date
-        public init(source: String, reason: String, points: Double, time: Date) {
-            self.source = source; self.reason = reason; self.points = points; self.time = time
+        /// Set on a step-up requirement (a playbook's `require_step_up`, 0 points): requests need an
+        /// authentication made after ``time`` until this time.
+        public var until: Date?
+        public init(source: String, reason: String, points: Double, time: Date, until: Date? = nil) {
+            self.source = source; self.reason = reason; self.points = points; self.time = time; self.until = until
         }
     }
 
@@ -51,13 +54,13 @@ public struct RiskScore: Sendable, Equatable {
 
 /// Raw contributions per user, bounded (``RiskScore/maxContributions`` per user, users bounded with the baselines).
 struct RiskLedger: Sendable {
-    struct Entry: Sendable { var source: String; var reason: String; var points: Double; var time: Date }
+    struct Entry: Sendable { var source: String; var reason: String; var points: Double; var time: Date; var until: Date? = nil }
     private(set) var entries: [String: [Entry]] = [:]
     let maxUsers: Int
 
     /// Adds a contribution; false when it was not kept (a behaviour signal of a kind already counted within the hour).
     @discardableResult
-    mutating func add(user: String, source: String, reason: String, points: Double, time: Date) -> Bool {
+    mutating func add(user: String, source: String, reason: String, points: Double, time: Date, until: Date? = nil) -> Bool {
         if entries[user] == nil, entries.count >= maxUsers {
             let n = max(1, entries.count / 10)
             for (k, _) in entries.sorted(by: { ($0.value.last?.time ?? .distantPast) < ($1.value.last?.time ?? .distantPast) }).prefix(n) {
@@ -67,7 +70,7 @@ struct RiskLedger: Sendable {
         var list = entries[user, default: []]
         // A behaviour signal of the same kind counts once per hour.
         if source.hasPrefix("behaviour:"), list.contains(where: { $0.source == source && time.timeIntervalSince($0.time) < 3600 }) { return false }
-        list.append(Entry(source: source, reason: reason, points: points, time: time))
+        list.append(Entry(source: source, reason: reason, points: points, time: time, until: until))
         list.removeAll { time.timeIntervalSince($0.time) >= RiskScore.decay }
         if list.count > RiskScore.maxContributions { list.removeFirst(list.count - RiskScore.maxContributions) }
         entries[user] = list
@@ -80,7 +83,7 @@ struct RiskLedger: Sendable {
 
     /// The user's contributions with their points as added (not decayed).
     func raw(user: String) -> [RiskScore.Contribution] {
-        (entries[user] ?? []).map { .init(source: $0.source, reason: $0.reason, points: $0.points, time: $0.time) }
+        (entries[user] ?? []).map { .init(source: $0.source, reason: $0.reason, points: $0.points, time: $0.time, until: $0.until) }
     }
 }
 
@@ -102,17 +105,43 @@ extension RiskScore {
         self.init(user: user, value: min(100, Int(total.rounded())), contributions: parts)
     }
 
+    /// The start of the newest step-up requirement in force at `now` (``Contribution/until`` after `now`),
+    /// or nil: a session authenticated before it must step up.
+    public static func stepUpRequiredSince(_ contributions: [Contribution], at now: Date) -> Date? {
+        contributions.filter { c in c.until.map { now < $0 } ?? false && c.time <= now.addingTimeInterval(60) }.map(\.time).max()
+    }
+
+    /// Stored and new raw contributions together (what another node or an earlier run stored is kept):
+    /// one of each (source, reason, time, until), none that has decayed or ended by `now`, oldest first,
+    /// at most ``maxContributions``.
+    public static func merge(_ stored: [Contribution], _ new: [Contribution], at now: Date) -> [Contribution] {
+        func key(_ c: Contribution) -> String {
+            "\(c.source)\u{1F}\(c.reason)\u{1F}\(Int64((c.time.timeIntervalSince1970 * 1000).rounded()))\u{1F}\(c.until.map { String(Int64(($0.timeIntervalSince1970 * 1000).rounded())) } ?? "")"
+        }
+        var seen: Set<String> = []
+        var out: [Contribution] = []
+        for c in stored + new where seen.insert(key(c)).inserted {
+            let live = c.until.map { now < $0 } ?? (now.timeIntervalSince(c.time) < decay)
+            if live { out.append(c) }
+        }
+        out.sort { $0.time < $1.time }
+        return Array(out.suffix(maxContributions))
+    }
+
     /// Most contributions kept per user (in the engine and in a stored record).
     public static let maxContributions = 64
     /// Longest source or reason kept, in characters.
     public static let maxTextLength = 200
 
     /// The text form of raw contributions for the store (``MenshenStorage/RiskScoreRecord``):
-    /// a JSON array of `{"source", "reason", "points" (whole points as added), "time" (ms)}`, newest last.
+    /// a JSON array of `{"source", "reason", "points" (whole points as added), "time" (ms), "until" (ms, step-up
+    /// requirements only)}`, newest last.
     public static func encode(_ contributions: [Contribution]) throws -> String {
         try EventJSON.encode(contributions.suffix(maxContributions).map { c -> [String: Any] in
-            ["source": String(c.source.prefix(maxTextLength)), "reason": String(c.reason.prefix(maxTextLength)),
-             "points": Int(c.points.rounded()), "time": Int64((c.time.timeIntervalSince1970 * 1000).rounded())]
+            var o: [String: Any] = ["source": String(c.source.prefix(maxTextLength)), "reason": String(c.reason.prefix(maxTextLength)),
+                                    "points": Int(c.points.rounded()), "time": Int64((c.time.timeIntervalSince1970 * 1000).rounded())]
+            if let until = c.until { o["until"] = Int64((until.timeIntervalSince1970 * 1000).rounded()) }
+            return o
         })
     }
 
@@ -128,7 +157,13 @@ extension RiskScore {
                   let points = item["points"]?.intValue, (0...100).contains(points), let ms = item["time"]?.intValue,
                   source.count <= maxTextLength, reason.count <= maxTextLength
             else { throw bad("an entry is not {source, reason, points 0–100, time}") }
-            out.append(.init(source: source, reason: reason, points: Double(points), time: Date(timeIntervalSince1970: Double(ms) / 1000)))
+            var until: Date?
+            if let u = item["until"] {
+                guard let v = u.intValue else { throw bad("an entry's until is not a time") }
+                until = Date(timeIntervalSince1970: Double(v) / 1000)
+            }
+            out.append(.init(source: source, reason: reason, points: Double(points), time: Date(timeIntervalSince1970: Double(ms) / 1000),
+                             until: until))
         }
         return out
     }
