@@ -139,6 +139,8 @@ public enum ConfigKeys {
                       doc: "The sealed device CA (JSON; its key sealed under a key derived from identity.secrets_key_file). Empty: device-ca.json next to the SQLite file, created when missing; required with PostgreSQL and never created there (copy the SQLite node's file). Its certificate (menshen device ca) is what gateway.tls.client_ca_file should hold."),
         ConfigKeySpec(path: "device.compliance_file", kind: .string, defaultValue: "",
                       doc: "YAML compliance baselines per device class (managed, byod, vendor; see docs/operations.md). Empty: every class must report hourly with disk encryption, firewall, screen lock and a running EDR, and no critical vulnerability."),
+        ConfigKeySpec(path: "response.approval_timeout_seconds", kind: .integer(60...604_800), defaultValue: "3600",
+                      doc: "A playbook step marked approval: required waits this long for menshen playbook approve or reject; then it expires and nothing is done (recorded as an event)."),
         ConfigKeySpec(path: "response.playbooks_file", kind: .string, defaultValue: "",
                       doc: "YAML file of playbooks: which detection findings (by rule, ATT&CK technique, minimum severity) trigger which actions (revoke_sessions, disable_user, webhook, log). Read again every gateway.reload_interval_seconds; a change that does not load is refused and the running set stays. Empty: the built-in set (log findings; end sessions after session-cookie reuse or impossible travel). See docs/operations.md."),
     ]

@@ -150,5 +150,13 @@ public enum PostgresMigrations {
             """,
             "CREATE TRIGGER risk_scores_changed AFTER INSERT OR UPDATE OR DELETE ON risk_scores FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
         ]),
+        Migration(version: 10, name: "playbook steps held for an operator's approval", statements: [
+            """
+            CREATE TABLE playbook_approvals (
+              id TEXT PRIMARY KEY, playbook TEXT NOT NULL, action TEXT NOT NULL, finding_uid TEXT NOT NULL, summary TEXT NOT NULL,
+              step TEXT NOT NULL, state TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, decided_by TEXT, decided_at BIGINT)
+            """,
+            "CREATE INDEX playbook_approvals_state ON playbook_approvals(state, created_at)",
+        ]),
     ]
 }

@@ -91,6 +91,23 @@ struct PlaybookTests {
         #expect(plan.map(\.dryRun) == [true, true, true, true, false])
     }
 
+    @Test("approval: required holds a step for an operator (any action but log); none is the default")
+    func approval() throws {
+        let set = try PlaybookSet.load(yaml: """
+            playbooks:
+              - name: careful
+                match: {techniques: [T1110]}
+                actions:
+                  - {type: revoke_sessions, users: evidence, approval: required}
+                  - {type: lock_account, approval: none}
+                  - {type: raise_risk, points: 5, approval: required}
+                  - log
+            """, file: "p.yaml")
+        #expect(set.playbooks[0].approvals == [0, 2])
+        #expect(set.playbooks[0].actions == [.revokeSessions(.evidence), .disableUser(.finding), .raiseRisk(points: 5, .finding), .log])
+        #expect(set.plan(for: Self.finding()).map(\.needsApproval) == [true, false, true, false])
+    }
+
     @Test("matching: by rule id, name or title; a parent technique covers its sub-techniques; the minimum severity holds")
     func matching() throws {
         let set = try PlaybookSet.load(yaml: Self.example, file: "playbooks.yaml")
@@ -181,6 +198,10 @@ struct PlaybookTests {
          "p.yaml: playbook \"a\": actions[0].for: must be a duration from 60s to 24h"),
         ("playbooks:\n  - name: a\n    dry_run: yes please\n    match: {min_severity: low}\n    actions: [log]\n",
          "p.yaml: playbook \"a\": dry_run: must be true or false"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: revoke_sessions, approval: maybe}]\n",
+         "p.yaml: playbook \"a\": actions[0].approval: must be required or none"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: log, approval: required}]\n",
+         "p.yaml: playbook \"a\": actions[0].approval: a log step needs no approval"),
     ])
     func malformed(_ yaml: String, _ expected: String) {
         do {

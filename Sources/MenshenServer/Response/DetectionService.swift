@@ -35,6 +35,8 @@ public struct DetectionService: Service {
     let tail: EventTail
     let webhookBackoff: Duration
     let startAfter: Int64?
+    let approvalTimeout: Duration
+    let approvalPoll: Duration
     /// The consumer cursor detections keep in the store (``ConsumerCursorStore``).
     public static let cursorName = "detections"
 
@@ -44,7 +46,9 @@ public struct DetectionService: Service {
     ///   - pollInterval: how long the tail waits when the log has nothing new (the bulk of the event-to-action latency).
     public init(store: any MenshenStore, playbooks: PlaybookState, clock: any WallClock, random: any RandomSource = SystemRandomSource(),
                 logger: Logger, reloadInterval: Duration, pollInterval: Duration = .milliseconds(100),
-                webhookBackoff: Duration = .milliseconds(500), startAfter: Int64? = nil) {
+                webhookBackoff: Duration = .milliseconds(500), startAfter: Int64? = nil,
+                approvalTimeout: Duration = .seconds(3600), approvalPoll: Duration = .seconds(1)) {
+        self.approvalTimeout = approvalTimeout; self.approvalPoll = approvalPoll
         self.store = store; self.playbooks = playbooks; self.clock = clock; self.random = random; self.logger = logger
         self.reloadInterval = reloadInterval
         self.tail = EventTail(store: store, idleInterval: pollInterval)
@@ -68,7 +72,9 @@ public struct DetectionService: Service {
         }
         let store = self.store, clock = self.clock
         let initialEngine = try DetectionEngine.builtIn()
-        let responder = Responder(store: store, clock: clock, random: random, logger: logger)
+        let responder = Responder(store: store, clock: clock, random: random, logger: logger,
+                                  approvalTimeout: TimeInterval(approvalTimeout.components.seconds))
+        let approvalPoll = self.approvalPoll
         let sender = WebhookSender(logger: logger, initialBackoff: webhookBackoff) { ticket, outcome in
             await responder.record(ticket.step, finding: ticket.finding, outcome: outcome)
         }
@@ -84,6 +90,14 @@ public struct DetectionService: Service {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await sender.run() }
+                group.addTask {
+                    // Steps held for approval: carry out the approved ones, expire the ones nobody decided in time.
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: approvalPoll)
+                        if Task.isCancelled { break }
+                        await responder.runApprovals(sender: sender)
+                    }
+                }
                 group.addTask {
                     var lastRefusal = ""
                     while !Task.isCancelled {
@@ -198,6 +212,8 @@ struct Responder: Sendable {
     let clock: any WallClock
     let random: any RandomSource
     let logger: Logger
+    /// How long a step held for approval waits (`response.approval_timeout_seconds`).
+    var approvalTimeout: TimeInterval = 3600
 
     /// A `raise_risk` step's points for one user; the detection loop adds them to the engine's ledger.
     /// With `until`: a `require_step_up` step's requirement (0 points) from `time` to `until`.
@@ -228,6 +244,13 @@ struct Responder: Sendable {
         for (f, eventID) in written {
             for step in playbooks.plan(for: f, ruleNames: ruleNames[f.ruleID] ?? []) {
                 let outcome: ResponseEvents.Outcome
+                if step.needsApproval && !step.dryRun {
+                    outcome = await hold(step, finding: f, findingEventID: eventID, memory: memory)
+                    if let e = try? ResponseEvents.action(step, finding: f, outcome: outcome, id: random.uuid(), at: clock.now()) {
+                        actionEvents.append(e)
+                    }
+                    continue
+                }
                 if step.dryRun {
                     // Nothing is done: the event says what the step would have acted on.
                     outcome = await dryRun(step, finding: f, memory: memory)
@@ -310,7 +333,7 @@ struct Responder: Sendable {
         await append([e], what: "a webhook outcome")
     }
 
-    private func append(_ events: [NewEvent], what: String) async {
+    func append(_ events: [NewEvent], what: String) async {
         guard !events.isEmpty else { return }
         for attempt in 1...3 {
             do {
@@ -327,7 +350,7 @@ struct Responder: Sendable {
     }
 
     /// The existing users an action acts on.
-    private func users(_ who: PlaybookAction.Users, finding: DetectionFinding, memory: EvidenceMemory) async -> [UserID] {
+    func users(_ who: PlaybookAction.Users, finding: DetectionFinding, memory: EvidenceMemory) async -> [UserID] {
         var names: [String] = []
         switch who {
         case .finding: names = finding.user.map { [$0] } ?? []
@@ -342,7 +365,7 @@ struct Responder: Sendable {
         return out
     }
 
-    private func revokeSessions(of users: [UserID], finding: DetectionFinding, playbook: String) async -> ResponseEvents.Outcome {
+    func revokeSessions(of users: [UserID], finding: DetectionFinding, playbook: String) async -> ResponseEvents.Outcome {
         guard !users.isEmpty else { return .init(success: true, detail: "no known user to act on", facts: ["sessions_revoked": 0]) }
         var revoked = 0
         var failed: [String] = []
@@ -358,7 +381,7 @@ struct Responder: Sendable {
         return .init(success: failed.isEmpty, detail: detail, users: users.map(\.rawValue), facts: ["sessions_revoked": .number(revoked)])
     }
 
-    private func disable(_ users: [UserID], finding: DetectionFinding, playbook: String) async -> ResponseEvents.Outcome {
+    func disable(_ users: [UserID], finding: DetectionFinding, playbook: String) async -> ResponseEvents.Outcome {
         guard !users.isEmpty else { return .init(success: true, detail: "no known user to act on") }
         var done: [String] = []
         var failed: [String] = []

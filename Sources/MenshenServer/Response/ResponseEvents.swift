@@ -47,9 +47,32 @@ public enum ResponseEvents {
         public var users: [String]
         /// Extra facts (`sessions_revoked`, `attempts`, `host`, …).
         public var facts: [String: EventJSON.Value]
-        public init(success: Bool, detail: String, users: [String] = [], facts: [String: EventJSON.Value] = [:]) {
-            self.success = success; self.detail = detail; self.users = users; self.facts = facts
+        /// A status other than success or failure (a step held for approval: 99 "Pending approval").
+        public var status: (id: Int, name: String)?
+        public init(success: Bool, detail: String, users: [String] = [], facts: [String: EventJSON.Value] = [:],
+                    status: (id: Int, name: String)? = nil) {
+            self.success = success; self.detail = detail; self.users = users; self.facts = facts; self.status = status
         }
+    }
+
+    /// The event of an operator's decision on a held step (`menshen playbook approve|reject`): a
+    /// Remediation Activity, activity 99 (`Approve` / `Reject`), the operator in `unmapped.approval.by`
+    /// and in the message.
+    public static func approvalDecision(_ record: PlaybookApprovalRecord, approved: Bool, operator name: String, id: UUID, at time: Date) throws -> NewEvent {
+        let verb = approved ? "approved" : "rejected"
+        let event: [String: Any] = [
+            "class_uid": 7001, "category_uid": 7, "activity_id": 99, "activity_name": approved ? "Approve" : "Reject", "type_uid": 700_199,
+            "severity_id": 1, "time": StoreCoding.millis(time), "status_id": 1, "status": "Success",
+            "status_detail": "step \(record.action) of playbook \(record.playbook) \(verb) by \(name)",
+            "command_uid": "\(record.findingUID)/\(record.playbook)",
+            "message": "playbook \(record.playbook): \(record.action) for finding \(record.findingUID) \(verb) by \(name) (run \(record.id))",
+            "remediation": ["desc": "Operator decision on a playbook step held for approval"],
+            "metadata": ["version": MenshenVisibility.ocsfVersion, "log_name": logName,
+                         "product": ["name": "Menshen", "vendor_name": "Menshen project", "version": productVersion]],
+            "unmapped": ["playbook": record.playbook, "action": record.action, "finding_uid": record.findingUID,
+                         "approval": ["run": record.id, "state": verb, "by": name]] as [String: Any],
+        ]
+        return NewEvent(id: id, time: time, classUID: 7001, severityID: 1, userID: nil, payloadJSON: try EventJSON.encode(event))
     }
 
     /// The Remediation Activity event for one action of a playbook run.
@@ -72,7 +95,8 @@ public enum ResponseEvents {
             "class_uid": 7001, "category_uid": 7, "activity_id": activity, "type_uid": 700_100 + activity,
             "severity_id": finding.severityID, "time": StoreCoding.millis(time),
             // A dry run's step is neither a success nor a failure: status 99 Other, "Dry run".
-            "status_id": step.dryRun ? 99 : outcome.success ? 1 : 2, "status": step.dryRun ? "Dry run" : outcome.success ? "Success" : "Failure",
+            "status_id": step.dryRun ? 99 : outcome.status?.id ?? (outcome.success ? 1 : 2),
+            "status": step.dryRun ? "Dry run" : outcome.status?.name ?? (outcome.success ? "Success" : "Failure"),
             "status_detail": String(outcome.detail.prefix(512)),
             "command_uid": "\(finding.uid)/\(step.playbook)",
             "message": "\(step.dryRun ? "[dry run] " : "")playbook \(step.playbook): \(step.action.kind) for finding \(finding.uid) (\(finding.title)): \(outcome.detail.prefix(256))",

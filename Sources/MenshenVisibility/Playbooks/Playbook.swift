@@ -47,9 +47,13 @@ public struct Playbook: Sendable, Equatable {
     public var actions: [PlaybookAction]
     /// `dry_run: true`: every step is recorded (with what it would act on) and nothing is done.
     public var dryRun: Bool
+    /// Indices in ``actions`` of the steps marked `approval: required`: they wait for an operator.
+    public var approvals: Set<Int>
 
-    public init(name: String, description: String? = nil, match: Match, actions: [PlaybookAction], dryRun: Bool = false) {
+    public init(name: String, description: String? = nil, match: Match, actions: [PlaybookAction], dryRun: Bool = false,
+                approvals: Set<Int> = []) {
         self.name = name; self.description = description; self.match = match; self.actions = actions; self.dryRun = dryRun
+        self.approvals = approvals
     }
 
     /// Whether this playbook answers `finding`. `ruleNames` are the other names
@@ -159,7 +163,9 @@ public struct PlaybookStep: Sendable, Equatable {
     public var action: PlaybookAction
     /// The playbook is a dry run: record the step, do nothing.
     public var dryRun: Bool = false
-    public init(playbook: String, action: PlaybookAction, dryRun: Bool = false) {
-        self.playbook = playbook; self.action = action; self.dryRun = dryRun
+    /// The step waits for an operator's approval (`approval: required`).
+    public var needsApproval: Bool = false
+    public init(playbook: String, action: PlaybookAction, dryRun: Bool = false, needsApproval: Bool = false) {
+        self.playbook = playbook; self.action = action; self.dryRun = dryRun; self.needsApproval = needsApproval
     }
 }

@@ -18,6 +18,7 @@ import Foundation
 ///     actions:
 ///       - type: revoke_sessions
 ///         users: evidence                      # finding (default) or evidence
+///         approval: required                   # wait for `menshen playbook approve` (any action but log)
 ///       - type: require_step_up              # for a while, requests need a fresh authentication
 ///         for: 1h                              # 60s – 24h (s, m, h, d), default 1h
 ///       - type: raise_risk                   # add points to the users' risk score (context.risk.score)
@@ -43,7 +44,9 @@ public struct PlaybookSet: Sendable, Equatable {
     /// `ruleNames` are the other names of the finding's rule (Sigma `name`, title).
     public func plan(for finding: DetectionFinding, ruleNames: [String] = []) -> [PlaybookStep] {
         playbooks.filter { $0.matches(finding, ruleNames: ruleNames) }
-            .flatMap { p in p.actions.map { PlaybookStep(playbook: p.name, action: $0, dryRun: p.dryRun) } }
+            .flatMap { p in
+                p.actions.enumerated().map { PlaybookStep(playbook: p.name, action: $0.element, dryRun: p.dryRun, needsApproval: p.approvals.contains($0.offset)) }
+            }
     }
 
     /// The set used when `response.playbooks_file` is empty: conservative, so
@@ -160,8 +163,23 @@ private struct PlaybookParser {
             throw fail("actions", "\(list.count) actions; at most \(PlaybookLimits.maxActions)")
         }
         var actions: [PlaybookAction] = []
-        for (i, a) in list.enumerated() { actions.append(try action(a, field: "actions[\(i)]")) }
-        return Playbook(name: text, description: description, match: match, actions: actions, dryRun: dryRun)
+        var approvals: Set<Int> = []
+        for (i, a) in list.enumerated() {
+            var node = a
+            // `approval: required` holds the step for an operator; any action but log may carry it.
+            if case .map(let pairs) = a, let approval = a["approval"] {
+                guard let v = approval.string, ["required", "none"].contains(v) else {
+                    throw fail("actions[\(i)].approval", "must be required or none")
+                }
+                if v == "required" {
+                    guard a["type"]?.string != "log" else { throw fail("actions[\(i)].approval", "a log step needs no approval") }
+                    approvals.insert(i)
+                }
+                node = .map(pairs.filter { $0.key != "approval" })
+            }
+            actions.append(try action(node, field: "actions[\(i)]"))
+        }
+        return Playbook(name: text, description: description, match: match, actions: actions, dryRun: dryRun, approvals: approvals)
     }
 
     static func isName(_ s: String) -> Bool {
