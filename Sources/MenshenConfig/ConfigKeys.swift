@@ -141,6 +141,8 @@ public enum ConfigKeys {
                       doc: "YAML compliance baselines per device class (managed, byod, vendor; see docs/operations.md). Empty: every class must report hourly with disk encryption, firewall, screen lock and a running EDR, and no critical vulnerability."),
         ConfigKeySpec(path: "device.tpm_ca_file", kind: .string, defaultValue: "",
                       doc: "PEM bundle of the TPM manufacturers' CAs (roots, plus any intermediates) that endorsement-key certificates must chain to. A device that proves its key is in such a TPM (menshen agent enrol --tpm) is recorded hardware-bound. Empty: TPM enrolment is refused, so no device is hardware-bound."),
+        ConfigKeySpec(path: "response.approval_timeout_seconds", kind: .integer(60...604_800), defaultValue: "3600",
+                      doc: "A playbook step marked approval: required waits this long for menshen playbook approve or reject; then it expires and nothing is done (recorded as an event)."),
         ConfigKeySpec(path: "response.playbooks_file", kind: .string, defaultValue: "",
                       doc: "YAML file of playbooks: which detection findings (by rule, ATT&CK technique, minimum severity) trigger which actions (revoke_sessions, disable_user, webhook, log). Read again every gateway.reload_interval_seconds; a change that does not load is refused and the running set stays. Empty: the built-in set (log findings; end sessions after session-cookie reuse or impossible travel). See docs/operations.md."),
     ]

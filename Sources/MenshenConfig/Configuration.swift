@@ -112,6 +112,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
     public struct Response: Sendable, Equatable {
         /// `response.playbooks_file` (default empty: the built-in playbooks).
         public var playbooksFile: String
+        /// `response.approval_timeout_seconds`: how long a step held for approval waits.
+        public var approvalTimeoutSeconds: Int = 3600
     }
 
     public var organisation: Organisation
@@ -169,7 +171,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
                                     confirmAfterSeconds: i("export.syslog.confirm_after_seconds"))
         device = Device(caFile: s("device.ca_file"), complianceFile: s("device.compliance_file"))
         device.tpmCAFile = s("device.tpm_ca_file")
-        response = Response(playbooksFile: s("response.playbooks_file"))
+        response = Response(playbooksFile: s("response.playbooks_file"), approvalTimeoutSeconds: i("response.approval_timeout_seconds"))
     }
 
     /// The configuration with every default.

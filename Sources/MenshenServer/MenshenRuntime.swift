@@ -118,7 +118,8 @@ public struct MenshenRuntime: Sendable {
         // Detections and playbooks: a playbooks file that does not load stops the start (like the routes file).
         let playbooks = try PlaybookState(file: config.response.playbooksFile)
         services.append(DetectionService(store: store, playbooks: playbooks, clock: clock, logger: logger,
-                                         reloadInterval: .seconds(config.gateway.reloadIntervalSeconds)))
+                                         reloadInterval: .seconds(config.gateway.reloadIntervalSeconds),
+                                         approvalTimeout: .seconds(config.response.approvalTimeoutSeconds)))
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))
         }

@@ -21,6 +21,8 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     private var devicesByID: [DeviceID: DeviceRecord] = [:]
     private var deviceCertificatesBySerial: [String: DeviceCertificateRecord] = [:]
     private var consumerCursors: [String: Int64] = [:]
+    private var riskScores: [UserID: RiskScoreRecord] = [:]
+    private var playbookApprovals: [String: PlaybookApprovalRecord] = [:]
     private var closed = false
     private var generations = ChangeGenerations(access: 0, configuration: 0)
     /// ``generations``' access counter, readable without awaiting the actor.
@@ -32,7 +34,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 8 }
+    public func schemaVersion() async throws -> Int { 10 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 
@@ -266,6 +268,42 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
 
     public func saveCursor(named name: String, sequence: Int64, at: Date) async throws {
         try open(); try ConsumerCursorName.validate(name, sequence: sequence); consumerCursors[name] = sequence
+    }
+
+    // MARK: Risk scores
+
+    public func saveRiskScore(_ record: RiskScoreRecord) async throws {
+        try open(); try RiskScoreLimits.validate(record)
+        guard users[record.userID] != nil else { throw StoreError(.notFound, "no user \(record.userID)") }
+        riskScores[record.userID] = record
+        changed(.access)
+    }
+
+    public func riskScore(of user: UserID) async throws -> RiskScoreRecord? { try open(); return riskScores[user] }
+
+    // MARK: Playbook approvals
+
+    public func createApproval(_ record: PlaybookApprovalRecord) async throws {
+        try open(); try PlaybookApprovalLimits.validate(record)
+        guard playbookApprovals[record.id] == nil else { throw StoreError(.conflict, "approval \(record.id) exists") }
+        playbookApprovals[record.id] = record
+    }
+
+    public func approval(id: String) async throws -> PlaybookApprovalRecord? { try open(); return playbookApprovals[id] }
+
+    public func approvals(in states: [ApprovalState], limit: Int) async throws -> [PlaybookApprovalRecord] {
+        try open()
+        return Array(playbookApprovals.values.filter { states.contains($0.state) }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+            .prefix(max(0, limit)))
+    }
+
+    public func transitionApproval(id: String, from: ApprovalState, to: ApprovalState, by: String?, at: Date) async throws -> Bool {
+        try open()
+        guard var r = playbookApprovals[id], r.state == from else { return false }
+        r.state = to; r.decidedBy = by ?? r.decidedBy; r.decidedAt = at
+        try PlaybookApprovalLimits.validate(r)
+        playbookApprovals[id] = r
+        return true
     }
 
     // MARK: Enrolment tokens

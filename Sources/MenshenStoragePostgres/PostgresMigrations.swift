@@ -143,5 +143,20 @@ public enum PostgresMigrations {
         Migration(version: 8, name: "named consumer cursors over the event log (SIEM export, detections, playbooks)", statements: [
             "CREATE TABLE consumer_cursors (name TEXT PRIMARY KEY, sequence BIGINT NOT NULL CHECK (sequence >= 0), updated_at BIGINT NOT NULL)",
         ]),
+        Migration(version: 9, name: "per-user risk contributions for the policy engine (written by detections, read by the gateway)", statements: [
+            """
+            CREATE TABLE risk_scores (
+              user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE, contributions TEXT NOT NULL, updated_at BIGINT NOT NULL)
+            """,
+            "CREATE TRIGGER risk_scores_changed AFTER INSERT OR UPDATE OR DELETE ON risk_scores FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+        ]),
+        Migration(version: 10, name: "playbook steps held for an operator's approval", statements: [
+            """
+            CREATE TABLE playbook_approvals (
+              id TEXT PRIMARY KEY, playbook TEXT NOT NULL, action TEXT NOT NULL, finding_uid TEXT NOT NULL, summary TEXT NOT NULL,
+              step TEXT NOT NULL, state TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, decided_by TEXT, decided_at BIGINT)
+            """,
+            "CREATE INDEX playbook_approvals_state ON playbook_approvals(state, created_at)",
+        ]),
     ]
 }

@@ -612,6 +612,66 @@ public final class PostgresStore: MenshenStore {
             """)
     }
 
+    // MARK: Risk scores
+
+    public func saveRiskScore(_ record: RiskScoreRecord) async throws {
+        try RiskScoreLimits.validate(record)
+        // An unknown user violates the foreign key: `notFound`, nothing stored.
+        try await run("""
+            INSERT INTO risk_scores(user_id, contributions, updated_at)
+            VALUES (\(record.userID.rawValue), \(record.contributions), \(StoreCoding.millis(record.updatedAt)))
+            ON CONFLICT (user_id) DO UPDATE SET contributions = EXCLUDED.contributions, updated_at = EXCLUDED.updated_at
+            """)
+    }
+
+    public func riskScore(of user: UserID) async throws -> RiskScoreRecord? {
+        try await rows("SELECT contributions, updated_at FROM risk_scores WHERE user_id = \(user.rawValue)", as: (String, Int64).self)
+            .first.map { RiskScoreRecord(userID: user, contributions: $0.0, updatedAt: StoreCoding.date(millis: $0.1)) }
+    }
+
+    // MARK: Playbook approvals
+
+    private static let approvalColumns = "id, playbook, action, finding_uid, summary, step, state, created_at, expires_at, decided_by, decided_at"
+    private typealias ApprovalRow = (String, String, String, String, String, String, String, Int64, Int64, String?, Int64?)
+
+    private static func approval(_ r: ApprovalRow) throws -> PlaybookApprovalRecord {
+        guard let state = ApprovalState(rawValue: r.6) else { throw StoreError(.corrupt, "unknown approval state") }
+        return PlaybookApprovalRecord(id: r.0, playbook: r.1, action: r.2, findingUID: r.3, summary: r.4, step: r.5, state: state,
+                                      createdAt: StoreCoding.date(millis: r.7), expiresAt: StoreCoding.date(millis: r.8), decidedBy: r.9,
+                                      decidedAt: r.10.map(StoreCoding.date(millis:)))
+    }
+
+    public func createApproval(_ r: PlaybookApprovalRecord) async throws {
+        try PlaybookApprovalLimits.validate(r)
+        let inserted = try await rows("""
+            INSERT INTO playbook_approvals(id, playbook, action, finding_uid, summary, step, state, created_at, expires_at, decided_by, decided_at)
+            VALUES (\(r.id), \(r.playbook), \(r.action), \(r.findingUID), \(r.summary), \(r.step), \(r.state.rawValue),
+                    \(StoreCoding.millis(r.createdAt)), \(StoreCoding.millis(r.expiresAt)), \(r.decidedBy), \(r.decidedAt.map(StoreCoding.millis)))
+            ON CONFLICT (id) DO NOTHING RETURNING 1
+            """, as: (Int.self))
+        guard !inserted.isEmpty else { throw StoreError(.conflict, "approval \(r.id) exists") }
+    }
+
+    public func approval(id: String) async throws -> PlaybookApprovalRecord? {
+        try await rows("SELECT id, playbook, action, finding_uid, summary, step, state, created_at, expires_at, decided_by, decided_at FROM playbook_approvals WHERE id = \(id)",
+                       as: ApprovalRow.self).first.map(Self.approval)
+    }
+
+    public func approvals(in states: [ApprovalState], limit: Int) async throws -> [PlaybookApprovalRecord] {
+        try await rows("""
+            SELECT id, playbook, action, finding_uid, summary, step, state, created_at, expires_at, decided_by, decided_at FROM playbook_approvals
+            WHERE state = ANY(\(states.map(\.rawValue))) ORDER BY created_at, id LIMIT \(max(0, limit))
+            """, as: ApprovalRow.self).map(Self.approval)
+    }
+
+    public func transitionApproval(id: String, from: ApprovalState, to: ApprovalState, by: String?, at: Date) async throws -> Bool {
+        if let by, by.utf8.count > PlaybookApprovalLimits.maxTextLength { throw StoreError(.invalidInput, "approval decided by longer than \(PlaybookApprovalLimits.maxTextLength) bytes") }
+        return try await !rows("""
+            UPDATE playbook_approvals SET state = \(to.rawValue), decided_by = COALESCE(\(by), decided_by), decided_at = \(StoreCoding.millis(at))
+            WHERE id = \(id) AND state = \(from.rawValue) RETURNING 1
+            """, as: (Int.self)).isEmpty
+    }
+
     // MARK: Devices
 
     private static let deviceColumns = """

@@ -677,6 +677,75 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         }
     }
 
+    // MARK: Risk scores
+
+    public func saveRiskScore(_ record: RiskScoreRecord) async throws {
+        try RiskScoreLimits.validate(record)
+        try await write { db in
+            try Self.require(db, "users", record.userID.rawValue, "user")
+            try db.execute(sql: """
+                INSERT INTO risk_scores(user_id, contributions, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT(user_id) DO UPDATE SET contributions = excluded.contributions, updated_at = excluded.updated_at
+                """, arguments: [record.userID.rawValue, record.contributions, StoreCoding.millis(record.updatedAt)])
+        }
+    }
+
+    public func riskScore(of user: UserID) async throws -> RiskScoreRecord? {
+        try await read { db in
+            guard let r = try Row.fetchOne(db, sql: "SELECT contributions, updated_at FROM risk_scores WHERE user_id = ?", arguments: [user.rawValue])
+            else { return nil }
+            return RiskScoreRecord(userID: user, contributions: try r.decode(forColumn: "contributions"),
+                                   updatedAt: StoreCoding.date(millis: try r.decode(forColumn: "updated_at")))
+        }
+    }
+
+    // MARK: Playbook approvals
+
+    public func createApproval(_ r: PlaybookApprovalRecord) async throws {
+        try PlaybookApprovalLimits.validate(r)
+        try await write { db in
+            if try Self.exists(db, "SELECT 1 FROM playbook_approvals WHERE id = ?", [r.id]) { throw StoreError(.conflict, "approval \(r.id) exists") }
+            try db.execute(sql: """
+                INSERT INTO playbook_approvals(id, playbook, action, finding_uid, summary, step, state, created_at, expires_at, decided_by, decided_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [r.id, r.playbook, r.action, r.findingUID, r.summary, r.step, r.state.rawValue, StoreCoding.millis(r.createdAt),
+                                 StoreCoding.millis(r.expiresAt), r.decidedBy, r.decidedAt.map(StoreCoding.millis)])
+        }
+    }
+
+    static func approval(_ row: Row) throws -> PlaybookApprovalRecord {
+        guard let state = ApprovalState(rawValue: try row.decode(forColumn: "state")) else { throw StoreError(.corrupt, "unknown approval state") }
+        let decidedAt: Int64? = try row.decode(forColumn: "decided_at")
+        return PlaybookApprovalRecord(
+            id: try row.decode(forColumn: "id"), playbook: try row.decode(forColumn: "playbook"), action: try row.decode(forColumn: "action"),
+            findingUID: try row.decode(forColumn: "finding_uid"), summary: try row.decode(forColumn: "summary"), step: try row.decode(forColumn: "step"),
+            state: state, createdAt: StoreCoding.date(millis: try row.decode(forColumn: "created_at")),
+            expiresAt: StoreCoding.date(millis: try row.decode(forColumn: "expires_at")), decidedBy: try row.decode(forColumn: "decided_by"),
+            decidedAt: decidedAt.map(StoreCoding.date(millis:)))
+    }
+
+    public func approval(id: String) async throws -> PlaybookApprovalRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM playbook_approvals WHERE id = ?", arguments: [id]).map(Self.approval) }
+    }
+
+    public func approvals(in states: [ApprovalState], limit: Int) async throws -> [PlaybookApprovalRecord] {
+        guard !states.isEmpty else { return [] }
+        let marks = Array(repeating: "?", count: states.count).joined(separator: ", ")
+        return try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM playbook_approvals WHERE state IN (\(marks)) ORDER BY created_at, id LIMIT \(max(0, limit))",
+                             arguments: StatementArguments(states.map(\.rawValue))).map(Self.approval)
+        }
+    }
+
+    public func transitionApproval(id: String, from: ApprovalState, to: ApprovalState, by: String?, at: Date) async throws -> Bool {
+        if let by, by.utf8.count > PlaybookApprovalLimits.maxTextLength { throw StoreError(.invalidInput, "approval decided by longer than \(PlaybookApprovalLimits.maxTextLength) bytes") }
+        return try await write { db in
+            try db.execute(sql: "UPDATE playbook_approvals SET state = ?, decided_by = COALESCE(?, decided_by), decided_at = ? WHERE id = ? AND state = ?",
+                           arguments: [to.rawValue, by, StoreCoding.millis(at), id, from.rawValue])
+            return db.changesCount > 0
+        }
+    }
+
     // MARK: Devices
 
     public func createDevice(_ d: DeviceRecord) async throws {

@@ -51,6 +51,63 @@ struct PlaybookTests {
         #expect(set.playbooks[1].match.techniques == ["T1110"])
     }
 
+    @Test("raise_risk takes points (1–100) and users; lock_account is disable_user by the issue's name")
+    func raiseRiskAndLockAccount() throws {
+        let set = try PlaybookSet.load(yaml: """
+            playbooks:
+              - name: watch-sprayed
+                match: {techniques: [T1110]}
+                actions:
+                  - {type: raise_risk, points: 30, users: evidence}
+                  - {type: raise_risk, points: 100}
+                  - lock_account
+                  - {type: lock_account, users: evidence}
+            """, file: "p.yaml")
+        #expect(set.playbooks[0].actions == [.raiseRisk(points: 30, .evidence), .raiseRisk(points: 100, .finding),
+                                             .disableUser(.finding), .disableUser(.evidence)])
+        #expect(set.playbooks[0].actions.map(\.kind) == ["raise_risk", "raise_risk", "disable_user", "disable_user"])
+    }
+
+    @Test("require_step_up takes a duration (default 1h); dry_run marks every step of its playbook")
+    func stepUpAndDryRun() throws {
+        let set = try PlaybookSet.load(yaml: """
+            playbooks:
+              - name: rehearse
+                dry_run: true
+                match: {techniques: [T1110]}
+                actions:
+                  - {type: require_step_up, for: 30m, users: evidence}
+                  - require_step_up
+                  - {type: require_step_up, for: 90}
+                  - {type: require_step_up, for: 1d}
+              - name: real
+                match: {techniques: [T1110]}
+                actions: [log]
+            """, file: "p.yaml")
+        #expect(set.playbooks[0].dryRun && !set.playbooks[1].dryRun)
+        #expect(set.playbooks[0].actions == [.requireStepUp(seconds: 1800, .evidence), .requireStepUp(seconds: 3600, .finding),
+                                             .requireStepUp(seconds: 90, .finding), .requireStepUp(seconds: 86_400, .finding)])
+        let plan = set.plan(for: Self.finding())
+        #expect(plan.map(\.dryRun) == [true, true, true, true, false])
+    }
+
+    @Test("approval: required holds a step for an operator (any action but log); none is the default")
+    func approval() throws {
+        let set = try PlaybookSet.load(yaml: """
+            playbooks:
+              - name: careful
+                match: {techniques: [T1110]}
+                actions:
+                  - {type: revoke_sessions, users: evidence, approval: required}
+                  - {type: lock_account, approval: none}
+                  - {type: raise_risk, points: 5, approval: required}
+                  - log
+            """, file: "p.yaml")
+        #expect(set.playbooks[0].approvals == [0, 2])
+        #expect(set.playbooks[0].actions == [.revokeSessions(.evidence), .disableUser(.finding), .raiseRisk(points: 5, .finding), .log])
+        #expect(set.plan(for: Self.finding()).map(\.needsApproval) == [true, false, true, false])
+    }
+
     @Test("matching: by rule id, name or title; a parent technique covers its sub-techniques; the minimum severity holds")
     func matching() throws {
         let set = try PlaybookSet.load(yaml: Self.example, file: "playbooks.yaml")
@@ -119,6 +176,32 @@ struct PlaybookTests {
          "p.yaml: playbook \"a\": actions[0].url: unknown key for log"),
         ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [log]\n  - name: a\n    match: {min_severity: low}\n    actions: [log]\n",
          "p.yaml: playbook \"a\": name: used by an earlier playbook"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [raise_risk]\n",
+         "p.yaml: playbook \"a\": actions[0].points: missing (raise_risk needs points, 1–100)"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: raise_risk, points: 0}]\n",
+         "p.yaml: playbook \"a\": actions[0].points: must be 1 to 100"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: raise_risk, points: 101}]\n",
+         "p.yaml: playbook \"a\": actions[0].points: must be 1 to 100"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: raise_risk, points: lots}]\n",
+         "p.yaml: playbook \"a\": actions[0].points: must be a whole number"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: raise_risk, points: 10, users: all}]\n",
+         "p.yaml: playbook \"a\": actions[0].users: must be finding or evidence"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: lock_account, points: 10}]\n",
+         "p.yaml: playbook \"a\": actions[0].points: unknown key for lock_account"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: require_step_up, for: 10s}]\n",
+         "p.yaml: playbook \"a\": actions[0].for: must be a duration from 60s to 24h"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: require_step_up, for: 2d}]\n",
+         "p.yaml: playbook \"a\": actions[0].for: must be a duration from 60s to 24h"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: require_step_up, for: soon}]\n",
+         "p.yaml: playbook \"a\": actions[0].for: must be a duration from 60s to 24h"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: require_step_up, for: 99999999999999999999h}]\n",
+         "p.yaml: playbook \"a\": actions[0].for: must be a duration from 60s to 24h"),
+        ("playbooks:\n  - name: a\n    dry_run: yes please\n    match: {min_severity: low}\n    actions: [log]\n",
+         "p.yaml: playbook \"a\": dry_run: must be true or false"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: revoke_sessions, approval: maybe}]\n",
+         "p.yaml: playbook \"a\": actions[0].approval: must be required or none"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: log, approval: required}]\n",
+         "p.yaml: playbook \"a\": actions[0].approval: a log step needs no approval"),
     ])
     func malformed(_ yaml: String, _ expected: String) {
         do {

@@ -1,6 +1,7 @@
 import Foundation
 import MenshenCore
 import MenshenStorage
+import MenshenStorageSQLite
 import Testing
 
 /// The same cases on every backend (in-memory, SQLite, PostgreSQL). A backend
@@ -27,7 +28,7 @@ struct StoreConformanceTests {
     func reachable(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             try await store.ping()
-            #expect(try await store.schemaVersion() == 8)
+            #expect(try await store.schemaVersion() == SQLiteMigrations.all.last?.version)
             print("storage conformance: \(backend.rawValue) backend is running")
         }
     }

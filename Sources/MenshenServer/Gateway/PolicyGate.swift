@@ -4,6 +4,7 @@ import MenshenEnforcementPoint
 import MenshenPolicyAdministrator
 import MenshenPolicyEngine
 import MenshenStorage
+import MenshenVisibility
 import Synchronization
 
 /// The enforcement point's gate: every request is authorized again from the
@@ -12,8 +13,9 @@ import Synchronization
 /// session cookie → ``SessionManager/resolve(token:purpose:)`` (revocation and
 /// disabling are seen here, on the very next request) → ``AccessRequest``
 /// (principal with groups and the session's active roles, LoA, `amr`, factor
-/// age, time, source, method, path, the application's classification and
-/// scenario) → ``PolicyDecisionPoint`` → forward with identity headers, or a
+/// age, time, source, method, path, the user's risk score from the detection
+/// service's stored contributions (``RiskScoreStore``, decayed to the request's
+/// time), the application's classification and scenario) → ``PolicyDecisionPoint`` → forward with identity headers, or a
 /// sign-in / step-up redirect, or a deny page. Anything unexpected denies.
 public struct PolicyGate: AccessGate {
     public let store: any MenshenStore
@@ -186,9 +188,12 @@ public struct PolicyGate: AccessGate {
         let tiers = session.attributes.activeRoles.isEmpty ? [:]
             : Dictionary(try await store.listRoles().map { ($0.id.rawValue, $0.riskTier.rawValue) }, uniquingKeysWith: { a, _ in a })
         let groups = try await store.groups(of: session.user.id).map(\.rawValue)
+        // The user's risk as the detection service stored it; a record that does not read fails closed (an error, so a deny).
+        let risk = try await store.riskScore(of: session.user.id).map { try RiskScore.decode($0.contributions) } ?? []
         let facts = SessionFactsCache.Facts(
             session: session, groups: groups,
-            roleTiers: Dictionary(session.attributes.activeRoles.map { ($0, tiers[$0] ?? "standard") }, uniquingKeysWith: { a, _ in a }))
+            roleTiers: Dictionary(session.attributes.activeRoles.map { ($0, tiers[$0] ?? "standard") }, uniquingKeysWith: { a, _ in a }),
+            risk: risk)
         if let generation, let factsCache { factsCache.remember(facts, idHash: t.idHash, generation: generation, now: clock.now()) }
         // The device of the connection's client certificate (never for forward-auth: its connection is the proxy's).
         var device: AccessRequest.Device?
@@ -220,9 +225,18 @@ public struct PolicyGate: AccessGate {
             device: device,
             context: .init(time: now, timeZone: timeZone, sourceIP: request.clientAddress ?? "",
                            networkZone: t.snapshot.zone(of: request.clientAddress ?? ""),
-                           method: request.method, path: request.path),
+                           method: request.method, path: request.path,
+                           riskScore: RiskScore(user: session.user.id.rawValue, contributions: facts.risk, at: now).value),
             resource: .init(applicationID: app.id.rawValue, classification: app.classification, scenario: app.scenario ?? ""))
-        return (access, t.snapshot.decisionPoint.decide(access))
+        var decision = t.snapshot.decisionPoint.decide(access)
+        // A playbook's `require_step_up` in force: what the policies allow needs an authentication made after it.
+        if decision.effect == .allow, let since = RiskScore.stepUpRequiredSince(facts.risk, at: now),
+           session.authenticationAge(at: now) > now.timeIntervalSince(since) {
+            decision.effect = .stepUp
+            decision.reasons.append(.stepUpRequired)
+            decision.obligations.append(.stepUp(minimumLoA: nil, maxAgeSeconds: max(1, Int(now.timeIntervalSince(since)))))
+        }
+        return (access, decision)
     }
 
     /// The verdict for a decision: forward with the identity headers, a step-up or sign-in redirect, or a deny page.

@@ -1,17 +1,18 @@
 import Foundation
 import MenshenPolicyAdministrator
 import MenshenStorage
+import MenshenVisibility
 import Synchronization
 
 /// What the gate read from the store about one signed-in session — the
-/// session, its user, the user's groups and the tiers of the session's active
-/// roles — kept so that the session's next requests are decided without
+/// session, its user, the user's groups, the tiers of the session's active
+/// roles and the user's risk contributions — kept so that the session's next requests are decided without
 /// reading the store again, for exactly as long as the store would give the
 /// same answer:
 ///
 /// - the store's committed access generation (``CommittedAccessGeneration``)
 ///   must still be the one read *before* the facts were read. Every
-///   revocation, user change, membership or role change, by any process on
+///   revocation, user change, membership or role change, risk score written, by any process on
 ///   this database, advances it, so the very next request reads again;
 /// - the session must still be within its idle and absolute expiry as read;
 /// - at most `maxAge` (the session manager's touch interval), so activity is
@@ -24,6 +25,9 @@ final class SessionFactsCache: Sendable {
         let groups: [String]
         /// Active role → risk tier (`standard`, `sensitive`, `privileged`).
         let roleTiers: [String: String]
+        /// The user's risk contributions as stored (``RiskScoreStore``; points as added): the score is
+        /// computed from them at each request's time, so it decays while remembered.
+        var risk: [RiskScore.Contribution] = []
     }
 
     private struct Entry: Sendable {

@@ -35,6 +35,8 @@ public struct DetectionService: Service {
     let tail: EventTail
     let webhookBackoff: Duration
     let startAfter: Int64?
+    let approvalTimeout: Duration
+    let approvalPoll: Duration
     /// The consumer cursor detections keep in the store (``ConsumerCursorStore``).
     public static let cursorName = "detections"
 
@@ -44,7 +46,9 @@ public struct DetectionService: Service {
     ///   - pollInterval: how long the tail waits when the log has nothing new (the bulk of the event-to-action latency).
     public init(store: any MenshenStore, playbooks: PlaybookState, clock: any WallClock, random: any RandomSource = SystemRandomSource(),
                 logger: Logger, reloadInterval: Duration, pollInterval: Duration = .milliseconds(100),
-                webhookBackoff: Duration = .milliseconds(500), startAfter: Int64? = nil) {
+                webhookBackoff: Duration = .milliseconds(500), startAfter: Int64? = nil,
+                approvalTimeout: Duration = .seconds(3600), approvalPoll: Duration = .seconds(1)) {
+        self.approvalTimeout = approvalTimeout; self.approvalPoll = approvalPoll
         self.store = store; self.playbooks = playbooks; self.clock = clock; self.random = random; self.logger = logger
         self.reloadInterval = reloadInterval
         self.tail = EventTail(store: store, idleInterval: pollInterval)
@@ -68,7 +72,9 @@ public struct DetectionService: Service {
         }
         let store = self.store, clock = self.clock
         let initialEngine = try DetectionEngine.builtIn()
-        let responder = Responder(store: store, clock: clock, random: random, logger: logger)
+        let responder = Responder(store: store, clock: clock, random: random, logger: logger,
+                                  approvalTimeout: TimeInterval(approvalTimeout.components.seconds))
+        let approvalPoll = self.approvalPoll
         let sender = WebhookSender(logger: logger, initialBackoff: webhookBackoff) { ticket, outcome in
             await responder.record(ticket.step, finding: ticket.finding, outcome: outcome)
         }
@@ -84,6 +90,14 @@ public struct DetectionService: Service {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await sender.run() }
+                group.addTask {
+                    // Steps held for approval: carry out the approved ones, expire the ones nobody decided in time.
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: approvalPoll)
+                        if Task.isCancelled { break }
+                        await responder.runApprovals(sender: sender)
+                    }
+                }
                 group.addTask {
                     var lastRefusal = ""
                     while !Task.isCancelled {
@@ -116,8 +130,25 @@ public struct DetectionService: Service {
                             findings.append(contentsOf: engine.process(event))
                         }
                         if !findings.isEmpty {
-                            await responder.respond(to: findings, playbooks: playbooks.set, ruleNames: ruleNames, memory: memory, sender: sender)
+                            // The accounts a finding's evidence names (a spray's targets) share its risk, not only the finding's user.
+                            for f in findings {
+                                var named: Set<String> = []
+                                for id in f.evidence { if let u = memory.user(of: id), u != f.user { named.insert(u) } }
+                                for u in named.sorted().prefix(PlaybookLimits.maxTargetUsers) {
+                                    engine.addRisk(user: u, source: f.ruleID, reason: "named in the evidence of \(f.title)",
+                                                   points: RiskScore.points(for: f.level), time: f.lastTime)
+                                }
+                            }
+                            let raises = await responder.respond(to: findings, playbooks: playbooks.set, ruleNames: ruleNames, memory: memory, sender: sender)
+                            for r in raises {
+                                if let until = r.until {
+                                    engine.requireStepUp(user: r.user, source: r.source, reason: r.reason, since: r.time, until: until)
+                                } else {
+                                    engine.addRisk(user: r.user, source: r.source, reason: r.reason, points: Double(r.points), time: r.time)
+                                }
+                            }
                         }
+                        await Self.saveRisk(of: engine.takeRiskChanges(), engine: engine, store: store, clock: clock, logger: logger)
                         // Best effort: a cursor that cannot be saved only means this batch is looked at again after a restart.
                         if let last = batch.last {
                             do { try await store.saveCursor(named: Self.cursorName, sequence: last.sequence, at: clock.now()) } catch {
@@ -128,6 +159,26 @@ public struct DetectionService: Service {
                 }
                 await group.next()
                 group.cancelAll()
+            }
+        }
+    }
+}
+
+extension DetectionService {
+    /// Writes the changed users' risk contributions to the store, where every gateway node reads them with the
+    /// session's facts (``RiskScoreStore``), merged with what is stored (so contributions from before a restart,
+    /// or from another node, stay until they decay). Names that are not existing users (a spray's made-up names)
+    /// are skipped. A stored record that does not read is replaced.
+    static func saveRisk(of users: [String], engine: DetectionEngine, store: any MenshenStore, clock: any WallClock, logger: Logger) async {
+        for name in users where IdentifierSyntax.isValid(name) {
+            do {
+                let stored = (try? await store.riskScore(of: UserID(name))).flatMap { try? RiskScore.decode($0.contributions) } ?? []
+                let text = try RiskScore.encode(RiskScore.merge(stored, engine.riskContributions(for: name), at: clock.now()))
+                try await store.saveRiskScore(RiskScoreRecord(userID: UserID(name), contributions: text, updatedAt: clock.now()))
+            } catch let error as StoreError where error.code == .notFound {
+                continue
+            } catch {
+                logger.warning("could not save a user's risk score", metadata: ["user": "\(name)", "error": "\(error)"])
             }
         }
     }
@@ -161,9 +212,22 @@ struct Responder: Sendable {
     let clock: any WallClock
     let random: any RandomSource
     let logger: Logger
+    /// How long a step held for approval waits (`response.approval_timeout_seconds`).
+    var approvalTimeout: TimeInterval = 3600
 
+    /// A `raise_risk` step's points for one user; the detection loop adds them to the engine's ledger.
+    /// With `until`: a `require_step_up` step's requirement (0 points) from `time` to `until`.
+    struct RiskRaise: Sendable {
+        var user: String, source: String, reason: String, points: Int, time: Date
+        var until: Date? = nil
+    }
+
+    /// Writes the findings, carries out the matching playbooks' steps, and returns the risk the
+    /// `raise_risk` steps add (the caller owns the engine).
+    @discardableResult
     func respond(to findings: [DetectionFinding], playbooks: PlaybookSet, ruleNames: [String: [String]], memory: EvidenceMemory,
-                 sender: WebhookSender) async {
+                 sender: WebhookSender) async -> [RiskRaise] {
+        var raises: [RiskRaise] = []
         var written: [(DetectionFinding, UUID)] = []
         var findingEvents: [NewEvent] = []
         for f in findings {
@@ -180,11 +244,45 @@ struct Responder: Sendable {
         for (f, eventID) in written {
             for step in playbooks.plan(for: f, ruleNames: ruleNames[f.ruleID] ?? []) {
                 let outcome: ResponseEvents.Outcome
+                if step.needsApproval && !step.dryRun {
+                    outcome = await hold(step, finding: f, findingEventID: eventID, memory: memory)
+                    if let e = try? ResponseEvents.action(step, finding: f, outcome: outcome, id: random.uuid(), at: clock.now()) {
+                        actionEvents.append(e)
+                    }
+                    continue
+                }
+                if step.dryRun {
+                    // Nothing is done: the event says what the step would have acted on.
+                    outcome = await dryRun(step, finding: f, memory: memory)
+                    if let e = try? ResponseEvents.action(step, finding: f, outcome: outcome, id: random.uuid(), at: clock.now()) {
+                        actionEvents.append(e)
+                    }
+                    continue
+                }
                 switch step.action {
+                case .requireStepUp(let seconds, let who):
+                    let targets = await users(who, finding: f, memory: memory)
+                    let now = clock.now(), until = now.addingTimeInterval(TimeInterval(seconds))
+                    for u in targets {
+                        raises.append(.init(user: u.rawValue, source: "step-up:\(step.playbook)",
+                                            reason: "step-up required by playbook \(step.playbook) for \(f.title)", points: 0, time: now, until: until))
+                    }
+                    outcome = targets.isEmpty ? .init(success: true, detail: "no known user to act on")
+                        : .init(success: true, detail: "\(targets.count) user(s) must authenticate again for \(seconds) s",
+                                users: targets.map(\.rawValue), facts: ["for_seconds": .number(seconds), "until": .number(Int(StoreCoding.millis(until)))])
                 case .revokeSessions(let who):
                     outcome = await revokeSessions(of: await users(who, finding: f, memory: memory), finding: f, playbook: step.playbook)
                 case .disableUser(let who):
                     outcome = await disable(await users(who, finding: f, memory: memory), finding: f, playbook: step.playbook)
+                case .raiseRisk(let points, let who):
+                    let targets = await users(who, finding: f, memory: memory)
+                    for u in targets {
+                        raises.append(.init(user: u.rawValue, source: "playbook:\(step.playbook)",
+                                            reason: "raised by playbook \(step.playbook) for \(f.title)", points: points, time: clock.now()))
+                    }
+                    outcome = targets.isEmpty ? .init(success: true, detail: "no known user to act on")
+                        : .init(success: true, detail: "risk of \(targets.count) user(s) raised by \(points) point(s)",
+                                users: targets.map(\.rawValue), facts: ["points": .number(points)])
                 case .log:
                     logger.notice("detection finding", metadata: [
                         "playbook": "\(step.playbook)", "rule": "\(f.ruleID)", "title": "\(f.title)", "severity": "\(f.level.rawValue)",
@@ -206,6 +304,27 @@ struct Responder: Sendable {
             }
         }
         await append(actionEvents, what: "playbook actions")
+        return raises
+    }
+
+    /// What a step of a dry-run playbook would do, without doing it.
+    private func dryRun(_ step: PlaybookStep, finding f: DetectionFinding, memory: EvidenceMemory) async -> ResponseEvents.Outcome {
+        func on(_ who: PlaybookAction.Users, _ what: String) async -> ResponseEvents.Outcome {
+            let targets = await users(who, finding: f, memory: memory)
+            return .init(success: true, detail: "dry run: would \(what) for \(targets.count) user(s); nothing was done",
+                         users: targets.map(\.rawValue), facts: ["dry_run": true])
+        }
+        switch step.action {
+        case .revokeSessions(let who): return await on(who, "revoke the sessions")
+        case .disableUser(let who): return await on(who, "disable the account")
+        case .raiseRisk(let points, let who): return await on(who, "raise the risk score by \(points)")
+        case .requireStepUp(let seconds, let who): return await on(who, "require a step-up for \(seconds) s")
+        case .webhook(let target):
+            return .init(success: true, detail: "dry run: would post a ticket to \(target.host); nothing was sent",
+                         facts: ["dry_run": true, "host": .string(target.host)])
+        case .log:
+            return .init(success: true, detail: "dry run: would write the finding to the server log; nothing was written", facts: ["dry_run": true])
+        }
     }
 
     /// Records the audit event of one action performed elsewhere (a webhook delivery).
@@ -214,7 +333,7 @@ struct Responder: Sendable {
         await append([e], what: "a webhook outcome")
     }
 
-    private func append(_ events: [NewEvent], what: String) async {
+    func append(_ events: [NewEvent], what: String) async {
         guard !events.isEmpty else { return }
         for attempt in 1...3 {
             do {
@@ -231,7 +350,7 @@ struct Responder: Sendable {
     }
 
     /// The existing users an action acts on.
-    private func users(_ who: PlaybookAction.Users, finding: DetectionFinding, memory: EvidenceMemory) async -> [UserID] {
+    func users(_ who: PlaybookAction.Users, finding: DetectionFinding, memory: EvidenceMemory) async -> [UserID] {
         var names: [String] = []
         switch who {
         case .finding: names = finding.user.map { [$0] } ?? []
@@ -246,7 +365,7 @@ struct Responder: Sendable {
         return out
     }
 
-    private func revokeSessions(of users: [UserID], finding: DetectionFinding, playbook: String) async -> ResponseEvents.Outcome {
+    func revokeSessions(of users: [UserID], finding: DetectionFinding, playbook: String) async -> ResponseEvents.Outcome {
         guard !users.isEmpty else { return .init(success: true, detail: "no known user to act on", facts: ["sessions_revoked": 0]) }
         var revoked = 0
         var failed: [String] = []
@@ -262,7 +381,7 @@ struct Responder: Sendable {
         return .init(success: failed.isEmpty, detail: detail, users: users.map(\.rawValue), facts: ["sessions_revoked": .number(revoked)])
     }
 
-    private func disable(_ users: [UserID], finding: DetectionFinding, playbook: String) async -> ResponseEvents.Outcome {
+    func disable(_ users: [UserID], finding: DetectionFinding, playbook: String) async -> ResponseEvents.Outcome {
         guard !users.isEmpty else { return .init(success: true, detail: "no known user to act on") }
         var done: [String] = []
         var failed: [String] = []

@@ -14,7 +14,9 @@ import MenshenVisibility
 /// Remediation Activity fits the actions (OCSF 1.8.0 category 7, "the
 /// remediation of a finding"): `revoke_sessions` is activity 2 Evict (the
 /// user's sessions are thrown out), `disable_user` 1 Isolate (the account is
-/// cut off), `webhook` and `log` 99 Other (`activity_name` Notify / Log).
+/// cut off), `require_step_up` 4 Harden, `webhook`, `log` and `raise_risk` 99
+/// Other (`activity_name` Notify / Log / Raise risk). A dry-run playbook's
+/// steps are recorded with status 99 "Dry run" and `unmapped.dry_run`.
 /// `command_uid` is the playbook run (finding uid and playbook name) the
 /// action belongs to; `status_id` says whether it succeeded; `unmapped` holds
 /// the playbook, the action, the finding uid and rule, and what was acted on.
@@ -45,9 +47,32 @@ public enum ResponseEvents {
         public var users: [String]
         /// Extra facts (`sessions_revoked`, `attempts`, `host`, …).
         public var facts: [String: EventJSON.Value]
-        public init(success: Bool, detail: String, users: [String] = [], facts: [String: EventJSON.Value] = [:]) {
-            self.success = success; self.detail = detail; self.users = users; self.facts = facts
+        /// A status other than success or failure (a step held for approval: 99 "Pending approval").
+        public var status: (id: Int, name: String)?
+        public init(success: Bool, detail: String, users: [String] = [], facts: [String: EventJSON.Value] = [:],
+                    status: (id: Int, name: String)? = nil) {
+            self.success = success; self.detail = detail; self.users = users; self.facts = facts; self.status = status
         }
+    }
+
+    /// The event of an operator's decision on a held step (`menshen playbook approve|reject`): a
+    /// Remediation Activity, activity 99 (`Approve` / `Reject`), the operator in `unmapped.approval.by`
+    /// and in the message.
+    public static func approvalDecision(_ record: PlaybookApprovalRecord, approved: Bool, operator name: String, id: UUID, at time: Date) throws -> NewEvent {
+        let verb = approved ? "approved" : "rejected"
+        let event: [String: Any] = [
+            "class_uid": 7001, "category_uid": 7, "activity_id": 99, "activity_name": approved ? "Approve" : "Reject", "type_uid": 700_199,
+            "severity_id": 1, "time": StoreCoding.millis(time), "status_id": 1, "status": "Success",
+            "status_detail": "step \(record.action) of playbook \(record.playbook) \(verb) by \(name)",
+            "command_uid": "\(record.findingUID)/\(record.playbook)",
+            "message": "playbook \(record.playbook): \(record.action) for finding \(record.findingUID) \(verb) by \(name) (run \(record.id))",
+            "remediation": ["desc": "Operator decision on a playbook step held for approval"],
+            "metadata": ["version": MenshenVisibility.ocsfVersion, "log_name": logName,
+                         "product": ["name": "Menshen", "vendor_name": "Menshen project", "version": productVersion]],
+            "unmapped": ["playbook": record.playbook, "action": record.action, "finding_uid": record.findingUID,
+                         "approval": ["run": record.id, "state": verb, "by": name]] as [String: Any],
+        ]
+        return NewEvent(id: id, time: time, classUID: 7001, severityID: 1, userID: nil, payloadJSON: try EventJSON.encode(event))
     }
 
     /// The Remediation Activity event for one action of a playbook run.
@@ -55,6 +80,8 @@ public enum ResponseEvents {
         let (activity, name): (Int, String?) = switch step.action {
         case .revokeSessions: (2, nil)
         case .disableUser: (1, nil)
+        case .raiseRisk: (99, "Raise risk")
+        case .requireStepUp: (4, nil)
         case .webhook: (99, "Notify")
         case .log: (99, "Log")
         }
@@ -62,14 +89,17 @@ public enum ResponseEvents {
             "playbook": step.playbook, "action": step.action.kind, "finding_uid": finding.uid, "rule": finding.ruleID,
         ]
         if !outcome.users.isEmpty { unmapped["users"] = outcome.users }
+        if step.dryRun { unmapped["dry_run"] = true }
         for (k, v) in outcome.facts { unmapped[k] = plain(v) }
         var event: [String: Any] = [
             "class_uid": 7001, "category_uid": 7, "activity_id": activity, "type_uid": 700_100 + activity,
             "severity_id": finding.severityID, "time": StoreCoding.millis(time),
-            "status_id": outcome.success ? 1 : 2, "status": outcome.success ? "Success" : "Failure",
+            // A dry run's step is neither a success nor a failure: status 99 Other, "Dry run".
+            "status_id": step.dryRun ? 99 : outcome.status?.id ?? (outcome.success ? 1 : 2),
+            "status": step.dryRun ? "Dry run" : outcome.status?.name ?? (outcome.success ? "Success" : "Failure"),
             "status_detail": String(outcome.detail.prefix(512)),
             "command_uid": "\(finding.uid)/\(step.playbook)",
-            "message": "playbook \(step.playbook): \(step.action.kind) for finding \(finding.uid) (\(finding.title)): \(outcome.detail.prefix(256))",
+            "message": "\(step.dryRun ? "[dry run] " : "")playbook \(step.playbook): \(step.action.kind) for finding \(finding.uid) (\(finding.title)): \(outcome.detail.prefix(256))",
             "remediation": ["desc": "Playbook \(step.playbook), action \(step.action.kind), answering \"\(finding.title)\""],
             "metadata": ["version": MenshenVisibility.ocsfVersion, "log_name": logName,
                          "product": ["name": "Menshen", "vendor_name": "Menshen project", "version": productVersion]],

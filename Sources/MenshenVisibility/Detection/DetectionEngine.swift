@@ -39,6 +39,8 @@ public struct DetectionEngine: Sendable {
     /// ``DetectionEvent/init(_:projection:)`` to parse only those.
     public private(set) var projection: EventProjection
     private var ledger: RiskLedger
+    /// Users whose contributions changed since ``takeRiskChanges()`` (bounded with the ledger's users).
+    private var riskChanged: Set<String> = []
     private var suppressed: [String: Date] = [:]
     /// The newest event time seen.
     public private(set) var now: Date = .distantPast
@@ -127,8 +129,33 @@ public struct DetectionEngine: Sendable {
     public mutating func record(_ findings: [DetectionFinding]) {
         for f in findings {
             guard let user = f.user else { continue }
-            ledger.add(user: user, source: f.ruleID, reason: f.title, points: RiskScore.points(for: f.level), time: f.lastTime)
+            addRisk(user: user, source: f.ruleID, reason: f.title, points: RiskScore.points(for: f.level), time: f.lastTime)
         }
+    }
+
+    /// Adds a contribution to a user's risk from outside the engine: the accounts named in a finding's
+    /// evidence (a spray's targets), or a playbook's `raise_risk` step. Points are clamped to 0–100.
+    public mutating func addRisk(user: String, source: String, reason: String, points: Double, time: Date) {
+        guard ledger.add(user: user, source: source, reason: reason, points: min(100, max(0, points)), time: time) else { return }
+        if riskChanged.count < configuration.maxUsers { riskChanged.insert(user) }
+    }
+
+    /// Records a step-up requirement for the user (a playbook's `require_step_up`): stored with the
+    /// risk contributions, it makes the gateway ask for a fresh authentication from `since` to `until`.
+    public mutating func requireStepUp(user: String, source: String, reason: String, since: Date, until: Date) {
+        guard until > since, ledger.add(user: user, source: source, reason: reason, points: 0, time: since, until: until) else { return }
+        if riskChanged.count < configuration.maxUsers { riskChanged.insert(user) }
+    }
+
+    /// The users whose risk contributions changed since the last call (for the store, so the gateway sees them).
+    public mutating func takeRiskChanges() -> [String] {
+        defer { riskChanged.removeAll(keepingCapacity: true) }
+        return riskChanged.sorted()
+    }
+
+    /// The user's contributions with their points as added (not decayed), oldest first, for the store.
+    public func riskContributions(for user: String) -> [RiskScore.Contribution] {
+        ledger.raw(user: user)
     }
 
     /// The user's risk score at `time` (see ``RiskScore`` for the formula).
@@ -166,17 +193,17 @@ public struct DetectionEngine: Sendable {
         guard e.isSuccessfulSignIn || e.isAllowedAccess, let user = e.userName, let b = baselines[user] else { return }
         let place = e.place
         if let c = place.country, b.activitiesWithCountry >= configuration.minimumSignInsForPlaces, b.countries[c] == nil {
-            ledger.add(user: user, source: RiskScore.Signal.newCountry.rawValue, reason: "first activity from \(c)",
+            addRisk(user: user, source: RiskScore.Signal.newCountry.rawValue, reason: "first activity from \(c)",
                        points: RiskScore.Signal.newCountry.points, time: e.time)
         }
         if let p = e.sourcePrefix, b.successfulSignIns >= configuration.minimumSignInsForPlaces,
            b.prefixes[p] == nil {
-            ledger.add(user: user, source: RiskScore.Signal.newPrefix.rawValue, reason: "first activity from network \(p)",
+            addRisk(user: user, source: RiskScore.Signal.newPrefix.rawValue, reason: "first activity from network \(p)",
                        points: RiskScore.Signal.newPrefix.points, time: e.time)
         }
         let hour = configuration.hourAndWeekday(e.time).hour
         if b.isUsualHour(hour, minimum: configuration.minimumActivitiesForHours) == false {
-            ledger.add(user: user, source: RiskScore.Signal.unusualHour.rawValue, reason: "active at \(hour):00, outside usual hours",
+            addRisk(user: user, source: RiskScore.Signal.unusualHour.rawValue, reason: "active at \(hour):00, outside usual hours",
                        points: RiskScore.Signal.unusualHour.points, time: e.time)
         }
     }

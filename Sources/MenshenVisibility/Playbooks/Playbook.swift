@@ -45,9 +45,15 @@ public struct Playbook: Sendable, Equatable {
     public var description: String?
     public var match: Match
     public var actions: [PlaybookAction]
+    /// `dry_run: true`: every step is recorded (with what it would act on) and nothing is done.
+    public var dryRun: Bool
+    /// Indices in ``actions`` of the steps marked `approval: required`: they wait for an operator.
+    public var approvals: Set<Int>
 
-    public init(name: String, description: String? = nil, match: Match, actions: [PlaybookAction]) {
-        self.name = name; self.description = description; self.match = match; self.actions = actions
+    public init(name: String, description: String? = nil, match: Match, actions: [PlaybookAction], dryRun: Bool = false,
+                approvals: Set<Int> = []) {
+        self.name = name; self.description = description; self.match = match; self.actions = actions; self.dryRun = dryRun
+        self.approvals = approvals
     }
 
     /// Whether this playbook answers `finding`. `ruleNames` are the other names
@@ -80,8 +86,15 @@ public enum PlaybookAction: Sendable, Equatable {
 
     /// Revoke every active session of the users: their next request is refused.
     case revokeSessions(Users)
-    /// Disable the users' accounts (which also ends their sessions).
+    /// Disable the users' accounts (which also ends their sessions). `lock_account` in a file is the same action.
     case disableUser(Users)
+    /// For `seconds` (60 s – 24 h), the users' requests through the gateway need an authentication made
+    /// after the step ran: a request the policies allow becomes a step-up (`step_up_required`, with
+    /// `max_age` = the time since the step) until the user has proved their factors again.
+    case requireStepUp(seconds: Int, Users)
+    /// Add points (1–100) to the users' risk score (``RiskScore``; it decays like any contribution), which the
+    /// gateway's policies read as `context.risk.score`.
+    case raiseRisk(points: Int, Users)
     /// POST a JSON ticket describing the finding to a URL, off the detection path.
     case webhook(WebhookTarget)
     /// Write the finding to the server log (the audit event is written in every case).
@@ -92,6 +105,8 @@ public enum PlaybookAction: Sendable, Equatable {
         switch self {
         case .revokeSessions: "revoke_sessions"
         case .disableUser: "disable_user"
+        case .raiseRisk: "raise_risk"
+        case .requireStepUp: "require_step_up"
         case .webhook: "webhook"
         case .log: "log"
         }
@@ -146,4 +161,11 @@ public struct WebhookTarget: Sendable, Equatable {
 public struct PlaybookStep: Sendable, Equatable {
     public var playbook: String
     public var action: PlaybookAction
+    /// The playbook is a dry run: record the step, do nothing.
+    public var dryRun: Bool = false
+    /// The step waits for an operator's approval (`approval: required`).
+    public var needsApproval: Bool = false
+    public init(playbook: String, action: PlaybookAction, dryRun: Bool = false, needsApproval: Bool = false) {
+        self.playbook = playbook; self.action = action; self.dryRun = dryRun; self.needsApproval = needsApproval
+    }
 }

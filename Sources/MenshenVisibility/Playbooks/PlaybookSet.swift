@@ -10,6 +10,7 @@ import Foundation
 /// playbooks:
 ///   - name: contain-password-spraying
 ///     description: End the sessions of every account a spraying source tried, and open a ticket.
+///     dry_run: false                           # true: record every step, do nothing
 ///     match:
 ///       rules: [menshen_password_spraying]     # Sigma id, name or title; any of
 ///       techniques: [T1110.003]                # any of; T1110 also covers its sub-techniques
@@ -17,6 +18,12 @@ import Foundation
 ///     actions:
 ///       - type: revoke_sessions
 ///         users: evidence                      # finding (default) or evidence
+///         approval: required                   # wait for `menshen playbook approve` (any action but log)
+///       - type: require_step_up              # for a while, requests need a fresh authentication
+///         for: 1h                              # 60s – 24h (s, m, h, d), default 1h
+///       - type: raise_risk                   # add points to the users' risk score (context.risk.score)
+///         points: 30                           # 1–100
+///         users: evidence
 ///       - type: webhook
 ///         url: https://soc.bank.example/hooks/menshen
 ///         timeout_seconds: 5                   # 1–30, default 5
@@ -37,7 +44,9 @@ public struct PlaybookSet: Sendable, Equatable {
     /// `ruleNames` are the other names of the finding's rule (Sigma `name`, title).
     public func plan(for finding: DetectionFinding, ruleNames: [String] = []) -> [PlaybookStep] {
         playbooks.filter { $0.matches(finding, ruleNames: ruleNames) }
-            .flatMap { p in p.actions.map { PlaybookStep(playbook: p.name, action: $0) } }
+            .flatMap { p in
+                p.actions.enumerated().map { PlaybookStep(playbook: p.name, action: $0.element, dryRun: p.dryRun, needsApproval: p.approvals.contains($0.offset)) }
+            }
     }
 
     /// The set used when `response.playbooks_file` is empty: conservative, so
@@ -132,8 +141,13 @@ private struct PlaybookParser {
             throw fail("name", "must be 1–\(PlaybookLimits.maxNameLength) characters of a–z, 0–9, '-', '_' or '.'")
         }
         name = text
-        for (key, _) in pairs where !["name", "description", "match", "actions"].contains(key) {
-            throw fail(key, "unknown key (expected name, description, match, actions)")
+        for (key, _) in pairs where !["name", "description", "match", "actions", "dry_run"].contains(key) {
+            throw fail(key, "unknown key (expected name, description, match, actions, dry_run)")
+        }
+        var dryRun = false
+        if let d = node["dry_run"] {
+            guard case .bool(let b) = d else { throw fail("dry_run", "must be true or false") }
+            dryRun = b
         }
         var description: String?
         if let d = node["description"] {
@@ -149,8 +163,23 @@ private struct PlaybookParser {
             throw fail("actions", "\(list.count) actions; at most \(PlaybookLimits.maxActions)")
         }
         var actions: [PlaybookAction] = []
-        for (i, a) in list.enumerated() { actions.append(try action(a, field: "actions[\(i)]")) }
-        return Playbook(name: text, description: description, match: match, actions: actions)
+        var approvals: Set<Int> = []
+        for (i, a) in list.enumerated() {
+            var node = a
+            // `approval: required` holds the step for an operator; any action but log may carry it.
+            if case .map(let pairs) = a, let approval = a["approval"] {
+                guard let v = approval.string, ["required", "none"].contains(v) else {
+                    throw fail("actions[\(i)].approval", "must be required or none")
+                }
+                if v == "required" {
+                    guard a["type"]?.string != "log" else { throw fail("actions[\(i)].approval", "a log step needs no approval") }
+                    approvals.insert(i)
+                }
+                node = .map(pairs.filter { $0.key != "approval" })
+            }
+            actions.append(try action(node, field: "actions[\(i)]"))
+        }
+        return Playbook(name: text, description: description, match: match, actions: actions, dryRun: dryRun, approvals: approvals)
     }
 
     static func isName(_ s: String) -> Bool {
@@ -197,6 +226,18 @@ private struct PlaybookParser {
         return out
     }
 
+    /// `90s`, `30m`, `1h`, `1d` or plain seconds → seconds; nil when it is none of them.
+    static func duration(_ text: String) -> Int? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        guard let last = t.last, t.count <= 12 else { return nil }
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        if let unit = units[last] {
+            guard let n = Int(t.dropLast()), n >= 0 else { return nil }
+            return n.multipliedReportingOverflow(by: unit).overflow ? nil : n * unit
+        }
+        return Int(t).flatMap { $0 >= 0 ? $0 : nil }
+    }
+
     static func isTechnique(_ t: String) -> Bool {
         let parts = t.split(separator: ".", omittingEmptySubsequences: false)
         guard let head = parts.first, head.count == 5, head.first == "T", head.dropFirst().allSatisfy(\.isASCII),
@@ -211,7 +252,7 @@ private struct PlaybookParser {
         switch node {
         case .string(let s): kind = s
         case .map(let p):
-            guard let t = node["type"]?.string else { throw fail("\(field).type", "missing (revoke_sessions, disable_user, webhook or log)") }
+            guard let t = node["type"]?.string else { throw fail("\(field).type", "missing (revoke_sessions, disable_user, lock_account, require_step_up, raise_risk, webhook or log)") }
             kind = t; pairs = p
         default: throw fail(field, "must be an action name or a map with 'type', not \(node.kind)")
         }
@@ -235,8 +276,25 @@ private struct PlaybookParser {
         switch kind {
         case "revoke_sessions":
             try allow(["users"]); return .revokeSessions(try users())
-        case "disable_user":
+        case "disable_user", "lock_account":
             try allow(["users"]); return .disableUser(try users())
+        case "require_step_up":
+            try allow(["users", "for"])
+            var seconds = 3600
+            if let f = node["for"] {
+                let text: String? = switch f { case .string(let t): t; case .int(let i): String(i); default: nil }
+                guard let text, let v = Self.duration(text), (60...86_400).contains(v) else {
+                    throw fail("\(field).for", "must be a duration from 60s to 24h (e.g. 90s, 30m, 1h)")
+                }
+                seconds = v
+            }
+            return .requireStepUp(seconds: seconds, try users())
+        case "raise_risk":
+            try allow(["users", "points"])
+            guard node["points"] != nil else { throw fail("\(field).points", "missing (raise_risk needs points, 1–100)") }
+            let points = try integer("points", default: 0)
+            guard (1...100).contains(points) else { throw fail("\(field).points", "must be 1 to 100") }
+            return .raiseRisk(points: points, try users())
         case "log":
             try allow([]); return .log
         case "webhook":
@@ -252,7 +310,7 @@ private struct PlaybookParser {
             }
         default:
             throw fail(pairs.isEmpty ? field : "\(field).type",
-                       "unknown action \"\(kind.prefix(40))\" (revoke_sessions, disable_user, webhook or log)")
+                       "unknown action \"\(kind.prefix(40))\" (revoke_sessions, disable_user, lock_account, require_step_up, raise_risk, webhook or log)")
         }
     }
 }
