@@ -241,6 +241,17 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     }
 
     public func lastEvent() async throws -> StoredEvent? { try open(); return log.last }
+
+    public func searchEvents(_ query: EventQuery, order: EventOrder, after cursor: Int64?, limit: Int) async throws -> [StoredEvent] {
+        try open()
+        try query.validate()
+        switch order {
+        case .oldestFirst:
+            return Array(log.lazy.filter { $0.sequence > (cursor ?? 0) && query.matches($0) }.prefix(max(0, limit)))
+        case .newestFirst:
+            return Array(log.reversed().lazy.filter { $0.sequence < (cursor ?? .max) && query.matches($0) }.prefix(max(0, limit)))
+        }
+    }
     public func eventCount() async throws -> Int { try open(); return log.count }
 
     // MARK: Audit checkpoints

@@ -539,6 +539,32 @@ public final class PostgresStore: MenshenStore {
         try await eventRows("SELECT \(unescaped: Self.eventColumns) FROM events ORDER BY seq DESC LIMIT 1").first
     }
 
+    public func searchEvents(_ query: EventQuery, order: EventOrder, after cursor: Int64?, limit: Int) async throws -> [StoredEvent] {
+        try query.validate()
+        // Every condition is a bound parameter ($n); only the fixed clause texts are joined.
+        var binds = PostgresBindings()
+        var clauses: [String] = []
+        func bind(_ value: some PostgresDynamicTypeEncodable) -> String { binds.append(value); return "$\(binds.count)" }
+        switch order {
+        case .oldestFirst: clauses.append("seq > \(bind(cursor ?? 0))")
+        case .newestFirst: clauses.append("seq < \(bind(cursor ?? Int64.max))")
+        }
+        if let since = query.since { clauses.append("time >= \(bind(StoreCoding.millis(since)))") }
+        if let until = query.until { clauses.append("time < \(bind(StoreCoding.millis(until)))") }
+        if !query.classUIDs.isEmpty { clauses.append("class_uid = ANY(\(bind(query.classUIDs.map { Int64($0) }))::bigint[])") }
+        if let user = query.userID {
+            if let text = query.userInPayload {
+                clauses.append("(user_id = \(bind(user)) OR strpos(payload, \(bind(text))) > 0)")
+            } else {
+                clauses.append("user_id = \(bind(user))")
+            }
+        }
+        for t in query.payloadContains { clauses.append("strpos(payload, \(bind(t))) > 0") }
+        let sql = "SELECT \(Self.eventColumns) FROM events WHERE " + clauses.joined(separator: " AND ")
+            + (order == .oldestFirst ? " ORDER BY seq" : " ORDER BY seq DESC") + " LIMIT \(bind(Int64(max(0, limit))))"
+        return try await eventRows(PostgresQuery(unsafeSQL: sql, binds: binds))
+    }
+
     public func eventCount() async throws -> Int {
         try await rows("SELECT COUNT(*)::BIGINT FROM events", as: (Int.self)).first ?? 0
     }

@@ -534,6 +534,36 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM events ORDER BY seq DESC LIMIT 1").map(Self.storedEvent) }
     }
 
+    public func searchEvents(_ query: EventQuery, order: EventOrder, after cursor: Int64?, limit: Int) async throws -> [StoredEvent] {
+        try query.validate()
+        // Every condition is a bound parameter; only the fixed clause texts are joined.
+        var clauses: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        switch order {
+        case .oldestFirst: clauses.append("seq > ?"); arguments.append(cursor ?? 0)
+        case .newestFirst: clauses.append("seq < ?"); arguments.append(cursor ?? Int64.max)
+        }
+        if let since = query.since { clauses.append("time >= ?"); arguments.append(StoreCoding.millis(since)) }
+        if let until = query.until { clauses.append("time < ?"); arguments.append(StoreCoding.millis(until)) }
+        if !query.classUIDs.isEmpty {
+            clauses.append("class_uid IN (" + query.classUIDs.map { _ in "?" }.joined(separator: ", ") + ")")
+            arguments += query.classUIDs.map { $0 }
+        }
+        if let user = query.userID {
+            if let text = query.userInPayload {
+                clauses.append("(user_id = ? OR instr(payload, ?) > 0)"); arguments += [user, text]
+            } else {
+                clauses.append("user_id = ?"); arguments.append(user)
+            }
+        }
+        for t in query.payloadContains { clauses.append("instr(payload, ?) > 0"); arguments.append(t) }
+        arguments.append(max(0, limit))
+        let sql = "SELECT * FROM events WHERE " + clauses.joined(separator: " AND ")
+            + (order == .oldestFirst ? " ORDER BY seq LIMIT ?" : " ORDER BY seq DESC LIMIT ?")
+        let bound = StatementArguments(arguments)
+        return try await read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map(Self.storedEvent) }
+    }
+
     public func eventCount() async throws -> Int {
         try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? 0 }
     }

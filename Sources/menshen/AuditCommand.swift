@@ -13,8 +13,8 @@ import MenshenVisibility
 /// copy offline; `checkpoint` signs the chain head now (e.g. before a backup).
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "The tamper-evident audit log: verify, key, checkpoint.",
-        subcommands: [Verify.self, Key.self, Checkpoint.self])
+        commandName: "audit", abstract: "The tamper-evident audit log: verify, key, checkpoint, search, tail.",
+        subcommands: [Verify.self, Key.self, Checkpoint.self, Search.self, Tail.self])
 
     /// `verify`'s exit codes, like cmp(1): 0 intact, 1 tampered, 2 could not verify.
     enum Exit {
