@@ -21,6 +21,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     private var devicesByID: [DeviceID: DeviceRecord] = [:]
     private var deviceCertificatesBySerial: [String: DeviceCertificateRecord] = [:]
     private var consumerCursors: [String: Int64] = [:]
+    private var prunes: [EventPruneRecord] = []
     private var closed = false
     private var generations = ChangeGenerations(access: 0, configuration: 0)
     /// ``generations``' access counter, readable without awaiting the actor.
@@ -32,7 +33,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 8 }
+    public func schemaVersion() async throws -> Int { 9 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 
@@ -241,6 +242,20 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     }
 
     public func lastEvent() async throws -> StoredEvent? { try open(); return log.last }
+
+    public func pruneEvents(_ prune: EventPruneRecord) async throws -> Int {
+        try open()
+        try prune.validate()
+        guard prune.throughSequence > (prunes.last?.throughSequence ?? 0),
+              log.first(where: { $0.sequence == prune.throughSequence })?.hash == prune.throughHash
+        else { throw StoreError(.conflict, "event \(prune.throughSequence) is not in the log with that hash (or was pruned)") }
+        let before = log.count
+        log.removeAll { $0.sequence <= prune.throughSequence }
+        prunes.append(prune)
+        return before - log.count
+    }
+
+    public func lastPrune() async throws -> EventPruneRecord? { try open(); return prunes.last }
 
     public func searchEvents(_ query: EventQuery, order: EventOrder, after cursor: Int64?, limit: Int) async throws -> [StoredEvent] {
         try open()

@@ -156,7 +156,7 @@ public protocol DeviceStore: Sendable {
 /// Everything a backend provides.
 public protocol MenshenStore: DirectoryStore, SessionStore, PolicyStore, ApplicationStore, EventStore, ChangeFeed,
     EnrolmentTokenStore, CredentialStore, FlowStateStore, DeviceStore, AuditCheckpointStore, ConsumerCursorStore,
-    EventSearchStore
+    EventSearchStore, EventPruneStore
 {
     /// A short name for logs and readiness output (`sqlite`, `postgres`, `memory`).
     var backendName: String { get }

@@ -143,5 +143,26 @@ public enum PostgresMigrations {
         Migration(version: 8, name: "named consumer cursors over the event log (SIEM export, detections, playbooks)", statements: [
             "CREATE TABLE consumer_cursors (name TEXT PRIMARY KEY, sequence BIGINT NOT NULL CHECK (sequence >= 0), updated_at BIGINT NOT NULL)",
         ]),
+        Migration(version: 9, name: "retention: recorded prunes of the event log; only events at or below a prune may be deleted", statements: [
+            """
+            CREATE TABLE event_prunes (
+              through_seq BIGINT PRIMARY KEY, through_hash TEXT NOT NULL, event_count BIGINT NOT NULL,
+              export_sha256 TEXT NOT NULL, pruned_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE FUNCTION menshen_event_prunes_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'event prunes are append-only'; END $$
+            """,
+            "CREATE TRIGGER event_prunes_no_change BEFORE UPDATE OR DELETE ON event_prunes FOR EACH ROW EXECUTE FUNCTION menshen_event_prunes_append_only()",
+            """
+            CREATE FUNCTION menshen_events_prunable() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF TG_OP = 'DELETE' AND OLD.seq <= (SELECT COALESCE(MAX(through_seq), 0) FROM event_prunes) THEN RETURN OLD; END IF;
+              RAISE EXCEPTION 'events are append-only';
+            END $$
+            """,
+            "DROP TRIGGER events_no_update ON events",
+            "CREATE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events FOR EACH ROW EXECUTE FUNCTION menshen_events_prunable()",
+        ]),
     ]
 }

@@ -129,5 +129,20 @@ public enum SQLiteMigrations {
         Migration(version: 8, name: "named consumer cursors over the event log (SIEM export, detections, playbooks)", statements: [
             "CREATE TABLE consumer_cursors (name TEXT PRIMARY KEY, sequence INTEGER NOT NULL CHECK (sequence >= 0), updated_at INTEGER NOT NULL)",
         ]),
+        Migration(version: 9, name: "retention: recorded prunes of the event log; only events at or below a prune may be deleted", statements: [
+            """
+            CREATE TABLE event_prunes (
+              through_seq INTEGER PRIMARY KEY, through_hash TEXT NOT NULL, event_count INTEGER NOT NULL,
+              export_sha256 TEXT NOT NULL, pruned_at INTEGER NOT NULL)
+            """,
+            "CREATE TRIGGER event_prunes_no_update BEFORE UPDATE ON event_prunes BEGIN SELECT RAISE(ABORT, 'event prunes are append-only'); END",
+            "CREATE TRIGGER event_prunes_no_delete BEFORE DELETE ON event_prunes BEGIN SELECT RAISE(ABORT, 'event prunes are append-only'); END",
+            "DROP TRIGGER events_no_delete",
+            """
+            CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+            WHEN OLD.seq > (SELECT COALESCE(MAX(through_seq), 0) FROM event_prunes)
+            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END
+            """,
+        ]),
     ]
 }

@@ -27,7 +27,7 @@ struct StoreConformanceTests {
     func reachable(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             try await store.ping()
-            #expect(try await store.schemaVersion() == 8)
+            #expect(try await store.schemaVersion() == 9)
             print("storage conformance: \(backend.rawValue) backend is running")
         }
     }
