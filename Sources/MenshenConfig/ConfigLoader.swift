@@ -228,6 +228,10 @@ public enum ConfigLoader {
             problems.append(ConfigProblem(keyPath: "gateway.tls.client_ca_file", location: raw["gateway.tls.client_ca_file"]?.1 ?? "default",
                                           message: "needs gateway.tls.certificate_file and gateway.tls.private_key_file (client certificates are asked for over TLS)"))
         }
+        if effective("export.jsonl.enabled") == "true", effective("store.driver") == "postgres", (effective("export.jsonl.path") ?? "").isEmpty {
+            problems.append(ConfigProblem(keyPath: "export.jsonl.path", location: raw["export.jsonl.enabled"]?.1 ?? "default",
+                                          message: "is required when export.jsonl.enabled with store.driver postgres"))
+        }
         return (checked, problems.sorted { ($0.location, $0.keyPath) < ($1.location, $1.keyPath) })
     }
 

@@ -109,6 +109,14 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var writeTimeoutSeconds: Int
         public var confirmAfterSeconds: Int
     }
+    /// `export.jsonl.*`: the JSON Lines file export (default off).
+    public struct JSONLinesExport: Sendable, Equatable {
+        public var enabled: Bool
+        public var path: String
+        public var maxFileBytes: Int
+        public var keepFiles: Int
+    }
+    public var jsonLinesExport: JSONLinesExport
     public struct Response: Sendable, Equatable {
         /// `response.playbooks_file` (default empty: the built-in playbooks).
         public var playbooksFile: String
@@ -172,6 +180,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         device = Device(caFile: s("device.ca_file"), complianceFile: s("device.compliance_file"))
         device.tpmCAFile = s("device.tpm_ca_file")
         response = Response(playbooksFile: s("response.playbooks_file"), approvalTimeoutSeconds: i("response.approval_timeout_seconds"))
+        jsonLinesExport = JSONLinesExport(enabled: s("export.jsonl.enabled") == "true", path: s("export.jsonl.path"),
+                                          maxFileBytes: i("export.jsonl.max_file_bytes"), keepFiles: i("export.jsonl.keep_files"))
     }
 
     /// The configuration with every default.

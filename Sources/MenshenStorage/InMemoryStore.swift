@@ -23,6 +23,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     private var consumerCursors: [String: Int64] = [:]
     private var riskScores: [UserID: RiskScoreRecord] = [:]
     private var playbookApprovals: [String: PlaybookApprovalRecord] = [:]
+    private var prunes: [EventPruneRecord] = []
     private var closed = false
     private var generations = ChangeGenerations(access: 0, configuration: 0)
     /// ``generations``' access counter, readable without awaiting the actor.
@@ -34,7 +35,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 10 }
+    public func schemaVersion() async throws -> Int { 11 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 
@@ -243,6 +244,31 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     }
 
     public func lastEvent() async throws -> StoredEvent? { try open(); return log.last }
+
+    public func pruneEvents(_ prune: EventPruneRecord) async throws -> Int {
+        try open()
+        try prune.validate()
+        guard prune.throughSequence > (prunes.last?.throughSequence ?? 0),
+              log.first(where: { $0.sequence == prune.throughSequence })?.hash == prune.throughHash
+        else { throw StoreError(.conflict, "event \(prune.throughSequence) is not in the log with that hash (or was pruned)") }
+        let before = log.count
+        log.removeAll { $0.sequence <= prune.throughSequence }
+        prunes.append(prune)
+        return before - log.count
+    }
+
+    public func lastPrune() async throws -> EventPruneRecord? { try open(); return prunes.last }
+
+    public func searchEvents(_ query: EventQuery, order: EventOrder, after cursor: Int64?, limit: Int) async throws -> [StoredEvent] {
+        try open()
+        try query.validate()
+        switch order {
+        case .oldestFirst:
+            return Array(log.lazy.filter { $0.sequence > (cursor ?? 0) && query.matches($0) }.prefix(max(0, limit)))
+        case .newestFirst:
+            return Array(log.reversed().lazy.filter { $0.sequence < (cursor ?? .max) && query.matches($0) }.prefix(max(0, limit)))
+        }
+    }
     public func eventCount() async throws -> Int { try open(); return log.count }
 
     // MARK: Audit checkpoints

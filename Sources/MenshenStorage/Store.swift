@@ -156,7 +156,8 @@ public protocol DeviceStore: Sendable {
 /// Everything a backend provides.
 public protocol MenshenStore: DirectoryStore, SessionStore, PolicyStore, ApplicationStore, EventStore, ChangeFeed,
     EnrolmentTokenStore, CredentialStore, FlowStateStore, DeviceStore, AuditCheckpointStore, ConsumerCursorStore,
-    RiskScoreStore, PlaybookApprovalStore
+    RiskScoreStore, PlaybookApprovalStore,
+    EventSearchStore, EventPruneStore
 {
     /// A short name for logs and readiness output (`sqlite`, `postgres`, `memory`).
     var backendName: String { get }

@@ -157,6 +157,26 @@ public enum PostgresMigrations {
               step TEXT NOT NULL, state TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, decided_by TEXT, decided_at BIGINT)
             """,
             "CREATE INDEX playbook_approvals_state ON playbook_approvals(state, created_at)",
+        Migration(version: 11, name: "retention: recorded prunes of the event log; only events at or below a prune may be deleted", statements: [
+            """
+            CREATE TABLE event_prunes (
+              through_seq BIGINT PRIMARY KEY, through_hash TEXT NOT NULL, event_count BIGINT NOT NULL,
+              export_sha256 TEXT NOT NULL, pruned_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE FUNCTION menshen_event_prunes_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'event prunes are append-only'; END $$
+            """,
+            "CREATE TRIGGER event_prunes_no_change BEFORE UPDATE OR DELETE ON event_prunes FOR EACH ROW EXECUTE FUNCTION menshen_event_prunes_append_only()",
+            """
+            CREATE FUNCTION menshen_events_prunable() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF TG_OP = 'DELETE' AND OLD.seq <= (SELECT COALESCE(MAX(through_seq), 0) FROM event_prunes) THEN RETURN OLD; END IF;
+              RAISE EXCEPTION 'events are append-only';
+            END $$
+            """,
+            "DROP TRIGGER events_no_update ON events",
+            "CREATE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events FOR EACH ROW EXECUTE FUNCTION menshen_events_prunable()",
         ]),
     ]
 }

@@ -539,6 +539,73 @@ public final class PostgresStore: MenshenStore {
         try await eventRows("SELECT \(unescaped: Self.eventColumns) FROM events ORDER BY seq DESC LIMIT 1").first
     }
 
+    public func pruneEvents(_ prune: EventPruneRecord) async throws -> Int {
+        try prune.validate()
+        let logger = self.logger
+        do {
+            return try await client.withTransaction(logger: logger) { tx in
+                // Serialised with appends and with another node's prune.
+                try await tx.query("SELECT pg_advisory_xact_lock(\(Self.eventChainLockKey))", logger: logger)
+                var hash: String?
+                for try await h in try await tx.query("SELECT hash FROM events WHERE seq = \(prune.throughSequence)", logger: logger)
+                    .decode(String.self) { hash = h }
+                var previous: Int64 = 0
+                for try await p in try await tx.query("SELECT COALESCE(MAX(through_seq), 0)::BIGINT FROM event_prunes", logger: logger)
+                    .decode(Int64.self) { previous = p }
+                guard hash == prune.throughHash, prune.throughSequence > previous else {
+                    throw StoreError(.conflict, "event \(prune.throughSequence) is not in the log with that hash (or was pruned)")
+                }
+                // The prune row first: the delete trigger lets through only rows at or below a recorded prune.
+                try await tx.query("""
+                    INSERT INTO event_prunes(through_seq, through_hash, event_count, export_sha256, pruned_at)
+                    VALUES (\(prune.throughSequence), \(prune.throughHash), \(prune.eventCount), \(prune.exportSHA256), \(StoreCoding.millis(prune.prunedAt)))
+                    """, logger: logger)
+                var deleted = 0
+                for try await _ in try await tx.query("DELETE FROM events WHERE seq <= \(prune.throughSequence) RETURNING 1", logger: logger)
+                    .decode(Int.self) { deleted += 1 }
+                return deleted
+            }
+        } catch let e as PostgresTransactionError {
+            throw Self.map(e.closureError ?? e.commitError ?? e.beginError ?? e, url: url)
+        } catch {
+            throw Self.map(error, url: url)
+        }
+    }
+
+    public func lastPrune() async throws -> EventPruneRecord? {
+        try await rows("""
+            SELECT through_seq, through_hash, event_count, export_sha256, pruned_at FROM event_prunes ORDER BY through_seq DESC LIMIT 1
+            """, as: (Int64, String, Int64, String, Int64).self).first.map {
+            EventPruneRecord(throughSequence: $0.0, throughHash: $0.1, eventCount: $0.2, exportSHA256: $0.3, prunedAt: StoreCoding.date(millis: $0.4))
+        }
+    }
+
+    public func searchEvents(_ query: EventQuery, order: EventOrder, after cursor: Int64?, limit: Int) async throws -> [StoredEvent] {
+        try query.validate()
+        // Every condition is a bound parameter ($n); only the fixed clause texts are joined.
+        var binds = PostgresBindings()
+        var clauses: [String] = []
+        func bind(_ value: some PostgresDynamicTypeEncodable) -> String { binds.append(value); return "$\(binds.count)" }
+        switch order {
+        case .oldestFirst: clauses.append("seq > \(bind(cursor ?? 0))")
+        case .newestFirst: clauses.append("seq < \(bind(cursor ?? Int64.max))")
+        }
+        if let since = query.since { clauses.append("time >= \(bind(StoreCoding.millis(since)))") }
+        if let until = query.until { clauses.append("time < \(bind(StoreCoding.millis(until)))") }
+        if !query.classUIDs.isEmpty { clauses.append("class_uid = ANY(\(bind(query.classUIDs.map { Int64($0) }))::bigint[])") }
+        if let user = query.userID {
+            if let text = query.userInPayload {
+                clauses.append("(user_id = \(bind(user)) OR strpos(payload, \(bind(text))) > 0)")
+            } else {
+                clauses.append("user_id = \(bind(user))")
+            }
+        }
+        for t in query.payloadContains { clauses.append("strpos(payload, \(bind(t))) > 0") }
+        let sql = "SELECT \(Self.eventColumns) FROM events WHERE " + clauses.joined(separator: " AND ")
+            + (order == .oldestFirst ? " ORDER BY seq" : " ORDER BY seq DESC") + " LIMIT \(bind(Int64(max(0, limit))))"
+        return try await eventRows(PostgresQuery(unsafeSQL: sql, binds: binds))
+    }
+
     public func eventCount() async throws -> Int {
         try await rows("SELECT COUNT(*)::BIGINT FROM events", as: (Int.self)).first ?? 0
     }

@@ -145,6 +145,20 @@ public enum SQLiteMigrations {
               step TEXT NOT NULL, state TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, decided_by TEXT, decided_at INTEGER)
             """,
             "CREATE INDEX playbook_approvals_state ON playbook_approvals(state, created_at)",
+        Migration(version: 11, name: "retention: recorded prunes of the event log; only events at or below a prune may be deleted", statements: [
+            """
+            CREATE TABLE event_prunes (
+              through_seq INTEGER PRIMARY KEY, through_hash TEXT NOT NULL, event_count INTEGER NOT NULL,
+              export_sha256 TEXT NOT NULL, pruned_at INTEGER NOT NULL)
+            """,
+            "CREATE TRIGGER event_prunes_no_update BEFORE UPDATE ON event_prunes BEGIN SELECT RAISE(ABORT, 'event prunes are append-only'); END",
+            "CREATE TRIGGER event_prunes_no_delete BEFORE DELETE ON event_prunes BEGIN SELECT RAISE(ABORT, 'event prunes are append-only'); END",
+            "DROP TRIGGER events_no_delete",
+            """
+            CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+            WHEN OLD.seq > (SELECT COALESCE(MAX(through_seq), 0) FROM event_prunes)
+            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END
+            """,
         ]),
     ]
 }

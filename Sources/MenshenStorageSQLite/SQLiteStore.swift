@@ -590,6 +590,63 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM events ORDER BY seq DESC LIMIT 1").map(Self.storedEvent) }
     }
 
+    public func pruneEvents(_ prune: EventPruneRecord) async throws -> Int {
+        try prune.validate()
+        return try await write { db in
+            let hash = try String.fetchOne(db, sql: "SELECT hash FROM events WHERE seq = ?", arguments: [prune.throughSequence])
+            let previous = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(through_seq), 0) FROM event_prunes") ?? 0
+            guard hash == prune.throughHash, prune.throughSequence > previous else {
+                throw StoreError(.conflict, "event \(prune.throughSequence) is not in the log with that hash (or was pruned)")
+            }
+            // The prune row first: the delete trigger lets through only rows at or below a recorded prune.
+            try db.execute(sql: """
+                INSERT INTO event_prunes(through_seq, through_hash, event_count, export_sha256, pruned_at) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [prune.throughSequence, prune.throughHash, prune.eventCount, prune.exportSHA256, StoreCoding.millis(prune.prunedAt)])
+            try db.execute(sql: "DELETE FROM events WHERE seq <= ?", arguments: [prune.throughSequence])
+            return db.changesCount
+        }
+    }
+
+    public func lastPrune() async throws -> EventPruneRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM event_prunes ORDER BY through_seq DESC LIMIT 1").map { r in
+                EventPruneRecord(throughSequence: try r.decode(forColumn: "through_seq"), throughHash: try r.decode(forColumn: "through_hash"),
+                                 eventCount: try r.decode(forColumn: "event_count"), exportSHA256: try r.decode(forColumn: "export_sha256"),
+                                 prunedAt: StoreCoding.date(millis: try r.decode(forColumn: "pruned_at")))
+            }
+        }
+    }
+
+    public func searchEvents(_ query: EventQuery, order: EventOrder, after cursor: Int64?, limit: Int) async throws -> [StoredEvent] {
+        try query.validate()
+        // Every condition is a bound parameter; only the fixed clause texts are joined.
+        var clauses: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        switch order {
+        case .oldestFirst: clauses.append("seq > ?"); arguments.append(cursor ?? 0)
+        case .newestFirst: clauses.append("seq < ?"); arguments.append(cursor ?? Int64.max)
+        }
+        if let since = query.since { clauses.append("time >= ?"); arguments.append(StoreCoding.millis(since)) }
+        if let until = query.until { clauses.append("time < ?"); arguments.append(StoreCoding.millis(until)) }
+        if !query.classUIDs.isEmpty {
+            clauses.append("class_uid IN (" + query.classUIDs.map { _ in "?" }.joined(separator: ", ") + ")")
+            arguments += query.classUIDs.map { $0 }
+        }
+        if let user = query.userID {
+            if let text = query.userInPayload {
+                clauses.append("(user_id = ? OR instr(payload, ?) > 0)"); arguments += [user, text]
+            } else {
+                clauses.append("user_id = ?"); arguments.append(user)
+            }
+        }
+        for t in query.payloadContains { clauses.append("instr(payload, ?) > 0"); arguments.append(t) }
+        arguments.append(max(0, limit))
+        let sql = "SELECT * FROM events WHERE " + clauses.joined(separator: " AND ")
+            + (order == .oldestFirst ? " ORDER BY seq LIMIT ?" : " ORDER BY seq DESC LIMIT ?")
+        let bound = StatementArguments(arguments)
+        return try await read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map(Self.storedEvent) }
+    }
+
     public func eventCount() async throws -> Int {
         try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? 0 }
     }

@@ -18,6 +18,8 @@ public struct VisibilityError: Error, Sendable, CustomStringConvertible, Equatab
         case invalidAuditAnchor
         /// Playbook YAML that does not parse, breaks the format or exceeds ``PlaybookLimits``.
         case invalidPlaybook
+        /// An audit search filter (time, class, user, …) that is malformed or out of bounds.
+        case invalidAuditSearch
     }
 
     public var code: Code

@@ -13,8 +13,8 @@ import MenshenVisibility
 /// copy offline; `checkpoint` signs the chain head now (e.g. before a backup).
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "The tamper-evident audit log: verify, key, checkpoint.",
-        subcommands: [Verify.self, Key.self, Checkpoint.self])
+        commandName: "audit", abstract: "The tamper-evident audit log: verify, key, checkpoint, search, tail, prune.",
+        subcommands: [Verify.self, Key.self, Checkpoint.self, Search.self, Tail.self, Prune.self])
 
     /// `verify`'s exit codes, like cmp(1): 0 intact, 1 tampered, 2 could not verify.
     enum Exit {
@@ -50,10 +50,17 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(name: .long, help: ArgumentHelp("Records read per batch.", valueName: "n"))
         var batchSize: Int = 1000
 
+        @Option(name: .long, help: ArgumentHelp("Verify this export file of `menshen audit prune` on its own instead of the database.", valueName: "file"))
+        var export: String?
+
         func run() async throws {
             let code: Int32
             do {
-                code = try await verify()
+                if let export {
+                    code = try AuditCommand.verifyExport(path: export, keys: try trustedKeys(try store.load()), json: json)
+                } else {
+                    code = try await verify()
+                }
             } catch {
                 if json { print(AuditCommand.json(["status": "error", "error": "\(error)"])) }
                 else { FileHandle.standardError.write(Data("menshen: could not verify the audit log: \(error)\n".utf8)) }
@@ -63,28 +70,7 @@ struct AuditCommand: AsyncParsableCommand {
         }
 
         func trustedKeys(_ config: MenshenConfiguration) throws -> [AuditVerifyKey] {
-            if publicKey.isEmpty {
-                guard let path = AuditFiles.keyPath(config) else {
-                    throw ValidationError("no audit.signing_key_file configured: pass --public-key")
-                }
-                return [try AuditFiles.loadOrCreateKey(path: path, mayCreate: false).verifyKey]
-            }
-            var keys: [AuditVerifyKey] = []
-            for value in publicKey {
-                if FileManager.default.fileExists(atPath: value) {
-                    guard let data = FileManager.default.contents(atPath: value), data.count <= 64 * 1024 else {
-                        throw ValidationError("\(value): cannot read the key file")
-                    }
-                    for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-                        guard let last = line.split(separator: " ").last else { continue }
-                        keys.append(try AuditVerifyKey(base64: String(last)))
-                    }
-                } else {
-                    keys.append(try AuditVerifyKey(base64: value))
-                }
-            }
-            guard !keys.isEmpty else { throw ValidationError("no public key given") }
-            return keys
+            try AuditCommand.trustedKeys(publicKey, config: config)
         }
 
         func verify() async throws -> Int32 {
@@ -99,14 +85,16 @@ struct AuditCommand: AsyncParsableCommand {
             let anchorFile = try anchorPath.flatMap { try AuditFiles.readAnchor(path: $0) }
             let db = try await StoreFactory.open(config, logger: Logger(label: "menshen"))
             let result: AuditVerification
+            var pruned: EventPruneRecord?
             do {
                 if anchorFile == nil, try await db.lastCheckpoint() != nil {
                     throw AuditCommandError(anchorPath.map { "\($0): the anchor file is missing but the database holds checkpoints" }
                         ?? "no anchor file configured (audit.checkpoint.anchor_file); pass --anchor")
                 }
                 let json = self.json
+                pruned = try await db.lastPrune()
                 result = try await AuditChainVerifier(trustedKeys: keys, batchSize: batchSize)
-                    .verify(store: db, anchor: anchorFile?.checkpoints ?? []) { reached in
+                    .verify(store: db, anchor: anchorFile?.checkpoints ?? [], pruned: pruned) { reached in
                         if !json { FileHandle.standardError.write(Data("menshen: verified through sequence \(reached)\n".utf8)) }
                     }
                 try await db.close()
@@ -114,11 +102,11 @@ struct AuditCommand: AsyncParsableCommand {
                 try? await db.close()
                 throw error
             }
-            report(result, keys: keys, anchorPath: anchorPath, tornAnchorLine: anchorFile?.tornLastLine ?? false)
+            report(result, keys: keys, anchorPath: anchorPath, tornAnchorLine: anchorFile?.tornLastLine ?? false, pruned: pruned)
             return result.intact ? Exit.intact : Exit.tampered
         }
 
-        func report(_ r: AuditVerification, keys: [AuditVerifyKey], anchorPath: String?, tornAnchorLine: Bool) {
+        func report(_ r: AuditVerification, keys: [AuditVerifyKey], anchorPath: String?, tornAnchorLine: Bool, pruned: EventPruneRecord?) {
             if json {
                 var o: [String: Any] = [
                     "status": r.intact ? "intact" : "tampered", "events_checked": r.eventsChecked, "last_sequence": r.lastSequence,
@@ -127,6 +115,7 @@ struct AuditCommand: AsyncParsableCommand {
                     "anchor_torn_last_line": tornAnchorLine,
                 ]
                 o["newest_checkpoint"] = r.newestCheckpoint ?? NSNull()
+                o["pruned_through"] = pruned?.throughSequence ?? NSNull()
                 if let b = r.firstBreak {
                     o["break"] = ["kind": b.kind.rawValue, "sequence": b.sequence, "earliest_affected": b.earliestAffected, "detail": b.detail]
                 }
@@ -139,7 +128,9 @@ struct AuditCommand: AsyncParsableCommand {
                 if b.earliestAffected != b.sequence { lines.append("earliest affected: sequence \(b.earliestAffected)") }
                 lines.append("detail:            \(b.detail)")
             }
-            lines.append("events checked:    \(r.eventsChecked)\(r.eventsChecked > 0 ? " (sequences 1…\(r.lastSequence))" : "")")
+            let first = (pruned?.throughSequence ?? 0) + 1
+            lines.append("events checked:    \(r.eventsChecked)\(r.eventsChecked > 0 ? " (sequences \(first)…\(r.lastSequence))" : "")")
+            if let p = pruned { lines.append("pruned:            records 1…\(p.throughSequence) (exported, sha256 \(p.exportSHA256)); verified from the checkpoint there") }
             lines.append("checkpoints:       \(r.checkpointsChecked) validly signed\(r.newestCheckpoint.map { ", newest at sequence \($0)" } ?? ""); \(r.anchorCheckpoints) in the anchor file")
             lines.append("unsigned tail:     \(r.eventsAfterNewestCheckpoint) event(s) after the newest checkpoint (chained, not yet signed)")
             lines.append("trusted keys:      \(keys.map(\.keyID).joined(separator: ", "))")

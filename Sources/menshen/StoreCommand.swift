@@ -35,8 +35,10 @@ struct StoreCommand: AsyncParsableCommand {
                 ]
                 // Page by page, carrying the previous hash: memory stays flat however long the log is.
                 var checked = 0
-                var after: Int64 = 0
-                var previous = genesisEventHash
+                // After a retention prune the chain starts from the pruned boundary (`audit verify` checks its checkpoint).
+                let pruned = try await db.lastPrune()
+                var after: Int64 = pruned?.throughSequence ?? 0
+                var previous = pruned?.throughHash ?? genesisEventHash
                 var broken: Int64?
                 while broken == nil {
                     let page = try await db.events(after: after, limit: 1000)

@@ -91,6 +91,10 @@ public actor AuditCheckpointer: Service {
            atCheckpoint.sequence == last.sequence, atCheckpoint.hash == last.hash {
             verified = (last.sequence, last.hash)
         }
+        // After a retention prune the log starts past its boundary (`menshen audit prune` checked the cut).
+        if let p = try await store.lastPrune(), (verified?.sequence ?? 0) < p.throughSequence {
+            verified = (p.throughSequence, p.throughHash)
+        }
         var (after, previous) = verified ?? (0, genesisEventHash)
         while after < head.sequence {
             let page = try await store.events(after: after, limit: 1000)

@@ -81,7 +81,12 @@ public struct AuditChainVerifier: Sendable {
     /// Verifies the log of `store` against its checkpoints and those of the anchor
     /// file (read by the caller *before* this call, so a checkpoint written meanwhile
     /// is in the database too). `progress` is told the sequence reached every 100,000 records.
-    public func verify(store: any EventStore & AuditCheckpointStore, anchor: [AuditCheckpointRecord],
+    ///
+    /// After a retention prune (`pruned`, the store's newest), the log starts after the pruned record: the
+    /// cut is accepted only when a trusted checkpoint signed that record with the prune's hash and an
+    /// Event Log Activity of the remaining log names the same record (``AuditPruneEvent``); otherwise the
+    /// removed records are reported `missing`.
+    public func verify(store: any EventStore & AuditCheckpointStore, anchor: [AuditCheckpointRecord], pruned: EventPruneRecord? = nil,
                        progress: (@Sendable (Int64) -> Void)? = nil) async throws -> AuditVerification {
         var result = AuditVerification()
         result.anchorCheckpoints = anchor.count
@@ -150,11 +155,24 @@ public struct AuditChainVerifier: Sendable {
             if let last = page.last { fetchedThrough = last.sequence } else { exhausted = true }
         }
 
-        let stopAt = breaks.map(\.sequence).min() ?? .max
         var expected: Int64 = 1
         var previous = genesisEventHash
-        var beforePrevious: String?
         var lastGoodCheckpoint: Int64 = 0
+        var pruneRecorded = true
+        if let p = pruned {
+            expected = p.throughSequence + 1
+            previous = p.throughHash
+            lastGoodCheckpoint = p.throughSequence
+            fetchedThrough = p.throughSequence
+            result.lastSequence = p.throughSequence
+            pruneRecorded = false
+            if !(bySequence[p.throughSequence] ?? []).contains(where: { $0.hash == p.throughHash }) {
+                breaks.append(.init(kind: .missing, sequence: 1, earliestAffected: 1,
+                                    detail: "records 1…\(p.throughSequence) are gone as pruned, but no trusted signed checkpoint of record \(p.throughSequence) anchors the cut"))
+            }
+        }
+        let stopAt = breaks.map(\.sequence).min() ?? .max
+        var beforePrevious: String?
         var pending: (checkpoint: AuditCheckpointRecord, from: Int64)?
         var found: AuditVerification.Break?
         var cutShort = false
@@ -215,6 +233,7 @@ public struct AuditChainVerifier: Sendable {
                     pending = (c, lastGoodCheckpoint + 1)
                 }
             }
+            if !pruneRecorded, let p = pruned, AuditPruneEvent.records(p, in: r) { pruneRecorded = true }
             if let p = pending, s - p.checkpoint.sequence >= lookahead { break }
             beforePrevious = previous
             previous = r.hash
@@ -226,6 +245,10 @@ public struct AuditChainVerifier: Sendable {
         if found == nil, let p = pending {
             found = .init(kind: .edited, sequence: p.checkpoint.sequence, earliestAffected: p.from,
                           detail: "records \(p.from)…\(p.checkpoint.sequence) were rewritten and the chain re-computed: the event signed at \(p.checkpoint.sequence) is no longer in the log")
+        }
+        if found == nil, !cutShort, !pruneRecorded, let p = pruned {
+            found = .init(kind: .missing, sequence: 1, earliestAffected: 1,
+                          detail: "records 1…\(p.throughSequence) are gone as pruned, but no audit event in the log records that prune")
         }
         if found == nil, !cutShort, let newest = result.newestCheckpoint, newest > result.lastSequence {
             found = .init(kind: .truncated, sequence: result.lastSequence + 1, earliestAffected: result.lastSequence + 1,
