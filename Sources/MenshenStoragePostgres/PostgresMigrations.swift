@@ -157,6 +157,7 @@ public enum PostgresMigrations {
               step TEXT NOT NULL, state TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, decided_by TEXT, decided_at BIGINT)
             """,
             "CREATE INDEX playbook_approvals_state ON playbook_approvals(state, created_at)",
+        ]),
         Migration(version: 11, name: "retention: recorded prunes of the event log; only events at or below a prune may be deleted", statements: [
             """
             CREATE TABLE event_prunes (
