@@ -129,6 +129,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var caFile: String
         /// `device.compliance_file` (default empty: the built-in baselines).
         public var complianceFile: String
+        /// `device.advisories_dir` (default empty: no advisory database, packages unscanned).
+        public var advisoriesDir: String = ""
     }
     public var response: Response
 
@@ -165,7 +167,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
                                     maxMessageBytes: i("export.syslog.max_message_bytes"),
                                     writeTimeoutSeconds: i("export.syslog.write_timeout_seconds"),
                                     confirmAfterSeconds: i("export.syslog.confirm_after_seconds"))
-        device = Device(caFile: s("device.ca_file"), complianceFile: s("device.compliance_file"))
+        device = Device(caFile: s("device.ca_file"), complianceFile: s("device.compliance_file"), advisoriesDir: s("device.advisories_dir"))
         response = Response(playbooksFile: s("response.playbooks_file"))
     }
 

@@ -143,5 +143,8 @@ public enum PostgresMigrations {
         Migration(version: 8, name: "named consumer cursors over the event log (SIEM export, detections, playbooks)", statements: [
             "CREATE TABLE consumer_cursors (name TEXT PRIMARY KEY, sequence BIGINT NOT NULL CHECK (sequence >= 0), updated_at BIGINT NOT NULL)",
         ]),
+        Migration(version: 9, name: "vulnerability findings per device", statements: [
+            "ALTER TABLE devices ADD COLUMN vulnerability_findings TEXT NOT NULL DEFAULT '[]'",
+        ]),
     ]
 }

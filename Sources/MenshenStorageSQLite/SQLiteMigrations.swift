@@ -129,5 +129,8 @@ public enum SQLiteMigrations {
         Migration(version: 8, name: "named consumer cursors over the event log (SIEM export, detections, playbooks)", statements: [
             "CREATE TABLE consumer_cursors (name TEXT PRIMARY KEY, sequence INTEGER NOT NULL CHECK (sequence >= 0), updated_at INTEGER NOT NULL)",
         ]),
+        Migration(version: 9, name: "vulnerability findings per device", statements: [
+            "ALTER TABLE devices ADD COLUMN vulnerability_findings TEXT NOT NULL DEFAULT '[]'",
+        ]),
     ]
 }

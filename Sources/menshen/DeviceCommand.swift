@@ -41,6 +41,25 @@ struct DeviceCommand: AsyncParsableCommand {
         return updated
     }
 
+    static let severityNames = ["none", "low", "medium", "high", "critical"]
+
+    static func severityName(_ ordinal: Int) -> String { severityNames[max(0, min(4, ordinal))] }
+
+    /// The highest severity and every stored finding, one per line; "not scanned" when the severity is
+    /// critical only because nothing could be matched (no advisory database, or an OS without one).
+    static func vulnerabilities(_ d: DeviceRecord) -> String {
+        guard d.lastPostureAt != nil else { return "no posture yet (counts as critical)" }
+        if d.vulnerabilityFindings.isEmpty {
+            return d.maxVulnerabilitySeverity >= 4 ? "packages not scanned (counts as critical)" : "no known vulnerability"
+        }
+        let lines = d.vulnerabilityFindings.map { f in
+            "\n  - \(f.advisoryID) \(severityName(f.severity)): \(f.package) \(f.installedVersion)"
+                + (f.fixedVersion.map { ", fixed in \($0)" } ?? ", no fix published")
+        }
+        return "highest severity \(severityName(d.maxVulnerabilitySeverity)), \(d.vulnerabilityFindings.count) finding"
+            + (d.vulnerabilityFindings.count == 1 ? "" : "s") + lines.joined()
+    }
+
     static func time(_ date: Date?) -> String { date.map { ISO8601DateFormatter().string(from: $0) } ?? "never" }
 
     struct List: AsyncParsableCommand {
@@ -87,7 +106,7 @@ struct DeviceCommand: AsyncParsableCommand {
                     state:           \(d.state.rawValue)
                     compliance:      \(d.compliant ? "compliant" : "non-compliant: " + d.complianceReasons.joined(separator: ", "))
                     last posture:    \(DeviceCommand.time(d.lastPostureAt))
-                    vulnerabilities: highest severity \(["none", "low", "medium", "high", "critical"][max(0, min(4, d.maxVulnerabilitySeverity))])
+                    vulnerabilities: \(DeviceCommand.vulnerabilities(d))
                     enrolled:        \(DeviceCommand.time(d.enrolledAt))
                     certificates:    \(certificates.count)\(lines.joined())
                     """)

@@ -26,18 +26,30 @@ public struct DeviceAuthority: Sendable {
     /// Largest stored posture JSON; larger reports (long package lists) are evaluated but not kept whole.
     public static let maxStoredPostureBytes = 256 * 1024
 
+    /// Most vulnerability findings kept with a device (the highest first); the severity counts them all.
+    public static let maxStoredFindings = 500
+
     public let store: any MenshenStore
     public let ca: DeviceCA
-    public let compliance: CompliancePolicy
+    /// The compliance baselines and advisories, reloadable (``DeviceRulesLoader``).
+    public let rules: DeviceRulesState
     public let clock: any WallClock
     public let random: any RandomSource
     let events: DeviceEvents
     let verifier: PostureVerifier
 
-    public init(store: any MenshenStore, ca: DeviceCA, compliance: CompliancePolicy, clock: any WallClock, random: any RandomSource) {
-        self.store = store; self.ca = ca; self.compliance = compliance; self.clock = clock; self.random = random
+    /// The running compliance baselines.
+    public var compliance: CompliancePolicy { rules.current.compliance }
+
+    public init(store: any MenshenStore, ca: DeviceCA, rules: DeviceRulesState, clock: any WallClock, random: any RandomSource) {
+        self.store = store; self.ca = ca; self.rules = rules; self.clock = clock; self.random = random
         self.events = DeviceEvents(store: store, clock: clock, random: random)
         self.verifier = PostureVerifier()
+    }
+
+    /// Fixed baselines and no advisory database (packages unscanned).
+    public init(store: any MenshenStore, ca: DeviceCA, compliance: CompliancePolicy, clock: any WallClock, random: any RandomSource) {
+        self.init(store: store, ca: ca, rules: DeviceRulesState(DeviceRules(compliance: compliance, advisories: nil)), clock: clock, random: random)
     }
 
     // MARK: The CA
@@ -131,8 +143,8 @@ public struct DeviceAuthority: Sendable {
         else { throw DeviceAuthorityError(.invalidToken, "the enrolment token is unknown, used or expired") }
         let record = DeviceRecord(id: id, ownerID: UserID(grant.user), displayName: grant.name, deviceClass: deviceClass,
                                   platform: platform.isEmpty ? "unknown" : platform, hardwareBound: grant.hardwareBound, enrolledAt: now)
-        try await store.createDevice(record)
-        try await store.addDeviceCertificate(DeviceCertificateRecord(
+        // One transaction: never a device without its certificate, or a certificate without its device.
+        try await store.createDevice(record, certificate: DeviceCertificateRecord(
             serial: issued.serialNumber, deviceID: id, fingerprint: SHA256.hash(data: issued.der).map { String(format: "%02x", $0) }.joined(),
             publicKeyFingerprint: SHA256.hash(data: issued.certificate.publicKey.subjectPublicKeyInfoBytes).map { String(format: "%02x", $0) }.joined(),
             notBefore: issued.notValidBefore, notAfter: issued.notValidAfter))
@@ -186,6 +198,18 @@ public struct DeviceAuthority: Sendable {
             try await events.postureRefused(device: certificate.deviceID, code: refusal.code, source: source)
             return .refused(code: refusal.code)
         case .verified(let posture):
+            // One snapshot of the rules for the whole evaluation; the scan does not depend on the device record.
+            let rules = self.rules.current
+            let compliance = rules.compliance
+            let scan = rules.advisories?.scan(posture.report.packages, ecosystem: posture.report.os.packageEcosystem ?? "")
+            // Unscanned (no advisory database, or an ecosystem without a version order we implement)
+            // counts as critical, as in DeviceAttributes: a severity policy fails closed.
+            let severity = scan.flatMap { $0.ecosystemSupported ? $0.maxSeverity : nil } ?? .critical
+            let findings = (scan?.findings ?? []).prefix(Self.maxStoredFindings).map {
+                DeviceFindingRecord(advisoryID: String($0.advisoryID.prefix(128)), package: String($0.package.prefix(256)),
+                                    installedVersion: String($0.installedVersion.prefix(256)), fixedVersion: $0.fixedVersion.map { String($0.prefix(256)) },
+                                    severity: $0.severity.rawValue)
+            }
             for _ in 0..<3 {
                 guard let device = try await store.device(certificate.deviceID) else {
                     try await events.postureRefused(device: certificate.deviceID, code: "unknown_device", source: source)
@@ -195,7 +219,7 @@ public struct DeviceAuthority: Sendable {
                     ?? ComplianceDeviceClass.allCases.first(where: { $0.rawValue == device.deviceClass.rawValue }) else {
                     return .refused(code: "unknown_class")
                 }
-                let result = compliance.evaluate(deviceClass: deviceClass, posture: posture, scan: nil, now: now)
+                let result = compliance.evaluate(deviceClass: deviceClass, posture: posture, scan: scan, now: now)
                 var updated = device
                 updated.compliant = result.compliant && device.state == .active
                 updated.complianceReasons = result.reasons.map(\.code.rawValue) + (device.state == .active ? [] : [device.state.rawValue])
@@ -204,9 +228,8 @@ public struct DeviceAuthority: Sendable {
                 // Never later than now: a clock running ahead (within the allowed skew) must not stretch compliance.
                 updated.lastPostureAt = min(posture.collectedAt, now)
                 updated.platform = String(posture.report.os.name.prefix(32))
-                // No advisory database is wired into reports yet, so the packages are unscanned, which
-                // counts as critical (as DeviceAttributes does): a severity policy fails closed.
-                updated.maxVulnerabilitySeverity = VulnerabilitySeverity.critical.rawValue
+                updated.maxVulnerabilitySeverity = severity.rawValue
+                updated.vulnerabilityFindings = Array(findings)
                 updated.updatedAt = now
                 if try await store.updateDevice(updated, expectedVersion: device.version) {
                     try await events.inventory(device: updated, activity: 2, success: true,

@@ -82,7 +82,9 @@ public struct DeviceEvents: Sendable {
         event["status_detail"] = String(detail.prefix(1024))
         event["service"] = nil   // 5001 has neither `service` nor `src_endpoint`: the source goes in `unmapped`
         var posture: [String: Any] = ["reasons": device.complianceReasons, "state": device.state.rawValue,
-                                      "hardware_bound": device.hardwareBound, "class": device.deviceClass.rawValue]
+                                      "hardware_bound": device.hardwareBound, "class": device.deviceClass.rawValue,
+                                      "max_vulnerability_severity": device.maxVulnerabilitySeverity,
+                                      "vulnerability_findings": device.vulnerabilityFindings.count]
         if let source, !source.isEmpty { posture["source_ip"] = source }
         event["unmapped"] = ["posture": posture]
         event["message"] = activity == 1 ? "device \(device.id.rawValue) enrolled" : "posture of \(device.id.rawValue): \(detail.prefix(200))"
