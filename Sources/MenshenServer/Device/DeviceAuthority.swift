@@ -149,6 +149,8 @@ public struct DeviceAuthority: Sendable {
             publicKeyFingerprint: SHA256.hash(data: issued.certificate.publicKey.subjectPublicKeyInfoBytes).map { String(format: "%02x", $0) }.joined(),
             notBefore: issued.notValidBefore, notAfter: issued.notValidAfter))
         try await events.inventory(device: record, activity: 1, success: true, detail: "enrolled (\(grant.deviceClass))", source: source)
+        try await events.entityManagement(device: record, activity: 6, actor: grant.user, actorIsOperator: false,
+                                          application: "menshen agent enrol (POST /device/enrol)", comment: "one-time enrolment token", source: source)
         return Enrolled(device: record, certificate: issued)
     }
 
@@ -235,11 +237,32 @@ public struct DeviceAuthority: Sendable {
                     try await events.inventory(device: updated, activity: 2, success: true,
                                                detail: updated.compliant ? "compliant" : "non-compliant: " + updated.complianceReasons.joined(separator: ","),
                                                source: source)
+                    // A change of compliance is a finding; the first verdict on a new device is one too.
+                    if device.lastPostureAt == nil ? !updated.compliant : updated.compliant != device.compliant {
+                        let revoked = device.compliant && !updated.compliant ? try await revokeSessions(of: updated, at: now) : 0
+                        try await events.complianceChanged(device: updated, reasons: updated.complianceReasons, sessionsRevoked: revoked, source: source)
+                    }
                     return .evaluated(compliant: updated.compliant, reasons: updated.complianceReasons)
                 }
             }
             throw DeviceAuthorityError(.conflict, "the device changed meanwhile; report again")
         }
+    }
+}
+
+extension DeviceAuthority {
+    /// A device that turns non-compliant ends its sessions at once (principle 2.4). Sessions are made at
+    /// the portal, which sees no client certificate, so they are not bound to one device: every session
+    /// of the device's owner ends, and the owner signs in again and is decided on the device's new state.
+    /// A device without an owner has no sessions to end. Returns how many were revoked.
+    public static func revokeSessions(of device: DeviceRecord, store: any MenshenStore, at now: Date) async throws -> Int {
+        guard let owner = device.ownerID else { return 0 }
+        return try await store.revokeSessions(of: owner, at: now,
+                                              reason: "device \(device.id.rawValue) is not compliant: " + device.complianceReasons.joined(separator: ",").prefix(200))
+    }
+
+    func revokeSessions(of device: DeviceRecord, at now: Date) async throws -> Int {
+        try await Self.revokeSessions(of: device, store: store, at: now)
     }
 }
 
