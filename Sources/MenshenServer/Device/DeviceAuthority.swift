@@ -154,6 +154,59 @@ public struct DeviceAuthority: Sendable {
         return Enrolled(device: record, certificate: issued)
     }
 
+    // MARK: Renewal
+
+    /// The outcome of a renewal: the new certificate, or a refusal code.
+    public enum RenewalOutcome: Sendable {
+        case renewed(IssuedDeviceCertificate)
+        case refused(code: String)
+    }
+
+    /// Renews a device certificate (`POST /device/renew`): `certificateDER` must pass the gateway's
+    /// checks (our CA, current, known to the store, not revoked, device not retired) and `signature`
+    /// must be its key's over `csr` (``DeviceRenewal``); the CSR (same key or a new P-256 key) then
+    /// gets a certificate like an enrolment's. The new certificate is stored first and the current one
+    /// revoked as superseded after it, so the device is never left without a valid certificate and a
+    /// replayed request is refused (its certificate is revoked). A malformed CSR throws (nothing
+    /// stored); an untrustworthy request is refused with an event.
+    public func renew(certificateDER: [UInt8], csr: [UInt8], signature: [UInt8], source: String?) async throws -> RenewalOutcome {
+        let now = clock.now()
+        let current: VerifiedDeviceCertificate
+        switch await DeviceCertificateVerifier(caCertificate: ca.certificate).verify(certificateDER, at: now) {
+        case .refused(let refusal):
+            return .refused(code: "certificate_\(refusal.code)")
+        case .accepted(let c): current = c
+        }
+        guard let stored = try await store.deviceCertificate(serial: current.serialNumber), stored.deviceID == current.deviceID,
+              stored.fingerprint == current.fingerprint, stored.revokedAt == nil else {
+            try await events.postureRefused(device: current.deviceID, code: "renewal_certificate_revoked_or_unknown", source: source)
+            return .refused(code: "certificate_revoked_or_unknown")
+        }
+        guard let device = try await store.device(current.deviceID), device.state != .retired else {
+            try await events.postureRefused(device: current.deviceID, code: "renewal_unknown_device", source: source)
+            return .refused(code: "unknown_device")
+        }
+        guard DeviceRenewal.isValid(signature: signature, csr: csr, key: current.signingKey) else {
+            try await events.postureRefused(device: current.deviceID, code: "renewal_bad_signature", source: source)
+            return .refused(code: "bad_signature")
+        }
+        let issued: IssuedDeviceCertificate
+        do { issued = try ca.issue(csr: csr, for: current.deviceID, now: now, random: random) } catch {
+            throw DeviceAuthorityError(.badCSR, "\(error)")
+        }
+        let sameKey = issued.certificate.publicKey == current.certificate.publicKey
+        try await store.addDeviceCertificate(DeviceCertificateRecord(
+            serial: issued.serialNumber, deviceID: current.deviceID, fingerprint: SHA256.hash(data: issued.der).map { String(format: "%02x", $0) }.joined(),
+            publicKeyFingerprint: SHA256.hash(data: issued.certificate.publicKey.subjectPublicKeyInfoBytes).map { String(format: "%02x", $0) }.joined(),
+            notBefore: issued.notValidBefore, notAfter: issued.notValidAfter))
+        _ = try await store.revokeDeviceCertificate(serial: current.serialNumber, at: now, reason: "superseded by \(issued.serialNumber)")
+        try await events.entityManagement(device: device, activity: 3, actor: device.ownerID?.rawValue ?? device.id.rawValue, actorIsOperator: false,
+                                          application: "menshen agent renew (POST /device/renew)",
+                                          comment: "certificate \(current.serialNumber) superseded by \(issued.serialNumber) (\(sameKey ? "same key" : "new key"))",
+                                          source: source)
+        return .renewed(issued)
+    }
+
     // MARK: Posture
 
     /// A nonce for the device's next report (single use, ``nonceLifetime``). Only for a device in the inventory.

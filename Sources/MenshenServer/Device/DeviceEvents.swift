@@ -35,6 +35,7 @@ import X509
 /// - the inventory's life cycle → Entity Management (3004) on the device as
 ///   `entity` (type "Device"): 6 Enroll (the owner as actor), 12 Suspend
 ///   (`menshen device quarantine`), 13 Resume (release), 7 Unenroll (retire),
+///   3 Update (a certificate renewal, the old and new serials in `comment`),
 ///   the operator (the OS account running the command) as `actor.user` and
 ///   the reason as `comment`.
 public struct DeviceEvents: Sendable {
@@ -179,7 +180,7 @@ public struct DeviceEvents: Sendable {
         if let owner = device.ownerID { detail["owner"] = owner.rawValue }
         if let source, !source.isEmpty { detail["source_ip"] = source }
         event["unmapped"] = ["device": detail]
-        let verb = [6: "enrolled", 12: "quarantined", 13: "released", 7: "retired"][activity] ?? "changed"
+        let verb = [6: "enrolled", 12: "quarantined", 13: "released", 7: "retired", 3: "renewed its certificate"][activity] ?? "changed"
         event["message"] = "device \(id) \(verb) by \(actor.prefix(128))"
         try await append(event, classUID: 3004, severity: severity, user: device.ownerID)
     }
