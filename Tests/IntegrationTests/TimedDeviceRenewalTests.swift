@@ -180,5 +180,23 @@ struct TimedDeviceRenewalTests {
         try await store.close()
         let show = try await cli(["device", "show", device.rawValue])
         #expect(show.out.contains("certificates:    3") && show.out.contains("superseded by"), "\(show.out)")
+
+        // The unauthenticated nonce endpoint is bounded: at most 5 unused nonces per device, 60 requests a minute per address.
+        func nonce(_ id: String) async throws -> PortalIdentityTests.Exchange {
+            try await PortalIdentityTests.http("POST", portal + "/device/posture/nonce", headers: ["Content-Type": "application/json"],
+                                               rawBody: "{\"device_id\":\"\(id)\"}")
+        }
+        for _ in 0..<5 { #expect(try await nonce(device.rawValue).status == 200) }
+        let sixth = try await nonce(device.rawValue)
+        #expect(sixth.status == 429 && sixth.body.contains("unused nonces") && Int(sixth.header("retry-after").first ?? "") ?? 0 > 0, "\(sixth.status) \(sixth.body)")
+        var spray = 0, limited: PortalIdentityTests.Exchange?
+        while spray < 70 {
+            spray += 1
+            let r = try await nonce("d-\(String(format: "%016x", spray))")
+            if r.status == 429 { limited = r; break }
+            #expect(r.status == 404, "an unknown device: \(r.status)")
+        }
+        #expect(limited?.body.contains("from this address") == true && spray <= 61, "a source is limited within 60 requests a minute (\(spray))")
+        #expect(Int(limited?.header("retry-after").first ?? "") ?? 0 > 0)
     }
 }

@@ -37,6 +37,8 @@ public struct DeviceAuthority: Sendable {
     public let random: any RandomSource
     let events: DeviceEvents
     let verifier: PostureVerifier
+    /// Bounds on unauthenticated nonce requests (per node).
+    public let nonceLimiter: DeviceNonceLimiter
 
     /// The running compliance baselines.
     public var compliance: CompliancePolicy { rules.current.compliance }
@@ -45,6 +47,7 @@ public struct DeviceAuthority: Sendable {
         self.store = store; self.ca = ca; self.rules = rules; self.clock = clock; self.random = random
         self.events = DeviceEvents(store: store, clock: clock, random: random)
         self.verifier = PostureVerifier()
+        self.nonceLimiter = DeviceNonceLimiter()
     }
 
     /// Fixed baselines and no advisory database (packages unscanned).
@@ -209,13 +212,21 @@ public struct DeviceAuthority: Sendable {
 
     // MARK: Posture
 
-    /// A nonce for the device's next report (single use, ``nonceLifetime``). Only for a device in the inventory.
-    public func nonce(for device: DeviceID) async throws -> String {
+    /// A nonce for the device's next report (single use, ``nonceLifetime``). Only for a device in the inventory,
+    /// and within ``nonceLimiter``'s bounds (per source address, per device), else `.rateLimited` with `retryAfter`.
+    public func nonce(for device: DeviceID, source: String? = nil) async throws -> String {
+        let now = clock.now()
+        if let wait = nonceLimiter.admitSource(source, at: now) {
+            throw DeviceAuthorityError(.rateLimited, "too many nonce requests from this address; retry in \(wait) s", retryAfter: wait)
+        }
         guard DeviceID.validated(device.rawValue) != nil, let record = try await store.device(device), record.state != .retired else {
             throw DeviceAuthorityError(.unknownDevice, "no such device")
         }
+        if let wait = nonceLimiter.reserve(device: device.rawValue, expiry: now.addingTimeInterval(Self.nonceLifetime), at: now) {
+            throw DeviceAuthorityError(.rateLimited, "the device has \(nonceLimiter.settings.outstandingPerDevice) unused nonces; report with one or retry in \(wait) s",
+                                       retryAfter: wait)
+        }
         let nonce = random.token(byteCount: 32)
-        let now = clock.now()
         try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(nonce), kind: Self.nonceKind, userID: nil,
                                                         data: device.rawValue, createdAt: now, expiresAt: now.addingTimeInterval(Self.nonceLifetime)))
         return nonce
@@ -253,6 +264,7 @@ public struct DeviceAuthority: Sendable {
             try await events.postureRefused(device: certificate.deviceID, code: refusal.code, source: source)
             return .refused(code: refusal.code)
         case .verified(let posture):
+            nonceLimiter.redeemed(device: certificate.deviceID.rawValue)
             // One snapshot of the rules for the whole evaluation; the scan does not depend on the device record.
             let rules = self.rules.current
             let compliance = rules.compliance
@@ -333,9 +345,16 @@ struct FlowStateNonces: PostureNonceStore {
 }
 
 public struct DeviceAuthorityError: Error, CustomStringConvertible, Equatable {
-    public enum Code: String, Sendable { case invalidToken = "invalid_token", badCSR = "bad_csr", badReport = "bad_report", unknownDevice = "unknown_device", conflict, other }
+    public enum Code: String, Sendable {
+        case invalidToken = "invalid_token", badCSR = "bad_csr", badReport = "bad_report", unknownDevice = "unknown_device", conflict, other
+        case rateLimited = "rate_limited"
+    }
     public let code: Code
     public let description: String
-    public init(_ code: Code, _ description: String) { self.code = code; self.description = description }
+    /// Seconds to wait (`.rateLimited`).
+    public let retryAfter: Int?
+    public init(_ code: Code, _ description: String, retryAfter: Int? = nil) {
+        self.code = code; self.description = description; self.retryAfter = retryAfter
+    }
     public init(_ description: String) { self.init(.other, description) }
 }

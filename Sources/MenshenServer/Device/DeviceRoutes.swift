@@ -11,7 +11,8 @@ import MenshenStorage
 ///
 /// - `POST /device/enrol` `{"token", "csr" (PEM), "platform"}` → 201
 ///   `{"device_id", "certificate", "ca_certificate"}` (PEM);
-/// - `POST /device/posture/nonce` `{"device_id"}` → `{"nonce"}`;
+/// - `POST /device/posture/nonce` `{"device_id"}` → `{"nonce"}`; 429 with
+///   `Retry-After` beyond ``DeviceNonceLimiter``'s bounds (per address, per device);
 /// - `POST /device/posture` with the signed envelope as body and the device
 ///   certificate (base64 DER) in `X-Menshen-Device-Certificate` → 200
 ///   `{"compliant", "reasons"}`, or 422 `{"error": "refused", "code"}`.
@@ -70,13 +71,18 @@ public enum DeviceRoutes {
                 return problem(400, error.code.rawValue, error.description)
             }
         }
-        router.post("/device/posture/nonce") { request, _ -> Response in
+        router.post("/device/posture/nonce") { request, context -> Response in
             guard let data = try await body(request, limit: 4096) else { return tooLarge(4096) }
             guard let body = try? JSONDecoder().decode(NonceBody.self, from: data), let device = DeviceID.validated(body.device_id) else {
                 return problem(400, "bad_request", "the body must be JSON {\"device_id\"}")
             }
-            do { return json(200, ["nonce": try await authority.nonce(for: device)]) } catch let error as DeviceAuthorityError {
-                return problem(404, error.code.rawValue, error.description)
+            do {
+                return json(200, ["nonce": try await authority.nonce(for: device, source: context.sourceAddress)])
+            } catch let error as DeviceAuthorityError {
+                guard error.code == .rateLimited else { return problem(404, error.code.rawValue, error.description) }
+                var response = problem(429, error.code.rawValue, error.description)
+                response.headers[.retryAfter] = String(error.retryAfter ?? 60)
+                return response
             }
         }
         router.post("/device/posture") { request, context -> Response in
