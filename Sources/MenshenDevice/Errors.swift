@@ -189,3 +189,9 @@ public struct CompliancePolicyProblems: Error, Hashable, Sendable, CustomStringC
         "the device compliance policy has \(problems.count) problem(s): " + problems.map(\.description).joined(separator: "; ")
     }
 }
+
+/// The posture could not be collected (an unreadable `os-release`, a status file over its limits).
+public struct PostureCollectionError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

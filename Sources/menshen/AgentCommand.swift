@@ -107,13 +107,10 @@ struct AgentCommand: AsyncParsableCommand {
             discussion: "Exit status: 0 compliant, 3 non-compliant, 1 refused or failed.")
         @Option(help: "The portal's URL (default: the one enrolled with).") var server: String?
         @Option(help: "The enrolled key directory.") var keyDir: String
-        @Option(help: "Posture JSON (os, kernel, pending_security_updates, disk_encryption, firewall, screen_lock, edr, packages).")
+        @Option(help: "Posture JSON (os, kernel, pending_security_updates, disk_encryption, firewall, screen_lock, edr, packages); without it this machine is measured.")
         var posture: String?
 
         func run() async throws {
-            guard let posture else {
-                throw ValidationError("--posture FILE is required: collecting the posture on the device is not built yet")
-            }
             let dir = keyDir as NSString
             guard let stateData = FileManager.default.contents(atPath: dir.appendingPathComponent("device.json")),
                   let state = try? JSONDecoder().decode(State.self, from: stateData),
@@ -125,9 +122,16 @@ struct AgentCommand: AsyncParsableCommand {
             let key = try P256.Signing.PrivateKey(pemRepresentation: keyText)
             let base = try AgentCommand.baseURL(server ?? state.server)
             let limit = PostureLimits().maxReportBytes
-            guard let raw = FileManager.default.contents(atPath: posture), raw.count <= limit,
-                  var fields = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
-                throw ValidationError("\(posture): not a JSON object of at most \(limit) bytes")
+            var fields: [String: Any]
+            if let posture {
+                guard let raw = FileManager.default.contents(atPath: posture), raw.count <= limit,
+                      let object = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
+                    throw ValidationError("\(posture): not a JSON object of at most \(limit) bytes")
+                }
+                fields = object
+            } else {   // No file: measure this machine (LinuxPostureCollector).
+                let collected = try LinuxPostureCollector().collect().report(deviceID: DeviceID(state.deviceID), nonce: "", collectedAt: Date())
+                fields = (try JSONSerialization.jsonObject(with: Data(try collected.jsonBytes())) as? [String: Any]) ?? [:]
             }
 
             let (nonceStatus, nonceData) = try await AgentCommand.post(

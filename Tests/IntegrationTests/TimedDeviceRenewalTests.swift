@@ -181,6 +181,11 @@ struct TimedDeviceRenewalTests {
         let show = try await cli(["device", "show", device.rawValue])
         #expect(show.out.contains("certificates:    3") && show.out.contains("superseded by"), "\(show.out)")
 
+        // Without --posture the agent measures this machine (LinuxPostureCollector); the server evaluates the report.
+        let measured = try await Harness.runAsync(["agent", "report", "--key-dir", keys])
+        #expect([0, 3].contains(measured.status) && (measured.out.hasPrefix("compliant") || measured.out.hasPrefix("non-compliant")),
+                "a collected report is verified and evaluated: \(measured.status) \(measured.out) \(measured.err)")
+
         // The unauthenticated nonce endpoint is bounded: at most 5 unused nonces per device, 60 requests a minute per address.
         func nonce(_ id: String) async throws -> PortalIdentityTests.Exchange {
             try await PortalIdentityTests.http("POST", portal + "/device/posture/nonce", headers: ["Content-Type": "application/json"],
