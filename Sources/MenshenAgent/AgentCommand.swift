@@ -23,7 +23,7 @@ public struct AgentCommand: AsyncParsableCommand {
     public init() {}
     public static let configuration = CommandConfiguration(
         commandName: "agent", abstract: "The device agent: enrol this device, send signed posture reports. 裝置代理程式：登錄與回報。",
-        subcommands: [Enrol.self, Report.self])
+        subcommands: [Enrol.self, Report.self, Renew.self])
 
     struct State: Codable {
         var deviceID: String
@@ -177,13 +177,10 @@ public struct AgentCommand: AsyncParsableCommand {
             discussion: "Exit status: 0 compliant, 3 non-compliant, 1 refused or failed.")
         @Option(help: "The portal's URL (default: the one enrolled with).") var server: String?
         @Option(help: "The enrolled key directory.") var keyDir: String
-        @Option(help: "Posture JSON (os, kernel, pending_security_updates, disk_encryption, firewall, screen_lock, edr, packages).")
+        @Option(help: "Posture JSON (os, kernel, pending_security_updates, disk_encryption, firewall, screen_lock, edr, packages); without it this machine is measured.")
         var posture: String?
 
         public func run() async throws {
-            guard let posture else {
-                throw ValidationError("--posture FILE is required: collecting the posture on the device is not built yet")
-            }
             let dir = keyDir as NSString
             guard let stateData = FileManager.default.contents(atPath: dir.appendingPathComponent("device.json")),
                   let state = try? JSONDecoder().decode(State.self, from: stateData),
@@ -208,9 +205,16 @@ public struct AgentCommand: AsyncParsableCommand {
             }
             let base = try AgentCommand.baseURL(server ?? state.server)
             let limit = PostureLimits().maxReportBytes
-            guard let raw = FileManager.default.contents(atPath: posture), raw.count <= limit,
-                  var fields = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
-                throw ValidationError("\(posture): not a JSON object of at most \(limit) bytes")
+            var fields: [String: Any]
+            if let posture {
+                guard let raw = FileManager.default.contents(atPath: posture), raw.count <= limit,
+                      let object = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] else {
+                    throw ValidationError("\(posture): not a JSON object of at most \(limit) bytes")
+                }
+                fields = object
+            } else {   // No file: measure this machine (LinuxPostureCollector).
+                let collected = try LinuxPostureCollector().collect().report(deviceID: DeviceID(state.deviceID), nonce: "", collectedAt: Date())
+                fields = (try JSONSerialization.jsonObject(with: Data(try collected.jsonBytes())) as? [String: Any]) ?? [:]
             }
 
             let (nonceStatus, nonceData) = try await AgentCommand.post(
@@ -240,6 +244,57 @@ public struct AgentCommand: AsyncParsableCommand {
             let reasons = (verdict["reasons"] as? [String]) ?? []
             print(compliant ? "compliant" : "non-compliant: \(reasons.joined(separator: ", "))")
             if !compliant { throw ExitCode(3) }
+        }
+    }
+
+    public struct Renew: AsyncParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(
+            abstract: "Renew the device certificate before it expires (same key, or --new-key); the server revokes the old one. 更新裝置憑證。",
+            discussion: "Run it well before the certificate's end (they live 24 h), e.g. every 8 hours. Exit status: 0 renewed, 1 refused or failed.")
+        @Option(help: "The portal's URL (default: the one enrolled with).") var server: String?
+        @Option(help: "The enrolled key directory.") var keyDir: String
+        @Flag(help: "Make a new device key; the current key signs the request.") var newKey = false
+
+        public func run() async throws {
+            let dir = keyDir as NSString
+            let keyPath = dir.appendingPathComponent("device.key"), certPath = dir.appendingPathComponent("device.pem")
+            if let stateData = FileManager.default.contents(atPath: dir.appendingPathComponent("device.json")),
+               let state = try? JSONDecoder().decode(State.self, from: stateData), state.keyStore == "tpm" {
+                throw ValidationError("\(keyDir): the device key is in the TPM; renewing a TPM-held certificate is not built yet (enrol again with a new token)")
+            }
+            guard let stateData = FileManager.default.contents(atPath: dir.appendingPathComponent("device.json")),
+                  let state = try? JSONDecoder().decode(State.self, from: stateData),
+                  let keyText = try? String(contentsOfFile: keyPath, encoding: .utf8),
+                  let certText = try? String(contentsOfFile: certPath, encoding: .utf8),
+                  (try? Certificate(pemEncoded: certText)) != nil else {
+                throw ValidationError("\(keyDir) holds no enrolled device (menshen agent enrol first)")
+            }
+            let key = try P256.Signing.PrivateKey(pemRepresentation: keyText)
+            let base = try AgentCommand.baseURL(server ?? state.server)
+            let next = newKey ? P256.Signing.PrivateKey() : key
+            let csr = try CertificateSigningRequest(version: .v1, subject: try DistinguishedName { CommonName("menshen-agent") },
+                                                    privateKey: Certificate.PrivateKey(next), attributes: CertificateSigningRequest.Attributes(),
+                                                    signatureAlgorithm: .ecdsaWithSHA256)
+            let csrPEM = try csr.serializeAsPEM().pemString
+            let signature = try DeviceRenewal.sign(csr: Array(csrPEM.utf8), with: key)
+            let body = try JSONSerialization.data(withJSONObject: ["csr": csrPEM, "signature": Base64URL.encode(signature)])
+            let certificateBase64 = certText.split(whereSeparator: \.isNewline).filter { !$0.hasPrefix("-----") }.joined()
+            let (status, data) = try await AgentCommand.post(base.appendingPathComponent("device/renew"), body: body,
+                                                             headers: ["X-Menshen-Device-Certificate": certificateBase64])
+            guard status == 200, let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let certificate = object["certificate"] as? String, object["device_id"] as? String == state.deviceID,
+                  let issued = try? Certificate(pemEncoded: certificate), issued.publicKey == Certificate.PublicKey(next.publicKey)
+            else {
+                FileHandle.standardError.write(Data("menshen: error: renewal refused (HTTP \(status)): \(AgentCommand.detail(data))\n".utf8))
+                throw ExitCode(1)
+            }
+            // The key first: a new certificate without its key would be useless, the old key with the old
+            // certificate at least still names the device (the server has revoked that certificate).
+            if newKey { try AgentCommand.write(next.pemRepresentation, to: keyPath, mode: 0o600) }
+            try AgentCommand.write(certificate, to: certPath, mode: 0o644)
+            print("renewed device \(state.deviceID): certificate valid until \(ISO8601DateFormatter().string(from: issued.notValidAfter))"
+                  + (newKey ? " (new key)" : ""))
         }
     }
 }

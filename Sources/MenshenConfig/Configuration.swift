@@ -141,6 +141,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var complianceFile: String
         /// `device.tpm_ca_file` (default empty: TPM enrolment refused).
         public var tpmCAFile: String = ""
+        /// `device.advisories_dir` (default empty: no advisory database, packages unscanned).
+        public var advisoriesDir: String = ""
     }
     public var response: Response
 
@@ -177,7 +179,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
                                     maxMessageBytes: i("export.syslog.max_message_bytes"),
                                     writeTimeoutSeconds: i("export.syslog.write_timeout_seconds"),
                                     confirmAfterSeconds: i("export.syslog.confirm_after_seconds"))
-        device = Device(caFile: s("device.ca_file"), complianceFile: s("device.compliance_file"))
+        device = Device(caFile: s("device.ca_file"), complianceFile: s("device.compliance_file"), advisoriesDir: s("device.advisories_dir"))
         device.tpmCAFile = s("device.tpm_ca_file")
         response = Response(playbooksFile: s("response.playbooks_file"), approvalTimeoutSeconds: i("response.approval_timeout_seconds"))
         jsonLinesExport = JSONLinesExport(enabled: s("export.jsonl.enabled") == "true", path: s("export.jsonl.path"),

@@ -214,3 +214,9 @@ public struct TPMError: Error, Hashable, Sendable, CustomStringConvertible {
         detail.isEmpty ? "TPMError.\(code.rawValue)" : "TPMError.\(code.rawValue): \(detail)"
     }
 }
+
+/// The posture could not be collected (an unreadable `os-release`, a status file over its limits).
+public struct PostureCollectionError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

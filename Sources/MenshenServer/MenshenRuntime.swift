@@ -81,9 +81,12 @@ public struct MenshenRuntime: Sendable {
         var portal = try IdentityWiring.portal(config: config, store: store, clock: clock)
         portal.applicationCatalog = { state.snapshot.routes.applications }
         let portalRouter = PortalServer.router(store: store, organisation: config.organisation.name, clock: clock, identity: portal)
+        // Device rules (compliance baselines, advisories): a set that does not load stops the start, later ones are refused.
+        let deviceRulesLoader = DeviceWiring.rulesLoader(config: config)
+        let deviceRules = DeviceRulesState(try deviceRulesLoader.load())
         // The device agent's API (enrolment, posture); with PostgreSQL only once device.ca_file names the shared CA.
         if config.store.driver == .sqlite || !config.device.caFile.isEmpty {
-            DeviceRoutes.register(on: portalRouter, authority: try DeviceWiring.authority(config: config, store: store, clock: clock))
+            DeviceRoutes.register(on: portalRouter, authority: try DeviceWiring.authority(config: config, store: store, clock: clock, rules: deviceRules))
         }
         services.append(app("portal", portalRouter, config.server.listen))
         let (gatewayOrigin, _) = try IdentityWiring.origin(of: config.gateway.publicURL)
@@ -100,11 +103,13 @@ public struct MenshenRuntime: Sendable {
                                                                config.gateway.assertionKeyFile, default: "assertion.key", key: "gateway.assertion_key_file", config: config),
                                                                mayCreate: config.store.driver == .sqlite),
                                                            issuer: gatewayOrigin, clock: clock)
+        let deviceBinding = try DeviceBinding.load(gateway: config.gateway, rules: deviceRules, store: store, clock: clock, random: SystemRandomSource())
+        services.append(DeviceRulesService(state: deviceRules, loader: deviceRulesLoader, binding: deviceBinding,
+                                           reloadInterval: .seconds(config.gateway.reloadIntervalSeconds), logger: logger))
         let gate = PolicyGate(store: store, sessions: portal.sessions, clock: clock, state: state,
                               portalOrigin: portal.publicOrigin, timeZone: config.organisation.timeZone,
                               forwardAuthCallers: config.gateway.forwardAuthTrustedCallers, recorder: decisions, assertions: assertions,
-                              devices: try DeviceBinding.load(gateway: config.gateway, compliance: try DeviceWiring.compliance(config: config),
-                                                              store: store, clock: clock, random: SystemRandomSource()))
+                              devices: deviceBinding)
         let gatewayListen = config.gateway.listen
         let gatewayServer = EnforcementPointServer(configuration: proxyConfig, gate: gate, logger: Logger(label: "menshen.enforcement-point"))
         gatewayMetrics.attach { .init(proxy: gatewayServer.metrics, decisionsWritten: decisions.writtenCount, decisionsDropped: decisions.droppedCount) }

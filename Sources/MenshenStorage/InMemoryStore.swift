@@ -35,7 +35,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 11 }
+    public func schemaVersion() async throws -> Int { 12 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 
@@ -394,6 +394,16 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
         if let owner = d.ownerID, users[owner] == nil { throw StoreError(.notFound, "no user \(owner)") }
         guard devicesByID[d.id] == nil else { throw StoreError(.conflict, "device \(d.id) exists") }
         devicesByID[d.id] = d
+    }
+
+    public func createDevice(_ d: DeviceRecord, certificate c: DeviceCertificateRecord) async throws {
+        try open()
+        guard c.deviceID == d.id else { throw StoreError(.invalidInput, "certificate \(c.serial) is not for device \(d.id)") }
+        guard deviceCertificatesBySerial[c.serial] == nil else { throw StoreError(.conflict, "certificate \(c.serial) exists") }
+        if let owner = d.ownerID, users[owner] == nil { throw StoreError(.notFound, "no user \(owner)") }
+        guard devicesByID[d.id] == nil else { throw StoreError(.conflict, "device \(d.id) exists") }
+        devicesByID[d.id] = d
+        deviceCertificatesBySerial[c.serial] = c
     }
 
     public func device(_ id: DeviceID) async throws -> DeviceRecord? { try open(); return devicesByID[id] }

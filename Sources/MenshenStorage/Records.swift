@@ -276,6 +276,9 @@ public struct DeviceRecord: Sendable, Equatable {
     public var lastPostureAt: Date?
     /// The highest severity among open vulnerability findings: 0 none … 4 critical.
     public var maxVulnerabilitySeverity: Int
+    /// The open vulnerability findings of the latest evaluated posture (advisories matched
+    /// against its packages), highest severity first; empty when nothing was found or scanned.
+    public var vulnerabilityFindings: [DeviceFindingRecord]
     /// Starts at 1; every successful update adds 1 (compare-and-set).
     public var version: Int
     public var enrolledAt: Date
@@ -283,13 +286,39 @@ public struct DeviceRecord: Sendable, Equatable {
 
     public init(id: DeviceID, ownerID: UserID?, displayName: String, deviceClass: DeviceClass, platform: String,
                 hardwareBound: Bool, state: DeviceState = .active, compliant: Bool = false, complianceReasons: [String] = ["no_posture"],
-                postureJSON: String? = nil, lastPostureAt: Date? = nil, maxVulnerabilitySeverity: Int = 0, version: Int = 1,
-                enrolledAt: Date, updatedAt: Date? = nil) {
+                postureJSON: String? = nil, lastPostureAt: Date? = nil, maxVulnerabilitySeverity: Int = 0,
+                vulnerabilityFindings: [DeviceFindingRecord] = [], version: Int = 1, enrolledAt: Date, updatedAt: Date? = nil) {
         self.id = id; self.ownerID = ownerID; self.displayName = displayName; self.deviceClass = deviceClass
         self.platform = platform; self.hardwareBound = hardwareBound; self.state = state; self.compliant = compliant
         self.complianceReasons = complianceReasons; self.postureJSON = postureJSON; self.lastPostureAt = lastPostureAt
-        self.maxVulnerabilitySeverity = maxVulnerabilitySeverity; self.version = version
+        self.maxVulnerabilitySeverity = maxVulnerabilitySeverity; self.vulnerabilityFindings = vulnerabilityFindings; self.version = version
         self.enrolledAt = enrolledAt; self.updatedAt = updatedAt ?? enrolledAt
+    }
+}
+
+/// One vulnerability finding stored with a device: an advisory that affects one
+/// installed package at the version the device reported (principle 2.2).
+public struct DeviceFindingRecord: Sendable, Equatable, Codable {
+    /// The advisory's id (`DSA-5678-1`, `CVE-2024-1234`, …).
+    public var advisoryID: String
+    /// The installed (binary) package and its version.
+    public var package: String
+    public var installedVersion: String
+    /// The lowest version that fixes it, nil when none is published.
+    public var fixedVersion: String?
+    /// 0 none, 1 low, 2 medium, 3 high, 4 critical.
+    public var severity: Int
+
+    public init(advisoryID: String, package: String, installedVersion: String, fixedVersion: String?, severity: Int) {
+        self.advisoryID = advisoryID; self.package = package; self.installedVersion = installedVersion
+        self.fixedVersion = fixedVersion; self.severity = severity
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case package, severity
+        case advisoryID = "advisory"
+        case installedVersion = "installed"
+        case fixedVersion = "fixed"
     }
 }
 

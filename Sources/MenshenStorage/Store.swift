@@ -136,6 +136,10 @@ public protocol FlowStateStore: Sendable {
 public protocol DeviceStore: Sendable {
     /// Throws `.conflict` when the id exists, `.notFound` when the owner does not.
     func createDevice(_ device: DeviceRecord) async throws
+    /// Enrolment: creates the device and its first certificate in one transaction — both or neither
+    /// (a failure in between must not leave a device without a certificate or the reverse). Throws
+    /// like ``createDevice(_:)`` and ``addDeviceCertificate(_:)``; the certificate must name the device.
+    func createDevice(_ device: DeviceRecord, certificate: DeviceCertificateRecord) async throws
     func device(_ id: DeviceID) async throws -> DeviceRecord?
     /// All devices, by id.
     func listDevices() async throws -> [DeviceRecord]

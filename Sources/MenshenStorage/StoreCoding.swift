@@ -23,4 +23,19 @@ public enum StoreCoding {
             throw StoreError(.corrupt, "stored list is not a JSON array of strings")
         }
     }
+
+    /// Encodes a device's vulnerability findings as a JSON array.
+    public static func findingsJSON(_ findings: [DeviceFindingRecord]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(findings), let s = String(data: data, encoding: .utf8) else { return "[]" }
+        return s
+    }
+
+    /// Decodes stored findings; malformed text is a corrupt store.
+    public static func findings(_ json: String) throws -> [DeviceFindingRecord] {
+        do { return try JSONDecoder().decode([DeviceFindingRecord].self, from: Data(json.utf8)) } catch {
+            throw StoreError(.corrupt, "stored vulnerability findings are not a JSON array of findings")
+        }
+    }
 }

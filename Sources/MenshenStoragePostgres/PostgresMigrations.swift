@@ -179,5 +179,8 @@ public enum PostgresMigrations {
             "DROP TRIGGER events_no_update ON events",
             "CREATE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events FOR EACH ROW EXECUTE FUNCTION menshen_events_prunable()",
         ]),
+        Migration(version: 12, name: "vulnerability findings per device", statements: [
+            "ALTER TABLE devices ADD COLUMN vulnerability_findings TEXT NOT NULL DEFAULT '[]'",
+        ]),
     ]
 }

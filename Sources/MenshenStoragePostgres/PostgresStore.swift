@@ -743,29 +743,46 @@ public final class PostgresStore: MenshenStore {
 
     private static let deviceColumns = """
         id, owner_id, display_name, device_class, platform, hardware_bound, state, compliant, compliance_reasons, posture,
-        last_posture_at, max_vulnerability_severity, version, enrolled_at, updated_at
+        last_posture_at, max_vulnerability_severity, version, enrolled_at, updated_at, vulnerability_findings
         """
 
     public func createDevice(_ d: DeviceRecord) async throws {
-        try await run("""
-            INSERT INTO devices(id, owner_id, display_name, device_class, platform, hardware_bound, state, compliant, compliance_reasons,
-                                posture, last_posture_at, max_vulnerability_severity, version, enrolled_at, updated_at)
-            VALUES (\(d.id.rawValue), \(d.ownerID?.rawValue), \(d.displayName), \(d.deviceClass.rawValue), \(d.platform), \(d.hardwareBound),
-                    \(d.state.rawValue), \(d.compliant), \(StoreCoding.jsonArray(d.complianceReasons)), \(d.postureJSON),
-                    \(d.lastPostureAt.map(StoreCoding.millis)), \(d.maxVulnerabilitySeverity), \(d.version),
-                    \(StoreCoding.millis(d.enrolledAt)), \(StoreCoding.millis(d.updatedAt)))
-            """)
+        try await run(Self.insertDevice(d))
+    }
+
+    public func createDevice(_ d: DeviceRecord, certificate c: DeviceCertificateRecord) async throws {
+        guard c.deviceID == d.id else { throw StoreError(.invalidInput, "certificate \(c.serial) is not for device \(d.id)") }
+        let logger = self.logger
+        do {
+            try await client.withTransaction(logger: logger) { tx in
+                try await tx.query(Self.insertDevice(d), logger: logger)
+                try await tx.query(Self.insertDeviceCertificate(c), logger: logger)
+            }
+        } catch let e as PostgresTransactionError {
+            throw Self.map(e.closureError ?? e.commitError ?? e.beginError ?? e, url: url)
+        } catch { throw Self.map(error, url: url) }
+    }
+
+    private static func insertDevice(_ d: DeviceRecord) -> PostgresQuery {
+        """
+        INSERT INTO devices(id, owner_id, display_name, device_class, platform, hardware_bound, state, compliant, compliance_reasons,
+                            posture, last_posture_at, max_vulnerability_severity, version, enrolled_at, updated_at, vulnerability_findings)
+        VALUES (\(d.id.rawValue), \(d.ownerID?.rawValue), \(d.displayName), \(d.deviceClass.rawValue), \(d.platform), \(d.hardwareBound),
+                \(d.state.rawValue), \(d.compliant), \(StoreCoding.jsonArray(d.complianceReasons)), \(d.postureJSON),
+                \(d.lastPostureAt.map(StoreCoding.millis)), \(d.maxVulnerabilitySeverity), \(d.version),
+                \(StoreCoding.millis(d.enrolledAt)), \(StoreCoding.millis(d.updatedAt)), \(StoreCoding.findingsJSON(d.vulnerabilityFindings)))
+        """
     }
 
     private func deviceRows(_ q: PostgresQuery) async throws -> [DeviceRecord] {
-        try await rows(q, as: (String, String?, String, String, String, Bool, String, Bool, String, String?, Int64?, Int, Int, Int64, Int64).self).map { r in
+        try await rows(q, as: (String, String?, String, String, String, Bool, String, Bool, String, String?, Int64?, Int, Int, Int64, Int64, String).self).map { r in
             guard let deviceClass = DeviceClass(rawValue: r.3), let state = DeviceState(rawValue: r.6) else {
                 throw StoreError(.corrupt, "device with unknown class \(r.3) or state \(r.6)")
             }
             return DeviceRecord(id: DeviceID(r.0), ownerID: r.1.map(UserID.init), displayName: r.2, deviceClass: deviceClass, platform: r.4,
                                 hardwareBound: r.5, state: state, compliant: r.7, complianceReasons: try StoreCoding.stringArray(r.8),
                                 postureJSON: r.9, lastPostureAt: r.10.map(StoreCoding.date(millis:)), maxVulnerabilitySeverity: r.11,
-                                version: r.12, enrolledAt: StoreCoding.date(millis: r.13), updatedAt: StoreCoding.date(millis: r.14))
+                                vulnerabilityFindings: try StoreCoding.findings(r.15), version: r.12, enrolledAt: StoreCoding.date(millis: r.13), updatedAt: StoreCoding.date(millis: r.14))
         }
     }
 
@@ -783,17 +800,22 @@ public final class PostgresStore: MenshenStore {
               platform = \(d.platform), hardware_bound = \(d.hardwareBound), state = \(d.state.rawValue), compliant = \(d.compliant),
               compliance_reasons = \(StoreCoding.jsonArray(d.complianceReasons)), posture = \(d.postureJSON),
               last_posture_at = \(d.lastPostureAt.map(StoreCoding.millis)), max_vulnerability_severity = \(d.maxVulnerabilitySeverity),
+              vulnerability_findings = \(StoreCoding.findingsJSON(d.vulnerabilityFindings)),
               version = \(expectedVersion + 1), enrolled_at = \(StoreCoding.millis(d.enrolledAt)), updated_at = \(StoreCoding.millis(d.updatedAt))
             WHERE id = \(d.id.rawValue) AND version = \(expectedVersion) RETURNING 1
             """, as: (Int.self)).isEmpty
     }
 
     public func addDeviceCertificate(_ c: DeviceCertificateRecord) async throws {
-        try await run("""
-            INSERT INTO device_certificates(serial, device_id, fingerprint, public_key_fingerprint, not_before, not_after, revoked_at, revoked_reason)
-            VALUES (\(c.serial), \(c.deviceID.rawValue), \(c.fingerprint), \(c.publicKeyFingerprint), \(StoreCoding.millis(c.notBefore)),
-                    \(StoreCoding.millis(c.notAfter)), \(c.revokedAt.map(StoreCoding.millis)), \(c.revokedReason))
-            """)
+        try await run(Self.insertDeviceCertificate(c))
+    }
+
+    private static func insertDeviceCertificate(_ c: DeviceCertificateRecord) -> PostgresQuery {
+        """
+        INSERT INTO device_certificates(serial, device_id, fingerprint, public_key_fingerprint, not_before, not_after, revoked_at, revoked_reason)
+        VALUES (\(c.serial), \(c.deviceID.rawValue), \(c.fingerprint), \(c.publicKeyFingerprint), \(StoreCoding.millis(c.notBefore)),
+                \(StoreCoding.millis(c.notAfter)), \(c.revokedAt.map(StoreCoding.millis)), \(c.revokedReason))
+        """
     }
 
     private func deviceCertificateRows(_ q: PostgresQuery) async throws -> [DeviceCertificateRecord] {

@@ -161,5 +161,8 @@ public enum SQLiteMigrations {
             BEGIN SELECT RAISE(ABORT, 'events are append-only'); END
             """,
         ]),
+        Migration(version: 12, name: "vulnerability findings per device", statements: [
+            "ALTER TABLE devices ADD COLUMN vulnerability_findings TEXT NOT NULL DEFAULT '[]'",
+        ]),
     ]
 }

@@ -806,21 +806,33 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
     // MARK: Devices
 
     public func createDevice(_ d: DeviceRecord) async throws {
+        try await write { db in try Self.insertDevice(db, d) }
+    }
+
+    public func createDevice(_ d: DeviceRecord, certificate c: DeviceCertificateRecord) async throws {
+        guard c.deviceID == d.id else { throw StoreError(.invalidInput, "certificate \(c.serial) is not for device \(d.id)") }
+        // One write closure is one transaction: a failure in the second insert rolls back the first.
         try await write { db in
-            if let owner = d.ownerID { try Self.require(db, "users", owner.rawValue, "user") }
-            if try Self.exists(db, "SELECT 1 FROM devices WHERE id = ?", [d.id.rawValue]) { throw StoreError(.conflict, "device \(d.id) exists") }
-            try db.execute(sql: """
-                INSERT INTO devices(id, owner_id, display_name, device_class, platform, hardware_bound, state, compliant, compliance_reasons,
-                                    posture, last_posture_at, max_vulnerability_severity, version, enrolled_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: Self.deviceArguments(d, version: d.version))
+            try Self.insertDevice(db, d)
+            try Self.insertDeviceCertificate(db, c)
         }
+    }
+
+    static func insertDevice(_ db: Database, _ d: DeviceRecord) throws {
+        if let owner = d.ownerID { try Self.require(db, "users", owner.rawValue, "user") }
+        if try Self.exists(db, "SELECT 1 FROM devices WHERE id = ?", [d.id.rawValue]) { throw StoreError(.conflict, "device \(d.id) exists") }
+        try db.execute(sql: """
+            INSERT INTO devices(id, owner_id, display_name, device_class, platform, hardware_bound, state, compliant, compliance_reasons,
+                                posture, last_posture_at, max_vulnerability_severity, version, enrolled_at, updated_at, vulnerability_findings)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: Self.deviceArguments(d, version: d.version))
     }
 
     static func deviceArguments(_ d: DeviceRecord, version: Int) -> StatementArguments {
         [d.id.rawValue, d.ownerID?.rawValue, d.displayName, d.deviceClass.rawValue, d.platform, d.hardwareBound, d.state.rawValue,
          d.compliant, StoreCoding.jsonArray(d.complianceReasons), d.postureJSON, d.lastPostureAt.map(StoreCoding.millis),
-         d.maxVulnerabilitySeverity, version, StoreCoding.millis(d.enrolledAt), StoreCoding.millis(d.updatedAt)]
+         d.maxVulnerabilitySeverity, version, StoreCoding.millis(d.enrolledAt), StoreCoding.millis(d.updatedAt),
+         StoreCoding.findingsJSON(d.vulnerabilityFindings)]
     }
 
     static func deviceRecord(_ r: Row) throws -> DeviceRecord {
@@ -835,7 +847,9 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
             state: state, compliant: try r.decode(forColumn: "compliant"),
             complianceReasons: try StoreCoding.stringArray(try r.decode(forColumn: "compliance_reasons")),
             postureJSON: try r.decode(forColumn: "posture"), lastPostureAt: posture.map(StoreCoding.date(millis:)),
-            maxVulnerabilitySeverity: try r.decode(forColumn: "max_vulnerability_severity"), version: try r.decode(forColumn: "version"),
+            maxVulnerabilitySeverity: try r.decode(forColumn: "max_vulnerability_severity"),
+            vulnerabilityFindings: try StoreCoding.findings(try r.decode(forColumn: "vulnerability_findings")),
+            version: try r.decode(forColumn: "version"),
             enrolledAt: StoreCoding.date(millis: try r.decode(forColumn: "enrolled_at")),
             updatedAt: StoreCoding.date(millis: try r.decode(forColumn: "updated_at")))
     }
@@ -854,28 +868,30 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
             try db.execute(sql: """
                 UPDATE devices SET owner_id = ?, display_name = ?, device_class = ?, platform = ?, hardware_bound = ?, state = ?,
                   compliant = ?, compliance_reasons = ?, posture = ?, last_posture_at = ?, max_vulnerability_severity = ?,
-                  version = ?, enrolled_at = ?, updated_at = ?
+                  vulnerability_findings = ?, version = ?, enrolled_at = ?, updated_at = ?
                 WHERE id = ? AND version = ?
                 """, arguments: [d.ownerID?.rawValue, d.displayName, d.deviceClass.rawValue, d.platform, d.hardwareBound, d.state.rawValue,
                                  d.compliant, StoreCoding.jsonArray(d.complianceReasons), d.postureJSON, d.lastPostureAt.map(StoreCoding.millis),
-                                 d.maxVulnerabilitySeverity, expectedVersion + 1, StoreCoding.millis(d.enrolledAt), StoreCoding.millis(d.updatedAt),
+                                 d.maxVulnerabilitySeverity, StoreCoding.findingsJSON(d.vulnerabilityFindings), expectedVersion + 1, StoreCoding.millis(d.enrolledAt), StoreCoding.millis(d.updatedAt),
                                  d.id.rawValue, expectedVersion])
             return db.changesCount > 0
         }
     }
 
     public func addDeviceCertificate(_ c: DeviceCertificateRecord) async throws {
-        try await write { db in
-            try Self.require(db, "devices", c.deviceID.rawValue, "device")
-            if try Self.exists(db, "SELECT 1 FROM device_certificates WHERE serial = ? OR fingerprint = ?", [c.serial, c.fingerprint]) {
-                throw StoreError(.conflict, "certificate \(c.serial) exists")
-            }
-            try db.execute(sql: """
-                INSERT INTO device_certificates(serial, device_id, fingerprint, public_key_fingerprint, not_before, not_after, revoked_at, revoked_reason)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [c.serial, c.deviceID.rawValue, c.fingerprint, c.publicKeyFingerprint, StoreCoding.millis(c.notBefore),
-                                 StoreCoding.millis(c.notAfter), c.revokedAt.map(StoreCoding.millis), c.revokedReason])
+        try await write { db in try Self.insertDeviceCertificate(db, c) }
+    }
+
+    static func insertDeviceCertificate(_ db: Database, _ c: DeviceCertificateRecord) throws {
+        try Self.require(db, "devices", c.deviceID.rawValue, "device")
+        if try Self.exists(db, "SELECT 1 FROM device_certificates WHERE serial = ? OR fingerprint = ?", [c.serial, c.fingerprint]) {
+            throw StoreError(.conflict, "certificate \(c.serial) exists")
         }
+        try db.execute(sql: """
+            INSERT INTO device_certificates(serial, device_id, fingerprint, public_key_fingerprint, not_before, not_after, revoked_at, revoked_reason)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [c.serial, c.deviceID.rawValue, c.fingerprint, c.publicKeyFingerprint, StoreCoding.millis(c.notBefore),
+                             StoreCoding.millis(c.notAfter), c.revokedAt.map(StoreCoding.millis), c.revokedReason])
     }
 
     static func deviceCertificateRecord(_ r: Row) throws -> DeviceCertificateRecord {

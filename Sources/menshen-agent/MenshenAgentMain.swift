@@ -9,7 +9,7 @@ struct MenshenAgentMain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "menshen-agent",
         abstract: "Menshen device agent: enrol this device, send signed posture reports. 門神裝置代理程式：登錄與回報。",
-        subcommands: [Enrol.self, AgentCommand.Report.self])
+        subcommands: [Enrol.self, AgentCommand.Report.self, AgentCommand.Renew.self])
 
     struct Enrol: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,15 +1,17 @@
 import ArgumentParser
 import Foundation
 import MenshenCore
+import MenshenServer
 import MenshenStorage
 
 /// `menshen device …`: the device inventory (principle 2.1) and the operator's
 /// hand on it — quarantine, release and retire (2.2: prompt action on a
 /// non-compliant device). Every change is a compare-and-set on the device's
 /// version and advances the store's access counter, so every gateway node
-/// decides the device's next request on the new state. (Enrolment, posture and
-/// the gateway's device binding are not wired yet: see the device issue. The
-/// state changes are not yet recorded as OCSF events either.)
+/// decides the device's next request on the new state. Each change is an OCSF
+/// Entity Management event (3004) with the operator (the OS account running the
+/// command) as actor; quarantine and retire end the owner's sessions at once,
+/// and a compliant device turning non-compliant is also a Compliance Finding (2003).
 struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "The device inventory: list, show, quarantine, release, retire; enrolment tokens and the device CA.",
@@ -39,6 +41,39 @@ struct DeviceCommand: AsyncParsableCommand {
             throw StoreError(.conflict, "device \(device.id.rawValue) changed meanwhile; nothing was changed, try again")
         }
         return updated
+    }
+
+    static let severityNames = ["none", "low", "medium", "high", "critical"]
+
+    static func severityName(_ ordinal: Int) -> String { severityNames[max(0, min(4, ordinal))] }
+
+    /// The highest severity and every stored finding, one per line; "not scanned" when the severity is
+    /// critical only because nothing could be matched (no advisory database, or an OS without one).
+    static func vulnerabilities(_ d: DeviceRecord) -> String {
+        guard d.lastPostureAt != nil else { return "no posture yet (counts as critical)" }
+        if d.vulnerabilityFindings.isEmpty {
+            return d.maxVulnerabilitySeverity >= 4 ? "packages not scanned (counts as critical)" : "no known vulnerability"
+        }
+        let lines = d.vulnerabilityFindings.map { f in
+            "\n  - \(f.advisoryID) \(severityName(f.severity)): \(f.package) \(f.installedVersion)"
+                + (f.fixedVersion.map { ", fixed in \($0)" } ?? ", no fix published")
+        }
+        return "highest severity \(severityName(d.maxVulnerabilitySeverity)), \(d.vulnerabilityFindings.count) finding"
+            + (d.vulnerabilityFindings.count == 1 ? "" : "s") + lines.joined()
+    }
+
+    /// Records a life-cycle change (OCSF 3004) and, when `revoke`, ends the owner's sessions; a device that was
+    /// compliant and no longer is also gets a Compliance Finding (2003).
+    static func record(_ db: any MenshenStore, before: DeviceRecord, after: DeviceRecord, activity: Int, reason: String?, revoke: Bool) async throws {
+        let now = Date()
+        let events = DeviceEvents(store: db, clock: SystemClock(), random: SystemRandomSource())
+        let revoked = revoke ? try await DeviceAuthority.revokeSessions(of: after, store: db, at: now) : 0
+        try await events.entityManagement(device: after, activity: activity, actor: ProcessInfo.processInfo.userName, actorIsOperator: true,
+                                          application: "menshen device", comment: reason, sessionsRevoked: revoked)
+        if before.compliant && !after.compliant {
+            try await events.complianceChanged(device: after, reasons: after.complianceReasons, sessionsRevoked: revoked, source: nil)
+        }
+        if revoked > 0 { print("ended \(revoked) session\(revoked == 1 ? "" : "s") of \(after.ownerID?.rawValue ?? "-")") }
     }
 
     static func time(_ date: Date?) -> String { date.map { ISO8601DateFormatter().string(from: $0) } ?? "never" }
@@ -87,7 +122,7 @@ struct DeviceCommand: AsyncParsableCommand {
                     state:           \(d.state.rawValue)
                     compliance:      \(d.compliant ? "compliant" : "non-compliant: " + d.complianceReasons.joined(separator: ", "))
                     last posture:    \(DeviceCommand.time(d.lastPostureAt))
-                    vulnerabilities: highest severity \(["none", "low", "medium", "high", "critical"][max(0, min(4, d.maxVulnerabilitySeverity))])
+                    vulnerabilities: \(DeviceCommand.vulnerabilities(d))
                     enrolled:        \(DeviceCommand.time(d.enrolledAt))
                     certificates:    \(certificates.count)\(lines.joined())
                     """)
@@ -112,12 +147,13 @@ struct DeviceCommand: AsyncParsableCommand {
                 case .quarantined: print("device \(device) is already quarantined"); return
                 case .active: break
                 }
-                _ = try await DeviceCommand.update(db, d) {
+                let after = try await DeviceCommand.update(db, d) {
                     $0.state = .quarantined
                     $0.compliant = false
                     $0.complianceReasons = ["quarantined: " + reason]
                 }
                 print("quarantined device \(device)")
+                try await DeviceCommand.record(db, before: d, after: after, activity: 12, reason: reason, revoke: true)
             }
         }
     }
@@ -136,12 +172,13 @@ struct DeviceCommand: AsyncParsableCommand {
                 guard d.state == .quarantined else {
                     throw StoreError(.conflict, "device \(device) is \(d.state.rawValue), not quarantined; nothing was changed")
                 }
-                _ = try await DeviceCommand.update(db, d) {
+                let after = try await DeviceCommand.update(db, d) {
                     $0.state = .active
                     $0.compliant = false
                     $0.complianceReasons = ["awaiting_posture"]
                 }
                 print("released device \(device); it becomes compliant only with its next verified posture report")
+                try await DeviceCommand.record(db, before: d, after: after, activity: 13, reason: nil, revoke: false)
             }
         }
     }
@@ -159,8 +196,9 @@ struct DeviceCommand: AsyncParsableCommand {
             try await UserCommand.withServices(store) { db, _, _ in
                 let d = try await DeviceCommand.requireDevice(db, device)
                 // Already retired: only finish the job (a revocation that failed last time is done now).
+                var after = d
                 if d.state != .retired {
-                    _ = try await DeviceCommand.update(db, d) {
+                    after = try await DeviceCommand.update(db, d) {
                         $0.state = .retired
                         $0.compliant = false
                         $0.complianceReasons = ["retired: " + reason]
@@ -168,6 +206,9 @@ struct DeviceCommand: AsyncParsableCommand {
                 }
                 let revoked = try await db.revokeDeviceCertificates(of: d.id, at: Date(), reason: "retired: " + reason)
                 print("retired device \(device); \(revoked) certificate\(revoked == 1 ? "" : "s") revoked")
+                if d.state != .retired {
+                    try await DeviceCommand.record(db, before: d, after: after, activity: 7, reason: reason, revoke: true)
+                }
             }
         }
     }

@@ -57,7 +57,7 @@ struct OCSFConformanceTests {
         return (status, try JSONDecoder().decode(Report.self, from: output))
     }
 
-    @Test("every event type Menshen writes validates against OCSF 1.8.0 (3001, 3002, 6001, 2004, 5001)")
+    @Test("every event type Menshen writes validates against OCSF 1.8.0 (3001, 3002, 6001, 2004, 5001, 2003, 3004)")
     func everyEventValidates() async throws {
         let w = try await PolicyGateTests.World()
         // Identity: every authentication activity, succeeded and failed, local and federated; every account change.
@@ -103,6 +103,17 @@ struct OCSFConformanceTests {
         try await deviceEvents.inventory(device: laptop, activity: 1, success: true, detail: "enrolled (managed), hardware-bound", source: nil,
                                          tpmEKFingerprint: String(repeating: "ab", count: 32))
         try await deviceEvents.enrolmentRefused(code: "untrusted_ek_certificate", detail: "no path to a TPM manufacturer CA", source: "203.0.113.7")
+        try await deviceEvents.complianceChanged(device: laptop, reasons: ["firewall_off", "os_version_below_minimum"], sessionsRevoked: 2,
+                                                 source: "203.0.113.7")
+        var healed = laptop
+        healed.compliant = true; healed.complianceReasons = []
+        try await deviceEvents.complianceChanged(device: healed, reasons: [], sessionsRevoked: 0, source: nil)
+        try await deviceEvents.entityManagement(device: laptop, activity: 6, actor: "amy", actorIsOperator: false, application: "menshen agent enrol",
+                                                comment: "one-time enrolment token", source: "203.0.113.7")
+        for activity in [12, 13, 7] {
+            try await deviceEvents.entityManagement(device: laptop, activity: activity, actor: "root", actorIsOperator: true, application: "menshen device",
+                                                    comment: activity == 13 ? nil : "EDR alert 4711", sessionsRevoked: 1)
+        }
 
         let events = try await w.store.events(after: 0, limit: 10_000)
         guard let (status, report) = try await Self.validate(events.map(\.event.payloadJSON)) else { return }
@@ -111,7 +122,7 @@ struct OCSFConformanceTests {
         }
         #expect(status == 0)
         #expect(report.checked == events.count)
-        for uid in ["3001", "3002", "6001", "2004", "5001"] {
+        for uid in ["3001", "3002", "6001", "2004", "5001", "2003", "3004"] {
             #expect((report.classes[uid] ?? 0) > 0, "class \(uid) was produced and checked")
         }
     }

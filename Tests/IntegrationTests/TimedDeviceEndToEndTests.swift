@@ -110,7 +110,12 @@ struct TimedDeviceEndToEndTests {
         #expect(try await v.post("/account/password", [("password", PortalIdentityTests.password)]).status == 200)
         #expect(try await v.post("/account/finish", []).status == 303)
         #expect(try await v.post("/signin", [("user", "amy"), ("password", PortalIdentityTests.password), ("ret", "/account")]).status == 303)
-        let cookie = try #require(v.cookies["__Host-menshen-session"])
+        var cookie = try #require(v.cookies["__Host-menshen-session"])
+        /// Signs in again (a device turning non-compliant ends its owner's sessions).
+        func signInAgain() async throws {
+            #expect(try await v.post("/signin", [("user", "amy"), ("password", PortalIdentityTests.password), ("ret", "/account")]).status == 303)
+            cookie = try #require(v.cookies["__Host-menshen-session"])
+        }
 
         // Enrolment with a one-time token.
         let tokenRun = try await cli(["device", "enrol-token", "--user", "amy", "--class", "managed"])
@@ -125,6 +130,7 @@ struct TimedDeviceEndToEndTests {
         #expect(reuse.status == 1, "a token enrols one device only")
 
         func request() async throws -> String {
+            let cookie = cookie
             let r = try await Harness.offPool {
                 try Self.process("/usr/bin/curl", ["-sS", "-k", "--max-time", "10", "--cert", keys + "/device.pem", "--key", keys + "/device.key",
                                                    "--resolve", "console.bank.example:\(g):127.0.0.1", "-H", "Accept: application/json",
@@ -144,6 +150,8 @@ struct TimedDeviceEndToEndTests {
         #expect(try await request() == "200", "a compliant managed device reaches the console")
         let bad = try await report(firewall: false)
         #expect(bad.status == 3 && bad.out.contains("firewall_off"), "\(bad.out) \(bad.err)")
+        #expect(try await request() == "401", "the device turned non-compliant: its owner's session ended at once (sign in again)")
+        try await signInAgain()
         #expect(try await request() == "403", "the next request after a report without the firewall is denied")
         #expect(try await report(firewall: true).status == 0)
         #expect(try await request() == "200")

@@ -341,6 +341,10 @@ struct StoreConformanceTests {
             var compliant = laptop
             compliant.compliant = true; compliant.complianceReasons = []; compliant.postureJSON = #"{"os":"debian 12","firewall":true}"#
             compliant.lastPostureAt = Self.at(30); compliant.maxVulnerabilitySeverity = 2; compliant.updatedAt = Self.at(30)
+            compliant.vulnerabilityFindings = [
+                DeviceFindingRecord(advisoryID: "DSA-9001-1", package: "libssl3", installedVersion: "3.0.11-1~deb12u1", fixedVersion: "3.0.11-1~deb12u2", severity: 2),
+                DeviceFindingRecord(advisoryID: "CVE-2099-0001", package: "zlib1g", installedVersion: "1:1.2.13.dfsg-1", fixedVersion: nil, severity: 1),
+            ]
             #expect(try await store.updateDevice(compliant, expectedVersion: 1))
             var stale = laptop
             stale.state = .quarantined
@@ -375,6 +379,26 @@ struct StoreConformanceTests {
             #expect(try await store.revokeDeviceCertificates(of: "dev-laptop-7", at: Self.at(300), reason: "retired") == 1)
             #expect(try await store.deviceCertificates(of: "dev-laptop-7").allSatisfy { $0.revokedAt != nil })
             #expect(try await store.revokeDeviceCertificate(serial: "nope", at: Self.at(300), reason: "x") == false)
+
+            // Enrolment: the device and its first certificate together, or neither.
+            let desk = DeviceRecord(id: "dev-desk-1", ownerID: "amy", displayName: "Desk", deviceClass: .managed, platform: "linux",
+                                    hardwareBound: false, enrolledAt: Self.t0)
+            var deskCertificate = first
+            deskCertificate.serial = "0d0d"; deskCertificate.fingerprint = String(repeating: "d", count: 64); deskCertificate.deviceID = "dev-desk-1"
+            deskCertificate.revokedAt = nil; deskCertificate.revokedReason = nil
+            var clash = deskCertificate
+            clash.serial = "0a1b2c"   // already issued to the laptop
+            await #expect(throws: StoreError(.conflict, "")) { try await store.createDevice(desk, certificate: clash) }
+            #expect(try await store.device("dev-desk-1") == nil, "a failed certificate insert leaves no device behind")
+            await #expect(throws: StoreError(.invalidInput, "")) { try await store.createDevice(desk, certificate: first) }
+            #expect(try await store.device("dev-desk-1") == nil)
+            var ghost = desk
+            ghost.ownerID = "ghost"
+            await #expect(throws: StoreError(.notFound, "")) { try await store.createDevice(ghost, certificate: deskCertificate) }
+            #expect(try await store.deviceCertificate(serial: "0d0d") == nil, "a failed device insert leaves no certificate behind")
+            try await store.createDevice(desk, certificate: deskCertificate)
+            #expect(try await store.device("dev-desk-1") == desk)
+            #expect(try await store.deviceCertificate(serial: "0d0d") == deskCertificate)
         }
     }
 

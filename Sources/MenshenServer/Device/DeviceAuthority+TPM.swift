@@ -126,14 +126,17 @@ extension DeviceAuthority {
         do { issued = try ca.issue(csr: Array(csr), for: id, now: now, random: random) } catch { throw DeviceAuthorityError(.badCSR, "\(error)") }
         let record = DeviceRecord(id: id, ownerID: UserID(grant.user), displayName: grant.name, deviceClass: deviceClass,
                                   platform: kept.platform.isEmpty ? "unknown" : kept.platform, hardwareBound: true, enrolledAt: now)
-        try await store.createDevice(record)
-        try await store.addDeviceCertificate(DeviceCertificateRecord(
+        // One transaction: never a device without its certificate, or a certificate without its device.
+        try await store.createDevice(record, certificate: DeviceCertificateRecord(
             serial: issued.serialNumber, deviceID: id, fingerprint: SHA256.hash(data: issued.der).map { String(format: "%02x", $0) }.joined(),
             publicKeyFingerprint: SHA256.hash(data: issued.certificate.publicKey.subjectPublicKeyInfoBytes).map { String(format: "%02x", $0) }.joined(),
             notBefore: issued.notValidBefore, notAfter: issued.notValidAfter))
         try await events.inventory(device: record, activity: 1, success: true,
                                    detail: "enrolled (\(grant.deviceClass)), hardware-bound: TPM EK \(kept.ekCurve) sha256:\(kept.ekFingerprint)",
                                    source: source, tpmEKFingerprint: kept.ekFingerprint)
+        try await events.entityManagement(device: record, activity: 6, actor: grant.user, actorIsOperator: false,
+                                          application: "menshen agent enrol --tpm (POST /device/enrol/activate)",
+                                          comment: "one-time enrolment token, key in a TPM", source: source)
         return Enrolled(device: record, certificate: issued)
     }
 }

@@ -26,20 +26,35 @@ public struct DeviceAuthority: Sendable {
     /// Largest stored posture JSON; larger reports (long package lists) are evaluated but not kept whole.
     public static let maxStoredPostureBytes = 256 * 1024
 
+    /// Most vulnerability findings kept with a device (the highest first); the severity counts them all.
+    public static let maxStoredFindings = 500
+
     public let store: any MenshenStore
     public let ca: DeviceCA
-    public let compliance: CompliancePolicy
+    /// The compliance baselines and advisories, reloadable (``DeviceRulesLoader``).
+    public let rules: DeviceRulesState
     public let clock: any WallClock
     public let random: any RandomSource
     let events: DeviceEvents
     let verifier: PostureVerifier
     /// The TPM manufacturers' CAs for hardware-bound enrolment (`device.tpm_ca_file`); nil refuses TPM enrolment.
     public var tpmAnchors: TPMTrustAnchors?
+    /// Bounds on unauthenticated nonce requests (per node).
+    public let nonceLimiter: DeviceNonceLimiter
 
-    public init(store: any MenshenStore, ca: DeviceCA, compliance: CompliancePolicy, clock: any WallClock, random: any RandomSource) {
-        self.store = store; self.ca = ca; self.compliance = compliance; self.clock = clock; self.random = random
+    /// The running compliance baselines.
+    public var compliance: CompliancePolicy { rules.current.compliance }
+
+    public init(store: any MenshenStore, ca: DeviceCA, rules: DeviceRulesState, clock: any WallClock, random: any RandomSource) {
+        self.store = store; self.ca = ca; self.rules = rules; self.clock = clock; self.random = random
         self.events = DeviceEvents(store: store, clock: clock, random: random)
         self.verifier = PostureVerifier()
+        self.nonceLimiter = DeviceNonceLimiter()
+    }
+
+    /// Fixed baselines and no advisory database (packages unscanned).
+    public init(store: any MenshenStore, ca: DeviceCA, compliance: CompliancePolicy, clock: any WallClock, random: any RandomSource) {
+        self.init(store: store, ca: ca, rules: DeviceRulesState(DeviceRules(compliance: compliance, advisories: nil)), clock: clock, random: random)
     }
 
     // MARK: The CA
@@ -140,24 +155,87 @@ public struct DeviceAuthority: Sendable {
         // Without TPM evidence the key is a software key, whatever the token says.
         let record = DeviceRecord(id: id, ownerID: UserID(grant.user), displayName: grant.name, deviceClass: deviceClass,
                                   platform: platform.isEmpty ? "unknown" : platform, hardwareBound: false, enrolledAt: now)
-        try await store.createDevice(record)
-        try await store.addDeviceCertificate(DeviceCertificateRecord(
+        // One transaction: never a device without its certificate, or a certificate without its device.
+        try await store.createDevice(record, certificate: DeviceCertificateRecord(
             serial: issued.serialNumber, deviceID: id, fingerprint: SHA256.hash(data: issued.der).map { String(format: "%02x", $0) }.joined(),
             publicKeyFingerprint: SHA256.hash(data: issued.certificate.publicKey.subjectPublicKeyInfoBytes).map { String(format: "%02x", $0) }.joined(),
             notBefore: issued.notValidBefore, notAfter: issued.notValidAfter))
         try await events.inventory(device: record, activity: 1, success: true, detail: "enrolled (\(grant.deviceClass))", source: source)
+        try await events.entityManagement(device: record, activity: 6, actor: grant.user, actorIsOperator: false,
+                                          application: "menshen agent enrol (POST /device/enrol)", comment: "one-time enrolment token", source: source)
         return Enrolled(device: record, certificate: issued)
+    }
+
+    // MARK: Renewal
+
+    /// The outcome of a renewal: the new certificate, or a refusal code.
+    public enum RenewalOutcome: Sendable {
+        case renewed(IssuedDeviceCertificate)
+        case refused(code: String)
+    }
+
+    /// Renews a device certificate (`POST /device/renew`): `certificateDER` must pass the gateway's
+    /// checks (our CA, current, known to the store, not revoked, device not retired) and `signature`
+    /// must be its key's over `csr` (``DeviceRenewal``); the CSR (same key or a new P-256 key) then
+    /// gets a certificate like an enrolment's. The new certificate is stored first and the current one
+    /// revoked as superseded after it, so the device is never left without a valid certificate and a
+    /// replayed request is refused (its certificate is revoked). A malformed CSR throws (nothing
+    /// stored); an untrustworthy request is refused with an event.
+    public func renew(certificateDER: [UInt8], csr: [UInt8], signature: [UInt8], source: String?) async throws -> RenewalOutcome {
+        let now = clock.now()
+        let current: VerifiedDeviceCertificate
+        switch await DeviceCertificateVerifier(caCertificate: ca.certificate).verify(certificateDER, at: now) {
+        case .refused(let refusal):
+            return .refused(code: "certificate_\(refusal.code)")
+        case .accepted(let c): current = c
+        }
+        guard let stored = try await store.deviceCertificate(serial: current.serialNumber), stored.deviceID == current.deviceID,
+              stored.fingerprint == current.fingerprint, stored.revokedAt == nil else {
+            try await events.postureRefused(device: current.deviceID, code: "renewal_certificate_revoked_or_unknown", source: source)
+            return .refused(code: "certificate_revoked_or_unknown")
+        }
+        guard let device = try await store.device(current.deviceID), device.state != .retired else {
+            try await events.postureRefused(device: current.deviceID, code: "renewal_unknown_device", source: source)
+            return .refused(code: "unknown_device")
+        }
+        guard DeviceRenewal.isValid(signature: signature, csr: csr, key: current.signingKey) else {
+            try await events.postureRefused(device: current.deviceID, code: "renewal_bad_signature", source: source)
+            return .refused(code: "bad_signature")
+        }
+        let issued: IssuedDeviceCertificate
+        do { issued = try ca.issue(csr: csr, for: current.deviceID, now: now, random: random) } catch {
+            throw DeviceAuthorityError(.badCSR, "\(error)")
+        }
+        let sameKey = issued.certificate.publicKey == current.certificate.publicKey
+        try await store.addDeviceCertificate(DeviceCertificateRecord(
+            serial: issued.serialNumber, deviceID: current.deviceID, fingerprint: SHA256.hash(data: issued.der).map { String(format: "%02x", $0) }.joined(),
+            publicKeyFingerprint: SHA256.hash(data: issued.certificate.publicKey.subjectPublicKeyInfoBytes).map { String(format: "%02x", $0) }.joined(),
+            notBefore: issued.notValidBefore, notAfter: issued.notValidAfter))
+        _ = try await store.revokeDeviceCertificate(serial: current.serialNumber, at: now, reason: "superseded by \(issued.serialNumber)")
+        try await events.entityManagement(device: device, activity: 3, actor: device.ownerID?.rawValue ?? device.id.rawValue, actorIsOperator: false,
+                                          application: "menshen agent renew (POST /device/renew)",
+                                          comment: "certificate \(current.serialNumber) superseded by \(issued.serialNumber) (\(sameKey ? "same key" : "new key"))",
+                                          source: source)
+        return .renewed(issued)
     }
 
     // MARK: Posture
 
-    /// A nonce for the device's next report (single use, ``nonceLifetime``). Only for a device in the inventory.
-    public func nonce(for device: DeviceID) async throws -> String {
+    /// A nonce for the device's next report (single use, ``nonceLifetime``). Only for a device in the inventory,
+    /// and within ``nonceLimiter``'s bounds (per source address, per device), else `.rateLimited` with `retryAfter`.
+    public func nonce(for device: DeviceID, source: String? = nil) async throws -> String {
+        let now = clock.now()
+        if let wait = nonceLimiter.admitSource(source, at: now) {
+            throw DeviceAuthorityError(.rateLimited, "too many nonce requests from this address; retry in \(wait) s", retryAfter: wait)
+        }
         guard DeviceID.validated(device.rawValue) != nil, let record = try await store.device(device), record.state != .retired else {
             throw DeviceAuthorityError(.unknownDevice, "no such device")
         }
+        if let wait = nonceLimiter.reserve(device: device.rawValue, expiry: now.addingTimeInterval(Self.nonceLifetime), at: now) {
+            throw DeviceAuthorityError(.rateLimited, "the device has \(nonceLimiter.settings.outstandingPerDevice) unused nonces; report with one or retry in \(wait) s",
+                                       retryAfter: wait)
+        }
         let nonce = random.token(byteCount: 32)
-        let now = clock.now()
         try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(nonce), kind: Self.nonceKind, userID: nil,
                                                         data: device.rawValue, createdAt: now, expiresAt: now.addingTimeInterval(Self.nonceLifetime)))
         return nonce
@@ -195,6 +273,19 @@ public struct DeviceAuthority: Sendable {
             try await events.postureRefused(device: certificate.deviceID, code: refusal.code, source: source)
             return .refused(code: refusal.code)
         case .verified(let posture):
+            nonceLimiter.redeemed(device: certificate.deviceID.rawValue)
+            // One snapshot of the rules for the whole evaluation; the scan does not depend on the device record.
+            let rules = self.rules.current
+            let compliance = rules.compliance
+            let scan = rules.advisories?.scan(posture.report.packages, ecosystem: posture.report.os.packageEcosystem ?? "")
+            // Unscanned (no advisory database, or an ecosystem without a version order we implement)
+            // counts as critical, as in DeviceAttributes: a severity policy fails closed.
+            let severity = scan.flatMap { $0.ecosystemSupported ? $0.maxSeverity : nil } ?? .critical
+            let findings = (scan?.findings ?? []).prefix(Self.maxStoredFindings).map {
+                DeviceFindingRecord(advisoryID: String($0.advisoryID.prefix(128)), package: String($0.package.prefix(256)),
+                                    installedVersion: String($0.installedVersion.prefix(256)), fixedVersion: $0.fixedVersion.map { String($0.prefix(256)) },
+                                    severity: $0.severity.rawValue)
+            }
             for _ in 0..<3 {
                 guard let device = try await store.device(certificate.deviceID) else {
                     try await events.postureRefused(device: certificate.deviceID, code: "unknown_device", source: source)
@@ -204,7 +295,7 @@ public struct DeviceAuthority: Sendable {
                     ?? ComplianceDeviceClass.allCases.first(where: { $0.rawValue == device.deviceClass.rawValue }) else {
                     return .refused(code: "unknown_class")
                 }
-                let result = compliance.evaluate(deviceClass: deviceClass, posture: posture, scan: nil, now: now)
+                let result = compliance.evaluate(deviceClass: deviceClass, posture: posture, scan: scan, now: now)
                 var updated = device
                 updated.compliant = result.compliant && device.state == .active
                 updated.complianceReasons = result.reasons.map(\.code.rawValue) + (device.state == .active ? [] : [device.state.rawValue])
@@ -213,19 +304,39 @@ public struct DeviceAuthority: Sendable {
                 // Never later than now: a clock running ahead (within the allowed skew) must not stretch compliance.
                 updated.lastPostureAt = min(posture.collectedAt, now)
                 updated.platform = String(posture.report.os.name.prefix(32))
-                // No advisory database is wired into reports yet, so the packages are unscanned, which
-                // counts as critical (as DeviceAttributes does): a severity policy fails closed.
-                updated.maxVulnerabilitySeverity = VulnerabilitySeverity.critical.rawValue
+                updated.maxVulnerabilitySeverity = severity.rawValue
+                updated.vulnerabilityFindings = Array(findings)
                 updated.updatedAt = now
                 if try await store.updateDevice(updated, expectedVersion: device.version) {
                     try await events.inventory(device: updated, activity: 2, success: true,
                                                detail: updated.compliant ? "compliant" : "non-compliant: " + updated.complianceReasons.joined(separator: ","),
                                                source: source)
+                    // A change of compliance is a finding; the first verdict on a new device is one too.
+                    if device.lastPostureAt == nil ? !updated.compliant : updated.compliant != device.compliant {
+                        let revoked = device.compliant && !updated.compliant ? try await revokeSessions(of: updated, at: now) : 0
+                        try await events.complianceChanged(device: updated, reasons: updated.complianceReasons, sessionsRevoked: revoked, source: source)
+                    }
                     return .evaluated(compliant: updated.compliant, reasons: updated.complianceReasons)
                 }
             }
             throw DeviceAuthorityError(.conflict, "the device changed meanwhile; report again")
         }
+    }
+}
+
+extension DeviceAuthority {
+    /// A device that turns non-compliant ends its sessions at once (principle 2.4). Sessions are made at
+    /// the portal, which sees no client certificate, so they are not bound to one device: every session
+    /// of the device's owner ends, and the owner signs in again and is decided on the device's new state.
+    /// A device without an owner has no sessions to end. Returns how many were revoked.
+    public static func revokeSessions(of device: DeviceRecord, store: any MenshenStore, at now: Date) async throws -> Int {
+        guard let owner = device.ownerID else { return 0 }
+        return try await store.revokeSessions(of: owner, at: now,
+                                              reason: "device \(device.id.rawValue) is not compliant: " + device.complianceReasons.joined(separator: ",").prefix(200))
+    }
+
+    func revokeSessions(of device: DeviceRecord, at now: Date) async throws -> Int {
+        try await Self.revokeSessions(of: device, store: store, at: now)
     }
 }
 
@@ -243,9 +354,16 @@ struct FlowStateNonces: PostureNonceStore {
 }
 
 public struct DeviceAuthorityError: Error, CustomStringConvertible, Equatable {
-    public enum Code: String, Sendable { case invalidToken = "invalid_token", badCSR = "bad_csr", badReport = "bad_report", unknownDevice = "unknown_device", conflict, other }
+    public enum Code: String, Sendable {
+        case invalidToken = "invalid_token", badCSR = "bad_csr", badReport = "bad_report", unknownDevice = "unknown_device", conflict, other
+        case rateLimited = "rate_limited"
+    }
     public let code: Code
     public let description: String
-    public init(_ code: Code, _ description: String) { self.code = code; self.description = description }
+    /// Seconds to wait (`.rateLimited`).
+    public let retryAfter: Int?
+    public init(_ code: Code, _ description: String, retryAfter: Int? = nil) {
+        self.code = code; self.description = description; self.retryAfter = retryAfter
+    }
     public init(_ description: String) { self.init(.other, description) }
 }

@@ -10,7 +10,7 @@ extension DeviceBinding {
     /// The device binding of `menshen serve`: the device CA is the first
     /// certificate of `gateway.tls.client_ca_file`; nil when that key is empty
     /// (then no request carries a device, and device-requiring policies deny).
-    static func load(gateway: MenshenConfiguration.Gateway, compliance: CompliancePolicy, store: any MenshenStore,
+    static func load(gateway: MenshenConfiguration.Gateway, rules: DeviceRulesState, store: any MenshenStore,
                      clock: any WallClock, random: any RandomSource) throws -> DeviceBinding? {
         guard !gateway.tlsClientCAFile.isEmpty else { return nil }
         let ca: Certificate
@@ -24,7 +24,7 @@ extension DeviceBinding {
         } catch {
             throw GatewayLoadError(message: "gateway.tls.client_ca_file \(gateway.tlsClientCAFile): \(error)")
         }
-        return DeviceBinding(store: store, caCertificate: ca, compliance: compliance,
+        return DeviceBinding(store: store, caCertificate: ca, rules: rules,
                              events: DeviceEvents(store: store, clock: clock, random: random))
     }
 }

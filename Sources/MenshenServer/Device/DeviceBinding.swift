@@ -96,7 +96,8 @@ public final class DeviceBinding: Sendable {
 
     let store: any MenshenStore
     let verifier: DeviceCertificateVerifier
-    let compliance: CompliancePolicy
+    /// The running compliance baselines (reloadable; see ``DeviceRulesService``, which empties the memory on a change).
+    let rules: DeviceRulesState
     let generation: (any CommittedAccessGeneration)?
     let events: DeviceEvents?
 
@@ -112,10 +113,16 @@ public final class DeviceBinding: Sendable {
     ///   - caCertificate: the device CA the certificates must chain to.
     ///   - compliance: the baselines whose `max_posture_age_seconds` bounds how long a compliant result counts.
     ///   - events: where refusals are reported; nil reports nothing.
-    public init(store: any MenshenStore, caCertificate: Certificate, compliance: CompliancePolicy, events: DeviceEvents?) {
+    public convenience init(store: any MenshenStore, caCertificate: Certificate, compliance: CompliancePolicy, events: DeviceEvents?) {
+        self.init(store: store, caCertificate: caCertificate, rules: DeviceRulesState(DeviceRules(compliance: compliance, advisories: nil)),
+                  events: events)
+    }
+
+    ///   - rules: the running device rules, shared with the posture service.
+    public init(store: any MenshenStore, caCertificate: Certificate, rules: DeviceRulesState, events: DeviceEvents?) {
         self.store = store
         self.verifier = DeviceCertificateVerifier(caCertificate: caCertificate)
-        self.compliance = compliance
+        self.rules = rules
         self.generation = store as? any CommittedAccessGeneration
         self.events = events
     }
@@ -182,7 +189,7 @@ public final class DeviceBinding: Sendable {
                 return (.refused(code: "unknown_device"), "no device \(certificate.deviceID) in the inventory", parsed)
             }
             // (The store's and the compliance policy's device classes are two enums with the same raw values.)
-            let maxAge = compliance.classes.first { $0.key.rawValue == device.deviceClass.rawValue }
+            let maxAge = rules.current.compliance.classes.first { $0.key.rawValue == device.deviceClass.rawValue }
                 .map { TimeInterval($0.value.maxPostureAgeSeconds) }
             return (.device(DeviceFacts(deviceID: certificate.deviceID, serialNumber: certificate.serialNumber, record: device,
                                         maxPostureAge: maxAge, certificateNotAfter: certificate.notValidAfter)), "accepted", parsed)

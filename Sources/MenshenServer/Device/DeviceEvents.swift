@@ -24,6 +24,20 @@ import X509
 ///   `status_detail`; a refused report → the same class with `status_id` 2
 ///   and the refusal code (`nonce_unknown` for a replay, `bad_signature` for a
 ///   tampered report, …) in `unmapped.posture.refusal`.
+///
+/// - a change of a device's compliance → Compliance Finding (2003): activity 1
+///   Create (`status_id` 1 New, `compliance.status_id` 3 Fail, the failed
+///   controls as `compliance.checks` and `requirements`) when it turns
+///   non-compliant, 3 Close (`status_id` 4 Resolved, Pass) when it is compliant
+///   again; one `finding_info.uid` per device (`device-compliance:<id>`), so a
+///   SIEM pairs them. The sessions revoked because of it are counted in
+///   `unmapped.device_compliance.sessions_revoked`.
+/// - the inventory's life cycle → Entity Management (3004) on the device as
+///   `entity` (type "Device"): 6 Enroll (the owner as actor), 12 Suspend
+///   (`menshen device quarantine`), 13 Resume (release), 7 Unenroll (retire),
+///   3 Update (a certificate renewal, the old and new serials in `comment`),
+///   the operator (the OS account running the command) as `actor.user` and
+///   the reason as `comment`.
 public struct DeviceEvents: Sendable {
     let store: any EventStore
     let clock: any WallClock
@@ -83,7 +97,9 @@ public struct DeviceEvents: Sendable {
         event["status_detail"] = String(detail.prefix(1024))
         event["service"] = nil   // 5001 has neither `service` nor `src_endpoint`: the source goes in `unmapped`
         var posture: [String: Any] = ["reasons": device.complianceReasons, "state": device.state.rawValue,
-                                      "hardware_bound": device.hardwareBound, "class": device.deviceClass.rawValue]
+                                      "hardware_bound": device.hardwareBound, "class": device.deviceClass.rawValue,
+                                      "max_vulnerability_severity": device.maxVulnerabilitySeverity,
+                                      "vulnerability_findings": device.vulnerabilityFindings.count]
         if let source, !source.isEmpty { posture["source_ip"] = source }
         if let tpmEKFingerprint { posture["tpm_ek_certificate_sha256"] = tpmEKFingerprint }
         event["unmapped"] = ["posture": posture]
@@ -105,6 +121,70 @@ public struct DeviceEvents: Sendable {
         event["unmapped"] = ["posture": posture]
         event["message"] = "posture report of \(device.rawValue.prefix(128)) refused (\(code))"
         try await append(event, classUID: 5001, severity: severity)
+    }
+
+    /// The guideline principle every compliance finding refers to.
+    static let standard = "FSC Zero Trust Architecture Reference Guideline for the Financial Industry (2024), 2.2 device compliance"
+
+    /// A device's compliance changed: turned non-compliant (`reasons` are the failed controls) or compliant again.
+    public func complianceChanged(device: DeviceRecord, reasons: [String], sessionsRevoked: Int, source: String?) async throws {
+        let failing = !device.compliant
+        let severity = failing ? (device.state == .active ? 3 : 4) : 1
+        var event = base(classUID: 2003, categoryUID: 2, activity: failing ? 1 : 3, severity: severity)
+        event["service"] = nil
+        let id = String(device.id.rawValue.prefix(128))
+        let controls = reasons.prefix(50).map { String($0.prefix(200)) }
+        event["finding_info"] = [
+            "uid": "device-compliance:\(id)",
+            "title": failing ? "Device \(id) is not compliant" : "Device \(id) is compliant again",
+            "types": ["Device compliance"],
+            "desc": failing ? "failed controls: " + controls.joined(separator: ", ") : "every control of its class's baseline passes",
+        ]
+        event["compliance"] = [
+            "standards": [Self.standard],
+            "control": "device compliance baseline (\(device.deviceClass.rawValue))",
+            "status_id": failing ? 3 : 1, "status": failing ? "Fail" : "Pass",
+            "requirements": controls,
+            "checks": controls.map { ["name": $0, "status_id": 3, "status": "Fail"] as [String: Any] },
+        ]
+        event["resources"] = [["uid": id, "name": String(device.displayName.prefix(200)), "type": "Device"]]
+        event["status_id"] = failing ? 1 : 4
+        event["status"] = failing ? "New" : "Resolved"
+        var detail: [String: Any] = ["device_id": id, "class": device.deviceClass.rawValue, "state": device.state.rawValue,
+                                     "sessions_revoked": sessionsRevoked]
+        if let owner = device.ownerID { detail["owner"] = owner.rawValue }
+        if let source, !source.isEmpty { detail["source_ip"] = source }
+        event["unmapped"] = ["device_compliance": detail]
+        event["message"] = failing ? "device \(id) is not compliant: \(controls.joined(separator: ", ").prefix(300))" : "device \(id) is compliant again"
+        try await append(event, classUID: 2003, severity: severity, user: device.ownerID)
+    }
+
+    /// The inventory's life cycle on a device: 6 Enroll, 12 Suspend (quarantine), 13 Resume (release), 7 Unenroll (retire).
+    /// - Parameters:
+    ///   - actor: who did it (the device's owner for an enrolment, the OS account of an operator's command).
+    ///   - actorIsOperator: an operator at the command line (OCSF user type Admin) rather than the device's user.
+    public func entityManagement(device: DeviceRecord, activity: Int, actor: String, actorIsOperator: Bool, application: String,
+                                 comment: String?, sessionsRevoked: Int = 0, source: String? = nil) async throws {
+        let severity = activity == 12 || activity == 7 ? 3 : 1
+        var event = base(classUID: 3004, categoryUID: 3, activity: activity, severity: severity)
+        event["service"] = nil
+        let id = String(device.id.rawValue.prefix(128))
+        event["entity"] = ["uid": id, "name": String(device.displayName.prefix(200)), "type": "Device"]
+        event["actor"] = [
+            "user": ["name": String(actor.prefix(128)), "type_id": actorIsOperator ? 2 : 1, "type": actorIsOperator ? "Admin" : "User"],
+            "app_name": application,
+        ] as [String: Any]
+        if let comment, !comment.isEmpty { event["comment"] = String(comment.prefix(500)) }
+        event["status_id"] = 1
+        event["status"] = "Success"
+        var detail: [String: Any] = ["device_id": id, "class": device.deviceClass.rawValue, "state": device.state.rawValue,
+                                     "hardware_bound": device.hardwareBound, "sessions_revoked": sessionsRevoked]
+        if let owner = device.ownerID { detail["owner"] = owner.rawValue }
+        if let source, !source.isEmpty { detail["source_ip"] = source }
+        event["unmapped"] = ["device": detail]
+        let verb = [6: "enrolled", 12: "quarantined", 13: "released", 7: "retired", 3: "renewed its certificate"][activity] ?? "changed"
+        event["message"] = "device \(id) \(verb) by \(actor.prefix(128))"
+        try await append(event, classUID: 3004, severity: severity, user: device.ownerID)
     }
 
     /// The device named by a certificate's `urn:menshen:device:` SAN, if any (for the event only).

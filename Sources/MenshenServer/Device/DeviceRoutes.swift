@@ -18,10 +18,18 @@ import MenshenStorage
 ///   (``DeviceAuthority/enrolTPM(token:csr:platform:evidence:source:)``);
 ///   refused evidence, a hardware-bound token without evidence and a wrong
 ///   secret → 403 with the refusal code;
-/// - `POST /device/posture/nonce` `{"device_id"}` → `{"nonce"}`;
+/// - `POST /device/posture/nonce` `{"device_id"}` → `{"nonce"}`; 429 with
+///   `Retry-After` beyond ``DeviceNonceLimiter``'s bounds (per address, per device);
 /// - `POST /device/posture` with the signed envelope as body and the device
 ///   certificate (base64 DER) in `X-Menshen-Device-Certificate` → 200
 ///   `{"compliant", "reasons"}`, or 422 `{"error": "refused", "code"}`.
+///
+/// - `POST /device/renew` `{"csr" (PEM), "signature" (base64url, by the current
+///   key over the CSR, see ``DeviceRenewal``)}` with the current certificate in
+///   `X-Menshen-Device-Certificate` → 200 `{"device_id", "certificate",
+///   "ca_certificate", "not_after"}`; the current certificate is revoked
+///   (superseded); 422 `{"error": "refused", "code"}` for a revoked, foreign or
+///   expired certificate or a bad signature.
 ///
 /// Malformed input is a 400 problem+json naming the problem; bodies over the
 /// limits are 413; nothing is stored for either.
@@ -35,6 +43,7 @@ public enum DeviceRoutes {
     struct TPMBody: Decodable { let ek_certificate: String; let key_public: String }
     struct ActivateBody: Decodable { let challenge: String; let secret: String }
     struct NonceBody: Decodable { let device_id: String }
+    struct RenewBody: Decodable { let csr: String; let signature: String }
 
     public static func register(on router: Router<PortalContext>, authority: DeviceAuthority) {
         router.post("/device/enrol") { request, context -> Response in
@@ -82,24 +91,49 @@ public enum DeviceRoutes {
                 return problem(403, refusal.code, refusal.description)
             }
         }
-        router.post("/device/posture/nonce") { request, _ -> Response in
+        router.post("/device/renew") { request, context -> Response in
+            guard let data = try await body(request, limit: maxEnrolmentBytes) else { return tooLarge(maxEnrolmentBytes) }
+            guard let der = certificate(request) else {
+                return problem(400, "bad_request", "the current device certificate (base64 DER) must be in \(certificateHeader)")
+            }
+            guard let body = try? JSONDecoder().decode(RenewBody.self, from: data), body.signature.utf8.count <= 512,
+                  let signature = Base64URL.decode(body.signature) else {
+                return problem(400, "bad_request", "the body must be JSON {\"csr\", \"signature\" (base64url)}")
+            }
+            do {
+                switch try await authority.renew(certificateDER: der, csr: Array(body.csr.utf8), signature: signature, source: context.sourceAddress) {
+                case .renewed(let issued):
+                    return json(200, ["device_id": issued.deviceID.rawValue, "certificate": issued.pem, "ca_certificate": authority.ca.certificatePEM,
+                                      "not_after": ISO8601DateFormatter().string(from: issued.notValidAfter)])
+                case .refused(let code):
+                    return json(422, ["error": "refused", "code": code])
+                }
+            } catch let error as DeviceAuthorityError {
+                return problem(400, error.code.rawValue, error.description)
+            }
+        }
+        router.post("/device/posture/nonce") { request, context -> Response in
             guard let data = try await body(request, limit: 4096) else { return tooLarge(4096) }
             guard let body = try? JSONDecoder().decode(NonceBody.self, from: data), let device = DeviceID.validated(body.device_id) else {
                 return problem(400, "bad_request", "the body must be JSON {\"device_id\"}")
             }
-            do { return json(200, ["nonce": try await authority.nonce(for: device)]) } catch let error as DeviceAuthorityError {
-                return problem(404, error.code.rawValue, error.description)
+            do {
+                return json(200, ["nonce": try await authority.nonce(for: device, source: context.sourceAddress)])
+            } catch let error as DeviceAuthorityError {
+                guard error.code == .rateLimited else { return problem(404, error.code.rawValue, error.description) }
+                var response = problem(429, error.code.rawValue, error.description)
+                response.headers[.retryAfter] = String(error.retryAfter ?? 60)
+                return response
             }
         }
         router.post("/device/posture") { request, context -> Response in
             let limit = PostureLimits().maxEnvelopeBytes
             guard let data = try await body(request, limit: limit) else { return tooLarge(limit) }
-            guard let name = certificateField, let header = request.headers[name], header.utf8.count <= 32 * 1024,
-                  let der = Data(base64Encoded: header) else {
+            guard let der = certificate(request) else {
                 return problem(400, "bad_request", "the device certificate (base64 DER) must be in \(certificateHeader)")
             }
             do {
-                switch try await authority.report(envelope: Array(data), certificateDER: Array(der), source: context.sourceAddress) {
+                switch try await authority.report(envelope: Array(data), certificateDER: der, source: context.sourceAddress) {
                 case .evaluated(let compliant, let reasons):
                     return json(200, ["compliant": compliant, "reasons": reasons])
                 case .refused(let code):
@@ -109,6 +143,13 @@ public enum DeviceRoutes {
                 return problem(error.code == .conflict ? 409 : 400, error.code.rawValue, error.description)
             }
         }
+    }
+
+    /// The device certificate of `X-Menshen-Device-Certificate` (base64 DER, at most 32 KiB), nil when absent or not base64.
+    static func certificate(_ request: Request) -> [UInt8]? {
+        guard let name = certificateField, let header = request.headers[name], header.utf8.count <= 32 * 1024,
+              let der = Data(base64Encoded: header) else { return nil }
+        return Array(der)
     }
 
     /// The body, or nil when it is over `limit` bytes.

@@ -7,18 +7,14 @@ import Yams
 
 /// Builds the device pillar's services from the configuration (`device.*`).
 public enum DeviceWiring {
-    /// Largest compliance file read.
-    static let maxComplianceFileBytes = 1 << 20
-
     /// `device.compliance_file`, or ``DeviceComplianceDefaults`` when empty. Every problem is reported with the file name.
     public static func compliance(config: MenshenConfiguration) throws -> CompliancePolicy {
-        let path = config.device.complianceFile
-        guard !path.isEmpty else { return try DeviceComplianceDefaults.policy() }
-        guard let data = FileManager.default.contents(atPath: path) else { throw DeviceAuthorityError("device.compliance_file \(path): cannot read it") }
-        guard data.count <= maxComplianceFileBytes else { throw DeviceAuthorityError("device.compliance_file \(path): larger than 1 MiB") }
-        do { return try YAMLDecoder().decode(CompliancePolicy.self, from: data) } catch {
-            throw DeviceAuthorityError("device.compliance_file \(path): \(error)")
-        }
+        try DeviceRulesLoader.compliance(file: config.device.complianceFile)
+    }
+
+    /// The loader of `device.compliance_file` and `device.advisories_dir`.
+    public static func rulesLoader(config: MenshenConfiguration) -> DeviceRulesLoader {
+        DeviceRulesLoader(complianceFile: config.device.complianceFile, advisoriesDirectory: config.device.advisoriesDir)
     }
 
     /// The persisted device CA (`device.ca_file`), created on first use with SQLite. Needs no store.
@@ -33,11 +29,12 @@ public enum DeviceWiring {
                                                   mayCreate: config.store.driver == .sqlite, clock: clock, random: random)
     }
 
-    /// The enrolment and posture service with the persisted device CA.
+    /// The enrolment and posture service with the persisted device CA. Without `rules` (the command
+    /// line, which only issues tokens) the compliance file is read and no advisory database is loaded.
     public static func authority(config: MenshenConfiguration, store: any MenshenStore, clock: any WallClock,
-                                 random: any RandomSource = SystemRandomSource()) throws -> DeviceAuthority {
-        var authority = DeviceAuthority(store: store, ca: try ca(config: config, clock: clock, random: random),
-                                        compliance: try compliance(config: config), clock: clock, random: random)
+                                 random: any RandomSource = SystemRandomSource(), rules: DeviceRulesState? = nil) throws -> DeviceAuthority {
+        let rules = try rules ?? DeviceRulesState(DeviceRules(compliance: compliance(config: config), advisories: nil))
+        var authority = DeviceAuthority(store: store, ca: try ca(config: config, clock: clock, random: random), rules: rules, clock: clock, random: random)
         authority.tpmAnchors = try tpmAnchors(config: config)
         return authority
     }
