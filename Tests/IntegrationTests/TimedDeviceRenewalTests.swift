@@ -181,6 +181,33 @@ struct TimedDeviceRenewalTests {
         let show = try await cli(["device", "show", device.rawValue])
         #expect(show.out.contains("certificates:    3") && show.out.contains("superseded by"), "\(show.out)")
 
+        // Revocation status for relying parties: the superseded certificate is revoked, the current one good, a serial
+        // never issued unknown (404), a malformed one refused; each statement signed by the device CA, and a statement
+        // edited after signing fails verification.
+        let caKey = try #require(P256.Signing.PublicKey(try Certificate(pemEncoded: String(contentsOfFile: keys + "/ca.pem", encoding: .utf8)).publicKey))
+        func status(_ serial: String) async throws -> (code: Int, status: String, statement: [String: Any], signed: Bool) {
+            let r = try await PortalIdentityTests.http("GET", portal + "/device/status/" + serial)
+            guard let o = try? JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any],
+                  let text = o["statement"] as? String, let sig = (o["signature"] as? String).flatMap({ Data(base64Encoded: $0) }),
+                  let statement = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+                return (r.status, "", [:], false)
+            }
+            let signature = try P256.Signing.ECDSASignature(derRepresentation: sig)
+            let tampered = text.replacingOccurrences(of: "\"revoked\"", with: "\"good\"")
+            #expect(tampered == text || !caKey.isValidSignature(signature, for: Data(tampered.utf8)), "an edited statement must not verify")
+            return (r.status, o["status"] as? String ?? "", statement, caKey.isValidSignature(signature, for: Data(text.utf8)))
+        }
+        let old = try await status(try serial(path("first.pem")))
+        #expect(old.code == 200 && old.status == "revoked" && old.statement["status"] as? String == "revoked" && old.signed
+                && (old.statement["revocation_reason"] as? String ?? "").hasPrefix("superseded by") && old.statement["device_id"] as? String == device.rawValue,
+                "\(old)")
+        let current = try await status(try serial(keys + "/device.pem"))
+        #expect(current.code == 200 && current.status == "good" && current.signed && current.statement["revoked_at"] == nil, "\(current)")
+        let never = try await status(String(repeating: "ab", count: 16))
+        #expect(never.code == 404 && never.status == "unknown" && never.signed, "\(never)")
+        let malformed = try await PortalIdentityTests.http("GET", portal + "/device/status/not-hex!")
+        #expect(malformed.status == 400 && malformed.body.contains("bad_request"), "\(malformed.status) \(malformed.body)")
+
         // Without --posture the agent measures this machine (LinuxPostureCollector); the server evaluates the report.
         let measured = try await Harness.runAsync(["agent", "report", "--key-dir", keys])
         #expect([0, 3].contains(measured.status) && (measured.out.hasPrefix("compliant") || measured.out.hasPrefix("non-compliant")),

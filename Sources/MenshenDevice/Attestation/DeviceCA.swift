@@ -138,6 +138,16 @@ public struct DeviceCA: Sendable {
 
     /// The CA certificate, DER.
     public var certificateDER: [UInt8] { (try? Self.der(certificate)) ?? [] }
+
+    /// Signs a certificate status statement (``DeviceCertificateStatus``) with
+    /// the CA's key: DER ECDSA over SHA-256 of `bytes`, verifiable with the CA
+    /// certificate's public key, so relying parties outside Menshen can trust a
+    /// status they fetched over any channel (as with OCSP responses).
+    public func signStatement(_ bytes: [UInt8]) throws -> [UInt8] {
+        switch privateKey {
+        case .p256(let key): Array(try key.signature(for: bytes).derRepresentation)
+        }
+    }
     /// The CA certificate, PEM (what the gateway's `tls.client_ca` file holds).
     public var certificatePEM: String { (try? certificate.serializeAsPEM().pemString) ?? "" }
 

@@ -166,6 +166,38 @@ public struct DeviceAuthority: Sendable {
         return Enrolled(device: record, certificate: issued)
     }
 
+    // MARK: Certificate status
+
+    /// The revocation status of a device certificate, as `GET /device/status/{serial}` answers it:
+    /// `good` (issued, not revoked, within its validity), `revoked` (with time and reason),
+    /// `expired`, or `unknown` (never issued by this CA). The statement is signed by the device
+    /// CA (``DeviceCA/signStatement(_:)``) over its exact JSON bytes, at the time asked.
+    public func certificateStatus(serial: String) async throws -> (status: String, statement: [UInt8], signature: [UInt8]) {
+        let serial = serial.lowercased()
+        guard !serial.isEmpty, serial.utf8.count <= 64, serial.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            throw DeviceAuthorityError(.badRequest, "a certificate serial is lower-case hexadecimal, at most 64 digits")
+        }
+        let now = clock.now()
+        let record = try await store.deviceCertificate(serial: serial)
+        let status: String
+        switch record {
+        case nil: status = "unknown"
+        case let r? where r.revokedAt != nil: status = "revoked"
+        case let r? where now >= r.notAfter: status = "expired"
+        default: status = "good"
+        }
+        let time = ISO8601DateFormatter()
+        var fields: [String: Any] = ["serial": serial, "status": status, "produced_at": time.string(from: now),
+                                     "issuer": ca.certificate.subject.description]
+        if let r = record {
+            fields["device_id"] = r.deviceID.rawValue
+            fields["not_after"] = time.string(from: r.notAfter)
+            if let at = r.revokedAt { fields["revoked_at"] = time.string(from: at); fields["revocation_reason"] = r.revokedReason ?? "" }
+        }
+        let statement = Array(try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]))
+        return (status, statement, try ca.signStatement(statement))
+    }
+
     // MARK: Renewal
 
     /// The outcome of a renewal: the new certificate, or a refusal code.
@@ -357,6 +389,7 @@ public struct DeviceAuthorityError: Error, CustomStringConvertible, Equatable {
     public enum Code: String, Sendable {
         case invalidToken = "invalid_token", badCSR = "bad_csr", badReport = "bad_report", unknownDevice = "unknown_device", conflict, other
         case rateLimited = "rate_limited"
+        case badRequest = "bad_request"
     }
     public let code: Code
     public let description: String

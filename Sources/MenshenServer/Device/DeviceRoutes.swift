@@ -18,6 +18,9 @@ import MenshenStorage
 ///   (``DeviceAuthority/enrolTPM(token:csr:platform:evidence:source:)``);
 ///   refused evidence, a hardware-bound token without evidence and a wrong
 ///   secret → 403 with the refusal code;
+/// - `GET /device/status/{serial}` → `{"statement", "signature", "status"}`:
+///   the certificate's status (`good`, `revoked`, `expired`; 404 `unknown`) as a
+///   JSON statement signed by the device CA (base64 DER ECDSA over its bytes);
 /// - `POST /device/posture/nonce` `{"device_id"}` → `{"nonce"}`; 429 with
 ///   `Retry-After` beyond ``DeviceNonceLimiter``'s bounds (per address, per device);
 /// - `POST /device/posture` with the signed envelope as body and the device
@@ -108,6 +111,21 @@ public enum DeviceRoutes {
                 case .refused(let code):
                     return json(422, ["error": "refused", "code": code])
                 }
+            } catch let error as DeviceAuthorityError {
+                return problem(400, error.code.rawValue, error.description)
+            }
+        }
+        // Revocation status for relying parties (a signed statement, like an OCSP response; no CRL).
+        router.get("/device/status/:serial") { _, context -> Response in
+            let serial = context.parameters.get("serial") ?? ""
+            do {
+                let s = try await authority.certificateStatus(serial: serial)
+                return json(s.status == "unknown" ? 404 : 200, [
+                    "statement": String(decoding: s.statement, as: UTF8.self),
+                    "signature": Data(s.signature).base64EncodedString(),
+                    "signature_algorithm": "ecdsa-with-SHA256",
+                    "status": s.status,
+                ])
             } catch let error as DeviceAuthorityError {
                 return problem(400, error.code.rawValue, error.description)
             }
