@@ -164,6 +164,8 @@ struct TimedDeviceRenewalTests {
                                                       rawBody: "{\"csr\": [[[[")
         #expect(junk.status == 400, "\(junk)")
         #expect(try await store.deviceCertificates(of: device).count == certificatesBefore, "refused renewals stored nothing")
+        let refusals = try await store.events(after: 0, limit: 10_000).map(\.event).filter { $0.classUID == 5001 }.map(\.payloadJSON)
+        #expect(refusals.contains { $0.contains("certificate renewal refused: renewal_bad_signature") }, "a refused renewal is recorded as one")
         #expect(try await store.deviceCertificate(serial: try serial(keys + "/device.pem"))?.revokedAt == nil, "refusals revoked nothing")
 
         // A new key: the old key's certificate is revoked, the new key and certificate reach the console.

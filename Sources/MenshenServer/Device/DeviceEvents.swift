@@ -107,19 +107,22 @@ public struct DeviceEvents: Sendable {
         try await append(event, classUID: 5001, severity: event["severity_id"] as? Int ?? 1, user: device.ownerID)
     }
 
-    /// A posture report that was refused (replayed, tampered, stale, from an unknown certificate…).
+    /// A posture report that was refused (replayed, tampered, stale, from an unknown certificate…), or a
+    /// certificate renewal (codes starting `renewal_`).
     public func postureRefused(device: DeviceID, code: String, source: String?) async throws {
         let severity = code == "stale" || code == "nonce_expired" ? 2 : 3
         var event = base(classUID: 5001, categoryUID: 5, activity: 2, severity: severity)
         event["device"] = ["uid": String(device.rawValue.prefix(128)), "type_id": 0, "type": "Unknown"]
         event["status_id"] = 2
         event["status"] = "Failure"
-        event["status_detail"] = "posture report refused: \(code)"
+        // Renewal refusals share the class and the device's posture history; their wording says what was refused.
+        let what = code.hasPrefix("renewal_") ? "certificate renewal" : "posture report"
+        event["status_detail"] = "\(what) refused: \(code)"
         event["service"] = nil
         var posture: [String: Any] = ["refusal": code]
         if let source, !source.isEmpty { posture["source_ip"] = source }
         event["unmapped"] = ["posture": posture]
-        event["message"] = "posture report of \(device.rawValue.prefix(128)) refused (\(code))"
+        event["message"] = "\(what) of \(device.rawValue.prefix(128)) refused (\(code))"
         try await append(event, classUID: 5001, severity: severity)
     }
 
