@@ -182,6 +182,14 @@ struct RiskScoreGatewayTests {
         #expect(try await Self.ask(node, token: try #require(cookies["amy"])) == "deny 55")
         #expect(try await Self.ask(node, token: try #require(cookies["bo"])) == "allow 35")
         #expect(try await Self.ask(node, token: try #require(cookies["carl"])) == "allow 0")
+        // A stored risk row that cannot be read fails closed: bo's request is answered, never forwarded.
+        try other.unsafeExecute("UPDATE risk_scores SET contributions = 'not a risk record' WHERE user_id = 'bo'")
+        let verdict = await node.0.decide(GateRequest(method: "GET", path: "/healthz", rawTarget: "/healthz", query: nil, host: "localhost",
+                                                      scheme: "http", clientAddress: "127.0.0.1",
+                                                      headers: [("Accept", "application/json"), ("Cookie", "__Host-menshen-session=\(try #require(cookies["bo"]))")],
+                                                      requestID: "node-b-corrupt"))
+        if case .forward = verdict { Issue.record("an unreadable risk row must not let the request through") }
+        #expect(try await Self.ask(node, token: try #require(cookies["carl"])) == "allow 0", "other users are unaffected")
         try await other.close()
         try await store.close()
     }
