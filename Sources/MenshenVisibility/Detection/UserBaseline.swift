@@ -162,11 +162,11 @@ struct EventPlace {
     var longitude: Double?
 
     /// From the event's members (``DetectionEvent`` reads them once, at parse).
-    init(location: EventValue?, decisionCountry: EventValue?) {
-        let c = location?["country"]?.stringValue ?? decisionCountry?.stringValue
+    init(country location: EventValue?, latitude lat: EventValue?, longitude long: EventValue?, decisionCountry: EventValue?) {
+        let c = location?.stringValue ?? decisionCountry?.stringValue
         country = (c?.isEmpty ?? true) ? nil : c?.uppercased()
-        latitude = location?["lat"]?.numberValue
-        longitude = location?["long"]?.numberValue
+        latitude = lat?.numberValue
+        longitude = long?.numberValue
         if let la = latitude, let lo = longitude, !(abs(la) <= 90 && abs(lo) <= 180) { latitude = nil; longitude = nil }
     }
 

@@ -41,6 +41,9 @@ public struct DetectionEvent: Sendable, Equatable {
         self.id = id; self.time = time; self.payload = payload
         self.projection = projection; self.source = source
         func at(_ path: String...) -> EventValue? {
+            // These reads bypass the fallback of the look-ups below: every path read here must be one of
+            // EventProjection.eventAccessorPaths, or a projected event would read it as absent.
+            assert(projection?.covers(path) != false, "\(path.joined(separator: ".")) is missing from EventProjection.eventAccessorPaths")
             var v = payload
             for segment in path { guard let next = v[segment] else { return nil }; v = next }
             return v
@@ -55,7 +58,8 @@ public struct DetectionEvent: Sendable, Equatable {
         userName = name
         if let ip = at("src_endpoint", "ip")?.stringValue, !ip.isEmpty { sourceIP = ip } else { sourceIP = nil }
         actionID = at("action_id")?.intValue.map(Int.init)
-        place = EventPlace(location: at("src_endpoint", "location"), decisionCountry: at("unmapped", "decision", "context", "country"))
+        place = EventPlace(country: at("src_endpoint", "location", "country"), latitude: at("src_endpoint", "location", "lat"),
+                           longitude: at("src_endpoint", "location", "long"), decisionCountry: at("unmapped", "decision", "context", "country"))
         sourcePrefix = sourceIP.flatMap(UserBaseline.prefix(of:))
     }
 
