@@ -164,12 +164,20 @@ let package = Package(
         ),
         // Runtime assembly: store bootstrap, operations (admin) listener, demo
         // organisation and the sample upstream application.
+        // The maturity assessment: principle catalog → measurements → Level I–IV
+        // report, renderers and the signed evidence pack. No I/O.
+        .target(
+            name: "MenshenAssessment",
+            dependencies: ["MenshenCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .target(
             name: "MenshenServer",
             dependencies: [
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres",
                 "MenshenPolicyEngine", "MenshenIdentity", "MenshenPolicyAdministrator", "MenshenFederation", "MenshenEnforcementPoint",
-                "MenshenVisibility", "MenshenDevice", .product(name: "NIOPosix", package: "swift-nio"),   // the SIEM export (Export/)
+                "MenshenVisibility", "MenshenDevice", "MenshenAssessment",
+                .product(name: "NIOPosix", package: "swift-nio"),   // the SIEM export (Export/)
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),   // playbook webhooks (Response/)
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
@@ -191,7 +199,7 @@ let package = Package(
                 "MenshenCore", "MenshenConfig", "MenshenStorage", "MenshenServer", "MenshenCedar", "MenshenCedarConformance", "MenshenPolicyEngine",
                 "MenshenPolicyAdministrator", "MenshenVisibility", "MenshenStorageSQLite", "MenshenStoragePostgres",
                 // menshen agent: the device key, CSR and signed posture reports.
-                "MenshenAgent", "MenshenDevice", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
+                "MenshenAgent", "MenshenDevice", "MenshenAssessment", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -215,6 +223,7 @@ let package = Package(
         ),
         .testTarget(name: "MenshenCedarTests", dependencies: ["MenshenCedar", "MenshenCedarConformance"], swiftSettings: strict),
         .testTarget(name: "MenshenPolicyEngineTests", dependencies: ["MenshenPolicyEngine"], swiftSettings: strict),
+        .testTarget(name: "MenshenAssessmentTests", dependencies: ["MenshenAssessment"], swiftSettings: strict),
         .testTarget(
             name: "MenshenIdentityTests",
             dependencies: [
