@@ -1,0 +1,27 @@
+import Foundation
+import MenshenAssessment
+import MenshenConfig
+import MenshenStorage
+
+/// Measures the running deployment (its store and configuration) over a window
+/// and assembles the ``Assessment``: the glue between the I/O (store queries,
+/// configuration and the files it names) and MenshenAssessment's pure scoring.
+public enum AssessmentRunner {
+    /// The assessment of the deployment at `now` over `[now - window, now]`.
+    /// `attestations` are the stored attestations; `previous` the last stored
+    /// assessment (for the comparison), if any.
+    public static func assess(configuration: MenshenConfiguration, store: any MenshenStore, window: TimeInterval, now: Date,
+                              attestations: [Attestation], previous: Assessment?) async throws -> Assessment {
+        let apps = try await store.listApplications()
+        let routes = apps.map {
+            RouteAssessment(applicationID: $0.id.rawValue, displayName: $0.displayName, host: $0.host, pathPrefix: $0.pathPrefix,
+                            classification: $0.classification, scenarios: $0.scenario.map { [$0] } ?? [], checks: [])
+        }
+        // Measurements per principle are being built (issue #8); until then every principle is "not measurable yet".
+        let input = AssessmentBuilder.Input(
+            id: UUID().uuidString.lowercased(), generatedAt: now, windowStart: now.addingTimeInterval(-window),
+            organisation: configuration.organisation.name, producer: "menshen (\(store.backendName))",
+            evaluations: [:], routes: routes, attestations: attestations, previous: previous)
+        return AssessmentBuilder().build(input)
+    }
+}
