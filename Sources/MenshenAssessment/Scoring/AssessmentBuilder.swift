@@ -83,9 +83,11 @@ public struct AssessmentBuilder: Sendable {
     }
 
     /// The gaps, ordered as the guideline advises: lower levels before higher;
-    /// within a level, gaps that touch high-risk scenarios' routes first (more
-    /// scenarios first), then partially met before not met (closest to done:
-    /// least impact to finish), then pillar and catalog order.
+    /// within a level, gaps that fail on the routes of high-risk scenarios
+    /// first (the more such routes, the sooner: a deployment-wide gap touches
+    /// every scenario alike, a failing route check pins it to those routes),
+    /// then partially met before not met (closest to done: least impact to
+    /// finish), then catalog order.
     static func roadmap(results: [PrincipleResult], scenarios: [ScenarioView]) -> [RoadmapItem] {
         let gaps = results.filter { !$0.verdict.satisfies }
         func touched(_ id: String) -> [String] {
@@ -93,16 +95,19 @@ public struct AssessmentBuilder: Sendable {
                 !view.routes.isEmpty && view.principles.contains { $0.principleID == id && !$0.holds }
             }.map(\.scenarioID)
         }
+        func failingScenarioRoutes(_ id: String) -> Int {
+            Set(scenarios.flatMap { view in view.principles.first { $0.principleID == id }?.failingRoutes ?? [] }).count
+        }
         func closeness(_ v: Verdict) -> Int { v == .partiallyMet ? 0 : v == .notMet ? 1 : 2 }
         let order = Dictionary(uniqueKeysWithValues: results.enumerated().map { ($1.principleID, $0) })
-        let sorted = gaps.map { ($0, touched($0.principleID)) }.sorted { a, b in
+        let sorted = gaps.map { ($0, touched($0.principleID), failingScenarioRoutes($0.principleID)) }.sorted { a, b in
             if a.0.level != b.0.level { return a.0.level < b.0.level }
-            if a.1.count != b.1.count { return a.1.count > b.1.count }
+            if a.2 != b.2 { return a.2 > b.2 }
             if closeness(a.0.verdict) != closeness(b.0.verdict) { return closeness(a.0.verdict) < closeness(b.0.verdict) }
             return order[a.0.principleID]! < order[b.0.principleID]!
         }
-        return sorted.enumerated().map { i, pair in
-            let (r, scen) = pair
+        return sorted.enumerated().map { i, entry in
+            let (r, scen, _) = entry
             let why = scen.isEmpty
                 ? LocalizedText(en: "Level \(r.level) principle, \(r.verdict.label.en.lowercased()).",
                                 zhTW: "第 \(r.level) 級原則，\(r.verdict.label.zhTW)。")
