@@ -215,6 +215,15 @@ struct AttestCommandTests {
         #expect(try await w.counts() == before)
     }
 
+    @Test("every attest verb has --help; the group explains itself in English and zh-TW",
+          arguments: [["attest"], ["attest", "add"], ["attest", "list"], ["attest", "show"], ["attest", "file"], ["attest", "revoke"]])
+    func help(_ verb: [String]) async throws {
+        let r = try await Harness.runAsync(verb + ["--help"])
+        #expect(r.status == 0 && r.out.contains("USAGE:"), "\(r.err)")
+        if verb == ["attest"] { #expect(r.out.contains("滲透測試") && r.out.contains("penetration tests")) }
+        if verb == ["attest", "add"] { #expect(r.out.contains("--principle") && r.out.contains("--expires") && r.out.contains("--file")) }
+    }
+
     static func assessment(_ id: String, at: Date, verdict: Verdict, previous: Assessment?) -> Assessment {
         AssessmentBuilder().build(.init(
             id: id, generatedAt: at, windowStart: at.addingTimeInterval(-30 * 86400), organisation: "台灣示範銀行", producer: "menshen (sqlite)",
