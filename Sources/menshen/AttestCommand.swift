@@ -108,7 +108,7 @@ struct AttestCommand: AsyncParsableCommand {
             try await AttestCommand.withStore(store) { db, config in
                 let zone = config.organisation.timeZone
                 let request = AttestationService.Request(
-                    principleID: principle, statement: statement, attestedBy: by,
+                    principleID: principle, statement: statement.replacingOccurrences(of: "\r\n", with: "\n"), attestedBy: by,
                     attestedAt: try at.map { try AttestCommand.parseTime($0, option: "--at", timeZone: zone) },
                     expiresAt: try AttestCommand.parseTime(expires, option: "--expires", timeZone: zone),
                     files: files, recordedBy: UserCommand.operatorName)

@@ -200,8 +200,6 @@ struct AttestCommandTests {
         ]
         if getuid() != 0 {
             cases.append((add(["--file", secret]), "evidence file \(secret): permission denied"))
-        } else {
-            print("attest refusals: running as root, the unreadable-file (chmod 000) case is skipped")
         }
         for c in cases {
             let r = try await w.cli(c.args)
@@ -210,6 +208,15 @@ struct AttestCommandTests {
             #expect(!r.err.contains("Fatal error") && !r.err.contains("Backtrace"))
         }
         #expect(try await w.counts() == before, "nothing stored, no event written")
+        if getuid() == 0 {
+            // Root reads any file, so the chmod 000 case runs as the unprivileged user `nobody` (who owns the data directory).
+            if let r = try await Self.asNobody(w, add(["--file", secret])) {
+                #expect(r.status != 0 && r.err.contains("evidence file \(secret): permission denied"), "as nobody: \(r.err)")
+                #expect(try await w.counts() == before)
+            } else {
+                print("attest refusals: running as root without runuser or user nobody: the unreadable-file (chmod 000) case is skipped")
+            }
+        }
         let badRevoke = try await w.cli(["revoke", "0badc0de", "--reason", ""])
         #expect(badRevoke.status != 0)
         #expect(try await w.counts() == before)
@@ -222,6 +229,28 @@ struct AttestCommandTests {
         #expect(r.status == 0 && r.out.contains("USAGE:"), "\(r.err)")
         if verb == ["attest"] { #expect(r.out.contains("滲透測試") && r.out.contains("penetration tests")) }
         if verb == ["attest", "add"] { #expect(r.out.contains("--principle") && r.out.contains("--expires") && r.out.contains("--file")) }
+    }
+
+    /// Runs `menshen attest ARGS --data DIR` as `nobody` (root only; nil when runuser or the user is missing).
+    static func asNobody(_ w: World, _ args: [String]) async throws -> (status: Int32, out: String, err: String)? {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/runuser"), let nobody = getpwnam("nobody") else { return nil }
+        let (uid, gid) = (nobody.pointee.pw_uid, nobody.pointee.pw_gid)
+        // The directory and the database are nobody's; the evidence file stays root's with mode 000.
+        for case let path as String in FileManager.default.enumerator(atPath: w.dir.path)?.allObjects ?? [] where !path.hasPrefix("evidence/secret") {
+            chown(w.dir.appendingPathComponent(path).path, uid, gid)
+        }
+        chown(w.dir.path, uid, gid)
+        return try await Harness.offPool {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+            p.arguments = ["-u", "nobody", "--", Harness.binary, "attest"] + args + ["--data", w.dir.path]
+            p.environment = ["PATH": "/usr/bin:/bin", "USER": "nobody"]
+            let out = try Harness.Collector(), err = try Harness.Collector()
+            p.standardOutput = out.handle; p.standardError = err.handle
+            try p.run()
+            p.waitUntilExit()
+            return (p.terminationStatus, out.finish(), err.finish())
+        }
     }
 
     static func assessment(_ id: String, at: Date, verdict: Verdict, previous: Assessment?) -> Assessment {

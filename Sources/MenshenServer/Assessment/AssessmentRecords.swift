@@ -22,11 +22,13 @@ public enum AssessmentRecords {
 
     /// The newest stored assessment that still reads back: a row whose text no longer matches its
     /// SHA-256 or no longer decodes (edited, or written by an incompatible version) is skipped with a
-    /// warning and the next older one is tried; nil when there is none.
+    /// warning and the next older one is tried (among the newest ten); nil when there is none.
     public static func latestAssessment(_ store: any AssessmentHistoryStore, logger: Logger = Logger(label: "menshen.assessment")) async throws
         -> Assessment?
     {
-        for record in try await store.assessments(limit: 50) {
+        // A few rows only: each holds a whole document (up to 16 MiB), and more than a few unreadable rows in a row
+        // means something is wrong that an operator should look at (the warnings say which).
+        for record in try await store.assessments(limit: 10) {
             guard record.isIntact else {
                 logger.warning("stored assessment skipped: its text does not match its SHA-256", metadata: ["assessment": "\(record.id)"])
                 continue

@@ -139,6 +139,10 @@ public enum EvidenceFiles {
         let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else { throw refusal(path, errno) }
         defer { close(fd) }
+        // What was opened must still be a regular file (not swapped for a FIFO or device since the check).
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw refusal(path, errno) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw AssessmentError.attestation("evidence file \(shown(path)): is not a regular file") }
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
