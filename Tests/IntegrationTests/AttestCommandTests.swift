@@ -294,3 +294,45 @@ struct AttestCommandTests {
         try await store.close()
     }
 }
+
+/// `menshen attest` on PostgreSQL: a 20 MiB evidence file and a small one go in
+/// and come back byte for byte; a refused add stores nothing; revoke.
+@Suite("menshen attest on PostgreSQL (real binary)")
+struct AttestPostgresTests {
+    @Test("add with a 20 MiB file, list, file round trip, a refusal that stores nothing, revoke")
+    func postgres() async throws {
+        guard let database = try await Harness.offPool({ try TimedMultiNodeTests.createDatabase() }) else { return }
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = dir.appendingPathComponent("menshen.yaml").path
+        try "store:\n  driver: postgres\n  postgres:\n    url: \(database)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        func cli(_ args: [String]) async throws -> (status: Int32, out: String, err: String) {
+            try await Harness.runAsync(["attest"] + args + ["--config", config])
+        }
+        let block = Data((0..<(1024 * 1024)).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) })
+        var bigBytes = Data()
+        for i in 0..<20 { bigBytes.append(block); bigBytes.append(UInt8(i)) }   // 20 MiB + 20 bytes
+        let big = dir.appendingPathComponent("backup-restore-test.tar").path, small = dir.appendingPathComponent("異地備份.txt").path
+        try bigBytes.write(to: URL(fileURLWithPath: big))
+        try Data("restored 2026-10-30".utf8).write(to: URL(fileURLWithPath: small))
+        let add = try await cli(["add", "--principle", "5.4", "--statement", "Off-site backups restored in a drill.", "--by", "IT 主管",
+                                 "--expires", "2099-01-01", "--file", big, "--file", small, "--json"])
+        #expect(add.status == 0, "\(add.err)")
+        let id = try #require(try AttestCommandTests.object(add.out.split(separator: "\n").first ?? "")["id"] as? String)
+        let missing = try await cli(["add", "--principle", "5.4", "--statement", "x", "--by", "y", "--expires", "2099-01-01", "--file", small,
+                                     "--file", dir.appendingPathComponent("nope.pdf").path])
+        #expect(missing.status != 0 && missing.err.contains("nope.pdf: no such file"), "\(missing.err)")
+        let list = try await cli(["list", "--json"])
+        let rows = list.out.split(separator: "\n")
+        #expect(list.status == 0 && rows.count == 1, "the refused add stored nothing: \(list.out) \(list.err)")
+        let files = try AttestCommandTests.object(rows.first ?? "")["files"] as? [[String: Any]]
+        #expect(files?.map { $0["sha256"] as? String } == [SecretHash.sha256Hex(bytes: Array(bigBytes)), SecretHash.sha256Hex(bytes: Array("restored 2026-10-30".utf8))])
+        let out = dir.appendingPathComponent("out.tar").path
+        let file = try await cli(["file", id, "backup-restore-test.tar", "--out", out])
+        #expect(file.status == 0, "\(file.err)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == bigBytes)
+        let revoke = try await cli(["revoke", id, "--reason", "drill repeated"])
+        #expect(revoke.status == 0, "\(revoke.err)")
+        #expect(try await cli(["list"]).out.contains("\(id)\t5.4\trevoked "))
+    }
+}
