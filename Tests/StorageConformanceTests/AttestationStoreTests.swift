@@ -14,7 +14,7 @@ struct AttestationStoreTests {
     static let t0 = Date(timeIntervalSince1970: 1_795_000_000)
 
     static func record(_ id: String, principle: String = "4.4", at offset: TimeInterval = 0) -> AttestationRecord {
-        AttestationRecord(id: id, principleID: principle, statement: "年度滲透測試完成，無未修補之高風险項目。Annual penetration test done.",
+        AttestationRecord(id: id, principleID: principle, statement: "年度滲透測試完成，無未修補之高風險項目。Annual penetration test done.",
                           attestedBy: "CISO 王小明", attestedAt: t0.addingTimeInterval(offset), expiresAt: t0.addingTimeInterval(365 * 86400 + offset),
                           createdAt: t0.addingTimeInterval(offset + 60), createdBy: "cli:root")
     }
