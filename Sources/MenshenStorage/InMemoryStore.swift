@@ -24,6 +24,9 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     private var riskScores: [UserID: RiskScoreRecord] = [:]
     private var playbookApprovals: [String: PlaybookApprovalRecord] = [:]
     private var prunes: [EventPruneRecord] = []
+    private var attestationsByID: [String: AttestationRecord] = [:]
+    private var attestationFiles: [String: [AttestationFileContent]] = [:]
+    private var assessmentHistory: [AssessmentHistoryRecord] = []
     private var closed = false
     private var generations = ChangeGenerations(access: 0, configuration: 0)
     /// ``generations``' access counter, readable without awaiting the actor.
@@ -35,7 +38,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 12 }
+    public func schemaVersion() async throws -> Int { 14 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 
@@ -331,6 +334,58 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
         playbookApprovals[id] = r
         return true
     }
+
+    // MARK: Attestations
+
+    public func createAttestation(_ record: AttestationRecord, files: [AttestationFileContent]) async throws -> AttestationRecord {
+        try open(); try AttestationLimits.validate(record, files: files)
+        guard attestationsByID[record.id] == nil else { throw StoreError(.conflict, "attestation \(record.id) exists") }
+        var stored = record
+        stored.files = files.map(\.info)
+        attestationsByID[record.id] = stored
+        attestationFiles[record.id] = files
+        return stored
+    }
+
+    public func attestation(id: String) async throws -> AttestationRecord? { try open(); return attestationsByID[id] }
+
+    public func attestations(principleID: String?, limit: Int) async throws -> [AttestationRecord] {
+        try open()
+        return Array(attestationsByID.values.filter { principleID == nil || $0.principleID == principleID }
+            .sorted { ($0.attestedAt, $0.id) < ($1.attestedAt, $1.id) }.prefix(max(0, min(limit, AttestationLimits.maxList))))
+    }
+
+    public func attestationFile(attestationID: String, name: String) async throws -> AttestationFileContent? {
+        try open(); return attestationFiles[attestationID]?.first { $0.name == name }
+    }
+
+    public func revokeAttestation(id: String, at: Date, by: String, reason: String) async throws -> Bool {
+        try open()
+        try AttestationLimits.validateName(by, "revoked by"); try AttestationLimits.validateText(reason, "the reason", max: AttestationLimits.maxReasonLength)
+        guard var r = attestationsByID[id], r.revokedAt == nil else { return false }
+        r.revokedAt = at; r.revokedBy = by; r.revocationReason = reason
+        attestationsByID[id] = r
+        return true
+    }
+
+    // MARK: Assessment history
+
+    public func saveAssessment(_ record: AssessmentHistoryRecord) async throws {
+        try open(); try AssessmentHistoryLimits.validate(record)
+        guard !assessmentHistory.contains(where: { $0.id == record.id }) else { throw StoreError(.conflict, "assessment \(record.id) exists") }
+        assessmentHistory.append(record)
+    }
+
+    public func latestAssessment() async throws -> AssessmentHistoryRecord? { try await assessments(limit: 1).first }
+
+    public func assessments(limit: Int) async throws -> [AssessmentHistoryRecord] {
+        try open()
+        // Newest first: by generation time, then the later saved (the array's order is the order of saving).
+        let ordered = assessmentHistory.enumerated().sorted { ($0.element.generatedAt, $0.offset) > ($1.element.generatedAt, $1.offset) }
+        return Array(ordered.map(\.element).prefix(max(0, min(limit, AssessmentHistoryLimits.maxList))))
+    }
+
+    public func assessment(id: String) async throws -> AssessmentHistoryRecord? { try open(); return assessmentHistory.first { $0.id == id } }
 
     // MARK: Enrolment tokens
 

@@ -161,7 +161,8 @@ public protocol DeviceStore: Sendable {
 public protocol MenshenStore: DirectoryStore, SessionStore, PolicyStore, ApplicationStore, EventStore, ChangeFeed,
     EnrolmentTokenStore, CredentialStore, FlowStateStore, DeviceStore, AuditCheckpointStore, ConsumerCursorStore,
     RiskScoreStore, PlaybookApprovalStore,
-    EventSearchStore, EventPruneStore
+    EventSearchStore, EventPruneStore,
+    AttestationStore, AssessmentHistoryStore
 {
     /// A short name for logs and readiness output (`sqlite`, `postgres`, `memory`).
     var backendName: String { get }

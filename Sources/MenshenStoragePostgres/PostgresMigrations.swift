@@ -182,5 +182,52 @@ public enum PostgresMigrations {
         Migration(version: 12, name: "vulnerability findings per device", statements: [
             "ALTER TABLE devices ADD COLUMN vulnerability_findings TEXT NOT NULL DEFAULT '[]'",
         ]),
+        Migration(version: 13, name: "attestations and their evidence files (kept: only the revocation may be stamped, once)", statements: [
+            """
+            CREATE TABLE attestations (
+              id TEXT PRIMARY KEY, principle_id TEXT NOT NULL, statement TEXT NOT NULL, attested_by TEXT NOT NULL,
+              attested_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, revoked_at BIGINT, revoked_by TEXT, revocation_reason TEXT,
+              created_at BIGINT NOT NULL, created_by TEXT NOT NULL)
+            """,
+            "CREATE INDEX attestations_principle ON attestations(principle_id, attested_at)",
+            """
+            CREATE TABLE attestation_files (
+              attestation_id TEXT NOT NULL REFERENCES attestations(id), position INTEGER NOT NULL, name TEXT NOT NULL,
+              sha256 TEXT NOT NULL, size BIGINT NOT NULL, content BYTEA NOT NULL, PRIMARY KEY (attestation_id, name))
+            """,
+            """
+            CREATE FUNCTION menshen_attestations_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF TG_OP = 'UPDATE' AND OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
+                 AND NEW.id IS NOT DISTINCT FROM OLD.id AND NEW.principle_id IS NOT DISTINCT FROM OLD.principle_id
+                 AND NEW.statement IS NOT DISTINCT FROM OLD.statement AND NEW.attested_by IS NOT DISTINCT FROM OLD.attested_by
+                 AND NEW.attested_at IS NOT DISTINCT FROM OLD.attested_at AND NEW.expires_at IS NOT DISTINCT FROM OLD.expires_at
+                 AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at AND NEW.created_by IS NOT DISTINCT FROM OLD.created_by THEN
+                RETURN NEW;
+              END IF;
+              RAISE EXCEPTION 'attestations are kept: only a revocation may be recorded, once';
+            END $$
+            """,
+            "CREATE TRIGGER attestations_kept BEFORE UPDATE OR DELETE ON attestations FOR EACH ROW EXECUTE FUNCTION menshen_attestations_kept()",
+            """
+            CREATE FUNCTION menshen_attestation_files_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'evidence files are kept'; END $$
+            """,
+            "CREATE TRIGGER attestation_files_kept BEFORE UPDATE OR DELETE ON attestation_files FOR EACH ROW EXECUTE FUNCTION menshen_attestation_files_kept()",
+        ]),
+        Migration(version: 14, name: "assessment history (append-only)", statements: [
+            """
+            CREATE TABLE assessments (
+              seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL UNIQUE, generated_at BIGINT NOT NULL,
+              window_start BIGINT NOT NULL, window_end BIGINT NOT NULL, overall_level INTEGER NOT NULL,
+              document TEXT NOT NULL, sha256 TEXT NOT NULL)
+            """,
+            "CREATE INDEX assessments_generated ON assessments(generated_at, seq)",
+            """
+            CREATE FUNCTION menshen_assessments_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'assessments are append-only'; END $$
+            """,
+            "CREATE TRIGGER assessments_no_change BEFORE UPDATE OR DELETE ON assessments FOR EACH ROW EXECUTE FUNCTION menshen_assessments_append_only()",
+        ]),
     ]
 }

@@ -739,6 +739,123 @@ public final class PostgresStore: MenshenStore {
             """, as: (Int.self)).isEmpty
     }
 
+    // MARK: Attestations
+
+    public func createAttestation(_ r: AttestationRecord, files: [AttestationFileContent]) async throws -> AttestationRecord {
+        try AttestationLimits.validate(r, files: files)
+        var stored = r
+        stored.files = files.map(\.info)
+        let infos = stored.files
+        let logger = self.logger
+        do {
+            // One transaction: a failure on any file rolls back the record and the files before it.
+            try await client.withTransaction(logger: logger) { tx in
+                var inserted = false
+                for try await _ in try await tx.query("""
+                    INSERT INTO attestations(id, principle_id, statement, attested_by, attested_at, expires_at, created_at, created_by)
+                    VALUES (\(r.id), \(r.principleID), \(r.statement), \(r.attestedBy), \(StoreCoding.millis(r.attestedAt)),
+                            \(StoreCoding.millis(r.expiresAt)), \(StoreCoding.millis(r.createdAt)), \(r.createdBy))
+                    ON CONFLICT (id) DO NOTHING RETURNING 1
+                    """, logger: logger).decode(Int.self) { inserted = true }
+                guard inserted else { throw StoreError(.conflict, "attestation \(r.id) exists") }
+                for (position, (file, info)) in zip(files, infos).enumerated() {
+                    try await tx.query("""
+                        INSERT INTO attestation_files(attestation_id, position, name, sha256, size, content)
+                        VALUES (\(r.id), \(position), \(info.name), \(info.sha256), \(info.size), \(file.bytes))
+                        """, logger: logger)
+                }
+            }
+        } catch let e as PostgresTransactionError {
+            throw Self.map(e.closureError ?? e.commitError ?? e.beginError ?? e, url: url)
+        } catch { throw Self.map(error, url: url) }
+        return stored
+    }
+
+    private static let attestationColumns = """
+        id, principle_id, statement, attested_by, attested_at, expires_at, revoked_at, revoked_by, revocation_reason, created_at, created_by
+        """
+
+    private func attestationRows(_ q: PostgresQuery) async throws -> [AttestationRecord] {
+        let records = try await rows(q, as: (String, String, String, String, Int64, Int64, Int64?, String?, String?, Int64, String).self).map { r in
+            AttestationRecord(id: r.0, principleID: r.1, statement: r.2, attestedBy: r.3, attestedAt: StoreCoding.date(millis: r.4),
+                              expiresAt: StoreCoding.date(millis: r.5), revokedAt: r.6.map(StoreCoding.date(millis:)), revokedBy: r.7,
+                              revocationReason: r.8, createdAt: StoreCoding.date(millis: r.9), createdBy: r.10)
+        }
+        guard !records.isEmpty else { return [] }
+        // The files' metadata (never their bytes), in attachment order.
+        var files: [String: [AttestationFileInfo]] = [:]
+        for f in try await rows("""
+            SELECT attestation_id, name, sha256, size FROM attestation_files WHERE attestation_id = ANY(\(records.map(\.id)))
+            ORDER BY attestation_id, position
+            """, as: (String, String, String, Int).self) {
+            files[f.0, default: []].append(AttestationFileInfo(name: f.1, sha256: f.2, size: f.3))
+        }
+        return records.map { var r = $0; r.files = files[r.id] ?? []; return r }
+    }
+
+    public func attestation(id: String) async throws -> AttestationRecord? {
+        try await attestationRows("SELECT \(unescaped: Self.attestationColumns) FROM attestations WHERE id = \(id)").first
+    }
+
+    public func attestations(principleID: String?, limit: Int) async throws -> [AttestationRecord] {
+        let limit = max(0, min(limit, AttestationLimits.maxList))
+        if let principleID {
+            return try await attestationRows("""
+                SELECT \(unescaped: Self.attestationColumns) FROM attestations WHERE principle_id = \(principleID) ORDER BY attested_at, id LIMIT \(limit)
+                """)
+        }
+        return try await attestationRows("SELECT \(unescaped: Self.attestationColumns) FROM attestations ORDER BY attested_at, id LIMIT \(limit)")
+    }
+
+    public func attestationFile(attestationID: String, name: String) async throws -> AttestationFileContent? {
+        try await rows("SELECT content FROM attestation_files WHERE attestation_id = \(attestationID) AND name = \(name)", as: (Data.self))
+            .first.map { AttestationFileContent(name: name, bytes: $0) }
+    }
+
+    public func revokeAttestation(id: String, at: Date, by: String, reason: String) async throws -> Bool {
+        try AttestationLimits.validateName(by, "revoked by")
+        try AttestationLimits.validateText(reason, "the reason", max: AttestationLimits.maxReasonLength)
+        return try await !rows("""
+            UPDATE attestations SET revoked_at = \(StoreCoding.millis(at)), revoked_by = \(by), revocation_reason = \(reason)
+            WHERE id = \(id) AND revoked_at IS NULL RETURNING 1
+            """, as: (Int.self)).isEmpty
+    }
+
+    // MARK: Assessment history
+
+    public func saveAssessment(_ r: AssessmentHistoryRecord) async throws {
+        try AssessmentHistoryLimits.validate(r)
+        let inserted = try await rows("""
+            INSERT INTO assessments(id, generated_at, window_start, window_end, overall_level, document, sha256)
+            VALUES (\(r.id), \(StoreCoding.millis(r.generatedAt)), \(StoreCoding.millis(r.windowStart)), \(StoreCoding.millis(r.windowEnd)),
+                    \(r.overallLevel), \(r.json), \(r.sha256))
+            ON CONFLICT (id) DO NOTHING RETURNING 1
+            """, as: (Int.self))
+        guard !inserted.isEmpty else { throw StoreError(.conflict, "assessment \(r.id) exists") }
+    }
+
+    private func assessmentRows(_ q: PostgresQuery) async throws -> [AssessmentHistoryRecord] {
+        try await rows(q, as: (String, Int64, Int64, Int64, Int, String, String).self).map {
+            AssessmentHistoryRecord(id: $0.0, generatedAt: StoreCoding.date(millis: $0.1), windowStart: StoreCoding.date(millis: $0.2),
+                                    windowEnd: StoreCoding.date(millis: $0.3), overallLevel: $0.4, json: $0.5, sha256: $0.6)
+        }
+    }
+
+    public func latestAssessment() async throws -> AssessmentHistoryRecord? { try await assessments(limit: 1).first }
+
+    public func assessments(limit: Int) async throws -> [AssessmentHistoryRecord] {
+        try await assessmentRows("""
+            SELECT id, generated_at, window_start, window_end, overall_level, document, sha256 FROM assessments
+            ORDER BY generated_at DESC, seq DESC LIMIT \(max(0, min(limit, AssessmentHistoryLimits.maxList)))
+            """)
+    }
+
+    public func assessment(id: String) async throws -> AssessmentHistoryRecord? {
+        try await assessmentRows("""
+            SELECT id, generated_at, window_start, window_end, overall_level, document, sha256 FROM assessments WHERE id = \(id)
+            """).first
+    }
+
     // MARK: Devices
 
     private static let deviceColumns = """

@@ -164,5 +164,40 @@ public enum SQLiteMigrations {
         Migration(version: 12, name: "vulnerability findings per device", statements: [
             "ALTER TABLE devices ADD COLUMN vulnerability_findings TEXT NOT NULL DEFAULT '[]'",
         ]),
+        Migration(version: 13, name: "attestations and their evidence files (kept: only the revocation may be stamped, once)", statements: [
+            """
+            CREATE TABLE attestations (
+              id TEXT PRIMARY KEY, principle_id TEXT NOT NULL, statement TEXT NOT NULL, attested_by TEXT NOT NULL,
+              attested_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER, revoked_by TEXT, revocation_reason TEXT,
+              created_at INTEGER NOT NULL, created_by TEXT NOT NULL)
+            """,
+            "CREATE INDEX attestations_principle ON attestations(principle_id, attested_at)",
+            """
+            CREATE TABLE attestation_files (
+              attestation_id TEXT NOT NULL REFERENCES attestations(id), position INTEGER NOT NULL, name TEXT NOT NULL,
+              sha256 TEXT NOT NULL, size INTEGER NOT NULL, content BLOB NOT NULL, PRIMARY KEY (attestation_id, name))
+            """,
+            "CREATE TRIGGER attestations_no_delete BEFORE DELETE ON attestations BEGIN SELECT RAISE(ABORT, 'attestations are kept'); END",
+            """
+            CREATE TRIGGER attestations_revoke_only BEFORE UPDATE ON attestations
+            WHEN OLD.revoked_at IS NOT NULL OR NEW.revoked_at IS NULL OR NEW.id IS NOT OLD.id OR NEW.principle_id IS NOT OLD.principle_id
+              OR NEW.statement IS NOT OLD.statement OR NEW.attested_by IS NOT OLD.attested_by OR NEW.attested_at IS NOT OLD.attested_at
+              OR NEW.expires_at IS NOT OLD.expires_at OR NEW.created_at IS NOT OLD.created_at OR NEW.created_by IS NOT OLD.created_by
+            BEGIN SELECT RAISE(ABORT, 'attestations are kept: only a revocation may be recorded, once'); END
+            """,
+            "CREATE TRIGGER attestation_files_no_update BEFORE UPDATE ON attestation_files BEGIN SELECT RAISE(ABORT, 'evidence files are kept'); END",
+            "CREATE TRIGGER attestation_files_no_delete BEFORE DELETE ON attestation_files BEGIN SELECT RAISE(ABORT, 'evidence files are kept'); END",
+        ]),
+        Migration(version: 14, name: "assessment history (append-only)", statements: [
+            """
+            CREATE TABLE assessments (
+              seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, generated_at INTEGER NOT NULL,
+              window_start INTEGER NOT NULL, window_end INTEGER NOT NULL, overall_level INTEGER NOT NULL,
+              document TEXT NOT NULL, sha256 TEXT NOT NULL)
+            """,
+            "CREATE INDEX assessments_generated ON assessments(generated_at, seq)",
+            "CREATE TRIGGER assessments_no_update BEFORE UPDATE ON assessments BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END",
+            "CREATE TRIGGER assessments_no_delete BEFORE DELETE ON assessments BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END",
+        ]),
     ]
 }

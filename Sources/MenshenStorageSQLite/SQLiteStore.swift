@@ -803,6 +803,130 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         }
     }
 
+    // MARK: Attestations
+
+    public func createAttestation(_ r: AttestationRecord, files: [AttestationFileContent]) async throws -> AttestationRecord {
+        try AttestationLimits.validate(r, files: files)
+        var stored = r
+        stored.files = files.map(\.info)
+        let infos = stored.files
+        try await write { db in
+            // One transaction (GRDB's write): a failure on any file rolls back the record and the files before it.
+            if try Self.exists(db, "SELECT 1 FROM attestations WHERE id = ?", [r.id]) { throw StoreError(.conflict, "attestation \(r.id) exists") }
+            try db.execute(sql: """
+                INSERT INTO attestations(id, principle_id, statement, attested_by, attested_at, expires_at, created_at, created_by)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [r.id, r.principleID, r.statement, r.attestedBy, StoreCoding.millis(r.attestedAt), StoreCoding.millis(r.expiresAt),
+                                 StoreCoding.millis(r.createdAt), r.createdBy])
+            for (position, (file, info)) in zip(files, infos).enumerated() {
+                try db.execute(sql: "INSERT INTO attestation_files(attestation_id, position, name, sha256, size, content) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [r.id, position, info.name, info.sha256, info.size, file.bytes])
+            }
+        }
+        return stored
+    }
+
+    static func attestationRecord(_ row: Row, files: [AttestationFileInfo]) throws -> AttestationRecord {
+        let revokedAt: Int64? = try row.decode(forColumn: "revoked_at")
+        return AttestationRecord(
+            id: try row.decode(forColumn: "id"), principleID: try row.decode(forColumn: "principle_id"), statement: try row.decode(forColumn: "statement"),
+            attestedBy: try row.decode(forColumn: "attested_by"), attestedAt: StoreCoding.date(millis: try row.decode(forColumn: "attested_at")),
+            expiresAt: StoreCoding.date(millis: try row.decode(forColumn: "expires_at")), revokedAt: revokedAt.map(StoreCoding.date(millis:)),
+            revokedBy: try row.decode(forColumn: "revoked_by"), revocationReason: try row.decode(forColumn: "revocation_reason"),
+            createdAt: StoreCoding.date(millis: try row.decode(forColumn: "created_at")), createdBy: try row.decode(forColumn: "created_by"), files: files)
+    }
+
+    /// The files' metadata (never their bytes) of the given attestations, in attachment order.
+    static func attestationFileInfos(_ db: Database, of ids: [String]) throws -> [String: [AttestationFileInfo]] {
+        guard !ids.isEmpty else { return [:] }
+        var out: [String: [AttestationFileInfo]] = [:]
+        // In chunks, below SQLite's limit on bound parameters.
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let chunk = Array(ids[start..<min(ids.count, start + 500)])
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            for row in try Row.fetchAll(db, sql: """
+                SELECT attestation_id, name, sha256, size FROM attestation_files WHERE attestation_id IN (\(marks)) ORDER BY attestation_id, position
+                """, arguments: StatementArguments(chunk)) {
+                let id: String = try row.decode(forColumn: "attestation_id")
+                out[id, default: []].append(AttestationFileInfo(name: try row.decode(forColumn: "name"), sha256: try row.decode(forColumn: "sha256"),
+                                                                size: try row.decode(forColumn: "size")))
+            }
+        }
+        return out
+    }
+
+    public func attestation(id: String) async throws -> AttestationRecord? {
+        try await read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM attestations WHERE id = ?", arguments: [id]) else { return nil }
+            return try Self.attestationRecord(row, files: try Self.attestationFileInfos(db, of: [id])[id] ?? [])
+        }
+    }
+
+    public func attestations(principleID: String?, limit: Int) async throws -> [AttestationRecord] {
+        let limit = max(0, min(limit, AttestationLimits.maxList))
+        return try await read { db in
+            let fetched = if let principleID {
+                try Row.fetchAll(db, sql: "SELECT * FROM attestations WHERE principle_id = ? ORDER BY attested_at, id LIMIT \(limit)",
+                                 arguments: [principleID])
+            } else {
+                try Row.fetchAll(db, sql: "SELECT * FROM attestations ORDER BY attested_at, id LIMIT \(limit)")
+            }
+            let files = try Self.attestationFileInfos(db, of: try fetched.map { try $0.decode(forColumn: "id") as String })
+            return try fetched.map { row in try Self.attestationRecord(row, files: files[try row.decode(forColumn: "id") as String] ?? []) }
+        }
+    }
+
+    public func attestationFile(attestationID: String, name: String) async throws -> AttestationFileContent? {
+        try await read { db in
+            try Data.fetchOne(db, sql: "SELECT content FROM attestation_files WHERE attestation_id = ? AND name = ?", arguments: [attestationID, name])
+                .map { AttestationFileContent(name: name, bytes: $0) }
+        }
+    }
+
+    public func revokeAttestation(id: String, at: Date, by: String, reason: String) async throws -> Bool {
+        try AttestationLimits.validateName(by, "revoked by")
+        try AttestationLimits.validateText(reason, "the reason", max: AttestationLimits.maxReasonLength)
+        return try await write { db in
+            try db.execute(sql: "UPDATE attestations SET revoked_at = ?, revoked_by = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL",
+                           arguments: [StoreCoding.millis(at), by, reason, id])
+            return db.changesCount > 0
+        }
+    }
+
+    // MARK: Assessment history
+
+    public func saveAssessment(_ r: AssessmentHistoryRecord) async throws {
+        try AssessmentHistoryLimits.validate(r)
+        try await write { db in
+            if try Self.exists(db, "SELECT 1 FROM assessments WHERE id = ?", [r.id]) { throw StoreError(.conflict, "assessment \(r.id) exists") }
+            try db.execute(sql: """
+                INSERT INTO assessments(id, generated_at, window_start, window_end, overall_level, document, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [r.id, StoreCoding.millis(r.generatedAt), StoreCoding.millis(r.windowStart), StoreCoding.millis(r.windowEnd),
+                                 r.overallLevel, r.json, r.sha256])
+        }
+    }
+
+    static func assessmentRecord(_ row: Row) throws -> AssessmentHistoryRecord {
+        AssessmentHistoryRecord(
+            id: try row.decode(forColumn: "id"), generatedAt: StoreCoding.date(millis: try row.decode(forColumn: "generated_at")),
+            windowStart: StoreCoding.date(millis: try row.decode(forColumn: "window_start")),
+            windowEnd: StoreCoding.date(millis: try row.decode(forColumn: "window_end")), overallLevel: try row.decode(forColumn: "overall_level"),
+            json: try row.decode(forColumn: "document"), sha256: try row.decode(forColumn: "sha256"))
+    }
+
+    public func latestAssessment() async throws -> AssessmentHistoryRecord? { try await assessments(limit: 1).first }
+
+    public func assessments(limit: Int) async throws -> [AssessmentHistoryRecord] {
+        let limit = max(0, min(limit, AssessmentHistoryLimits.maxList))
+        return try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM assessments ORDER BY generated_at DESC, seq DESC LIMIT \(limit)").map(Self.assessmentRecord)
+        }
+    }
+
+    public func assessment(id: String) async throws -> AssessmentHistoryRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM assessments WHERE id = ?", arguments: [id]).map(Self.assessmentRecord) }
+    }
+
     // MARK: Devices
 
     public func createDevice(_ d: DeviceRecord) async throws {

@@ -114,6 +114,14 @@ struct OCSFConformanceTests {
             try await deviceEvents.entityManagement(device: laptop, activity: activity, actor: "root", actorIsOperator: true, application: "menshen device",
                                                     comment: activity == 13 ? nil : "EDR alert 4711", sessionsRevoked: 1)
         }
+        // Attestations (menshen attest add / revoke): Entity Management 3004, activities 1 and 11.
+        var attestation = AttestationRecord(id: "0f0e0d0c-aaaa-4bbb-8ccc-123456789abc", principleID: "4.4", statement: "年度滲透測試 annual pentest",
+                                            attestedBy: "CISO 王小明", attestedAt: Date(), expiresAt: Date().addingTimeInterval(86400), createdAt: Date(),
+                                            createdBy: "cli:root", files: [AttestationFileInfo(name: "報告.pdf", sha256: String(repeating: "ab", count: 32), size: 3)])
+        let attestationEvents = AttestationEvents(store: w.store, clock: w.clock, random: SystemRandomSource())
+        try await attestationEvents.added(attestation)
+        attestation.revokedAt = Date(); attestation.revokedBy = "cli:root"; attestation.revocationReason = "withdrawn"
+        try await attestationEvents.revoked(attestation)
 
         let events = try await w.store.events(after: 0, limit: 10_000)
         guard let (status, report) = try await Self.validate(events.map(\.event.payloadJSON)) else { return }
