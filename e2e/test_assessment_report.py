@@ -98,6 +98,11 @@ def test_report_shows_36_principles_and_heat_map(demo, chromium, artifacts, lang
     # Self-contained: the browser fetched nothing but the file itself.
     assert requests == [report.as_uri()], requests
     page.screenshot(path=str(artifacts / f"assessment-report-{lang}.png"), full_page=True)
+    # Printable: each pillar starts a new page when printed, and principles are not split across pages.
+    page.emulate_media(media="print")
+    assert page.eval_on_selector_all("section.pillar", "els => els.map(e => getComputedStyle(e).breakBefore)") == ["page"] * 5
+    assert page.eval_on_selector("article.principle", "e => getComputedStyle(e).breakInside") == "avoid"
+    page.emulate_media(media="screen")
     page.locator("#heatmap").screenshot(path=str(artifacts / f"assessment-heatmap-{lang}.png"))
     if lang == "zh-TW":
         fonts, glyphs = cjk_glyphs(context, page)

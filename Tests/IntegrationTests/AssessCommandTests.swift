@@ -73,9 +73,17 @@ struct AssessCommandTests {
         // JSON to a file and to standard output: the same document shape, valid against the schema.
         let json = dir.appendingPathComponent("report.json")
         #expect(try assess(["--format", "json", "--out", json.path]).status == 0)
-        let stdout = try assess(["--format", "json", "--out", "-"])
+        let stdout = try assess(["--format", "json", "--window", "2w", "--out", "-"])
         #expect(stdout.status == 0)
         #expect(stdout.out.hasPrefix("{\n  \"generatedAt\" : "))
+        // The window is the one asked for: 30 days by default, 2 weeks, 12 hours.
+        let hours = try assess(["--format", "json", "--window", "12h", "--out", "-"])
+        for (text, seconds) in [(try String(contentsOf: json, encoding: .utf8), 30 * 86_400.0), (stdout.out, 14 * 86_400.0), (hours.out, 12 * 3600.0)] {
+            let doc = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+            let iso = ISO8601DateFormatter()
+            let start = (doc["windowStart"] as? String).flatMap(iso.date(from:)), end = (doc["windowEnd"] as? String).flatMap(iso.date(from:))
+            #expect(start != nil && end != nil && abs(end!.timeIntervalSince(start!) - seconds) < 1.5, "window of \(seconds) s")
+        }
         guard FileManager.default.isExecutableFile(atPath: python) else {
             Issue.record("the schema check needs .venv-test with jsonschema (scripts/test installs it)")
             return
@@ -158,6 +166,13 @@ struct AssessCommandTests {
         #expect(noChromium.status == 1)
         #expect(noChromium.err.contains("--format pdf needs Chromium, which is not installed (Debian: apt-get install chromium)"), "\(noChromium.err)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["empty-path"], "nothing written")
+        // A failed run leaves an existing report exactly as it was (no truncation, no temporary file left).
+        let existing = dir.appendingPathComponent("r.pdf")
+        try Data("old report".utf8).write(to: existing)
+        let again = try await Harness.runAsync(["assess", "--data", dir.path, "--format", "pdf", "--out", existing.path], environment: ["PATH": empty.path])
+        #expect(again.status == 1)
+        #expect(try Data(contentsOf: existing) == Data("old report".utf8))
+        #expect(try Set(FileManager.default.contentsOfDirectory(atPath: dir.path)) == ["empty-path", "r.pdf"])
     }
 
     @Test("assess has its own options and a verify subcommand (a placeholder until the evidence pack lands)")

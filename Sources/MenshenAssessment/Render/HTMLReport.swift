@@ -223,7 +223,7 @@ struct HTMLReport {
     /// red (none met) to green (all met), with "met/total"; the levels a
     /// pillar has reached are outlined, and its level is written at the end of the row.
     func heatMap(_ a: Assessment) -> String {
-        let labelW = 150, cellW = 110, cellH = 44, top = 48, reachedW = 190
+        let labelW = 200, cellW = 110, cellH = 44, top = 48, reachedW = 190
         let width = labelW + 4 * cellW + reachedW, height = top + Pillar.allCases.count * cellH + 8
         var s = "<svg id=\"heatmap\" class=\"heatmap\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(width) \(height)\" "
         s += "width=\"\(width)\" height=\"\(height)\" role=\"img\" aria-labelledby=\"heatmap-title\" font-size=\"14\">\n"
