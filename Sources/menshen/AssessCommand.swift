@@ -74,8 +74,12 @@ struct AssessCommand: AsyncParsableCommand {
         Self.progress("assessing \(config.organisation.name) over \(Self.describe(window)) (\(config.store.driver.rawValue) store) …")
         let assessment: Assessment
         do {
+            let attestations = try await AssessmentRecords.storedAttestations(db)
+            let previous = try await AssessmentRecords.latestAssessment(db)
             assessment = try await AssessmentRunner.assess(configuration: config, store: db, window: window, now: now,
-                                                           attestations: [], previous: nil)
+                                                           attestations: attestations, previous: previous)
+            // Every assessment is kept (append-only), so the next report can show what changed.
+            _ = try await AssessmentRecords.saveAssessment(db, assessment)
             try await db.close()
         } catch {
             try? await db.close()
