@@ -165,10 +165,10 @@ public enum AssessmentFacts {
     }
 
     static func decisions(_ f: inout DeploymentFacts, store: any MenshenStore, start: Date, now: Date) async throws {
-        final class Tally { var decided = 0, enrolled = 0, hardware = 0, stepUp = 0, narrowed = 0, revoked = 0, alerted = 0, responses = 0, compliance = 0 }
+        final class Tally { var decided = 0, enrolled = 0, hardware = 0, stepUp = 0, narrowed = 0, revoked = 0, alerted = 0, responses = 0, compliance = 0, findings = 0 }
         let t = Tally()
         // Substring tests on the stored JSON: client-supplied text is JSON-escaped, so a bare `"key":value` is structure.
-        try await scan(store, classes: [6001, 7001, 2003], start: start, now: now) { e in
+        try await scan(store, classes: [6001, 7001, 2003, 2004], start: start, now: now) { e in
             let p = e.event.payloadJSON
             switch e.event.classUID {
             case 6001:
@@ -185,6 +185,7 @@ public enum AssessmentFacts {
                       !p.contains("\"activity_name\":\"Reject\"") else { return }
                 if ["revoke_sessions", "disable_user", "require_step_up"].contains(where: { p.contains("\"action\":\"\($0)\"") }) { t.responses += 1 }
             case 2003: t.compliance += 1
+            case 2004: t.findings += 1
             default: break
             }
         }
@@ -199,6 +200,7 @@ public enum AssessmentFacts {
         f.decisions.alerted = Fact(t.alerted, query: q + " AND json_extract(payload,'$.is_alert') = true")
         f.decisions.responseActions = Fact(t.responses, query: window(7001, start, now) + " AND json_extract(payload,'$.status_id') = 1 AND json_extract(payload,'$.unmapped.action') IN ('revoke_sessions','disable_user','require_step_up') AND json_extract(payload,'$.unmapped.dry_run') IS NULL")
         f.decisions.complianceChanges = Fact(t.compliance, query: window(2003, start, now))
+        f.visibility.findings = Fact(t.findings, query: window(2004, start, now))
     }
 
     static func int(_ v: Any?) -> Int? {
