@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import MenshenAssessment
 import MenshenConfig
 import MenshenCore
@@ -22,16 +23,27 @@ struct AssessmentFactsTests {
 
     struct World {
         let dir: URL
-        let store: SQLiteStore
+        let store: any MenshenStore
         let clock: FixedClock
         let identity: IdentityService
         var config: MenshenConfiguration
     }
 
-    static func world() async throws -> World {
+    /// A store seeded with the demo organisation: SQLite, or a fresh PostgreSQL database at `postgresURL`.
+    static func world(postgresURL: String? = nil) async throws -> World {
         let dir = try Harness.tempDir()
         let path = dir.appendingPathComponent("menshen.sqlite").path
-        let store = try SQLiteStore(path: path)
+        var config = MenshenConfiguration.defaults
+        config.store.sqlitePath = path
+        let store: any MenshenStore
+        if let postgresURL {
+            config.store.driver = .postgres
+            config.store.postgresURL = postgresURL
+            config.identity.secretsKeyFile = dir.appendingPathComponent("secrets.key").path
+            store = try await StoreFactory.open(config, logger: Logger(label: "test"))
+        } else {
+            store = try SQLiteStore(path: path)
+        }
         let clock = FixedClock(t0)
         try await DemoOrganisation.seed(into: store, upstream: "http://127.0.0.1:9", host: "localhost", clock: clock)
         let sessions = SessionManager(store: store, clock: clock, random: SystemRandomSource(), settings: SessionSettings())
@@ -40,8 +52,6 @@ struct AssessmentFactsTests {
                                        settings: IdentitySettings(issuer: "Menshen", relyingParty: rp,
                                                                   secretBox: try SecretBox(keyBytes: SystemRandomSource().bytes(32)), bcryptCost: 4),
                                        sessions: sessions)
-        var config = MenshenConfiguration.defaults
-        config.store.sqlitePath = path
         return World(dir: dir, store: store, clock: clock, identity: identity, config: config)
     }
 
@@ -85,6 +95,15 @@ struct AssessmentFactsTests {
     @Test("facts and verdicts from users, credentials, sign-ins and decisions seeded through the real code paths")
     func seeded() async throws {
         var w = try await Self.world()
+        do { try await Self.seededBody(&w) } catch { await Self.close(w); throw error }
+        await Self.close(w)
+    }
+
+    @Test("the same facts from PostgreSQL (skipped without MENSHEN_TEST_POSTGRES_URL; required under CI)")
+    func seededPostgres() async throws {
+        guard let url = try await Harness.offPool({ try TimedMultiNodeTests.createDatabase() }) else { return }
+        var w = try await Self.world(postgresURL: url)
+        #expect(w.store.backendName == "postgres")
         do { try await Self.seededBody(&w) } catch { await Self.close(w); throw error }
         await Self.close(w)
     }
