@@ -198,6 +198,9 @@ struct PrincipleRulesTests {
             $0.policies.inForce.value[0].text = #"permit (principal, action, resource == Application::"payments");"# },
         Case("5.5", "no sensitive route is not applicable", .notApplicable) { $0.network.routes.value[0].classification = "internal" },
         Case("5.5", "no routes is not met", .notMet) { $0.network.routes = F([]) },
+        Case("5.5", "no sensitive route read, but the routes file does not load: not met", .notMet) {
+            $0.network.routes.value[0].classification = "internal"; $0.policies.problem = "routes.yaml: unknown key"
+        },
         // 5.6 secrets.
         Case("5.6", "365 days old at the edge is met", .met) { $0.data.secretsKeyAgeDays = F(365) },
         Case("5.6", "366 days old is partial", .partiallyMet) { $0.data.secretsKeyAgeDays = F(366) },

@@ -525,7 +525,8 @@ public enum PrincipleRules {
     }
 
     static func p55(_ f: DeploymentFacts, _ routes: [RouteAssessment]) -> PrincipleEvaluation {
-        if !f.network.routes.value.isEmpty && !f.network.routes.value.contains(where: \.isSensitive) {
+        // Not applicable only when every route and policy was read: a routes file that does not load may hold sensitive routes.
+        if f.policies.problem == nil && !f.network.routes.value.isEmpty && !f.network.routes.value.contains(where: \.isSensitive) {
             return eval(.notApplicable, T("No route is classified confidential or restricted.", "沒有任何路由分類為 confidential 或 restricted。"),
                         [Measurement.count("sensitive_routes", T("Routes classified confidential or restricted", "分類為機密或限閱之路由"), 0, query: routesQuery(f))])
         }
