@@ -90,7 +90,8 @@ public struct AssessmentBuilder: Sendable {
         let gaps = results.filter { !$0.verdict.satisfies }
         func touched(_ id: String) -> [String] {
             scenarios.filter { view in
-                !view.routes.isEmpty && view.principles.contains { $0.principleID == id && !$0.holds }
+                // A gap touches a scenario when a route check of the principle fails on one of its routes.
+                view.principles.contains { $0.principleID == id && !$0.failingRoutes.isEmpty }
             }.map(\.scenarioID)
         }
         func closeness(_ v: Verdict) -> Int { v == .partiallyMet ? 0 : v == .notMet ? 1 : 2 }
