@@ -12,16 +12,12 @@ public enum AssessmentRunner {
     /// assessment (for the comparison), if any.
     public static func assess(configuration: MenshenConfiguration, store: any MenshenStore, window: TimeInterval, now: Date,
                               attestations: [Attestation], previous: Assessment?) async throws -> Assessment {
-        let apps = try await store.listApplications()
-        let routes = apps.map {
-            RouteAssessment(applicationID: $0.id.rawValue, displayName: $0.displayName, host: $0.host, pathPrefix: $0.pathPrefix,
-                            classification: $0.classification, scenarios: $0.scenario.map { [$0] } ?? [], checks: [])
-        }
-        // Measurements per principle are being built (issue #8); until then every principle is "not measurable yet".
+        let facts = try await AssessmentFacts.gather(configuration: configuration, store: store, window: window, now: now)
         let input = AssessmentBuilder.Input(
             id: UUID().uuidString.lowercased(), generatedAt: now, windowStart: now.addingTimeInterval(-window),
             organisation: configuration.organisation.name, producer: "menshen (\(store.backendName))",
-            evaluations: [:], routes: routes, attestations: attestations, previous: previous)
+            evaluations: PrincipleRules.evaluate(facts: facts, attestations: attestations, now: now),
+            routes: PrincipleRules.routeAssessments(facts), attestations: attestations, previous: previous)
         return AssessmentBuilder().build(input)
     }
 }
