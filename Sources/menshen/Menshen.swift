@@ -16,7 +16,7 @@ struct Menshen: AsyncParsableCommand {
             Start with `menshen demo`: an embedded store, a demo organisation and everything on loopback.
             """,
         version: MenshenVersion.text,
-        subcommands: [DemoCommand.self, ServeCommand.self, ConfigCommand.self, StoreCommand.self, UserCommand.self, GroupCommand.self, RoleCommand.self, DeviceCommand.self, AgentCommand.self, PolicyCommand.self, AuditCommand.self, PlaybookCommand.self,
+        subcommands: [DemoCommand.self, ServeCommand.self, ConfigCommand.self, StoreCommand.self, UserCommand.self, GroupCommand.self, RoleCommand.self, DeviceCommand.self, AgentCommand.self, PolicyCommand.self, AuditCommand.self, PlaybookCommand.self, AssessCommand.self,
                       VersionCommand.self]
     )
 }

@@ -1,0 +1,144 @@
+import Crypto
+import Foundation
+import MenshenCore
+import MenshenPolicyAdministrator
+import MenshenServer
+import MenshenStorageSQLite
+import Testing
+
+/// `menshen assess --evidence-pack` and `menshen assess verify` (the real
+/// binary) on a real SQLite deployment seeded with the demo organisation and a
+/// signed audit checkpoint. GNU tar is the independent oracle for the archive.
+@Suite("menshen assess evidence pack")
+struct EvidencePackCommandTests {
+    struct Deployment {
+        let dir: URL
+        var data: String { dir.appendingPathComponent("menshen-data").path }
+        var pack: String { dir.appendingPathComponent("evidence.tar").path }
+
+        /// The demo organisation, five audit events and a checkpoint signed at sequence 5.
+        static func make() async throws -> Deployment {
+            let d = Deployment(dir: try Harness.tempDir())
+            try FileManager.default.createDirectory(atPath: d.data, withIntermediateDirectories: true)
+            let store = try SQLiteStore(path: d.data + "/menshen.sqlite")
+            try await DemoOrganisation.seed(into: store, upstream: "http://127.0.0.1:9", host: "localhost", clock: SystemClock())
+            let events = IdentityEvents(store: store, clock: SystemClock(), random: SystemRandomSource())
+            for i in 0..<5 {
+                try await events.authentication(.logon, user: nil, userName: "user-\(i)", success: false, detail: "wrong password",
+                                                source: "192.0.2.\(i + 1)")
+            }
+            try await store.close()
+            let r = try await Harness.runAsync(["audit", "checkpoint", "--data", d.data])
+            #expect(r.status == 0, "\(r)")
+            return d
+        }
+
+        func cleanup() { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    /// Runs GNU tar; returns its status and raw stdout.
+    static func tar(_ args: [String]) async throws -> (status: Int32, out: Data) {
+        try await Harness.offPool {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
+            p.arguments = args
+            let out = try Harness.Collector(), err = try Harness.Collector()
+            p.standardOutput = out.handle; p.standardError = err.handle
+            try p.run()
+            p.waitUntilExit()
+            try? out.handle.close()
+            let data = (try? Data(contentsOf: out.url)) ?? Data()
+            _ = out.finish(); _ = err.finish()
+            return (p.terminationStatus, data)
+        }
+    }
+
+    static func sha256(_ data: Data) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
+
+    @Test("a written pack verifies with the deployment's key and its published key; GNU tar reads the same files")
+    func writeAndVerify() async throws {
+        let d = try await Deployment.make()
+        defer { d.cleanup() }
+        let w = try await Harness.runAsync(["assess", "--data", d.data, "--evidence-pack", d.pack])
+        #expect(w.status == 0 && w.out.contains("signed by:       ed25519:"), "\(w)")
+        let mode = (try FileManager.default.attributesOfItem(atPath: d.pack)[.posixPermissions] as? Int) ?? 0
+        #expect(mode == 0o600)
+        let keyFile = d.data + "/assessment.key"
+        #expect(((try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? Int) ?? 0) == 0o600)
+
+        let v = try await Harness.runAsync(["assess", "verify", d.pack, "--data", d.data])
+        #expect(v.status == 0 && v.out.contains("evidence pack:  VALID"), "\(v)")
+        for check in ["archive", "canonical", "manifest", "signature", "files", "report"] {
+            #expect(v.out.contains("\(check):") && !v.out.contains("FAILED"), "\(check): \(v.out)")
+        }
+        let key = try await Harness.runAsync(["assess", "key", "--data", d.data])
+        let parts = key.out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ").map(String.init)
+        #expect(key.status == 0 && parts.count == 2 && parts[0].hasPrefix("ed25519:"), "\(key)")
+        #expect(w.out.contains(parts[0]) && v.out.contains("signer:         \(parts[0])"))
+        // A regulator with only the pack and the published key (no deployment): valid, also with a key file.
+        let offline = try await Harness.runAsync(["assess", "verify", d.pack, "--public-key", parts[1], "--data", d.dir.path + "/nowhere", "--json"])
+        let json = (try? JSONSerialization.jsonObject(with: Data(offline.out.utf8))) as? [String: Any] ?? [:]
+        #expect(offline.status == 0 && json["status"] as? String == "valid" && json["verified_by"] as? String == parts[0], "\(offline)")
+        let published = d.dir.appendingPathComponent("published.key").path
+        try (key.out).write(toFile: published, atomically: true, encoding: .utf8)
+        #expect(try await Harness.runAsync(["assess", "verify", d.pack, "--public-key", published]).status == 0)
+
+        // GNU tar lists the same files the manifest lists, and extracts the same bytes.
+        let list = try await Self.tar(["-tf", d.pack])
+        let paths = String(decoding: list.out, as: UTF8.self).split(separator: "\n").map(String.init)
+        #expect(list.status == 0 && paths == paths.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+        #expect(Set(["manifest.json", "manifest.sig", "report.json", "attestations.json", "policies.json", "audit-checkpoint.json"])
+            .isSubset(of: Set(paths)), "\(paths)")
+        #expect(paths.filter { $0.hasPrefix("policies/") && $0.hasSuffix(".cedar") }.count == DemoOrganisation.policies.count)
+        let manifestData = try await Self.tar(["-xOf", d.pack, "manifest.json"]).out
+        let manifest = try #require(try JSONSerialization.jsonObject(with: manifestData) as? [String: Any])
+        let files = try #require(manifest["files"] as? [[String: Any]])
+        #expect(files.compactMap { $0["path"] as? String } == paths.filter { $0 != "manifest.json" && $0 != "manifest.sig" })
+        for f in files {
+            let path = try #require(f["path"] as? String)
+            let bytes = try await Self.tar(["-xOf", d.pack, path]).out
+            #expect(Self.sha256(bytes) == f["sha256"] as? String && bytes.count == f["size"] as? Int, "\(path)")
+        }
+        let checkpoint = try await Self.tar(["-xOf", d.pack, "audit-checkpoint.json"]).out
+        #expect(String(decoding: checkpoint, as: UTF8.self).contains(#""sequence" : 5"#))
+        #expect((manifest["signer"] as? [String: Any])?["fingerprint"] as? String == parts[0])
+    }
+
+    @Test("a changed byte, another key, an unreadable file or no key: exit 1, 1, 2, 2, each with its message")
+    func refusals() async throws {
+        let d = try await Deployment.make()
+        defer { d.cleanup() }
+        #expect(try await Harness.runAsync(["assess", "--data", d.data, "--evidence-pack", d.pack]).status == 0)
+        let original = try Data(contentsOf: URL(fileURLWithPath: d.pack))
+
+        // One byte changed in the middle of the report (content), then in the first header.
+        for offset in [original.count / 2, 10] {
+            var bytes = original
+            bytes[offset] ^= 0x01
+            let tampered = d.dir.appendingPathComponent("tampered-\(offset).tar").path
+            try bytes.write(to: URL(fileURLWithPath: tampered))
+            let r = try await Harness.runAsync(["assess", "verify", tampered, "--data", d.data])
+            #expect(r.status == 1 && r.out.contains("DOES NOT VERIFY") && r.out.contains("FAILED"), "\(offset): \(r)")
+        }
+
+        // Another deployment's key.
+        let other = try await Harness.runAsync(["assess", "key", "--data", d.dir.path + "/other"])
+        let otherKey = String(other.out.split(separator: " ").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        let wrong = try await Harness.runAsync(["assess", "verify", d.pack, "--public-key", otherKey])
+        #expect(wrong.status == 1 && wrong.out.contains("does not verify with any trusted key"), "\(wrong)")
+
+        // Not readable as a file (a directory; tests run as root, so permissions would not stop the read), missing.
+        for path in [d.dir.path, d.dir.path + "/missing.tar"] {
+            let r = try await Harness.runAsync(["assess", "verify", path, "--data", d.data])
+            #expect(r.status == 2 && r.err.contains("could not verify the evidence pack"), "\(r)")
+        }
+        // No key to trust: none given and the deployment has none (it is not created by verify).
+        let none = try await Harness.runAsync(["assess", "verify", d.pack, "--data", d.dir.path + "/empty"])
+        #expect(none.status == 2 && none.err.contains("no evidence-pack signing key"), "\(none)")
+        #expect(!FileManager.default.fileExists(atPath: d.dir.path + "/empty/assessment.key"))
+        // A bad --public-key is refused, not ignored.
+        #expect(try await Harness.runAsync(["assess", "verify", d.pack, "--public-key", "not-a-key"]).status == 2)
+        // The pack was not changed by any of this.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: d.pack)) == original)
+    }
+}
