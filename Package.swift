@@ -296,7 +296,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: ["MenshenCore", "MenshenServer", "MenshenStorage", "MenshenStorageSQLite", "MenshenCedar",
                            "MenshenPolicyEngine", "MenshenPolicyAdministrator", "MenshenEnforcementPoint", "MenshenIdentity",
-                           "MenshenVisibility", "MenshenDevice", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")],
+                           "MenshenVisibility", "MenshenDevice", "MenshenAssessment", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
     ]

@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import MenshenAssessment
+import MenshenConfig
 import MenshenCore
 import MenshenPolicyAdministrator
 import MenshenServer
@@ -140,5 +142,54 @@ struct EvidencePackCommandTests {
         #expect(try await Harness.runAsync(["assess", "verify", d.pack, "--public-key", "not-a-key"]).status == 2)
         // The pack was not changed by any of this.
         #expect(try Data(contentsOf: URL(fileURLWithPath: d.pack)) == original)
+    }
+}
+
+/// `EvidencePackAssembler` in process on a real SQLite store: attestation files
+/// go into the pack byte for byte; a missing or altered one is refused with a
+/// clear message and nothing is written (no pack, no temporary file).
+@Suite("Evidence pack assembler")
+struct EvidencePackAssemblerTests {
+    static func attestation(_ files: [String: Data]) -> Attestation {
+        Attestation(id: "pentest-2026", principleID: "4.4", statement: "External penetration test, no open high findings",
+                    attestedBy: "ciso@bank.example", attestedAt: Date(timeIntervalSince1970: 1_790_000_000),
+                    expiresAt: Date(timeIntervalSince1970: 1_900_000_000),
+                    files: files.keys.sorted().map { Attestation.EvidenceFile(name: $0, sha256: EvidencePackCommandTests.sha256(files[$0]!), size: files[$0]!.count) })
+    }
+
+    @Test("attestation files are packed and verify; a missing or altered file is refused and nothing is written")
+    func attestationFiles() async throws {
+        let d = try await EvidencePackCommandTests.Deployment.make()
+        defer { d.cleanup() }
+        let config = try ConfigLoader.load(file: nil, environment: [:], overrides: ["store.driver": "sqlite", "store.sqlite.path": d.data + "/menshen.sqlite"])
+        let store = try SQLiteStore(path: d.data + "/menshen.sqlite")
+        let key = try EvidencePackAssembler.signingKey(config, mayCreate: true)
+        let assessment = try await AssessmentRunner.assess(configuration: config, store: store, window: 30 * 86_400, now: Date(),
+                                                           attestations: [], previous: nil)
+        let report = Data("%PDF-1.7 penetration test report 滲透測試".utf8)
+        let a = Self.attestation(["report.pdf": report])
+        do {
+            let summary = try await EvidencePackAssembler.write(assessment: assessment, reportHTML: "<!doctype html><p>report</p>",
+                                                                attestations: [(a, ["report.pdf": report])], configuration: config,
+                                                                store: store, key: key, to: d.pack)
+            #expect(summary.files.contains("attestations/pentest-2026/report.pdf") && summary.files.contains("report.html"))
+            let v = EvidencePack.verify(Array(try Data(contentsOf: URL(fileURLWithPath: d.pack))), trustedKeys: [key.publicKey])
+            #expect(v.valid, "\(v.failures)")
+            #expect(try await EvidencePackCommandTests.tar(["-xOf", d.pack, "attestations/pentest-2026/report.pdf"]).out == report)
+
+            let other = d.dir.appendingPathComponent("other.tar").path
+            for files in [[:], ["report.pdf": Data("%PDF-1.7 edited".utf8)]] as [[String: Data]] {
+                await #expect(throws: AssessmentError.self) {
+                    _ = try await EvidencePackAssembler.write(assessment: assessment, reportHTML: nil, attestations: [(a, files)],
+                                                              configuration: config, store: store, key: key, to: other)
+                }
+            }
+            #expect(!FileManager.default.fileExists(atPath: other))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: d.dir.path).allSatisfy { !$0.hasSuffix(".tmp") })
+            try await store.close()
+        } catch {
+            try? await store.close()
+            throw error
+        }
     }
 }
