@@ -192,4 +192,32 @@ struct EvidencePackAssemblerTests {
             throw error
         }
     }
+
+    @Test("the signing key: PostgreSQL needs assessment.signing_key_file and never creates it; a key readable by others is refused")
+    func signingKeyFile() throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pg = try ConfigLoader.load(file: nil, environment: [:],
+                                       overrides: ["store.driver": "postgres", "store.postgres.url": "postgres://menshen@127.0.0.1:5432/menshen"])
+        #expect(EvidencePackAssembler.keyPath(pg) == nil)
+        #expect(throws: AssessmentError.evidencePack("no assessment.signing_key_file configured (required with PostgreSQL)")) {
+            _ = try EvidencePackAssembler.signingKey(pg, mayCreate: false)
+        }
+        let path = dir.appendingPathComponent("pack.key").path
+        let configured = try ConfigLoader.load(file: nil, environment: [:], overrides: [
+            "store.driver": "postgres", "store.postgres.url": "postgres://menshen@127.0.0.1:5432/menshen", "assessment.signing_key_file": path,
+        ])
+        do { _ = try EvidencePackAssembler.signingKey(configured, mayCreate: false); Issue.record("a missing key was created or accepted") } catch {
+            #expect("\(error)".contains("no evidence-pack signing key"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: path))
+        // Created (mode 0600) when allowed, then loaded as the same key; made readable by others, refused.
+        let created = try EvidencePackAssembler.signingKey(configured, mayCreate: true)
+        #expect(try EvidencePackAssembler.signingKey(configured, mayCreate: false).publicKey == created.publicKey)
+        #expect((try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) == 0o600)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+        do { _ = try EvidencePackAssembler.signingKey(configured, mayCreate: false); Issue.record("a world-readable key was accepted") } catch {
+            #expect("\(error)".contains("evidence-pack signing key must not be readable by group or others"), "\(error)")
+        }
+    }
 }
