@@ -144,6 +144,9 @@ public enum ConfigKeys {
                       doc: "Rotate the file before a line would take it past this size (bytes)."),
         ConfigKeySpec(path: "export.jsonl.keep_files", kind: .integer(1...1000), defaultValue: "10",
                       doc: "Rotated files kept besides the active one; the oldest beyond this is deleted."),
+        // The maturity assessment's evidence packs; see docs/operations.md "Evidence pack".
+        ConfigKeySpec(path: "assessment.signing_key_file", kind: .string, defaultValue: "",
+                      doc: "Ed25519 key (32 raw bytes, base64, mode 0600) that signs evidence packs (menshen assess --evidence-pack). Empty: assessment.key next to the SQLite file, created when missing. With PostgreSQL name it (never created there). `menshen assess key` prints the public key a regulator verifies packs with."),
         ConfigKeySpec(path: "device.ca_file", kind: .string, defaultValue: "",
                       doc: "The sealed device CA (JSON; its key sealed under a key derived from identity.secrets_key_file). Empty: device-ca.json next to the SQLite file, created when missing; required with PostgreSQL and never created there (copy the SQLite node's file). Its certificate (menshen device ca) is what gateway.tls.client_ca_file should hold."),
         ConfigKeySpec(path: "device.compliance_file", kind: .string, defaultValue: "",

@@ -117,6 +117,12 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var keepFiles: Int
     }
     public var jsonLinesExport: JSONLinesExport
+    /// `assessment.*`: the maturity assessment and its evidence packs.
+    public struct AssessmentSettings: Sendable, Equatable {
+        /// `assessment.signing_key_file` (default empty: `assessment.key` next to the SQLite file).
+        public var signingKeyFile: String
+    }
+    public var assessment = AssessmentSettings(signingKeyFile: "")
     public struct Response: Sendable, Equatable {
         /// `response.playbooks_file` (default empty: the built-in playbooks).
         public var playbooksFile: String
@@ -184,6 +190,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
         response = Response(playbooksFile: s("response.playbooks_file"), approvalTimeoutSeconds: i("response.approval_timeout_seconds"))
         jsonLinesExport = JSONLinesExport(enabled: s("export.jsonl.enabled") == "true", path: s("export.jsonl.path"),
                                           maxFileBytes: i("export.jsonl.max_file_bytes"), keepFiles: i("export.jsonl.keep_files"))
+        assessment = AssessmentSettings(signingKeyFile: s("assessment.signing_key_file"))
     }
 
     /// The configuration with every default.

@@ -23,7 +23,7 @@ struct AssessCommand: AsyncParsableCommand {
             translation. JSON carries both languages (schema: docs/assessment.schema.json). PDF needs Chromium \
             (Debian package `chromium`).
             """,
-        subcommands: [AssessVerifyCommand.self])
+        subcommands: [AssessVerifyCommand.self, AssessKeyCommand.self])
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case html, json, csv, md, pdf
@@ -48,6 +48,10 @@ struct AssessCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Where to write the report; - for standard output (not for pdf).", valueName: "file"))
     var out: String?
 
+    @Option(name: .customLong("evidence-pack"),
+            help: ArgumentHelp("Also write the signed evidence pack (a tar archive: the report in HTML and JSON, the attestations and their files, the policies in force, the newest audit checkpoint, a manifest of SHA-256s signed with Ed25519); check it with `menshen assess verify`.", valueName: "file"))
+    var evidencePack: String?
+
     func validate() throws {
         // (Also runs before `assess verify`, so nothing here may require --out.)
         _ = try Self.parseWindow(window)
@@ -56,9 +60,14 @@ struct AssessCommand: AsyncParsableCommand {
 
     func run() async throws {
         let window = try Self.parseWindow(window)
-        guard let out, !out.isEmpty else { throw ValidationError("--out is required: the file to write the report to (or - for standard output)") }
+        let out = out.flatMap { $0.isEmpty ? nil : $0 }
+        let evidencePack = evidencePack.flatMap { $0.isEmpty ? nil : $0 }
+        guard out != nil || evidencePack != nil else {
+            throw ValidationError("--out is required: the file to write the report to (or - for standard output); or --evidence-pack FILE")
+        }
+        if evidencePack == "-" { throw ValidationError("--evidence-pack needs a file, not standard output") }
         let chromium: String?
-        if format == .pdf {
+        if format == .pdf, out != nil {
             guard let found = Self.findChromium() else {
                 throw fail(AssessCommandError("--format pdf needs Chromium, which is not installed (Debian: apt-get install chromium)"))
             }
@@ -66,42 +75,70 @@ struct AssessCommand: AsyncParsableCommand {
         } else {
             chromium = nil
         }
-        // Check the destination before the (possibly long) measurement, so a typo fails at once.
-        if out != "-" { try Self.checkWritable(out) }
+        // Check the destinations before the (possibly long) measurement, so a typo fails at once.
+        if let out, out != "-" { try Self.checkWritable(out) }
+        if let evidencePack { try Self.checkWritable(evidencePack) }
 
         let (config, db) = try await store.openExisting()
         let now = Date()
         Self.progress("assessing \(config.organisation.name) over \(Self.describe(window)) (\(config.store.driver.rawValue) store) …")
+        let report = AssessmentReport(language: language.report)
         let assessment: Assessment
         do {
+            // The pack's key first: a deployment that cannot sign fails before anything is measured or stored.
+            let packKey = try evidencePack.map { _ in try EvidencePackAssembler.signingKey(config, mayCreate: config.store.driver == .sqlite) }
             let attestations = try await AssessmentRecords.storedAttestations(db)
             let previous = try await AssessmentRecords.latestAssessment(db)
             assessment = try await AssessmentRunner.assess(configuration: config, store: db, window: window, now: now,
                                                            attestations: attestations, previous: previous)
             // Every assessment is kept (append-only), so the next report can show what changed.
             _ = try await AssessmentRecords.saveAssessment(db, assessment)
+            if let evidencePack, let packKey {
+                var evidence: [(Attestation, [String: Data])] = []
+                for a in attestations {
+                    var files: [String: Data] = [:]
+                    for f in a.files {
+                        // A file the store no longer has is left out here and refused by the pack (never written without it).
+                        if let content = try await db.attestationFile(attestationID: a.id, name: f.name) { files[f.name] = content.bytes }
+                    }
+                    evidence.append((a, files))
+                }
+                let html = String(decoding: try report.render(assessment, format: .html), as: UTF8.self)
+                let summary = try await EvidencePackAssembler.write(assessment: assessment, reportHTML: html, attestations: evidence,
+                                                                    configuration: config, store: db, key: packKey, to: evidencePack)
+                // What a regulator is sent along with the pack; on standard error when the report itself goes to standard output.
+                let text = """
+                    evidence pack:   \(summary.path) (\(summary.bytes) bytes, \(summary.files.count) files)
+                    assessment:      \(assessment.id), overall level \(assessment.overallLevel)
+                    manifest sha256: \(summary.manifestSHA256)
+                    signed by:       \(summary.keyFingerprint)
+
+                    """
+                if out == "-" { FileHandle.standardError.write(Data(text.utf8)) } else { print(text, terminator: "") }
+            }
             try await db.close()
         } catch {
             try? await db.close()
             throw fail(error)
         }
         do {
-            let report = AssessmentReport(language: language.report)
-            let bytes: Data
-            switch format {
-            case .html: bytes = try report.render(assessment, format: .html)
-            case .json: bytes = try report.render(assessment, format: .json)
-            case .csv: bytes = try report.render(assessment, format: .csv)
-            case .md: bytes = try report.render(assessment, format: .md)
-            case .pdf: bytes = try await Self.printPDF(html: try report.render(assessment, format: .html), chromium: chromium ?? "chromium")
-            }
-            if out == "-" {
-                FileHandle.standardOutput.write(bytes)
-            } else {
-                try Self.writeAtomically(bytes, to: out)
+            if let out {
+                let bytes: Data
+                switch format {
+                case .html: bytes = try report.render(assessment, format: .html)
+                case .json: bytes = try report.render(assessment, format: .json)
+                case .csv: bytes = try report.render(assessment, format: .csv)
+                case .md: bytes = try report.render(assessment, format: .md)
+                case .pdf: bytes = try await Self.printPDF(html: try report.render(assessment, format: .html), chromium: chromium ?? "chromium")
+                }
+                if out == "-" {
+                    FileHandle.standardOutput.write(bytes)
+                } else {
+                    try Self.writeAtomically(bytes, to: out)
+                }
+                Self.progress("wrote \(out == "-" ? "standard output" : out) (\(format.rawValue), \(language.rawValue), \(bytes.count) bytes)")
             }
             Self.summarise(assessment)
-            Self.progress("wrote \(out == "-" ? "standard output" : out) (\(format.rawValue), \(language.rawValue), \(bytes.count) bytes)")
         } catch {
             throw fail(error)
         }

@@ -75,7 +75,9 @@ struct AssessCommandTests {
         #expect(try assess(["--format", "json", "--out", json.path]).status == 0)
         let stdout = try assess(["--format", "json", "--window", "2w", "--out", "-"])
         #expect(stdout.status == 0)
-        #expect(stdout.out.hasPrefix("{\n  \"generatedAt\" : "))
+        // Sorted keys, pretty-printed (from the second run on, "comparison" sorts before "generatedAt").
+        #expect(stdout.out.hasPrefix("{\n  \""))
+        #expect(((try? JSONSerialization.jsonObject(with: Data(stdout.out.utf8))) as? [String: Any])?["generatedAt"] is String)
         // The window is the one asked for: 30 days by default, 2 weeks, 12 hours.
         let hours = try assess(["--format", "json", "--window", "12h", "--out", "-"])
         for (text, seconds) in [(try String(contentsOf: json, encoding: .utf8), 30 * 86_400.0), (stdout.out, 14 * 86_400.0), (hours.out, 12 * 3600.0)] {
@@ -175,13 +177,84 @@ struct AssessCommandTests {
         #expect(try Set(FileManager.default.contentsOfDirectory(atPath: dir.path)) == ["empty-path", "r.pdf"])
     }
 
-    @Test("assess has its own options and a verify subcommand (a placeholder until the evidence pack lands)")
+    @Test("assess has its own options and the verify and key subcommands")
     func verifySubcommand() async throws {
         let help = try await Harness.runAsync(["assess", "--help"])
         #expect(help.status == 0)
-        #expect(help.out.contains("verify") && help.out.contains("--window") && help.out.contains("zh-TW"), "\(help.out)")
+        #expect(help.out.contains("verify") && help.out.contains("key") && help.out.contains("--window") && help.out.contains("zh-TW")
+                && help.out.contains("--evidence-pack"), "\(help.out)")
         let verify = try await Harness.runAsync(["assess", "verify", "/nonexistent.pack"])
         #expect(verify.status == 2)
-        #expect(verify.err.contains("not built yet"), "\(verify.err)")
+        #expect(verify.err.contains("could not verify the evidence pack"), "\(verify.err)")
+    }
+}
+
+/// The pieces of `menshen assess` together, as an operator uses them: an
+/// attestation recorded with `menshen attest add` counts in the next
+/// assessment, every assessment is stored and the next report shows what
+/// changed, and the evidence pack carries the HTML report and the
+/// attestation's file byte for byte.
+@Suite("menshen assess: attestations, history and the evidence pack together")
+struct AssessWiringTests {
+    @Test("attest 4.4 → the next assessment meets it and says what changed; the pack verifies and carries the file and the HTML report")
+    func wiring() async throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (pack, bytes) = try await Harness.offPool { try Self.wiringBody(dir) }
+        // GNU tar (the independent reader) extracts the attestation's file and the HTML report from the pack.
+        let list = try await EvidencePackCommandTests.tar(["-tf", pack.path])
+        let paths = String(decoding: list.out, as: UTF8.self).split(separator: "\n").map(String.init)
+        #expect(paths.contains("report.html"), "\(paths)")
+        let filePath = try #require(paths.first { $0.hasPrefix("attestations/") && $0.hasSuffix("/pentest-2026.pdf") }, "\(paths)")
+        #expect(try await EvidencePackCommandTests.tar(["-xOf", pack.path, filePath]).out == bytes)
+        let html = try await EvidencePackCommandTests.tar(["-xOf", pack.path, "report.html"]).out
+        #expect(String(decoding: html, as: UTF8.self).contains("id=\"heatmap\""))
+    }
+
+    static func json(_ url: URL) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+    }
+
+    static func principle(_ doc: [String: Any], _ id: String) -> [String: Any]? {
+        (doc["principles"] as? [[String: Any]])?.first { $0["principleID"] as? String == id }
+    }
+
+    static func wiringBody(_ dir: URL) throws -> (URL, Data) {
+        let data = try AssessCommandTests.seededDemo(in: dir)
+        func menshen(_ args: [String]) throws -> (status: Int32, out: String, err: String) { try Harness.run(args, timeout: 120) }
+
+        let first = dir.appendingPathComponent("first.json")
+        var r = try menshen(["assess", "--data", data.path, "--format", "json", "--out", first.path])
+        #expect(r.status == 0, "\(r.err)")
+        let before = try json(first)
+        #expect(principle(before, "4.4")?["verdict"] as? String == "not_met")
+        #expect(before["comparison"] == nil, "the first assessment has nothing to compare with")
+
+        let evidence = dir.appendingPathComponent("pentest-2026.pdf")
+        let bytes = Data("%PDF-1.7 penetration test report \(UUID())".utf8)
+        try bytes.write(to: evidence)
+        let today = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-86_400)).prefix(10)
+        r = try menshen(["attest", "add", "--data", data.path, "--principle", "4.4", "--statement", "Annual penetration test, no open high findings",
+                         "--by", "CISO 王小明", "--at", String(today), "--expires", "2099-01-01", "--file", evidence.path])
+        #expect(r.status == 0, "\(r.err)")
+
+        let second = dir.appendingPathComponent("second.json")
+        let pack = dir.appendingPathComponent("evidence.tar")
+        r = try menshen(["assess", "--data", data.path, "--format", "json", "--out", second.path, "--evidence-pack", pack.path])
+        #expect(r.status == 0, "\(r.err)")
+        let after = try json(second)
+        let p44 = try #require(principle(after, "4.4"))
+        #expect(p44["verdict"] as? String == "met", "\(p44)")
+        #expect((p44["attestations"] as? [[String: Any]])?.first?["state"] as? String == "valid")
+        let comparison = try #require(after["comparison"] as? [String: Any], "the second assessment compares with the first")
+        #expect(comparison["previousID"] as? String == before["id"] as? String)
+        let changes = comparison["changes"] as? [[String: Any]] ?? []
+        #expect(changes.contains { $0["principleID"] as? String == "4.4" && $0["before"] as? String == "not_met" && $0["after"] as? String == "met" },
+                "\(changes)")
+
+        // The pack verifies with the deployment's key.
+        r = try menshen(["assess", "verify", pack.path, "--data", data.path])
+        #expect(r.status == 0, "\(r.out) \(r.err)")
+        return (pack, bytes)
     }
 }

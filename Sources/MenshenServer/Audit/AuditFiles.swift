@@ -21,7 +21,8 @@ public enum AuditFiles {
         path(config.audit.checkpointAnchorFile, default: "audit-anchor.jsonl", config: config)
     }
 
-    private static func path(_ configured: String, default name: String, config: MenshenConfiguration) -> String? {
+    /// A key or state file's path: `configured`, or `name` next to the SQLite file; nil with PostgreSQL when not configured.
+    static func path(_ configured: String, default name: String, config: MenshenConfiguration) -> String? {
         guard configured.isEmpty else { return configured }
         guard config.store.driver == .sqlite else { return nil }
         return ((config.store.sqlitePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name)
@@ -29,34 +30,36 @@ public enum AuditFiles {
 
     /// Loads the signing key (base64 of 32 raw bytes; the file must be mode 0600), or
     /// creates it (mode 0600, never overwriting a file another process created meanwhile)
-    /// when missing and `mayCreate`.
-    public static func loadOrCreateKey(path: String, mayCreate: Bool) throws -> AuditSigningKey {
+    /// when missing and `mayCreate`. Also loads other Ed25519 keys of the same file format
+    /// (the evidence-pack key): `what` names the key in messages, `missingHint` says how to get one.
+    public static func loadOrCreateKey(path: String, mayCreate: Bool, what: String = "audit signing key",
+                                       missingHint: String = "run `menshen audit key` on the deployment that signs") throws -> AuditSigningKey {
         let fm = FileManager.default
         if fm.fileExists(atPath: path) {
             if let mode = (try? fm.attributesOfItem(atPath: path))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
-                throw AuditFileError("\(path): the audit signing key must not be readable by group or others (chmod 600)")
+                throw AuditFileError("\(path): the \(what) must not be readable by group or others (chmod 600)")
             }
             guard let data = fm.contents(atPath: path), data.count <= 1024,
                   let bytes = Data(base64Encoded: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-            else { throw AuditFileError("\(path): not an audit signing key (base64 of 32 bytes)") }
+            else { throw AuditFileError("\(path): not an \(what) (base64 of 32 bytes)") }
             do { return try AuditSigningKey(rawRepresentation: Array(bytes)) } catch {
-                throw AuditFileError("\(path): not an audit signing key (base64 of 32 bytes)")
+                throw AuditFileError("\(path): not an \(what) (base64 of 32 bytes)")
             }
         }
-        guard mayCreate else { throw AuditFileError("\(path): no audit signing key (run `menshen audit key` on the deployment that signs)") }
+        guard mayCreate else { throw AuditFileError("\(path): no \(what) (\(missingHint))") }
         let key = AuditSigningKey()
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try? fm.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         // O_EXCL: two processes starting at once never overwrite each other's key.
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else {
-            if errno == EEXIST { return try loadOrCreateKey(path: path, mayCreate: false) }
-            throw AuditFileError("\(path): cannot create the audit signing key file")
+            if errno == EEXIST { return try loadOrCreateKey(path: path, mayCreate: false, what: what, missingHint: missingHint) }
+            throw AuditFileError("\(path): cannot create the \(what) file")
         }
         defer { close(fd) }
         let bytes = Array((Data(key.rawRepresentation).base64EncodedString() + "\n").utf8)
         guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, fsync(fd) == 0 else {
-            throw AuditFileError("\(path): cannot write the audit signing key file")
+            throw AuditFileError("\(path): cannot write the \(what) file")
         }
         return key
     }

@@ -1,0 +1,104 @@
+import Foundation
+import MenshenAssessment
+import MenshenConfig
+import MenshenStorage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Gathers what an evidence pack holds from the running deployment (the
+/// policies in force, the newest audit checkpoint, the signing key) and writes
+/// the pack file atomically: the I/O around MenshenAssessment's pure
+/// ``EvidencePack``.
+public enum EvidencePackAssembler {
+    /// What was written.
+    public struct Summary: Sendable {
+        public var path: String
+        /// Every file in the pack, in archive order.
+        public var files: [String]
+        public var bytes: Int
+        /// Lower-case hex SHA-256 of `manifest.json`.
+        public var manifestSHA256: String
+        public var keyFingerprint: String
+    }
+
+    // MARK: The signing key
+
+    /// The key file's path: `assessment.signing_key_file`, or `assessment.key` next to the
+    /// SQLite file. Nil with PostgreSQL when none is configured.
+    public static func keyPath(_ config: MenshenConfiguration) -> String? {
+        AuditFiles.path(config.assessment.signingKeyFile, default: "assessment.key", config: config)
+    }
+
+    /// The deployment's evidence-pack signing key, created (mode 0600) when missing and
+    /// `mayCreate` — by the audit key's loader, same file format and checks.
+    public static func signingKey(_ config: MenshenConfiguration, mayCreate: Bool) throws -> EvidencePackSigningKey {
+        guard let path = keyPath(config) else {
+            throw AssessmentError.evidencePack("no assessment.signing_key_file configured (required with PostgreSQL)")
+        }
+        let key = try AuditFiles.loadOrCreateKey(path: path, mayCreate: mayCreate, what: "evidence-pack signing key",
+                                                 missingHint: "run `menshen assess key` on the deployment that signs")
+        return try EvidencePackSigningKey(rawRepresentation: key.rawRepresentation)
+    }
+
+    // MARK: Writing a pack
+
+    /// Writes the evidence pack of `assessment` to `path` (atomically: a temporary file
+    /// in the same directory, fsync, rename; mode 0600). `attestations` carry each
+    /// attestation's evidence files by name; one missing or not matching its recorded
+    /// SHA-256 is refused and nothing is written. The policies in force and the newest
+    /// audit checkpoint are read from `store`.
+    public static func write(assessment: Assessment, reportHTML: String?, attestations: [(Attestation, [String: Data])],
+                             configuration: MenshenConfiguration, store: any MenshenStore, key: EvidencePackSigningKey,
+                             to path: String) async throws -> Summary {
+        let policies = try await store.currentPolicies().sorted { $0.policyID.rawValue < $1.policyID.rawValue }.map {
+            EvidencePackPolicy(id: $0.policyID.rawValue, version: $0.version, author: $0.author, comment: $0.comment,
+                               createdAt: $0.createdAt, text: $0.text)
+        }
+        var checkpoint: EvidencePackAuditCheckpoint?
+        if let c = try await store.lastCheckpoint() {
+            // The audit public key is added when its file is readable here; the checkpoint's key id names it either way.
+            let auditKey = AuditFiles.keyPath(configuration).flatMap { try? AuditFiles.loadOrCreateKey(path: $0, mayCreate: false) }
+            checkpoint = EvidencePackAuditCheckpoint(
+                sequence: c.sequence, eventID: c.eventID.uuidString.lowercased(), chainHash: c.hash, time: c.time, keyID: c.keyID,
+                signature: c.signature, publicKey: auditKey.flatMap { $0.verifyKey.keyID == c.keyID ? $0.verifyKey.base64 : nil })
+        }
+        let contents = EvidencePack.Contents(
+            assessment: assessment, reportHTML: reportHTML,
+            attestations: attestations.map { EvidencePack.AttestedEvidence(attestation: $0.0, files: $0.1.mapValues { Array($0) }) },
+            policies: policies, auditCheckpoint: checkpoint)
+        let built = try EvidencePack.build(contents, key: key)
+        try writeAtomically(built.archive, to: path)
+        return Summary(path: path, files: built.files.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }, bytes: built.archive.count,
+                       manifestSHA256: built.manifestSHA256, keyFingerprint: key.publicKey.fingerprint)
+    }
+
+    /// `bytes` to `path` via a new temporary file next to it (mode 0600), fsync and rename,
+    /// so a reader never sees half a pack and a failure leaves nothing behind.
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw AssessmentError.evidencePack("\(dir): no such directory for the pack")
+        }
+        let temp = (dir as NSString).appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString.lowercased()).tmp")
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw AssessmentError.evidencePack("\(path): cannot create a file in \(dir)") }
+        var ok = false
+        defer {
+            if !ok { unlink(temp) }
+        }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress.map { $0 + written }, bytes.count - written) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { close(fd); throw AssessmentError.evidencePack("\(path): write failed (errno \(errno))") }
+            written += n
+        }
+        guard fsync(fd) == 0 else { close(fd); throw AssessmentError.evidencePack("\(path): fsync failed (errno \(errno))") }
+        close(fd)
+        guard rename(temp, path) == 0 else { throw AssessmentError.evidencePack("\(path): cannot replace it (errno \(errno))") }
+        ok = true
+    }
+}
