@@ -90,7 +90,8 @@ struct AssessCommand: AsyncParsableCommand {
             let attestations = try await AssessmentRecords.storedAttestations(db)
             let previous = try await AssessmentRecords.latestAssessment(db)
             assessment = try await AssessmentRunner.assess(configuration: config, store: db, window: window, now: now,
-                                                           attestations: attestations, previous: previous)
+                                                           attestations: attestations, previous: previous,
+                                                           progress: { Self.progress($0) })
             // Every assessment is kept (append-only), so the next report can show what changed.
             _ = try await AssessmentRecords.saveAssessment(db, assessment)
             if let evidencePack, let packKey {

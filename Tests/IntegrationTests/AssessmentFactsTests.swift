@@ -6,7 +6,7 @@ import MenshenCore
 import MenshenIdentity
 import MenshenPolicyAdministrator
 import MenshenPolicyEngine
-import MenshenServer
+@testable import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
 import MenshenVisibility
@@ -197,6 +197,40 @@ struct AssessmentFactsTests {
         let be = PrincipleRules.evaluate(facts: broken, attestations: [], now: now)
         for id in ["3.2", "3.4", "5.3", "5.5"] { #expect(be[id]?.verdict == .notMet, "\(id) with a broken routes file") }
         #expect(be["3.2"]?.rationale.en.contains("missing-routes.yaml") == true)
+    }
+
+    @Test("a long event scan reports its progress (a line per N events read, and when it is done)")
+    func scanProgress() async throws {
+        let w = try await Self.world()
+        do { try await Self.scanProgressBody(w) } catch { await Self.close(w); throw error }
+        await Self.close(w)
+    }
+
+    static func scanProgressBody(_ w: World) async throws {
+        let users = try await w.store.listUsers()
+        for id in ["alice", "bob"] {
+            let user = try #require(users.first { $0.id.rawValue == id })
+            #expect(try await w.identity.setPassword(user: user, password: Self.password, actor: "test").isEmpty)
+            try await signIn(w, user.id)
+        }
+        final class Lines: @unchecked Sendable {
+            private let lock = NSLock()
+            private var lines: [String] = []
+            func add(_ l: String) { lock.lock(); lines.append(l); lock.unlock() }
+            var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
+        }
+        let lines = Lines()
+        var visited = 0
+        try await AssessmentFacts.scan(w.store, classes: [3002], start: t0.addingTimeInterval(-86_400), now: t0.addingTimeInterval(60),
+                                       progress: { lines.add($0) }, every: 1) { _ in visited += 1 }
+        #expect(visited >= 2)
+        #expect(lines.all.first == "read \(visited) events of class 3002 (up to \(ISO8601DateFormatter().string(from: t0)))", "\(lines.all)")
+        #expect(lines.all.last == "read \(visited) events of class 3002: done")
+        // Below the threshold nothing is said.
+        let quiet = Lines()
+        try await AssessmentFacts.scan(w.store, classes: [3002], start: t0.addingTimeInterval(-86_400), now: t0.addingTimeInterval(60),
+                                       progress: { quiet.add($0) }, every: 1_000) { _ in }
+        #expect(quiet.all.isEmpty)
     }
 
     @Test("the demo deployment assesses without error; nothing is met without a measurement or a valid attestation behind it")

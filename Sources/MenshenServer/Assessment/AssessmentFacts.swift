@@ -19,6 +19,8 @@ import MenshenVisibility
 /// and only counted: memory does not grow with the log.
 public enum AssessmentFacts {
     public static let pageSize = 1000
+    /// A long scan reports its progress once per this many events read.
+    public static let progressEvery = 100_000
     /// Larger events are skipped when a sign-in is parsed (the writers never produce one).
     static let maximumEventBytes = 256 * 1024
 
@@ -39,14 +41,15 @@ public enum AssessmentFacts {
     ]
 
     public static func gather(configuration config: MenshenConfiguration, store: any MenshenStore, window: TimeInterval, now: Date,
-                              environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> DeploymentFacts {
+                              environment: [String: String] = ProcessInfo.processInfo.environment,
+                              progress: (@Sendable (String) -> Void)? = nil) async throws -> DeploymentFacts {
         let start = now.addingTimeInterval(-window)
         var facts = DeploymentFacts(windowStart: start, windowEnd: now)
         let users = try await store.listUsers()
         let kinds = Dictionary(users.map { ($0.id.rawValue, $0.kind) }, uniquingKeysWith: { a, _ in a })
         try await directory(&facts, users: users, store: store)
-        try await signIns(&facts, kinds: kinds, store: store, start: start, now: now)
-        try await decisions(&facts, store: store, start: start, now: now)
+        try await signIns(&facts, kinds: kinds, store: store, start: start, now: now, progress: progress)
+        try await decisions(&facts, store: store, start: start, now: now, progress: progress)
         federation(&facts, config: config, environment: environment)
         try await gateway(&facts, config: config, store: store, now: now)
         try await devices(&facts, config: config, store: store, now: now)
@@ -111,13 +114,24 @@ public enum AssessmentFacts {
 
     // MARK: Events
 
-    static func scan(_ store: any MenshenStore, classes: [Int], start: Date, now: Date, visit: (StoredEvent) -> Void) async throws {
+    static func scan(_ store: any MenshenStore, classes: [Int], start: Date, now: Date, progress: (@Sendable (String) -> Void)? = nil,
+                     every progressEvery: Int = progressEvery, visit: (StoredEvent) -> Void) async throws {
         var cursor: Int64?
+        var read = 0
         let query = EventQuery(since: start, until: now, classUIDs: classes)
+        let what = "events of class " + classes.map(String.init).joined(separator: ", ")
         while true {
             let page = try await store.searchEvents(query, order: .oldestFirst, after: cursor, limit: pageSize)
             for e in page { visit(e) }
-            guard page.count == pageSize, let last = page.last else { return }
+            let before = read
+            read += page.count
+            if let progress, read / progressEvery > before / progressEvery, let last = page.last {
+                progress("read \(read) \(what) (up to \(ISO8601DateFormatter().string(from: last.event.time)))")
+            }
+            guard page.count == pageSize, let last = page.last else {
+                if let progress, read >= progressEvery { progress("read \(read) \(what): done") }
+                return
+            }
             cursor = last.sequence
         }
     }
@@ -126,13 +140,14 @@ public enum AssessmentFacts {
         "SELECT payload FROM events WHERE class_uid = \(classUID) AND time >= \(StoreCoding.millis(start)) AND time < \(StoreCoding.millis(now))"
     }
 
-    static func signIns(_ f: inout DeploymentFacts, kinds: [String: UserKind], store: any MenshenStore, start: Date, now: Date) async throws {
+    static func signIns(_ f: inout DeploymentFacts, kinds: [String: UserKind], store: any MenshenStore, start: Date, now: Date,
+                        progress: (@Sendable (String) -> Void)? = nil) async throws {
         final class Tally {
             var signIns = 0, mfa = 0, webauthn = 0, otp = 0, stepUps = 0
             var internalMin: Int?, externalMin: Int?
         }
         let t = Tally()
-        try await scan(store, classes: [3002], start: start, now: now) { e in
+        try await scan(store, classes: [3002], start: start, now: now, progress: progress) { e in
             guard e.event.payloadJSON.utf8.count <= maximumEventBytes,
                   let o = try? JSONSerialization.jsonObject(with: Data(e.event.payloadJSON.utf8)) as? [String: Any],
                   int(o["status_id"]) == 1 else { return }
@@ -164,11 +179,12 @@ public enum AssessmentFacts {
         f.identity.stepUpsCompleted = Fact(t.stepUps, query: window(3002, start, now) + " AND json_extract(payload,'$.activity_id') = 99 AND json_extract(payload,'$.status_id') = 1")
     }
 
-    static func decisions(_ f: inout DeploymentFacts, store: any MenshenStore, start: Date, now: Date) async throws {
+    static func decisions(_ f: inout DeploymentFacts, store: any MenshenStore, start: Date, now: Date,
+                          progress: (@Sendable (String) -> Void)? = nil) async throws {
         final class Tally { var decided = 0, enrolled = 0, hardware = 0, stepUp = 0, narrowed = 0, revoked = 0, alerted = 0, responses = 0, compliance = 0, findings = 0 }
         let t = Tally()
         // Substring tests on the stored JSON: client-supplied text is JSON-escaped, so a bare `"key":value` is structure.
-        try await scan(store, classes: [6001, 7001, 2003, 2004], start: start, now: now) { e in
+        try await scan(store, classes: [6001, 7001, 2003, 2004], start: start, now: now, progress: progress) { e in
             let p = e.event.payloadJSON
             switch e.event.classUID {
             case 6001:
