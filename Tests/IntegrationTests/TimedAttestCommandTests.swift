@@ -19,7 +19,7 @@ import Testing
 /// exits non-zero with a message naming the problem and leaves the store
 /// exactly as it was. And the assessment history through the store.
 @Suite("menshen attest (real binary, real SQLite) and the assessment history")
-struct AttestCommandTests {
+struct TimedAttestCommandTests {
     /// A data directory with a migrated, empty SQLite store and an evidence folder.
     struct World {
         let dir: URL
@@ -298,7 +298,7 @@ struct AttestCommandTests {
 /// `menshen attest` on PostgreSQL: a 20 MiB evidence file and a small one go in
 /// and come back byte for byte; a refused add stores nothing; revoke.
 @Suite("menshen attest on PostgreSQL (real binary)")
-struct AttestPostgresTests {
+struct TimedAttestPostgresTests {
     @Test("add with a 20 MiB file, list, file round trip, a refusal that stores nothing, revoke")
     func postgres() async throws {
         guard let database = try await Harness.offPool({ try TimedMultiNodeTests.createDatabase() }) else { return }
@@ -318,14 +318,14 @@ struct AttestPostgresTests {
         let add = try await cli(["add", "--principle", "5.4", "--statement", "Off-site backups restored in a drill.", "--by", "IT 主管",
                                  "--expires", "2099-01-01", "--file", big, "--file", small, "--json"])
         #expect(add.status == 0, "\(add.err)")
-        let id = try #require(try AttestCommandTests.object(add.out.split(separator: "\n").first ?? "")["id"] as? String)
+        let id = try #require(try TimedAttestCommandTests.object(add.out.split(separator: "\n").first ?? "")["id"] as? String)
         let missing = try await cli(["add", "--principle", "5.4", "--statement", "x", "--by", "y", "--expires", "2099-01-01", "--file", small,
                                      "--file", dir.appendingPathComponent("nope.pdf").path])
         #expect(missing.status != 0 && missing.err.contains("nope.pdf: no such file"), "\(missing.err)")
         let list = try await cli(["list", "--json"])
         let rows = list.out.split(separator: "\n")
         #expect(list.status == 0 && rows.count == 1, "the refused add stored nothing: \(list.out) \(list.err)")
-        let files = try AttestCommandTests.object(rows.first ?? "")["files"] as? [[String: Any]]
+        let files = try TimedAttestCommandTests.object(rows.first ?? "")["files"] as? [[String: Any]]
         #expect(files?.map { $0["sha256"] as? String } == [SecretHash.sha256Hex(bytes: Array(bigBytes)), SecretHash.sha256Hex(bytes: Array("restored 2026-10-30".utf8))])
         let out = dir.appendingPathComponent("out.tar").path
         let file = try await cli(["file", id, "backup-restore-test.tar", "--out", out])

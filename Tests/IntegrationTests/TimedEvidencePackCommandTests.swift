@@ -12,7 +12,7 @@ import Testing
 /// binary) on a real SQLite deployment seeded with the demo organisation and a
 /// signed audit checkpoint. GNU tar is the independent oracle for the archive.
 @Suite("menshen assess evidence pack")
-struct EvidencePackCommandTests {
+struct TimedEvidencePackCommandTests {
     struct Deployment {
         let dir: URL
         var data: String { dir.appendingPathComponent("menshen-data").path }
@@ -154,12 +154,12 @@ struct EvidencePackAssemblerTests {
         Attestation(id: "pentest-2026", principleID: "4.4", statement: "External penetration test, no open high findings",
                     attestedBy: "ciso@bank.example", attestedAt: Date(timeIntervalSince1970: 1_790_000_000),
                     expiresAt: Date(timeIntervalSince1970: 1_900_000_000),
-                    files: files.keys.sorted().map { Attestation.EvidenceFile(name: $0, sha256: EvidencePackCommandTests.sha256(files[$0]!), size: files[$0]!.count) })
+                    files: files.keys.sorted().map { Attestation.EvidenceFile(name: $0, sha256: TimedEvidencePackCommandTests.sha256(files[$0]!), size: files[$0]!.count) })
     }
 
     @Test("attestation files are packed and verify; a missing or altered file is refused and nothing is written")
     func attestationFiles() async throws {
-        let d = try await EvidencePackCommandTests.Deployment.make()
+        let d = try await TimedEvidencePackCommandTests.Deployment.make()
         defer { d.cleanup() }
         let config = try ConfigLoader.load(file: nil, environment: [:], overrides: ["store.driver": "sqlite", "store.sqlite.path": d.data + "/menshen.sqlite"])
         let store = try SQLiteStore(path: d.data + "/menshen.sqlite")
@@ -175,7 +175,7 @@ struct EvidencePackAssemblerTests {
             #expect(summary.files.contains("attestations/pentest-2026/report.pdf") && summary.files.contains("report.html"))
             let v = EvidencePack.verify(Array(try Data(contentsOf: URL(fileURLWithPath: d.pack))), trustedKeys: [key.publicKey])
             #expect(v.valid, "\(v.failures)")
-            #expect(try await EvidencePackCommandTests.tar(["-xOf", d.pack, "attestations/pentest-2026/report.pdf"]).out == report)
+            #expect(try await TimedEvidencePackCommandTests.tar(["-xOf", d.pack, "attestations/pentest-2026/report.pdf"]).out == report)
 
             let other = d.dir.appendingPathComponent("other.tar").path
             for files in [[:], ["report.pdf": Data("%PDF-1.7 edited".utf8)]] as [[String: Data]] {

@@ -7,7 +7,7 @@ import Testing
 /// (`scripts/validate-assessment.py`), and bad options refused with a clear
 /// message and no file written.
 @Suite("menshen assess: the maturity report over the demo deployment")
-struct AssessCommandTests {
+struct TimedAssessCommandTests {
     static var python: String { Harness.packageRoot.appendingPathComponent(".venv-test/bin/python").path }
 
     /// Runs scripts/validate-assessment.py on a file: exit status and output.
@@ -195,19 +195,19 @@ struct AssessCommandTests {
 /// changed, and the evidence pack carries the HTML report and the
 /// attestation's file byte for byte.
 @Suite("menshen assess: attestations, history and the evidence pack together")
-struct AssessWiringTests {
+struct TimedAssessWiringTests {
     @Test("attest 4.4 → the next assessment meets it and says what changed; the pack verifies and carries the file and the HTML report")
     func wiring() async throws {
         let dir = try Harness.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let (pack, bytes) = try await Harness.offPool { try Self.wiringBody(dir) }
         // GNU tar (the independent reader) extracts the attestation's file and the HTML report from the pack.
-        let list = try await EvidencePackCommandTests.tar(["-tf", pack.path])
+        let list = try await TimedEvidencePackCommandTests.tar(["-tf", pack.path])
         let paths = String(decoding: list.out, as: UTF8.self).split(separator: "\n").map(String.init)
         #expect(paths.contains("report.html"), "\(paths)")
         let filePath = try #require(paths.first { $0.hasPrefix("attestations/") && $0.hasSuffix("/pentest-2026.pdf") }, "\(paths)")
-        #expect(try await EvidencePackCommandTests.tar(["-xOf", pack.path, filePath]).out == bytes)
-        let html = try await EvidencePackCommandTests.tar(["-xOf", pack.path, "report.html"]).out
+        #expect(try await TimedEvidencePackCommandTests.tar(["-xOf", pack.path, filePath]).out == bytes)
+        let html = try await TimedEvidencePackCommandTests.tar(["-xOf", pack.path, "report.html"]).out
         #expect(String(decoding: html, as: UTF8.self).contains("id=\"heatmap\""))
     }
 
@@ -220,7 +220,7 @@ struct AssessWiringTests {
     }
 
     static func wiringBody(_ dir: URL) throws -> (URL, Data) {
-        let data = try AssessCommandTests.seededDemo(in: dir)
+        let data = try TimedAssessCommandTests.seededDemo(in: dir)
         func menshen(_ args: [String]) throws -> (status: Int32, out: String, err: String) { try Harness.run(args, timeout: 120) }
 
         let first = dir.appendingPathComponent("first.json")
