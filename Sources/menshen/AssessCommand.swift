@@ -199,23 +199,18 @@ struct AssessCommand: AsyncParsableCommand {
         }
     }
 
-    /// Writes `data` to a temporary file beside `path`, flushes it, and renames
-    /// it over `path`: readers see the old file or the whole new one, never a part.
+    /// Writes `data` atomically (``AtomicFile``: a temporary file beside `path`,
+    /// fsync, rename): readers see the old file or the whole new one, never a part.
     static func writeAtomically(_ data: Data, to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        let tmp = (dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).tmp-\(UUID().uuidString.prefix(8))"
-        guard FileManager.default.createFile(atPath: tmp, contents: nil, attributes: [.posixPermissions: 0o644]) else {
-            throw AssessCommandError("cannot write \(path): cannot create a file in \(dir.isEmpty ? "." : dir)")
-        }
         do {
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp))
-            defer { try? handle.close() }
-            try handle.write(contentsOf: data)
-            try handle.synchronize()
-            guard rename(tmp, path) == 0 else { throw AssessCommandError("cannot write \(path): \(String(cString: strerror(errno)))") }
+            try AtomicFile.write([UInt8](data), to: path, mode: 0o644)
         } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw error is AssessCommandError ? error : AssessCommandError("cannot write \(path): \(error)")
+            let why = switch error {
+            case .noDirectory(let dir): "the directory \(dir) does not exist"
+            case .cannotCreate(let dir): "cannot create a file in \(dir)"
+            case .writeFailed(let e), .fsyncFailed(let e), .renameFailed(let e): String(cString: strerror(e))
+            }
+            throw AssessCommandError("cannot write \(path): \(why)")
         }
     }
 

@@ -73,32 +73,19 @@ public enum EvidencePackAssembler {
                        manifestSHA256: built.manifestSHA256, keyFingerprint: key.publicKey.fingerprint)
     }
 
-    /// `bytes` to `path` via a new temporary file next to it (mode 0600), fsync and rename,
-    /// so a reader never sees half a pack and a failure leaves nothing behind.
+    /// `bytes` to `path` via a new temporary file next to it (mode 0600), fsync and rename
+    /// (``AtomicFile``), so a reader never sees half a pack and a failure leaves nothing behind.
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw AssessmentError.evidencePack("\(dir): no such directory for the pack")
+        do {
+            try AtomicFile.write(bytes, to: path, mode: 0o600)
+        } catch {
+            switch error {
+            case .noDirectory(let dir): throw AssessmentError.evidencePack("\(dir): no such directory for the pack")
+            case .cannotCreate(let dir): throw AssessmentError.evidencePack("\(path): cannot create a file in \(dir)")
+            case .writeFailed(let e): throw AssessmentError.evidencePack("\(path): write failed (errno \(e))")
+            case .fsyncFailed(let e): throw AssessmentError.evidencePack("\(path): fsync failed (errno \(e))")
+            case .renameFailed(let e): throw AssessmentError.evidencePack("\(path): cannot replace it (errno \(e))")
+            }
         }
-        let temp = (dir as NSString).appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString.lowercased()).tmp")
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw AssessmentError.evidencePack("\(path): cannot create a file in \(dir)") }
-        var ok = false
-        defer {
-            if !ok { unlink(temp) }
-        }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress.map { $0 + written }, bytes.count - written) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { close(fd); throw AssessmentError.evidencePack("\(path): write failed (errno \(errno))") }
-            written += n
-        }
-        guard fsync(fd) == 0 else { close(fd); throw AssessmentError.evidencePack("\(path): fsync failed (errno \(errno))") }
-        close(fd)
-        guard rename(temp, path) == 0 else { throw AssessmentError.evidencePack("\(path): cannot replace it (errno \(errno))") }
-        ok = true
     }
 }
