@@ -84,6 +84,8 @@ struct AssessCommand: AsyncParsableCommand {
         Self.progress("assessing \(config.organisation.name) over \(Self.describe(window)) (\(config.store.driver.rawValue) store) …")
         let report = AssessmentReport(language: language.report)
         let assessment: Assessment
+        // The HTML report, when the pack carries it, is rendered once and reused for --format html or pdf.
+        var renderedHTML: Data?
         do {
             // The pack's key first: a deployment that cannot sign fails before anything is measured or stored.
             let packKey = try evidencePack.map { _ in try EvidencePackAssembler.signingKey(config, mayCreate: config.store.driver == .sqlite) }
@@ -104,7 +106,9 @@ struct AssessCommand: AsyncParsableCommand {
                     }
                     evidence.append((a, files))
                 }
-                let html = String(decoding: try report.render(assessment, format: .html), as: UTF8.self)
+                let htmlBytes = try report.render(assessment, format: .html)
+                renderedHTML = htmlBytes
+                let html = String(decoding: htmlBytes, as: UTF8.self)
                 let summary = try await EvidencePackAssembler.write(assessment: assessment, reportHTML: html, attestations: evidence,
                                                                     configuration: config, store: db, key: packKey, to: evidencePack)
                 // What a regulator is sent along with the pack; on standard error when the report itself goes to standard output.
@@ -126,11 +130,11 @@ struct AssessCommand: AsyncParsableCommand {
             if let out {
                 let bytes: Data
                 switch format {
-                case .html: bytes = try report.render(assessment, format: .html)
+                case .html: bytes = try renderedHTML ?? report.render(assessment, format: .html)
                 case .json: bytes = try report.render(assessment, format: .json)
                 case .csv: bytes = try report.render(assessment, format: .csv)
                 case .md: bytes = try report.render(assessment, format: .md)
-                case .pdf: bytes = try await Self.printPDF(html: try report.render(assessment, format: .html), chromium: chromium ?? "chromium")
+                case .pdf: bytes = try await Self.printPDF(html: try renderedHTML ?? report.render(assessment, format: .html), chromium: chromium ?? "chromium")
                 }
                 if out == "-" {
                     FileHandle.standardOutput.write(bytes)
