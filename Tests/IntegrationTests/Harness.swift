@@ -128,7 +128,7 @@ enum Harness {
     static func get(_ url: String, headers: [String: String] = [:]) async throws -> (status: Int, body: String, headers: [String: String]) {
         guard let u = URL(string: url) else { throw HarnessError("bad URL \(url)") }
         var request = URLRequest(url: u)
-        request.timeoutInterval = 10
+        request.timeoutInterval = 90  // a loaded parallel run can starve the in-process server for tens of seconds
         for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
         let (data, response) = try await URLSession.shared.data(for: request)
         let http = response as? HTTPURLResponse

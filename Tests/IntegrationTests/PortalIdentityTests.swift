@@ -30,7 +30,7 @@ struct PortalIdentityTests {
 
     static func httpSync(_ method: String, _ url: String, cookies: [String: String] = [:], form: [(String, String)] = [],
                          headers: [String: String] = [:], rawBody: String? = nil) throws -> Exchange {
-        var args = ["-s", "-i", "-X", method, url, "--max-time", "20"]
+        var args = ["-s", "-i", "-X", method, url, "--max-time", "90"]  // long: a loaded parallel run starves the server
         if !cookies.isEmpty { args += ["-H", "Cookie: " + cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ")] }
         for (k, v) in headers { args += ["-H", "\(k): \(v)"] }
         for (k, v) in form { args += ["--data-urlencode", "\(k)=\(v)"] }

@@ -290,7 +290,7 @@ struct ProxyTests {
                     #expect(gate.asked.count == askedBefore && upstream.seen.count == seenBefore, "\(trick): refused but seen")
                     continue
                 }
-                #expect(r.stdout == "200", "\(trick): \(r.stdout) \(r.stderr)")
+                #expect(r.stdout == "200", "\(trick): curl exit \(r.exitCode) \(r.stderr)")
                 let decided = try #require(gate.asked.all.last)
                 let received = try #require(upstream.seen.all.last)
                 let decidedTarget = decided.query.map { "\(decided.path)?\($0)" } ?? decided.path

@@ -246,11 +246,15 @@ struct CurlResult: Sendable {
     var stderr: String
 }
 
+/// Runs curl. It waits up to 90 s by default, longer than the proxies' 60 s test gate timeout: the test gates
+/// answer from the cooperative pool, which a loaded parallel run can starve for tens of seconds, and a client that
+/// gave up first would fail a test for the machine's load (curl prints "000"). Tests of timeouts pass their own
+/// `--max-time`, which overrides this one.
 func curl(_ arguments: [String]) async -> CurlResult {
     await offPool {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-sS", "--max-time", "20"] + arguments
+        process.arguments = ["-sS", "--max-time", "90"] + arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

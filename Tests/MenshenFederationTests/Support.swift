@@ -208,7 +208,7 @@ struct Browser: Sendable {
         try await onThread {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            var arguments = ["curl", "-s", "-S", "-i", "--max-time", "30", "-H", "Expect:", "-X", method]
+            var arguments = ["curl", "-s", "-S", "-i", "--max-time", "90", "-H", "Expect:", "-X", method]
             if let contentType { arguments += ["-H", "Content-Type: \(contentType)"] }
             if body != nil { arguments += ["--data-binary", "@-"] }
             process.arguments = arguments + [url]
