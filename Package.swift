@@ -130,7 +130,7 @@ let package = Package(
         // Store protocols, records, migrations vocabulary and the in-memory store.
         .target(
             name: "MenshenStorage",
-            dependencies: ["MenshenCore"],
+            dependencies: ["MenshenCore", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .target(

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import MenshenCore
 
@@ -9,22 +10,43 @@ public enum EventChain {
     /// The hasher every writer passes to ``EventStore/appendEvents(_:hasher:)``.
     public static let hasher: EventChainHasher = { previous, event in hash(previous: previous, event: event) }
 
+    /// SHA-256 over `len:bytes` fields, fed to the hasher in place: the payload (the bulk of an event) is
+    /// never copied, and the small fields are formatted without Foundation (every event is hashed when
+    /// written and again whenever the chain is checked).
     public static func hash(previous: String, event: NewEvent) -> String {
-        var bytes: [UInt8] = []
+        var sha = SHA256()
         func field(_ s: String) {
-            let u = Array(s.utf8)
-            bytes += "\(u.count):".utf8
-            bytes += u
+            var s = s
+            s.withUTF8 { u in
+                lengthPrefix(u.count, into: &sha)
+                sha.update(bufferPointer: UnsafeRawBufferPointer(u))
+            }
         }
         field("menshen-event-v1")
         field(previous)
-        field(event.id.uuidString)
+        field(UUIDText.upper(event.id))
         field(String(StoreCoding.millis(event.time)))
         field(String(event.classUID))
         field(String(event.severityID))
         field(event.userID?.rawValue ?? "")
         field(event.payloadJSON)
-        return SecretHash.sha256Hex(bytes: bytes)
+        return SecretHash.hex(sha.finalize())
+    }
+
+    /// `"<count>:"` in ASCII decimal.
+    private static func lengthPrefix(_ count: Int, into sha: inout SHA256) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buf in
+            var n = UInt64(count), i = buf.count - 1
+            buf[i] = UInt8(ascii: ":")
+            repeat {
+                i -= 1
+                buf[i] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+            } while n > 0
+            sha.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buf[i...]))
+        }
     }
 
     /// Checks a contiguous run of records; returns the sequence of the first

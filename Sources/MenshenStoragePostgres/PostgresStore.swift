@@ -498,7 +498,7 @@ public final class PostgresStore: MenshenStore {
                 // never empty, so '' stands for NULL in the text array. A repeated id fails the unique index: nothing is stored.
                 for start in stride(from: 0, to: stored.count, by: Self.eventInsertChunk) {
                     let chunk = stored[start..<min(start + Self.eventInsertChunk, stored.count)]
-                    let seqs = chunk.map(\.sequence), ids = chunk.map(\.event.id.uuidString)
+                    let seqs = chunk.map(\.sequence), ids = chunk.map { UUIDText.upper($0.event.id) }
                     let times = chunk.map { StoreCoding.millis($0.event.time) }
                     let classes = chunk.map { Int64($0.event.classUID) }, severities = chunk.map { Int64($0.event.severityID) }
                     let users = chunk.map { $0.event.userID?.rawValue ?? "" }, payloads = chunk.map(\.event.payloadJSON)
@@ -522,7 +522,7 @@ public final class PostgresStore: MenshenStore {
 
     private func eventRows(_ q: PostgresQuery) async throws -> [StoredEvent] {
         try await rows(q, as: (Int64, String, Int64, Int, Int, String?, String, String, String).self).map { r in
-            guard let id = UUID(uuidString: r.1) else { throw StoreError(.corrupt, "event id \(r.1) is not a UUID") }
+            guard let id = UUIDText.parse(r.1) else { throw StoreError(.corrupt, "event id \(r.1) is not a UUID") }
             let e = NewEvent(id: id, time: StoreCoding.date(millis: r.2), classUID: r.3, severityID: r.4,
                              userID: r.5.map(UserID.init), payloadJSON: r.6)
             return StoredEvent(sequence: r.0, event: e, previousHash: r.7, hash: r.8)

@@ -557,7 +557,7 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
             sequence += 1
             let h = hasher(previous, e)
             do {
-                try insert.execute(arguments: [sequence, e.id.uuidString, StoreCoding.millis(e.time), e.classUID, e.severityID,
+                try insert.execute(arguments: [sequence, UUIDText.upper(e.id), StoreCoding.millis(e.time), e.classUID, e.severityID,
                                                e.userID?.rawValue, e.payloadJSON, previous, h])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
                 throw StoreError(.conflict, "event \(e.id) already stored")
@@ -568,26 +568,32 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         return stored
     }
 
+    /// The event columns in the order ``storedEvent(_:)`` reads them (by index: GRDB's look-up by name
+    /// folds the name's case for every column of every row).
+    static let eventColumns = "seq, id, time, class_uid, severity_id, user_id, payload, prev_hash, hash"
+
     static func storedEvent(_ r: Row) throws -> StoredEvent {
-        let idText: String = try r.decode(forColumn: "id")
-        guard let id = UUID(uuidString: idText) else { throw StoreError(.corrupt, "event id \(idText) is not a UUID") }
-        let user: String? = try r.decode(forColumn: "user_id")
-        let e = NewEvent(id: id, time: StoreCoding.date(millis: try r.decode(forColumn: "time")), classUID: try r.decode(forColumn: "class_uid"),
-                         severityID: try r.decode(forColumn: "severity_id"), userID: user.map(UserID.init),
-                         payloadJSON: try r.decode(forColumn: "payload"))
-        return StoredEvent(sequence: try r.decode(forColumn: "seq"), event: e, previousHash: try r.decode(forColumn: "prev_hash"),
-                           hash: try r.decode(forColumn: "hash"))
+        let idText: String = try r.decode(atIndex: 1)
+        guard let id = UUIDText.parse(idText) else { throw StoreError(.corrupt, "event id \(idText) is not a UUID") }
+        let user: String? = try r.decode(atIndex: 5)
+        let e = NewEvent(id: id, time: StoreCoding.date(millis: try r.decode(atIndex: 2)), classUID: try r.decode(atIndex: 3),
+                         severityID: try r.decode(atIndex: 4), userID: user.map(UserID.init), payloadJSON: try r.decode(atIndex: 6))
+        return StoredEvent(sequence: try r.decode(atIndex: 0), event: e, previousHash: try r.decode(atIndex: 7), hash: try r.decode(atIndex: 8))
     }
 
     public func events(after sequence: Int64, limit: Int) async throws -> [StoredEvent] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [sequence, max(0, limit)])
-                .map(Self.storedEvent)
+            var out: [StoredEvent] = []
+            out.reserveCapacity(min(max(0, limit), 10_000))
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT \(Self.eventColumns) FROM events WHERE seq > ? ORDER BY seq LIMIT ?"),
+                                           arguments: [sequence, max(0, limit)])
+            while let row = try rows.next() { out.append(try Self.storedEvent(row)) }
+            return out
         }
     }
 
     public func lastEvent() async throws -> StoredEvent? {
-        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM events ORDER BY seq DESC LIMIT 1").map(Self.storedEvent) }
+        try await read { db in try Row.fetchOne(db, sql: "SELECT \(Self.eventColumns) FROM events ORDER BY seq DESC LIMIT 1").map(Self.storedEvent) }
     }
 
     public func pruneEvents(_ prune: EventPruneRecord) async throws -> Int {
@@ -641,7 +647,7 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         }
         for t in query.payloadContains { clauses.append("instr(payload, ?) > 0"); arguments.append(t) }
         arguments.append(max(0, limit))
-        let sql = "SELECT * FROM events WHERE " + clauses.joined(separator: " AND ")
+        let sql = "SELECT \(Self.eventColumns) FROM events WHERE " + clauses.joined(separator: " AND ")
             + (order == .oldestFirst ? " ORDER BY seq LIMIT ?" : " ORDER BY seq DESC LIMIT ?")
         let bound = StatementArguments(arguments)
         return try await read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map(Self.storedEvent) }

@@ -101,7 +101,8 @@ public struct IdentityEvents: Sendable {
 
     private func append(_ event: [String: Any], user: UserID?, severity: Int) async throws {
         let json = try EventJSON.encode(event)
-        let record = NewEvent(id: random.uuid(), time: clock.now(), classUID: event["class_uid"] as? Int ?? 0,
+        let now = clock.now()
+        let record = NewEvent(id: random.eventID(at: now), time: now, classUID: event["class_uid"] as? Int ?? 0,
                               severityID: severity, userID: user, payloadJSON: json)
         _ = try await store.appendEvents([record], hasher: EventChain.hasher)
     }

@@ -85,7 +85,7 @@ public protocol DecisionRecorder: Sendable {
 /// bound or stalling the data path.
 public final class DecisionLog: DecisionRecorder, Service {
     public static let defaultCapacity = 50_000
-    public static let batchSize = 500
+    public static let batchSize = 2_000
     /// Most decisions waiting to be written.
     public let capacity: Int
 
@@ -175,11 +175,11 @@ public final class DecisionLog: DecisionRecorder, Service {
         }
         let alert = t.alert
         let severity = alert.map(Self.severityID) ?? (allowed ? 1 : 2)
-        let uid = random.uuid()
+        let uid = random.eventID(at: t.time)
         var out = [NewEvent(id: uid, time: t.time, classUID: 6001, severityID: severity, userID: t.user.map { UserID($0) },
                             payloadJSON: Self.activityJSON(t, uid: uid, activity: activity, severity: severity, alert: alert != nil))]
         if let alert {
-            let findingID = random.uuid()
+            let findingID = random.eventID(at: t.time)
             let source: JSON = t.sourceIP.isEmpty ? ["name": "unknown"] : ["ip": .string(t.sourceIP)]
             let policies = t.decision?.determiningPolicies ?? []
             let finding: JSON = [
@@ -187,10 +187,10 @@ public final class DecisionLog: DecisionRecorder, Service {
                 "severity_id": .number(Self.severityID(alert)), "time": .int(StoreCoding.millis(t.time)),
                 "metadata": Self.metadata(uid: findingID, profiles: []),
                 "is_alert": true, "status_id": 1, "status": "New",
-                "finding_info": ["uid": .string(findingID.uuidString.lowercased()),
+                "finding_info": ["uid": .string(UUIDText.lower(findingID)),
                                  "title": .string("Access alert (\(alert.rawValue)): \(t.user ?? "unknown user") \(t.outcome.rawValue) on \(t.application ?? t.host)"),
                                  "types": ["Access policy alert"], "analytic": ["name": .string(policies.joined(separator: ",")), "type_id": 1, "type": "Rule"],
-                                 "related_events": [["uid": .string(uid.uuidString.lowercased()), "type_uid": .number(6001 * 100 + activity)]]],
+                                 "related_events": [["uid": .string(UUIDText.lower(uid)), "type_uid": .number(6001 * 100 + activity)]]],
                 "resources": [["uid": .string(t.application ?? ""), "type": "Application"]],
                 "evidences": [["src_endpoint": source,
                                "actor": ["user": ["uid": .string(t.user ?? ""), "name": .string(t.user ?? "")]]]],
@@ -205,7 +205,7 @@ public final class DecisionLog: DecisionRecorder, Service {
     /// key order (``EventJSON/ObjectWriter``): this runs once per request.
     public static func activityJSON(_ t: DecisionTrail, uid: UUID, activity: Int, severity: Int, alert: Bool) -> String {
         let allowed = t.outcome == .allow
-        let uidText = uid.uuidString.lowercased()
+        let uidText = UUIDText.lower(uid)
         var w = EventJSON.ObjectWriter()
         w.int("action_id", allowed ? 1 : 2)
         w.int("activity_id", activity)
@@ -331,7 +331,7 @@ public final class DecisionLog: DecisionRecorder, Service {
     typealias JSON = EventJSON.Value
 
     static func metadata(uid: UUID, profiles: [String]) -> JSON {
-        var m: [String: JSON] = ["version": .string(IdentityEvents.ocsfVersion), "uid": .string(uid.uuidString.lowercased()),
+        var m: [String: JSON] = ["version": .string(IdentityEvents.ocsfVersion), "uid": .string(UUIDText.lower(uid)),
                                  "product": ["name": "Menshen", "vendor_name": "Menshen project", "version": .string(IdentityEvents.productVersion)]]
         if !profiles.isEmpty { m["profiles"] = .strings(profiles) }
         return .object(m)

@@ -41,6 +41,9 @@ struct CorrelationWindow: Sendable {
     /// Detection rule index → position in `rule.rules`.
     let positions: [Int: Int]
     let maxGroups: Int
+    /// Per position in `rule.rules`, the path of each `group-by` field (its alias for that rule, if any);
+    /// nil where the name is not a valid path (such an event then takes no part). Resolved once, not per event.
+    let groupPaths: [[FieldPath?]]
     private(set) var groups: [String: Group] = [:]
 
     init(rule: SigmaCorrelationRule, references: [Int], maxGroups: Int) {
@@ -49,16 +52,19 @@ struct CorrelationWindow: Sendable {
         for (k, i) in references.enumerated() { p[i] = k }
         positions = p
         self.maxGroups = max(1, maxGroups)
+        groupPaths = rule.rules.map { ref in
+            rule.groupBy.map { g in
+                if let alias = rule.aliases[g], let path = alias[ref] { return path }
+                return try? FieldPath(g)
+            }
+        }
     }
 
     /// The group-by values of an event matched by the referenced rule at `position`; `nil` when one is missing.
     func groupValues(_ event: DetectionEvent, position: Int) -> [String: String]? {
         var out: [String: String] = [:]
-        let ref = rule.rules[position]
-        for g in rule.groupBy {
-            let path: FieldPath?
-            if let alias = rule.aliases[g] { path = alias[ref] ?? (try? FieldPath(g)) } else { path = try? FieldPath(g) }
-            guard let path, let text = event.first(path)?.scalarText, !text.isEmpty else { return nil }
+        for (k, g) in rule.groupBy.enumerated() {
+            guard let path = groupPaths[position][k], let text = event.first(path)?.scalarText, !text.isEmpty else { return nil }
             out[g] = String(text.prefix(512))
         }
         return out
@@ -71,7 +77,8 @@ struct CorrelationWindow: Sendable {
         let t = event.time
         var out: [DetectionFinding] = []
         var group: Group
-        if let existing = groups[key] {
+        // Taken out of the dictionary (not copied) so that appending to its arrays does not copy them.
+        if let existing = groups.removeValue(forKey: key) {
             group = existing
             // A whole-window threshold whose window has passed is judged before this match opens a new one.
             if !(rule.threshold?.decidableEarly ?? true), t > group.windowStart.addingTimeInterval(rule.timespan) {
@@ -121,8 +128,7 @@ struct CorrelationWindow: Sendable {
             }
         }
         if fired {
-            out.append(finding(group, detail: summary(group)))
-            groups.removeValue(forKey: key)   // start afresh: one burst, one finding
+            out.append(finding(group, detail: summary(group)))   // not put back: start afresh, one burst, one finding
         } else {
             groups[key] = group
         }

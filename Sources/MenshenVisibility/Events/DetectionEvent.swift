@@ -1,4 +1,5 @@
 import Foundation
+import MenshenCore
 import MenshenStorage
 
 /// One event as the detection engine reads it: the parsed OCSF object, the
@@ -79,7 +80,7 @@ public struct DetectionEvent: Sendable, Equatable {
 
     /// An event about to be stored.
     public init(_ event: NewEvent, projection: EventProjection? = nil) throws(VisibilityError) {
-        try self.init(id: event.id.uuidString.lowercased(), time: event.time, json: event.payloadJSON, projection: projection)
+        try self.init(id: UUIDText.lower(event.id), time: event.time, json: event.payloadJSON, projection: projection)
     }
 
     /// Equal id, time and payload as parsed.

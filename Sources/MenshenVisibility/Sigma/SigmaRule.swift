@@ -84,6 +84,19 @@ public struct SigmaDetectionRule: Sendable {
     public var logsource: LogSource
     let searches: [String: Search]
     let condition: SigmaCondition
+    /// `searches` in name order, and `condition` over their indices: what ``matches(_:)`` evaluates for
+    /// every event without hashing a name or allocating a memo.
+    private let searchList: [Search]
+    private let compiled: CompiledCondition
+
+    init(metadata: RuleMetadata, logsource: LogSource, searches: [String: Search], condition: SigmaCondition) {
+        self.metadata = metadata; self.logsource = logsource; self.searches = searches; self.condition = condition
+        let names = searches.keys.sorted()
+        var index: [String: Int] = [:]
+        for (i, n) in names.enumerated() { index[n] = i }
+        searchList = names.map { searches[$0]! }
+        compiled = CompiledCondition(condition, index: index)
+    }
 
     enum Search: Sendable {
         /// A map: every field matches.
@@ -99,14 +112,53 @@ public struct SigmaDetectionRule: Sendable {
         }
     }
 
-    /// Whether the event satisfies the rule (its log source class and its condition).
+    /// ``SigmaCondition`` with identifiers resolved to indices into `searchList` (-1: no such search,
+    /// which never matches, as before).
+    indirect enum CompiledCondition: Sendable {
+        case search(Int)
+        case and([CompiledCondition])
+        case or([CompiledCondition])
+        case not(CompiledCondition)
+        case anyOf([Int])
+        case allOf([Int])
+
+        init(_ c: SigmaCondition, index: [String: Int]) {
+            switch c {
+            case .identifier(let n): self = .search(index[n] ?? -1)
+            case .and(let parts): self = .and(parts.map { CompiledCondition($0, index: index) })
+            case .or(let parts): self = .or(parts.map { CompiledCondition($0, index: index) })
+            case .not(let inner): self = .not(CompiledCondition(inner, index: index))
+            case .anyOf(let names): self = .anyOf(names.map { index[$0] ?? -1 })
+            case .allOf(let names): self = .allOf(names.map { index[$0] ?? -1 })
+            }
+        }
+
+        func evaluate(_ search: (Int) -> Bool) -> Bool {
+            switch self {
+            case .search(let i): search(i)
+            case .and(let parts): parts.allSatisfy { $0.evaluate(search) }
+            case .or(let parts): parts.contains { $0.evaluate(search) }
+            case .not(let inner): !inner.evaluate(search)
+            case .anyOf(let ids): ids.contains(where: search)
+            case .allOf(let ids): ids.allSatisfy(search)
+            }
+        }
+    }
+
+    /// Whether the event satisfies the rule (its log source class and its condition). Each search is
+    /// evaluated at most once per event (remembered in two bit sets; a rule with more than 64 searches
+    /// evaluates the ones past the 64th each time they are named).
     public func matches(_ event: DetectionEvent) -> Bool {
         if let cls = logsource.classUID, event.classUID != cls { return false }
-        var memo: [String: Bool] = [:]
-        return condition.evaluate { name in
-            if let known = memo[name] { return known }
-            let result = searches[name]?.matches(event) ?? false
-            memo[name] = result
+        var known: UInt64 = 0, value: UInt64 = 0
+        return compiled.evaluate { i in
+            guard i >= 0 else { return false }
+            guard i < 64 else { return searchList[i].matches(event) }
+            let bit: UInt64 = 1 << UInt64(i)
+            if known & bit != 0 { return value & bit != 0 }
+            let result = searchList[i].matches(event)
+            known |= bit
+            if result { value |= bit }
             return result
         }
     }
