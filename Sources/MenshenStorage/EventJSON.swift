@@ -196,19 +196,19 @@ extension EventJSON {
         /// A JSON string: printable ASCII without `"` or a backslash is copied as it is (one pass); anything else goes
         /// through ``EventJSON/string(_:into:)``, so the escaping rules live in one place.
         private mutating func quoted(_ v: String) {
-            let start = bytes.count
-            bytes.append(UInt8(ascii: "\""))
-            for b in v.utf8 {
-                guard b >= 0x20, b < 0x7F, b != 0x22, b != 0x5C else {
-                    bytes.removeLast(bytes.count - start)
-                    var escaped = ""
-                    EventJSON.string(v, into: &escaped)
-                    bytes.append(contentsOf: escaped.utf8)
-                    return
-                }
-                bytes.append(b)
+            // Printable ASCII without quote or backslash (nearly every value) is copied in one go.
+            var v = v
+            let copied = v.withUTF8 { u -> Bool in
+                guard u.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }) else { return false }
+                bytes.append(UInt8(ascii: "\""))
+                bytes.append(contentsOf: u)
+                bytes.append(UInt8(ascii: "\""))
+                return true
             }
-            bytes.append(UInt8(ascii: "\""))
+            guard !copied else { return }
+            var escaped = ""
+            EventJSON.string(v, into: &escaped)
+            bytes.append(contentsOf: escaped.utf8)
         }
 
         public mutating func string(_ k: String, _ v: String) { key(k); quoted(v) }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MenshenCore
 
 /// What a detection produces: the substance of an OCSF Detection Finding
 /// (class 2004), with ``ocsf`` giving the event itself.
@@ -37,7 +38,7 @@ public struct DetectionFinding: Sendable, Equatable {
                      user ?? "", evidence.joined(separator: ","), String(Int64(lastTime.timeIntervalSince1970 * 1000))] {
             h.update(data: Data(part.utf8)); h.update(data: Data([0]))
         }
-        let hex = h.finalize().prefix(16).map { String(format: "%02x", $0) }.joined()
+        let hex = SecretHash.hex(h.finalize().prefix(16))
         // Shaped as a UUID (version nibble 8: custom, RFC 9562) for stores that index uids as UUIDs.
         let chars = Array(hex)
         uid = "\(String(chars[0..<8]))-\(String(chars[8..<12]))-8\(String(chars[13..<16]))-\(String(chars[16..<20]))-\(String(chars[20..<32]))"

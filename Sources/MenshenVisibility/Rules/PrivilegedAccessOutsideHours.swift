@@ -21,13 +21,14 @@ public struct PrivilegedAccessOutsideHoursDetector: BehaviourDetector {
 
     public mutating func observe(_ e: DetectionEvent, baselines: BaselineBook, configuration c: DetectionConfiguration) -> [DetectionFinding] {
         guard e.isAllowedAccess, let user = e.userName else { return [] }
+        // The time first: it is arithmetic, the look-ups below are not, and most access is in business hours.
+        let (hour, weekday) = c.hourAndWeekday(e.time)
+        guard !c.businessHours.contains(hour) || !c.businessDays.contains(weekday) else { return [] }
         let roles = e.values(Self.rolesPath).compactMap(\.stringValue).filter(c.privilegedRoles.contains)
         let classification = e["unmapped.decision.resource.classification"]?.stringValue
             ?? e["web_resources.data.classification"]?.stringValue
         let privilegedData = classification.map(c.privilegedClassifications.contains) ?? false
         guard !roles.isEmpty || privilegedData else { return [] }
-        let (hour, weekday) = c.hourAndWeekday(e.time)
-        guard !c.businessHours.contains(hour) || !c.businessDays.contains(weekday) else { return [] }
         if let last = lastFired[user], e.time.timeIntervalSince(last) < 3600, e.time >= last { return [] }
         if lastFired.count >= 10_000 { lastFired = lastFired.filter { e.time.timeIntervalSince($0.value) < 3600 } }
         if lastFired.count >= 10_000 { lastFired.removeAll() }

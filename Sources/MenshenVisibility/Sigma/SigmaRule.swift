@@ -28,17 +28,18 @@ public struct RuleMetadata: Sendable, Equatable {
     public var status: SigmaStatus?
     /// `level`; a rule without one is treated as `medium`.
     public var level: SigmaLevel
-    public var tags: [String]
+    public var tags: [String] { didSet { techniques = ATTACK.techniques(fromTags: tags) } }
     public var description: String?
+    /// The ATT&CK techniques named in the tags (`attack.t1110.003`), with their tactics: resolved when the
+    /// tags are set, not for every finding.
+    public private(set) var techniques: [AttackTechnique]
 
     public init(file: String, id: String?, name: String?, title: String, status: SigmaStatus?, level: SigmaLevel, tags: [String],
                 description: String?) {
         self.file = file; self.id = id; self.name = name; self.title = title; self.status = status; self.level = level
         self.tags = tags; self.description = description
+        techniques = ATTACK.techniques(fromTags: tags)
     }
-
-    /// The ATT&CK techniques named in the tags (`attack.t1110.003`), with their tactics.
-    public var techniques: [AttackTechnique] { ATTACK.techniques(fromTags: tags) }
 
     /// How the rule is named in messages: file, title and id.
     public var reference: String { "\(file), rule \"\(title)\"" + (id.map { " (id \($0))" } ?? "") }
