@@ -14,6 +14,22 @@ public enum SecretHash {
         hex(SHA256.hash(data: bytes))
     }
 
+    /// Lower-case hex of a SHA-256 digest (not through the generic version below, which is not
+    /// specialised across modules: the event chain hashes every event on write and on every check).
+    public static func hex(_ digest: SHA256.Digest) -> String {
+        digest.withUnsafeBytes { raw in
+            String(unsafeUninitializedCapacity: raw.count * 2) { out in
+                for (i, byte) in raw.enumerated() {
+                    out[2 * i] = hexDigits[Int(byte >> 4)]
+                    out[2 * i + 1] = hexDigits[Int(byte & 0x0F)]
+                }
+                return raw.count * 2
+            }
+        }
+    }
+
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
     public static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()

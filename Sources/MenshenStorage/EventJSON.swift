@@ -188,9 +188,15 @@ extension EventJSON {
             #endif
             if empty[empty.count - 1] { empty[empty.count - 1] = false } else { bytes.append(UInt8(ascii: ",")) }
             bytes.append(UInt8(ascii: "\""))
-            bytes.append(contentsOf: k.utf8)
+            raw(k)
             bytes.append(UInt8(ascii: "\""))
             bytes.append(UInt8(ascii: ":"))
+        }
+
+        /// Appends the UTF-8 bytes of `s` as they are (one copy, not byte by byte).
+        private mutating func raw(_ s: String) {
+            var s = s
+            s.withUTF8 { bytes.append(contentsOf: $0) }
         }
 
         /// A JSON string: printable ASCII without `"` or a backslash is copied as it is (one pass); anything else goes
@@ -212,9 +218,9 @@ extension EventJSON {
         }
 
         public mutating func string(_ k: String, _ v: String) { key(k); quoted(v) }
-        public mutating func int(_ k: String, _ v: Int) { key(k); bytes.append(contentsOf: String(v).utf8) }
-        public mutating func int(_ k: String, _ v: Int64) { key(k); bytes.append(contentsOf: String(v).utf8) }
-        public mutating func bool(_ k: String, _ v: Bool) { key(k); bytes.append(contentsOf: (v ? "true" : "false").utf8) }
+        public mutating func int(_ k: String, _ v: Int) { key(k); raw(String(v)) }
+        public mutating func int(_ k: String, _ v: Int64) { key(k); raw(String(v)) }
+        public mutating func bool(_ k: String, _ v: Bool) { key(k); raw(v ? "true" : "false") }
 
         public mutating func strings(_ k: String, _ values: [String]) {
             key(k)

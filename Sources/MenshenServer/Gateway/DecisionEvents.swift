@@ -108,8 +108,8 @@ public final class DecisionLog: DecisionRecorder, Service {
     public func record(_ trail: DecisionTrail) {
         var t = trail
         // Bounded by size as well as count: whatever a client sends is cut here.
-        t.path = String(t.path.prefix(2048)); t.host = String(t.host.prefix(255)); t.method = String(t.method.prefix(32))
-        t.detail = String(t.detail.prefix(1024))
+        t.path = Self.cut(t.path, 2048); t.host = Self.cut(t.host, 255); t.method = Self.cut(t.method, 32)
+        t.detail = Self.cut(t.detail, 1024)
         pending.withLock { p in
             if p.items.count >= capacity {
                 p.dropped += 1   // the newest is shed: what is already queued stays in order
@@ -211,7 +211,7 @@ public final class DecisionLog: DecisionRecorder, Service {
         w.int("activity_id", activity)
         if let user = t.user {
             w.object("actor") { a in
-                if let h = t.sessionHash { a.object("session") { $0.string("uid", String(h.prefix(16))) } }
+                if let h = t.sessionHash { a.object("session") { $0.string("uid", Self.cut(h, 16)) } }
                 a.object("user") { $0.string("name", user); $0.string("uid", user) }
             }
         }
@@ -219,9 +219,9 @@ public final class DecisionLog: DecisionRecorder, Service {
         w.int("class_uid", 6001)
         w.int("disposition_id", disposition(t.outcome))
         w.object("http_request") { r in
-            r.string("http_method", String(t.method.prefix(32)))
+            r.string("http_method", cut(t.method, 32))
             r.string("uid", t.requestID)
-            r.object("url") { $0.string("hostname", String(t.host.prefix(255))); $0.string("path", String(t.path.prefix(2048))) }
+            r.object("url") { $0.string("hostname", cut(t.host, 255)); $0.string("path", cut(t.path, 2048)) }
         }
         if alert { w.bool("is_alert", true) }
         w.string("message", "\(t.outcome.rawValue) \(t.method) \(t.host)\(t.path)")
@@ -315,6 +315,12 @@ public final class DecisionLog: DecisionRecorder, Service {
                 s.int("loa", a.session.levelOfAssurance)
             }
         }
+    }
+
+    /// The first `n` characters of `s`. A text of at most `n` UTF-8 bytes has at most `n` characters and is
+    /// returned as it is, without walking its grapheme clusters (this runs several times per request).
+    static func cut(_ s: String, _ n: Int) -> String {
+        s.utf8.count <= n ? s : String(s.prefix(n))
     }
 
     static func severityID(_ a: AlertSeverity) -> Int { switch a { case .low: 2; case .medium: 3; case .high: 4 } }

@@ -220,14 +220,24 @@ struct JSONReader {
         // Most strings have no escape: find the closing quote and take the bytes as they are.
         let start = position
         var end = position
+        var ascii = true
         while end < bytes.count {
             let b = bytes[end]
             if b == UInt8(ascii: "\"") {
-                guard let s = String(validating: bytes[start..<end], as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
+                // ASCII is valid UTF-8 as it is; anything else is validated (String(validating:) is not
+                // specialised for these slices, and most event strings are ASCII).
+                let s: String
+                if ascii {
+                    s = String(decoding: bytes[start..<end], as: UTF8.self)
+                } else {
+                    guard let v = String(validating: bytes[start..<end], as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
+                    s = v
+                }
                 position = end + 1
                 return s
             }
             if b == UInt8(ascii: "\\") || b < 0x20 { break }
+            if b >= 0x80 { ascii = false }
             end += 1
         }
         var out: [UInt8] = Array(bytes[start..<end])
