@@ -17,12 +17,17 @@ struct JSONLinesExportTests {
         for n in names { try await identity.authentication(.logon, user: nil, userName: n, success: false, detail: "wrong password", source: "192.0.2.1") }
     }
 
-    /// Runs an exporter until it wrote through `sequence` (or 30 s), then stops it.
+    /// Runs an exporter until it wrote through `sequence` and saved its cursor there (or 60 s), then stops it.
+    /// (The status moves when the file is synced, the cursor just after: stopping in between would leave the
+    /// cursor behind, as a crash would.)
     static func export(_ store: SQLiteStore, _ settings: JSONLinesExportSettings, through sequence: Int64) async throws -> JSONLinesExporter.Status {
         let exporter = JSONLinesExporter(store: store, settings: settings)
         let task = Task { try await exporter.run() }
-        let deadline = Date().addingTimeInterval(30)
-        while exporter.status.writtenSequence < sequence, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if exporter.status.writtenSequence >= sequence, try await store.cursor(named: settings.cursorName) ?? 0 >= sequence { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
         task.cancel()
         _ = try? await task.value
         return exporter.status
@@ -105,7 +110,8 @@ struct JSONLinesExportTests {
         try "hello\n".write(toFile: other, atomically: true, encoding: .utf8)
         let refused = JSONLinesExporter(store: store, settings: JSONLinesExportSettings(path: other, cursorName: "export.jsonl.other"))
         let task = Task { try await refused.run() }
-        try await Task.sleep(for: .seconds(1))
+        let deadline = Date().addingTimeInterval(60)   // a loaded parallel run can starve the exporter for seconds
+        while refused.status.lastError == nil, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         task.cancel()
         _ = try? await task.value
         #expect(refused.status.lastError?.contains("the last line is not an exported event") == true, "\(refused.status)")

@@ -235,7 +235,6 @@ struct ProxyTests {
     func failover() async throws {
         // A port bound but not listening (held, so no parallel test can take it until it is revived below).
         let held = DeadPort()
-        let deadPort = held.port
         let dead = held.upstream
         try await withProxy(configure: { $0.healthCheckInterval = .milliseconds(200) },
                             gate: { up in RecordingGate { _ in .forward(upstreams: [dead, up.upstream], addHeaders: []) } }) { server, upstream, _ in
@@ -249,8 +248,7 @@ struct ProxyTests {
             #expect(upstream.seen.count == 2)
 
             // The first upstream comes back: the health check notices and it is preferred again.
-            held.release()
-            let revived = try await TestUpstream(group: upstream.group, port: deadPort)
+            let revived = try await TestUpstream(group: upstream.group, reviving: held)
             let deadline = Date().addingTimeInterval(5)
             while server.upstreamsDown > 0 && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
             #expect(server.upstreamsDown == 0)

@@ -42,12 +42,24 @@ final class TestUpstream: Sendable {
     private let channel: any Channel
     let group: any EventLoopGroup
 
-    init(group: any EventLoopGroup, port: Int = 0) async throws {
+    /// Listens on 127.0.0.1:`port` (0: any free port).
+    convenience init(group: any EventLoopGroup, port: Int = 0) async throws {
+        try await self.init(group: group) { $0.bind(host: "127.0.0.1", port: port) }
+    }
+
+    /// Listens on a socket that is already bound (a ``DeadPort`` coming back to life): the port never passes
+    /// through a moment of being free, in which a parallel test's connection or listener could take it.
+    convenience init(group: any EventLoopGroup, reviving dead: DeadPort) async throws {
+        let fd = dead.takeDescriptor()
+        try await self.init(group: group) { $0.withBoundSocket(fd) }
+    }
+
+    private init(group: any EventLoopGroup, listen: (ServerBootstrap) -> EventLoopFuture<any Channel>) async throws {
         self.group = group
         let seen = self.seen
         let counter = Counter()
         let connections = self.connections
-        channel = try await ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 let id = counter.increment()
@@ -58,7 +70,7 @@ final class TestUpstream: Sendable {
                     try channel.pipeline.syncOperations.addHandler(OriginHandler(seen: seen, connection: id))
                 }
             }
-            .bind(host: "127.0.0.1", port: port).get()
+        channel = try await listen(bootstrap).get()
     }
 
     var port: Int { channel.localAddress?.port ?? 0 }
@@ -385,6 +397,13 @@ final class DeadPort: @unchecked Sendable {
     /// a parallel test could take it is a few microseconds instead of the whole test).
     func release() {
         if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
+    /// Hands the bound descriptor over (to ``TestUpstream/init(group:reviving:)``, which listens on it); this
+    /// object no longer closes it.
+    func takeDescriptor() -> Int32 {
+        let taken = fd
+        fd = -1
+        return taken
     }
     var upstream: Upstream { Upstream(host: "127.0.0.1", port: port) }
 }
