@@ -18,6 +18,8 @@ is absent or empty it answers "ok". A line is one of
   garbage   bytes that are not HTTP, then close
   hang      never answer (keep the connection open)
   drop      close the connection without answering (the body was read: a lost acknowledgement)
+  short     200 with Content-Length 1000 but only 10 bytes of body, then close (cut mid-answer)
+  big       200 with an 8 MiB body (a flood the exporter must not read whole)
 Stops on SIGTERM/SIGINT.
 """
 import json
@@ -91,6 +93,23 @@ def main() -> None:
                 if answer == "garbage":
                     self.wfile.write(b"\x00\xffthis is not HTTP\r\n\r\n")
                     self.wfile.flush()
+                self.close_connection = True
+                return
+            if answer in ("short", "big"):
+                size = 1000 if answer == "short" else 8 << 20
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                try:
+                    if answer == "short":
+                        self.wfile.write(b'{"ok": tru')
+                    else:
+                        chunk = b"x" * 65536
+                        for _ in range(size // len(chunk)):
+                            self.wfile.write(chunk)
+                except OSError:
+                    pass
                 self.close_connection = True
                 return
             status, retry_after = 200, None

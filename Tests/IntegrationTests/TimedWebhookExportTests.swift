@@ -128,9 +128,12 @@ struct TimedWebhookExportTests {
         // While the first batch is not acknowledged, neither the exporter nor the saved cursor moves.
         var cursorsSeen: Set<Int64> = []
         let deadline = ContinuousClock.now + .seconds(30)
-        while receiver.requests.filter({ $0.answer == "ok" }).isEmpty, ContinuousClock.now < deadline {
-            cursorsSeen.insert(try await store.cursor(named: "export.webhook") ?? 0)
-            cursorsSeen.insert(running.exporter.status.acknowledgedSequence)
+        // Sample first, then keep the sample only if no 2xx had been answered yet: the receiver records a request before
+        // answering it, so a cursor that moved on an acknowledgement always finds that "ok" in the log.
+        while ContinuousClock.now < deadline {
+            let sample = [try await store.cursor(named: "export.webhook") ?? 0, running.exporter.status.acknowledgedSequence]
+            if receiver.requests.contains(where: { $0.answer == "ok" }) { break }
+            cursorsSeen.formUnion(sample)
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(cursorsSeen == [0], "never past the unacknowledged batch: \(cursorsSeen)")
@@ -164,6 +167,26 @@ struct TimedWebhookExportTests {
         await second.stop()
         let gap = capped.requests.count >= 2 ? capped.requests[1].time - capped.requests[0].time : 0
         #expect(gap >= 1.9 && gap < 15, "Retry-After: 3600 capped at max_backoff: \(gap) s")
+        try await store.close()
+    }
+
+    @Test("an answer cut off after a 200 head is no acknowledgement (sent again); a flood of an answer is read only to 64 KiB and acknowledges")
+    func cutAndFloodedAnswers() async throws {
+        let (store, dir, pki) = try await Self.setUp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let receiver = try await WebhookExportReceiver.start(dir: dir, pki: pki, answers: ["short", "big"])
+        defer { receiver.stop() }
+        let events = try await NastyEvents.append(30, to: store, clock: Self.clock)
+        let running = RunningWebhookExporter(try WebhookExporter(store: store, settings: .test(port: receiver.port, pki: pki, batchSize: 10),
+                                                                 clock: Self.clock))
+        #expect(try await running.waitAcknowledged(events.last?.sequence ?? 0))
+        await running.stop()
+        let requests = receiver.requests
+        #expect(requests.map(\.answer) == ["short", "big", "ok", "ok"], "\(requests.map(\.answer))")
+        #expect(requests.prefix(2).allSatisfy { $0.headers["x-menshen-batch"] == "1-10" }, "the cut answer's batch was sent again")
+        #expect(receiver.acknowledged.map(\.sequence) == events.map(\.sequence))
+        let status = running.exporter.status
+        #expect(status.failedAttempts == 1 && status.batchesDelivered == 3, "\(status)")
         try await store.close()
     }
 

@@ -121,7 +121,7 @@ final class WebhookExportReceiver: @unchecked Sendable {
     }
 
     /// The events the receiver acknowledged (2xx), in order.
-    var acknowledged: [(sequence: Int64, id: String)] { requests.filter { $0.answer == "ok" }.flatMap(\.events) }
+    var acknowledged: [(sequence: Int64, id: String)] { requests.filter { ["ok", "big"].contains($0.answer) }.flatMap(\.events) }
 
     func stop() {
         // SIGKILL: it holds nothing to clean up (a "hang" answer would hold SIGTERM's shutdown).
