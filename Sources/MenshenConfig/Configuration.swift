@@ -117,6 +117,33 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var keepFiles: Int
     }
     public var jsonLinesExport: JSONLinesExport
+    /// `export.webhook.*`: the HTTPS webhook export (default off).
+    public struct WebhookExport: Sendable, Equatable {
+        public var enabled = false
+        /// `export.webhook.url` (checked at load: https, or http to a loopback host).
+        public var url = ""
+        public var tokenFile = ""
+        public var caFile = ""
+        public var clientCertificateFile = ""
+        public var clientKeyFile = ""
+        /// `export.webhook.batch_size` (default 500).
+        public var batchSize = 500
+        /// `export.webhook.max_batch_bytes` (default 1 MiB).
+        public var maxBatchBytes = 1 << 20
+        /// `export.webhook.timeout_seconds` (default 10).
+        public var timeoutSeconds = 10
+        /// `export.webhook.max_backoff_seconds` (default 30).
+        public var maxBackoffSeconds = 30
+
+        public init(enabled: Bool = false, url: String = "", tokenFile: String = "", caFile: String = "", clientCertificateFile: String = "",
+                    clientKeyFile: String = "", batchSize: Int = 500, maxBatchBytes: Int = 1 << 20, timeoutSeconds: Int = 10,
+                    maxBackoffSeconds: Int = 30) {
+            self.enabled = enabled; self.url = url; self.tokenFile = tokenFile; self.caFile = caFile
+            self.clientCertificateFile = clientCertificateFile; self.clientKeyFile = clientKeyFile; self.batchSize = batchSize
+            self.maxBatchBytes = maxBatchBytes; self.timeoutSeconds = timeoutSeconds; self.maxBackoffSeconds = maxBackoffSeconds
+        }
+    }
+    public var webhookExport = WebhookExport()
     /// `assessment.*`: the maturity assessment and its evidence packs.
     public struct AssessmentSettings: Sendable, Equatable {
         /// `assessment.signing_key_file` (default empty: `assessment.key` next to the SQLite file).
@@ -191,6 +218,12 @@ public struct MenshenConfiguration: Sendable, Equatable {
         jsonLinesExport = JSONLinesExport(enabled: s("export.jsonl.enabled") == "true", path: s("export.jsonl.path"),
                                           maxFileBytes: i("export.jsonl.max_file_bytes"), keepFiles: i("export.jsonl.keep_files"))
         assessment = AssessmentSettings(signingKeyFile: s("assessment.signing_key_file"))
+        webhookExport = WebhookExport(enabled: s("export.webhook.enabled") == "true", url: s("export.webhook.url"),
+                                      tokenFile: s("export.webhook.token_file"), caFile: s("export.webhook.ca_file"),
+                                      clientCertificateFile: s("export.webhook.client_certificate_file"),
+                                      clientKeyFile: s("export.webhook.client_key_file"), batchSize: i("export.webhook.batch_size"),
+                                      maxBatchBytes: i("export.webhook.max_batch_bytes"), timeoutSeconds: i("export.webhook.timeout_seconds"),
+                                      maxBackoffSeconds: i("export.webhook.max_backoff_seconds"))
     }
 
     /// The configuration with every default.

@@ -123,6 +123,9 @@ public struct MenshenRuntime: Sendable {
         if config.jsonLinesExport.enabled {   // JSON Lines file export: reads the event log only (Export/JSONLinesExporter)
             services.append(try JSONLinesExporter.configured(config, store: store, clock: clock, logger: logger))
         }
+        if config.webhookExport.enabled {   // HTTPS webhook export in batches: reads the event log only (Export/WebhookExporter)
+            services.append(try WebhookExporter.configured(config, store: store, clock: clock, logger: logger))
+        }
         // Detections and playbooks: a playbooks file that does not load stops the start (like the routes file).
         let playbooks = try PlaybookState(file: config.response.playbooksFile)
         services.append(DetectionService(store: store, playbooks: playbooks, clock: clock, logger: logger,
