@@ -241,7 +241,7 @@ public enum PostgresMigrations {
             """
             CREATE TABLE case_findings (
               case_id TEXT NOT NULL REFERENCES cases(id), position INTEGER NOT NULL, finding_uid TEXT NOT NULL, attached_at BIGINT NOT NULL,
-              PRIMARY KEY (case_id, finding_uid))
+              PRIMARY KEY (case_id, finding_uid), UNIQUE (case_id, position))
             """,
             """
             CREATE TABLE case_notes (

@@ -904,23 +904,29 @@ public final class PostgresStore: MenshenStore {
     }
 
     /// Locks the case's row (`FOR UPDATE`: changes to one case are serialised across nodes) and returns its state, its
-    /// finding count, whether `finding` is attached and its note count; throws `notFound`.
+    /// finding count, whether `finding` is attached and its note count; throws `notFound`. The counts are read by a
+    /// second statement, after the lock is held: under READ COMMITTED a statement's subqueries keep the snapshot from
+    /// before its lock wait, so counting in the locking statement would miss a concurrent attach that just committed.
     private static func lockCase(_ tx: PostgresConnection, _ id: String, finding: String, logger: Logger) async throws
         -> (status: CaseStatus, severity: Int, lastFinding: Int64, modified: Int64, verdict: Int?, findings: Int, attached: Bool, notes: Int)
     {
-        var found: (Int, Int, Int64, Int64, Int?, Int, Bool, Int)?
+        var locked: (Int, Int, Int64, Int64, Int?)?
         for try await r in try await tx.query("""
-            SELECT status_id, severity_id, last_finding_at, modified_at, verdict_id,
-                   (SELECT count(*) FROM case_findings WHERE case_id = \(id))::integer,
+            SELECT status_id, severity_id, last_finding_at, modified_at, verdict_id FROM cases WHERE id = \(id) FOR UPDATE
+            """, logger: logger).decode((Int, Int, Int64, Int64, Int?).self) {
+            locked = r   // the primary key: one row at most; the stream is read to its end
+        }
+        guard let r = locked else { throw StoreError(.notFound, "no case \(id)") }
+        guard let status = CaseStatus(rawValue: r.0) else { throw StoreError(.corrupt, "case \(id) has status_id \(r.0)") }
+        var counts = (0, false, 0)
+        for try await c in try await tx.query("""
+            SELECT (SELECT count(*) FROM case_findings WHERE case_id = \(id))::integer,
                    EXISTS (SELECT 1 FROM case_findings WHERE case_id = \(id) AND finding_uid = \(finding)),
                    (SELECT count(*) FROM case_notes WHERE case_id = \(id))::integer
-            FROM cases WHERE id = \(id) FOR UPDATE
-            """, logger: logger).decode((Int, Int, Int64, Int64, Int?, Int, Bool, Int).self) {
-            found = r   // the primary key: one row at most; the stream is read to its end
+            """, logger: logger).decode((Int, Bool, Int).self) {
+            counts = c
         }
-        guard let r = found else { throw StoreError(.notFound, "no case \(id)") }
-        guard let status = CaseStatus(rawValue: r.0) else { throw StoreError(.corrupt, "case \(id) has status_id \(r.0)") }
-        return (status, r.1, r.2, r.3, r.4, r.5, r.6, r.7)
+        return (status, r.1, r.2, r.3, r.4, counts.0, counts.1, counts.2)
     }
 
     /// Runs one change to a case in a transaction holding its row lock, then reads the case back.
