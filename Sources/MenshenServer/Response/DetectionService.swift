@@ -248,18 +248,6 @@ struct Responder: Sendable {
             }
         }
         let findingsWritten = await append(findingEvents, what: "findings")
-        if findingsWritten, let cases {
-            // Each finding joins its case (or opens one) before the actions run; a failure loses the grouping, never the finding.
-            var caseEvents: [NewEvent] = []
-            for (f, _) in written {
-                do {
-                    if let (_, event) = try await cases.file(f) { caseEvents.append(event) }
-                } catch {
-                    logger.error("a finding could not be filed into a case", metadata: ["finding": "\(f.uid)", "error": "\(error)"])
-                }
-            }
-            await append(caseEvents, what: "case changes")
-        }
         var actionEvents: [NewEvent] = []
         for (f, eventID) in written {
             for step in playbooks.plan(for: f, ruleNames: ruleNames[f.ruleID] ?? []) {
@@ -324,6 +312,18 @@ struct Responder: Sendable {
             }
         }
         await append(actionEvents, what: "playbook actions")
+        if findingsWritten, let cases {
+            // Each finding joins its case (or opens one) once the actions ran (containment first); a failure loses the grouping, never the finding.
+            var caseEvents: [NewEvent] = []
+            for (f, _) in written {
+                do {
+                    if let (_, event) = try await cases.file(f) { caseEvents.append(event) }
+                } catch {
+                    logger.error("a finding could not be filed into a case", metadata: ["finding": "\(f.uid)", "error": "\(error)"])
+                }
+            }
+            await append(caseEvents, what: "case changes")
+        }
         return raises
     }
 
