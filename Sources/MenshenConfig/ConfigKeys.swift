@@ -178,6 +178,8 @@ public enum ConfigKeys {
                       doc: "PEM bundle of the TPM manufacturers' CAs (roots, plus any intermediates) that endorsement-key certificates must chain to. A device that proves its key is in such a TPM (menshen agent enrol --tpm) is recorded hardware-bound. Empty: TPM enrolment is refused, so no device is hardware-bound."),
         ConfigKeySpec(path: "response.approval_timeout_seconds", kind: .integer(60...604_800), defaultValue: "3600",
                       doc: "A playbook step marked approval: required waits this long for menshen playbook approve or reject; then it expires and nothing is done (recorded as an event)."),
+        ConfigKeySpec(path: "response.case_window_seconds", kind: .integer(60...2_592_000), defaultValue: "86400",
+                      doc: "A detection finding joins the open case of the same subject (user, or source address for spraying-like findings) and ATT&CK tactic whose latest finding is at most this long before it; otherwise it opens a new case (menshen case …)."),
         ConfigKeySpec(path: "response.playbooks_file", kind: .string, defaultValue: "",
                       doc: "YAML file of playbooks: which detection findings (by rule, ATT&CK technique, minimum severity) trigger which actions (revoke_sessions, disable_user, webhook, log). Read again every gateway.reload_interval_seconds; a change that does not load is refused and the running set stays. Empty: the built-in set (log findings; end sessions after session-cookie reuse or impossible travel). See docs/operations.md."),
     ]

@@ -130,7 +130,8 @@ public struct MenshenRuntime: Sendable {
         let playbooks = try PlaybookState(file: config.response.playbooksFile)
         services.append(DetectionService(store: store, playbooks: playbooks, clock: clock, logger: logger,
                                          reloadInterval: .seconds(config.gateway.reloadIntervalSeconds),
-                                         approvalTimeout: .seconds(config.response.approvalTimeoutSeconds)))
+                                         approvalTimeout: .seconds(config.response.approvalTimeoutSeconds),
+                                         caseWindow: .seconds(config.response.caseWindowSeconds)))
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))
         }
