@@ -104,6 +104,10 @@ public enum ConfigKeys {
                       doc: "Sign a checkpoint at least this often while new events arrive (and once at graceful shutdown)."),
         ConfigKeySpec(path: "audit.checkpoint.anchor_file", kind: .string, defaultValue: "",
                       doc: "Append-only JSON-lines file outside the database that repeats every checkpoint, so a truncated database is still caught. Empty: audit-anchor.jsonl next to the SQLite file; with PostgreSQL name a local file on each node. Keep a copy off the machine (e.g. ship it with the logs)."),
+        ConfigKeySpec(path: "audit.retention_days", kind: .integer(0...36_500), defaultValue: "0",
+                      doc: "Audit retention: `menshen serve` exports, then prunes, the events older than this many days, at start and daily, cut at the newest signed checkpoint before that age and never past an enabled log consumer's cursor. 0: keep every event (the default)."),
+        ConfigKeySpec(path: "audit.retention_export_dir", kind: .string, defaultValue: "",
+                      doc: "Directory the scheduled prune writes each export to (audit-export-<time>-<from>-<through>.jsonl, mode 0600) before it deletes anything; required when audit.retention_days is above 0. Move the files to WORM storage."),
         // SIEM export (syslog over TCP or TLS); see docs/operations.md "SIEM export".
         ConfigKeySpec(path: "export.syslog.enabled", kind: .boolean, defaultValue: "false",
                       doc: "Send every event of the log to a syslog receiver (SIEM), at least once, resuming from a saved cursor."),

@@ -244,6 +244,10 @@ public enum ConfigLoader {
                                                   : ("export.webhook.client_key_file", "export.webhook.client_certificate_file")
             problems.append(ConfigProblem(keyPath: missing, location: raw[given]?.1 ?? "default", message: "is required with \(given)"))
         }
+        if let days = effective("audit.retention_days").flatMap({ Int($0) }), days > 0, (effective("audit.retention_export_dir") ?? "").isEmpty {
+            problems.append(ConfigProblem(keyPath: "audit.retention_export_dir", location: raw["audit.retention_days"]?.1 ?? "default",
+                                          message: "is required when audit.retention_days is above 0 (the records are exported before they are pruned)"))
+        }
         return (checked, problems.sorted { ($0.location, $0.keyPath) < ($1.location, $1.keyPath) })
     }
 

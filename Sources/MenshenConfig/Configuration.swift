@@ -88,6 +88,10 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var checkpointIntervalSeconds: Int
         /// `audit.checkpoint.anchor_file` (default empty: `audit-anchor.jsonl` next to the SQLite file).
         public var checkpointAnchorFile: String
+        /// `audit.retention_days` (default 0: keep every event).
+        public var retentionDays: Int = 0
+        /// `audit.retention_export_dir` (default empty; required when retention is on).
+        public var retentionExportDir: String = ""
     }
     /// The tamper-evident audit log's checkpoints.
     public var audit: Audit
@@ -205,6 +209,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
                             oidcProvidersFile: s("identity.oidc.providers_file"), secretsKeyFile: s("identity.secrets_key_file"))
         audit = Audit(signingKeyFile: s("audit.signing_key_file"), checkpointEveryEvents: i("audit.checkpoint.every_events"),
                       checkpointIntervalSeconds: i("audit.checkpoint.interval_seconds"), checkpointAnchorFile: s("audit.checkpoint.anchor_file"))
+        audit.retentionDays = i("audit.retention_days"); audit.retentionExportDir = s("audit.retention_export_dir")
         syslogExport = SyslogExport(enabled: s("export.syslog.enabled") == "true", address: l("export.syslog.address"),
                                     transport: s("export.syslog.transport"), format: s("export.syslog.format"),
                                     caFile: s("export.syslog.tls.ca_file"), certificateFile: s("export.syslog.tls.certificate_file"),

@@ -60,8 +60,12 @@ public struct MenshenRuntime: Sendable {
         let latest = StoreFactory.latestSchemaVersion(config.store.driver)
         var services: [any Service] = []
         // Listed first so it stops last: its final checkpoint covers the decisions flushed at shutdown.
-        if let checkpointer = try AuditCheckpointer.configured(config, store: store, clock: clock, logger: Logger(label: "menshen.audit")) {
-            services.append(checkpointer)
+        let checkpointer = try AuditCheckpointer.configured(config, store: store, clock: clock, logger: Logger(label: "menshen.audit"))
+        if let checkpointer { services.append(checkpointer) }
+        // Audit retention (audit.retention_days): export-then-prune at start and daily; after the checkpointer, so it stops first.
+        if let retention = AuditRetention.configured(config, store: store, checkpointer: checkpointer, clock: clock,
+                                                     logger: Logger(label: "menshen.audit")) {
+            services.append(retention)
         }
 
         func app<Context: RequestContext>(_ name: String, _ router: Router<Context>, _ listen: ListenAddress) -> some Service

@@ -86,6 +86,13 @@ struct OCSFConformanceTests {
                                             host: "gw", scheme: "http", clientAddress: "198.51.100.9", headers: [], requestID: "fa-1"))
         _ = await w.gate.decide(GateRequest(method: "GET", path: "/.menshen/auth/nginx", rawTarget: "/.menshen/auth/nginx", query: nil,
                                             host: "gw", scheme: "http", clientAddress: "127.0.0.1", headers: [], requestID: "fa-2"))
+        // Decisions on a known device (mTLS device certificate): `device.uid`, with and without a user.
+        for user in ["amy", nil] as [String?] {
+            var t = DecisionTrail(requestID: "dev-\(user ?? "none")", time: w.clock.now(), mode: .proxy, method: "GET", host: "gw.example",
+                                  path: "/page", sourceIP: "203.0.113.7", outcome: user == nil ? .signIn : .allow)
+            t.user = user; t.deviceID = "d-0123456789abcdef"; t.application = "app"
+            w.decisions.record(t)
+        }
         await w.decisions.flush()
         // The device pillar: a refused device certificate (with and without the certificate itself).
         let deviceCA = try DeviceCA.create(name: DeviceCAName(commonName: "Menshen Device CA", organization: "Bank"), now: Date(),

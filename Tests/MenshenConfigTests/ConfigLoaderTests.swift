@@ -107,6 +107,20 @@ struct ConfigLoaderTests {
         #expect(Set(problems.map(\.keyPath)) == ["store.postgres.url", "admin.listen"])
     }
 
+    @Test("audit retention: off by default, needs an export directory when on, bounded days")
+    func auditRetention() throws {
+        #expect(MenshenConfiguration.defaults.audit.retentionDays == 0 && MenshenConfiguration.defaults.audit.retentionExportDir.isEmpty)
+        let missing = ConfigLoader.check(file: try write("audit:\n  retention_days: 365\n"))
+        #expect(missing.map(\.keyPath) == ["audit.retention_export_dir"] && missing.first?.message.contains("is required") == true, "\(missing)")
+        let config = try ConfigLoader.load(yaml: "audit:\n  retention_days: 2555\n  retention_export_dir: /var/lib/menshen/exports\n")
+        #expect(config.audit.retentionDays == 2555 && config.audit.retentionExportDir == "/var/lib/menshen/exports")
+        for bad in ["-1", "36501", "seven"] {
+            let problems = ConfigLoader.check(file: try write("audit:\n  retention_days: \(bad)\n  retention_export_dir: /x\n"))
+            #expect(problems.map(\.keyPath) == ["audit.retention_days"], "\(bad): \(problems)")
+        }
+        #expect(ConfigLoader.check(file: try write("audit:\n  retention_days: 0\n")).isEmpty, "0 keeps everything and needs no directory")
+    }
+
     @Test("bad files give one clear problem each", arguments: [
         ("server: [unclosed", "not valid YAML"),
         ("- just\n- a list\n", "the top level must be a mapping"),
