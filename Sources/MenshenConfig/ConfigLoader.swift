@@ -232,7 +232,42 @@ public enum ConfigLoader {
             problems.append(ConfigProblem(keyPath: "export.jsonl.path", location: raw["export.jsonl.enabled"]?.1 ?? "default",
                                           message: "is required when export.jsonl.enabled with store.driver postgres"))
         }
+        // The webhook export: a URL that is safe to send the audit log to, and the mutual-TLS pair together.
+        let webhookURL = effective("export.webhook.url") ?? ""
+        if let message = webhookURLProblem(webhookURL, required: effective("export.webhook.enabled") == "true") {
+            problems.append(ConfigProblem(keyPath: "export.webhook.url", location: raw["export.webhook.url"]?.1 ?? raw["export.webhook.enabled"]?.1 ?? "default",
+                                          message: message))
+        }
+        let whCert = effective("export.webhook.client_certificate_file") ?? "", whKey = effective("export.webhook.client_key_file") ?? ""
+        if whCert.isEmpty != whKey.isEmpty {
+            let (missing, given) = whCert.isEmpty ? ("export.webhook.client_certificate_file", "export.webhook.client_key_file")
+                                                  : ("export.webhook.client_key_file", "export.webhook.client_certificate_file")
+            problems.append(ConfigProblem(keyPath: missing, location: raw[given]?.1 ?? "default", message: "is required with \(given)"))
+        }
+        if let days = effective("audit.retention_days").flatMap({ Int($0) }), days > 0, (effective("audit.retention_export_dir") ?? "").isEmpty {
+            problems.append(ConfigProblem(keyPath: "audit.retention_export_dir", location: raw["audit.retention_days"]?.1 ?? "default",
+                                          message: "is required when audit.retention_days is above 0 (the records are exported before they are pruned)"))
+        }
         return (checked, problems.sorted { ($0.location, $0.keyPath) < ($1.location, $1.keyPath) })
+    }
+
+    /// Why `text` cannot be the webhook export's URL (nil when it can): an absolute https URL, or http to a
+    /// loopback host (``LoopbackHost``), with a host, no user name or password and no fragment. Empty is
+    /// allowed only when the export is off.
+    static func webhookURLProblem(_ text: String, required: Bool) -> String? {
+        if text.isEmpty { return required ? "is required when export.webhook.enabled" : nil }
+        let shown = String(text.prefix(80))
+        guard !text.contains(where: { $0.isWhitespace || $0.isNewline }), let parts = URLComponents(string: text),
+              let scheme = parts.scheme?.lowercased(), let host = parts.host, !host.isEmpty
+        else { return "must be an absolute https:// URL, not '\(shown)'" }
+        guard parts.user == nil, parts.password == nil else { return "must not carry a user name or password (use export.webhook.token_file)" }
+        guard parts.fragment == nil else { return "must not have a fragment (#…)" }
+        switch scheme {
+        case "https": return nil
+        case "http" where LoopbackHost.contains(host): return nil
+        case "http": return "plain http is only allowed to a loopback host (localhost, 127.0.0.0/8, ::1); use https, not '\(shown)'"
+        default: return "must be an https:// URL, not '\(shown)'"
+        }
     }
 
     /// Returns an error message, or nil when `text` is valid for `kind`.

@@ -88,6 +88,10 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var checkpointIntervalSeconds: Int
         /// `audit.checkpoint.anchor_file` (default empty: `audit-anchor.jsonl` next to the SQLite file).
         public var checkpointAnchorFile: String
+        /// `audit.retention_days` (default 0: keep every event).
+        public var retentionDays: Int = 0
+        /// `audit.retention_export_dir` (default empty; required when retention is on).
+        public var retentionExportDir: String = ""
     }
     /// The tamper-evident audit log's checkpoints.
     public var audit: Audit
@@ -117,6 +121,33 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var keepFiles: Int
     }
     public var jsonLinesExport: JSONLinesExport
+    /// `export.webhook.*`: the HTTPS webhook export (default off).
+    public struct WebhookExport: Sendable, Equatable {
+        public var enabled = false
+        /// `export.webhook.url` (checked at load: https, or http to a loopback host).
+        public var url = ""
+        public var tokenFile = ""
+        public var caFile = ""
+        public var clientCertificateFile = ""
+        public var clientKeyFile = ""
+        /// `export.webhook.batch_size` (default 500).
+        public var batchSize = 500
+        /// `export.webhook.max_batch_bytes` (default 1 MiB).
+        public var maxBatchBytes = 1 << 20
+        /// `export.webhook.timeout_seconds` (default 10).
+        public var timeoutSeconds = 10
+        /// `export.webhook.max_backoff_seconds` (default 30).
+        public var maxBackoffSeconds = 30
+
+        public init(enabled: Bool = false, url: String = "", tokenFile: String = "", caFile: String = "", clientCertificateFile: String = "",
+                    clientKeyFile: String = "", batchSize: Int = 500, maxBatchBytes: Int = 1 << 20, timeoutSeconds: Int = 10,
+                    maxBackoffSeconds: Int = 30) {
+            self.enabled = enabled; self.url = url; self.tokenFile = tokenFile; self.caFile = caFile
+            self.clientCertificateFile = clientCertificateFile; self.clientKeyFile = clientKeyFile; self.batchSize = batchSize
+            self.maxBatchBytes = maxBatchBytes; self.timeoutSeconds = timeoutSeconds; self.maxBackoffSeconds = maxBackoffSeconds
+        }
+    }
+    public var webhookExport = WebhookExport()
     /// `assessment.*`: the maturity assessment and its evidence packs.
     public struct AssessmentSettings: Sendable, Equatable {
         /// `assessment.signing_key_file` (default empty: `assessment.key` next to the SQLite file).
@@ -128,6 +159,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var playbooksFile: String
         /// `response.approval_timeout_seconds`: how long a step held for approval waits.
         public var approvalTimeoutSeconds: Int = 3600
+        /// `response.case_window_seconds`: how far back an open case's latest finding may be for a new finding to join it.
+        public var caseWindowSeconds: Int = 86400
     }
 
     public var organisation: Organisation
@@ -176,6 +209,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
                             oidcProvidersFile: s("identity.oidc.providers_file"), secretsKeyFile: s("identity.secrets_key_file"))
         audit = Audit(signingKeyFile: s("audit.signing_key_file"), checkpointEveryEvents: i("audit.checkpoint.every_events"),
                       checkpointIntervalSeconds: i("audit.checkpoint.interval_seconds"), checkpointAnchorFile: s("audit.checkpoint.anchor_file"))
+        audit.retentionDays = i("audit.retention_days"); audit.retentionExportDir = s("audit.retention_export_dir")
         syslogExport = SyslogExport(enabled: s("export.syslog.enabled") == "true", address: l("export.syslog.address"),
                                     transport: s("export.syslog.transport"), format: s("export.syslog.format"),
                                     caFile: s("export.syslog.tls.ca_file"), certificateFile: s("export.syslog.tls.certificate_file"),
@@ -187,10 +221,17 @@ public struct MenshenConfiguration: Sendable, Equatable {
                                     confirmAfterSeconds: i("export.syslog.confirm_after_seconds"))
         device = Device(caFile: s("device.ca_file"), complianceFile: s("device.compliance_file"), advisoriesDir: s("device.advisories_dir"))
         device.tpmCAFile = s("device.tpm_ca_file")
-        response = Response(playbooksFile: s("response.playbooks_file"), approvalTimeoutSeconds: i("response.approval_timeout_seconds"))
+        response = Response(playbooksFile: s("response.playbooks_file"), approvalTimeoutSeconds: i("response.approval_timeout_seconds"),
+                            caseWindowSeconds: i("response.case_window_seconds"))
         jsonLinesExport = JSONLinesExport(enabled: s("export.jsonl.enabled") == "true", path: s("export.jsonl.path"),
                                           maxFileBytes: i("export.jsonl.max_file_bytes"), keepFiles: i("export.jsonl.keep_files"))
         assessment = AssessmentSettings(signingKeyFile: s("assessment.signing_key_file"))
+        webhookExport = WebhookExport(enabled: s("export.webhook.enabled") == "true", url: s("export.webhook.url"),
+                                      tokenFile: s("export.webhook.token_file"), caFile: s("export.webhook.ca_file"),
+                                      clientCertificateFile: s("export.webhook.client_certificate_file"),
+                                      clientKeyFile: s("export.webhook.client_key_file"), batchSize: i("export.webhook.batch_size"),
+                                      maxBatchBytes: i("export.webhook.max_batch_bytes"), timeoutSeconds: i("export.webhook.timeout_seconds"),
+                                      maxBackoffSeconds: i("export.webhook.max_backoff_seconds"))
     }
 
     /// The configuration with every default.

@@ -60,8 +60,12 @@ public struct MenshenRuntime: Sendable {
         let latest = StoreFactory.latestSchemaVersion(config.store.driver)
         var services: [any Service] = []
         // Listed first so it stops last: its final checkpoint covers the decisions flushed at shutdown.
-        if let checkpointer = try AuditCheckpointer.configured(config, store: store, clock: clock, logger: Logger(label: "menshen.audit")) {
-            services.append(checkpointer)
+        let checkpointer = try AuditCheckpointer.configured(config, store: store, clock: clock, logger: Logger(label: "menshen.audit"))
+        if let checkpointer { services.append(checkpointer) }
+        // Audit retention (audit.retention_days): export-then-prune at start and daily; after the checkpointer, so it stops first.
+        if let retention = AuditRetention.configured(config, store: store, checkpointer: checkpointer, clock: clock,
+                                                     logger: Logger(label: "menshen.audit")) {
+            services.append(retention)
         }
 
         func app<Context: RequestContext>(_ name: String, _ router: Router<Context>, _ listen: ListenAddress) -> some Service
@@ -123,11 +127,15 @@ public struct MenshenRuntime: Sendable {
         if config.jsonLinesExport.enabled {   // JSON Lines file export: reads the event log only (Export/JSONLinesExporter)
             services.append(try JSONLinesExporter.configured(config, store: store, clock: clock, logger: logger))
         }
+        if config.webhookExport.enabled {   // HTTPS webhook export in batches: reads the event log only (Export/WebhookExporter)
+            services.append(try WebhookExporter.configured(config, store: store, clock: clock, logger: logger))
+        }
         // Detections and playbooks: a playbooks file that does not load stops the start (like the routes file).
         let playbooks = try PlaybookState(file: config.response.playbooksFile)
         services.append(DetectionService(store: store, playbooks: playbooks, clock: clock, logger: logger,
                                          reloadInterval: .seconds(config.gateway.reloadIntervalSeconds),
-                                         approvalTimeout: .seconds(config.response.approvalTimeoutSeconds)))
+                                         approvalTimeout: .seconds(config.response.approvalTimeoutSeconds),
+                                         caseWindow: .seconds(config.response.caseWindowSeconds)))
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))
         }

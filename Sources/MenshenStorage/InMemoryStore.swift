@@ -27,6 +27,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
     private var attestationsByID: [String: AttestationRecord] = [:]
     private var attestationFiles: [String: [AttestationFileContent]] = [:]
     private var assessmentHistory: [AssessmentHistoryRecord] = []
+    private var casesByID: [String: CaseRecord] = [:]
     private var closed = false
     private var generations = ChangeGenerations(access: 0, configuration: 0)
     /// ``generations``' access counter, readable without awaiting the actor.
@@ -38,7 +39,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 14 }
+    public func schemaVersion() async throws -> Int { 15 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 
@@ -366,6 +367,75 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
         r.revokedAt = at; r.revokedBy = by; r.revocationReason = reason
         attestationsByID[id] = r
         return true
+    }
+
+    // MARK: Cases
+
+    public func createCase(_ record: CaseRecord) async throws {
+        try open(); try CaseLimits.validate(record)
+        guard casesByID[record.id] == nil else { throw StoreError(.conflict, "case \(record.id) exists") }
+        casesByID[record.id] = record
+    }
+
+    public func caseRecord(id: String) async throws -> CaseRecord? { try open(); return casesByID[id] }
+
+    public func cases(status: CaseStatus?, owner: CaseOwnerFilter, limit: Int) async throws -> [CaseRecord] {
+        try open()
+        return Array(casesByID.values.filter { (status == nil || $0.status == status) && owner.matches($0.owner) }
+            .sorted { ($0.modifiedAt, $1.id) > ($1.modifiedAt, $0.id) }.prefix(max(0, min(limit, CaseLimits.maxList))))
+    }
+
+    public func openCase(groupKey: String, since: Date) async throws -> CaseRecord? {
+        try open()
+        return casesByID.values.filter { $0.groupKey == groupKey && $0.status.isOpen && $0.lastFindingAt >= since }
+            .max { ($0.lastFindingAt, $1.id) < ($1.lastFindingAt, $0.id) }
+    }
+
+    private func existingCase(_ id: String) throws -> CaseRecord {
+        guard let r = casesByID[id] else { throw StoreError(.notFound, "no case \(id)") }
+        return r
+    }
+
+    public func attachFinding(caseID: String, findingUID: String, severityID: Int, findingTime: Date, at: Date) async throws -> CaseRecord {
+        try open(); try CaseLimits.validateFindingUID(findingUID); try CaseLimits.validateSeverity(severityID)
+        var r = try existingCase(caseID)
+        if r.findingUIDs.contains(findingUID) { return r }
+        guard r.status.isOpen else { throw StoreError(.conflict, "case \(caseID) is \(r.status.name); findings are attached to open cases only") }
+        guard r.findingUIDs.count < CaseLimits.maxFindings else { throw StoreError(.conflict, "case \(caseID) holds \(CaseLimits.maxFindings) findings") }
+        r.findingUIDs.append(findingUID)
+        r.severityID = CaseLimits.higherSeverity(r.severityID, severityID)
+        r.lastFindingAt = max(r.lastFindingAt, findingTime); r.modifiedAt = at
+        casesByID[caseID] = r
+        return r
+    }
+
+    public func assignCase(id: String, owner: String?, at: Date) async throws -> CaseRecord {
+        try open()
+        if let owner { try AttestationLimits.validateName(owner, "the owner") }
+        var r = try existingCase(id)
+        guard r.status != .closed else { throw StoreError(.conflict, "case \(id) is closed; reopen it first") }
+        r.owner = owner; r.modifiedAt = at
+        casesByID[id] = r
+        return r
+    }
+
+    public func setCaseStatus(id: String, status: CaseStatus, verdict: CaseVerdict?, reopen: Bool, at: Date) async throws -> CaseRecord {
+        try open()
+        var r = try existingCase(id)
+        try CaseLimits.checkTransition(from: r.status, to: status, verdict: verdict, existing: r.verdict, reopen: reopen, id: id)
+        r.verdict = status.isOpen ? nil : verdict ?? r.verdict
+        r.status = status; r.modifiedAt = at
+        casesByID[id] = r
+        return r
+    }
+
+    public func addCaseNote(id: String, note: CaseNote) async throws -> CaseRecord {
+        try open(); try CaseLimits.validateNote(note)
+        var r = try existingCase(id)
+        guard r.notes.count < CaseLimits.maxNotes else { throw StoreError(.conflict, "case \(id) holds \(CaseLimits.maxNotes) notes") }
+        r.notes.append(note); r.modifiedAt = max(r.modifiedAt, note.time)
+        casesByID[id] = r
+        return r
     }
 
     // MARK: Assessment history

@@ -229,5 +229,42 @@ public enum PostgresMigrations {
             """,
             "CREATE TRIGGER assessments_no_change BEFORE UPDATE OR DELETE ON assessments FOR EACH ROW EXECUTE FUNCTION menshen_assessments_append_only()",
         ]),
+        Migration(version: 15, name: "cases: incidents grouping detection findings (notes and findings kept, cases never deleted)", statements: [
+            """
+            CREATE TABLE cases (
+              id TEXT PRIMARY KEY, title TEXT NOT NULL, status_id INTEGER NOT NULL, severity_id INTEGER NOT NULL, owner TEXT,
+              verdict_id INTEGER, group_key TEXT NOT NULL, created_at BIGINT NOT NULL, modified_at BIGINT NOT NULL,
+              last_finding_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX cases_group ON cases(group_key, last_finding_at)",
+            "CREATE INDEX cases_modified ON cases(modified_at)",
+            """
+            CREATE TABLE case_findings (
+              case_id TEXT NOT NULL REFERENCES cases(id), position INTEGER NOT NULL, finding_uid TEXT NOT NULL, attached_at BIGINT NOT NULL,
+              PRIMARY KEY (case_id, finding_uid), UNIQUE (case_id, position))
+            """,
+            """
+            CREATE TABLE case_notes (
+              case_id TEXT NOT NULL REFERENCES cases(id), position INTEGER NOT NULL, author TEXT NOT NULL, created_at BIGINT NOT NULL,
+              text TEXT NOT NULL, PRIMARY KEY (case_id, position))
+            """,
+            """
+            CREATE FUNCTION menshen_cases_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF TG_OP = 'UPDATE' AND NEW.id IS NOT DISTINCT FROM OLD.id AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at
+                 AND NEW.group_key IS NOT DISTINCT FROM OLD.group_key THEN
+                RETURN NEW;
+              END IF;
+              RAISE EXCEPTION 'cases are kept: a case keeps its id, creation time and group';
+            END $$
+            """,
+            "CREATE TRIGGER cases_kept BEFORE UPDATE OR DELETE ON cases FOR EACH ROW EXECUTE FUNCTION menshen_cases_kept()",
+            """
+            CREATE FUNCTION menshen_case_rows_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'case notes and attached findings are append-only'; END $$
+            """,
+            "CREATE TRIGGER case_findings_kept BEFORE UPDATE OR DELETE ON case_findings FOR EACH ROW EXECUTE FUNCTION menshen_case_rows_kept()",
+            "CREATE TRIGGER case_notes_kept BEFORE UPDATE OR DELETE ON case_notes FOR EACH ROW EXECUTE FUNCTION menshen_case_rows_kept()",
+        ]),
     ]
 }

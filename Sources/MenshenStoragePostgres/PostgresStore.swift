@@ -821,6 +821,177 @@ public final class PostgresStore: MenshenStore {
             """, as: (Int.self)).isEmpty
     }
 
+    // MARK: Cases
+
+    public func createCase(_ r: CaseRecord) async throws {
+        try CaseLimits.validate(r)
+        let logger = self.logger
+        do {
+            try await client.withTransaction(logger: logger) { tx in
+                var inserted = false
+                for try await _ in try await tx.query("""
+                    INSERT INTO cases(id, title, status_id, severity_id, owner, verdict_id, group_key, created_at, modified_at, last_finding_at)
+                    VALUES (\(r.id), \(r.title), \(r.status.rawValue), \(r.severityID), \(r.owner), NULL, \(r.groupKey),
+                            \(StoreCoding.millis(r.createdAt)), \(StoreCoding.millis(r.modifiedAt)), \(StoreCoding.millis(r.lastFindingAt)))
+                    ON CONFLICT (id) DO NOTHING RETURNING 1
+                    """, logger: logger).decode(Int.self) { inserted = true }
+                guard inserted else { throw StoreError(.conflict, "case \(r.id) exists") }
+                for (position, uid) in r.findingUIDs.enumerated() {
+                    try await tx.query("""
+                        INSERT INTO case_findings(case_id, position, finding_uid, attached_at)
+                        VALUES (\(r.id), \(position), \(uid), \(StoreCoding.millis(r.createdAt)))
+                        """, logger: logger)
+                }
+            }
+        } catch let e as PostgresTransactionError {
+            throw Self.map(e.closureError ?? e.commitError ?? e.beginError ?? e, url: url)
+        } catch { throw Self.map(error, url: url) }
+    }
+
+    private static let caseColumns = "id, title, status_id, severity_id, owner, verdict_id, group_key, created_at, modified_at, last_finding_at"
+
+    private func caseRows(_ q: PostgresQuery) async throws -> [CaseRecord] {
+        let records = try await rows(q, as: (String, String, Int, Int, String?, Int?, String, Int64, Int64, Int64).self).map { r in
+            guard let status = CaseStatus(rawValue: r.2) else { throw StoreError(.corrupt, "case \(r.0) has status_id \(r.2)") }
+            let verdict = try r.5.map { v in
+                guard let verdict = CaseVerdict(rawValue: v) else { throw StoreError(.corrupt, "case \(r.0) has verdict_id \(v)") }
+                return verdict
+            }
+            return CaseRecord(id: r.0, title: r.1, status: status, severityID: r.3, owner: r.4, verdict: verdict, groupKey: r.6, findingUIDs: [],
+                              createdAt: StoreCoding.date(millis: r.7), modifiedAt: StoreCoding.date(millis: r.8), lastFindingAt: StoreCoding.date(millis: r.9))
+        }
+        guard !records.isEmpty else { return [] }
+        let ids = records.map(\.id)
+        var findings: [String: [String]] = [:], notes: [String: [CaseNote]] = [:]
+        for f in try await rows("SELECT case_id, finding_uid FROM case_findings WHERE case_id = ANY(\(ids)) ORDER BY case_id, position",
+                                as: (String, String).self) {
+            findings[f.0, default: []].append(f.1)
+        }
+        for n in try await rows("SELECT case_id, author, created_at, text FROM case_notes WHERE case_id = ANY(\(ids)) ORDER BY case_id, position",
+                                as: (String, String, Int64, String).self) {
+            notes[n.0, default: []].append(CaseNote(author: n.1, time: StoreCoding.date(millis: n.2), text: n.3))
+        }
+        return records.map { var r = $0; r.findingUIDs = findings[r.id] ?? []; r.notes = notes[r.id] ?? []; return r }
+    }
+
+    public func caseRecord(id: String) async throws -> CaseRecord? {
+        try await caseRows("SELECT \(unescaped: Self.caseColumns) FROM cases WHERE id = \(id)").first
+    }
+
+    public func cases(status: CaseStatus?, owner: CaseOwnerFilter, limit: Int) async throws -> [CaseRecord] {
+        let limit = max(0, min(limit, CaseLimits.maxList))
+        // NULL parameters switch a filter off.
+        let statusID: Int? = status?.rawValue
+        let (anyOwner, named): (Bool, String?) = switch owner {
+        case .any: (true, nil)
+        case .unassigned: (false, nil)
+        case .named(let n): (false, n)
+        }
+        return try await caseRows("""
+            SELECT \(unescaped: Self.caseColumns) FROM cases
+            WHERE (\(statusID)::integer IS NULL OR status_id = \(statusID))
+              AND (\(anyOwner) OR (\(named)::text IS NULL AND owner IS NULL) OR owner = \(named))
+            ORDER BY modified_at DESC, id LIMIT \(limit)
+            """)
+    }
+
+    public func openCase(groupKey: String, since: Date) async throws -> CaseRecord? {
+        try await caseRows("""
+            SELECT \(unescaped: Self.caseColumns) FROM cases
+            WHERE group_key = \(groupKey) AND status_id IN (1, 2, 3) AND last_finding_at >= \(StoreCoding.millis(since))
+            ORDER BY last_finding_at DESC, id LIMIT 1
+            """).first
+    }
+
+    /// Locks the case's row (`FOR UPDATE`: changes to one case are serialised across nodes) and returns its state, its
+    /// finding count, whether `finding` is attached and its note count; throws `notFound`. The counts are read by a
+    /// second statement, after the lock is held: under READ COMMITTED a statement's subqueries keep the snapshot from
+    /// before its lock wait, so counting in the locking statement would miss a concurrent attach that just committed.
+    private static func lockCase(_ tx: PostgresConnection, _ id: String, finding: String, logger: Logger) async throws
+        -> (status: CaseStatus, severity: Int, lastFinding: Int64, modified: Int64, verdict: Int?, findings: Int, attached: Bool, notes: Int)
+    {
+        var locked: (Int, Int, Int64, Int64, Int?)?
+        for try await r in try await tx.query("""
+            SELECT status_id, severity_id, last_finding_at, modified_at, verdict_id FROM cases WHERE id = \(id) FOR UPDATE
+            """, logger: logger).decode((Int, Int, Int64, Int64, Int?).self) {
+            locked = r   // the primary key: one row at most; the stream is read to its end
+        }
+        guard let r = locked else { throw StoreError(.notFound, "no case \(id)") }
+        guard let status = CaseStatus(rawValue: r.0) else { throw StoreError(.corrupt, "case \(id) has status_id \(r.0)") }
+        var counts = (0, false, 0)
+        for try await c in try await tx.query("""
+            SELECT (SELECT count(*) FROM case_findings WHERE case_id = \(id))::integer,
+                   EXISTS (SELECT 1 FROM case_findings WHERE case_id = \(id) AND finding_uid = \(finding)),
+                   (SELECT count(*) FROM case_notes WHERE case_id = \(id))::integer
+            """, logger: logger).decode((Int, Bool, Int).self) {
+            counts = c
+        }
+        return (status, r.1, r.2, r.3, r.4, counts.0, counts.1, counts.2)
+    }
+
+    /// Runs one change to a case in a transaction holding its row lock, then reads the case back.
+    private func changeCase(_ id: String, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> Void) async throws -> CaseRecord {
+        let logger = self.logger
+        do {
+            try await client.withTransaction(logger: logger) { tx in try await body(tx, logger) }
+        } catch let e as PostgresTransactionError {
+            throw Self.map(e.closureError ?? e.commitError ?? e.beginError ?? e, url: url)
+        } catch { throw Self.map(error, url: url) }
+        guard let r = try await caseRecord(id: id) else { throw StoreError(.notFound, "no case \(id)") }
+        return r
+    }
+
+    public func attachFinding(caseID: String, findingUID: String, severityID: Int, findingTime: Date, at: Date) async throws -> CaseRecord {
+        try CaseLimits.validateFindingUID(findingUID); try CaseLimits.validateSeverity(severityID)
+        return try await changeCase(caseID) { tx, logger in
+            let c = try await Self.lockCase(tx, caseID, finding: findingUID, logger: logger)
+            if c.attached { return }
+            guard c.status.isOpen else { throw StoreError(.conflict, "case \(caseID) is \(c.status.name); findings are attached to open cases only") }
+            guard c.findings < CaseLimits.maxFindings else { throw StoreError(.conflict, "case \(caseID) holds \(CaseLimits.maxFindings) findings") }
+            try await tx.query("""
+                INSERT INTO case_findings(case_id, position, finding_uid, attached_at) VALUES (\(caseID), \(c.findings), \(findingUID), \(StoreCoding.millis(at)))
+                """, logger: logger)
+            try await tx.query("""
+                UPDATE cases SET severity_id = \(CaseLimits.higherSeverity(c.severity, severityID)),
+                  last_finding_at = \(max(c.lastFinding, StoreCoding.millis(findingTime))), modified_at = \(StoreCoding.millis(at))
+                WHERE id = \(caseID)
+                """, logger: logger)
+        }
+    }
+
+    public func assignCase(id: String, owner: String?, at: Date) async throws -> CaseRecord {
+        if let owner { try AttestationLimits.validateName(owner, "the owner") }
+        return try await changeCase(id) { tx, logger in
+            let c = try await Self.lockCase(tx, id, finding: "", logger: logger)
+            guard c.status != .closed else { throw StoreError(.conflict, "case \(id) is closed; reopen it first") }
+            try await tx.query("UPDATE cases SET owner = \(owner), modified_at = \(StoreCoding.millis(at)) WHERE id = \(id)", logger: logger)
+        }
+    }
+
+    public func setCaseStatus(id: String, status: CaseStatus, verdict: CaseVerdict?, reopen: Bool, at: Date) async throws -> CaseRecord {
+        try await changeCase(id) { tx, logger in
+            let c = try await Self.lockCase(tx, id, finding: "", logger: logger)
+            try CaseLimits.checkTransition(from: c.status, to: status, verdict: verdict, existing: c.verdict.flatMap(CaseVerdict.init(rawValue:)), reopen: reopen, id: id)
+            let newVerdict: Int? = status.isOpen ? nil : verdict?.rawValue ?? c.verdict
+            try await tx.query("""
+                UPDATE cases SET status_id = \(status.rawValue), verdict_id = \(newVerdict), modified_at = \(StoreCoding.millis(at)) WHERE id = \(id)
+                """, logger: logger)
+        }
+    }
+
+    public func addCaseNote(id: String, note: CaseNote) async throws -> CaseRecord {
+        try CaseLimits.validateNote(note)
+        return try await changeCase(id) { tx, logger in
+            let c = try await Self.lockCase(tx, id, finding: "", logger: logger)
+            guard c.notes < CaseLimits.maxNotes else { throw StoreError(.conflict, "case \(id) holds \(CaseLimits.maxNotes) notes") }
+            try await tx.query("""
+                INSERT INTO case_notes(case_id, position, author, created_at, text)
+                VALUES (\(id), \(c.notes), \(note.author), \(StoreCoding.millis(note.time)), \(note.text))
+                """, logger: logger)
+            try await tx.query("UPDATE cases SET modified_at = \(max(c.modified, StoreCoding.millis(note.time))) WHERE id = \(id)", logger: logger)
+        }
+    }
+
     // MARK: Assessment history
 
     public func saveAssessment(_ r: AssessmentHistoryRecord) async throws {

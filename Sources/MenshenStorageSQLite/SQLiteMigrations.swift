@@ -199,5 +199,31 @@ public enum SQLiteMigrations {
             "CREATE TRIGGER assessments_no_update BEFORE UPDATE ON assessments BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END",
             "CREATE TRIGGER assessments_no_delete BEFORE DELETE ON assessments BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END",
         ]),
+        Migration(version: 15, name: "cases: incidents grouping detection findings (notes and findings kept, cases never deleted)", statements: [
+            """
+            CREATE TABLE cases (
+              id TEXT PRIMARY KEY, title TEXT NOT NULL, status_id INTEGER NOT NULL, severity_id INTEGER NOT NULL, owner TEXT,
+              verdict_id INTEGER, group_key TEXT NOT NULL, created_at INTEGER NOT NULL, modified_at INTEGER NOT NULL,
+              last_finding_at INTEGER NOT NULL)
+            """,
+            "CREATE INDEX cases_group ON cases(group_key, last_finding_at)",
+            "CREATE INDEX cases_modified ON cases(modified_at)",
+            """
+            CREATE TABLE case_findings (
+              case_id TEXT NOT NULL REFERENCES cases(id), position INTEGER NOT NULL, finding_uid TEXT NOT NULL, attached_at INTEGER NOT NULL,
+              PRIMARY KEY (case_id, finding_uid), UNIQUE (case_id, position))
+            """,
+            """
+            CREATE TABLE case_notes (
+              case_id TEXT NOT NULL REFERENCES cases(id), position INTEGER NOT NULL, author TEXT NOT NULL, created_at INTEGER NOT NULL,
+              text TEXT NOT NULL, PRIMARY KEY (case_id, position))
+            """,
+            "CREATE TRIGGER cases_no_delete BEFORE DELETE ON cases BEGIN SELECT RAISE(ABORT, 'cases are kept'); END",
+            "CREATE TRIGGER cases_keep_identity BEFORE UPDATE ON cases WHEN NEW.id IS NOT OLD.id OR NEW.created_at IS NOT OLD.created_at OR NEW.group_key IS NOT OLD.group_key BEGIN SELECT RAISE(ABORT, 'a case keeps its id, creation time and group'); END",
+            "CREATE TRIGGER case_findings_no_update BEFORE UPDATE ON case_findings BEGIN SELECT RAISE(ABORT, 'attached findings are kept'); END",
+            "CREATE TRIGGER case_findings_no_delete BEFORE DELETE ON case_findings BEGIN SELECT RAISE(ABORT, 'attached findings are kept'); END",
+            "CREATE TRIGGER case_notes_no_update BEFORE UPDATE ON case_notes BEGIN SELECT RAISE(ABORT, 'case notes are append-only'); END",
+            "CREATE TRIGGER case_notes_no_delete BEFORE DELETE ON case_notes BEGIN SELECT RAISE(ABORT, 'case notes are append-only'); END",
+        ]),
     ]
 }

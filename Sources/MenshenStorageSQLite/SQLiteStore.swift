@@ -899,6 +899,132 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         }
     }
 
+    // MARK: Cases
+
+    public func createCase(_ r: CaseRecord) async throws {
+        try CaseLimits.validate(r)
+        try await write { db in
+            if try Self.exists(db, "SELECT 1 FROM cases WHERE id = ?", [r.id]) { throw StoreError(.conflict, "case \(r.id) exists") }
+            try db.execute(sql: """
+                INSERT INTO cases(id, title, status_id, severity_id, owner, verdict_id, group_key, created_at, modified_at, last_finding_at)
+                VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)
+                """, arguments: [r.id, r.title, r.status.rawValue, r.severityID, r.owner, r.groupKey, StoreCoding.millis(r.createdAt),
+                                 StoreCoding.millis(r.modifiedAt), StoreCoding.millis(r.lastFindingAt)])
+            for (position, uid) in r.findingUIDs.enumerated() {
+                try db.execute(sql: "INSERT INTO case_findings(case_id, position, finding_uid, attached_at) VALUES (?, ?, ?, ?)",
+                               arguments: [r.id, position, uid, StoreCoding.millis(r.createdAt)])
+            }
+        }
+    }
+
+    /// Reads whole cases (findings and notes included) for the rows `sql` selects from `cases`.
+    static func caseRecords(_ db: Database, _ sql: String, _ arguments: StatementArguments) throws -> [CaseRecord] {
+        try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+            let id: String = try row.decode(forColumn: "id")
+            let statusID: Int = try row.decode(forColumn: "status_id")
+            let verdictID: Int? = try row.decode(forColumn: "verdict_id")
+            guard let status = CaseStatus(rawValue: statusID) else { throw StoreError(.corrupt, "case \(id) has status_id \(statusID)") }
+            let verdict = try verdictID.map { v in
+                guard let verdict = CaseVerdict(rawValue: v) else { throw StoreError(.corrupt, "case \(id) has verdict_id \(v)") }
+                return verdict
+            }
+            let findings = try String.fetchAll(db, sql: "SELECT finding_uid FROM case_findings WHERE case_id = ? ORDER BY position", arguments: [id])
+            let notes = try Row.fetchAll(db, sql: "SELECT author, created_at, text FROM case_notes WHERE case_id = ? ORDER BY position",
+                                         arguments: [id]).map { n in
+                CaseNote(author: try n.decode(forColumn: "author"), time: StoreCoding.date(millis: try n.decode(forColumn: "created_at")),
+                         text: try n.decode(forColumn: "text"))
+            }
+            return CaseRecord(id: id, title: try row.decode(forColumn: "title"), status: status, severityID: try row.decode(forColumn: "severity_id"),
+                              owner: try row.decode(forColumn: "owner"), verdict: verdict, groupKey: try row.decode(forColumn: "group_key"),
+                              findingUIDs: findings, notes: notes, createdAt: StoreCoding.date(millis: try row.decode(forColumn: "created_at")),
+                              modifiedAt: StoreCoding.date(millis: try row.decode(forColumn: "modified_at")),
+                              lastFindingAt: StoreCoding.date(millis: try row.decode(forColumn: "last_finding_at")))
+        }
+    }
+
+    static func existingCase(_ db: Database, _ id: String) throws -> CaseRecord {
+        guard let r = try caseRecords(db, "SELECT * FROM cases WHERE id = ?", [id]).first else { throw StoreError(.notFound, "no case \(id)") }
+        return r
+    }
+
+    public func caseRecord(id: String) async throws -> CaseRecord? {
+        try await read { db in try Self.caseRecords(db, "SELECT * FROM cases WHERE id = ?", [id]).first }
+    }
+
+    public func cases(status: CaseStatus?, owner: CaseOwnerFilter, limit: Int) async throws -> [CaseRecord] {
+        let limit = max(0, min(limit, CaseLimits.maxList))
+        return try await read { db in
+            var conditions: [String] = [], args: [(any DatabaseValueConvertible)?] = []
+            if let status { conditions.append("status_id = ?"); args.append(status.rawValue) }
+            switch owner {
+            case .any: break
+            case .unassigned: conditions.append("owner IS NULL")
+            case .named(let n): conditions.append("owner = ?"); args.append(n)
+            }
+            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            return try Self.caseRecords(db, "SELECT * FROM cases \(filter) ORDER BY modified_at DESC, id LIMIT \(limit)", StatementArguments(args))
+        }
+    }
+
+    public func openCase(groupKey: String, since: Date) async throws -> CaseRecord? {
+        try await read { db in
+            try Self.caseRecords(db, """
+                SELECT * FROM cases WHERE group_key = ? AND status_id IN (1, 2, 3) AND last_finding_at >= ?
+                ORDER BY last_finding_at DESC, id LIMIT 1
+                """, [groupKey, StoreCoding.millis(since)]).first
+        }
+    }
+
+    public func attachFinding(caseID: String, findingUID: String, severityID: Int, findingTime: Date, at: Date) async throws -> CaseRecord {
+        try CaseLimits.validateFindingUID(findingUID); try CaseLimits.validateSeverity(severityID)
+        return try await write { db in
+            // One write transaction: two attaches to one case are serialised by SQLite's single writer.
+            let r = try Self.existingCase(db, caseID)
+            if r.findingUIDs.contains(findingUID) { return r }
+            guard r.status.isOpen else { throw StoreError(.conflict, "case \(caseID) is \(r.status.name); findings are attached to open cases only") }
+            guard r.findingUIDs.count < CaseLimits.maxFindings else { throw StoreError(.conflict, "case \(caseID) holds \(CaseLimits.maxFindings) findings") }
+            try db.execute(sql: "INSERT INTO case_findings(case_id, position, finding_uid, attached_at) VALUES (?, ?, ?, ?)",
+                           arguments: [caseID, r.findingUIDs.count, findingUID, StoreCoding.millis(at)])
+            try db.execute(sql: "UPDATE cases SET severity_id = ?, last_finding_at = ?, modified_at = ? WHERE id = ?",
+                           arguments: [CaseLimits.higherSeverity(r.severityID, severityID), StoreCoding.millis(max(r.lastFindingAt, findingTime)),
+                                       StoreCoding.millis(at), caseID])
+            return try Self.existingCase(db, caseID)
+        }
+    }
+
+    public func assignCase(id: String, owner: String?, at: Date) async throws -> CaseRecord {
+        if let owner { try AttestationLimits.validateName(owner, "the owner") }
+        return try await write { db in
+            let r = try Self.existingCase(db, id)
+            guard r.status != .closed else { throw StoreError(.conflict, "case \(id) is closed; reopen it first") }
+            try db.execute(sql: "UPDATE cases SET owner = ?, modified_at = ? WHERE id = ?", arguments: [owner, StoreCoding.millis(at), id])
+            return try Self.existingCase(db, id)
+        }
+    }
+
+    public func setCaseStatus(id: String, status: CaseStatus, verdict: CaseVerdict?, reopen: Bool, at: Date) async throws -> CaseRecord {
+        try await write { db in
+            let r = try Self.existingCase(db, id)
+            try CaseLimits.checkTransition(from: r.status, to: status, verdict: verdict, existing: r.verdict, reopen: reopen, id: id)
+            let newVerdict = status.isOpen ? nil : verdict ?? r.verdict
+            try db.execute(sql: "UPDATE cases SET status_id = ?, verdict_id = ?, modified_at = ? WHERE id = ?",
+                           arguments: [status.rawValue, newVerdict?.rawValue, StoreCoding.millis(at), id])
+            return try Self.existingCase(db, id)
+        }
+    }
+
+    public func addCaseNote(id: String, note: CaseNote) async throws -> CaseRecord {
+        try CaseLimits.validateNote(note)
+        return try await write { db in
+            let r = try Self.existingCase(db, id)
+            guard r.notes.count < CaseLimits.maxNotes else { throw StoreError(.conflict, "case \(id) holds \(CaseLimits.maxNotes) notes") }
+            try db.execute(sql: "INSERT INTO case_notes(case_id, position, author, created_at, text) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [id, r.notes.count, note.author, StoreCoding.millis(note.time), note.text])
+            try db.execute(sql: "UPDATE cases SET modified_at = ? WHERE id = ?", arguments: [StoreCoding.millis(max(r.modifiedAt, note.time)), id])
+            return try Self.existingCase(db, id)
+        }
+    }
+
     // MARK: Assessment history
 
     public func saveAssessment(_ r: AssessmentHistoryRecord) async throws {

@@ -83,6 +83,9 @@ extension AuditCommand {
         @Flag(name: .long, help: "Only say what would be exported and pruned.")
         var dryRun = false
 
+        @Flag(name: .long, help: "Cut past the log consumers' saved cursors (SIEM and JSON Lines export, detections): they lose the records they have not read.")
+        var ignoreConsumerCursors = false
+
         func run() async throws {
             guard let before, !before.isEmpty else { throw refuse("--before is required (e.g. --before 365d or --before 2026-01-01T00:00:00+08:00)") }
             let cutoff: Date
@@ -95,8 +98,16 @@ extension AuditCommand {
             do {
                 let keys = try AuditCommand.trustedKeys(publicKey, config: config)
                 let pruner = AuditPruner(store: db, keys: keys, clock: SystemClock())
-                let plan = try await pruner.plan(before: cutoff)
-                var lines = ["records:           \(plan.from)…\(plan.through) (\(plan.count)), cut at the checkpoint signed by \(plan.end.keyID)"]
+                var plan = try await pruner.plan(before: cutoff)
+                var held: [String] = []
+                // The same rule as the scheduled prune: not past what an enabled consumer of the log has not read yet.
+                if !ignoreConsumerCursors, let hold = try await AuditPruneConsumers.lowest(config, store: db), hold.sequence < plan.through {
+                    held.append("held back:         the consumer \(hold.consumer) has read only through sequence \(hold.sequence) (--ignore-consumer-cursors cuts past it)")
+                    do { plan = try await pruner.plan(before: cutoff, notPast: hold.sequence) } catch let e as AuditPruneError {
+                        throw AuditPruneError("held back by the consumer \(hold.consumer), which has read only through sequence \(hold.sequence): \(e.description)")
+                    }
+                }
+                var lines = held + ["records:           \(plan.from)…\(plan.through) (\(plan.count)), cut at the checkpoint signed by \(plan.end.keyID)"]
                 if plan.olderThroughSequence > plan.through {
                     lines.append("kept for now:      \(plan.through + 1)…\(plan.olderThroughSequence) are older too but no checkpoint covers them yet")
                 }

@@ -17,7 +17,7 @@ struct Menshen: AsyncParsableCommand {
             """,
         version: MenshenVersion.text,
         subcommands: [DemoCommand.self, ServeCommand.self, ConfigCommand.self, StoreCommand.self, UserCommand.self, GroupCommand.self, RoleCommand.self, DeviceCommand.self, AgentCommand.self, PolicyCommand.self, AuditCommand.self, PlaybookCommand.self,
-                      AssessCommand.self, AttestCommand.self,
+                      AssessCommand.self, AttestCommand.self, CaseCommand.self,
                       VersionCommand.self]
     )
 }

@@ -240,6 +240,23 @@ struct AuditPruneCommandTests {
         let missing = try await Harness.runAsync(["audit", "verify", "--data", log.data, "--export", log.dir.appendingPathComponent("nope").path])
         #expect(missing.status == 2 && missing.err.contains("no such export file"), "\(missing)")
     }
+
+    @Test("the detections' cursor at 15 holds the cut at the checkpoint at 10; --ignore-consumer-cursors cuts at 20")
+    func consumerCursor() async throws {
+        let log = try await Log.make()
+        defer { log.cleanup() }
+        let store = try SQLiteStore(path: log.database)
+        try await store.saveCursor(named: DetectionService.cursorName, sequence: 15, at: Date())
+        try await store.close()
+        let dry = try await Harness.runAsync(["audit", "prune", "--data", log.data, "--before", Self.future, "--dry-run"])
+        #expect(dry.status == 0 && dry.out.contains("held back:         the consumer detections has read only through sequence 15")
+                && dry.out.contains("records:           1…10 (10)"), "\(dry)")
+        let past = try await Harness.runAsync(["audit", "prune", "--data", log.data, "--before", Self.future, "--dry-run", "--ignore-consumer-cursors"])
+        #expect(past.status == 0 && !past.out.contains("held back") && past.out.contains("records:           1…20 (20)"), "\(past)")
+        let export = log.dir.appendingPathComponent("export.jsonl").path
+        let real = try await Harness.runAsync(["audit", "prune", "--data", log.data, "--before", Self.future, "--export", export])
+        #expect(real.status == 0 && real.out.contains("pruned:            10 record(s)"), "\(real)")
+    }
 }
 
 /// The same prune on PostgreSQL through the real binary (events from `menshen user add`).

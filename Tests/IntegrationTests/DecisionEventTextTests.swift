@@ -47,6 +47,7 @@ import Testing
                                   method: method, host: "gw.example", path: path, sourceIP: access.context.sourceIP)
             t.outcome = [.allow, .deny, .stepUp, .signIn, .noRoute, .refused, .error][i % 7]
             t.detail = i % 3 == 0 ? "" : "why \(i)"
+            t.deviceID = i % 3 == 1 ? "d-\(i)-0123456789abcdef" : nil
             // Some trails stop before a session or a decision exists, as the gate's early answers do.
             if i % 13 != 0 {
                 t.application = "app\(i % 3)"
@@ -90,6 +91,10 @@ import Testing
             "unmapped": ["decision": decisionObject(t)],
         ]
         if alert { event["is_alert"] = true }
+        if let device = t.deviceID {
+            event["device"] = ["uid": .string(device), "type_id": 0, "type": "Unknown"]
+            event["metadata"] = metadata(uid: uid, profiles: ["security_control", "host"])
+        }
         if let user = t.user {
             var actor: [String: JSON] = ["user": ["uid": .string(user), "name": .string(user)]]
             if let h = t.sessionHash { actor["session"] = ["uid": .string(String(h.prefix(16)))] }

@@ -260,4 +260,65 @@ struct DetectionServiceTests {
         #expect(throws: PlaybookFileError.self) { _ = try PlaybookState(file: dir.appendingPathComponent("missing.yaml").path) }
         #expect(try PlaybookState(file: "").set == PlaybookSet.builtIn, "no file: the built-in set")
     }
+
+    @Test("findings group into cases: a spraying burst's findings in one case, another user or a burst after the window in another; each change a 2005 event that validates")
+    func findingsGroupIntoCases() async throws {
+        let w = try World()
+        try await w.users(["amy", "bo"])
+        let task = w.start(try PlaybookState(file: ""))
+        defer { task.cancel() }
+
+        // A spraying burst from one source: twenty names, one wrong password each — two findings (ten names each).
+        for i in 0..<20 { try await w.failedPassword("staff\(i)", from: "198.51.100.23", known: false) }
+        // Password guessing against amy, then against bo (five failures each, from another address).
+        for _ in 0..<5 { try await w.failedPassword("amy", from: "203.0.113.5", known: true) }
+        for _ in 0..<5 { try await w.failedPassword("bo", from: "203.0.113.5", known: true) }
+        // The same source sprays again 25 hours later: past the 24 h window, a new case.
+        let later = IdentityEvents(store: w.store, clock: FixedClock(Date().addingTimeInterval(25 * 3600)), random: SystemRandomSource())
+        for i in 0..<10 {
+            try await later.authentication(.logon, user: nil, userName: "late\(i)", success: false, detail: "unknown user",
+                                           source: "198.51.100.23", factors: ["pwd"])
+        }
+        let events = try await w.waitFor("five case events") { events in events.filter { $0.event.classUID == 2005 }.count >= 5 }
+        let findings = events.filter { $0.event.classUID == 2004 }
+        let findingRule = Dictionary(uniqueKeysWithValues: findings.map {
+            (((Self.payload($0)["finding_info"] as? [String: Any])?["uid"] as? String) ?? "?",
+             (((Self.payload($0)["finding_info"] as? [String: Any])?["analytic"] as? [String: Any])?["uid"] as? String) ?? "?")
+        })
+        #expect(findingRule.values.filter { $0 == Self.sprayRuleID }.count == 3, "three spraying findings: \(findingRule)")
+
+        let cases = try await w.store.cases(status: nil, owner: .any, limit: 100)
+        #expect(cases.count == 4, "\(cases.map(\.groupKey))")
+        let spray = cases.filter { $0.groupKey == "source:198.51.100.23/TA0006" }.sorted { $0.createdAt < $1.createdAt }
+        try #require(spray.count == 2, "the burst and the one after the window: \(cases.map(\.groupKey))")
+        #expect(spray[0].findingUIDs.count == 2 && spray[0].findingUIDs.allSatisfy { findingRule[$0] == Self.sprayRuleID },
+                "both findings of the burst in one case")
+        #expect(spray[1].findingUIDs.count == 1 && spray[0].findingUIDs.first != spray[1].findingUIDs.first)
+        #expect(spray[0].severityID == 4 && spray[0].status == .new && spray[0].owner == nil)
+        #expect(spray[0].title.hasPrefix("Password spraying from one source — source 198.51.100.23"), "\(spray[0].title)")
+        for user in ["amy", "bo"] {
+            let c = cases.filter { $0.groupKey == "user:\(user)/TA0006" }
+            #expect(c.count == 1 && c.first?.findingUIDs.count == 1, "one case for \(user)'s guessing")
+        }
+        #expect(Set(cases.flatMap(\.findingUIDs)) == Set(findingRule.keys), "every finding is in exactly one case")
+        #expect(cases.flatMap(\.findingUIDs).count == findingRule.count)
+
+        // The events: four opened (Create), one finding attached (Update), with the case's findings and status.
+        let caseEvents = events.filter { $0.event.classUID == 2005 }.map(Self.payload)
+        #expect(caseEvents.filter { $0["activity_id"] as? Int == 1 }.count == 4)
+        let attached = try #require(caseEvents.first { $0["activity_id"] as? Int == 2 })
+        #expect(attached["type_uid"] as? Int == 200_502 && attached["status_id"] as? Int == 1)
+        #expect((attached["finding_info_list"] as? [[String: Any]])?.compactMap { $0["uid"] as? String } == spray[0].findingUIDs)
+        #expect((attached["metadata"] as? [String: Any])?["correlation_uid"] as? String == spray[0].id)
+        #expect(((attached["metadata"] as? [String: Any])?["product"] as? [String: Any])?["name"] as? String == "Menshen")
+        guard let (status, report) = try await OCSFConformanceTests.validate(events.filter { $0.event.classUID == 2005 }.map(\.event.payloadJSON))
+        else { return }
+        for failure in report.failures { Issue.record("event \(failure.line): \(failure.errors.joined(separator: "; "))") }
+        #expect(status == 0 && report.classes["2005"] == 5)
+
+        // Nothing more: case events are not detected upon, and a replayed finding is not filed twice.
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await w.store.events(after: 0, limit: 10_000).filter { $0.event.classUID == 2005 }.count == 5)
+    }
+
 }

@@ -57,7 +57,7 @@ struct OCSFConformanceTests {
         return (status, try JSONDecoder().decode(Report.self, from: output))
     }
 
-    @Test("every event type Menshen writes validates against OCSF 1.8.0 (3001, 3002, 6001, 2004, 5001, 2003, 3004)")
+    @Test("every event type Menshen writes validates against OCSF 1.8.0 (3001, 3002, 6001, 2004, 5001, 2003, 3004, 2005)")
     func everyEventValidates() async throws {
         let w = try await PolicyGateTests.World()
         // Identity: every authentication activity, succeeded and failed, local and federated; every account change.
@@ -86,6 +86,13 @@ struct OCSFConformanceTests {
                                             host: "gw", scheme: "http", clientAddress: "198.51.100.9", headers: [], requestID: "fa-1"))
         _ = await w.gate.decide(GateRequest(method: "GET", path: "/.menshen/auth/nginx", rawTarget: "/.menshen/auth/nginx", query: nil,
                                             host: "gw", scheme: "http", clientAddress: "127.0.0.1", headers: [], requestID: "fa-2"))
+        // Decisions on a known device (mTLS device certificate): `device.uid`, with and without a user.
+        for user in ["amy", nil] as [String?] {
+            var t = DecisionTrail(requestID: "dev-\(user ?? "none")", time: w.clock.now(), mode: .proxy, method: "GET", host: "gw.example",
+                                  path: "/page", sourceIP: "203.0.113.7", outcome: user == nil ? .signIn : .allow)
+            t.user = user; t.deviceID = "d-0123456789abcdef"; t.application = "app"
+            w.decisions.record(t)
+        }
         await w.decisions.flush()
         // The device pillar: a refused device certificate (with and without the certificate itself).
         let deviceCA = try DeviceCA.create(name: DeviceCAName(commonName: "Menshen Device CA", organization: "Bank"), now: Date(),
@@ -122,6 +129,25 @@ struct OCSFConformanceTests {
         try await attestationEvents.added(attestation)
         attestation.revokedAt = Date(); attestation.revokedBy = "cli:root"; attestation.revocationReason = "withdrawn"
         try await attestationEvents.revoked(attestation)
+        // Cases (the detection service's grouping, menshen case …): Incident Finding 2005, activities 1 Create, 2 Update, 3 Close.
+        let incident = CaseRecord(id: "5e1f0c2a-0000-4000-8000-00000000c0de", title: "Password spraying from one source — source 198.51.100.23",
+                                  severityID: 4, groupKey: "source:198.51.100.23/TA0006", findingUIDs: ["0a1b2c3d-4e5f-8a7b-8c9d-0e1f2a3b4c5d"],
+                                  createdAt: Date(), lastFindingAt: Date())
+        try await w.store.createCase(incident)
+        let opened = try CaseEvents.event(incident, change: .opened, actor: "menshen detections", findingUID: incident.findingUIDs[0], id: UUID(), at: Date())
+        let grown = try await w.store.attachFinding(caseID: incident.id, findingUID: "1a1b2c3d-4e5f-8a7b-8c9d-0e1f2a3b4c5d", severityID: 5,
+                                                    findingTime: Date(), at: Date())
+        let attached = try CaseEvents.event(grown, change: .findingAttached, actor: "menshen detections", findingUID: grown.findingUIDs[1],
+                                            id: UUID(), at: Date())
+        _ = try await w.store.appendEvents([opened, attached], hasher: EventChain.hasher)
+        let cases = CaseService(store: w.store, clock: w.clock, random: SystemRandomSource())
+        try await cases.assign(id: incident.id, owner: "analyst 林小美", actor: "cli:root")
+        try await cases.addNote(id: incident.id, text: "來源為外部 VPN。\nBlocked at the firewall.", actor: "cli:root")
+        try await cases.setStatus(id: incident.id, status: .inProgress, verdict: nil, reopen: false, actor: "cli:root")
+        try await cases.setStatus(id: incident.id, status: .resolved, verdict: .truePositive, reopen: false, actor: "cli:root")
+        try await cases.setStatus(id: incident.id, status: .closed, verdict: .falsePositive, reopen: false, actor: "cli:root")
+        try await cases.setStatus(id: incident.id, status: .onHold, verdict: nil, reopen: true, actor: "cli:root")
+        try await cases.assign(id: incident.id, owner: nil, actor: "cli:root")
 
         let events = try await w.store.events(after: 0, limit: 10_000)
         guard let (status, report) = try await Self.validate(events.map(\.event.payloadJSON)) else { return }
@@ -130,7 +156,14 @@ struct OCSFConformanceTests {
         }
         #expect(status == 0)
         #expect(report.checked == events.count)
-        for uid in ["3001", "3002", "6001", "2004", "5001", "2003", "3004"] {
+        let incidents = events.filter { $0.event.classUID == 2005 }.compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.event.payloadJSON.utf8)) as? [String: Any]
+        }
+        #expect(incidents.compactMap { $0["activity_id"] as? Int } == [1, 2, 2, 2, 2, 2, 3, 2, 2], "opened, attached, assigned, note, status ×2, closed, reopened, unassigned")
+        #expect(incidents.allSatisfy { ($0["type_uid"] as? Int) == 200_500 + (($0["activity_id"] as? Int) ?? -1) })
+        #expect(incidents.compactMap { $0["verdict_id"] as? Int } == [2, 1], "the verdict while resolved, then closed")
+        #expect((incidents[2]["assignee"] as? [String: Any])?["name"] as? String == "analyst 林小美")
+        for uid in ["3001", "3002", "6001", "2004", "5001", "2003", "3004", "2005"] {
             #expect((report.classes[uid] ?? 0) > 0, "class \(uid) was produced and checked")
         }
     }

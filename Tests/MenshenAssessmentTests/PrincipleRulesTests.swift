@@ -154,6 +154,7 @@ struct PrincipleRulesTests {
         Case("3.6", "no export and no detection is not met", .notMet) { $0.visibility.syslogExport = F(false); $0.visibility.detections = F([]) },
         Case("4.6", "a playbooks file that does not load is partial", .partiallyMet) { $0.visibility.playbooksProblem = "bad" },
         Case("5.7", "JSON Lines export counts as export", .met) { $0.visibility.syslogExport = F(false); $0.visibility.jsonLinesExport = F(true) },
+        Case("2.6", "the HTTPS webhook export counts as export", .met) { $0.visibility.syslogExport = F(false); $0.visibility.webhookExport = F(true) },
         // 3.1 attestation, overridden by an open permit.
         Case("3.1", "an unconditional permit for all is not met even when attested", .notMet) {
             $0.policies.inForce.value.append(Policy(id: "open", source: "x", effect: "permit", applications: nil, text: "permit (principal, action, resource);",

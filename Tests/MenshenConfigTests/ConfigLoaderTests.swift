@@ -107,6 +107,20 @@ struct ConfigLoaderTests {
         #expect(Set(problems.map(\.keyPath)) == ["store.postgres.url", "admin.listen"])
     }
 
+    @Test("audit retention: off by default, needs an export directory when on, bounded days")
+    func auditRetention() throws {
+        #expect(MenshenConfiguration.defaults.audit.retentionDays == 0 && MenshenConfiguration.defaults.audit.retentionExportDir.isEmpty)
+        let missing = ConfigLoader.check(file: try write("audit:\n  retention_days: 365\n"))
+        #expect(missing.map(\.keyPath) == ["audit.retention_export_dir"] && missing.first?.message.contains("is required") == true, "\(missing)")
+        let config = try ConfigLoader.load(yaml: "audit:\n  retention_days: 2555\n  retention_export_dir: /var/lib/menshen/exports\n")
+        #expect(config.audit.retentionDays == 2555 && config.audit.retentionExportDir == "/var/lib/menshen/exports")
+        for bad in ["-1", "36501", "seven"] {
+            let problems = ConfigLoader.check(file: try write("audit:\n  retention_days: \(bad)\n  retention_export_dir: /x\n"))
+            #expect(problems.map(\.keyPath) == ["audit.retention_days"], "\(bad): \(problems)")
+        }
+        #expect(ConfigLoader.check(file: try write("audit:\n  retention_days: 0\n")).isEmpty, "0 keeps everything and needs no directory")
+    }
+
     @Test("bad files give one clear problem each", arguments: [
         ("server: [unclosed", "not valid YAML"),
         ("- just\n- a list\n", "the top level must be a mapping"),
@@ -137,6 +151,54 @@ struct ConfigLoaderTests {
         let yaml = ConfigLoader.exampleYAML()
         for key in ConfigKeys.all { #expect(yaml.contains(key.environmentName)) }
         #expect(try ConfigLoader.load(yaml: yaml) == MenshenConfiguration.defaults)
+    }
+
+    @Test("export.webhook.url: https anywhere, plain http only to loopback, no credentials or fragment; required when enabled", arguments: [
+        ("https://siem.bank.example/ingest", true, nil), ("https://10.1.2.3:8443/", true, nil), ("http://127.0.0.1:9000/x", true, nil),
+        ("http://127.8.9.10/", true, nil), ("http://localhost/", true, nil), ("http://[::1]:80/", true, nil), ("HTTP://LOCALHOST/", true, nil),
+        ("http://siem.bank.example/", false, "plain http is only allowed to a loopback host"), ("http://10.0.0.1/", false, "loopback"),
+        ("http://127.0.0.1.evil.example/", false, "loopback"), ("http://[::2]/", false, "loopback"), ("http://128.0.0.1/", false, "loopback"),
+        ("https://u:p@siem.bank.example/", false, "user name or password"), ("https://siem.bank.example/#frag", false, "fragment"),
+        ("ftp://siem.bank.example/", false, "https://"), ("siem.bank.example", false, "absolute"), ("https:///path", false, "absolute"),
+        ("https://siem .example/", false, "absolute"),
+    ] as [(String, Bool, String?)])
+    func webhookURL(_ url: String, _ ok: Bool, _ expected: String?) throws {
+        let problems = ConfigLoader.check(file: try write("export:\n  webhook:\n    enabled: true\n    url: \"\(url)\"\n"))
+        #expect(problems.isEmpty == ok, "\(url): \(problems)")
+        if let expected {
+            #expect(problems.count == 1 && problems.first?.keyPath == "export.webhook.url" && problems.first?.message.contains(expected) == true,
+                    "\(url): \(problems)")
+        }
+    }
+
+    @Test("export.webhook: the typed tree, the URL required when enabled, the client certificate and key together")
+    func webhookKeys() throws {
+        let config = try ConfigLoader.load(yaml: """
+            export:
+              webhook:
+                enabled: true
+                url: https://siem.bank.example/menshen
+                token_file: /etc/menshen/siem.token
+                ca_file: /etc/menshen/siem-ca.pem
+                client_certificate_file: /etc/menshen/c.pem
+                client_key_file: /etc/menshen/c.key
+                batch_size: 200
+                max_batch_bytes: 65536
+                timeout_seconds: 5
+                max_backoff_seconds: 60
+            """)
+        #expect(config.webhookExport == .init(enabled: true, url: "https://siem.bank.example/menshen", tokenFile: "/etc/menshen/siem.token",
+                                              caFile: "/etc/menshen/siem-ca.pem", clientCertificateFile: "/etc/menshen/c.pem",
+                                              clientKeyFile: "/etc/menshen/c.key", batchSize: 200, maxBatchBytes: 65536, timeoutSeconds: 5,
+                                              maxBackoffSeconds: 60))
+        #expect(MenshenConfiguration.defaults.webhookExport == .init())
+        #expect(ConfigLoader.check(file: try write("export:\n  webhook:\n    enabled: true\n")).map(\.keyPath) == ["export.webhook.url"])
+        #expect(ConfigLoader.check(file: try write("export:\n  webhook:\n    url: https://x.example/\n")).isEmpty, "a URL without enabled is fine")
+        let half = ConfigLoader.check(file: try write("export:\n  webhook:\n    client_key_file: k.pem\n"))
+        #expect(half.map(\.keyPath) == ["export.webhook.client_certificate_file"] && half.first?.message.contains("client_key_file") == true)
+        let env = ConfigLoader.check(file: try write(""), environment: ["MENSHEN_EXPORT_WEBHOOK_ENABLED": "true",
+                                                                         "MENSHEN_EXPORT_WEBHOOK_URL": "http://siem.example/"])
+        #expect(env.map(\.keyPath) == ["export.webhook.url"] && env.first?.location == "environment MENSHEN_EXPORT_WEBHOOK_URL")
     }
 
     @Test("listen addresses", arguments: [

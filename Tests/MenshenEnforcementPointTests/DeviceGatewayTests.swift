@@ -190,5 +190,10 @@ struct DeviceGatewayTests {
         // The decision audit carries the device attributes the decision was made on.
         let decisions = try await store.events(after: 0, limit: 10_000).filter { $0.event.classUID == 6001 }.map(\.event)
         #expect(decisions.contains { $0.payloadJSON.contains("\"hardware_bound\":true") && $0.payloadJSON.contains("\"compliant\":true") })
+        // Decisions on a known device name it (OCSF device.uid), whether decided from memory or after reading the store;
+        // those made without a device name none.
+        let named = decisions.filter { $0.payloadJSON.contains(#""device":{"type":"Unknown","type_id":0,"uid":"laptop-1"}"#) }
+        #expect(named.count >= 4 && named.contains { $0.payloadJSON.contains("\"compliant\":true") }, "\(named.count)")
+        #expect(decisions.contains { $0.payloadJSON.contains("\"known\":false") && !$0.payloadJSON.contains(#""device":{"type""#) })
     }
 }

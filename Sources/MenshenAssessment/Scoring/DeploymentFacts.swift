@@ -324,6 +324,8 @@ public struct DeploymentFacts: Sendable, Equatable, Codable {
         public var syslogExport = Fact(false, query: "")
         /// `export.jsonl.enabled`.
         public var jsonLinesExport = Fact(false, query: "")
+        /// `export.webhook.enabled`.
+        public var webhookExport = Fact(false, query: "")
         /// The detections the server runs (always on in `menshen serve`).
         public var detections = Fact<[Detection]>([], query: "")
         /// Detection Findings (2004) in the window.
@@ -331,7 +333,7 @@ public struct DeploymentFacts: Sendable, Equatable, Codable {
         public var playbooksProblem: String?
         public init() {}
 
-        public var exported: Bool { syslogExport.value || jsonLinesExport.value }
+        public var exported: Bool { syslogExport.value || jsonLinesExport.value || webhookExport.value }
         public func detections(for pillar: String) -> [Detection] {
             detections.value.filter { $0.pillars.contains(pillar) && !$0.techniques.isEmpty }
         }

@@ -250,8 +250,8 @@ public enum PrincipleRules {
         let detections = v.detections(for: pillar)
         let responded = detections.filter { !$0.respondingPlaybooks.isEmpty }
         let m = [
-            Measurement.flag("events_exported", T("Events exported to a SIEM (syslog or JSON Lines)", "事件匯出至 SIEM（syslog 或 JSON Lines）"), v.exported,
-                             query: [v.syslogExport.query, v.jsonLinesExport.query].joined(separator: "; ")),
+            Measurement.flag("events_exported", T("Events exported to a SIEM (syslog, JSON Lines or HTTPS webhook)", "事件匯出至 SIEM（syslog、JSON Lines 或 HTTPS webhook）"),
+                             v.exported, query: [v.syslogExport.query, v.jsonLinesExport.query, v.webhookExport.query].joined(separator: "; ")),
             Measurement.count("detections_\(pillar)", T("Detections with ATT&CK mapping reading \(name.en) events", "讀取\(name.zhTW)事件且對應 ATT&CK 之偵測規則"),
                               detections.count, query: v.detections.query),
             Measurement.count("detections_\(pillar)_with_playbook", T("… of which a playbook responds beyond logging", "其中有劇本回應（不僅記錄）者"),

@@ -334,6 +334,7 @@ public enum AssessmentFacts {
     static func visibility(_ f: inout DeploymentFacts, config: MenshenConfiguration) {
         f.visibility.syslogExport = Fact(config.syslogExport.enabled, query: "export.syslog.enabled = \(config.syslogExport.enabled)")
         f.visibility.jsonLinesExport = Fact(config.jsonLinesExport.enabled, query: "export.jsonl.enabled = \(config.jsonLinesExport.enabled)")
+        f.visibility.webhookExport = Fact(config.webhookExport.enabled, query: "export.webhook.enabled = \(config.webhookExport.enabled)")
         var playbooks: [Playbook] = []
         do { playbooks = try PlaybookState(file: config.response.playbooksFile).set.playbooks } catch {
             f.visibility.playbooksProblem = "\(error)"

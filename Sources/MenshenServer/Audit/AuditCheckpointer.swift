@@ -21,6 +21,8 @@ public actor AuditCheckpointer: Service {
     let clock: any WallClock
     let logger: Logger
     /// The newest record whose chain was checked, and when the last checkpoint was signed.
+    /// The public half of the signing key: the key a prune trusts (``AuditRetention``).
+    public nonisolated var verifyKey: AuditVerifyKey { key.verifyKey }
     private var verified: (sequence: Int64, hash: String)?
     private var lastSigned: (sequence: Int64, at: Date)?
     private var reportedBreak: Int64?

@@ -37,8 +37,9 @@ public struct AuditPruner: Sendable {
     }
 
     /// Finds what pruning everything older than `before` may remove. Throws ``AuditPruneError`` with the
-    /// reason when nothing can be pruned (no older event, no checkpoint covering them).
-    public func plan(before: Date) async throws -> Plan {
+    /// reason when nothing can be pruned (no older event, no checkpoint covering them). With `notPast`, the cut
+    /// stays at or before that sequence (the lowest consumer cursor, ``AuditPruneConsumers``).
+    public func plan(before: Date, notPast: Int64? = nil) async throws -> Plan {
         let prior = try await store.lastPrune()
         let from = (prior?.throughSequence ?? 0) + 1
         let previousHash = prior?.throughHash ?? genesisEventHash
@@ -47,7 +48,7 @@ public struct AuditPruner: Sendable {
         }
         // Times are not strictly in sequence order (buffered writers): stop before the first event at or after the cut-off.
         let firstKept = try await store.searchEvents(EventQuery(since: before), order: .oldestFirst, after: from - 1, limit: 1).first
-        let older = firstKept.map { $0.sequence - 1 } ?? head.sequence
+        let older = min(firstKept.map { $0.sequence - 1 } ?? head.sequence, notPast ?? .max)
         let when = AuditTime.format(before)
         guard older >= from else {
             throw AuditPruneError("no event before \(when) is left in the log (it starts at sequence \(from)): nothing to prune")
@@ -95,8 +96,8 @@ public struct AuditPruner: Sendable {
     /// Writes the plan's records to a new file at `path` (refused when it exists), syncs it and its
     /// directory, then reads it back and verifies it. Throws when it cannot be written or does not verify
     /// (the file is then left for inspection; nothing was deleted).
-    public func export(_ plan: Plan, to path: String) async throws -> Exported {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o640)
+    public func export(_ plan: Plan, to path: String, mode: mode_t = 0o640) async throws -> Exported {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode)
         guard fd >= 0 else {
             throw AuditPruneError(errno == EEXIST ? "\(path): the export file exists; give a new name (nothing was pruned)"
                                                   : "\(path): cannot create the export file (\(String(cString: strerror(errno))))")
@@ -186,5 +187,5 @@ public struct AuditPruner: Sendable {
 
 public struct AuditPruneError: Error, CustomStringConvertible {
     public let description: String
-    init(_ message: String) { description = message }
+    public init(_ message: String) { description = message }
 }

@@ -43,6 +43,8 @@ public struct DecisionTrail: Sendable {
     public var application: String?
     public var user: String?
     public var sessionHash: String?
+    /// The device of the request's client certificate, when it is a known device (``DeviceBinding``): OCSF `device.uid`.
+    public var deviceID: String?
     public var policyGeneration: Int?
     public var access: AccessRequest?
     public var decision: AccessDecision?
@@ -217,6 +219,9 @@ public final class DecisionLog: DecisionRecorder, Service {
         }
         w.int("category_uid", 6)
         w.int("class_uid", 6001)
+        if let device = t.deviceID {
+            w.object("device") { $0.string("type", "Unknown"); $0.int("type_id", 0); $0.string("uid", String(device.prefix(128))) }
+        }
         w.int("disposition_id", disposition(t.outcome))
         w.object("http_request") { r in
             r.string("http_method", cut(t.method, 32))
@@ -229,8 +234,8 @@ public final class DecisionLog: DecisionRecorder, Service {
             m.object("product") { p in
                 p.string("name", "Menshen"); p.string("vendor_name", "Menshen project"); p.string("version", IdentityEvents.productVersion)
             }
-            // `actor` belongs to the host profile.
-            m.strings("profiles", t.user == nil ? ["security_control"] : ["security_control", "host"])
+            // `actor` and `device` belong to the host profile.
+            m.strings("profiles", t.user == nil && t.deviceID == nil ? ["security_control"] : ["security_control", "host"])
             m.string("uid", uidText)
             m.string("version", IdentityEvents.ocsfVersion)
         }

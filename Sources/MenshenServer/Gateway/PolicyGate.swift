@@ -108,6 +108,7 @@ public struct PolicyGate: AccessGate {
             if let devices, mode == .proxy {
                 guard let known = devices.remembered(request, now: trail.time) else { return nil }
                 device = known.attributes(at: trail.time)
+                if case .device(let facts) = known { trail.deviceID = facts.deviceID.rawValue }
             }
             let (access, decision) = decide(request, target: t, facts: facts, device: device, now: trail.time)
             var assertion: String?
@@ -198,7 +199,9 @@ public struct PolicyGate: AccessGate {
         // The device of the connection's client certificate (never for forward-auth: its connection is the proxy's).
         var device: AccessRequest.Device?
         if let devices, !request.connectionAttributes.isEmpty, trail.mode == .proxy || trail.mode == .reevaluation {
-            device = try await devices.resolve(request, now: trail.time).attributes(at: trail.time)
+            let resolution = try await devices.resolve(request, now: trail.time)
+            device = resolution.attributes(at: trail.time)
+            if case .device(let facts) = resolution { trail.deviceID = facts.deviceID.rawValue }
         }
 
         let (access, decision) = decide(request, target: t, facts: facts, device: device, now: trail.time)

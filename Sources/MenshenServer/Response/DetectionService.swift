@@ -12,7 +12,9 @@ import ServiceLifecycle
 /// finding as an OCSF Detection Finding (2004) with its technique and the
 /// uids of its evidence events, and carries out the playbooks that match it
 /// (``PlaybookState``), each action recorded as an OCSF Remediation Activity
-/// (7001; see ``ResponseEvents``).
+/// (7001; see ``ResponseEvents``). Each finding is filed into a case
+/// (``CaseService``: same subject and ATT&CK tactic within the case window),
+/// each case change an OCSF Incident Finding (2005).
 ///
 /// - Its own events (marked with ``ResponseEvents/logName``) are skipped, so
 ///   findings and actions never loop back into detections.
@@ -37,6 +39,7 @@ public struct DetectionService: Service {
     let startAfter: Int64?
     let approvalTimeout: Duration
     let approvalPoll: Duration
+    let caseWindow: TimeInterval
     /// The consumer cursor detections keep in the store (``ConsumerCursorStore``).
     public static let cursorName = "detections"
 
@@ -47,7 +50,9 @@ public struct DetectionService: Service {
     public init(store: any MenshenStore, playbooks: PlaybookState, clock: any WallClock, random: any RandomSource = SystemRandomSource(),
                 logger: Logger, reloadInterval: Duration, pollInterval: Duration = .milliseconds(100),
                 webhookBackoff: Duration = .milliseconds(500), startAfter: Int64? = nil,
-                approvalTimeout: Duration = .seconds(3600), approvalPoll: Duration = .seconds(1)) {
+                approvalTimeout: Duration = .seconds(3600), approvalPoll: Duration = .seconds(1),
+                caseWindow: Duration = .seconds(Int64(CaseService.defaultWindow))) {
+        self.caseWindow = TimeInterval(caseWindow.components.seconds)
         self.approvalTimeout = approvalTimeout; self.approvalPoll = approvalPoll
         self.store = store; self.playbooks = playbooks; self.clock = clock; self.random = random; self.logger = logger
         self.reloadInterval = reloadInterval
@@ -73,7 +78,8 @@ public struct DetectionService: Service {
         let store = self.store, clock = self.clock
         let initialEngine = try DetectionEngine.builtIn()
         let responder = Responder(store: store, clock: clock, random: random, logger: logger,
-                                  approvalTimeout: TimeInterval(approvalTimeout.components.seconds))
+                                  approvalTimeout: TimeInterval(approvalTimeout.components.seconds),
+                                  cases: CaseService(store: store, clock: clock, random: random, window: caseWindow))
         let approvalPoll = self.approvalPoll
         let sender = WebhookSender(logger: logger, initialBackoff: webhookBackoff) { ticket, outcome in
             await responder.record(ticket.step, finding: ticket.finding, outcome: outcome)
@@ -214,6 +220,8 @@ struct Responder: Sendable {
     let logger: Logger
     /// How long a step held for approval waits (`response.approval_timeout_seconds`).
     var approvalTimeout: TimeInterval = 3600
+    /// Groups each written finding into a case (OCSF 2005 events); nil: no cases.
+    var cases: CaseService? = nil
 
     /// A `raise_risk` step's points for one user; the detection loop adds them to the engine's ledger.
     /// With `until`: a `require_step_up` step's requirement (0 points) from `time` to `until`.
@@ -239,7 +247,7 @@ struct Responder: Sendable {
                 logger.error("a finding could not be encoded", metadata: ["rule": "\(f.ruleID)", "error": "\(error)"])
             }
         }
-        await append(findingEvents, what: "findings")
+        let findingsWritten = await append(findingEvents, what: "findings")
         var actionEvents: [NewEvent] = []
         for (f, eventID) in written {
             for step in playbooks.plan(for: f, ruleNames: ruleNames[f.ruleID] ?? []) {
@@ -304,6 +312,18 @@ struct Responder: Sendable {
             }
         }
         await append(actionEvents, what: "playbook actions")
+        if findingsWritten, let cases {
+            // Each finding joins its case (or opens one) once the actions ran (containment first); a failure loses the grouping, never the finding.
+            var caseEvents: [NewEvent] = []
+            for (f, _) in written {
+                do {
+                    if let (_, event) = try await cases.file(f) { caseEvents.append(event) }
+                } catch {
+                    logger.error("a finding could not be filed into a case", metadata: ["finding": "\(f.uid)", "error": "\(error)"])
+                }
+            }
+            await append(caseEvents, what: "case changes")
+        }
         return raises
     }
 
@@ -333,12 +353,14 @@ struct Responder: Sendable {
         await append([e], what: "a webhook outcome")
     }
 
-    func append(_ events: [NewEvent], what: String) async {
-        guard !events.isEmpty else { return }
+    /// Appends with up to three attempts; false when they all failed (logged).
+    @discardableResult
+    func append(_ events: [NewEvent], what: String) async -> Bool {
+        guard !events.isEmpty else { return true }
         for attempt in 1...3 {
             do {
                 _ = try await store.appendEvents(events, hasher: EventChain.hasher)
-                return
+                return true
             } catch {
                 if attempt == 3 {
                     logger.error("writing \(what) to the event log failed", metadata: ["events": "\(events.count)", "error": "\(error)"])
@@ -347,6 +369,7 @@ struct Responder: Sendable {
                 }
             }
         }
+        return false
     }
 
     /// The existing users an action acts on.

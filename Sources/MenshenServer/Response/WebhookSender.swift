@@ -13,7 +13,7 @@ import NIOCore
 /// whole exchange, body included, so a receiver that hangs costs one timeout);
 /// a failed attempt (no answer, an error, a status outside 2xx) is tried again
 /// after 0.5 s, 1 s, 2 s … up to the target's `retries`. Redirects are not
-/// followed and at most 64 KiB of an answer is read and ignored: a receiver
+/// followed and at most 64 KiB of an answer is read and ignored (``WebhookPost``): a receiver
 /// that answers garbage changes nothing. When a delivery ends, `finished` is
 /// told the outcome (the caller writes the audit event).
 ///
@@ -28,7 +28,6 @@ final class WebhookSender: Sendable {
 
     static let maxQueued = 1000
     static let maxInFlight = 8
-    static let maxAnswerBytes = 64 * 1024
 
     private let stream: AsyncStream<Ticket>
     private let continuation: AsyncStream<Ticket>.Continuation
@@ -94,21 +93,17 @@ final class WebhookSender: Sendable {
             if Task.isCancelled { lastProblem = "shut down before delivery"; break }
             attempts += 1
             do {
-                var request = HTTPClientRequest(url: target.url)
-                request.method = .POST
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.headers.add(name: "User-Agent", value: "Menshen-playbooks/\(ResponseEvents.productVersion)")
-                request.body = .bytes(ByteBuffer(string: ticket.body))
-                let deadline = NIODeadline.now() + .seconds(Int64(target.timeoutSeconds))
-                let response = try await client.execute(request, deadline: deadline)
-                _ = try? await response.body.collect(upTo: Self.maxAnswerBytes)
-                if (200..<300).contains(response.status.code) {
-                    await finished(ticket, .init(success: true, detail: "ticket delivered to \(target.host) (HTTP \(response.status.code))",
+                let answer = try await WebhookPost.send(client, url: target.url,
+                                                        headers: [("Content-Type", "application/json"),
+                                                                  ("User-Agent", "Menshen-playbooks/\(ResponseEvents.productVersion)")],
+                                                        body: ByteBuffer(string: ticket.body), timeout: .seconds(target.timeoutSeconds))
+                if (200..<300).contains(answer.status) {
+                    await finished(ticket, .init(success: true, detail: "ticket delivered to \(target.host) (HTTP \(answer.status))",
                                                  facts: ["host": .string(target.host), "attempts": .number(attempts),
-                                                         "http_status": .number(Int(response.status.code))]))
+                                                         "http_status": .number(answer.status)]))
                     return
                 }
-                lastProblem = "HTTP \(response.status.code)"
+                lastProblem = "HTTP \(answer.status)"
             } catch {
                 lastProblem = String("\(error)".prefix(200))
             }

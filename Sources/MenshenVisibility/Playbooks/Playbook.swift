@@ -1,4 +1,5 @@
 import Foundation
+import MenshenCore
 
 /// Limits on playbook files. A file beyond them is refused whole (the running
 /// set stays active).
@@ -149,12 +150,7 @@ public struct WebhookTarget: Sendable, Equatable {
         self.url = url; self.host = host.lowercased(); self.timeoutSeconds = timeoutSeconds; self.retries = retries
     }
 
-    static func isLoopback(_ host: String) -> Bool {
-        let h = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        if h == "localhost" || h == "::1" { return true }
-        let octets = h.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
-    }
+    static func isLoopback(_ host: String) -> Bool { LoopbackHost.contains(host) }
 }
 
 /// One step of a playbook run: the playbook and one of its actions, for one finding.
