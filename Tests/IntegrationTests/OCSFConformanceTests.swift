@@ -5,6 +5,7 @@ import MenshenEnforcementPoint
 import MenshenPolicyAdministrator
 import MenshenServer
 import MenshenStorage
+import MenshenVisibility
 import Testing
 
 /// Every kind of event Menshen writes, produced by the code that writes it
@@ -140,6 +141,13 @@ struct OCSFConformanceTests {
         let attached = try CaseEvents.event(grown, change: .findingAttached, actor: "menshen detections", findingUID: grown.findingUIDs[1],
                                             id: UUID(), at: Date())
         _ = try await w.store.appendEvents([opened, attached], hasher: EventChain.hasher)
+        // A detection finding about one event on a known device: Detection Finding 2004 with `evidences[].device`.
+        let onDevice = DetectionFinding(metadata: RuleMetadata(file: "t.yml", id: "2428a622-cf6c-456d-b81a-111debfcafcc", name: nil,
+                                                               title: "Access attempt from an unmanaged device", status: .experimental,
+                                                               level: .medium, tags: ["attack.initial-access", "attack.t1133"], description: nil),
+                                        user: "amy", sourceIP: "203.0.113.7", device: "d-0123456789abcdef", evidence: ["e1"],
+                                        firstTime: Date(), lastTime: Date(), message: "unmanaged device")
+        _ = try await w.store.appendEvents([try ResponseEvents.finding(onDevice, id: UUID(), writtenAt: Date())], hasher: EventChain.hasher)
         let cases = CaseService(store: w.store, clock: w.clock, random: SystemRandomSource())
         try await cases.assign(id: incident.id, owner: "analyst 林小美", actor: "cli:root")
         try await cases.addNote(id: incident.id, text: "來源為外部 VPN。\nBlocked at the firewall.", actor: "cli:root")

@@ -197,6 +197,24 @@ struct CorrelationEngineTests {
         #expect((0..<5).flatMap { again.process(Self.auth(2, at: Double($0), id: "ev\($0)")) }.first?.uid == f.uid)
     }
 
+    @Test("a single-event finding names the event's device (device.uid), read within the projection, in OCSF evidences")
+    func findingDevice() throws {
+        let set = try SigmaRuleSet.load(files: [("base.yml", Self.base)])
+        var e = DetectionEngine(rules: set, detectors: [], configuration: .init())
+        let json = #"{"class_uid":3002,"activity_id":1,"status_id":1,"user":{"name":"alice"},"src_endpoint":{"ip":"203.0.113.7"},"#
+            + #""device":{"uid":"dev-0001","type_id":0}}"#
+        let event = try DetectionEvent(id: "ev-dev", time: Self.t0, json: json, projection: e.projection)
+        #expect(event.deviceUID == "dev-0001")
+        let f = try #require(e.process(event).first { $0.title == "Success" })
+        #expect(f.device == "dev-0001")
+        #expect(e.projection.fallbackCount == 0, "device.uid is read within the projection")
+        let device = try #require(f.ocsf["evidences"]?.arrayValue?.first?["device"])
+        #expect(device["uid"] == "dev-0001" && device["type_id"] == 0)
+        // An event without a device makes a finding without one, and no device object.
+        let g = try #require(e.process(Self.auth(2, at: 1)).first { $0.title == "Failure" })
+        #expect(g.device == nil && g.ocsf["evidences"]?.arrayValue?.first?["device"] == nil)
+    }
+
     @Test("risk score: points by level, linear decay over 24 hours, capped at 100")
     func risk() throws {
         var e = try Self.engine(Self.correlation("event_count"))

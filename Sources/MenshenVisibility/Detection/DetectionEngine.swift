@@ -185,7 +185,7 @@ public struct DetectionEngine: Sendable {
         suppressed[key] = e.time
         let who = e.userName.map { " by \($0)" } ?? ""
         let from = e.sourceIP.map { " from \($0)" } ?? ""
-        return DetectionFinding(metadata: rule.metadata, user: e.userName, sourceIP: e.sourceIP, evidence: [e.id],
+        return DetectionFinding(metadata: rule.metadata, user: e.userName, sourceIP: e.sourceIP, device: e.deviceUID, evidence: [e.id],
                                 firstTime: e.time, lastTime: e.time, message: "\(rule.metadata.title): event \(e.id)\(who)\(from)")
     }
 

@@ -17,6 +17,9 @@ public struct DetectionFinding: Sendable, Equatable {
     public var user: String?
     /// The source address the finding is about, when there is one.
     public var sourceIP: String?
+    /// The enrolled device the finding is about (the event's `device.uid`), when one event made it
+    /// and that event named a device. Not part of ``uid``: the evidence already identifies the event.
+    public var device: String?
     /// The correlation's `group-by` values (field or alias → value).
     public var groupBy: [String: String]
     /// Ids of the events that made the finding (bounded; the most recent are kept).
@@ -28,10 +31,10 @@ public struct DetectionFinding: Sendable, Equatable {
 
     public var severityID: Int { level.severityID }
 
-    public init(metadata: RuleMetadata, user: String?, sourceIP: String?, groupBy: [String: String] = [:], evidence: [String],
-                firstTime: Date, lastTime: Date, message: String) {
+    public init(metadata: RuleMetadata, user: String?, sourceIP: String?, device: String? = nil, groupBy: [String: String] = [:],
+                evidence: [String], firstTime: Date, lastTime: Date, message: String) {
         ruleID = metadata.key; title = metadata.title; level = metadata.level; techniques = metadata.techniques
-        self.user = user; self.sourceIP = sourceIP; self.groupBy = groupBy; self.evidence = evidence
+        self.user = user; self.sourceIP = sourceIP; self.device = device; self.groupBy = groupBy; self.evidence = evidence
         self.firstTime = firstTime; self.lastTime = lastTime; self.message = message
         var h = SHA256()
         for part in [ruleID, groupBy.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1F}"),
@@ -64,6 +67,8 @@ public struct DetectionFinding: Sendable, Equatable {
         var evidenceObject: [String: EventValue] = [:]
         if let user { evidenceObject["actor"] = ["user": ["name": .string(user)]] }
         if let sourceIP { evidenceObject["src_endpoint"] = ["ip": .string(sourceIP)] }
+        // OCSF `device` needs `type_id`; the id is all the finding knows, so the type is Unknown (0).
+        if let device { evidenceObject["device"] = ["uid": .string(String(device.prefix(128))), "type_id": 0, "type": "Unknown"] }
         var event: [String: EventValue] = [
             "class_uid": 2004, "category_uid": 2, "activity_id": 1, "type_uid": 200_401,
             "severity_id": .int(Int64(severityID)), "time": ms(lastTime),

@@ -29,6 +29,9 @@ public struct DetectionEvent: Sendable, Equatable {
     public let sourceIP: String?
     /// `action_id` (decisions: 1 allowed, 2 denied).
     public let actionID: Int?
+    /// `device.uid`, when present and not empty: the enrolled device a decision event's
+    /// client certificate is bound to, so a finding can name it (a playbook quarantines it).
+    public let deviceUID: String?
     /// Where the event says its source is (read once: baselines, risk and travel detection ask).
     let place: EventPlace
     /// The source's network prefix as baselines keep it (``UserBaseline/prefix(of:)``).
@@ -59,6 +62,7 @@ public struct DetectionEvent: Sendable, Equatable {
         userName = name
         if let ip = at("src_endpoint", "ip")?.stringValue, !ip.isEmpty { sourceIP = ip } else { sourceIP = nil }
         actionID = at("action_id")?.intValue.map(Int.init)
+        if let device = at("device", "uid")?.stringValue, !device.isEmpty { deviceUID = device } else { deviceUID = nil }
         place = EventPlace(country: at("src_endpoint", "location", "country"), latitude: at("src_endpoint", "location", "lat"),
                            longitude: at("src_endpoint", "location", "long"), decisionCountry: at("unmapped", "decision", "context", "country"))
         sourcePrefix = sourceIP.flatMap(UserBaseline.prefix(of:))

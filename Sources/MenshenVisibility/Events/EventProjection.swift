@@ -57,14 +57,14 @@ public final class EventProjection: Sendable {
     }
 
     /// The paths ``DetectionEvent``'s own accessors read (subject, source,
-    /// session, class and outcome, place; the log name the detection service
-    /// skips its own events by), wanted by every engine.
+    /// session, class and outcome, place, device; the log name the detection
+    /// service skips its own events by), wanted by every engine.
     public static let eventAccessorPaths: [FieldPath] = [
         "class_uid", "activity_id", "status_id", "action_id",
         "user.name", "user.uid", "actor.user.name", "actor.user.uid",
         "src_endpoint.ip", "session.uid", "actor.session.uid",
         "src_endpoint.location.country", "src_endpoint.location.lat", "src_endpoint.location.long",
-        "unmapped.decision.context.country", "metadata.log_name",
+        "unmapped.decision.context.country", "metadata.log_name", "device.uid",
     ].map { FieldPath.unchecked($0.split(separator: ".").map(String.init)) }
 
     /// Look-ups that fell outside the projection and parsed an event in full.

@@ -17,7 +17,7 @@ public struct DormantAccountDetector: BehaviourDetector {
         guard e.isSuccessfulSignIn, let user = e.userName, let b = baselines[user] else { return [] }
         let idle = e.time.timeIntervalSince(b.lastSeen)
         guard idle > Double(c.dormantDays) * 86_400 else { return [] }
-        return [DetectionFinding(metadata: metadata, user: user, sourceIP: e.sourceIP, evidence: [e.id], firstTime: b.lastSeen, lastTime: e.time,
+        return [DetectionFinding(metadata: metadata, user: user, sourceIP: e.sourceIP, device: e.deviceUID, evidence: [e.id], firstTime: b.lastSeen, lastTime: e.time,
                                  message: "\(metadata.title): \(user) signed in after \(Int(idle / 86_400)) days without activity")]
     }
 }

@@ -36,7 +36,7 @@ public struct PrivilegedAccessOutsideHoursDetector: BehaviourDetector {
         let what = roles.isEmpty ? "\(classification ?? "") application" : "role \(roles.joined(separator: ", "))"
         let grant = e["unmapped.decision.context.grant_active"]?.boolValue == true ? " under an active grant" : ""
         let app = e["web_resources.uid"]?.stringValue ?? e["unmapped.decision.resource.application"]?.stringValue ?? ""
-        return [DetectionFinding(metadata: metadata, user: user, sourceIP: e.sourceIP, evidence: [e.id], firstTime: e.time, lastTime: e.time,
+        return [DetectionFinding(metadata: metadata, user: user, sourceIP: e.sourceIP, device: e.deviceUID, evidence: [e.id], firstTime: e.time, lastTime: e.time,
                                  message: "\(metadata.title): \(user) used \(what) on \(app) at \(String(format: "%02d:00", hour)) local time\(grant)")]
     }
 
