@@ -6,7 +6,7 @@ import Foundation
 /// or `uuidString.lowercased()` give.
 public enum UUIDText {
     static let upperDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
-    static let lowerDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    static let lowerDigits = SecretHash.hexDigits
 
     /// `uuid.uuidString` (upper case).
     public static func upper(_ uuid: UUID) -> String { text(uuid, digits: upperDigits) }
