@@ -111,6 +111,73 @@ struct EventAccessTests {
         #expect(projected.userName == "alice" && projected.sourceIP == "203.0.113.7" && projected.isFailedSignIn)
     }
 
+    /// A small deterministic generator (xorshift64*) so a failing case can be replayed from its seed.
+    struct Seeded: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+            return state &* 2_685_821_657_736_338_717
+        }
+    }
+
+    /// Member names from a small vocabulary (so random paths and projections meet), including the accessors' names.
+    static let names = ["user", "name", "uid", "actor", "session", "src_endpoint", "ip", "device", "unmapped", "decision", "class_uid",
+                        "a", "b", "location", "country", "metadata", "log_name"]
+
+    static func randomValue(_ g: inout Seeded, depth: Int) -> String {
+        let pick = Int(g.next() % (depth > 3 ? 5 : 8))
+        switch pick {
+        case 0: return "\"s\(g.next() % 5)\""
+        case 1: return String(Int(g.next() % 2000) - 1000)
+        case 2: return g.next() % 2 == 0 ? "true" : "null"
+        case 3: return "1.5"
+        case 4: return "\"x\\u00e9\""
+        case 5, 6: return randomObject(&g, depth: depth + 1)
+        default:
+            let n = Int(g.next() % 3)
+            return "[" + (0..<n).map { _ in g.next() % 3 == 0 ? randomValue(&g, depth: depth + 1) : randomObject(&g, depth: depth + 1) }
+                .joined(separator: ",") + "]"
+        }
+    }
+
+    static func randomObject(_ g: inout Seeded, depth: Int) -> String {
+        var used = Set<String>()
+        var members: [String] = []
+        for _ in 0..<Int(g.next() % 5) {
+            let name = names[Int(g.next() % UInt64(names.count))]
+            guard used.insert(name).inserted else { continue }
+            members.append("\"\(name)\":\(randomValue(&g, depth: depth))")
+        }
+        return "{" + members.joined(separator: ",") + "}"
+    }
+
+    static func randomPath(_ g: inout Seeded) -> String {
+        (0..<(1 + Int(g.next() % 4))).map { _ in names[Int(g.next() % UInt64(names.count))] }.joined(separator: ".")
+    }
+
+    @Test("projected events answer like the full parse: random events, projections and paths (accessors, look-ups, payload)")
+    func projectedAgreesRandomly() throws {
+        var g = Seeded(state: 0x9E37_79B9_7F4A_7C15)
+        for round in 0..<400 {
+            let json = Self.randomObject(&g, depth: 0)
+            let wanted = (0..<Int(g.next() % 6)).map { _ in Self.randomPath(&g) }
+            let p = EventProjection(paths: try wanted.map { try FieldPath($0) })
+            let full = try DetectionEvent(id: "e", time: Date(timeIntervalSince1970: 0), json: json)
+            let projected = try DetectionEvent(id: "e", time: Date(timeIntervalSince1970: 0), json: json, projection: p)
+            let context = "round \(round): \(json) projected on \(wanted)"
+            // The slots rebuild exactly the tree the projected parse builds.
+            #expect(projected.payload == (try EventValue.parse(bytes: Array(json.utf8), projection: p)), "\(context)")
+            #expect(projected.classUID == full.classUID && projected.userName == full.userName && projected.sourceIP == full.sourceIP
+                    && projected.deviceUID == full.deviceUID && projected.sessionUID == full.sessionUID
+                    && projected.actionID == full.actionID, "\(context)")
+            for path in wanted + (0..<8).map({ _ in Self.randomPath(&g) }) {
+                #expect(projected[path] == full[path], "\(path) in \(context)")
+                let fieldPath = try FieldPath(path)
+                #expect(projected.values(fieldPath) == full.values(fieldPath), "\(path) in \(context)")
+            }
+        }
+    }
+
     @Test("members outside the projection are still checked: malformed JSON anywhere is refused")
     func projectedStrict() throws {
         let p = try Self.projection("user.name")

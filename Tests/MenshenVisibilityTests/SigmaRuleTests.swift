@@ -1,5 +1,5 @@
 import Foundation
-import MenshenVisibility
+@testable import MenshenVisibility
 import Testing
 
 @Suite("Sigma detection rules: loading, modifiers, conditions, refusals")
@@ -219,5 +219,50 @@ struct SigmaRuleTests {
         #expect(throws: VisibilityError.self) { _ = try SigmaRuleSet.load(files: [good, bad]) }
         // Duplicate names across files are refused too.
         #expect(throws: VisibilityError.self) { _ = try SigmaRuleSet.load(files: [good, ("again.yml", good.1)]) }
+    }
+}
+
+@Suite("Sigma value matching: the ASCII byte paths agree with the character paths")
+struct SigmaValueMatchingTests {
+    /// A small deterministic generator (xorshift64*), so a failing case can be replayed.
+    struct Seeded: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+            return state &* 2_685_821_657_736_338_717
+        }
+    }
+
+    static let alphabet: [String] = ["a", "B", "c", "*", "?", "\\", "\\*", "x", "Z", "é", "É", "\r", "\n", "\r\n", "ß", "1", "-", " "]
+
+    static func text(_ g: inout Seeded, max: Int) -> String {
+        (0..<Int(g.next() % UInt64(max + 1))).map { _ in alphabet[Int(g.next() % UInt64(alphabet.count))] }.joined()
+    }
+
+    @Test("wildcards: bytes and characters give the same answer, cased or not, for random patterns and values")
+    func wildcardPaths() {
+        var g = Seeded(state: 0xD1B5_4A32_D192_ED03)
+        var fast = 0
+        for _ in 0..<20_000 {
+            let pattern = WildcardPattern(sigma: Self.text(&g, max: 6), cased: g.next() % 2 == 0,
+                                          prefixAny: g.next() % 3 == 0, suffixAny: g.next() % 3 == 0)
+            let value = Self.text(&g, max: 8)
+            if let tokens = pattern.asciiTokens, let answer = WildcardPattern.asciiMatch(tokens, value, cased: pattern.cased) {
+                fast += 1
+                #expect(answer == pattern.characterMatch(value), "\(pattern.tokens) against \(value.debugDescription)")
+            }
+            #expect(pattern.matches(value) == pattern.characterMatch(value))
+        }
+        #expect(fast > 2_000, "the byte path was taken \(fast) times")
+    }
+
+    @Test("case-insensitive equality: the ASCII comparison agrees with Foundation's")
+    func equalIgnoringCase() {
+        var g = Seeded(state: 0x2545_F491_4F6C_DD1D)
+        for _ in 0..<20_000 {
+            let a = Self.text(&g, max: 4)
+            let b = g.next() % 3 == 0 ? a.uppercased() : g.next() % 2 == 0 ? a.lowercased() : Self.text(&g, max: 4)
+            #expect(ValuePattern.equalIgnoringCase(a, b) == (a.caseInsensitiveCompare(b) == .orderedSame), "\(a.debugDescription) vs \(b.debugDescription)")
+        }
     }
 }

@@ -60,20 +60,25 @@ struct CorrelationWindow: Sendable {
         }
     }
 
-    /// The group-by values of an event matched by the referenced rule at `position`; `nil` when one is missing.
-    func groupValues(_ event: DetectionEvent, position: Int) -> [String: String]? {
-        var out: [String: String] = [:]
-        for (k, g) in rule.groupBy.enumerated() {
+    /// The group-by values of an event matched by the referenced rule at `position`, in `group-by` order;
+    /// `nil` when one is missing.
+    func groupValues(_ event: DetectionEvent, position: Int) -> [String]? {
+        var out: [String] = []
+        out.reserveCapacity(rule.groupBy.count)
+        for k in rule.groupBy.indices {
             guard let path = groupPaths[position][k], let text = event.first(path)?.scalarText, !text.isEmpty else { return nil }
-            out[g] = String(text.prefix(512))
+            out.append(text.utf8.count <= 512 ? text : String(text.prefix(512)))
         }
         return out
     }
 
     /// Feeds a match of detection rule `index`; returns a finding when the correlation fires.
     mutating func observe(index: Int, event: DetectionEvent) -> [DetectionFinding] {
-        guard let position = positions[index], let values = groupValues(event, position: position) else { return [] }
-        let key = rule.groupBy.map { values[$0] ?? "" }.joined(separator: "\u{1F}")
+        guard let position = positions[index], let ordered = groupValues(event, position: position) else { return [] }
+        let key = ordered.count == 1 ? ordered[0] : ordered.joined(separator: "\u{1F}")
+        // The named values, built only for a new group (a `group-by` field named twice reads the same path).
+        let groupBy = rule.groupBy
+        func named() -> [String: String] { Dictionary(zip(groupBy, ordered), uniquingKeysWith: { _, last in last }) }
         let t = event.time
         var out: [DetectionFinding] = []
         var group: Group
@@ -83,11 +88,11 @@ struct CorrelationWindow: Sendable {
             // A whole-window threshold whose window has passed is judged before this match opens a new one.
             if !(rule.threshold?.decidableEarly ?? true), t > group.windowStart.addingTimeInterval(rule.timespan) {
                 if let f = judgeClosed(group) { out.append(f) }
-                group = Group(values: values, windowStart: t, first: t, last: t, perRule: Array(repeating: [], count: rule.rules.count))
+                group = Group(values: named(), windowStart: t, first: t, last: t, perRule: Array(repeating: [], count: rule.rules.count))
             }
         } else {
             if groups.count >= maxGroups { evictOldest() }
-            group = Group(values: values, windowStart: t, first: t, last: t, perRule: Array(repeating: [], count: rule.rules.count))
+            group = Group(values: named(), windowStart: t, first: t, last: t, perRule: Array(repeating: [], count: rule.rules.count))
         }
         group.last = max(group.last, t)
         group.lastUser = event.userName ?? group.lastUser

@@ -12,11 +12,17 @@ import MenshenStorage
 public struct DetectionEvent: Sendable, Equatable {
     public let id: String
     public let time: Date
-    /// The parsed OCSF object; with a projection, only the members it wants.
-    public let payload: EventValue
-    /// Set when `payload` is projected: look-ups it does not cover parse `source` in full.
+    /// Without a projection: the whole parsed OCSF object (`.null` when projected).
+    private let tree: EventValue
+    /// With a projection: per projection node, the event's value there (see ``JSONReader/fill(_:node:depth:into:)``).
+    private let slots: [EventValue?]
+    /// Set when the event is projected: look-ups it does not cover parse `source` in full.
     private let projection: EventProjection?
     private let source: [UInt8]
+
+    /// The parsed OCSF object; with a projection, only the members it wants (built on demand: the engine reads
+    /// projected events through their slots).
+    public var payload: EventValue { projection.map { $0.tree(from: slots) } ?? tree }
 
     /// `class_uid`, `activity_id`, `status_id` (read once: every rule and detector asks).
     public let classUID: Int?
@@ -38,43 +44,77 @@ public struct DetectionEvent: Sendable, Equatable {
     let sourcePrefix: String?
 
     public init(id: String, time: Date, payload: EventValue) {
-        self.init(id: id, time: time, payload: payload, projection: nil, source: [])
+        self.init(id: id, time: time, tree: payload, slots: [], projection: nil, source: [])
     }
 
-    private init(id: String, time: Date, payload: EventValue, projection: EventProjection?, source: [UInt8]) {
-        self.id = id; self.time = time; self.payload = payload
+    private init(id: String, time: Date, tree: EventValue, slots: [EventValue?], projection: EventProjection?, source: [UInt8]) {
+        self.id = id; self.time = time; self.tree = tree; self.slots = slots
         self.projection = projection; self.source = source
-        func at(_ path: String...) -> EventValue? {
-            // These reads bypass the fallback of the look-ups below: every path read here must be one of
-            // EventProjection.eventAccessorPaths, or a projected event would read it as absent.
-            assert(projection?.covers(path) != false, "\(path.joined(separator: ".")) is missing from EventProjection.eventAccessorPaths")
-            var v = payload
-            for segment in path { guard let next = v[segment] else { return nil }; v = next }
-            return v
+        func at(_ accessor: EventProjection.Accessor) -> EventValue? {
+            Self.accessor(accessor, tree: tree, slots: slots, projection: projection)
         }
-        classUID = at("class_uid")?.intValue.map(Int.init)
-        activityID = at("activity_id")?.intValue.map(Int.init)
-        statusID = at("status_id")?.intValue.map(Int.init)
+        classUID = at(.classUID)?.intValue.map(Int.init)
+        activityID = at(.activityID)?.intValue.map(Int.init)
+        statusID = at(.statusID)?.intValue.map(Int.init)
         var name: String?
-        for candidate in [at("user", "name"), at("actor", "user", "name"), at("user", "uid"), at("actor", "user", "uid")] {
+        for candidate in [at(.userName), at(.actorUserName), at(.userUID), at(.actorUserUID)] {
             if let s = candidate?.stringValue, !s.isEmpty { name = s; break }
         }
         userName = name
-        if let ip = at("src_endpoint", "ip")?.stringValue, !ip.isEmpty { sourceIP = ip } else { sourceIP = nil }
-        actionID = at("action_id")?.intValue.map(Int.init)
-        if let device = at("device", "uid")?.stringValue, !device.isEmpty { deviceUID = device } else { deviceUID = nil }
-        place = EventPlace(country: at("src_endpoint", "location", "country"), latitude: at("src_endpoint", "location", "lat"),
-                           longitude: at("src_endpoint", "location", "long"), decisionCountry: at("unmapped", "decision", "context", "country"))
+        if let ip = at(.sourceIP)?.stringValue, !ip.isEmpty { sourceIP = ip } else { sourceIP = nil }
+        actionID = at(.actionID)?.intValue.map(Int.init)
+        if let device = at(.deviceUID)?.stringValue, !device.isEmpty { deviceUID = device } else { deviceUID = nil }
+        place = EventPlace(country: at(.country), latitude: at(.latitude), longitude: at(.longitude), decisionCountry: at(.decisionCountry))
         sourcePrefix = sourceIP.flatMap(UserBaseline.prefix(of:))
+    }
+
+    /// An accessor's value, walking objects only (a member that is not an object on the way means absent):
+    /// by position in a projected event's slots, by name in a whole tree.
+    private static func accessor(_ accessor: EventProjection.Accessor, tree: EventValue, slots: [EventValue?],
+                                 projection: EventProjection?) -> EventValue? {
+        var v: EventValue
+        let rest: [String]
+        if let projection {
+            let (node, below) = projection.accessorNodes[accessor.rawValue]
+            guard let found = slots[node] else { return nil }
+            // A node looked into (not wanted whole) holds the marker for an object: the accessor asks for a
+            // scalar there, which the event does not have.
+            if !projection.nodes[node].whole, case .object = found { return nil }
+            v = found
+            rest = below
+        } else {
+            v = tree
+            rest = accessor.path.segments
+        }
+        for segment in rest { guard let next = v[segment] else { return nil }; v = next }
+        return v
     }
 
     /// Parses the event JSON (within ``EventLimits``); with a projection, only
     /// the members it wants are built (see ``EventProjection``).
     public init(id: String, time: Date, json: String, projection: EventProjection? = nil) throws(VisibilityError) {
         let bytes = Array(json.utf8)
-        let value = try EventValue.parse(bytes: bytes, projection: projection)
-        guard case .object = value else { throw VisibilityError(.invalidEvent, "event \(id): the JSON is not an object") }
-        self.init(id: id, time: time, payload: value, projection: projection, source: projection == nil ? [] : bytes)
+        guard let projection else {
+            let value = try EventValue.parse(bytes: bytes)
+            guard case .object = value else { throw VisibilityError(.invalidEvent, "event \(id): the JSON is not an object") }
+            self.init(id: id, time: time, tree: value, slots: [], projection: nil, source: [])
+            return
+        }
+        guard bytes.count <= EventLimits.maxBytes else {
+            throw VisibilityError(.invalidEvent, "event JSON is \(bytes.count) bytes; the limit is \(EventLimits.maxBytes)")
+        }
+        var reader = JSONReader(bytes)
+        reader.skipWhitespace()
+        guard reader.position < bytes.count, bytes[reader.position] == UInt8(ascii: "{") else {
+            // Not an object: a syntax error is reported as such, anything else as not an object.
+            _ = try EventValue.parse(bytes: bytes)
+            throw VisibilityError(.invalidEvent, "event \(id): the JSON is not an object")
+        }
+        var slots = [EventValue?](repeating: nil, count: projection.nodes.count)
+        try reader.fill(projection, node: 0, depth: 0, into: &slots)
+        reader.skipWhitespace()
+        guard reader.position == bytes.count else { throw reader.error("trailing characters after the JSON value") }
+        self.init(id: id, time: time, tree: .null, slots: slots, projection: projection, source: bytes)
     }
 
     /// An event as the store keeps it.
@@ -92,40 +132,52 @@ public struct DetectionEvent: Sendable, Equatable {
         a.id == b.id && a.time == b.time && a.payload == b.payload
     }
 
-    /// The whole event, for a look-up its projection does not cover (counted on the projection).
-    private func unprojected() -> EventValue? {
-        guard let projection else { return payload }
-        projection.noteFallback()
-        return try? EventValue.parse(bytes: source)
-    }
-
-    /// The tree a look-up of `path` should walk: the payload when it covers the path.
-    private func root(for path: FieldPath) -> EventValue? {
-        guard let projection, !projection.covers(path.segments) else { return payload }
-        return unprojected()
+    /// A look-up its projection does not cover: the whole event parsed again (counted on the projection).
+    private func unprojectedValues(_ path: FieldPath) -> [EventValue] {
+        projection?.noteFallback()
+        guard let whole = try? EventValue.parse(bytes: source) else { return [] }
+        return path.values(in: whole)
     }
 
     /// Every value at a dotted OCSF path (see ``FieldPath``).
     public func values(_ path: FieldPath) -> [EventValue] {
-        guard let root = root(for: path) else { return [] }
-        return path.values(in: root)
+        guard let projection else { return path.values(in: tree) }
+        let segments = path.segments
+        var node = 0
+        var i = 0
+        while i < segments.count {
+            guard let child = projection.child(of: node, named: segments[i].utf8) else { return unprojectedValues(path) }
+            guard let v = slots[child] else { return [] }   // wanted members are always kept: absent from the event
+            i += 1
+            if projection.nodes[child].whole { return FieldPath.values(in: v, segments[i...]) }
+            switch v {
+            case .object: node = child; continue   // the marker: its members have their own slots
+            case .array:
+                // Its projected tree holds only what the projection wants below.
+                guard projection.covers(segments[i...], from: child) else { return unprojectedValues(path) }
+                return FieldPath.values(in: v, segments[i...])
+            default:
+                return FieldPath.values(in: v, segments[i...])   // a scalar is complete as it is
+            }
+        }
+        return unprojectedValues(path)   // a whole object the projection only looks into
     }
 
     /// The first value at a dotted OCSF path.
     public func first(_ path: FieldPath) -> EventValue? {
-        root(for: path).flatMap { path.first(in: $0) }
+        values(path).first
     }
 
     /// The first value at a dotted path; `nil` when absent or when the path is malformed.
     public subscript(path: String) -> EventValue? {
-        // Walks objects segment by segment without building a FieldPath (the accessors below run for every
-        // event), following the projection alongside; anything else (arrays on the way, odd paths, members
-        // outside the projection) takes the checked route.
+        // Walks objects segment by segment without building a FieldPath (the accessors of detectors run for
+        // every event); anything else (arrays on the way, odd paths, members outside the projection) takes
+        // the checked route.
         guard !path.isEmpty, path.utf8.count <= EventLimits.maxPathBytes else { return nil }
-        var value = payload
         var rest = Substring(path)
         var segments = 0
-        var node: Int? = projection == nil ? nil : 0
+        var node = 0
+        var value = tree
         while !rest.isEmpty {
             let segment: Substring
             if let dot = rest.utf8.firstIndex(of: UInt8(ascii: ".")) {
@@ -137,21 +189,27 @@ public struct DetectionEvent: Sendable, Equatable {
                 rest = ""
             }
             segments += 1
-            guard segments <= EventLimits.maxPathSegments,
-                  FieldPath.isAllowedSegment(segment.utf8) else { return nil }
-            if let n = node, let projection, !projection.nodes[n].whole {
-                guard let next = projection.child(of: n, named: segment.utf8) else { return checked(path) }
-                node = next
+            guard segments <= EventLimits.maxPathSegments, FieldPath.isAllowedSegment(segment.utf8) else { return nil }
+            guard !segment.isEmpty else { return checked(path) }
+            if let projection {
+                guard let child = projection.child(of: node, named: segment.utf8) else { return checked(path) }
+                guard let v = slots[child] else { return nil }
+                if !projection.nodes[child].whole, case .object = v { node = child; continue }
+                // A value wanted whole, a scalar (complete as it is), or an array, whose projected tree may
+                // lack members: arrays and anything below take the checked route.
+                if rest.isEmpty, !Self.isArray(v) { return v }
+                return checked(path)
             }
-            guard !segment.isEmpty, case .object(let members) = value else { return checked(path) }
-            // Absent from a projected tree means absent from the event: wanted members are always kept.
+            guard case .object(let members) = value else { return checked(path) }
             guard let next = members[String(segment)] else { return nil }
             value = next
         }
+        if projection != nil { return checked(path) }   // ends on an object the projection only looks into
         if case .array = value { return checked(path) }
-        if let n = node, let projection, !projection.nodes[n].whole { return checked(path) }
         return value
     }
+
+    private static func isArray(_ v: EventValue) -> Bool { if case .array = v { true } else { false } }
 
     private func checked(_ path: String) -> EventValue? {
         guard let p = try? FieldPath(path) else { return nil }

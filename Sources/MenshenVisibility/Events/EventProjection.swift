@@ -54,18 +54,64 @@ public final class EventProjection: Sendable {
         }
         self.nodes = nodes
         self.paths = texts.sorted()
+        // Where each accessor path's walk ends: its own node, or a node wanted whole above it (then the rest
+        // of the path is walked in that node's value).
+        accessorNodes = Accessor.allCases.map { accessor in
+            let segments = accessor.path.segments
+            var at = 0
+            for (i, segment) in segments.enumerated() {
+                if nodes[at].whole { return (at, Array(segments[i...])) }
+                guard let next = nodes[at].members.first(where: { $0.name.elementsEqual(segment.utf8) })?.child else {
+                    preconditionFailure("accessor path \(accessor.path) is not in the projection")
+                }
+                at = next
+            }
+            return (at, [])
+        }
     }
+
+    /// The fields ``DetectionEvent`` reads at parse for every event, in a fixed order so an event reads them
+    /// by position (``accessorNodes``) rather than by name.
+    enum Accessor: Int, CaseIterable {
+        case classUID, activityID, statusID, actionID, userName, userUID, actorUserName, actorUserUID, sourceIP,
+             sessionUID, actorSessionUID, country, latitude, longitude, decisionCountry, logName, deviceUID
+
+        var text: String {
+            switch self {
+            case .classUID: "class_uid"
+            case .activityID: "activity_id"
+            case .statusID: "status_id"
+            case .actionID: "action_id"
+            case .userName: "user.name"
+            case .userUID: "user.uid"
+            case .actorUserName: "actor.user.name"
+            case .actorUserUID: "actor.user.uid"
+            case .sourceIP: "src_endpoint.ip"
+            case .sessionUID: "session.uid"
+            case .actorSessionUID: "actor.session.uid"
+            case .country: "src_endpoint.location.country"
+            case .latitude: "src_endpoint.location.lat"
+            case .longitude: "src_endpoint.location.long"
+            case .decisionCountry: "unmapped.decision.context.country"
+            case .logName: "metadata.log_name"
+            case .deviceUID: "device.uid"
+            }
+        }
+
+        var path: FieldPath { FieldPath.unchecked(text.split(separator: ".").map(String.init)) }
+    }
+
+    /// Per ``Accessor`` (by raw value): the node its walk ends on and the segments left below it.
+    let accessorNodes: [(node: Int, rest: [String])]
+
+    /// The value a slot holds for a node that is not wanted whole when the event has an object there: its
+    /// wanted members are in their own slots. One shared value: no allocation per event.
+    static let objectMarker: EventValue = .object([:])
 
     /// The paths ``DetectionEvent``'s own accessors read (subject, source,
     /// session, class and outcome, place, device; the log name the detection
     /// service skips its own events by), wanted by every engine.
-    public static let eventAccessorPaths: [FieldPath] = [
-        "class_uid", "activity_id", "status_id", "action_id",
-        "user.name", "user.uid", "actor.user.name", "actor.user.uid",
-        "src_endpoint.ip", "session.uid", "actor.session.uid",
-        "src_endpoint.location.country", "src_endpoint.location.lat", "src_endpoint.location.long",
-        "unmapped.decision.context.country", "metadata.log_name", "device.uid",
-    ].map { FieldPath.unchecked($0.split(separator: ".").map(String.init)) }
+    public static let eventAccessorPaths: [FieldPath] = Accessor.allCases.map(\.path)
 
     /// Look-ups that fell outside the projection and parsed an event in full.
     public var fallbackCount: Int { fallbacks.load(ordering: .relaxed) }
@@ -93,8 +139,11 @@ public final class EventProjection: Sendable {
     }
 
     /// Whether every value a look-up of `segments` can reach is in a projected tree.
-    func covers(_ segments: [String]) -> Bool {
-        var at = 0
+    func covers(_ segments: [String]) -> Bool { covers(segments[...], from: 0) }
+
+    /// Whether every value a look-up of `segments` below `node` can reach is projected.
+    func covers(_ segments: ArraySlice<String>, from node: Int) -> Bool {
+        var at = node
         for segment in segments {
             if nodes[at].whole { return true }
             guard let next = child(of: at, named: segment.utf8) else { return false }
@@ -104,7 +153,72 @@ public final class EventProjection: Sendable {
     }
 }
 
+extension EventProjection {
+    /// The projected tree of an event parsed into slots (what ``JSONReader/projected(_:node:depth:)`` would
+    /// have built): for ``DetectionEvent/payload``, equality and look-ups outside the fast paths.
+    func tree(from slots: [EventValue?], node: Int = 0) -> EventValue {
+        var members: [String: EventValue] = [:]
+        for m in nodes[node].members {
+            guard let v = slots[m.child] else { continue }
+            if !nodes[m.child].whole, case .object = v {
+                members[m.key] = tree(from: slots, node: m.child)
+            } else {
+                members[m.key] = v
+            }
+        }
+        return .object(members)
+    }
+}
+
 extension JSONReader {
+    /// Parses the object at the reader's position (on its `{`), the value at projection node `node`, into
+    /// `slots` (one per projection node): a wanted member's value goes to its child's slot — whole when the
+    /// child is wanted whole; ``EventProjection/objectMarker`` and its own members' slots when it is an object
+    /// the projection looks into; the projected tree otherwise (an array, or a scalar). Nothing else is built:
+    /// no dictionary per object, no key hashed. A wanted member named twice is refused, as in the full parse.
+    mutating func fill(_ projection: EventProjection, node: Int, depth: Int, into slots: inout [EventValue?]) throws(VisibilityError) {
+        guard depth < EventLimits.maxDepth else { throw error("nested deeper than \(EventLimits.maxDepth) levels") }
+        position += 1   // the opening brace
+        skipWhitespace()
+        if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return }
+        while true {
+            skipWhitespace()
+            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a member name") }
+            let keyStart = position + 1
+            let plain = try skipString()
+            let wanted: (key: String, child: Int)?
+            if plain {
+                wanted = projection.member(of: node, in: bytes, keyStart..<(position - 1))
+            } else {
+                position = keyStart - 1
+                let decoded = try string()
+                wanted = projection.child(of: node, named: decoded.utf8).map { (decoded, $0) }
+            }
+            skipWhitespace()
+            guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected ':'") }
+            position += 1
+            skipWhitespace()
+            if let (name, child) = wanted {
+                guard slots[child] == nil else { throw error("duplicate member \"\(name.prefix(64))\"") }
+                if projection.nodes[child].whole {
+                    slots[child] = try value(depth: depth + 1)
+                } else if position < bytes.count, bytes[position] == UInt8(ascii: "{") {
+                    slots[child] = EventProjection.objectMarker
+                    try fill(projection, node: child, depth: depth + 1, into: &slots)
+                } else {
+                    slots[child] = try projected(projection, node: child, depth: depth + 1)
+                }
+            } else {
+                try skip(depth: depth + 1)
+            }
+            skipWhitespace()
+            guard position < bytes.count else { throw error("unexpected end of input in an object") }
+            if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+            if bytes[position] == UInt8(ascii: "}") { position += 1; return }
+            throw error("expected ',' or '}'")
+        }
+    }
+
     /// The value at the reader's position with only the members `projection`
     /// wants below `node` (arrays are looked into, as ``FieldPath`` does).
     /// Members not wanted are stepped over with ``skip(depth:)``.

@@ -41,16 +41,19 @@ public struct FieldPath: Sendable, Hashable, CustomStringConvertible {
     public var description: String { segments.joined(separator: ".") }
 
     /// Every value at this path in `root` (empty when the path is absent).
-    public func values(in root: EventValue) -> [EventValue] {
+    public func values(in root: EventValue) -> [EventValue] { Self.values(in: root, segments[...]) }
+
+    /// Every value at the path `segments` in `root`: the walk ``values(in:)`` does, from any point of a path.
+    static func values(in root: EventValue, _ segments: ArraySlice<String>) -> [EventValue] {
         // Fast path: objects all the way down (the usual case) need no intermediate arrays.
         var value = root
-        for (index, segment) in segments.enumerated() {
+        for index in segments.indices {
             switch value {
             case .object(let members):
-                guard let next = members[segment] else { return [] }
+                guard let next = members[segments[index]] else { return [] }
                 value = next
             case .array:
-                return values(in: value, from: index)
+                return valuesThroughArrays(in: value, segments[index...])
             default:
                 return []
             }
@@ -59,10 +62,10 @@ public struct FieldPath: Sendable, Hashable, CustomStringConvertible {
         return [value]
     }
 
-    /// The general walk from `segments[start]` on, looking into arrays.
-    private func values(in root: EventValue, from start: Int) -> [EventValue] {
+    /// The general walk of `segments`, looking into arrays.
+    private static func valuesThroughArrays(in root: EventValue, _ segments: ArraySlice<String>) -> [EventValue] {
         var current: [EventValue] = [root]
-        for segment in segments[start...] {
+        for segment in segments {
             var next: [EventValue] = []
             for value in current {
                 Self.descend(value, segment, into: &next)

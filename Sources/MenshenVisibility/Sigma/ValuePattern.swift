@@ -114,10 +114,67 @@ struct WildcardPattern: Sendable, Equatable {
         if suffixAny { out.append(.any) }
         tokens = out
         self.cased = cased
+        // ASCII literals (nearly every rule): the same tokens over bytes, for ASCII values.
+        var bytes: [ByteToken] = []
+        for token in out {
+            switch token {
+            case .any: bytes.append(.any)
+            case .one: bytes.append(.one)
+            case .literal(let c):
+                guard let a = c.asciiValue, c != "\r\n" else { asciiTokens = nil; return }
+                bytes.append(.literal(a))
+            }
+        }
+        asciiTokens = bytes
     }
+
+    enum ByteToken: Sendable, Equatable { case literal(UInt8), any, one }
+    /// ``tokens`` over bytes when every literal is ASCII (`nil` otherwise).
+    let asciiTokens: [ByteToken]?
 
     /// Glob matching with the classic single-backtrack algorithm: O(n·m) at worst.
     func matches(_ value: String) -> Bool {
+        if let asciiTokens, let fast = Self.asciiMatch(asciiTokens, value, cased: cased) { return fast }
+        return characterMatch(value)
+    }
+
+    /// The match over bytes, for an ASCII value (where a character is a byte, and lower-casing is ASCII's);
+    /// `nil` for any other value (and for a CR LF pair, which is one character).
+    static func asciiMatch(_ tokens: [ByteToken], _ value: String, cased: Bool) -> Bool? {
+        var value = value
+        return value.withUTF8 { u -> Bool? in
+            let n = min(u.count, RuleLimits.maxMatchInput)
+            var previous: UInt8 = 0
+            for i in 0..<u.count {
+                let b = u[i]
+                if b >= 0x80 || (b == 0x0A && previous == 0x0D) { return nil }
+                previous = b
+            }
+            @inline(__always) func at(_ i: Int) -> UInt8 {
+                let b = u[i]
+                return !cased && b >= 0x41 && b <= 0x5A ? b | 0x20 : b
+            }
+            var t = 0, p = 0
+            var starP = -1, starT = 0
+            while t < n {
+                if p < tokens.count {
+                    switch tokens[p] {
+                    case .any: starP = p; starT = t; p += 1; continue
+                    case .one: t += 1; p += 1; continue
+                    case .literal(let c) where c == at(t): t += 1; p += 1; continue
+                    default: break
+                    }
+                }
+                guard starP >= 0 else { return false }
+                p = starP + 1; starT += 1; t = starT
+            }
+            while p < tokens.count, tokens[p] == .any { p += 1 }
+            return p == tokens.count
+        }
+    }
+
+    /// The match over characters (any value).
+    func characterMatch(_ value: String) -> Bool {
         let text = Array((cased ? value : value.lowercased()).prefix(RuleLimits.maxMatchInput))
         var t = 0, p = 0
         var starP = -1, starT = 0
@@ -168,7 +225,7 @@ enum ValuePattern: Sendable {
         case .scalar(let number, let text):
             if let number, let v = value.numberValue ?? value.scalarText.flatMap(Double.init) { return v == number }
             guard let t = value.scalarText else { return false }
-            return t.caseInsensitiveCompare(text) == .orderedSame
+            return Self.equalIgnoringCase(t, text)
         case .compare(let op, let bound):
             guard let v = value.numberValue ?? value.stringValue.flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) }) else {
                 return false
@@ -186,6 +243,29 @@ enum ValuePattern: Sendable {
             guard let s = value.scalarText else { return false }
             return r.matches(s)
         }
+    }
+}
+
+extension ValuePattern {
+    /// Foundation's case-insensitive equality, with ASCII compared byte by byte first (the usual case; for ASCII
+    /// the two agree).
+    static func equalIgnoringCase(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        let ascii = a.withUTF8 { ua in
+            b.withUTF8 { ub -> Bool? in
+                guard ua.allSatisfy({ $0 < 0x80 }), ub.allSatisfy({ $0 < 0x80 }) else { return nil }
+                guard ua.count == ub.count else { return false }
+                for i in 0..<ua.count {
+                    var x = ua[i], y = ub[i]
+                    if x >= 0x41 && x <= 0x5A { x |= 0x20 }
+                    if y >= 0x41 && y <= 0x5A { y |= 0x20 }
+                    if x != y { return false }
+                }
+                return true
+            }
+        }
+        if let ascii { return ascii }
+        return a.caseInsensitiveCompare(b) == .orderedSame
     }
 }
 
