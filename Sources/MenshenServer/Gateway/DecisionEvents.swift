@@ -121,6 +121,9 @@ public final class DecisionLog: DecisionRecorder, Service {
         }
     }
 
+    /// Decisions waiting to be written.
+    public var pendingCount: Int { pending.withLock { $0.items.count } }
+
     /// Decisions not written: shed when the buffer was full, or in a batch the store refused.
     public var droppedCount: Int { dropped.load(ordering: .relaxed) }
 
@@ -140,24 +143,35 @@ public final class DecisionLog: DecisionRecorder, Service {
             dropped.add(shed, ordering: .relaxed)
             logger.error("decision events dropped: the event store did not keep up", metadata: ["dropped": "\(shed)"])
         }
+        // Batch k+1's events are built while batch k is being written (the build is CPU, the write mostly the
+        // store's); each write waits for the one before it, so the log keeps the decisions' order.
         var start = 0
+        var previous: Task<Void, Never>?
         while start < taken.count {
             let batch = taken[start..<min(start + Self.batchSize, taken.count)]
             start += batch.count
-            do {
-                _ = try await store.appendEvents(batch.flatMap(events(for:)), hasher: EventChain.hasher)
-                written.add(batch.count, ordering: .relaxed)
-            } catch {
-                dropped.add(batch.count, ordering: .relaxed)
-                logger.error("could not write decision events; they are lost", metadata: ["error": "\(error)", "decisions": "\(batch.count)"])
+            let events = batch.flatMap(events(for:))
+            let prior = previous
+            previous = Task { [self] in
+                await prior?.value
+                do {
+                    _ = try await store.appendEvents(events, hasher: EventChain.hasher)
+                    written.add(batch.count, ordering: .relaxed)
+                } catch {
+                    dropped.add(batch.count, ordering: .relaxed)
+                    logger.error("could not write decision events; they are lost", metadata: ["error": "\(error)", "decisions": "\(batch.count)"])
+                }
             }
         }
+        await previous?.value
     }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try? await Task.sleep(for: self.flushInterval)
+                // Under load a full batch is written at once: waiting out the interval with a backlog would only
+                // let the buffer fill and shed decisions.
+                if self.pendingCount < Self.batchSize { try? await Task.sleep(for: self.flushInterval) }
                 await self.flush()
             }
         }
