@@ -171,6 +171,26 @@ extension EventProjection {
 }
 
 extension JSONReader {
+    /// Reads a member name and its `:` at the reader's position (whitespace after it skipped): the member's key
+    /// and child node when `projection` wants it below `node`, else `nil`. Names with escapes are compared decoded.
+    mutating func memberName(_ projection: EventProjection, node: Int) throws(VisibilityError) -> (key: String, child: Int)? {
+        guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a member name") }
+        let keyStart = position + 1
+        let wanted: (key: String, child: Int)?
+        if try skipString() {
+            wanted = projection.member(of: node, in: bytes, keyStart..<(position - 1))
+        } else {
+            position = keyStart - 1
+            let decoded = try string()
+            wanted = projection.child(of: node, named: decoded.utf8).map { (decoded, $0) }
+        }
+        skipWhitespace()
+        guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected ':'") }
+        position += 1
+        skipWhitespace()
+        return wanted
+    }
+
     /// Parses the object at the reader's position (on its `{`), the value at projection node `node`, into
     /// `slots` (one per projection node): a wanted member's value goes to its child's slot — whole when the
     /// child is wanted whole; ``EventProjection/objectMarker`` and its own members' slots when it is an object
@@ -183,21 +203,7 @@ extension JSONReader {
         if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return }
         while true {
             skipWhitespace()
-            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a member name") }
-            let keyStart = position + 1
-            let plain = try skipString()
-            let wanted: (key: String, child: Int)?
-            if plain {
-                wanted = projection.member(of: node, in: bytes, keyStart..<(position - 1))
-            } else {
-                position = keyStart - 1
-                let decoded = try string()
-                wanted = projection.child(of: node, named: decoded.utf8).map { (decoded, $0) }
-            }
-            skipWhitespace()
-            guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected ':'") }
-            position += 1
-            skipWhitespace()
+            let wanted = try memberName(projection, node: node)
             if let (name, child) = wanted {
                 guard slots[child] == nil else { throw error("duplicate member \"\(name.prefix(64))\"") }
                 if projection.nodes[child].whole {
@@ -234,22 +240,7 @@ extension JSONReader {
             if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
             while true {
                 skipWhitespace()
-                guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a member name") }
-                let keyStart = position + 1
-                let plain = try skipString()
-                let wanted: (key: String, child: Int)?
-                if plain {
-                    wanted = projection.member(of: node, in: bytes, keyStart..<(position - 1))
-                } else {
-                    // A name with escapes: decode it to compare.
-                    position = keyStart - 1
-                    let decoded = try string()
-                    wanted = projection.child(of: node, named: decoded.utf8).map { (decoded, $0) }
-                }
-                skipWhitespace()
-                guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected ':'") }
-                position += 1
-                skipWhitespace()
+                let wanted = try memberName(projection, node: node)
                 if let (name, child) = wanted {
                     let v = try projected(projection, node: child, depth: depth + 1)
                     guard members.updateValue(v, forKey: name) == nil else { throw error("duplicate member \"\(name.prefix(64))\"") }
