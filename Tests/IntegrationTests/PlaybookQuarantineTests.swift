@@ -259,7 +259,9 @@ struct PlaybookQuarantineTests {
         let after = try await w.waitFor("the approved quarantine") { events in
             Self.actions(events).contains { $0["status_id"] as? Int == 1 && $0["activity_id"] as? Int == 1 }
         }
-        let done = try #require(Self.actions(after).first { $0["status_id"] as? Int == 1 })
+        let decision = try #require(Self.actions(after).first { $0["activity_name"] as? String == "Approve" })
+        #expect(decision["activity_id"] as? Int == 99 && (decision["message"] as? String)?.contains("alice@soc") == true)
+        let done = try #require(Self.actions(after).first { $0["status_id"] as? Int == 1 && $0["activity_id"] as? Int == 1 })
         #expect(done["status_detail"] as? String == "approved by alice@soc: device phone-amy quarantined; 1 session(s) of its owner amy ended")
         #expect((Self.unmapped(done)["approval"] as? [String: Any])?["by"] as? String == "alice@soc")
         let device = try #require(try await w.store.device("phone-amy"))
