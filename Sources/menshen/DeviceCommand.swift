@@ -12,6 +12,8 @@ import MenshenStorage
 /// Entity Management event (3004) with the operator (the OS account running the
 /// command) as actor; quarantine and retire end the owner's sessions at once,
 /// and a compliant device turning non-compliant is also a Compliance Finding (2003).
+/// The changes themselves are ``DeviceLifecycle`` (MenshenServer), which the
+/// `quarantine_device` playbook step shares.
 struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "The device inventory: list, show, quarantine, release, retire; enrolment tokens and the device CA.",
@@ -27,20 +29,16 @@ struct DeviceCommand: AsyncParsableCommand {
         }
     }
 
-    static func requireDevice(_ db: any MenshenStore, _ id: String) async throws -> DeviceRecord {
-        guard let device = try await db.device(DeviceID(id)) else { throw StoreError(.notFound, "no device \(id)") }
-        return device
+    /// The one implementation of the inventory's changes (shared with the `quarantine_device` playbook step).
+    static func lifecycle(_ db: any MenshenStore) -> DeviceLifecycle {
+        DeviceLifecycle(store: db, clock: SystemClock(), random: SystemRandomSource())
     }
 
-    /// Applies `change` with compare-and-set; a concurrent writer makes it fail rather than overwrite.
-    static func update(_ db: any MenshenStore, _ device: DeviceRecord, _ change: (inout DeviceRecord) -> Void) async throws -> DeviceRecord {
-        var updated = device
-        change(&updated)
-        updated.updatedAt = Date()
-        guard try await db.updateDevice(updated, expectedVersion: device.version) else {
-            throw StoreError(.conflict, "device \(device.id.rawValue) changed meanwhile; nothing was changed, try again")
-        }
-        return updated
+    /// The operator: the OS account running the command.
+    static var actor: DeviceLifecycle.Actor { .operator(ProcessInfo.processInfo.userName) }
+
+    static func requireDevice(_ db: any MenshenStore, _ id: String) async throws -> DeviceRecord {
+        try await lifecycle(db).device(id)
     }
 
     static let severityNames = ["none", "low", "medium", "high", "critical"]
@@ -62,18 +60,15 @@ struct DeviceCommand: AsyncParsableCommand {
             + (d.vulnerabilityFindings.count == 1 ? "" : "s") + lines.joined()
     }
 
-    /// Records a life-cycle change (OCSF 3004) and, when `revoke`, ends the owner's sessions; a device that was
-    /// compliant and no longer is also gets a Compliance Finding (2003).
+    /// Records a life-cycle change (OCSF 3004, the operator as actor) and, when `revoke`, ends the owner's sessions; a
+    /// device that was compliant and no longer is also gets a Compliance Finding (2003).
     static func record(_ db: any MenshenStore, before: DeviceRecord, after: DeviceRecord, activity: Int, reason: String?, revoke: Bool) async throws {
-        let now = Date()
-        let events = DeviceEvents(store: db, clock: SystemClock(), random: SystemRandomSource())
-        let revoked = revoke ? try await DeviceAuthority.revokeSessions(of: after, store: db, at: now) : 0
-        try await events.entityManagement(device: after, activity: activity, actor: ProcessInfo.processInfo.userName, actorIsOperator: true,
-                                          application: "menshen device", comment: reason, sessionsRevoked: revoked)
-        if before.compliant && !after.compliant {
-            try await events.complianceChanged(device: after, reasons: after.complianceReasons, sessionsRevoked: revoked, source: nil)
-        }
-        if revoked > 0 { print("ended \(revoked) session\(revoked == 1 ? "" : "s") of \(after.ownerID?.rawValue ?? "-")") }
+        let revoked = try await lifecycle(db).record(before: before, after: after, activity: activity, by: actor, reason: reason, revoke: revoke)
+        printRevoked(revoked, of: after)
+    }
+
+    static func printRevoked(_ revoked: Int, of device: DeviceRecord) {
+        if revoked > 0 { print("ended \(revoked) session\(revoked == 1 ? "" : "s") of \(device.ownerID?.rawValue ?? "-")") }
     }
 
     static func time(_ date: Date?) -> String { date.map { ISO8601DateFormatter().string(from: $0) } ?? "never" }
@@ -141,19 +136,12 @@ struct DeviceCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await UserCommand.withServices(store) { db, _, _ in
-                let d = try await DeviceCommand.requireDevice(db, device)
-                switch d.state {
-                case .retired: throw StoreError(.conflict, "device \(device) is retired; a retired device cannot be quarantined or come back")
-                case .quarantined: print("device \(device) is already quarantined"); return
-                case .active: break
+                switch try await DeviceCommand.lifecycle(db).quarantine(device, reason: reason, by: DeviceCommand.actor) {
+                case .alreadyQuarantined: print("device \(device) is already quarantined")
+                case .quarantined(let after, let revoked):
+                    print("quarantined device \(device)")
+                    DeviceCommand.printRevoked(revoked, of: after)
                 }
-                let after = try await DeviceCommand.update(db, d) {
-                    $0.state = .quarantined
-                    $0.compliant = false
-                    $0.complianceReasons = ["quarantined: " + reason]
-                }
-                print("quarantined device \(device)")
-                try await DeviceCommand.record(db, before: d, after: after, activity: 12, reason: reason, revoke: true)
             }
         }
     }
@@ -172,7 +160,7 @@ struct DeviceCommand: AsyncParsableCommand {
                 guard d.state == .quarantined else {
                     throw StoreError(.conflict, "device \(device) is \(d.state.rawValue), not quarantined; nothing was changed")
                 }
-                let after = try await DeviceCommand.update(db, d) {
+                let after = try await DeviceCommand.lifecycle(db).update(d) {
                     $0.state = .active
                     $0.compliant = false
                     $0.complianceReasons = ["awaiting_posture"]
@@ -198,7 +186,7 @@ struct DeviceCommand: AsyncParsableCommand {
                 // Already retired: only finish the job (a revocation that failed last time is done now).
                 var after = d
                 if d.state != .retired {
-                    after = try await DeviceCommand.update(db, d) {
+                    after = try await DeviceCommand.lifecycle(db).update(d) {
                         $0.state = .retired
                         $0.compliant = false
                         $0.complianceReasons = ["retired: " + reason]

@@ -58,7 +58,7 @@ struct OCSFConformanceTests {
         return (status, try JSONDecoder().decode(Report.self, from: output))
     }
 
-    @Test("every event type Menshen writes validates against OCSF 1.8.0 (3001, 3002, 6001, 2004, 5001, 2003, 3004, 2005)")
+    @Test("every event type Menshen writes validates against OCSF 1.8.0 (3001, 3002, 6001, 2004, 5001, 2003, 3004, 2005, 7001)")
     func everyEventValidates() async throws {
         let w = try await PolicyGateTests.World()
         // Identity: every authentication activity, succeeded and failed, local and federated; every account change.
@@ -148,6 +148,32 @@ struct OCSFConformanceTests {
                                         user: "amy", sourceIP: "203.0.113.7", device: "d-0123456789abcdef", evidence: ["e1"],
                                         firstTime: Date(), lastTime: Date(), message: "unmanaged device")
         _ = try await w.store.appendEvents([try ResponseEvents.finding(onDevice, id: UUID(), writtenAt: Date())], hasher: EventChain.hasher)
+        // Playbook steps (the detection service): a Remediation Activity 7001 for every action; quarantine_device also
+        // skipped (the finding names no device) and rehearsed (dry run); and the device quarantined by a playbook through
+        // the shared DeviceLifecycle: 3004 Suspend with a System actor, and 2003.
+        let actions: [PlaybookAction] = [.revokeSessions(.finding), .disableUser(.evidence), .requireStepUp(seconds: 3600, .finding),
+                                         .raiseRisk(points: 10, .finding), .quarantineDevice,
+                                         .webhook(try WebhookTarget(url: "https://soc.bank.example/hooks/menshen")), .log]
+        var remediations: [NewEvent] = []
+        for action in actions {
+            remediations.append(try ResponseEvents.action(PlaybookStep(playbook: "contain", action: action), finding: onDevice,
+                                                          outcome: .init(success: true, detail: "done", users: ["amy"]), id: UUID(), at: Date()))
+        }
+        remediations.append(try ResponseEvents.action(PlaybookStep(playbook: "contain", action: .quarantineDevice), finding: onDevice,
+                                                      outcome: .init(success: true, detail: "the finding names no device", facts: ["skipped": true],
+                                                                     status: (99, "Skipped")), id: UUID(), at: Date()))
+        remediations.append(try ResponseEvents.action(PlaybookStep(playbook: "contain", action: .quarantineDevice, dryRun: true), finding: onDevice,
+                                                      outcome: .init(success: true, detail: "dry run: would quarantine device d-0123456789abcdef",
+                                                                     users: ["amy"], facts: ["dry_run": true, "device": "d-0123456789abcdef"]),
+                                                      id: UUID(), at: Date()))
+        _ = try await w.store.appendEvents(remediations, hasher: EventChain.hasher)
+        var phone = DeviceRecord(id: "phone-amy", ownerID: "amy", displayName: "Amy 的手機", deviceClass: .byod, platform: "android",
+                                 hardwareBound: false, enrolledAt: Date())
+        phone.compliant = true; phone.complianceReasons = []
+        try await w.store.createDevice(phone)
+        let quarantined = try await DeviceLifecycle(store: w.store, clock: w.clock, random: SystemRandomSource())
+            .quarantine("phone-amy", reason: "playbook contain: Access attempt from an unmanaged device", by: .playbook("contain"))
+        guard case .quarantined = quarantined else { Issue.record("the phone was not quarantined: \(quarantined)"); return }
         let cases = CaseService(store: w.store, clock: w.clock, random: SystemRandomSource())
         try await cases.assign(id: incident.id, owner: "analyst 林小美", actor: "cli:root")
         try await cases.addNote(id: incident.id, text: "來源為外部 VPN。\nBlocked at the firewall.", actor: "cli:root")
@@ -171,7 +197,12 @@ struct OCSFConformanceTests {
         #expect(incidents.allSatisfy { ($0["type_uid"] as? Int) == 200_500 + (($0["activity_id"] as? Int) ?? -1) })
         #expect(incidents.compactMap { $0["verdict_id"] as? Int } == [2, 1], "the verdict while resolved, then closed")
         #expect((incidents[2]["assignee"] as? [String: Any])?["name"] as? String == "analyst 林小美")
-        for uid in ["3001", "3002", "6001", "2004", "5001", "2003", "3004", "2005"] {
+        let quarantineSteps = events.filter { $0.event.classUID == 7001 }.compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.event.payloadJSON.utf8)) as? [String: Any]
+        }.filter { ($0["unmapped"] as? [String: Any])?["action"] as? String == "quarantine_device" }
+        #expect(quarantineSteps.map { $0["activity_id"] as? Int } == [1, 1, 1], "quarantine_device is 1 Isolate")
+        #expect(quarantineSteps.map { $0["status_id"] as? Int } == [1, 99, 99], "done, skipped, dry run")
+        for uid in ["3001", "3002", "6001", "2004", "5001", "2003", "3004", "2005", "7001"] {
             #expect((report.classes[uid] ?? 0) > 0, "class \(uid) was produced and checked")
         }
     }

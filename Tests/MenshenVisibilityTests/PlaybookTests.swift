@@ -108,6 +108,28 @@ struct PlaybookTests {
         #expect(set.plan(for: Self.finding()).map(\.needsApproval) == [true, false, true, false])
     }
 
+    @Test("quarantine_device: a bare name or a map with only type (and approval); every playbook step plans it, with its approval")
+    func quarantineDevice() throws {
+        let set = try PlaybookSet.load(yaml: """
+            playbooks:
+              - name: contain-byod
+                match: {rules: [menshen_unmanaged_device_access]}
+                actions:
+                  - quarantine_device
+                  - {type: quarantine_device}
+                  - {type: quarantine_device, approval: required}
+            """, file: "p.yaml")
+        #expect(set.playbooks[0].actions == [.quarantineDevice, .quarantineDevice, .quarantineDevice])
+        #expect(set.playbooks[0].actions.map(\.kind) == ["quarantine_device", "quarantine_device", "quarantine_device"])
+        #expect(set.playbooks[0].approvals == [2])
+        let unmanaged = Self.finding(rule: "2428a622-cf6c-456d-b81a-111debfcafcc", title: "Access attempt from an unmanaged device",
+                                     level: .medium, tags: ["attack.t1133"])
+        let plan = set.plan(for: unmanaged, ruleNames: ["menshen_unmanaged_device_access"])
+        #expect(plan.map(\.action) == [.quarantineDevice, .quarantineDevice, .quarantineDevice])
+        #expect(plan.map(\.needsApproval) == [false, false, true])
+        #expect(set.plan(for: Self.finding()).isEmpty, "other findings do not match")
+    }
+
     @Test("matching: by rule id, name or title; a parent technique covers its sub-techniques; the minimum severity holds")
     func matching() throws {
         let set = try PlaybookSet.load(yaml: Self.example, file: "playbooks.yaml")
@@ -202,6 +224,18 @@ struct PlaybookTests {
          "p.yaml: playbook \"a\": actions[0].approval: must be required or none"),
         ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: log, approval: required}]\n",
          "p.yaml: playbook \"a\": actions[0].approval: a log step needs no approval"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: quarantine_device, reason: EDR alert}]\n",
+         "p.yaml: playbook \"a\": actions[0].reason: unknown key for quarantine_device"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [log, {type: quarantine_device, users: evidence}]\n",
+         "p.yaml: playbook \"a\": actions[1].users: unknown key for quarantine_device"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: quarantine_device, device: laptop-7}]\n",
+         "p.yaml: playbook \"a\": actions[0].device: unknown key for quarantine_device"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{type: quarantine_device, approval: later}]\n",
+         "p.yaml: playbook \"a\": actions[0].approval: must be required or none"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [quarantine_devices]\n",
+         "p.yaml: playbook \"a\": actions[0]: unknown action \"quarantine_devices\" (revoke_sessions, disable_user, lock_account, require_step_up, raise_risk, quarantine_device, webhook or log)"),
+        ("playbooks:\n  - name: a\n    match: {min_severity: low}\n    actions: [{users: finding}]\n",
+         "p.yaml: playbook \"a\": actions[0].type: missing (revoke_sessions, disable_user, lock_account, require_step_up, raise_risk, quarantine_device, webhook or log)"),
     ])
     func malformed(_ yaml: String, _ expected: String) {
         do {

@@ -36,8 +36,9 @@ import X509
 ///   `entity` (type "Device"): 6 Enroll (the owner as actor), 12 Suspend
 ///   (`menshen device quarantine`), 13 Resume (release), 7 Unenroll (retire),
 ///   3 Update (a certificate renewal, the old and new serials in `comment`),
-///   the operator (the OS account running the command) as `actor.user` and
-///   the reason as `comment`.
+///   the operator (the OS account running the command, type Admin) or the
+///   playbook (`playbook:<name>`, type System, from a `quarantine_device`
+///   step) as `actor.user` and the reason as `comment`.
 public struct DeviceEvents: Sendable {
     let store: any EventStore
     let clock: any WallClock
@@ -162,11 +163,30 @@ public struct DeviceEvents: Sendable {
         try await append(event, classUID: 2003, severity: severity, user: device.ownerID)
     }
 
+    /// Who made a life-cycle change, as the OCSF user type of `actor.user`.
+    public enum ActorType: Int, Sendable {
+        /// The device's own user (an enrolment, a renewal): 1 User.
+        case user = 1
+        /// An operator at the command line: 2 Admin.
+        case admin = 2
+        /// Menshen itself, e.g. a playbook step answering a detection: 3 System.
+        case system = 3
+
+        var name: String { switch self { case .user: "User"; case .admin: "Admin"; case .system: "System" } }
+    }
+
     /// The inventory's life cycle on a device: 6 Enroll, 12 Suspend (quarantine), 13 Resume (release), 7 Unenroll (retire).
     /// - Parameters:
     ///   - actor: who did it (the device's owner for an enrolment, the OS account of an operator's command).
     ///   - actorIsOperator: an operator at the command line (OCSF user type Admin) rather than the device's user.
     public func entityManagement(device: DeviceRecord, activity: Int, actor: String, actorIsOperator: Bool, application: String,
+                                 comment: String?, sessionsRevoked: Int = 0, source: String? = nil) async throws {
+        try await entityManagement(device: device, activity: activity, actor: actor, actorType: actorIsOperator ? .admin : .user,
+                                   application: application, comment: comment, sessionsRevoked: sessionsRevoked, source: source)
+    }
+
+    /// The inventory's life cycle on a device, with the actor's OCSF user type given (``ActorType``: a playbook is System).
+    public func entityManagement(device: DeviceRecord, activity: Int, actor: String, actorType: ActorType, application: String,
                                  comment: String?, sessionsRevoked: Int = 0, source: String? = nil) async throws {
         let severity = activity == 12 || activity == 7 ? 3 : 1
         var event = base(classUID: 3004, categoryUID: 3, activity: activity, severity: severity)
@@ -174,7 +194,7 @@ public struct DeviceEvents: Sendable {
         let id = String(device.id.rawValue.prefix(128))
         event["entity"] = ["uid": id, "name": String(device.displayName.prefix(200)), "type": "Device"]
         event["actor"] = [
-            "user": ["name": String(actor.prefix(128)), "type_id": actorIsOperator ? 2 : 1, "type": actorIsOperator ? "Admin" : "User"],
+            "user": ["name": String(actor.prefix(128)), "type_id": actorType.rawValue, "type": actorType.name],
             "app_name": application,
         ] as [String: Any]
         if let comment, !comment.isEmpty { event["comment"] = String(comment.prefix(500)) }

@@ -18,7 +18,7 @@ import ServiceLifecycle
 ///
 /// - Its own events (marked with ``ResponseEvents/logName``) are skipped, so
 ///   findings and actions never loop back into detections.
-/// - Session revocation, account disabling and logging happen in line, right
+/// - Session revocation, account disabling, device quarantine and logging happen in line, right
 ///   after the finding is written: the event-to-action latency is the tail's
 ///   poll interval plus a few store writes. Webhooks go to ``WebhookSender``
 ///   and never hold detection up.
@@ -282,6 +282,8 @@ struct Responder: Sendable {
                     outcome = await revokeSessions(of: await users(who, finding: f, memory: memory), finding: f, playbook: step.playbook)
                 case .disableUser(let who):
                     outcome = await disable(await users(who, finding: f, memory: memory), finding: f, playbook: step.playbook)
+                case .quarantineDevice:
+                    outcome = await quarantine(device: f.device, finding: f, playbook: step.playbook)
                 case .raiseRisk(let points, let who):
                     let targets = await users(who, finding: f, memory: memory)
                     for u in targets {
@@ -339,6 +341,28 @@ struct Responder: Sendable {
         case .disableUser(let who): return await on(who, "disable the account")
         case .raiseRisk(let points, let who): return await on(who, "raise the risk score by \(points)")
         case .requireStepUp(let seconds, let who): return await on(who, "require a step-up for \(seconds) s")
+        case .quarantineDevice:
+            guard let id = f.device else {
+                return .init(success: true, detail: "dry run: the finding names no device, so the step would be skipped; nothing was done",
+                             facts: ["dry_run": true])
+            }
+            var owner: [String] = []
+            let what: String
+            do {
+                let d = try await DeviceLifecycle(store: store, clock: clock, random: random).device(id)
+                owner = d.ownerID.map { [$0.rawValue] } ?? []
+                what = switch d.state {
+                case .active: "would quarantine device \(id) and end the sessions of its owner \(d.ownerID?.rawValue ?? "(none)")"
+                case .quarantined: "device \(id) is already quarantined, so the step would change nothing"
+                case .retired: "device \(id) is retired, so the step would fail"
+                }
+            } catch let error as StoreError where error.code == .notFound || error.code == .invalidInput {
+                what = "would quarantine device \(id), which is not in the inventory, so the step would fail"
+            } catch {
+                what = "would quarantine device \(id) (it could not be read: \(error))"
+            }
+            return .init(success: true, detail: "dry run: \(what); nothing was done", users: owner,
+                         facts: ["dry_run": true, "device": .string(String(id.prefix(128)))])
         case .webhook(let target):
             return .init(success: true, detail: "dry run: would post a ticket to \(target.host); nothing was sent",
                          facts: ["dry_run": true, "host": .string(target.host)])
@@ -402,6 +426,35 @@ struct Responder: Sendable {
         let detail = failed.isEmpty ? "\(revoked) session(s) of \(users.count) user(s) revoked"
             : "\(revoked) session(s) revoked; failed for \(failed.joined(separator: ", "))"
         return .init(success: failed.isEmpty, detail: detail, users: users.map(\.rawValue), facts: ["sessions_revoked": .number(revoked)])
+    }
+
+    /// A `quarantine_device` step's outcome when the finding names no device: skipped (status 99 "Skipped"), nothing done.
+    static let noDevice = ResponseEvents.Outcome(success: true, detail: "the finding names no device", facts: ["skipped": true],
+                                                 status: (99, "Skipped"))
+
+    /// Quarantines the finding's device as `menshen device quarantine` does (``DeviceLifecycle``, the playbook as actor,
+    /// the playbook, finding title and uid as the reason kept on the device). The outcome names the device and its owner:
+    /// quarantined (with the owner's sessions ended), already quarantined (nothing changed), or why it failed.
+    func quarantine(device id: String?, finding: DetectionFinding, playbook: String) async -> ResponseEvents.Outcome {
+        guard let id else { return Self.noDevice }
+        let reason = String("playbook \(playbook): \(finding.title) (finding \(finding.uid))".prefix(DeviceLifecycle.maxReasonLength))
+        var facts: [String: EventJSON.Value] = ["device": .string(String(id.prefix(128)))]
+        do {
+            switch try await DeviceLifecycle(store: store, clock: clock, random: random).quarantine(id, reason: reason, by: .playbook(playbook)) {
+            case .quarantined(let d, let revoked):
+                facts["sessions_revoked"] = .number(revoked)
+                return .init(success: true, detail: "device \(id) quarantined; \(revoked) session(s) of its owner \(d.ownerID?.rawValue ?? "(none)") ended",
+                             users: d.ownerID.map { [$0.rawValue] } ?? [], facts: facts)
+            case .alreadyQuarantined(let d):
+                facts["already_quarantined"] = true
+                return .init(success: true, detail: "device \(id) was already quarantined; nothing was changed",
+                             users: d.ownerID.map { [$0.rawValue] } ?? [], facts: facts)
+            }
+        } catch let error as StoreError where error.code == .notFound {
+            return .init(success: false, detail: "no device \(id.prefix(128)) in the inventory; nothing was done", facts: facts)
+        } catch {
+            return .init(success: false, detail: "\(error)", facts: facts)
+        }
     }
 
     func disable(_ users: [UserID], finding: DetectionFinding, playbook: String) async -> ResponseEvents.Outcome {

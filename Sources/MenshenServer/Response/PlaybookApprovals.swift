@@ -6,7 +6,8 @@ import MenshenVisibility
 
 /// A playbook step held for an operator (`approval: required`), as stored in
 /// ``PlaybookApprovalRecord/step``: the action with its targets fixed when the
-/// finding came (the users it acts on, the ticket it posts), and the finding's
+/// finding came (the users it acts on, the ticket it posts, the device it
+/// quarantines), and the finding's
 /// identity for the audit events. JSON written with `EventJSON` and read back
 /// with the bounded event reader; anything else is refused.
 struct HeldStep: Sendable {
@@ -16,6 +17,8 @@ struct HeldStep: Sendable {
     var users: [String]
     /// A webhook step's ticket body.
     var ticket: String?
+    /// A `quarantine_device` step's device (the finding's), fixed when it was held.
+    var device: String?
     var findingUID: String
     var rule: String
     var title: String
@@ -27,6 +30,7 @@ struct HeldStep: Sendable {
         case .raiseRisk(let points, _): a["points"] = points
         case .requireStepUp(let seconds, _): a["seconds"] = seconds
         case .webhook(let t): a["url"] = t.url; a["timeout_seconds"] = t.timeoutSeconds; a["retries"] = t.retries
+        case .quarantineDevice: a["device"] = device ?? ""
         case .revokeSessions, .disableUser, .log: break
         }
         var o: [String: Any] = ["playbook": playbook, "action": a, "users": users, "finding_uid": findingUID, "rule": rule,
@@ -53,13 +57,17 @@ struct HeldStep: Sendable {
         case "require_step_up":
             guard let sec = a["seconds"]?.intValue, (60...86_400).contains(sec) else { throw Bad(description: "a held require_step_up has no period") }
             action = .requireStepUp(seconds: Int(sec), .finding)
+        case "quarantine_device":
+            guard let d = a["device"]?.stringValue, !d.isEmpty else { throw Bad(description: "a held quarantine_device names no device") }
+            action = .quarantineDevice
         case "webhook":
             guard let url = a["url"]?.stringValue, let t = a["timeout_seconds"]?.intValue, let r = a["retries"]?.intValue,
                   v["ticket"]?.stringValue != nil else { throw Bad(description: "a held webhook has no target or ticket") }
             action = .webhook(try WebhookTarget(url: url, timeoutSeconds: Int(t), retries: Int(r)))
         default: throw Bad(description: "a held step's action \"\(kind.prefix(40))\" is unknown")
         }
-        return HeldStep(playbook: playbook, action: action, users: users, ticket: v["ticket"]?.stringValue, findingUID: findingUID,
+        return HeldStep(playbook: playbook, action: action, users: users, ticket: v["ticket"]?.stringValue,
+                        device: action == .quarantineDevice ? a["device"]?.stringValue : nil, findingUID: findingUID,
                         rule: rule, title: title, level: level)
     }
 
@@ -78,6 +86,7 @@ extension Responder {
     func hold(_ step: PlaybookStep, finding f: DetectionFinding, findingEventID: UUID, memory: EvidenceMemory) async -> ResponseEvents.Outcome {
         var users: [String] = []
         var ticket: String?
+        var device: String?
         var what: String
         switch step.action {
         case .revokeSessions(let who): users = await self.users(who, finding: f, memory: memory).map(\.rawValue); what = "revoke the sessions"
@@ -86,13 +95,18 @@ extension Responder {
             users = await self.users(who, finding: f, memory: memory).map(\.rawValue); what = "raise the risk score by \(points)"
         case .requireStepUp(let seconds, let who):
             users = await self.users(who, finding: f, memory: memory).map(\.rawValue); what = "require a step-up for \(seconds) s"
+        case .quarantineDevice:
+            // Nothing to approve: the step would be skipped.
+            guard let id = f.device else { return Self.noDevice }
+            device = id; what = "quarantine device \(id.prefix(128))"
+            if IdentifierSyntax.isValid(id), let owner = (try? await store.device(DeviceID(id)))?.ownerID { users = [owner.rawValue] }
         case .webhook(let target):
             ticket = try? ResponseEvents.ticket(f, playbook: step.playbook, findingEventID: findingEventID); what = "post a ticket to \(target.host)"
         case .log: what = "log"
         }
         let run = random.uuid().uuidString.lowercased()
         let now = clock.now(), expires = now.addingTimeInterval(approvalTimeout)
-        let held = HeldStep(playbook: step.playbook, action: step.action, users: users, ticket: ticket, findingUID: f.uid, rule: f.ruleID,
+        let held = HeldStep(playbook: step.playbook, action: step.action, users: users, ticket: ticket, device: device, findingUID: f.uid, rule: f.ruleID,
                             title: f.title, level: f.level)
         let who = users.isEmpty ? "" : " for \(users.prefix(10).joined(separator: ", "))\(users.count > 10 ? " and \(users.count - 10) more" : "")"
         let summary = String("\(f.title): would \(what)\(who)".prefix(PlaybookApprovalLimits.maxTextLength))
@@ -151,6 +165,7 @@ extension Responder {
         switch held.action {
         case .revokeSessions: outcome = await revokeSessions(of: targets, finding: finding, playbook: held.playbook)
         case .disableUser: outcome = await disable(targets, finding: finding, playbook: held.playbook)
+        case .quarantineDevice: outcome = await quarantine(device: held.device, finding: finding, playbook: held.playbook)
         case .raiseRisk(let points, _):
             let now = clock.now()
             outcome = await addStored(targets, .init(source: "playbook:\(held.playbook)", reason: "raised by playbook \(held.playbook) for \(held.title)",

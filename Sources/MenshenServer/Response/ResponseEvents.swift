@@ -14,9 +14,12 @@ import MenshenVisibility
 /// Remediation Activity fits the actions (OCSF 1.8.0 category 7, "the
 /// remediation of a finding"): `revoke_sessions` is activity 2 Evict (the
 /// user's sessions are thrown out), `disable_user` 1 Isolate (the account is
-/// cut off), `require_step_up` 4 Harden, `webhook`, `log` and `raise_risk` 99
+/// cut off), `quarantine_device` 1 Isolate (the device is cut off; `unmapped.device`
+/// names it), `require_step_up` 4 Harden, `webhook`, `log` and `raise_risk` 99
 /// Other (`activity_name` Notify / Log / Raise risk). A dry-run playbook's
-/// steps are recorded with status 99 "Dry run" and `unmapped.dry_run`.
+/// steps are recorded with status 99 "Dry run" and `unmapped.dry_run`; a
+/// `quarantine_device` step for a finding that names no device with status 99
+/// "Skipped" and `unmapped.skipped`.
 /// `command_uid` is the playbook run (finding uid and playbook name) the
 /// action belongs to; `status_id` says whether it succeeded; `unmapped` holds
 /// the playbook, the action, the finding uid and rule, and what was acted on.
@@ -82,6 +85,7 @@ public enum ResponseEvents {
         case .disableUser: (1, nil)
         case .raiseRisk: (99, "Raise risk")
         case .requireStepUp: (4, nil)
+        case .quarantineDevice: (1, nil)
         case .webhook: (99, "Notify")
         case .log: (99, "Log")
         }

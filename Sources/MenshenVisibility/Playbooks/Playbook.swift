@@ -96,6 +96,10 @@ public enum PlaybookAction: Sendable, Equatable {
     /// Add points (1–100) to the users' risk score (``RiskScore``; it decays like any contribution), which the
     /// gateway's policies read as `context.risk.score`.
     case raiseRisk(points: Int, Users)
+    /// Quarantine the device the finding names (``DetectionFinding/device``), as `menshen device quarantine`
+    /// does: from its next request it reaches nothing but remediation, and its owner's sessions end. A finding
+    /// that names no device makes the step a recorded skip.
+    case quarantineDevice
     /// POST a JSON ticket describing the finding to a URL, off the detection path.
     case webhook(WebhookTarget)
     /// Write the finding to the server log (the audit event is written in every case).
@@ -108,6 +112,7 @@ public enum PlaybookAction: Sendable, Equatable {
         case .disableUser: "disable_user"
         case .raiseRisk: "raise_risk"
         case .requireStepUp: "require_step_up"
+        case .quarantineDevice: "quarantine_device"
         case .webhook: "webhook"
         case .log: "log"
         }

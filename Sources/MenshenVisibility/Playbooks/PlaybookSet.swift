@@ -24,6 +24,7 @@ import Foundation
 ///       - type: raise_risk                   # add points to the users' risk score (context.risk.score)
 ///         points: 30                           # 1–100
 ///         users: evidence
+///       - type: quarantine_device            # the finding's device, as `menshen device quarantine`
 ///       - type: webhook
 ///         url: https://soc.bank.example/hooks/menshen
 ///         timeout_seconds: 5                   # 1–30, default 5
@@ -252,7 +253,7 @@ private struct PlaybookParser {
         switch node {
         case .string(let s): kind = s
         case .map(let p):
-            guard let t = node["type"]?.string else { throw fail("\(field).type", "missing (revoke_sessions, disable_user, lock_account, require_step_up, raise_risk, webhook or log)") }
+            guard let t = node["type"]?.string else { throw fail("\(field).type", "missing (revoke_sessions, disable_user, lock_account, require_step_up, raise_risk, quarantine_device, webhook or log)") }
             kind = t; pairs = p
         default: throw fail(field, "must be an action name or a map with 'type', not \(node.kind)")
         }
@@ -295,6 +296,8 @@ private struct PlaybookParser {
             let points = try integer("points", default: 0)
             guard (1...100).contains(points) else { throw fail("\(field).points", "must be 1 to 100") }
             return .raiseRisk(points: points, try users())
+        case "quarantine_device":
+            try allow([]); return .quarantineDevice
         case "log":
             try allow([]); return .log
         case "webhook":
@@ -310,7 +313,7 @@ private struct PlaybookParser {
             }
         default:
             throw fail(pairs.isEmpty ? field : "\(field).type",
-                       "unknown action \"\(kind.prefix(40))\" (revoke_sessions, disable_user, lock_account, require_step_up, raise_risk, webhook or log)")
+                       "unknown action \"\(kind.prefix(40))\" (revoke_sessions, disable_user, lock_account, require_step_up, raise_risk, quarantine_device, webhook or log)")
         }
     }
 }
