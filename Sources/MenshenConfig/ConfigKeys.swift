@@ -92,6 +92,8 @@ public enum ConfigKeys {
                       doc: "A session unused for this long ends."),
         ConfigKeySpec(path: "identity.session.absolute_lifetime_seconds", kind: .integer(300...604_800), defaultValue: "43200",
                       doc: "A session ends this long after sign-in, however busy it is."),
+        ConfigKeySpec(path: "identity.session.privileged_lifetime_seconds", kind: .integer(300...43_200), defaultValue: "3600",
+                      doc: "A privileged-work session (the account page's switch, after a fresh LoA 3 proof) ends this long after it started; ordinary sessions never hold privileged roles. The maturity assessment (4.2) counts it time-bound up to 4 hours."),
         ConfigKeySpec(path: "identity.secrets_key_file", kind: .string, defaultValue: "",
                       doc: "File holding the 32-byte key that seals TOTP seeds at rest (created, mode 0600, when missing). Empty: secrets.key next to the SQLite file; required with PostgreSQL, and the same file on every node."),
         ConfigKeySpec(path: "identity.oidc.providers_file", kind: .string, defaultValue: "",

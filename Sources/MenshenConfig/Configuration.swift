@@ -73,6 +73,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var sessionIdleTimeoutSeconds: Int
         /// `identity.session.absolute_lifetime_seconds` (default 43200).
         public var sessionAbsoluteLifetimeSeconds: Int
+        /// `identity.session.privileged_lifetime_seconds` (default 3600).
+        public var sessionPrivilegedLifetimeSeconds: Int
         /// `identity.oidc.providers_file` (default empty: no federation).
         public var oidcProvidersFile: String
         /// `identity.secrets_key_file` (default empty: next to the SQLite file).
@@ -206,6 +208,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
         log = Log(level: s("log.level"), format: s("log.format"))
         identity = Identity(sessionIdleTimeoutSeconds: i("identity.session.idle_timeout_seconds"),
                             sessionAbsoluteLifetimeSeconds: i("identity.session.absolute_lifetime_seconds"),
+                            sessionPrivilegedLifetimeSeconds: i("identity.session.privileged_lifetime_seconds"),
                             oidcProvidersFile: s("identity.oidc.providers_file"), secretsKeyFile: s("identity.secrets_key_file"))
         audit = Audit(signingKeyFile: s("audit.signing_key_file"), checkpointEveryEvents: i("audit.checkpoint.every_events"),
                       checkpointIntervalSeconds: i("audit.checkpoint.interval_seconds"), checkpointAnchorFile: s("audit.checkpoint.anchor_file"))

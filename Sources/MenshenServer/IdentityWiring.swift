@@ -38,7 +38,8 @@ public enum IdentityWiring {
         let (origin, host) = try origin(of: config.server.publicURL)
         let sessions = SessionManager(store: store, clock: clock, random: random,
                                       settings: SessionSettings(idleTimeout: TimeInterval(config.identity.sessionIdleTimeoutSeconds),
-                                                                absoluteLifetime: TimeInterval(config.identity.sessionAbsoluteLifetimeSeconds)))
+                                                                absoluteLifetime: TimeInterval(config.identity.sessionAbsoluteLifetimeSeconds),
+                                                                privilegedLifetime: TimeInterval(config.identity.sessionPrivilegedLifetimeSeconds)))
         let rp = RelyingPartyConfiguration(rpID: host, allowedOrigins: [origin])
         let identity = IdentityService(store: store, clock: clock, random: random,
                                        settings: IdentitySettings(issuer: config.organisation.name, relyingParty: rp,

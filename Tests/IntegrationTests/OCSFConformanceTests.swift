@@ -69,6 +69,11 @@ struct OCSFConformanceTests {
             try await identity.authentication(activity, user: nil, userName: "nobody@example", success: false, detail: "unknown user or wrong password",
                                               source: "2001:db8::7", idp: "corp-idp")
         }
+        // Activity 99 named by what it is (activity_name): step-up, privileged work start and end, bad request.
+        for other in IdentityEvents.OtherActivity.allCases {
+            try await identity.authentication(.other, user: "amy", userName: "amy", success: other != .badRequest, detail: other.rawValue,
+                                              source: "203.0.113.7", factors: ["pwd", "hwk"], loa: 3, sessionHash: String(repeating: "cd", count: 32), other: other)
+        }
         for change in [IdentityEvents.AccountChange.create, .enable, .passwordChange, .disable, .mfaFactorEnable, .mfaFactorDisable, .other] {
             try await identity.accountChange(change, user: "amy", actor: "admin", detail: "change \(change.rawValue)")
         }

@@ -106,6 +106,65 @@ struct TimedEvidencePackCommandTests {
         #expect((manifest["signer"] as? [String: Any])?["fingerprint"] as? String == parts[0])
     }
 
+    @Test("with a routes file, the pack holds its policies (compiled require: permits and listed Cedar files) beside the store's, and verifies")
+    func routesFilePolicies() async throws {
+        let d = try await Deployment.make()
+        defer { d.cleanup() }
+        let routes = d.dir.appendingPathComponent("routes.yaml").path
+        try FileManager.default.createDirectory(atPath: d.dir.appendingPathComponent("policies").path, withIntermediateDirectories: true)
+        let extra = "@id(\"wiki-no-vendors\")\nforbid (principal, action, resource == Application::\"wiki\")\nwhen { principal.kind == \"vendor\" };\n"
+        try extra.write(toFile: d.dir.appendingPathComponent("policies/extra.cedar").path, atomically: true, encoding: .utf8)
+        try """
+            policies:
+              - policies/extra.cedar
+            routes:
+              - id: wiki
+                host: wiki.bank.example
+                upstreams: ["http://10.0.0.5:8080"]
+                classification: internal
+                require:
+                  min_loa: 2
+                  groups: [staff]
+            """.write(toFile: routes, atomically: true, encoding: .utf8)
+        // `--data` ignores the environment; a configuration file names the routes file (and the same store).
+        let config = d.dir.appendingPathComponent("menshen.yaml").path
+        try """
+            store:
+              driver: sqlite
+              sqlite:
+                path: "\(d.data)/menshen.sqlite"
+            gateway:
+              routes_file: "\(routes)"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let w = try await Harness.runAsync(["assess", "--config", config, "--evidence-pack", d.pack])
+        #expect(w.status == 0, "\(w)")
+        let v = try await Harness.runAsync(["assess", "verify", d.pack, "--data", d.data])
+        #expect(v.status == 0 && v.out.contains("evidence pack:  VALID"), "\(v)")
+
+        let paths = String(decoding: try await Self.tar(["-tf", d.pack]).out, as: UTF8.self).split(separator: "\n").map(String.init)
+        #expect(paths.filter { $0.hasPrefix("policies/store/") }.count == DemoOrganisation.policies.count, "\(paths)")
+        #expect(paths.filter { $0.hasPrefix("policies/routes-file/") } == ["policies/routes-file/1.cedar", "policies/routes-file/2.cedar"], "\(paths)")
+        // Each is listed in the signed manifest (verified above) and named in policies.json by its source and document.
+        let index = try #require(try JSONSerialization.jsonObject(with: try await Self.tar(["-xOf", d.pack, "policies.json"]).out) as? [[String: Any]])
+        let fromFile = index.filter { $0["source"] as? String == "routes-file" }
+        #expect(fromFile.count == 2 && index.count == DemoOrganisation.policies.count + 2)
+        #expect(fromFile.contains { ($0["document"] as? String)?.contains("route wiki") == true })
+        #expect(fromFile.contains { ($0["document"] as? String)?.hasSuffix("policies/extra.cedar") == true })
+        var texts: [String] = []
+        for path in ["policies/routes-file/1.cedar", "policies/routes-file/2.cedar"] {
+            texts.append(String(decoding: try await Self.tar(["-xOf", d.pack, path]).out, as: UTF8.self))
+        }
+        #expect(texts.contains(extra), "\(texts)")
+        #expect(texts.contains { $0.contains("Application::\"wiki\"") && $0.contains("Group::\"staff\"") }, "\(texts)")
+
+        // A routes file that does not load: refused, nothing written.
+        try "routes: [".write(toFile: routes, atomically: true, encoding: .utf8)
+        let other = d.dir.appendingPathComponent("broken.tar").path
+        let broken = try await Harness.runAsync(["assess", "--config", config, "--evidence-pack", other])
+        #expect(broken.status != 0 && broken.err.contains("routes file"), "\(broken)")
+        #expect(!FileManager.default.fileExists(atPath: other))
+    }
+
     @Test("a changed byte, another key, an unreadable file or no key: exit 1, 1, 2, 2, each with its message")
     func refusals() async throws {
         let d = try await Deployment.make()

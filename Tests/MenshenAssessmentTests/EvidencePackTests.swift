@@ -40,6 +40,8 @@ struct EvidencePackTests {
             attestations: [attestation("att-1", files: ["report.pdf": evidence])],
             policies: [EvidencePackPolicy(id: "baseline", version: 2, author: "admin", comment: "", createdAt: now,
                                           text: "permit(principal, action, resource);\n")],
+            routesFilePolicies: [EvidencePackRoutesFilePolicy(document: "routes.yaml route wiki",
+                                                              text: "permit(principal, action, resource == Application::\"wiki\");\n")],
             auditCheckpoint: EvidencePackAuditCheckpoint(sequence: 20, eventID: "e1", chainHash: String(repeating: "a", count: 64), time: now,
                                                          keyID: "ed25519:0123456789abcdef", signature: "c2ln", publicKey: nil))
     }
@@ -59,15 +61,21 @@ struct EvidencePackTests {
         #expect(mtime == 1_795_000_000)
         #expect(entries.map(\.path) == [
             "attestations.json", "attestations/att-1/report.pdf", "audit-checkpoint.json", "manifest.json", "manifest.sig",
-            "policies.json", "policies/baseline.cedar", "report.html", "report.json",
+            "policies.json", "policies/routes-file/1.cedar", "policies/store/baseline.cedar", "report.html", "report.json",
         ])
         let byPath = Dictionary(uniqueKeysWithValues: entries.map { ($0.path, $0.bytes) })
         #expect(byPath["attestations/att-1/report.pdf"] == Array("pentest summary".utf8))
-        #expect(byPath["policies/baseline.cedar"] == Array("permit(principal, action, resource);\n".utf8))
+        #expect(byPath["policies/store/baseline.cedar"] == Array("permit(principal, action, resource);\n".utf8))
         let report = try EvidencePack.jsonDecoder().decode(Assessment.self, from: Data(byPath["report.json"]!))
         #expect(report == Self.assessment())
         let manifest = try EvidencePack.jsonDecoder().decode(EvidencePackManifest.self, from: Data(byPath["manifest.json"]!))
-        #expect(manifest == built.manifest && manifest.files.count == 7)
+        #expect(manifest == built.manifest && manifest.files.count == 8)
+        // policies.json names each document's source: the store's policy with its version, the routes file's by its name.
+        let index = try #require(try JSONSerialization.jsonObject(with: Data(byPath["policies.json"]!)) as? [[String: Any]])
+        #expect(index.map { $0["source"] as? String } == ["store", "routes-file"])
+        #expect(index.map { $0["path"] as? String } == ["policies/store/baseline.cedar", "policies/routes-file/1.cedar"])
+        #expect(index[0]["version"] as? Int == 2 && index[1]["document"] as? String == "routes.yaml route wiki")
+        #expect(byPath["policies/routes-file/1.cedar"] == Array("permit(principal, action, resource == Application::\"wiki\");\n".utf8))
         #expect(EvidencePack.sha256Hex(byPath["manifest.json"]!) == built.manifestSHA256)
         // Deterministic: the same contents and key give the same bytes.
         #expect(try Self.pack().archive == built.archive)
@@ -133,9 +141,9 @@ struct EvidencePackTests {
         let v1 = EvidencePack.verify(try UstarArchive.write(extra, mtime: 1_795_000_000), trustedKeys: [Self.key.publicKey])
         #expect(Self.failed(v1) == ["files"] && v1.failures[0].contains("attestations/att-1/extra.txt: not listed"))
 
-        let missing = entries.filter { $0.path != "policies/baseline.cedar" }
+        let missing = entries.filter { $0.path != "policies/store/baseline.cedar" }
         let v2 = EvidencePack.verify(try UstarArchive.write(missing, mtime: 1_795_000_000), trustedKeys: [Self.key.publicKey])
-        #expect(Self.failed(v2) == ["files"] && v2.failures[0].contains("policies/baseline.cedar: listed but missing"))
+        #expect(Self.failed(v2) == ["files"] && v2.failures[0].contains("policies/store/baseline.cedar: listed but missing"))
 
         let noSig = entries.filter { $0.path != "manifest.sig" }
         #expect(Self.failed(EvidencePack.verify(try UstarArchive.write(noSig, mtime: 1_795_000_000), trustedKeys: [Self.key.publicKey])) == ["signature"])

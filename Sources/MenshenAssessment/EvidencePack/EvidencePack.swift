@@ -13,7 +13,9 @@ import MenshenCore
 /// | `audit-checkpoint.json` | the newest signed audit checkpoint (`{"checkpoint": null}` when none) |
 /// | `manifest.json` | ``EvidencePackManifest``: every other file's path, size and SHA-256, and the signer |
 /// | `manifest.sig` | base64 Ed25519 signature over `menshen-evidence-pack-v1\n` + `manifest.json`, and a newline |
-/// | `policies.json`, `policies/<id>.cedar` | the policy set in force |
+/// | `policies.json` | the policy set in force: every document, its source (`store` or `routes-file`) and path |
+/// | `policies/store/<id>.cedar` | the store's current policies (`menshen policy …`) |
+/// | `policies/routes-file/<n>.cedar` | the routes file's Cedar documents (compiled `require:` permits, listed files), in load order from 1 |
 /// | `report.html` | the rendered report, when given |
 /// | `report.json` | the ``Assessment`` |
 ///
@@ -41,12 +43,16 @@ public enum EvidencePack {
         public var assessment: Assessment
         public var reportHTML: String?
         public var attestations: [AttestedEvidence]
+        /// The store's current policies.
         public var policies: [EvidencePackPolicy]
+        /// The routes file's Cedar documents (empty without `gateway.routes_file`).
+        public var routesFilePolicies: [EvidencePackRoutesFilePolicy]
         public var auditCheckpoint: EvidencePackAuditCheckpoint?
         public init(assessment: Assessment, reportHTML: String? = nil, attestations: [AttestedEvidence] = [],
-                    policies: [EvidencePackPolicy] = [], auditCheckpoint: EvidencePackAuditCheckpoint? = nil) {
+                    policies: [EvidencePackPolicy] = [], routesFilePolicies: [EvidencePackRoutesFilePolicy] = [],
+                    auditCheckpoint: EvidencePackAuditCheckpoint? = nil) {
             self.assessment = assessment; self.reportHTML = reportHTML; self.attestations = attestations
-            self.policies = policies; self.auditCheckpoint = auditCheckpoint
+            self.policies = policies; self.routesFilePolicies = routesFilePolicies; self.auditCheckpoint = auditCheckpoint
         }
     }
 
@@ -107,9 +113,13 @@ public enum EvidencePack {
 
         for policy in contents.policies {
             try component(policy.id + ".cedar", what: "policy id")
-            try add("policies/\(policy.id).cedar", Array(policy.text.utf8))
+            try add(PolicyIndexEntry.storePath(policy), Array(policy.text.utf8))
         }
-        try add("policies.json", try json(contents.policies.map { p in PolicyIndexEntry(p) }))
+        for (n, document) in contents.routesFilePolicies.enumerated() {
+            try add(PolicyIndexEntry.routesFilePath(n), Array(document.text.utf8))
+        }
+        try add("policies.json", try json(contents.policies.map { p in PolicyIndexEntry(p) }
+            + contents.routesFilePolicies.enumerated().map { PolicyIndexEntry($0.element, index: $0.offset) }))
         try add("audit-checkpoint.json", try json(CheckpointFile(checkpoint: contents.auditCheckpoint)))
 
         let listed = files.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }.map { path in
@@ -131,12 +141,20 @@ public enum EvidencePack {
         return Built(archive: archive, manifest: manifest, manifestSHA256: sha256Hex(manifestBytes))
     }
 
+    /// An entry of `policies.json`: a store policy (id, version, author, comment, time) or a routes-file document (its name).
     struct PolicyIndexEntry: Encodable {
-        var id: String, version: Int, author: String, comment: String, createdAt: Date, path: String
+        var source: String, path: String
+        var id: String?, version: Int?, author: String?, comment: String?, createdAt: Date?, document: String?
         init(_ p: EvidencePackPolicy) {
-            id = p.id; version = p.version; author = p.author; comment = p.comment; createdAt = p.createdAt; path = "policies/\(p.id).cedar"
+            source = "store"; path = Self.storePath(p)
+            id = p.id; version = p.version; author = p.author; comment = p.comment; createdAt = p.createdAt
         }
-        enum CodingKeys: String, CodingKey { case id, version, author, comment, createdAt = "created_at", path }
+        init(_ d: EvidencePackRoutesFilePolicy, index: Int) {
+            source = "routes-file"; path = Self.routesFilePath(index); document = d.document
+        }
+        static func storePath(_ p: EvidencePackPolicy) -> String { "policies/store/\(p.id).cedar" }
+        static func routesFilePath(_ index: Int) -> String { "policies/routes-file/\(index + 1).cedar" }
+        enum CodingKeys: String, CodingKey { case source, path, id, version, author, comment, createdAt = "created_at", document }
     }
 
     struct CheckpointFile: Encodable {

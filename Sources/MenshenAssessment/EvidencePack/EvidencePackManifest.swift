@@ -53,12 +53,21 @@ public struct EvidencePackPolicy: Sendable, Equatable, Codable {
     public var author: String
     public var comment: String
     public var createdAt: Date
-    /// Cedar text; written to `policies/<id>.cedar` (not repeated in policies.json).
+    /// Cedar text; written to `policies/store/<id>.cedar` (not repeated in policies.json).
     public var text: String
     public init(id: String, version: Int, author: String, comment: String, createdAt: Date, text: String) {
         self.id = id; self.version = version; self.author = author; self.comment = comment; self.createdAt = createdAt; self.text = text
     }
     enum CodingKeys: String, CodingKey { case id, version, author, comment, createdAt = "created_at", text }
+}
+
+/// One Cedar document of the routes file in force (`gateway.routes_file`): a route's compiled `require:`
+/// permit or a listed Cedar file, as the gateway loads it; written to `policies/routes-file/<n>.cedar`.
+public struct EvidencePackRoutesFilePolicy: Sendable, Equatable, Codable {
+    /// The document's name as the gateway reports it (`routes.yaml route payments`, or the Cedar file's path).
+    public var document: String
+    public var text: String
+    public init(document: String, text: String) { self.document = document; self.text = text }
 }
 
 /// `audit-checkpoint.json`: the newest signed checkpoint of the audit event

@@ -66,7 +66,8 @@ public struct DeploymentFacts: Sendable, Equatable, Codable {
         public var internalMinimumSignInLoA = Fact<Int?>(nil, query: "")
         /// The same for external users (vendor, partner); nil: none.
         public var externalMinimumSignInLoA = Fact<Int?>(nil, query: "")
-        /// Successful step-ups (Authentication activity Other) in the window.
+        /// Successful step-ups in the window: Authentication activity 99 (Other) with `activity_name` `Step-up`
+        /// (not the switches into and out of privileged work, which share the activity).
         public var stepUpsCompleted = Fact(0, query: "")
         public init() {}
     }
@@ -189,6 +190,9 @@ public struct DeploymentFacts: Sendable, Equatable, Codable {
         public var responseActions = Fact(0, query: "")
         /// Changes of a device's compliance (2003): each ends the owner's sessions when it turns non-compliant.
         public var complianceChanges = Fact(0, query: "")
+        /// Decisions naming the device the request came from (`device.uid`, from a verified device certificate):
+        /// what `menshen audit search --device` reads to show, for one device, the applications it reached.
+        public var withDeviceID = Fact(0, query: "")
         public init() {}
     }
 
@@ -298,8 +302,18 @@ public struct DeploymentFacts: Sendable, Equatable, Codable {
         public var roles = Fact<[Role]>([], query: "")
         /// Active users holding at least one privileged role.
         public var usersHoldingPrivileged = Fact(0, query: "")
-        /// … who also hold a standard or sensitive role (privileged and ordinary work mixed in one account).
+        /// … who also hold a standard or sensitive role. Mixing only when ``ordinarySessionsMayHoldPrivileged``:
+        /// Menshen keeps the two tiers in separate sessions, so holding both is not working in both at once.
         public var usersMixingPrivileged = Fact<[String]>([], query: "")
+        /// Whether an ordinary session can act in a privileged role. A design fact of the code, not a count: in
+        /// Menshen it is false by construction (`SessionManager.issue` and `endPrivileged` give an ordinary
+        /// session the standard and sensitive roles only; `startPrivileged` is the one way to the privileged
+        /// ones). True (the fail-closed default) when not established.
+        public var ordinarySessionsMayHoldPrivileged = Fact(true, query: "")
+        /// `identity.session.privileged_lifetime_seconds`: a privileged-work session ends at most this long after it started; nil: unknown.
+        public var privilegedSessionLifetimeSeconds = Fact<Int?>(nil, query: "")
+        /// Privileged-work sessions started in the window (3002, activity 99, status 1, `activity_name` `Privileged work start`).
+        public var privilegedSessionsStarted = Fact(0, query: "")
         public init() {}
     }
 
@@ -315,9 +329,12 @@ public struct DeploymentFacts: Sendable, Equatable, Codable {
             public var pillars: [String]
             /// Playbooks that answer it with an action beyond logging (revoke, disable, step-up, risk, webhook).
             public var respondingPlaybooks: [String]
-            public init(id: String, title: String, techniques: [String], pillars: [String], respondingPlaybooks: [String]) {
+            /// The actions of those playbooks (`revoke_sessions`, `disable_user`, …), sorted, once each.
+            public var respondingActions: [String]
+            public init(id: String, title: String, techniques: [String], pillars: [String], respondingPlaybooks: [String],
+                        respondingActions: [String] = []) {
                 self.id = id; self.title = title; self.techniques = techniques; self.pillars = pillars
-                self.respondingPlaybooks = respondingPlaybooks
+                self.respondingPlaybooks = respondingPlaybooks; self.respondingActions = respondingActions
             }
         }
         /// `export.syslog.enabled`.
@@ -330,6 +347,10 @@ public struct DeploymentFacts: Sendable, Equatable, Codable {
         public var detections = Fact<[Detection]>([], query: "")
         /// Detection Findings (2004) in the window.
         public var findings = Fact(0, query: "")
+        /// Cases (incidents grouping findings, `menshen case`) opened in the window: Incident Finding (2005) activity 1 Create.
+        public var casesOpened = Fact(0, query: "")
+        /// … and closed in the window: 2005 activity 3 Close.
+        public var casesClosed = Fact(0, query: "")
         public var playbooksProblem: String?
         public init() {}
 
@@ -351,6 +372,8 @@ public struct DeploymentFacts: Sendable, Equatable, Codable {
         /// TOTP credentials stored, and those whose seed is sealed (`secret_sealed`) rather than in clear.
         public var totpCredentials = Fact(0, query: "")
         public var totpCredentialsSealed = Fact(0, query: "")
+        /// `audit.retention_days`: events older than this are exported and pruned on schedule (0: kept for ever).
+        public var auditRetentionDays = Fact(0, query: "")
         public init() {}
     }
 }

@@ -13,8 +13,11 @@ import Foundation
 /// - **attestation-only** (3.1, 4.4, 4.5, 5.4): met only with a valid,
 ///   unexpired, unrevoked attestation carrying at least one evidence file —
 ///   and for 3.1 only if no measurement contradicts it;
-/// - **not measurable yet** (1.7, 2.7, 3.3, 4.2, 5.1, 5.8): the rationale
-///   names what is missing. Never a pass.
+/// - **not measurable yet** (2.7, 5.1): the rationale names what is
+///   missing. Never a pass.
+/// - **partially met at best** (1.7, 2.5, 3.3, 5.8): part of what the
+///   principle asks exists and is measured; the rest does not exist yet and
+///   the rationale names it.
 ///
 /// Pure: the caller passes the clock.
 public enum PrincipleRules {
@@ -33,7 +36,13 @@ public enum PrincipleRules {
     /// Principles only an attestation can satisfy.
     public static let attestationOnly: Set<String> = ["3.1", "4.4", "4.5", "5.4"]
     /// Principles whose feature Menshen does not have yet.
-    public static let notMeasurableYet: Set<String> = ["1.7", "2.7", "3.3", "4.2", "5.1", "5.8"]
+    public static let notMeasurableYet: Set<String> = ["2.7", "5.1"]
+    /// Principles Menshen can show only in part: never met, partially met at best.
+    public static let partialAtBest: Set<String> = ["1.7", "2.5", "3.3", "5.8"]
+    /// The built-in detection whose playbook may disable a dormant account that comes back to life (1.7).
+    public static let dormantAccountDetection = "Dormant account suddenly active"
+    /// The longest privileged-work session (`identity.session.privileged_lifetime_seconds`) counted as time-bound for 4.2 met: 4 hours.
+    public static let maximumPrivilegedLifetimeSeconds = 4 * 3600
     /// The labels a route's classification may carry (routes file, `resource.classification`).
     public static let classificationLabels: Set<String> = ["public", "internal", "confidential", "restricted"]
 
@@ -45,16 +54,14 @@ public enum PrincipleRules {
         var out: [String: PrincipleEvaluation] = [:]
         out["1.1"] = p11(f); out["1.2"] = p12(f); out["1.3"] = p13(f); out["1.4"] = p14(f); out["1.5"] = p15(f)
         out["1.6"] = visibility(f, pillar: "identity", name: T("identity", "身分"))
-        out["1.7"] = missing(T("automated provisioning and deprovisioning (SCIM), automatic disabling of dormant accounts (the dormant-account detection only raises a finding) and scheduled access reviews",
-                               "自動化帳號供裝與撤銷（SCIM）、閒置帳號自動停用（閒置帳號偵測僅產生告警）及定期權限覆核"))
+        out["1.7"] = p17(f)
         out["2.1"] = p21(f); out["2.2"] = p22(f); out["2.3"] = p23(f); out["2.4"] = p24(f, routes); out["2.5"] = p25(f)
         out["2.6"] = visibility(f, pillar: "device", name: T("device", "設備"))
         out["2.7"] = missing(T("automatic retirement of stale devices (enrolment and certificate renewal are automated by the agent, but a device that stops reporting is never retired automatically)",
                                "閒置設備自動除役（代理程式已自動化註冊與憑證更新，但停止回報的設備不會自動除役）"))
         out["3.1"] = p31(f, attestations, now)
         out["3.2"] = p32(f, routes); out["3.4"] = p34(f, routes); out["3.5"] = p35(f)
-        out["3.3"] = missing(T("a map of the dependencies between systems, endpoints and networks, and traffic-volume anomaly detection on network flows",
-                               "系統、端點與網路間連線相依關係圖，以及網路流量異常偵測"))
+        out["3.3"] = p33(f)
         out["3.6"] = visibility(f, pillar: "network", name: T("network", "網路"))
         out["3.7"] = asCode(f, what: T("routes and policies", "路由與政策"))
         out["4.1"] = p41(f); out["4.3"] = p43(f)
@@ -71,8 +78,7 @@ public enum PrincipleRules {
                                                                       "本地高可用與異地備份，且備份受保護並可還原"))
         out["5.5"] = p55(f, routes); out["5.6"] = p56(f)
         out["5.7"] = visibility(f, pillar: "data", name: T("data", "資料"))
-        out["5.8"] = missing(T("data retention rules managed as code (classification labels are managed in the routes file, retention is not modelled)",
-                               "以程式碼管理資料保存規則（分類標籤已於路由檔管理，但未建立保存期限模型）"))
+        out["5.8"] = p58(f)
         // The last line of defence: no principle counts as satisfied without a measurement behind it.
         for (id, e) in out where e.verdict.satisfies && e.measurements.isEmpty {
             out[id] = eval(.notMet, T("No measurement supports this verdict.", "沒有量測結果支持此判定。"), [], e.remedy)
@@ -257,13 +263,15 @@ public enum PrincipleRules {
             Measurement.count("detections_\(pillar)_with_playbook", T("… of which a playbook responds beyond logging", "其中有劇本回應（不僅記錄）者"),
                               responded.count, query: v.detections.query),
             count("findings", T("Detection findings in the window", "期間內偵測告警"), v.findings),
+            count("cases_opened", T("Cases (incident tickets grouping findings) opened in the window", "期間內開立之事件單（彙整偵測告警之案件）"), v.casesOpened),
+            count("cases_closed", T("Cases closed in the window", "期間內結案之事件單"), v.casesClosed),
         ]
         var problems: [String] = []
         if let p = v.playbooksProblem { problems.append(p) }
-        let why = T("Export \(v.exported ? "enabled" : "disabled"); \(detections.count) \(name.en) detections with ATT&CK mapping (\(detections.map(\.title).joined(separator: "; "))); \(responded.count) answered by a playbook\(problems.isEmpty ? "" : "; playbooks: \(problems.joined())").",
-                    "事件匯出\(v.exported ? "已啟用" : "未啟用")；\(detections.count) 項\(name.zhTW)偵測規則對應 ATT&CK；\(responded.count) 項有劇本回應\(problems.isEmpty ? "" : "；劇本：\(problems.joined())")。")
-        let fix = T("Enable export.syslog or export.jsonl to the SOC's SIEM and bind playbooks (revoke_sessions, webhook ticket) to the \(name.en) detections.",
-                    "啟用 export.syslog 或 export.jsonl 匯出至 SOC 之 SIEM，並為\(name.zhTW)偵測規則設定劇本（revoke_sessions、webhook 工單）。")
+        let why = T("Export \(v.exported ? "enabled" : "disabled"); \(detections.count) \(name.en) detections with ATT&CK mapping (\(detections.map(\.title).joined(separator: "; "))); \(responded.count) answered by a playbook\(problems.isEmpty ? "" : "; playbooks: \(problems.joined())"); \(v.findings.value) findings, \(v.casesOpened.value) cases opened and \(v.casesClosed.value) closed in the window (all pillars).",
+                    "事件匯出\(v.exported ? "已啟用" : "未啟用")；\(detections.count) 項\(name.zhTW)偵測規則對應 ATT&CK；\(responded.count) 項有劇本回應\(problems.isEmpty ? "" : "；劇本：\(problems.joined())")；期間內偵測告警 \(v.findings.value) 筆，開立事件單 \(v.casesOpened.value) 件、結案 \(v.casesClosed.value) 件（全部支柱）。")
+        let fix = T("Enable export.syslog, export.jsonl or export.webhook to the SOC's SIEM and bind playbooks (revoke_sessions, webhook ticket) to the \(name.en) detections; follow findings up as cases (menshen case).",
+                    "啟用 export.syslog、export.jsonl 或 export.webhook 匯出至 SOC 之 SIEM，並為\(name.zhTW)偵測規則設定劇本（revoke_sessions、webhook 工單）；以事件單追蹤偵測告警（menshen case）。")
         if v.exported && !detections.isEmpty && !responded.isEmpty && problems.isEmpty { return eval(.met, why, m) }
         if v.exported || !detections.isEmpty { return eval(.partiallyMet, why, m, fix) }
         return eval(.notMet, why, m, fix)
@@ -448,38 +456,85 @@ public enum PrincipleRules {
 
     // MARK: Application
 
+    /// 4.1: privileged roles separate from ordinary ones. Holding both is not mixing when the two are never active
+    /// in one session (Menshen's privileged-work sessions: ``DeploymentFacts/Roles/ordinarySessionsMayHoldPrivileged``).
     static func p41(_ f: DeploymentFacts) -> PrincipleEvaluation {
         let roles = f.roles.roles.value
         let privileged = roles.filter { $0.tier == "privileged" }
         let privilegedIDs = Set(privileged.map(\.id))
         let referencing = f.policies.inForce.value.filter { !Set($0.roleReferences).isDisjoint(with: privilegedIDs) }
-        let mixing = f.roles.usersMixingPrivileged.value
+        let holdingBoth = f.roles.usersMixingPrivileged.value
+        let separated = !f.roles.ordinarySessionsMayHoldPrivileged.value
+        let mixing = separated ? [] : holdingBoth
         let m = [
             Measurement.count("roles_with_tier", T("Roles with a risk tier", "具風險等級之角色"), roles.count, query: f.roles.roles.query),
             Measurement.count("privileged_roles", T("Privileged roles", "特權角色"), privileged.count, query: f.roles.roles.query),
             count("users_privileged", T("Users holding a privileged role", "持有特權角色之使用者"), f.roles.usersHoldingPrivileged),
-            Measurement.count("users_mixing_privileged", T("Users mixing privileged and ordinary roles", "同時持有特權與一般角色之使用者"), mixing.count,
+            Measurement.count("users_holding_both_tiers", T("Users holding privileged and ordinary roles", "同時持有特權與一般角色之使用者"), holdingBoth.count,
                               query: f.roles.usersMixingPrivileged.query),
+            flag("ordinary_sessions_hold_privileged", T("Ordinary sessions can act in a privileged role (a design fact of the code)", "一般工作階段可使用特權角色（程式設計事實）"),
+                 f.roles.ordinarySessionsMayHoldPrivileged),
+            Measurement.count("users_mixing_privileged", T("Users mixing privileged and ordinary work in one session", "於同一工作階段混用特權與一般作業之使用者"), mixing.count,
+                              query: separated ? "0: no session acts in both tiers (\(f.roles.ordinarySessionsMayHoldPrivileged.query))"
+                                               : "every user holding both tiers (\(f.roles.usersMixingPrivileged.query)), as ordinary sessions may act in privileged roles"),
             policyCount("policies_privileged_roles", T("Policies conditioned on a privileged role", "以特權角色為條件之政策"), referencing, f),
         ]
-        let fix = T("Give privileged work dedicated accounts holding only privileged roles, and write policies requiring a higher assurance for them.",
-                    "以僅持有特權角色之專用帳號執行特權作業，並撰寫要求其更高保證等級之政策。")
+        let fix = T("Give privileged work dedicated roles used only in privileged-work sessions, and write policies requiring a higher assurance for them.",
+                    "特權作業以專用角色於特權作業工作階段執行，並撰寫要求其更高保證等級之政策。")
         guard !privileged.isEmpty else {
             return eval(.notMet, T("\(roles.count) roles, none privileged: privileged operations are not separated into dedicated roles.",
                                    "共 \(roles.count) 個角色，無特權角色：特權作業未分離至專用角色。"), m, fix)
         }
-        let why = T("\(privileged.count) privileged roles held by \(f.roles.usersHoldingPrivileged.value) users; \(mixing.isEmpty ? "none also holds an ordinary role" : "mixed with ordinary roles by: \(mixing.joined(separator: ", "))"); \(referencing.count) policies condition on a privileged role.",
-                    "\(privileged.count) 個特權角色由 \(f.roles.usersHoldingPrivileged.value) 位使用者持有；\(mixing.isEmpty ? "無人同時持有一般角色" : "同時持有一般角色者：\(mixing.joined(separator: "、"))")；\(referencing.count) 項政策以特權角色為條件。")
+        let both = holdingBoth.isEmpty ? T("none also holds an ordinary role", "無人同時持有一般角色")
+            : separated ? T("\(holdingBoth.joined(separator: ", ")) also hold ordinary roles, but the privileged ones act only in separate, time-bound privileged-work sessions, never with the ordinary ones",
+                            "\(holdingBoth.joined(separator: "、")) 亦持有一般角色，但特權角色僅於獨立、限時之特權作業工作階段中生效，不與一般角色混用")
+            : T("mixed with ordinary roles in the same sessions by: \(holdingBoth.joined(separator: ", "))", "於同一工作階段混用一般角色者：\(holdingBoth.joined(separator: "、"))")
+        let why = T("\(privileged.count) privileged roles held by \(f.roles.usersHoldingPrivileged.value) users; ", "\(privileged.count) 個特權角色由 \(f.roles.usersHoldingPrivileged.value) 位使用者持有；")
+            + both + T("; \(referencing.count) policies condition on a privileged role.", "；\(referencing.count) 項政策以特權角色為條件。")
         if !mixing.isEmpty { return eval(.notMet, why, m, fix) }
         return referencing.isEmpty ? eval(.partiallyMet, why, m, fix) : eval(.met, why, m)
     }
 
+    /// 4.2: privileged access only on demand and time-bound. In Menshen privileged roles act only in a privileged-work
+    /// session (`SessionManager.startPrivileged`: a fresh LoA 3 proof, at most `identity.session.privileged_lifetime_seconds`,
+    /// the privileged roles only); ordinary sessions never carry them.
     static func p42(_ f: DeploymentFacts) -> PrincipleEvaluation {
-        let grant = f.policies.inForce.value.filter(\.usesGrant)
-        return eval(.notMeasurable, T("Menshen has no just-in-time grants yet: policies may read context.grant.active (\(grant.count) do), but nothing issues a grant, so it is always false and privileged access cannot be shown to be time-bound.",
-                                      "Menshen 尚無即時授權（JIT）：政策可讀取 context.grant.active（共 \(grant.count) 項），但沒有任何機制核發授權，其值恆為 false，無法證明特權存取有時限。"),
-                    [policyCount("policies_using_grants", T("Policies reading context.grant", "讀取 context.grant 之政策"), grant, f)],
-                    T("Needs the just-in-time grant feature.", "需即時授權功能。"))
+        let r = f.roles
+        let privileged = r.roles.value.filter { $0.tier == "privileged" }
+        let lifetime = r.privilegedSessionLifetimeSeconds.value
+        let m = [
+            Measurement.count("privileged_roles", T("Privileged roles", "特權角色"), privileged.count, query: r.roles.query),
+            count("users_privileged", T("Users holding a privileged role", "持有特權角色之使用者"), r.usersHoldingPrivileged),
+            flag("ordinary_sessions_hold_privileged", T("Ordinary sessions can act in a privileged role (a design fact of the code)", "一般工作階段可使用特權角色（程式設計事實）"),
+                 r.ordinarySessionsMayHoldPrivileged),
+            Measurement(id: "privileged_session_lifetime_seconds", label: T("Longest privileged-work session", "特權作業工作階段之最長時限"),
+                        value: lifetime.map(Double.init), unit: .seconds, query: r.privilegedSessionLifetimeSeconds.query),
+            count("privileged_sessions_started", T("Privileged-work sessions started in the window", "期間內啟動之特權作業工作階段"), r.privilegedSessionsStarted),
+        ]
+        guard !privileged.isEmpty else {
+            return eval(.notApplicable, T("There is no privileged role, so there is no privileged access to bound in time (4.1 reports the missing separation).",
+                                          "無特權角色，故無需限時之特權存取（缺少角色分離由 4.1 呈現）。"), m)
+        }
+        let fix = T("Keep privileged work in privileged-work sessions (account page, after a fresh LoA 3 proof) with identity.session.privileged_lifetime_seconds of at most \(maximumPrivilegedLifetimeSeconds / 3600) hours, and have administrators use them instead of standing access.",
+                    "特權作業僅於特權作業工作階段進行（帳號頁面，須先以 LoA 3 重新驗證），identity.session.privileged_lifetime_seconds 不超過 \(maximumPrivilegedLifetimeSeconds / 3600) 小時，並由管理者改用此方式取代常駐權限。")
+        if r.ordinarySessionsMayHoldPrivileged.value {
+            return eval(.notMet, T("Ordinary sessions can act in privileged roles: privileged access is standing, not on demand.",
+                                   "一般工作階段可使用特權角色：特權存取為常駐而非依需求授予。"), m, fix)
+        }
+        guard let lifetime else {
+            return eval(.notMet, T("The privileged-work session lifetime is not known.", "特權作業工作階段時限不明。"), m, fix)
+        }
+        let started = r.privilegedSessionsStarted.value
+        let why = T("\(privileged.count) privileged roles (held by \(r.usersHoldingPrivileged.value) users) are active only in privileged-work sessions, started on demand after a fresh LoA 3 proof and ending after at most \(lifetime / 60) minutes (time-bound up to \(maximumPrivilegedLifetimeSeconds / 3600) hours); ordinary sessions never carry them. \(started) privileged-work sessions started in the window.",
+                    "\(privileged.count) 個特權角色（\(r.usersHoldingPrivileged.value) 位使用者持有）僅於特權作業工作階段中生效，須先以 LoA 3 重新驗證方可依需求啟動，最長 \(lifetime / 60) 分鐘後結束（\(maximumPrivilegedLifetimeSeconds / 3600) 小時內視為限時）；一般工作階段不具特權角色。期間內啟動 \(started) 次特權作業工作階段。")
+        if lifetime > maximumPrivilegedLifetimeSeconds {
+            return eval(.partiallyMet, why + T(" The lifetime is longer than \(maximumPrivilegedLifetimeSeconds / 3600) hours.", " 時限超過 \(maximumPrivilegedLifetimeSeconds / 3600) 小時。"), m, fix)
+        }
+        if started == 0 {
+            return eval(.partiallyMet, why + T(" No privileged-work session was used in the window, so the time-bound path is not shown in use.",
+                                               " 期間內未使用特權作業工作階段，無法證明限時機制實際運作。"), m, fix)
+        }
+        return eval(.met, why, m)
     }
 
     static func p43(_ f: DeploymentFacts) -> PrincipleEvaluation {
@@ -554,6 +609,68 @@ public enum PrincipleRules {
         guard d.secretsKeyPresent.value, sealed else { return eval(.notMet, why, m, fix) }
         if d.secretsKeyOwnerOnly.value, let age, age <= maximumKeyAgeDays { return eval(.met, why, m) }
         return eval(.partiallyMet, why, m, fix)
+    }
+
+    // MARK: Automated governance and traffic management (partially met at best)
+
+    /// 1.7: of automated identity governance Menshen has one part — a playbook that disables an account when the
+    /// dormant-account detection sees it come back to life. No SCIM, no scheduled access reviews: never met.
+    static func p17(_ f: DeploymentFacts) -> PrincipleEvaluation {
+        let dormant = f.visibility.detections.value.first { $0.title == dormantAccountDetection }
+        let disabling = dormant.map { $0.respondingActions.contains("disable_user") } ?? false
+        let m = [Measurement.flag("dormant_accounts_disabled", T("A playbook disables a dormant account that becomes active (disable_user on \"\(dormantAccountDetection)\")",
+                                                                   "閒置帳號突然活動時由劇本停用（「\(dormantAccountDetection)」之 disable_user）"),
+                                  disabling, query: f.visibility.detections.query)]
+        let missing = T(" Menshen has no automated provisioning or deprovisioning (SCIM) and no scheduled access reviews, so this is never met.",
+                        " Menshen 尚無自動化帳號供裝與撤銷（SCIM）及定期權限覆核，故無法完全符合。")
+        let fix = T("Bind a playbook with disable_user to the dormant-account detection; SCIM provisioning and access reviews need features Menshen does not have yet.",
+                    "為閒置帳號偵測設定含 disable_user 之劇本；SCIM 供裝與權限覆核需 Menshen 尚未提供之功能。")
+        if disabling {
+            return eval(.partiallyMet, T("Dormant accounts that become active are disabled automatically by playbook \(dormant?.respondingPlaybooks.joined(separator: ", ") ?? "").",
+                                         "閒置帳號突然活動時由劇本 \(dormant?.respondingPlaybooks.joined(separator: "、") ?? "") 自動停用。") + missing, m, fix)
+        }
+        return eval(.notMet, T("No playbook disables a dormant account that becomes active (the dormant-account detection only raises a finding).",
+                               "無劇本於閒置帳號突然活動時停用該帳號（閒置帳號偵測僅產生告警）。") + missing, m, fix)
+    }
+
+    /// 3.3: from a single device, the applications it reached — decisions name the device (`device.uid`) and
+    /// `menshen audit search --device` lists them. No map of dependencies between systems and no traffic-volume
+    /// anomaly detection on network flows: never met.
+    static func p33(_ f: DeploymentFacts) -> PrincipleEvaluation {
+        let d = f.decisions.withDeviceID
+        let m = [count("decisions_with_device_id", T("Decisions naming the device (device.uid), searchable per device", "記錄設備識別（device.uid）並可依設備查詢之決策"), d),
+                 flag("client_certificates", T("Gateway asks for device certificates", "閘道要求設備憑證"), f.devices.clientCertificatesConfigured)]
+        let missing = T(" Menshen draws no map of the dependencies between systems, endpoints and networks and has no traffic-volume anomaly detection on network flows, so this is never met.",
+                        " Menshen 尚無系統、端點與網路間之連線相依關係圖，亦無網路流量異常偵測，故無法完全符合。")
+        let fix = T("Ask for device certificates (gateway.tls.client_ca_file) so every decision names its device (menshen audit search --device); a dependency map and flow anomaly detection need features Menshen does not have yet.",
+                    "要求設備憑證（gateway.tls.client_ca_file），使每筆決策記錄其設備（menshen audit search --device）；相依關係圖與流量異常偵測需 Menshen 尚未提供之功能。")
+        if d.value > 0 {
+            return eval(.partiallyMet, T("\(d.value) decisions in the window name the device they came from, so for one device the applications it reached can be listed (menshen audit search --device).",
+                                         "期間內 \(d.value) 筆決策記錄其來源設備，可依單一設備列出其存取之應用程式（menshen audit search --device）。") + missing, m, fix)
+        }
+        return eval(.notMet, T("No decision in the window names a device, so nothing can be seen per device.", "期間內無決策記錄設備，無法依設備檢視。") + missing, m, fix)
+    }
+
+    /// 5.8: data lifecycle as code — classification labels in the routes file and the audit log's retention
+    /// (`audit.retention_days`) are configuration; the protected applications' own data retention is not modelled: never met.
+    static func p58(_ f: DeploymentFacts) -> PrincipleEvaluation {
+        let routes = f.network.routes.value
+        let labelled = routes.filter { $0.source == "file" && classificationLabels.contains($0.classification) }
+        let days = f.data.auditRetentionDays.value
+        let m = [flag("routes_file", T("Routes file configured (classification labels as code)", "已設定路由檔（分類標籤以程式碼管理）"), f.network.routesFileConfigured),
+                 Measurement.ratio("routes_labelled_in_file", T("Routes labelled in the routes file", "於路由檔標示分類之路由"), labelled.count, of: routes.count, query: routesQuery(f)),
+                 Measurement(id: "audit_retention_days", label: T("Audit log retention (days; 0: kept for ever)", "稽核日誌保存期限（天；0 為永久保存）"),
+                             value: Double(days), unit: .days, query: f.data.auditRetentionDays.query)]
+        let missing = T(" Retention of the protected applications' own data is not modelled in Menshen, so this is never met.",
+                        " Menshen 未建立受保護應用程式本身資料之保存期限模型，故無法完全符合。")
+        let fix = T("Label every route in gateway.routes_file and set audit.retention_days (with audit.retention_export_dir); rules for the applications' data retention need a feature Menshen does not have yet.",
+                    "於 gateway.routes_file 為每條路由標示分類，並設定 audit.retention_days（及 audit.retention_export_dir）；應用程式資料保存規則需 Menshen 尚未提供之功能。")
+        let why = T("\(labelled.count) of \(routes.count) routes are labelled in the routes file; the audit log is \(days > 0 ? "kept \(days) days, then exported and pruned on schedule" : "kept for ever (audit.retention_days = 0)").",
+                    "\(routes.count) 條路由中 \(labelled.count) 條於路由檔標示分類；稽核日誌\(days > 0 ? "保存 \(days) 天後依排程匯出並刪除" : "永久保存（audit.retention_days = 0）")。")
+        if f.network.routesFileConfigured.value && !routes.isEmpty && labelled.count == routes.count && days > 0 {
+            return eval(.partiallyMet, why + missing, m, fix)
+        }
+        return eval(.notMet, why + missing, m, fix)
     }
 
     // MARK: Attestations and missing features

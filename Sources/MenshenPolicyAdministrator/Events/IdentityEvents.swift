@@ -4,7 +4,10 @@ import MenshenStorage
 
 /// Builds OCSF 1.8.0 identity events and appends them to the event log.
 ///
-/// Authentication (3002): activity 1 Logon, 2 Logoff, 99 Other (step-up);
+/// Authentication (3002): activity 1 Logon, 2 Logoff, 99 Other — a step-up, a
+/// switch into or out of privileged work, or a refused request, told apart by
+/// `activity_name` (``OtherActivity``: `Step-up`, `Privileged work start`,
+/// `Privileged work end`, `Bad request`);
 /// Account Change (3001): 1 Create, 2 Enable, 3 Password Change, 5 Disable,
 /// 10 MFA Factor Enable, 11 MFA Factor Disable, 99 Other. Every event carries `user`,
 /// `service` (Menshen), `metadata.product` and `metadata.version`; sign-ins
@@ -15,6 +18,14 @@ public struct IdentityEvents: Sendable {
     public static let productVersion = "0.1.0"
 
     public enum AuthenticationActivity: Int, Sendable { case logon = 1, logoff = 2, other = 99 }
+    /// What an activity 99 (Other) authentication event records, written as its `activity_name`
+    /// (the measurements of the maturity assessment count step-ups and privileged sessions by it).
+    public enum OtherActivity: String, Sendable, CaseIterable {
+        case stepUp = "Step-up"
+        case privilegedStart = "Privileged work start"
+        case privilegedEnd = "Privileged work end"
+        case badRequest = "Bad request"
+    }
     public enum AccountChange: Int, Sendable {
         case create = 1, enable = 2, passwordChange = 3, disable = 5, mfaFactorEnable = 10, mfaFactorDisable = 11
         /// Another account event (e.g. an enrolment link issued); `detail` becomes `activity_name`.
@@ -29,11 +40,14 @@ public struct IdentityEvents: Sendable {
         self.store = store; self.clock = clock; self.random = random
     }
 
-    /// A sign-in, sign-out or step-up outcome.
+    /// A sign-in, sign-out or other authentication outcome; `other` names what an activity 99 event is
+    /// (its `activity_name`; ignored for sign-in and sign-out).
     public func authentication(_ activity: AuthenticationActivity, user: UserID?, userName: String, success: Bool, detail: String,
                                source: String?, factors: [String] = [], loa: Int? = nil, sessionHash: String? = nil,
-                               idp: String = "local") async throws {
+                               idp: String = "local", other: OtherActivity? = nil) async throws {
         var event = base(classUID: 3002, activity: activity.rawValue, severity: success ? 1 : 3)
+        let named = activity == .other ? other : nil
+        if let named { event["activity_name"] = named.rawValue }
         event["status_id"] = success ? 1 : 2
         event["status"] = success ? "Success" : "Failure"
         event["status_detail"] = detail
@@ -47,7 +61,7 @@ public struct IdentityEvents: Sendable {
         var unmapped: [String: Any] = ["idp": idp]
         if let loa { unmapped["loa"] = loa }
         event["unmapped"] = unmapped
-        event["message"] = "\(activityName(activity)) \(success ? "succeeded" : "failed"): \(detail)"
+        event["message"] = "\(named.map { $0.rawValue.lowercased() } ?? activityName(activity)) \(success ? "succeeded" : "failed"): \(detail)"
         try await append(event, user: user, severity: success ? 1 : 3)
     }
 
@@ -80,7 +94,7 @@ public struct IdentityEvents: Sendable {
     }
 
     private func activityName(_ a: AuthenticationActivity) -> String {
-        switch a { case .logon: "sign-in"; case .logoff: "sign-out"; case .other: "step-up" }
+        switch a { case .logon: "sign-in"; case .logoff: "sign-out"; case .other: "authentication" }
     }
 
     private func userObject(_ id: UserID?, name: String) -> [String: Any] {

@@ -281,6 +281,28 @@ public struct IdentityService: Sendable {
         return try await stepUpGrant(session, factor: factor, source: source, method: "passkey")
     }
 
+    /// Switches to privileged work (``SessionManager/startPrivileged(from:)``: a new session acting in the
+    /// privileged roles only, at most `privilegedLifetime` long, after a fresh LoA 3 proof) and records it:
+    /// 3002, activity 99, `activity_name` `Privileged work start` — what the maturity assessment counts for 4.2.
+    public func startPrivilegedWork(_ session: ActiveSession, source: String) async throws -> Result<IssuedSession, SessionManager.PrivilegeRefusal> {
+        let result = try await sessions.startPrivileged(from: session)
+        if case .success(let issued) = result {
+            try await events.authentication(.other, user: session.user.id, userName: session.user.id.rawValue, success: true,
+                                            detail: "privileged work started", source: source, factors: session.record.amr,
+                                            loa: session.record.levelOfAssurance, sessionHash: issued.record.idHash, other: .privilegedStart)
+        }
+        return result
+    }
+
+    /// Leaves privileged work (``SessionManager/endPrivileged(_:)``) and records it (`Privileged work end`); nil when
+    /// `session` is not a privileged one.
+    public func endPrivilegedWork(_ session: ActiveSession, source: String) async throws -> IssuedSession? {
+        guard let issued = try await sessions.endPrivileged(session) else { return nil }
+        try await events.authentication(.other, user: session.user.id, userName: session.user.id.rawValue, success: true,
+                                        detail: "privileged work ended", source: source, sessionHash: issued.record.idHash, other: .privilegedEnd)
+        return issued
+    }
+
     /// Step-up with a TOTP code.
     public func stepUpWithTOTP(_ session: ActiveSession, code: String, source: String) async throws -> SessionGrant? {
         let keys = [SignInThrottle.accountKey(session.user.id.rawValue), SignInThrottle.sourceKey(source)]
@@ -288,7 +310,7 @@ public struct IdentityService: Sendable {
         guard try await verifyTOTP(user: session.user.id, code: code) else {
             await throttle.recordFailure(keys: keys, at: clock.now())
             try await events.authentication(.other, user: session.user.id, userName: session.user.id.rawValue, success: false,
-                                            detail: "step-up: wrong totp", source: source, sessionHash: session.idHash)
+                                            detail: "step-up: wrong totp", source: source, sessionHash: session.idHash, other: .stepUp)
             return nil
         }
         return try await stepUpGrant(session, factor: .totp, source: source, method: "totp")
@@ -303,7 +325,7 @@ public struct IdentityService: Sendable {
         grant.idp = session.attributes.idp
         try await events.authentication(.other, user: session.user.id, userName: session.user.id.rawValue, success: true,
                                         detail: "step-up with \(method)", source: source, factors: grant.amr,
-                                        loa: grant.levelOfAssurance, sessionHash: session.idHash)
+                                        loa: grant.levelOfAssurance, sessionHash: session.idHash, other: .stepUp)
         return grant
     }
 

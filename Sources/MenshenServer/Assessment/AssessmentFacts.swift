@@ -4,6 +4,7 @@ import MenshenCedar
 import MenshenConfig
 import MenshenCore
 import MenshenDevice
+import MenshenPolicyAdministrator
 import MenshenPolicyEngine
 import MenshenStorage
 import MenshenVisibility
@@ -54,6 +55,9 @@ public enum AssessmentFacts {
         try await gateway(&facts, config: config, store: store, now: now)
         try await devices(&facts, config: config, store: store, now: now)
         visibility(&facts, config: config)
+        facts.data.auditRetentionDays = Fact(config.audit.retentionDays, query: "audit.retention_days = \(config.audit.retentionDays)")
+        let lifetime = config.identity.sessionPrivilegedLifetimeSeconds
+        facts.roles.privilegedSessionLifetimeSeconds = Fact(lifetime, query: "identity.session.privileged_lifetime_seconds = \(lifetime)")
         secrets(&facts, config: config, now: now)
         return facts
     }
@@ -99,11 +103,16 @@ public enum AssessmentFacts {
         f.identity.usersWithTOTP = Fact(totp, query: holding("'totp'"))
         f.data.totpCredentials = Fact(totpAll, query: "SELECT count(*) FROM credentials WHERE kind = 'totp'")
         f.data.totpCredentialsSealed = Fact(totpSealed, query: "SELECT count(*) FROM credentials WHERE kind = 'totp' AND json_extract(data,'$.secret_sealed') IS NOT NULL AND json_extract(data,'$.secret') IS NULL")
-        let rolesQ = "SELECT r.id, r.risk_tier, count(a.user_id) FROM roles r LEFT JOIN role_assignments a ON a.role_id = r.id JOIN users u ON u.id = a.user_id AND u.disabled = 0 GROUP BY r.id"
+        // Every role, also one without an active holder (0), as the code counts them.
+        let rolesQ = "SELECT r.id, r.risk_tier, (SELECT count(*) FROM role_assignments a JOIN users u ON u.id = a.user_id WHERE a.role_id = r.id AND u.disabled = 0) FROM roles r ORDER BY r.id"
         f.roles.roles = Fact(roles.map { .init(id: $0.id.rawValue, tier: $0.riskTier.rawValue, holders: holders[$0.id.rawValue] ?? 0) }, query: rolesQ)
         f.roles.usersHoldingPrivileged = Fact(privilegedHolders, query: "SELECT count(DISTINCT a.user_id) FROM role_assignments a JOIN roles r ON r.id = a.role_id JOIN users u ON u.id = a.user_id WHERE u.disabled = 0 AND r.risk_tier = 'privileged'")
         f.roles.usersMixingPrivileged = Fact(mixing.sorted(), query: "active users with a role of risk_tier 'privileged' and another of risk_tier 'standard' or 'sensitive' (role_assignments ⋈ roles)")
+        f.roles.ordinarySessionsMayHoldPrivileged = Fact(false, query: Self.sessionSeparation)
     }
+
+    /// Where the separation of privileged from ordinary sessions comes from: the code, not a count.
+    static let sessionSeparation = "by construction, not counted: SessionManager.issue and endPrivileged (Sources/MenshenPolicyAdministrator/Sessions/SessionManager.swift) give an ordinary session the user's standard and sensitive roles only; startPrivileged, after a fresh LoA 3 proof, is the only way to a session acting in the privileged roles, and it revokes the ordinary one"
 
     /// A stored TOTP credential whose seed is sealed (`secret_sealed`) and not also in clear.
     static func isSealedTOTP(_ data: String) -> Bool {
@@ -143,7 +152,7 @@ public enum AssessmentFacts {
     static func signIns(_ f: inout DeploymentFacts, kinds: [String: UserKind], store: any MenshenStore, start: Date, now: Date,
                         progress: (@Sendable (String) -> Void)? = nil) async throws {
         final class Tally {
-            var signIns = 0, mfa = 0, webauthn = 0, otp = 0, stepUps = 0
+            var signIns = 0, mfa = 0, webauthn = 0, otp = 0, stepUps = 0, privilegedStarts = 0
             var internalMin: Int?, externalMin: Int?
         }
         let t = Tally()
@@ -152,7 +161,15 @@ public enum AssessmentFacts {
                   let o = try? JSONSerialization.jsonObject(with: Data(e.event.payloadJSON.utf8)) as? [String: Any],
                   int(o["status_id"]) == 1 else { return }
             let activity = int(o["activity_id"])
-            if activity == 99 { t.stepUps += 1; return }
+            if activity == 99 {
+                // Told apart by activity_name: a switch into or out of privileged work is not a step-up.
+                switch (o["activity_name"] as? String).flatMap(IdentityEvents.OtherActivity.init(rawValue:)) {
+                case .stepUp?: t.stepUps += 1
+                case .privilegedStart?: t.privilegedStarts += 1
+                default: break
+                }
+                return
+            }
             guard activity == 1 else { return }
             t.signIns += 1
             if bool(o["is_mfa"]) { t.mfa += 1 }
@@ -176,32 +193,54 @@ public enum AssessmentFacts {
         let loaQ = "SELECT min(json_extract(e.payload,'$.unmapped.loa')) FROM events e JOIN users u ON u.id = json_extract(e.payload,'$.user.uid') WHERE e.class_uid = 3002 AND e.time >= \(StoreCoding.millis(start)) AND e.time < \(StoreCoding.millis(now)) AND json_extract(e.payload,'$.activity_id') = 1 AND json_extract(e.payload,'$.status_id') = 1"
         f.identity.internalMinimumSignInLoA = Fact(t.internalMin, query: loaQ + " AND u.kind = 'internal'")
         f.identity.externalMinimumSignInLoA = Fact(t.externalMin, query: loaQ + " AND u.kind IN ('vendor','partner')")
-        f.identity.stepUpsCompleted = Fact(t.stepUps, query: window(3002, start, now) + " AND json_extract(payload,'$.activity_id') = 99 AND json_extract(payload,'$.status_id') = 1")
+        f.roles.privilegedSessionsStarted = Fact(t.privilegedStarts, query: window(3002, start, now) + " AND json_extract(payload,'$.activity_id') = 99 AND json_extract(payload,'$.status_id') = 1 AND json_extract(payload,'$.activity_name') = '\(IdentityEvents.OtherActivity.privilegedStart.rawValue)'")
+        f.identity.stepUpsCompleted = Fact(t.stepUps, query: window(3002, start, now) + " AND json_extract(payload,'$.activity_id') = 99 AND json_extract(payload,'$.status_id') = 1 AND json_extract(payload,'$.activity_name') = '\(IdentityEvents.OtherActivity.stepUp.rawValue)'")
     }
 
     static func decisions(_ f: inout DeploymentFacts, store: any MenshenStore, start: Date, now: Date,
                           progress: (@Sendable (String) -> Void)? = nil) async throws {
-        final class Tally { var decided = 0, enrolled = 0, hardware = 0, stepUp = 0, narrowed = 0, revoked = 0, alerted = 0, responses = 0, compliance = 0, findings = 0 }
+        final class Tally {
+            var decided = 0, enrolled = 0, hardware = 0, withDevice = 0, stepUp = 0, narrowed = 0, revoked = 0, alerted = 0, responses = 0
+            var compliance = 0, findings = 0, casesOpened = 0, casesClosed = 0
+        }
         let t = Tally()
-        // Substring tests on the stored JSON: client-supplied text is JSON-escaped, so a bare `"key":value` is structure.
-        try await scan(store, classes: [6001, 7001, 2003, 2004], start: start, now: now, progress: progress) { e in
+        // Decisions (the most numerous events) by substring tests on the stored JSON, which `DecisionLog` writes in a
+        // fixed order: client-supplied text is JSON-escaped, so a bare `"key":value` is structure, and everything from
+        // `"unmapped":{"decision":{` on is the decision (`web_resources` after it holds no such key). The rest is parsed.
+        try await scan(store, classes: [6001, 7001, 2003, 2004, 2005], start: start, now: now, progress: progress) { e in
             let p = e.event.payloadJSON
             switch e.event.classUID {
             case 6001:
                 if p.contains("\"is_alert\":true") { t.alerted += 1 }
-                if p.contains("\"outcome\":\"step_up\"") { t.stepUp += 1 }
-                if p.contains("\"outcome\":\"allow\"") && p.contains("\"read_only\"") { t.narrowed += 1 }
-                if p.contains("\"mode\":\"reevaluation\"") && !p.contains("\"outcome\":\"allow\"") { t.revoked += 1 }
-                guard p.contains("\"device\":{") else { return }
+                guard let r = p.range(of: "\"unmapped\":{\"decision\":{") else { return }
+                if p[..<r.lowerBound].contains("\"device\":{") { t.withDevice += 1 }   // the top-level device (device.uid)
+                let d = p[r.upperBound...]
+                let allowed = d.contains("\"outcome\":\"allow\"")
+                if d.contains("\"outcome\":\"step_up\"") { t.stepUp += 1 }
+                if allowed, let o = d.range(of: "\"obligations\":["), let end = d[o.upperBound...].firstIndex(of: "]"),
+                   d[o.upperBound..<end].contains("\"read_only\"") { t.narrowed += 1 }
+                if d.contains("\"mode\":\"reevaluation\"") && !allowed { t.revoked += 1 }
+                guard d.contains("\"device\":{") else { return }
                 t.decided += 1
-                if p.contains("\"enrolled\":true") { t.enrolled += 1 }
-                if p.contains("\"hardware_bound\":true") { t.hardware += 1 }
+                if d.contains("\"enrolled\":true") { t.enrolled += 1 }
+                if d.contains("\"hardware_bound\":true") { t.hardware += 1 }
             case 7001:
-                guard p.contains("\"status_id\":1"), !p.contains("\"dry_run\":true"), !p.contains("\"activity_name\":\"Approve\""),
-                      !p.contains("\"activity_name\":\"Reject\"") else { return }
-                if ["revoke_sessions", "disable_user", "require_step_up"].contains(where: { p.contains("\"action\":\"\($0)\"") }) { t.responses += 1 }
+                // Actions taken (status 1), not an operator's approval or rejection of a held step, not a dry run.
+                guard p.utf8.count <= maximumEventBytes,
+                      let o = try? JSONSerialization.jsonObject(with: Data(p.utf8)) as? [String: Any], int(o["status_id"]) == 1,
+                      !["Approve", "Reject"].contains(o["activity_name"] as? String ?? ""),
+                      let u = o["unmapped"] as? [String: Any], !bool(u["dry_run"]),
+                      ["revoke_sessions", "disable_user", "require_step_up"].contains(u["action"] as? String ?? "") else { return }
+                t.responses += 1
             case 2003: t.compliance += 1
             case 2004: t.findings += 1
+            case 2005:
+                guard p.utf8.count <= maximumEventBytes, let o = try? JSONSerialization.jsonObject(with: Data(p.utf8)) as? [String: Any] else { return }
+                switch int(o["activity_id"]) {
+                case 1?: t.casesOpened += 1
+                case 3?: t.casesClosed += 1
+                default: break
+                }
             default: break
             }
         }
@@ -214,9 +253,12 @@ public enum AssessmentFacts {
         f.decisions.narrowed = Fact(t.narrowed, query: q + " AND json_extract(payload,'$.unmapped.decision.outcome') = 'allow' AND 'read_only' IN (SELECT value FROM json_each(payload,'$.unmapped.decision.obligations'))")
         f.decisions.revokedOnReevaluation = Fact(t.revoked, query: q + " AND json_extract(payload,'$.unmapped.decision.mode') = 'reevaluation' AND json_extract(payload,'$.unmapped.decision.outcome') <> 'allow'")
         f.decisions.alerted = Fact(t.alerted, query: q + " AND json_extract(payload,'$.is_alert') = true")
-        f.decisions.responseActions = Fact(t.responses, query: window(7001, start, now) + " AND json_extract(payload,'$.status_id') = 1 AND json_extract(payload,'$.unmapped.action') IN ('revoke_sessions','disable_user','require_step_up') AND json_extract(payload,'$.unmapped.dry_run') IS NULL")
+        f.decisions.responseActions = Fact(t.responses, query: window(7001, start, now) + " AND json_extract(payload,'$.status_id') = 1 AND IFNULL(json_extract(payload,'$.activity_name'),'') NOT IN ('Approve','Reject') AND json_extract(payload,'$.unmapped.action') IN ('revoke_sessions','disable_user','require_step_up') AND IFNULL(json_extract(payload,'$.unmapped.dry_run'), false) = false")
         f.decisions.complianceChanges = Fact(t.compliance, query: window(2003, start, now))
+        f.decisions.withDeviceID = Fact(t.withDevice, query: q + " AND json_extract(payload,'$.device.uid') IS NOT NULL")
         f.visibility.findings = Fact(t.findings, query: window(2004, start, now))
+        f.visibility.casesOpened = Fact(t.casesOpened, query: window(2005, start, now) + " AND json_extract(payload,'$.activity_id') = 1")
+        f.visibility.casesClosed = Fact(t.casesClosed, query: window(2005, start, now) + " AND json_extract(payload,'$.activity_id') = 3")
     }
 
     static func int(_ v: Any?) -> Int? {
@@ -344,8 +386,10 @@ public enum AssessmentFacts {
         let detections: [DeploymentFacts.Visibility.Detection] = metadata.compactMap { m in
             let techniques = m.techniques.map(\.uid)
             guard !techniques.isEmpty else { return nil }   // the inputs of a correlation: not detections on their own
-            let responding = playbooks.filter { responds($0, to: m) }.map(\.name)
-            return .init(id: m.id ?? m.title, title: m.title, techniques: techniques, pillars: detectionPillars[m.title] ?? [], respondingPlaybooks: responding)
+            let responding = playbooks.filter { responds($0, to: m) }
+            let actions = Set(responding.flatMap { $0.actions.map(\.kind) }).subtracting(["log"]).sorted()
+            return .init(id: m.id ?? m.title, title: m.title, techniques: techniques, pillars: detectionPillars[m.title] ?? [],
+                         respondingPlaybooks: responding.map(\.name), respondingActions: actions)
         }
         let source = config.response.playbooksFile.isEmpty ? "the built-in playbooks" : "response.playbooks_file \(config.response.playbooksFile)"
         f.visibility.detections = Fact(detections, query: "the built-in detections the server runs (BuiltInRules: Sigma and Swift, ATT&CK tags), matched against \(source)")

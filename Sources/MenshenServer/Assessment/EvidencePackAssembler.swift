@@ -7,7 +7,8 @@ import Glibc
 #endif
 
 /// Gathers what an evidence pack holds from the running deployment (the
-/// policies in force, the newest audit checkpoint, the signing key) and writes
+/// policies in force — the store's and the routes file's —, the newest audit
+/// checkpoint, the signing key) and writes
 /// the pack file atomically: the I/O around MenshenAssessment's pure
 /// ``EvidencePack``.
 public enum EvidencePackAssembler {
@@ -46,14 +47,24 @@ public enum EvidencePackAssembler {
     /// Writes the evidence pack of `assessment` to `path` (atomically: a temporary file
     /// in the same directory, fsync, rename; mode 0600). `attestations` carry each
     /// attestation's evidence files by name; one missing or not matching its recorded
-    /// SHA-256 is refused and nothing is written. The policies in force and the newest
-    /// audit checkpoint are read from `store`.
+    /// SHA-256 is refused and nothing is written. The policies in force (the store's current
+    /// ones and the routes file's Cedar documents) and the newest audit checkpoint are read
+    /// from `store` and `gateway.routes_file`; a routes file that does not load is refused.
     public static func write(assessment: Assessment, reportHTML: String?, attestations: [(Attestation, [String: Data])],
                              configuration: MenshenConfiguration, store: any MenshenStore, key: EvidencePackSigningKey,
                              to path: String) async throws -> Summary {
         let policies = try await store.currentPolicies().sorted { $0.policyID.rawValue < $1.policyID.rawValue }.map {
             EvidencePackPolicy(id: $0.policyID.rawValue, version: $0.version, author: $0.author, comment: $0.comment,
                                createdAt: $0.createdAt, text: $0.text)
+        }
+        // The routes file's documents, read as the gateway and the assessment read them; one that does not load is refused.
+        var routesFilePolicies: [EvidencePackRoutesFilePolicy] = []
+        if !configuration.gateway.routesFile.isEmpty {
+            let contents: RoutesFile.Contents
+            do { contents = try RoutesFile.load(path: configuration.gateway.routesFile, at: assessment.generatedAt) } catch {
+                throw AssessmentError.evidencePack("the routes file \(configuration.gateway.routesFile) does not load, so the policies in force cannot be packed: \(error)")
+            }
+            routesFilePolicies = contents.documents.map { EvidencePackRoutesFilePolicy(document: $0.name, text: $0.text) }
         }
         var checkpoint: EvidencePackAuditCheckpoint?
         if let c = try await store.lastCheckpoint() {
@@ -66,7 +77,7 @@ public enum EvidencePackAssembler {
         let contents = EvidencePack.Contents(
             assessment: assessment, reportHTML: reportHTML,
             attestations: attestations.map { EvidencePack.AttestedEvidence(attestation: $0.0, files: $0.1.mapValues { Array($0) }) },
-            policies: policies, auditCheckpoint: checkpoint)
+            policies: policies, routesFilePolicies: routesFilePolicies, auditCheckpoint: checkpoint)
         let built = try EvidencePack.build(contents, key: key)
         try writeAtomically(built.archive, to: path)
         return Summary(path: path, files: built.files.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }, bytes: built.archive.count,

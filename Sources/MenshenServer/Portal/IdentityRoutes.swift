@@ -120,7 +120,8 @@ public struct IdentityPortal: Sendable {
     func badRequest(_ request: Request, _ context: PortalContext, reason: String, session: ActiveSession? = nil) async throws -> Response {
         let t = IdentityText(lang(request))
         try await identity.events.authentication(.other, user: session?.user.id, userName: session?.user.id.rawValue ?? "", success: false,
-                                                 detail: "bad request on \(request.uri.path): \(reason)", source: context.sourceAddress)
+                                                 detail: "bad request on \(request.uri.path): \(reason)", source: context.sourceAddress,
+                                                 other: .badRequest)
         return page(request, title: t.badRequestTitle, body: "<h1>\(t.badRequestTitle)</h1><p class=\"error\">\(t.badRequest)</p>",
                     status: .badRequest, switchPath: "/")
     }
@@ -131,7 +132,7 @@ public struct IdentityPortal: Sendable {
         do { buffer = try await request.body.collect(upTo: context.maxUploadSize) } catch {
             try await identity.events.authentication(.other, user: nil, userName: "", success: false,
                                                      detail: "bad request on \(request.uri.path): body over \(context.maxUploadSize) bytes",
-                                                     source: context.sourceAddress)
+                                                     source: context.sourceAddress, other: .badRequest)
             throw HTTPError(.contentTooLarge, message: "The request body is larger than \(context.maxUploadSize) bytes.")
         }
         let text = String(buffer: buffer)
@@ -385,16 +386,11 @@ public struct IdentityPortal: Sendable {
         guard let form = try await decode(CSRFOnly.self, request, context), CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin)
         else { return try await badRequest(request, context, reason: "malformed privileged-work form", session: s) }
         if !start {
-            guard let issued = try await sessions.endPrivileged(s) else { return redirect("/account\(q(request))") }
-            try await identity.events.authentication(.other, user: s.user.id, userName: s.user.id.rawValue, success: true,
-                                                     detail: "privileged work ended", source: context.sourceAddress, sessionHash: issued.record.idHash)
+            guard let issued = try await identity.endPrivilegedWork(s, source: context.sourceAddress) else { return redirect("/account\(q(request))") }
             return redirect("/account\(q(request))", setCookies: [sessionCookie(issued)])
         }
-        switch try await sessions.startPrivileged(from: s) {
+        switch try await identity.startPrivilegedWork(s, source: context.sourceAddress) {
         case .success(let issued):
-            try await identity.events.authentication(.other, user: s.user.id, userName: s.user.id.rawValue, success: true,
-                                                     detail: "privileged work started", source: context.sourceAddress,
-                                                     factors: s.record.amr, loa: s.record.levelOfAssurance, sessionHash: issued.record.idHash)
             return redirect("/account\(q(request))", setCookies: [sessionCookie(issued)])
         case .failure(.needsStepUp(let loa, let maxAge)):
             return redirect("/stepup?loa=\(loa)&max_age=\(maxAge)&return=%2Faccount&lang=\(lang(request).rawValue)")
