@@ -24,8 +24,8 @@ struct DeviceCommand: AsyncParsableCommand {
     }
 
     static func validateReason(_ reason: String) throws {
-        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty, reason.count <= 200 else {
-            throw ValidationError("--reason must be 1–200 characters")
+        guard DeviceLifecycle.isValidReason(reason) else {
+            throw ValidationError("--reason must be 1–\(DeviceLifecycle.maxReasonLength) characters")
         }
     }
 

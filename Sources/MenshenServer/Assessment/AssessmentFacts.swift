@@ -114,10 +114,15 @@ public enum AssessmentFacts {
     /// Where the separation of privileged from ordinary sessions comes from: the code, not a count.
     static let sessionSeparation = "by construction, not counted: SessionManager.issue and endPrivileged (Sources/MenshenPolicyAdministrator/Sessions/SessionManager.swift) give an ordinary session the user's standard and sensitive roles only; startPrivileged, after a fresh LoA 3 proof, is the only way to a session acting in the privileged roles, and it revokes the ordinary one"
 
+    /// A stored JSON object (an event's payload, a credential's data) within ``maximumEventBytes``; nil otherwise.
+    static func object(_ text: String) -> [String: Any]? {
+        guard text.utf8.count <= maximumEventBytes else { return nil }
+        return try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+    }
+
     /// A stored TOTP credential whose seed is sealed (`secret_sealed`) and not also in clear.
     static func isSealedTOTP(_ data: String) -> Bool {
-        guard data.utf8.count <= maximumEventBytes,
-              let o = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else { return false }
+        guard let o = object(data) else { return false }
         return (o["secret_sealed"] as? String).map { !$0.isEmpty } == true && o["secret"] == nil
     }
 
@@ -157,9 +162,7 @@ public enum AssessmentFacts {
         }
         let t = Tally()
         try await scan(store, classes: [3002], start: start, now: now, progress: progress) { e in
-            guard e.event.payloadJSON.utf8.count <= maximumEventBytes,
-                  let o = try? JSONSerialization.jsonObject(with: Data(e.event.payloadJSON.utf8)) as? [String: Any],
-                  int(o["status_id"]) == 1 else { return }
+            guard let o = object(e.event.payloadJSON), int(o["status_id"]) == 1 else { return }
             let activity = int(o["activity_id"])
             if activity == 99 {
                 // Told apart by activity_name: a switch into or out of privileged work is not a step-up.
@@ -226,8 +229,7 @@ public enum AssessmentFacts {
                 if d.contains("\"hardware_bound\":true") { t.hardware += 1 }
             case 7001:
                 // Actions taken (status 1), not an operator's approval or rejection of a held step, not a dry run.
-                guard p.utf8.count <= maximumEventBytes,
-                      let o = try? JSONSerialization.jsonObject(with: Data(p.utf8)) as? [String: Any], int(o["status_id"]) == 1,
+                guard let o = object(p), int(o["status_id"]) == 1,
                       !["Approve", "Reject"].contains(o["activity_name"] as? String ?? ""),
                       let u = o["unmapped"] as? [String: Any], !bool(u["dry_run"]),
                       ["revoke_sessions", "disable_user", "require_step_up"].contains(u["action"] as? String ?? "") else { return }
@@ -235,7 +237,7 @@ public enum AssessmentFacts {
             case 2003: t.compliance += 1
             case 2004: t.findings += 1
             case 2005:
-                guard p.utf8.count <= maximumEventBytes, let o = try? JSONSerialization.jsonObject(with: Data(p.utf8)) as? [String: Any] else { return }
+                guard let o = object(p) else { return }
                 switch int(o["activity_id"]) {
                 case 1?: t.casesOpened += 1
                 case 3?: t.casesClosed += 1

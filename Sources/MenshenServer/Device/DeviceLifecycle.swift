@@ -43,6 +43,11 @@ public struct DeviceLifecycle: Sendable {
     /// Longest reason kept with a quarantined or retired device.
     public static let maxReasonLength = 200
 
+    /// Whether `reason` may be kept with a device: not blank, at most ``maxReasonLength`` characters.
+    public static func isValidReason(_ reason: String) -> Bool {
+        !reason.trimmingCharacters(in: .whitespaces).isEmpty && reason.count <= maxReasonLength
+    }
+
     let store: any MenshenStore
     let clock: any WallClock
     let random: any RandomSource
@@ -95,7 +100,7 @@ public struct DeviceLifecycle: Sendable {
     /// (``QuarantineResult/alreadyQuarantined(_:)``). When the device was quarantined but recording it failed, the
     /// error says that the device is quarantined.
     public func quarantine(_ id: String, reason: String, by actor: Actor) async throws -> QuarantineResult {
-        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty, reason.count <= Self.maxReasonLength else {
+        guard Self.isValidReason(reason) else {
             throw StoreError(.invalidInput, "the reason must be 1–\(Self.maxReasonLength) characters")
         }
         let d = try await device(id)

@@ -48,6 +48,7 @@ struct HeldStep: Sendable {
         else { throw Bad(description: "a held step is not what the detection service writes") }
         let users = list.compactMap(\.stringValue)
         let action: PlaybookAction
+        var device: String?
         switch kind {
         case "revoke_sessions": action = .revokeSessions(.finding)
         case "disable_user": action = .disableUser(.finding)
@@ -59,7 +60,7 @@ struct HeldStep: Sendable {
             action = .requireStepUp(seconds: Int(sec), .finding)
         case "quarantine_device":
             guard let d = a["device"]?.stringValue, !d.isEmpty else { throw Bad(description: "a held quarantine_device names no device") }
-            action = .quarantineDevice
+            action = .quarantineDevice; device = d
         case "webhook":
             guard let url = a["url"]?.stringValue, let t = a["timeout_seconds"]?.intValue, let r = a["retries"]?.intValue,
                   v["ticket"]?.stringValue != nil else { throw Bad(description: "a held webhook has no target or ticket") }
@@ -67,7 +68,7 @@ struct HeldStep: Sendable {
         default: throw Bad(description: "a held step's action \"\(kind.prefix(40))\" is unknown")
         }
         return HeldStep(playbook: playbook, action: action, users: users, ticket: v["ticket"]?.stringValue,
-                        device: action == .quarantineDevice ? a["device"]?.stringValue : nil, findingUID: findingUID,
+                        device: device, findingUID: findingUID,
                         rule: rule, title: title, level: level)
     }
 
@@ -99,7 +100,7 @@ extension Responder {
             // Nothing to approve: the step would be skipped.
             guard let id = f.device else { return Self.noDevice }
             device = id; what = "quarantine device \(id.prefix(128))"
-            if IdentifierSyntax.isValid(id), let owner = (try? await store.device(DeviceID(id)))?.ownerID { users = [owner.rawValue] }
+            if let owner = (try? await DeviceLifecycle(store: store, clock: clock, random: random).device(id))?.ownerID { users = [owner.rawValue] }
         case .webhook(let target):
             ticket = try? ResponseEvents.ticket(f, playbook: step.playbook, findingEventID: findingEventID); what = "post a ticket to \(target.host)"
         case .log: what = "log"

@@ -84,7 +84,7 @@ public struct DetectionEvent: Sendable, Equatable {
             rest = below
         } else {
             v = tree
-            rest = accessor.path.segments
+            rest = accessor.segments
         }
         for segment in rest { guard let next = v[segment] else { return nil }; v = next }
         return v
@@ -149,16 +149,11 @@ public struct DetectionEvent: Sendable, Equatable {
             guard let child = projection.child(of: node, named: segments[i].utf8) else { return unprojectedValues(path) }
             guard let v = slots[child] else { return [] }   // wanted members are always kept: absent from the event
             i += 1
-            if projection.nodes[child].whole { return FieldPath.values(in: v, segments[i...]) }
-            switch v {
-            case .object: node = child; continue   // the marker: its members have their own slots
-            case .array:
-                // Its projected tree holds only what the projection wants below.
-                guard projection.covers(segments[i...], from: child) else { return unprojectedValues(path) }
-                return FieldPath.values(in: v, segments[i...])
-            default:
-                return FieldPath.values(in: v, segments[i...])   // a scalar is complete as it is
-            }
+            let whole = projection.nodes[child].whole
+            if !whole, case .object = v { node = child; continue }   // the marker: its members have their own slots
+            // A value wanted whole or a scalar is complete; an array's projected tree holds only what is wanted below.
+            if !whole, Self.isArray(v), !projection.covers(segments[i...], from: child) { return unprojectedValues(path) }
+            return FieldPath.values(in: v, segments[i...])
         }
         return unprojectedValues(path)   // a whole object the projection only looks into
     }

@@ -98,7 +98,11 @@ public final class EventProjection: Sendable {
             }
         }
 
-        var path: FieldPath { FieldPath.unchecked(text.split(separator: ".").map(String.init)) }
+        /// The path's segments, split once for all accessors (an unprojected event walks them for every accessor).
+        var segments: [String] { Self.allSegments[rawValue] }
+        private static let allSegments = allCases.map { $0.text.split(separator: ".").map(String.init) }
+
+        var path: FieldPath { FieldPath.unchecked(segments) }
     }
 
     /// Per ``Accessor`` (by raw value): the node its walk ends on and the segments left below it.

@@ -124,6 +124,9 @@ public struct PlaybookSet: Sendable, Equatable {
 
 /// Reads one playbook from its YAML node; every error names where it is.
 private struct PlaybookParser {
+    /// The actions a step may name, for the messages that refuse a missing or unknown one.
+    static let actionNames = "revoke_sessions, disable_user, lock_account, require_step_up, raise_risk, quarantine_device, webhook or log"
+
     let file: String
     let index: Int
     var name: String?
@@ -253,7 +256,7 @@ private struct PlaybookParser {
         switch node {
         case .string(let s): kind = s
         case .map(let p):
-            guard let t = node["type"]?.string else { throw fail("\(field).type", "missing (revoke_sessions, disable_user, lock_account, require_step_up, raise_risk, quarantine_device, webhook or log)") }
+            guard let t = node["type"]?.string else { throw fail("\(field).type", "missing (\(Self.actionNames))") }
             kind = t; pairs = p
         default: throw fail(field, "must be an action name or a map with 'type', not \(node.kind)")
         }
@@ -313,7 +316,7 @@ private struct PlaybookParser {
             }
         default:
             throw fail(pairs.isEmpty ? field : "\(field).type",
-                       "unknown action \"\(kind.prefix(40))\" (revoke_sessions, disable_user, lock_account, require_step_up, raise_risk, quarantine_device, webhook or log)")
+                       "unknown action \"\(kind.prefix(40))\" (\(Self.actionNames))")
         }
     }
 }

@@ -95,9 +95,14 @@ final class GuardedRegex: @unchecked Sendable, CustomStringConvertible {
 /// `*`, `?` and `\` (any other backslash is literal). Matched case-insensitively
 /// unless the field carries `|cased`.
 struct WildcardPattern: Sendable, Equatable {
-    enum Token: Sendable, Equatable { case literal(Character), any, one }
+    /// A pattern element over text elements `E` (characters, or bytes for ASCII).
+    enum GlobToken<E: Equatable & Sendable>: Sendable, Equatable { case literal(E), any, one }
+    typealias Token = GlobToken<Character>
+    typealias ByteToken = GlobToken<UInt8>
     let tokens: [Token]
     let cased: Bool
+    /// ``tokens`` over bytes when every literal is ASCII (nearly every rule; `nil` otherwise).
+    let asciiTokens: [ByteToken]?
 
     init(sigma text: String, cased: Bool, prefixAny: Bool = false, suffixAny: Bool = false) {
         var out: [Token] = prefixAny ? [.any] : []
@@ -114,7 +119,6 @@ struct WildcardPattern: Sendable, Equatable {
         if suffixAny { out.append(.any) }
         tokens = out
         self.cased = cased
-        // ASCII literals (nearly every rule): the same tokens over bytes, for ASCII values.
         var bytes: [ByteToken] = []
         for token in out {
             switch token {
@@ -128,11 +132,6 @@ struct WildcardPattern: Sendable, Equatable {
         asciiTokens = bytes
     }
 
-    enum ByteToken: Sendable, Equatable { case literal(UInt8), any, one }
-    /// ``tokens`` over bytes when every literal is ASCII (`nil` otherwise).
-    let asciiTokens: [ByteToken]?
-
-    /// Glob matching with the classic single-backtrack algorithm: O(n·m) at worst.
     func matches(_ value: String) -> Bool {
         if let asciiTokens, let fast = Self.asciiMatch(asciiTokens, value, cased: cased) { return fast }
         return characterMatch(value)
@@ -143,47 +142,33 @@ struct WildcardPattern: Sendable, Equatable {
     static func asciiMatch(_ tokens: [ByteToken], _ value: String, cased: Bool) -> Bool? {
         var value = value
         return value.withUTF8 { u -> Bool? in
-            let n = min(u.count, RuleLimits.maxMatchInput)
             var previous: UInt8 = 0
-            for i in 0..<u.count {
-                let b = u[i]
+            for b in u {
                 if b >= 0x80 || (b == 0x0A && previous == 0x0D) { return nil }
                 previous = b
             }
-            @inline(__always) func at(_ i: Int) -> UInt8 {
-                let b = u[i]
-                return !cased && b >= 0x41 && b <= 0x5A ? b | 0x20 : b
-            }
-            var t = 0, p = 0
-            var starP = -1, starT = 0
-            while t < n {
-                if p < tokens.count {
-                    switch tokens[p] {
-                    case .any: starP = p; starT = t; p += 1; continue
-                    case .one: t += 1; p += 1; continue
-                    case .literal(let c) where c == at(t): t += 1; p += 1; continue
-                    default: break
-                    }
-                }
-                guard starP >= 0 else { return false }
-                p = starP + 1; starT += 1; t = starT
-            }
-            while p < tokens.count, tokens[p] == .any { p += 1 }
-            return p == tokens.count
+            return glob(tokens, u.prefix(RuleLimits.maxMatchInput)) { b in !cased && b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
         }
     }
 
     /// The match over characters (any value).
     func characterMatch(_ value: String) -> Bool {
-        let text = Array((cased ? value : value.lowercased()).prefix(RuleLimits.maxMatchInput))
-        var t = 0, p = 0
-        var starP = -1, starT = 0
-        while t < text.count {
+        Self.glob(tokens, Array((cased ? value : value.lowercased()).prefix(RuleLimits.maxMatchInput))) { $0 }
+    }
+
+    /// Glob matching with the classic single-backtrack algorithm: O(n·m) at worst. `fold` maps each text element
+    /// before it is compared with a literal (ASCII lower-casing on the byte path).
+    @inline(__always)
+    static func glob<C: RandomAccessCollection>(_ tokens: [GlobToken<C.Element>], _ text: C, fold: (C.Element) -> C.Element) -> Bool
+    where C.Index == Int, C.Element: Equatable & Sendable {
+        var t = text.startIndex, p = 0
+        var starP = -1, starT = t
+        while t < text.endIndex {
             if p < tokens.count {
                 switch tokens[p] {
                 case .any: starP = p; starT = t; p += 1; continue
                 case .one: t += 1; p += 1; continue
-                case .literal(let c) where c == text[t]: t += 1; p += 1; continue
+                case .literal(let c) where c == fold(text[t]): t += 1; p += 1; continue
                 default: break
                 }
             }
