@@ -49,16 +49,26 @@ public enum UUIDText {
     }
 
     static func text(_ uuid: UUID, digits: [UInt8]) -> String {
+        String(unsafeUninitializedCapacity: 36) { out in write(uuid, digits: digits, into: out) }
+    }
+
+    /// The upper-case text's 36 bytes, lent to `body` without building a `String` (the event chain hashes it).
+    public static func withUpperBytes<R>(_ uuid: UUID, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { out in
+            let n = write(uuid, digits: upperDigits, into: out)
+            return try body(UnsafeBufferPointer(rebasing: out[0..<n]))
+        }
+    }
+
+    private static func write(_ uuid: UUID, digits: [UInt8], into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
         withUnsafeBytes(of: uuid.uuid) { raw in
-            String(unsafeUninitializedCapacity: 36) { out in
-                var o = 0
-                for i in 0..<16 {
-                    if i == 4 || i == 6 || i == 8 || i == 10 { out[o] = UInt8(ascii: "-"); o += 1 }
-                    out[o] = digits[Int(raw[i] >> 4)]; out[o + 1] = digits[Int(raw[i] & 0x0F)]
-                    o += 2
-                }
-                return o
+            var o = 0
+            for i in 0..<16 {
+                if i == 4 || i == 6 || i == 8 || i == 10 { out[o] = UInt8(ascii: "-"); o += 1 }
+                out[o] = digits[Int(raw[i] >> 4)]; out[o + 1] = digits[Int(raw[i] & 0x0F)]
+                o += 2
             }
+            return o
         }
     }
 }

@@ -4,7 +4,8 @@ import Synchronization
 
 /// A store held in memory, for unit tests and as the reference behaviour that
 /// the SQLite and PostgreSQL backends are checked against.
-public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
+public actor InMemoryStore: MenshenStore, CommittedAccessGeneration, EventAppendSignal {
+    private nonisolated let appendNotifier = AppendNotifier()
     private var users: [UserID: UserRecord] = [:]
     private var groupsByID: [GroupID: GroupRecord] = [:]
     private var rolesByID: [RoleID: RoleRecord] = [:]
@@ -240,7 +241,14 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration {
             previous = h
         }
         log.append(contentsOf: stored)
+        appendNotifier.signal()
         return stored
+    }
+
+    public nonisolated var appendGeneration: Int { appendNotifier.generation }
+
+    public nonisolated func waitForAppends(after generation: Int, timeout: Duration) async {
+        await appendNotifier.wait(after: generation, timeout: timeout)
     }
 
     public func events(after sequence: Int64, limit: Int) async throws -> [StoredEvent] {

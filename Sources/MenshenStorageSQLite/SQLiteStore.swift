@@ -8,8 +8,24 @@ import MenshenStorage
 import Synchronization
 
 /// A `MenshenStore` on a single SQLite file.
-public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
+public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAppendSignal {
     public let path: String
+    /// Wakes this process's followers of the log (``EventTail``) after each commit of appended events.
+    private let appendNotifier = AppendNotifier()
+    /// Checkpoints the WAL on its own connection and thread (see ``runCheckpoints(_:)``); nil when that
+    /// connection could not be opened, and SQLite's automatic checkpoints on commit stay on.
+    private let checkpointer = Mutex<(queue: DatabaseQueue, task: Task<Void, Never>)?>(nil)
+    private let checkpoints = CheckpointCounters()
+
+    final class CheckpointCounters: Sendable {
+        /// Events appended since the last background checkpoint.
+        let eventsSince = Atomic<Int>(0)
+        /// How many background checkpoints ran (for tests and diagnostics).
+        let runs = Atomic<Int>(0)
+    }
+
+    /// Background checkpoints run so far.
+    var backgroundCheckpoints: Int { checkpoints.runs.load(ordering: .relaxed) }
     private let pool: DatabasePool
     private let watch = Mutex<WALCommitWatch?>(nil)
     private let knownAccessGeneration = Mutex<(header: WALCommitWatch.Header, generation: Int64)?>(nil)
@@ -18,6 +34,13 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
     let databaseGenerationReads = Atomic<Int>(0)
     public var backendName: String { "sqlite" }
 
+    deinit {
+        // A store dropped without close(): the background checkpoints stop (their connection closes as the task
+        // ends), then the connections, then (as the properties go) the -shm descriptor of the commit watch.
+        checkpointer.withLock { $0?.task.cancel() }
+        try? pool.close()
+    }
+
     /// Opens (creating if needed) the database at `path` and applies pending
     /// migrations. A database newer than `migrations`, a corrupt or locked
     /// file throws a `StoreError` naming the file; nothing is written then.
@@ -25,10 +48,6 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
     /// - Parameters:
     ///   - migrations: the migrations to apply; tests pass a prefix to create older databases.
     ///   - busyTimeout: how long to wait for another process' lock before failing.
-    deinit {
-        // Connections first, then (as the properties go) the -shm descriptor of the commit watch.
-        try? pool.close()
-    }
 
     /// Page cache per connection, in KiB.
     static let cacheKiB = 16_384
@@ -65,6 +84,53 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         } catch {
             try? pool.close()
             throw error
+        }
+        startCheckpointer(busyTimeout: busyTimeout)
+    }
+
+    /// Events appended (or, without appends, seconds passed) before the WAL is checkpointed in the background.
+    static let checkpointEvery = (events: 4_000, interval: Duration.seconds(1))
+
+    /// Moves WAL checkpoints off the writer. SQLite's automatic checkpoint runs inside the commit that crosses
+    /// its threshold: that commit (and every write queued behind it — sign-ins, the decision log) waits while
+    /// tens of megabytes are copied into the database file and synced. Here a second connection, on its own
+    /// thread, runs PASSIVE checkpoints (they never block the writer or readers) after every
+    /// ``checkpointEvery`` appended events and once per interval (a checkpoint with nothing to copy costs next to
+    /// nothing); the
+    /// writer's automatic checkpoints are turned off only once that connection is open.
+    private func startCheckpointer(busyTimeout: TimeInterval) {
+        var config = Configuration()
+        config.busyMode = .timeout(busyTimeout)
+        config.label = "menshen-checkpoint"
+        guard let queue = try? DatabaseQueue(path: path, configuration: config),
+              (try? pool.writeWithoutTransaction({ db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") })) != nil
+        else { return }
+        // The task holds what it needs, not the store: a store dropped without close() stops it in deinit.
+        let task = Task.detached { [appendNotifier, checkpoints] in await Self.runCheckpoints(queue, appendNotifier, checkpoints) }
+        checkpointer.withLock { $0 = (queue, task) }
+    }
+
+    /// A PRAGMA's value on the writer connection (for tests).
+    func writerPragma(_ name: String) async throws -> Int {
+        try await write { db in try Int.fetchOne(db, sql: "PRAGMA \(name)") ?? -1 }
+    }
+
+    private static func runCheckpoints(_ queue: DatabaseQueue, _ notifier: AppendNotifier, _ counters: CheckpointCounters) async {
+        var generation = notifier.generation
+        var last = ContinuousClock.now
+        while !Task.isCancelled {
+            await notifier.wait(after: generation, timeout: checkpointEvery.interval)
+            generation = notifier.generation
+            guard !Task.isCancelled else { return }
+            // Other writes (sessions, devices) grow the WAL too: the interval covers them.
+            let due = counters.eventsSince.load(ordering: .relaxed) >= checkpointEvery.events
+                || ContinuousClock.now - last >= checkpointEvery.interval
+            guard due else { continue }
+            counters.eventsSince.store(0, ordering: .relaxed)
+            last = .now
+            // Busy (a checkpoint by another process) or failed: the next round tries again.
+            _ = try? await queue.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+            counters.runs.add(1, ordering: .relaxed)
         }
     }
 
@@ -205,6 +271,11 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
 
     public func close() async throws {
         isClosed.store(true, ordering: .sequentiallyConsistent)
+        if let (queue, task) = checkpointer.withLock({ c in defer { c = nil }; return c }) {
+            task.cancel()
+            await task.value
+            try? queue.close()
+        }
         do { try pool.close() } catch { throw Self.map(error, path: path) }
         // The -shm descriptor is closed only after the connections (closing it earlier would drop SQLite's locks).
         watch.withLock { $0?.closeFile(); $0 = nil }
@@ -519,6 +590,12 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
         }
     }
 
+    public var appendGeneration: Int { appendNotifier.generation }
+
+    public func waitForAppends(after generation: Int, timeout: Duration) async {
+        await appendNotifier.wait(after: generation, timeout: timeout)
+    }
+
     /// Commits waiting appends, group by group, until none is left.
     private func commitPendingAppends() async {
         while true {
@@ -532,13 +609,17 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration {
             let batches = group.map { ($0.events, $0.hasher) }
             do {
                 let stored = try await write { db in try batches.map { try Self.insertEvents($0.0, hasher: $0.1, db: db) } }
+                checkpoints.eventsSince.add(stored.reduce(0) { $0 + $1.count }, ordering: .relaxed)
+                appendNotifier.signal()
                 for (pending, records) in zip(group, stored) { pending.continuation.resume(returning: records) }
             } catch where group.count > 1 {
                 // One batch spoilt the group's transaction (nothing of it is stored): each batch again on its own.
                 for pending in group {
                     let (events, hasher) = (pending.events, pending.hasher)
                     do {
-                        pending.continuation.resume(returning: try await write { db in try Self.insertEvents(events, hasher: hasher, db: db) })
+                        let records = try await write { db in try Self.insertEvents(events, hasher: hasher, db: db) }
+                        appendNotifier.signal()
+                        pending.continuation.resume(returning: records)
                     } catch {
                         pending.continuation.resume(throwing: error)
                     }

@@ -133,6 +133,11 @@ struct EventBench: AsyncParsableCommand {
     }
 
     /// Tells the pipeline's detections that the writers are done.
+    /// Events the detection pass has read so far, for its watchdog.
+    final class Progress: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
     final class DoneSignal: Sendable {
         private let value = Atomic<Bool>(false)
         func set() { value.store(true, ordering: .releasing) }
@@ -210,7 +215,8 @@ struct EventBench: AsyncParsableCommand {
         var engine = try DetectionEngine.builtIn()
         start = ContinuousClock.now
         cpuStart = cpuNow()
-        let pass = try await detect(store: store, after: 0, previous: genesisEventHash, until: nil, engine: &engine, writersDone: nil)
+        let logged = Int(try await store.lastEvent()?.sequence ?? 0)
+        let pass = try await detect(store: store, after: 0, previous: genesisEventHash, until: logged, engine: &engine, writersDone: nil)
         var findings = pass.findings
         for f in engine.advance(to: clock.now().addingTimeInterval(3600)) { findings[f.title, default: 0] += 1 }
         stages.append(Stage(name: "detections (read+parse+rules+chain check)", events: pass.read, seconds: (ContinuousClock.now - start).seconds,
@@ -336,39 +342,61 @@ struct EventBench: AsyncParsableCommand {
 
     struct DetectPass: Sendable {
         var read = 0
+        var unreadable = 0
         var findings: [String: Int] = [:]
         var chainIntact = true
     }
 
-    /// Reads the log after `after` in pages, checks the chain and runs every event through `engine`, as the
-    /// detection service does: pages of ``detectionPage`` events, and when a page is not full (the log is
-    /// caught up) a pause of ``detectionIdle`` before the next read — the service's `EventTail` settings. With
-    /// `until`, follows the log until that many events were read; gives up if the writers are done and the log
-    /// has nothing more.
-    static func detect(store: any MenshenStore, after: Int64, previous: String, until: Int?, engine: inout DetectionEngine,
+    /// Reads the log after `after` as the detection service does, with its ``EventTail`` settings: the tail reads
+    /// each page of ``detectionPage`` events one page ahead, on another core, while the page before is parsed and run
+    /// through the engine; when a page is not full (the log is caught up) it pauses ``detectionIdle``. The service
+    /// does not check the chain; this pass does, in the read-ahead stage (each record's hash and links within the
+    /// page) and here (the link between pages). Stops once `until` events were read; gives up when the writers are
+    /// done and nothing new was read for ``giveUpAfter``.
+    static func detect(store: any MenshenStore, after: Int64, previous: String, until: Int, engine: inout DetectionEngine,
                        writersDone: DoneSignal?) async throws -> DetectPass {
-        var pass = DetectPass()
-        var after = after, previous = previous
-        while until.map({ pass.read < $0 }) ?? true {
-            let page = try await store.events(after: after, limit: detectionPage)
-            if let last = page.last {
-                if EventChain.firstBrokenLink(page, expectedPrevious: previous) != nil { pass.chainIntact = false }
-                previous = last.hash
-                after = last.sequence
+        let projection = engine.projection
+        let tail = EventTail(store: store, batchSize: detectionPage, idleInterval: detectionIdle)
+        let progress = Progress()
+        let follower = Task { [engine] () -> (DetectPass, DetectionEngine) in
+            var engine = engine
+            var pass = DetectPass()
+            var previous = previous
+            await tail.follow(after: after, prepare: { page in
+                // Within the page: every record's own hash and its link to the one before it.
+                EventChain.firstBrokenLink(page, expectedPrevious: page.first?.previousHash ?? genesisEventHash) == nil
+            }) { page, intact in
+                // Across pages: the first record links to the last one of the page before.
+                if !intact || page.first?.previousHash != previous { pass.chainIntact = false }
+                previous = page[page.count - 1].hash
                 for stored in page {
-                    for f in engine.process(try DetectionEvent(stored, projection: engine.projection)) { pass.findings[f.title, default: 0] += 1 }
+                    guard let event = try? DetectionEvent(stored, projection: projection) else { pass.unreadable += 1; continue }
+                    for f in engine.process(event) { pass.findings[f.title, default: 0] += 1 }
                 }
                 pass.read += page.count
-            } else if until == nil || writersDone?.isSet == true {
-                break
+                progress.value.store(pass.read, ordering: .releasing)
+                if pass.read >= until { withUnsafeCurrentTask { $0?.cancel() } }
             }
-            // Caught up (a page not full): the service's tail waits before it reads again.
-            if until != nil, page.count < detectionPage, until.map({ pass.read < $0 }) ?? false {
-                try await Task.sleep(for: detectionIdle)
+            return (pass, engine)
+        }
+        // The follower ends itself when it has read `until` events; this watchdog stops one that stalls.
+        let watchdog = Task {
+            var lastSeen = 0, lastChange = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(50))
+                let now = progress.value.load(ordering: .acquiring)
+                if now != lastSeen { lastSeen = now; lastChange = .now }
+                if writersDone?.isSet ?? true, ContinuousClock.now - lastChange > giveUpAfter { follower.cancel(); return }
             }
         }
+        let (pass, finalEngine) = await follower.value
+        watchdog.cancel()
+        engine = finalEngine
+        guard pass.unreadable == 0 else { throw BenchError("\(pass.unreadable) events could not be parsed for detection") }
         return pass
     }
+
+    static let giveUpAfter = Duration.seconds(10)
 
     /// The detection service's `EventTail` settings (``DetectionService`` defaults): pages of 500 events, and a
     /// pause of 100 ms when the log is caught up.

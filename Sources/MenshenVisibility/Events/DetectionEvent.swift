@@ -146,7 +146,7 @@ public struct DetectionEvent: Sendable, Equatable {
         var node = 0
         var i = 0
         while i < segments.count {
-            guard let child = projection.child(of: node, named: segments[i].utf8) else { return unprojectedValues(path) }
+            guard let child = projection.child(of: node, named: segments[i]) else { return unprojectedValues(path) }
             guard let v = slots[child] else { return [] }   // wanted members are always kept: absent from the event
             i += 1
             let whole = projection.nodes[child].whole
@@ -187,7 +187,7 @@ public struct DetectionEvent: Sendable, Equatable {
             guard segments <= EventLimits.maxPathSegments, FieldPath.isAllowedSegment(segment.utf8) else { return nil }
             guard !segment.isEmpty else { return checked(path) }
             if let projection {
-                guard let child = projection.child(of: node, named: segment.utf8) else { return checked(path) }
+                guard let child = projection.child(of: node, named: segment) else { return checked(path) }
                 guard let v = slots[child] else { return nil }
                 if !projection.nodes[child].whole, case .object = v { node = child; continue }
                 // A value wanted whole, a scalar (complete as it is), or an array, whose projected tree may

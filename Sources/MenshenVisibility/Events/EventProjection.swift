@@ -122,24 +122,34 @@ public final class EventProjection: Sendable {
 
     func noteFallback() { fallbacks.add(1, ordering: .relaxed) }
 
-    /// The child of `node` for a member name, if that member is wanted.
+    /// The child of `node` for a member name, if that member is wanted. Names are compared as contiguous bytes,
+    /// lengths first (rules look members up by name for every event).
     @inline(__always)
-    func child(of node: Int, named name: some Collection<UInt8>) -> Int? {
-        for m in nodes[node].members where m.name.elementsEqual(name) { return m.child }
+    func child(of node: Int, named name: String) -> Int? {
+        var name = name
+        return name.withUTF8 { child(of: node, bytes: $0) }
+    }
+
+    @inline(__always)
+    func child(of node: Int, named name: Substring) -> Int? {
+        var name = name
+        return name.withUTF8 { child(of: node, bytes: $0) }
+    }
+
+    @inline(__always)
+    func child(of node: Int, bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        for m in nodes[node].members where m.name.count == bytes.count && m.name.elementsEqual(bytes) { return m.child }
         return nil
     }
 
     /// The wanted member of `node` whose name is `bytes[range]`: its key and child.
     @inline(__always)
     func member(of node: Int, in bytes: [UInt8], _ range: Range<Int>) -> (key: String, child: Int)? {
-        let count = range.count
-        for m in nodes[node].members where m.name.count == count {
-            var same = true
-            var i = range.lowerBound
-            for b in m.name { if bytes[i] != b { same = false; break }; i += 1 }
-            if same { return (m.key, m.child) }
+        bytes.withUnsafeBufferPointer { buf in
+            let name = UnsafeBufferPointer(rebasing: buf[range])
+            for m in nodes[node].members where m.name.count == name.count && m.name.elementsEqual(name) { return (m.key, m.child) }
+            return nil
         }
-        return nil
     }
 
     /// Whether every value a look-up of `segments` can reach is in a projected tree.
@@ -150,7 +160,7 @@ public final class EventProjection: Sendable {
         var at = node
         for segment in segments {
             if nodes[at].whole { return true }
-            guard let next = child(of: at, named: segment.utf8) else { return false }
+            guard let next = child(of: at, named: segment) else { return false }
             at = next
         }
         return nodes[at].whole
@@ -186,7 +196,7 @@ extension JSONReader {
         } else {
             position = keyStart - 1
             let decoded = try string()
-            wanted = projection.child(of: node, named: decoded.utf8).map { (decoded, $0) }
+            wanted = projection.child(of: node, named: decoded).map { (decoded, $0) }
         }
         skipWhitespace()
         guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected ':'") }
@@ -330,6 +340,14 @@ extension JSONReader {
         position += 1
         var plain = true
         while position < bytes.count {
+            // Most of a string is plain bytes: run over them without a bounds check per byte.
+            let from = position
+            position = bytes.withUnsafeBufferPointer { buf in
+                var p = from
+                while p < buf.count, buf[p] >= 0x20, buf[p] != UInt8(ascii: "\""), buf[p] != UInt8(ascii: "\\") { p += 1 }
+                return p
+            }
+            guard position < bytes.count else { break }
             let b = bytes[position]
             if b == UInt8(ascii: "\"") { position += 1; return plain }
             if b < 0x20 { throw error("a control character in a string") }
