@@ -165,71 +165,71 @@ extension EventJSON {
     /// and the decision log's tests compare the text with the ``Value`` encoding.
     /// Keys must be plain ASCII names (they are written without escaping).
     public struct ObjectWriter {
-        /// The UTF-8 text so far (bytes, not a `String`: appending to a `String` costs several times more).
-        private var bytes: [UInt8]
-        /// One entry per open object: whether it has no member yet.
-        private var empty: [Bool] = [true]
+        /// The UTF-8 text so far, in a buffer of its own: appending a few bytes at a time to an `Array` or a
+        /// `String` checks capacity and uniqueness on every append, which cost more than the copying itself.
+        private let out: ByteSink
+        /// Bit `d` set: the object open at depth `d` has no member yet (the writers nest a handful deep).
+        private var emptyAt: UInt64 = 1
+        private var depth = 0
         #if DEBUG
         private var lastKey: [String] = [""]
         #endif
 
         public init(capacity: Int = 1536) {
-            bytes = []
-            bytes.reserveCapacity(capacity)
-            bytes.append(UInt8(ascii: "{"))
+            out = ByteSink(capacity: capacity)
+            out.byte(UInt8(ascii: "{"))
         }
 
         private mutating func key(_ k: String) {
             #if DEBUG
             precondition(k.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }, "key \(k) needs escaping")
-            precondition(empty[empty.count - 1] || lastKey[lastKey.count - 1].utf8.lexicographicallyPrecedes(k.utf8),
+            precondition(emptyAt & (1 << depth) != 0 || lastKey[lastKey.count - 1].utf8.lexicographicallyPrecedes(k.utf8),
                          "key \(k) out of order after \(lastKey[lastKey.count - 1])")
             lastKey[lastKey.count - 1] = k
             #endif
-            if empty[empty.count - 1] { empty[empty.count - 1] = false } else { bytes.append(UInt8(ascii: ",")) }
-            bytes.append(UInt8(ascii: "\""))
+            if emptyAt & (1 << depth) != 0 { emptyAt &= ~(1 << depth) } else { out.byte(UInt8(ascii: ",")) }
+            out.byte(UInt8(ascii: "\""))
             raw(k)
-            bytes.append(UInt8(ascii: "\""))
-            bytes.append(UInt8(ascii: ":"))
+            out.byte(UInt8(ascii: "\""))
+            out.byte(UInt8(ascii: ":"))
         }
 
         /// Appends the UTF-8 bytes of `s` as they are (one copy, not byte by byte).
-        private mutating func raw(_ s: String) {
+        private func raw(_ s: String) {
             var s = s
-            s.withUTF8 { bytes.append(contentsOf: $0) }
+            s.withUTF8 { out.append($0) }
         }
 
         /// A JSON string: printable ASCII without `"` or a backslash is copied as it is (one pass); anything else goes
         /// through ``EventJSON/string(_:into:)``, so the escaping rules live in one place.
-        private mutating func quoted(_ v: String) {
-            // Printable ASCII without quote or backslash (nearly every value) is copied in one go.
+        private func quoted(_ v: String) {
             var v = v
             let copied = v.withUTF8 { u -> Bool in
                 guard u.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }) else { return false }
-                bytes.append(UInt8(ascii: "\""))
-                bytes.append(contentsOf: u)
-                bytes.append(UInt8(ascii: "\""))
+                out.byte(UInt8(ascii: "\""))
+                out.append(u)
+                out.byte(UInt8(ascii: "\""))
                 return true
             }
             guard !copied else { return }
             var escaped = ""
             EventJSON.string(v, into: &escaped)
-            bytes.append(contentsOf: escaped.utf8)
+            raw(escaped)
         }
 
         public mutating func string(_ k: String, _ v: String) { key(k); quoted(v) }
-        public mutating func int(_ k: String, _ v: Int) { key(k); raw(String(v)) }
-        public mutating func int(_ k: String, _ v: Int64) { key(k); raw(String(v)) }
+        public mutating func int(_ k: String, _ v: Int) { key(k); out.decimal(Int64(v)) }
+        public mutating func int(_ k: String, _ v: Int64) { key(k); out.decimal(v) }
         public mutating func bool(_ k: String, _ v: Bool) { key(k); raw(v ? "true" : "false") }
 
         public mutating func strings(_ k: String, _ values: [String]) {
             key(k)
-            bytes.append(UInt8(ascii: "["))
+            out.byte(UInt8(ascii: "["))
             for (n, v) in values.enumerated() {
-                if n > 0 { bytes.append(UInt8(ascii: ",")) }
+                if n > 0 { out.byte(UInt8(ascii: ",")) }
                 quoted(v)
             }
-            bytes.append(UInt8(ascii: "]"))
+            out.byte(UInt8(ascii: "]"))
         }
 
         /// A member given as a ``Value`` (for the rare, irregular parts).
@@ -237,7 +237,7 @@ extension EventJSON {
             key(k)
             var encoded = ""
             try EventJSON.write(v, into: &encoded, depth: 32)
-            bytes.append(contentsOf: encoded.utf8)
+            raw(encoded)
         }
 
         /// A nested object, its members written by `body`.
@@ -249,32 +249,95 @@ extension EventJSON {
         /// An array of `count` objects, each written by `body`.
         public mutating func objects(_ k: String, count: Int, _ body: (Int, inout ObjectWriter) throws -> Void) rethrows {
             key(k)
-            bytes.append(UInt8(ascii: "["))
+            out.byte(UInt8(ascii: "["))
             for i in 0..<count {
-                if i > 0 { bytes.append(UInt8(ascii: ",")) }
+                if i > 0 { out.byte(UInt8(ascii: ",")) }
                 try nested { try body(i, &$0) }
             }
-            bytes.append(UInt8(ascii: "]"))
+            out.byte(UInt8(ascii: "]"))
         }
 
         private mutating func nested(_ body: (inout ObjectWriter) throws -> Void) rethrows {
-            bytes.append(UInt8(ascii: "{"))
-            empty.append(true)
+            precondition(depth < 63, "ObjectWriter: objects nested deeper than 63")   // fixed shapes written by this program
+            out.byte(UInt8(ascii: "{"))
+            depth += 1
+            emptyAt |= 1 << depth
             #if DEBUG
             lastKey.append("")
             #endif
             try body(&self)
-            empty.removeLast()
+            depth -= 1
             #if DEBUG
             lastKey.removeLast()
             #endif
-            bytes.append(UInt8(ascii: "}"))
+            out.byte(UInt8(ascii: "}"))
         }
 
         /// Closes the object and returns its text.
         public mutating func finish() -> String {
-            bytes.append(UInt8(ascii: "}"))
-            return String(decoding: bytes, as: UTF8.self)
+            out.byte(UInt8(ascii: "}"))
+            return out.string()
+        }
+    }
+
+    /// A growable byte buffer for ``ObjectWriter``: one allocation, grown by doubling; appends are a capacity
+    /// compare and a copy.
+    final class ByteSink {
+        private var base: UnsafeMutablePointer<UInt8>
+        private var count = 0
+        private var capacity: Int
+
+        init(capacity: Int) {
+            self.capacity = max(64, capacity)
+            base = .allocate(capacity: self.capacity)
+        }
+
+        deinit { base.deallocate() }
+
+        @inline(__always) private func reserve(_ extra: Int) {
+            if count + extra > capacity { grow(to: count + extra) }
+        }
+
+        private func grow(to needed: Int) {
+            var c = capacity * 2
+            while c < needed { c *= 2 }
+            let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
+            bigger.initialize(from: base, count: count)
+            base.deallocate()
+            base = bigger
+            capacity = c
+        }
+
+        @inline(__always) func byte(_ b: UInt8) {
+            reserve(1)
+            base[count] = b
+            count += 1
+        }
+
+        @inline(__always) func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+            guard let from = bytes.baseAddress, bytes.count > 0 else { return }
+            reserve(bytes.count)
+            (base + count).initialize(from: from, count: bytes.count)
+            count += bytes.count
+        }
+
+        /// `value` in ASCII decimal, as `String(value)` writes it.
+        func decimal(_ value: Int64) {
+            reserve(20)
+            var magnitude = value.magnitude
+            if value < 0 { base[count] = UInt8(ascii: "-"); count += 1 }
+            let first = count
+            repeat {
+                base[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            var lo = first, hi = count - 1
+            while lo < hi { let t = base[lo]; base[lo] = base[hi]; base[hi] = t; lo += 1; hi -= 1 }
+        }
+
+        func string() -> String {
+            String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self)
         }
     }
 }

@@ -247,10 +247,12 @@ struct EventBench: AsyncParsableCommand {
         cpuStart = cpuNow()
         let pipelinePass = try await withThrowingTaskGroup(of: DetectPass?.self) { group in
             group.addTask {
+                // As the log's run loop under load: the next chunk is built while the last batch is written.
                 for trails in chunksToWrite {
                     for t in trails { log.record(t) }
-                    await log.flush()
+                    await log.flush(waitForLastWrite: log.pendingCount < DecisionLog.batchSize)
                 }
+                await log.flush()
                 return nil
             }
             group.addTask {

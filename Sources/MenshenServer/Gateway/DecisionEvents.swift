@@ -130,8 +130,20 @@ public final class DecisionLog: DecisionRecorder, Service {
     /// Decisions written to the store so far.
     public var writtenCount: Int { written.load(ordering: .relaxed) }
 
-    /// Writes everything pending now (also called on shutdown).
+    /// Writes everything pending now (also called on shutdown); returns when it is written.
     public func flush() async {
+        await flush(waitForLastWrite: true)
+    }
+
+    /// The write of the previous flush that may still be under way (see ``flush(waitForLastWrite:)``).
+    private let writeInFlight = Mutex<Task<Void, Never>?>(nil)
+
+    /// Takes everything pending and writes it in batches of ``batchSize``: batch k+1's events are built while
+    /// batch k is written (the build is CPU, the write mostly the store's), each write after the one before it,
+    /// so the log keeps the decisions' order. Without `waitForLastWrite` it returns as soon as its last batch is
+    /// handed to the store: the caller (the run loop under load) then builds the next batch while that one is
+    /// written, and at most one write is ever left behind.
+    public func flush(waitForLastWrite: Bool) async {
         // Take the whole queue at once (O(1) under the lock), then write it in batches.
         let (taken, shed): ([DecisionTrail], Int) = pending.withLock { p in
             var out: [DecisionTrail] = []
@@ -143,15 +155,15 @@ public final class DecisionLog: DecisionRecorder, Service {
             dropped.add(shed, ordering: .relaxed)
             logger.error("decision events dropped: the event store did not keep up", metadata: ["dropped": "\(shed)"])
         }
-        // Batch k+1's events are built while batch k is being written (the build is CPU, the write mostly the
-        // store's); each write waits for the one before it, so the log keeps the decisions' order.
+        var previous = writeInFlight.withLock { w in defer { w = nil }; return w }
+        var beforeLast: Task<Void, Never>?
         var start = 0
-        var previous: Task<Void, Never>?
         while start < taken.count {
             let batch = taken[start..<min(start + Self.batchSize, taken.count)]
             start += batch.count
             let events = batch.flatMap(events(for:))
             let prior = previous
+            beforeLast = prior
             previous = Task { [self] in
                 await prior?.value
                 do {
@@ -163,16 +175,23 @@ public final class DecisionLog: DecisionRecorder, Service {
                 }
             }
         }
-        await previous?.value
+        if waitForLastWrite {
+            await previous?.value
+        } else {
+            // Everything but the last batch written: that one is left to be written while the caller goes on.
+            await beforeLast?.value
+            writeInFlight.withLock { $0 = previous }
+        }
     }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                // Under load a full batch is written at once: waiting out the interval with a backlog would only
-                // let the buffer fill and shed decisions.
-                if self.pendingCount < Self.batchSize { try? await Task.sleep(for: self.flushInterval) }
-                await self.flush()
+                // Under load a full batch is taken at once (waiting out the interval with a backlog would only let
+                // the buffer fill and shed decisions), and built while the one before is still being written.
+                let backlog = self.pendingCount >= Self.batchSize
+                if !backlog { try? await Task.sleep(for: self.flushInterval) }
+                await self.flush(waitForLastWrite: !backlog)
             }
         }
         await flush()
