@@ -358,6 +358,40 @@ struct PolicyGateTests {
         #expect(log.droppedCount == 6)
     }
 
+    @Test("under load each flush leaves its last batch to be written while the next is built: every decision is stored once, in order")
+    func overlappingFlushes() async throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try SQLiteStore(path: dir.appendingPathComponent("menshen.sqlite").path)
+        let log = DecisionLog(store: store, clock: FixedClock(Date(timeIntervalSince1970: 1_795_000_000)), capacity: 50_000)
+        var n = 0
+        // Chunks of several batches and of less than one, each flushed without waiting for its last write.
+        for chunk in [DecisionLog.batchSize * 2 + 7, 3, DecisionLog.batchSize, DecisionLog.batchSize + 1, 1] {
+            for _ in 0..<chunk {
+                log.record(DecisionTrail(requestID: "r\(n)", time: Date(timeIntervalSince1970: 1_795_000_000), mode: .proxy, method: "GET",
+                                         host: "h", path: "/", sourceIP: "10.0.0.1", outcome: .allow))
+                n += 1
+            }
+            await log.flush(waitForLastWrite: false)
+        }
+        await log.flush()
+        #expect(log.writtenCount == n && log.droppedCount == 0)
+        var ids: [String] = []
+        var after: Int64 = 0
+        while true {
+            let page = try await store.events(after: after, limit: 1000)
+            guard let last = page.last else { break }
+            after = last.sequence
+            for e in page {
+                guard let r = e.event.payloadJSON.range(of: #""request_id":""#) else { continue }
+                ids.append(String(e.event.payloadJSON[r.upperBound...].prefix { $0 != "\"" }))
+            }
+        }
+        #expect(ids == (0..<n).map { "r\($0)" })
+        #expect(EventChain.firstBrokenLink(try await store.events(after: 0, limit: n)) == nil)
+        try await store.close()
+    }
+
     @Test("the identity assertion: an ES256 JWT per user and application, verified independently (Authlib) with the published JWKS")
     func identityAssertion() async throws {
         let w = try await World()
