@@ -123,8 +123,16 @@ final class TestOP: @unchecked Sendable {
     }
 
     func stop() {
-        if process.isRunning { process.terminate() }
         try? stdin.fileHandleForWriting.close()
+        if process.isRunning { process.terminate() }
+        // Neither may reach it: the child inherits the signal mask of the thread that spawned it (a dispatch worker
+        // blocks SIGTERM), and an OP started at the same moment by another test can inherit this pipe's write end,
+        // so its stdin never ends. SIGKILL (which cannot be blocked) after a grace period; waitUntilExit only once
+        // the process is gone (it polls a run loop and would spin both cores while waiting).
+        let deadline = Date().addingTimeInterval(5)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        while process.isRunning { usleep(20_000) }
         process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: logPath)
     }
