@@ -62,20 +62,8 @@ public enum EventChain {
     private static let tag: [UInt8] = Array("menshen-event-v1".utf8)
 
     /// Writes `value` in ASCII decimal (a leading `-` when negative) at `at`; returns the index after it.
-    private static func decimal<I: BinaryInteger>(_ value: I, into buf: UnsafeMutableBufferPointer<UInt8>, at: Int) -> Int {
-        var magnitude = UInt64(value.magnitude)
-        var i = at
-        if value < 0 { buf[i] = UInt8(ascii: "-"); i += 1 }
-        let first = i
-        repeat {
-            buf[i] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-            magnitude /= 10
-            i += 1
-        } while magnitude > 0
-        // Written least significant first: reverse in place.
-        var lo = first, hi = i - 1
-        while lo < hi { buf.swapAt(lo, hi); lo += 1; hi -= 1 }
-        return i
+    static func decimal<I: BinaryInteger>(_ value: I, into buf: UnsafeMutableBufferPointer<UInt8>, at: Int) -> Int {
+        at + ASCIIDecimal.write(Int64(value), to: buf.baseAddress! + at)
     }
 
     /// Checks a contiguous run of records; returns the sequence of the first
@@ -91,5 +79,26 @@ public enum EventChain {
             expectedSequence += 1
         }
         return nil
+    }
+}
+
+/// Integers as ASCII decimal, written in place (what `String(value)` gives, without the `String`): for the chain hash
+/// and the event text, which format several numbers per event.
+enum ASCIIDecimal {
+    /// Writes `value` at `out` (room for 20 bytes needed); returns the number of bytes written.
+    static func write(_ value: Int64, to out: UnsafeMutablePointer<UInt8>) -> Int {
+        var magnitude = value.magnitude
+        var i = 0
+        if value < 0 { out[0] = UInt8(ascii: "-"); i = 1 }
+        let first = i
+        repeat {
+            out[i] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            magnitude /= 10
+            i += 1
+        } while magnitude > 0
+        // Written least significant first: reverse in place.
+        var lo = first, hi = i - 1
+        while lo < hi { let t = out[lo]; out[lo] = out[hi]; out[hi] = t; lo += 1; hi -= 1 }
+        return i
     }
 }

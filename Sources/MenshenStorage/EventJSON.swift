@@ -324,16 +324,7 @@ extension EventJSON {
         /// `value` in ASCII decimal, as `String(value)` writes it.
         func decimal(_ value: Int64) {
             reserve(20)
-            var magnitude = value.magnitude
-            if value < 0 { base[count] = UInt8(ascii: "-"); count += 1 }
-            let first = count
-            repeat {
-                base[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-                count += 1
-            } while magnitude > 0
-            var lo = first, hi = count - 1
-            while lo < hi { let t = base[lo]; base[lo] = base[hi]; base[hi] = t; lo += 1; hi -= 1 }
+            count += ASCIIDecimal.write(value, to: base + count)
         }
 
         func string() -> String {

@@ -10,7 +10,7 @@ import Testing
 /// may never drift.
 @Suite struct EventChainFormatTests {
     @Test func hashesAgreeWithAnIndependentImplementation() throws {
-        var generator = SplitMix(seed: 0x6d65_6e73_6865_6e)
+        var generator = EventSearchTests.Generator(state: 0x6d65_6e73_6865_6e)
         let alphabet = Array("abcXYZ019 -_.:\"\\/{}[]\n\t é台灣門神🙂\u{0}\u{1F}")
         func text(_ maxLength: Int) -> String {
             String((0..<Int.random(in: 0...maxLength, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
@@ -80,18 +80,5 @@ import Testing
         for v in variants { #expect(EventChain.hash(previous: genesisEventHash, event: v) != h) }
         #expect(EventChain.hash(previous: String(repeating: "f", count: 64), event: base) != h)
         #expect(EventChain.hash(previous: genesisEventHash, event: base) == h)
-    }
-}
-
-/// SplitMix64, for repeatable random cases.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
