@@ -17,13 +17,16 @@ public protocol EventAppendSignal: Sendable {
 
 /// The bookkeeping behind ``EventAppendSignal``: a generation counter and the followers waiting on it.
 public final class AppendNotifier: Sendable {
+    /// A waiter between its start and its registration may already have timed out or been cancelled.
+    private enum Waiter {
+        case starting
+        case ended
+        case waiting(CheckedContinuation<Void, Never>)
+    }
     private struct State {
         var generation = 0
-        var nextWaiter: UInt64 = 0
-        /// Waiters between their start and their registration, and those of them already timed out or cancelled.
-        var starting: Set<UInt64> = []
-        var ended: Set<UInt64> = []
-        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextID: UInt64 = 0
+        var waiters: [UInt64: Waiter] = [:]
     }
     private let state = Mutex(State())
 
@@ -31,21 +34,23 @@ public final class AppendNotifier: Sendable {
 
     public var generation: Int { state.withLock { $0.generation } }
 
-    /// Called after a commit of appended events: wakes every waiter.
+    /// Called after a commit of appended events: wakes every registered waiter (one still starting sees the new
+    /// generation when it registers).
     public func signal() {
         let woken: [CheckedContinuation<Void, Never>] = state.withLock { s in
             s.generation += 1
-            defer { s.waiters.removeAll(keepingCapacity: true) }
-            return Array(s.waiters.values)
+            var woken: [CheckedContinuation<Void, Never>] = []
+            for (id, w) in s.waiters { if case .waiting(let c) = w { woken.append(c); s.waiters[id] = nil } }
+            return woken
         }
         for w in woken { w.resume() }
     }
 
     public func wait(after generation: Int, timeout: Duration) async {
         let id: UInt64 = state.withLock { s in
-            s.nextWaiter += 1
-            s.starting.insert(s.nextWaiter)
-            return s.nextWaiter
+            s.nextID += 1
+            s.waiters[s.nextID] = .starting
+            return s.nextID
         }
         let timer = Task { [weak self] in
             do { try await Task.sleep(for: timeout) } catch { return }
@@ -54,9 +59,9 @@ public final class AppendNotifier: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = state.withLock { s -> Bool in
-                    s.starting.remove(id)
-                    if s.ended.remove(id) != nil || s.generation > generation { return true }
-                    s.waiters[id] = continuation
+                    if case .ended = s.waiters[id] { s.waiters[id] = nil; return true }
+                    if s.generation > generation { s.waiters[id] = nil; return true }
+                    s.waiters[id] = .waiting(continuation)
                     return false
                 }
                 if resumeNow { continuation.resume() }
@@ -70,9 +75,11 @@ public final class AppendNotifier: Sendable {
     /// Timed out or cancelled: resumes the waiter, or marks it so that it does not wait when it registers.
     private func end(_ id: UInt64) {
         let waiter: CheckedContinuation<Void, Never>? = state.withLock { s in
-            if let w = s.waiters.removeValue(forKey: id) { return w }
-            if s.starting.remove(id) != nil { s.ended.insert(id) }
-            return nil
+            switch s.waiters[id] {
+            case .waiting(let c): s.waiters[id] = nil; return c
+            case .starting: s.waiters[id] = .ended; return nil
+            case .ended, nil: return nil
+            }
         }
         waiter?.resume()
     }

@@ -5,12 +5,13 @@ import Foundation
 ///
 /// It reads batches with ``EventStore/events(after:limit:)``: a full batch is
 /// followed at once by the next (read ahead while the consumer handles the
-/// one before, so reading and handling use two cores), an empty or short one by a pause of
-/// ``idleInterval`` (so a quiet log costs one small query per interval, and
-/// an event is seen within about that interval, on every node of a shared
-/// PostgreSQL too). A store that signals its appends (``EventAppendSignal``:
-/// SQLite and the in-memory store) ends the pause at its next commit, so an
-/// event written by this process is seen moments after it is committed. The cursor moves past a batch only after the handler
+/// one before, so reading and handling use two cores), an empty or short one
+/// by a pause of ``idleInterval`` (so a quiet log costs one small query per
+/// interval, and an event is seen within about that interval, on every node
+/// of a shared PostgreSQL too). A store that signals its appends
+/// (``EventAppendSignal``: SQLite and the in-memory store) ends the pause at
+/// its next commit, so an event written by this process is seen moments after
+/// it is committed. The cursor moves past a batch only after the handler
 /// returns; when the handler or the store throws, the same batch is tried
 /// again after a back-off that doubles up to ``maxBackoff`` — a consumer that
 /// fails (a SIEM that is down) loses nothing and never holds up the writers.

@@ -12,7 +12,7 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
     public let path: String
     /// Wakes this process's followers of the log (``EventTail``) after each commit of appended events.
     private let appendNotifier = AppendNotifier()
-    /// Checkpoints the WAL on its own connection and thread (see ``runCheckpoints(_:)``); nil when that
+    /// Checkpoints the WAL on its own connection and thread (see ``startCheckpointer(busyTimeout:)``); nil when that
     /// connection could not be opened, and SQLite's automatic checkpoints on commit stay on.
     private let checkpointer = Mutex<(queue: DatabaseQueue, task: Task<Void, Never>)?>(nil)
     private let checkpoints = CheckpointCounters()
@@ -41,6 +41,9 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
         try? pool.close()
     }
 
+    /// Page cache per connection, in KiB.
+    static let cacheKiB = 16_384
+
     /// Opens (creating if needed) the database at `path` and applies pending
     /// migrations. A database newer than `migrations`, a corrupt or locked
     /// file throws a `StoreError` naming the file; nothing is written then.
@@ -48,10 +51,6 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
     /// - Parameters:
     ///   - migrations: the migrations to apply; tests pass a prefix to create older databases.
     ///   - busyTimeout: how long to wait for another process' lock before failing.
-
-    /// Page cache per connection, in KiB.
-    static let cacheKiB = 16_384
-
     public init(path: String, migrations: [Migration] = SQLiteMigrations.all, busyTimeout: TimeInterval = 5) throws {
         self.path = path
         // An existing file is first inspected read-only, so a damaged file or one
@@ -96,8 +95,7 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
     /// tens of megabytes are copied into the database file and synced. Here a second connection, on its own
     /// thread, runs PASSIVE checkpoints (they never block the writer or readers) after every
     /// ``checkpointEvery`` appended events and once per interval (a checkpoint with nothing to copy costs next to
-    /// nothing); the
-    /// writer's automatic checkpoints are turned off only once that connection is open.
+    /// nothing); the writer's automatic checkpoints are turned off only once that connection is open.
     private func startCheckpointer(busyTimeout: TimeInterval) {
         var config = Configuration()
         config.busyMode = .timeout(busyTimeout)
@@ -596,6 +594,13 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
         await appendNotifier.wait(after: generation, timeout: timeout)
     }
 
+    /// After a commit of `count` appended events: counted towards the next background checkpoint, and the log's
+    /// followers woken.
+    private func committed(_ count: Int) {
+        checkpoints.eventsSince.add(count, ordering: .relaxed)
+        appendNotifier.signal()
+    }
+
     /// Commits waiting appends, group by group, until none is left.
     private func commitPendingAppends() async {
         while true {
@@ -609,8 +614,7 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
             let batches = group.map { ($0.events, $0.hasher) }
             do {
                 let stored = try await write { db in try batches.map { try Self.insertEvents($0.0, hasher: $0.1, db: db) } }
-                checkpoints.eventsSince.add(stored.reduce(0) { $0 + $1.count }, ordering: .relaxed)
-                appendNotifier.signal()
+                committed(stored.reduce(0) { $0 + $1.count })
                 for (pending, records) in zip(group, stored) { pending.continuation.resume(returning: records) }
             } catch where group.count > 1 {
                 // One batch spoilt the group's transaction (nothing of it is stored): each batch again on its own.
@@ -618,7 +622,7 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
                     let (events, hasher) = (pending.events, pending.hasher)
                     do {
                         let records = try await write { db in try Self.insertEvents(events, hasher: hasher, db: db) }
-                        appendNotifier.signal()
+                        committed(records.count)
                         pending.continuation.resume(returning: records)
                     } catch {
                         pending.continuation.resume(throwing: error)

@@ -132,12 +132,12 @@ struct EventBench: AsyncParsableCommand {
         }
     }
 
-    /// Tells the pipeline's detections that the writers are done.
     /// Events the detection pass has read so far, for its watchdog.
     final class Progress: Sendable {
         let value = Atomic<Int>(0)
     }
 
+    /// Tells the pipeline's detections that the writers are done.
     final class DoneSignal: Sendable {
         private let value = Atomic<Bool>(false)
         func set() { value.store(true, ordering: .releasing) }
@@ -351,7 +351,8 @@ struct EventBench: AsyncParsableCommand {
 
     /// Reads the log after `after` as the detection service does, with its ``EventTail`` settings: the tail reads
     /// each page of ``detectionPage`` events one page ahead, on another core, while the page before is parsed and run
-    /// through the engine; when a page is not full (the log is caught up) it pauses ``detectionIdle``. The service
+    /// through the engine; when a page is not full (the log is caught up) it waits for the store's next commit, at most
+    /// ``detectionIdle``. The service
     /// does not check the chain; this pass does, in the read-ahead stage (each record's hash and links within the
     /// page) and here (the link between pages). Stops once `until` events were read; gives up when the writers are
     /// done and nothing new was read for ``giveUpAfter``.

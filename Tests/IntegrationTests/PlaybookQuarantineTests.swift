@@ -56,6 +56,18 @@ struct PlaybookQuarantineTests {
         await log.flush()
     }
 
+    /// Where every case starts: `users`, amy's enrolled phone (returned as stored), a session per user (in the order
+    /// of `users`) and the detection service running `playbooks` (cancel the task at the end).
+    static func setUp(users: [String] = ["amy"], playbooks: String) async throws
+        -> (w: World, phone: DeviceRecord, sessions: [String], task: Task<Void, Never>) {
+        let w = try World()
+        try await w.users(users)
+        let phone = try await enrolPhone(w)
+        var sessions: [String] = []
+        for user in users { sessions.append(try await w.session(user)) }
+        return (w, phone, sessions, try start(w, playbooks))
+    }
+
     static func start(_ w: World, _ yaml: String) throws -> Task<Void, Never> {
         let service = DetectionService(store: w.store, playbooks: try PlaybookState(file: try w.playbooks(yaml)), clock: SystemClock(),
                                        logger: Logger(label: "test.quarantine"), reloadInterval: .seconds(3600), pollInterval: .milliseconds(50),
@@ -81,11 +93,7 @@ struct PlaybookQuarantineTests {
 
     @Test("an access from an unmanaged device: the step quarantines the finding's device as `menshen device quarantine` does — reason kept, owner's sessions ended, 3004 Suspend by the playbook, 2003, 7001 Isolate; a second finding on it is a recorded no-op; the events validate")
     func quarantines() async throws {
-        let w = try World()
-        try await w.users(["amy", "bo"])
-        let before = try await Self.enrolPhone(w)
-        let amy = try await w.session("amy"), bo = try await w.session("bo")
-        let task = try Self.start(w, """
+        let (w, before, sessions, task) = try await Self.setUp(users: ["amy", "bo"], playbooks: """
             playbooks:
               - name: contain-unmanaged
                 match: {rules: [menshen_unmanaged_device_access]}
@@ -93,6 +101,7 @@ struct PlaybookQuarantineTests {
                   - quarantine_device
             """)
         defer { task.cancel() }
+        let amy = sessions[0], bo = sessions[1]
         await Self.access(w, device: "phone-amy", facts: Self.byod, from: "203.0.113.8")
         let events = try await w.waitFor("the quarantine step") { Self.actions($0).count >= 1 }
 
@@ -151,11 +160,7 @@ struct PlaybookQuarantineTests {
 
     @Test("dry_run: the step says which device it would quarantine and whose sessions would end, and nothing changes")
     func dryRun() async throws {
-        let w = try World()
-        try await w.users(["amy"])
-        let before = try await Self.enrolPhone(w)
-        let amy = try await w.session("amy")
-        let task = try Self.start(w, """
+        let (w, before, sessions, task) = try await Self.setUp(playbooks: """
             playbooks:
               - name: rehearse-byod
                 dry_run: true
@@ -163,6 +168,7 @@ struct PlaybookQuarantineTests {
                 actions: [quarantine_device]
             """)
         defer { task.cancel() }
+        let amy = sessions[0]
         await Self.access(w, device: "phone-amy", facts: Self.byod, from: "203.0.113.8")
         let events = try await w.waitFor("the dry-run step") { Self.actions($0).count >= 1 }
         let step = try #require(Self.actions(events).first)
@@ -181,17 +187,14 @@ struct PlaybookQuarantineTests {
 
     @Test("a finding naming no device is a recorded skip; an unknown or malformed device id fails with the reason; nothing changes")
     func noDeviceAndUnknownDevice() async throws {
-        let w = try World()
-        try await w.users(["amy"])
-        let before = try await Self.enrolPhone(w)
-        let amy = try await w.session("amy")
-        let task = try Self.start(w, """
+        let (w, before, sessions, task) = try await Self.setUp(playbooks: """
             playbooks:
               - name: contain-unmanaged
                 match: {techniques: [T1133]}
                 actions: [quarantine_device]
             """)
         defer { task.cancel() }
+        let amy = sessions[0]
         // No client certificate on a confidential application: a finding about amy and no device.
         await Self.access(w, device: nil, facts: nil, from: "203.0.113.8", classification: "confidential")
         // A device id the inventory does not hold, and one that is not an id at all (one source each: the rule
@@ -228,11 +231,7 @@ struct PlaybookQuarantineTests {
 
     @Test("approval: required holds the step with its device; approved with `menshen playbook approve`, the server quarantines that device; a finding naming no device is skipped, not held")
     func heldThenApproved() async throws {
-        let w = try World()
-        try await w.users(["amy"])
-        try await Self.enrolPhone(w)
-        let amy = try await w.session("amy")
-        let task = try Self.start(w, """
+        let (w, _, sessions, task) = try await Self.setUp(playbooks: """
             playbooks:
               - name: careful-byod
                 match: {techniques: [T1133]}
@@ -240,6 +239,7 @@ struct PlaybookQuarantineTests {
                   - {type: quarantine_device, approval: required}
             """)
         defer { task.cancel() }
+        let amy = sessions[0]
         await Self.access(w, device: "phone-amy", facts: Self.byod, from: "203.0.113.8")
         await Self.access(w, device: nil, facts: nil, from: "203.0.113.9", classification: "restricted")
         let events = try await w.waitFor("the held step and the skip") { Self.actions($0).count >= 2 }
