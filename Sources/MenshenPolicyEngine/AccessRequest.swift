@@ -3,7 +3,7 @@ import Foundation
 /// Everything a decision is made from. Built by a transport adapter; all
 /// fields are plain values so it can be logged as the decision's evidence.
 public struct AccessRequest: Sendable, Equatable {
-    public struct Principal: Sendable, Equatable {
+    public struct Principal: Sendable, Hashable {
         public var id: String
         public var kind: String
         public var disabled: Bool
@@ -59,7 +59,7 @@ public struct AccessRequest: Sendable, Equatable {
         }
     }
 
-    public struct Resource: Sendable, Equatable {
+    public struct Resource: Sendable, Hashable {
         public var applicationID: String
         public var classification: String
         public var scenario: String

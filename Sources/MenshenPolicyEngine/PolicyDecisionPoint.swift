@@ -16,6 +16,10 @@ public struct PolicyDecisionPoint: Sendable {
     let actionEntities: [Entity]
     /// Document name and first line of each loaded document, for mapping locations back.
     let documents: [(name: String, firstLine: Int)]
+    /// The entity sets of recent principals and applications (see ``EntityCache``).
+    let entityCache = EntityCache()
+    /// How many entity sets are remembered now (diagnostics and tests).
+    public var cachedEntitySets: Int { entityCache.count }
 
     /// Parses and validates named Cedar documents against ``MenshenSchema``.
     public init(documents named: [(name: String, text: String)]) throws(PolicyLoadError) {
@@ -84,7 +88,7 @@ public struct PolicyDecisionPoint: Sendable {
 
     /// Decides one request. Never throws: every failure is a deny with a reason.
     public func decide(_ request: AccessRequest) -> AccessDecision {
-        guard let input = CedarInput(request, actions: actionEntities) else {
+        guard let input = CedarInput(request, actions: actionEntities, cache: entityCache) else {
             return AccessDecision(effect: .deny, reasons: [.invalidRequest], determiningPolicies: [], obligations: [], errors: [:])
         }
         let response = Authorizer.isAuthorized(input.request, index: index, entities: input.entities)
@@ -144,7 +148,7 @@ public struct PolicyDecisionPoint: Sendable {
         var proven = request
         proven.session.levelOfAssurance = max(request.session.levelOfAssurance, loa ?? 0)
         proven.session.factorAgeSeconds = 0
-        guard let hypothetical = CedarInput(proven, actions: actionEntities) else { return nil }
+        guard let hypothetical = CedarInput(proven, actions: actionEntities, cache: entityCache) else { return nil }
         let r = Authorizer.isAuthorized(hypothetical.request, index: index, entities: hypothetical.entities)
         guard r.decision == .allow, !r.errors.contains(where: { policies.policy(id: $0.policyID)?.effect == .forbid }) else { return nil }
         return StepUp(loa: loa, maxAge: maxAge, policies: r.determiningPolicies.map(Self.displayID),
@@ -192,28 +196,25 @@ struct CedarInput {
     var request: Request
     var entities: Entities
 
-    init?(_ r: AccessRequest, actions: [Entity]) {
+    init?(_ r: AccessRequest, actions: [Entity], cache: EntityCache? = nil) {
         guard let ip = IPAddr(parsing: r.context.sourceIP), let zone = LocalTime.zone(r.context.timeZone) else { return nil }
         let user = EntityUID(type: Name(basename: "User"), id: r.principal.id)
         let app = EntityUID(type: Name(basename: "Application"), id: r.resource.applicationID)
         let action = EntityUID(type: Name(basename: "Action"), id: r.action)
-        var list: [Entity] = actions
-        var parents = Set<EntityUID>()
-        for g in r.principal.groups {
-            let uid = EntityUID(type: Name(basename: "Group"), id: g)
-            parents.insert(uid)
-            list.append(Entity(uid: uid))
+        let entities: Entities
+        if let cache {
+            let key = EntityCache.Key(principal: r.principal, resource: r.resource)
+            if let known = cache.entities(for: key) {
+                entities = known
+            } else {
+                guard let built = Self.entities(r, actions: actions, user: user, app: app) else { return nil }
+                cache.remember(built, for: key)
+                entities = built
+            }
+        } else {
+            guard let built = Self.entities(r, actions: actions, user: user, app: app) else { return nil }
+            entities = built
         }
-        for (role, tier) in r.principal.roles {
-            let uid = EntityUID(type: Name(basename: "Role"), id: role)
-            parents.insert(uid)
-            list.append(Entity(uid: uid, attributes: ["tier": .string(tier)]))
-        }
-        list.append(Entity(uid: user, attributes: ["kind": .string(r.principal.kind), "disabled": .bool(r.principal.disabled)],
-                           parents: parents))
-        list.append(Entity(uid: app, attributes: ["classification": .string(r.resource.classification),
-                                                  "scenario": .string(r.resource.scenario)]))
-        guard let entities = try? Entities(list) else { return nil }
         let (hour, weekday) = LocalTime.hourAndWeekday(r.context.time, in: zone)
         let millis = Int64((r.context.time.timeIntervalSince1970 * 1000).rounded())
         let device = r.device
@@ -247,6 +248,56 @@ struct CedarInput {
         request = Request(principal: user, action: action, resource: app, context: context)
         self.entities = entities
     }
+
+    /// The entities of a request: the schema's actions, the principal with its groups and roles, the application.
+    /// Nil when they do not form a valid entity set (a duplicate, e.g. a group listed twice).
+    static func entities(_ r: AccessRequest, actions: [Entity], user: EntityUID, app: EntityUID) -> Entities? {
+        var list: [Entity] = actions
+        var parents = Set<EntityUID>()
+        for g in r.principal.groups {
+            let uid = EntityUID(type: Name(basename: "Group"), id: g)
+            parents.insert(uid)
+            list.append(Entity(uid: uid))
+        }
+        for (role, tier) in r.principal.roles {
+            let uid = EntityUID(type: Name(basename: "Role"), id: role)
+            parents.insert(uid)
+            list.append(Entity(uid: uid, attributes: ["tier": .string(tier)]))
+        }
+        list.append(Entity(uid: user, attributes: ["kind": .string(r.principal.kind), "disabled": .bool(r.principal.disabled)],
+                           parents: parents))
+        list.append(Entity(uid: app, attributes: ["classification": .string(r.resource.classification),
+                                                  "scenario": .string(r.resource.scenario)]))
+        return try? Entities(list)
+    }
+}
+
+/// The entity sets (principal with groups and roles, application, actions) of recent requests, so that
+/// a session's next requests do not build the entities and their ancestor closure again. An entity set
+/// depends only on the fields in ``Key``, all of which are compared, so a change to any of them (a
+/// group removed, a role's tier, the user disabled, the application's classification) is a new key.
+/// One cache per ``PolicyDecisionPoint``: a policy or schema change starts with an empty one. Bounded:
+/// emptied when full.
+final class EntityCache: Sendable {
+    struct Key: Hashable, Sendable {
+        let principal: AccessRequest.Principal
+        let resource: AccessRequest.Resource
+    }
+
+    static let capacity = 10_000
+    private let entries = Mutex<[Key: Entities]>([:])
+
+    func entities(for key: Key) -> Entities? { entries.withLock { $0[key] } }
+
+    func remember(_ entities: Entities, for key: Key) {
+        entries.withLock { e in
+            if e.count >= Self.capacity { e.removeAll(keepingCapacity: true) }
+            e[key] = entities
+        }
+    }
+
+    /// Number of remembered entity sets (for tests).
+    var count: Int { entries.withLock { $0.count } }
 }
 
 /// Local hour and ISO 8601 weekday of an instant in a time zone, by arithmetic on the zone's

@@ -241,4 +241,31 @@ struct PolicyDecisionPointTests {
         var export = Self.request(); export.isExport = true
         #expect(export.action == "export")
     }
+
+    @Test("remembered entity sets give the decisions of fresh ones, as a principal's groups, roles, kind and state change")
+    func entityReuse() throws {
+        let warm = try Self.pdp()
+        var state: UInt64 = 0x2026_1127
+        func pick<T>(_ xs: [T]) -> T {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return xs[Int((state >> 33) % UInt64(xs.count))]
+        }
+        var effects = Set<String>()
+        for _ in 0..<600 {
+            let r = Self.request(user: pick(["alice", "bob", "carol"]),
+                                 groups: pick([["staff"], ["staff", "branch-ops"], ["vendors"], ["audit"], [], ["staff", "staff"]]),
+                                 roles: pick([[:], ["auditor": "sensitive"], ["auditor": "privileged"]]),
+                                 loa: pick([1, 2, 3]), method: pick(["GET", "POST", "DELETE"]),
+                                 app: pick(["branch-portal", "core-maintenance"]),
+                                 classification: pick(["confidential", "restricted"]), zone: pick(["internet", "vendor-jump"]),
+                                 grant: pick([true, false]), kind: pick(["internal", "vendor"]), disabled: pick([false, false, true]))
+            let cold = try Self.pdp().decide(r)   // a new decision point remembers nothing
+            let remembered = warm.decide(r)
+            #expect(remembered == cold, "\(r.principal) \(r.resource) \(r.context.method)")
+            effects.insert("\(cold.effect)/\(cold.reasons)")
+        }
+        // Allows, denies, step-ups and invalid requests (a group listed twice) all occurred.
+        #expect(effects.count >= 5, "\(effects)")
+        #expect(warm.cachedEntitySets > 10)
+    }
 }

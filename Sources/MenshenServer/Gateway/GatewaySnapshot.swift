@@ -10,8 +10,9 @@ import Synchronization
 /// and the longest matching path prefix on a segment boundary. Immutable.
 public struct RouteTable: Sendable {
     public let applications: [ApplicationRecord]
-    /// Lower-cased host → that host's routes, longest path prefix first (built once per snapshot).
-    private let byHost: [String: [Route]]
+    /// Lower-cased host → that host's routes by path prefix (built once per snapshot). For a repeated
+    /// prefix on one host, the first listed application is kept.
+    private let byHost: [String: [PathKey: Route]]
 
     /// One application as matched: its prefix without a trailing `/`, and its upstreams parsed once.
     struct Route: Sendable {
@@ -21,41 +22,56 @@ public struct RouteTable: Sendable {
         let upstreams: [Upstream]
     }
 
+    /// A path prefix compared and hashed as bytes (not by Unicode canonical equivalence, as `String`
+    /// is): the upstream receives exactly these bytes. Holds a `Substring` so a request's candidate
+    /// prefixes are looked up without copying.
+    struct PathKey: Hashable, Sendable {
+        let text: Substring
+        init(_ text: Substring) { self.text = text }
+        static func == (a: PathKey, b: PathKey) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+        func hash(into hasher: inout Hasher) {
+            if text.utf8.withContiguousStorageIfAvailable({ hasher.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {
+                let bytes = Array(text.utf8)
+                bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+            }
+        }
+    }
+
     public init(_ applications: [ApplicationRecord] = []) {
         self.applications = applications
-        var byHost: [String: [Route]] = [:]
+        var byHost: [String: [PathKey: Route]] = [:]
         for app in applications {
             let prefix = app.pathPrefix == "/" || app.pathPrefix.isEmpty ? ""
                 : app.pathPrefix.hasSuffix("/") ? String(app.pathPrefix.dropLast()) : app.pathPrefix
-            byHost[app.host.lowercased(), default: []].append(Route(application: app, prefix: prefix, upstreams: Self.upstreams(of: app)))
+            let key = PathKey(Substring(prefix))
+            // The first listed wins for equal prefixes.
+            if byHost[app.host.lowercased()]?[key] != nil { continue }
+            byHost[app.host.lowercased(), default: [:]][key] = Route(application: app, prefix: prefix, upstreams: Self.upstreams(of: app))
         }
-        // Longest prefix first; for equal prefixes the first listed wins (a stable sort).
-        self.byHost = byHost.mapValues { routes in
-            routes.enumerated().sorted { ($0.element.prefix.count, -$0.offset) > ($1.element.prefix.count, -$1.offset) }.map(\.element)
-        }
+        self.byHost = byHost
     }
 
     public func match(host rawHost: String, path: String) -> ApplicationRecord? { route(host: rawHost, path: path)?.application }
 
-    /// The route for a request: host (port ignored, case-insensitive), then the longest path prefix on a segment boundary.
+    /// The route for a request: host (port ignored, case-insensitive), then the longest path prefix on a
+    /// segment boundary. A prefix matches on a segment boundary exactly when it is the whole path or the
+    /// part before one of its `/`s, so those candidates are looked up, longest first (as many look-ups as
+    /// the path has segments, however many routes there are).
     func route(host rawHost: String, path: String) -> Route? {
         guard path.utf8.first == UInt8(ascii: "/"), let routes = byHost[Self.hostOnly(rawHost)] else { return nil }
-        return routes.first { Self.prefix($0.prefix, matches: path) }
+        let utf8 = path.utf8
+        var end = utf8.endIndex
+        while true {
+            if let route = routes[PathKey(path[..<end])] { return route }
+            guard end > utf8.startIndex, let slash = utf8[..<end].lastIndex(of: UInt8(ascii: "/")) else { return nil }
+            end = slash
+        }
     }
 
     static func hostOnly(_ header: String) -> String {
         let h = header.lowercased()
         if h.hasPrefix("[") { return String(h.prefix { $0 != "]" }) + "]" }
         return String(h.prefix { $0 != ":" })
-    }
-
-    /// `prefix` (without a trailing `/`; empty for the whole host) matches `path` on a segment boundary.
-    static func prefix(_ prefix: String, matches path: String) -> Bool {
-        if prefix.isEmpty { return path.utf8.first == UInt8(ascii: "/") }
-        // Bytes, not Unicode canonical equivalence: the upstream receives exactly these bytes.
-        guard path.utf8.starts(with: prefix.utf8) else { return false }
-        let rest = path.utf8.dropFirst(prefix.utf8.count)
-        return rest.isEmpty || rest.first == UInt8(ascii: "/")
     }
 
     /// The upstreams of an application, in fail-over order (the request path is forwarded unchanged).
