@@ -314,4 +314,23 @@ struct ProxyTests {
             #expect(Date().timeIntervalSince(started) < 30)
         }
     }
+
+    @Test("request ids are 32 lower-case hex digits, never repeat on a server, and differ between servers")
+    func requestIDs() {
+        let gate = ClosureGate { _ in .respond(status: 204, headers: [], body: []) }
+        let one = ProxyShared(configuration: ProxyConfiguration(), gate: gate, logger: .init(label: "test"))
+        let two = ProxyShared(configuration: ProxyConfiguration(), gate: gate, logger: .init(label: "test"))
+        var seen = Set<String>()
+        for _ in 0..<50_000 {
+            let id = one.makeRequestID()
+            #expect(id.utf8.count == 32 && id.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }, "\(id)")
+            seen.insert(id)
+        }
+        #expect(seen.count == 50_000)
+        let other = (0..<1_000).map { _ in two.makeRequestID() }
+        #expect(seen.isDisjoint(with: other))
+        // Consecutive ids share no visible structure (no common prefix of a counter).
+        let a = one.makeRequestID(), b = one.makeRequestID()
+        #expect(zip(a.utf8, b.utf8).prefix(8).contains { $0 != $1 })
+    }
 }

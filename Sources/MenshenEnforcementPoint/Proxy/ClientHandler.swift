@@ -28,9 +28,10 @@ final class Exchange {
     /// The upstream's 101 head, held until its end arrives and the connection is spliced.
     var switching: HTTPResponseHead?
     var gateTask: Task<Void, Never>?
-    var gateTimer: Scheduled<Void>?
-    var headerTimer: Scheduled<Void>?
-    var idleTimer: Scheduled<Void>?
+    /// While the gate is asked off the event loop: when it counts as unavailable.
+    var gateDeadline: NIODeadline?
+    /// Once the request went upstream: when the response head must have arrived.
+    var headerDeadline: NIODeadline?
     var lastActivity = NIODeadline.now()
 
     init(id: String, head: HTTPRequestHead, framing: RequestValidator.Framing, gateRequest: GateRequest) {
@@ -42,10 +43,10 @@ final class Exchange {
 
     var clientKeepAlive: Bool { head.isKeepAlive }
 
+    /// Stops what the exchange still waits for (its deadlines are the connection's watchdog's business).
     func cancelTimers() {
-        gateTimer?.cancel()
-        headerTimer?.cancel()
-        idleTimer?.cancel()
+        gateDeadline = nil
+        headerDeadline = nil
         gateTask?.cancel()
     }
 }
@@ -64,16 +65,23 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     private var closing = false
     /// After a protocol upgrade the connection belongs to a ``SpliceHandler``.
     private var spliced = false
-    private var keepAliveTimer: Scheduled<Void>?
+    /// One timer per connection for every deadline (keep-alive, gate, response head, idle): it is moved
+    /// only to an earlier time, and when it fires it acts on the deadlines that passed and sets itself for
+    /// the next one. Requests that finish in time therefore schedule and cancel nothing.
+    private var watchdog: Scheduled<Void>?
+    private var watchdogAt: NIODeadline?
+    /// Since when the connection has been waiting for its next request (the keep-alive timeout's start).
+    private var idleSince = NIODeadline.now()
     private var upstreamNeedsFlush = false
-    private let connectionID: Int
+    /// This connection's entry in the server's table of live connections.
+    private let connection: LiveConnection
     /// This handler serves one HTTP/2 stream (through the HTTP/1 codec): no connection-level headers.
     private let http2: Bool
     private var started = false
 
-    init(shared: ProxyShared, connectionID: Int, http2: Bool = false) {
+    init(shared: ProxyShared, connection: LiveConnection, http2: Bool = false) {
         self.shared = shared
-        self.connectionID = connectionID
+        self.connection = connection
         self.http2 = http2
     }
 
@@ -96,20 +104,21 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     private func start(_ context: ChannelHandlerContext) {
         guard !started else { return }
         started = true
-        armKeepAliveTimer()
+        idleSince = .now()
+        watchDeadlines()
         context.read()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         closing = true
-        keepAliveTimer?.cancel()
+        stopWatchdog()
         if let ex = exchange {
             ex.cancelTimers()
             ex.upstreamHandler?.delegate = nil
             ex.upstreamChannel?.close(promise: nil)   // a half-done exchange is not reusable
             exchange = nil
         }
-        shared.connectionClosed(connectionID)
+        shared.connectionClosed(connection)
         context.fireChannelInactive()
     }
 
@@ -146,7 +155,6 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     // MARK: Request side
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        keepAliveTimer?.cancel()
         guard exchange == nil else { return closeClient() }   // cannot happen with the pipelining handler
         let requestID = shared.makeRequestID()
         shared.metrics.bump(\.requests)
@@ -170,8 +178,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         let ex = Exchange(id: requestID, head: head, framing: framing, gateRequest: gateRequest)
         ex.upgrade = upgrade
         exchange = ex
-        shared.noteRequest(connectionID, gateRequest)
-        armIdleTimer(ex)
+        connection.noteRequest(gateRequest)
 
         let gate = shared.gate
         // A gate that can answer without waiting does so here, on the event loop.
@@ -187,12 +194,8 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             let verdict = await gate.decide(gateRequest)
             loop.execute { bound.value.gateDecided(boundExchange.value, verdict) }
         }
-        ex.gateTimer = loop.assumeIsolated().scheduleTask(in: config.gateTimeout) { [weak self, weak ex] in
-            guard let self, let ex, self.exchange === ex, ex.phase == .deciding else { return }
-            self.logger.warning("gate timed out", metadata: ["request_id": "\(ex.id)"])
-            self.shared.metrics.bump(\.gateTimeouts)
-            self.respondRefusal(.gateUnavailable, ex: ex)
-        }
+        ex.gateDeadline = .now() + config.gateTimeout
+        watchDeadlines()
     }
 
     /// The protocol of an allowed upgrade request (`GET`, no body, `Connection: upgrade`).
@@ -244,12 +247,9 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         ex.requestEndSent = true
         upstreamNeedsFlush = false
         ex.upstreamHandler?.send(.end(nil), flush: true)
-        guard !ex.responseHeadSent, let loop = context?.eventLoop else { return }
-        ex.headerTimer = loop.assumeIsolated().scheduleTask(in: config.responseHeaderTimeout) { [weak self, weak ex] in
-            guard let self, let ex, self.exchange === ex, !ex.responseHeadSent else { return }
-            self.logger.info("upstream response header timeout", metadata: ["request_id": "\(ex.id)"])
-            self.respondRefusal(.upstreamTimeout, ex: ex)
-        }
+        guard !ex.responseHeadSent, exchange === ex else { return }
+        ex.headerDeadline = .now() + config.responseHeaderTimeout
+        watchDeadlines()
     }
 
     private func readClientIfWanted() {
@@ -264,7 +264,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func gateDecided(_ ex: Exchange, _ verdict: GateVerdict) {
         guard exchange === ex, ex.phase == .deciding, !closing else { return }
-        ex.gateTimer?.cancel()
+        ex.gateDeadline = nil
         ex.lastActivity = .now()
         switch verdict {
         case .respond(let status, let headers, let body):
@@ -336,7 +336,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         handler.delegate = self
         ex.phase = .forwarding
         ex.lastActivity = .now()
-        shared.noteForwarding(connectionID, since: ex.lastActivity)
+        connection.noteForwarding(since: ex.lastActivity)
 
         // The gate approved: a client waiting for `100 Continue` may now send its body.
         // (Expect is not forwarded; upstream informational responses are dropped.)
@@ -403,7 +403,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         switch part {
         case .head(let head):
             if head.status == .switchingProtocols && ex.upgrade != nil {
-                ex.headerTimer?.cancel()
+                ex.headerDeadline = nil
                 ex.switching = head
                 return
             }
@@ -411,7 +411,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
                 ex.skippingInformational = true
                 return
             }
-            ex.headerTimer?.cancel()
+            ex.headerDeadline = nil
             ex.responseHeadSent = true
             ex.upstreamKeepAlive = head.isKeepAlive
             context.write(wrapOutboundOut(.head(clientResponseHead(head, ex: ex))), promise: nil)
@@ -447,9 +447,9 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         upstreamHandler.delegate = nil
         exchange = nil
         spliced = true
-        shared.noteForwarding(connectionID, since: nil)
-        shared.noteSpliced(connectionID)
-        keepAliveTimer?.cancel()
+        connection.noteForwarding(since: nil)
+        connection.noteSpliced()
+        stopWatchdog()
         // Pipeline surgery must not run inside the decoders' callbacks: defer it.
         context.eventLoop.assumeIsolated().execute { [weak self] in
             guard let self, let context = self.context else { return upstreamChannel.close(promise: nil) }
@@ -535,7 +535,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func finish(_ ex: Exchange, upstreamReusable: Bool, closeClient mustClose: Bool) {
         guard let context else { return }
-        if ex.phase == .forwarding { shared.noteForwarding(connectionID, since: nil) }
+        if ex.phase == .forwarding { connection.noteForwarding(since: nil) }
         ex.phase = .done
         ex.cancelTimers()
         if let handler = ex.upstreamHandler, let channel = ex.upstreamChannel, let upstream = ex.upstream {
@@ -552,8 +552,9 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             written.assumeIsolated().whenComplete { [weak self] _ in self?.context?.close(promise: nil) }
         } else if exchange == nil {
             // (Writing the end may already have delivered a pipelined request: then a new
-            // exchange runs and the keep-alive timer stays off.)
-            armKeepAliveTimer()
+            // exchange runs and the keep-alive timeout does not apply.)
+            idleSince = .now()
+            watchDeadlines()
             readClientIfWanted()
         }
     }
@@ -629,32 +630,61 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     // MARK: Timers and closing
 
-    private func armKeepAliveTimer() {
-        guard let context else { return }
-        keepAliveTimer?.cancel()
-        keepAliveTimer = context.eventLoop.assumeIsolated().scheduleTask(in: config.keepAliveTimeout) { [weak self] in
-            guard let self, self.exchange == nil else { return }
-            self.closeClient()
+    /// Makes sure the watchdog fires by the earliest deadline of the connection's current state.
+    private func watchDeadlines() {
+        guard let context, !closing, !spliced else { return }
+        var deadline: NIODeadline
+        if let ex = exchange {
+            deadline = ex.lastActivity + config.idleTimeout
+            if ex.phase == .deciding, let gate = ex.gateDeadline { deadline = min(deadline, gate) }
+            if !ex.responseHeadSent, let head = ex.headerDeadline { deadline = min(deadline, head) }
+        } else {
+            deadline = idleSince + config.keepAliveTimeout
+        }
+        if let at = watchdogAt, at <= deadline { return }   // it fires early enough, and then looks again
+        watchdog?.cancel()
+        watchdogAt = deadline
+        watchdog = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            self?.watchdogFired()
         }
     }
 
-    private func armIdleTimer(_ ex: Exchange) {
-        guard let context else { return }
-        let deadline = ex.lastActivity + config.idleTimeout
-        ex.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self, weak ex] in
-            guard let self, let ex, self.exchange === ex else { return }
-            if ex.lastActivity + self.config.idleTimeout > .now() { return self.armIdleTimer(ex) }
+    private func stopWatchdog() {
+        watchdog?.cancel()
+        watchdog = nil
+        watchdogAt = nil
+    }
+
+    /// Acts on whatever deadline has passed, then waits for the next one.
+    private func watchdogFired() {
+        watchdog = nil
+        watchdogAt = nil
+        guard !closing, !spliced, context != nil else { return }
+        let now = NIODeadline.now()
+        guard let ex = exchange else {
+            if idleSince + config.keepAliveTimeout <= now { return closeClient() }
+            return watchDeadlines()
+        }
+        if ex.phase == .deciding, let gate = ex.gateDeadline, gate <= now {
+            logger.warning("gate timed out", metadata: ["request_id": "\(ex.id)"])
+            shared.metrics.bump(\.gateTimeouts)
+            respondRefusal(.gateUnavailable, ex: ex)
+        } else if ex.phase == .forwarding, !ex.responseHeadSent, let head = ex.headerDeadline, head <= now {
+            logger.info("upstream response header timeout", metadata: ["request_id": "\(ex.id)"])
+            respondRefusal(.upstreamTimeout, ex: ex)
+        } else if ex.lastActivity + config.idleTimeout <= now {
             // Waiting for the gate, for a connection, or for the response head is bounded by the gate,
             // connect and response-header timeouts; idleness is about bytes that stop moving.
             let waitingForHead = ex.phase == .forwarding && ex.requestEndSent && !ex.responseHeadSent
             if ex.phase == .deciding || ex.phase == .connecting || waitingForHead {
-                ex.lastActivity = .now()
-                return self.armIdleTimer(ex)
+                ex.lastActivity = now
+            } else {
+                logger.info("exchange idle timeout", metadata: ["request_id": "\(ex.id)"])
+                if ex.responseHeadSent { return closeClient() }
+                respondRefusal(ex.requestEnded ? .upstreamTimeout : .clientTimeout, ex: ex)
             }
-            self.logger.info("exchange idle timeout", metadata: ["request_id": "\(ex.id)"])
-            if ex.responseHeadSent { return self.closeClient() }
-            self.respondRefusal(ex.requestEnded ? .upstreamTimeout : .clientTimeout, ex: ex)
         }
+        watchDeadlines()
     }
 
     func closeClient() {

@@ -22,6 +22,24 @@ public struct ConnectionInfo: Sendable {
     }
 }
 
+/// One open client connection (or HTTP/2 stream) in ``ProxyShared``'s table. Its handler updates the
+/// info under the connection's own lock, so requests on different connections do not contend.
+final class LiveConnection: Sendable {
+    let id: Int
+    let channel: any Channel
+    let info: Mutex<ConnectionInfo>
+
+    init(id: Int, channel: any Channel, info: ConnectionInfo) {
+        self.id = id
+        self.channel = channel
+        self.info = Mutex(info)
+    }
+
+    func noteRequest(_ request: GateRequest) { info.withLock { $0.lastRequest = request } }
+    func noteSpliced() { info.withLock { $0.spliced = true } }
+    func noteForwarding(since: NIODeadline?) { info.withLock { $0.forwardingSince = since } }
+}
+
 /// State shared by all connections of one server. Sendable: immutable values
 /// plus mutex-protected tables.
 final class ProxyShared: Sendable {
@@ -31,11 +49,13 @@ final class ProxyShared: Sendable {
     let logger: Logger
     let metrics = MetricsBox()
     let health: UpstreamHealth
-    private struct Live {
-        var channel: any Channel
-        var info: ConnectionInfo
-    }
-    private let connections = Mutex<(next: Int, live: [Int: Live])>((0, [:]))
+    private let connections = Mutex<(next: Int, live: [Int: LiveConnection])>((0, [:]))
+    /// Request ids: a per-server random key, and a counter mixed by a bijection (unique, no system call per request).
+    private let requestIDKey: (UInt64, UInt64) = {
+        var generator = SystemRandomNumberGenerator()
+        return (generator.next(), generator.next())
+    }()
+    private let requestCounter = Atomic<UInt64>(0)
 
     init(configuration: ProxyConfiguration, gate: any AccessGate, logger: Logger) {
         self.configuration = configuration
@@ -49,40 +69,53 @@ final class ProxyShared: Sendable {
                                  tlsHandler: configuration.upstreamTLSHandler)
     }
 
+    /// 32 lower-case hex digits, unique per server: the first half is a bijective mix of the request
+    /// counter under the server's random key (so no two requests share it), the second half differs
+    /// between servers and restarts.
     func makeRequestID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let a = generator.next() as UInt64, b = generator.next() as UInt64
-        func hex(_ v: UInt64) -> String {
-            let s = String(v, radix: 16)
-            return String(repeating: "0", count: 16 - s.count) + s
+        let n = requestCounter.wrappingAdd(1, ordering: .relaxed).newValue
+        let a = Self.mix(n ^ requestIDKey.0), b = Self.mix(n &+ requestIDKey.1)
+        return String(unsafeUninitializedCapacity: 32) { out in
+            let digits: StaticString = "0123456789abcdef"
+            for i in 0..<16 {
+                let shift = UInt64(60 - 4 * i)
+                out[i] = digits.utf8Start[Int((a >> shift) & 0xF)]
+                out[16 + i] = digits.utf8Start[Int((b >> shift) & 0xF)]
+            }
+            return 32
         }
-        return hex(a) + hex(b)
     }
 
-    func connectionOpened(_ channel: any Channel) -> Int {
+    /// SplitMix64's finaliser: a bijection on 64-bit values that spreads every input bit.
+    static func mix(_ value: UInt64) -> UInt64 {
+        var z = value
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    func connectionOpened(_ channel: any Channel) -> LiveConnection {
         connections.withLock { c in
             c.next += 1
-            c.live[c.next] = Live(channel: channel, info: ConnectionInfo(clientAddress: channel.remoteAddress?.ipAddress))
-            return c.next
+            let connection = LiveConnection(id: c.next, channel: channel,
+                                            info: ConnectionInfo(clientAddress: channel.remoteAddress?.ipAddress))
+            c.live[c.next] = connection
+            return connection
         }
     }
 
-    func connectionClosed(_ id: Int) { _ = connections.withLock { $0.live.removeValue(forKey: id) } }
-
-    func noteRequest(_ id: Int, _ request: GateRequest) {
-        connections.withLock { $0.live[id]?.info.lastRequest = request }
-    }
-
-    func noteSpliced(_ id: Int) { connections.withLock { $0.live[id]?.info.spliced = true } }
-
-    func noteForwarding(_ id: Int, since: NIODeadline?) { connections.withLock { $0.live[id]?.info.forwardingSince = since } }
+    func connectionClosed(_ connection: LiveConnection) { _ = connections.withLock { $0.live.removeValue(forKey: connection.id) } }
 
     func liveChannels(where predicate: (ConnectionInfo) -> Bool) -> [any Channel] {
-        connections.withLock { c in c.live.values.filter { predicate($0.info) }.map(\.channel) }
+        liveConnections(where: predicate).map(\.0)
     }
 
     func liveConnections(where predicate: (ConnectionInfo) -> Bool) -> [(any Channel, ConnectionInfo)] {
-        connections.withLock { c in c.live.values.filter { predicate($0.info) }.map { ($0.channel, $0.info) } }
+        let all = connections.withLock { Array($0.live.values) }
+        return all.compactMap { connection in
+            let info = connection.info.withLock { $0 }
+            return predicate(info) ? (connection.channel, info) : nil
+        }
     }
 
     var liveCount: Int { connections.withLock { $0.live.count } }
@@ -143,8 +176,7 @@ public final class EnforcementPointServer: Sendable {
                     let sync = channel.pipeline.syncOperations
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true,
                                                          withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-                    let id = shared.connectionOpened(channel)
-                    try sync.addHandler(ClientHandler(shared: shared, connectionID: id))
+                    try sync.addHandler(ClientHandler(shared: shared, connection: shared.connectionOpened(channel)))
                 }
                 guard let tls else { return channel.eventLoop.makeCompletedFuture { try http1(channel) } }
                 do {
@@ -177,8 +209,8 @@ public final class EnforcementPointServer: Sendable {
                                     stream.eventLoop.makeCompletedFuture {
                                         try stream.syncOptions?.setOption(.autoRead, value: false)
                                         try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                                        let id = shared.connectionOpened(stream)
-                                        try stream.pipeline.syncOperations.addHandler(ClientHandler(shared: shared, connectionID: id, http2: true))
+                                        try stream.pipeline.syncOperations.addHandler(
+                                            ClientHandler(shared: shared, connection: shared.connectionOpened(stream), http2: true))
                                     }
                                 }
                             ).map { _ in }
