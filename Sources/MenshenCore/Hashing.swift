@@ -6,7 +6,11 @@ import Foundation
 public enum SecretHash {
     /// Lower-case hex SHA-256 of the UTF-8 bytes of `secret`.
     public static func sha256Hex(_ secret: String) -> String {
-        hex(SHA256.hash(data: Data(secret.utf8)))
+        // Over the string's own UTF-8 storage (no `Data` copy: the gateway hashes a session cookie per request).
+        var text = secret
+        var hasher = SHA256()
+        text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        return hex(hasher.finalize())
     }
 
     /// Lower-case hex SHA-256 of raw bytes.

@@ -46,6 +46,8 @@ struct CoreTests {
     func sha() {
         #expect(SecretHash.sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(SecretHash.sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SecretHash.sha256Hex("門神 door guardians") == "1f237bcf9b23595afed8031c82d9f8625a3878e560a5a9308c8c2f9629202e04")   // Python hashlib
+        #expect(SecretHash.sha256Hex(String("x門神 door guardians".dropFirst())) == "1f237bcf9b23595afed8031c82d9f8625a3878e560a5a9308c8c2f9629202e04")
     }
 
     @Test("a fixed clock stays put until advanced")

@@ -91,4 +91,21 @@ struct PathNormalizerTests {
         #expect(HeaderRules.isIdentity("X-Custom-Id", extra: ["x-custom-id"]))
         #expect(!HeaderRules.isIdentity("Authorization", extra: []))
     }
+
+    @Test("headers are classified once: the kind of each name whatever its case, and the names Connection lists")
+    func classified() {
+        let c = HeaderRules.Classified([
+            ("HOST", "a.example"), ("X-Forwarded-For", "1.2.3.4"), ("x-menshen-user", "mallory"), ("X-Custom-Id", "7"),
+            ("Connection", "Keep-Alive, X-Trace"), ("x-trace", "t"), ("Content-Length", "3"), ("Expect", "100-continue"),
+            ("Transfer-Encoding", "chunked"), ("Via", "1.1 other"), ("Cookie", "a=b"), ("X-Auth-Request-Email", "m@x"),
+        ], extraIdentity: ["x-custom-id"])
+        #expect(c.fields.map(\.kind) == [.host, .forwarding, .identity, .identity, .hopByHop, .other, .contentLength, .expect,
+                                          .hopByHop, .forwarding, .other, .identity])
+        #expect(c.listed == ["keep-alive", "x-trace"])
+        #expect(c.fields.filter { c.isHopByHop($0) }.map(\.name) == ["Connection", "x-trace", "Transfer-Encoding"])
+        // What may pass upstream as sent: only Cookie here.
+        #expect(c.fields.filter { $0.kind == .other && !c.isHopByHop($0) }.map(\.name) == ["Cookie"])
+        #expect(c.first("host") == "a.example" && c.count("x-trace") == 1 && c.first("absent") == nil)
+        #expect(HeaderRules.kind(ofLowercased: "x-custom-id", extraIdentity: []) == .other)
+    }
 }

@@ -34,18 +34,94 @@ public enum HeaderRules {
 
     /// Headers without hop-by-hop ones (fixed list and `Connection`-listed).
     public static func removingHopByHop(_ headers: [(String, String)]) -> [(String, String)] {
-        let listed = connectionListed(headers)
-        return headers.filter { name, _ in
-            let n = name.lowercased()
-            return !hopByHop.contains(n) && !listed.contains(n)
-        }
+        Classified(headers).endToEnd
     }
 
     /// True when `name` is an identity header only the gate may set.
     public static func isIdentity(_ name: String, extra: Set<String>) -> Bool {
-        let n = name.lowercased()
-        if identityExact.contains(n) || extra.contains(n) { return true }
-        return identityPrefixes.contains { n.hasPrefix($0) }
+        kind(ofLowercased: name.lowercased(), extraIdentity: extra) == .identity
+    }
+
+    /// What a header is to the proxy. Every kind but `other` is something a client's request
+    /// does not pass on upstream as it came.
+    public enum Kind: Sendable, Equatable {
+        case other
+        /// Connection-scoped (``hopByHop``).
+        case hopByHop
+        /// Describes forwarding (``forwarding``): the proxy sets its own.
+        case forwarding
+        /// Identity only the gate may set (``identityExact``, ``identityPrefixes``, configured extras).
+        case identity
+        case host, expect, contentLength
+    }
+
+    /// Kinds of the fixed names, for one look-up per header (hop-by-hop first: it decides what the gate sees).
+    static let kinds: [String: Kind] = {
+        var k: [String: Kind] = ["host": .host, "expect": .expect, "content-length": .contentLength]
+        for n in identityExact { k[n] = .identity }
+        for n in forwarding { k[n] = .forwarding }
+        for n in hopByHop { k[n] = .hopByHop }
+        return k
+    }()
+
+    /// The kind of a lower-cased header name; `extraIdentity` holds lower-cased names.
+    public static func kind(ofLowercased name: String, extraIdentity: Set<String>) -> Kind {
+        if let known = kinds[name] { return known }
+        if !extraIdentity.isEmpty, extraIdentity.contains(name) { return .identity }
+        for prefix in identityPrefixes where name.hasPrefix(prefix) { return .identity }
+        return .other
+    }
+
+    /// A message's headers with each name lower-cased and classified once, in wire order.
+    public struct Classified: Sendable {
+        public struct Field: Sendable {
+            public let name: String
+            public let value: String
+            /// The name in lower case.
+            public let lower: String
+            public let kind: Kind
+        }
+
+        public let fields: [Field]
+        /// Names listed in `Connection` headers: hop-by-hop for this message too.
+        public let listed: Set<String>
+
+        public init(_ headers: [(String, String)], extraIdentity: Set<String> = []) {
+            var fields: [Field] = []
+            fields.reserveCapacity(headers.count)
+            var listed = Set<String>()
+            for (name, value) in headers {
+                let lower = name.lowercased()
+                if lower == "connection" {
+                    for token in value.split(separator: ",") {
+                        let t = token.trimmingASCIISpaces().lowercased()
+                        if !t.isEmpty { listed.insert(t) }
+                    }
+                }
+                fields.append(Field(name: name, value: value, lower: lower, kind: HeaderRules.kind(ofLowercased: lower, extraIdentity: extraIdentity)))
+            }
+            self.fields = fields
+            self.listed = listed
+        }
+
+        /// Whether a field is connection-scoped: of a hop-by-hop name, or named in `Connection`.
+        public func isHopByHop(_ field: Field) -> Bool {
+            field.kind == .hopByHop || (!listed.isEmpty && listed.contains(field.lower))
+        }
+
+        /// The fields that are not hop-by-hop, as name/value pairs.
+        public var endToEnd: [(String, String)] {
+            var out: [(String, String)] = []
+            out.reserveCapacity(fields.count)
+            for field in fields where !isHopByHop(field) { out.append((field.name, field.value)) }
+            return out
+        }
+
+        /// How many fields have this lower-cased name.
+        public func count(_ lower: String) -> Int { fields.reduce(0) { $0 + ($1.lower == lower ? 1 : 0) } }
+
+        /// The first value of a lower-cased name.
+        public func first(_ lower: String) -> String? { fields.first { $0.lower == lower }?.value }
     }
 
     /// Whether every byte of `text` is an RFC 9110 `tchar` (methods, header names).

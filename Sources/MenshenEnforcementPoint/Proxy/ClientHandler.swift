@@ -8,6 +8,8 @@ final class Exchange {
 
     let id: String
     let head: HTTPRequestHead
+    /// The request's headers, lower-cased and classified once.
+    let headers: HeaderRules.Classified
     let framing: RequestValidator.Framing
     let gateRequest: GateRequest
     var phase: Phase = .deciding
@@ -34,9 +36,10 @@ final class Exchange {
     var headerDeadline: NIODeadline?
     var lastActivity = NIODeadline.now()
 
-    init(id: String, head: HTTPRequestHead, framing: RequestValidator.Framing, gateRequest: GateRequest) {
+    init(id: String, head: HTTPRequestHead, headers: HeaderRules.Classified, framing: RequestValidator.Framing, gateRequest: GateRequest) {
         self.id = id
         self.head = head
+        self.headers = headers
         self.framing = framing
         self.gateRequest = gateRequest
     }
@@ -170,12 +173,13 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         case .failure(let why): return refuse(.badRequest("request target (\(why))"), requestID: requestID, head: head)
         }
 
-        let upgrade = requestedUpgrade(head, framing: framing)
-        let gateRequest = GateRequest(head: head, target: target, clientAddress: context.channel.remoteAddress,
+        let headers = HeaderRules.Classified(head.headers.map { ($0.name, $0.value) }, extraIdentity: config.extraIdentityHeaders)
+        let upgrade = requestedUpgrade(head, headers: headers, framing: framing)
+        let gateRequest = GateRequest(head: head, headers: headers, target: target, clientAddress: context.channel.remoteAddress,
                                       scheme: config.scheme ?? (config.tlsHandler == nil ? "http" : "https"),
                                       requestID: requestID, upgrade: upgrade,
                                       connectionAttributes: config.connectionAttributes?(http2 ? (context.channel.parent ?? context.channel) : context.channel) ?? [:])
-        let ex = Exchange(id: requestID, head: head, framing: framing, gateRequest: gateRequest)
+        let ex = Exchange(id: requestID, head: head, headers: headers, framing: framing, gateRequest: gateRequest)
         ex.upgrade = upgrade
         exchange = ex
         connection.noteRequest(gateRequest)
@@ -199,10 +203,9 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     /// The protocol of an allowed upgrade request (`GET`, no body, `Connection: upgrade`).
-    private func requestedUpgrade(_ head: HTTPRequestHead, framing: RequestValidator.Framing) -> String? {
-        guard head.method == .GET, framing == .none,
-              HeaderRules.connectionListed(head.headers.map { ($0.name, $0.value) }).contains("upgrade"),
-              head.headers["upgrade"].count == 1, let value = head.headers["upgrade"].first
+    private func requestedUpgrade(_ head: HTTPRequestHead, headers: HeaderRules.Classified, framing: RequestValidator.Framing) -> String? {
+        guard head.method == .GET, framing == .none, headers.listed.contains("upgrade"),
+              headers.count("upgrade") == 1, let value = headers.first("upgrade")
         else { return nil }
         let proto = value.split(separator: "/").first.map { $0.trimmingASCIISpaces().lowercased() } ?? ""
         return config.allowedUpgrades.contains(proto) ? proto : nil
@@ -354,17 +357,12 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     private func upstreamHead(_ ex: Exchange, upstream: Upstream, addHeaders: [(String, String)]) -> HTTPRequestHead {
-        let original = ex.head.headers.map { ($0.name, $0.value) }
-        let listed = HeaderRules.connectionListed(original)
         var headers = HTTPHeaders()
-        for (name, value) in original {
-            let n = name.lowercased()
-            if HeaderRules.hopByHop.contains(n) || listed.contains(n) || HeaderRules.forwarding.contains(n)
-                || HeaderRules.isIdentity(n, extra: config.extraIdentityHeaders)
-                || n == "host" || n == "expect" || n == "content-length" {
-                continue
-            }
-            headers.add(name: name, value: value)
+        headers.reserveCapacity(ex.headers.fields.count + 8)
+        // Only end-to-end headers the client may set pass: not hop-by-hop or Connection-listed ones, not
+        // forwarding or identity headers (the proxy and the gate set those), not Host, Expect or framing.
+        for field in ex.headers.fields where field.kind == .other && !ex.headers.isHopByHop(field) {
+            headers.add(name: field.name, value: field.value)
         }
         headers.add(name: "Host", value: upstream.hostHeader ?? ex.gateRequest.host)
         if let client = ex.gateRequest.clientAddress { headers.add(name: "X-Forwarded-For", value: client) }
