@@ -255,6 +255,19 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
         return generation
     }
 
+    /// This store's own commit of events only (which never changes the access counter) moved the
+    /// wal-index header from `before` to `after`. If it was the only commit in between — the commit
+    /// counter moved by exactly one, and `before` was read under that transaction's write lock — the
+    /// access generation known at `before` still holds at `after`, so the gateway's next look need not
+    /// read the database. Any other commit (another process, another of this store's writes) makes the
+    /// counter move by more, and the next look reads as before.
+    private func carryAccessGeneration(from before: WALCommitWatch.Header, to after: WALCommitWatch.Header) {
+        guard after.commitCounter == before.commitCounter &+ 1 else { return }
+        knownAccessGeneration.withLock { known in
+            if let k = known, k.header == before { known = (after, k.generation) }
+        }
+    }
+
     private func commitWatch() -> WALCommitWatch? {
         watch.withLock { w in
             if w == nil, !isClosed.load(ordering: .sequentiallyConsistent) { w = WALCommitWatch(databasePath: path) }
@@ -612,8 +625,14 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
             }
             guard !group.isEmpty else { return }
             let batches = group.map { ($0.events, $0.hasher) }
+            let watch = commitWatch()
             do {
-                let stored = try await write { db in try batches.map { try Self.insertEvents($0.0, hasher: $0.1, db: db) } }
+                let (stored, before) = try await write { db in
+                    let stored = try batches.map { try Self.insertEvents($0.0, hasher: $0.1, db: db) }
+                    // Read after this transaction's writes, so under its write lock: the header of the last commit before ours.
+                    return (stored, watch?.header())
+                }
+                if let before, let after = watch?.header() { carryAccessGeneration(from: before, to: after) }
                 committed(stored.reduce(0) { $0 + $1.count })
                 for (pending, records) in zip(group, stored) { pending.continuation.resume(returning: records) }
             } catch where group.count > 1 {

@@ -34,6 +34,15 @@ final class WALCommitWatch: Sendable {
     struct Header: Equatable, Sendable {
         var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0, w4: UInt64 = 0, w5: UInt64 = 0
 
+        /// `iChange` (bytes 8–11, native order): incremented by every commit.
+        var commitCounter: UInt32 {
+            #if _endian(little)
+            UInt32(truncatingIfNeeded: w1)
+            #else
+            UInt32(truncatingIfNeeded: w1 >> 32)
+            #endif
+        }
+
         init(at p: UnsafeRawPointer) {
             w0 = p.loadUnaligned(fromByteOffset: 0, as: UInt64.self); w1 = p.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
             w2 = p.loadUnaligned(fromByteOffset: 16, as: UInt64.self); w3 = p.loadUnaligned(fromByteOffset: 24, as: UInt64.self)

@@ -30,7 +30,7 @@ struct WALCommitWatchTests {
         var generator = SystemRandomNumberGenerator()
         var accessChanges = 0
         for step in 0..<300 {
-            switch Int.random(in: 0..<8, using: &generator) {
+            switch Int.random(in: 0..<9, using: &generator) {
             case 0: try await other.addMember("amy", to: "staff"); accessChanges += 1
             case 1: try await other.removeMember("amy", from: "staff"); accessChanges += 1
             case 2:
@@ -50,6 +50,9 @@ struct WALCommitWatchTests {
                 var amy = try #require(try await store.user("amy"))
                 amy.displayName = "Amy \(step)"
                 try await store.updateUser(amy); accessChanges += 1
+            case 7:
+                // This store's own events (the decision audit): the generation known before may be carried over them.
+                _ = try await store.appendEvents([NewEvent(id: UUID(), time: t0, classUID: 6001, payloadJSON: "{}")], hasher: EventChain.hasher)
             default: break   // nothing committed
             }
             let fast = store.committedAccessGeneration()
@@ -82,6 +85,47 @@ struct WALCommitWatchTests {
         let text = String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
         return text.split(separator: "\n")
             .filter { $0.contains(" POSIX ") && $0.split(separator: " ").contains(Substring(me)) && ($0 + " ").contains(inode) }.count
+    }
+
+    @Test("the store's own event appends keep the known generation without a database read; others' changes are still seen at once")
+    func ownAppends() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-wal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("menshen.sqlite").path
+        let store = try SQLiteStore(path: file)
+        let other = try SQLiteStore(path: file)   // another process
+        let t0 = Date(timeIntervalSince1970: 1_795_000_000)
+        try await other.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: t0))
+        try await other.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
+        func event() -> NewEvent { NewEvent(id: UUID(), time: t0, classUID: 6001, payloadJSON: "{}") }
+
+        // Appends one after another: after the first look, none of them makes a look read the database.
+        let g = store.committedAccessGeneration()
+        let reads = store.databaseGenerationReads.load(ordering: .relaxed)
+        for _ in 0..<200 {
+            _ = try await store.appendEvents([event()], hasher: EventChain.hasher)
+            #expect(store.committedAccessGeneration() == g)
+        }
+        #expect(store.databaseGenerationReads.load(ordering: .relaxed) == reads, "200 own appends, no database read")
+        // Another process's append is not this store's: it is read once.
+        _ = try await other.appendEvents([event()], hasher: EventChain.hasher)
+        #expect(store.committedAccessGeneration() == g)
+        #expect(store.databaseGenerationReads.load(ordering: .relaxed) == reads + 1)
+
+        // Appends running all along while another process changes access: every change is seen by the next look.
+        let appender = Task {
+            for _ in 0..<400 { _ = try await store.appendEvents([event(), event()], hasher: EventChain.hasher) }
+        }
+        for i in 0..<60 {
+            if i % 2 == 0 { try await other.addMember("amy", to: "staff") } else { try await other.removeMember("amy", from: "staff") }
+            let truth = try await other.changeGenerations().access
+            #expect(store.committedAccessGeneration() == truth, "change \(i)")
+        }
+        try await appender.value
+        #expect(store.committedAccessGeneration() == (g ?? 0) + 60)
+        try await other.close()
+        try await store.close()
     }
 
     @Test("watching the wal-index keeps SQLite's locks on the -shm file (closing any descriptor of it would drop them)")
