@@ -88,6 +88,16 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         self.http2 = http2
     }
 
+    /// The peer's address as text, formatted once per connection (not per request).
+    private var peerAddress: String??
+
+    private func clientAddress(_ context: ChannelHandlerContext) -> String? {
+        if let known = peerAddress { return known }
+        let text = context.channel.remoteAddress?.ipAddress
+        peerAddress = .some(text)
+        return text
+    }
+
     private var config: ProxyConfiguration { shared.configuration }
     private var logger: Logger { shared.logger }
 
@@ -175,7 +185,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
         let headers = HeaderRules.Classified(head.headers.map { ($0.name, $0.value) }, extraIdentity: config.extraIdentityHeaders)
         let upgrade = requestedUpgrade(head, headers: headers, framing: framing)
-        let gateRequest = GateRequest(head: head, headers: headers, target: target, clientAddress: context.channel.remoteAddress,
+        let gateRequest = GateRequest(head: head, headers: headers, target: target, clientAddress: clientAddress(context),
                                       scheme: config.scheme ?? (config.tlsHandler == nil ? "http" : "https"),
                                       requestID: requestID, upgrade: upgrade,
                                       connectionAttributes: config.connectionAttributes?(http2 ? (context.channel.parent ?? context.channel) : context.channel) ?? [:])

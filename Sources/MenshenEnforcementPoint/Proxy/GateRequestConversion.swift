@@ -7,7 +7,7 @@ extension GateRequest {
     /// `head` must already have passed ``RequestValidator`` (one `Host`), `headers` are its
     /// headers classified, and `target` is its normalised target.
     init(head: HTTPRequestHead, headers classified: HeaderRules.Classified, target: PathNormalizer.Normalized,
-         clientAddress: SocketAddress?, scheme: String, requestID: String, upgrade: String?,
+         clientAddress: String?, scheme: String, requestID: String, upgrade: String?,
          connectionAttributes: [String: String]) {
         let headers = classified.endToEnd
         self.init(
@@ -17,7 +17,7 @@ extension GateRequest {
             query: target.query,
             host: classified.first("host") ?? "",
             scheme: scheme,
-            clientAddress: clientAddress?.ipAddress,
+            clientAddress: clientAddress,
             headers: headers,
             requestID: requestID,
             upgrade: upgrade,

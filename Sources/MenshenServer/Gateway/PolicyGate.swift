@@ -150,9 +150,12 @@ public struct PolicyGate: AccessGate {
         let route: RouteTable.Route
         let token: String
         let idHash: String
-        /// The URL the client asked for (where sign-in and step-up return to).
-        let original: String
+        let request: GateRequest
+        /// The URL the client asked for (where sign-in and step-up return to); built only when one is answered.
+        var original: String { PolicyGate.original(of: request) }
     }
+
+    static func original(of request: GateRequest) -> String { "\(request.scheme)://\(request.host)\(request.rawTarget)" }
 
     enum Targeted { case answered(GateVerdict), session(Target) }
 
@@ -165,12 +168,11 @@ public struct PolicyGate: AccessGate {
             return .answered(GatewayPages.deny(request, reason: .noSuchApplication, portalOrigin: portalOrigin, status: 404))
         }
         trail.application = route.application.id.rawValue
-        let original = "\(request.scheme)://\(request.host)\(request.rawTarget)"
         guard let token = Self.cookie(PortalCookies.session, in: request), let idHash = SessionManager.idHash(ofToken: token) else {
             trail.outcome = .signIn
-            return .answered(GatewayPages.signIn(request, returnURL: original, portalOrigin: portalOrigin))
+            return .answered(GatewayPages.signIn(request, returnURL: Self.original(of: request), portalOrigin: portalOrigin))
         }
-        return .session(Target(snapshot: snapshot, route: route, token: token, idHash: idHash, original: original))
+        return .session(Target(snapshot: snapshot, route: route, token: token, idHash: idHash, request: request))
     }
 
     func evaluate(_ request: GateRequest, trail: inout DecisionTrail) async throws -> GateVerdict {
