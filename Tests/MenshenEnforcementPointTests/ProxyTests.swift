@@ -114,6 +114,28 @@ struct ProxyTests {
             #expect(r.stdout.contains("HTTP/1.1 200"))
             #expect(asked.asked.count == 2)
             #expect(upstream.seen.all.map(\.uri) == ["/public"])
+            #expect(!r.stdout.lowercased().contains("connection: close"), "a bodiless request answered by the gate keeps its connection")
+        }
+    }
+
+    @Test("a request with an unread body answered by the gate closes its connection; a bodiless one keeps it")
+    func earlyAnswerFraming() async throws {
+        try await withProxy(gate: { _ in RecordingGate { _ in .respond(status: 403, headers: [], body: Array("no".utf8)) } }) { server, _, asked in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            // A POST whose body has not been sent yet: answered at once, and the connection closes (the body would be read as a request).
+            await client.sendAsync("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
+            let first = await client.receiveAsync()
+            #expect(first.text.hasPrefix("HTTP/1.1 403") && first.text.lowercased().contains("connection: close"), "\(first.text)")
+            #expect(first.closed)
+            // Two bodiless GETs on one connection: both answered, the connection stays open between them.
+            let again = try #require(RawClient(port: server.localPort ?? 0))
+            await again.sendAsync("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+            let a = await again.receiveAsync(until: "\r\n\r\nno")
+            #expect(a.text.hasPrefix("HTTP/1.1 403") && !a.text.lowercased().contains("connection: close") && !a.closed, "\(a.text)")
+            await again.sendAsync("GET /b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            let b = await again.receiveAsync()
+            #expect(b.text.hasPrefix("HTTP/1.1 403") && b.closed, "\(b.text)")
+            #expect(asked.asked.all.map(\.path) == ["/x", "/a", "/b"])
         }
     }
 

@@ -587,8 +587,12 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
         headers.add(name: "Via", value: "1.1 \(config.viaName)")
-        // The request decoder stops after an upgrade request, so such a connection is not reused.
-        let close = forceClose || ex == nil || !(ex?.requestEnded ?? false) || !(head?.isKeepAlive ?? false)
+        // The request decoder stops after an upgrade request, so such a connection is not reused. A request
+        // without a body is whole once its head is read (its end follows with no bytes): answering it early
+        // (the gate decides during the head, e.g. forward-auth or a deny page) keeps the connection; one
+        // whose body is not read yet is closed.
+        let requestWhole = ex.map { $0.requestEnded || $0.framing == .none } ?? false
+        let close = forceClose || !requestWhole || !(head?.isKeepAlive ?? false)
             || head?.headers.contains(name: "upgrade") == true
         if close && !http2 { headers.replaceOrAdd(name: "Connection", value: "close") }
         let version = head?.version ?? .http1_1
