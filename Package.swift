@@ -221,13 +221,15 @@ let package = Package(
             dependencies: ["MenshenAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
+        // Helpers shared by the test targets (a seeded generator); linked only into them.
+        .target(name: "MenshenTestSupport", path: "Tests/MenshenTestSupport", swiftSettings: strict),
         .testTarget(name: "MenshenCedarTests", dependencies: ["MenshenCedar", "MenshenCedarConformance"], swiftSettings: strict),
-        .testTarget(name: "MenshenPolicyEngineTests", dependencies: ["MenshenPolicyEngine"], swiftSettings: strict),
-        .testTarget(name: "MenshenAssessmentTests", dependencies: ["MenshenAssessment"], swiftSettings: strict),
+        .testTarget(name: "MenshenPolicyEngineTests", dependencies: ["MenshenPolicyEngine", "MenshenTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MenshenAssessmentTests", dependencies: ["MenshenAssessment", "MenshenTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "MenshenIdentityTests",
             dependencies: [
-                "MenshenIdentity",
+                "MenshenIdentity", "MenshenTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -251,7 +253,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MenshenFederationTests",
-            dependencies: ["MenshenFederation", "MenshenIdentity", .product(name: "JWTKit", package: "jwt-kit")],
+            dependencies: ["MenshenFederation", "MenshenIdentity", "MenshenTestSupport", .product(name: "JWTKit", package: "jwt-kit")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -272,7 +274,7 @@ let package = Package(
         .testTarget(
             name: "MenshenDeviceTests",
             dependencies: [
-                "MenshenDevice", "MenshenCore", "MenshenPolicyEngine",
+                "MenshenDevice", "MenshenCore", "MenshenPolicyEngine", "MenshenTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -286,7 +288,7 @@ let package = Package(
         .testTarget(
             name: "StorageConformanceTests",
             dependencies: [
-                "MenshenCore", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres",
+                "MenshenCore", "MenshenStorage", "MenshenStorageSQLite", "MenshenStoragePostgres", "MenshenTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -296,7 +298,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: ["MenshenCore", "MenshenServer", "MenshenStorage", "MenshenStorageSQLite", "MenshenCedar",
                            "MenshenPolicyEngine", "MenshenPolicyAdministrator", "MenshenEnforcementPoint", "MenshenIdentity",
-                           "MenshenVisibility", "MenshenDevice", "MenshenAssessment",
+                           "MenshenVisibility", "MenshenDevice", "MenshenAssessment", "MenshenTestSupport",
                            .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),

@@ -2,6 +2,7 @@ import Foundation
 import MenshenCore
 import MenshenServer
 import MenshenStorage
+import MenshenTestSupport
 import Testing
 
 /// The route table's look-up (candidate prefixes of the path, longest first, in a per-host index)
@@ -10,18 +11,6 @@ import Testing
 /// prefixes the first listed.
 @Suite("Route table")
 struct RouteTableTests {
-    /// SplitMix64, so a failure repeats from its seed.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     // "é" precomposed and decomposed: equal as Swift strings, different bytes (and different paths upstream).
     static let segments = ["a", "ab", "b", "", "api", "\u{E9}", "e\u{301}", "%2e", "app-37", "A"]
     static let hosts = ["apps.bank.example", "Apps.Bank.Example", "other.example", "[::1]"]
@@ -32,7 +21,7 @@ struct RouteTableTests {
                           updatedAt: Date(timeIntervalSince1970: 1_795_000_000))
     }
 
-    static func path(_ rng: inout Generator, segments count: Int) -> String {
+    static func path(_ rng: inout SeededGenerator, segments count: Int) -> String {
         "/" + (0..<count).map { _ in segments[Int(rng.next() % UInt64(segments.count))] }.joined(separator: "/")
     }
 
@@ -54,7 +43,7 @@ struct RouteTableTests {
 
     @Test("random tables and paths: the index finds what a scan finds")
     func differential() {
-        var rng = Generator(state: 0x5EED_2026_1127)
+        var rng = SeededGenerator(seed: 0x5EED_2026_1127)
         var matched = 0, unmatched = 0
         for _ in 0..<300 {
             var apps: [ApplicationRecord] = []

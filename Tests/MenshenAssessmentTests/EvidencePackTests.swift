@@ -1,4 +1,5 @@
 import Foundation
+import MenshenTestSupport
 import Testing
 @testable import MenshenAssessment
 
@@ -101,7 +102,7 @@ struct EvidencePackTests {
 
     @Test("in a large pack with a 2 MiB evidence file, a sample of changed bytes all fail verification")
     func largePack() throws {
-        var rng = SplitMix(seed: 42)
+        var rng = SeededGenerator(seed: 42)
         var big = [UInt8](repeating: 0, count: 2 << 20)
         big.withUnsafeMutableBytes { raw in
             for i in stride(from: 0, to: raw.count, by: 8) { raw.storeBytes(of: rng.next(), toByteOffset: i, as: UInt64.self) }
@@ -305,15 +306,3 @@ struct EvidencePackTests {
     }
 }
 
-/// A small seeded generator (SplitMix64) so the sampled bytes are the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import MenshenTestSupport
 import Testing
 @testable import MenshenDevice
 

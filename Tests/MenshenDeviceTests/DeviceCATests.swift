@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import MenshenCore
+import MenshenTestSupport
 import SwiftASN1
 import Testing
 import X509

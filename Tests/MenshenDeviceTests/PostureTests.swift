@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import MenshenCore
+import MenshenTestSupport
 import Testing
 @testable import MenshenDevice
 

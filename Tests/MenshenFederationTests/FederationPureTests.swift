@@ -1,18 +1,7 @@
 import Foundation
 import MenshenIdentity
+import MenshenTestSupport
 import Testing
-
-/// SplitMix64: deterministic randomness for reproducible requests in tests.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 enum Fixtures {
     static let issuer = "https://login.partner.example/tenant-1"
@@ -62,7 +51,7 @@ struct PKCEAndAuthorizationRequestTests {
     func authorizationURL() throws {
         let provider = Fixtures.provider()
         let metadata = try Fixtures.metadata()
-        var generator = SeededGenerator(state: 7)
+        var generator = SeededGenerator(seed: 7)
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         let (url, pending) = try OIDCAuthorizationRequest.make(
             provider: provider, metadata: metadata, returnURL: "https://app.bank.example/x?y=1", now: now,
@@ -103,7 +92,7 @@ struct PKCEAndAuthorizationRequestTests {
 
     @Test("PendingAuthorization round-trips through JSON for server-side storage")
     func pendingCodable() throws {
-        var generator = SeededGenerator(state: 1)
+        var generator = SeededGenerator(seed: 1)
         let (_, pending) = try OIDCAuthorizationRequest.make(
             provider: Fixtures.provider(), metadata: try Fixtures.metadata(), returnURL: "/", now: Date(), using: &generator)
         let decoded = try JSONDecoder().decode(PendingAuthorization.self, from: JSONEncoder().encode(pending))

@@ -1,3 +1,4 @@
+import MenshenTestSupport
 import Testing
 @testable import MenshenIdentity
 

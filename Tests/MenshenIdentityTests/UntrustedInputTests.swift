@@ -1,5 +1,6 @@
 import Foundation
 import MenshenIdentity
+import MenshenTestSupport
 import Testing
 
 /// The FuzzWebAuthn target's body on every CI run: random bytes and mutations

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MenshenTestSupport
 import Testing
 @testable import MenshenIdentity
 

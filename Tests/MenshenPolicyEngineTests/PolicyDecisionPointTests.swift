@@ -1,5 +1,6 @@
 import Foundation
 import MenshenPolicyEngine
+import MenshenTestSupport
 import Testing
 
 @Suite("Policy decision point")
@@ -245,11 +246,8 @@ struct PolicyDecisionPointTests {
     @Test("remembered entity sets give the decisions of fresh ones, as a principal's groups, roles, kind and state change")
     func entityReuse() throws {
         let warm = try Self.pdp()
-        var state: UInt64 = 0x2026_1127
-        func pick<T>(_ xs: [T]) -> T {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return xs[Int((state >> 33) % UInt64(xs.count))]
-        }
+        var generator = SeededGenerator(seed: 0x2026_1127)
+        func pick<T>(_ xs: [T]) -> T { xs[Int(generator.next() % UInt64(xs.count))] }
         var effects = Set<String>()
         for _ in 0..<600 {
             let r = Self.request(user: pick(["alice", "bob", "carol"]),

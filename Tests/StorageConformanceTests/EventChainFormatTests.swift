@@ -1,6 +1,7 @@
 import Foundation
 import MenshenCore
 import MenshenStorage
+import MenshenTestSupport
 import Testing
 
 /// The event chain's hash format, checked against an independent implementation (Python's `hashlib`) written
@@ -10,7 +11,7 @@ import Testing
 /// may never drift.
 @Suite struct EventChainFormatTests {
     @Test func hashesAgreeWithAnIndependentImplementation() throws {
-        var generator = EventSearchTests.Generator(state: 0x6d65_6e73_6865_6e)
+        var generator = SeededGenerator(seed: 0x6d65_6e73_6865_6e)
         let alphabet = Array("abcXYZ019 -_.:\"\\/{}[]\n\t é台灣門神🙂\u{0}\u{1F}")
         func text(_ maxLength: Int) -> String {
             String((0..<Int.random(in: 0...maxLength, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })

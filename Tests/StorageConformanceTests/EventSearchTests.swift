@@ -1,6 +1,7 @@
 import Foundation
 import MenshenCore
 import MenshenStorage
+import MenshenTestSupport
 import Testing
 
 /// `searchEvents` on every backend against ``EventQuery/matches(_:)``, the reference meaning: random
@@ -9,24 +10,12 @@ import Testing
 /// reference's records in the reference's order.
 @Suite("Event search")
 struct EventSearchTests {
-    /// SplitMix64, so a failure repeats from its seed.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let t0 = Date(timeIntervalSince1970: 1_795_000_000)
     static let users = ["alice", "bob", "王小明", "o'neil", "x\"y"]
     static let words = ["deny", "allow", "payroll", "薪資", "'; DROP TABLE events; --", "100%_off", "a\\b", "\"outcome\":\"deny\"", "Deny"]
     static let classes = [3002, 3001, 6001, 2004, 5001]
 
-    static func log(_ g: inout Generator, count: Int) -> [NewEvent] {
+    static func log(_ g: inout SeededGenerator, count: Int) -> [NewEvent] {
         (0..<count).map { i in
             let cls = classes.randomElement(using: &g) ?? 3002
             let columnUser = Bool.random(using: &g) ? users.randomElement(using: &g) : nil
@@ -39,7 +28,7 @@ struct EventSearchTests {
         }
     }
 
-    static func query(_ g: inout Generator) -> EventQuery {
+    static func query(_ g: inout SeededGenerator) -> EventQuery {
         var q = EventQuery()
         if Int.random(in: 0..<3, using: &g) == 0 { q.since = t0.addingTimeInterval(Double(Int.random(in: -100...2000, using: &g)) + 0.5) }
         if Int.random(in: 0..<3, using: &g) == 0 { q.until = t0.addingTimeInterval(Double(Int.random(in: 0...3000, using: &g))) }
@@ -57,7 +46,7 @@ struct EventSearchTests {
     func differential(_ backend: Backend) async throws {
         let f = try await Fixture.make(backend)
         do {
-            var g = Generator(state: 20_261_126)
+            var g = SeededGenerator(seed: 20_261_126)
             _ = try await f.store.appendEvents(Self.log(&g, count: 300), hasher: EventChain.hasher)
             let all = try await f.store.events(after: 0, limit: 1000)
             #expect(all.count == 300)

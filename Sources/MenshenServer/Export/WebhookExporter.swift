@@ -187,6 +187,11 @@ public final class WebhookExporter: Service, Sendable {
                 self?.note("\(error)")
             }) { batch in try await self.deliver(batch, client: client) }
         }
+        // A stop that lands between an acknowledgement and its cursor save must not leave the cursor behind
+        // (the acknowledged request would be sent again after a restart). Saved outside this task, which
+        // is cancelled by now and whose store calls would refuse to start.
+        let exporter = self
+        _ = await Task { try? await exporter.saveCursor() }.value
         try? await client.shutdown()
     }
 

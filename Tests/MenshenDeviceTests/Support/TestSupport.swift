@@ -1,19 +1,8 @@
 import Foundation
 import MenshenCore
+import MenshenTestSupport
 import Testing
 
-/// A deterministic generator for tests (SplitMix64). Never for production.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// External oracles (dpkg, openssl). Under CI=true a missing oracle is a
 /// failure; locally it is skipped with a printed warning.

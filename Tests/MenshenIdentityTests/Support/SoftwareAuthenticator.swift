@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MenshenTestSupport
 import X509
 import _CryptoExtras
 @testable import MenshenIdentity
