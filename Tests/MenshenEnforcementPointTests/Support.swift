@@ -236,10 +236,21 @@ final class FakeTLSHandler: ChannelDuplexHandler {
 final class RecordingGate: AccessGate {
     let asked = Recorder<GateRequest>()
     let answer: @Sendable (GateRequest) async -> GateVerdict
-    init(_ answer: @escaping @Sendable (GateRequest) async -> GateVerdict) { self.answer = answer }
+    /// When set, answers on the event loop (``AccessGate/decideImmediately(_:)``) as `PolicyGate` does for known sessions.
+    let immediate: (@Sendable (GateRequest) -> GateVerdict?)?
+    init(_ answer: @escaping @Sendable (GateRequest) async -> GateVerdict,
+         immediate: (@Sendable (GateRequest) -> GateVerdict?)? = nil) {
+        self.answer = answer
+        self.immediate = immediate
+    }
     func decide(_ request: GateRequest) async -> GateVerdict {
         asked.append(request)
         return await answer(request)
+    }
+    func decideImmediately(_ request: GateRequest) -> GateVerdict? {
+        guard let verdict = immediate?(request) else { return nil }
+        asked.append(request)
+        return verdict
     }
 }
 

@@ -193,6 +193,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         ex.upgrade = upgrade
         exchange = ex
         connection.noteRequest(gateRequest)
+        watchDeadlines()   // the idle deadline may come before the keep-alive one the watchdog waits for
 
         let gate = shared.gate
         // A gate that can answer without waiting does so here, on the event loop.
