@@ -52,6 +52,25 @@ struct SyslogExportTests {
         }
     }
 
+    @Test("a stop saves the cursor at what was confirmed, though the stopping task is cancelled (the store refuses work for it)")
+    func cursorSavedAtStop() async throws {
+        guard let rsyslog = try await ThrowawayRsyslog.start(auth: "anon") else { return }
+        defer { rsyslog.clean() }
+        let (store, dir) = try Self.store()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let clock = FixedClock(Date(timeIntervalSince1970: 1_795_399_200))
+        let events = try await NastyEvents.append(10, to: store, clock: clock)
+        var settings = SyslogExportSettings.test(port: rsyslog.tcpPort, transport: .tcp)
+        settings.idleInterval = .seconds(600)   // no periodic confirmation or cursor save: only the stop's
+        let running = RunningExporter(try SyslogExporter(store: store, settings: settings, clock: clock))
+        _ = try await rsyslog.waitForMessages(events.count)
+        try await Task.sleep(for: .milliseconds(900))   // past the settings' confirmAfter
+        await running.stop()
+        #expect(running.exporter.status.confirmedSequence == events.last?.sequence)
+        #expect(try await store.cursor(named: settings.cursorName) == events.last?.sequence, "saved when stopping")
+        try await store.close()
+    }
+
     static func exactlyOnce(transport: SyslogExportSettings.Transport, auth: String = "anon", clientCert: Bool = false) async throws {
         guard let rsyslog = try await ThrowawayRsyslog.start(auth: auth) else { return }
         defer { rsyslog.clean() }

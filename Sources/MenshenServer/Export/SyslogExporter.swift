@@ -180,7 +180,10 @@ public final class SyslogExporter: Service, Sendable {
             }
         }
         await link.confirmSettled()
-        await saveCursor()
+        // Saved outside this task: it is cancelled by now, and the store refuses work for a cancelled task
+        // (the save would fail and a restart would send the confirmed events again).
+        let exporter = self
+        await Task { await exporter.saveCursor() }.value
         await link.close()
     }
 
