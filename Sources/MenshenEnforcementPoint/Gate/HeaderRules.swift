@@ -20,18 +20,6 @@ public enum HeaderRules {
     /// Identity header prefixes that clients must never supply.
     public static let identityPrefixes: [String] = ["x-menshen-", "x-auth-request-"]
 
-    /// Header names listed in `Connection` headers (they are hop-by-hop too).
-    public static func connectionListed(_ headers: [(String, String)]) -> Set<String> {
-        var listed = Set<String>()
-        for (name, value) in headers where name.lowercased() == "connection" {
-            for token in value.split(separator: ",") {
-                let t = token.trimmingASCIISpaces().lowercased()
-                if !t.isEmpty { listed.insert(t) }
-            }
-        }
-        return listed
-    }
-
     /// Headers without hop-by-hop ones (fixed list and `Connection`-listed).
     public static func removingHopByHop(_ headers: [(String, String)]) -> [(String, String)] {
         Classified(headers).endToEnd
