@@ -46,3 +46,9 @@ public enum ProxyRefusal: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+/// A ``ProxyConfiguration`` the enforcement point cannot start with (``EnforcementPointServer/start()``).
+public struct ProxyConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -218,6 +218,7 @@ struct ProxyTests {
             let target = upstream.upstream
             return RecordingGate { request in
                 request.path == "/weird" ? .respond(status: 101, headers: [], body: [])
+                    : request.path == "/deny" ? .respond(status: 403, headers: add, body: Array("no".utf8))
                     : .forward(upstream: target, addHeaders: add)
             }
         }) { server, upstream, _ in
@@ -232,6 +233,29 @@ struct ProxyTests {
             let weird = await curl(["-o", "/dev/null", "-w", "%{http_code}", "\(base)/weird"])
             #expect(weird.stdout == "503")
             #expect(upstream.seen.count == 1)
+            // A page the gate answers itself carries only its valid fields.
+            let denied = await curl(["-s", "-i", "\(base)/deny"])
+            #expect(denied.stdout.hasPrefix("HTTP/1.1 403"), "\(denied.stdout)")
+            #expect(denied.stdout.contains("X-Menshen-User: alice"))
+            #expect(!denied.stdout.contains("X-Evil") && !denied.stdout.contains("X-Inject") && !denied.stdout.contains("Bad Name"))
+        }
+        // The proxy's own values go out unchecked by NIO (no validation handler), so they are checked at start.
+        for configure in [{ (c: inout ProxyConfiguration) in c.viaName = "menshen\r\nX-Evil: 1" }, { $0.viaName = "" },
+                          { $0.scheme = "https\r\nX-Evil: 1" }] {
+            var config = ProxyConfiguration()
+            configure(&config)
+            let server = EnforcementPointServer(configuration: config, gate: RecordingGate { _ in .respond(status: 403, headers: [], body: []) })
+            await #expect(throws: ProxyConfigurationError.self) { try await server.start() }
+            try? await server.shutdown()
+        }
+    }
+
+    @Test("an upstream response with a control byte in a field value is not passed on: 502")
+    func upstreamControlByte() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, _ in
+            let r = await curl(["-s", "-i", "http://127.0.0.1:\(server.localPort ?? 0)/raw-header"])
+            #expect(r.stdout.hasPrefix("HTTP/1.1 502"), "\(r.stdout)")
+            #expect(!r.stdout.contains("X-Bad"))
         }
     }
 

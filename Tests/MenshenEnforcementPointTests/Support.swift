@@ -171,6 +171,12 @@ private final class OriginHandler: ChannelInboundHandler {
             return
         }
         if head.uri.hasPrefix("/slow") && !head.uri.hasPrefix("/slowsink") { return }
+        if head.uri.hasPrefix("/raw-header"),   // bytes NIO's encoder would not write: below it, straight to the socket
+           let below = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+            let raw = "HTTP/1.1 200 OK\r\nX-Bad: a\u{1}b\r\nContent-Length: 2\r\n\r\nok"
+            below.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: raw)), promise: nil)
+            return
+        }
         if head.uri.hasPrefix("/close-mid-body") {
             var h = HTTPHeaders()
             h.add(name: "Content-Length", value: "1000")

@@ -470,14 +470,12 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
                 upstreamSide.partner = clientSide
                 // Client: no client bytes are expected before the 101 (RFC 6455 §4.1); the decoder drops any.
                 try client.removeHandler(client.handler(type: HTTPServerPipelineHandler.self), promise: nil)
-                try client.removeHandler(client.handler(type: NIOHTTPResponseHeadersValidator.self), promise: nil)
                 try client.removeHandler(client.handler(type: HTTPServerProtocolErrorHandler.self), promise: nil)
                 try client.removeHandler(client.handler(type: HTTPResponseEncoder.self), promise: nil)
                 try client.addHandler(clientSide, position: .before(self))
                 let clientDecoderGone = try client.removeHandler(client.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
                 // Upstream: bytes it sent after its 101 are forwarded by its decoder into the splice.
                 try upstream.removeHandler(upstream.handler(type: HTTPRequestEncoder.self), promise: nil)
-                try upstream.removeHandler(upstream.handler(type: NIOHTTPRequestHeadersValidator.self), promise: nil)
                 try upstream.addHandler(upstreamSide, position: .before(upstreamHandler))
                 let upstreamDecoderGone = try upstream.removeHandler(upstream.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self))
                 // A decoder leaves the pipeline on a later tick (and the response decoder observes

@@ -156,6 +156,14 @@ public final class EnforcementPointServer: Sendable {
     /// Binds the listener. Throws when the address cannot be bound.
     public func start() async throws {
         let shared = self.shared
+        // Both are written into every forwarded message as they are, past no validation handler.
+        let via = shared.configuration.viaName, scheme = shared.configuration.scheme
+        guard !via.isEmpty, ClientHandler.isValidHeader("Via", via) else {
+            throw ProxyConfigurationError("viaName must be a non-empty header value without control characters: \(via.debugDescription)")
+        }
+        guard scheme.map({ !$0.isEmpty && $0.utf8.allSatisfy(RequestValidator.isTokenChar) }) ?? true else {
+            throw ProxyConfigurationError("scheme must be a token such as http or https: \(scheme.debugDescription)")
+        }
         let tls = shared.configuration.tlsHandler
         // The decoder's own limits bound memory before RequestValidator answers 431;
         // they are set above the validator's so that the validator decides in normal cases.
@@ -174,7 +182,11 @@ public final class EnforcementPointServer: Sendable {
             .childChannelInitializer { channel in
                 @Sendable func http1(_ channel: any Channel) throws {
                     let sync = channel.pipeline.syncOperations
+                    // No outbound header validation handler: every field written to a client is either from a
+                    // message llhttp parsed (it refuses control bytes, bare CR/LF and folding) or checked by
+                    // `ClientHandler.isValidHeader`; the handler re-scanned every field of every response.
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true,
+                                                         withOutboundHeaderValidation: false,
                                                          withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
                     try sync.addHandler(ClientHandler(shared: shared, connection: shared.connectionOpened(channel)))
                 }

@@ -168,7 +168,10 @@ final class UpstreamPool: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tlsHandler { try channel.pipeline.syncOperations.addHandler(tlsHandler(upstream)) }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
+                    // No outbound header validation: the request head is built by `ClientHandler.upstreamHead` from
+                    // fields llhttp parsed and values it checks (see `EnforcementPointServer.start`).
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes,
+                                                                              enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }
