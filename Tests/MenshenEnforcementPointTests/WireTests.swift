@@ -70,6 +70,71 @@ struct WireTests {
         }
     }
 
+    @Test("pipelined requests with bodies, some answered by the gate at once: responses in request order, bodies to the right request")
+    func pipelinedMixed() async throws {
+        // Odd-numbered paths are denied on the event loop (as PolicyGate answers known sessions); the others are
+        // forwarded from the pool, so answers come back out of order and the proxy must hold them in order.
+        try await withProxy(gate: { upstream in
+            let target = upstream.upstream
+            return RecordingGate({ _ in .forward(upstream: target, addHeaders: []) }, immediate: { request in
+                Int(request.path.dropFirst()).map { $0 % 2 == 1 } == true
+                    ? .respond(status: 403, headers: [("X-Denied", request.path)], body: Array("denied \(request.path)".utf8)) : nil
+            })
+        }) { server, upstream, gate in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            var wire = ""
+            for i in 0..<8 {
+                let body = String(repeating: Character(UnicodeScalar(UInt8(97 + i))), count: 10 + i)
+                wire += [0, 4, 6].contains(i) ? "POST /\(i) HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                    : "GET /\(i) HTTP/1.1\r\nHost: a\r\n\r\n"
+            }
+            wire += "GET /8 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            await client.sendAsync(wire)
+            let reply = await client.receiveAsync()
+            #expect(reply.closed)
+            // Responses in request order: 200, 403, 200, 403, …
+            #expect(Self.statusCodes(reply.text) == (0...8).map { $0 % 2 == 1 ? 403 : 200 }, "\(reply.text.debugDescription)")
+            let denied = reply.text.components(separatedBy: "X-Denied: ").dropFirst().map { String($0.prefix(while: { $0 != "\r\n" })) }
+            #expect(denied == ["/1", "/3", "/5", "/7"])
+            #expect(gate.asked.all.map(\.path) == (0...8).map { "/\($0)" })
+            #expect(upstream.seen.all.map(\.uri) == ["/0", "/2", "/4", "/6", "/8"])
+            // Each forwarded POST's body went with its own request.
+            for seen in upstream.seen.all where seen.method == "POST" {
+                let i = Int(seen.uri.dropFirst()) ?? -1
+                #expect(seen.bodyBytes == 10 + i, "\(seen.uri)")
+            }
+            #expect(upstream.seen.all.filter { $0.method == "POST" }.map(\.uri) == ["/0", "/4", "/6"])
+        }
+    }
+
+    /// The status codes of the responses in `text`, in order (bodies here never contain "HTTP/1.1 ").
+    static func statusCodes(_ text: String) -> [Int] {
+        text.components(separatedBy: "HTTP/1.1 ").dropFirst().compactMap { Int($0.prefix(3)) }
+    }
+
+    static let noContentVerdict = GateVerdict.respond(status: 204, headers: [], body: [])
+
+    @Test("garbage after pipelined requests: their responses first, then 400 and the connection closed")
+    func pipelinedThenMalformed() async throws {
+        let noContent: @Sendable (GateRequest) -> GateVerdict? = { _ in Self.noContentVerdict }
+        for immediate in [false, true] {
+            let atOnce: (@Sendable (GateRequest) -> GateVerdict?)? = immediate ? noContent : nil
+            try await withProxy(gate: { upstream in
+                let target = upstream.upstream
+                return RecordingGate({ _ in .forward(upstream: target, addHeaders: []) }, immediate: atOnce)
+            }) { server, upstream, gate in
+                let client = try #require(RawClient(port: server.localPort ?? 0))
+                await client.sendAsync("GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost : a\r\n\r\n")
+                let reply = await client.receiveAsync()
+                #expect(reply.closed)
+                let ok = immediate ? 204 : 200
+                #expect(Self.statusCodes(reply.text) == [ok, ok, 400], "\(reply.text.debugDescription)")
+                #expect(gate.asked.all.map(\.path) == ["/1", "/2"])
+                #expect(upstream.seen.count == (immediate ? 0 : 2))
+            }
+        }
+    }
+
     @Test("a client that stalls mid-body is timed out with 408")
     func slowClient() async throws {
         try await withProxy(configure: { $0.idleTimeout = .milliseconds(400) }, gate: { forwardAll($0) }) { server, upstream, _ in

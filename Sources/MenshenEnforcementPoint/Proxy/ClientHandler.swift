@@ -76,6 +76,15 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     /// Since when the connection has been waiting for its next request (the keep-alive timeout's start).
     private var idleSince = NIODeadline.now()
     private var upstreamNeedsFlush = false
+    /// Pipelined input that arrived while an earlier request's response was still pending, in order
+    /// (delivered when that response ends). Bounded by one read: the client is not read while it is non-empty.
+    private var queued: [Queued] = []
+    private var deliveringQueued = false
+    private enum Queued {
+        case part(HTTPServerRequestPart)
+        /// The decoder refused what followed: answered with 400 once the responses before it are written.
+        case malformed
+    }
     /// This connection's entry in the server's table of live connections.
     private let connection: LiveConnection
     /// This handler serves one HTTP/2 stream (through the HTTP/1 codec): no connection-level headers.
@@ -137,11 +146,48 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if closing || spliced { return }
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        // A request that follows one whose response is pending waits for that response (HTTP/1.1 pipelining).
+        if !http2, !queued.isEmpty || exchange?.requestEnded == true {
+            queued.append(.part(part))
+            return
+        }
+        received(part, context: context)
+    }
+
+    private func received(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head): receivedHead(head, context: context)
         case .body(let buffer): receivedBody(buffer)
         case .end: receivedEnd()
         }
+    }
+
+    /// Hands queued pipelined input on once the response before it is written: up to the end of the next
+    /// request (its response then pending) or all of it. Not re-entered when a request is answered at once.
+    private func deliverQueued() {
+        guard !deliveringQueued, let context else { return }
+        deliveringQueued = true
+        defer { deliveringQueued = false }
+        while !queued.isEmpty, !closing, !spliced, exchange?.requestEnded != true {
+            switch queued.removeFirst() {
+            case .part(let part): received(part, context: context)
+            case .malformed: malformedRequest()
+            }
+        }
+    }
+
+    /// The request decoder refused the bytes (NIOHTTP1 `HTTPParserError`): 400 if no response has started, then close.
+    private func malformedRequest() {
+        shared.metrics.bump(\.refusedBeforeGate)
+        if let ex = exchange {
+            if ex.responseHeadSent { return closeClient() }
+            return respondRefusal(.badRequest("malformed request"), ex: ex)
+        }
+        let requestID = shared.makeRequestID()
+        let page = render(.badRequest("malformed request"), requestID: requestID, headers: nil)
+        respondLocally(ex: nil, status: 400, headers: page.headers + [("X-Menshen-Request-Id", requestID)], body: page.body,
+                       forceClose: true)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -162,13 +208,20 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("client connection error", metadata: ["error": "\(error)"])
-        closeClient()
+        guard error is HTTPParserError, !closing, !spliced else { return closeClient() }
+        // After the responses to the requests before it (pipelined ones too), like NIO's protocol error handler
+        // behind its pipelining handler; a request still being read is the one refused.
+        if !http2, !queued.isEmpty || exchange?.requestEnded == true {
+            queued.append(.malformed)
+        } else {
+            malformedRequest()
+        }
     }
 
     // MARK: Request side
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        guard exchange == nil else { return closeClient() }   // cannot happen with the pipelining handler
+        guard exchange == nil else { return closeClient() }   // pipelined heads are queued (channelRead)
         let requestID = shared.makeRequestID()
         shared.metrics.bump(\.requests)
 
@@ -267,7 +320,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     private func readClientIfWanted() {
-        guard !closing, !spliced, let context else { return }
+        guard !closing, !spliced, let context, queued.isEmpty else { return }
         guard let ex = exchange else { return context.read() }
         if ex.phase == .forwarding, !ex.requestEnded, ex.upstreamHandler?.isWritable == true {
             context.read()
@@ -469,8 +522,6 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
                 clientSide.partner = upstreamSide
                 upstreamSide.partner = clientSide
                 // Client: no client bytes are expected before the 101 (RFC 6455 §4.1); the decoder drops any.
-                try client.removeHandler(client.handler(type: HTTPServerPipelineHandler.self), promise: nil)
-                try client.removeHandler(client.handler(type: HTTPServerProtocolErrorHandler.self), promise: nil)
                 try client.removeHandler(client.handler(type: HTTPResponseEncoder.self), promise: nil)
                 try client.addHandler(clientSide, position: .before(self))
                 let clientDecoderGone = try client.removeHandler(client.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
@@ -558,11 +609,12 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             closing = true
             written.assumeIsolated().whenComplete { [weak self] _ in self?.context?.close(promise: nil) }
         } else if exchange == nil {
-            // (Writing the end may already have delivered a pipelined request: then a new
-            // exchange runs and the keep-alive timeout does not apply.)
             idleSince = .now()
-            watchDeadlines()
-            readClientIfWanted()
+            deliverQueued()   // may start the next pipelined exchange (or answer it at once)
+            if exchange == nil {
+                watchDeadlines()
+                readClientIfWanted()
+            }
         }
     }
 

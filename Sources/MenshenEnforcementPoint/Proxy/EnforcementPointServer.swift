@@ -182,10 +182,12 @@ public final class EnforcementPointServer: Sendable {
             .childChannelInitializer { channel in
                 @Sendable func http1(_ channel: any Channel) throws {
                     let sync = channel.pipeline.syncOperations
-                    // No outbound header validation handler: every field written to a client is either from a
+                    // Only the codec: `ClientHandler` orders pipelined requests and answers parse errors itself
+                    // (NIO's pipelining and protocol-error handlers were two more hops for every message), and
+                    // there is no outbound header validation handler: every field written to a client is from a
                     // message llhttp parsed (it refuses control bytes, bare CR/LF and folding) or checked by
-                    // `ClientHandler.isValidHeader`; the handler re-scanned every field of every response.
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true,
+                    // `ClientHandler.isValidHeader` (the handler re-scanned every field of every response).
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false,
                                                          withOutboundHeaderValidation: false,
                                                          withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
                     try sync.addHandler(ClientHandler(shared: shared, connection: shared.connectionOpened(channel)))
