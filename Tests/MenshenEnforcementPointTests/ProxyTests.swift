@@ -219,6 +219,8 @@ struct ProxyTests {
             return RecordingGate { request in
                 request.path == "/weird" ? .respond(status: 101, headers: [], body: [])
                     : request.path == "/deny" ? .respond(status: 403, headers: add, body: Array("no".utf8))
+                    : request.path == "/badhost" ? .forward(upstream: Upstream(host: target.host, port: target.port,
+                                                                               hostHeader: "a\r\nX-Evil: 1"), addHeaders: [])
                     : .forward(upstream: target, addHeaders: add)
             }
         }) { server, upstream, _ in
@@ -232,6 +234,10 @@ struct ProxyTests {
             #expect(seen.header("X-Inject").isEmpty && seen.header("X-Evil").isEmpty)
             let weird = await curl(["-o", "/dev/null", "-w", "%{http_code}", "\(base)/weird"])
             #expect(weird.stdout == "503")
+            #expect(upstream.seen.count == 1)
+            // A Host for the upstream that is no Host value: refused, the upstream never asked.
+            let badHost = await curl(["-o", "/dev/null", "-w", "%{http_code}", "\(base)/badhost"])
+            #expect(badHost.stdout == "502")
             #expect(upstream.seen.count == 1)
             // A page the gate answers itself carries only its valid fields.
             let denied = await curl(["-s", "-i", "\(base)/deny"])

@@ -114,6 +114,28 @@ struct WireTests {
 
     static let noContentVerdict = GateVerdict.respond(status: 204, headers: [], body: [])
 
+    @Test("a pipelined POST whose body comes after its head was queued is read on once forwarding starts (gate at once, pooled upstream)")
+    func pipelinedBodyAcrossReads() async throws {
+        try await withProxy(gate: { upstream in
+            let target = upstream.upstream
+            let verdict = GateVerdict.forward(upstream: target, addHeaders: [])
+            return RecordingGate({ _ in verdict }, immediate: { _ in verdict })
+        }) { server, upstream, gate in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            // Warm the pool so that the POST gets an idle connection at once (a completed lease).
+            await client.sendAsync("GET /warm HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(Self.statusCodes(await client.receiveAsync(until: "\n\n").text) == [200])
+            let body = String(repeating: "0123456789", count: 10_000)
+            await client.sendAsync("GET /a HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
+            let reply = await client.receiveAsync()
+            #expect(Self.statusCodes(reply.text) == [200, 200], "\(reply.text.prefix(600).debugDescription)")
+            #expect(reply.closed)
+            #expect(upstream.seen.all.map(\.uri) == ["/warm", "/a", "/b"])
+            #expect(upstream.seen.all.last?.bodyBytes == 100_000)
+            #expect(gate.asked.all.map(\.path) == ["/warm", "/a", "/b"])
+        }
+    }
+
     @Test("garbage after pipelined requests: their responses first, then 400 and the connection closed")
     func pipelinedThenMalformed() async throws {
         let noContent: @Sendable (GateRequest) -> GateVerdict? = { _ in Self.noContentVerdict }

@@ -77,7 +77,8 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     private var idleSince = NIODeadline.now()
     private var upstreamNeedsFlush = false
     /// Pipelined input that arrived while an earlier request's response was still pending, in order
-    /// (delivered when that response ends). Bounded by one read: the client is not read while it is non-empty.
+    /// (delivered when that response ends). Bounded: the client is not read while it is non-empty, so it holds
+    /// at most what the reads before held (NIO's pipelining handler buffered the same way).
     private var queued: [Queued] = []
     private var deliveringQueued = false
     private enum Queued {
@@ -175,6 +176,13 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             case .malformed: malformedRequest()
             }
         }
+        // As at the end of a read: body parts handed on are flushed, and the rest of a body that did not arrive
+        // with the queued parts is read (the exchange may have started forwarding while they were handed on).
+        if upstreamNeedsFlush {
+            upstreamNeedsFlush = false
+            exchange?.upstreamHandler?.flush()
+        }
+        readClientIfWanted()
     }
 
     /// The request decoder refused the bytes (NIOHTTP1 `HTTPParserError`): 400 if no response has started, then close.
@@ -208,7 +216,8 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("client connection error", metadata: ["error": "\(error)"])
-        guard error is HTTPParserError, !closing, !spliced else { return closeClient() }
+        // (A client gone mid-request also shows as a parse error: the decoder's end of input came mid-message.)
+        guard error is HTTPParserError, !closing, !spliced, context.channel.isActive else { return closeClient() }
         // After the responses to the requests before it (pipelined ones too), like NIO's protocol error handler
         // behind its pipelining handler; a request still being read is the one refused.
         if !http2, !queued.isEmpty || exchange?.requestEnded == true {
@@ -346,6 +355,11 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             shared.metrics.bump(\.gateForwarded)
             guard !upstreams.isEmpty else {
                 logger.error("gate forwarded to no upstream", metadata: ["request_id": "\(ex.id)"])
+                return respondRefusal(.upstreamUnavailable, ex: ex)
+            }
+            // A Host the gate sets is written upstream as it is: it must be a valid Host value (fail closed).
+            guard upstreams.allSatisfy({ $0.hostHeader.map(RequestValidator.isValidHost) ?? true }) else {
+                logger.error("gate forwarded with an invalid Host for the upstream", metadata: ["request_id": "\(ex.id)"])
                 return respondRefusal(.upstreamUnavailable, ex: ex)
             }
             connect(ex, to: shared.health.ordered(upstreams)[...], addHeaders: addHeaders)
@@ -610,11 +624,8 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             written.assumeIsolated().whenComplete { [weak self] _ in self?.context?.close(promise: nil) }
         } else if exchange == nil {
             idleSince = .now()
-            deliverQueued()   // may start the next pipelined exchange (or answer it at once)
-            if exchange == nil {
-                watchDeadlines()
-                readClientIfWanted()
-            }
+            deliverQueued()   // may start the next pipelined exchange (or answer it at once); reads on when it may
+            if exchange == nil { watchDeadlines() }
         }
     }
 
