@@ -197,7 +197,9 @@ struct CedarInput {
     var entities: Entities
 
     init?(_ r: AccessRequest, actions: [Entity], cache: EntityCache? = nil) {
-        guard let ip = IPAddr(parsing: r.context.sourceIP), let zone = LocalTime.zone(r.context.timeZone) else { return nil }
+        guard let ip = IPAddr(parsing: r.context.sourceIP),
+              let (hour, weekday) = LocalTime.hourAndWeekday(r.context.time, zoneIdentifier: r.context.timeZone)
+        else { return nil }
         let user = EntityUID(type: Name(basename: "User"), id: r.principal.id)
         let app = EntityUID(type: Name(basename: "Application"), id: r.resource.applicationID)
         let action = EntityUID(type: Name(basename: "Action"), id: r.action)
@@ -215,7 +217,6 @@ struct CedarInput {
             guard let built = Self.entities(r, actions: actions, user: user, app: app) else { return nil }
             entities = built
         }
-        let (hour, weekday) = LocalTime.hourAndWeekday(r.context.time, in: zone)
         let millis = Int64((r.context.time.timeIntervalSince1970 * 1000).rounded())
         let device = r.device
         let context: [String: Value] = [
@@ -225,16 +226,7 @@ struct CedarInput {
                 "factor_age_seconds": .long(Int64(r.session.factorAgeSeconds)),
                 "age_seconds": .long(Int64(r.session.ageSeconds)),
             ]),
-            "device": .record([
-                "known": .bool(device != nil),
-                "enrolled": .bool(device?.enrolled ?? false),
-                "managed": .bool(device?.managed ?? false),
-                "compliant": .bool(device?.compliant ?? false),
-                "hardware_bound": .bool(device?.hardwareBound ?? false),
-                "external": .bool(device?.external ?? true),
-                "posture_age_seconds": .long(Int64(device?.postureAgeSeconds ?? Int(Int32.max))),
-                "max_vulnerability_severity": .long(Int64(device?.maxVulnerabilitySeverity ?? 4)),
-            ]),
+            "device": device.map(Self.deviceRecord) ?? Self.unknownDevice,
             "time": .record([
                 "now": .ext(.datetime(CedarDatetime(epochMilliseconds: millis))),
                 "hour": .long(Int64(hour)),
@@ -243,11 +235,29 @@ struct CedarInput {
             "network": .record(["ip": .ext(.ipaddr(ip)), "zone": .string(r.context.networkZone), "country": .string(r.context.country)]),
             "request": .record(["method": .string(r.context.method.uppercased()), "path": .string(r.context.path)]),
             "risk": .record(["score": .long(Int64(r.context.riskScore))]),
-            "grant": .record(["active": .bool(r.context.grantActive)]),
+            "grant": r.context.grantActive ? Self.grantActive : Self.grantInactive,
         ]
         request = Request(principal: user, action: action, resource: app, context: context)
         self.entities = entities
     }
+
+    static func deviceRecord(_ device: AccessRequest.Device?) -> Value {
+        .record([
+            "known": .bool(device != nil),
+            "enrolled": .bool(device?.enrolled ?? false),
+            "managed": .bool(device?.managed ?? false),
+            "compliant": .bool(device?.compliant ?? false),
+            "hardware_bound": .bool(device?.hardwareBound ?? false),
+            "external": .bool(device?.external ?? true),
+            "posture_age_seconds": .long(Int64(device?.postureAgeSeconds ?? Int(Int32.max))),
+            "max_vulnerability_severity": .long(Int64(device?.maxVulnerabilitySeverity ?? 4)),
+        ])
+    }
+
+    /// Built once: most requests come without a device certificate, and grants are on or off.
+    static let unknownDevice = deviceRecord(nil)
+    static let grantActive = Value.record(["active": .bool(true)])
+    static let grantInactive = Value.record(["active": .bool(false)])
 
     /// The entities of a request: the schema's actions, the principal with its groups and roles, the application.
     /// Nil when they do not form a valid entity set (a duplicate, e.g. a group listed twice).
@@ -301,21 +311,51 @@ final class EntityCache: Sendable {
 }
 
 /// Local hour and ISO 8601 weekday of an instant in a time zone, by arithmetic on the zone's
-/// offset at that instant (no `Calendar` per request), and time zones looked up once.
+/// offset at that instant (no `Calendar` per request), and time zones looked up once. The offset is
+/// remembered from the instant it was asked for until the zone's next transition, so the time zone
+/// database (ICU, behind a lock of its own) is asked again only after a transition or for an
+/// earlier instant.
 public enum LocalTime {
-    private static let zones = Mutex<[String: TimeZone]>([:])
+    private struct Known {
+        let zone: TimeZone
+        var offset = 0
+        var from = Date.distantFuture
+        var until = Date.distantPast
+    }
+
+    private static let zones = Mutex<[String: Known]>([:])
 
     /// The time zone with this IANA identifier, cached; nil for an unknown identifier.
     public static func zone(_ identifier: String) -> TimeZone? {
-        if let known = zones.withLock({ $0[identifier] }) { return known }
+        if let known = zones.withLock({ $0[identifier]?.zone }) { return known }
         guard let zone = TimeZone(identifier: identifier) else { return nil }
-        zones.withLock { if $0.count < 1000 { $0[identifier] = zone } }
+        zones.withLock { if $0.count < 1000, $0[identifier] == nil { $0[identifier] = Known(zone: zone) } }
         return zone
+    }
+
+    /// Hour 0–23 and weekday 1 = Monday … 7 = Sunday at `time`, local to the zone with this IANA
+    /// identifier; nil for an unknown identifier.
+    public static func hourAndWeekday(_ time: Date, zoneIdentifier: String) -> (hour: Int, weekday: Int)? {
+        let offset: Int? = zones.withLock { z in
+            if let k = z[zoneIdentifier], k.from <= time, time < k.until { return k.offset }
+            guard let zone = z[zoneIdentifier]?.zone ?? TimeZone(identifier: zoneIdentifier) else { return nil }
+            let offset = zone.secondsFromGMT(for: time)
+            if z.count < 1000 || z[zoneIdentifier] != nil {
+                z[zoneIdentifier] = Known(zone: zone, offset: offset, from: time,
+                                          until: zone.nextDaylightSavingTimeTransition(after: time) ?? .distantFuture)
+            }
+            return offset
+        }
+        return offset.map { local(Int64(time.timeIntervalSince1970.rounded(.down)) + Int64($0)) }
     }
 
     /// Hour 0–23 and weekday 1 = Monday … 7 = Sunday, local to `zone`.
     public static func hourAndWeekday(_ time: Date, in zone: TimeZone) -> (hour: Int, weekday: Int) {
-        let seconds = Int64(time.timeIntervalSince1970.rounded(.down)) + Int64(zone.secondsFromGMT(for: time))
+        local(Int64(time.timeIntervalSince1970.rounded(.down)) + Int64(zone.secondsFromGMT(for: time)))
+    }
+
+    /// Hour and weekday of a count of local seconds since 1970-01-01T00:00 local time.
+    static func local(_ seconds: Int64) -> (hour: Int, weekday: Int) {
         let (days, secondOfDay) = floorDivMod(seconds, 86_400)
         // 1970-01-01 was a Thursday (ISO weekday 4).
         let weekday = Int(floorDivMod(days + 3, 7).1) + 1

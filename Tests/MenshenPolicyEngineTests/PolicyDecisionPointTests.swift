@@ -81,8 +81,21 @@ struct PolicyDecisionPointTests {
                 let ours = LocalTime.hourAndWeekday(time, in: zone)
                 #expect(ours.hour == parts.hour, "\(id) \(time)")
                 #expect(ours.weekday == ((parts.weekday ?? 1) + 5) % 7 + 1, "\(id) \(time)")
+                // The remembered offset (random order: earlier instants ask again).
+                let remembered = LocalTime.hourAndWeekday(time, zoneIdentifier: id)
+                #expect(remembered?.hour == ours.hour && remembered?.weekday == ours.weekday, "\(id) \(time)")
+            }
+            // Walking forward in steps of up to 3 hours over two years crosses every transition with the offset
+            // remembered in between: each step must agree with the time zone asked directly.
+            var time = Date(timeIntervalSince1970: Double(Int64.random(in: 0...3_900_000_000, using: &generator)))
+            for _ in 0..<12_000 {
+                time += Double(Int.random(in: 1...10_800, using: &generator))
+                let direct = LocalTime.hourAndWeekday(time, in: zone)
+                let remembered = LocalTime.hourAndWeekday(time, zoneIdentifier: id)
+                #expect(remembered?.hour == direct.hour && remembered?.weekday == direct.weekday, "\(id) \(time)")
             }
         }
+        #expect(LocalTime.hourAndWeekday(Date(), zoneIdentifier: "Mars/Olympus_Mons") == nil)
         #expect(LocalTime.zone("Mars/Olympus_Mons") == nil)
         // 2026-11-26 (a Thursday) 01:30 UTC is 09:30 in Taipei.
         let taipei = try #require(LocalTime.zone("Asia/Taipei"))

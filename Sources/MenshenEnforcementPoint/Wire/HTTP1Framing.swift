@@ -1,0 +1,80 @@
+/// How an HTTP/1.1 message's body is delimited (RFC 9112 §6), decided from its head, for the
+/// enforcement point's own HTTP/1 data path (see ``HTTP1Head``).
+///
+/// Strict where readers disagree: a message with both `Transfer-Encoding` and `Content-Length` is
+/// refused (RFC 9112 §6.1 allows treating it as an error, and it is the classic desync), as is a
+/// `Content-Length` that is not one run of digits (repeated or comma-separated values included) or
+/// a request `Transfer-Encoding` other than exactly `chunked` (501 territory; the caller decides).
+enum HTTP1Framing {
+    enum Body: Equatable, Sendable {
+        case none
+        case length(Int64)
+        case chunked
+        /// A response read until the upstream closes (no length, not chunked).
+        case untilClose
+    }
+
+    enum Refusal: Error, Equatable, Sendable {
+        case bothLengthAndEncoding
+        case badContentLength
+        /// A request transfer coding other than `chunked` alone, or any transfer coding in HTTP/1.0.
+        case unsupportedTransferCoding
+    }
+
+    /// The body of a request with these fields (HTTP/1.`minor`).
+    static func request(_ fields: [HTTP1Head.Field], minor: Int) -> Result<Body, Refusal> {
+        let (lengths, encodings) = framingFields(fields)
+        if !lengths.isEmpty && !encodings.isEmpty { return .failure(.bothLengthAndEncoding) }
+        if !encodings.isEmpty {
+            guard minor >= 1, codings(encodings) == ["chunked"] else { return .failure(.unsupportedTransferCoding) }
+            return .success(.chunked)
+        }
+        return length(lengths).map { $0.map { $0 == 0 ? .none : .length($0) } ?? .none }
+    }
+
+    /// The body of a response with this head to a request with `requestMethod` (RFC 9112 §6.3).
+    static func response(_ head: HTTP1Head.Response, requestMethod: String) -> Result<Body, Refusal> {
+        // Framing fields are judged first, also on responses that have no body (HEAD, 1xx, 204, 304): a
+        // conflicting or malformed one is refused whatever the status, as llhttp refuses it.
+        let (lengths, encodings) = framingFields(head.fields)
+        if !lengths.isEmpty && !encodings.isEmpty { return .failure(.bothLengthAndEncoding) }
+        let length: Int64?
+        switch Self.length(lengths) {
+        case .success(let n): length = n
+        case .failure(let refusal): return .failure(refusal)
+        }
+        // Transfer-Encoding in HTTP/1.0 is faulty framing (RFC 9112 §6.1).
+        if !encodings.isEmpty && head.minor < 1 { return .failure(.unsupportedTransferCoding) }
+        if requestMethod == "HEAD" || head.status < 200 || head.status == 204 || head.status == 304 { return .success(.none) }
+        if !encodings.isEmpty {
+            // Chunked last: chunked (what comes before it is content coding for the recipient). Otherwise the
+            // response runs until the connection closes (§6.3 rule 4).
+            return .success(codings(encodings).last == "chunked" ? .chunked : .untilClose)
+        }
+        return .success(length.map { .length($0) } ?? .untilClose)
+    }
+
+    private static func framingFields(_ fields: [HTTP1Head.Field]) -> (lengths: [String], encodings: [String]) {
+        var lengths: [String] = [], encodings: [String] = []
+        for field in fields {
+            let n = field.name.utf8
+            if n.count == 14, field.name.lowercased() == "content-length" { lengths.append(field.value) }
+            else if n.count == 17, field.name.lowercased() == "transfer-encoding" { encodings.append(field.value) }
+        }
+        return (lengths, encodings)
+    }
+
+    private static func codings(_ values: [String]) -> [String] {
+        values.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
+            .map { $0.trimmingASCIISpaces().lowercased() }
+    }
+
+    /// One Content-Length of 1–18 digits, or none.
+    private static func length(_ values: [String]) -> Result<Int64?, Refusal> {
+        guard let text = values.first else { return .success(nil) }
+        guard values.count == 1, !text.isEmpty, text.utf8.count <= 18,
+              text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }), let n = Int64(text)
+        else { return .failure(.badContentLength) }
+        return .success(n)
+    }
+}
