@@ -47,24 +47,18 @@ enum RequestValidator {
         guard hosts.count == 1, let host = hosts.first, isValidHost(host) else {
             return .failure(.badRequest(hosts.count > 1 ? "more than one Host" : "missing or invalid Host"))
         }
-        if !contentLengths.isEmpty && !transferEncodings.isEmpty {
-            return .failure(.badRequest("both Content-Length and Transfer-Encoding"))
+        // (The HTTP/2 codec's head says version 2.0: only a real HTTP/1.0 request is refused Transfer-Encoding.)
+        switch HTTP1Framing.request(lengths: contentLengths, encodings: transferEncodings,
+                                    http10: head.version.major == 1 && head.version.minor == 0) {
+        case .success(.none), .success(.untilClose): return .success(.none)
+        case .success(.chunked): return .success(.chunked)
+        case .success(.length(let length)):
+            return length > config.maxRequestBodyBytes ? .failure(.payloadTooLarge) : .success(.contentLength(length))
+        case .failure(.bothLengthAndEncoding): return .failure(.badRequest("both Content-Length and Transfer-Encoding"))
+        case .failure(.badContentLength): return .failure(.badRequest("invalid or repeated Content-Length"))
+        case .failure(.unsupportedTransferCoding): return .failure(.notImplemented("transfer coding"))
+        case .failure(.transferEncodingInHTTP10): return .failure(.badRequest("Transfer-Encoding in HTTP/1.0"))
         }
-        if !transferEncodings.isEmpty {
-            let codings = transferEncodings.flatMap { $0.split(separator: ",") }.map { $0.trimmingASCIISpaces().lowercased() }
-            guard codings == ["chunked"] else { return .failure(.notImplemented("transfer coding")) }
-            if head.version.minor == 0 { return .failure(.badRequest("Transfer-Encoding in HTTP/1.0")) }
-            return .success(.chunked)
-        }
-        if !contentLengths.isEmpty {
-            guard contentLengths.count == 1, let text = contentLengths.first, !text.isEmpty, text.utf8.count <= 18,
-                  text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-                  let length = Int64(text)
-            else { return .failure(.badRequest("invalid or repeated Content-Length")) }
-            if length > config.maxRequestBodyBytes { return .failure(.payloadTooLarge) }
-            return .success(length == 0 ? .none : .contentLength(length))
-        }
-        return .success(.none)
     }
 
     /// tchar (RFC 9110 §5.6.2).

@@ -17,17 +17,26 @@ enum HTTP1Framing {
     enum Refusal: Error, Equatable, Sendable {
         case bothLengthAndEncoding
         case badContentLength
-        /// A request transfer coding other than `chunked` alone, or any transfer coding in HTTP/1.0.
+        /// A request transfer coding other than `chunked` alone (a response's in HTTP/1.0).
         case unsupportedTransferCoding
+        /// A request with Transfer-Encoding in HTTP/1.0 (faulty framing, RFC 9112 §6.1).
+        case transferEncodingInHTTP10
     }
 
     /// The body of a request with these fields (HTTP/1.`minor`).
     static func request(_ fields: [HTTP1Head.Field], minor: Int) -> Result<Body, Refusal> {
         let (lengths, encodings) = framingFields(fields)
+        return request(lengths: lengths, encodings: encodings, http10: minor == 0)
+    }
+
+    /// The body of a request with these `Content-Length` and `Transfer-Encoding` values, in field order.
+    /// `http10`: the request is HTTP/1.0 (not an HTTP/2 stream seen through NIO's HTTP/1 codec, which
+    /// marks a body of unknown length `chunked`).
+    static func request(lengths: [String], encodings: [String], http10: Bool) -> Result<Body, Refusal> {
         if !lengths.isEmpty && !encodings.isEmpty { return .failure(.bothLengthAndEncoding) }
         if !encodings.isEmpty {
-            guard minor >= 1, codings(encodings) == ["chunked"] else { return .failure(.unsupportedTransferCoding) }
-            return .success(.chunked)
+            guard codings(encodings) == ["chunked"] else { return .failure(.unsupportedTransferCoding) }
+            return http10 ? .failure(.transferEncodingInHTTP10) : .success(.chunked)
         }
         return length(lengths).map { $0.map { $0 == 0 ? .none : .length($0) } ?? .none }
     }
