@@ -109,3 +109,30 @@ struct PathNormalizerTests {
         #expect(HeaderRules.kind(ofLowercased: "x-custom-id", extraIdentity: []) == .other)
     }
 }
+
+@Suite("Header look-up")
+struct HeaderLookupTests {
+    @Test("headerValues finds every value of a name whatever its case, in order, and nothing for names that only look alike")
+    func headerValues() {
+        let request = GateRequest(method: "GET", path: "/", rawTarget: "/", query: nil, host: "a", scheme: "http", clientAddress: nil,
+                                  headers: [("Cookie", "a=1"), ("COOKIE", "b=2"), ("cookiE", "c=3"), ("Cookies", "x"), ("Cooki", "y"),
+                                            ("X-Cookie", "z"), ("Accept", "text/html"), ("Cookie", "")],
+                                  requestID: "r")
+        #expect(request.headerValues("cookie") == ["a=1", "b=2", "c=3", ""])
+        #expect(request.headerValues("Cookie") == ["a=1", "b=2", "c=3", ""])
+        #expect(request.headerValues("accept") == ["text/html"])
+        #expect(request.headerValues("cookies") == ["x"])
+        #expect(request.headerValues("x-forwarded-for").isEmpty)
+        // Letters only fold with letters: '@' (0x40) and '[' (0x5B) are not 'a'-1 or 'z'+1 in disguise.
+        #expect(HeaderRules.name("@[", equalsLowercased: "`{") == false)
+        #expect(HeaderRules.name("X-A", equalsLowercased: "x-a") && !HeaderRules.name("X-A", equalsLowercased: "x_a"))
+        // Every ASCII byte against lowercased(): the same answer as comparing lower-cased copies.
+        for byte in UInt8(0x21)...UInt8(0x7E) {
+            let name = String(decoding: [UInt8(ascii: "k"), byte], as: UTF8.self)
+            for other in UInt8(0x21)...UInt8(0x7E) {
+                let lower = String(decoding: [UInt8(ascii: "k"), other], as: UTF8.self).lowercased()
+                #expect(HeaderRules.name(name, equalsLowercased: lower) == (name.lowercased() == lower), "\(name) \(lower)")
+            }
+        }
+    }
+}

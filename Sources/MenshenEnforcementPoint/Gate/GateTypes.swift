@@ -68,7 +68,8 @@ public struct GateRequest: Sendable {
     /// All values of a header, compared case-insensitively by name.
     public func headerValues(_ name: String) -> [String] {
         let wanted = name.lowercased()
-        return headers.filter { $0.0.lowercased() == wanted }.map(\.1)
+        // Compared byte by byte, folding ASCII case (names are tokens): no lower-cased copy of every name.
+        return headers.compactMap { HeaderRules.name($0.0, equalsLowercased: wanted) ? $0.1 : nil }
     }
 }
 

@@ -112,6 +112,14 @@ public enum HeaderRules {
         public func first(_ lower: String) -> String? { fields.first { $0.lower == lower }?.value }
     }
 
+    /// Whether a field name equals `lower` (already lower-case) with ASCII letters compared case-insensitively.
+    public static func name(_ name: String, equalsLowercased lower: String) -> Bool {
+        guard name.utf8.count == lower.utf8.count else { return false }
+        return zip(name.utf8, lower.utf8).allSatisfy { a, b in
+            (a >= UInt8(ascii: "A") && a <= UInt8(ascii: "Z") ? a | 0x20 : a) == b
+        }
+    }
+
     /// Whether every byte of `text` is an RFC 9110 `tchar` (methods, header names).
     public static func isToken(_ text: String) -> Bool {
         !text.isEmpty && text.utf8.allSatisfy(RequestValidator.isTokenChar)

@@ -71,9 +71,7 @@ enum ForwardAuth {
         guard normalized.target == target else {
             return .failure(Refusal(why: "the original request target is not in normal form (it would be decided as \(normalized.path))"))
         }
-        let describing: Set<String> = ["x-original-url", "x-original-method", "x-forwarded-method", "x-forwarded-proto",
-                                       "x-forwarded-host", "x-forwarded-uri", "host"]
-        let headers = r.headers.filter { !describing.contains($0.0.lowercased()) }
+        let headers = r.headers.filter { !Self.describing.contains($0.0.lowercased()) }
         // The client's address: the caller's X-Forwarded-For (its last hop) is believed only from a trusted caller.
         // nginx must set it (`proxy_set_header X-Forwarded-For $remote_addr;`), or the client's own value would arrive.
         let client = r.headerValues("x-forwarded-for").last?.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) }
@@ -102,6 +100,10 @@ enum ForwardAuth {
         return !host.isEmpty && host.utf8.count <= 253
             && host.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x2e }
     }
+
+    /// Fields that describe the original request to the endpoint; not passed on as the request's own.
+    static let describing: Set<String> = ["x-original-url", "x-original-method", "x-forwarded-method", "x-forwarded-proto",
+                                          "x-forwarded-host", "x-forwarded-uri", "host"]
 
     static func single(_ r: GateRequest, _ name: String) -> String? {
         let values = r.headerValues(name)
