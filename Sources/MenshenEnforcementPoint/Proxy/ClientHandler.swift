@@ -187,15 +187,10 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// The request decoder refused the bytes (NIOHTTP1 `HTTPParserError`): 400 if no response has started, then close.
     private func malformedRequest() {
+        guard let ex = exchange else { return refuse(.badRequest("malformed request"), requestID: shared.makeRequestID(), head: nil) }
         shared.metrics.bump(\.refusedBeforeGate)
-        if let ex = exchange {
-            if ex.responseHeadSent { return closeClient() }
-            return respondRefusal(.badRequest("malformed request"), ex: ex)
-        }
-        let requestID = shared.makeRequestID()
-        let page = render(.badRequest("malformed request"), requestID: requestID, headers: nil)
-        respondLocally(ex: nil, status: 400, headers: page.headers + [("X-Menshen-Request-Id", requestID)], body: page.body,
-                       forceClose: true)
+        if ex.responseHeadSent { return closeClient() }
+        respondRefusal(.badRequest("malformed request"), ex: ex)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -687,8 +682,8 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
                        body: page.body, forceClose: refusal.status >= 500 && !ex.requestEnded)
     }
 
-    /// Refuses a request before an exchange exists (validation): always closes.
-    private func refuse(_ refusal: ProxyRefusal, requestID: String, head: HTTPRequestHead) {
+    /// Refuses a request before an exchange exists (validation, or bytes the decoder refused): always closes.
+    private func refuse(_ refusal: ProxyRefusal, requestID: String, head: HTTPRequestHead?) {
         shared.metrics.bump(\.refusedBeforeGate)
         logger.info("request refused", metadata: ["request_id": "\(requestID)", "status": "\(refusal.status)", "reason": "\(refusal)"])
         let page = render(refusal, requestID: requestID, headers: nil)

@@ -104,10 +104,10 @@ struct HTTP1Chunked {
                 case .quoted:
                     if b == UInt8(ascii: "\"") { next = .afterQuoted }
                     else if b == UInt8(ascii: "\\") { next = .quotedPair }
-                    else if b == HTTP1Head.tab || (b >= 0x20 && b != 0x7F) { next = .quoted }
+                    else if RequestValidator.isFieldValueByte(b) { next = .quoted }
                     else { throw .malformed("chunk extension") }
                 case .quotedPair:
-                    guard b == HTTP1Head.tab || (b >= 0x20 && b != 0x7F) else { throw .malformed("chunk extension") }
+                    guard RequestValidator.isFieldValueByte(b) else { throw .malformed("chunk extension") }
                     next = .quoted
                 }
                 state = .ext(bytes: count + 1, at: next)
@@ -151,7 +151,7 @@ struct HTTP1Chunked {
                 if b == HTTP1Head.cr {
                     state = .trailerLF(empty: false)
                 } else {
-                    guard HTTP1Head.isFieldValueByte(b) else { throw .malformed("trailer field value") }
+                    guard RequestValidator.isFieldValueByte(b) else { throw .malformed("trailer field value") }
                     try countTrailer()
                 }
             case .trailerLF(let empty):

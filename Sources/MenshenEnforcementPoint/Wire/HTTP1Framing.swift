@@ -66,9 +66,8 @@ enum HTTP1Framing {
     private static func framingFields(_ fields: [HTTP1Head.Field]) -> (lengths: [String], encodings: [String]) {
         var lengths: [String] = [], encodings: [String] = []
         for field in fields {
-            let n = field.name.utf8
-            if n.count == 14, field.name.lowercased() == "content-length" { lengths.append(field.value) }
-            else if n.count == 17, field.name.lowercased() == "transfer-encoding" { encodings.append(field.value) }
+            if HeaderRules.name(field.name, equalsLowercased: "content-length") { lengths.append(field.value) }
+            else if HeaderRules.name(field.name, equalsLowercased: "transfer-encoding") { encodings.append(field.value) }
         }
         return (lengths, encodings)
     }

@@ -100,7 +100,7 @@ enum HTTP1Head {
             var reason = 0..<0
             if p.peek() == sp {
                 p.index += 1
-                reason = try p.run(what: "reason phrase", endingWith: cr, allowed: isFieldValueByte, allowEmpty: true)
+                reason = try p.run(what: "reason phrase", endingWith: cr, allowed: RequestValidator.isFieldValueByte, allowEmpty: true)
             } else if p.peek() != cr && p.peek() != nil {
                 throw Stop.failure(.malformed("status code"))
             }
@@ -129,7 +129,6 @@ enum HTTP1Head {
     static func isDigit(_ b: UInt8) -> Bool { b >= zero && b <= UInt8(ascii: "9") }
     /// origin-form, absolute-form, authority-form and `*` are all visible ASCII (RFC 9112 §3.2).
     static func isTargetByte(_ b: UInt8) -> Bool { b > 0x20 && b < 0x7F }
-    static func isFieldValueByte(_ b: UInt8) -> Bool { b == tab || (b >= 0x20 && b != 0x7F) }
 
     /// Why parsing stopped: the bytes ran out (or hit the head limit) before the head's end, or the head is bad.
     enum Stop: Error { case needMore, failure(Failure) }
@@ -214,7 +213,7 @@ enum HTTP1Head {
                         guard try next() == lf else { throw .failure(.malformed("bare CR in a field line")) }
                         break
                     }
-                    guard isFieldValueByte(b) else {
+                    guard RequestValidator.isFieldValueByte(b) else {
                         throw .failure(.malformed(b == lf ? "bare LF in a field line" : "control byte in a field value"))
                     }
                     if b != sp && b != tab { last = index }
