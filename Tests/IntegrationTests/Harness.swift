@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import MenshenTestSupport
 import Testing
 
 /// Runs the real `menshen` binary (built by `swift build`) as a user would.
@@ -26,21 +27,11 @@ enum Harness {
     static func run(_ args: [String], cwd: URL? = nil, environment: [String: String] = [:], timeout: TimeInterval = 60) throws
         -> (status: Int32, out: String, err: String)
     {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = args
-        if let cwd { p.currentDirectoryURL = cwd }
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, n in n }
-        let outData = try Collector(), errData = try Collector()
-        p.standardOutput = outData.handle; p.standardError = errData.handle
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning {
-            if Date() > deadline { p.terminate(); Issue.record("menshen \(args) timed out"); break }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        p.waitUntilExit()
-        return (p.terminationStatus, outData.finish(), errData.finish())
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let r = try spawnAndWait(binary, args, environment: ProcessInfo.processInfo.environment.merging(environment) { _, n in n },
+                                 directory: cwd?.path, timeout: timeout)
+        if r.timedOut { Issue.record("menshen \(args) timed out") }
+        return (r.status, r.stdoutText, r.stderrText)
     }
 
     /// Collects a child's output in a temporary file. (Files, not pipes: with

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 @testable import MenshenEnforcementPoint
+import MenshenTestSupport
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -281,18 +282,13 @@ struct CurlResult: Sendable {
 /// `--max-time`, which overrides this one.
 func curl(_ arguments: [String]) async -> CurlResult {
     await offPool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-sS", "--max-time", "90"] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        do { try process.run() } catch { return CurlResult(exitCode: -1, stdout: "", stderr: "\(error)") }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CurlResult(exitCode: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self),
-                          stderr: String(decoding: errData, as: UTF8.self))
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        do {
+            let r = try spawnAndWait("/usr/bin/curl", ["-sS", "--max-time", "90"] + arguments)
+            return CurlResult(exitCode: r.status, stdout: r.stdoutText, stderr: r.stderrText)
+        } catch {
+            return CurlResult(exitCode: -1, stdout: "", stderr: "\(error)")
+        }
     }
 }
 

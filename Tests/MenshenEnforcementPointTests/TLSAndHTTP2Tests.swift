@@ -1,6 +1,7 @@
 import Foundation
 import MenshenEnforcementPoint
 import MenshenServer
+import MenshenTestSupport
 import NIOSSL
 import Testing
 
@@ -32,30 +33,20 @@ struct TLSAndHTTP2Tests {
         }
 
         static func openssl(_ args: [String], in dir: URL) throws {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            p.arguments = args
-            p.currentDirectoryURL = dir
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: ["openssl": args.joined(separator: " ")]) }
+            let r = try spawnAndWait("/usr/bin/openssl", args, directory: dir.path)
+            guard r.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: ["openssl": args.joined(separator: " ")]) }
         }
     }
 
     static func run(_ tool: String, _ args: [String]) async -> CurlResult {
         await offPool {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: tool)
-            p.arguments = args
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            do { try p.run() } catch { return CurlResult(exitCode: -1, stdout: "", stderr: "\(error)") }
-            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return CurlResult(exitCode: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+            // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+            do {
+                let r = try spawnAndWait(tool, args)
+                return CurlResult(exitCode: r.status, stdout: r.stdoutText, stderr: r.stderrText)
+            } catch {
+                return CurlResult(exitCode: -1, stdout: "", stderr: "\(error)")
+            }
         }
     }
 

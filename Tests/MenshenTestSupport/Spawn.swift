@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// What a child program did: its exit status (or 128 + the signal that ended it) and its output.
+public struct SpawnResult: Sendable {
+    public var status: Int32
+    public var stdout: [UInt8]
+    public var stderr: [UInt8]
+    /// The child was killed because it ran past the timeout.
+    public var timedOut: Bool
+
+    public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+    public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
+}
+
+public struct SpawnError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Runs a program to completion with `posix_spawn` and collects its output (blocking: call it off the
+/// cooperative pool).
+///
+/// Test helpers use this instead of Foundation's `Process` on Linux: `Process.run()` scans
+/// `/proc/self/fd` copying a fixed 256 bytes of each directory entry's name, which reads past the end of
+/// the last entry and crashes the whole test process with SIGSEGV when that entry sits at the end of a
+/// mapping (swift-corelibs-foundation#5472; seen here as `Process.run() + 6428` in the parallel test
+/// pass). The child gets the output pipes and `/dev/null` as standard input, and no other descriptor of
+/// this process (all above 2 are closed in the child, as `Process` does).
+public func spawnAndWait(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                         directory: String? = nil, timeout: Double? = nil) throws -> SpawnResult {
+    // (Close-on-exec at once: children spawned meanwhile by other threads must not hold these open. Ours close
+    // every descriptor above 2 anyway, as `Process` does.)
+    var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
+    guard pipe(&out) == 0 else { throw SpawnError(description: "pipe: errno \(errno)") }
+    guard pipe(&err) == 0 else {
+        close(out[0]); close(out[1])
+        throw SpawnError(description: "pipe: errno \(errno)")
+    }
+    for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+    posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+    guard SpawnActions.closeFrom(&actions, 3) == 0 else { throw SpawnError(description: "closefrom") }
+    if let directory {
+        guard SpawnActions.chdir(&actions, directory) == 0 else { throw SpawnError(description: "chdir \(directory)") }
+    }
+
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        for p in argv { free(p) }
+        for p in env { free(p) }
+    }
+    // The child starts with no signal blocked and every signal at its default (threads of this process block some).
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t(), all = sigset_t()
+    sigemptyset(&none)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, env)
+    close(out[1]); close(err[1])
+    guard spawned == 0 else {
+        close(out[0]); close(err[0])
+        throw SpawnError(description: "posix_spawn \(executable): errno \(spawned)")
+    }
+
+    // Both pipes are read together (a child filling one while the other is read would otherwise stall).
+    var collected: [[UInt8]] = [[], []]
+    var fds = [pollfd(fd: out[0], events: Int16(POLLIN), revents: 0), pollfd(fd: err[0], events: Int16(POLLIN), revents: 0)]
+    let deadline = timeout.map { Date().addingTimeInterval($0) }
+    var timedOut = false
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while fds.contains(where: { $0.fd >= 0 }) {
+        let wait = deadline.map { max(0, Int32($0.timeIntervalSinceNow * 1000)) } ?? -1
+        let ready = poll(&fds, nfds_t(fds.count), wait)
+        if ready < 0 {
+            if errno == EINTR { continue }
+            break
+        }
+        if ready == 0, let deadline, Date() >= deadline, !timedOut {
+            timedOut = true
+            kill(pid, SIGKILL)
+            continue
+        }
+        for i in fds.indices where fds[i].fd >= 0 && fds[i].revents != 0 {
+            let n = buffer.withUnsafeMutableBytes { read(fds[i].fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                collected[i] += buffer[..<n]
+            } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                close(fds[i].fd)
+                fds[i].fd = -1
+            }
+        }
+    }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return SpawnResult(status: code, stdout: collected[0], stderr: collected[1], timedOut: timedOut)
+}
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34) and `…_addchdir_np` (2.29), which the Glibc
+/// module does not import.
+enum SpawnActions {
+    typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    typealias ChDir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+
+    static func closeFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ fd: Int32) -> Int32 {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return -1 }
+        return unsafeBitCast(symbol, to: CloseFrom.self)(actions, fd)
+    }
+
+    static func chdir(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ path: String) -> Int32 {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np") else { return -1 }
+        return path.withCString { unsafeBitCast(symbol, to: ChDir.self)(actions, $0) }
+    }
+}
