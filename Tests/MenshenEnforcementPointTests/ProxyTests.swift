@@ -77,6 +77,17 @@ struct ProxyTests {
             let seen = try #require(upstream.seen.all.last)
             #expect(seen.bodyBytes == 3_000_000)
             #expect(seen.header("Transfer-Encoding") == ["chunked"])
+            // A POST without a body goes upstream with an explicit empty one (as user agents send it), not chunked.
+            let empty = await curl(["-X", "POST", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/empty"])
+            #expect(empty.stdout == "200", "\(empty.stderr)")
+            let seenEmpty = try #require(upstream.seen.all.last)
+            #expect(seenEmpty.uri == "/empty" && seenEmpty.header("Content-Length") == ["0"] && seenEmpty.header("Transfer-Encoding").isEmpty)
+            // An HTTP/1.0 client that asks for 100-continue gets no interim response (RFC 9110 §15.2), only the final one.
+            let client = try #require(RawClient(port: port))
+            await client.sendAsync("POST /ten HTTP/1.0\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok")
+            let raw = await client.receiveAsync().text
+            #expect(raw.hasPrefix("HTTP/1.0 200 "), "\(raw.prefix(200).debugDescription)")
+            #expect(!raw.contains("100 Continue") && raw.hasSuffix("\n\nok"), "\(raw.debugDescription)")
         }
     }
 

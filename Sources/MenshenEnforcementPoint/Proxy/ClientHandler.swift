@@ -185,7 +185,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         readClientIfWanted()
     }
 
-    /// The request decoder refused the bytes (NIOHTTP1 `HTTPParserError`): 400 if no response has started, then close.
+    /// The request decoder refused the bytes (``HTTP1WireError``): 400 if no response has started, then close.
     private func malformedRequest() {
         guard let ex = exchange else { return refuse(.badRequest("malformed request"), requestID: shared.makeRequestID(), head: nil) }
         shared.metrics.bump(\.refusedBeforeGate)
@@ -212,7 +212,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("client connection error", metadata: ["error": "\(error)"])
         // (A client gone mid-request also shows as a parse error: the decoder's end of input came mid-message.)
-        guard error is HTTPParserError, !closing, !spliced, context.channel.isActive else { return closeClient() }
+        guard error is HTTP1WireError, !closing, !spliced, context.channel.isActive else { return closeClient() }
         // After the responses to the requests before it (pipelined ones too), like NIO's protocol error handler
         // behind its pipelining handler; a request still being read is the one refused.
         if !http2, !queued.isEmpty || exchange?.requestEnded == true {
@@ -415,8 +415,9 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         connection.noteForwarding(since: ex.lastActivity)
 
         // The gate approved: a client waiting for `100 Continue` may now send its body.
-        // (Expect is not forwarded; upstream informational responses are dropped.)
-        if !ex.requestEnded, ex.head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }),
+        // (Expect is not forwarded; upstream informational responses are dropped; an HTTP/1.0 client gets no
+        // interim response, RFC 9110 §15.2.)
+        if !ex.requestEnded, ex.head.version != .http1_0, ex.head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }),
            let context {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: ex.head.version, status: .continue))),
                                   promise: nil)
@@ -462,6 +463,9 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         switch ex.framing {
         case .chunked: headers.add(name: "Transfer-Encoding", value: "chunked")
         case .contentLength(let n): headers.add(name: "Content-Length", value: String(n))
+        // A method whose content means something gets an explicit empty body, as user agents send it (RFC 9110 §8.6).
+        case .none where ex.head.method == .POST || ex.head.method == .PUT || ex.head.method == .PATCH:
+            headers.add(name: "Content-Length", value: "0")
         case .none: break
         }
         return HTTPRequestHead(version: .http1_1, method: ex.head.method, uri: PathNormalizer.Normalized(
@@ -531,13 +535,13 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
                 clientSide.partner = upstreamSide
                 upstreamSide.partner = clientSide
                 // Client: no client bytes are expected before the 101 (RFC 6455 §4.1); the decoder drops any.
-                try client.removeHandler(client.handler(type: HTTPResponseEncoder.self), promise: nil)
+                try client.removeHandler(client.handler(type: HTTP1ResponseEncoder.self), promise: nil)
                 try client.addHandler(clientSide, position: .before(self))
-                let clientDecoderGone = try client.removeHandler(client.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
+                let clientDecoderGone = try client.removeHandler(client.handler(type: ByteToMessageHandler<HTTP1RequestDecoder>.self))
                 // Upstream: bytes it sent after its 101 are forwarded by its decoder into the splice.
-                try upstream.removeHandler(upstream.handler(type: HTTPRequestEncoder.self), promise: nil)
+                try upstream.removeHandler(upstream.handler(type: HTTP1RequestEncoder.self), promise: nil)
                 try upstream.addHandler(upstreamSide, position: .before(upstreamHandler))
-                let upstreamDecoderGone = try upstream.removeHandler(upstream.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self))
+                let upstreamDecoderGone = try upstream.removeHandler(upstream.handler(type: ByteToMessageHandler<HTTP1ResponseDecoder>.self))
                 // A decoder leaves the pipeline on a later tick (and the response decoder observes
                 // writes until then): start moving bytes only once both are gone.
                 let logger = self.logger

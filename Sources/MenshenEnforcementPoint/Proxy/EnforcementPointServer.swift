@@ -46,6 +46,8 @@ final class ProxyShared: Sendable {
     let configuration: ProxyConfiguration
     let gate: any AccessGate
     let pool: UpstreamPool
+    /// Limits of the HTTP/1 codec's heads (client and upstream side).
+    let headLimits: HTTP1Head.Limits
     let logger: Logger
     let metrics = MetricsBox()
     let health: UpstreamHealth
@@ -62,11 +64,16 @@ final class ProxyShared: Sendable {
         self.gate = gate
         self.logger = logger
         self.health = UpstreamHealth(downFor: configuration.upstreamDownTime)
+        // The codec's limits bound memory before RequestValidator answers 414 or 431; they are set above the
+        // validator's so that the validator decides in normal cases.
+        self.headLimits = HTTP1Head.Limits(
+            maxHeadBytes: max(1024, configuration.maxURILength) + max(1024, configuration.maxHeaderBytes) + 16 * 1024,
+            maxFields: max(1, configuration.maxHeaderCount) + 64)
         self.pool = UpstreamPool(maxConnections: configuration.maxConnectionsPerUpstream,
                                  maxIdle: configuration.maxIdleConnectionsPerUpstream,
                                  maxWaiters: configuration.maxWaitingRequestsPerUpstream,
                                  connectTimeout: configuration.connectTimeout,
-                                 tlsHandler: configuration.upstreamTLSHandler)
+                                 tlsHandler: configuration.upstreamTLSHandler, headLimits: headLimits)
     }
 
     /// 32 lower-case hex digits, unique per server: the first half is a bijective mix of the request
@@ -165,15 +172,9 @@ public final class EnforcementPointServer: Sendable {
             throw ProxyConfigurationError("scheme must be a token such as http or https: \(scheme.debugDescription)")
         }
         let tls = shared.configuration.tlsHandler
-        // The decoder's own limits bound memory before RequestValidator answers 431;
-        // they are set above the validator's so that the validator decides in normal cases.
-        let limits: NIOHTTPDecoderLimitConfiguration = {
-            var l = NIOHTTPDecoderLimitConfiguration()
-            l.maxHeaderFieldCount = max(1, shared.configuration.maxHeaderCount) + 64
-            l.maxHeaderListSize = max(1024, shared.configuration.maxHeaderBytes) + 16 * 1024
-            l.maxHeaderFieldSize = l.maxHeaderListSize
-            return l
-        }()
+        // The HTTP/2 decoder's own limit bounds memory before RequestValidator answers 431;
+        // it is set above the validator's so that the validator decides in normal cases.
+        let maxHeaderListSize = max(1024, shared.configuration.maxHeaderBytes) + 16 * 1024
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -182,14 +183,13 @@ public final class EnforcementPointServer: Sendable {
             .childChannelInitializer { channel in
                 @Sendable func http1(_ channel: any Channel) throws {
                     let sync = channel.pipeline.syncOperations
-                    // Only the codec: `ClientHandler` orders pipelined requests and answers parse errors itself
-                    // (NIO's pipelining and protocol-error handlers were two more hops for every message), and
-                    // there is no outbound header validation handler: every field written to a client is from a
-                    // message llhttp parsed (it refuses control bytes, bare CR/LF and folding) or checked by
-                    // `ClientHandler.isValidHeader` (the handler re-scanned every field of every response).
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false,
-                                                         withOutboundHeaderValidation: false,
-                                                         withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                    // The enforcement point's own codec (`HTTP1Codec`), and nothing between it and `ClientHandler`:
+                    // `ClientHandler` orders pipelined requests and answers unreadable bytes itself, and every field
+                    // written to a client is from a message `HTTP1Head` parsed (it refuses control bytes, bare CR/LF
+                    // and folding) or checked by `ClientHandler.isValidHeader`.
+                    let pending = HTTP1PendingMethods()
+                    try sync.addHandler(ByteToMessageHandler(HTTP1RequestDecoder(limits: shared.headLimits, pending: pending)))
+                    try sync.addHandler(HTTP1ResponseEncoder(pending: pending))
                     try sync.addHandler(ClientHandler(shared: shared, connection: shared.connectionOpened(channel)))
                 }
                 guard let tls else { return channel.eventLoop.makeCompletedFuture { try http1(channel) } }
@@ -218,7 +218,7 @@ public final class EnforcementPointServer: Sendable {
                             return connection.configureHTTP2Pipeline(
                                 mode: .server,
                                 initialLocalSettings: [HTTP2Setting(parameter: .maxConcurrentStreams, value: shared.configuration.maxConcurrentStreams),
-                                                       HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderListSize)],
+                                                       HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderListSize)],
                                 inboundStreamInitializer: { stream in
                                     stream.eventLoop.makeCompletedFuture {
                                         try stream.syncOptions?.setOption(.autoRead, value: false)

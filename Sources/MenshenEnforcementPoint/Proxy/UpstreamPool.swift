@@ -99,10 +99,12 @@ final class UpstreamPool: Sendable {
     private let maxWaiters: Int
     private let connectTimeout: TimeAmount
     private let tlsHandler: (@Sendable (Upstream) throws -> any ChannelHandler)?
+    private let headLimits: HTTP1Head.Limits
 
     init(maxConnections: Int, maxIdle: Int, maxWaiters: Int, connectTimeout: TimeAmount,
-         tlsHandler: (@Sendable (Upstream) throws -> any ChannelHandler)?) {
+         tlsHandler: (@Sendable (Upstream) throws -> any ChannelHandler)?, headLimits: HTTP1Head.Limits) {
         self.tlsHandler = tlsHandler
+        self.headLimits = headLimits
         self.maxConnections = max(1, maxConnections)
         self.maxIdle = max(0, maxIdle)
         self.maxWaiters = max(0, maxWaiters)
@@ -160,7 +162,7 @@ final class UpstreamPool: Sendable {
 
     /// Opens a connection already counted in `total`.
     private func connect(_ upstream: Upstream, key: Key, on loop: any EventLoop) -> EventLoopFuture<any Channel> {
-        let tlsHandler = upstream.tls ? self.tlsHandler : nil
+        let tlsHandler = upstream.tls ? self.tlsHandler : nil, headLimits = self.headLimits
         let connect = ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
             .channelOption(.autoRead, value: false)
@@ -168,10 +170,12 @@ final class UpstreamPool: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tlsHandler { try channel.pipeline.syncOperations.addHandler(tlsHandler(upstream)) }
-                    // No outbound header validation: the request head is built by `ClientHandler.upstreamHead` from
-                    // fields llhttp parsed and values it checks (see `EnforcementPointServer.start`).
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes,
-                                                                              enableOutboundHeaderValidation: false)
+                    // The enforcement point's own codec (`HTTP1Codec`); the request head is built by
+                    // `ClientHandler.upstreamHead` from fields `HTTP1Head` parsed and values it checks.
+                    let pending = HTTP1PendingMethods()
+                    try channel.pipeline.syncOperations.addHandler(HTTP1RequestEncoder(pending: pending))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(HTTP1ResponseDecoder(limits: headLimits, pending: pending)))
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }
