@@ -369,6 +369,10 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         guard let context, let upstream = candidates.first else { return }
         ex.phase = .connecting
         ex.upstream = upstream
+        // An idle pooled connection is taken at once; otherwise one is opened or waited for.
+        if let idle = shared.pool.takeIdle(upstream, on: context.eventLoop) {
+            return connected(ex, channel: idle, upstream: upstream, addHeaders: addHeaders)
+        }
         shared.pool.lease(upstream, on: context.eventLoop).assumeIsolated().whenComplete { [weak self] result in
             guard let self else {
                 if case .success(let channel) = result { channel.close(promise: nil) }

@@ -35,12 +35,10 @@ enum RequestValidator {
             bytes += name.utf8.count + value.utf8.count
             guard !name.isEmpty, name.utf8.allSatisfy(isTokenChar) else { return .failure(.badRequest("header name")) }
             guard value.utf8.allSatisfy(isFieldValueByte) else { return .failure(.badRequest("header value")) }
-            switch name.lowercased() {
-            case "host": hosts.append(value)
-            case "content-length": contentLengths.append(value)
-            case "transfer-encoding": transferEncodings.append(value)
-            default: break
-            }
+            // (Compared folding ASCII case in place: no lower-cased copy of every name.)
+            if HeaderRules.name(name, equalsLowercased: "host") { hosts.append(value) }
+            else if HeaderRules.name(name, equalsLowercased: "content-length") { contentLengths.append(value) }
+            else if HeaderRules.name(name, equalsLowercased: "transfer-encoding") { transferEncodings.append(value) }
         }
         if count > config.maxHeaderCount || bytes > config.maxHeaderBytes { return .failure(.headersTooLarge) }
 

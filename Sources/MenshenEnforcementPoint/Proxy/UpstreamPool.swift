@@ -118,6 +118,20 @@ final class UpstreamPool: Sendable {
     /// Number of connections (leased and idle) currently counted for a key.
     func connectionCount(_ key: Key) -> Int { state.withLock { $0.entries[key]?.total ?? 0 } }
 
+    /// An idle connection on `loop`, if there is one (the common case under load, without a future).
+    func takeIdle(_ upstream: Upstream, on loop: any EventLoop) -> (any Channel)? {
+        if upstream.tls && tlsHandler == nil { return nil }
+        let key = Self.key(upstream, on: loop)
+        return state.withLock { s in
+            guard !s.shutDown, s.entries[key]?.idle.isEmpty == false else { return nil }
+            // In place (`default:`): copying the entry out and back would copy its arrays on every lease.
+            while let channel = s.entries[key, default: Entry()].idle.popLast() {
+                if channel.isActive { return channel }
+            }
+            return nil
+        }
+    }
+
     /// An idle connection, a new one, or the next one released, on `loop`.
     func lease(_ upstream: Upstream, on loop: any EventLoop) -> EventLoopFuture<any Channel> {
         let key = Self.key(upstream, on: loop)
@@ -125,19 +139,17 @@ final class UpstreamPool: Sendable {
         enum Decision { case reuse(any Channel), connect, wait(EventLoopPromise<any Channel>, UInt64), busy, shutDown }
         let decision: Decision = state.withLock { s in
             if s.shutDown { return .shutDown }
-            var entry = s.entries[key] ?? Entry()
-            defer { s.entries[key] = entry }
-            while let channel = entry.idle.popLast() {
+            while let channel = s.entries[key, default: Entry()].idle.popLast() {
                 if channel.isActive { return .reuse(channel) }
             }
-            if entry.total < maxConnections {
-                entry.total += 1
+            if s.entries[key, default: Entry()].total < maxConnections {
+                s.entries[key, default: Entry()].total += 1
                 return .connect
             }
-            guard entry.waiters.count < maxWaiters else { return .busy }
+            guard s.entries[key, default: Entry()].waiters.count < maxWaiters else { return .busy }
             let promise = loop.makePromise(of: (any Channel).self)
             s.nextWaiter += 1
-            entry.waiters.append(Waiter(upstream: upstream, promise: promise, id: s.nextWaiter))
+            s.entries[key, default: Entry()].waiters.append(Waiter(upstream: upstream, promise: promise, id: s.nextWaiter))
             return .wait(promise, s.nextWaiter)
         }
         switch decision {
@@ -206,11 +218,10 @@ final class UpstreamPool: Sendable {
         let key = Self.key(upstream, on: channel.eventLoop)
         enum Outcome { case handOver(Waiter), keep, close }
         let outcome: Outcome = state.withLock { s in
-            guard !s.shutDown, channel.isActive, var entry = s.entries[key] else { return .close }
-            defer { s.entries[key] = entry }
-            if !entry.waiters.isEmpty { return .handOver(entry.waiters.removeFirst()) }
-            guard entry.idle.count < maxIdle else { return .close }
-            entry.idle.append(channel)
+            guard !s.shutDown, channel.isActive, s.entries[key] != nil else { return .close }
+            if s.entries[key]?.waiters.isEmpty == false { return .handOver(s.entries[key, default: Entry()].waiters.removeFirst()) }
+            guard (s.entries[key]?.idle.count ?? 0) < maxIdle else { return .close }
+            s.entries[key, default: Entry()].idle.append(channel)   // in place (see takeIdle)
             return .keep
         }
         switch outcome {
