@@ -299,7 +299,7 @@ struct HTTP1CodecTests {
             try channel.writeOutbound(HTTPClientRequestPart.head(head))
             for part in body { try channel.writeOutbound(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: part)))) }
             try channel.writeOutbound(HTTPClientRequestPart.end(nil))
-            #expect(pending.first == (method == .HEAD))
+            #expect(pending.first?.isHEAD == (method == .HEAD) && pending.first?.upgrade == false)
             let bytes = Self.written(channel)
             let server = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder()))
             defer { _ = try? server.finish() }
@@ -359,7 +359,7 @@ struct HTTP1CodecTests {
     @Test("after a 101 the upstream decoder reads nothing more; removed for the splice, it hands on the bytes that followed the 101")
     func switchingProtocols() throws {
         let pending = HTTP1PendingMethods()
-        pending.append(isHEAD: false)
+        pending.append(isHEAD: false, upgrade: true)
         let decoder = ByteToMessageHandler(HTTP1ResponseDecoder(limits: Self.limits, pending: pending))
         let channel = EmbeddedChannel(handler: decoder)
         defer { _ = try? channel.finish() }
@@ -373,6 +373,57 @@ struct HTTP1CodecTests {
         var raw: [UInt8] = []
         while let buffer = try channel.readInbound(as: ByteBuffer.self) { raw += buffer.readableBytesView }
         #expect(raw == Array("\u{81}\u{05}helloHTTP/1.1 200 OK\r\n\r\n".utf8))
+    }
+
+    /// Records, for each end of a response passed on, whether the connection was already marked spoiled.
+    final class EndWatcher: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        let wire: HTTP1PendingMethods
+        var spoiledAtEnd: [Bool] = []
+        init(_ wire: HTTP1PendingMethods) { self.wire = wire }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case .end = unwrapInboundIn(data) { spoiledAtEnd.append(wire.spoiled) }
+        }
+    }
+
+    @Test("bytes after a response spoil the connection before its end is passed on; a 101 nobody asked for, a status below 100 and a body cut by a failed connection are refused")
+    func strayBytesAndStatuses() throws {
+        for (bytes, spoiled) in [("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 302 Found\r\n\r\n", true),
+                                 ("HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", true),
+                                 ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nX", true),
+                                 ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false)] {
+            let wire = HTTP1PendingMethods()
+            wire.append(isHEAD: false)
+            let watcher = EndWatcher(wire)
+            let channel = EmbeddedChannel(handlers: [ByteToMessageHandler(HTTP1ResponseDecoder(limits: Self.limits, pending: wire)), watcher])
+            defer { _ = try? channel.finish() }
+            let refused = (try? channel.writeInbound(ByteBuffer(string: bytes))) == nil
+            #expect(watcher.spoiledAtEnd == [spoiled], "\(bytes.debugDescription)")
+            #expect(refused == spoiled && wire.spoiled == spoiled, "\(bytes.debugDescription)")
+        }
+        for (bytes, upgrade) in [("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", false),
+                                 ("HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n", false), ("HTTP/1.1 000 X\r\n\r\n", true)] {
+            let wire = HTTP1PendingMethods()
+            wire.append(isHEAD: false, upgrade: upgrade)
+            let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTP1ResponseDecoder(limits: Self.limits, pending: wire)))
+            defer { _ = try? channel.finish() }
+            #expect(throws: HTTP1WireError.self, "\(bytes.debugDescription)") { try channel.writeInbound(ByteBuffer(string: bytes)) }
+            #expect(try channel.readInbound(as: HTTPClientResponsePart.self) == nil && wire.spoiled)
+        }
+        // A body read until the close: whole at a clean close, refused after a failure on the connection.
+        for failed in [false, true] {
+            let wire = HTTP1PendingMethods()
+            wire.append(isHEAD: false)
+            let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTP1ResponseDecoder(limits: Self.limits, pending: wire)))
+            defer { _ = try? channel.finish() }
+            try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\npartial"))
+            if failed { wire.spoiled = true }   // as UpstreamHandler.errorCaught marks it (e.g. TLS closed without close_notify)
+            channel.pipeline.fireChannelInactive()
+            let closing = Result { try channel.throwIfErrorCaught() }
+            let parts = Self.feed(channel, [], as: HTTPClientResponsePart.self, describe: Self.responsePart).parts
+            #expect(parts == [.head("HTTP/1.1 200 "), .body(Array("partial".utf8))] + (failed ? [] : [.end]), "failed: \(failed)")
+            if failed { #expect(throws: HTTP1WireError.endOfInputInMessage) { try closing.get() } }
+        }
     }
 
     @Test("bytes from an upstream with no request waiting are refused; interim responses are not passed on")

@@ -267,6 +267,23 @@ struct ProxyTests {
         }
     }
 
+    @Test("bytes an upstream sends after a response are never read as the next request's response: that connection is not pooled")
+    func strayUpstreamBytes() async throws {
+        // The gate answers at once, so the pipelined second request leases a connection in the same turn as the
+        // first one's end: with the first connection pooled, its stray bytes would be read as the second's response.
+        try await withProxy(configure: { $0.maxConnectionsPerUpstream = 1 }, gate: { upstream in
+            let target = upstream.upstream
+            return RecordingGate({ _ in .forward(upstream: target, addHeaders: []) }, immediate: { _ in .forward(upstream: target, addHeaders: []) })
+        }) { server, upstream, _ in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET /extra-bytes HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /second HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            let reply = await client.receiveAsync(until: "GET /second").text
+            #expect(!reply.contains("injected"), "\(reply.debugDescription)")
+            #expect(reply.contains("\r\n\r\nok") && reply.contains("GET /second\n"), "\(reply.debugDescription)")
+            #expect(upstream.seen.all.map(\.uri) == ["/extra-bytes", "/second"])
+        }
+    }
+
     @Test("an upstream response with a control byte in a field value is not passed on: 502")
     func upstreamControlByte() async throws {
         try await withProxy(gate: { forwardAll($0) }) { server, upstream, _ in

@@ -178,6 +178,18 @@ private final class OriginHandler: ChannelInboundHandler {
             below.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: raw)), promise: nil)
             return
         }
+        if head.uri.hasPrefix("/server-first"),   // a protocol whose server speaks first: its first bytes in the 101's write
+           let below = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+            let raw = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x-first\r\n\r\nhello-first"
+            below.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: raw)), promise: nil)
+            return
+        }
+        if head.uri.hasPrefix("/extra-bytes"),   // a response followed by bytes no request asked for, in one write
+           let below = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+            let raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninjected"
+            below.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: raw)), promise: nil)
+            return
+        }
         if head.uri.hasPrefix("/close-mid-body") {
             var h = HTTPHeaders()
             h.add(name: "Content-Length", value: "1000")

@@ -53,6 +53,15 @@ struct WireTests {
             let b = try #require(RawClient(port: server.localPort ?? 0))
             await b.sendAsync("GET /\(String(repeating: "a", count: 200)) HTTP/1.1\r\nHost: a\r\n\r\n")
             #expect(await b.receiveAsync().text.hasPrefix("HTTP/1.1 414"))
+            // Beyond even the codec's own limits (10 + 64 fields): still 431, not a bare 400.
+            let c = try #require(RawClient(port: server.localPort ?? 0))
+            await c.sendAsync("GET / HTTP/1.1\r\nHost: a\r\n" + (0..<100).map { "X-\($0): y\r\n" }.joined() + "\r\n")
+            #expect(await c.receiveAsync().text.hasPrefix("HTTP/1.1 431"))
+            // A transfer coding other than chunked is 501, as RFC 9112 §6.1 asks, though the codec refuses it first.
+            let d = try #require(RawClient(port: server.localPort ?? 0))
+            await d.sendAsync("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n")
+            let refused = await d.receiveAsync()
+            #expect(refused.text.hasPrefix("HTTP/1.1 501") && refused.closed, "\(refused.text.prefix(60))")
             #expect(upstream.seen.count == 0)
         }
     }
@@ -231,6 +240,17 @@ struct WireTests {
             }
             #expect(server.closeConnections { $0.lastRequest?.upgrade == "websocket" } == 1)
             #expect(await client.receiveAsync().closed)
+        }
+    }
+
+    @Test("bytes an upstream sends in the same read as its 101 reach the client at once (a protocol whose server speaks first)")
+    func upgradeServerSpeaksFirst() async throws {
+        try await withProxy(configure: { $0.allowedUpgrades = ["x-first"] }, gate: { forwardAll($0) }) { server, _, _ in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET /server-first HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-first\r\n\r\n")
+            // (The client's reads time out after 10 s: unflushed, the bytes would wait for the upstream's next ones.)
+            let reply = await client.receiveAsync(until: "hello-first")
+            #expect(reply.text.hasPrefix("HTTP/1.1 101") && reply.text.hasSuffix("\r\n\r\nhello-first"), "\(reply.text.debugDescription)")
         }
     }
 

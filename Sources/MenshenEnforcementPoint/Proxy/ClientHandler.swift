@@ -84,7 +84,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     private enum Queued {
         case part(HTTPServerRequestPart)
         /// The decoder refused what followed: answered with 400 once the responses before it are written.
-        case malformed
+        case malformed(HTTP1WireError)
     }
     /// This connection's entry in the server's table of live connections.
     private let connection: LiveConnection
@@ -173,7 +173,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         while !queued.isEmpty, !closing, !spliced, exchange?.requestEnded != true {
             switch queued.removeFirst() {
             case .part(let part): received(part, context: context)
-            case .malformed: malformedRequest()
+            case .malformed(let error): malformedRequest(error)
             }
         }
         // As at the end of a read: body parts handed on are flushed, and the rest of a body that did not arrive
@@ -185,12 +185,18 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         readClientIfWanted()
     }
 
-    /// The request decoder refused the bytes (``HTTP1WireError``): 400 if no response has started, then close.
-    private func malformedRequest() {
-        guard let ex = exchange else { return refuse(.badRequest("malformed request"), requestID: shared.makeRequestID(), head: nil) }
+    /// The request decoder refused the bytes (``HTTP1WireError``): 400 (431 for a head over the limits, 501 for
+    /// a transfer coding other than chunked, as ``RequestValidator`` answers them) if no response has started, then close.
+    private func malformedRequest(_ error: HTTP1WireError) {
+        let refusal: ProxyRefusal = switch error {
+        case .head(.headTooLarge), .head(.tooManyFields): .headersTooLarge
+        case .framing(.unsupportedTransferCoding): .notImplemented("transfer coding")
+        default: .badRequest("malformed request")
+        }
+        guard let ex = exchange else { return refuse(refusal, requestID: shared.makeRequestID(), head: nil) }
         shared.metrics.bump(\.refusedBeforeGate)
         if ex.responseHeadSent { return closeClient() }
-        respondRefusal(.badRequest("malformed request"), ex: ex)
+        respondRefusal(refusal, ex: ex)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -212,13 +218,13 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("client connection error", metadata: ["error": "\(error)"])
         // (A client gone mid-request also shows as a parse error: the decoder's end of input came mid-message.)
-        guard error is HTTP1WireError, !closing, !spliced, context.channel.isActive else { return closeClient() }
+        guard let wireError = error as? HTTP1WireError, !closing, !spliced, context.channel.isActive else { return closeClient() }
         // After the responses to the requests before it (pipelined ones too), like NIO's protocol error handler
         // behind its pipelining handler; a request still being read is the one refused.
         if !http2, !queued.isEmpty || exchange?.requestEnded == true {
-            queued.append(.malformed)
+            queued.append(.malformed(wireError))
         } else {
-            malformedRequest()
+            malformedRequest(wireError)
         }
     }
 
@@ -615,7 +621,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         ex.cancelTimers()
         if let handler = ex.upstreamHandler, let channel = ex.upstreamChannel, let upstream = ex.upstream {
             handler.delegate = nil
-            if upstreamReusable { shared.pool.release(channel, upstream: upstream) } else { channel.close(promise: nil) }
+            if upstreamReusable && handler.isReusable { shared.pool.release(channel, upstream: upstream) } else { channel.close(promise: nil) }
         }
         ex.upstreamHandler = nil
         ex.upstreamChannel = nil

@@ -21,6 +21,13 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     weak var delegate: (any UpstreamDelegate)?
     private var context: ChannelHandlerContext?
+    /// What the connection's codec knows of it (``HTTP1PendingMethods/spoiled``).
+    let wire: HTTP1PendingMethods
+
+    init(wire: HTTP1PendingMethods = HTTP1PendingMethods()) { self.wire = wire }
+
+    /// Whether the connection may go back to the pool after a clean exchange: no stray bytes, no failure.
+    var isReusable: Bool { !wire.spoiled }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
@@ -62,6 +69,8 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // (Seen by the response decoder at the close that follows: a body read until close is then not whole.)
+        wire.spoiled = true
         context.close(promise: nil)
     }
 }
@@ -188,7 +197,7 @@ final class UpstreamPool: Sendable {
                     try channel.pipeline.syncOperations.addHandler(HTTP1RequestEncoder(pending: pending))
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(HTTP1ResponseDecoder(limits: headLimits, pending: pending)))
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(wire: pending))
                 }
             }
             .connect(host: upstream.host, port: upstream.port)

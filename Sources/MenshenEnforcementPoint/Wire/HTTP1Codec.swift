@@ -148,16 +148,25 @@ enum HTTP1WireError: Error, Equatable {
     case unsolicitedResponse
 }
 
-/// The methods of requests sent or received on one connection whose responses have not been framed
-/// yet, in order — shared by the decoder and encoder of that connection (HEAD responses have no body).
+/// The requests sent or received on one connection whose responses have not been framed yet, in order —
+/// shared by the decoder and encoder of that connection (HEAD responses have no body; only a request that
+/// asked to upgrade may be answered 101) — and, upstream, whether the connection may be used again.
 final class HTTP1PendingMethods {
-    private var heads = CircularBuffer<Bool>(initialCapacity: 2)
+    struct Request {
+        var isHEAD: Bool
+        var upgrade = false
+    }
 
-    func append(isHEAD: Bool) { heads.append(isHEAD) }
-    /// Whether the oldest request is a HEAD, and forget it (nil: none pending).
-    func popFirst() -> Bool? { heads.popFirst() }
-    var first: Bool? { heads.first }
-    var isEmpty: Bool { heads.isEmpty }
+    private var requests = CircularBuffer<Request>(initialCapacity: 2)
+    /// Upstream: bytes followed a response that nothing asked for, or the connection failed (e.g. a TLS close
+    /// without close_notify): its last response may not be trusted as whole and it is not pooled again.
+    var spoiled = false
+
+    func append(isHEAD: Bool, upgrade: Bool = false) { requests.append(Request(isHEAD: isHEAD, upgrade: upgrade)) }
+    /// The oldest request, forgotten (nil: none pending).
+    func popFirst() -> Request? { requests.popFirst() }
+    var first: Request? { requests.first }
+    var isEmpty: Bool { requests.isEmpty }
 }
 
 // MARK: - Client side
@@ -279,7 +288,7 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
         case .head(let head):
             let code = head.status.code
             let interim = code >= 100 && code < 200 && code != 101
-            if !interim, let isHEAD = pending.popFirst() { suppressBody = isHEAD } else if !interim { suppressBody = false }
+            if !interim { suppressBody = pending.popFirst()?.isHEAD ?? false }
             let mayHaveBody = !(code < 200 || code == 204 || code == 304)
             var hasLength = false
             if mayHaveBody {
@@ -337,7 +346,7 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(let head):
-            pending.append(isHEAD: head.method == .HEAD)
+            pending.append(isHEAD: head.method == .HEAD, upgrade: head.headers.contains(name: "upgrade"))
             chunked = false
             var buffer = context.channel.allocator.buffer(capacity: 512)
             buffer.writeString(head.method.rawValue)
@@ -394,8 +403,9 @@ final class HTTP1ResponseDecoder: ByteToMessageDecoder {
             return .needMoreData
         case .head:
             guard buffer.readableBytes > 0 else { return .needMoreData }
-            guard let isHEAD = pending.first else {
+            guard let request = pending.first else {
                 state = .stopped
+                pending.spoiled = true
                 throw HTTP1WireError.unsolicitedResponse
             }
             let outcome: HTTP1Head.Outcome<HTTP1Head.Response>? = buffer.withUnsafeReadableBytes { bytes in
@@ -409,7 +419,13 @@ final class HTTP1ResponseDecoder: ByteToMessageDecoder {
                 throw HTTP1WireError.head(failure)
             case .complete(let response, let length)?:
                 let framing: HTTP1Framing.Body
-                switch HTTP1Framing.response(response, requestMethod: isHEAD ? "HEAD" : "GET") {
+                // A status below 100 is no status; a 101 answers only a request that asked to upgrade.
+                guard response.status >= 100, response.status != 101 || request.upgrade else {
+                    state = .stopped
+                    pending.spoiled = true
+                    throw HTTP1WireError.head(.malformed(response.status == 101 ? "101 to a request that did not upgrade" : "status code"))
+                }
+                switch HTTP1Framing.response(response, requestMethod: request.isHEAD ? "HEAD" : "GET") {
                 case .success(let body): framing = body
                 case .failure(let refusal):
                     state = .stopped
@@ -431,7 +447,7 @@ final class HTTP1ResponseDecoder: ByteToMessageDecoder {
                     return .needMoreData
                 }
                 switch framing {
-                case .none, .length(0): endMessage(context)
+                case .none, .length(0): endMessage(context, leftover: buffer.readableBytes)
                 case .length(let n): state = .body(remaining: n)
                 case .chunked: state = .chunked(HTTP1Chunked())
                 case .untilClose: state = .untilClose
@@ -444,7 +460,7 @@ final class HTTP1ResponseDecoder: ByteToMessageDecoder {
             let slice = buffer.readSlice(length: take)!
             if remaining == Int64(take) { state = .stopped } else { state = .body(remaining: remaining - Int64(take)) }
             context.fireChannelRead(wrapInboundOut(.body(slice)))
-            if remaining == Int64(take) { endMessage(context) }
+            if remaining == Int64(take) { endMessage(context, leftover: buffer.readableBytes) }
             return .continue
         case .untilClose:
             guard buffer.readableBytes > 0 else { return .needMoreData }
@@ -457,13 +473,17 @@ final class HTTP1ResponseDecoder: ByteToMessageDecoder {
             let (parts, ended) = try HTTP1Codec.readChunked(&chunked, from: &buffer)
             if !ended { state = .chunked(chunked) }
             for part in parts { context.fireChannelRead(wrapInboundOut(.body(part))) }
-            if ended { endMessage(context) }
+            if ended { endMessage(context, leftover: buffer.readableBytes) }
             return ended ? .continue : .needMoreData
         }
     }
 
-    private func endMessage(_ context: ChannelHandlerContext) {
+    /// The response ended. Bytes already after it answer no request (one request is sent at a time): the
+    /// connection is marked spoiled before the end is passed on, so that it is not pooled — handed to a waiting
+    /// request at once, those bytes would be read as that request's response — and then they are refused.
+    private func endMessage(_ context: ChannelHandlerContext, leftover: Int) {
         state = .head
+        if leftover > 0 { pending.spoiled = true }
         context.fireChannelRead(wrapInboundOut(.end(nil)))
     }
 
@@ -472,14 +492,19 @@ final class HTTP1ResponseDecoder: ByteToMessageDecoder {
         if seenEOF {
             switch state {
             case .untilClose:
-                endMessage(context)   // the close is this body's end
+                // The close is this body's end — unless the connection failed (a TLS close without close_notify may
+                // be a truncation, RFC 9112 §9.8): then it is an end of input inside the message.
+                if pending.spoiled { state = .stopped; throw HTTP1WireError.endOfInputInMessage }
+                endMessage(context, leftover: 0)
                 state = .stopped
             case .head where buffer.readableBytes > 0, .body, .chunked: throw HTTP1WireError.endOfInputInMessage
             case .head, .stopped: break
             }
         } else if upgraded, buffer.readableBytes > 0 {
-            // Removed for a splice: what the upstream sent after its 101 belongs to the upgraded protocol.
+            // Removed for a splice: what the upstream sent after its 101 belongs to the upgraded protocol (and is
+            // flushed on to the client now, as at the end of any read).
             context.fireChannelRead(NIOAny(buffer.readSlice(length: buffer.readableBytes)!))
+            context.fireChannelReadComplete()
         }
         return .needMoreData
     }
