@@ -107,33 +107,66 @@ enum HTTP1Codec {
         }
     }
 
-    /// The chunk data in `buffer` (slices, not copies) and whether the body ended; consumes what was read.
-    static func readChunked(_ chunked: inout HTTP1Chunked, from buffer: inout ByteBuffer) throws(HTTP1WireError)
-        -> (parts: [ByteBuffer], ended: Bool)
-    {
-        let read: Result<(events: [HTTP1Chunked.Event], consumed: Int), HTTP1Head.Failure> = buffer.withUnsafeReadableBytes { bytes in
-            do throws(HTTP1Head.Failure) { return .success(try chunked.consume(bytes)) } catch { return .failure(error) }
-        }
-        let (events, consumed): ([HTTP1Chunked.Event], Int)
-        switch read {
-        case .success(let r): (events, consumed) = r
-        case .failure(let failure): throw .chunked(failure)
-        }
-        let base = buffer.readerIndex
-        var ended = false
-        var parts: [ByteBuffer] = []
-        for event in events {
-            switch event {
-            case .data(let range): parts.append(buffer.getSlice(at: base + range.lowerBound, length: range.count)!)
-            case .end: ended = true
-            }
-        }
-        buffer.moveReaderIndex(forwardBy: consumed)
-        return (parts, ended)
-    }
-
     static func isFraming(_ name: String) -> Bool {
         HeaderRules.name(name, equalsLowercased: "content-length") || HeaderRules.name(name, equalsLowercased: "transfer-encoding")
+    }
+}
+
+/// A message body being read as ``HTTP1Framing`` decided: a length counted down, the chunked coding by
+/// ``HTTP1Chunked``, or everything until the peer closes. Shared by both decoders.
+struct HTTP1BodyReader {
+    private enum Kind {
+        case length(remaining: Int64)
+        case chunked(HTTP1Chunked)
+        case untilClose
+    }
+
+    private var kind: Kind
+
+    /// nil: the message has no body to read.
+    init?(_ framing: HTTP1Framing.Body) {
+        switch framing {
+        case .none, .length(0): return nil
+        case .length(let n): kind = .length(remaining: n)
+        case .chunked: kind = .chunked(HTTP1Chunked())
+        case .untilClose: kind = .untilClose
+        }
+    }
+
+    /// The body runs until the peer closes the connection (its end is the close).
+    var endsAtClose: Bool { if case .untilClose = kind { true } else { false } }
+
+    /// The body's bytes in `buffer` (slices, not copies) and whether the body ended; consumes what it read.
+    mutating func read(_ buffer: inout ByteBuffer) throws(HTTP1WireError) -> (parts: [ByteBuffer], ended: Bool) {
+        switch kind {
+        case .length(let remaining):
+            let take = Int(min(Int64(buffer.readableBytes), remaining))
+            kind = .length(remaining: remaining - Int64(take))
+            return (take > 0 ? [buffer.readSlice(length: take)!] : [], remaining == Int64(take))
+        case .untilClose:
+            return (buffer.readableBytes > 0 ? [buffer.readSlice(length: buffer.readableBytes)!] : [], false)
+        case .chunked(var chunked):
+            let read: Result<(events: [HTTP1Chunked.Event], consumed: Int), HTTP1Head.Failure> = buffer.withUnsafeReadableBytes { bytes in
+                do throws(HTTP1Head.Failure) { return .success(try chunked.consume(bytes)) } catch { return .failure(error) }
+            }
+            kind = .chunked(chunked)
+            let (events, consumed): ([HTTP1Chunked.Event], Int)
+            switch read {
+            case .success(let r): (events, consumed) = r
+            case .failure(let failure): throw .chunked(failure)
+            }
+            let base = buffer.readerIndex
+            var ended = false
+            var parts: [ByteBuffer] = []
+            for event in events {
+                switch event {
+                case .data(let range): parts.append(buffer.getSlice(at: base + range.lowerBound, length: range.count)!)
+                case .end: ended = true
+                }
+            }
+            buffer.moveReaderIndex(forwardBy: consumed)
+            return (parts, ended)
+        }
     }
 }
 
@@ -177,9 +210,8 @@ final class HTTP1RequestDecoder: ByteToMessageDecoder {
 
     private enum State {
         case head
-        case body(remaining: Int64)
-        case chunked(HTTP1Chunked)
-        /// After a request carrying Upgrade, or a refusal: nothing more is read.
+        case body(HTTP1BodyReader)
+        /// After a request that ends the connection, or a refusal: nothing more is read.
         case stopped
     }
 
@@ -226,26 +258,15 @@ final class HTTP1RequestDecoder: ByteToMessageDecoder {
                 // The connection ends with this request's response (as llhttp reads it): no more requests are read.
                 stopAfterMessage = !head.isKeepAlive || request.fields.contains { HeaderRules.name($0.name, equalsLowercased: "upgrade") }
                 context.fireChannelRead(wrapInboundOut(.head(head)))
-                switch framing {
-                case .none, .untilClose, .length(0): endMessage(context)   // (a request is never read until close)
-                case .length(let n): state = .body(remaining: n)
-                case .chunked: state = .chunked(HTTP1Chunked())
-                }
+                // (A request is never read until close: HTTP1Framing.request gives a length, chunked or none.)
+                if framing != .untilClose, let body = HTTP1BodyReader(framing) { state = .body(body) } else { endMessage(context) }
                 return .continue
             }
-        case .body(let remaining):
-            guard buffer.readableBytes > 0 else { return .needMoreData }
-            let take = Int(min(Int64(buffer.readableBytes), remaining))
-            let slice = buffer.readSlice(length: take)!
-            if remaining == Int64(take) { state = .stopped } else { state = .body(remaining: remaining - Int64(take)) }
-            context.fireChannelRead(wrapInboundOut(.body(slice)))
-            if remaining == Int64(take) { endMessage(context) }
-            return .continue
-        case .chunked(var chunked):
+        case .body(var body):
             guard buffer.readableBytes > 0 else { return .needMoreData }
             state = .stopped   // until this read is handed on
-            let (parts, ended) = try HTTP1Codec.readChunked(&chunked, from: &buffer)
-            if !ended { state = .chunked(chunked) }
+            let (parts, ended) = try body.read(&buffer)
+            if !ended { state = .body(body) }
             for part in parts { context.fireChannelRead(wrapInboundOut(.body(part))) }
             if ended { endMessage(context) }
             return ended ? .continue : .needMoreData
@@ -262,7 +283,7 @@ final class HTTP1RequestDecoder: ByteToMessageDecoder {
         // A client gone inside a message: the connection is closed (it is anyway), nothing is answered.
         if seenEOF {
             switch state {
-            case .head where buffer.readableBytes > 0, .body, .chunked: throw HTTP1WireError.endOfInputInMessage
+            case .head where buffer.readableBytes > 0, .body: throw HTTP1WireError.endOfInputInMessage
             case .head, .stopped: break
             }
         }
@@ -379,9 +400,7 @@ final class HTTP1ResponseDecoder: ByteToMessageDecoder {
 
     private enum State {
         case head
-        case body(remaining: Int64)
-        case chunked(HTTP1Chunked)
-        case untilClose
+        case body(HTTP1BodyReader)
         /// After a 101 (the rest belongs to the upgraded protocol), or a refusal.
         case stopped
     }
@@ -446,32 +465,14 @@ final class HTTP1ResponseDecoder: ByteToMessageDecoder {
                     context.fireChannelRead(wrapInboundOut(.end(nil)))
                     return .needMoreData
                 }
-                switch framing {
-                case .none, .length(0): endMessage(context, leftover: buffer.readableBytes)
-                case .length(let n): state = .body(remaining: n)
-                case .chunked: state = .chunked(HTTP1Chunked())
-                case .untilClose: state = .untilClose
-                }
+                if let body = HTTP1BodyReader(framing) { state = .body(body) } else { endMessage(context, leftover: buffer.readableBytes) }
                 return .continue
             }
-        case .body(let remaining):
+        case .body(var body):
             guard buffer.readableBytes > 0 else { return .needMoreData }
-            let take = Int(min(Int64(buffer.readableBytes), remaining))
-            let slice = buffer.readSlice(length: take)!
-            if remaining == Int64(take) { state = .stopped } else { state = .body(remaining: remaining - Int64(take)) }
-            context.fireChannelRead(wrapInboundOut(.body(slice)))
-            if remaining == Int64(take) { endMessage(context, leftover: buffer.readableBytes) }
-            return .continue
-        case .untilClose:
-            guard buffer.readableBytes > 0 else { return .needMoreData }
-            let slice = buffer.readSlice(length: buffer.readableBytes)!
-            context.fireChannelRead(wrapInboundOut(.body(slice)))
-            return .needMoreData
-        case .chunked(var chunked):
-            guard buffer.readableBytes > 0 else { return .needMoreData }
-            state = .stopped
-            let (parts, ended) = try HTTP1Codec.readChunked(&chunked, from: &buffer)
-            if !ended { state = .chunked(chunked) }
+            state = .stopped   // until this read is handed on
+            let (parts, ended) = try body.read(&buffer)
+            if !ended { state = .body(body) }
             for part in parts { context.fireChannelRead(wrapInboundOut(.body(part))) }
             if ended { endMessage(context, leftover: buffer.readableBytes) }
             return ended ? .continue : .needMoreData
@@ -491,13 +492,13 @@ final class HTTP1ResponseDecoder: ByteToMessageDecoder {
         while buffer.readableBytes > 0, case .continue = try decode(context: context, buffer: &buffer) {}
         if seenEOF {
             switch state {
-            case .untilClose:
+            case .body(let body) where body.endsAtClose:
                 // The close is this body's end — unless the connection failed (a TLS close without close_notify may
                 // be a truncation, RFC 9112 §9.8): then it is an end of input inside the message.
                 if pending.spoiled { state = .stopped; throw HTTP1WireError.endOfInputInMessage }
                 endMessage(context, leftover: 0)
                 state = .stopped
-            case .head where buffer.readableBytes > 0, .body, .chunked: throw HTTP1WireError.endOfInputInMessage
+            case .head where buffer.readableBytes > 0, .body: throw HTTP1WireError.endOfInputInMessage
             case .head, .stopped: break
             }
         } else if upgraded, buffer.readableBytes > 0 {
