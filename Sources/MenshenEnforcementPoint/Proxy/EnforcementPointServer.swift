@@ -46,6 +46,8 @@ final class ProxyShared: Sendable {
     let configuration: ProxyConfiguration
     let gate: any AccessGate
     let pool: UpstreamPool
+    /// Field bytes the codecs accept in a head (HTTP/1 and HTTP/2), above the validator's `maxHeaderBytes`.
+    let maxHeaderListSize: Int
     /// Limits of the HTTP/1 codec's heads (client and upstream side).
     let headLimits: HTTP1Head.Limits
     let logger: Logger
@@ -64,11 +66,11 @@ final class ProxyShared: Sendable {
         self.gate = gate
         self.logger = logger
         self.health = UpstreamHealth(downFor: configuration.upstreamDownTime)
-        // The codec's limits bound memory before RequestValidator answers 414 or 431; they are set above the
+        // The codecs' limits bound memory before RequestValidator answers 414 or 431; they are set above the
         // validator's so that the validator decides in normal cases.
-        self.headLimits = HTTP1Head.Limits(
-            maxHeadBytes: max(1024, configuration.maxURILength) + max(1024, configuration.maxHeaderBytes) + 16 * 1024,
-            maxFields: max(1, configuration.maxHeaderCount) + 64)
+        self.maxHeaderListSize = max(1024, configuration.maxHeaderBytes) + 16 * 1024
+        self.headLimits = HTTP1Head.Limits(maxHeadBytes: max(1024, configuration.maxURILength) + maxHeaderListSize,
+                                           maxFields: max(1, configuration.maxHeaderCount) + 64)
         self.pool = UpstreamPool(maxConnections: configuration.maxConnectionsPerUpstream,
                                  maxIdle: configuration.maxIdleConnectionsPerUpstream,
                                  maxWaiters: configuration.maxWaitingRequestsPerUpstream,
@@ -172,9 +174,6 @@ public final class EnforcementPointServer: Sendable {
             throw ProxyConfigurationError("scheme must be a token such as http or https: \(scheme.debugDescription)")
         }
         let tls = shared.configuration.tlsHandler
-        // The HTTP/2 decoder's own limit bounds memory before RequestValidator answers 431;
-        // it is set above the validator's so that the validator decides in normal cases.
-        let maxHeaderListSize = max(1024, shared.configuration.maxHeaderBytes) + 16 * 1024
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -218,7 +217,7 @@ public final class EnforcementPointServer: Sendable {
                             return connection.configureHTTP2Pipeline(
                                 mode: .server,
                                 initialLocalSettings: [HTTP2Setting(parameter: .maxConcurrentStreams, value: shared.configuration.maxConcurrentStreams),
-                                                       HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderListSize)],
+                                                       HTTP2Setting(parameter: .maxHeaderListSize, value: shared.maxHeaderListSize)],
                                 inboundStreamInitializer: { stream in
                                     stream.eventLoop.makeCompletedFuture {
                                         try stream.syncOptions?.setOption(.autoRead, value: false)
