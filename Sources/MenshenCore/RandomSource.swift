@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A source of random bytes. Secrets (session ids, tokens) are drawn from an
 /// injected `RandomSource` so tests can be deterministic where they need to be.
@@ -7,14 +10,50 @@ public protocol RandomSource: Sendable {
     func bytes(_ count: Int) -> [UInt8]
 }
 
-/// Cryptographically secure randomness from the operating system
-/// (`SystemRandomNumberGenerator` reads the kernel CSPRNG).
+/// Cryptographically secure randomness from the operating system: on Linux
+/// one `getrandom(2)` call per draw (the gateway draws an event id per
+/// request; `SystemRandomNumberGenerator` makes one call per eight bytes),
+/// elsewhere, or if that call is unavailable, `SystemRandomNumberGenerator`.
+/// Nothing is buffered: every byte comes from the kernel when it is asked for.
 public struct SystemRandomSource: RandomSource {
     public init() {}
     public func bytes(_ count: Int) -> [UInt8] {
-        // Eight bytes per draw from the kernel CSPRNG, not one (a draw can be a system call).
-        var generator = SystemRandomNumberGenerator()
         let n = max(0, count)
+        guard n > 0 else { return [] }
+        #if canImport(Glibc)
+        let filled = [UInt8](unsafeUninitializedCapacity: n) { buffer, initialized in
+            initialized = Self.kernelFill(buffer) ? n : 0
+        }
+        if filled.count == n { return filled }
+        #endif
+        return Self.generatorBytes(n)
+    }
+
+    #if canImport(Glibc)
+    /// Fills the buffer from the kernel CSPRNG (blocking only before the pool is first seeded); false when
+    /// the call is unavailable or fails.
+    static func kernelFill(_ buffer: UnsafeMutableBufferPointer<UInt8>) -> Bool {
+        guard let base = buffer.baseAddress else { return true }
+        guard let getrandom = Self.getrandom else { return false }
+        var done = 0
+        while done < buffer.count {
+            let got = getrandom(base + done, buffer.count - done, 0)
+            if got > 0 { done += got; continue }
+            if got < 0, errno == EINTR { continue }
+            return false
+        }
+        return true
+    }
+
+    private typealias GetRandom = @convention(c) (UnsafeMutableRawPointer?, Int, UInt32) -> Int
+    /// glibc's `getrandom` (2.25 and later), looked up once: Swift's Glibc module does not declare it.
+    private static let getrandom: GetRandom? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "getrandom")
+        .map { unsafeBitCast($0, to: GetRandom.self) }
+    #endif
+
+    /// Eight bytes per draw from `SystemRandomNumberGenerator`.
+    static func generatorBytes(_ n: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
         var out = [UInt8]()
         out.reserveCapacity(n + 7)
         while out.count < n {

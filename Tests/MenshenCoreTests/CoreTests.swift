@@ -1,5 +1,5 @@
 import Foundation
-import MenshenCore
+@testable import MenshenCore
 import Testing
 
 @Suite("Core vocabulary")
@@ -40,6 +40,27 @@ struct CoreTests {
         #expect(a != b)
         #expect(Base64URL.decode(a)?.count == 32)
         #expect(r.uuid().uuidString.dropFirst(14).first == "4")
+    }
+
+    @Test("system randomness: exactly the bytes asked for, all 256 values seen, from the kernel call and from the fallback")
+    func systemRandomBytes() {
+        let r = SystemRandomSource()
+        for n in [-1, 0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 255, 256, 257, 4096] {
+            #expect(r.bytes(n).count == max(0, n))
+            #expect(SystemRandomSource.generatorBytes(max(0, n)).count == max(0, n))
+        }
+        // 64 KiB in one draw (the kernel may return it in parts) and through the fallback: a source stuck on a
+        // value, or a buffer left unwritten, misses most byte values.
+        for bytes in [r.bytes(65_536), SystemRandomSource.generatorBytes(65_536)] {
+            #expect(bytes.count == 65_536)
+            #expect(Set(bytes).count == 256)
+        }
+        #expect(r.bytes(32) != r.bytes(32))
+        #if canImport(Glibc)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        #expect(buffer.withUnsafeMutableBufferPointer { SystemRandomSource.kernelFill($0) })
+        #expect(buffer.suffix(4096).contains { $0 != 0 })   // the last part was written too
+        #endif
     }
 
     @Test("SHA-256 hex matches the FIPS 180 'abc' vector")

@@ -135,4 +135,17 @@ struct HeaderLookupTests {
             }
         }
     }
+
+    @Test("HeaderRules.lowercased gives what lowercased() gives: every byte, long and mixed names, non-ASCII")
+    func lowercasedNames() {
+        var names = (UInt8(0)...UInt8(0x7F)).map { String(decoding: [UInt8(ascii: "x"), $0, UInt8(ascii: "Y")], as: UTF8.self) }
+        names += ["", "host", "Host", "HOST", "x-forwarded-for", "X-Forwarded-For-And-Some-More-Letters", "content-length",
+                  "Ä-Name", "x-ÉTÉ", "İstanbul", "\u{212A}elvin", "ß", "ǅ"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let n = Int.random(in: 0...40, using: &generator)
+            names.append(String(decoding: (0..<n).map { _ in UInt8.random(in: 0x20...0x7E, using: &generator) }, as: UTF8.self))
+        }
+        for name in names { #expect(HeaderRules.lowercased(name) == name.lowercased(), "\(name.debugDescription)") }
+    }
 }

@@ -284,6 +284,27 @@ struct ProxyTests {
         }
     }
 
+    @Test("an upstream response's hop-by-hop fields and the fields its Connection lists (any case) do not reach the client")
+    func responseHopByHop() async throws {
+        // A proxy each: the test upstream writes this response below its HTTP handlers, so its connection serves no second request.
+        for http10 in [false, true] {
+            try await withProxy(gate: { forwardAll($0) }) { server, _, _ in
+                // HTTP/1.0 asking to keep the connection: kept only when the response has a length (read in any case).
+                let r = await curl((http10 ? ["-0", "-H", "Connection: keep-alive"] : [])
+                                   + ["-s", "-i", "http://127.0.0.1:\(server.localPort ?? 0)/listed-hops"])
+                let head = r.stdout.lowercased()
+                #expect(head.hasPrefix(http10 ? "http/1.0 200" : "http/1.1 200"), "\(r.stdout)")
+                #expect(head.contains("\r\nx-kept: k\r\n") && head.contains("\r\ncontent-length: 2\r\n"), "\(r.stdout)")
+                #expect(head.contains("\r\nvia: 1.1 menshen\r\n"), "\(r.stdout)")
+                for gone in ["x-hop-secret", "x-other-hop", "\r\nte:", "proxy-connection", "s1", "s2"] {
+                    #expect(!head.contains(gone), "\(gone) in \(r.stdout)")
+                }
+                #expect(!head.contains("connection: close"), "\(r.stdout)")
+                #expect(r.stdout.hasSuffix("\r\n\r\nok"), "\(r.stdout)")
+            }
+        }
+    }
+
     @Test("an upstream response with a control byte in a field value is not passed on: 502")
     func upstreamControlByte() async throws {
         try await withProxy(gate: { forwardAll($0) }) { server, upstream, _ in

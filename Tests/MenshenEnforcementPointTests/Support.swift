@@ -190,6 +190,13 @@ private final class OriginHandler: ChannelInboundHandler {
             below.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: raw)), promise: nil)
             return
         }
+        if head.uri.hasPrefix("/listed-hops"),   // a response naming its own connection-scoped fields, in mixed case
+           let below = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+            let raw = "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop-Secret,  x-other-HOP \r\nX-Hop-Secret: s1\r\n"
+                + "X-OTHER-hop: s2\r\nTE: trailers\r\nProxy-Connection: keep-alive\r\nX-Kept: k\r\nCONTENT-length: 2\r\n\r\nok"
+            below.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: raw)), promise: nil)
+            return
+        }
         if head.uri.hasPrefix("/close-mid-body") {
             var h = HTTPHeaders()
             h.add(name: "Content-Length", value: "1000")

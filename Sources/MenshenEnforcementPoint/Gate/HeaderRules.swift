@@ -79,7 +79,7 @@ public enum HeaderRules {
             fields.reserveCapacity(headers.count)
             var listed = Set<String>()
             for (name, value) in headers {
-                let lower = name.lowercased()
+                let lower = HeaderRules.lowercased(name)
                 if lower == "connection" {
                     for token in value.split(separator: ",") {
                         let t = token.trimmingASCIISpaces().lowercased()
@@ -110,6 +110,25 @@ public enum HeaderRules {
 
         /// The first value of a lower-cased name.
         public func first(_ lower: String) -> String? { fields.first { $0.lower == lower }?.value }
+    }
+
+    /// A header name in lower case: the name itself (no copy) when it has no upper-case ASCII letter, as most
+    /// names on the wire after the first letters; `lowercased()` for anything but ASCII.
+    public static func lowercased(_ name: String) -> String {
+        var upper = false
+        for b in name.utf8 {
+            if b >= 0x80 { return name.lowercased() }
+            if b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") { upper = true }
+        }
+        guard upper else { return name }
+        return String(unsafeUninitializedCapacity: name.utf8.count) { out in
+            var i = 0
+            for b in name.utf8 {
+                out[i] = b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") ? b | 0x20 : b
+                i += 1
+            }
+            return i
+        }
     }
 
     /// Whether a field name equals `lower` (already lower-case) with ASCII letters compared case-insensitively.

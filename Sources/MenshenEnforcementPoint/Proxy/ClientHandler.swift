@@ -42,9 +42,14 @@ final class Exchange {
         self.headers = headers
         self.framing = framing
         self.gateRequest = gateRequest
+        clientKeepAlive = head.isKeepAlive
+        askedUpgrade = headers.fields.contains { $0.lower == "upgrade" }
     }
 
-    var clientKeepAlive: Bool { head.isKeepAlive }
+    /// The client's connection may carry another request after this one (read once from its head).
+    let clientKeepAlive: Bool
+    /// The request has an `Upgrade` field (allowed or not: the connection is not reused after the response).
+    let askedUpgrade: Bool
 
     /// Stops what the exchange still waits for (its deadlines are the connection's watchdog's business).
     func cancelTimers() {
@@ -427,7 +432,8 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         // The gate approved: a client waiting for `100 Continue` may now send its body.
         // (Expect is not forwarded; upstream informational responses are dropped; an HTTP/1.0 client gets no
         // interim response, RFC 9110 §15.2.)
-        if !ex.requestEnded, ex.head.version != .http1_0, ex.head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }),
+        if !ex.requestEnded, ex.head.version != .http1_0,
+           ex.headers.fields.contains(where: { $0.kind == .expect && HeaderRules.name($0.value, equalsLowercased: "100-continue") }),
            let context {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: ex.head.version, status: .continue))),
                                   promise: nil)
@@ -452,10 +458,10 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         if let client = ex.gateRequest.clientAddress { headers.add(name: "X-Forwarded-For", value: client) }
         headers.add(name: "X-Forwarded-Proto", value: ex.gateRequest.scheme)
         headers.add(name: "X-Forwarded-Host", value: ex.gateRequest.host)
-        headers.add(name: "Via", value: "\(ex.head.version.major).\(ex.head.version.minor) \(config.viaName)")
+        headers.add(name: "Via", value: shared.via(ex.head.version))
         headers.add(name: "X-Menshen-Request-Id", value: ex.id)
         for (name, value) in addHeaders {
-            let n = name.lowercased()
+            let n = HeaderRules.lowercased(name)
             // The gate adds identity, not framing: anything that would change how the
             // message is delimited or routed is ignored.
             guard Self.isValidHeader(name, value), !HeaderRules.hopByHop.contains(n),
@@ -576,15 +582,30 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     private func clientResponseHead(_ head: HTTPResponseHead, ex: Exchange) -> HTTPResponseHead {
-        let original = head.headers.map { ($0.name, $0.value) }
-        var headers = HTTPHeaders(HeaderRules.removingHopByHop(original))
-        headers.add(name: "Via", value: "\(head.version.major).\(head.version.minor) \(config.viaName)")
+        // The upstream's end-to-end fields in one pass (as ``HeaderRules/removingHopByHop(_:)`` keeps them): not
+        // the hop-by-hop names, not the names its `Connection` fields list.
+        var listed: Set<String>?
+        for field in head.headers where HeaderRules.name(field.name, equalsLowercased: "connection") {
+            for token in field.value.split(separator: ",") {
+                let t = token.trimmingASCIISpaces().lowercased()
+                if !t.isEmpty { listed = listed ?? []; listed!.insert(t) }
+            }
+        }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.headers.count + 2)
+        var hasLength = false
+        for field in head.headers {
+            let lower = HeaderRules.lowercased(field.name)
+            if HeaderRules.hopByHop.contains(lower) || listed?.contains(lower) == true { continue }
+            if lower == "content-length" { hasLength = true }
+            headers.add(name: field.name, value: field.value)
+        }
+        headers.add(name: "Via", value: shared.via(head.version))
         // An HTTP/1.0 client without Content-Length learns the end of the body from the close.
-        let unframed10 = ex.head.version.minor == 0 && !headers.contains(name: "content-length")
+        let unframed10 = ex.head.version.minor == 0 && !hasLength
         // Upgrade is not spliced yet: the request went upstream without it, and the
         // connection is not reused after the response.
-        let askedUpgrade = ex.head.headers.contains(name: "upgrade")
-        ex.closeClientAfterResponse = !ex.clientKeepAlive || !ex.requestEnded || unframed10 || askedUpgrade
+        ex.closeClientAfterResponse = !ex.clientKeepAlive || !ex.requestEnded || unframed10 || ex.askedUpgrade
         if ex.closeClientAfterResponse && !http2 { headers.add(name: "Connection", value: "close") }
         return HTTPResponseHead(version: ex.head.version, status: head.status, headers: headers)
     }

@@ -66,6 +66,7 @@ final class ProxyShared: Sendable {
         self.gate = gate
         self.logger = logger
         self.health = UpstreamHealth(downFor: configuration.upstreamDownTime)
+        self.viaValues = ("1.1 \(configuration.viaName)", "1.0 \(configuration.viaName)", "2.0 \(configuration.viaName)")
         // The codecs' limits bound memory before RequestValidator answers 414 or 431; they are set above the
         // validator's so that the validator decides in normal cases.
         self.maxHeaderListSize = max(1024, configuration.maxHeaderBytes) + 16 * 1024
@@ -76,6 +77,19 @@ final class ProxyShared: Sendable {
                                  maxWaiters: configuration.maxWaitingRequestsPerUpstream,
                                  connectTimeout: configuration.connectTimeout,
                                  tlsHandler: configuration.upstreamTLSHandler, headLimits: headLimits)
+    }
+
+    /// `Via` values for the versions messages arrive in (RFC 9110 §7.6.3), made once.
+    private let viaValues: (http11: String, http10: String, http2: String)
+
+    /// The `Via` value for a message received in `version`.
+    func via(_ version: HTTPVersion) -> String {
+        switch (version.major, version.minor) {
+        case (1, 1): viaValues.http11
+        case (1, 0): viaValues.http10
+        case (2, 0): viaValues.http2
+        default: "\(version.major).\(version.minor) \(configuration.viaName)"
+        }
     }
 
     /// 32 lower-case hex digits, unique per server: the first half is a bijective mix of the request
