@@ -90,6 +90,10 @@ struct DemoTests {
         try demo.waitUntilReady()
         demo.kill(signal: SIGTERM)
         #expect(demo.process.terminationStatus == 0)
+        // Nothing logged at error level: a stop is not a failure (the reload loops once reported their
+        // cancelled store calls as "configuration change refused").
+        let errors = demo.err.text.split(separator: "\n").filter { $0.contains(" error ") || $0.contains(" critical ") }
+        #expect(errors.isEmpty, "\(errors)")
     }
 }
 

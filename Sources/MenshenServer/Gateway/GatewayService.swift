@@ -22,6 +22,8 @@ struct GatewayService: Service {
             var lastRefusal = ""
             while !Task.isCancelled {
                 try? await Task.sleep(for: reloadInterval)
+                // Shutting down: a reload now would only fail on the cancelled store calls and report that as a refusal.
+                if Task.isCancelled { break }
                 switch await loader.reloadIfChanged(state) {
                 case .unchanged: break
                 case .reloaded(let generation):
@@ -31,8 +33,8 @@ struct GatewayService: Service {
                         "generation": "\(generation)", "applications": "\(s.routes.applications.count)",
                         "policies": "\(s.decisionPoint.policies.policies.count)"])
                 case .refused(let why):
-                    // Said once per distinct problem, not every interval.
-                    if why != lastRefusal {
+                    // Said once per distinct problem, not every interval (nor when cancelled meanwhile).
+                    if why != lastRefusal, !Task.isCancelled {
                         logger.error("gateway configuration change refused; the running configuration stays", metadata: ["problems": "\(why)"])
                         lastRefusal = why
                     }
@@ -59,13 +61,14 @@ struct ChangeWatcher: Service {
         let changes = store.changes()
         await cancelWhenGracefulShutdown {
             for await change in changes {
+                if Task.isCancelled { break }
                 if change == .configuration {
                     switch await loader.reloadIfChanged(state) {
                     case .reloaded(let generation):
                         logger.notice("gateway configuration reloaded after a store change", metadata: ["generation": "\(generation)"])
-                    case .refused(let why):
+                    case .refused(let why) where !Task.isCancelled:
                         logger.error("gateway configuration change refused; the running configuration stays", metadata: ["problems": "\(why)"])
-                    case .unchanged: break
+                    case .refused, .unchanged: break
                     }
                 }
                 let closed = await server.reevaluate()
