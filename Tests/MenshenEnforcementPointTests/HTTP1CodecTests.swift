@@ -426,6 +426,27 @@ struct HTTP1CodecTests {
         }
     }
 
+    @Test("a response that ends at its head but announces content (to HEAD, a 204) spoils its connection; a 304 or no content does not")
+    func announcedButAbsentContent() throws {
+        for (isHEAD, bytes, spoiled) in [(true, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true),
+                                         (true, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", true),
+                                         (true, "HTTP/1.1 404 Not Found\r\ncontent-length: 120\r\n\r\n", true),
+                                         (true, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false),
+                                         (true, "HTTP/1.1 200 OK\r\n\r\n", false),
+                                         (false, "HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n", true),
+                                         (false, "HTTP/1.1 204 No Content\r\n\r\n", false),
+                                         (false, "HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n", false),
+                                         (false, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false)] {
+            let wire = HTTP1PendingMethods()
+            wire.append(isHEAD: isHEAD)
+            let watcher = EndWatcher(wire)
+            let channel = EmbeddedChannel(handlers: [ByteToMessageHandler(HTTP1ResponseDecoder(limits: Self.limits, pending: wire)), watcher])
+            defer { _ = try? channel.finish() }
+            try channel.writeInbound(ByteBuffer(string: bytes))
+            #expect(watcher.spoiledAtEnd == [spoiled], "\(bytes.debugDescription)")
+        }
+    }
+
     @Test("bytes from an upstream with no request waiting are refused; interim responses are not passed on")
     func unsolicitedAndInterim() throws {
         let idle = EmbeddedChannel(handler: ByteToMessageHandler(HTTP1ResponseDecoder(limits: Self.limits, pending: HTTP1PendingMethods())))

@@ -284,6 +284,25 @@ struct ProxyTests {
         }
     }
 
+    @Test("content an upstream sends to HEAD after the head never becomes the next request's response")
+    func headThenBody() async throws {
+        try await withProxy(configure: { $0.maxConnectionsPerUpstream = 1 }, gate: { upstream in
+            let target = upstream.upstream
+            return RecordingGate({ _ in .forward(upstream: target, addHeaders: []) }, immediate: { _ in .forward(upstream: target, addHeaders: []) })
+        }) { server, upstream, _ in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("HEAD /head-then-body HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            let head = await client.receiveAsync(until: "\r\n\r\n").text
+            #expect(head.hasPrefix("HTTP/1.1 200"), "\(head.debugDescription)")
+            // The next request is sent at once, before the upstream's late content arrives (300 ms after its head).
+            await client.sendAsync("GET /second HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            let reply = await client.receiveAsync(until: "GET /second").text
+            #expect(!reply.contains("injected"), "\(reply.debugDescription)")
+            #expect(reply.contains("GET /second\n"), "\(reply.debugDescription)")
+            #expect(upstream.seen.all.map(\.uri) == ["/head-then-body", "/second"])
+        }
+    }
+
     @Test("an upstream response's hop-by-hop fields and the fields its Connection lists (any case) do not reach the client")
     func responseHopByHop() async throws {
         // A proxy each: the test upstream writes this response below its HTTP handlers, so its connection serves no second request.

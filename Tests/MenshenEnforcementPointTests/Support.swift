@@ -190,6 +190,17 @@ private final class OriginHandler: ChannelInboundHandler {
             below.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: raw)), promise: nil)
             return
         }
+        if head.uri.hasPrefix("/head-then-body"), head.method == .HEAD,   // a body to HEAD after all, once the head went out
+           let below = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+            let injected = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninjected"
+            below.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: "HTTP/1.1 200 OK\r\nContent-Length: \(injected.utf8.count)\r\n\r\n")),
+                                promise: nil)
+            let loopBound = NIOLoopBound(below, eventLoop: context.eventLoop)
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(300)) {
+                loopBound.value.writeAndFlush(NIOAny(loopBound.value.channel.allocator.buffer(string: injected)), promise: nil)
+            }
+            return
+        }
         if head.uri.hasPrefix("/listed-hops"),   // a response naming its own connection-scoped fields, in mixed case
            let below = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
             let raw = "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop-Secret,  x-other-HOP \r\nX-Hop-Secret: s1\r\n"

@@ -455,6 +455,15 @@ final class HTTP1ResponseDecoder: ByteToMessageDecoder {
                 // Interim responses (100 Continue, 103 Early Hints) are not passed on: Expect is not forwarded.
                 if response.status >= 100 && response.status < 200 && response.status != 101 { return .continue }
                 _ = pending.popFirst()
+                // A response that ends at its head although its fields announce content — to HEAD, whose
+                // Content-Length is the GET's (RFC 9110 §9.3.2), or a 204, which must not have one — is not
+                // followed by a reused connection: a server that sends that content anyway, after its head and
+                // in a later read, would have it read as the next request's response (a response desync across
+                // clients). The connection is closed after this response. (A 304 may carry the Content-Length of
+                // the 200 it stands for, RFC 9110 §8.6, and is frequent under revalidation: it stays pooled.)
+                if framing == .none, request.isHEAD || response.status == 204, HTTP1Framing.announcesContent(response) {
+                    pending.spoiled = true
+                }
                 let head = HTTPResponseHead(version: HTTPVersion(major: response.major, minor: response.minor),
                                             status: HTTPResponseStatus(statusCode: response.status, reasonPhrase: response.reason),
                                             headers: HTTP1Codec.headers(response.fields))

@@ -63,6 +63,15 @@ enum HTTP1Framing {
         return .success(length.map { .length($0) } ?? .untilClose)
     }
 
+    /// Whether a response's framing fields announce content — a Transfer-Encoding, or a Content-Length above
+    /// 0 — whatever its status and the request's method say about its having a body.
+    static func announcesContent(_ head: HTTP1Head.Response) -> Bool {
+        let (lengths, encodings) = framingFields(head.fields)
+        if !encodings.isEmpty { return true }
+        if case .success(let n?) = length(lengths) { return n > 0 }
+        return false
+    }
+
     private static func framingFields(_ fields: [HTTP1Head.Field]) -> (lengths: [String], encodings: [String]) {
         var lengths: [String] = [], encodings: [String] = []
         for field in fields {
