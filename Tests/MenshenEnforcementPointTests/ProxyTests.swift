@@ -271,10 +271,7 @@ struct ProxyTests {
     func strayUpstreamBytes() async throws {
         // The gate answers at once, so the pipelined second request leases a connection in the same turn as the
         // first one's end: with the first connection pooled, its stray bytes would be read as the second's response.
-        try await withProxy(configure: { $0.maxConnectionsPerUpstream = 1 }, gate: { upstream in
-            let target = upstream.upstream
-            return RecordingGate({ _ in .forward(upstream: target, addHeaders: []) }, immediate: { _ in .forward(upstream: target, addHeaders: []) })
-        }) { server, upstream, _ in
+        try await withProxy(configure: { $0.maxConnectionsPerUpstream = 1 }, gate: { forwardAllAtOnce($0) }) { server, upstream, _ in
             let client = try #require(RawClient(port: server.localPort ?? 0))
             await client.sendAsync("GET /extra-bytes HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /second HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             let reply = await client.receiveAsync(until: "GET /second").text
@@ -286,10 +283,7 @@ struct ProxyTests {
 
     @Test("content an upstream sends to HEAD after the head never becomes the next request's response")
     func headThenBody() async throws {
-        try await withProxy(configure: { $0.maxConnectionsPerUpstream = 1 }, gate: { upstream in
-            let target = upstream.upstream
-            return RecordingGate({ _ in .forward(upstream: target, addHeaders: []) }, immediate: { _ in .forward(upstream: target, addHeaders: []) })
-        }) { server, upstream, _ in
+        try await withProxy(configure: { $0.maxConnectionsPerUpstream = 1 }, gate: { forwardAllAtOnce($0) }) { server, upstream, _ in
             let client = try #require(RawClient(port: server.localPort ?? 0))
             await client.sendAsync("HEAD /head-then-body HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             let head = await client.receiveAsync(until: "\r\n\r\n").text

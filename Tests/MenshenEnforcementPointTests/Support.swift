@@ -472,6 +472,13 @@ func forwardAll(_ upstream: TestUpstream, add: [(String, String)] = []) -> Recor
     return RecordingGate { _ in .forward(upstream: target, addHeaders: add) }
 }
 
+/// Forwards everything, answering on the event loop (`decideImmediately`): an exchange ends and the next
+/// pipelined one leases its connection in the same turn.
+func forwardAllAtOnce(_ upstream: TestUpstream) -> RecordingGate {
+    let target = upstream.upstream
+    return RecordingGate({ _ in .forward(upstream: target, addHeaders: []) }, immediate: { _ in .forward(upstream: target, addHeaders: []) })
+}
+
 func residentMemoryBytes() -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
     for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {

@@ -182,12 +182,7 @@ struct WireTests {
     func slowClientImmediateGate() async throws {
         // The watchdog starts at the keep-alive deadline (30 s); the exchange's shorter idle deadline must pull it
         // earlier even though no gate timer is set (RawClient gives up after 10 s).
-        let gate: (TestUpstream) -> RecordingGate = { upstream in
-            let target = upstream.upstream
-            return RecordingGate({ _ in .forward(upstream: target, addHeaders: []) },
-                                 immediate: { _ in .forward(upstream: target, addHeaders: []) })
-        }
-        try await withProxy(configure: { $0.idleTimeout = .milliseconds(400); $0.keepAliveTimeout = .seconds(30) }, gate: gate) { server, _, asked in
+        try await withProxy(configure: { $0.idleTimeout = .milliseconds(400); $0.keepAliveTimeout = .seconds(30) }, gate: { forwardAllAtOnce($0) }) { server, _, asked in
             let client = try #require(RawClient(port: server.localPort ?? 0))
             await client.sendAsync("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
             let reply = await client.receiveAsync()
