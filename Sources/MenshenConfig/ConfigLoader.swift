@@ -224,6 +224,12 @@ public enum ConfigLoader {
             problems.append(ConfigProblem(keyPath: missing, location: "default",
                                           message: "is required with \(cert.isEmpty ? "gateway.tls.private_key_file" : "gateway.tls.certificate_file")"))
         }
+        let upstreamCert = effective("gateway.upstream_tls.certificate_file") ?? "", upstreamKey = effective("gateway.upstream_tls.private_key_file") ?? ""
+        if upstreamCert.isEmpty != upstreamKey.isEmpty {
+            let given = upstreamCert.isEmpty ? "gateway.upstream_tls.private_key_file" : "gateway.upstream_tls.certificate_file"
+            let missing = upstreamCert.isEmpty ? "gateway.upstream_tls.certificate_file" : "gateway.upstream_tls.private_key_file"
+            problems.append(ConfigProblem(keyPath: missing, location: raw[given]?.1 ?? "default", message: "is required with \(given)"))
+        }
         if !(effective("gateway.tls.client_ca_file") ?? "").isEmpty, cert.isEmpty {
             problems.append(ConfigProblem(keyPath: "gateway.tls.client_ca_file", location: raw["gateway.tls.client_ca_file"]?.1 ?? "default",
                                           message: "needs gateway.tls.certificate_file and gateway.tls.private_key_file (client certificates are asked for over TLS)"))

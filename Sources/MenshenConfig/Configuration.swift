@@ -37,6 +37,11 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var tlsClientCAFile: String
         /// `gateway.assertion_key_file` (default empty: next to the SQLite file).
         public var assertionKeyFile: String
+        /// `gateway.upstream_tls.ca_file` (default empty: the system's trust store), `gateway.upstream_tls.certificate_file`
+        /// and `gateway.upstream_tls.private_key_file` (default empty: no client certificate): TLS to `https://` upstreams.
+        public var upstreamTLSCAFile: String = ""
+        public var upstreamTLSCertificateFile: String = ""
+        public var upstreamTLSPrivateKeyFile: String = ""
     }
 
     public struct Admin: Sendable, Equatable {
@@ -200,7 +205,10 @@ public struct MenshenConfiguration: Sendable, Equatable {
                           reevaluateIntervalSeconds: i("gateway.reevaluate_interval_seconds"),
                           forwardAuthTrustedCallers: ConfigValues.cidrs(s("gateway.forward_auth.trusted_callers")).compactMap(CIDR.init),
                           tlsCertificateFile: s("gateway.tls.certificate_file"), tlsPrivateKeyFile: s("gateway.tls.private_key_file"),
-                          tlsClientCAFile: s("gateway.tls.client_ca_file"), assertionKeyFile: s("gateway.assertion_key_file"))
+                          tlsClientCAFile: s("gateway.tls.client_ca_file"), assertionKeyFile: s("gateway.assertion_key_file"),
+                          upstreamTLSCAFile: s("gateway.upstream_tls.ca_file"),
+                          upstreamTLSCertificateFile: s("gateway.upstream_tls.certificate_file"),
+                          upstreamTLSPrivateKeyFile: s("gateway.upstream_tls.private_key_file"))
         store = Store(driver: StoreDriver(rawValue: s("store.driver")) ?? .sqlite, sqlitePath: s("store.sqlite.path"),
                       sqliteBusyTimeoutSeconds: i("store.sqlite.busy_timeout_seconds"), postgresURL: s("store.postgres.url"),
                       postgresPoolSize: i("store.postgres.pool_size"),

@@ -100,6 +100,7 @@ public struct MenshenRuntime: Sendable {
         proxyConfig.scheme = gatewayOrigin.hasPrefix("https") ? "https" : "http"
         proxyConfig.reevaluationInterval = .seconds(Int64(config.gateway.reevaluateIntervalSeconds))
         try GatewayTLS.configure(&proxyConfig, from: config.gateway)
+        try GatewayTLS.configureUpstreams(&proxyConfig, from: config.gateway)
         proxyConfig.refusalPage = PolicyGate.refusalPage(portalOrigin: portal.publicOrigin)
         let decisions = DecisionLog(store: store, clock: clock)
         services.append(decisions)

@@ -85,6 +85,20 @@ struct ConfigLoaderTests {
         #expect(ok.gateway.forwardAuthTrustedCallers.map(\.description) == ["10.1.0.0/16", "0:0:0:0:0:0:0:1/128"])
     }
 
+    @Test("upstream TLS: the client certificate and its key together, located where the given one is; the CA file alone is fine and read")
+    func upstreamTLSRules() throws {
+        let path = try write("gateway:\n  upstream_tls:\n    certificate_file: /etc/menshen/gw-client.pem\n")
+        let problems = ConfigLoader.check(file: path)
+        #expect(problems.map(\.keyPath) == ["gateway.upstream_tls.private_key_file"])
+        #expect(problems.first?.message == "is required with gateway.upstream_tls.certificate_file")
+        #expect(problems.first?.location == "\(path):3:23")
+        let keyOnly = try write("gateway:\n  upstream_tls:\n    private_key_file: /etc/menshen/gw-client.key\n")
+        #expect(ConfigLoader.check(file: keyOnly).map(\.keyPath) == ["gateway.upstream_tls.certificate_file"])
+        let ok = try ConfigLoader.load(yaml: "gateway:\n  upstream_tls:\n    ca_file: /etc/menshen/internal-ca.pem\n")
+        #expect(ok.gateway.upstreamTLSCAFile == "/etc/menshen/internal-ca.pem")
+        #expect(ok.gateway.upstreamTLSCertificateFile.isEmpty && ok.gateway.upstreamTLSPrivateKeyFile.isEmpty)
+    }
+
     @Test("unknown keys suggest the nearest known key")
     func suggestion() throws {
         let problems = ConfigLoader.check(file: try write("store:\n  drivr: sqlite\n"))

@@ -5,6 +5,7 @@ import MenshenTestSupport
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// A request as the test upstream saw it.
@@ -55,7 +56,12 @@ final class TestUpstream: Sendable {
         try await self.init(group: group) { $0.withBoundSocket(fd) }
     }
 
-    private init(group: any EventLoopGroup, listen: (ServerBootstrap) -> EventLoopFuture<any Channel>) async throws {
+    /// Listens on 127.0.0.1 (any free port) behind TLS with this server context.
+    convenience init(group: any EventLoopGroup, tls: NIOSSLContext) async throws {
+        try await self.init(group: group, tls: tls) { $0.bind(host: "127.0.0.1", port: 0) }
+    }
+
+    private init(group: any EventLoopGroup, tls: NIOSSLContext? = nil, listen: (ServerBootstrap) -> EventLoopFuture<any Channel>) async throws {
         self.group = group
         let seen = self.seen
         let counter = Counter()
@@ -66,6 +72,7 @@ final class TestUpstream: Sendable {
                 let id = counter.increment()
                 connections.increment()
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     let upgrade: NIOHTTPServerUpgradeConfiguration = (upgraders: [EchoUpgrader(seen: seen)], completionHandler: { _ in })
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: upgrade)
                     try channel.pipeline.syncOperations.addHandler(OriginHandler(seen: seen, connection: id))

@@ -21,7 +21,9 @@ public struct ProxyConfiguration: Sendable {
     public var connectionAttributes: (@Sendable (any Channel) -> [String: String])?
     /// TLS towards upstreams whose ``Upstream/tls`` is set: makes the handler put first in
     /// each such upstream pipeline, e.g.
-    /// `{ try NIOSSLClientHandler(context: clientContext, serverHostname: $0.host) }`.
+    /// `{ try NIOSSLClientHandler(context: clientContext, serverHostname: $0.host) }`. It must depend only on the
+    /// upstream's `host` and `port` (the pool's key), not on ``Upstream/hostHeader``: a connection is reused for
+    /// every request to that host and port.
     public var upstreamTLSHandler: (@Sendable (Upstream) throws -> any ChannelHandler)?
     /// The scheme reported to the gate and in `X-Forwarded-Proto`; derived from `tlsHandler` when nil.
     public var scheme: String?

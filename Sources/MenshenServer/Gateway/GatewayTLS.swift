@@ -37,6 +37,57 @@ public enum GatewayTLS {
         proxy.scheme = "https"
     }
 
+    /// TLS to `https://` upstreams from `gateway.upstream_tls.*` (set always: with nothing configured the
+    /// system's trust store is used). See ``upstreamHandlerFactory(caFile:certificateFile:privateKeyFile:)``.
+    static func configureUpstreams(_ proxy: inout ProxyConfiguration, from gateway: MenshenConfiguration.Gateway) throws {
+        proxy.upstreamTLSHandler = try upstreamHandlerFactory(
+            caFile: gateway.upstreamTLSCAFile.isEmpty ? nil : gateway.upstreamTLSCAFile,
+            certificateFile: gateway.upstreamTLSCertificateFile.isEmpty ? nil : gateway.upstreamTLSCertificateFile,
+            privateKeyFile: gateway.upstreamTLSPrivateKeyFile.isEmpty ? nil : gateway.upstreamTLSPrivateKeyFile)
+    }
+
+    /// The TLS client handler for each connection to an `https://` upstream, from one context made here: TLS 1.2
+    /// at least, ALPN `http/1.1`, the certificate verified in full — it must chain to the CAs in `caFile` (nil:
+    /// the system's trust store) and name the upstream's host: as SNI and DNS name, or for an IP literal as an IP
+    /// address (no SNI). With `certificateFile` and `privateKeyFile` the gateway presents a client certificate.
+    /// The handler depends only on the upstream's host (as the pool's key does), never on the `Host` sent to it.
+    public static func upstreamHandlerFactory(caFile: String?, certificateFile: String?, privateKeyFile: String?) throws
+        -> @Sendable (Upstream) throws -> any ChannelHandler {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        tls.certificateVerification = .fullVerification
+        tls.applicationProtocols = ["http/1.1"]
+        if let caFile {
+            do {
+                let roots = try NIOSSLCertificate.fromPEMFile(caFile)
+                guard !roots.isEmpty else { throw GatewayLoadError(message: "no certificate in it") }
+                tls.trustRoots = .certificates(roots)
+            } catch {
+                throw GatewayLoadError(message: "gateway.upstream_tls.ca_file \(caFile): \(error)")
+            }
+        }
+        if let certificateFile, let privateKeyFile {
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(certificateFile)
+                guard !chain.isEmpty else { throw GatewayLoadError(message: "no certificate in it") }
+                tls.certificateChain = chain.map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: privateKeyFile, format: .pem))
+            } catch {
+                throw GatewayLoadError(message: "gateway.upstream_tls: cannot load \(certificateFile) / \(privateKeyFile): \(error)")
+            }
+        }
+        let context: NIOSSLContext
+        do { context = try NIOSSLContext(configuration: tls) } catch {
+            throw GatewayLoadError(message: "gateway.upstream_tls: \(error)")
+        }
+        return { upstream in
+            // An IP literal (as URLs write IPv6, in brackets) is checked against the certificate's IP addresses.
+            let host = upstream.host.hasPrefix("[") && upstream.host.hasSuffix("]") ? String(upstream.host.dropFirst().dropLast()) : upstream.host
+            let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+            return try NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : host)
+        }
+    }
+
     /// TLS with device certificates decided by the gate: the handshake checks only that the
     /// client holds the presented certificate's key (its CertificateVerify), and the certificate's
     /// attributes reach the gate once per connection, where ``DeviceBinding`` verifies it.
