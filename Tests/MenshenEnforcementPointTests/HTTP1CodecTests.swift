@@ -426,7 +426,7 @@ struct HTTP1CodecTests {
         }
     }
 
-    @Test("a response that ends at its head but announces content (to HEAD, a 204) spoils its connection; a 304 or no content does not")
+    @Test("a response that ends at its head but announces content (to HEAD, a 204; a 304 with a transfer coding) spoils its connection; a 304's length or no content does not")
     func announcedButAbsentContent() throws {
         for (isHEAD, bytes, spoiled) in [(true, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true),
                                          (true, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", true),
@@ -436,6 +436,8 @@ struct HTTP1CodecTests {
                                          (false, "HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n", true),
                                          (false, "HTTP/1.1 204 No Content\r\n\r\n", false),
                                          (false, "HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n", false),
+                                         (false, "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", true),
+                                         (false, "HTTP/1.1 304 Not Modified\r\n\r\n", false),
                                          (false, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false)] {
             let wire = HTTP1PendingMethods()
             wire.append(isHEAD: isHEAD)

@@ -281,6 +281,18 @@ struct ProxyTests {
         }
     }
 
+    @Test("stray bytes in a later channelRead of the same socket read are never read as the next request's response")
+    func strayBytesInNextRead() async throws {
+        try await withProxy(configure: { $0.maxConnectionsPerUpstream = 1 }, gate: { forwardAllAtOnce($0) }) { server, upstream, _ in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET /exact-read HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /second HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            let reply = await client.receiveAsync(until: "GET /second").text
+            #expect(!reply.contains("injected"), "\(reply.suffix(300).debugDescription)")
+            #expect(reply.contains("GET /second\n"), "\(reply.suffix(300).debugDescription)")
+            #expect(upstream.seen.all.map(\.uri) == ["/exact-read", "/second"])
+        }
+    }
+
     @Test("content an upstream sends to HEAD after the head never becomes the next request's response")
     func headThenBody() async throws {
         try await withProxy(configure: { $0.maxConnectionsPerUpstream = 1 }, gate: { forwardAllAtOnce($0) }) { server, upstream, _ in

@@ -197,6 +197,17 @@ private final class OriginHandler: ChannelInboundHandler {
             below.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: raw)), promise: nil)
             return
         }
+        if head.uri.hasPrefix("/exact-read"),   // a response filling the reader's first 2 KiB buffer exactly, then stray bytes, in one write
+           let below = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+            // NIO's adaptive receive allocator starts at 2,048 bytes: the proxy's first read on this connection ends
+            // exactly at the response's end, and the stray bytes come in a second channelRead of the same socket read.
+            var length = 0
+            while "HTTP/1.1 200 OK\r\nContent-Length: \(length)\r\n\r\n".utf8.count + length != 2048 { length += 1 }
+            let raw = "HTTP/1.1 200 OK\r\nContent-Length: \(length)\r\n\r\n" + String(repeating: "x", count: length)
+                + "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninjected"
+            below.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: raw)), promise: nil)
+            return
+        }
         if head.uri.hasPrefix("/head-then-body"), head.method == .HEAD,   // a body to HEAD after all, once the head went out
            let below = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
             let injected = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninjected"

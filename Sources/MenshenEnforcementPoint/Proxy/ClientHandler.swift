@@ -642,7 +642,19 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         ex.cancelTimers()
         if let handler = ex.upstreamHandler, let channel = ex.upstreamChannel, let upstream = ex.upstream {
             handler.delegate = nil
-            if upstreamReusable && handler.isReusable { shared.pool.release(channel, upstream: upstream) } else { channel.close(promise: nil) }
+            if upstreamReusable && handler.isReusable {
+                // Pooled on the event loop's next turn, not here: this runs inside the read that ended the response,
+                // and NIO may hand on more of the same socket read in further channelReads (a full receive buffer
+                // is followed by another read). Bytes there answer no request: they spoil the connection
+                // (``HTTP1ResponseDecoder``) and it is closed — pooled at once, a pipelined or waiting request would
+                // have been written on it first and read them as its response.
+                let pool = shared.pool
+                channel.eventLoop.assumeIsolated().execute {
+                    if handler.isReusable { pool.release(channel, upstream: upstream) } else { channel.close(promise: nil) }
+                }
+            } else {
+                channel.close(promise: nil)
+            }
         }
         ex.upstreamHandler = nil
         ex.upstreamChannel = nil

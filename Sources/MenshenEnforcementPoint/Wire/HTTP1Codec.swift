@@ -459,10 +459,15 @@ final class HTTP1ResponseDecoder: ByteToMessageDecoder {
                 // Content-Length is the GET's (RFC 9110 §9.3.2), or a 204, which must not have one — is not
                 // followed by a reused connection: a server that sends that content anyway, after its head and
                 // in a later read, would have it read as the next request's response (a response desync across
-                // clients). The connection is closed after this response. (A 304 may carry the Content-Length of
-                // the 200 it stands for, RFC 9110 §8.6, and is frequent under revalidation: it stays pooled.)
-                if framing == .none, request.isHEAD || response.status == 204, HTTP1Framing.announcesContent(response) {
-                    pending.spoiled = true
+                // clients). The connection is closed after this response. A 304 may carry the Content-Length of
+                // the 200 it stands for (RFC 9110 §8.6) and is frequent under revalidation: it stays pooled, unless
+                // it announces a transfer coding, which no 304 needs.
+                if framing == .none {
+                    switch HTTP1Framing.announced(response) {
+                    case .nothing: break
+                    case .length: if request.isHEAD || response.status == 204 { pending.spoiled = true }
+                    case .transferCoding: if request.isHEAD || response.status == 204 || response.status == 304 { pending.spoiled = true }
+                    }
                 }
                 let head = HTTPResponseHead(version: HTTPVersion(major: response.major, minor: response.minor),
                                             status: HTTPResponseStatus(statusCode: response.status, reasonPhrase: response.reason),

@@ -63,13 +63,21 @@ enum HTTP1Framing {
         return .success(length.map { .length($0) } ?? .untilClose)
     }
 
-    /// Whether a response's framing fields announce content — a Transfer-Encoding, or a Content-Length above
-    /// 0 — whatever its status and the request's method say about its having a body.
-    static func announcesContent(_ head: HTTP1Head.Response) -> Bool {
+    /// What a response's framing fields announce, whatever its status and the request's method say about its
+    /// having a body.
+    enum Announced: Equatable, Sendable {
+        case nothing
+        /// A Content-Length above 0.
+        case length
+        /// A Transfer-Encoding.
+        case transferCoding
+    }
+
+    static func announced(_ head: HTTP1Head.Response) -> Announced {
         let (lengths, encodings) = framingFields(head.fields)
-        if !encodings.isEmpty { return true }
-        if case .success(let n?) = length(lengths) { return n > 0 }
-        return false
+        if !encodings.isEmpty { return .transferCoding }
+        if case .success(let n?) = length(lengths), n > 0 { return .length }
+        return .nothing
     }
 
     private static func framingFields(_ fields: [HTTP1Head.Field]) -> (lengths: [String], encodings: [String]) {
