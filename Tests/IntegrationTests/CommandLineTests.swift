@@ -47,6 +47,16 @@ struct CommandLineTests {
         #expect(r.out.contains("valid"))
     }
 
+    @Test("docs/configuration.md shows exactly what `menshen config example` prints (every key, default and description)")
+    func configurationReferenceIsCurrent() throws {
+        let example = try Harness.run(["config", "example"])
+        #expect(example.status == 0)
+        let doc = try String(contentsOf: Harness.packageRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
+        let start = try #require(doc.range(of: "```yaml\n")), end = try #require(doc.range(of: "```", range: start.upperBound..<doc.endIndex))
+        let shown = String(doc[start.upperBound..<end.lowerBound])
+        #expect(shown == example.out, "docs/configuration.md is out of date: replace its yaml block with `menshen config example`")
+    }
+
     @Test("serve with a missing or invalid config says so and exits non-zero")
     func serveBadConfig() throws {
         let missing = try Harness.run(["serve", "--config", "/nonexistent/menshen.yaml"])
