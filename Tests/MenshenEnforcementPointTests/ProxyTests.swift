@@ -281,6 +281,20 @@ struct ProxyTests {
         }
     }
 
+    @Test("several Cookie fields reach the upstream as one Cookie line, values joined with '; ' in order")
+    func cookiesJoined() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, _ in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET /cookies HTTP/1.1\r\nHost: a\r\ncookie: a=1\r\nX-Other: x\r\nCOOKIE: b=2; c=3\r\nCookie: d=4\r\n\r\n"
+                                   + "GET /one-cookie HTTP/1.1\r\nHost: a\r\nCookie: only=1\r\n\r\n")
+            _ = await client.receiveAsync(until: "GET /one-cookie")
+            let seen = upstream.seen.all
+            #expect(seen.first { $0.uri == "/cookies" }?.header("Cookie") == ["a=1; b=2; c=3; d=4"])
+            #expect(seen.first { $0.uri == "/cookies" }?.header("X-Other") == ["x"])
+            #expect(seen.first { $0.uri == "/one-cookie" }?.header("Cookie") == ["only=1"])
+        }
+    }
+
     @Test("stray bytes in a later channelRead of the same socket read are never read as the next request's response")
     func strayBytesInNextRead() async throws {
         try await withProxy(configure: { $0.maxConnectionsPerUpstream = 1 }, gate: { forwardAllAtOnce($0) }) { server, upstream, _ in

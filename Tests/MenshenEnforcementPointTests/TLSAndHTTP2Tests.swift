@@ -111,6 +111,10 @@ struct TLSAndHTTP2Tests {
             // nghttp: a real HTTP/2 client (not curl) with several concurrent streams.
             let ng = await Self.run("/usr/bin/nghttp", ["-n", "-v", base + "/a", base + "/b", base + "/c"])
             #expect(ng.exitCode == 0 && ng.stdout.contains(":status: 200"), "\(ng.stdout.suffix(400)) \(ng.stderr)")
+            // Cookies as separate HTTP/2 fields (as browsers send them) reach the HTTP/1.1 upstream as one line.
+            let crumbs = await Self.run("/usr/bin/nghttp", ["-n", "-H", "cookie: a=1", "-H", "cookie: b=2", base + "/crumbs"])
+            #expect(crumbs.exitCode == 0, "\(crumbs.stderr)")
+            #expect(upstream.seen.all.first { $0.uri == "/crumbs" }?.header("Cookie") == ["a=1; b=2"])
 
             // h2load: 400 requests over 4 connections × 10 concurrent streams, every one answered 2xx.
             let load = await Self.run("/usr/bin/h2load", ["-n", "400", "-c", "4", "-m", "10", base + "/load"])
