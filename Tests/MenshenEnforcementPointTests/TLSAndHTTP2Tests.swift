@@ -111,6 +111,16 @@ struct TLSAndHTTP2Tests {
             // nghttp: a real HTTP/2 client (not curl) with several concurrent streams.
             let ng = await Self.run("/usr/bin/nghttp", ["-n", "-v", base + "/a", base + "/b", base + "/c"])
             #expect(ng.exitCode == 0 && ng.stdout.contains(":status: 200"), "\(ng.stdout.suffix(400)) \(ng.stderr)")
+            // A host field naming another host than :authority: 400, neither the gate nor the upstream sees it; the same
+            // host in both passes.
+            let authority = "localhost:\(server.localPort ?? 0)"
+            let fronted = await Self.run("/usr/bin/nghttp", ["-n", "-v", "-H", "host: intranet.example", base + "/fronted"])
+            #expect(fronted.stdout.contains("host: intranet.example") && fronted.stdout.contains(":status: 400"),
+                    "\(fronted.stdout.suffix(600)) \(fronted.stderr)")
+            #expect(!upstream.seen.all.contains { $0.uri == "/fronted" } && !gate.asked.all.contains { $0.host == "intranet.example" })
+            let agreeing = await Self.run("/usr/bin/nghttp", ["-n", "-v", "-H", "host: \(authority)", base + "/agreeing"])
+            #expect(agreeing.stdout.contains(":status: 200"), "\(agreeing.stdout.suffix(600)) \(agreeing.stderr)")
+            #expect(upstream.seen.all.first { $0.uri == "/agreeing" }?.header("Host") == [authority])
             // Cookies as separate HTTP/2 fields (as browsers send them) reach the HTTP/1.1 upstream as one line.
             let crumbs = await Self.run("/usr/bin/nghttp", ["-n", "-H", "cookie: a=1", "-H", "cookie: b=2", base + "/crumbs"])
             #expect(crumbs.exitCode == 0, "\(crumbs.stderr)")

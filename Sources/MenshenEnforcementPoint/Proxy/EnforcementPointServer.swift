@@ -235,6 +235,7 @@ public final class EnforcementPointServer: Sendable {
                                 inboundStreamInitializer: { stream in
                                     stream.eventLoop.makeCompletedFuture {
                                         try stream.syncOptions?.setOption(.autoRead, value: false)
+                                        try stream.pipeline.syncOperations.addHandler(AuthorityCheck())
                                         try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                                         try stream.pipeline.syncOperations.addHandler(
                                             ClientHandler(shared: shared, connection: shared.connectionOpened(stream), http2: true))
@@ -381,4 +382,25 @@ final class IdleConnectionCloser: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
     }
+}
+
+/// An HTTP/2 request's `:authority` and a `host` field that name different hosts (RFC 9113 §8.3.1: such a request
+/// should be treated as malformed). NIO's HTTP/2-to-HTTP/1 codec keeps `host` and drops `:authority` when both are
+/// present, so the gate and the upstream would see one host while whatever routed the connection by `:authority`
+/// (a front proxy, connection coalescing, the certificate's name) saw another. Here the `:authority` is added as a
+/// second `host` field instead, which ``RequestValidator`` refuses (400, more than one Host). Equal values pass.
+final class AuthorityCheck: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias InboundOut = HTTP2Frame.FramePayload
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .headers(var payload) = unwrapInboundIn(data), let authority = payload.headers.first(name: ":authority"),
+              payload.headers.contains(name: "host"),
+              payload.headers[canonicalForm: "host"].contains(where: { !$0.elementsEqual(authority, by: Self.sameIgnoringCase) })
+        else { return context.fireChannelRead(data) }
+        payload.headers.add(name: "host", value: authority)
+        context.fireChannelRead(wrapInboundOut(.headers(payload)))
+    }
+
+    private static func sameIgnoringCase(_ a: Character, _ b: Character) -> Bool { a.lowercased() == b.lowercased() }
 }
