@@ -80,12 +80,7 @@ public enum HeaderRules {
             var listed = Set<String>()
             for (name, value) in headers {
                 let lower = HeaderRules.lowercased(name)
-                if lower == "connection" {
-                    for token in value.split(separator: ",") {
-                        let t = token.trimmingASCIISpaces().lowercased()
-                        if !t.isEmpty { listed.insert(t) }
-                    }
-                }
+                if lower == "connection" { HeaderRules.insertTokens(of: value, into: &listed) }
                 fields.append(Field(name: name, value: value, lower: lower, kind: HeaderRules.kind(ofLowercased: lower, extraIdentity: extraIdentity)))
             }
             self.fields = fields
@@ -110,6 +105,14 @@ public enum HeaderRules {
 
         /// The first value of a lower-cased name.
         public func first(_ lower: String) -> String? { fields.first { $0.lower == lower }?.value }
+    }
+
+    /// Adds the lower-cased tokens of a `Connection` field value to `listed` (names that are hop-by-hop for its message).
+    public static func insertTokens(of value: String, into listed: inout Set<String>) {
+        for token in value.split(separator: ",") {
+            let t = token.trimmingASCIISpaces().lowercased()
+            if !t.isEmpty { listed.insert(t) }
+        }
     }
 
     /// A header name in lower case: the name itself (no copy) when it has no upper-case ASCII letter, as most

@@ -589,19 +589,16 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     private func clientResponseHead(_ head: HTTPResponseHead, ex: Exchange) -> HTTPResponseHead {
         // The upstream's end-to-end fields in one pass (as ``HeaderRules/removingHopByHop(_:)`` keeps them): not
         // the hop-by-hop names, not the names its `Connection` fields list.
-        var listed: Set<String>?
+        var listed = Set<String>()
         for field in head.headers where HeaderRules.name(field.name, equalsLowercased: "connection") {
-            for token in field.value.split(separator: ",") {
-                let t = token.trimmingASCIISpaces().lowercased()
-                if !t.isEmpty { listed = listed ?? []; listed!.insert(t) }
-            }
+            HeaderRules.insertTokens(of: field.value, into: &listed)
         }
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 2)
         var hasLength = false
         for field in head.headers {
             let lower = HeaderRules.lowercased(field.name)
-            if HeaderRules.hopByHop.contains(lower) || listed?.contains(lower) == true { continue }
+            if HeaderRules.hopByHop.contains(lower) || listed.contains(lower) { continue }
             if lower == "content-length" { hasLength = true }
             headers.add(name: field.name, value: field.value)
         }

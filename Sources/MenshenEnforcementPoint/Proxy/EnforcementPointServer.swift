@@ -395,8 +395,7 @@ final class AuthorityCheck: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .headers(var payload) = unwrapInboundIn(data), let authority = payload.headers.first(name: ":authority"),
-              payload.headers.contains(name: "host"),
-              payload.headers[canonicalForm: "host"].contains(where: { !$0.elementsEqual(authority, by: Self.sameIgnoringCase) })
+              payload.headers["host"].contains(where: { !$0.elementsEqual(authority, by: Self.sameIgnoringCase) })
         else { return context.fireChannelRead(data) }
         payload.headers.add(name: "host", value: authority)
         context.fireChannelRead(wrapInboundOut(.headers(payload)))
