@@ -288,6 +288,17 @@ def test_staff_user_reaches_the_application_with_identity_from_menshen(stack):
     assert "admin" not in forged.body and "superuser" not in forged.body and "loa=4" not in forged.body, forged.body
 
 
+def test_through_menshens_own_proxy_the_application_never_receives_the_session_cookie(stack):
+    # The session cookie opens every application: Menshen's reverse proxy keeps it (and the platform's other
+    # cookies) out of what the application receives; the application's own cookies pass.
+    token = stack.sign_in("alice").cookies[SESSION]
+    r = exchange("GET", stack.gateway, "/app/echo-cookie", {"Cookie": f"theme=dark; {SESSION}={token}; lang=zh-TW"})
+    assert r.status == 200, r
+    assert r.body == "cookie=[theme=dark; lang=zh-TW]\n", r.body
+    only_ours = exchange("GET", stack.gateway, "/app/echo-cookie", {"Cookie": f"{SESSION}={token}"})
+    assert only_ours.status == 200 and only_ours.body == "cookie=[]\n", only_ours
+
+
 def test_forged_identity_without_session_is_not_let_in(stack):
     r = stack.front_get("/app/reports", None, {"X-Menshen-User": "alice", "X-Menshen-LoA": "4"})
     assert r.status == 302, r

@@ -23,6 +23,8 @@ public enum ConfigValueKind: Sendable, Equatable {
     case timeZone
     /// Comma-separated CIDR blocks (`10.0.0.0/8, ::1/128`); may be empty.
     case cidrList
+    /// Comma-separated HTTP header names (RFC 9110 tokens); may be empty.
+    case headerNameList
 }
 
 /// One key of the tree: its dotted path, type, default and documentation.
@@ -74,6 +76,8 @@ public enum ConfigKeys {
                       doc: "How often the routes file and the store's policies and applications are checked for changes (a change is swapped in atomically; a bad one is refused and the running set stays)."),
         ConfigKeySpec(path: "gateway.reevaluate_interval_seconds", kind: .integer(1...3600), defaultValue: "30",
                       doc: "Long-lived connections (WebSocket, streaming responses) are authorized again this often and closed when the answer is no longer allow."),
+        ConfigKeySpec(path: "gateway.extra_identity_headers", kind: .headerNameList, defaultValue: "",
+                      doc: "More request header names, comma-separated, that carry identity to your applications (e.g. X-Bank-User): never passed from a client, like X-Menshen-*, X-Forwarded-*, X-Remote-User and Remote-User, which are always removed."),
         ConfigKeySpec(path: "gateway.forward_auth.trusted_callers", kind: .cidrList, defaultValue: "127.0.0.0/8, ::1/128",
                       doc: "Networks whose proxies may call the forward-auth endpoints (/.menshen/auth/nginx, /traefik, /envoy/…); their description of the original request is believed."),
         ConfigKeySpec(path: "admin.listen", kind: .listenAddress, defaultValue: "127.0.0.1:9090",

@@ -276,6 +276,14 @@ public enum ConfigLoader {
         }
     }
 
+    /// An RFC 9110 `tchar`: what a header name is made of.
+    static func isHeaderNameByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        default: Array("!#$%&'*+-.^_`|~".utf8).contains(b)
+        }
+    }
+
     /// Returns an error message, or nil when `text` is valid for `kind`.
     static func validate(_ text: String, _ kind: ConfigValueKind) -> String? {
         switch kind {
@@ -306,6 +314,11 @@ public enum ConfigLoader {
         case .cidrList:
             let bad = ConfigValues.cidrs(text).filter { CIDR($0) == nil }
             return bad.isEmpty ? nil : "is not a list of CIDR blocks (e.g. 10.0.0.0/8, ::1/128): '\(bad.joined(separator: "', '"))'"
+        case .headerNameList:
+            let names = ConfigValues.cidrs(text)
+            let bad = names.filter { name in name.utf8.count > 256 || !name.utf8.allSatisfy(isHeaderNameByte) }
+            if names.count > 100 { return "lists more than 100 header names" }
+            return bad.isEmpty ? nil : "is not a list of header names (e.g. X-Bank-User, X-Employee-Id): '\(bad.joined(separator: "', '"))'"
         }
     }
 

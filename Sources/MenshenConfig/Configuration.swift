@@ -42,6 +42,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var upstreamTLSCAFile: String = ""
         public var upstreamTLSCertificateFile: String = ""
         public var upstreamTLSPrivateKeyFile: String = ""
+        /// `gateway.extra_identity_headers` (default none), lower-case: more header names clients may not send.
+        public var extraIdentityHeaders: [String] = []
     }
 
     public struct Admin: Sendable, Equatable {
@@ -208,7 +210,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
                           tlsClientCAFile: s("gateway.tls.client_ca_file"), assertionKeyFile: s("gateway.assertion_key_file"),
                           upstreamTLSCAFile: s("gateway.upstream_tls.ca_file"),
                           upstreamTLSCertificateFile: s("gateway.upstream_tls.certificate_file"),
-                          upstreamTLSPrivateKeyFile: s("gateway.upstream_tls.private_key_file"))
+                          upstreamTLSPrivateKeyFile: s("gateway.upstream_tls.private_key_file"),
+                          extraIdentityHeaders: ConfigValues.cidrs(s("gateway.extra_identity_headers")).map { $0.lowercased() })
         store = Store(driver: StoreDriver(rawValue: s("store.driver")) ?? .sqlite, sqlitePath: s("store.sqlite.path"),
                       sqliteBusyTimeoutSeconds: i("store.sqlite.busy_timeout_seconds"), postgresURL: s("store.postgres.url"),
                       postgresPoolSize: i("store.postgres.pool_size"),
@@ -280,7 +283,7 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 
 /// Parsing of list-valued keys.
 enum ConfigValues {
-    /// The items of a comma-separated list, trimmed, without empty ones.
+    /// The items of a comma-separated list, trimmed, without empty ones (CIDR blocks, header names).
     static func cidrs(_ text: String) -> [String] {
         text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }

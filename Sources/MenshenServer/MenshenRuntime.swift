@@ -99,6 +99,8 @@ public struct MenshenRuntime: Sendable {
         proxyConfig.port = config.gateway.listen.port
         proxyConfig.scheme = gatewayOrigin.hasPrefix("https") ? "https" : "http"
         proxyConfig.reevaluationInterval = .seconds(Int64(config.gateway.reevaluateIntervalSeconds))
+        proxyConfig.ownCookies = PortalCookies.all
+        proxyConfig.extraIdentityHeaders = Set(config.gateway.extraIdentityHeaders)
         try GatewayTLS.configure(&proxyConfig, from: config.gateway)
         try GatewayTLS.configureUpstreams(&proxyConfig, from: config.gateway)
         proxyConfig.refusalPage = PolicyGate.refusalPage(portalOrigin: portal.publicOrigin)

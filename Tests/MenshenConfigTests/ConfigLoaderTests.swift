@@ -3,9 +3,15 @@ import MenshenConfig
 import Testing
 
 @Suite("Configuration")
-struct ConfigLoaderTests {
+final class ConfigLoaderTests: Sendable {
+    /// This test's files, removed when it ends (a class suite: one instance per test).
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-config-\(UUID().uuidString)")
+
+    init() throws { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
+    deinit { try? FileManager.default.removeItem(at: dir) }
+
     func write(_ text: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-config-\(UUID().uuidString).yaml").path
+        let path = dir.appendingPathComponent("\(UUID().uuidString).yaml").path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -97,6 +103,21 @@ struct ConfigLoaderTests {
         let ok = try ConfigLoader.load(yaml: "gateway:\n  upstream_tls:\n    ca_file: /etc/menshen/internal-ca.pem\n")
         #expect(ok.gateway.upstreamTLSCAFile == "/etc/menshen/internal-ca.pem")
         #expect(ok.gateway.upstreamTLSCertificateFile.isEmpty && ok.gateway.upstreamTLSPrivateKeyFile.isEmpty)
+    }
+
+    @Test("gateway.extra_identity_headers: header names, comma-separated, kept lower-case; anything else is named")
+    func extraIdentityHeaders() throws {
+        #expect(try ConfigLoader.load(yaml: "").gateway.extraIdentityHeaders.isEmpty)
+        let ok = try ConfigLoader.load(yaml: "gateway:\n  extra_identity_headers: \"X-Bank-User, x-employee-id,,\"\n")
+        #expect(ok.gateway.extraIdentityHeaders == ["x-bank-user", "x-employee-id"])
+        let path = try write("gateway:\n  extra_identity_headers: \"X-Bank-User, X Bad, X-Ok:\"\n")
+        let problems = ConfigLoader.check(file: path)
+        #expect(problems.map(\.keyPath) == ["gateway.extra_identity_headers"])
+        #expect(problems.first?.message.contains("'X Bad', 'X-Ok:'") == true, "\(problems)")
+        let many = (0..<101).map { "X-H\($0)" }.joined(separator: ",")
+        #expect(ConfigLoader.check(file: try write("gateway:\n  extra_identity_headers: \"\(many)\"\n")).first?.message == "lists more than 100 header names")
+        let env = try ConfigLoader.load(file: try write(""), environment: ["MENSHEN_GATEWAY_EXTRA_IDENTITY_HEADERS": "X-Teller-Id"])
+        #expect(env.gateway.extraIdentityHeaders == ["x-teller-id"])
     }
 
     @Test("unknown keys suggest the nearest known key")

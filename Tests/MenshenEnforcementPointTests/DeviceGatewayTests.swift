@@ -104,8 +104,11 @@ struct DeviceGatewayTests {
         let devices = DeviceBinding(store: store, caCertificate: ca.certificate, compliance: try DeviceComplianceDefaults.policy(),
                                     events: DeviceEvents(store: store, clock: clock, random: SystemRandomSource()))
         let log = DecisionLog(store: store, clock: clock)
+        let signer = try await IdentityAssertionSigner(
+            privateKeyPEM: IdentityAssertionSigner.loadOrCreateKey(path: tls.dir.appendingPathComponent("assertion.key").path),
+            issuer: "https://gw.bank.example", clock: clock)
         let gate = PolicyGate(store: store, sessions: sessions, clock: clock, state: state, portalOrigin: "https://portal.bank.example",
-                              timeZone: "Asia/Taipei", recorder: log, devices: devices)
+                              timeZone: "Asia/Taipei", recorder: log, assertions: signer, devices: devices)
         var config = ProxyConfiguration()
         // The first request of a session reads the store off the event loop; under a loaded parallel test run that
         // can take longer than the 5 s default, which would turn a slow machine into a 503.
@@ -116,7 +119,8 @@ struct DeviceGatewayTests {
         let server = EnforcementPointServer(configuration: config, gate: gate, group: upstream.group)
         try await server.start()
         do {
-            try await decisions(server: server, store: store, sessions: sessions, log: log, creds: [strong, byod, soft, expired, unknown, foreign], now: now)
+            try await decisions(server: server, store: store, sessions: sessions, log: log, creds: [strong, byod, soft, expired, unknown, foreign], now: now,
+                                upstream: upstream)
         } catch {
             try? await server.shutdown()
             try? await store.close()
@@ -127,7 +131,7 @@ struct DeviceGatewayTests {
     }
 
     static func decisions(server: EnforcementPointServer, store: SQLiteStore, sessions: SessionManager, log: DecisionLog,
-                          creds: [Credential], now: Date) async throws {
+                          creds: [Credential], now: Date, upstream: TestUpstream) async throws {
         let (strong, byod, soft, expired, unknown, foreign) = (creds[0], creds[1], creds[2], creds[3], creds[4], creds[5])
         let port = try #require(server.localPort)
         let token = try await sessions.issue(SessionGrant(userID: "amy", levelOfAssurance: 2, amr: ["pwd", "otp"], aal: nil, phishingResistant: false)).token
@@ -158,6 +162,23 @@ struct DeviceGatewayTests {
         let immediateBefore = server.metrics.gateImmediate
         #expect(await call("console", strong) == "200")
         #expect(server.metrics.gateImmediate > immediateBefore, "the second request was decided on the event loop from remembered facts")
+        // The identity assertion the upstream gets names the device (decided from memory or after reading the store), and
+        // a request of the same session without the certificate gets one without a device, not the one signed before.
+        func assertedDevice() throws -> String? {
+            let token = try #require(upstream.seen.all.last?.header("X-Menshen-Assertion").first)
+            var payload = String(token.split(separator: ".")[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+            while payload.count % 4 != 0 { payload += "=" }
+            let data = try #require(Data(base64Encoded: payload))
+            let claims = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            return claims["device"] as? String
+        }
+        #expect(try assertedDevice() == "laptop-1")
+        #expect(await call("ledger", strong) == "200")
+        #expect(try assertedDevice() == "laptop-1")
+        #expect(await call("ledger", nil) == "200")
+        #expect(try assertedDevice() == nil)
+        #expect(await call("ledger", strong) == "200")
+        #expect(try assertedDevice() == "laptop-1")
         // BYOD, or a software key: refused by the policy, not by the certificate.
         #expect(await call("console", byod) == "403")
         #expect(await call("console", soft) == "403")

@@ -108,6 +108,49 @@ struct PathNormalizerTests {
         #expect(c.first("host") == "a.example" && c.count("x-trace") == 1 && c.first("absent") == nil)
         #expect(HeaderRules.kind(ofLowercased: "x-custom-id", extraIdentity: []) == .other)
     }
+
+    @Test("names with '_' are never passed on, nor any X-Forwarded-* or client claim of its address or original URL")
+    func underscoresAndForwarding() {
+        let kind = { HeaderRules.kind(ofLowercased: $0, extraIdentity: ["x-bank-user"]) }
+        for name in ["x-menshen_user", "x_menshen_groups", "x_forwarded_for", "transfer_encoding", "content_length", "x_bank_user", "_"] {
+            #expect(kind(name) != .other, "\(name)")
+        }
+        #expect(kind("x_forwarded_for") == .underscored && kind("x-menshen_user") == .underscored)
+        for name in ["x-forwarded-server", "x-forwarded-ssl", "x-forwarded-client-cert", "x-forwarded-uri", "x-original-url",
+                     "x-rewrite-url", "true-client-ip", "x-client-ip", "cf-connecting-ip", "x-real-ip"] {
+            #expect(kind(name) == .forwarding, "\(name)")
+        }
+        #expect(kind("x-forwarded-user") == .identity && kind("x-forwarded-groups") == .identity)
+        for name in ["x-forwarder", "forwarded-for", "x-request-id", "accept-language", "x-bank-user2"] { #expect(kind(name) == .other, "\(name)") }
+    }
+
+    @Test("the platform's cookies are taken out of a Cookie value by name, whatever their case; everything else stays as sent")
+    func removingCookies() {
+        let ours: Set<String> = ["__host-menshen-session", "__host-menshen-csrf"]
+        #expect(HeaderRules.removingCookies("a=1; __Host-menshen-session=t; b=2", named: ours) == "a=1; b=2")
+        #expect(HeaderRules.removingCookies("__HOST-MENSHEN-CSRF=c;a=1", named: ours) == "a=1")
+        #expect(HeaderRules.removingCookies("__Host-menshen-session=t", named: ours) == nil)
+        #expect(HeaderRules.removingCookies(" __Host-menshen-session = t ;  ; __Host-menshen-csrf", named: ours) == nil)
+        #expect(HeaderRules.removingCookies("a=1;b=2", named: ours) == "a=1;b=2", "untouched: the value as sent")
+        #expect(HeaderRules.removingCookies("__Host-menshen-session-old=1; x__Host-menshen-session=2", named: ours)
+                == "__Host-menshen-session-old=1; x__Host-menshen-session=2")
+        #expect(HeaderRules.removingCookies("a=__Host-menshen-session=t", named: ours) == "a=__Host-menshen-session=t", "a value is not a name")
+        #expect(HeaderRules.removingCookies("__Host-menshen-session=t", named: []) == "__Host-menshen-session=t")
+    }
+
+    @Test("an upstream's Set-Cookie for the platform's cookies and its X-Menshen-* fields do not reach the client")
+    func passesToClient() {
+        let ours: Set<String> = ["__host-menshen-session"]
+        let passes = { HeaderRules.passesToClient(lower: $0, value: $1, ownCookies: ours) }
+        #expect(!passes("set-cookie", "__Host-menshen-session=x; Path=/"))
+        #expect(!passes("set-cookie", " __HOST-menshen-SESSION =; Max-Age=0"))
+        #expect(!passes("set-cookie", "__Host-menshen-session; Path=/"), "a name without a value")
+        #expect(passes("set-cookie", "app=__Host-menshen-session; Path=/"))
+        #expect(passes("set-cookie", "__Host-menshen-session2=x"))
+        #expect(!passes("x-menshen-assertion", "eyJ") && !passes("x-menshen-user", "amy"))
+        #expect(passes("x-menshen", "") && passes("content-type", "text/html") && passes("set-cookie2", "__Host-menshen-session=x"))
+        #expect(HeaderRules.passesToClient(lower: "set-cookie", value: "__Host-menshen-session=x", ownCookies: []))
+    }
 }
 
 @Suite("Header look-up")

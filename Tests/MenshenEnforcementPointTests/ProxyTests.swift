@@ -45,14 +45,26 @@ struct ProxyTests {
                 "-H", "X-Forwarded-For: 6.6.6.6", "-H", "X-Forwarded-Host: evil", "-H", "Forwarded: for=6.6.6.6",
                 "-H", "Connection: X-Hop", "-H", "X-Hop: secret", "-H", "Proxy-Authorization: Basic eA==",
                 "-H", "X-Kept: yes",
+                // Underscore spellings (CGI, WSGI, Rack and PHP read them as the dashed names), other X-Forwarded-*,
+                // and client claims of its address or of the original URL.
+                "-H", "X-Menshen_User: mallory", "-H", "X_Menshen_Groups: admin", "-H", "X_Forwarded_For: 6.6.6.6",
+                "-H", "X-Forwarded_Host: evil", "-H", "Transfer_Encoding: chunked", "-H", "X_Bank_User: mallory",
+                "-H", "X-Forwarded-Server: evil", "-H", "X-Forwarded-Client-Cert: Hash=evil", "-H", "X-Forwarded-Preferred-Username: mallory",
+                "-H", "X-Original-URL: /admin", "-H", "X-Rewrite-URL: /admin", "-H", "True-Client-IP: 10.1.1.1",
+                "-H", "X-Client-IP: 10.1.1.1", "-H", "CF-Connecting-IP: 10.1.1.1", "-H", "X-Real-IP: 10.1.1.1",
             ])
             #expect(r.exitCode == 0, "\(r.stderr)")
             let seen = try #require(upstream.seen.all.first)
             #expect(seen.header("X-Menshen-User") == ["alice"])
             for name in ["X-Menshen-Roles", "X-Forwarded-User", "X-Remote-User", "X-Auth-Request-Email", "X-Bank-User",
-                         "Forwarded", "X-Hop", "Proxy-Authorization", "Connection"] {
+                         "Forwarded", "X-Hop", "Proxy-Authorization", "Connection",
+                         "X-Forwarded-Server", "X-Forwarded-Client-Cert", "X-Forwarded-Preferred-Username", "X-Original-URL",
+                         "X-Rewrite-URL", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP", "X-Real-IP"] {
                 #expect(seen.header(name).isEmpty, "\(name) leaked")
             }
+            #expect(!seen.headers.contains { $0.0.contains("_") }, "\(seen.headers.map(\.0))")
+            #expect(!seen.headers.contains { $0.1.contains("mallory") || $0.1.contains("evil") || $0.1.contains("6.6.6.6") || $0.1.contains("10.1.1.1") },
+                    "\(seen.headers)")
             #expect(seen.header("X-Forwarded-For") == ["127.0.0.1"])
             #expect(seen.header("X-Forwarded-Host") == ["127.0.0.1:\(port)"])
             #expect(seen.header("X-Kept") == ["yes"])
@@ -300,6 +312,46 @@ struct ProxyTests {
             #expect(seen.first { $0.uri == "/cookies" }?.header("Cookie") == ["a=1; b=2; c=3; d=4"])
             #expect(seen.first { $0.uri == "/cookies" }?.header("X-Other") == ["x"])
             #expect(seen.first { $0.uri == "/one-cookie" }?.header("Cookie") == ["only=1"])
+        }
+    }
+
+    @Test("the platform's own cookies never reach an upstream, in any case and over several Cookie fields; other cookies pass as sent")
+    func ownCookiesStripped() async throws {
+        try await withProxy(configure: { $0.ownCookies = ["__host-menshen-session", "__host-menshen-csrf"] },
+                            gate: { forwardAll($0) }) { server, upstream, _ in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET /mixed HTTP/1.1\r\nHost: a\r\nCookie: a=1; __Host-menshen-session=tok; b=2\r\n"
+                                   + "cookie: __HOST-MENSHEN-CSRF=c\r\nCookie: __Host-menshen-sessions=kept;__Host-menshen-session =x\r\n\r\n"
+                                   + "GET /only-ours HTTP/1.1\r\nHost: a\r\nCookie: __Host-menshen-session=tok\r\n\r\n"
+                                   + "GET /untouched HTTP/1.1\r\nHost: a\r\nCookie: x=1;y=2\r\n\r\n")
+            _ = await client.receiveAsync(until: "GET /untouched")
+            let seen = upstream.seen.all
+            #expect(seen.first { $0.uri == "/mixed" }?.header("Cookie") == ["a=1; b=2; __Host-menshen-sessions=kept"])
+            #expect(seen.first { $0.uri == "/only-ours" }?.header("Cookie") == [], "no Cookie line is left when only ours were sent")
+            #expect(seen.first { $0.uri == "/untouched" }?.header("Cookie") == ["x=1;y=2"], "a line without ours passes byte for byte")
+            for request in seen { #expect(!request.headers.contains { $0.1.lowercased().contains("tok") }, "\(request.uri)") }
+        }
+    }
+
+    @Test("an upstream cannot set, replace or clear the platform's cookies in the browser, nor echo X-Menshen-* fields to it")
+    func ownCookiesFromUpstream() async throws {
+        try await withProxy(configure: { $0.ownCookies = ["__host-menshen-session", "__host-menshen-csrf"]; $0.allowedUpgrades = ["x-first"] },
+                            gate: { forwardAll($0) }) { server, _, _ in
+            let port = server.localPort ?? 0
+            // A 101, whose head is written by the splice's start (first: an upstream connection that served a request is not upgraded by the test upstream).
+            let client = try #require(RawClient(port: port))
+            await client.sendAsync("GET /own-cookies-upgrade HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x-first\r\n\r\n")
+            let reply = await client.receiveAsync(until: "hello-first").text.lowercased()
+            #expect(reply.hasPrefix("http/1.1 101") && reply.contains("set-cookie: app=1; path=/\r\n"), "\(reply.debugDescription)")
+            for gone in ["attacker", "csrf", "x-menshen-", "leaked", "echoed"] { #expect(!reply.contains(gone), "\(gone) in \(reply)") }
+            // An ordinary response.
+            let r = await curl(["-s", "-i", "http://127.0.0.1:\(port)/own-cookies"])
+            let head = r.stdout.lowercased()
+            #expect(head.hasPrefix("http/1.1 200") && r.stdout.hasSuffix("\r\n\r\nok"), "\(r.stdout)")
+            #expect(head.contains("set-cookie: app=1; path=/\r\n") && head.contains("set-cookie: __host-menshen-session-extra=kept\r\n"),
+                    "\(r.stdout)")
+            #expect(head.contains("\r\nx-kept: k\r\n"), "\(r.stdout)")
+            for gone in ["attacker", "csrf", "x-menshen-", "leaked", "echoed"] { #expect(!head.contains(gone), "\(gone) in \(r.stdout)") }
         }
     }
 

@@ -226,6 +226,16 @@ private final class OriginHandler: ChannelInboundHandler {
             below.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: raw)), promise: nil)
             return
         }
+        if head.uri.hasPrefix("/own-cookies"),   // cookies and identity fields an application must not hand to the browser
+           let below = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+            let upgrade = head.uri.hasPrefix("/own-cookies-upgrade")
+            let raw = (upgrade ? "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x-first\r\n" : "HTTP/1.1 200 OK\r\n")
+                + "Set-Cookie: __Host-menshen-session=ATTACKER; Path=/; Secure; HttpOnly\r\nset-cookie:  __HOST-Menshen-CSRF =x; Path=/\r\n"
+                + "Set-Cookie: app=1; Path=/\r\nSet-Cookie: __Host-menshen-session-extra=kept\r\nX-Menshen-Assertion: leaked\r\n"
+                + "x-menshen-user: echoed\r\nX-Kept: k\r\n" + (upgrade ? "\r\nhello-first" : "Content-Length: 2\r\n\r\nok")
+            below.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: raw)), promise: nil)
+            return
+        }
         if head.uri.hasPrefix("/close-mid-body") {
             var h = HTTPHeaders()
             h.add(name: "Content-Length", value: "1000")

@@ -8,11 +8,20 @@ public enum HeaderRules {
         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
     ]
 
-    /// Client-supplied forwarding headers; the proxy sets its own.
+    /// Client-supplied forwarding headers, and client claims of its address or of the request's original URL or
+    /// method: the proxy sets its own forwarding headers, and none of these passes from a client — an application
+    /// or framework that honours one (`X-Original-URL` in IIS rewrite and older Symfony/Zend, `True-Client-IP` in
+    /// CDN-aware logging and rate limits) would act on another request or client than the one decided.
+    /// Every `X-Forwarded-*` name is one too (``forwardingPrefixes``).
     public static let forwarding: Set<String> = [
         "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
         "x-forwarded-port", "x-forwarded-prefix", "x-real-ip", "via",
+        "x-original-url", "x-original-uri", "x-original-method", "x-original-host", "x-rewrite-url",
+        "true-client-ip", "x-client-ip", "x-cluster-client-ip", "cf-connecting-ip", "fastly-client-ip",
+        "x-envoy-external-address", "x-envoy-original-path",
     ]
+    /// Forwarding header prefixes (`X-Forwarded-Server`, `-Ssl`, `-Scheme`, `-Uri`, `-Client-Cert`, …).
+    public static let forwardingPrefixes: [String] = ["x-forwarded-"]
 
     /// Exact identity header names that clients must never supply.
     public static let identityExact: Set<String> = ["x-forwarded-user", "x-remote-user", "remote-user",
@@ -41,6 +50,10 @@ public enum HeaderRules {
         /// Identity only the gate may set (``identityExact``, ``identityPrefixes``, configured extras).
         case identity
         case host, expect, contentLength
+        /// A name with `_`: never passed on (as nginx drops them by default). CGI, WSGI, Rack and PHP map `_` and
+        /// `-` in header names to the same variable, so a client's `X_Menshen_User` or `X-Forwarded_For` would
+        /// reach such an application as the gate's or the proxy's own field (CVE-2024-45614).
+        case underscored
     }
 
     /// Kinds of the fixed names, for one look-up per header (hop-by-hop first: it decides what the gate sees).
@@ -57,7 +70,41 @@ public enum HeaderRules {
         if let known = kinds[name] { return known }
         if !extraIdentity.isEmpty, extraIdentity.contains(name) { return .identity }
         for prefix in identityPrefixes where name.hasPrefix(prefix) { return .identity }
+        for prefix in forwardingPrefixes where name.hasPrefix(prefix) { return .forwarding }
+        if name.utf8.contains(UInt8(ascii: "_")) { return .underscored }
         return .other
+    }
+
+    /// Whether a response field from an upstream goes on to the client, given its lower-cased name (hop-by-hop
+    /// fields are judged by the caller): not the gate's identity fields (`X-Menshen-*`: an upstream echoing the
+    /// assertion would hand it to the client), and not a `Set-Cookie` for one of the access platform's own cookies
+    /// (`ownCookies`, lower-case names) — an application could otherwise fix, replace or clear the user's
+    /// sign-in session in the browser.
+    public static func passesToClient(lower: String, value: String, ownCookies: Set<String>) -> Bool {
+        if lower.hasPrefix("x-menshen-") { return false }
+        if !ownCookies.isEmpty, lower == "set-cookie" {
+            let name = value.prefix { $0 != "=" && $0 != ";" }.trimmingASCIISpaces()
+            if ownCookies.contains(lowercased(name)) { return false }
+        }
+        return true
+    }
+
+    /// A `Cookie` field value without the pairs whose name is one of `ownCookies` (lower-case names; a cookie's
+    /// name compared without regard to case): the access platform's session and CSRF cookies are bearer
+    /// credentials for every application and must not reach any of them. The value as it was when nothing is
+    /// removed; nil when nothing is left.
+    public static func removingCookies(_ value: String, named ownCookies: Set<String>) -> String? {
+        guard !ownCookies.isEmpty else { return value }
+        var kept: [Substring] = []
+        var removed = false
+        for pair in value.split(separator: ";", omittingEmptySubsequences: false) {
+            let name = pair.prefix { $0 != "=" }.trimmingASCIISpaces()
+            if ownCookies.contains(lowercased(name)) { removed = true; continue }
+            kept.append(pair)
+        }
+        guard removed else { return value }
+        let text = kept.map { $0.trimmingASCIISpaces() }.filter { !$0.isEmpty }.joined(separator: "; ")
+        return text.isEmpty ? nil : text
     }
 
     /// A message's headers with each name lower-cased and classified once, in wire order.

@@ -453,9 +453,13 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         // forwarding or identity headers (the proxy and the gate set those), not Host, Expect or framing.
         // Cookie fields become one (RFC 9113 §8.2.3: HTTP/2 clients send each cookie as a field of its own, and an
         // HTTP/1.1 server reads one Cookie line, RFC 6265 §5.4); the order of different field names carries no meaning.
+        // The platform's own cookies (``ProxyConfiguration/ownCookies``) are taken out of them.
         var cookies: [String] = []
         for field in ex.headers.fields where field.kind == .other && !ex.headers.isHopByHop(field) {
-            if field.lower == "cookie" { cookies.append(field.value); continue }
+            if field.lower == "cookie" {
+                if let kept = HeaderRules.removingCookies(field.value, named: config.ownCookies) { cookies.append(kept) }
+                continue
+            }
             headers.add(name: field.name, value: field.value)
         }
         if !cookies.isEmpty { headers.add(name: "Cookie", value: cookies.count == 1 ? cookies[0] : cookies.joined(separator: "; ")) }
@@ -532,7 +536,9 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         guard let context, let upstreamChannel = ex.upstreamChannel, let upstreamHandler = ex.upstreamHandler else {
             return closeClient()
         }
-        var headers = HTTPHeaders(HeaderRules.removingHopByHop(head.headers.map { ($0.name, $0.value) }))
+        var headers = HTTPHeaders(HeaderRules.removingHopByHop(head.headers.map { ($0.name, $0.value) }).filter {
+            HeaderRules.passesToClient(lower: HeaderRules.lowercased($0.0), value: $0.1, ownCookies: config.ownCookies)
+        })
         headers.add(name: "Connection", value: "Upgrade")
         headers.add(name: "Upgrade", value: head.headers["upgrade"].first ?? ex.upgrade ?? "")
         headers.add(name: "Via", value: "1.1 \(config.viaName)")
@@ -599,6 +605,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         for field in head.headers {
             let lower = HeaderRules.lowercased(field.name)
             if HeaderRules.hopByHop.contains(lower) || listed.contains(lower) { continue }
+            if !HeaderRules.passesToClient(lower: lower, value: field.value, ownCookies: config.ownCookies) { continue }
             if lower == "content-length" { hasLength = true }
             headers.add(name: field.name, value: field.value)
         }

@@ -69,6 +69,10 @@ public struct ProxyConfiguration: Sendable {
     /// Extra identity header names (lower-case) stripped from client requests,
     /// in addition to ``HeaderRules/identityExact`` and ``HeaderRules/identityPrefixes``.
     public var extraIdentityHeaders: Set<String> = []
+    /// Names of the access platform's own cookies (its session and CSRF cookies), lower-case: removed from the
+    /// `Cookie` line sent upstream (they are bearer credentials for every application), and an upstream's
+    /// `Set-Cookie` for one of them never reaches the client (``HeaderRules/passesToClient(lower:value:ownCookies:)``).
+    public var ownCookies: Set<String> = []
     /// Protocols a client may upgrade to (lower-case); the gate is told via
     /// ``GateRequest/upgrade`` and the connection is spliced after the upstream's 101.
     public var allowedUpgrades: Set<String> = ["websocket"]

@@ -17,8 +17,9 @@ import Synchronization
 /// Claims: `iss` (gateway public URL), `sub` (user id), `aud` (application
 /// id), `iat`, `nbf`, `exp` (60 s), `jti`, `groups`, `roles`, `loa`, `amr`,
 /// `sid` (a prefix of the session's hash, never the session id) and
-/// `device` (null until devices are known). An assertion is reused for the
-/// same session, application and identity while more than half of its life
+/// `device` (the id of the enrolled device whose client certificate the request came
+/// with; null without one). An assertion is reused for the same session, application,
+/// identity and device while more than half of its life
 /// remains (signing on every request would dominate the data path); the
 /// gateway still decides every request.
 public final class IdentityAssertionSigner: Sendable {
@@ -107,9 +108,9 @@ public final class IdentityAssertionSigner: Sendable {
     }
 
     private static func cacheKey(application: String, sessionHash: String, groups: [String], roles: [String], loa: Int,
-                                 amr: [String]) -> CacheKey {
+                                 amr: [String], device: String?) -> CacheKey {
         CacheKey(session: sessionHash, application: application,
-                 identity: "\(groups.joined(separator: ","))|\(roles.joined(separator: ","))|\(loa)|\(amr.joined(separator: " "))")
+                 identity: "\(groups.joined(separator: ","))|\(roles.joined(separator: ","))|\(loa)|\(amr.joined(separator: " "))|\(device ?? "")")
     }
 
     private func cached(_ key: CacheKey, now: Date) -> String? {
@@ -118,24 +119,26 @@ public final class IdentityAssertionSigner: Sendable {
     }
 
     /// The cached assertion for exactly these claims while it has more than half its lifetime
-    /// left, without signing; nil when a new one must be signed (``assertion(user:application:sessionHash:groups:roles:loa:amr:)``).
+    /// left, without signing; nil when a new one must be signed (``assertion(user:application:sessionHash:groups:roles:loa:amr:device:)``).
     public func cachedAssertion(application: String, sessionHash: String, groups: [String], roles: [String], loa: Int,
-                                amr: [String]) -> String? {
-        cached(Self.cacheKey(application: application, sessionHash: sessionHash, groups: groups, roles: roles, loa: loa, amr: amr),
+                                amr: [String], device: String?) -> String? {
+        cached(Self.cacheKey(application: application, sessionHash: sessionHash, groups: groups, roles: roles, loa: loa, amr: amr,
+                             device: device),
                now: clock.now())
     }
 
     /// An assertion for one user and application (cached while fresh).
     public func assertion(user: String, application: String, sessionHash: String, groups: [String], roles: [String], loa: Int,
-                          amr: [String]) async throws -> String {
+                          amr: [String], device: String?) async throws -> String {
         let now = clock.now()
-        let key = Self.cacheKey(application: application, sessionHash: sessionHash, groups: groups, roles: roles, loa: loa, amr: amr)
+        let key = Self.cacheKey(application: application, sessionHash: sessionHash, groups: groups, roles: roles, loa: loa, amr: amr,
+                                device: device)
         if let hit = cached(key, now: now) { return hit }
         let claims = Claims(iss: IssuerClaim(value: issuer), sub: SubjectClaim(value: user), aud: AudienceClaim(value: [application]),
                             iat: IssuedAtClaim(value: now), nbf: NotBeforeClaim(value: now.addingTimeInterval(-5)),
                             exp: ExpirationClaim(value: now.addingTimeInterval(Self.lifetime)),
                             jti: IDClaim(value: random.bytes(16).base64URLEncodedStringNoPadding()),
-                            groups: groups, roles: roles, loa: loa, amr: amr, sid: String(sessionHash.prefix(16)), device: nil)
+                            groups: groups, roles: roles, loa: loa, amr: amr, sid: String(sessionHash.prefix(16)), device: device)
         let token = try await keys.sign(claims, kid: JWKIdentifier(string: keyID))
         cache.withLock { c in
             if c.count >= Self.cacheLimit { c.removeAll(keepingCapacity: true) }

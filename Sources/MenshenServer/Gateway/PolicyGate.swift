@@ -115,7 +115,8 @@ public struct PolicyGate: AccessGate {
             if decision.effect == .allow, let assertions {
                 guard let cached = assertions.cachedAssertion(
                     application: t.route.application.id.rawValue, sessionHash: facts.session.record.idHash, groups: facts.groups,
-                    roles: facts.session.attributes.activeRoles, loa: facts.session.record.levelOfAssurance, amr: facts.session.record.amr)
+                    roles: facts.session.attributes.activeRoles, loa: facts.session.record.levelOfAssurance, amr: facts.session.record.amr,
+                    device: trail.deviceID)
                 else { return nil }
                 assertion = cached
             }
@@ -211,7 +212,8 @@ public struct PolicyGate: AccessGate {
         if decision.effect == .allow, let assertions {
             assertion = try await assertions.assertion(
                 user: session.user.id.rawValue, application: t.route.application.id.rawValue, sessionHash: session.record.idHash,
-                groups: groups, roles: session.attributes.activeRoles, loa: session.record.levelOfAssurance, amr: session.record.amr)
+                groups: groups, roles: session.attributes.activeRoles, loa: session.record.levelOfAssurance, amr: session.record.amr,
+                device: trail.deviceID)
         }
         return answer(request, target: t, facts: facts, access: access, decision: decision, assertion: assertion, trail: &trail)
     }

@@ -29,6 +29,11 @@ enum PortalCookies {
     static let session = "__Host-menshen-session"
     static let csrf = "__Host-menshen-csrf"
 
+    /// Every cookie the platform sets, lower-case: the gateway keeps them from upstreams (``ProxyConfiguration/ownCookies``).
+    static var all: Set<String> {
+        Set([session, csrf, IdentityPortal.oidcBindingCookie].map { $0.lowercased() })
+    }
+
     static func set(_ name: String, _ value: String, maxAge: Int?) -> String {
         var c = "\(name)=\(value); Path=/; Secure; HttpOnly; SameSite=Lax"
         if let maxAge { c += "; Max-Age=\(maxAge)" }
