@@ -392,6 +392,33 @@ struct PolicyGateTests {
         try await store.close()
     }
 
+    @Test("re-evaluating an open connection never extends the session's idle expiry; a request does")
+    func reevaluationDoesNotTouch() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 1)
+        func reevaluate() async -> GateVerdict {
+            var request = GateRequest(method: "GET", path: "/page", rawTarget: "/page", query: nil, host: "apps.bank.example", scheme: "https",
+                                      clientAddress: "203.0.113.7", headers: [("Cookie", "__Host-menshen-session=\(token)")], requestID: "ws-1")
+            request.isReevaluation = true
+            return await w.gate.decide(request)
+        }
+        // Idle timeout 1,800 s: checks every 600 s by the gateway alone leave the session to end at 1,800 s.
+        for _ in 0..<2 {
+            w.clock.advance(by: 600)
+            guard case .forward = await reevaluate() else { Issue.record("re-evaluation within the idle time refused"); return }
+        }
+        w.clock.advance(by: 700)   // 1,900 s after the last activity of the user
+        if case .forward = await reevaluate() { Issue.record("the idle session was kept alive by the gateway's own checks") }
+        #expect(Self.status(await w.ask("/page", token: token)) == 302)
+
+        // A request of the user's own is activity: it moves the idle expiry.
+        let active = try await w.session(loa: 1)
+        w.clock.advance(by: 1_000)
+        guard case .forward = await w.ask("/page", token: active) else { Issue.record("request refused"); return }
+        w.clock.advance(by: 1_000)   // 2,000 s after sign-in, 1,000 s after the last request
+        guard case .forward = await w.ask("/page", token: active) else { Issue.record("a request's touch did not count"); return }
+    }
+
     @Test("the identity assertion: an ES256 JWT per user and application, verified independently (Authlib) with the published JWKS")
     func identityAssertion() async throws {
         let w = try await World()

@@ -2,6 +2,7 @@ import Foundation
 @testable import MenshenEnforcementPoint
 import NIOCore
 import Testing
+import Synchronization
 
 @Suite("Enforcement point on the raw wire")
 struct WireTests {
@@ -217,6 +218,30 @@ struct WireTests {
         }
     }
 
+    @Test("a re-evaluation the gate does not answer in time closes the connection at the timeout, without waiting for the gate")
+    func reevaluationTimeoutFailsClosed() async throws {
+        let stuck = Latch()   // a store read stuck on a dead network: it ignores cancellation
+        defer { stuck.release() }
+        try await withProxy(configure: { $0.gateTimeout = .milliseconds(300); $0.reevaluationInterval = nil }, gate: { upstream in
+            let target = upstream.upstream
+            return RecordingGate { request in
+                if request.isReevaluation { await stuck.wait() }
+                return .forward(upstream: target, addHeaders: [])
+            }
+        }) { server, _, _ in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                                   + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            #expect(await client.receiveAsync(until: "\r\n\r\n").text.hasPrefix("HTTP/1.1 101"))
+            // Bounded by the gate timeout, not by the gate: the sweep returns and the connection is closed.
+            let sweep = Task { await server.reevaluate() }
+            let closed = await client.receiveAsync()
+            stuck.release()   // (before waiting for the sweep: with a sweep that waits for the gate, this test must fail, not hang)
+            #expect(closed.closed, "the connection stayed open while the gate hung")
+            #expect(await sweep.value == 1)
+        }
+    }
+
     @Test("a WebSocket upgrade the gate forwards is spliced both ways and can be closed by revocation")
     func websocketSplice() async throws {
         try await withProxy(gate: { forwardAll($0) }) { server, upstream, gate in
@@ -303,5 +328,30 @@ struct WireTests {
             #expect(r.stdout == "502")
             #expect(upstream.seen.count == 0)
         }
+    }
+}
+
+/// Holds its waiters until ``release()``, whatever their task's cancellation (like I/O that does not stop).
+final class Latch: Sendable {
+    private let state = Mutex<(released: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s in
+                if s.released { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    func release() {
+        let waiters = state.withLock { s in
+            s.released = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
     }
 }

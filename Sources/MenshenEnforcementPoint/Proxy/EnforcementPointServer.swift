@@ -322,19 +322,25 @@ public final class EnforcementPointServer: Sendable {
     }
 
     /// Whether the gate still forwards `request`; false on any other verdict or after `timeout`.
+    ///
+    /// Returns at the timeout even when the gate's work goes on: a store read stuck on a network that drops packets
+    /// does not end when its task is cancelled, and a task group would wait for it — the connection would stay open
+    /// (fail open) and the sweep, and every later one, would hang behind it. The gate's task is cancelled and left to
+    /// finish on its own.
     static func answer(_ gate: any AccessGate, _ request: GateRequest, within timeout: TimeAmount) async -> Bool {
-        await withTaskGroup(of: Bool?.self) { group in
-            group.addTask {
-                if case .forward = await gate.decide(request) { return true }
-                return false
+        let race = AnswerRace()
+        return await withCheckedContinuation { continuation in
+            race.start(continuation)
+            let deciding = Task {
+                let allowed: Bool
+                if case .forward = await gate.decide(request) { allowed = true } else { allowed = false }
+                race.finish(allowed)
             }
-            group.addTask {
+            let timer = Task {
                 try? await Task.sleep(nanoseconds: UInt64(max(1, timeout.nanoseconds)))
-                return nil
+                if race.finish(false) { deciding.cancel() }
             }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first ?? false
+            race.onFinish { timer.cancel() }
         }
     }
 
@@ -402,4 +408,36 @@ final class AuthorityCheck: ChannelInboundHandler {
     }
 
     private static func sameIgnoringCase(_ a: Character, _ b: Character) -> Bool { a.lowercased() == b.lowercased() }
+}
+
+/// The first of a gate's answer and its timeout, for ``EnforcementPointServer/answer(_:_:within:)``.
+private final class AnswerRace: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<Bool, Never>?, done: Bool, onFinish: (@Sendable () -> Void)?)>((nil, false, nil))
+
+    func start(_ continuation: CheckedContinuation<Bool, Never>) { state.withLock { $0.continuation = continuation } }
+
+    /// Resumes the waiter with `allowed` if nothing did yet; true when this call was first.
+    @discardableResult
+    func finish(_ allowed: Bool) -> Bool {
+        let (continuation, after): (CheckedContinuation<Bool, Never>?, (@Sendable () -> Void)?) = state.withLock { s in
+            guard !s.done else { return (nil, nil) }
+            s.done = true
+            defer { s.continuation = nil; s.onFinish = nil }
+            return (s.continuation, s.onFinish)
+        }
+        guard let continuation else { return false }
+        continuation.resume(returning: allowed)
+        after?()
+        return true
+    }
+
+    /// Runs `action` once the race is decided (at once if it already is).
+    func onFinish(_ action: @escaping @Sendable () -> Void) {
+        let already = state.withLock { s in
+            if s.done { return true }
+            s.onFinish = action
+            return false
+        }
+        if already { action() }
+    }
 }

@@ -182,8 +182,10 @@ public struct SessionManager: Sendable {
 
     /// The session behind a cookie value, if it is valid now: well-formed
     /// token, stored, not revoked, within both lifetimes, its user enabled and
-    /// (unless `purpose` is nil) of the wanted purpose. Extends the idle expiry.
-    public func resolve(token: String, purpose: SessionPurpose? = .access) async throws -> ActiveSession? {
+    /// (unless `purpose` is nil) of the wanted purpose. Extends the idle expiry unless `touch` is false: a check
+    /// the platform makes by itself (the gateway re-authorizing an open WebSocket) is not the user's activity, and
+    /// must not keep an idle session alive.
+    public func resolve(token: String, purpose: SessionPurpose? = .access, touch: Bool = true) async throws -> ActiveSession? {
         guard let idHash = Self.idHash(ofToken: token) else { return nil }
         let now = clock.now()
         guard let record = try await store.session(idHash: idHash), record.isActive(at: now),
@@ -191,7 +193,7 @@ public struct SessionManager: Sendable {
               let attributes = try? JSONDecoder().decode(SessionAttributes.self, from: Data(record.attributesJSON.utf8))
         else { return nil }
         if let purpose, attributes.purpose != purpose { return nil }
-        if now.timeIntervalSince(record.lastSeenAt) >= settings.touchInterval {
+        if touch, now.timeIntervalSince(record.lastSeenAt) >= settings.touchInterval {
             let idle = min(record.absoluteExpiresAt, now.addingTimeInterval(settings.idleTimeout))
             _ = try await store.touchSession(idHash: idHash, lastSeenAt: now, idleExpiresAt: idle)
         }

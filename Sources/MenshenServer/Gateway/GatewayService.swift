@@ -32,6 +32,10 @@ struct GatewayService: Service {
                     logger.notice("gateway configuration reloaded", metadata: [
                         "generation": "\(generation)", "applications": "\(s.routes.applications.count)",
                         "policies": "\(s.decisionPoint.policies.policies.count)"])
+                    // Open WebSockets and streams are authorized again under the new routes and policies now, not at
+                    // the next periodic re-evaluation (a routes-file change reaches no store change feed).
+                    let closed = await server.reevaluate()
+                    if closed > 0 { logger.notice("connections closed after a configuration reload", metadata: ["closed": "\(closed)"]) }
                 case .refused(let why):
                     // Said once per distinct problem, not every interval (nor when cancelled meanwhile).
                     if why != lastRefusal, !Task.isCancelled {

@@ -184,7 +184,9 @@ public struct PolicyGate: AccessGate {
         }
         // Read the access generation before the facts, so a change made meanwhile voids what is remembered.
         let generation = factsCache?.generationNow()
-        guard let session = try await sessions.resolve(token: t.token) else {
+        // A re-evaluation of an open connection is the gateway's own check, not the user's activity: it leaves the idle
+        // expiry alone, so an open WebSocket does not keep an idle session (and its cookie) alive.
+        guard let session = try await sessions.resolve(token: t.token, touch: trail.mode != .reevaluation) else {
             trail.outcome = .signIn
             return GatewayPages.signIn(request, returnURL: t.original, portalOrigin: portalOrigin)
         }
