@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// What changed in the store, as far as enforcement cares — never the data
 /// itself, only what to check again.
@@ -68,5 +69,43 @@ extension ChangeFeed {
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+}
+
+/// A change stream merged for a consumer slower than the feed: whatever arrives while the consumer works on one batch
+/// becomes one next batch (each kind once), so a burst of commits — a playbook revoking users one by one, the detection
+/// service's risk writes, PostgreSQL's NOTIFY and its backstop poll reporting the same commit — costs one more sweep,
+/// not one per change, and a revocation never waits behind a queue of sweeps.
+public final class CoalescedChanges: Sendable {
+    private let pending = Mutex<Set<StoreChange>>([])
+    private let wake: AsyncStream<Void>.Continuation
+    private let signal: AsyncStream<Void>
+    private let pump = Mutex<Task<Void, Never>?>(nil)
+
+    /// Starts reading `source`; ``cancel()`` (or the end of `source`) ends ``batches()``.
+    public init(_ source: AsyncStream<StoreChange>) {
+        (signal, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let task = Task { [self] in
+            for await change in source {
+                pending.withLock { _ = $0.insert(change) }
+                wake.yield()
+            }
+            wake.finish()
+        }
+        pump.withLock { $0 = task }
+    }
+
+    /// The merged batches, in order; never an empty one.
+    public func batches() -> AsyncCompactMapSequence<AsyncStream<Void>, Set<StoreChange>> {
+        signal.compactMap { [self] _ in
+            let batch = pending.withLock { p in defer { p = [] }; return p }
+            return batch.isEmpty ? nil : batch
+        }
+    }
+
+    /// Stops reading the source.
+    public func cancel() {
+        pump.withLock { $0?.cancel() }
+        wake.finish()
     }
 }

@@ -118,3 +118,34 @@ struct TimedChangeFeedTests {
         await f.cleanup()
     }
 }
+
+@Suite("Change feed, merged for a slow consumer")
+struct CoalescedChangesTests {
+    @Test("what arrives while the consumer is busy becomes one batch with each kind once; nothing is lost or repeated")
+    func mergesWhileBusy() async throws {
+        let (source, feed) = AsyncStream.makeStream(of: StoreChange.self, bufferingPolicy: .unbounded)
+        let merged = CoalescedChanges(source)
+        var batches = merged.batches().makeAsyncIterator()
+        feed.yield(.access)
+        let first = try #require(await batches.next())
+        #expect(first == [.access])
+        // The consumer is busy with `first` (a sweep) for a second: 50 access changes and a configuration change arrive meanwhile.
+        for _ in 0..<50 { feed.yield(.access) }
+        feed.yield(.configuration)
+        try await Task.sleep(for: .seconds(1))
+        #expect(await batches.next() == [.access, .configuration], "one batch, each kind once")
+        // Nothing more is pending: the end of the source ends the batches.
+        feed.finish()
+        #expect(await batches.next() == nil)
+    }
+
+    @Test("cancel ends the batches")
+    func cancelEnds() async {
+        let (source, feed) = AsyncStream.makeStream(of: StoreChange.self)
+        let merged = CoalescedChanges(source)
+        merged.cancel()
+        var batches = merged.batches().makeAsyncIterator()
+        #expect(await batches.next() == nil)
+        feed.finish()
+    }
+}

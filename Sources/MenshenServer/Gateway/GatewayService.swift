@@ -62,11 +62,13 @@ struct ChangeWatcher: Service {
     let logger: Logger
 
     func run() async throws {
-        let changes = store.changes()
+        // Changes that arrive during a reload or sweep are merged into one next batch (``CoalescedChanges``).
+        let changes = CoalescedChanges(store.changes())
+        defer { changes.cancel() }
         await cancelWhenGracefulShutdown {
-            for await change in changes {
+            for await change in changes.batches() {
                 if Task.isCancelled { break }
-                if change == .configuration {
+                if change.contains(.configuration) {
                     switch await loader.reloadIfChanged(state) {
                     case .reloaded(let generation):
                         logger.notice("gateway configuration reloaded after a store change", metadata: ["generation": "\(generation)"])
@@ -76,7 +78,10 @@ struct ChangeWatcher: Service {
                     }
                 }
                 let closed = await server.reevaluate()
-                if closed > 0 { logger.notice("connections closed after a store change", metadata: ["closed": "\(closed)", "change": "\(change)"]) }
+                if closed > 0 {
+                    logger.notice("connections closed after a store change", metadata: [
+                        "closed": "\(closed)", "change": "\(change.map(\.rawValue).sorted().joined(separator: ","))"])
+                }
             }
         }
     }
