@@ -130,6 +130,37 @@ struct TimedContinuousVerificationTests {
         }
     }
 
+    @Test("periodic re-evaluation: a response still streaming is checked within one interval of its decision, whenever it started")
+    func cadence() async throws {
+        try await withProxy(configure: { $0.reevaluationInterval = .seconds(1) }, gate: { upstream in
+            let target = upstream.upstream
+            return RecordingGate { request in
+                if request.isReevaluation && request.path == "/slow" { return .respond(status: 403, headers: [], body: []) }
+                return .forward(upstream: target, addHeaders: [])
+            }
+        }) { server, _, gate in
+            let port = try #require(server.localPort)
+            // A canary WebSocket, always allowed: its re-evaluations show when the periodic ones run.
+            let canary = try #require(RawClient(port: port))
+            await canary.sendAsync("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                                   + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            #expect(await canary.receiveAsync(until: "\r\n\r\n").text.hasPrefix("HTTP/1.1 101"))
+            let reevaluations = { gate.asked.all.filter(\.isReevaluation).count }
+            let before = reevaluations()
+            for _ in 0..<300 where reevaluations() == before { try await Task.sleep(for: .milliseconds(5)) }
+            // Right after a periodic re-evaluation: a request whose response never comes (it stays forwarding), and
+            // that the gate no longer allows when asked again.
+            let stream = try #require(RawClient(port: port))
+            let sent = DispatchTime.now().uptimeNanoseconds
+            await stream.sendAsync("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+            let closed = await stream.receiveAsync()
+            let after = Double(DispatchTime.now().uptimeNanoseconds - sent) / 1e9
+            #expect(closed.closed)
+            // Checked once per interval with a minimum age of one interval, it was first asked almost two intervals later.
+            #expect(after < 1.4, "closed \(after) s after its decision; interval 1 s")
+        }
+    }
+
     @Test("re-evaluation on demand: a disabled user's or newly denied WebSocket closes at once; an allowed one stays open")
     func onDemand() async throws {
         try await withUpstream { upstream in

@@ -242,6 +242,34 @@ struct WireTests {
         }
     }
 
+    @Test("a re-evaluation after a change that starts while a request is being decided: that connection is asked again once it forwards")
+    func changeDuringDecision() async throws {
+        let deciding = Latch()
+        defer { deciding.release() }
+        try await withProxy(configure: { $0.reevaluationInterval = nil }, gate: { upstream in
+            let target = upstream.upstream
+            return RecordingGate { request in
+                // The first decision allows, but only after the change; asked again, the gate says no.
+                if request.isReevaluation { return .respond(status: 403, headers: [], body: []) }
+                await deciding.wait()
+                return .forward(upstream: target, addHeaders: [])
+            }
+        }) { server, _, gate in
+            let client = try #require(RawClient(port: server.localPort ?? 0))
+            await client.sendAsync("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                                   + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            for _ in 0..<500 where gate.asked.count == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(gate.asked.count == 1, "the decision is under way")
+            #expect(await server.reevaluate() == 0, "nothing long-lived to ask about yet")
+            deciding.release()
+            // Asked again as soon as it forwards (before or after the 101 reaches the client), and closed.
+            let reply = await client.receiveAsync()
+            #expect(reply.text.isEmpty || reply.text.hasPrefix("HTTP/1.1 101"), "\(reply.text)")
+            #expect(reply.closed, "the connection was not asked again after the change")
+            #expect(gate.asked.all.filter(\.isReevaluation).count == 1)
+        }
+    }
+
     @Test("a WebSocket upgrade the gate forwards is spliced both ways and can be closed by revocation")
     func websocketSplice() async throws {
         try await withProxy(gate: { forwardAll($0) }) { server, upstream, gate in

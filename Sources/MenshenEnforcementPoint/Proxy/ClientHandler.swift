@@ -260,7 +260,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         let ex = Exchange(id: requestID, head: head, headers: headers, framing: framing, gateRequest: gateRequest)
         ex.upgrade = upgrade
         exchange = ex
-        connection.noteRequest(gateRequest)
+        connection.noteRequest(gateRequest, sweep: shared.changeSweeps.load(ordering: .sequentiallyConsistent))
         watchDeadlines()   // the idle deadline may come before the keep-alive one the watchdog waits for
 
         let gate = shared.gate
@@ -428,6 +428,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         ex.phase = .forwarding
         ex.lastActivity = .now()
         connection.noteForwarding(since: ex.lastActivity)
+        recheckIfSwept()
 
         // The gate approved: a client waiting for `100 Continue` may now send its body.
         // (Expect is not forwarded; upstream informational responses are dropped; an HTTP/1.0 client gets no
@@ -444,6 +445,17 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         if ex.requestEnded { sendRequestEnd(ex) } else { handler.flush() }
         handler.read()
         readClientIfWanted()
+    }
+
+    /// A re-evaluation after a change started while this connection's request was being decided (or waited for an
+    /// upstream): the decision may predate the change and the sweep skipped the connection (it was not long-lived
+    /// yet), so it is asked again now, off the event loop; closed if no longer allowed.
+    private func recheckIfSwept() {
+        guard connection.sweptSinceRequest(shared.changeSweeps.load(ordering: .sequentiallyConsistent)) else { return }
+        let shared = self.shared, connection = self.connection
+        let info = connection.info.withLock { $0 }
+        guard info.lastRequest != nil else { return }
+        Task { await shared.reauthorize([(connection, info)]) }
     }
 
     private func upstreamHead(_ ex: Exchange, upstream: Upstream, addHeaders: [(String, String)]) -> HTTPRequestHead {
@@ -551,6 +563,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         spliced = true
         connection.noteForwarding(since: nil)
         connection.noteSpliced()
+        recheckIfSwept()
         stopWatchdog()
         // Pipeline surgery must not run inside the decoders' callbacks: defer it.
         context.eventLoop.assumeIsolated().execute { [weak self] in

@@ -15,10 +15,19 @@ public struct ConnectionInfo: Sendable {
     public var spliced = false
     /// When the exchange in progress started forwarding (a response may stream for long), or nil.
     public var forwardingSince: NIODeadline?
+    /// When the gate last let the connection's request through: asked (``lastRequest``), or authorized again.
+    public var authorizedAt: NIODeadline?
+    /// ``ProxyShared/changeSweeps`` when ``lastRequest`` was put to the gate.
+    var requestSweep = 0
 
     /// Whether the connection is long-lived enough to be authorized again.
     func isLongLived(now: NIODeadline, minimumAge: TimeAmount) -> Bool {
         spliced || (forwardingSince.map { now - $0 >= minimumAge } ?? false)
+    }
+
+    /// Whether a periodic re-evaluation is due: a long-lived connection last authorized `due` or longer ago.
+    func isDue(now: NIODeadline, due: TimeAmount) -> Bool {
+        isLongLived(now: now, minimumAge: .zero) && (authorizedAt.map { now - $0 >= due } ?? true)
     }
 }
 
@@ -35,7 +44,19 @@ final class LiveConnection: Sendable {
         self.info = Mutex(info)
     }
 
-    func noteRequest(_ request: GateRequest) { info.withLock { $0.lastRequest = request } }
+    func noteRequest(_ request: GateRequest, sweep: Int) {
+        let now = NIODeadline.now()
+        info.withLock { $0.lastRequest = request; $0.authorizedAt = now; $0.requestSweep = sweep }
+    }
+    func noteAuthorized(at time: NIODeadline) { info.withLock { $0.authorizedAt = time } }
+    /// Whether a change sweep (``EnforcementPointServer/reevaluate(minimumAge:)``) started since the last request was put to
+    /// the gate (or since this was last asked); the answer is given once per sweep.
+    func sweptSinceRequest(_ sweeps: Int) -> Bool {
+        info.withLock { i in
+            defer { i.requestSweep = sweeps }
+            return i.requestSweep != sweeps
+        }
+    }
     func noteSpliced() { info.withLock { $0.spliced = true } }
     func noteForwarding(since: NIODeadline?) { info.withLock { $0.forwardingSince = since } }
 }
@@ -60,6 +81,9 @@ final class ProxyShared: Sendable {
         return (generator.next(), generator.next())
     }()
     private let requestCounter = Atomic<UInt64>(0)
+    /// How many re-evaluations after a change have started (``EnforcementPointServer/reevaluate(minimumAge:)``): an
+    /// exchange whose decision was asked before one and that becomes long-lived after it is authorized again then.
+    let changeSweeps = Atomic<Int>(0)
 
     init(configuration: ProxyConfiguration, gate: any AccessGate, logger: Logger) {
         self.configuration = configuration
@@ -134,10 +158,14 @@ final class ProxyShared: Sendable {
     }
 
     func liveConnections(where predicate: (ConnectionInfo) -> Bool) -> [(any Channel, ConnectionInfo)] {
+        liveEntries(where: predicate).map { ($0.0.channel, $0.1) }
+    }
+
+    func liveEntries(where predicate: (ConnectionInfo) -> Bool) -> [(LiveConnection, ConnectionInfo)] {
         let all = connections.withLock { Array($0.live.values) }
         return all.compactMap { connection in
             let info = connection.info.withLock { $0 }
-            return predicate(info) ? (connection.channel, info) : nil
+            return predicate(info) ? (connection, info) : nil
         }
     }
 
@@ -256,11 +284,17 @@ public final class EnforcementPointServer: Sendable {
             .get()
         serverChannel.withLock { $0 = channel }
         if let interval = shared.configuration.reevaluationInterval {
+            // Ticks every quarter interval; a connection is due once three quarters have passed since it was last
+            // authorized, so none goes longer than the interval unchecked (ticking once per interval, a stream
+            // started just after a tick was first checked almost two intervals later).
+            let tick = TimeAmount.nanoseconds(max(1, interval.nanoseconds / 4))
+            let due = TimeAmount.nanoseconds(interval.nanoseconds - tick.nanoseconds)
             let task = Task { [weak self] in
                 while !Task.isCancelled {
-                    try? await Task.sleep(nanoseconds: UInt64(max(1, interval.nanoseconds)))
+                    try? await Task.sleep(nanoseconds: UInt64(tick.nanoseconds))
                     guard let self, !Task.isCancelled else { return }
-                    await self.reevaluate(minimumAge: interval)
+                    let now = NIODeadline.now()
+                    await self.shared.reauthorize(self.shared.liveEntries { $0.lastRequest != nil && $0.isDue(now: now, due: due) })
                 }
             }
             reevaluationTask.withLock { $0 = task }
@@ -287,38 +321,20 @@ public final class EnforcementPointServer: Sendable {
     /// ``GateRequest/isReevaluation`` set), and closes each one the gate no
     /// longer forwards: a revoked session or user, a disabled device, a policy
     /// that now denies. A gate that does not answer within the gate timeout
-    /// counts as no (fail closed). Runs every
-    /// ``ProxyConfiguration/reevaluationInterval``; call it directly when a
-    /// revocation is known, so that it takes effect at once. Returns how many
+    /// counts as no (fail closed). Call it when a revocation or policy change is
+    /// known, so that it takes effect at once; exchanges whose decision is under way
+    /// meanwhile are asked again when they start forwarding or are upgraded. (The
+    /// periodic re-evaluation, every ``ProxyConfiguration/reevaluationInterval``,
+    /// asks about each long-lived connection last authorized three quarters of an
+    /// interval ago or more, on ticks a quarter interval apart.) Returns how many
     /// connections were closed.
     @discardableResult
     public func reevaluate(minimumAge: TimeAmount = .zero) async -> Int {
+        // Exchanges whose decision is under way now are not long-lived yet: they are authorized again when they
+        // become so (``ClientHandler``, ``ProxyShared/changeSweeps``).
+        shared.changeSweeps.add(1, ordering: .sequentiallyConsistent)
         let now = NIODeadline.now()
-        let candidates = shared.liveConnections { $0.lastRequest != nil && $0.isLongLived(now: now, minimumAge: minimumAge) }
-        guard !candidates.isEmpty else { return 0 }
-        let gate = shared.gate, timeout = shared.configuration.gateTimeout, logger = shared.logger
-        var closed = 0
-        // At most 16 questions in flight: thousands of open WebSockets must not stampede the store.
-        for chunk in stride(from: 0, to: candidates.count, by: 16).map({ Array(candidates[$0..<min($0 + 16, candidates.count)]) }) {
-            closed += await withTaskGroup(of: Int.self) { group in
-                for (channel, info) in chunk {
-                    guard var request = info.lastRequest else { continue }
-                    request.isReevaluation = true
-                    let question = request
-                    group.addTask {
-                        let stillAllowed = await Self.answer(gate, question, within: timeout)
-                        guard !stillAllowed else { return 0 }
-                        logger.info("connection closed: no longer authorized", metadata: [
-                            "request_id": "\(question.requestID)", "path": "\(question.path)", "upgrade": "\(question.upgrade ?? "")"])
-                        channel.close(promise: nil)
-                        return 1
-                    }
-                }
-                return await group.reduce(0, +)
-            }
-        }
-        if closed > 0 { shared.metrics.add(\.reevaluationClosures, closed) }
-        return closed
+        return await shared.reauthorize(shared.liveEntries { $0.lastRequest != nil && $0.isLongLived(now: now, minimumAge: minimumAge) })
     }
 
     /// Whether the gate still forwards `request`; false on any other verdict or after `timeout`.
@@ -439,5 +455,41 @@ private final class AnswerRace: Sendable {
             return false
         }
         if already { action() }
+    }
+}
+
+extension ProxyShared {
+    /// Asks the gate about each connection's last request again (``GateRequest/isReevaluation`` set) and closes those
+    /// it no longer forwards; the others count as authorized from the time they were asked. At most 16 questions in
+    /// flight: thousands of open WebSockets must not stampede the store. Returns how many were closed.
+    @discardableResult
+    func reauthorize(_ entries: [(LiveConnection, ConnectionInfo)]) async -> Int {
+        guard !entries.isEmpty else { return 0 }
+        let gate = self.gate, timeout = configuration.gateTimeout, logger = self.logger
+        var closed = 0
+        for chunk in stride(from: 0, to: entries.count, by: 16).map({ Array(entries[$0..<min($0 + 16, entries.count)]) }) {
+            closed += await withTaskGroup(of: Int.self) { group in
+                for (connection, info) in chunk {
+                    guard var request = info.lastRequest else { continue }
+                    request.isReevaluation = true
+                    let question = request
+                    group.addTask {
+                        let asked = NIODeadline.now()
+                        let stillAllowed = await EnforcementPointServer.answer(gate, question, within: timeout)
+                        guard !stillAllowed else {
+                            connection.noteAuthorized(at: asked)
+                            return 0
+                        }
+                        logger.info("connection closed: no longer authorized", metadata: [
+                            "request_id": "\(question.requestID)", "path": "\(question.path)", "upgrade": "\(question.upgrade ?? "")"])
+                        connection.channel.close(promise: nil)
+                        return 1
+                    }
+                }
+                return await group.reduce(0, +)
+            }
+        }
+        if closed > 0 { metrics.add(\.reevaluationClosures, closed) }
+        return closed
     }
 }
