@@ -299,6 +299,16 @@ def test_through_menshens_own_proxy_the_application_never_receives_the_session_c
     assert only_ours.status == 200 and only_ours.body == "cookie=[]\n", only_ours
 
 
+def test_through_nginx_the_application_never_receives_the_session_cookie(stack):
+    # Forward-auth: nginx forwards the request, with the cookie line Menshen's answer gives it.
+    token = stack.sign_in("alice").cookies[SESSION]
+    r = stack.front_get("/app/echo-cookie", token)     # sends "theme=dark; <session>"
+    assert r.status == 200, r
+    assert r.body == "cookie=[theme=dark]\n", r.body
+    api = exchange("GET", stack.front, "/app/reports", {"Accept": "application/json"})
+    assert api.status == 401 and not api.header("location"), api   # an API client keeps its 401
+
+
 def test_forged_identity_without_session_is_not_let_in(stack):
     r = stack.front_get("/app/reports", None, {"X-Menshen-User": "alice", "X-Menshen-LoA": "4"})
     assert r.status == 302, r

@@ -12,10 +12,13 @@ import Testing
 struct ForwardAuthTests {
     typealias World = PolicyGateTests.World
 
+    /// A call as the proxy makes it; `forwardedFor` is the client's address it adds (unless `headers` have one).
     static func call(_ w: World, _ path: String, method: String = "GET", from caller: String = "127.0.0.1",
-                     host: String = "gateway.internal", headers: [(String, String)]) async -> GateVerdict {
-        await w.gate.decide(GateRequest(method: method, path: path.split(separator: "?").first.map(String.init) ?? path, rawTarget: path,
-                                        query: nil, host: host, scheme: "http", clientAddress: caller, headers: headers, requestID: "fa-1"))
+                     host: String = "gateway.internal", forwardedFor: String? = "203.0.113.7", headers: [(String, String)]) async -> GateVerdict {
+        let added = headers.contains { $0.0.lowercased() == "x-forwarded-for" } ? [] : forwardedFor.map { [("X-Forwarded-For", $0)] } ?? []
+        return await w.gate.decide(GateRequest(method: method, path: path.split(separator: "?").first.map(String.init) ?? path, rawTarget: path,
+                                               query: nil, host: host, scheme: "http", clientAddress: caller, headers: headers + added,
+                                               requestID: "fa-1"))
     }
 
     static func header(_ v: GateVerdict, _ name: String) -> String? {
@@ -112,17 +115,51 @@ struct ForwardAuthTests {
         #expect(modes.filter { $0 == "forward-auth:nginx" }.count == 1)
     }
 
-    @Test("the client address is the caller's X-Forwarded-For only when it is one address; otherwise the caller's own")
+    @Test("the client address is the caller's X-Forwarded-For when its last entry is one address; otherwise the call is refused, never decided as the caller's own")
     func clientAddress() async throws {
         let w = try await World()
         let token = try await w.session(loa: 1)
         let base = [("X-Original-URL", "https://apps.bank.example/page"), ("X-Original-Method", "GET"), ("Cookie", "__Host-menshen-session=\(token)")]
-        _ = await Self.call(w, "/.menshen/auth/nginx", headers: base + [("X-Forwarded-For", "198.51.100.23")])
-        _ = await Self.call(w, "/.menshen/auth/nginx", headers: base + [("X-Forwarded-For", "10.0.0.0/8")])
-        _ = await Self.call(w, "/.menshen/auth/nginx", headers: base + [("X-Forwarded-For", "not-an-address")])
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", headers: base + [("X-Forwarded-For", "10.9.9.9, 198.51.100.23")])) == 200)
+        for bad in ["10.0.0.0/8", "not-an-address", "198.51.100.23:51234", "198.51.100.23, ", ""] {
+            #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", headers: base + [("X-Forwarded-For", bad)])) == 400, "\(bad)")
+        }
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", forwardedFor: nil, headers: base)) == 400, "none")
         let events = try await PolicyGateTests.decisionEvents(w)
-        let sources = events.compactMap { (($0["unmapped"] as? [String: Any])?["decision"] as? [String: Any])?["context"] as? [String: Any] }
-            .compactMap { $0["source_ip"] as? String }
-        #expect(sources == ["198.51.100.23", "127.0.0.1", "127.0.0.1"])
+        let contexts = events.compactMap { (($0["unmapped"] as? [String: Any])?["decision"] as? [String: Any]) }
+        #expect(contexts.compactMap { ($0["context"] as? [String: Any])?["source_ip"] as? String } == ["198.51.100.23"])
+        #expect(contexts.dropFirst().allSatisfy { $0["mode"] as? String == "forward-auth:invalid" } && contexts.count == 7, "\(contexts)")
+    }
+
+    @Test("the platform's cookies never reach the application through the caller: each caller gets the cookie line to forward without them")
+    func upstreamCookie() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 1)
+        let session = "__Host-menshen-session=\(token)"
+        let nginx = [("X-Original-URL", "https://apps.bank.example/page"), ("X-Original-Method", "GET")]
+        let traefik = [("X-Forwarded-Method", "GET"), ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "apps.bank.example"),
+                       ("X-Forwarded-Uri", "/page")]
+        func ask(_ endpoint: String, _ describing: [(String, String)], _ cookies: [String]) async -> GateVerdict {
+            await Self.call(w, endpoint, host: "apps.bank.example", headers: describing + cookies.map { ("Cookie", $0) })
+        }
+        let mixed = ["theme=dark; \(session)", "__Host-menshen-csrf=c; lang=zh-TW"]
+        let n = await ask("/.menshen/auth/nginx", nginx, mixed)
+        #expect(PolicyGateTests.status(n) == 200 && Self.header(n, "X-Menshen-Upstream-Cookie") == "theme=dark; lang=zh-TW")
+        let nOnly = await ask("/.menshen/auth/nginx", nginx, [session])
+        #expect(PolicyGateTests.status(nOnly) == 200 && Self.header(nOnly, "X-Menshen-Upstream-Cookie") == "", "empty: nginx then removes Cookie")
+        let t = await ask("/.menshen/auth/traefik", traefik, mixed)
+        #expect(PolicyGateTests.status(t) == 200 && Self.header(t, "Cookie") == "theme=dark; lang=zh-TW")
+        let tOnly = await ask("/.menshen/auth/traefik", traefik, [session])
+        #expect(PolicyGateTests.status(tOnly) == 200 && Self.header(tOnly, "Cookie") == nil, "absent: authResponseHeaders then removes the client's")
+        let e = await ask("/.menshen/auth/envoy/page", [], mixed)
+        #expect(PolicyGateTests.status(e) == 200 && Self.header(e, "cookie") == "theme=dark; lang=zh-TW")
+        // This gate signs no assertion: Envoy must not pass one a client sent.
+        #expect(Self.header(e, "x-envoy-auth-headers-to-remove") == "x-menshen-assertion")
+        let eOnly = await ask("/.menshen/auth/envoy/page", [], [session])
+        #expect(Self.header(eOnly, "cookie") == nil && Self.header(eOnly, "x-envoy-auth-headers-to-remove") == "cookie,x-menshen-assertion")
+        for v in [n, nOnly, t, tOnly, e, eOnly] {
+            guard case .respond(_, let headers, _) = v else { continue }
+            #expect(!headers.contains { $0.1.contains(token) }, "the session token in an answer header")
+        }
     }
 }

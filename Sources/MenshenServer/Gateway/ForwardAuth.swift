@@ -14,7 +14,13 @@ import MenshenEnforcementPoint
 /// | `/.menshen/auth/envoy/…` | Envoy `ext_authz` (HTTP) | the path after the prefix, `Host`, the method |
 ///
 /// Answers: 200 with the identity headers (`X-Menshen-User`, `-Groups`,
-/// `-Roles`, `-LoA`, `-AMR`) for the caller to copy upstream; 401 with
+/// `-Roles`, `-LoA`, `-AMR`, `-Assertion`) for the caller to copy upstream, and
+/// the request's cookies without the platform's own (``PortalCookies/all``: a
+/// bearer token for every application must not reach one) — nginx:
+/// `X-Menshen-Upstream-Cookie` (empty when nothing is left), Traefik: `Cookie`
+/// (absent then, so `authResponseHeaders` removes the client's), Envoy: `cookie`,
+/// or `x-envoy-auth-headers-to-remove: cookie`, which also names
+/// `x-menshen-assertion` when no assertion was signed; 401 with
 /// `Location` (sign-in or step-up) — nginx turns it into a redirect with
 /// `error_page 401`, while Traefik and Envoy pass the browser the 302 itself;
 /// 403 on deny, with the deny page or problem+json. Only callers in
@@ -74,10 +80,16 @@ enum ForwardAuth {
         let headers = r.headers.filter { !Self.describing.contains($0.0.lowercased()) }
         // The client's address: the caller's X-Forwarded-For (its last hop) is believed only from a trusted caller.
         // nginx must set it (`proxy_set_header X-Forwarded-For $remote_addr;`), or the client's own value would arrive.
-        let client = r.headerValues("x-forwarded-for").last?.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) }
+        // Without a usable one the call is refused: deciding as the caller's own address — trusted, usually internal —
+        // would put every client in the proxy's network zone.
+        guard let client = r.headerValues("x-forwarded-for").last?.split(separator: ",", omittingEmptySubsequences: false).last
+                .map({ $0.trimmingCharacters(in: .whitespaces) }),
+              CIDR.isAddress(client)
+        else {
+            return .failure(Refusal(why: "X-Forwarded-For must end with the client's address (one IP address, no port): the proxy sets it"))
+        }
         let original = GateRequest(method: method, path: normalized.path, rawTarget: target, query: normalized.query, host: host,
-                                   scheme: scheme, clientAddress: client.flatMap { CIDR.isAddress($0) ? $0 : nil } ?? r.clientAddress,
-                                   headers: headers, requestID: r.requestID)
+                                   scheme: scheme, clientAddress: client, headers: headers, requestID: r.requestID)
         return .success((caller, original))
     }
 
@@ -122,11 +134,35 @@ enum ForwardAuth {
         return (scheme, authority, target)
     }
 
-    /// The gate's verdict in forward-auth terms.
-    static func answer(_ verdict: GateVerdict, caller: Caller) -> GateVerdict {
+    /// The header that carries the request's cookies, without the platform's own, to nginx (`auth_request_set`).
+    static let upstreamCookieHeader = "X-Menshen-Upstream-Cookie"
+
+    /// The request's `Cookie` values as one line without the platform's own cookies; nil when none is left.
+    static func upstreamCookie(_ original: GateRequest) -> String? {
+        let kept = original.headerValues("cookie").compactMap { HeaderRules.removingCookies($0, named: PortalCookies.all) }
+        return kept.isEmpty ? nil : kept.joined(separator: "; ")
+    }
+
+    /// The gate's verdict in forward-auth terms, for the original request.
+    static func answer(_ verdict: GateVerdict, caller: Caller, original: GateRequest) -> GateVerdict {
         switch verdict {
         case .forward(_, let headers):
-            return .respond(status: 200, headers: headers + [("Cache-Control", "no-store")], body: [])
+            var out = headers + [("Cache-Control", "no-store")]
+            let cookie = upstreamCookie(original)
+            switch caller {
+            case .nginx:
+                out.append((upstreamCookieHeader, cookie ?? ""))
+            case .traefik:
+                if let cookie { out.append(("Cookie", cookie)) }
+            case .envoy:
+                if let cookie { out.append(("cookie", cookie)) }
+                var remove = cookie == nil ? ["cookie"] : []
+                if !headers.contains(where: { $0.0.lowercased() == IdentityAssertionSigner.header.lowercased() }) {
+                    remove.append(IdentityAssertionSigner.header.lowercased())
+                }
+                if !remove.isEmpty { out.append(("x-envoy-auth-headers-to-remove", remove.joined(separator: ","))) }
+            }
+            return .respond(status: 200, headers: out, body: [])
         case .respond(let status, let headers, let body):
             let location = headers.first { $0.0.lowercased() == "location" }?.1
             if status == 302, let location {
@@ -171,7 +207,7 @@ extension PolicyGate {
         switch forwardAuthCall(request) {
         case .answered(let verdict): return verdict
         case .decide(let caller, let original):
-            return ForwardAuth.answer(await decide(original, mode: .forwardAuth(caller.rawValue)), caller: caller)
+            return ForwardAuth.answer(await decide(original, mode: .forwardAuth(caller.rawValue)), caller: caller, original: original)
         }
     }
 
@@ -180,7 +216,7 @@ extension PolicyGate {
         switch forwardAuthCall(request) {
         case .answered(let verdict): return verdict
         case .decide(let caller, let original):
-            return decideImmediately(original, mode: .forwardAuth(caller.rawValue)).map { ForwardAuth.answer($0, caller: caller) }
+            return decideImmediately(original, mode: .forwardAuth(caller.rawValue)).map { ForwardAuth.answer($0, caller: caller, original: original) }
         }
     }
 }
