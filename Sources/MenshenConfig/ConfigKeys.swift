@@ -70,6 +70,8 @@ public enum ConfigKeys {
                       doc: "PEM private key of gateway.upstream_tls.certificate_file (keep it mode 0600)."),
         ConfigKeySpec(path: "gateway.assertion_key_file", kind: .string, defaultValue: "",
                       doc: "PEM P-256 key that signs the identity assertion (X-Menshen-Assertion, ES256 JWT) sent to applications; must be mode 0600. Empty: assertion.key next to the SQLite file, created when missing. Required with PostgreSQL and never created there: make it once (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256) and give every node the same file (the JWKS at /.menshen/jwks.json lists it)."),
+        ConfigKeySpec(path: "gateway.assertion_published_keys_file", kind: .string, defaultValue: "",
+                      doc: "PEM file of P-256 public keys (openssl ec -in K.key -pubout) the JWKS lists besides the signing key, for a key rotation: the next key before the nodes switch to it, then the previous one until its last assertions have expired and verifiers have fetched the JWKS again (see docs/operations.md). At most 8; never used to sign. Empty: only the signing key."),
         ConfigKeySpec(path: "gateway.routes_file", kind: .string, defaultValue: "",
                       doc: "YAML file of protected applications (host, path prefix, upstreams, classification, requirements or Cedar files); empty: only applications saved in the store. See docs/operations.md."),
         ConfigKeySpec(path: "gateway.reload_interval_seconds", kind: .integer(1...3600), defaultValue: "5",

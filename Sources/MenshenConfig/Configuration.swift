@@ -42,6 +42,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var upstreamTLSCAFile: String = ""
         public var upstreamTLSCertificateFile: String = ""
         public var upstreamTLSPrivateKeyFile: String = ""
+        /// `gateway.assertion_published_keys_file` (default empty): public keys the JWKS lists besides the signing key.
+        public var assertionPublishedKeysFile: String = ""
         /// `gateway.extra_identity_headers` (default none), lower-case: more header names clients may not send.
         public var extraIdentityHeaders: [String] = []
     }
@@ -211,6 +213,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
                           upstreamTLSCAFile: s("gateway.upstream_tls.ca_file"),
                           upstreamTLSCertificateFile: s("gateway.upstream_tls.certificate_file"),
                           upstreamTLSPrivateKeyFile: s("gateway.upstream_tls.private_key_file"),
+                          assertionPublishedKeysFile: s("gateway.assertion_published_keys_file"),
                           extraIdentityHeaders: ConfigValues.cidrs(s("gateway.extra_identity_headers")).map { $0.lowercased() })
         store = Store(driver: StoreDriver(rawValue: s("store.driver")) ?? .sqlite, sqlitePath: s("store.sqlite.path"),
                       sqliteBusyTimeoutSeconds: i("store.sqlite.busy_timeout_seconds"), postgresURL: s("store.postgres.url"),

@@ -109,7 +109,9 @@ public struct MenshenRuntime: Sendable {
         let assertions = try await IdentityAssertionSigner(privateKeyPEM: IdentityAssertionSigner.loadOrCreateKey(path: IdentityWiring.keyPath(
                                                                config.gateway.assertionKeyFile, default: "assertion.key", key: "gateway.assertion_key_file", config: config),
                                                                mayCreate: config.store.driver == .sqlite),
-                                                           issuer: gatewayOrigin, clock: clock)
+                                                           issuer: gatewayOrigin, clock: clock,
+                                                           publishedPublicKeysPEM: config.gateway.assertionPublishedKeysFile.isEmpty ? []
+                                                               : IdentityAssertionSigner.loadPublishedKeys(path: config.gateway.assertionPublishedKeysFile))
         let deviceBinding = try DeviceBinding.load(gateway: config.gateway, rules: deviceRules, store: store, clock: clock, random: SystemRandomSource())
         services.append(DeviceRulesService(state: deviceRules, loader: deviceRulesLoader, binding: deviceBinding,
                                            reloadInterval: .seconds(config.gateway.reloadIntervalSeconds), logger: logger))

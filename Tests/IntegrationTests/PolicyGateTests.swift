@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import MenshenCore
 import MenshenEnforcementPoint
@@ -488,6 +489,66 @@ struct PolicyGateTests {
             .base64EncodedString().replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
         let tampered = ["-c", script, parts.joined(separator: "."), String(decoding: jwks, as: UTF8.self), "1"]
         #expect(try await Harness.offPool { try Self.run(python, tampered) }.0 != 0)
+    }
+
+    @Test("a key rotation: the JWKS lists the signing key and the published ones, and assertions of either key verify with it (Authlib)")
+    func assertionKeyRotation() async throws {
+        let w = try await World()
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let previous = P256.Signing.PrivateKey(), current = P256.Signing.PrivateKey()
+        let file = dir.appendingPathComponent("published.pem")
+        // The previous key, and the signing key itself (listed once).
+        try (previous.publicKey.pemRepresentation + "\n" + current.publicKey.pemRepresentation).write(to: file, atomically: true, encoding: .utf8)
+        let published = try IdentityAssertionSigner.loadPublishedKeys(path: file.path)
+        #expect(published.count == 2)
+        let signer = try await IdentityAssertionSigner(privateKeyPEM: current.pemRepresentation, issuer: "https://gw.bank.example", clock: w.clock,
+                                                       publishedPublicKeysPEM: published)
+        let before = try await IdentityAssertionSigner(privateKeyPEM: previous.pemRepresentation, issuer: "https://gw.bank.example", clock: w.clock)
+        func kids(_ jwks: [UInt8]) throws -> [String] {
+            let doc = try #require(try JSONSerialization.jsonObject(with: Data(jwks)) as? [String: Any])
+            return (doc["keys"] as? [[String: Any]] ?? []).compactMap { $0["kid"] as? String }
+        }
+        let onlyCurrent = try await IdentityAssertionSigner(privateKeyPEM: current.pemRepresentation, issuer: "https://gw.bank.example", clock: w.clock)
+        #expect(try kids(signer.jwks) == [try kids(onlyCurrent.jwks)[0], try kids(before.jwks)[0]], "the signing key first, then the previous one")
+        let jwksText = String(decoding: signer.jwks, as: UTF8.self)
+        #expect(!jwksText.contains("\"d\""), "no private part")
+
+        let newToken = try await signer.assertion(user: "amy", application: "wiki", sessionHash: "h1", groups: ["staff"], roles: [], loa: 2,
+                                                  amr: ["pwd"], device: nil)
+        let oldToken = try await before.assertion(user: "amy", application: "wiki", sessionHash: "h1", groups: ["staff"], roles: [], loa: 2,
+                                                  amr: ["pwd"], device: nil)
+        let python = Harness.packageRoot.appendingPathComponent(".venv-test/bin/python").path
+        if FileManager.default.isExecutableFile(atPath: python) {
+            let script = """
+                import json, sys
+                from authlib.jose import JsonWebKey, jwt
+                keys = JsonWebKey.import_key_set(json.loads(sys.argv[2]))
+                claims = jwt.decode(sys.argv[1], keys)
+                claims.validate(now=int(sys.argv[3]))
+                print(claims["sub"])
+                """
+            let now = String(Int(w.clock.now().timeIntervalSince1970))
+            for token in [newToken, oldToken] {
+                let (status, out, err) = try await Harness.offPool { try Self.run(python, ["-c", script, token, jwksText, now]) }
+                #expect(status == 0 && String(decoding: out, as: UTF8.self) == "amy\n", "\(String(decoding: err, as: UTF8.self))")
+            }
+        } else if ProcessInfo.processInfo.environment["CI"] == "true" {
+            Issue.record(".venv-test is missing under CI")
+        }
+
+        // Files that are not a list of P-256 public keys are refused, naming the file.
+        func refused(_ text: String) throws -> String {
+            let bad = dir.appendingPathComponent("bad-\(UUID().uuidString).pem")
+            try text.write(to: bad, atomically: true, encoding: .utf8)
+            do { _ = try IdentityAssertionSigner.loadPublishedKeys(path: bad.path); return "accepted" } catch { return "\(error)" }
+        }
+        #expect(try refused("").contains("no public key"))
+        #expect(try refused(current.pemRepresentation).contains("no public key"), "a private key is not published")
+        #expect(try refused("-----BEGIN PUBLIC KEY-----\nAAAA\n").contains("not closed"))
+        #expect(try refused("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").contains("key 1 is not a P-256 public key"))
+        #expect(try refused(String(repeating: current.publicKey.pemRepresentation + "\n", count: 9)).contains("more than 8"))
+        #expect(throws: IdentityAssertionError.self) { try IdentityAssertionSigner.loadPublishedKeys(path: dir.appendingPathComponent("none.pem").path) }
     }
 
     static func run(_ tool: String, _ args: [String]) throws -> (Int32, Data, Data) {

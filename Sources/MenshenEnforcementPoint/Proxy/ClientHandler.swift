@@ -567,7 +567,9 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         stopWatchdog()
         // Pipeline surgery must not run inside the decoders' callbacks: defer it.
         context.eventLoop.assumeIsolated().execute { [weak self] in
-            guard let self, let context = self.context else { return upstreamChannel.close(promise: nil) }
+            // The client may have gone in the meantime (a reset read in the same batch): its channelInactive found no
+            // exchange to end, and a splice handler added now would never see one — the upstream would stay open.
+            guard let self, let context = self.context, context.channel.isActive else { return upstreamChannel.close(promise: nil) }
             do {
                 let client = context.pipeline.syncOperations
                 let upstream = upstreamChannel.pipeline.syncOperations

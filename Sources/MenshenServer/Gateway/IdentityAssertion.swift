@@ -49,18 +49,31 @@ public final class IdentityAssertionSigner: Sendable {
     let keyID: String
     let keys: JWTKeyCollection
     let publicJWK: [String: String]
+    /// Other public keys the JWKS lists (a rotation's previous or next key), after the signing key's.
+    let publishedJWKs: [[String: String]]
     let clock: any WallClock
     let random: any RandomSource
     private let cache = Mutex<[CacheKey: (token: String, expires: Date)]>([:])
     static let cacheLimit = 10_000
 
-    public init(privateKeyPEM: String, issuer: String, clock: any WallClock, random: any RandomSource = SystemRandomSource()) async throws {
+    /// - Parameter publishedPublicKeysPEM: P-256 public keys (PEM) the JWKS lists besides the signing key's, for a key
+    ///   rotation: the next key before the nodes switch to it, the previous one while assertions it signed may still be
+    ///   checked. Never used to sign.
+    public init(privateKeyPEM: String, issuer: String, clock: any WallClock, random: any RandomSource = SystemRandomSource(),
+                publishedPublicKeysPEM: [String] = []) async throws {
         let key = try ES256PrivateKey(pem: privateKeyPEM)
         guard let (x, y) = key.publicKey.parameters else { throw IdentityAssertionError(message: "the assertion key has no public parameters") }
-        // RFC 7638: SHA-256 over the required members in lexicographic order, no spaces.
-        let canonical = #"{"crv":"P-256","kty":"EC","x":"\#(x)","y":"\#(y)"}"#
-        keyID = Data(SHA256.hash(data: Data(canonical.utf8))).base64URLEncodedStringNoPadding()
-        publicJWK = ["kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": keyID, "use": "sig", "alg": "ES256"]
+        publicJWK = Self.jwk(x: x, y: y)
+        keyID = publicJWK["kid"] ?? ""
+        var published: [[String: String]] = []
+        for pem in publishedPublicKeysPEM {
+            guard let (px, py) = try ES256PublicKey(pem: pem).parameters else {
+                throw IdentityAssertionError(message: "a published assertion key has no public parameters")
+            }
+            let jwk = Self.jwk(x: px, y: py)
+            if jwk["kid"] != keyID, !published.contains(where: { $0["kid"] == jwk["kid"] }) { published.append(jwk) }
+        }
+        publishedJWKs = published
         keys = JWTKeyCollection()
         await keys.add(ecdsa: key, kid: JWKIdentifier(string: keyID))
         self.issuer = issuer; self.clock = clock; self.random = random
@@ -101,10 +114,54 @@ public final class IdentityAssertionSigner: Sendable {
         return pem
     }
 
-    /// The JWKS document (`{"keys":[…]}`).
+    /// The public JWK of a P-256 key; `kid` is its RFC 7638 thumbprint (SHA-256 over the required members in
+    /// lexicographic order, no spaces).
+    static func jwk(x: String, y: String) -> [String: String] {
+        let canonical = #"{"crv":"P-256","kty":"EC","x":"\#(x)","y":"\#(y)"}"#
+        let kid = Data(SHA256.hash(data: Data(canonical.utf8))).base64URLEncodedStringNoPadding()
+        return ["kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256"]
+    }
+
+    /// The JWKS document (`{"keys":[…]}`): the signing key, then the published ones.
     public var jwks: [UInt8] {
-        let data = (try? JSONSerialization.data(withJSONObject: ["keys": [publicJWK]], options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        let data = (try? JSONSerialization.data(withJSONObject: ["keys": [publicJWK] + publishedJWKs], options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return Array(data)
+    }
+
+    /// Most keys a published-keys file may hold.
+    public static let maxPublishedKeys = 8
+
+    /// The PEM public keys in a file (`-----BEGIN PUBLIC KEY-----` blocks, as `openssl ec -pubout` writes them), at most
+    /// ``maxPublishedKeys``; the file must exist, be under 64 KB and hold at least one key.
+    public static func loadPublishedKeys(path: String) throws -> [String] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw IdentityAssertionError(message: "\(path): cannot read the published assertion keys")
+        }
+        guard data.count <= 64 * 1024, let text = String(data: data, encoding: .utf8) else {
+            throw IdentityAssertionError(message: "\(path): not a PEM file of at most 64 KB")
+        }
+        let begin = "-----BEGIN PUBLIC KEY-----", end = "-----END PUBLIC KEY-----"
+        var blocks: [String] = []
+        var rest = Substring(text)
+        while let b = rest.range(of: begin) {
+            guard let e = rest.range(of: end, range: b.upperBound..<rest.endIndex) else {
+                throw IdentityAssertionError(message: "\(path): a public key block is not closed")
+            }
+            blocks.append(String(rest[b.lowerBound..<e.upperBound]) + "\n")
+            rest = rest[e.upperBound...]
+            guard blocks.count <= maxPublishedKeys else {
+                throw IdentityAssertionError(message: "\(path): more than \(maxPublishedKeys) public keys")
+            }
+        }
+        guard !blocks.isEmpty else {
+            throw IdentityAssertionError(message: "\(path): no public key (make one with: openssl ec -in next.key -pubout)")
+        }
+        for (i, block) in blocks.enumerated() {
+            do { _ = try ES256PublicKey(pem: block) } catch {
+                throw IdentityAssertionError(message: "\(path): key \(i + 1) is not a P-256 public key")
+            }
+        }
+        return blocks
     }
 
     private static func cacheKey(application: String, sessionHash: String, groups: [String], roles: [String], loa: Int,
