@@ -420,6 +420,24 @@ struct PolicyGateTests {
         guard case .forward = await w.ask("/page", token: active) else { Issue.record("a request's touch did not count"); return }
     }
 
+    @Test("a user who keeps working while a WebSocket is re-evaluated stays signed in: re-evaluations do not refresh remembered facts")
+    func activeUserWithWebSocket() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 1)
+        var reevaluation = GateRequest(method: "GET", path: "/page", rawTarget: "/page", query: nil, host: "apps.bank.example", scheme: "https",
+                                       clientAddress: "203.0.113.7", headers: [("Cookie", "__Host-menshen-session=\(token)")], requestID: "ws-1")
+        reevaluation.isReevaluation = true
+        // Every 20 s for 2,000 s (beyond the 1,800 s idle timeout): the gateway re-checks the WebSocket, and the user
+        // sends a request (decided at once from remembered facts when the gate can).
+        for step in 1...100 {
+            w.clock.advance(by: 20)
+            guard case .forward = await w.gate.decide(reevaluation) else { Issue.record("re-evaluation refused at \(step * 20) s"); return }
+            guard case .forward = await w.ask("/page", token: token) else { Issue.record("request refused at \(step * 20) s"); return }
+        }
+        let session = try #require(try await w.store.session(idHash: SessionManager.hash(token: token)))
+        #expect(session.idleExpiresAt > w.clock.now().addingTimeInterval(1_700), "the user's requests moved the idle expiry")
+    }
+
     @Test("the identity assertion: an ES256 JWT per user and application, verified independently (Authlib) with the published JWKS")
     func identityAssertion() async throws {
         let w = try await World()

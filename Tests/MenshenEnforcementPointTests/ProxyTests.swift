@@ -52,6 +52,7 @@ struct ProxyTests {
                 "-H", "X-Forwarded-Server: evil", "-H", "X-Forwarded-Client-Cert: Hash=evil", "-H", "X-Forwarded-Preferred-Username: mallory",
                 "-H", "X-Original-URL: /admin", "-H", "X-Rewrite-URL: /admin", "-H", "True-Client-IP: 10.1.1.1",
                 "-H", "X-Client-IP: 10.1.1.1", "-H", "CF-Connecting-IP: 10.1.1.1", "-H", "X-Real-IP: 10.1.1.1",
+                "-H", "X.Menshen.User: mallory", "-H", "Remote.User: mallory", "-H", "X-Forwarded.For: 6.6.6.6",
             ])
             #expect(r.exitCode == 0, "\(r.stderr)")
             let seen = try #require(upstream.seen.all.first)
@@ -62,7 +63,7 @@ struct ProxyTests {
                          "X-Rewrite-URL", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP", "X-Real-IP"] {
                 #expect(seen.header(name).isEmpty, "\(name) leaked")
             }
-            #expect(!seen.headers.contains { $0.0.contains("_") }, "\(seen.headers.map(\.0))")
+            #expect(!seen.headers.contains { $0.0.contains("_") || $0.0.contains(".") }, "\(seen.headers.map(\.0))")
             #expect(!seen.headers.contains { $0.1.contains("mallory") || $0.1.contains("evil") || $0.1.contains("6.6.6.6") || $0.1.contains("10.1.1.1") },
                     "\(seen.headers)")
             #expect(seen.header("X-Forwarded-For") == ["127.0.0.1"])

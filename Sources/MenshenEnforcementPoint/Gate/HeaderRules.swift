@@ -50,10 +50,11 @@ public enum HeaderRules {
         /// Identity only the gate may set (``identityExact``, ``identityPrefixes``, configured extras).
         case identity
         case host, expect, contentLength
-        /// A name with `_`: never passed on (as nginx drops them by default). CGI, WSGI, Rack and PHP map `_` and
-        /// `-` in header names to the same variable, so a client's `X_Menshen_User` or `X-Forwarded_For` would
-        /// reach such an application as the gate's or the proxy's own field (CVE-2024-45614).
-        case underscored
+        /// A name with a byte other than a letter, a digit or `-` (`_`, `.`, …): never passed on, as nginx drops
+        /// them by default (`ignore_invalid_headers`). CGI, WSGI, Rack and PHP map `_`, `.` and `-` in header names
+        /// to the same variable, so a client's `X_Menshen_User`, `X.Menshen.User` or `Remote.User` would reach such
+        /// an application as the gate's or the proxy's own field (CVE-2024-45614).
+        case unusualName
     }
 
     /// Kinds of the fixed names, for one look-up per header (hop-by-hop first: it decides what the gate sees).
@@ -71,7 +72,7 @@ public enum HeaderRules {
         if !extraIdentity.isEmpty, extraIdentity.contains(name) { return .identity }
         for prefix in identityPrefixes where name.hasPrefix(prefix) { return .identity }
         for prefix in forwardingPrefixes where name.hasPrefix(prefix) { return .forwarding }
-        if name.utf8.contains(UInt8(ascii: "_")) { return .underscored }
+        if !isPlainName(name) { return .unusualName }
         return .other
     }
 
@@ -80,31 +81,87 @@ public enum HeaderRules {
     /// assertion would hand it to the client), and not a `Set-Cookie` for one of the access platform's own cookies
     /// (`ownCookies`, lower-case names) — an application could otherwise fix, replace or clear the user's
     /// sign-in session in the browser.
+    ///
+    /// Cookie names are read from the bytes, as browsers read them: a `;` or `=` followed by a combining mark is
+    /// still the delimiter (compared as `Character`s, it would not be).
     public static func passesToClient(lower: String, value: String, ownCookies: Set<String>) -> Bool {
         if lower.hasPrefix("x-menshen-") { return false }
         if !ownCookies.isEmpty, lower == "set-cookie" {
-            let name = value.prefix { $0 != "=" && $0 != ";" }.trimmingASCIISpaces()
-            if ownCookies.contains(lowercased(name)) { return false }
+            var v = value
+            let own = v.withUTF8 { bytes -> Bool in
+                var end = 0
+                while end < bytes.count, bytes[end] != semicolon, bytes[end] != equals { end += 1 }
+                let (a, b) = trimmed(bytes, 0, end)
+                return isOwnCookie(bytes, a, b, ownCookies)
+            }
+            if own { return false }
         }
         return true
+    }
+
+    private static let semicolon = UInt8(ascii: ";"), equals = UInt8(ascii: "=")
+
+    /// `from..<to` without leading and trailing spaces and tabs.
+    private static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> (Int, Int) {
+        var a = from, b = to
+        while a < b, bytes[a] == 0x20 || bytes[a] == 0x09 { a += 1 }
+        while b > a, bytes[b - 1] == 0x20 || bytes[b - 1] == 0x09 { b -= 1 }
+        return (a, b)
+    }
+
+    /// Whether `bytes[a..<b]` is one of `own` (lower-case names), ASCII letters compared without regard to case.
+    private static func isOwnCookie(_ bytes: UnsafeBufferPointer<UInt8>, _ a: Int, _ b: Int, _ own: Set<String>) -> Bool {
+        for name in own where name.utf8.count == b - a {
+            var i = a, equal = true
+            for c in name.utf8 {
+                let x = bytes[i]
+                if (x >= 0x41 && x <= 0x5A ? x | 0x20 : x) != c { equal = false; break }
+                i += 1
+            }
+            if equal { return true }
+        }
+        return false
+    }
+
+    /// Whether a lower-cased header name has only letters, digits and `-`.
+    static func isPlainName(_ name: String) -> Bool {
+        name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
     }
 
     /// A `Cookie` field value without the pairs whose name is one of `ownCookies` (lower-case names; a cookie's
     /// name compared without regard to case): the access platform's session and CSRF cookies are bearer
     /// credentials for every application and must not reach any of them. The value as it was when nothing is
     /// removed; nil when nothing is left.
+    ///
+    /// Read from the bytes, as browsers and the portal read cookies: a `;` or `=` followed by a combining mark is
+    /// still the delimiter (compared as `Character`s, a value ending in U+0600 would swallow the `;` after it and hide
+    /// the next cookie). Pairs are split at the ASCII `;`, so what is kept stays valid UTF-8.
     public static func removingCookies(_ value: String, named ownCookies: Set<String>) -> String? {
         guard !ownCookies.isEmpty else { return value }
-        var kept: [Substring] = []
-        var removed = false
-        for pair in value.split(separator: ";", omittingEmptySubsequences: false) {
-            let name = pair.prefix { $0 != "=" }.trimmingASCIISpaces()
-            if ownCookies.contains(lowercased(name)) { removed = true; continue }
-            kept.append(pair)
+        var v = value
+        let result: (removed: Bool, kept: [UInt8]) = v.withUTF8 { bytes in
+            var kept: [UInt8] = []
+            var removed = false
+            var start = 0
+            while start <= bytes.count {
+                var end = start
+                while end < bytes.count, bytes[end] != semicolon { end += 1 }
+                let (a, b) = trimmed(bytes, start, end)
+                var nameEnd = a
+                while nameEnd < b, bytes[nameEnd] != equals { nameEnd += 1 }
+                let (n0, n1) = trimmed(bytes, a, nameEnd)
+                if isOwnCookie(bytes, n0, n1, ownCookies) {
+                    removed = true
+                } else if a < b {
+                    if !kept.isEmpty { kept.append(semicolon); kept.append(0x20) }
+                    kept.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[a..<b]))
+                }
+                start = end + 1
+            }
+            return (removed, kept)
         }
-        guard removed else { return value }
-        let text = kept.map { $0.trimmingASCIISpaces() }.filter { !$0.isEmpty }.joined(separator: "; ")
-        return text.isEmpty ? nil : text
+        guard result.removed else { return value }
+        return result.kept.isEmpty ? nil : String(decoding: result.kept, as: UTF8.self)
     }
 
     /// A message's headers with each name lower-cased and classified once, in wire order.

@@ -68,15 +68,20 @@ struct ChangeWatcher: Service {
         await cancelWhenGracefulShutdown {
             for await change in changes.batches() {
                 if Task.isCancelled { break }
+                // A configuration change another path already loaded (the reload poll) was swept there: sweep again only
+                // for access changes, or a reload done here.
+                var sweep = change.contains(.access)
                 if change.contains(.configuration) {
                     switch await loader.reloadIfChanged(state) {
                     case .reloaded(let generation):
+                        sweep = true
                         logger.notice("gateway configuration reloaded after a store change", metadata: ["generation": "\(generation)"])
                     case .refused(let why) where !Task.isCancelled:
                         logger.error("gateway configuration change refused; the running configuration stays", metadata: ["problems": "\(why)"])
                     case .refused, .unchanged: break
                     }
                 }
+                guard sweep else { continue }
                 let closed = await server.reevaluate()
                 if closed > 0 {
                     logger.notice("connections closed after a store change", metadata: [

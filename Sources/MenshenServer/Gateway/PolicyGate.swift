@@ -200,7 +200,12 @@ public struct PolicyGate: AccessGate {
             session: session, groups: groups,
             roleTiers: Dictionary(session.attributes.activeRoles.map { ($0, tiers[$0] ?? "standard") }, uniquingKeysWith: { a, _ in a }),
             risk: risk)
-        if let generation, let factsCache { factsCache.remember(facts, idHash: t.idHash, generation: generation, now: clock.now()) }
+        // Remembered only for a request of the user's: a re-evaluation neither touches the session nor refreshes what
+        // is remembered about it — otherwise the gateway's own checks would keep the user's requests on the event
+        // loop's path, which never touches the session, until the idle expiry signs an active user out.
+        if let generation, let factsCache, trail.mode != .reevaluation {
+            factsCache.remember(facts, idHash: t.idHash, generation: generation, now: clock.now())
+        }
         // The device of the connection's client certificate (never for forward-auth: its connection is the proxy's).
         var device: AccessRequest.Device?
         if let devices, !request.connectionAttributes.isEmpty, trail.mode == .proxy || trail.mode == .reevaluation {
@@ -211,7 +216,8 @@ public struct PolicyGate: AccessGate {
 
         let (access, decision) = decide(request, target: t, facts: facts, device: device, now: trail.time)
         var assertion: String?
-        if decision.effect == .allow, let assertions {
+        // (A re-evaluation's verdict goes nowhere: no assertion is signed for it.)
+        if decision.effect == .allow, let assertions, trail.mode != .reevaluation {
             assertion = try await assertions.assertion(
                 user: session.user.id.rawValue, application: t.route.application.id.rawValue, sessionHash: session.record.idHash,
                 groups: groups, roles: session.attributes.activeRoles, loa: session.record.levelOfAssurance, amr: session.record.amr,
