@@ -71,8 +71,40 @@ public struct PolicyDecisionPoint: Sendable {
             if let alert = p.annotations["alert"], AlertSeverity(rawValue: alert) == nil {
                 out.append((p.location, "policy \(displayID(p)): alert must be low, medium or high, not '\(alert)'"))
             }
+            // A misspelt key would drop the obligation as silently as a misspelt value: refused too. Other keys
+            // (descriptions, owners, @scenario) are free.
+            for a in p.annotations where a.key != "obligation" && a.key != "alert" {
+                if let meant = nearMiss(a.key) {
+                    out.append((a.location ?? p.location, "policy \(displayID(p)): unknown annotation @\(a.key) (did you mean @\(meant)?)"))
+                }
+            }
         }
         return out
+    }
+
+    /// `obligation` or `alert` when `key` looks like a misspelling of it: the same letters in another case, a plural,
+    /// or at most two edits away.
+    static func nearMiss(_ key: String) -> String? {
+        let k = key.lowercased()
+        for meant in ["obligation", "alert"] {
+            if k == meant || k == meant + "s" || editDistance(k, meant) <= 2 { return meant }
+        }
+        return nil
+    }
+
+    /// Levenshtein distance (annotation keys are short).
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count < 64, y.count < 64 else { return Int.max }
+        var previous = Array(0...y.count)
+        for i in 1...max(1, x.count) where !x.isEmpty {
+            var current = [i] + Array(repeating: 0, count: y.count)
+            for j in 1...max(1, y.count) where !y.isEmpty {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return x.isEmpty ? y.count : previous[y.count]
     }
 
     static func problem(_ message: String, _ location: SourceLocation?, _ docs: [(String, Int)]) -> PolicyLoadError.Problem {

@@ -141,6 +141,18 @@ struct PolicyGateTests {
         let v = await w.ask("/reports/q3", method: "DELETE", token: token)
         guard case .respond(403, _, let body) = v else { Issue.record("expected 403"); return }
         #expect(String(decoding: body, as: UTF8.self).contains("僅限唯讀"))
+        // An upgrade is a GET, but a WebSocket carries writes both ways: refused on a read-only route, and so is its
+        // re-evaluation; an upgrade elsewhere passes.
+        var upgrade = GateRequest(method: "GET", path: "/reports/ws", rawTarget: "/reports/ws", query: nil, host: "apps.bank.example",
+                                  scheme: "https", clientAddress: "203.0.113.7", headers: [("Cookie", "__Host-menshen-session=\(token)")],
+                                  requestID: "ws", upgrade: "websocket")
+        #expect(Self.status(await w.gate.decide(upgrade)) == 403)
+        upgrade.isReevaluation = true
+        #expect(Self.status(await w.gate.decide(upgrade)) == 403)
+        let wiki = GateRequest(method: "GET", path: "/ws", rawTarget: "/ws", query: nil, host: "apps.bank.example", scheme: "https",
+                               clientAddress: "203.0.113.7", headers: [("Cookie", "__Host-menshen-session=\(token)")], requestID: "ws2",
+                               upgrade: "websocket")
+        guard case .forward = await w.gate.decide(wiki) else { Issue.record("an upgrade on a route without read_only was refused"); return }
     }
 
     @Test("revocation and disabling take effect on the very next request")

@@ -270,6 +270,20 @@ struct WireTests {
         }
     }
 
+    @Test("an IPv4 client of a dual-stack listener is named by its IPv4 address (Cedar's ip() does not read ::ffff:a.b.c.d)")
+    func dualStackClientAddress() async throws {
+        #expect(ClientHandler.unmappedIPv4("::ffff:10.20.1.5") == "10.20.1.5")
+        #expect(ClientHandler.unmappedIPv4("::FFFF:127.0.0.1") == "127.0.0.1")
+        for kept in ["::ffff:10.20.1", "::ffff:10.20.1.256", "::ffff:a.b.c.d", "::ffff:0a14:0105", "2001:db8::1", "10.0.0.1", "::1"] {
+            #expect(ClientHandler.unmappedIPv4(kept) == kept)
+        }
+        try await withProxy(configure: { $0.host = "::" }, gate: { forwardAll($0) }) { server, _, gate in
+            let r = await curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(server.localPort ?? 0)/x"])
+            #expect(r.stdout == "200", "\(r.stderr)")
+            #expect(gate.asked.all.first?.clientAddress == "127.0.0.1")
+        }
+    }
+
     @Test("a WebSocket upgrade the gate forwards is spliced both ways and can be closed by revocation")
     func websocketSplice() async throws {
         try await withProxy(gate: { forwardAll($0) }) { server, upstream, gate in

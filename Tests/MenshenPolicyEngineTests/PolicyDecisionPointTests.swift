@@ -232,9 +232,28 @@ struct PolicyDecisionPointTests {
         #"@obligation("step_up:loa=7") permit (principal, action, resource);"#,
         #"@obligation("stepup") permit (principal, action, resource);"#,
         #"@alert("critical") permit (principal, action, resource);"#,
+        // A misspelt key drops the obligation as silently as a misspelt value.
+        #"@obligations("read_only") permit (principal, action, resource);"#,
+        #"@Obligation("read_only") permit (principal, action, resource);"#,
+        #"@obligaton("read_only") permit (principal, action, resource);"#,
+        #"@alerts("high") permit (principal, action, resource);"#,
+        #"@alret("high") permit (principal, action, resource);"#,
+        #"@ALERT("high") permit (principal, action, resource);"#,
     ])
     func badAnnotations(_ text: String) {
         #expect(throws: PolicyLoadError.self) { _ = try PolicyDecisionPoint(documents: [("a.cedar", text)]) }
+    }
+
+    @Test("other annotation keys are free: descriptions, owners, scenarios")
+    func freeAnnotations() throws {
+        let text = #"@id("p") @scenario("remote-work") @description("tellers read") @owner("ops") @alerted_by("soc") permit (principal, action, resource);"#
+        _ = try PolicyDecisionPoint(documents: [("a.cedar", text)])
+        do {
+            _ = try PolicyDecisionPoint(documents: [("a.cedar", #"@obligatons("read_only") permit (principal, action, resource);"#)])
+            Issue.record("accepted")
+        } catch let error as PolicyLoadError {
+            #expect(error.problems.first?.message.contains("did you mean @obligation") == true, "\(error)")
+        }
     }
 
     @Test("obligation syntax", arguments: [

@@ -108,9 +108,21 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func clientAddress(_ context: ChannelHandlerContext) -> String? {
         if let known = peerAddress { return known }
-        let text = context.channel.remoteAddress?.ipAddress
+        // A dual-stack listener reports an IPv4 client as `::ffff:a.b.c.d`: the gate, the zones, Cedar's `ip` and the
+        // audit see the IPv4 address (Cedar's ip() does not read the mapped form: every such request was refused).
+        let text = context.channel.remoteAddress?.ipAddress.map(Self.unmappedIPv4)
         peerAddress = .some(text)
         return text
+    }
+
+    /// `::ffff:a.b.c.d` (an IPv4 client on a dual-stack socket) as `a.b.c.d`; anything else as it is.
+    static func unmappedIPv4(_ address: String) -> String {
+        guard address.utf8.count > 7, address.prefix(7).lowercased() == "::ffff:" else { return address }
+        let tail = address.dropFirst(7)
+        let parts = tail.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts.allSatisfy({ p in !p.isEmpty && p.count <= 3 && p.allSatisfy(\.isASCII) && p.allSatisfy(\.isNumber)
+                                                     && (Int(p) ?? 256) <= 255 }) else { return address }
+        return String(tail)
     }
 
     private var config: ProxyConfiguration { shared.configuration }

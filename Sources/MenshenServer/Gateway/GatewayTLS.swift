@@ -100,6 +100,11 @@ public enum GatewayTLS {
         proxy.scheme = "https"
     }
 
+    /// The TLS 1.2 cipher suites the listener accepts (OpenSSL names).
+    public static let tls12CipherSuites = ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                                           "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305"]
+        .joined(separator: ":")
+
     /// The listener's TLS context; every problem names the file.
     public static func serverContext(certificateFile: String, privateKeyFile: String, clientCAFile: String?, http2: Bool) throws -> NIOSSLContext {
         let chain: [NIOSSLCertificate]
@@ -113,6 +118,10 @@ public enum GatewayTLS {
         guard !chain.isEmpty else { throw GatewayLoadError(message: "gateway.tls.certificate_file \(certificateFile): no certificate in it") }
         var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         tls.minimumTLSVersion = .tlsv12
+        // TLS 1.2: only ECDHE key exchange with AEAD ciphers (Mozilla's "intermediate" list without DHE) — no static-RSA
+        // key exchange (no forward secrecy), no CBC/SHA-1, and nothing RFC 9113 §9.2.2 forbids for HTTP/2. TLS 1.3's
+        // suites are all AEAD and stay as they are.
+        tls.cipherSuites = Self.tls12CipherSuites
         tls.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
         if let clientCAFile {
             do { tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCAFile)) } catch {

@@ -264,7 +264,10 @@ public struct PolicyGate: AccessGate {
         trail.decision = decision
         switch decision.effect {
         case .allow:
-            if decision.obligations.contains(.readOnly), !AccessRequest.safeMethods.contains(request.method.uppercased()) {
+            // read_only: only safe methods, and no upgrade — a WebSocket is a channel for writes in both directions
+            // (an upgrade is a GET, and its re-evaluations replay that GET).
+            if decision.obligations.contains(.readOnly),
+               !AccessRequest.safeMethods.contains(request.method.uppercased()) || request.upgrade != nil {
                 trail.outcome = .deny
                 trail.detail = "read_only"
                 return GatewayPages.deny(request, reason: .readOnly, portalOrigin: portalOrigin)
