@@ -34,10 +34,14 @@ public struct AccessRequest: Sendable, Equatable {
         public var external: Bool
         public var postureAgeSeconds: Int
         public var maxVulnerabilitySeverity: Int
+        /// The device's recorded owner is the principal: a session cookie replayed from another enrolled device (or a
+        /// shared device, which has no owner) does not count as the user's own device.
+        public var ownedByPrincipal: Bool
         public init(enrolled: Bool, managed: Bool, compliant: Bool, hardwareBound: Bool, external: Bool,
-                    postureAgeSeconds: Int, maxVulnerabilitySeverity: Int) {
+                    postureAgeSeconds: Int, maxVulnerabilitySeverity: Int, ownedByPrincipal: Bool = false) {
             self.enrolled = enrolled; self.managed = managed; self.compliant = compliant; self.hardwareBound = hardwareBound
             self.external = external; self.postureAgeSeconds = postureAgeSeconds; self.maxVulnerabilitySeverity = maxVulnerabilitySeverity
+            self.ownedByPrincipal = ownedByPrincipal
         }
     }
 

@@ -33,6 +33,7 @@ public enum MenshenSchema {
           "external": Bool,
           "posture_age_seconds": Long,
           "max_vulnerability_severity": Long,   // 0 none, 1 low, 2 medium, 3 high, 4 critical
+          "owned_by_principal": Bool,  // the device's recorded owner is the signed-in user (false: shared, or someone else's)
         };
         type Time = {
           "now": datetime,

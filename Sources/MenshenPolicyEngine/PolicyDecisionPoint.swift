@@ -283,6 +283,7 @@ struct CedarInput {
             "external": .bool(device?.external ?? true),
             "posture_age_seconds": .long(Int64(device?.postureAgeSeconds ?? Int(Int32.max))),
             "max_vulnerability_severity": .long(Int64(device?.maxVulnerabilitySeverity ?? 4)),
+            "owned_by_principal": .bool(device?.ownedByPrincipal ?? false),
         ])
     }
 

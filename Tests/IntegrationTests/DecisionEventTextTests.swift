@@ -35,7 +35,8 @@ import Testing
                                  roles: i % 3 == 0 ? ["dba": "privileged", "ops": "standard"] : [:]),
                 session: .init(levelOfAssurance: 1 + i % 3, amr: i % 2 == 0 ? ["pwd"] : ["pwd", "otp"], factorAgeSeconds: i, ageSeconds: 2 * i),
                 device: i % 4 == 0 ? nil : .init(enrolled: true, managed: i % 3 == 0, compliant: i % 5 != 0, hardwareBound: i % 2 == 0,
-                                                 external: i % 6 == 0, postureAgeSeconds: i, maxVulnerabilitySeverity: i % 4),
+                                                 external: i % 6 == 0, postureAgeSeconds: i, maxVulnerabilitySeverity: i % 4,
+                                                 ownedByPrincipal: i % 7 == 0),
                 context: .init(time: Date(timeIntervalSince1970: 1_795_000_000 + Double(i)), sourceIP: i % 9 == 0 ? "" : "10.0.0.\(i % 250)",
                                networkZone: ["corporate", "branch", ""][i % 3], country: i % 2 == 0 ? "TW" : "",
                                method: method, path: path, riskScore: i % 100, grantActive: i % 8 == 0),
@@ -136,7 +137,8 @@ import Testing
             if let dev = a.device {
                 d["device"] = ["known": true, "enrolled": .bool(dev.enrolled), "managed": .bool(dev.managed), "compliant": .bool(dev.compliant),
                                "hardware_bound": .bool(dev.hardwareBound), "external": .bool(dev.external),
-                               "posture_age_seconds": .number(dev.postureAgeSeconds), "max_vulnerability_severity": .number(dev.maxVulnerabilitySeverity)]
+                               "posture_age_seconds": .number(dev.postureAgeSeconds), "max_vulnerability_severity": .number(dev.maxVulnerabilitySeverity),
+                               "owned_by_principal": .bool(dev.ownedByPrincipal)]
             } else {
                 d["device"] = ["known": false]
             }

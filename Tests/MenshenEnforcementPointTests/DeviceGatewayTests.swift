@@ -25,7 +25,8 @@ struct DeviceGatewayTests {
 
         @id("console-needs-a-strong-device")
         permit (principal in Group::"staff", action, resource == Application::"console")
-        when { context.device.known && context.device.managed && context.device.compliant && context.device.hardware_bound };
+        when { context.device.known && context.device.managed && context.device.compliant && context.device.hardware_bound
+               && context.device.owned_by_principal };
         """
 
     /// One device with its key and certificate as files curl can present.
@@ -78,6 +79,8 @@ struct DeviceGatewayTests {
         try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
         try await store.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: now))
         try await store.addMember("amy", to: "staff")
+        try await store.createUser(UserRecord(id: "bob", displayName: "Bob", createdAt: now))
+        try await store.addMember("bob", to: "staff")
         func device(_ id: String, _ cls: String, hardware: Bool, postureAge: TimeInterval = 60, compliant: Bool = true) async throws {
             try await store.createDevice(DeviceRecord(id: DeviceID(id), ownerID: "amy", displayName: id, deviceClass: try #require(.init(rawValue: cls)), platform: "linux",
                                                       hardwareBound: hardware, compliant: compliant, complianceReasons: compliant ? [] : ["firewall_off"],
@@ -136,9 +139,10 @@ struct DeviceGatewayTests {
         let port = try #require(server.localPort)
         let token = try await sessions.issue(SessionGrant(userID: "amy", levelOfAssurance: 2, amr: ["pwd", "otp"], aal: nil, phishingResistant: false)).token
 
-        func call(_ app: String, _ credential: Credential?) async -> String {
+        let bobToken = try await sessions.issue(SessionGrant(userID: "bob", levelOfAssurance: 2, amr: ["pwd", "otp"], aal: nil, phishingResistant: false)).token
+        func call(_ app: String, _ credential: Credential?, session: String? = nil) async -> String {
             var args = ["-k", "--http1.1", "--max-time", "90", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: \(app).bank.example",
-                        "-H", "Accept: application/json", "-H", "Cookie: __Host-menshen-session=\(token)"]
+                        "-H", "Accept: application/json", "-H", "Cookie: __Host-menshen-session=\(session ?? token)"]
             if let credential { args += ["--cert", credential.certFile, "--key", credential.keyFile] }
             let r = await curl(args + ["https://127.0.0.1:\(port)/"])
             return r.exitCode == 0 ? r.stdout : "curl \(r.exitCode): \(r.stderr)"
@@ -179,6 +183,11 @@ struct DeviceGatewayTests {
         #expect(try assertedDevice() == nil)
         #expect(await call("ledger", strong) == "200")
         #expect(try assertedDevice() == "laptop-1")
+        // Amy's device with Bob's session cookie (a stolen cookie replayed from another enrolled device): not Bob's own device.
+        #expect(await call("console", strong, session: bobToken) == "403")
+        #expect(await call("console", strong, session: bobToken) == "403", "also when decided from memory")
+        #expect(await call("ledger", strong, session: bobToken) == "200")
+        #expect(await call("console", strong) == "200")
         // BYOD, or a software key: refused by the policy, not by the certificate.
         #expect(await call("console", byod) == "403")
         #expect(await call("console", soft) == "403")
@@ -211,6 +220,8 @@ struct DeviceGatewayTests {
         // The decision audit carries the device attributes the decision was made on.
         let decisions = try await store.events(after: 0, limit: 10_000).filter { $0.event.classUID == 6001 }.map(\.event)
         #expect(decisions.contains { $0.payloadJSON.contains("\"hardware_bound\":true") && $0.payloadJSON.contains("\"compliant\":true") })
+        #expect(decisions.contains { $0.payloadJSON.contains("\"owned_by_principal\":true") && $0.payloadJSON.contains("\"uid\":\"amy\"") })
+        #expect(decisions.contains { $0.payloadJSON.contains("\"owned_by_principal\":false") && $0.payloadJSON.contains("\"uid\":\"bob\"") })
         // Decisions on a known device name it (OCSF device.uid), whether decided from memory or after reading the store;
         // those made without a device name none.
         let named = decisions.filter { $0.payloadJSON.contains(#""device":{"type":"Unknown","type_id":0,"uid":"laptop-1"}"#) }

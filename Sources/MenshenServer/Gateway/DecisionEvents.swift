@@ -312,6 +312,7 @@ public final class DecisionLog: DecisionRecorder, Service {
                 v.bool("known", true)
                 v.bool("managed", dev.managed)
                 v.int("max_vulnerability_severity", dev.maxVulnerabilitySeverity)
+                v.bool("owned_by_principal", dev.ownedByPrincipal)
                 v.int("posture_age_seconds", dev.postureAgeSeconds)
             }
         }

@@ -108,7 +108,10 @@ public struct PolicyGate: AccessGate {
             if let devices, mode == .proxy {
                 guard let known = devices.remembered(request, now: trail.time) else { return nil }
                 device = known.attributes(at: trail.time)
-                if case .device(let facts) = known { trail.deviceID = facts.deviceID.rawValue }
+                if case .device(let d) = known {
+                    trail.deviceID = d.deviceID.rawValue
+                    device?.ownedByPrincipal = d.record.ownerID?.rawValue == facts.session.user.id.rawValue
+                }
             }
             let (access, decision) = decide(request, target: t, facts: facts, device: device, now: trail.time)
             var assertion: String?
@@ -211,7 +214,10 @@ public struct PolicyGate: AccessGate {
         if let devices, !request.connectionAttributes.isEmpty, trail.mode == .proxy || trail.mode == .reevaluation {
             let resolution = try await devices.resolve(request, now: trail.time)
             device = resolution.attributes(at: trail.time)
-            if case .device(let facts) = resolution { trail.deviceID = facts.deviceID.rawValue }
+            if case .device(let d) = resolution {
+                trail.deviceID = d.deviceID.rawValue
+                device?.ownedByPrincipal = d.record.ownerID?.rawValue == session.user.id.rawValue
+            }
         }
 
         let (access, decision) = decide(request, target: t, facts: facts, device: device, now: trail.time)
