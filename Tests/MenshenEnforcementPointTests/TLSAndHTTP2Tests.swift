@@ -2,6 +2,9 @@ import Foundation
 import MenshenEnforcementPoint
 import MenshenServer
 import MenshenTestSupport
+import NIOCore
+import NIOHTTP2
+import NIOPosix
 import NIOSSL
 import Testing
 
@@ -47,6 +50,38 @@ struct TLSAndHTTP2Tests {
             } catch {
                 return CurlResult(exitCode: -1, stdout: "", stderr: "\(error)")
             }
+        }
+    }
+
+    @Test("an HTTP/2 connection without a stream is closed after the keep-alive timeout, however many PINGs keep it busy")
+    func streamlessConnectionClosed() async throws {
+        let certs = try await offPool { Result { try Certificates() } }.get()
+        defer { try? FileManager.default.removeItem(at: certs.dir) }
+        let context = try GatewayTLS.serverContext(certificateFile: certs.serverCert, privateKeyFile: certs.serverKey, clientCAFile: nil, http2: true)
+        try await withProxy(configure: {
+            $0.tlsHandler = { NIOSSLServerHandler(context: context) }
+            $0.keepAliveTimeout = .seconds(1)
+        }, gate: { forwardAll($0) }) { server, upstream, _ in
+            var clientTLS = TLSConfiguration.makeClientConfiguration()
+            clientTLS.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certs.serverCert))
+            clientTLS.applicationProtocols = ["h2"]
+            let sslContext = try NIOSSLContext(configuration: clientTLS)
+            let channel = try await ClientBootstrap(group: upstream.group).channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: "localhost"))
+                    try channel.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .client))
+                }
+            }.connect(host: "127.0.0.1", port: server.localPort ?? 0).get()
+            let start = NIODeadline.now()
+            var closedAfter: TimeAmount?
+            for _ in 0..<24 {   // a PING every 250 ms for up to 6 s
+                try await Task.sleep(for: .milliseconds(250))
+                if !channel.isActive { closedAfter = .now() - start; break }
+                channel.writeAndFlush(HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withInteger: 7), ack: false)), promise: nil)
+            }
+            #expect(closedAfter != nil, "still open after 6 s of PINGs and no stream")
+            if let closedAfter { #expect(closedAfter < .seconds(4), "closed after \(closedAfter)") }
+            try? await channel.close()
         }
     }
 

@@ -269,7 +269,12 @@ public final class EnforcementPointServer: Sendable {
                                             ClientHandler(shared: shared, connection: shared.connectionOpened(stream), http2: true))
                                     }
                                 }
-                            ).map { _ in }
+                            ).flatMapThrowing { _ in
+                                // Right after the HTTP/2 handler, where stream events pass.
+                                let sync = connection.pipeline.syncOperations
+                                try sync.addHandler(HTTP2StreamlessCloser(timeout: shared.configuration.keepAliveTimeout),
+                                                    position: .after(try sync.handler(type: NIOHTTP2Handler.self)))
+                            }
                         },
                         http1ChannelConfigurator: { connection in
                             negotiated.value = true
@@ -403,6 +408,42 @@ final class IdleConnectionCloser: ChannelInboundHandler {
     typealias InboundIn = NIOAny
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
+    }
+}
+
+/// Closes an HTTP/2 connection that has had no open stream for `timeout` (``ProxyConfiguration/keepAliveTimeout``,
+/// as an idle HTTP/1 keep-alive connection). Frames outside streams — PING, SETTINGS, WINDOW_UPDATE — reset the idle
+/// handler below the HTTP/2 handler, so without this a client that opens no stream could hold a connection and its
+/// TLS state open forever with a PING a minute, unseen by the connection table (only streams are in it).
+final class HTTP2StreamlessCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+    private let timeout: TimeAmount
+    private var open = 0
+    private var timer: Scheduled<Void>?
+
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    func handlerAdded(context: ChannelHandlerContext) { arm(context) }
+    func handlerRemoved(context: ChannelHandlerContext) { timer?.cancel(); timer = nil }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is NIOHTTP2StreamCreatedEvent {
+            open += 1
+            timer?.cancel()
+            timer = nil
+        } else if event is StreamClosedEvent {
+            open = max(0, open - 1)
+            if open == 0 { arm(context) }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            guard let self, self.open == 0 else { return }
+            context.close(promise: nil)
+        }
     }
 }
 
