@@ -12,6 +12,19 @@ import Testing
 /// alert, and the network zone a client address falls in.
 @Suite("Obligations end to end")
 struct ObligationsEndToEndTests {
+    /// An in-memory store with Amy in group staff, its sessions, and the gateway state loaded from `routesFile`.
+    static func staffGateway(routesFile: String) async throws
+        -> (store: InMemoryStore, clock: SystemClock, sessions: SessionManager, loader: GatewayLoader, state: GatewayState) {
+        let store = InMemoryStore()
+        let clock = SystemClock()
+        let sessions = SessionManager(store: store, clock: clock, random: SystemRandomSource())
+        try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
+        try await store.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: Date()))
+        try await store.addMember("amy", to: "staff")
+        let loader = GatewayLoader(store: store, routesFile: routesFile, clock: clock)
+        return (store, clock, sessions, loader, GatewayState(try await loader.load()))
+    }
+
     static let routes = """
         network_zones:
           - zone: loopback
@@ -57,14 +70,7 @@ struct ObligationsEndToEndTests {
             .write(to: routesFile, atomically: true, encoding: .utf8)
         try wires.write(to: dir.appendingPathComponent("wires.cedar"), atomically: true, encoding: .utf8)
 
-        let store = InMemoryStore()
-        let clock = SystemClock()
-        let sessions = SessionManager(store: store, clock: clock, random: SystemRandomSource())
-        try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
-        try await store.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: Date()))
-        try await store.addMember("amy", to: "staff")
-        let loader = GatewayLoader(store: store, routesFile: routesFile.path, clock: clock)
-        let state = GatewayState(try await loader.load())
+        let (store, clock, sessions, loader, state) = try await Self.staffGateway(routesFile: routesFile.path)
         let log = DecisionLog(store: store, clock: clock)
         let gate = PolicyGate(store: store, sessions: sessions, clock: clock, state: state, portalOrigin: "https://portal.bank.example",
                               timeZone: "Asia/Taipei", recorder: log)

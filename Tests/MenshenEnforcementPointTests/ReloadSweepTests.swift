@@ -33,14 +33,7 @@ struct ReloadSweepTests {
             let policyFile = dir.appendingPathComponent("chat.cedar")
             try TimedContinuousVerificationTests.policy.write(to: policyFile, atomically: true, encoding: .utf8)
 
-            let store = InMemoryStore()
-            let clock = SystemClock()
-            let sessions = SessionManager(store: store, clock: clock, random: SystemRandomSource())
-            try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
-            try await store.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: Date()))
-            try await store.addMember("amy", to: "staff")
-            let loader = GatewayLoader(store: store, routesFile: routesFile.path, clock: clock)
-            let state = GatewayState(try await loader.load())
+            let (store, clock, sessions, loader, state) = try await ObligationsEndToEndTests.staffGateway(routesFile: routesFile.path)
             let gate = PolicyGate(store: store, sessions: sessions, clock: clock, state: state, portalOrigin: "https://portal.bank.example",
                                   timeZone: "Asia/Taipei")
             var config = ProxyConfiguration()

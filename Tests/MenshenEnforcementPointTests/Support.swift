@@ -495,6 +495,10 @@ func withUpstream<T: Sendable>(_ body: (TestUpstream) async throws -> T) async t
     }
 }
 
+/// A WebSocket upgrade request for `/ws` on host `a` (RFC 6455 §4.1), as the raw-socket tests send it.
+let webSocketUpgrade = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
 func forwardAll(_ upstream: TestUpstream, add: [(String, String)] = []) -> RecordingGate {
     let target = upstream.upstream
     return RecordingGate { _ in .forward(upstream: target, addHeaders: add) }

@@ -142,8 +142,7 @@ struct TimedContinuousVerificationTests {
             let port = try #require(server.localPort)
             // A canary WebSocket, always allowed: its re-evaluations show when the periodic ones run.
             let canary = try #require(RawClient(port: port))
-            await canary.sendAsync("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                                   + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            await canary.sendAsync(webSocketUpgrade)
             #expect(await canary.receiveAsync(until: "\r\n\r\n").text.hasPrefix("HTTP/1.1 101"))
             let reevaluations = { gate.asked.all.filter(\.isReevaluation).count }
             let before = reevaluations()

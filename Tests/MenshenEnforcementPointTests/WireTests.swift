@@ -230,8 +230,7 @@ struct WireTests {
             }
         }) { server, _, _ in
             let client = try #require(RawClient(port: server.localPort ?? 0))
-            await client.sendAsync("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                                   + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            await client.sendAsync(webSocketUpgrade)
             #expect(await client.receiveAsync(until: "\r\n\r\n").text.hasPrefix("HTTP/1.1 101"))
             // Bounded by the gate timeout, not by the gate: the sweep returns and the connection is closed.
             let sweep = Task { await server.reevaluate() }
@@ -256,8 +255,7 @@ struct WireTests {
             }
         }) { server, _, gate in
             let client = try #require(RawClient(port: server.localPort ?? 0))
-            await client.sendAsync("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                                   + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            await client.sendAsync(webSocketUpgrade)
             for _ in 0..<500 where gate.asked.count == 0 { try await Task.sleep(for: .milliseconds(10)) }
             #expect(gate.asked.count == 1, "the decision is under way")
             #expect(await server.reevaluate() == 0, "nothing long-lived to ask about yet")
@@ -288,8 +286,7 @@ struct WireTests {
     func websocketSplice() async throws {
         try await withProxy(gate: { forwardAll($0) }) { server, upstream, gate in
             let client = try #require(RawClient(port: server.localPort ?? 0))
-            await client.sendAsync("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                                   + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            await client.sendAsync(webSocketUpgrade)
             let switched = await client.receiveAsync(until: "\r\n\r\n")
             #expect(switched.text.hasPrefix("HTTP/1.1 101"), "\(switched.text)")
             #expect(switched.text.lowercased().contains("upgrade: websocket"))

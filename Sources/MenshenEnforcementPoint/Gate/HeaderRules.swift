@@ -164,6 +164,16 @@ public enum HeaderRules {
         return result.kept.isEmpty ? nil : String(decoding: result.kept, as: UTF8.self)
     }
 
+    /// The one `Cookie` line an upstream gets from a request's `Cookie` field values: each without the platform's own
+    /// cookies (``removingCookies(_:named:)``), joined with `"; "` (RFC 9113 §8.2.3: HTTP/2 clients send each cookie as a
+    /// field of its own, and an HTTP/1.1 server reads one line); nil when nothing is left. The reverse proxy and the
+    /// forward-auth answers build it alike.
+    public static func upstreamCookieLine<Values: Sequence<String>>(_ values: Values, ownCookies: Set<String>) -> String? {
+        var kept: [String] = []
+        for value in values { if let k = removingCookies(value, named: ownCookies) { kept.append(k) } }
+        return kept.isEmpty ? nil : kept.count == 1 ? kept[0] : kept.joined(separator: "; ")
+    }
+
     /// A message's headers with each name lower-cased and classified once, in wire order.
     public struct Classified: Sendable {
         public struct Field: Sendable {

@@ -475,18 +475,14 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         headers.reserveCapacity(ex.headers.fields.count + 8)
         // Only end-to-end headers the client may set pass: not hop-by-hop or Connection-listed ones, not
         // forwarding or identity headers (the proxy and the gate set those), not Host, Expect or framing.
-        // Cookie fields become one (RFC 9113 §8.2.3: HTTP/2 clients send each cookie as a field of its own, and an
-        // HTTP/1.1 server reads one Cookie line, RFC 6265 §5.4); the order of different field names carries no meaning.
-        // The platform's own cookies (``ProxyConfiguration/ownCookies``) are taken out of them.
+        // Cookie fields become one, without the platform's own cookies (``HeaderRules/upstreamCookieLine(_:ownCookies:)``);
+        // the order of different field names carries no meaning.
         var cookies: [String] = []
         for field in ex.headers.fields where field.kind == .other && !ex.headers.isHopByHop(field) {
-            if field.lower == "cookie" {
-                if let kept = HeaderRules.removingCookies(field.value, named: config.ownCookies) { cookies.append(kept) }
-                continue
-            }
+            if field.lower == "cookie" { cookies.append(field.value); continue }
             headers.add(name: field.name, value: field.value)
         }
-        if !cookies.isEmpty { headers.add(name: "Cookie", value: cookies.count == 1 ? cookies[0] : cookies.joined(separator: "; ")) }
+        if let line = HeaderRules.upstreamCookieLine(cookies, ownCookies: config.ownCookies) { headers.add(name: "Cookie", value: line) }
         headers.add(name: "Host", value: upstream.hostHeader ?? ex.gateRequest.host)
         if let client = ex.gateRequest.clientAddress { headers.add(name: "X-Forwarded-For", value: client) }
         headers.add(name: "X-Forwarded-Proto", value: ex.gateRequest.scheme)

@@ -139,8 +139,7 @@ enum ForwardAuth {
 
     /// The request's `Cookie` values as one line without the platform's own cookies; nil when none is left.
     static func upstreamCookie(_ original: GateRequest) -> String? {
-        let kept = original.headerValues("cookie").compactMap { HeaderRules.removingCookies($0, named: PortalCookies.all) }
-        return kept.isEmpty ? nil : kept.joined(separator: "; ")
+        HeaderRules.upstreamCookieLine(original.headerValues("cookie"), ownCookies: PortalCookies.all)
     }
 
     /// The gate's verdict in forward-auth terms, for the original request.
