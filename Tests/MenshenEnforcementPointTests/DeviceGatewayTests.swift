@@ -116,9 +116,9 @@ struct DeviceGatewayTests {
         // The first request of a session reads the store off the event loop; under a loaded parallel test run that
         // can take longer than the 5 s default, which would turn a slow machine into a 503.
         config.gateTimeout = .seconds(60)
-        let context = try GatewayTLS.serverContext(certificateFile: tls.serverCert, privateKeyFile: tls.serverKey,
-                                                   clientCAFile: tls.clientCA, http2: true)
-        GatewayTLS.useDeviceCertificates(&config, context: context)
+        let tlsConfiguration = try GatewayTLS.serverConfiguration(certificateFile: tls.serverCert, privateKeyFile: tls.serverKey,
+                                                                  clientCAFile: tls.clientCA, http2: true)
+        GatewayTLS.useDeviceCertificates(&config, configuration: tlsConfiguration)
         let server = EnforcementPointServer(configuration: config, gate: gate, group: upstream.group)
         try await server.start()
         do {

@@ -104,6 +104,49 @@ struct TLSAndHTTP2Tests {
         }
     }
 
+    /// Two `openssl s_client` connections: the first presents the device certificate and saves its TLS session (for
+    /// TLS 1.3 it waits a second for the server's tickets), the second offers that session without certificate or key.
+    /// Returns whether the second one was resumed, and what the gate saw of its certificate.
+    static func resumes(port: Int, certs: Certificates, version: String, gate: RecordingGate) async throws -> (resumed: Bool, lastCertificate: String?) {
+        let session = certs.dir.appendingPathComponent("session-\(version)-\(UUID().uuidString).pem").path
+        let request = "printf 'GET /r HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n'; sleep 1"
+        let base = "openssl s_client -\(version) -connect 127.0.0.1:\(port) -servername localhost -ign_eof"
+        let first = await run("/bin/sh", ["-c", "(\(request)) | \(base) -cert \(certs.clientCert) -key \(certs.clientKey) -sess_out \(session)"])
+        #expect(first.stdout.contains("New, "), "\(version): \(first.stdout.suffix(400)) \(first.stderr.suffix(400))")
+        let second = await run("/bin/sh", ["-c", "(\(request)) | \(base) -sess_in \(session)"])
+        let resumed = second.stdout.contains("Reused, ")
+        #expect(resumed || second.stdout.contains("New, "), "\(version): no handshake: \(second.stdout.suffix(400)) \(second.stderr.suffix(400))")
+        return (resumed, gate.asked.all.last?.connectionAttributes["tls.client.sha256"])
+    }
+
+    @Test("device certificates: every connection is a full handshake — a saved TLS 1.2 or 1.3 session of the device is not resumed without its key (a shared context would resume it)")
+    func noResumptionWithDeviceCertificates() async throws {
+        let certs = try await offPool { Result { try Certificates() } }.get()
+        defer { try? FileManager.default.removeItem(at: certs.dir) }
+        let tls = try GatewayTLS.serverConfiguration(certificateFile: certs.serverCert, privateKeyFile: certs.serverKey,
+                                                     clientCAFile: certs.clientCA, http2: false)
+        try await withProxy(configure: { GatewayTLS.useDeviceCertificates(&$0, configuration: tls) }, gate: { forwardAll($0) }) { server, _, gate in
+            for version in ["tls1_3", "tls1_2"] {
+                let (resumed, certificate) = try await Self.resumes(port: server.localPort ?? 0, certs: certs, version: version, gate: gate)
+                #expect(!resumed, "\(version): the session of a connection with the device certificate was resumed")
+                #expect(certificate == nil, "\(version): the connection without the key passed as the device")
+            }
+        }
+        // The same check against one context shared by all connections (NIOSSL's default, the listener before this
+        // change): BoringSSL resumes the session and the certificate of the first handshake reaches the gate again.
+        let shared = try NIOSSLContext(configuration: tls)
+        try await withProxy(configure: {
+            $0.tlsHandler = { NIOSSLServerHandler(context: shared, customVerificationCallback: { _, promise in promise.succeed(.certificateVerified) }) }
+            $0.connectionAttributes = { GatewayTLS.clientCertificateAttributes($0) }
+        }, gate: { forwardAll($0) }) { server, _, gate in
+            for version in ["tls1_3", "tls1_2"] {
+                let (resumed, certificate) = try await Self.resumes(port: server.localPort ?? 0, certs: certs, version: version, gate: gate)
+                #expect(resumed, "\(version): the control did not resume, so the check above proves nothing")
+                #expect(certificate != nil, "\(version)")
+            }
+        }
+    }
+
     @Test("HTTP/2 and HTTP/1.1 over TLS reach the gate and the upstream alike; streamed uploads; a device certificate reaches the gate")
     func tlsAndHTTP2() async throws {
         let certs = try await offPool { Result { try Certificates() } }.get()

@@ -27,11 +27,12 @@ import X509
 public enum GatewayTLS {
     static func configure(_ proxy: inout ProxyConfiguration, from gateway: MenshenConfiguration.Gateway) throws {
         guard !gateway.tlsCertificateFile.isEmpty else { return }
-        let context = try serverContext(certificateFile: gateway.tlsCertificateFile, privateKeyFile: gateway.tlsPrivateKeyFile,
-                                        clientCAFile: gateway.tlsClientCAFile.isEmpty ? nil : gateway.tlsClientCAFile, http2: proxy.http2)
+        let tls = try serverConfiguration(certificateFile: gateway.tlsCertificateFile, privateKeyFile: gateway.tlsPrivateKeyFile,
+                                          clientCAFile: gateway.tlsClientCAFile.isEmpty ? nil : gateway.tlsClientCAFile, http2: proxy.http2)
         if !gateway.tlsClientCAFile.isEmpty {
-            useDeviceCertificates(&proxy, context: context)
+            useDeviceCertificates(&proxy, configuration: tls)
         } else {
+            let context = try makeContext(tls)
             proxy.tlsHandler = { NIOSSLServerHandler(context: context) }
         }
         proxy.scheme = "https"
@@ -91,11 +92,23 @@ public enum GatewayTLS {
     /// TLS with device certificates decided by the gate: the handshake checks only that the
     /// client holds the presented certificate's key (its CertificateVerify), and the certificate's
     /// attributes reach the gate once per connection, where ``DeviceBinding`` verifies it.
-    public static func useDeviceCertificates(_ proxy: inout ProxyConfiguration, context: NIOSSLContext) {
+    ///
+    /// **Every connection is a full handshake.** A resumed TLS session (a TLS 1.3 ticket, a TLS 1.2
+    /// ticket or session id) carries the first handshake's client certificate without a new
+    /// CertificateVerify: whoever copied the session secrets from the device's memory — or any
+    /// process of the device that can read them, without the hardware-bound key — would pass as
+    /// that device until the ticket expires, and after a certificate renewal the resumed
+    /// connection would show the superseded certificate. NIOSSL offers no switch for BoringSSL's
+    /// tickets and session cache, and both belong to the SSL context, so each connection gets its
+    /// own context from `configuration`: a ticket or session id of another connection's context
+    /// is never accepted. (A context is built from the already-parsed certificates and key; it
+    /// costs a small part of the full handshake it forces.)
+    public static func useDeviceCertificates(_ proxy: inout ProxyConfiguration, configuration: TLSConfiguration) {
         let certificates = ConnectionCertificates()
         proxy.connectionAttributes = { channel in certificates.attributes(of: channel) }
         proxy.tlsHandler = {
-            NIOSSLServerHandler(context: context, customVerificationCallback: { _, promise in promise.succeed(.certificateVerified) })
+            NIOSSLServerHandler(context: try makeContext(configuration),
+                                customVerificationCallback: { _, promise in promise.succeed(.certificateVerified) })
         }
         proxy.scheme = "https"
     }
@@ -107,6 +120,11 @@ public enum GatewayTLS {
 
     /// The listener's TLS context; every problem names the file.
     public static func serverContext(certificateFile: String, privateKeyFile: String, clientCAFile: String?, http2: Bool) throws -> NIOSSLContext {
+        try makeContext(serverConfiguration(certificateFile: certificateFile, privateKeyFile: privateKeyFile, clientCAFile: clientCAFile, http2: http2))
+    }
+
+    /// The listener's TLS configuration, checked by building a context from it once; every problem names the file.
+    public static func serverConfiguration(certificateFile: String, privateKeyFile: String, clientCAFile: String?, http2: Bool) throws -> TLSConfiguration {
         let chain: [NIOSSLCertificate]
         let key: NIOSSLPrivateKey
         do {
@@ -129,6 +147,11 @@ public enum GatewayTLS {
             }
             tls.certificateVerification = .optionalVerification
         }
+        _ = try makeContext(tls)
+        return tls
+    }
+
+    static func makeContext(_ tls: TLSConfiguration) throws -> NIOSSLContext {
         do { return try NIOSSLContext(configuration: tls) } catch {
             throw GatewayLoadError(message: "gateway.tls: \(error)")
         }
