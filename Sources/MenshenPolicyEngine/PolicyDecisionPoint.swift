@@ -63,9 +63,19 @@ public struct PolicyDecisionPoint: Sendable {
         var out: [(SourceLocation?, String)] = []
         for p in set.policies {
             for a in p.annotations where a.key == "obligation" {
-                for part in a.value.split(separator: ",", omittingEmptySubsequences: false)
-                where Obligation(parsing: part.trimmingCharacters(in: .whitespaces)) == nil {
-                    out.append((a.location ?? p.location, "policy \(displayID(p)): unknown obligation '\(part)' (use read_only or step_up:loa=N;max_age=SECONDS)"))
+                for part in a.value.split(separator: ",", omittingEmptySubsequences: false) {
+                    switch Obligation(parsing: part.trimmingCharacters(in: .whitespaces)) {
+                    case nil:
+                        out.append((a.location ?? p.location, "policy \(displayID(p)): unknown obligation '\(part)' (use read_only or step_up:loa=N;max_age=SECONDS)"))
+                    case .stepUp(nil, nil):
+                        // Nothing to prove: it would never prompt.
+                        out.append((a.location ?? p.location, "policy \(displayID(p)): step_up needs loa=N, max_age=SECONDS or both (step_up:loa=3;max_age=900)"))
+                    case .readOnly where p.effect == .forbid:
+                        // Only the permits that allow a request carry its obligations: on a forbid it would do nothing.
+                        out.append((a.location ?? p.location, "policy \(displayID(p)): read_only has no effect on a forbid; put it on the permit that grants the access"))
+                    default:
+                        break
+                    }
                 }
             }
             if let alert = p.annotations["alert"], AlertSeverity(rawValue: alert) == nil {
@@ -166,25 +176,41 @@ public struct PolicyDecisionPoint: Sendable {
 
     struct StepUp { var loa: Int?; var maxAge: Int?; var policies: [String]; var alerts: [AlertSeverity] }
 
+    /// The weakest step-up that would allow the request. Every policy whose scope matches and that names a step-up
+    /// (`@obligation("step_up:…")`, on a permit or a forbid) offers one requirement; they are tried from the lowest
+    /// LoA up, each as if it were proven (that LoA, a factor proven just now; the highest covers all of them
+    /// together). The first that turns the decision into an allow is asked for: a policy for restricted applications asking for LoA 4
+    /// does not make an internal application, whose own policy asks for LoA 2, demand LoA 4. Its `max_age` is the
+    /// tightest of the offered requirements at or below that LoA that name one. Nil when no step-up would help.
     func stepUpRequirement(input: CedarInput, request: AccessRequest) -> StepUp? {
-        var loa: Int?
-        var maxAge: Int?
+        var offered: [(loa: Int?, maxAge: Int?)] = []
         let evaluator = Evaluator(request: input.request, entities: input.entities)
         for ref in index.candidates(for: input.request, entities: input.entities) where (try? evaluator.scopeMatches(ref.policy)) == true {
-            for case .stepUp(let l, let a) in Self.obligations(of: ref.policy) {
-                if let l { loa = max(loa ?? 0, l) }
-                if let a { maxAge = min(maxAge ?? Int.max, a) }
+            for case .stepUp(let l, let a) in Self.obligations(of: ref.policy) where l != nil || a != nil {
+                offered.append((l, a))
             }
         }
-        guard loa != nil || maxAge != nil else { return nil }
+        guard !offered.isEmpty else { return nil }
+        let levels = Set(offered.map { $0.loa ?? 0 }).sorted()
+        for level in levels {
+            let effective = max(request.session.levelOfAssurance, level)
+            guard let allowed = hypotheticalAllow(request, loa: effective) else { continue }
+            let ages = offered.filter { ($0.loa ?? 0) <= level }.compactMap(\.maxAge)
+            return StepUp(loa: level == 0 ? nil : level, maxAge: ages.min(), policies: allowed.map(Self.displayID),
+                          alerts: allowed.compactMap { $0.annotations["alert"].flatMap(AlertSeverity.init(rawValue:)) })
+        }
+        return nil
+    }
+
+    /// The determining policies if the request were allowed with `loa` and a factor proven just now; nil if it would not be.
+    func hypotheticalAllow(_ request: AccessRequest, loa: Int) -> [Policy]? {
         var proven = request
-        proven.session.levelOfAssurance = max(request.session.levelOfAssurance, loa ?? 0)
+        proven.session.levelOfAssurance = loa
         proven.session.factorAgeSeconds = 0
         guard let hypothetical = CedarInput(proven, actions: actionEntities, cache: entityCache) else { return nil }
         let r = Authorizer.isAuthorized(hypothetical.request, index: index, entities: hypothetical.entities)
         guard r.decision == .allow, !r.errors.contains(where: { policies.policy(id: $0.policyID)?.effect == .forbid }) else { return nil }
-        return StepUp(loa: loa, maxAge: maxAge, policies: r.determiningPolicies.map(Self.displayID),
-                      alerts: r.determiningPolicies.compactMap { $0.annotations["alert"].flatMap(AlertSeverity.init(rawValue:)) })
+        return r.determiningPolicies
     }
 
     static func alertObligation(_ alerts: [AlertSeverity]) -> [Obligation] {

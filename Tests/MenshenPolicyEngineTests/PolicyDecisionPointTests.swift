@@ -228,8 +228,45 @@ struct PolicyDecisionPointTests {
         }
     }
 
+    @Test("step-up asks for the weakest requirement that would allow, not the highest any policy in scope names")
+    func weakestStepUp() throws {
+        // A global rule for restricted applications (LoA 4) and the internal application's own (LoA 2): a user at LoA 1
+        // on the internal application is asked for LoA 2 (it asked for 4 before, which the user may have no factor for).
+        let text = """
+            @id("restricted-loa4")
+            @obligation("step_up:loa=4;max_age=300")
+            permit (principal, action, resource) when { resource.classification == "restricted" && context.session.loa >= 4 };
+
+            @id("intranet-loa2")
+            @obligation("step_up:loa=2;max_age=3600")
+            permit (principal, action == Action::"read", resource == Application::"intranet") when { context.session.loa >= 2 };
+
+            @id("intranet-admin-loa3")
+            @obligation("step_up:loa=3")
+            permit (principal, action == Action::"write", resource == Application::"intranet") when { context.session.loa >= 3 };
+            """
+        let pdp = try PolicyDecisionPoint(documents: [("loa.cedar", text)])
+        let intranet = pdp.decide(Self.request(loa: 1, app: "intranet", classification: "internal"))
+        #expect(intranet.effect == .stepUp)
+        #expect(intranet.obligations == [.stepUp(minimumLoA: 2, maxAgeSeconds: 3600)], "\(intranet.obligations)")
+        #expect(intranet.determiningPolicies == ["intranet-loa2"])
+        // A write there: only the LoA-3 rule is in scope (the read rule's max_age is not asked for).
+        let write = pdp.decide(Self.request(loa: 1, method: "POST", app: "intranet", classification: "internal"))
+        #expect(write.obligations == [.stepUp(minimumLoA: 3, maxAgeSeconds: nil)], "\(write.obligations)")
+        #expect(write.determiningPolicies == ["intranet-admin-loa3"])
+        // The restricted application still asks for 4, with the tightest max_age.
+        let restricted = pdp.decide(Self.request(loa: 2, app: "vault", classification: "restricted"))
+        #expect(restricted.obligations == [.stepUp(minimumLoA: 4, maxAgeSeconds: 300)], "\(restricted.obligations)")
+        // Nothing helps on an application no policy names: a plain deny.
+        #expect(pdp.decide(Self.request(loa: 1, app: "other", classification: "internal")).effect == .deny)
+    }
+
     @Test("unknown obligations and alert levels are refused at load time", arguments: [
         #"@obligation("step_up:loa=7") permit (principal, action, resource);"#,
+        // A step-up that names nothing never prompts; read_only on a forbid does nothing.
+        #"@obligation("step_up") permit (principal, action, resource);"#,
+        #"@obligation("read_only, step_up:") permit (principal, action, resource);"#,
+        #"@obligation("read_only") forbid (principal, action, resource) when { context.risk.score > 50 };"#,
         #"@obligation("stepup") permit (principal, action, resource);"#,
         #"@alert("critical") permit (principal, action, resource);"#,
         // A misspelt key drops the obligation as silently as a misspelt value.
