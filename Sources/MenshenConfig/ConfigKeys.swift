@@ -78,6 +78,8 @@ public enum ConfigKeys {
                       doc: "How often the routes file and the store's policies and applications are checked for changes (a change is swapped in atomically; a bad one is refused and the running set stays)."),
         ConfigKeySpec(path: "gateway.reevaluate_interval_seconds", kind: .integer(1...3600), defaultValue: "30",
                       doc: "Long-lived connections (WebSocket, streaming responses) are authorized again this often and closed when the answer is no longer allow."),
+        ConfigKeySpec(path: "gateway.max_connections", kind: .integer(1...1_000_000), defaultValue: "10000",
+                      doc: "Most client connections (TCP, plain or TLS) the gateway listener holds open at once; a connection beyond it is closed at once and counted (menshen_gateway_connections_refused_total), so a flood of idle connections cannot exhaust memory or file descriptors. Keep it below the process's open-file limit (ulimit -n) minus the upstream connections."),
         ConfigKeySpec(path: "gateway.extra_identity_headers", kind: .headerNameList, defaultValue: "",
                       doc: "More request header names, comma-separated, that carry identity to your applications (e.g. X-Bank-User): never passed from a client, like X-Menshen-*, X-Forwarded-*, X-Remote-User and Remote-User, which are always removed."),
         ConfigKeySpec(path: "gateway.forward_auth.trusted_callers", kind: .cidrList, defaultValue: "127.0.0.0/8, ::1/128",

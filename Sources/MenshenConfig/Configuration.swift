@@ -46,6 +46,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var assertionPublishedKeysFile: String = ""
         /// `gateway.extra_identity_headers` (default none), lower-case: more header names clients may not send.
         public var extraIdentityHeaders: [String] = []
+        /// `gateway.max_connections` (default 10,000): client connections held open at once.
+        public var maxConnections: Int = 10_000
     }
 
     public struct Admin: Sendable, Equatable {
@@ -214,7 +216,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
                           upstreamTLSCertificateFile: s("gateway.upstream_tls.certificate_file"),
                           upstreamTLSPrivateKeyFile: s("gateway.upstream_tls.private_key_file"),
                           assertionPublishedKeysFile: s("gateway.assertion_published_keys_file"),
-                          extraIdentityHeaders: ConfigValues.cidrs(s("gateway.extra_identity_headers")).map { $0.lowercased() })
+                          extraIdentityHeaders: ConfigValues.cidrs(s("gateway.extra_identity_headers")).map { $0.lowercased() },
+                          maxConnections: i("gateway.max_connections"))
         store = Store(driver: StoreDriver(rawValue: s("store.driver")) ?? .sqlite, sqlitePath: s("store.sqlite.path"),
                       sqliteBusyTimeoutSeconds: i("store.sqlite.busy_timeout_seconds"), postgresURL: s("store.postgres.url"),
                       postgresPoolSize: i("store.postgres.pool_size"),

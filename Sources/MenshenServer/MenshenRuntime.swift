@@ -101,6 +101,7 @@ public struct MenshenRuntime: Sendable {
         proxyConfig.reevaluationInterval = .seconds(Int64(config.gateway.reevaluateIntervalSeconds))
         proxyConfig.ownCookies = PortalCookies.all
         proxyConfig.extraIdentityHeaders = Set(config.gateway.extraIdentityHeaders)
+        proxyConfig.maxClientConnections = config.gateway.maxConnections
         try GatewayTLS.configure(&proxyConfig, from: config.gateway)
         try GatewayTLS.configureUpstreams(&proxyConfig, from: config.gateway)
         proxyConfig.refusalPage = PolicyGate.refusalPage(portalOrigin: portal.publicOrigin)

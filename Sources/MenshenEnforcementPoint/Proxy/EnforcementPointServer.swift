@@ -84,6 +84,33 @@ final class ProxyShared: Sendable {
     /// How many re-evaluations after a change have started (``EnforcementPointServer/reevaluate(minimumAge:)``): an
     /// exchange whose decision was asked before one and that becomes long-lived after it is authorized again then.
     let changeSweeps = Atomic<Int>(0)
+    /// Client TCP connections open now (``ProxyConfiguration/maxClientConnections``).
+    private let clientConnections = Atomic<Int>(0)
+    /// When a refusal was last logged (uptime nanoseconds): at most one warning per ten seconds.
+    private let lastRefusalLog = Atomic<UInt64>(0)
+
+    /// Counts a newly accepted client connection in, or closes it at once when ``ProxyConfiguration/maxClientConnections``
+    /// are open already (returns false). An admitted connection is counted out when it closes.
+    func admit(_ channel: any Channel) -> Bool {
+        let open = clientConnections.wrappingAdd(1, ordering: .relaxed).newValue
+        guard open <= configuration.maxClientConnections else {
+            clientConnections.wrappingSubtract(1, ordering: .relaxed)
+            metrics.bump(\.connectionsRefused)
+            let now = NIODeadline.now().uptimeNanoseconds, last = lastRefusalLog.load(ordering: .relaxed)
+            if now &- last >= 10_000_000_000 || last == 0,
+               lastRefusalLog.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged {
+                logger.warning("client connection refused: the gateway's connection limit is reached",
+                               metadata: ["limit": "\(configuration.maxClientConnections)", "refused_so_far": "\(metrics.snapshot.connectionsRefused)"])
+            }
+            channel.close(promise: nil)
+            return false
+        }
+        channel.closeFuture.whenComplete { [self] _ in clientConnections.wrappingSubtract(1, ordering: .relaxed) }
+        return true
+    }
+
+    /// Client TCP connections open now.
+    var clientConnectionCount: Int { clientConnections.load(ordering: .relaxed) }
 
     init(configuration: ProxyConfiguration, gate: any AccessGate, logger: Logger) {
         self.configuration = configuration
@@ -222,6 +249,8 @@ public final class EnforcementPointServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { channel in
+                // Over the limit: closed before any handler or read.
+                guard shared.admit(channel) else { return channel.eventLoop.makeSucceededVoidFuture() }
                 @Sendable func http1(_ channel: any Channel) throws {
                     let sync = channel.pipeline.syncOperations
                     // The enforcement point's own codec (`HTTP1Codec`), and nothing between it and `ClientHandler`:
@@ -368,8 +397,11 @@ public final class EnforcementPointServer: Sendable {
     /// The bound port (useful with port 0), or nil before ``start()``.
     public var localPort: Int? { serverChannel.withLock { $0?.localAddress?.port } }
 
-    /// Number of open client connections.
+    /// Number of open client exchanges: HTTP/1 connections and HTTP/2 streams.
     public var openConnections: Int { shared.liveCount }
+
+    /// Number of open client TCP connections (what ``ProxyConfiguration/maxClientConnections`` limits).
+    public var clientConnections: Int { shared.clientConnectionCount }
 
     /// A snapshot of the counters.
     public var metrics: ProxyMetrics {

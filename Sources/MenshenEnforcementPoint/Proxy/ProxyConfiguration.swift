@@ -13,6 +13,10 @@ public struct ProxyConfiguration: Sendable {
     /// list `h2` and `http/1.1` as application protocols); clients that do not
     /// ask for `h2` get HTTP/1.1. Upstreams are always spoken to in HTTP/1.1.
     public var http2 = true
+    /// Most client connections (TCP, plain or TLS; an HTTP/2 connection counts once however many streams it
+    /// carries) open at once. A connection accepted beyond it is closed before anything is read from it and counted
+    /// (``ProxyMetrics/connectionsRefused``): idle connections cannot grow memory or use up file descriptors.
+    public var maxClientConnections: Int = 10_000
     /// Most concurrent streams per HTTP/2 connection.
     public var maxConcurrentStreams = 100
     /// Called on the event loop for each request head, with the client's

@@ -23,6 +23,8 @@ public struct ProxyMetrics: Sendable, Equatable {
     public var reevaluationClosures = 0
     /// Client connections open when the snapshot was taken.
     public var openConnections = 0
+    /// Client connections closed at once because ``ProxyConfiguration/maxClientConnections`` were open.
+    public var connectionsRefused = 0
 
     public init() {}
 }

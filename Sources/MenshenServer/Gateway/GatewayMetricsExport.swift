@@ -11,6 +11,7 @@ import Synchronization
 /// - `menshen_gateway_decided_immediately_total` (on the event loop, without a store read)
 /// - `menshen_gateway_upstream_errors_total`, `…_upstream_timeouts_total`, `…_upstream_failovers_total`
 /// - `menshen_gateway_upgrades_total`, `menshen_gateway_reevaluation_closures_total`
+/// - `menshen_gateway_connections_refused_total` (closed at once: `gateway.max_connections` were open)
 /// - `menshen_gateway_open_connections` (gauge)
 /// - `menshen_decision_events_written_total`, `menshen_decision_events_dropped_total`
 public final class GatewayMetricsExport: Sendable {
@@ -48,6 +49,7 @@ public final class GatewayMetricsExport: Sendable {
             ("menshen_gateway_upstream_failovers_total", [], p.upstreamFailovers),
             ("menshen_gateway_upgrades_total", [], p.upgrades),
             ("menshen_gateway_reevaluation_closures_total", [], p.reevaluationClosures),
+            ("menshen_gateway_connections_refused_total", [], p.connectionsRefused),
             ("menshen_decision_events_written_total", [], sample.decisionsWritten),
             ("menshen_decision_events_dropped_total", [], sample.decisionsDropped),
         ]
