@@ -85,8 +85,18 @@ public final class DeviceBinding: Sendable {
 
     /// Connection attributes (set by ``GatewayTLS``) this reads.
     public static let fingerprintAttribute = "tls.client.sha256", certificateAttribute = "tls.client.der"
-    /// Most certificates remembered; when full the memory is emptied and refills.
+    /// Most accepted certificates remembered; when full that memory is emptied and refills.
     public static let capacity = 10_000
+    /// Most refused certificates remembered, apart from the accepted ones: a client presenting a fresh self-signed
+    /// certificate on every connection fills (and empties) only this memory, never the one of real devices.
+    public static let refusalCapacity = 10_000
+    /// Refusal events: at most ``ReportBudget/burst`` at once and ``ReportBudget/perSecond`` after that, on top of the
+    /// one-per-certificate limit; the next event written says how many were not (`unreported_before`).
+    public struct ReportBudget: Sendable {
+        public var burst: Double = 100
+        public var perSecond: Double = 1
+        public init(burst: Double = 100, perSecond: Double = 1) { self.burst = burst; self.perSecond = perSecond }
+    }
     /// A refusal is re-checked at least this often (a not-yet-valid certificate becomes valid).
     static let refusalMemory: TimeInterval = 300
     /// An accepted certificate is re-read at least this often even while the generation is unchanged.
@@ -107,7 +117,16 @@ public final class DeviceBinding: Sendable {
         let validUntil: Date
     }
     private let entries = Mutex<[String: Entry]>([:])
-    private let reported = Mutex<[String: Date]>([:])
+    private let refusals = Mutex<[String: Entry]>([:])
+    /// Bumped by ``removeAll()``: a result checked under rules replaced meanwhile is not remembered.
+    private let epoch = Atomic<Int>(0)
+    private let capacities: (accepted: Int, refused: Int)
+    private let budget: ReportBudget
+    /// Refusal events: when each certificate was last reported; the budget's tokens and when they were counted; how
+    /// many refusals the budget kept from being reported since the last event.
+    private let reported = Mutex<(last: [String: Date], tokens: Double, at: Date?, unreported: Int)>(([:], 0, nil, 0))
+    /// Called between reading a certificate's records and remembering the result (tests: a rules reload there).
+    let afterCheck: (@Sendable () async -> Void)?
 
     /// - Parameters:
     ///   - caCertificate: the device CA the certificates must chain to.
@@ -119,7 +138,17 @@ public final class DeviceBinding: Sendable {
     }
 
     ///   - rules: the running device rules, shared with the posture service.
-    public init(store: any MenshenStore, caCertificate: Certificate, rules: DeviceRulesState, events: DeviceEvents?) {
+    public convenience init(store: any MenshenStore, caCertificate: Certificate, rules: DeviceRulesState, events: DeviceEvents?) {
+        self.init(store: store, caCertificate: caCertificate, rules: rules, events: events, capacities: (Self.capacity, Self.refusalCapacity),
+                  budget: ReportBudget(), afterCheck: nil)
+    }
+
+    /// With other memory sizes and refusal-event budget (tests).
+    init(store: any MenshenStore, caCertificate: Certificate, rules: DeviceRulesState, events: DeviceEvents?,
+         capacities: (accepted: Int, refused: Int), budget: ReportBudget, afterCheck: (@Sendable () async -> Void)?) {
+        self.capacities = (max(1, capacities.accepted), max(1, capacities.refused))
+        self.budget = budget
+        self.afterCheck = afterCheck
         self.store = store
         self.verifier = DeviceCertificateVerifier(caCertificate: caCertificate)
         self.rules = rules
@@ -132,13 +161,28 @@ public final class DeviceBinding: Sendable {
     public func remembered(_ request: GateRequest, now: Date) -> Resolution? {
         guard let fingerprint = request.connectionAttributes[Self.fingerprintAttribute] else { return .absent }
         guard let current = generation?.committedAccessGeneration() else { return nil }
-        return entries.withLock { e in
+        if let known = Self.look(fingerprint, in: entries, generation: current, now: now) { return known }
+        return Self.look(fingerprint, in: refusals, generation: current, now: now)
+    }
+
+    private static func look(_ fingerprint: String, in memory: borrowing Mutex<[String: Entry]>, generation: Int64, now: Date) -> Resolution? {
+        memory.withLock { e in
             guard let entry = e[fingerprint] else { return nil }
-            guard entry.generation == current, now < entry.validUntil else {
+            guard entry.generation == generation, now < entry.validUntil else {
                 e[fingerprint] = nil
                 return nil
             }
             return entry.resolution
+        }
+    }
+
+    /// Remembers a result unless ``removeAll()`` ran since `epochBefore` (checked under the lock: it bumps the epoch
+    /// before it empties the memories).
+    private func remember(_ entry: Entry, for fingerprint: String, in memory: borrowing Mutex<[String: Entry]>, capacity: Int, epochBefore: Int) {
+        memory.withLock { e in
+            guard epoch.load(ordering: .sequentiallyConsistent) == epochBefore else { return }
+            if e.count >= capacity, e[fingerprint] == nil { e.removeAll(keepingCapacity: true) }
+            e[fingerprint] = entry
         }
     }
 
@@ -147,22 +191,26 @@ public final class DeviceBinding: Sendable {
     public func resolve(_ request: GateRequest, now: Date) async throws -> Resolution {
         if let known = remembered(request, now: now) { return known }
         guard let fingerprint = request.connectionAttributes[Self.fingerprintAttribute] else { return .absent }
-        // Read the generation before the store, so a change made meanwhile voids what is remembered.
+        // Read the generation before the store, so a change made meanwhile voids what is remembered; and the epoch,
+        // so a result checked under compliance rules that were replaced meanwhile (``removeAll()``) is not kept.
         let before = generation?.committedAccessGeneration()
+        let epochBefore = epoch.load(ordering: .sequentiallyConsistent)
         let (resolution, detail, certificate) = try await check(request.connectionAttributes[Self.certificateAttribute], now: now)
+        await afterCheck?()
         if let before {
-            let until: Date = switch resolution {
-            case .device(let facts): min(facts.certificateNotAfter, now.addingTimeInterval(Self.acceptanceMemory))
-            default: now.addingTimeInterval(Self.refusalMemory)
-            }
-            entries.withLock { e in
-                if e.count >= Self.capacity, e[fingerprint] == nil { e.removeAll(keepingCapacity: true) }
-                e[fingerprint] = Entry(resolution: resolution, generation: before, validUntil: until)
+            switch resolution {
+            case .device(let facts):
+                let until = min(facts.certificateNotAfter, now.addingTimeInterval(Self.acceptanceMemory))
+                remember(Entry(resolution: resolution, generation: before, validUntil: until), for: fingerprint, in: entries,
+                         capacity: capacities.accepted, epochBefore: epochBefore)
+            default:
+                remember(Entry(resolution: resolution, generation: before, validUntil: now.addingTimeInterval(Self.refusalMemory)),
+                         for: fingerprint, in: refusals, capacity: capacities.refused, epochBefore: epochBefore)
             }
         }
-        if case .refused(let code) = resolution, let events, shouldReport(fingerprint, now: now) {
+        if case .refused(let code) = resolution, let events, let unreportedBefore = shouldReport(fingerprint, now: now) {
             try await events.certificateRefused(code: code, detail: detail, certificate: certificate, fingerprint: fingerprint,
-                                                source: request.clientAddress, requestID: request.requestID)
+                                                source: request.clientAddress, requestID: request.requestID, unreportedBefore: unreportedBefore)
         }
         return resolution
     }
@@ -196,15 +244,31 @@ public final class DeviceBinding: Sendable {
         }
     }
 
-    private func shouldReport(_ fingerprint: String, now: Date) -> Bool {
+    /// Whether to write an event for this refusal: nil when the certificate was reported less than ``eventInterval`` ago
+    /// (not counted: it was reported) or when the budget is spent (counted as unreported); otherwise how many refusals
+    /// the budget kept from being reported since the last event.
+    private func shouldReport(_ fingerprint: String, now: Date) -> Int? {
         reported.withLock { r in
-            if let last = r[fingerprint], now.timeIntervalSince(last) < Self.eventInterval, now >= last { return false }
-            if r.count >= Self.capacity { r.removeAll(keepingCapacity: true) }
-            r[fingerprint] = now
-            return true
+            if let last = r.last[fingerprint], now.timeIntervalSince(last) < Self.eventInterval, now >= last { return nil }
+            let elapsed = r.at.map { max(0, now.timeIntervalSince($0)) } ?? .infinity
+            r.tokens = min(budget.burst, r.tokens + elapsed * budget.perSecond)
+            r.at = now
+            guard r.tokens >= 1 else {
+                r.unreported += 1
+                return nil
+            }
+            r.tokens -= 1
+            if r.last.count >= capacities.refused { r.last.removeAll(keepingCapacity: true) }
+            r.last[fingerprint] = now
+            defer { r.unreported = 0 }
+            return r.unreported
         }
     }
 
-    /// Forgets every remembered certificate.
-    public func removeAll() { entries.withLock { $0.removeAll(keepingCapacity: true) } }
+    /// Forgets every remembered certificate, and every result being checked now (device rules were replaced).
+    public func removeAll() {
+        epoch.add(1, ordering: .sequentiallyConsistent)
+        entries.withLock { $0.removeAll(keepingCapacity: true) }
+        refusals.withLock { $0.removeAll(keepingCapacity: true) }
+    }
 }

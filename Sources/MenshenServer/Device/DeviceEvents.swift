@@ -51,8 +51,9 @@ public struct DeviceEvents: Sendable {
     static let suspicious: Set<String> = ["other_ca", "bad_signature", "revoked", "unknown_certificate", "unknown_device", "malformed"]
 
     /// A presented device certificate the gateway refused.
+    /// - Parameter unreportedBefore: refusals before this one that the rate limit kept from being reported one by one.
     public func certificateRefused(code: String, detail: String, certificate: Certificate?, fingerprint: String,
-                                   source: String?, requestID: String) async throws {
+                                   source: String?, requestID: String, unreportedBefore: Int = 0) async throws {
         let severity = Self.suspicious.contains(code) ? 3 : 2
         var event = base(classUID: 3002, categoryUID: 3, activity: 1, severity: severity)
         let deviceID = certificate.flatMap(Self.deviceName)
@@ -61,6 +62,7 @@ public struct DeviceEvents: Sendable {
         event["status_id"] = 2
         event["status"] = "Failure"
         event["status_detail"] = String("device certificate refused: \(code): \(detail)".prefix(1024))
+            + (unreportedBefore > 0 ? " (\(unreportedBefore) refusals before this one were not reported one by one: rate limit)" : "")
         event["auth_protocol_id"] = 99
         event["auth_protocol"] = "TLS client certificate"
         event["is_mfa"] = false
@@ -79,6 +81,7 @@ public struct DeviceEvents: Sendable {
         }
         var unmapped: [String: Any] = ["refusal": code, "request_id": requestID, "fingerprint": fingerprint]
         if let deviceID { unmapped["device_id"] = deviceID }
+        if unreportedBefore > 0 { unmapped["unreported_before"] = unreportedBefore }
         event["unmapped"] = ["device_certificate": unmapped]
         event["message"] = "device certificate refused (\(code))"
         try await append(event, classUID: 3002, severity: severity)
