@@ -161,6 +161,16 @@ routes:
     require:
       min_loa: 1
       groups: [staff]
+  - id: statements
+    name: Statements (read-only)
+    host: localhost
+    path_prefix: /ro
+    upstreams: ["http://127.0.0.1:{self.upstream}"]
+    classification: internal
+    require:
+      min_loa: 1
+      groups: [staff]
+      read_only: true
 """)
         (self.tmp / "extra.cedar").write_text(
             '// Changes to the reports need more than a password.\n'
@@ -327,6 +337,18 @@ def test_forbid_rule_from_routes_file_denies_writes_at_loa_1(stack):
     r = stack.front_get("/app/reports", token, {"Content-Type": "application/x-www-form-urlencoded"},
                         method="POST", body=b"title=x")
     assert r.status == 403, r
+
+
+def test_a_websocket_on_a_read_only_route_is_refused_through_nginx(stack):
+    # nginx drops `Upgrade` and `Connection` from the auth sub-request (hop-by-hop); the handshake's
+    # Sec-WebSocket-* fields reach Menshen, which refuses a WebSocket on a read_only route as its own proxy does.
+    token = stack.sign_in("alice").cookies[SESSION]
+    assert stack.front_get("/ro/statements", token).status == 200
+    handshake = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                 "Sec-WebSocket-Version": "13"}
+    r = stack.front_get("/ro/live", token, handshake)
+    assert r.status == 403, r
+    assert "user=" not in r.body
 
 
 def test_sign_out_ends_access_on_the_very_next_request(stack):

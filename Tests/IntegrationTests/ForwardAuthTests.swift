@@ -82,6 +82,19 @@ struct ForwardAuthTests {
         let envoyRead = await Self.call(w, "/.menshen/auth/envoy/reports/q3", host: "apps.bank.example",
                                         headers: [("Cookie", "__Host-menshen-session=\(token)")])
         #expect(PolicyGateTests.status(envoyRead) == 200)
+
+        // A WebSocket handshake on the read_only route: `Upgrade` is hop-by-hop and does not reach the call, the
+        // handshake's Sec-WebSocket-* fields do — refused like a WebSocket through the reverse proxy.
+        let cookie = ("Cookie", "__Host-menshen-session=\(token)")
+        let key = ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), version = ("Sec-WebSocket-Version", "13")
+        let envoySocket = await Self.call(w, "/.menshen/auth/envoy/reports/live", host: "apps.bank.example", headers: [cookie, key, version])
+        #expect(PolicyGateTests.status(envoySocket) == 403, "a WebSocket on a read_only route through Envoy")
+        let reports = traefik.map { $0.0 == "X-Forwarded-Uri" ? ($0.0, "/reports/live") : $0 }
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/traefik", headers: reports + [cookie, version])) == 403)
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/traefik", headers: reports + [cookie, ("Upgrade", "websocket")])) == 403)
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/traefik", headers: reports + [cookie])) == 200)
+        // Elsewhere a WebSocket is decided like any GET.
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/traefik", headers: traefik + [cookie, key, version])) == 200)
     }
 
     @Test("only trusted callers are believed; incomplete descriptions get 400; every call is recorded")

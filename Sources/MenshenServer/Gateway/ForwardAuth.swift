@@ -89,8 +89,20 @@ enum ForwardAuth {
             return .failure(Refusal(why: "X-Forwarded-For must end with the client's address (one IP address, no port): the proxy sets it"))
         }
         let original = GateRequest(method: method, path: normalized.path, rawTarget: target, query: normalized.query, host: host,
-                                   scheme: scheme, clientAddress: client, headers: headers, requestID: r.requestID)
+                                   scheme: scheme, clientAddress: client, headers: headers, requestID: r.requestID,
+                                   upgrade: Self.upgrade(in: r))
         return .success((caller, original))
+    }
+
+    /// The protocol the original request asks to switch to, as far as the call shows it. `Upgrade` is hop-by-hop, so
+    /// nginx, Traefik and Envoy drop it from the authorization call; a WebSocket handshake's `Sec-WebSocket-Key` and
+    /// `Sec-WebSocket-Version` are end-to-end and arrive (Envoy: when listed in `allowed_headers`). Either counts as
+    /// a WebSocket, so a `read_only` route refuses it as the reverse proxy does — a WebSocket carries writes both ways.
+    static func upgrade(in r: GateRequest) -> String? {
+        if let u = r.headerValues("upgrade").first?.trimmingCharacters(in: .whitespaces), !u.isEmpty {
+            return String(u.lowercased().prefix(64))
+        }
+        return r.headerValues("sec-websocket-key").isEmpty && r.headerValues("sec-websocket-version").isEmpty ? nil : "websocket"
     }
 
     /// `host[:port]`: a DNS name or IPv4 address, or a bracketed IPv6 address, and an optional port.
