@@ -66,7 +66,7 @@ public struct PolicyDecisionPoint: Sendable {
                 for part in a.value.split(separator: ",", omittingEmptySubsequences: false) {
                     switch Obligation(parsing: part.trimmingCharacters(in: .whitespaces)) {
                     case nil:
-                        out.append((a.location ?? p.location, "policy \(displayID(p)): unknown obligation '\(part)' (use read_only or step_up:loa=N;max_age=SECONDS)"))
+                        out.append((a.location ?? p.location, "policy \(displayID(p)): unknown obligation '\(part)' (use read_only or step_up:loa=N;max_age=SECONDS, N 1–4, SECONDS 0–86400)"))
                     case .stepUp(nil, nil):
                         // Nothing to prove: it would never prompt.
                         out.append((a.location ?? p.location, "policy \(displayID(p)): step_up needs loa=N, max_age=SECONDS or both (step_up:loa=3;max_age=900)"))
@@ -195,18 +195,26 @@ public struct PolicyDecisionPoint: Sendable {
         for level in levels {
             let effective = max(request.session.levelOfAssurance, level)
             guard let allowed = hypotheticalAllow(request, loa: effective) else { continue }
-            let ages = offered.filter { ($0.loa ?? 0) <= level }.compactMap(\.maxAge)
-            return StepUp(loa: level == 0 ? nil : level, maxAge: ages.min(), policies: allowed.map(Self.displayID),
+            var maxAge = offered.filter { ($0.loa ?? 0) <= level }.compactMap(\.maxAge).min()
+            // A fresh factor is what makes the difference (the policy's condition on the factor's age is stricter than
+            // any max_age offered, or none was offered): ask for one younger than the session's, or the step-up page
+            // would find the stated requirement met, send the user back, and be asked again.
+            if hypotheticalAllow(request, loa: effective, factorAge: request.session.factorAgeSeconds) == nil,
+               (maxAge ?? Int.max) >= request.session.factorAgeSeconds {
+                maxAge = 0
+            }
+            return StepUp(loa: level == 0 ? nil : level, maxAge: maxAge, policies: allowed.map(Self.displayID),
                           alerts: allowed.compactMap { $0.annotations["alert"].flatMap(AlertSeverity.init(rawValue:)) })
         }
         return nil
     }
 
-    /// The determining policies if the request were allowed with `loa` and a factor proven just now; nil if it would not be.
-    func hypotheticalAllow(_ request: AccessRequest, loa: Int) -> [Policy]? {
+    /// The determining policies if the request were allowed with `loa` and a factor proven `factorAge` seconds ago
+    /// (default: just now); nil if it would not be.
+    func hypotheticalAllow(_ request: AccessRequest, loa: Int, factorAge: Int = 0) -> [Policy]? {
         var proven = request
         proven.session.levelOfAssurance = loa
-        proven.session.factorAgeSeconds = 0
+        proven.session.factorAgeSeconds = factorAge
         guard let hypothetical = CedarInput(proven, actions: actionEntities, cache: entityCache) else { return nil }
         let r = Authorizer.isAuthorized(hypothetical.request, index: index, entities: hypothetical.entities)
         guard r.decision == .allow, !r.errors.contains(where: { policies.policy(id: $0.policyID)?.effect == .forbid }) else { return nil }
@@ -231,6 +239,9 @@ public struct PolicyDecisionPoint: Sendable {
 }
 
 extension Obligation {
+    /// The longest `max_age` a step-up may name: the portal's step-up page accepts 0…86,400 s (a day).
+    public static let maxStepUpAgeSeconds = 86_400
+
     /// Parses one obligation; nil for anything unknown (refused at load time by ``PolicyDecisionPoint/unknownObligations(in:)``).
     public init?(parsing text: String) {
         if text == "read_only" { self = .readOnly; return }
@@ -241,7 +252,7 @@ extension Obligation {
             guard kv.count == 2, let n = Int(kv[1]), n >= 0 else { return nil }
             switch kv[0] {
             case "loa" where (1...4).contains(n): loa = n
-            case "max_age": age = n
+            case "max_age" where n <= Obligation.maxStepUpAgeSeconds: age = n
             default: return nil
             }
         }

@@ -7,6 +7,7 @@ import MenshenPolicyEngine
 import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenVisibility
 import Testing
 
 /// The enforcement point's gate, in process: session cookie → policy
@@ -131,6 +132,25 @@ struct PolicyGateTests {
         w.clock.advance(by: 61)
         #expect(Self.location(await w.ask("/edit", method: "POST", token: strong))?.contains("/stepup?loa=3&max_age=60") == true,
                 "after 60 s the factor is stale again")
+    }
+
+    @Test("a step-up the session already meets is refused, not redirected (the step-up page would send it straight back): a playbook's requirement dated ahead of this node's clock")
+    func stepUpAlreadyMet() async throws {
+        let w = try await World()
+        let now = w.clock.now()
+        // require_step_up from another node whose clock runs 30 s ahead: in force, starting "in the future".
+        let requirement = RiskScore.Contribution(source: "playbook:stolen-session", reason: "require_step_up", points: 0,
+                                                 time: now.addingTimeInterval(30), until: now.addingTimeInterval(3600))
+        try await w.store.saveRiskScore(RiskScoreRecord(userID: "amy", contributions: try RiskScore.encode([requirement]), updatedAt: now))
+        let fresh = try await w.session(loa: 1)   // authenticated just now: nothing a step-up could prove
+        let v = await w.ask("/page", token: fresh)
+        #expect(Self.status(v) == 403, "\(Self.describe(v))")
+        #expect(Self.location(v) == nil)
+        let event = try await Self.decisionEvents(w).last { $0["class_uid"] as? Int == 6001 }
+        #expect((event?["status_detail"] as? String)?.contains("step_up_unsatisfiable") == true, "\(event ?? [:])")
+        // Once the requirement's start has passed, a session older than it is sent to step up as usual.
+        w.clock.advance(by: 600)
+        #expect(Self.location(await w.ask("/page", token: fresh))?.contains("/stepup?") == true)
     }
 
     @Test("read_only obligation: safe methods pass, others get 403")

@@ -261,7 +261,38 @@ struct PolicyDecisionPointTests {
         #expect(pdp.decide(Self.request(loa: 1, app: "other", classification: "internal")).effect == .deny)
     }
 
+    @Test("when only a fresh factor would allow, the step-up asks for one younger than the session's (max_age 0 if none offered is short enough): no loop through a step-up page that finds the requirement met")
+    func freshnessStepUp() throws {
+        let text = """
+            @id("teller-fresh")
+            @obligation("step_up:loa=3")
+            permit (principal, action, resource == Application::"teller")
+            when { context.session.loa >= 3 && context.session.factor_age_seconds <= 900 };
+
+            @id("vault-fresher-than-said")
+            @obligation("step_up:loa=3;max_age=900")
+            permit (principal, action, resource == Application::"vault")
+            when { context.session.loa >= 3 && context.session.factor_age_seconds <= 300 };
+
+            @id("ledger-as-said")
+            @obligation("step_up:loa=3;max_age=900")
+            permit (principal, action, resource == Application::"ledger")
+            when { context.session.loa >= 3 && context.session.factor_age_seconds <= 900 };
+            """
+        let pdp = try PolicyDecisionPoint(documents: [("fresh.cedar", text)])
+        // LoA 3 proven 20 minutes ago: the LoA is met, the freshness is not, and no max_age was offered.
+        #expect(pdp.decide(Self.request(loa: 3, factorAge: 1200, app: "teller")).obligations == [.stepUp(minimumLoA: 3, maxAgeSeconds: 0)])
+        // Offered 900 s, the condition says 300 s, the factor is 600 s old: 900 is already met, so 0 is asked.
+        #expect(pdp.decide(Self.request(loa: 3, factorAge: 600, app: "vault")).obligations == [.stepUp(minimumLoA: 3, maxAgeSeconds: 0)])
+        // Offered and condition agree: what the policy says is asked.
+        #expect(pdp.decide(Self.request(loa: 3, factorAge: 1200, app: "ledger")).obligations == [.stepUp(minimumLoA: 3, maxAgeSeconds: 900)])
+        // A weaker session: proving LoA 3 gives a fresh factor anyway; nothing more is asked than the annotation says.
+        #expect(pdp.decide(Self.request(loa: 1, factorAge: 10, app: "teller")).obligations == [.stepUp(minimumLoA: 3, maxAgeSeconds: nil)])
+    }
+
     @Test("unknown obligations and alert levels are refused at load time", arguments: [
+        // The portal's step-up page takes max_age up to a day: a longer one could never be completed.
+        #"@obligation("step_up:loa=3;max_age=100000") permit (principal, action, resource);"#,
         #"@obligation("step_up:loa=7") permit (principal, action, resource);"#,
         // A step-up that names nothing never prompts; read_only on a forbid does nothing.
         #"@obligation("step_up") permit (principal, action, resource);"#,

@@ -294,6 +294,14 @@ public struct PolicyGate: AccessGate {
                 if let l { loa = max(loa, l) }
                 if let a { maxAge = min(maxAge ?? a, a) }
             }
+            // A requirement the session already meets cannot be proven again: the step-up page would send the user
+            // straight back and be asked again, for ever. Refused instead (a policy whose condition no step-up meets,
+            // a playbook's requirement dated ahead of this node's clock).
+            if loa <= session.record.levelOfAssurance, maxAge.map({ access.session.factorAgeSeconds <= $0 }) ?? true {
+                trail.outcome = .deny
+                trail.detail = "step_up_unsatisfiable"
+                return GatewayPages.deny(request, reason: .notPermitted, portalOrigin: portalOrigin)
+            }
             trail.outcome = .stepUp
             return GatewayPages.stepUp(request, loa: loa, maxAge: maxAge, returnURL: t.original, portalOrigin: portalOrigin)
         case .deny:
