@@ -147,8 +147,16 @@ public struct GatewayLoader: Sendable {
     /// How long a changed routes file must stay the same before it is loaded.
     public static let settleTime: Duration = .milliseconds(200)
 
+    /// Called between building a snapshot and swapping it in (tests: another reload in between).
+    let beforeReplace: (@Sendable () async -> Void)?
+
     public init(store: any MenshenStore, routesFile: String?, clock: any WallClock) {
+        self.init(store: store, routesFile: routesFile, clock: clock, beforeReplace: nil)
+    }
+
+    init(store: any MenshenStore, routesFile: String?, clock: any WallClock, beforeReplace: (@Sendable () async -> Void)?) {
         self.store = store; self.routesFile = routesFile?.isEmpty == true ? nil : routesFile; self.clock = clock
+        self.beforeReplace = beforeReplace
     }
 
     struct Sources {
@@ -211,24 +219,37 @@ public struct GatewayLoader: Sendable {
 
     /// Rebuilds when the sources changed since `state`'s snapshot; a refused
     /// source leaves `state` as it was.
+    ///
+    /// Two reloads may run at once (the reload poll and a store notification). The one that swaps second loses
+    /// (the swap is a compare-and-set on the generation) and looks again at once: otherwise a poll that read the
+    /// sources before a policy change, and swapped after the notified reload read them, would leave the older
+    /// sources running and the notification spent, until the next poll. A reload that finds the running snapshot
+    /// already built from what it read returns `.unchanged`, so an older read never replaces a newer snapshot.
     public func reloadIfChanged(_ state: GatewayState) async -> Outcome {
-        let current = state.snapshot
-        do {
-            let sources = try await readSources()
-            guard sources.fingerprint != current.fingerprint else { return .unchanged }
-            // A file caught half-written may still parse (a policy file cut before its forbids):
-            // only a change that reads the same twice, a moment apart, is taken.
-            if routesFile != nil {
-                try await Task.sleep(for: Self.settleTime)
-                guard try await readSources().fingerprint == sources.fingerprint else { return .unchanged }
+        for _ in 0..<Self.maxAttempts {
+            let current = state.snapshot
+            do {
+                let sources = try await readSources()
+                guard sources.fingerprint != current.fingerprint else { return .unchanged }
+                // A file caught half-written may still parse (a policy file cut before its forbids):
+                // only a change that reads the same twice, a moment apart, is taken.
+                if routesFile != nil {
+                    try await Task.sleep(for: Self.settleTime)
+                    guard try await readSources().fingerprint == sources.fingerprint else { return .unchanged }
+                }
+                let next = try build(sources, generation: current.generation + 1)
+                await beforeReplace?()
+                if state.replace(next, ifStill: current.generation) { return .reloaded(generation: next.generation) }
+                // Another reload swapped meanwhile: compare again with what it installed.
+            } catch {
+                return .refused("\(error)")
             }
-            let next = try build(sources, generation: current.generation + 1)
-            guard state.replace(next, ifStill: current.generation) else { return .unchanged }   // another reload won; the next check compares again
-            return .reloaded(generation: next.generation)
-        } catch {
-            return .refused("\(error)")
         }
+        return .unchanged   // lost every race: reloads keep coming; the next check compares again
     }
+
+    /// Reloads in a row that may lose the swap to another before one gives up.
+    static let maxAttempts = 5
 }
 
 public struct GatewayLoadError: Error, CustomStringConvertible {
