@@ -22,6 +22,8 @@ final class ClosedFlag: Sendable {
 public final class PostgresStore: MenshenStore {
     public let url: PostgresURL
     private let client: PostgresClient
+    /// For the LISTEN connection, which is not taken from the pool (``changes()``).
+    private let listenConfiguration: PostgresConnection.Configuration
     private let runTask: Task<Void, Never>
     private let logger: Logger
     private let closed = ClosedFlag()
@@ -70,6 +72,7 @@ public final class PostgresStore: MenshenStore {
             try? await connection.close()
             throw Self.map(error, url: url)
         }
+        self.listenConfiguration = connConfig
         var config = PostgresClient.Configuration(host: url.host, port: url.port, username: url.username,
                                                   password: url.password, database: url.database, tls: clientTLS)
         config.options.maximumConnections = max(1, poolSize)
@@ -186,32 +189,66 @@ public final class PostgresStore: MenshenStore {
         return g
     }
 
-    /// LISTEN on `menshen_changes` over one pooled connection, held while the
-    /// stream is consumed; the triggers of migration 4 NOTIFY at commit, so a
-    /// change made on any node arrives here. The counters are also read every
-    /// ``changeBackstopInterval`` in case the LISTEN connection died silently. On (re)connecting both kinds are
-    /// reported, since changes may have been missed meanwhile; a lost
-    /// connection is retried every second until the store closes.
+    /// LISTEN on `menshen_changes` over a connection of its own (not the pool's: held for as long as the
+    /// stream is consumed, it would take a pooled connection away for good, and with `pool_size: 1` every other
+    /// store call would wait forever); the triggers of migration 4 NOTIFY at commit, so a change made on any node
+    /// arrives here.
+    ///
+    /// A LISTEN connection can die without an error reaching it (a failover, a NAT or firewall dropping the flow):
+    /// it would wait for notifications forever while this node missed every change. So the connection is asked a
+    /// `SELECT 1` every ``listenHeartbeat``; an answer that takes longer than ``listenHeartbeatTimeout`` closes it
+    /// and a new one is made. On (re)connecting both kinds are reported, since changes may have been missed
+    /// meanwhile; the first retry after a loss is at once, later ones every second, until the store closes. The
+    /// counters are also read every ``changeBackstopInterval``.
     public func changes() -> AsyncStream<StoreChange> {
         let (stream, continuation) = AsyncStream.makeStream(of: StoreChange.self, bufferingPolicy: .unbounded)   // a burst of one kind must not push out another
-        let client = self.client, logger = self.logger, closed = self.closed
+        let configuration = self.listenConfiguration, logger = self.logger, closed = self.closed
         let task = Task {
+            var failures = 0
             while !Task.isCancelled && !closed.isSet {
+                let listening = ClosedFlag()   // set once LISTEN is in place on this connection
                 do {
-                    try await client.withConnection { connection in
-                        try await connection.listen(on: "menshen_changes") { notifications in
-                            continuation.yield(.access)
-                            continuation.yield(.configuration)
-                            for try await n in notifications {
-                                if let change = StoreChange(rawValue: n.payload) { continuation.yield(change) }
+                    let connection = try await PostgresConnection.connect(configuration: configuration, id: 2, logger: logger)
+                    do {
+                        // Cancelled (the feed's consumer went away): the connection is closed, which ends the LISTEN.
+                        try await withTaskCancellationHandler { try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask {
+                                try await connection.listen(on: "menshen_changes") { notifications in
+                                    listening.set()
+                                    continuation.yield(.access)
+                                    continuation.yield(.configuration)
+                                    for try await n in notifications {
+                                        if let change = StoreChange(rawValue: n.payload) { continuation.yield(change) }
+                                    }
+                                }
+                                throw StoreError(.unavailable, "the LISTEN connection ended")
                             }
+                            group.addTask {
+                                while true {
+                                    try await Task.sleep(for: Self.listenHeartbeat)
+                                    if closed.isSet { throw CancellationError() }
+                                    guard await Self.answers(connection, within: Self.listenHeartbeatTimeout, logger: logger) else {
+                                        throw StoreError(.unavailable, "the LISTEN connection did not answer within \(Self.listenHeartbeatTimeout)")
+                                    }
+                                }
+                            }
+                            try await group.next()
+                        } } onCancel: {
+                            connection.close().whenComplete { _ in }
                         }
+                    } catch {
+                        // Closed before it is let go (postgres-nio asserts that); a local close, quick on a dead network too.
+                        try? await connection.close()
+                        throw error
                     }
                 } catch {
                     if Task.isCancelled || closed.isSet { break }
-                    logger.warning("LISTEN menshen_changes lost; retrying in 1 s", metadata: ["error": "\(String(reflecting: error))"])
+                    // A connection that was listening is retried at once; one that never got there, after a second.
+                    failures = listening.isSet ? 1 : failures + 1
+                    logger.warning("LISTEN menshen_changes lost; reconnecting", metadata: [
+                        "error": "\(String(reflecting: error))", "retry_in_seconds": "\(failures > 1 ? 1 : 0)"])
                 }
-                try? await Task.sleep(for: .seconds(1))
+                if failures > 1 { try? await Task.sleep(for: .seconds(1)) }
             }
             continuation.finish()
         }
@@ -233,6 +270,31 @@ public final class PostgresStore: MenshenStore {
 
     /// How often the change counters are read besides LISTEN.
     public static let changeBackstopInterval: Duration = .seconds(5)
+    /// How often the LISTEN connection is asked whether it is alive, and how long its answer may take.
+    public static let listenHeartbeat: Duration = .seconds(1)
+    public static let listenHeartbeatTimeout: Duration = .seconds(2)
+
+    /// Whether `connection` answers `SELECT 1` within `timeout`; if not, it is closed (which ends the query waiting on it).
+    static func answers(_ connection: PostgresConnection, within timeout: Duration, logger: Logger) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                do {
+                    for try await _ in try await connection.query("SELECT 1", logger: logger) {}
+                    return true
+                } catch {
+                    return false
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let answered = await group.next() ?? false
+            if !answered { connection.close().whenComplete { _ in } }
+            group.cancelAll()
+            return answered
+        }
+    }
 
     public func close() async throws {
         closed.set()
