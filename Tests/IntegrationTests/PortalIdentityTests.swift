@@ -161,6 +161,37 @@ struct PortalIdentityTests {
         }
     }
 
+    @Test("signed in, and sent to sign-in again by an application on another host name: a page says why instead of redirecting back (its gateway never receives the session cookie, so the round trip would loop)")
+    func otherHostNoLoop() async throws {
+        let (demo, dir, data) = try await Self.demoWithUser()
+        defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
+        let v = Visitor(demo.portalURL)
+        #expect(try await v.post("/signin", [("user", "pat"), ("password", Self.password)]).status == 303)
+        // An application on another host name, saved by an independent writer: the return URLs follow the gateway's routes.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+                       (data as NSString).appendingPathComponent("menshen.sqlite"),
+                       #"INSERT INTO applications VALUES ('wiki', 'Wiki', 'wiki.example.test', '/', '["http://127.0.0.1:9"]', 'internal', NULL, 0)"#]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let target = "https://wiki.example.test/page?x=1"
+        let query = "/signin?return=" + (target.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+        var r = try await v.get(query)
+        let deadline = Date().addingTimeInterval(20)
+        // Until the gateway has reloaded, the URL is not a known application's and the portal's home is used instead.
+        while r.status == 303 && r.header("location") == ["/"] && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            r = try await v.get(query)
+        }
+        #expect(r.status == 200, "\(r.status) \(r.header("location"))")
+        #expect(r.body.contains("wiki.example.test") && r.body.contains("另一個主機名稱"), "\(r.body.prefix(600))")
+        // The portal's own pages are still returned to at once.
+        let own = try await v.get("/signin?return=%2Faccount")
+        #expect(own.status == 303 && own.header("location") == ["/account"])
+    }
+
     @Test("bad input: missing CSRF, foreign Origin, malformed or oversized bodies give a clear 400/413, change nothing, and are recorded")
     func badInput() async throws {
         let (demo, dir, data) = try await Self.demoWithUser()

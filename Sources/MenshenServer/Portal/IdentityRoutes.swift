@@ -166,8 +166,31 @@ public struct IdentityPortal: Sendable {
 
     func signInPage(_ request: Request, _ context: PortalContext) async throws -> Response {
         let ret = try await safeReturn(request.uri.queryParameters.get("return"))
-        if try await currentSession(request) != nil { return redirect(ret) }
+        if try await currentSession(request) != nil {
+            // Signed in, and sent here again from an application on another host name: its gateway never receives the
+            // session cookie (a `__Host-` cookie goes only to this host), so redirecting back would loop for ever.
+            if let host = Self.hostOutOfCookieReach(ret, publicOrigin: publicOrigin) { return renderOtherHost(request, host: host) }
+            return redirect(ret)
+        }
         return renderSignIn(request, message: nil, status: .ok, ret: ret)
+    }
+
+    /// The host of an absolute return URL that is not the portal's host name (ports do not matter to cookies), or nil.
+    static func hostOutOfCookieReach(_ ret: String, publicOrigin: String) -> String? {
+        guard !ret.hasPrefix("/"), let host = URLComponents(string: ret)?.host?.lowercased(),
+              let portal = URLComponents(string: publicOrigin)?.host?.lowercased(), host != portal else { return nil }
+        return host
+    }
+
+    func renderOtherHost(_ request: Request, host: String) -> Response {
+        let t = IdentityText(lang(request))
+        let body = """
+            <h1>\(t.otherHostTitle)</h1>
+            <p>\(t.otherHostIntro) <code>\(HTMLPage.escape(host))</code></p>
+            <p>\(t.otherHostAdvice)</p>
+            <p><a href="/\(q(request))">\(t.goToPortal)</a></p>
+            """
+        return page(request, title: t.otherHostTitle, body: body, status: .ok, switchPath: "/signin")
     }
 
     func renderSignIn(_ request: Request, message: String?, status: HTTPResponse.Status, ret: String, setCookies: [String] = []) -> Response {

@@ -11,6 +11,7 @@ struct IdentityText {
     let passwordProblemName, enrolStart, passkeyAdded, signInAgain, changesNeedFreshFactor, lastUsed, never, cloneWarning: String
     let activeRoles, privilegedMode, startPrivileged, endPrivileged: String
     let signInWith, orFederated, idpUnavailable, federationFailed: String
+    let otherHostTitle, otherHostIntro, otherHostAdvice, goToPortal: String
 
     init(_ lang: UILanguage) {
         switch lang {
@@ -40,6 +41,9 @@ struct IdentityText {
             startPrivileged = "切換至特權作業（需再次驗證）"; endPrivileged = "結束特權作業"
             signInWith = "使用"; orFederated = "或以所屬機構的帳號登入："
             idpUnavailable = "目前無法連線至該身分提供者，請稍後再試。"; federationFailed = "外部身分提供者的登入未通過驗證，請重新登入。"
+            otherHostTitle = "已登入，但無法前往該應用系統"; otherHostIntro = "您已登入。您要前往的應用系統位於另一個主機名稱："
+            otherHostAdvice = "登入工作階段只會送往本入口網站的主機名稱，因此該應用系統看不到您的登入狀態。請聯絡系統管理員，將應用系統設定於本入口網站的主機名稱之下。"
+            goToPortal = "前往入口網站首頁"
         case .en:
             signInTitle = "Sign in"; userName = "User name"; password = "Password"; signIn = "Sign in"; orPasskey = "Or use a passkey (no user name needed)"
             passkeySignIn = "Sign in with a passkey"; working = "Follow your browser's or security key's prompt…"
@@ -74,6 +78,9 @@ struct IdentityText {
             signInWith = "Sign in with"; orFederated = "Or sign in with your organisation's account:"
             idpUnavailable = "That identity provider cannot be reached right now. Please try again later."
             federationFailed = "The sign-in through the external identity provider could not be verified. Please sign in again."
+            otherHostTitle = "Signed in, but that application is out of reach"; otherHostIntro = "You are signed in. The application you were going to is on another host name:"
+            otherHostAdvice = "The sign-in session is sent only to this portal's host name, so that application cannot see that you are signed in. Ask your administrator to put the application under this portal's host name."
+            goToPortal = "Go to the portal's home page"
         }
     }
 }
