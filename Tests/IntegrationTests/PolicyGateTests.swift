@@ -104,6 +104,11 @@ struct PolicyGateTests {
         guard case .respond(401, let headers, let body) = api else { Issue.record("expected 401"); return }
         #expect(headers.contains { $0 == ("Content-Type", "application/problem+json") })
         #expect(String(decoding: body, as: UTF8.self).contains(#""request_id":"req-1""#))
+        // A script's call gets problem+json even when its Accept names HTML (a redirect to the portal, another origin,
+        // ends in a CORS failure); a browser's navigation is redirected whatever its Accept says.
+        #expect(Self.status(await w.ask("/page", extraHeaders: [("Sec-Fetch-Mode", "cors")])) == 401)
+        #expect(Self.status(await w.ask("/page", extraHeaders: [("X-Requested-With", "XMLHttpRequest")])) == 401)
+        #expect(Self.status(await w.ask("/page", html: false, extraHeaders: [("Sec-Fetch-Mode", "navigate")])) == 302)
         #expect(Self.status(await w.ask("/page", host: "elsewhere.example")) == 404)
         #expect(Self.status(await w.ask("/page", token: "forged-token-value")) == 302)
     }

@@ -31,8 +31,16 @@ enum GatewayPages {
         }
     }
 
+    /// Whether the request is a browser's navigation (a redirect and pages help it) rather than a script's or an API
+    /// client's call (which needs problem+json: a redirect to the portal, another origin, ends in a CORS failure).
+    /// Browsers say so in `Sec-Fetch-Mode` (`navigate` for a page load); without it, `X-Requested-With` marks a
+    /// script, and an `Accept` naming `text/html` a page load.
     static func wantsHTML(_ request: GateRequest) -> Bool {
-        request.headerValues("accept").contains { $0.lowercased().contains("text/html") }
+        if let mode = request.headerValues("sec-fetch-mode").first?.trimmingCharacters(in: .whitespaces).lowercased() {
+            return mode == "navigate" || mode == "nested-navigate"
+        }
+        if !request.headerValues("x-requested-with").isEmpty { return false }
+        return request.headerValues("accept").contains { $0.lowercased().contains("text/html") }
     }
 
     static func language(_ request: GateRequest) -> UILanguage {
