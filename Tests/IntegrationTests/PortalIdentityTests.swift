@@ -192,6 +192,18 @@ struct PortalIdentityTests {
         #expect(own.status == 303 && own.header("location") == ["/account"])
     }
 
+    @Test("step-up for an account with no second factor (password only, or federated): the page says what to do and offers sign-out, not an empty page")
+    func stepUpWithoutMethod() async throws {
+        let (demo, dir, _) = try await Self.demoWithUser()
+        defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
+        let v = Visitor(demo.portalURL)
+        #expect(try await v.post("/signin", [("user", "pat"), ("password", Self.password)]).status == 303)
+        let r = try await v.get("/stepup?loa=3&return=%2Faccount&lang=en")
+        #expect(r.status == 200)
+        #expect(r.body.contains("no method to verify again here"), "\(r.body.prefix(800))")
+        #expect(r.body.contains("action=\"/signout") && r.body.contains("href=\"/account"))
+    }
+
     @Test("bad input: missing CSRF, foreign Origin, malformed or oversized bodies give a clear 400/413, change nothing, and are recorded")
     func badInput() async throws {
         let (demo, dir, data) = try await Self.demoWithUser()

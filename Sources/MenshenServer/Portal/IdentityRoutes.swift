@@ -630,6 +630,14 @@ public struct IdentityPortal: Sendable {
                 <button type="submit">\(t.verify)</button></form></section>
                 """
         }
+        if sections.isEmpty {
+            // Nothing to verify with (a password-only or federated account): say what can be done instead of an empty page.
+            sections = """
+                <p class="error" role="alert">\(t.noStepUpMethod)</p>
+                <p><a href="/account\(q(request))">\(t.enrolMethods)</a></p>
+                <form method="post" action="/signout\(q(request))">\(csrfField(request))<button type="submit" id="sign-out" class="secondary">\(t.signOut)</button></form>
+                """
+        }
         let body = """
             <h1>\(t.stepUpTitle)</h1>
             \(message.map { "<p class=\"error\" role=\"alert\">\(HTMLPage.escape($0))</p>" } ?? "<p>\(t.stepUpIntro)</p>")

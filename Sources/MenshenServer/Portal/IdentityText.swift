@@ -12,6 +12,7 @@ struct IdentityText {
     let activeRoles, privilegedMode, startPrivileged, endPrivileged: String
     let signInWith, orFederated, idpUnavailable, federationFailed: String
     let otherHostTitle, otherHostIntro, otherHostAdvice, goToPortal: String
+    let noStepUpMethod, enrolMethods: String
 
     init(_ lang: UILanguage) {
         switch lang {
@@ -44,6 +45,8 @@ struct IdentityText {
             otherHostTitle = "已登入，但無法前往該應用系統"; otherHostIntro = "您已登入。您要前往的應用系統位於另一個主機名稱："
             otherHostAdvice = "登入工作階段只會送往本入口網站的主機名稱，因此該應用系統看不到您的登入狀態。請聯絡系統管理員，將應用系統設定於本入口網站的主機名稱之下。"
             goToPortal = "前往入口網站首頁"
+            noStepUpMethod = "您的帳號沒有可在此再次驗證的方式（通行金鑰或驗證器 App）。請先在「帳號與驗證方式」註冊其中一種，或登出後重新登入；若仍無法使用，請聯絡系統管理員。"
+            enrolMethods = "前往帳號與驗證方式"
         case .en:
             signInTitle = "Sign in"; userName = "User name"; password = "Password"; signIn = "Sign in"; orPasskey = "Or use a passkey (no user name needed)"
             passkeySignIn = "Sign in with a passkey"; working = "Follow your browser's or security key's prompt…"
@@ -81,6 +84,8 @@ struct IdentityText {
             otherHostTitle = "Signed in, but that application is out of reach"; otherHostIntro = "You are signed in. The application you were going to is on another host name:"
             otherHostAdvice = "The sign-in session is sent only to this portal's host name, so that application cannot see that you are signed in. Ask your administrator to put the application under this portal's host name."
             goToPortal = "Go to the portal's home page"
+            noStepUpMethod = "Your account has no method to verify again here (a passkey or an authenticator app). Register one under your account's sign-in methods, or sign out and sign in again; if that does not help, contact your administrator."
+            enrolMethods = "Go to your sign-in methods"
         }
     }
 }
