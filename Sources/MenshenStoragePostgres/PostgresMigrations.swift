@@ -266,5 +266,22 @@ public enum PostgresMigrations {
             "CREATE TRIGGER case_findings_kept BEFORE UPDATE OR DELETE ON case_findings FOR EACH ROW EXECUTE FUNCTION menshen_case_rows_kept()",
             "CREATE TRIGGER case_notes_kept BEFORE UPDATE OR DELETE ON case_notes FOR EACH ROW EXECUTE FUNCTION menshen_case_rows_kept()",
         ]),
+        // Writes the earlier triggers missed — TRUNCATE of any table the gateway decides on, memberships and role
+        // assignments changed in place, certificates deleted or changed, a session's expiry, owner, LoA, methods or
+        // attributes changed (not its per-request touch: last_seen_at, idle_expires_at) — so that every node re-checks.
+        Migration(version: 16, name: "change notifications also for TRUNCATE and in-place edits", statements: [
+            "CREATE TRIGGER users_truncated AFTER TRUNCATE ON users FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER groups_truncated AFTER TRUNCATE ON groups FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER roles_truncated AFTER TRUNCATE ON roles FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER members_edited AFTER UPDATE OR TRUNCATE ON group_members FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER role_assignments_edited AFTER UPDATE OR TRUNCATE ON role_assignments FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER sessions_truncated AFTER TRUNCATE ON sessions FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER sessions_edited AFTER UPDATE OF user_id, absolute_expires_at, loa, amr, attributes ON sessions FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER devices_truncated AFTER TRUNCATE ON devices FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER device_certificates_edited AFTER DELETE OR TRUNCATE OR UPDATE OF serial, device_id, fingerprint, not_before, not_after ON device_certificates FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER risk_scores_truncated AFTER TRUNCATE ON risk_scores FOR EACH STATEMENT EXECUTE FUNCTION menshen_access_changed()",
+            "CREATE TRIGGER policies_truncated AFTER TRUNCATE ON policies FOR EACH STATEMENT EXECUTE FUNCTION menshen_configuration_changed()",
+            "CREATE TRIGGER applications_truncated AFTER TRUNCATE ON applications FOR EACH STATEMENT EXECUTE FUNCTION menshen_configuration_changed()",
+        ]),
     ]
 }

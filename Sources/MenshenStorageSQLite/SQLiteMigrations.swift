@@ -225,5 +225,14 @@ public enum SQLiteMigrations {
             "CREATE TRIGGER case_notes_no_update BEFORE UPDATE ON case_notes BEGIN SELECT RAISE(ABORT, 'case notes are append-only'); END",
             "CREATE TRIGGER case_notes_no_delete BEFORE DELETE ON case_notes BEGIN SELECT RAISE(ABORT, 'case notes are append-only'); END",
         ]),
+        // In-place edits the earlier triggers missed: memberships and role assignments changed, certificates deleted or
+        // changed, a session's expiry, owner, LoA, methods or attributes changed (not its per-request touch).
+        Migration(version: 16, name: "change counters also for in-place edits", statements: [
+            "CREATE TRIGGER members_updated AFTER UPDATE ON group_members BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER role_assignments_updated AFTER UPDATE ON role_assignments BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER sessions_edited AFTER UPDATE OF user_id, absolute_expires_at, loa, amr, attributes ON sessions BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER device_certificates_deleted AFTER DELETE ON device_certificates BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+            "CREATE TRIGGER device_certificates_edited AFTER UPDATE OF serial, device_id, fingerprint, not_before, not_after ON device_certificates BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
+        ]),
     ]
 }

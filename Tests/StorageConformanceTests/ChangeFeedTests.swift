@@ -74,6 +74,36 @@ struct ChangeFeedTests {
             try await expectAdvanced(.configuration, "a policy edited in SQL")
             try await Self.execute(backend, f, "DELETE FROM sessions")
             try await expectAdvanced(.access, "sessions deleted in SQL")
+            // In-place edits (migration 16).
+            try await s.createGroup(GroupRecord(id: "ops", displayName: "Ops"))
+            #expect(try await s.changeGenerations() == last, "creating a group revokes nothing")
+            try await Self.execute(backend, f, "UPDATE group_members SET group_id = 'ops' WHERE user_id = 'amy'")
+            try await expectAdvanced(.access, "a membership moved in SQL")
+            try await s.createSession(SessionRecord(idHash: "h2", userID: "amy", createdAt: t0, idleExpiresAt: t0.addingTimeInterval(600),
+                                                    absoluteExpiresAt: t0.addingTimeInterval(3600), levelOfAssurance: 2, amr: ["pwd"]))
+            _ = try await s.touchSession(idHash: "h2", lastSeenAt: t0.addingTimeInterval(5), idleExpiresAt: t0.addingTimeInterval(605))
+            #expect(try await s.changeGenerations() == last, "a new session and its touch revoke nothing")
+            try await Self.execute(backend, f, "UPDATE sessions SET absolute_expires_at = absolute_expires_at - 1000 WHERE id_hash = 'h2'")
+            try await expectAdvanced(.access, "a session's expiry shortened in SQL")
+            try await Self.execute(backend, f, "UPDATE sessions SET loa = 1 WHERE id_hash = 'h2'")
+            try await expectAdvanced(.access, "a session's LoA lowered in SQL")
+            try await s.createDevice(DeviceRecord(id: "laptop-1", ownerID: "amy", displayName: "laptop-1", deviceClass: .managed, platform: "linux",
+                                                  hardwareBound: true, compliant: true, complianceReasons: [], lastPostureAt: t0, enrolledAt: t0))
+            try await s.addDeviceCertificate(DeviceCertificateRecord(serial: "01", deviceID: "laptop-1", fingerprint: "ab", publicKeyFingerprint: "cd",
+                                                                     notBefore: t0, notAfter: t0.addingTimeInterval(86_400)))
+            last = try await s.changeGenerations()
+            try await Self.execute(backend, f, "UPDATE device_certificates SET not_after = not_after + 1000")
+            try await expectAdvanced(.access, "a certificate's validity extended in SQL")
+            try await Self.execute(backend, f, "DELETE FROM device_certificates")
+            try await expectAdvanced(.access, "certificates deleted in SQL")
+            if backend == .postgres {
+                try await Self.execute(backend, f, "TRUNCATE group_members")
+                try await expectAdvanced(.access, "memberships truncated")
+                try await Self.execute(backend, f, "TRUNCATE risk_scores")
+                try await expectAdvanced(.access, "risk scores truncated")
+                try await Self.execute(backend, f, "TRUNCATE applications")
+                try await expectAdvanced(.configuration, "applications truncated")
+            }
         }
         await f.cleanup()
     }
