@@ -109,6 +109,9 @@ public struct AuditRetention: Service {
         let now = clock.now()
         let before = now.addingTimeInterval(-Double(days) * 86_400)
         let pruner = AuditPruner(store: store, keys: keys, clock: clock)
+        // The export file of this run until its records are pruned: removed when the run ends without pruning (another
+        // node pruned them meanwhile — its export then fails to verify or its prune fails —, or any other failure).
+        var unneededExport: String?, exportSHA256: String?
         do {
             var heldBack: AuditPruneConsumers.HoldBack?
             var plan: AuditPruner.Plan
@@ -131,7 +134,9 @@ public struct AuditRetention: Service {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let day = AuditRetention.fileTime(now)
             let path = (dir as NSString).appendingPathComponent("audit-export-\(day)-\(plan.from)-\(plan.through).jsonl")
+            unneededExport = path
             let exported = try await pruner.export(plan, to: path, mode: 0o600)
+            exportSHA256 = exported.sha256
             // Another node may have pruned meanwhile (PostgreSQL): then this export is superfluous.
             if let last = try await store.lastPrune(), last.throughSequence >= plan.from {
                 try? FileManager.default.removeItem(atPath: path)
@@ -147,12 +152,22 @@ public struct AuditRetention: Service {
                 logger.notice("audit retention: another node pruned first", metadata: ["error": "\(e)"])
                 return .nothing("another node pruned first: \(e)")
             }
+            unneededExport = nil
             _ = try? await checkpointer?.checkpoint(force: true)
             logger.notice("audit retention: exported and pruned", metadata: [
                 "from": "\(plan.from)", "through": "\(plan.through)", "deleted": "\(deleted)", "export": "\(path)",
                 "sha256": "\(exported.sha256)", "retention_days": "\(days)"])
             return .pruned(from: plan.from, through: plan.through, file: path, heldBack: heldBack)
         } catch {
+            // Kept when the store cannot say, or says this export's prune went through (its answer may have been lost).
+            if let unneededExport {
+                let keep: Bool
+                do {
+                    let last = try await store.lastPrune()
+                    keep = exportSHA256 != nil && last?.exportSHA256 == exportSHA256
+                } catch { keep = true }
+                if !keep { try? FileManager.default.removeItem(atPath: unneededExport) }
+            }
             logger.error("audit retention: prune failed, nothing deleted unless logged otherwise", metadata: ["error": "\(error)"])
             return .nothing("failed: \(error)")
         }
