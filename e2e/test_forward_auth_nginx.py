@@ -329,6 +329,10 @@ def test_user_not_allowed_by_policy_is_forbidden(stack):
     r = stack.front_get("/app/reports", token)
     assert r.status == 403, r
     assert "user=" not in r.body
+    # nginx keeps only the status of Menshen's answer: the request id of the decision event reaches the
+    # user through X-Menshen-Request-Id and the template's page.
+    request_id = (r.header("x-menshen-request-id") or [""])[0]
+    assert len(request_id) >= 8 and request_id in r.body, r
 
 
 def test_forbid_rule_from_routes_file_denies_writes_at_loa_1(stack):

@@ -49,7 +49,12 @@ struct ForwardAuthTests {
 
         let write = await ask("https://apps.bank.example/edit", "POST", cookie: cookie)
         #expect(PolicyGateTests.status(write) == 401 && Self.header(write, "Location")?.contains("/stepup?loa=3&max_age=60") == true)
-        #expect(PolicyGateTests.status(await ask("https://apps.bank.example/reports/q3", "DELETE", cookie: cookie)) == 403)
+        let denied = await ask("https://apps.bank.example/reports/q3", "DELETE", cookie: cookie)
+        #expect(PolicyGateTests.status(denied) == 403)
+        // nginx keeps only the status: the decision event's request id travels as a field its page can show.
+        #expect(Self.header(denied, "X-Menshen-Request-Id")?.isEmpty == false)
+        #expect(Self.header(anonymous, "X-Menshen-Request-Id")?.isEmpty == false)
+        #expect(Self.header(allowed, "X-Menshen-Request-Id") == nil, "an allow does not carry it to the application")
         #expect(PolicyGateTests.status(await ask("https://other.example/", cookie: cookie)) == 403)
 
         // nginx forwards the target as sent, so only a target already in normal form is decided: a dot

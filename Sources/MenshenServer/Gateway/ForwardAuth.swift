@@ -146,6 +146,9 @@ enum ForwardAuth {
         return (scheme, authority, target)
     }
 
+    /// The request id of a forward-auth answer that is not an allow (the id in the decision event and on Menshen's own pages).
+    static let requestIDHeader = "X-Menshen-Request-Id"
+
     /// The header that carries the request's cookies, without the platform's own, to nginx (`auth_request_set`).
     static let upstreamCookieHeader = "X-Menshen-Upstream-Cookie"
 
@@ -174,16 +177,20 @@ enum ForwardAuth {
                 if !remove.isEmpty { out.append(("x-envoy-auth-headers-to-remove", remove.joined(separator: ","))) }
             }
             return .respond(status: 200, headers: out, body: [])
-        case .respond(let status, let headers, let body):
+        case .respond(let status, var headers, let body):
+            // The decision event's request id, also as a field: nginx keeps only the status of this answer (not the
+            // page that shows the id), and its own 401/403 can show the field (`auth_request_set`).
+            headers.append((requestIDHeader, original.requestID))
             let location = headers.first { $0.0.lowercased() == "location" }?.1
             if status == 302, let location {
                 // nginx only understands 200, 401 and 403; the others can pass a redirect through.
                 if caller == .nginx {
-                    return .respond(status: 401, headers: [("Location", location), ("Cache-Control", "no-store")], body: [])
+                    return .respond(status: 401, headers: [("Location", location), ("Cache-Control", "no-store"), (requestIDHeader, original.requestID)],
+                                    body: [])
                 }
-                return verdict
+                return .respond(status: status, headers: headers, body: body)
             }
-            if status == 401 || status == 403 { return verdict }
+            if status == 401 || status == 403 { return .respond(status: status, headers: headers, body: body) }
             // Unknown application (404) and anything else: a deny the caller understands.
             return .respond(status: 403, headers: headers, body: body)
         }
