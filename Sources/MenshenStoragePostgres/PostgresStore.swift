@@ -207,8 +207,10 @@ public final class PostgresStore: MenshenStore {
             var failures = 0
             while !Task.isCancelled && !closed.isSet {
                 let listening = ClosedFlag()   // set once LISTEN is in place on this connection
+                var connectedAt = ContinuousClock.now
                 do {
                     let connection = try await PostgresConnection.connect(configuration: configuration, id: 2, logger: logger)
+                    connectedAt = .now
                     do {
                         // Cancelled (the feed's consumer went away): the connection is closed, which ends the LISTEN.
                         try await withTaskCancellationHandler { try await withThrowingTaskGroup(of: Void.self) { group in
@@ -243,12 +245,15 @@ public final class PostgresStore: MenshenStore {
                     }
                 } catch {
                     if Task.isCancelled || closed.isSet { break }
-                    // A connection that was listening is retried at once; one that never got there, after a second.
-                    failures = listening.isSet ? 1 : failures + 1
+                    // A connection that listened for a while is retried at once; one that never got there, or lost its LISTEN
+                    // soon after (a database too slow for the heartbeat), after 1, 2, 4, 8 s — each new LISTEN reports
+                    // both kinds of change, and every node then reloads and re-checks its connections.
+                    failures = listening.isSet && connectedAt.duration(to: .now) >= Self.listenSettled ? 1 : failures + 1
                     logger.warning("LISTEN menshen_changes lost; reconnecting", metadata: [
-                        "error": "\(String(reflecting: error))", "retry_in_seconds": "\(failures > 1 ? 1 : 0)"])
+                        "error": "\(String(reflecting: error))", "retry_in_seconds": "\(Self.listenRetryDelay(failures).components.seconds)"])
                 }
-                if failures > 1 { try? await Task.sleep(for: .seconds(1)) }
+                let delay = Self.listenRetryDelay(failures)
+                if delay > .zero { try? await Task.sleep(for: delay) }
             }
             continuation.finish()
         }
@@ -270,6 +275,14 @@ public final class PostgresStore: MenshenStore {
 
     /// How often the change counters are read besides LISTEN.
     public static let changeBackstopInterval: Duration = .seconds(5)
+    /// A LISTEN connection up this long before it was lost is retried at once.
+    static let listenSettled: Duration = .seconds(30)
+
+    /// The wait before reconnecting after `failures` losses in a row: none after the first, then 1, 2, 4, 8 s.
+    public static func listenRetryDelay(_ failures: Int) -> Duration {
+        failures <= 1 ? .zero : .seconds(min(8, 1 << min(3, failures - 2)))
+    }
+
     /// How often the LISTEN connection is asked whether it is alive, and how long its answer may take.
     public static let listenHeartbeat: Duration = .seconds(1)
     public static let listenHeartbeatTimeout: Duration = .seconds(2)

@@ -158,6 +158,20 @@ struct PolicyGateTests {
         #expect(Self.location(await w.ask("/page", token: fresh))?.contains("/stepup?") == true)
     }
 
+    @Test("a playbook's requirement that starts a fraction of a second after the authentication is asked for, not refused (no rounding to whole seconds)")
+    func stepUpRequirementJustAfterSignIn() async throws {
+        let w = try await World()
+        let token = try await w.session(loa: 1)   // authenticated at t
+        let now = w.clock.now()
+        let requirement = RiskScore.Contribution(source: "playbook:risky-sign-in", reason: "require_step_up", points: 0,
+                                                 time: now.addingTimeInterval(0.3), until: now.addingTimeInterval(3600))
+        try await w.store.saveRiskScore(RiskScoreRecord(userID: "amy", contributions: try RiskScore.encode([requirement]), updatedAt: now))
+        // 5.8 s later: the requirement is 5.5 s old (max_age 5), the authentication 5.8 s — both 5 in whole seconds.
+        w.clock.advance(by: 5.8)
+        let v = await w.ask("/page", token: token)
+        #expect(Self.location(v)?.contains("/stepup?loa=1&max_age=5") == true, "\(Self.describe(v))")
+    }
+
     @Test("read_only obligation: safe methods pass, others get 403")
     func readOnly() async throws {
         let w = try await World()

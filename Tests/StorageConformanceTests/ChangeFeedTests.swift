@@ -188,6 +188,14 @@ extension TimedChangeFeedTests {
     }
 }
 
+@Suite("PostgreSQL LISTEN reconnection")
+struct ListenRetryTests {
+    @Test("after a loss the first retry is at once, then 1, 2, 4 and at most 8 s (a LISTEN lost soon after it started counts)")
+    func delays() {
+        #expect((0...7).map { PostgresStore.listenRetryDelay($0) } == [.zero, .zero, .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(8), .seconds(8)])
+    }
+}
+
 @Suite("Change feed, merged for a slow consumer")
 struct CoalescedChangesTests {
     @Test("what arrives while the consumer is busy becomes one batch with each kind once; nothing is lost or repeated")

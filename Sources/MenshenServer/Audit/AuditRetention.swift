@@ -159,12 +159,13 @@ public struct AuditRetention: Service {
                 "sha256": "\(exported.sha256)", "retention_days": "\(days)"])
             return .pruned(from: plan.from, through: plan.through, file: path, heldBack: heldBack)
         } catch {
-            // Kept when the store cannot say, or says this export's prune went through (its answer may have been lost).
-            if let unneededExport {
+            // Only a file this run wrote and verified (an export that failed may have met another node's file of the same
+            // name), and kept when the store cannot say, or says this export's prune went through (its answer may have been lost).
+            if let unneededExport, let exportSHA256 {
                 let keep: Bool
                 do {
                     let last = try await store.lastPrune()
-                    keep = exportSHA256 != nil && last?.exportSHA256 == exportSHA256
+                    keep = last?.exportSHA256 == exportSHA256
                 } catch { keep = true }
                 if !keep { try? FileManager.default.removeItem(atPath: unneededExport) }
             }

@@ -297,7 +297,9 @@ public struct PolicyGate: AccessGate {
             // A requirement the session already meets cannot be proven again: the step-up page would send the user
             // straight back and be asked again, for ever. Refused instead (a policy whose condition no step-up meets,
             // a playbook's requirement dated ahead of this node's clock).
-            if loa <= session.record.levelOfAssurance, maxAge.map({ access.session.factorAgeSeconds <= $0 }) ?? true {
+            // (The factor's age to the fraction of a second: whole seconds would call a playbook's requirement met when
+            // the authentication came a fraction of a second before it.)
+            if loa <= session.record.levelOfAssurance, maxAge.map({ session.authenticationAge(at: clock.now()) <= Double($0) }) ?? true {
                 trail.outcome = .deny
                 trail.detail = "step_up_unsatisfiable"
                 return GatewayPages.deny(request, reason: .notPermitted, portalOrigin: portalOrigin)
