@@ -1,4 +1,5 @@
 import Foundation
+import MenshenTestSupport
 import Testing
 
 /// The sign-in pages over real HTTP against the real binary: cookie
@@ -168,14 +169,12 @@ struct PortalIdentityTests {
         let v = Visitor(demo.portalURL)
         #expect(try await v.post("/signin", [("user", "pat"), ("password", Self.password)]).status == 303)
         // An application on another host name, saved by an independent writer: the return URLs follow the gateway's routes.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
-                       (data as NSString).appendingPathComponent("menshen.sqlite"),
-                       #"INSERT INTO applications VALUES ('wiki', 'Wiki', 'wiki.example.test', '/', '["http://127.0.0.1:9"]', 'internal', NULL, 0)"#]
-        try p.run()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        // (posix_spawn through `spawnAndWait`, not Foundation's `Process`: see MenshenTestSupport/Spawn.swift.)
+        let database = (data as NSString).appendingPathComponent("menshen.sqlite")
+        let insert = try await Harness.offPool { try spawnAndWait("/usr/bin/env", [
+            "python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()", database,
+            #"INSERT INTO applications VALUES ('wiki', 'Wiki', 'wiki.example.test', '/', '["http://127.0.0.1:9"]', 'internal', NULL, 0)"#]) }
+        #expect(insert.status == 0, "\(insert.stderrText)")
         let target = "https://wiki.example.test/page?x=1"
         let query = "/signin?return=" + (target.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
         var r = try await v.get(query)
