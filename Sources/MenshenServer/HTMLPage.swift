@@ -8,22 +8,43 @@ public enum UILanguage: String, Sendable, CaseIterable {
     case zhTW = "zh-TW"
     case en = "en"
 
-    /// Chooses from `?lang=` first, then `Accept-Language` (Traditional
-    /// Chinese when any `zh` range ranks first), defaulting to zh-TW.
+    /// Chooses from `?lang=` first, then `Accept-Language` (RFC 9110 §12.5.4: the
+    /// `zh` or `en` range with the highest weight, the first of equals; `q=0` means
+    /// "not acceptable" and a malformed weight drops its range), defaulting to zh-TW.
     public static func negotiate(query: String?, acceptLanguage: String?) -> UILanguage {
         if let q = query, let l = UILanguage(rawValue: q) { return l }
         if let q = query?.lowercased(), q.hasPrefix("zh") { return .zhTW }
         if let q = query?.lowercased(), q.hasPrefix("en") { return .en }
-        guard let header = acceptLanguage else { return .zhTW }
+        guard let header = acceptLanguage, header.utf8.count <= 1024 else { return .zhTW }
         var best: (UILanguage, Double)?
-        for part in header.split(separator: ",") {
+        for part in header.split(separator: ",").prefix(64) {
             let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             guard let tag = pieces.first else { continue }
-            let weight = pieces.dropFirst().first(where: { $0.hasPrefix("q=") }).flatMap { Double($0.dropFirst(2)) } ?? 1
-            let lang: UILanguage? = tag.hasPrefix("zh") ? .zhTW : tag.hasPrefix("en") ? .en : nil
-            if let lang, weight > (best?.1 ?? -1) { best = (lang, weight) }
+            var weight = 1.0
+            if let q = pieces.dropFirst().first(where: { $0.hasPrefix("q=") }) {
+                guard let w = qvalue(q.dropFirst(2)) else { continue }
+                weight = w
+            }
+            func range(_ primary: String) -> Bool { tag == primary || tag.hasPrefix(primary + "-") }
+            let lang: UILanguage? = range("zh") ? .zhTW : range("en") ? .en : nil
+            if let lang, weight > 0, weight > (best?.1 ?? 0) { best = (lang, weight) }
         }
         return best?.0 ?? .zhTW
+    }
+
+    /// An RFC 9110 qvalue: `0`, `1`, `0.` or `1.` with up to three decimals (`1.000` at most); nil otherwise.
+    static func qvalue(_ text: Substring) -> Double? {
+        let bytes = Array(text.utf8)
+        guard let first = bytes.first, first == UInt8(ascii: "0") || first == UInt8(ascii: "1") else { return nil }
+        if bytes.count > 1 {
+            guard bytes[1] == UInt8(ascii: "."), bytes.count <= 5,
+                  bytes.dropFirst(2).allSatisfy({ first == UInt8(ascii: "0") ? (0x30...0x39).contains($0) : $0 == UInt8(ascii: "0") })
+            else { return nil }
+        }
+        // In thousandths, so that equal weights written differently (0.5, 0.500) compare equal.
+        var thousandths = Int(first - 0x30) * 1000, scale = 100
+        for digit in bytes.dropFirst(2) { thousandths += Int(digit - 0x30) * scale; scale /= 10 }
+        return Double(thousandths) / 1000
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MenshenTestSupport
 import Testing
 
 /// Sign-in through a real OpenID provider (scripts/oidc-op: Authlib, a
@@ -43,7 +44,7 @@ struct FederationSignInTests {
     }
 
     final class Server {
-        let process = Process()
+        let process = ChildProcess()
         let portal: String
         let dir: URL
         let config: String
@@ -51,6 +52,8 @@ struct FederationSignInTests {
             self.dir = dir
             portal = "http://localhost:\(port)"
             let admin = try Harness.freePort()
+            // A port of its own for the gateway too: the default (8000) collides with any other `serve` left running.
+            let gateway = try Harness.freePort()
             let providers = dir.appendingPathComponent("providers.yaml")
             try """
                 providers:
@@ -75,6 +78,8 @@ struct FederationSignInTests {
                   public_url: \(portal)
                 admin:
                   listen: 127.0.0.1:\(admin)
+                gateway:
+                  listen: 127.0.0.1:\(gateway)
                 store:
                   sqlite:
                     path: \(dir.appendingPathComponent("m.sqlite").path)

@@ -134,13 +134,12 @@ extension Harness {
     /// must be known before they start).
     /// Starts `menshen serve --config file` in `process` and waits (blocking; call off the
     /// cooperative pool) until its operations listener on `adminPort` answers /healthz.
-    static func startServe(_ process: Process, config file: String, adminPort: Int, environment: [String: String] = [:],
-                           name: String = "menshen serve") throws {
+    static func startServe(_ process: ChildProcess, config file: String, adminPort: Int, environment: [String: String] = [:],
+                           name: String = "menshen serve", log: String? = nil) throws {
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve", "--config", file]
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, n in n }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        process.outputPath = log
         try process.run()
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {

@@ -4,6 +4,7 @@ import MenshenPolicyAdministrator
 import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import Testing
 
 /// The JSON Lines file export on a real SQLite file of real sign-in events: rotation by size keeps the
@@ -141,7 +142,7 @@ struct JSONLinesExportTests {
                 enabled: true
                 keep_files: 2
             """.write(to: file, atomically: true, encoding: .utf8)
-        let process = Process()
+        let process = ChildProcess()
         defer { if process.isRunning { kill(process.processIdentifier, SIGTERM) }; process.waitUntilExit() }
         let box = UncheckedBox(value: process)
         try await Harness.offPool { try Harness.startServe(box.value, config: file.path, adminPort: admin) }

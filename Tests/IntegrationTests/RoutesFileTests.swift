@@ -1,8 +1,10 @@
 import Foundation
 import MenshenCore
 import MenshenPolicyEngine
-import MenshenServer
+@testable import MenshenServer
 import MenshenStorage
+import Logging
+import Synchronization
 import Testing
 
 /// The routes file: routes with requirements compile to Cedar the engine
@@ -153,6 +155,78 @@ struct RoutesFileTests {
                                                          upstreams: ["http://x"], classification: "public", scenario: nil, updatedAt: Self.now))
         guard case .refused(let shadow) = await loader.reloadIfChanged(state) else { Issue.record("refused"); return }
         #expect(shadow.contains("host and path_prefix already used by an application in the store: status"))
+    }
+
+    @Test("the reload poll parses the routes file only when its bytes changed; a listed Cedar file's change is still seen")
+    func parsedOnlyWhenChanged() async throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("routes.yaml").path
+        let cedar = dir.appendingPathComponent("extra.cedar").path
+        try "permit (principal, action, resource) when { context.session.loa >= 1 };\n".write(toFile: cedar, atomically: true, encoding: .utf8)
+        try ("policies: [extra.cedar]\n" + Self.sample).write(toFile: path, atomically: true, encoding: .utf8)
+        let loader = GatewayLoader(store: InMemoryStore(), routesFile: path, clock: FixedClock(Self.now))
+        let state = GatewayState(try await loader.load())
+        #expect(loader.routesCache.parseCount == 1)
+        for _ in 0..<3 { #expect(await loader.reloadIfChanged(state) == .unchanged) }
+        #expect(loader.routesCache.parseCount == 1, "an unchanged routes file is not parsed again")
+
+        // Only the listed Cedar file changes: read again every time, so the change is taken without a parse.
+        try "forbid (principal, action == Action::\"write\", resource) when { context.session.loa < 4 };\n"
+            .write(toFile: cedar, atomically: true, encoding: .utf8)
+        #expect(await loader.reloadIfChanged(state) == .reloaded(generation: 2))
+        #expect(loader.routesCache.parseCount == 1)
+        #expect(state.snapshot.decisionPoint.decide(Self.request("wiki", groups: ["staff"], loa: 3, method: "POST")).effect == .deny)
+
+        // One byte of the routes file changes (the same length): parsed again and swapped in.
+        let changed = ("policies: [extra.cedar]\n" + Self.sample).replacingOccurrences(of: "min_loa: 2", with: "min_loa: 3")
+        try changed.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(await loader.reloadIfChanged(state) == .reloaded(generation: 3))
+        #expect(loader.routesCache.parseCount == 2)
+        #expect(state.snapshot.decisionPoint.decide(Self.request("wiki", groups: ["staff"], loa: 2)).effect == .deny, "min_loa 3 is in force")
+        // A broken file is refused every time it is read (never cached), and the running snapshot stays.
+        try (Self.sample + "\n  - id: chat\n    host: c.example\n    upstreams: []\n    classification: internal\n").write(toFile: path, atomically: true, encoding: .utf8)
+        for _ in 0..<2 { guard case .refused = await loader.reloadIfChanged(state) else { Issue.record("refused"); return } }
+        #expect(state.snapshot.generation == 3)
+    }
+
+    @Test("a change notification whose reload cannot read the store is tried again; a refused change is not")
+    func notifiedReloadRetried() async throws {
+        let store = InMemoryStore()
+        let failures = Mutex(0), reads = Mutex(0)
+        let loader = GatewayLoader(store: store, routesFile: nil, clock: FixedClock(Self.now), beforeReplace: nil, beforeRead: {
+            reads.withLock { $0 += 1 }
+            if failures.withLock({ f in defer { f = max(0, f - 1) }; return f > 0 }) { throw StoreError(.unavailable, "the database is restarting") }
+        })
+        let state = GatewayState(try await loader.load())
+        let logger = Logger(label: "test")
+        let delays: [Duration] = [.milliseconds(10), .milliseconds(10), .milliseconds(10)]
+
+        // Two failed reads, then the store answers: the policy saved meanwhile is in force after the third read.
+        _ = try await store.savePolicy("p", text: "permit (principal, action, resource);", author: "t", comment: "", at: Self.now)
+        failures.withLock { $0 = 2 }
+        reads.withLock { $0 = 0 }
+        #expect(await ChangeWatcher.reload(loader, state, logger: logger, delays: delays) == .reloaded(generation: 2))
+        #expect(reads.withLock { $0 } == 3)
+        #expect(state.snapshot.decisionPoint.policies.policies.count == 1)
+        // Without the retries (the old behaviour) the first failure is the outcome.
+        failures.withLock { $0 = 1 }
+        guard case .unavailable(let why) = await loader.reloadIfChanged(state) else { Issue.record("unavailable"); return }
+        #expect(why.contains("restarting"))
+
+        // A store that stays down: every delay is used, then the outcome says so (the running snapshot stays).
+        _ = try await store.savePolicy("q", text: "forbid (principal, action, resource);", author: "t", comment: "", at: Self.now)
+        failures.withLock { $0 = 100 }
+        reads.withLock { $0 = 0 }
+        guard case .unavailable = await ChangeWatcher.reload(loader, state, logger: logger, delays: delays) else { Issue.record("unavailable"); return }
+        #expect(reads.withLock { $0 } == 4 && state.snapshot.generation == 2)
+
+        // A refused change is not read again: the same sources would be refused again.
+        failures.withLock { $0 = 0 }
+        _ = try await store.savePolicy("q", text: "forbid (principal, action, resource) when { context.nonsense };", author: "t", comment: "", at: Self.now)
+        reads.withLock { $0 = 0 }
+        guard case .refused = await ChangeWatcher.reload(loader, state, logger: logger, delays: delays) else { Issue.record("refused"); return }
+        #expect(reads.withLock { $0 } == 1 && state.snapshot.generation == 2)
     }
 
     @Test("two reloads racing install one snapshot, not two generations of the same sources")

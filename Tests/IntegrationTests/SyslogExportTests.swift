@@ -4,6 +4,7 @@ import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
 import MenshenVisibility
+import MenshenTestSupport
 import Testing
 
 /// The SIEM export against a real rsyslogd (Debian's, started by scripts/rsyslog-throwaway):
@@ -216,7 +217,7 @@ struct SyslogExportServeTests {
                   ca_file: \(rsyslog.caFile)
                   server_name: localhost
             """.write(to: file, atomically: true, encoding: .utf8)
-        let process = Process()
+        let process = ChildProcess()
         defer { if process.isRunning { kill(process.processIdentifier, SIGTERM) }; process.waitUntilExit() }
         let box = UncheckedBox(value: process)
         try await Harness.offPool { try Harness.startServe(box.value, config: file.path, adminPort: admin) }

@@ -2,6 +2,7 @@ import Foundation
 import MenshenStorage
 import MenshenStorageSQLite
 import Synchronization
+import MenshenTestSupport
 import Testing
 
 /// Crash durability of the audit log: the real `menshen serve` on SQLite takes a
@@ -45,8 +46,8 @@ struct TimedAuditCrashTests {
             config = file.path
         }
 
-        func start() throws -> Process {
-            let process = Process()
+        func start() throws -> ChildProcess {
+            let process = ChildProcess()
             try Harness.startServe(process, config: config, adminPort: admin, name: "menshen serve (audit crash)")
             return process
         }

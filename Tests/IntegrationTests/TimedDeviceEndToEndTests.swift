@@ -4,6 +4,7 @@ import MenshenCore
 import MenshenDevice
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import Testing
 
 /// The device pillar end to end with the real binary: `menshen serve` with a
@@ -91,7 +92,7 @@ struct TimedDeviceEndToEndTests {
         let again = try await Harness.runAsync(["device", "ca", "--config", config])
         #expect(again.out == ca.out, "the CA is persisted, not made again")
 
-        let serve = Process()
+        let serve = ChildProcess()
         try await Harness.offPool { try Harness.startServe(serve, config: config, adminPort: admin, name: "menshen serve (devices)") }
         defer { if serve.isRunning { kill(serve.processIdentifier, SIGTERM) }; serve.waitUntilExit() }
         try await Self.scenario(dir: dir, config: config, portal: portal, gateway: g)

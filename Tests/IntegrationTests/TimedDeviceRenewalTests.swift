@@ -4,6 +4,7 @@ import MenshenCore
 import MenshenDevice
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import Testing
 import X509
 
@@ -70,7 +71,7 @@ struct TimedDeviceRenewalTests {
         #expect(ca.status == 0, "\(ca.err)")
         try ca.out.write(toFile: path("device-ca.pem"), atomically: true, encoding: .utf8)
 
-        let serve = Process()
+        let serve = ChildProcess()
         try await Harness.offPool { try TimedDeviceVulnerabilityTests.startServe(serve, config: config, adminPort: admin, log: path("serve.log")) }
         defer { if serve.isRunning { kill(serve.processIdentifier, SIGTERM) }; serve.waitUntilExit() }
         try await Self.scenario(dir: dir, config: config, portal: portal, gateway: g)

@@ -1,5 +1,6 @@
 import Foundation
 import MenshenServer
+import MenshenTestSupport
 import Testing
 
 /// Two `menshen serve` processes on one PostgreSQL database: sessions,
@@ -32,7 +33,7 @@ struct TimedMultiNodeTests {
 
     final class Node: @unchecked Sendable {
         // Invariant: created and stopped by one test, off the cooperative pool.
-        let process = Process()
+        let process = ChildProcess()
         let portal: String, gateway: String, admin: Int, config: String
 
         init(name: String, dir: URL, database: String, upstreamAdmin: Int?) throws {

@@ -4,6 +4,7 @@ import MenshenCore
 import MenshenDevice
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import Testing
 import X509
 
@@ -84,7 +85,7 @@ struct TimedTPMEnrolmentTests {
         let ca = try await Harness.runAsync(["device", "ca", "--config", config])
         #expect(ca.status == 0, "\(ca.err)")
         try ca.out.write(toFile: path("device-ca.pem"), atomically: true, encoding: .utf8)
-        let serve = Process()
+        let serve = ChildProcess()
         try await Harness.offPool { try Harness.startServe(serve, config: config, adminPort: admin, name: "menshen serve (tpm)") }
         defer { if serve.isRunning { kill(serve.processIdentifier, SIGTERM) }; serve.waitUntilExit() }
         try await Self.scenario(tpm: tpm, dir: dir, config: config, portal: portal, gateway: g)

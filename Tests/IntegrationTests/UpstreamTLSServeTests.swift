@@ -98,7 +98,7 @@ struct UpstreamTLSServeTests {
               sqlite:
                 path: \(database)
             """.write(to: config, atomically: true, encoding: .utf8)
-        let serve = UncheckedBox(value: Process())
+        let serve = UncheckedBox(value: ChildProcess())
         defer {
             if serve.value.isRunning { kill(serve.value.processIdentifier, SIGTERM) }
             serve.value.waitUntilExit()

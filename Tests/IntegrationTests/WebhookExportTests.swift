@@ -5,6 +5,7 @@ import MenshenCore
 import MenshenStorage
 import MenshenStorageSQLite
 import MenshenVisibility
+import MenshenTestSupport
 import Testing
 
 /// The webhook export's configuration and wiring: bad `export.webhook.*` values refused by
@@ -138,7 +139,7 @@ struct WebhookExportTests {
                 token_file: \(token)
                 ca_file: \(pki.caFile)
             """.write(to: file, atomically: true, encoding: .utf8)
-        let process = Process()
+        let process = ChildProcess()
         defer { if process.isRunning { kill(process.processIdentifier, SIGTERM) }; process.waitUntilExit() }
         let box = UncheckedBox(value: process)
         try await Harness.offPool { try Harness.startServe(box.value, config: file.path, adminPort: admin) }

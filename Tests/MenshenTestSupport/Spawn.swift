@@ -39,40 +39,15 @@ public func spawnAndWait(_ executable: String, _ arguments: [String], environmen
         throw SpawnError(description: "pipe: errno \(errno)")
     }
     for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1)
-    posix_spawn_file_actions_adddup2(&actions, err[1], 2)
-    guard SpawnActions.closeFrom(&actions, 3) == 0 else { throw SpawnError(description: "closefrom") }
-    if let directory {
-        guard SpawnActions.chdir(&actions, directory) == 0 else { throw SpawnError(description: "chdir \(directory)") }
+    let pid: pid_t
+    do {
+        pid = try spawnChild(executable, arguments, environment: environment, directory: directory,
+                             output: .descriptors(stdout: out[1], stderr: err[1]))
+    } catch {
+        close(out[0]); close(err[0]); close(out[1]); close(err[1])
+        throw error
     }
-
-    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-        for p in argv { free(p) }
-        for p in env { free(p) }
-    }
-    // The child starts with no signal blocked and every signal at its default (threads of this process block some).
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var none = sigset_t(), all = sigset_t()
-    sigemptyset(&none)
-    sigfillset(&all)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, env)
     close(out[1]); close(err[1])
-    guard spawned == 0 else {
-        close(out[0]); close(err[0])
-        throw SpawnError(description: "posix_spawn \(executable): errno \(spawned)")
-    }
 
     // Both pipes are read together (a child filling one while the other is read would otherwise stall).
     var collected: [[UInt8]] = [[], []]
@@ -106,6 +81,135 @@ public func spawnAndWait(_ executable: String, _ arguments: [String], environmen
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     return SpawnResult(status: code, stdout: collected[0], stderr: collected[1], timedOut: timedOut)
+}
+
+/// Where a spawned child's standard output and error go.
+enum SpawnOutput {
+    /// Both appended to this file (created if missing).
+    case file(String)
+    /// Onto these descriptors of this process.
+    case descriptors(stdout: Int32, stderr: Int32)
+    /// Nowhere.
+    case discarded
+}
+
+/// Starts `executable` with `posix_spawn`: `/dev/null` as standard input, the output as given, no other
+/// descriptor of this process, no signal blocked and every signal at its default. Returns its pid.
+func spawnChild(_ executable: String, _ arguments: [String], environment: [String: String]?, directory: String?,
+                output: SpawnOutput) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    switch output {
+    case .file(let path):
+        posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    case .descriptors(let stdout, let stderr):
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+    case .discarded:
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    }
+    guard SpawnActions.closeFrom(&actions, 3) == 0 else { throw SpawnError(description: "closefrom") }
+    if let directory {
+        guard SpawnActions.chdir(&actions, directory) == 0 else { throw SpawnError(description: "chdir \(directory)") }
+    }
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        for p in argv { free(p) }
+        for p in env { free(p) }
+    }
+    // The child starts with no signal blocked and every signal at its default (threads of this process block some).
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t(), all = sigset_t()
+    sigemptyset(&none)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, env)
+    guard spawned == 0 else { throw SpawnError(description: "posix_spawn \(executable): errno \(spawned)") }
+    return pid
+}
+
+/// A long-running child (`menshen serve`) started with `posix_spawn` instead of Foundation's `Process`
+/// (see ``spawnAndWait(_:_:environment:directory:timeout:)`` for why), with the part of `Process`'s
+/// interface the tests use. Set the properties, then ``run()``; the child is reaped by
+/// ``isRunning``/``waitUntilExit()`` (waitpid on its own pid only).
+public final class ChildProcess: @unchecked Sendable {
+    // Invariant: the properties are set before `run()` by one thread; `state` is behind the lock afterwards.
+    public var executableURL: URL?
+    public var arguments: [String] = []
+    /// Nil: this process's environment.
+    public var environment: [String: String]?
+    /// Where standard output and error go (appended); nil: discarded.
+    public var outputPath: String?
+
+    private let lock = NSLock()
+    private var pid: pid_t = 0
+    /// The raw wait status once reaped.
+    private var exitStatus: Int32?
+
+    public init() {}
+
+    public func run() throws {
+        guard let executableURL else { throw SpawnError(description: "no executable") }
+        let started = try spawnChild(executableURL.path, arguments, environment: environment, directory: nil,
+                                     output: outputPath.map(SpawnOutput.file) ?? .discarded)
+        lock.withLock { pid = started }
+    }
+
+    public var processIdentifier: Int32 { lock.withLock { pid } }
+
+    /// Whether the child is still running (reaps it when it has ended).
+    public var isRunning: Bool {
+        lock.withLock {
+            guard pid > 0, exitStatus == nil else { return false }
+            var status: Int32 = 0
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { exitStatus = status; return false }
+            return r == 0
+        }
+    }
+
+    /// As `Process`: the exit status, or the number of the signal that ended the child (-1 while running or never
+    /// started).
+    public var terminationStatus: Int32 {
+        _ = isRunning
+        return lock.withLock { exitStatus.map { Self.signalled($0) ? $0 & 0x7f : ($0 >> 8) & 0xff } ?? -1 }
+    }
+
+    /// As `Process`: whether the child exited or a signal ended it.
+    public var terminationReason: Process.TerminationReason {
+        _ = isRunning
+        return lock.withLock { exitStatus.map(Self.signalled) == true ? .uncaughtSignal : .exit }
+    }
+
+    /// SIGTERM.
+    public func terminate() { signal(SIGTERM) }
+
+    public func signal(_ number: Int32) {
+        lock.withLock { if pid > 0, exitStatus == nil { kill(pid, number) } }
+    }
+
+    /// Blocks until the child has ended (returns at once if it never started).
+    public func waitUntilExit() {
+        let target: pid_t = lock.withLock { exitStatus == nil ? pid : 0 }
+        guard target > 0 else { return }
+        var status: Int32 = 0
+        var r: pid_t
+        repeat { r = waitpid(target, &status, 0) } while r < 0 && errno == EINTR
+        lock.withLock { if exitStatus == nil { exitStatus = r == target ? status : 0x7f00 } }
+    }
+
+    /// A wait status that says a signal ended the child.
+    static func signalled(_ status: Int32) -> Bool { (status & 0x7f) != 0 && (status & 0x7f) != 0x7f }
 }
 
 /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34) and `…_addchdir_np` (2.29), which the Glibc

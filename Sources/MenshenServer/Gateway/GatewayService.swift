@@ -42,10 +42,39 @@ struct GatewayService: Service {
                         logger.error("gateway configuration change refused; the running configuration stays", metadata: ["problems": "\(why)"])
                         lastRefusal = why
                     }
+                case .unavailable(let why):
+                    if why != lastRefusal, !Task.isCancelled {
+                        logger.warning("could not read the gateway configuration; the running configuration stays, trying again",
+                                       metadata: ["error": "\(why)"])
+                        lastRefusal = why
+                    }
                 }
             }
         }
         try await server.shutdown()
+    }
+}
+
+extension ChangeWatcher {
+    /// Waits before each new attempt when the sources could not be read after a change notification: the notification
+    /// is spent, and without another attempt a policy tightening would wait for the reload poll (up to
+    /// `gateway.reload_interval_seconds`).
+    static let retryDelays: [Duration] = [.milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2)]
+
+    /// Reloads after a configuration change; a read that failed (``GatewayLoader/Outcome/unavailable(_:)``) is tried
+    /// again after each of `delays` (a refused change is not: the same sources would be refused again).
+    static func reload(_ loader: GatewayLoader, _ state: GatewayState, logger: Logger,
+                       delays: [Duration] = retryDelays) async -> GatewayLoader.Outcome {
+        var outcome = await loader.reloadIfChanged(state)
+        for delay in delays {
+            guard case .unavailable(let why) = outcome, !Task.isCancelled else { break }
+            logger.warning("could not read the gateway configuration after a store change; trying again",
+                           metadata: ["error": "\(why)", "after_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
+            try? await Task.sleep(for: delay)
+            if Task.isCancelled { break }
+            outcome = await loader.reloadIfChanged(state)
+        }
+        return outcome
     }
 }
 
@@ -72,13 +101,16 @@ struct ChangeWatcher: Service {
                 // for access changes, or a reload done here.
                 var sweep = change.contains(.access)
                 if change.contains(.configuration) {
-                    switch await loader.reloadIfChanged(state) {
+                    switch await Self.reload(loader, state, logger: logger) {
                     case .reloaded(let generation):
                         sweep = true
                         logger.notice("gateway configuration reloaded after a store change", metadata: ["generation": "\(generation)"])
                     case .refused(let why) where !Task.isCancelled:
                         logger.error("gateway configuration change refused; the running configuration stays", metadata: ["problems": "\(why)"])
-                    case .refused, .unchanged: break
+                    case .unavailable(let why) where !Task.isCancelled:
+                        logger.error("could not read the gateway configuration after a store change; the reload poll will try again",
+                                     metadata: ["error": "\(why)"])
+                    case .refused, .unavailable, .unchanged: break
                     }
                 }
                 guard sweep else { continue }

@@ -137,6 +137,9 @@ public struct GatewayLoader: Sendable {
         case unchanged
         case reloaded(generation: Int)
         case refused(String)
+        /// The sources could not be read (the store failed or timed out): nothing was judged, the running snapshot
+        /// stays, and reading again later may well succeed.
+        case unavailable(String)
     }
 
     public let store: any MenshenStore
@@ -149,14 +152,20 @@ public struct GatewayLoader: Sendable {
 
     /// Called between building a snapshot and swapping it in (tests: another reload in between).
     let beforeReplace: (@Sendable () async -> Void)?
+    /// Called before the sources are read; what it throws is what the read throws (tests: a store that fails).
+    let beforeRead: (@Sendable () async throws -> Void)?
+
+    /// The routes file as last parsed: the reload poll reads it every interval, parses it only when it changed.
+    let routesCache = RoutesFile.ParseCache()
 
     public init(store: any MenshenStore, routesFile: String?, clock: any WallClock) {
         self.init(store: store, routesFile: routesFile, clock: clock, beforeReplace: nil)
     }
 
-    init(store: any MenshenStore, routesFile: String?, clock: any WallClock, beforeReplace: (@Sendable () async -> Void)?) {
+    init(store: any MenshenStore, routesFile: String?, clock: any WallClock, beforeReplace: (@Sendable () async -> Void)?,
+         beforeRead: (@Sendable () async throws -> Void)? = nil) {
         self.store = store; self.routesFile = routesFile?.isEmpty == true ? nil : routesFile; self.clock = clock
-        self.beforeReplace = beforeReplace
+        self.beforeReplace = beforeReplace; self.beforeRead = beforeRead
     }
 
     struct Sources {
@@ -167,9 +176,10 @@ public struct GatewayLoader: Sendable {
     }
 
     func readSources() async throws -> Sources {
+        try await beforeRead?()
         let applications = try await store.listApplications()
         let policies = try await store.currentPolicies()
-        let file = try routesFile.map { try RoutesFile.load(path: $0, at: clock.now()) } ?? .empty
+        let file = try routesFile.map { try RoutesFile.load(path: $0, at: clock.now(), cache: routesCache) } ?? .empty
         var hasher = SHA256()
         func add(_ s: String) { hasher.update(data: Data(s.utf8)); hasher.update(data: Data([0])) }
         for p in policies.sorted(by: { $0.policyID.rawValue < $1.policyID.rawValue }) { add(p.policyID.rawValue); add(String(p.version)); add(p.text) }
@@ -241,8 +251,15 @@ public struct GatewayLoader: Sendable {
                 await beforeReplace?()
                 if state.replace(next, ifStill: current.generation) { return .reloaded(generation: next.generation) }
                 // Another reload swapped meanwhile: compare again with what it installed.
+            } catch let problem as RoutesFile.Problem {
+                return .refused(problem.description)
+            } catch let problem as GatewayLoadError {
+                return .refused(problem.description)
+            } catch let problem as PolicyLoadError {
+                return .refused("\(problem)")
             } catch {
-                return .refused("\(error)")
+                // Not a judgement on the sources: the store (or the wait between two reads) failed.
+                return .unavailable("\(error)")
             }
         }
         return .unchanged   // lost every race: reloads keep coming; the next check compares again
