@@ -104,6 +104,9 @@ struct PolicyGateTests {
         guard case .respond(401, let headers, let body) = api else { Issue.record("expected 401"); return }
         #expect(headers.contains { $0 == ("Content-Type", "application/problem+json") })
         #expect(String(decoding: body, as: UTF8.self).contains(#""request_id":"req-1""#))
+        // A 401 names its challenge (RFC 9110 §11.6.1): where to sign in, the way back included.
+        #expect(headers.filter { $0.0 == "WWW-Authenticate" }.map(\.1) == [
+            #"Menshen realm="menshen", sign_in="https://portal.bank.example/signin?return=https%3A%2F%2Fapps.bank.example%2Fpage""#])
         // A script's call gets problem+json even when its Accept names HTML (a redirect to the portal, another origin,
         // ends in a CORS failure); a browser's navigation is redirected whatever its Accept says.
         #expect(Self.status(await w.ask("/page", extraHeaders: [("Sec-Fetch-Mode", "cors")])) == 401)
@@ -132,6 +135,9 @@ struct PolicyGateTests {
         #expect(Self.location(v) == "https://portal.bank.example/stepup?loa=3&max_age=60&return=https%3A%2F%2Fapps.bank.example%2Fedit")
         let api = await w.ask("/edit", method: "POST", token: low, html: false)
         #expect(Self.status(api) == 401)
+        guard case .respond(_, let headers, _) = api else { Issue.record("expected 401"); return }
+        #expect(headers.filter { $0.0 == "WWW-Authenticate" }.map(\.1) == [
+            #"Menshen realm="menshen", error="insufficient_user_authentication", step_up="https://portal.bank.example/stepup?loa=3&max_age=60&return=https%3A%2F%2Fapps.bank.example%2Fedit", acr_values="loa3", max_age="60""#])
         let strong = try await w.session(loa: 3)
         guard case .forward(_, _) = await w.ask("/edit", method: "POST", token: strong) else { Issue.record("fresh LoA3 writes"); return }
         w.clock.advance(by: 61)

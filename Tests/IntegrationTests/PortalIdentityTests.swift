@@ -250,6 +250,11 @@ struct PortalIdentityTests {
         let wrong = try await v.post("/signin?lang=en", [("user", "pat"), ("password", "not it at all")])
         let unknown = try await v.post("/signin?lang=en", [("user", "nobody"), ("password", "not it at all")])
         #expect(wrong.status == 401 && unknown.status == 401)
+        // Every 401 names a challenge (RFC 9110 §11.6.1), the same for both: where to sign in.
+        let challenge = wrong.header("www-authenticate")
+        #expect(challenge.count == 1 && challenge[0].hasPrefix("Menshen realm=\"menshen\", sign_in=\"http") && challenge[0].hasSuffix("/signin\""),
+                "\(challenge)")
+        #expect(unknown.header("www-authenticate") == wrong.header("www-authenticate"))
         func message(_ html: String) -> String { html.components(separatedBy: "role=\"alert\">").dropFirst().first?.components(separatedBy: "<").first ?? "" }
         #expect(message(wrong.body) == message(unknown.body) && !message(wrong.body).isEmpty)
         // Five failures are free; then the account and the source wait 1 s, 2 s, 4 s … after each failure.

@@ -51,11 +51,14 @@ enum GatewayPages {
         s.addingPercentEncoding(withAllowedCharacters: CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ""
     }
 
-    static func problem(_ status: Int, title: String, detail: String, request: GateRequest, extra: [String: Any] = [:]) -> GateVerdict {
+    static func problem(_ status: Int, title: String, detail: String, request: GateRequest, extra: [String: Any] = [:],
+                        challenge: String? = nil) -> GateVerdict {
         var object: [String: Any] = ["type": "about:blank", "title": title, "status": status, "detail": detail, "request_id": request.requestID]
         object.merge(extra) { a, _ in a }
         let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return .respond(status: status, headers: [("Content-Type", "application/problem+json"), ("Cache-Control", "no-store")], body: Array(body))
+        var headers = [("Content-Type", "application/problem+json"), ("Cache-Control", "no-store")]
+        if let challenge { headers.append(("WWW-Authenticate", challenge)) }
+        return .respond(status: status, headers: headers, body: Array(body))
     }
 
     static func redirect(_ location: String) -> GateVerdict {
@@ -65,7 +68,24 @@ enum GatewayPages {
     static func signIn(_ request: GateRequest, returnURL: String, portalOrigin: String) -> GateVerdict {
         let location = "\(portalOrigin)/signin?return=\(encoded(returnURL))"
         if wantsHTML(request) { return redirect(location) }
-        return problem(401, title: "Sign-in required", detail: "Sign in first.", request: request, extra: ["signin": location])
+        return problem(401, title: "Sign-in required", detail: "Sign in first.", request: request, extra: ["signin": location],
+                       challenge: challenge([("realm", "menshen"), ("sign_in", location)]))
+    }
+
+    /// The `WWW-Authenticate` field every 401 carries (RFC 9110 §11.6.1: a 401 must name a challenge). Menshen's
+    /// session is a cookie from the portal, which no registered scheme describes, so the scheme is `Menshen`; its
+    /// parameters say where to go (`sign_in`, `step_up`) and, for a step-up, what is asked, in the words of RFC 9470
+    /// (`error="insufficient_user_authentication"`, `acr_values`, `max_age`).
+    static func challenge(_ parameters: [(String, String)]) -> String {
+        "Menshen " + parameters.map { name, value in
+            // quoted-string: `"` and `\` escaped; the values here are URLs and fixed words (no control characters).
+            var quoted = ""
+            for c in value.unicodeScalars where c.value >= 0x20 && c.value != 0x7F {
+                if c == "\"" || c == "\\" { quoted.append("\\") }
+                quoted.unicodeScalars.append(c)
+            }
+            return "\(name)=\"\(quoted)\""
+        }.joined(separator: ", ")
     }
 
     static func stepUp(_ request: GateRequest, loa: Int, maxAge: Int?, returnURL: String, portalOrigin: String) -> GateVerdict {
@@ -73,7 +93,10 @@ enum GatewayPages {
         if wantsHTML(request) { return redirect(location) }
         var extra: [String: Any] = ["step_up": location, "loa": loa]
         if let maxAge { extra["max_age"] = maxAge }
-        return problem(401, title: "Step-up required", detail: "Verify again with a stronger or fresher factor.", request: request, extra: extra)
+        var parameters = [("realm", "menshen"), ("error", "insufficient_user_authentication"), ("step_up", location), ("acr_values", "loa\(loa)")]
+        if let maxAge { parameters.append(("max_age", String(maxAge))) }
+        return problem(401, title: "Step-up required", detail: "Verify again with a stronger or fresher factor.", request: request, extra: extra,
+                       challenge: challenge(parameters))
     }
 
     /// The enforcement point's own error answers (502, 504, 503, 4xx) as pages for browsers and

@@ -49,6 +49,7 @@ public struct IdentityPortal: Sendable {
     /// Adds every route to `router`.
     public func register(on router: Router<PortalContext>) {
         router.add(middleware: CSRFCookieMiddleware(random: random))
+        router.add(middleware: ChallengeMiddleware(signIn: publicOrigin + "/signin"))
         router.get("/static/webauthn.js") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "max-age=300",
                                             .xContentTypeOptions: "nosniff"],

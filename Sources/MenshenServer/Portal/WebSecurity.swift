@@ -142,3 +142,19 @@ struct CSRFCookieMiddleware: RouterMiddleware {
         return response
     }
 }
+
+/// Gives every 401 of the portal a `WWW-Authenticate` challenge (RFC 9110 §11.6.1: a 401 must carry one) when its
+/// handler set none: scheme `Menshen` (see ``GatewayPages/challenge(_:)``), with the portal's sign-in page.
+struct ChallengeMiddleware: RouterMiddleware {
+    typealias Context = PortalContext
+    let signIn: String
+
+    func handle(_ request: Request, context: PortalContext,
+                next: (Request, PortalContext) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        if response.status == .unauthorized, response.headers[.wwwAuthenticate] == nil {
+            response.headers[.wwwAuthenticate] = GatewayPages.challenge([("realm", "menshen"), ("sign_in", signIn)])
+        }
+        return response
+    }
+}
