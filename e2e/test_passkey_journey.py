@@ -150,6 +150,12 @@ def test_passkey_signup_signin_stepup_signout(demo, chromium, artifacts, lang):
     assert after and after != before, "step-up must issue a new session id"
     assert get_with_cookie(demo.portal, "/account", before)[0] == 303, "the pre-step-up id must be dead"
     assert get_with_cookie(demo.portal, "/account", after)[0] == 200
+    # A level no method of this portal gives (LoA 4: the enrolment level caps every factor at 3) is said plainly,
+    # with nothing offered that could only end in "too weak" — not even the hardware-bound passkey.
+    page.goto(demo.portal + "/stepup?loa=4&return=%2Faccount")
+    assert "LoA 4" in page.locator("#stepup-out-of-reach").inner_text()
+    assert page.locator("#passkey-stepup").count() == 0
+    assert session_cookie(context) == after
     # A satisfied requirement passes straight through; a foreign return URL is never followed.
     page.goto(demo.portal + "/stepup?loa=3&max_age=600&return=https%3A%2F%2Fevil.example%2F")
     assert page.url == demo.portal + "/"

@@ -201,6 +201,12 @@ struct PortalIdentityTests {
         #expect(r.status == 200)
         #expect(r.body.contains("no method to verify again here"), "\(r.body.prefix(800))")
         #expect(r.body.contains("action=\"/signout") && r.body.contains("href=\"/account"))
+        // A level above what any method here gives (the enrolment level, LoA 3 by default) is said as such, in both languages.
+        let four = try await v.get("/stepup?loa=4&return=%2Faccount&lang=en")
+        #expect(four.status == 200 && four.body.contains("id=\"stepup-out-of-reach\""))
+        #expect(four.body.contains("requires assurance level LoA 4") && four.body.contains("more than LoA 3") && !four.body.contains("no method to verify"))
+        let zh = try await v.get("/stepup?loa=4&return=%2Faccount&lang=zh-TW")
+        #expect(zh.body.contains("要求身分驗證等級 LoA 4"))
     }
 
     @Test("bad input: missing CSRF, foreign Origin, malformed or oversized bodies give a clear 400/413, change nothing, and are recorded")

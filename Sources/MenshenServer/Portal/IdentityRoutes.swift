@@ -631,7 +631,16 @@ public struct IdentityPortal: Sendable {
                 <button type="submit">\(t.verify)</button></form></section>
                 """
         }
-        if sections.isEmpty {
+        let ceiling = identity.settings.enrolmentLevel.rawValue
+        if req.loa > ceiling {
+            // No method here can give that level (the enrolment level caps every sign-in and step-up): offering them
+            // would only end in "too weak" after the user verified.
+            sections = """
+                <p class="error" role="alert" id="stepup-out-of-reach">\(HTMLPage.escape(t.stepUpOutOfReach(req.loa, ceiling)))</p>
+                <p><a href="/account\(q(request))">\(t.enrolMethods)</a></p>
+                <form method="post" action="/signout\(q(request))">\(csrfField(request))<button type="submit" id="sign-out" class="secondary">\(t.signOut)</button></form>
+                """
+        } else if sections.isEmpty {
             // Nothing to verify with (a password-only or federated account): say what can be done instead of an empty page.
             sections = """
                 <p class="error" role="alert">\(t.noStepUpMethod)</p>
@@ -645,7 +654,8 @@ public struct IdentityPortal: Sendable {
             <p>\(t.assurance): LoA \(s.record.levelOfAssurance) → LoA \(req.loa)</p>
             \(sections)
             """
-        return page(request, title: t.stepUpTitle, body: body, status: message == nil ? .ok : .unauthorized, script: !f.passkeys.isEmpty,
+        return page(request, title: t.stepUpTitle, body: body, status: message == nil ? .ok : .unauthorized,
+                    script: !f.passkeys.isEmpty && req.loa <= ceiling,
                     switchPath: "/stepup?" + req.query)
     }
 
