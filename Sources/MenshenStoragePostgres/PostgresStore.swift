@@ -27,6 +27,9 @@ public final class PostgresStore: MenshenStore {
     private let runTask: Task<Void, Never>
     private let logger: Logger
     private let closed = ClosedFlag()
+    /// The change feeds' tasks (LISTEN and the counter poll): ``close()`` ends them and waits for them, so no
+    /// connection of this store outlives it.
+    private let feedTasks = Mutex<[Task<Void, Never>]>([])
     public var backendName: String { "postgres" }
 
     /// Key of the advisory lock that serialises migrations across nodes.
@@ -270,6 +273,8 @@ public final class PostgresStore: MenshenStore {
             }
         }
         continuation.onTermination = { _ in task.cancel(); poll.cancel() }
+        feedTasks.withLock { $0.append(contentsOf: [task, poll]) }
+        if closed.isSet { task.cancel(); poll.cancel() }   // a feed asked for while closing
         return stream
     }
 
@@ -309,8 +314,13 @@ public final class PostgresStore: MenshenStore {
         }
     }
 
+    /// Closes the store: the change feeds end (their streams finish, the LISTEN connection is closed) before the
+    /// pool's connections do, and this returns when all of them are closed.
     public func close() async throws {
         closed.set()
+        let feeds = feedTasks.withLock { t in defer { t = [] }; return t }
+        for task in feeds { task.cancel() }
+        for task in feeds { await task.value }
         runTask.cancel()
         await runTask.value
     }

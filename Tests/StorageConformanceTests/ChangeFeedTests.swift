@@ -1,8 +1,10 @@
 import Foundation
+import Logging
 import MenshenCore
 import MenshenStorage
 import MenshenStoragePostgres
 import MenshenStorageSQLite
+import PostgresNIO
 import Synchronization
 import Testing
 
@@ -28,6 +30,21 @@ struct ChangeFeedTests {
         case .memory: return
         case .sqlite: try (f.store as? SQLiteStore)?.unsafeExecute(sql)
         case .postgres: try await TestPostgres.execute(on: try PostgresURL(f.location), sql)
+        }
+    }
+
+    /// Backends on the fixture's PostgreSQL database whose last statement was a change feed's (`LISTEN` or its
+    /// `SELECT 1` heartbeat).
+    static func listeningBackends(_ f: Fixture) async throws -> Int {
+        let database = try PostgresURL(f.location).database ?? ""
+        return try await TestPostgres.withAdmin { c in
+            let rows = try await c.query(PostgresQuery(unsafeSQL: """
+                SELECT count(*)::int8 FROM pg_stat_activity WHERE datname = '\(database)' AND pid <> pg_backend_pid()
+                  AND (query ILIKE 'LISTEN%menshen_changes%' OR query = 'SELECT 1')
+                """), logger: Logger(label: "test"))
+            var n = 0
+            for try await (count) in rows.decode(Int64.self) { n = Int(count) }
+            return n
         }
     }
 
@@ -190,6 +207,45 @@ extension TimedChangeFeedTests {
 
 @Suite("PostgreSQL LISTEN reconnection")
 struct ListenRetryTests {
+    @Test("close() returns only once the change feed has ended: its stream is finished and its LISTEN connection closed")
+    func closeEndsTheFeed() async throws {
+        guard Backend.available.contains(.postgres) else { return }
+        let f = try await Fixture.make(.postgres)
+        let node = try await PostgresStore(url: try PostgresURL(f.location))
+        let feed = node.changes()
+        var iterator = feed.makeAsyncIterator()
+        // LISTEN in place: both kinds are reported once.
+        _ = await iterator.next()
+        _ = await iterator.next()
+        // The query below sees this node's LISTEN connection while it is open (so the check after close can fail).
+        var open = 0
+        for _ in 0..<40 where open == 0 {
+            open = try await ChangeFeedTests.listeningBackends(f)
+            if open == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(open == 1, "the LISTEN connection is not seen in pg_stat_activity")
+        try await node.close()
+        // Finished already: the next look returns nil at once instead of waiting for the heartbeat to notice (up to 1 s).
+        let ended = Mutex<Bool>(false)
+        let drain = Task {
+            var it = iterator
+            while await it.next() != nil {}
+            ended.withLock { $0 = true }
+        }
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(ended.withLock { $0 }, "the feed's stream was still open after close() returned")
+        drain.cancel()
+        // No connection of the closed node is left on the server (the backend ends as soon as the socket is closed).
+        var left = -1
+        for _ in 0..<20 {
+            left = try await ChangeFeedTests.listeningBackends(f)
+            if left == 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(left == 0, "\(left) LISTEN connection(s) still open after close()")
+        await f.cleanup()
+    }
+
     @Test("after a loss the first retry is at once, then 1, 2, 4 and at most 8 s (a LISTEN lost soon after it started counts)")
     func delays() {
         #expect((0...7).map { PostgresStore.listenRetryDelay($0) } == [.zero, .zero, .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(8), .seconds(8)])
