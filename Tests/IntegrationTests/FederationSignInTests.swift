@@ -152,6 +152,69 @@ struct FederationSignInTests {
         #expect(try await w.get("/account").body.contains(#"<strong id="account-loa">LoA 1</strong>"#))
     }
 
+    /// Follows the step-up page's link to the provider, signs in there, and returns the callback's answer.
+    static func stepUpThroughProvider(_ v: Visitor, query: String, user: String, password: String) async throws -> PortalIdentityTests.Exchange {
+        let start = try await v.get("/stepup/oidc?" + query)
+        #expect(start.status == 303)
+        let authorize = try #require(start.header("location").first)
+        #expect(authorize.contains("prompt=login") && authorize.contains("max_age=0"), "\(authorize)")
+        let login = try await PortalIdentityTests.http("POST", authorize, form: [("username", user), ("password", password), ("decision", "allow")])
+        #expect(login.status == 302, "provider answered \(login.status): \(login.body.prefix(200))")
+        let callback = try #require(login.header("location").first)
+        return try await v.get(String(callback.dropFirst(v.base.count)))
+    }
+
+    @Test("a federated session steps up at its provider: signed in again there (prompt=login, max_age=0), same account, fresh, strong enough")
+    func stepUp() async throws {
+        guard let (provider, server) = try await setUp() else { return }
+        defer { _ = provider; try? FileManager.default.removeItem(at: server.dir) }
+        let v = Visitor(server.portal)
+        #expect(try await v.get(try await Self.throughProvider(v, user: "bob", password: "bob-password")).status == 303)
+        let first = try #require(v.cookies["__Host-menshen-session"])
+        // The step-up page offers the provider (the account has no local factor to verify with).
+        let page = try await v.get("/stepup?loa=3&max_age=0&return=%2Faccount&lang=en")
+        #expect(page.status == 200 && page.body.contains(#"id="stepup-idp""#) && page.body.contains("Verify again at Partner"), "\(page.body.prefix(600))")
+        #expect(!page.body.contains("no method to verify again here"))
+        let done = try await Self.stepUpThroughProvider(v, query: "loa=3&max_age=0&return=%2Faccount", user: "bob", password: "bob-password")
+        #expect(done.status == 303 && done.header("location") == ["/account"])
+        let raised = try #require(done.cookie("__Host-menshen-session"))
+        #expect(raised != first, "a step-up issues a new session id")
+        #expect(try await PortalIdentityTests.http("GET", server.portal + "/account", cookies: ["__Host-menshen-session": first]).status == 303,
+                "the session from before the step-up is dead")
+        #expect(try await v.get("/account?lang=en").body.contains(#"<strong id="account-loa">LoA 3</strong>"#))
+        // LoA 4 is more than this provider may assert (max_loa 3): said, not offered.
+        let four = try await v.get("/stepup?loa=4&return=%2Faccount&lang=en")
+        #expect(four.body.contains(#"id="stepup-out-of-reach""#) && !four.body.contains(#"id="stepup-idp""#))
+
+        // Another account at the provider: refused, the session stays as it was.
+        let before = try #require(v.cookies["__Host-menshen-session"])
+        let other = try await Self.stepUpThroughProvider(v, query: "loa=1&max_age=0&return=%2Faccount", user: "alice", password: "alice-password")
+        #expect(other.status == 401 && other.body.contains(#"id="stepup-refused""#) && other.cookie("__Host-menshen-session") == nil)
+        #expect(other.body.contains("與目前的工作階段不同"), "the reason, in the default language")
+        #expect(try await v.get("/account").status == 200 && v.cookies["__Host-menshen-session"] == before)
+
+        // A provider that answers from its own session (an authentication 30 s old, within its 60 s clock skew): not fresh.
+        let control = try await PortalIdentityTests.http("POST", provider.issuer + "/control/users", headers: ["Content-Type": "application/json"],
+            rawBody: #"{"username": "carol", "password": "carol-password", "sub": "carol-0003", "auth_time_offset": 30, "acr": "phr", "amr": ["pwd", "otp", "mfa"]}"#)
+        #expect(control.status == 200)
+        let c = Visitor(server.portal)
+        #expect(try await c.get(try await Self.throughProvider(c, user: "carol", password: "carol-password")).status == 303)
+        let stale = try await Self.stepUpThroughProvider(c, query: "loa=1&max_age=0&return=%2Faccount", user: "carol", password: "carol-password")
+        #expect(stale.status == 401 && stale.body.contains("身分提供者沒有要求您重新登入"), "\(stale.body.prefix(800))")
+        #expect(stale.cookie("__Host-menshen-session") == nil)
+
+        // Too weak: a password-only account at the provider (LoA 1) asked for LoA 2.
+        let a = Visitor(server.portal)
+        #expect(try await a.get(try await Self.throughProvider(a, user: "alice", password: "alice-password")).status == 303)
+        let weak = try await Self.stepUpThroughProvider(a, query: "loa=2&max_age=0&return=%2Faccount", user: "alice", password: "alice-password")
+        #expect(weak.status == 401 && weak.cookie("__Host-menshen-session") == nil && weak.body.contains("未達此操作要求的驗證等級"))
+
+        // Each refusal and the step-up are recorded, and the chain holds.
+        let status = try await Harness.runAsync(["store", "status", "--config", server.config],
+                                                environment: ["MENSHEN_TEST_OIDC_SECRET": "secret-basic-0123456789"])
+        #expect(status.out.contains("event chain:     intact"))
+    }
+
     @Test("replayed callbacks, callbacks in another browser and forged states are refused and recorded")
     func refusals() async throws {
         guard let (provider, server) = try await setUp() else { return }

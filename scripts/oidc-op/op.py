@@ -13,7 +13,8 @@ page, the signing keys and the HTTP routes.
 
 Test-only extras, all under /control/ (loopback only, no authentication):
   POST /control/rotate        new signing keys (new kid); JSON {"keep_old": bool}
-  POST /control/users         add or replace a test user (JSON, see USERS below)
+  POST /control/users         add or replace a test user (JSON, see USERS below; "auth_time_offset": N
+                              makes its auth_time N seconds older than the sign-in)
   POST /control/pad           pad discovery / JWKS to N bytes: {"discovery": N, "jwks": N}
   POST /control/cache         Cache-Control for discovery / JWKS: {"jwks": "max-age=120"}
   GET  /control/stats         how often discovery, JWKS and the token endpoint were fetched
@@ -188,7 +189,9 @@ class AuthCode(AuthorizationCodeMixin):
         self.nonce = data.get("nonce")
         self.code_challenge = data.get("code_challenge")
         self.code_challenge_method = data.get("code_challenge_method")
-        self.auth_time = int(time.time())
+        # auth_time_offset (test users only): an authentication that seems older, as from a provider that
+        # answered out of its own session instead of asking the user again.
+        self.auth_time = int(time.time()) - int(user.record.get("auth_time_offset") or 0)
         self.created = time.time()
 
     def get_redirect_uri(self):
@@ -415,6 +418,7 @@ def control_users():
         "groups": body.get("groups", []),
         "acr": body.get("acr"),
         "amr": body.get("amr"),
+        "auth_time_offset": body.get("auth_time_offset", 0),
     }
     with LOCK:
         USERS[username] = record

@@ -107,6 +107,18 @@ extension IdentityPortal {
         /// SHA-256 of the browser-binding cookie: the callback must come from the browser that started.
         var binding: String
         var ret: String
+        /// Set when the flow is a step-up of an existing session, not a sign-in.
+        var stepUp: StepUpFlow?
+    }
+
+    /// A step-up at the session's identity provider: which session asked, for what, and when (the provider's
+    /// authentication must come after it).
+    struct StepUpFlow: Codable {
+        var sessionHash: String
+        var loa: Int
+        var startedAt: Date
+        /// The step-up page's query (to go back to it when refused).
+        var query: String
     }
 
     static let oidcBindingCookie = "__Host-menshen-oidc"
@@ -114,6 +126,88 @@ extension IdentityPortal {
     func registerFederation(on router: Router<PortalContext>) {
         router.get("/signin/oidc/callback") { request, context in try await oidcCallback(request, context) }
         router.get("/signin/oidc/{idp}") { request, context in try await oidcStart(request, context) }
+        router.get("/stepup/oidc") { request, context in try await oidcStepUpStart(request, context) }
+    }
+
+    /// The provider a federated session came from, when it is still configured.
+    func sessionProvider(_ s: ActiveSession) -> OIDCProviderConfiguration? {
+        guard s.attributes.idp != "local", let federation else { return nil }
+        return federation.providers.first { $0.id == s.attributes.idp }
+    }
+
+    /// Step-up for a session that came from an identity provider: the user signs in there again (`prompt=login`,
+    /// `max_age=0`), and the session is raised only when the provider authenticated the same account after the
+    /// step-up started, at the level asked for (OpenID Connect Core §3.1.2.1, §2: `auth_time`).
+    func oidcStepUpStart(_ request: Request, _ context: PortalContext) async throws -> Response {
+        guard let req = try await requirement(request) else { return try await badRequest(request, context, reason: "bad step-up parameters") }
+        guard let s = try await currentSession(request) else { return redirect("/signin\(q(request))") }
+        guard let federation, let provider = sessionProvider(s) else {
+            return try await badRequest(request, context, reason: "step-up at an identity provider for a session that did not come from one", session: s)
+        }
+        // Beyond what the provider may assert: the step-up page says so.
+        guard req.loa <= provider.maximumLevelOfAssurance.rawValue else { return redirect("/stepup?\(req.query)&lang=\(lang(request).rawValue)") }
+        let now = clock.now()
+        let (url, pending): (URL, PendingAuthorization)
+        do {
+            (url, pending) = try await federation.beginSignIn(idp: provider.id, returnURL: req.ret, now: now, maxAge: 0, prompt: "login")
+        } catch {
+            try await identity.events.authentication(.other, user: s.user.id, userName: s.user.id.rawValue, success: false,
+                                                     detail: "step-up: identity provider \(provider.id) unavailable: \(error)", source: context.sourceAddress,
+                                                     sessionHash: s.idHash, idp: provider.id, other: .stepUp)
+            let t = IdentityText(lang(request))
+            return page(request, title: t.stepUpTitle, body: "<h1>\(t.stepUpTitle)</h1><p class=\"error\" role=\"alert\">\(t.idpUnavailable)</p>",
+                        status: .badGateway, switchPath: "/stepup?" + req.query)
+        }
+        let binding = random.token()
+        let flow = OIDCFlow(pending: pending, binding: SecretHash.sha256Hex(binding), ret: req.ret,
+                            stepUp: StepUpFlow(sessionHash: s.idHash, loa: req.loa, startedAt: now, query: req.query))
+        let json = String(decoding: try JSONEncoder().encode(flow), as: UTF8.self)
+        try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(pending.state), kind: OIDCFlow.kind, userID: s.user.id,
+                                                        data: json, createdAt: now, expiresAt: now.addingTimeInterval(600)))
+        return redirect(url.absoluteString, setCookies: [PortalCookies.set(Self.oidcBindingCookie, binding, maxAge: 600)])
+    }
+
+    /// The callback of a step-up: the same session, the same account at the provider, authenticated after the step-up
+    /// started, at the level asked for; then the session is raised (a new session id, as every step-up).
+    func oidcStepUpFinish(_ request: Request, _ context: PortalContext, flow: OIDCFlow, step: StepUpFlow,
+                          federated: FederatedIdentity, clear: String) async throws -> Response {
+        let t = IdentityText(lang(request))
+        let idp = flow.pending.providerID
+        let s = try await currentSession(request)
+        func refuse(_ detail: String, _ message: String) async throws -> Response {
+            try await identity.events.authentication(.other, user: s?.user.id, userName: s?.user.id.rawValue ?? "", success: false,
+                                                     detail: "step-up at \(idp) refused: \(detail)", source: context.sourceAddress,
+                                                     sessionHash: s?.idHash, idp: idp, other: .stepUp)
+            let body = """
+                <h1>\(t.stepUpTitle)</h1><p class="error" role="alert" id="stepup-refused">\(HTMLPage.escape(message))</p>
+                <p><a href="/stepup?\(HTMLPage.escape(step.query))&amp;lang=\(lang(request).rawValue)">\(t.stepUpAgain)</a></p>
+                """
+            return page(request, title: t.stepUpTitle, body: body, status: .unauthorized, switchPath: "/stepup?" + step.query, setCookies: [clear])
+        }
+        guard let s, s.idHash == step.sessionHash else { return try await refuse("not the session that started the step-up", t.federationFailed) }
+        guard Self.localID(of: federated) == s.user.id else {
+            return try await refuse("the provider authenticated another account (\(federated.subject))", t.stepUpOtherAccount)
+        }
+        // The provider may have ignored prompt=login and answered from its own session: only an authentication made after
+        // the step-up started proves a fresh factor (a second of leeway for the providers' whole-second auth_time).
+        guard let authTime = federated.authTime, authTime >= step.startedAt.addingTimeInterval(-1) else {
+            return try await refuse("the provider did not authenticate the user again (auth_time \(federated.authTime.map { "\($0)" } ?? "missing"), step-up started \(step.startedAt))",
+                                    t.stepUpNotFresh)
+        }
+        guard federated.levelOfAssurance.rawValue >= step.loa else {
+            return try await refuse("LoA \(federated.levelOfAssurance.rawValue) from the provider, \(step.loa) asked", t.stepUpProviderWeak)
+        }
+        let amr = federated.amr.filter { AuthenticationMethodReference(rawValue: $0) != nil }
+        let grant = SessionGrant(userID: s.user.id, levelOfAssurance: federated.levelOfAssurance.rawValue, amr: amr,
+                                 aal: federated.authenticatorAssuranceLevel.rawValue,
+                                 phishingResistant: ["phr", "phrh"].contains(federated.acr ?? "") || amr.contains("hwk") || amr.contains("swk"),
+                                 idp: idp)
+        let issued = try await sessions.elevate(s, with: grant)
+        try await identity.events.authentication(.other, user: s.user.id, userName: s.user.id.rawValue, success: true,
+                                                 detail: "step-up at \(idp) (acr \(federated.acr ?? "-"), LoA from \(federated.assuranceSource.rawValue))",
+                                                 source: context.sourceAddress, factors: amr, loa: grant.levelOfAssurance,
+                                                 sessionHash: issued.record.idHash, idp: idp, other: .stepUp)
+        return redirect(try await safeReturn(flow.ret), setCookies: [sessionCookie(issued), clear])
     }
 
     /// Buttons for the configured providers on the sign-in page.
@@ -171,6 +265,9 @@ extension IdentityPortal {
         do { federated = try await federation.completeSignIn(pending: flow.pending, callbackQuery: query, now: clock.now()) } catch {
             return try await refuse("\(error)", idp: idp)
         }
+        if let step = flow.stepUp {
+            return try await oidcStepUpFinish(request, context, flow: flow, step: step, federated: federated, clear: clear)
+        }
         guard let user = try await provision(federated) else { return try await refuse("the local account is disabled", idp: idp) }
         let amr = federated.amr.filter { AuthenticationMethodReference(rawValue: $0) != nil }
         let grant = SessionGrant(userID: user.id, levelOfAssurance: federated.levelOfAssurance.rawValue, amr: amr,
@@ -189,9 +286,7 @@ extension IdentityPortal {
     /// (id `SUBJECT@PROVIDER` when that is a valid id, else a hash of issuer and
     /// subject). Mapped groups that exist locally are added. Nil when disabled.
     func provision(_ f: FederatedIdentity) async throws -> UserRecord? {
-        let candidate = "\(f.subject)@\(f.providerID)"
-        let id = UserID(IdentifierSyntax.isValid(candidate) && candidate.count <= 128
-                        ? candidate : "oidc-\(SecretHash.sha256Hex(f.issuer + "\u{0}" + f.subject).prefix(24))@\(f.providerID)")
+        let id = Self.localID(of: f)
         let now = clock.now()
         let kind = UserKind(rawValue: f.userKind.rawValue) ?? .partner
         if var existing = try await store.user(id) {
@@ -209,6 +304,13 @@ extension IdentityPortal {
         try await addGroups(f.groups, to: id)
         try await identity.events.accountChange(.create, user: id, actor: "idp:\(f.providerID)", detail: "created on first federated sign-in")
         return user
+    }
+
+    /// The local account id of a federated identity (see ``provision(_:)``).
+    static func localID(of f: FederatedIdentity) -> UserID {
+        let candidate = "\(f.subject)@\(f.providerID)"
+        return UserID(IdentifierSyntax.isValid(candidate) && candidate.count <= 128
+                      ? candidate : "oidc-\(SecretHash.sha256Hex(f.issuer + "\u{0}" + f.subject).prefix(24))@\(f.providerID)")
     }
 
     private func addGroups(_ groups: [String], to user: UserID) async throws {

@@ -631,7 +631,16 @@ public struct IdentityPortal: Sendable {
                 <button type="submit">\(t.verify)</button></form></section>
                 """
         }
-        let ceiling = identity.settings.enrolmentLevel.rawValue
+        // A session from an identity provider steps up there (its own factors are not local ones); the provider's
+        // maximum is then the ceiling.
+        let provider = sessionProvider(s)
+        if let provider {
+            let name = HTMLPage.escape(provider.displayName(forLanguage: lang(request).rawValue))
+            sections = """
+                <section><a class="idp" id="stepup-idp" href="/stepup/oidc\(HTMLPage.escape(action))">\(t.stepUpAtProvider) \(name)</a></section>
+                """
+        }
+        let ceiling = provider?.maximumLevelOfAssurance.rawValue ?? identity.settings.enrolmentLevel.rawValue
         if req.loa > ceiling {
             // No method here can give that level (the enrolment level caps every sign-in and step-up): offering them
             // would only end in "too weak" after the user verified.
@@ -655,7 +664,7 @@ public struct IdentityPortal: Sendable {
             \(sections)
             """
         return page(request, title: t.stepUpTitle, body: body, status: message == nil ? .ok : .unauthorized,
-                    script: !f.passkeys.isEmpty && req.loa <= ceiling,
+                    script: !f.passkeys.isEmpty && req.loa <= ceiling && provider == nil,
                     switchPath: "/stepup?" + req.query)
     }
 

@@ -11,6 +11,8 @@ struct IdentityText {
     let passwordProblemName, enrolStart, passkeyAdded, signInAgain, changesNeedFreshFactor, lastUsed, never, cloneWarning: String
     let activeRoles, privilegedMode, startPrivileged, endPrivileged: String
     let signInWith, orFederated, idpUnavailable, federationFailed: String
+    /// Step-up at the session's identity provider: the button (followed by the provider's name), and why one was refused.
+    let stepUpAtProvider, stepUpNotFresh, stepUpOtherAccount, stepUpAgain, stepUpProviderWeak: String
     let otherHostTitle, otherHostIntro, otherHostAdvice, goToPortal: String
     let noStepUpMethod, enrolMethods: String
     /// The requirement is above what any method of this portal can give (the enrolment level caps it): the two levels.
@@ -44,6 +46,9 @@ struct IdentityText {
             startPrivileged = "切換至特權作業（需再次驗證）"; endPrivileged = "結束特權作業"
             signInWith = "使用"; orFederated = "或以所屬機構的帳號登入："
             idpUnavailable = "目前無法連線至該身分提供者，請稍後再試。"; federationFailed = "外部身分提供者的登入未通過驗證，請重新登入。"
+            stepUpAtProvider = "前往身分提供者重新驗證："; stepUpNotFresh = "身分提供者沒有要求您重新登入，因此無法確認是您本人剛剛完成驗證。請再試一次；若仍發生，請聯絡系統管理員。"
+            stepUpOtherAccount = "您在身分提供者登入的帳號與目前的工作階段不同，未提升驗證等級。"; stepUpAgain = "再試一次"
+            stepUpProviderWeak = "您在身分提供者的登入方式未達此操作要求的驗證等級；請改用更強的方式登入身分提供者，或聯絡系統管理員。"
             otherHostTitle = "已登入，但無法前往該應用系統"; otherHostIntro = "您已登入。您要前往的應用系統位於另一個主機名稱："
             otherHostAdvice = "登入工作階段只會送往本入口網站的主機名稱，因此該應用系統看不到您的登入狀態。請聯絡系統管理員，將應用系統設定於本入口網站的主機名稱之下。"
             goToPortal = "前往入口網站首頁"
@@ -84,6 +89,9 @@ struct IdentityText {
             signInWith = "Sign in with"; orFederated = "Or sign in with your organisation's account:"
             idpUnavailable = "That identity provider cannot be reached right now. Please try again later."
             federationFailed = "The sign-in through the external identity provider could not be verified. Please sign in again."
+            stepUpAtProvider = "Verify again at"; stepUpNotFresh = "The identity provider did not ask you to sign in again, so it cannot be shown that you just verified. Please try again; if it happens again, contact your administrator."
+            stepUpOtherAccount = "You signed in at the identity provider with another account than this session's; the session was not raised."; stepUpAgain = "Try again"
+            stepUpProviderWeak = "The way you signed in at the identity provider does not reach the level this action needs; sign in there with a stronger method, or contact your administrator."
             otherHostTitle = "Signed in, but that application is out of reach"; otherHostIntro = "You are signed in. The application you were going to is on another host name:"
             otherHostAdvice = "The sign-in session is sent only to this portal's host name, so that application cannot see that you are signed in. Ask your administrator to put the application under this portal's host name."
             goToPortal = "Go to the portal's home page"
