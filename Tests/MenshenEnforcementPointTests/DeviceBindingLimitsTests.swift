@@ -105,6 +105,28 @@ struct DeviceBindingLimitsTests {
         #expect((events.first?["unreported_before"]) == nil)
     }
 
+    @Test("refusals whose event could not be written are counted in the next event's unreported_before")
+    func failedEventCounted() async throws {
+        let f = try await Fixture()
+        defer { Task { await f.close() } }
+        let binding = try f.binding(capacities: (10, 10), budget: .init(burst: 5, perSecond: 1))
+        var foreign: [IssuedDeviceCertificate] = []
+        for i in 0..<4 { foreign.append(try Fixture.issue(f.stranger, device: "laptop-\(200 + i)", now: f.now)) }
+        // The event log refuses appends for a while (a real SQLite trigger, as a full disk or a lock would).
+        try f.store.unsafeExecute("CREATE TABLE fail_appends(x)")
+        try f.store.unsafeExecute("CREATE TRIGGER fail_event_appends BEFORE INSERT ON events WHEN (SELECT count(*) FROM fail_appends) > 0 BEGIN SELECT RAISE(ABORT, 'injected'); END")
+        try f.store.unsafeExecute("INSERT INTO fail_appends VALUES (1)")
+        for i in 0..<2 {
+            await #expect(throws: (any Error).self) { try await binding.resolve(Fixture.request(foreign[i], id: "lost-\(i)"), now: f.now) }
+        }
+        #expect(try await f.refusalEvents().isEmpty)
+        try f.store.unsafeExecute("DELETE FROM fail_appends")
+        guard case .refused = try await binding.resolve(Fixture.request(foreign[2], id: "written"), now: f.now) else { Issue.record("accepted"); return }
+        let events = try await f.refusalEvents()
+        #expect(events.count == 1)
+        #expect(events.last?["unreported_before"] as? Int == 2, "the two refusals whose events were lost: \(events.last ?? [:])")
+    }
+
     @Test("a result checked while the device rules were replaced is not remembered")
     func reloadDuringCheck() async throws {
         let f = try await Fixture()

@@ -209,8 +209,14 @@ public final class DeviceBinding: Sendable {
             }
         }
         if case .refused(let code) = resolution, let events, let unreportedBefore = shouldReport(fingerprint, now: now) {
-            try await events.certificateRefused(code: code, detail: detail, certificate: certificate, fingerprint: fingerprint,
-                                                source: request.clientAddress, requestID: request.requestID, unreportedBefore: unreportedBefore)
+            do {
+                try await events.certificateRefused(code: code, detail: detail, certificate: certificate, fingerprint: fingerprint,
+                                                    source: request.clientAddress, requestID: request.requestID, unreportedBefore: unreportedBefore)
+            } catch {
+                // Not written: this refusal and the ones it was to report are counted again, so the next event says so.
+                reported.withLock { $0.unreported += unreportedBefore + 1 }
+                throw error
+            }
         }
         return resolution
     }
