@@ -147,6 +147,9 @@ extension Harness {
             if !process.isRunning { throw HarnessError("\(name) exited with \(process.terminationStatus)") }
             Thread.sleep(forTimeInterval: 0.2)
         }
+        // Not left running with its ports taken (callers set their clean-up only once this returns).
+        process.terminate()
+        process.waitUntilExit()
         throw HarnessError("\(name) did not become healthy")
     }
 

@@ -38,3 +38,14 @@ struct LanguageNegotiationTests {
         #expect(UILanguage.qvalue(Substring(text)) == value)
     }
 }
+
+/// The `WWW-Authenticate` challenge every 401 carries: a quoted-string of visible ASCII whatever the values hold.
+@Suite("WWW-Authenticate challenge")
+struct ChallengeTests {
+    @Test("quotes and backslashes escaped; controls and non-ASCII percent-encoded (no header injection)")
+    func quoting() {
+        #expect(GatewayPages.challenge([("realm", "menshen"), ("sign_in", "https://p.example/signin?return=%2F")])
+                == #"Menshen realm="menshen", sign_in="https://p.example/signin?return=%2F""#)
+        #expect(GatewayPages.challenge([("x", "a\"b\\c\r\nSet-Cookie: y\u{7F}é")]) == #"Menshen x="a\"b\\c%0D%0ASet-Cookie: y%7F%C3%A9""#)
+    }
+}

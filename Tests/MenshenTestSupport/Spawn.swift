@@ -198,14 +198,11 @@ public final class ChildProcess: @unchecked Sendable {
         lock.withLock { if pid > 0, exitStatus == nil { kill(pid, number) } }
     }
 
-    /// Blocks until the child has ended (returns at once if it never started).
+    /// Blocks until the child has ended (returns at once if it never started or was reaped elsewhere). The child is
+    /// reaped only under the lock (``isRunning``), so no status is lost to a second waiter and no signal reaches a
+    /// reused pid.
     public func waitUntilExit() {
-        let target: pid_t = lock.withLock { exitStatus == nil ? pid : 0 }
-        guard target > 0 else { return }
-        var status: Int32 = 0
-        var r: pid_t
-        repeat { r = waitpid(target, &status, 0) } while r < 0 && errno == EINTR
-        lock.withLock { if exitStatus == nil { exitStatus = r == target ? status : 0x7f00 } }
+        while isRunning { usleep(5_000) }
     }
 
     /// A wait status that says a signal ended the child.

@@ -185,7 +185,8 @@ enum ForwardAuth {
             if status == 302, let location {
                 // nginx only understands 200, 401 and 403; the others can pass a redirect through.
                 if caller == .nginx {
-                    return .respond(status: 401, headers: [("Location", location), ("Cache-Control", "no-store"), (requestIDHeader, original.requestID)],
+                    return .respond(status: 401, headers: [("Location", location), ("Cache-Control", "no-store"), (requestIDHeader, original.requestID),
+                                                           ("WWW-Authenticate", GatewayPages.challenge([("realm", "menshen"), ("sign_in", location)]))],
                                     body: [])
                 }
                 return .respond(status: status, headers: headers, body: body)

@@ -78,11 +78,14 @@ enum GatewayPages {
     /// (`error="insufficient_user_authentication"`, `acr_values`, `max_age`).
     static func challenge(_ parameters: [(String, String)]) -> String {
         "Menshen " + parameters.map { name, value in
-            // quoted-string: `"` and `\` escaped; the values here are URLs and fixed words (no control characters).
+            // quoted-string of visible ASCII: `"` and `\` escaped, any other byte (controls, non-ASCII) percent-encoded.
             var quoted = ""
-            for c in value.unicodeScalars where c.value >= 0x20 && c.value != 0x7F {
-                if c == "\"" || c == "\\" { quoted.append("\\") }
-                quoted.unicodeScalars.append(c)
+            for b in value.utf8 {
+                switch b {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"): quoted.append("\\"); quoted.unicodeScalars.append(Unicode.Scalar(b))
+                case 0x20...0x7E: quoted.unicodeScalars.append(Unicode.Scalar(b))
+                default: quoted += String(format: "%%%02X", b)
+                }
             }
             return "\(name)=\"\(quoted)\""
         }.joined(separator: ", ")

@@ -25,7 +25,8 @@ struct GatewayService: Service {
                 // Shutting down: a reload now would only fail on the cancelled store calls and report that as a refusal.
                 if Task.isCancelled { break }
                 switch await loader.reloadIfChanged(state) {
-                case .unchanged: break
+                case .unchanged:
+                    lastRefusal = ""   // the sources read, and are the running ones: a later problem is news again
                 case .reloaded(let generation):
                     lastRefusal = ""
                     let s = state.snapshot
@@ -65,7 +66,15 @@ extension ChangeWatcher {
     /// again after each of `delays` (a refused change is not: the same sources would be refused again).
     static func reload(_ loader: GatewayLoader, _ state: GatewayState, logger: Logger,
                        delays: [Duration] = retryDelays) async -> GatewayLoader.Outcome {
-        var outcome = await loader.reloadIfChanged(state)
+        let outcome = await loader.reloadIfChanged(state)
+        guard case .unavailable = outcome else { return outcome }
+        return await retry(loader, state, logger: logger, after: outcome, delays: delays)
+    }
+
+    /// The retries of ``reload(_:_:logger:delays:)`` after a first read that failed.
+    static func retry(_ loader: GatewayLoader, _ state: GatewayState, logger: Logger, after first: GatewayLoader.Outcome,
+                      delays: [Duration] = retryDelays) async -> GatewayLoader.Outcome {
+        var outcome = first
         for delay in delays {
             guard case .unavailable(let why) = outcome, !Task.isCancelled else { break }
             logger.warning("could not read the gateway configuration after a store change; trying again",
@@ -94,22 +103,41 @@ struct ChangeWatcher: Service {
         // Changes that arrive during a reload or sweep are merged into one next batch (``CoalescedChanges``).
         let changes = CoalescedChanges(store.changes())
         defer { changes.cancel() }
+        let (loader, state, logger, server) = (self.loader, self.state, self.logger, self.server)
         await cancelWhenGracefulShutdown {
+            // A reload that could not read the store is tried again beside the feed, not in its way: access changes
+            // (revocations from other nodes) keep being swept meanwhile, and a newer configuration change replaces it.
+            var retrying: Task<Void, Never>?
+            defer { retrying?.cancel() }
             for await change in changes.batches() {
                 if Task.isCancelled { break }
                 // A configuration change another path already loaded (the reload poll) was swept there: sweep again only
                 // for access changes, or a reload done here.
                 var sweep = change.contains(.access)
                 if change.contains(.configuration) {
-                    switch await Self.reload(loader, state, logger: logger) {
+                    retrying?.cancel()
+                    retrying = nil
+                    switch await loader.reloadIfChanged(state) {
                     case .reloaded(let generation):
                         sweep = true
                         logger.notice("gateway configuration reloaded after a store change", metadata: ["generation": "\(generation)"])
                     case .refused(let why) where !Task.isCancelled:
                         logger.error("gateway configuration change refused; the running configuration stays", metadata: ["problems": "\(why)"])
                     case .unavailable(let why) where !Task.isCancelled:
-                        logger.error("could not read the gateway configuration after a store change; the reload poll will try again",
-                                     metadata: ["error": "\(why)"])
+                        retrying = Task {
+                            switch await Self.retry(loader, state, logger: logger, after: .unavailable(why)) {
+                            case .reloaded(let generation):
+                                logger.notice("gateway configuration reloaded after a store change", metadata: ["generation": "\(generation)"])
+                                let closed = await server.reevaluate()
+                                if closed > 0 { logger.notice("connections closed after a configuration reload", metadata: ["closed": "\(closed)"]) }
+                            case .unavailable(let why) where !Task.isCancelled:
+                                logger.error("could not read the gateway configuration after a store change; the reload poll will try again",
+                                             metadata: ["error": "\(why)"])
+                            case .refused(let why) where !Task.isCancelled:
+                                logger.error("gateway configuration change refused; the running configuration stays", metadata: ["problems": "\(why)"])
+                            default: break
+                            }
+                        }
                     case .refused, .unavailable, .unchanged: break
                     }
                 }

@@ -53,7 +53,7 @@ struct IdentityText {
             otherHostAdvice = "登入工作階段只會送往本入口網站的主機名稱，因此該應用系統看不到您的登入狀態。請聯絡系統管理員，將應用系統設定於本入口網站的主機名稱之下。"
             goToPortal = "前往入口網站首頁"
             noStepUpMethod = "您的帳號沒有可在此再次驗證的方式（通行金鑰或驗證器 App）。請先在「帳號與驗證方式」註冊其中一種，或登出後重新登入；若仍無法使用，請聯絡系統管理員。"
-            stepUpOutOfReach = { need, most in "此應用系統要求身分驗證等級 LoA \(need)，而本入口的任何驗證方式最高只能達到 LoA \(most)（LoA \(need) 需臨櫃身分查驗並由機構核發的硬體金鑰）。在此再次驗證也無法達到；請聯絡系統管理員。" }
+            stepUpOutOfReach = { need, most in "此應用系統要求身分驗證等級 LoA \(need)，而本入口的任何驗證方式最高只能達到 LoA \(most)\(need == 4 ? "（LoA 4 需臨櫃身分查驗並由機構核發的硬體金鑰）" : "")。在此再次驗證也無法達到；請聯絡系統管理員。" }
             enrolMethods = "前往帳號與驗證方式"
         case .en:
             signInTitle = "Sign in"; userName = "User name"; password = "Password"; signIn = "Sign in"; orPasskey = "Or use a passkey (no user name needed)"
@@ -96,7 +96,7 @@ struct IdentityText {
             otherHostAdvice = "The sign-in session is sent only to this portal's host name, so that application cannot see that you are signed in. Ask your administrator to put the application under this portal's host name."
             goToPortal = "Go to the portal's home page"
             noStepUpMethod = "Your account has no method to verify again here (a passkey or an authenticator app). Register one under your account's sign-in methods, or sign out and sign in again; if that does not help, contact your administrator."
-            stepUpOutOfReach = { need, most in "This application requires assurance level LoA \(need), and no sign-in method of this portal gives more than LoA \(most) (LoA \(need) needs in-person identity proofing and a hardware key issued by your institution). Verifying again here cannot reach it; contact your administrator." }
+            stepUpOutOfReach = { need, most in "This application requires assurance level LoA \(need), and no sign-in method of this portal gives more than LoA \(most)\(need == 4 ? " (LoA 4 needs in-person identity proofing and a hardware key issued by your institution)" : ""). Verifying again here cannot reach it; contact your administrator." }
             enrolMethods = "Go to your sign-in methods"
         }
     }
