@@ -206,7 +206,7 @@ struct RoutesFileTests {
         _ = try await store.savePolicy("p", text: "permit (principal, action, resource);", author: "t", comment: "", at: Self.now)
         failures.withLock { $0 = 2 }
         reads.withLock { $0 = 0 }
-        #expect(await ChangeWatcher.reload(loader, state, logger: logger, delays: delays) == .reloaded(generation: 2))
+        #expect(await ChangeWatcher.retry(loader, state, logger: logger, after: await loader.reloadIfChanged(state), delays: delays) == .reloaded(generation: 2))
         #expect(reads.withLock { $0 } == 3)
         #expect(state.snapshot.decisionPoint.policies.policies.count == 1)
         // Without the retries (the old behaviour) the first failure is the outcome.
@@ -218,14 +218,14 @@ struct RoutesFileTests {
         _ = try await store.savePolicy("q", text: "forbid (principal, action, resource);", author: "t", comment: "", at: Self.now)
         failures.withLock { $0 = 100 }
         reads.withLock { $0 = 0 }
-        guard case .unavailable = await ChangeWatcher.reload(loader, state, logger: logger, delays: delays) else { Issue.record("unavailable"); return }
+        guard case .unavailable = await ChangeWatcher.retry(loader, state, logger: logger, after: await loader.reloadIfChanged(state), delays: delays) else { Issue.record("unavailable"); return }
         #expect(reads.withLock { $0 } == 4 && state.snapshot.generation == 2)
 
         // A refused change is not read again: the same sources would be refused again.
         failures.withLock { $0 = 0 }
         _ = try await store.savePolicy("q", text: "forbid (principal, action, resource) when { context.nonsense };", author: "t", comment: "", at: Self.now)
         reads.withLock { $0 = 0 }
-        guard case .refused = await ChangeWatcher.reload(loader, state, logger: logger, delays: delays) else { Issue.record("refused"); return }
+        guard case .refused = await ChangeWatcher.retry(loader, state, logger: logger, after: await loader.reloadIfChanged(state), delays: delays) else { Issue.record("refused"); return }
         #expect(reads.withLock { $0 } == 1 && state.snapshot.generation == 2)
     }
 

@@ -62,16 +62,9 @@ extension ChangeWatcher {
     /// `gateway.reload_interval_seconds`).
     static let retryDelays: [Duration] = [.milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2)]
 
-    /// Reloads after a configuration change; a read that failed (``GatewayLoader/Outcome/unavailable(_:)``) is tried
-    /// again after each of `delays` (a refused change is not: the same sources would be refused again).
-    static func reload(_ loader: GatewayLoader, _ state: GatewayState, logger: Logger,
-                       delays: [Duration] = retryDelays) async -> GatewayLoader.Outcome {
-        let outcome = await loader.reloadIfChanged(state)
-        guard case .unavailable = outcome else { return outcome }
-        return await retry(loader, state, logger: logger, after: outcome, delays: delays)
-    }
-
-    /// The retries of ``reload(_:_:logger:delays:)`` after a first read that failed.
+    /// After a reload's `first` outcome: a read that failed (``GatewayLoader/Outcome/unavailable(_:)``) is tried again
+    /// after each of `delays`; any other outcome is returned as it is (a refused change is not tried again: the same
+    /// sources would be refused again).
     static func retry(_ loader: GatewayLoader, _ state: GatewayState, logger: Logger, after first: GatewayLoader.Outcome,
                       delays: [Duration] = retryDelays) async -> GatewayLoader.Outcome {
         var outcome = first

@@ -158,13 +158,29 @@ extension IdentityPortal {
             return page(request, title: t.stepUpTitle, body: "<h1>\(t.stepUpTitle)</h1><p class=\"error\" role=\"alert\">\(t.idpUnavailable)</p>",
                         status: .badGateway, switchPath: "/stepup?" + req.query)
         }
+        return try await sendToProvider(url, pending: pending, ret: req.ret, user: s.user.id, now: now,
+                                        stepUp: StepUpFlow(sessionHash: s.idHash, loa: req.loa, startedAt: now, query: req.query))
+    }
+
+    /// Stores the flow's state (single use, 10 minutes), binds it to this browser with a `__Host-` cookie, and sends
+    /// the browser to the provider: the start of a sign-in and of a step-up alike.
+    func sendToProvider(_ url: URL, pending: PendingAuthorization, ret: String, user: UserID?, now: Date,
+                        stepUp: StepUpFlow? = nil) async throws -> Response {
         let binding = random.token()
-        let flow = OIDCFlow(pending: pending, binding: SecretHash.sha256Hex(binding), ret: req.ret,
-                            stepUp: StepUpFlow(sessionHash: s.idHash, loa: req.loa, startedAt: now, query: req.query))
+        let flow = OIDCFlow(pending: pending, binding: SecretHash.sha256Hex(binding), ret: ret, stepUp: stepUp)
         let json = String(decoding: try JSONEncoder().encode(flow), as: UTF8.self)
-        try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(pending.state), kind: OIDCFlow.kind, userID: s.user.id,
+        try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(pending.state), kind: OIDCFlow.kind, userID: user,
                                                         data: json, createdAt: now, expiresAt: now.addingTimeInterval(600)))
         return redirect(url.absoluteString, setCookies: [PortalCookies.set(Self.oidcBindingCookie, binding, maxAge: 600)])
+    }
+
+    /// The session grant a provider's verified identity gives (its `amr` values that are registered ones).
+    static func grant(_ federated: FederatedIdentity, user: UserID, idp: String) -> SessionGrant {
+        let amr = federated.amr.filter { AuthenticationMethodReference(rawValue: $0) != nil }
+        return SessionGrant(userID: user, levelOfAssurance: federated.levelOfAssurance.rawValue, amr: amr,
+                            aal: federated.authenticatorAssuranceLevel.rawValue,
+                            phishingResistant: ["phr", "phrh"].contains(federated.acr ?? "") || amr.contains("hwk") || amr.contains("swk"),
+                            idp: idp)
     }
 
     /// The callback of a step-up: the same session, the same account at the provider, authenticated after the step-up
@@ -197,15 +213,11 @@ extension IdentityPortal {
         guard federated.levelOfAssurance.rawValue >= step.loa else {
             return try await refuse("LoA \(federated.levelOfAssurance.rawValue) from the provider, \(step.loa) asked", t.stepUpProviderWeak)
         }
-        let amr = federated.amr.filter { AuthenticationMethodReference(rawValue: $0) != nil }
-        let grant = SessionGrant(userID: s.user.id, levelOfAssurance: federated.levelOfAssurance.rawValue, amr: amr,
-                                 aal: federated.authenticatorAssuranceLevel.rawValue,
-                                 phishingResistant: ["phr", "phrh"].contains(federated.acr ?? "") || amr.contains("hwk") || amr.contains("swk"),
-                                 idp: idp)
+        let grant = Self.grant(federated, user: s.user.id, idp: idp)
         let issued = try await sessions.elevate(s, with: grant)
         try await identity.events.authentication(.other, user: s.user.id, userName: s.user.id.rawValue, success: true,
                                                  detail: "step-up at \(idp) (acr \(federated.acr ?? "-"), LoA from \(federated.assuranceSource.rawValue))",
-                                                 source: context.sourceAddress, factors: amr, loa: grant.levelOfAssurance,
+                                                 source: context.sourceAddress, factors: grant.amr, loa: grant.levelOfAssurance,
                                                  sessionHash: issued.record.idHash, idp: idp, other: .stepUp)
         return redirect(try await safeReturn(flow.ret), setCookies: [sessionCookie(issued), clear])
     }
@@ -236,12 +248,7 @@ extension IdentityPortal {
             return page(request, title: t.signInTitle, body: "<h1>\(t.signInTitle)</h1><p class=\"error\" role=\"alert\">\(t.idpUnavailable)</p>",
                         status: .badGateway, switchPath: "/signin")
         }
-        let binding = random.token()
-        let flow = OIDCFlow(pending: pending, binding: SecretHash.sha256Hex(binding), ret: ret)
-        let json = String(decoding: try JSONEncoder().encode(flow), as: UTF8.self)
-        try await store.createFlowState(FlowStateRecord(idHash: SecretHash.sha256Hex(pending.state), kind: OIDCFlow.kind, userID: nil,
-                                                        data: json, createdAt: now, expiresAt: now.addingTimeInterval(600)))
-        return redirect(url.absoluteString, setCookies: [PortalCookies.set(Self.oidcBindingCookie, binding, maxAge: 600)])
+        return try await sendToProvider(url, pending: pending, ret: ret, user: nil, now: now)
     }
 
     func oidcCallback(_ request: Request, _ context: PortalContext) async throws -> Response {
@@ -269,15 +276,11 @@ extension IdentityPortal {
             return try await oidcStepUpFinish(request, context, flow: flow, step: step, federated: federated, clear: clear)
         }
         guard let user = try await provision(federated) else { return try await refuse("the local account is disabled", idp: idp) }
-        let amr = federated.amr.filter { AuthenticationMethodReference(rawValue: $0) != nil }
-        let grant = SessionGrant(userID: user.id, levelOfAssurance: federated.levelOfAssurance.rawValue, amr: amr,
-                                 aal: federated.authenticatorAssuranceLevel.rawValue,
-                                 phishingResistant: ["phr", "phrh"].contains(federated.acr ?? "") || amr.contains("hwk") || amr.contains("swk"),
-                                 idp: idp)
+        let grant = Self.grant(federated, user: user.id, idp: idp)
         let issued = try await sessions.issue(grant)
         try await identity.events.authentication(.logon, user: user.id, userName: user.id.rawValue, success: true,
                                                  detail: "signed in through \(idp) (acr \(federated.acr ?? "-"), LoA from \(federated.assuranceSource.rawValue))",
-                                                 source: context.sourceAddress, factors: amr, loa: grant.levelOfAssurance,
+                                                 source: context.sourceAddress, factors: grant.amr, loa: grant.levelOfAssurance,
                                                  sessionHash: issued.record.idHash, idp: idp)
         return redirect(try await safeReturn(flow.ret), setCookies: [sessionCookie(issued), clear])
     }

@@ -641,21 +641,18 @@ public struct IdentityPortal: Sendable {
                 """
         }
         let ceiling = provider?.maximumLevelOfAssurance.rawValue ?? identity.settings.enrolmentLevel.rawValue
+        // When nothing here can be verified with: what can be done instead (the account's methods, sign-out).
+        let instead = """
+            <p><a href="/account\(q(request))">\(t.enrolMethods)</a></p>
+            <form method="post" action="/signout\(q(request))">\(csrfField(request))<button type="submit" id="sign-out" class="secondary">\(t.signOut)</button></form>
+            """
         if req.loa > ceiling {
             // No method here can give that level (the enrolment level caps every sign-in and step-up): offering them
             // would only end in "too weak" after the user verified.
-            sections = """
-                <p class="error" role="alert" id="stepup-out-of-reach">\(HTMLPage.escape(t.stepUpOutOfReach(req.loa, ceiling)))</p>
-                <p><a href="/account\(q(request))">\(t.enrolMethods)</a></p>
-                <form method="post" action="/signout\(q(request))">\(csrfField(request))<button type="submit" id="sign-out" class="secondary">\(t.signOut)</button></form>
-                """
+            sections = "<p class=\"error\" role=\"alert\" id=\"stepup-out-of-reach\">\(HTMLPage.escape(t.stepUpOutOfReach(req.loa, ceiling)))</p>\n" + instead
         } else if sections.isEmpty {
-            // Nothing to verify with (a password-only or federated account): say what can be done instead of an empty page.
-            sections = """
-                <p class="error" role="alert">\(t.noStepUpMethod)</p>
-                <p><a href="/account\(q(request))">\(t.enrolMethods)</a></p>
-                <form method="post" action="/signout\(q(request))">\(csrfField(request))<button type="submit" id="sign-out" class="secondary">\(t.signOut)</button></form>
-                """
+            // Nothing to verify with (a password-only account, or a provider no longer configured): say what can be done instead.
+            sections = "<p class=\"error\" role=\"alert\">\(t.noStepUpMethod)</p>\n" + instead
         }
         let body = """
             <h1>\(t.stepUpTitle)</h1>
