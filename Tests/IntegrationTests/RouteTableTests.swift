@@ -6,9 +6,9 @@ import MenshenTestSupport
 import Testing
 
 /// The route table's look-up (candidate prefixes of the path, longest first, in a per-host index)
-/// against the rule it implements, written out as a scan over every application: same host (case and
-/// port ignored), prefix on a segment boundary compared as bytes, the longest wins, and among equal
-/// prefixes the first listed.
+/// against the rule it implements, written out as a scan over every application: same host (case, port
+/// and an absolute name's trailing dot ignored), prefix on a segment boundary compared as bytes, the
+/// longest wins, and among equal prefixes the first listed.
 @Suite("Route table")
 struct RouteTableTests {
     // "é" precomposed and decomposed: equal as Swift strings, different bytes (and different paths upstream).
@@ -28,8 +28,10 @@ struct RouteTableTests {
     /// The rule, by scanning.
     static func expected(_ apps: [ApplicationRecord], host: String, path: String) -> String? {
         guard path.utf8.first == UInt8(ascii: "/") else { return nil }
-        let wantedHost = host.lowercased().hasPrefix("[") ? String(host.lowercased().prefix { $0 != "]" }) + "]"
+        var wantedHost = host.lowercased().hasPrefix("[") ? String(host.lowercased().prefix { $0 != "]" }) + "]"
             : String(host.lowercased().prefix { $0 != ":" })
+        // An absolute name (one trailing dot after a label) is the same host.
+        if wantedHost.hasSuffix("."), !wantedHost.hasSuffix(".."), wantedHost.count > 1 { wantedHost.removeLast() }
         var best: (length: Int, id: String)?
         for app in apps where app.host.lowercased() == wantedHost {
             var prefix = Array(app.pathPrefix.utf8)
@@ -56,7 +58,9 @@ struct RouteTableTests {
             }
             let table = RouteTable(apps)
             for _ in 0..<40 {
-                let host = Self.hosts[Int(rng.next() % UInt64(Self.hosts.count))] + (rng.next() % 3 == 0 ? ":8443" : "")
+                var host = Self.hosts[Int(rng.next() % UInt64(Self.hosts.count))]
+                if !host.hasPrefix("[") { host += ["", "", ".", ".."][Int(rng.next() % 4)] }
+                host += rng.next() % 3 == 0 ? ":8443" : ""
                 let path = Self.path(&rng, segments: Int(rng.next() % 5)) + (rng.next() % 5 == 0 ? "/" : "")
                 let want = Self.expected(apps, host: host, path: path)
                 let got = table.match(host: host, path: path)?.id.rawValue
@@ -83,6 +87,10 @@ struct RouteTableTests {
         #expect(table.match(host: "apps.bank.example", path: "/caf\u{E9}/menu")?.id == "app-4")
         #expect(table.match(host: "apps.bank.example", path: "/cafe\u{301}/menu")?.id == "app-1", "other bytes, other route")
         #expect(table.match(host: "other.example", path: "/reports") == nil)
+        #expect(table.match(host: "Apps.Bank.Example.", path: "/reports")?.id == "app-2", "an absolute name is the same host")
+        #expect(table.match(host: "apps.bank.example.:8443", path: "/reports/q3")?.id == "app-5")
+        #expect(table.match(host: "apps.bank.example..", path: "/reports") == nil, "one dot only")
+        #expect(table.match(host: ".", path: "/reports") == nil)
         #expect(table.match(host: "apps.bank.example", path: "reports") == nil, "not an absolute path")
     }
 }

@@ -31,6 +31,23 @@ struct ProxyTests {
         }
     }
 
+    @Test("an absolute host name's trailing dot is dropped: the gate decides on, and the upstream gets, the name without it")
+    func trailingDotHost() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, gate in
+            let port = server.localPort ?? 0
+            for (sent, decided) in [("Apps.Bank.Example.:\(port)", "Apps.Bank.Example:\(port)"), ("apps.bank.example.", "apps.bank.example"),
+                                    ("apps..", "apps.."), ("127.0.0.1", "127.0.0.1")] {
+                let before = upstream.seen.all.count
+                let r = await curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: \(sent)", "http://127.0.0.1:\(port)/dot"])
+                #expect(r.stdout == "200", "\(sent): \(r.stdout) \(r.stderr)")
+                #expect(gate.asked.all.last?.host == decided, "\(sent)")
+                let seen = try #require(upstream.seen.all.count == before + 1 ? upstream.seen.all.last : nil)
+                #expect(seen.header("Host") == [decided], "\(sent)")
+                #expect(seen.header("X-Forwarded-Host") == [decided], "\(sent)")
+            }
+        }
+    }
+
     @Test("spoofed identity, forwarding and Connection-listed headers never reach the upstream; connection attributes reach the gate")
     func strippedHeaders() async throws {
         try await withProxy(configure: { config in
