@@ -27,9 +27,12 @@ public final class PostgresStore: MenshenStore {
     private let runTask: Task<Void, Never>
     private let logger: Logger
     private let closed = ClosedFlag()
-    /// The change feeds' tasks (LISTEN and the counter poll): ``close()`` ends them and waits for them, so no
-    /// connection of this store outlives it.
-    private let feedTasks = Mutex<[Task<Void, Never>]>([])
+    /// The open change feeds' tasks (LISTEN and the counter poll) by feed: ``close()`` ends them and waits for
+    /// them, so no connection of this store outlives it. A feed whose consumer ends is forgotten here.
+    private let feedTasks = Mutex<(next: Int, open: [Int: [Task<Void, Never>]])>((0, [:]))
+
+    /// How many change feeds are open (asked for with ``changes()`` and neither ended by their consumer nor closed).
+    public var openFeeds: Int { feedTasks.withLock { $0.open.count } }
     public var backendName: String { "postgres" }
 
     /// Key of the advisory lock that serialises migrations across nodes.
@@ -272,8 +275,15 @@ public final class PostgresStore: MenshenStore {
                 try? await Task.sleep(for: Self.changeBackstopInterval)
             }
         }
-        continuation.onTermination = { _ in task.cancel(); poll.cancel() }
-        feedTasks.withLock { $0.append(contentsOf: [task, poll]) }
+        let feed = feedTasks.withLock { f in
+            defer { f.next += 1 }
+            f.open[f.next] = [task, poll]
+            return f.next
+        }
+        continuation.onTermination = { [weak self] _ in
+            task.cancel(); poll.cancel()
+            self?.feedTasks.withLock { _ = $0.open.removeValue(forKey: feed) }
+        }
         if closed.isSet { task.cancel(); poll.cancel() }   // a feed asked for while closing
         return stream
     }
@@ -318,7 +328,7 @@ public final class PostgresStore: MenshenStore {
     /// pool's connections do, and this returns when all of them are closed.
     public func close() async throws {
         closed.set()
-        let feeds = feedTasks.withLock { t in defer { t = [] }; return t }
+        let feeds = feedTasks.withLock { f in defer { f.open = [:] }; return f.open.values.flatMap { $0 } }
         for task in feeds { task.cancel() }
         for task in feeds { await task.value }
         runTask.cancel()

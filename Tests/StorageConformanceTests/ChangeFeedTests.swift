@@ -246,6 +246,40 @@ struct ListenRetryTests {
         await f.cleanup()
     }
 
+    @Test("a feed its consumer ends is forgotten by the store and its LISTEN connection closed; the others stay")
+    func endedFeedForgotten() async throws {
+        guard Backend.available.contains(.postgres) else { return }
+        let f = try await Fixture.make(.postgres)
+        let node = try await PostgresStore(url: try PostgresURL(f.location))
+        let kept = node.changes()
+        var keptIterator = kept.makeAsyncIterator()
+        _ = await keptIterator.next()
+        for round in 1...5 {
+            let reader = Task {
+                var it = node.changes().makeAsyncIterator()
+                _ = await it.next()
+            }
+            _ = await reader.value   // the stream and its iterator are gone: the feed ends
+            var open = -1
+            for _ in 0..<40 {
+                open = node.openFeeds
+                if open == 1 { break }
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            #expect(open == 1, "round \(round): \(open) feeds still held")
+        }
+        var listening = -1
+        for _ in 0..<40 {
+            listening = try await ChangeFeedTests.listeningBackends(f)
+            if listening == 1 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(listening == 1, "\(listening) LISTEN connections: the ended feeds' should be closed")
+        try await node.close()
+        #expect(node.openFeeds == 0)
+        await f.cleanup()
+    }
+
     @Test("after a loss the first retry is at once, then 1, 2, 4 and at most 8 s (a LISTEN lost soon after it started counts)")
     func delays() {
         #expect((0...7).map { PostgresStore.listenRetryDelay($0) } == [.zero, .zero, .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(8), .seconds(8)])
