@@ -110,6 +110,23 @@ public actor OIDCRelyingParty {
         return (request.url, request.pending)
     }
 
+    /// Starts a step-up at provider `idp` for a session that came from it: the user signs in there again
+    /// (`prompt=login`, `max_age=0`), asked for the `acr` values that reach `level` when the provider lists them
+    /// (``OIDCAuthorizationRequest/stepUpACRValues(for:provider:metadata:)``; sent, not required — the level the
+    /// answer maps to is what counts).
+    public func beginStepUp(idp: String, level: LevelOfAssurance, returnURL: String, now: Date)
+        async throws -> (authorizationURL: URL, pending: PendingAuthorization)
+    {
+        let provider = try provider(idp)
+        let metadata = try await metadata(for: provider, now: now)
+        var generator = RandomSourceGenerator(source: random)
+        let request = try OIDCAuthorizationRequest.make(
+            provider: provider, metadata: metadata, returnURL: returnURL, now: now, maxAge: 0,
+            acrHint: OIDCAuthorizationRequest.stepUpACRValues(for: level, provider: provider, metadata: metadata),
+            prompt: "login", using: &generator)
+        return (request.url, request.pending)
+    }
+
     /// Completes a sign-in: checks the callback query (the part after `?`)
     /// against `pending`, exchanges the code (PKCE verifier, client
     /// authentication as configured or discovered), validates the id_token

@@ -144,7 +144,7 @@ struct FederationSignInTests {
         #expect(account.body.contains(#"<strong id="account-loa">LoA 3</strong>"#))
         let show = try await Harness.runAsync(["user", "show", "bob-0002@partner", "--config", server.config],
                                    environment: ["MENSHEN_TEST_OIDC_SECRET": "secret-basic-0123456789"])
-        #expect(show.out.contains("kind:            partner") && show.out.contains("name:            Bob Lin"))
+        #expect(show.out.contains("kind:            partner") && show.out.contains("name:            Bob Lin"), "\(show.out) \(show.err)")
 
         // A password-only user at the provider gets LoA1 here.
         let w = Visitor(server.portal)
@@ -153,11 +153,13 @@ struct FederationSignInTests {
     }
 
     /// Follows the step-up page's link to the provider, signs in there, and returns the callback's answer.
-    static func stepUpThroughProvider(_ v: Visitor, query: String, user: String, password: String) async throws -> PortalIdentityTests.Exchange {
+    static func stepUpThroughProvider(_ v: Visitor, query: String, user: String, password: String,
+                                      acrValues: String? = nil) async throws -> PortalIdentityTests.Exchange {
         let start = try await v.get("/stepup/oidc?" + query)
         #expect(start.status == 303)
         let authorize = try #require(start.header("location").first)
         #expect(authorize.contains("prompt=login") && authorize.contains("max_age=0"), "\(authorize)")
+        if let acrValues { #expect(authorize.contains("&acr_values=\(acrValues)&"), "\(authorize)") }
         let login = try await PortalIdentityTests.http("POST", authorize, form: [("username", user), ("password", password), ("decision", "allow")])
         #expect(login.status == 302, "provider answered \(login.status): \(login.body.prefix(200))")
         let callback = try #require(login.header("location").first)
@@ -208,6 +210,22 @@ struct FederationSignInTests {
         #expect(try await a.get(try await Self.throughProvider(a, user: "alice", password: "alice-password")).status == 303)
         let weak = try await Self.stepUpThroughProvider(a, query: "loa=2&max_age=0&return=%2Faccount", user: "alice", password: "alice-password")
         #expect(weak.status == 401 && weak.cookie("__Host-menshen-session") == nil && weak.body.contains("未達此操作要求的驗證等級"))
+
+        // A provider that picks the authentication's strength from acr_values, as Keycloak does: dave signs in with a
+        // password (LoA 1, from amr) and passes the stronger flow (acr "phr", LoA 3) only when a client asks for it. The
+        // step-up asks for the acr values the provider lists that reach the level, weakest first; sign-in asks for none.
+        let daveControl = try await PortalIdentityTests.http("POST", provider.issuer + "/control/users", headers: ["Content-Type": "application/json"],
+            rawBody: #"{"username": "dave", "password": "dave-password", "sub": "dave-0004", "amr": ["pwd"], "step_up_acr": "phr"}"#)
+        #expect(daveControl.status == 200)
+        let d = Visitor(server.portal)
+        let signIn = try await d.get("/signin/oidc/partner?return=%2Faccount")
+        #expect(!(signIn.header("location").first ?? "").contains("acr_values"), "\(signIn.header("location"))")
+        #expect(try await d.get(try await Self.throughProvider(d, user: "dave", password: "dave-password")).status == 303)
+        #expect(try await d.get("/account?lang=en").body.contains(#"<strong id="account-loa">LoA 1</strong>"#))
+        let strong = try await Self.stepUpThroughProvider(d, query: "loa=3&max_age=0&return=%2Faccount", user: "dave", password: "dave-password",
+                                                          acrValues: "phr%20phrh")
+        #expect(strong.status == 303 && strong.header("location") == ["/account"], "\(strong.status) \(strong.body.prefix(600))")
+        #expect(try await d.get("/account?lang=en").body.contains(#"<strong id="account-loa">LoA 3</strong>"#))
 
         // Each refusal and the step-up are recorded, and the chain holds.
         let status = try await Harness.runAsync(["store", "status", "--config", server.config],

@@ -90,6 +90,35 @@ struct PKCEAndAuthorizationRequestTests {
         #expect(second.pending.state != pending.state && second.pending.nonce != pending.nonce)
     }
 
+    @Test("step-up acr_values: the listed acr values that reach the level, weakest first; sent, not required")
+    func stepUpACR() throws {
+        let provider = Fixtures.provider { $0.acrLevels = ["phr": .loa3, "phrh": .loa4, "urn:partner:mfa": .loa2, "urn:partner:pwd": .loa1] }
+        let listed = try Fixtures.metadata(["acr_values_supported": ["phrh", "phr", "urn:partner:mfa", "urn:partner:other"]])
+        #expect(OIDCAuthorizationRequest.stepUpACRValues(for: .loa2, provider: provider, metadata: listed) == ["urn:partner:mfa", "phr", "phrh"])
+        #expect(OIDCAuthorizationRequest.stepUpACRValues(for: .loa3, provider: provider, metadata: listed) == ["phr", "phrh"])
+        #expect(OIDCAuthorizationRequest.stepUpACRValues(for: .loa1, provider: provider, metadata: listed) == ["urn:partner:mfa", "phr", "phrh"],
+                "urn:partner:pwd reaches LoA 1 but the provider does not list it")
+        // A provider that lists none, or none that reaches the level: nothing asked (its amr decides).
+        #expect(OIDCAuthorizationRequest.stepUpACRValues(for: .loa2, provider: provider, metadata: try Fixtures.metadata()) == nil)
+        let weakOnly = try Fixtures.metadata(["acr_values_supported": ["urn:partner:pwd"]])
+        #expect(OIDCAuthorizationRequest.stepUpACRValues(for: .loa2, provider: provider, metadata: weakOnly) == nil)
+
+        // A hint is sent but not required of the answer; values the operator requires stay required and win.
+        var generator = SeededGenerator(seed: 7)
+        let hinted = try OIDCAuthorizationRequest.make(provider: provider, metadata: listed, returnURL: "/", now: Date(), maxAge: 0,
+                                                       acrHint: ["phr", "phrh"], prompt: "login", using: &generator)
+        #expect(hinted.url.absoluteString.contains("&acr_values=phr%20phrh&"), "\(hinted.url)")
+        #expect(hinted.pending.acrValues == nil)
+        let strict = Fixtures.provider { $0.requestedACRValues = ["phrh"] }
+        let required = try OIDCAuthorizationRequest.make(provider: strict, metadata: listed, returnURL: "/", now: Date(),
+                                                         acrHint: ["phr"], using: &generator)
+        #expect(required.url.absoluteString.contains("acr_values=phrh") && !required.url.absoluteString.contains("acr_values=phr&"))
+        #expect(required.pending.acrValues == ["phrh"])
+        #expect(throws: OIDCError(.invalidConfiguration)) {
+            try OIDCAuthorizationRequest.make(provider: provider, metadata: listed, returnURL: "/", now: Date(), acrHint: ["a b"], using: &generator)
+        }
+    }
+
     @Test("PendingAuthorization round-trips through JSON for server-side storage")
     func pendingCodable() throws {
         var generator = SeededGenerator(seed: 1)

@@ -14,7 +14,8 @@ page, the signing keys and the HTTP routes.
 Test-only extras, all under /control/ (loopback only, no authentication):
   POST /control/rotate        new signing keys (new kid); JSON {"keep_old": bool}
   POST /control/users         add or replace a test user (JSON, see USERS below; "auth_time_offset": N
-                              makes its auth_time N seconds older than the sign-in)
+                              makes its auth_time N seconds older than the sign-in; "step_up_acr": A
+                              is its acr when the client's acr_values ask for A)
   POST /control/pad           pad discovery / JWKS to N bytes: {"discovery": N, "jwks": N}
   POST /control/cache         Cache-Control for discovery / JWKS: {"jwks": "max-age=120"}
   GET  /control/stats         how often discovery, JWKS and the token endpoint were fetched
@@ -193,6 +194,8 @@ class AuthCode(AuthorizationCodeMixin):
         # answered out of its own session instead of asking the user again.
         self.auth_time = int(time.time()) - int(user.record.get("auth_time_offset") or 0)
         self.created = time.time()
+        # The acr_values the client asked for (space-separated, in order of preference).
+        self.requested_acr = (data.get("acr_values") or "").split()
 
     def get_redirect_uri(self):
         return self.redirect_uri
@@ -207,6 +210,12 @@ class AuthCode(AuthorizationCodeMixin):
         return self.auth_time
 
     def get_acr(self):
+        # step_up_acr (test users only): the stronger authentication this user passes when a client asks for it
+        # with acr_values, as providers such as Keycloak choose the flow's strength from them; otherwise the
+        # user's usual acr.
+        step_up = self.user.record.get("step_up_acr")
+        if step_up and step_up in self.requested_acr:
+            return step_up
         return self.user.record.get("acr")
 
     def get_amr(self):
@@ -313,6 +322,7 @@ def metadata():
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
+        "acr_values_supported": ["phr", "phrh"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
                              "name", "email", "email_verified", "groups"],
         "authorization_response_iss_parameter_supported": True,
@@ -417,6 +427,7 @@ def control_users():
         "email": body.get("email", f"{username}@op.example"),
         "groups": body.get("groups", []),
         "acr": body.get("acr"),
+        "step_up_acr": body.get("step_up_acr"),
         "amr": body.get("amr"),
         "auth_time_offset": body.get("auth_time_offset", 0),
     }

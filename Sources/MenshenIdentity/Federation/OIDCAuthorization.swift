@@ -74,6 +74,10 @@ public enum OIDCAuthorizationRequest {
     /// Builds the URL to send the browser to, and the pending authorization to
     /// keep: fresh `state`, `nonce` and PKCE verifier from `generator` (a
     /// CSPRNG in production), `response_type=code`, S256.
+    ///
+    /// `acrValues` (else the provider's configured `requestedACRValues`) are required: the id_token's `acr` must be
+    /// one of them. `acrHint` is sent as `acr_values` only when nothing is required and is not required of the
+    /// answer (OpenID Connect Core §5.5.1.1: a voluntary claim) — the caller judges the level the answer maps to.
     public static func make(
         provider: OIDCProviderConfiguration,
         metadata: OIDCProviderMetadata,
@@ -81,15 +85,20 @@ public enum OIDCAuthorizationRequest {
         now: Date,
         maxAge: Int? = nil,
         acrValues: [String]? = nil,
+        acrHint: [String]? = nil,
         prompt: String? = nil,
         loginHint: String? = nil,
         using generator: inout some RandomNumberGenerator
     ) throws -> (url: URL, pending: PendingAuthorization) {
         if let maxAge, maxAge < 0 { throw OIDCError(.invalidConfiguration, "max_age must not be negative") }
         let requestedACR = acrValues ?? provider.requestedACRValues
-        if let requestedACR, requestedACR.isEmpty || requestedACR.contains(where: { $0.isEmpty || $0.contains(" ") }) {
-            throw OIDCError(.invalidConfiguration, "acr_values must be non-empty values without spaces")
+        for list in [requestedACR, requestedACR == nil ? acrHint : nil] {
+            if let list, list.isEmpty || list.contains(where: { $0.isEmpty || $0.contains(" ") }) {
+                throw OIDCError(.invalidConfiguration, "acr_values must be non-empty values without spaces")
+            }
         }
+        // Required values win; a hint is only sent, its answer judged by the level it maps to.
+        let sentACR = requestedACR ?? acrHint
         if let prompt, !Set(prompt.split(separator: " ").map(String.init)).isSubset(of: ["none", "login", "consent", "select_account"]) {
             throw OIDCError(.invalidConfiguration, "unknown prompt value")
         }
@@ -108,7 +117,7 @@ public enum OIDCAuthorizationRequest {
             ("code_challenge_method", "S256"),
         ]
         if let maxAge { parameters.append(("max_age", String(maxAge))) }
-        if let requestedACR { parameters.append(("acr_values", requestedACR.joined(separator: " "))) }
+        if let sentACR { parameters.append(("acr_values", sentACR.joined(separator: " "))) }
         if let prompt { parameters.append(("prompt", prompt)) }
         if let loginHint { parameters.append(("login_hint", loginHint)) }
 
@@ -123,6 +132,25 @@ public enum OIDCAuthorizationRequest {
             redirectURI: provider.redirectURI, returnURL: returnURL, createdAt: now, maxAge: maxAge,
             acrValues: requestedACR)
         return (url, pending)
+    }
+}
+
+extension OIDCAuthorizationRequest {
+    /// The `acr_values` to ask a provider for when a session steps up to `level` there: the provider's mapped `acr`
+    /// values (``OIDCProviderConfiguration/acrLevels``) that reach `level`, weakest first (the order of preference),
+    /// and only those the provider says it supports (`acr_values_supported`). Nil when the provider publishes no
+    /// such list or none of them reaches the level: then its `amr` is what the level is judged from.
+    ///
+    /// Providers such as Keycloak choose the authentication flow's strength from `acr_values`; without them a
+    /// re-authentication runs at the provider's default strength and a step-up above it could never succeed.
+    public static func stepUpACRValues(for level: LevelOfAssurance, provider: OIDCProviderConfiguration,
+                                       metadata: OIDCProviderMetadata) -> [String]? {
+        guard let supported = metadata.acrValuesSupported.map(Set.init) else { return nil }
+        let values = provider.acrLevels
+            .filter { $0.value >= level && supported.contains($0.key) && !$0.key.isEmpty && !$0.key.contains(" ") }
+            .sorted { ($0.value, $0.key) < ($1.value, $1.key) }
+            .map(\.key)
+        return values.isEmpty ? nil : values
     }
 }
 

@@ -136,7 +136,7 @@ extension IdentityPortal {
     }
 
     /// Step-up for a session that came from an identity provider: the user signs in there again (`prompt=login`,
-    /// `max_age=0`), and the session is raised only when the provider authenticated the same account after the
+    /// `max_age=0`, and the `acr` values that reach the level when the provider lists them), and the session is raised only when the provider authenticated the same account after the
     /// step-up started, at the level asked for (OpenID Connect Core §3.1.2.1, §2: `auth_time`).
     func oidcStepUpStart(_ request: Request, _ context: PortalContext) async throws -> Response {
         guard let req = try await requirement(request) else { return try await badRequest(request, context, reason: "bad step-up parameters") }
@@ -149,7 +149,8 @@ extension IdentityPortal {
         let now = clock.now()
         let (url, pending): (URL, PendingAuthorization)
         do {
-            (url, pending) = try await federation.beginSignIn(idp: provider.id, returnURL: req.ret, now: now, maxAge: 0, prompt: "login")
+            guard let level = LevelOfAssurance(rawValue: req.loa) else { throw OIDCError(.invalidConfiguration, "no level \(req.loa)") }
+            (url, pending) = try await federation.beginStepUp(idp: provider.id, level: level, returnURL: req.ret, now: now)
         } catch {
             try await identity.events.authentication(.other, user: s.user.id, userName: s.user.id.rawValue, success: false,
                                                      detail: "step-up: identity provider \(provider.id) unavailable: \(error)", source: context.sourceAddress,
