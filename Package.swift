@@ -270,7 +270,7 @@ let package = Package(
             dependencies: [
                 "MenshenVisibility", "MenshenCore", "MenshenStorage",
                 // The detection tests build their events with the real producers (sign-in and decision events).
-                "MenshenPolicyAdministrator", "MenshenServer", "MenshenPolicyEngine",
+                "MenshenPolicyAdministrator", "MenshenServer", "MenshenPolicyEngine", "MenshenTestSupport",
             ],
             swiftSettings: strict
         ),

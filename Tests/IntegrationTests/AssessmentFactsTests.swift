@@ -9,6 +9,7 @@ import MenshenPolicyEngine
 @testable import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import MenshenVisibility
 import Testing
 
@@ -278,18 +279,10 @@ struct AssessmentFactsTests {
     static func publishedQueriesAgree(_ f: DeploymentFacts, sqlitePath: String) async throws {
         func rows(_ sql: String) async throws -> [[Any]] {
             let (status, out) = try await Harness.offPool { () -> (Int32, Data) in
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                p.arguments = ["python3", "-c", "import sqlite3,sys,json; c=sqlite3.connect(sys.argv[1]); print(json.dumps(c.execute(sys.argv[2]).fetchall()))",
-                               sqlitePath, sql]
-                let out = try Harness.Collector()
-                p.standardOutput = out.handle
-                try p.run()
-                p.waitUntilExit()
-                try? out.handle.close()
-                let data = (try? Data(contentsOf: out.url)) ?? Data()
-                _ = out.finish()
-                return (p.terminationStatus, data)
+                // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+                let r = try spawnAndWait("/usr/bin/env", ["python3", "-c",
+                    "import sqlite3,sys,json; c=sqlite3.connect(sys.argv[1]); print(json.dumps(c.execute(sys.argv[2]).fetchall()))", sqlitePath, sql])
+                return (r.status, Data(r.stdout))
             }
             #expect(status == 0, "the published query does not run: \(sql)")
             return (try? JSONSerialization.jsonObject(with: out) as? [[Any]]) ?? []

@@ -4,6 +4,7 @@ import MenshenPolicyAdministrator
 import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import Testing
 
 /// `menshen audit verify` (the real binary) on a real SQLite file, tampered with
@@ -267,16 +268,11 @@ struct AuditCommandPostgresTests {
         guard let u = URLComponents(string: url), let host = u.host else { throw Harness.HarnessError("bad URL \(url)") }
         let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?.sorted().last
             .map { "/usr/lib/postgresql/\($0)/bin/psql" } ?? "/usr/bin/psql"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: bin)
-        p.arguments = ["-h", host, "-p", String(u.port ?? 5432), "-U", u.user ?? "postgres", "-d", String(u.path.dropFirst()),
-                       "-v", "ON_ERROR_STOP=1", "-At", "-c", sql]
-        let out = try Harness.Collector()
-        p.standardOutput = out.handle
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw Harness.HarnessError("psql failed: \(sql)") }
-        return out.finish().trimmingCharacters(in: .whitespacesAndNewlines)
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let r = try spawnAndWait(bin, ["-h", host, "-p", String(u.port ?? 5432), "-U", u.user ?? "postgres", "-d", String(u.path.dropFirst()),
+                                       "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+        guard r.status == 0 else { throw Harness.HarnessError("psql failed: \(sql): \(r.stderrText)") }
+        return r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test("an intact log passes; a cut tail and an edited payload are caught with their kind and sequence")

@@ -4,6 +4,7 @@ import MenshenPolicyAdministrator
 import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import Testing
 
 /// `menshen audit search` and `menshen audit tail` (the real binary) on a real SQLite file filled by
@@ -205,7 +206,7 @@ struct AuditSearchCommandTests {
     /// A running `menshen audit tail --follow`, its output in a file.
     final class Follower: @unchecked Sendable {
         // Invariant: started and stopped by one test, off the cooperative pool.
-        let process = Process()
+        let process = ChildProcess()
         let output: Harness.Collector
         let errors: Harness.Collector
 
@@ -213,7 +214,7 @@ struct AuditSearchCommandTests {
             output = try Harness.Collector(); errors = try Harness.Collector()
             process.executableURL = URL(fileURLWithPath: Harness.binary)
             process.arguments = ["audit", "tail", "--follow"] + args
-            process.standardOutput = output.handle; process.standardError = errors.handle
+            process.outputPath = output.url.path; process.errorPath = errors.url.path
             try process.run()
         }
 
@@ -228,7 +229,7 @@ struct AuditSearchCommandTests {
 
         /// Sends `signal` and returns the exit status (nil when it did not exit within 10 s; it is killed then).
         func stop(_ signal: Int32) -> Int32? {
-            kill(process.processIdentifier, signal)
+            process.signal(signal)
             let deadline = Date().addingTimeInterval(10)
             while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
             if process.isRunning { process.terminate(); process.waitUntilExit(); return nil }

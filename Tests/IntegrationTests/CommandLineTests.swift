@@ -1,4 +1,5 @@
 import Foundation
+import MenshenTestSupport
 import Testing
 import MenshenStorageSQLite
 
@@ -101,7 +102,7 @@ struct CommandLineTests {
         let db = dir.appendingPathComponent("menshen.sqlite")
         // Create an empty-but-valid database in rollback-journal mode, then hold an exclusive lock on it.
         try sqlite(db.path, "CREATE TABLE placeholder(x);")
-        let holder = Process()
+        let holder = ChildProcess()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         holder.arguments = ["python3", "-c", """
             import sqlite3, time, sys
@@ -111,9 +112,9 @@ struct CommandLineTests {
             time.sleep(20)
             """, db.path]
         let holderOut = try Harness.Collector()
-        holder.standardOutput = holderOut.handle
+        holder.outputPath = holderOut.url.path
         try holder.run()
-        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit(); _ = holderOut.finish() }
+        defer { holder.signal(SIGKILL); holder.waitUntilExit(); _ = holderOut.finish() }
         let deadline = Date().addingTimeInterval(10)
         while !holderOut.text.contains("locked"), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         let config = dir.appendingPathComponent("m.yaml")
@@ -165,11 +166,8 @@ struct CommandLineTests {
 
     /// Runs SQL with Python's sqlite3 module (an independent writer).
     func sqlite(_ path: String, _ sql: String) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()", path, sql]
-        try p.run()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let r = try spawnAndWait("/usr/bin/env", ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()", path, sql])
+        #expect(r.status == 0, "\(r.stderrText)")
     }
 }

@@ -11,8 +11,7 @@ struct FederationSignInTests {
     typealias Visitor = PortalIdentityTests.Visitor
 
     final class Provider {
-        let process = Process()
-        let stdin = Pipe()
+        let process = ChildProcess()
         let issuer: String
         init(redirectURI: String) throws {
             let python = Harness.packageRoot.appendingPathComponent(".venv-test/bin/python").path
@@ -21,9 +20,11 @@ struct FederationSignInTests {
             process.arguments = [Harness.packageRoot.appendingPathComponent("scripts/oidc-op/op.py").path, "--port", "0",
                                  "--redirect-uri", redirectURI, "--exit-on-stdin-eof"]
             let out = try Harness.Collector()
-            process.standardOutput = out.handle
-            process.standardError = FileHandle.nullDevice
-            process.standardInput = stdin
+            defer { _ = out.finish() }
+            // posix_spawn, not Foundation's Process (see `spawnAndWait`); its standard input held open until deinit.
+            process.outputPath = out.url.path
+            process.errorPath = "/dev/null"
+            process.holdsStandardInput = true
             try process.run()
             let deadline = Date().addingTimeInterval(30)
             var found: String?
@@ -33,12 +34,15 @@ struct FederationSignInTests {
                     found = String(issuer.dropFirst("issuer=".count))
                 } else { Thread.sleep(forTimeInterval: 0.1) }
             }
-            guard let found else { process.terminate(); throw Harness.HarnessError("the test OP did not start") }
+            guard let found else { process.signal(SIGKILL); process.waitUntilExit(); throw Harness.HarnessError("the test OP did not start") }
             issuer = found
         }
         deinit {
-            try? stdin.fileHandleForWriting.close()
-            if process.isRunning { process.terminate() }
+            process.closeStandardInput()
+            process.terminate()
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning, Date() < deadline { usleep(20_000) }
+            process.signal(SIGKILL)
             process.waitUntilExit()
         }
     }
@@ -92,7 +96,7 @@ struct FederationSignInTests {
                                    environment: ["MENSHEN_TEST_OIDC_SECRET": "secret-basic-0123456789"])
         }
         deinit {
-            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            process.signal(SIGTERM)
             process.waitUntilExit()
         }
     }

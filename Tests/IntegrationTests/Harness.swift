@@ -55,7 +55,7 @@ enum Harness {
 
     /// A long-running `menshen demo`, started in `dir` on free ports.
     final class Demo: @unchecked Sendable {
-        let process = Process()
+        let process = ChildProcess()
         let out: Collector
         let err: Collector
         private(set) var adminURL = ""
@@ -70,7 +70,8 @@ enum Harness {
                                  "--app-listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"]
             process.currentDirectoryURL = cwd
             out = try Collector(); err = try Collector()
-            process.standardOutput = out.handle; process.standardError = err.handle
+            // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+            process.outputPath = out.url.path; process.errorPath = err.url.path
             try process.run()
         }
 
@@ -100,12 +101,13 @@ enum Harness {
         }
 
         func kill(signal: Int32) {
-            Foundation.kill(process.processIdentifier, signal)
+            process.signal(signal)
             process.waitUntilExit()
         }
 
         deinit {
-            if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+            process.signal(SIGKILL)
+            process.waitUntilExit()
             _ = out.finish(); _ = err.finish()
         }
     }

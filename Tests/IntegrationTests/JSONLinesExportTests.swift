@@ -143,7 +143,7 @@ struct JSONLinesExportTests {
                 keep_files: 2
             """.write(to: file, atomically: true, encoding: .utf8)
         let process = ChildProcess()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGTERM) }; process.waitUntilExit() }
+        defer { process.signal(SIGTERM); process.waitUntilExit() }
         let box = UncheckedBox(value: process)
         try await Harness.offPool { try Harness.startServe(box.value, config: file.path, adminPort: admin) }
         #expect(try await Harness.runAsync(["user", "add", "jsonl-mei", "--config", file.path]).status == 0)

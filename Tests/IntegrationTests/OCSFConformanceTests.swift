@@ -5,6 +5,7 @@ import MenshenEnforcementPoint
 import MenshenPolicyAdministrator
 import MenshenServer
 import MenshenStorage
+import MenshenTestSupport
 import MenshenVisibility
 import Testing
 
@@ -28,13 +29,8 @@ struct OCSFConformanceTests {
         let script = Harness.packageRoot.appendingPathComponent("scripts/ocsf-validate.py").path
         let ready = FileManager.default.isExecutableFile(atPath: python)
             ? try await Harness.offPool { () -> Bool in
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: python)
-                p.arguments = ["-c", "import ocsf_json_schema, jsonschema"]
-                p.standardError = FileHandle.nullDevice
-                try p.run()
-                p.waitUntilExit()
-                return p.terminationStatus == 0
+                // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+                try spawnAndWait(python, ["-c", "import ocsf_json_schema, jsonschema"]).status == 0
             } : false
         guard ready else {
             Issue.record("the OCSF validator needs .venv-test with ocsf-json-schema and jsonschema (scripts/test installs them)")
@@ -45,15 +41,8 @@ struct OCSFConformanceTests {
         let file = dir.appendingPathComponent("events.jsonl")
         try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
         let (status, output) = try await Harness.offPool { () -> (Int32, Data) in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: python)
-            p.arguments = [script, file.path]
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            try p.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, data)
+            let r = try spawnAndWait(python, [script, file.path])
+            return (r.status, Data(r.stdout))
         }
         return (status, try JSONDecoder().decode(Report.self, from: output))
     }

@@ -7,6 +7,7 @@ import MenshenPolicyEngine
 import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import MenshenVisibility
 import Testing
 
@@ -627,14 +628,8 @@ struct PolicyGateTests {
     }
 
     static func run(_ tool: String, _ args: [String]) throws -> (Int32, Data, Data) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, o, e)
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let r = try spawnAndWait(tool, args)
+        return (r.status, Data(r.stdout), Data(r.stderr))
     }
 }

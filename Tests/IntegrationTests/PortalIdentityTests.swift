@@ -43,14 +43,8 @@ struct PortalIdentityTests {
             args += ["--data-binary", "@" + file.path, "-H", "Content-Type: application/x-www-form-urlencoded"]
         }
         defer { if let bodyFile { try? FileManager.default.removeItem(at: bodyFile) } }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        p.arguments = args
-        let out = try Harness.Collector()
-        p.standardOutput = out.handle
-        try p.run()
-        p.waitUntilExit()
-        let text = out.finish()
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let text = try spawnAndWait("/usr/bin/curl", args).stdoutText
         guard let split = text.range(of: "\r\n\r\n") else { throw Harness.HarnessError("no HTTP response from \(url): \(text)") }
         let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
         let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0

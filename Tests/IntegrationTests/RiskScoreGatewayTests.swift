@@ -6,6 +6,7 @@ import MenshenPolicyEngine
 import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import MenshenVisibility
 import Synchronization
 import Testing
@@ -30,7 +31,7 @@ struct RiskScoreGatewayTests {
     /// `menshen serve` with a routes file (one route to its own /healthz for group staff) and the risk policy.
     final class Server: @unchecked Sendable {
         // Invariant: created and stopped by one test, off the cooperative pool.
-        let process = Process()
+        let process = ChildProcess()
         let err: Harness.Collector
         let gateway: String, database: String
 
@@ -72,8 +73,7 @@ struct RiskScoreGatewayTests {
             err = try Harness.Collector()
             process.executableURL = URL(fileURLWithPath: Harness.binary)
             process.arguments = ["serve", "--config", file.path]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = err.handle
+            process.errorPath = err.url.path
             try process.run()
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {
@@ -86,7 +86,7 @@ struct RiskScoreGatewayTests {
         }
 
         func stop() {
-            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            process.signal(SIGTERM)
             process.waitUntilExit()
             _ = err.finish()
         }

@@ -1,4 +1,5 @@
 import Foundation
+import MenshenTestSupport
 import Testing
 
 /// A software TPM 2.0 (Debian's swtpm) for one test: its own state directory,
@@ -9,7 +10,7 @@ import Testing
 final class SoftwareTPM: @unchecked Sendable {
     let dir: URL
     let port: Int
-    let process: Process
+    let process: ChildProcess
 
     var tcti: String { "swtpm:host=127.0.0.1,port=\(port)" }
     /// The localca's root certificate (a TPM manufacturer's root, for `device.tpm_ca_file`).
@@ -17,7 +18,7 @@ final class SoftwareTPM: @unchecked Sendable {
     /// The localca's intermediate that signs EK certificates.
     var issuerCA: String { dir.appendingPathComponent("ca/issuercert.pem").path }
 
-    private init(dir: URL, port: Int, process: Process) { self.dir = dir; self.port = port; self.process = process }
+    private init(dir: URL, port: Int, process: ChildProcess) { self.dir = dir; self.port = port; self.process = process }
 
     static let tools = ["/usr/bin/swtpm", "/usr/bin/swtpm_setup", "/usr/bin/tpm2_createek", "/usr/bin/tpm2_activatecredential"]
 
@@ -47,13 +48,11 @@ final class SoftwareTPM: @unchecked Sendable {
             var port = try Harness.freePort()
             for _ in 0..<50 where !canBind(port + 1) { port = try Harness.freePort() }
             let control = port + 1
-            let process = Process()
+            let process = ChildProcess()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/swtpm")
             process.arguments = ["socket", "--tpm2", "--server", "type=tcp,port=\(port),bindaddr=127.0.0.1",
                                  "--ctrl", "type=tcp,port=\(control),bindaddr=127.0.0.1", "--tpmstate", "dir=\(path("state"))",
                                  "--flags", "not-need-init,startup-clear"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
             try process.run()
             let tpm = SoftwareTPM(dir: dir, port: port, process: process)
             // Ready when tpm2-tools can talk to it.
@@ -88,7 +87,7 @@ final class SoftwareTPM: @unchecked Sendable {
 
     func stop() {
         // SIGKILL: swtpm may not leave its accept loop on SIGTERM, and its state is thrown away anyway.
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.signal(SIGKILL)
         process.waitUntilExit()
         try? FileManager.default.removeItem(at: dir)
     }
@@ -112,22 +111,9 @@ final class SoftwareTPM: @unchecked Sendable {
     static func shell(_ tool: String, _ args: [String], environment: [String: String] = [:], stdin: String? = nil) throws
         -> (status: Int32, out: String, err: String)
     {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, n in n }
-        let out = try Harness.Collector(), err = try Harness.Collector()
-        p.standardOutput = out.handle; p.standardError = err.handle
-        var input: URL?
-        if let stdin {
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-stdin-\(UUID().uuidString)")
-            try stdin.write(to: file, atomically: true, encoding: .utf8)
-            p.standardInput = try FileHandle(forReadingFrom: file)
-            input = file
-        }
-        defer { if let input { try? FileManager.default.removeItem(at: input) } }
-        try p.run()
-        p.waitUntilExit()
-        return (p.terminationStatus, out.finish(), err.finish())
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let r = try spawnAndWait(tool, args, environment: ProcessInfo.processInfo.environment.merging(environment) { _, n in n },
+                                 input: stdin.map { Array($0.utf8) })
+        return (r.status, r.stdoutText, r.stderrText)
     }
 }

@@ -4,6 +4,7 @@ import MenshenPolicyAdministrator
 import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import MenshenVisibility
 import Testing
 
@@ -46,14 +47,9 @@ final class ThrowawayRsyslog: @unchecked Sendable {
 
     static func script(_ args: [String]) async throws -> (Int32, String, String) {
         try await Harness.offPool {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: script)
-            p.arguments = args
-            let out = try Harness.Collector(), err = try Harness.Collector()
-            p.standardOutput = out.handle; p.standardError = err.handle
-            try p.run()
-            p.waitUntilExit()
-            return (p.terminationStatus, out.finish(), err.finish())
+            // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+            let r = try spawnAndWait(script, args)
+            return (r.status, r.stdoutText, r.stderrText)
         }
     }
 
@@ -77,11 +73,7 @@ final class ThrowawayRsyslog: @unchecked Sendable {
 
     /// Stops it and deletes its directory (synchronously, so it can run in `defer`).
     func clean() {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.script)
-        p.arguments = ["clean", dir.path]
-        try? p.run()
-        p.waitUntilExit()
+        _ = try? spawnAndWait(Self.script, ["clean", dir.path])
         try? FileManager.default.removeItem(at: dir.deletingLastPathComponent())
     }
 

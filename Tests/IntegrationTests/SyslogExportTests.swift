@@ -218,7 +218,7 @@ struct SyslogExportServeTests {
                   server_name: localhost
             """.write(to: file, atomically: true, encoding: .utf8)
         let process = ChildProcess()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGTERM) }; process.waitUntilExit() }
+        defer { process.signal(SIGTERM); process.waitUntilExit() }
         let box = UncheckedBox(value: process)
         try await Harness.offPool { try Harness.startServe(box.value, config: file.path, adminPort: admin) }
         // Another process writes to the log: a user and an enrolment link (an OCSF 3001 event).

@@ -1,4 +1,5 @@
 import Foundation
+import MenshenTestSupport
 import Testing
 
 /// `menshen assess` as an operator runs it: the real binary over the demo
@@ -12,15 +13,9 @@ struct TimedAssessCommandTests {
 
     /// Runs scripts/validate-assessment.py on a file: exit status and output.
     static func validate(_ file: URL) throws -> (status: Int32, out: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = [Harness.packageRoot.appendingPathComponent("scripts/validate-assessment.py").path, file.path]
-        let out = try Harness.Collector()
-        p.standardOutput = out.handle
-        p.standardError = out.handle
-        try p.run()
-        p.waitUntilExit()
-        return (p.terminationStatus, out.finish())
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let r = try spawnAndWait(python, [Harness.packageRoot.appendingPathComponent("scripts/validate-assessment.py").path, file.path])
+        return (r.status, r.stdoutText + r.stderrText)
     }
 
     /// A data directory the demo has seeded (the demo is started, waited for and stopped).

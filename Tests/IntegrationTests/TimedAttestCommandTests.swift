@@ -8,6 +8,7 @@ import MenshenCore
 import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import Testing
 
 /// `menshen attest …`, the real binary over a real SQLite file: evidence files
@@ -241,15 +242,10 @@ struct TimedAttestCommandTests {
         }
         chown(w.dir.path, uid, gid)
         return try await Harness.offPool {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            p.arguments = ["-u", "nobody", "--", Harness.binary, "attest"] + args + ["--data", w.dir.path]
-            p.environment = ["PATH": "/usr/bin:/bin", "USER": "nobody"]
-            let out = try Harness.Collector(), err = try Harness.Collector()
-            p.standardOutput = out.handle; p.standardError = err.handle
-            try p.run()
-            p.waitUntilExit()
-            return (p.terminationStatus, out.finish(), err.finish())
+            // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+            let r = try spawnAndWait("/usr/sbin/runuser", ["-u", "nobody", "--", Harness.binary, "attest"] + args + ["--data", w.dir.path],
+                                     environment: ["PATH": "/usr/bin:/bin", "USER": "nobody"])
+            return (r.status, r.stdoutText, r.stderrText)
         }
     }
 

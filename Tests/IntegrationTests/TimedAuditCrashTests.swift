@@ -101,18 +101,18 @@ struct TimedAuditCrashTests {
         let dir = try Harness.tempDir()
         let server = try Server(dir: dir)
         let first = try server.start()
-        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL); first.waitUntilExit() } }
+        defer { if first.isRunning { first.signal(SIGKILL); first.waitUntilExit() } }
         // SIGKILL while four clients are still signing in (some requests are in flight).
         let beforeCrash = load(server.portal, workers: 4, prefix: "crash-a", until: { $0 >= 150 }) {
-            kill(first.processIdentifier, SIGKILL)
+            first.signal(SIGKILL)
         }
         first.waitUntilExit()
         #expect(first.terminationReason == .uncaughtSignal && first.terminationStatus == SIGKILL)
 
         let second = try server.start()
-        defer { if second.isRunning { kill(second.processIdentifier, SIGKILL); second.waitUntilExit() } }
+        defer { if second.isRunning { second.signal(SIGKILL); second.waitUntilExit() } }
         let afterRestart = load(server.portal, workers: 2, prefix: "crash-b", until: { $0 >= 20 }) {}
-        kill(second.processIdentifier, SIGTERM)
+        second.signal(SIGTERM)
         second.waitUntilExit()
         #expect(second.terminationStatus == 0, "graceful shutdown after the restart")
         return (beforeCrash + afterRestart, server)

@@ -21,14 +21,9 @@ struct TimedDeviceEndToEndTests {
         """
 
     static func process(_ tool: String, _ args: [String]) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        let out = try Harness.Collector(), err = try Harness.Collector()
-        p.standardOutput = out.handle; p.standardError = err.handle
-        try p.run()
-        p.waitUntilExit()
-        return (p.terminationStatus, out.finish(), err.finish())
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let r = try spawnAndWait(tool, args)
+        return (r.status, r.stdoutText, r.stderrText)
     }
 
     @Test("enrol, report compliant → allowed; a report that drops a control → denied at once; silence → stale → denied; replayed, tampered and malformed reports and CSRs refused")
@@ -94,7 +89,7 @@ struct TimedDeviceEndToEndTests {
 
         let serve = ChildProcess()
         try await Harness.offPool { try Harness.startServe(serve, config: config, adminPort: admin, name: "menshen serve (devices)") }
-        defer { if serve.isRunning { kill(serve.processIdentifier, SIGTERM) }; serve.waitUntilExit() }
+        defer { serve.signal(SIGTERM); serve.waitUntilExit() }
         try await Self.scenario(dir: dir, config: config, portal: portal, gateway: g)
     }
 

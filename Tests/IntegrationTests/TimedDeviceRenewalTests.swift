@@ -73,7 +73,7 @@ struct TimedDeviceRenewalTests {
 
         let serve = ChildProcess()
         try await Harness.offPool { try TimedDeviceVulnerabilityTests.startServe(serve, config: config, adminPort: admin, log: path("serve.log")) }
-        defer { if serve.isRunning { kill(serve.processIdentifier, SIGTERM) }; serve.waitUntilExit() }
+        defer { serve.signal(SIGTERM); serve.waitUntilExit() }
         try await Self.scenario(dir: dir, config: config, portal: portal, gateway: g)
     }
 

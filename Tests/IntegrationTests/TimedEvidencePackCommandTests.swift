@@ -6,6 +6,7 @@ import MenshenCore
 import MenshenPolicyAdministrator
 import MenshenServer
 import MenshenStorageSQLite
+import MenshenTestSupport
 import Testing
 
 /// `menshen assess --evidence-pack` and `menshen assess verify` (the real
@@ -41,17 +42,9 @@ struct TimedEvidencePackCommandTests {
     /// Runs GNU tar; returns its status and raw stdout.
     static func tar(_ args: [String]) async throws -> (status: Int32, out: Data) {
         try await Harness.offPool {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
-            p.arguments = args
-            let out = try Harness.Collector(), err = try Harness.Collector()
-            p.standardOutput = out.handle; p.standardError = err.handle
-            try p.run()
-            p.waitUntilExit()
-            try? out.handle.close()
-            let data = (try? Data(contentsOf: out.url)) ?? Data()
-            _ = out.finish(); _ = err.finish()
-            return (p.terminationStatus, data)
+            // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+            let r = try spawnAndWait("/usr/bin/tar", args)
+            return (r.status, Data(r.stdout))
         }
     }
 

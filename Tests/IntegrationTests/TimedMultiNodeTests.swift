@@ -20,12 +20,9 @@ struct TimedMultiNodeTests {
         let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?.sorted().last
             .map { "/usr/lib/postgresql/\($0)/bin/createdb" } ?? "/usr/bin/createdb"
         let name = "menshen_nodes_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(12)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: bin)
-        p.arguments = ["-h", host, "-p", String(url.port ?? 5432), "-U", url.user ?? "postgres", String(name)]
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw Harness.HarnessError("createdb \(name) failed (\(p.terminationStatus))") }
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let r = try spawnAndWait(bin, ["-h", host, "-p", String(url.port ?? 5432), "-U", url.user ?? "postgres", String(name)])
+        guard r.status == 0 else { throw Harness.HarnessError("createdb \(name) failed (\(r.status)): \(r.stderrText)") }
         var out = url
         out.path = "/" + name
         return out.string
@@ -83,7 +80,7 @@ struct TimedMultiNodeTests {
         }
 
         func stop() {
-            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            process.signal(SIGTERM)
             process.waitUntilExit()
         }
     }

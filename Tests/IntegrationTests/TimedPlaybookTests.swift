@@ -2,6 +2,7 @@ import Foundation
 import MenshenCore
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import Testing
 
 /// Issue #7, acceptance item 6, end to end: the real `menshen serve` on
@@ -19,7 +20,7 @@ struct TimedPlaybookTests {
     /// `scripts/webhook-receiver.py` on a free port, recording what it receives.
     final class Receiver: @unchecked Sendable {
         // Invariant: created and stopped by one test, off the cooperative pool.
-        let process = Process()
+        let process = ChildProcess()
         let out: Harness.Collector
         let log: URL
         private(set) var port = 0
@@ -29,8 +30,8 @@ struct TimedPlaybookTests {
             out = try Harness.Collector()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
             process.arguments = [Harness.packageRoot.appendingPathComponent("scripts/webhook-receiver.py").path, "0", log.path, "--mode", mode]
-            process.standardOutput = out.handle
-            process.standardError = FileHandle.nullDevice
+            process.outputPath = out.url.path
+            process.errorPath = "/dev/null"
             try process.run()
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline {
@@ -56,7 +57,7 @@ struct TimedPlaybookTests {
 
         func stop() {
             // SIGKILL: it holds nothing to clean up, and a child of the test runner may inherit a blocked SIGTERM.
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.signal(SIGKILL)
             process.waitUntilExit()
             _ = out.finish()
         }
@@ -65,7 +66,7 @@ struct TimedPlaybookTests {
     /// `menshen serve` with its log kept (to read the playbooks' refusal message).
     final class Server: @unchecked Sendable {
         // Invariant: created and stopped by one test, off the cooperative pool.
-        let process = Process()
+        let process = ChildProcess()
         let err: Harness.Collector
         let portal: String, gateway: String, config: String, database: String, playbooks: URL
 
@@ -112,8 +113,7 @@ struct TimedPlaybookTests {
             err = try Harness.Collector()
             process.executableURL = URL(fileURLWithPath: Harness.binary)
             process.arguments = ["serve", "--config", file.path]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = err.handle
+            process.errorPath = err.url.path
             try process.run()
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {
@@ -125,7 +125,7 @@ struct TimedPlaybookTests {
         }
 
         func stop() {
-            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            process.signal(SIGTERM)
             process.waitUntilExit()
         }
     }

@@ -3,6 +3,7 @@ import MenshenCore
 import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
+import MenshenTestSupport
 import MenshenVisibility
 import Testing
 
@@ -149,9 +150,9 @@ struct TimedSyslogExportTests {
         """
 
     /// Starts the fake SIEM; returns its process and port.
-    static func startFake(_ mode: String, dir: URL) async throws -> (Process, Int, URL) {
+    static func startFake(_ mode: String, dir: URL) async throws -> (ChildProcess, Int, URL) {
         let portFile = dir.appendingPathComponent("\(mode).port"), countFile = dir.appendingPathComponent("\(mode).count")
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", "-c", fakeSIEM, mode, portFile.path, countFile.path]
         try p.run()
@@ -169,7 +170,7 @@ struct TimedSyslogExportTests {
         let dir = try Harness.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let (fake, port, _) = try await Self.startFake("hang", dir: dir)
-        defer { kill(fake.processIdentifier, SIGKILL); fake.waitUntilExit() }
+        defer { fake.signal(SIGKILL); fake.waitUntilExit() }
         let store = try SQLiteStore(path: dir.appendingPathComponent("menshen.sqlite").path)
         let clock = FixedClock(Date(timeIntervalSince1970: 1_795_399_200))
         var settings = SyslogExportSettings.test(port: port, transport: .tcp, format: .json)
@@ -204,7 +205,7 @@ struct TimedSyslogExportTests {
         let dir = try Harness.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let (fake, port, countFile) = try await Self.startFake("garbage", dir: dir)
-        defer { kill(fake.processIdentifier, SIGKILL); fake.waitUntilExit() }
+        defer { fake.signal(SIGKILL); fake.waitUntilExit() }
         let store = try SQLiteStore(path: dir.appendingPathComponent("menshen.sqlite").path)
         let clock = FixedClock(Date(timeIntervalSince1970: 1_795_399_200))
         let settings = SyslogExportSettings.test(port: port, transport: .tcp)

@@ -87,7 +87,7 @@ struct TimedTPMEnrolmentTests {
         try ca.out.write(toFile: path("device-ca.pem"), atomically: true, encoding: .utf8)
         let serve = ChildProcess()
         try await Harness.offPool { try Harness.startServe(serve, config: config, adminPort: admin, name: "menshen serve (tpm)") }
-        defer { if serve.isRunning { kill(serve.processIdentifier, SIGTERM) }; serve.waitUntilExit() }
+        defer { serve.signal(SIGTERM); serve.waitUntilExit() }
         try await Self.scenario(tpm: tpm, dir: dir, config: config, portal: portal, gateway: g)
     }
 

@@ -24,14 +24,12 @@ struct UpstreamTLSServeTests {
     }
 
     /// `openssl s_server -www` on a free port with `name`.pem: answers every request with its status page.
-    static func sServer(_ name: String, in dir: URL) throws -> (Process, Int) {
+    static func sServer(_ name: String, in dir: URL) throws -> (ChildProcess, Int) {
         let port = try Harness.freePort()
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
         p.arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", "\(name).pem", "-key", "\(name).key", "-www", "-quiet"]
         p.currentDirectoryURL = dir
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
         try p.run()
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
@@ -45,8 +43,8 @@ struct UpstreamTLSServeTests {
     }
 
     /// SIGKILL: a child of this test process inherits its threads' blocked signals, so SIGTERM may never arrive.
-    static func stop(_ p: Process) {
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    static func stop(_ p: ChildProcess) {
+        p.signal(SIGKILL)
         p.waitUntilExit()
     }
 
@@ -100,7 +98,7 @@ struct UpstreamTLSServeTests {
             """.write(to: config, atomically: true, encoding: .utf8)
         let serve = UncheckedBox(value: ChildProcess())
         defer {
-            if serve.value.isRunning { kill(serve.value.processIdentifier, SIGTERM) }
+            serve.value.signal(SIGTERM)
             serve.value.waitUntilExit()
         }
         try await Harness.offPool { try Harness.startServe(serve.value, config: config.path, adminPort: admin) }

@@ -3,6 +3,7 @@ import Logging
 import MenshenCore
 import MenshenServer
 import MenshenStorage
+import MenshenTestSupport
 import Synchronization
 import Testing
 
@@ -43,7 +44,7 @@ struct WebhookTestPKI {
 /// every request and answers what its answers file says. Stopped by ``stop()`` (call it in `defer`).
 final class WebhookExportReceiver: @unchecked Sendable {
     // Invariant: started and stopped by one test; `process` is touched only in init and stop().
-    let process = Process()
+    let process = ChildProcess()
     let log: URL
     let answers: URL
     let port: Int
@@ -69,8 +70,8 @@ final class WebhookExportReceiver: @unchecked Sendable {
         let out = try Harness.Collector()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = args
-        process.standardOutput = out.handle
-        process.standardError = FileHandle.nullDevice
+        process.outputPath = out.url.path
+        process.errorPath = "/dev/null"
         try process.run()
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
@@ -81,7 +82,8 @@ final class WebhookExportReceiver: @unchecked Sendable {
             if !process.isRunning { throw Harness.HarnessError("webhook export receiver exited (port \(port) taken?)") }
             Thread.sleep(forTimeInterval: 0.05)
         }
-        kill(process.processIdentifier, SIGKILL)
+        process.signal(SIGKILL)
+        process.waitUntilExit()
         throw Harness.HarnessError("webhook export receiver did not start")
     }
 
@@ -125,7 +127,7 @@ final class WebhookExportReceiver: @unchecked Sendable {
 
     func stop() {
         // SIGKILL: it holds nothing to clean up (a "hang" answer would hold SIGTERM's shutdown).
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.signal(SIGKILL)
         process.waitUntilExit()
     }
 }

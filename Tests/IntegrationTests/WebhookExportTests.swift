@@ -140,7 +140,7 @@ struct WebhookExportTests {
                 ca_file: \(pki.caFile)
             """.write(to: file, atomically: true, encoding: .utf8)
         let process = ChildProcess()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGTERM) }; process.waitUntilExit() }
+        defer { process.signal(SIGTERM); process.waitUntilExit() }
         let box = UncheckedBox(value: process)
         try await Harness.offPool { try Harness.startServe(box.value, config: file.path, adminPort: admin) }
         #expect(try await Harness.runAsync(["user", "add", "webhook-mei", "--config", file.path]).status == 0)

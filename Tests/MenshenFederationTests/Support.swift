@@ -1,6 +1,7 @@
 import Foundation
 import MenshenFederation
 import MenshenIdentity
+import MenshenTestSupport
 import Testing
 
 // MARK: - The real OpenID Provider (scripts/oidc-op/op.py, built on Authlib)
@@ -27,14 +28,10 @@ enum OPAvailability {
         guard FileManager.default.isExecutableFile(atPath: python) else {
             return "no Python at \(python) (scripts/test creates .venv-test; pip install -r scripts/oidc-op/requirements.txt)"
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", "import authlib, flask, joserfc"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return "cannot run \(python): \(error)" }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let status: Int32
+        do { status = try spawnAndWait(python, ["-c", "import authlib, flask, joserfc"]).status } catch { return "cannot run \(python): \(error)" }
+        return status == 0
             ? nil : "\(python) lacks authlib/flask/joserfc (pip install -r scripts/oidc-op/requirements.txt)"
     }()
 
@@ -66,73 +63,63 @@ final class TestOP: @unchecked Sendable {
 
     let port: Int
     var issuer: String { "http://127.0.0.1:\(port)" }
-    private let process: Process
-    private let stdin: Pipe
+    private let process: ChildProcess
     private let logPath: String
 
-    private init(port: Int, process: Process, stdin: Pipe, logPath: String) {
+    private init(port: Int, process: ChildProcess, logPath: String) {
         self.port = port
         self.process = process
-        self.stdin = stdin
         self.logPath = logPath
     }
 
     static func start() async throws -> TestOP {
         if let problem = OPAvailability.problem { throw OPFailure("the test OpenID Provider cannot run: \(problem)") }
-        let process = Process()
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`); its standard input held open until stop().
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: OPAvailability.python)
         process.arguments = [OPAvailability.script, "--port", "0", "--redirect-uri", redirectURI, "--exit-on-stdin-eof"]
-        let stdin = Pipe()
-        let stdout = Pipe()
+        process.holdsStandardInput = true
+        let outPath = NSTemporaryDirectory() + "menshen-oidc-op-\(UUID().uuidString).out"
         let logPath = NSTemporaryDirectory() + "menshen-oidc-op-\(UUID().uuidString).log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = FileHandle(forWritingAtPath: logPath)
+        process.outputPath = outPath
+        process.errorPath = logPath
         try process.run()
+        defer { try? FileManager.default.removeItem(atPath: outPath) }
 
-        // Read stdout on a plain thread until the READY line (then keep draining).
+        // The READY line, polled from its output file on a plain thread (within 60 s).
         let port: Int? = await withCheckedContinuation { continuation in
-            let once = ResumeOnce(continuation)
-            let reader = UncheckedBox(stdout.fileHandleForReading)
             Thread.detachNewThread {
-                var buffer = ""
-                let handle = reader.value
-                while true {
-                    let data = handle.availableData
-                    if data.isEmpty { once.resume(nil); return }
-                    buffer += String(decoding: data, as: UTF8.self)
-                    if let line = buffer.split(separator: "\n").first(where: { $0.hasPrefix("OIDC-OP READY port=") }),
-                       let value = line.split(separator: " ").first(where: { $0.hasPrefix("port=") })
-                           .flatMap({ Int($0.dropFirst(5)) }) {
-                        once.resume(value)
+                let deadline = Date().addingTimeInterval(60)
+                while Date() < deadline {
+                    let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+                    if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("OIDC-OP READY port=") }),
+                       let value = line.split(separator: " ").first(where: { $0.hasPrefix("port=") }).flatMap({ Int($0.dropFirst(5)) }) {
+                        continuation.resume(returning: value)
+                        return
                     }
+                    if !process.isRunning { break }
+                    usleep(20_000)
                 }
-            }
-            Thread.detachNewThread {
-                Thread.sleep(forTimeInterval: 60)
-                once.resume(nil)
+                continuation.resume(returning: nil)
             }
         }
         guard let port else {
-            process.terminate()
+            process.signal(SIGKILL)
+            process.waitUntilExit()
             let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            try? FileManager.default.removeItem(atPath: logPath)
             throw OPFailure("the test OpenID Provider did not become ready:\n\(log.suffix(3000))")
         }
-        return TestOP(port: port, process: process, stdin: stdin, logPath: logPath)
+        return TestOP(port: port, process: process, logPath: logPath)
     }
 
     func stop() {
-        try? stdin.fileHandleForWriting.close()
-        if process.isRunning { process.terminate() }
-        // Neither may reach it: the child inherits the signal mask of the thread that spawned it (a dispatch worker
-        // blocks SIGTERM), and an OP started at the same moment by another test can inherit this pipe's write end,
-        // so its stdin never ends. SIGKILL (which cannot be blocked) after a grace period; waitUntilExit only once
-        // the process is gone (it polls a run loop and would spin both cores while waiting).
+        process.closeStandardInput()
+        process.terminate()
+        // SIGKILL after a grace period (the OP may be slow to shut its server down).
         let deadline = Date().addingTimeInterval(5)
         while process.isRunning, Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        while process.isRunning { usleep(20_000) }
+        process.signal(SIGKILL)
         process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: logPath)
     }
@@ -214,23 +201,13 @@ struct Browser: Sendable {
 
     func send(_ url: String, method: String = "GET", body: Data? = nil, contentType: String? = nil) async throws -> Response {
         try await onThread {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             var arguments = ["curl", "-s", "-S", "-i", "--max-time", "90", "-H", "Expect:", "-X", method]
             if let contentType { arguments += ["-H", "Content-Type: \(contentType)"] }
             if body != nil { arguments += ["--data-binary", "@-"] }
-            process.arguments = arguments + [url]
-            let input = Pipe()
-            let output = Pipe()
-            process.standardInput = input
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            if let body { input.fileHandleForWriting.write(body) }
-            try? input.fileHandleForWriting.close()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
+            // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+            let r = try spawnAndWait("/usr/bin/env", arguments + [url], input: body.map { [UInt8]($0) })
+            let data = Data(r.stdout + r.stderr)
+            guard r.status == 0 else {
                 throw OPFailure("curl \(method) \(url) failed: \(String(decoding: data, as: UTF8.self).prefix(300))")
             }
             guard let split = data.range(of: Data("\r\n\r\n".utf8)) else { throw OPFailure("no HTTP response from \(url)") }

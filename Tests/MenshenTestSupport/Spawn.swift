@@ -26,28 +26,55 @@ public struct SpawnError: Error, CustomStringConvertible {
 /// `/proc/self/fd` copying a fixed 256 bytes of each directory entry's name, which reads past the end of
 /// the last entry and crashes the whole test process with SIGSEGV when that entry sits at the end of a
 /// mapping (swift-corelibs-foundation#5472; seen here as `Process.run() + 6428` in the parallel test
-/// pass). The child gets the output pipes and `/dev/null` as standard input, and no other descriptor of
-/// this process (all above 2 are closed in the child, as `Process` does).
+/// pass). The child gets the output pipes, `input` on a pipe (else `/dev/null`) as standard input, and no
+/// other descriptor of this process (all above 2 are closed in the child, as `Process` does). `executable`
+/// is a path (no `PATH` search: use `/usr/bin/env` for that).
 public func spawnAndWait(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                         directory: String? = nil, timeout: Double? = nil) throws -> SpawnResult {
+                         directory: String? = nil, input: [UInt8]? = nil, timeout: Double? = nil) throws -> SpawnResult {
     // (Close-on-exec at once: children spawned meanwhile by other threads must not hold these open. Ours close
     // every descriptor above 2 anyway, as `Process` does.)
-    var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
+    var out: [Int32] = [0, 0], err: [Int32] = [0, 0], inp: [Int32] = [-1, -1]
     guard pipe(&out) == 0 else { throw SpawnError(description: "pipe: errno \(errno)") }
     guard pipe(&err) == 0 else {
         close(out[0]); close(out[1])
         throw SpawnError(description: "pipe: errno \(errno)")
     }
-    for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    if input != nil, pipe(&inp) != 0 {
+        for fd in out + err { close(fd) }
+        throw SpawnError(description: "pipe: errno \(errno)")
+    }
+    for fd in out + err + inp where fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
     let pid: pid_t
     do {
         pid = try spawnChild(executable, arguments, environment: environment, directory: directory,
-                             output: .descriptors(stdout: out[1], stderr: err[1]))
+                             input: inp[0] >= 0 ? inp[0] : nil, output: .descriptors(stdout: out[1], stderr: err[1]))
     } catch {
-        close(out[0]); close(err[0]); close(out[1]); close(err[1])
+        for fd in out + err + inp where fd >= 0 { close(fd) }
         throw error
     }
     close(out[1]); close(err[1])
+    if let input {
+        close(inp[0])
+        // Written from a thread of its own (a child that reads only after writing much would otherwise stall
+        // against its full output pipe), with SIGPIPE blocked there: a child that exits without reading it all
+        // makes the write fail with EPIPE, and the signal, directed at that thread, dies with it.
+        let fd = inp[1]
+        let writer = Thread {
+            var pipeSignal = sigset_t()
+            sigemptyset(&pipeSignal)
+            sigaddset(&pipeSignal, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
+            input.withUnsafeBytes { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                    if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { break }
+                }
+            }
+            close(fd)
+        }
+        writer.start()
+    }
 
     // Both pipes are read together (a child filling one while the other is read would otherwise stall).
     var collected: [[UInt8]] = [[], []]
@@ -85,26 +112,37 @@ public func spawnAndWait(_ executable: String, _ arguments: [String], environmen
 
 /// Where a spawned child's standard output and error go.
 enum SpawnOutput {
-    /// Both appended to this file (created if missing).
-    case file(String)
+    /// Standard output appended to the first file, standard error to the second, or to the first when it is
+    /// nil (files created if missing); nil for both: discarded.
+    case files(stdout: String?, stderr: String?)
     /// Onto these descriptors of this process.
     case descriptors(stdout: Int32, stderr: Int32)
     /// Nowhere.
     case discarded
 }
 
-/// Starts `executable` with `posix_spawn`: `/dev/null` as standard input, the output as given, no other
+/// Starts `executable` with `posix_spawn`: `input` (else `/dev/null`) as standard input, the output as given, no other
 /// descriptor of this process, no signal blocked and every signal at its default. Returns its pid.
 func spawnChild(_ executable: String, _ arguments: [String], environment: [String: String]?, directory: String?,
-                output: SpawnOutput) throws -> pid_t {
+                input: Int32? = nil, output: SpawnOutput) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    if let input {
+        posix_spawn_file_actions_adddup2(&actions, input, 0)
+    } else {
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    }
     switch output {
-    case .file(let path):
-        posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    case .files(let stdout, let stderr):
+        posix_spawn_file_actions_addopen(&actions, 1, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        if let stderr {
+            posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        } else if stdout != nil {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        }
     case .descriptors(let stdout, let stderr):
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
@@ -148,11 +186,20 @@ public final class ChildProcess: @unchecked Sendable {
     public var arguments: [String] = []
     /// Nil: this process's environment.
     public var environment: [String: String]?
-    /// Where standard output and error go (appended); nil: discarded.
+    /// Where standard output goes (appended), and standard error unless ``errorPath`` is set; nil: discarded.
     public var outputPath: String?
+    /// Where standard error goes (appended); nil: where standard output goes.
+    public var errorPath: String?
+    /// Give the child a pipe as standard input and hold its write end until ``closeStandardInput()`` (or this
+    /// object's end): for children that stop when their input ends (`--exit-on-stdin-eof`). Otherwise `/dev/null`.
+    public var holdsStandardInput = false
+    /// The child's working directory; nil: this process's.
+    public var currentDirectoryURL: URL?
 
     private let lock = NSLock()
     private var pid: pid_t = 0
+    /// The write end of the child's standard input, while held.
+    private var inputWriter: Int32 = -1
     /// The raw wait status once reaped.
     private var exitStatus: Int32?
 
@@ -160,10 +207,32 @@ public final class ChildProcess: @unchecked Sendable {
 
     public func run() throws {
         guard let executableURL else { throw SpawnError(description: "no executable") }
-        let started = try spawnChild(executableURL.path, arguments, environment: environment, directory: nil,
-                                     output: outputPath.map(SpawnOutput.file) ?? .discarded)
-        lock.withLock { pid = started }
+        var input: [Int32] = [-1, -1]
+        if holdsStandardInput {
+            guard pipe(&input) == 0 else { throw SpawnError(description: "pipe: errno \(errno)") }
+            for fd in input { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        }
+        let output: SpawnOutput = outputPath == nil && errorPath == nil ? .discarded : .files(stdout: outputPath, stderr: errorPath)
+        let started: pid_t
+        do {
+            started = try spawnChild(executableURL.path, arguments, environment: environment, directory: currentDirectoryURL?.path,
+                                     input: input[0] >= 0 ? input[0] : nil, output: output)
+        } catch {
+            for fd in input where fd >= 0 { close(fd) }
+            throw error
+        }
+        if input[0] >= 0 { close(input[0]) }
+        lock.withLock { pid = started; inputWriter = input[1] }
     }
+
+    /// Closes the child's standard input (it reads end of file), when held (``holdsStandardInput``).
+    public func closeStandardInput() {
+        lock.withLock {
+            if inputWriter >= 0 { close(inputWriter); inputWriter = -1 }
+        }
+    }
+
+    deinit { if inputWriter >= 0 { close(inputWriter) } }
 
     public var processIdentifier: Int32 { lock.withLock { pid } }
 

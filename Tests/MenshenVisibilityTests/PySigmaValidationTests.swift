@@ -1,4 +1,5 @@
 import Foundation
+import MenshenTestSupport
 import MenshenVisibility
 import Testing
 
@@ -21,19 +22,11 @@ struct PySigmaValidationTests {
             try f.text.write(to: url, atomically: true, encoding: .utf8)
             paths.append(url.path)
         }
-        let process = Process()
-        process.executableURL = python
-        process.arguments = [script.path] + paths
         var env = ProcessInfo.processInfo.environment
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let r = try spawnAndWait(python.path, [script.path] + paths, environment: env)
+        return (r.status, r.stdoutText + r.stderrText)
     }
 
     static func requireVenv() throws {

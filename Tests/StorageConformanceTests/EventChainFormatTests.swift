@@ -49,18 +49,10 @@ import Testing
                 h.update(str(len(raw)).encode("ascii") + b":" + raw)
             print(h.hexdigest())
         """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        process.standardInput = input; process.standardOutput = output; process.standardError = errors
-        try process.run()
-        input.fileHandleForWriting.write(Data((lines.joined(separator: "\n") + "\n").utf8))
-        try input.fileHandleForWriting.close()
-        let got = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").map(String.init)
-        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(stderr)")
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let r = try spawnAndWait("/usr/bin/env", ["python3", "-c", script], input: Array((lines.joined(separator: "\n") + "\n").utf8))
+        let got = r.stdoutText.split(separator: "\n").map(String.init)
+        #expect(r.status == 0, "\(r.stderrText)")
         #expect(got.count == 300)
         #expect(got == expected)
     }

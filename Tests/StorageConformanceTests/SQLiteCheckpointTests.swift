@@ -1,6 +1,7 @@
 import Foundation
 import MenshenCore
 import MenshenStorage
+import MenshenTestSupport
 @testable import MenshenStorageSQLite
 import Testing
 
@@ -51,14 +52,7 @@ struct SQLiteCheckpointTests {
     }
 
     static func python(_ script: String, _ argument: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, argument]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        try spawnAndWait("/usr/bin/env", ["python3", "-c", script, argument]).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -14,28 +14,9 @@ enum Oracle {
     /// Runs an executable found on PATH (through /usr/bin/env) and collects its output.
     @discardableResult
     static func run(_ arguments: [String], stdin: Data? = nil, in directory: URL? = nil) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = directory }
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        // Feed stdin from another thread so a large input cannot deadlock against a full output pipe.
-        let writer = input.fileHandleForWriting
-        let feed = Thread {
-            if let stdin { writer.write(stdin) }
-            try? writer.close()
-        }
-        feed.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus,
-                      stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let r = try spawnAndWait("/usr/bin/env", arguments, directory: directory?.path, input: [UInt8](stdin ?? Data()))
+        return Output(status: r.status, stdout: r.stdoutText, stderr: r.stderrText)
     }
 
     static func commandExists(_ name: String) -> Bool {

@@ -11,23 +11,9 @@ enum Oracle {
 
     /// Runs an executable found on PATH (through /usr/bin/env) and collects its output.
     static func run(_ arguments: [String], stdin: String? = nil) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        // Read before waiting so a large output cannot fill the pipe and block.
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus,
-                      stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        // posix_spawn, not Foundation's Process (see `spawnAndWait`).
+        let r = try spawnAndWait("/usr/bin/env", arguments, input: Array((stdin ?? "").utf8))
+        return Output(status: r.status, stdout: r.stdoutText, stderr: r.stderrText)
     }
 
     /// True when `python3 -c "import MODULE"` succeeds.
