@@ -28,7 +28,8 @@ public final class PostgresStore: MenshenStore {
     private let logger: Logger
     private let closed = ClosedFlag()
     /// The open change feeds' tasks (LISTEN and the counter poll) by feed: ``close()`` ends them and waits for
-    /// them, so no connection of this store outlives it. A feed whose consumer ends is forgotten here.
+    /// them, so no connection of this store outlives it. A feed whose consumer ended is forgotten once its tasks
+    /// have ended.
     private let feedTasks = Mutex<(next: Int, open: [Int: [Task<Void, Never>]])>((0, [:]))
 
     /// How many change feeds are open (asked for with ``changes()`` and neither ended by their consumer nor closed).
@@ -275,16 +276,24 @@ public final class PostgresStore: MenshenStore {
                 try? await Task.sleep(for: Self.changeBackstopInterval)
             }
         }
-        let feed = feedTasks.withLock { f in
+        continuation.onTermination = { _ in task.cancel(); poll.cancel() }
+        // Kept until both tasks have ended (so close() waits for a feed whose consumer just ended), and only while
+        // the store is open: a feed asked for once close() has begun is ended at once, not registered.
+        let feed: Int? = feedTasks.withLock { f in
+            guard !closed.isSet else { return nil }
             defer { f.next += 1 }
             f.open[f.next] = [task, poll]
             return f.next
         }
-        continuation.onTermination = { [weak self] _ in
+        guard let feed else {
             task.cancel(); poll.cancel()
+            return stream
+        }
+        Task { [weak self] in
+            await task.value
+            await poll.value
             self?.feedTasks.withLock { _ = $0.open.removeValue(forKey: feed) }
         }
-        if closed.isSet { task.cancel(); poll.cancel() }   // a feed asked for while closing
         return stream
     }
 

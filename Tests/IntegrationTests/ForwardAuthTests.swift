@@ -88,6 +88,20 @@ struct ForwardAuthTests {
                                         headers: [("Cookie", "__Host-menshen-session=\(token)")])
         #expect(PolicyGateTests.status(envoyRead) == 200)
 
+        // An absolute name (trailing dot) is decided as the caller describes it: Envoy (unless told to strip it) and
+        // Traefik route on it as sent, possibly to another backend, so it matches no application here — refused,
+        // never decided under apps.bank.example's policy. Envoy's own Host field counts, not the request's host,
+        // from which the proxy's conversion has taken the dot (the control: the same call with the plain name).
+        let session = ("Cookie", "__Host-menshen-session=\(token)")
+        let dottedEnvoy = await Self.call(w, "/.menshen/auth/envoy/reports/q3", host: "apps.bank.example",
+                                          headers: [("Host", "apps.bank.example."), session])
+        #expect(PolicyGateTests.status(dottedEnvoy) == 403 && Self.header(dottedEnvoy, "X-Menshen-User") == nil)
+        let plainEnvoy = await Self.call(w, "/.menshen/auth/envoy/reports/q3", host: "apps.bank.example",
+                                         headers: [("Host", "apps.bank.example"), session])
+        #expect(PolicyGateTests.status(plainEnvoy) == 200)
+        let dottedTraefik = traefik.map { $0.0 == "X-Forwarded-Host" ? ($0.0, "apps.bank.example.") : $0 }
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/traefik", headers: dottedTraefik + [session])) == 403)
+
         // A WebSocket handshake on the read_only route: `Upgrade` is hop-by-hop and does not reach the call, the
         // handshake's Sec-WebSocket-* fields do — refused like a WebSocket through the reverse proxy.
         let cookie = ("Cookie", "__Host-menshen-session=\(token)")

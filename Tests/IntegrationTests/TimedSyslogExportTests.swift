@@ -155,6 +155,8 @@ struct TimedSyslogExportTests {
         let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", "-c", fakeSIEM, mode, portFile.path, countFile.path]
+        let log = dir.appendingPathComponent("\(mode).log").path
+        p.outputPath = log   // kept for the failure message
         try p.run()
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
@@ -162,7 +164,8 @@ struct TimedSyslogExportTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         p.terminate()
-        throw Harness.HarnessError("the fake SIEM did not start")
+        p.waitUntilExit()
+        throw Harness.HarnessError("the fake SIEM did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
     }
 
     @Test("a SIEM that accepts and never reads: writers are not held up, in-flight data stays bounded, the exporter reports a write timeout")

@@ -32,4 +32,70 @@ struct SpawnTests {
         #expect(fd > 2 && !fds.contains(Int(fd)) && fds.filter { $0 > 2 }.count <= 1, "\(fds), ours \(fd)")
         #expect(throws: SpawnError.self) { try spawnAndWait("/nonexistent/tool", []) }
     }
+
+    @Test("standard input: bytes read whole (more than a pipe holds), /dev/null without, and a child that stops reading early")
+    func input() throws {
+        let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let echoed = try spawnAndWait("/bin/cat", [], input: bytes)
+        #expect(echoed.status == 0 && echoed.stdout == bytes)
+        #expect(try spawnAndWait("/bin/cat", []).stdout.isEmpty, "no input: /dev/null, at once")
+        // head exits after 1 byte while 4 MiB are being written: the writer's EPIPE (SIGPIPE blocked on its thread)
+        // must neither kill this process nor hang the call.
+        let early = try spawnAndWait("/usr/bin/head", ["-c", "1"], input: [UInt8](repeating: 0x41, count: 4 << 20), timeout: 30)
+        #expect(early.status == 0 && early.stdoutText == "A" && !early.timedOut)
+    }
+}
+
+@Suite("Test support: ChildProcess")
+struct ChildProcessTests {
+    static func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+
+    @Test("output and error to files of their own or together, a working directory, the status")
+    func outputs() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spawn-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out").path, err = dir.appendingPathComponent("err").path
+        let split = ChildProcess()
+        split.executableURL = URL(fileURLWithPath: "/bin/sh")
+        split.arguments = ["-c", "pwd; echo oops >&2; exit 4"]
+        split.currentDirectoryURL = URL(fileURLWithPath: "/tmp")
+        split.outputPath = out
+        split.errorPath = err
+        try split.run()
+        split.waitUntilExit()
+        #expect(split.terminationStatus == 4 && split.terminationReason == .exit)
+        #expect(Self.text(out) == "/tmp\n" && Self.text(err) == "oops\n")
+        let both = dir.appendingPathComponent("both").path
+        let merged = ChildProcess()
+        merged.executableURL = URL(fileURLWithPath: "/bin/sh")
+        merged.arguments = ["-c", "echo a; echo b >&2"]
+        merged.outputPath = both
+        try merged.run()
+        merged.waitUntilExit()
+        #expect(Set(Self.text(both).split(separator: "\n")) == ["a", "b"])
+    }
+
+    @Test("a held standard input: the child runs until it is closed, then reads its end")
+    func heldInput() throws {
+        let child = ChildProcess()
+        child.executableURL = URL(fileURLWithPath: "/bin/cat")
+        child.holdsStandardInput = true
+        try child.run()
+        usleep(300_000)
+        #expect(child.isRunning, "cat ended although its input is held open")
+        child.closeStandardInput()
+        let deadline = Date().addingTimeInterval(10)
+        while child.isRunning, Date() < deadline { usleep(10_000) }
+        #expect(!child.isRunning && child.terminationStatus == 0)
+        // Without it: /dev/null, so cat ends at once.
+        let plain = ChildProcess()
+        plain.executableURL = URL(fileURLWithPath: "/bin/cat")
+        try plain.run()
+        plain.waitUntilExit()
+        #expect(plain.terminationStatus == 0)
+        // A signal after the child was reaped reaches nobody (no reused pid).
+        plain.signal(SIGKILL)
+        #expect(plain.terminationStatus == 0)
+    }
 }

@@ -32,16 +32,18 @@ public struct SpawnError: Error, CustomStringConvertible {
 public func spawnAndWait(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                          directory: String? = nil, input: [UInt8]? = nil, timeout: Double? = nil) throws -> SpawnResult {
     // (Close-on-exec at once: children spawned meanwhile by other threads must not hold these open. Ours close
-    // every descriptor above 2 anyway, as `Process` does.)
+    // every descriptor above 2 anyway, as `Process` does; the Glibc module has no `pipe2`.)
     var out: [Int32] = [0, 0], err: [Int32] = [0, 0], inp: [Int32] = [-1, -1]
     guard pipe(&out) == 0 else { throw SpawnError(description: "pipe: errno \(errno)") }
     guard pipe(&err) == 0 else {
+        let e = errno
         close(out[0]); close(out[1])
-        throw SpawnError(description: "pipe: errno \(errno)")
+        throw SpawnError(description: "pipe: errno \(e)")
     }
     if input != nil, pipe(&inp) != 0 {
+        let e = errno
         for fd in out + err { close(fd) }
-        throw SpawnError(description: "pipe: errno \(errno)")
+        throw SpawnError(description: "pipe: errno \(e)")
     }
     for fd in out + err + inp where fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
     let pid: pid_t

@@ -4,9 +4,11 @@ public enum HostName {
     /// `app.example`, `app.example.:8443` → `app.example:8443`).
     ///
     /// `app.example.` and `app.example` name the same host (RFC 1034 §3.1), so without this a request
-    /// sent to the absolute form found no route (404) while a front proxy such as nginx, which drops the
-    /// dot itself, matched it. The request keeps the name the route was matched on all the way upstream
-    /// (`Host`, `X-Forwarded-Host`), so the application is asked about the host the policy decided on.
+    /// sent to the absolute form found no route (404) while nginx, which drops the dot itself, matched it.
+    /// The reverse proxy decides on the name without the dot and forwards that name (`Host`,
+    /// `X-Forwarded-Host`), so the application is asked about the host the policy decided on. Forward-auth
+    /// does not use it: there the front proxy picks the backend, and the host it describes is decided on
+    /// exactly as described.
     /// Only one dot is removed and only after a label: `app..`, a lone `.` and IP literals in brackets
     /// are left as they are (and match no route).
     public static func withoutTrailingDot(_ authority: String) -> String {

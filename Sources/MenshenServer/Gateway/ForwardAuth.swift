@@ -53,7 +53,10 @@ enum ForwardAuth {
             else { return .failure(Refusal(why: "X-Forwarded-Method, -Proto, -Host and -Uri are each required once")) }
             caller = .traefik; method = m; scheme = s.lowercased(); host = h; target = u
         } else if rest == "envoy" || rest.hasPrefix("envoy/") {
-            caller = .envoy; method = r.method; scheme = single(r, "x-forwarded-proto")?.lowercased() ?? r.scheme; host = r.host
+            // The Host field as Envoy sent it: the request's own host has lost an absolute name's trailing dot, which
+            // Envoy (unless told to strip it) routes on.
+            caller = .envoy; method = r.method; scheme = single(r, "x-forwarded-proto")?.lowercased() ?? r.scheme
+            host = single(r, "host") ?? r.host
             let afterPrefix = String(r.rawTarget.dropFirst((pathPrefix + "envoy").count))
             target = afterPrefix.isEmpty ? "/" : afterPrefix
         } else {

@@ -53,7 +53,7 @@ public struct RouteTable: Sendable {
 
     public func match(host rawHost: String, path: String) -> ApplicationRecord? { route(host: rawHost, path: path)?.application }
 
-    /// The route for a request: host (port and an absolute name's trailing dot ignored, case-insensitive), then the longest path prefix on a
+    /// The route for a request: host (port ignored, case-insensitive), then the longest path prefix on a
     /// segment boundary. A prefix matches on a segment boundary exactly when it is the whole path or the
     /// part before one of its `/`s, so those candidates are looked up, longest first (as many look-ups as
     /// the path has segments, however many routes there are).
@@ -68,10 +68,12 @@ public struct RouteTable: Sendable {
         }
     }
 
-    /// The host of a `Host` value as the table keys it: lower-cased, without the port or the trailing dot of
-    /// an absolute name.
+    /// The host of a `Host` value as the table keys it: lower-cased, without the port. Compared exactly
+    /// otherwise: the reverse proxy has already taken the trailing dot of an absolute name off (and forwards
+    /// the name without it), while a forward-auth caller chooses its backend by its own rules, so the host it
+    /// describes is decided on as it is (`app.example.` matches no route there: refused).
     static func hostOnly(_ header: String) -> String {
-        let h = HostName.withoutTrailingDot(header).lowercased()
+        let h = header.lowercased()
         if h.hasPrefix("[") { return String(h.prefix { $0 != "]" }) + "]" }
         return String(h.prefix { $0 != ":" })
     }
