@@ -18,6 +18,31 @@ final class ClosedFlag: Sendable {
     func set() { value.withLock { $0 = true } }
 }
 
+/// The first of several outcomes (an answer, a timeout, the waiter's cancellation) resumes the one waiter;
+/// the others are ignored. Either may come first: the waiter installs its continuation after or before.
+final class FirstOutcome: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<Bool, Never>?, result: Bool?)>((nil, nil))
+
+    func install(_ continuation: CheckedContinuation<Bool, Never>) {
+        let ready: Bool? = state.withLock { s in
+            if let r = s.result { return r }
+            s.continuation = continuation
+            return nil
+        }
+        if let ready { continuation.resume(returning: ready) }
+    }
+
+    func finish(_ value: Bool) {
+        let waiting: CheckedContinuation<Bool, Never>? = state.withLock { s in
+            guard s.result == nil else { return nil }
+            s.result = value
+            defer { s.continuation = nil }
+            return s.continuation
+        }
+        waiting?.resume(returning: value)
+    }
+}
+
 /// A `MenshenStore` on PostgreSQL.
 public final class PostgresStore: MenshenStore {
     public let url: PostgresURL
@@ -297,6 +322,9 @@ public final class PostgresStore: MenshenStore {
         return stream
     }
 
+    /// How long ``close()`` waits for the change feeds to end.
+    static let feedCloseLimit: Duration = .seconds(10)
+
     /// How often the change counters are read besides LISTEN.
     public static let changeBackstopInterval: Duration = .seconds(5)
     /// A LISTEN connection up this long before it was lost is retried at once.
@@ -311,35 +339,62 @@ public final class PostgresStore: MenshenStore {
     public static let listenHeartbeat: Duration = .seconds(1)
     public static let listenHeartbeatTimeout: Duration = .seconds(2)
 
-    /// Whether `connection` answers `SELECT 1` within `timeout`; if not, it is closed (which ends the query waiting on it).
+    /// Whether `connection` answers `SELECT 1` within `timeout` (false at once when the caller is cancelled); if not,
+    /// it is closed.
+    ///
+    /// Returns at the timeout without waiting for the query: a query racing the connection's close can stay
+    /// unanswered for good, and a task group would wait for it — the LISTEN task, and with it `close()`, would
+    /// hang (seen in the parallel test pass). The query's task is cancelled and left to end on its own.
     static func answers(_ connection: PostgresConnection, within timeout: Duration, logger: Logger) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                do {
-                    for try await _ in try await connection.query("SELECT 1", logger: logger) {}
-                    return true
-                } catch {
-                    return false
-                }
+        let outcome = FirstOutcome()
+        let query = Task {
+            do {
+                for try await _ in try await connection.query("SELECT 1", logger: logger) {}
+                outcome.finish(true)
+            } catch {
+                outcome.finish(false)
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let answered = await group.next() ?? false
-            if !answered { connection.close().whenComplete { _ in } }
-            group.cancelAll()
-            return answered
         }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            outcome.finish(false)
+        }
+        let answered = await withTaskCancellationHandler {
+            await withCheckedContinuation { outcome.install($0) }
+        } onCancel: {
+            outcome.finish(false)
+        }
+        query.cancel()
+        timer.cancel()
+        if !answered { connection.close().whenComplete { _ in } }
+        return answered
     }
 
     /// Closes the store: the change feeds end (their streams finish, the LISTEN connection is closed) before the
-    /// pool's connections do, and this returns when all of them are closed.
+    /// pool's connections do, and this returns when all of them are closed — or, for the feeds, after
+    /// ``feedCloseLimit`` at most (logged): a connection library call that never returns must not hold up a
+    /// shutdown.
     public func close() async throws {
         closed.set()
         let feeds = feedTasks.withLock { f in defer { f.open = [:] }; return f.open.values.flatMap { $0 } }
         for task in feeds { task.cancel() }
-        for task in feeds { await task.value }
+        if !feeds.isEmpty {
+            let outcome = FirstOutcome()
+            let all = Task {
+                for task in feeds { await task.value }
+                outcome.finish(true)
+            }
+            let timer = Task {
+                try? await Task.sleep(for: Self.feedCloseLimit)
+                outcome.finish(false)
+            }
+            let ended = await withCheckedContinuation { outcome.install($0) }
+            timer.cancel()
+            if !ended {
+                all.cancel()
+                logger.warning("change feeds did not end within \(Self.feedCloseLimit) of close(); closing the pool anyway")
+            }
+        }
         runTask.cancel()
         await runTask.value
     }

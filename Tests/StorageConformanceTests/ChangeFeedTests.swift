@@ -259,9 +259,15 @@ struct ListenRetryTests {
                 var it = node.changes().makeAsyncIterator()
                 _ = await it.next()
             }
-            _ = await reader.value   // the stream and its iterator are gone: the feed ends
+            // The stream and its iterator are gone once the reader ends: the feed ends. (Bounded: a reader that never
+            // gets its first change fails the test instead of hanging the pass.)
+            let watchdog = Task { try await Task.sleep(for: .seconds(30)); reader.cancel() }
+            _ = await reader.value
+            watchdog.cancel()
+            // Forgotten once its LISTEN and poll tasks have ended (their connection closed): quick, but a loaded
+            // parallel pass can take a second or more.
             var open = -1
-            for _ in 0..<40 {
+            for _ in 0..<400 {
                 open = node.openFeeds
                 if open == 1 { break }
                 try await Task.sleep(for: .milliseconds(25))
@@ -269,7 +275,7 @@ struct ListenRetryTests {
             #expect(open == 1, "round \(round): \(open) feeds still held")
         }
         var listening = -1
-        for _ in 0..<40 {
+        for _ in 0..<200 {
             listening = try await ChangeFeedTests.listeningBackends(f)
             if listening == 1 { break }
             try await Task.sleep(for: .milliseconds(50))
