@@ -1,5 +1,6 @@
 import Foundation
 @testable import MenshenEnforcementPoint
+import MenshenTestSupport
 import NIOCore
 import NIOPosix
 import Testing
@@ -133,6 +134,60 @@ struct ProxyTests {
             #expect(server.metrics.requests == 3 && server.metrics.gateForwarded == 3)
             #expect(Set(upstream.seen.all.map(\.connection)).count == 1)
             #expect(upstream.connections.current == 1)
+        }
+    }
+
+    @Test("a client that pipelines requests and never reads its answers is no longer read: answers do not pile up")
+    func pipelinedFloodNotRead() async throws {
+        let body = Array(repeating: UInt8(ascii: "x"), count: 2048)
+        // Answered on the event loop, as the policy gate answers known sessions and requests without one.
+        let answer: @Sendable (GateRequest) -> GateVerdict = { _ in .respond(status: 200, headers: [("Content-Type", "text/plain")], body: body) }
+        try await withProxy(gate: { _ in RecordingGate({ answer($0) }, immediate: { answer($0) }) }) { server, _, gate in
+            let port = server.localPort ?? 0
+            // 20,000 pipelined requests (600 KB) sent without ever reading, for at most 8 s, from a client with a small
+            // receive buffer that then stays connected for 4 s; it prints how many went out.
+            let script = """
+                import socket, sys, time
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", int(sys.argv[1])))
+                s.setblocking(False)
+                req = b"GET /flood HTTP/1.1\\r\\nHost: h\\r\\n\\r\\n"
+                data = req * 20000
+                off, deadline = 0, time.time() + 8
+                while off < len(data) and time.time() < deadline:
+                    try:
+                        off += s.send(data[off:off + 65536])
+                    except BlockingIOError:
+                        time.sleep(0.01)
+                time.sleep(4)   # held open: a proxy that reads on has time to answer them all
+                print(off // len(req))
+                """
+            let r = try await Task.detached { try spawnAndWait("/usr/bin/env", ["python3", "-c", script, String(port)], timeout: 60) }.value
+            #expect(r.status == 0, "\(r.stderrText)")
+            let answered = gate.asked.count
+            // Each answer is over 2 KB: what the kernel buffers and one read's worth of requests, not all 20,000.
+            #expect(answered < 5_000, "\(answered) requests answered for a client that read none (it sent \(r.stdoutText))")
+            #expect(answered > 0)
+        }
+    }
+
+    @Test("an upstream connection whose answer began before the whole request was sent is not pooled")
+    func earlyAnswerNotPooled() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, upstream, _ in
+            let base = "http://127.0.0.1:\(server.localPort ?? 0)"
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("early-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let file = dir.appendingPathComponent("body")
+            try Data(repeating: 0x61, count: 2 << 20).write(to: file)
+            let early = await curl(["-s", "-H", "Expect:", "--limit-rate", "2M", "--data-binary", "@\(file.path)", "\(base)/early"])
+            #expect(early.stdout == "early", "\(early.stdout.prefix(200)) \(early.stderr)")
+            #expect(upstream.seen.all.first?.bodyBytes == 2 << 20)
+            let next = await curl(["-s", "\(base)/after"])
+            #expect(next.exitCode == 0)
+            let used = upstream.seen.all.map(\.connection)
+            #expect(used.count == 2 && used[0] != used[1], "the next request went over the early-answered connection: \(used)")
         }
     }
 

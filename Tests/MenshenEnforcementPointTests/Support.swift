@@ -128,6 +128,8 @@ private final class OriginHandler: ChannelInboundHandler {
     var remaining = 0
     var streaming = false
     var slowReading = false
+    /// `/early`: the response head went out when the request head arrived; its body follows the request's end.
+    var earlyPending = false
 
     func channelReadComplete(context: ChannelHandlerContext) {
         guard slowReading else { return }
@@ -151,6 +153,12 @@ private final class OriginHandler: ChannelInboundHandler {
                 _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
                 context.read()
             }
+            if h.uri.hasPrefix("/early") {   // answer before the body has arrived (as an early 401 or 413 does)
+                earlyPending = true
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Length", value: "5")
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            }
             body.clear()
             bodyCount = 0
         case .body(var b):
@@ -158,6 +166,14 @@ private final class OriginHandler: ChannelInboundHandler {
             if body.readableBytes < 1 << 20 { body.writeBuffer(&b) }
         case .end:
             guard let head else { return }
+            if earlyPending {
+                earlyPending = false
+                seen.append(SeenRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) },
+                                        bodyBytes: bodyCount, connection: connection))
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: "early")))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            }
             if slowReading {
                 slowReading = false
                 _ = context.channel.setOption(ChannelOptions.autoRead, value: true)

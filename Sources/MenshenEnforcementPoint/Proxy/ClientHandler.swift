@@ -165,8 +165,9 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if closing || spliced { return }
         let part = unwrapInboundIn(data)
-        // A request that follows one whose response is pending waits for that response (HTTP/1.1 pipelining).
-        if !http2, !queued.isEmpty || exchange?.requestEnded == true {
+        // A request that follows one whose response is pending waits for that response (HTTP/1.1 pipelining); so
+        // does one that would start while the client is not reading what it was sent (its answers would pile up).
+        if !http2, !queued.isEmpty || exchange?.requestEnded == true || (exchange == nil && !context.channel.isWritable) {
             queued.append(.part(part))
             return
         }
@@ -187,7 +188,8 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         guard !deliveringQueued, let context else { return }
         deliveringQueued = true
         defer { deliveringQueued = false }
-        while !queued.isEmpty, !closing, !spliced, exchange?.requestEnded != true {
+        // A new request starts only while the client reads its answers (the rest waits for channelWritabilityChanged).
+        while !queued.isEmpty, !closing, !spliced, exchange?.requestEnded != true, exchange != nil || context.channel.isWritable {
             switch queued.removeFirst() {
             case .part(let part): received(part, context: context)
             case .malformed(let error): malformedRequest(error)
@@ -228,6 +230,8 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable, let ex = exchange, ex.phase == .forwarding {
             ex.upstreamHandler?.read()
+        } else if context.channel.isWritable, exchange == nil {
+            deliverQueued()   // the requests held while the client did not read, then reading on
         }
         context.fireChannelWritabilityChanged()
     }
@@ -348,7 +352,12 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func readClientIfWanted() {
         guard !closing, !spliced, let context, queued.isEmpty else { return }
-        guard let ex = exchange else { return context.read() }
+        // Between requests, the client is read only while it reads what it is sent: a client that pipelines requests
+        // and never reads must not make answers pile up without bound.
+        guard let ex = exchange else {
+            if context.channel.isWritable { context.read() }
+            return
+        }
         if ex.phase == .forwarding, !ex.requestEnded, ex.upstreamHandler?.isWritable == true {
             context.read()
         }
@@ -533,7 +542,10 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             }
             ex.headerDeadline = nil
             ex.responseHeadSent = true
-            ex.upstreamKeepAlive = head.isKeepAlive
+            // An answer that starts before the whole request was sent (an early 401 or 413): the upstream may read
+            // the rest of the body later as a request of its own, which the gate never saw, and answer it to whoever
+            // uses the connection next — so the connection is not pooled.
+            ex.upstreamKeepAlive = head.isKeepAlive && ex.requestEndSent
             context.write(wrapOutboundOut(.head(clientResponseHead(head, ex: ex))), promise: nil)
         case .body(let buffer):
             guard !ex.skippingInformational else { return }
