@@ -172,6 +172,34 @@ struct ProxyTests {
         }
     }
 
+    @Test("a connection closing after a response its client never reads is closed after the idle timeout, not held for good")
+    func unreadLastResponseClosed() async throws {
+        let body = Array(repeating: UInt8(ascii: "z"), count: 8 << 20)
+        let answer: @Sendable (GateRequest) -> GateVerdict = { _ in .respond(status: 200, headers: [("Content-Type", "text/plain")], body: body) }
+        try await withProxy(configure: { $0.idleTimeout = .seconds(1) },
+                            gate: { _ in RecordingGate({ answer($0) }, immediate: { answer($0) }) }) { server, _, _ in
+            let port = server.localPort ?? 0
+            // One `Connection: close` request for 8 MB, never read, the connection held open for 6 s.
+            let script = """
+                import socket, sys, time
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", int(sys.argv[1])))
+                s.sendall(b"GET /big HTTP/1.1\\r\\nHost: h\\r\\nConnection: close\\r\\n\\r\\n")
+                time.sleep(6)
+                """
+            let client = Task.detached { try spawnAndWait("/usr/bin/env", ["python3", "-c", script, String(port)], timeout: 30) }
+            var open = -1
+            for _ in 0..<12 {   // up to 6 s, while the client still holds its end
+                try await Task.sleep(for: .milliseconds(500))
+                open = server.clientConnections
+                if open == 0 { break }
+            }
+            #expect(open == 0, "the connection is still open although its last response has not moved for longer than the idle timeout")
+            _ = try await client.value
+        }
+    }
+
     @Test("an upstream connection whose answer began before the whole request was sent is not pooled")
     func earlyAnswerNotPooled() async throws {
         try await withProxy(gate: { forwardAll($0) }) { server, upstream, _ in

@@ -706,8 +706,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         let close = mustClose || !ex.clientKeepAlive
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if close {
-            closing = true
-            written.assumeIsolated().whenComplete { [weak self] _ in self?.context?.close(promise: nil) }
+            closeAfter(written)
         } else if exchange == nil {
             idleSince = .now()
             deliverQueued()   // may start the next pipelined exchange (or answer it at once); reads on when it may
@@ -755,10 +754,21 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             ex.responseHeadSent = true
             finish(ex, upstreamReusable: false, closeClient: close)
         } else {
-            closing = true
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [weak self] _ in
-                self?.context?.close(promise: nil)
-            }
+            closeAfter(context.writeAndFlush(wrapOutboundOut(.end(nil))))
+        }
+    }
+
+    /// Closes the connection once `written` completes — or after the idle timeout if it does not (a client that
+    /// never reads the last response must not hold its connection and buffers for good).
+    private func closeAfter(_ written: EventLoopFuture<Void>) {
+        guard let context else { return }
+        closing = true
+        stopWatchdog()
+        written.assumeIsolated().whenComplete { [weak self] _ in self?.context?.close(promise: nil) }
+        context.eventLoop.assumeIsolated().scheduleTask(in: config.idleTimeout) { [weak self] in
+            guard let self, let context = self.context, context.channel.isActive else { return }
+            self.logger.info("closed: the last response was not read within the idle timeout")
+            context.close(promise: nil)
         }
     }
 
