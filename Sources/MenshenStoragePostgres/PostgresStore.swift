@@ -32,6 +32,25 @@ final class FirstOutcome: Sendable {
         if let ready { continuation.resume(returning: ready) }
     }
 
+    /// `work`'s answer, or false after `limit` or when the caller is cancelled — without waiting for `work`, which
+    /// is cancelled then and left to end on its own (a library call that never returns must not hold the caller).
+    static func within(_ limit: Duration, _ work: @escaping @Sendable () async -> Bool) async -> Bool {
+        let outcome = FirstOutcome()
+        let task = Task { outcome.finish(await work()) }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            outcome.finish(false)
+        }
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { outcome.install($0) }
+        } onCancel: {
+            outcome.finish(false)
+        }
+        task.cancel()
+        timer.cancel()
+        return result
+    }
+
     func finish(_ value: Bool) {
         let waiting: CheckedContinuation<Bool, Never>? = state.withLock { s in
             guard s.result == nil else { return nil }
@@ -346,26 +365,14 @@ public final class PostgresStore: MenshenStore {
     /// unanswered for good, and a task group would wait for it — the LISTEN task, and with it `close()`, would
     /// hang (seen in the parallel test pass). The query's task is cancelled and left to end on its own.
     static func answers(_ connection: PostgresConnection, within timeout: Duration, logger: Logger) async -> Bool {
-        let outcome = FirstOutcome()
-        let query = Task {
+        let answered = await FirstOutcome.within(timeout) {
             do {
                 for try await _ in try await connection.query("SELECT 1", logger: logger) {}
-                outcome.finish(true)
+                return true
             } catch {
-                outcome.finish(false)
+                return false
             }
         }
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            outcome.finish(false)
-        }
-        let answered = await withTaskCancellationHandler {
-            await withCheckedContinuation { outcome.install($0) }
-        } onCancel: {
-            outcome.finish(false)
-        }
-        query.cancel()
-        timer.cancel()
         if !answered { connection.close().whenComplete { _ in } }
         return answered
     }
@@ -379,19 +386,11 @@ public final class PostgresStore: MenshenStore {
         let feeds = feedTasks.withLock { f in defer { f.open = [:] }; return f.open.values.flatMap { $0 } }
         for task in feeds { task.cancel() }
         if !feeds.isEmpty {
-            let outcome = FirstOutcome()
-            let all = Task {
+            let ended = await FirstOutcome.within(Self.feedCloseLimit) {
                 for task in feeds { await task.value }
-                outcome.finish(true)
+                return true
             }
-            let timer = Task {
-                try? await Task.sleep(for: Self.feedCloseLimit)
-                outcome.finish(false)
-            }
-            let ended = await withCheckedContinuation { outcome.install($0) }
-            timer.cancel()
             if !ended {
-                all.cancel()
                 logger.warning("change feeds did not end within \(Self.feedCloseLimit) of close(); closing the pool anyway")
             }
         }
