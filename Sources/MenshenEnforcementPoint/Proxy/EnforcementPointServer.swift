@@ -280,10 +280,12 @@ public final class EnforcementPointServer: Sendable {
                     channel.configureHTTP2SecureUpgrade(
                         h2ChannelConfigurator: { connection in
                             negotiated.value = true
-                            // An HTTP/2 connection with nothing moving for the idle timeout is closed.
+                            // An HTTP/2 connection with nothing moving for the idle timeout is closed; the client's
+                            // header table size is capped before the HTTP/2 handler applies it to our encoder.
                             do {
                                 try connection.pipeline.syncOperations.addHandlers([
-                                    IdleStateHandler(allTimeout: shared.configuration.idleTimeout), IdleConnectionCloser()])
+                                    IdleStateHandler(allTimeout: shared.configuration.idleTimeout), IdleConnectionCloser(),
+                                    HTTP2HeaderTableCap()])
                             } catch { return connection.eventLoop.makeFailedFuture(error) }
                             return connection.configureHTTP2Pipeline(
                                 mode: .server,
@@ -490,13 +492,18 @@ final class AuthorityCheck: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .headers(var payload) = unwrapInboundIn(data), let authority = payload.headers.first(name: ":authority"),
-              payload.headers["host"].contains(where: { !$0.elementsEqual(authority, by: Self.sameIgnoringCase) })
+              payload.headers["host"].contains(where: { !Self.sameHost($0, authority) })
         else { return context.fireChannelRead(data) }
         payload.headers.add(name: "host", value: authority)
         context.fireChannelRead(wrapInboundOut(.headers(payload)))
     }
 
-    private static func sameIgnoringCase(_ a: Character, _ b: Character) -> Bool { a.lowercased() == b.lowercased() }
+    /// Byte for byte, folding ASCII letters only: Unicode case folding would call a Kelvin sign (U+212A) a `k`.
+    static func sameHost(_ a: String, _ b: String) -> Bool {
+        a.utf8.elementsEqual(b.utf8) { x, y in
+            x == y || (x ^ y == 0x20 && (0x61...0x7A).contains(x | 0x20))
+        }
+    }
 }
 
 /// The first of a gate's answer and its timeout, for ``EnforcementPointServer/answer(_:_:within:)``.
