@@ -80,6 +80,8 @@ public enum ConfigKeys {
                       doc: "Long-lived connections (WebSocket, streaming responses) are authorized again this often and closed when the answer is no longer allow."),
         ConfigKeySpec(path: "gateway.max_connections", kind: .integer(1...1_000_000), defaultValue: "10000",
                       doc: "Most client connections (TCP, plain or TLS) the gateway listener holds open at once; a connection beyond it is closed at once and counted (menshen_gateway_connections_refused_total), so a flood of idle connections cannot exhaust memory or file descriptors. Keep it below the process's open-file limit (ulimit -n) minus the upstream connections."),
+        ConfigKeySpec(path: "gateway.websocket_idle_timeout_seconds", kind: .integer(10...86_400), defaultValue: "300",
+                      doc: "An upgraded connection (WebSocket) that carries no byte either way for this long is closed on both sides. Applications that keep one open send pings well within it; a tunnel no longer counts against the upstream's connection pool."),
         ConfigKeySpec(path: "gateway.extra_identity_headers", kind: .headerNameList, defaultValue: "",
                       doc: "More request header names, comma-separated, that carry identity to your applications (e.g. X-Bank-User): never passed from a client, like X-Menshen-*, X-Forwarded-*, X-Remote-User and Remote-User, which are always removed."),
         ConfigKeySpec(path: "gateway.forward_auth.trusted_callers", kind: .cidrList, defaultValue: "127.0.0.0/8, ::1/128",

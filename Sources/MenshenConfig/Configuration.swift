@@ -48,6 +48,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var extraIdentityHeaders: [String] = []
         /// `gateway.max_connections` (default 10,000): client connections held open at once.
         public var maxConnections: Int = 10_000
+        /// `gateway.websocket_idle_timeout_seconds` (default 300): silence after which an upgraded connection is closed.
+        public var websocketIdleTimeoutSeconds: Int = 300
     }
 
     public struct Admin: Sendable, Equatable {
@@ -217,7 +219,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
                           upstreamTLSPrivateKeyFile: s("gateway.upstream_tls.private_key_file"),
                           assertionPublishedKeysFile: s("gateway.assertion_published_keys_file"),
                           extraIdentityHeaders: ConfigValues.cidrs(s("gateway.extra_identity_headers")).map { $0.lowercased() },
-                          maxConnections: i("gateway.max_connections"))
+                          maxConnections: i("gateway.max_connections"),
+                          websocketIdleTimeoutSeconds: i("gateway.websocket_idle_timeout_seconds"))
         store = Store(driver: StoreDriver(rawValue: s("store.driver")) ?? .sqlite, sqlitePath: s("store.sqlite.path"),
                       sqliteBusyTimeoutSeconds: i("store.sqlite.busy_timeout_seconds"), postgresURL: s("store.postgres.url"),
                       postgresPoolSize: i("store.postgres.pool_size"),

@@ -102,6 +102,7 @@ public struct MenshenRuntime: Sendable {
         proxyConfig.ownCookies = PortalCookies.all
         proxyConfig.extraIdentityHeaders = Set(config.gateway.extraIdentityHeaders)
         proxyConfig.maxClientConnections = config.gateway.maxConnections
+        proxyConfig.upgradedIdleTimeout = .seconds(Int64(config.gateway.websocketIdleTimeoutSeconds))
         try GatewayTLS.configure(&proxyConfig, from: config.gateway)
         try GatewayTLS.configureUpstreams(&proxyConfig, from: config.gateway)
         proxyConfig.refusalPage = PolicyGate.refusalPage(portalOrigin: portal.publicOrigin)

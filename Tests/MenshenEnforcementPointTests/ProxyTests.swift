@@ -163,7 +163,8 @@ struct ProxyTests {
                 time.sleep(4)   # held open: a proxy that reads on has time to answer them all
                 print(off // len(req))
                 """
-            let r = try await Task.detached { try spawnAndWait("/usr/bin/env", ["python3", "-c", script, String(port)], timeout: 60) }.value
+            // On a thread of its own (`offPool`): a cooperative thread blocked for seconds starves the parallel tests' gates.
+            let r = try await offPool { Result { try spawnAndWait("/usr/bin/env", ["python3", "-c", script, String(port)], timeout: 60) } }.get()
             #expect(r.status == 0, "\(r.stderrText)")
             let answered = gate.asked.count
             // Each answer is over 2 KB: what the kernel buffers and one read's worth of requests, not all 20,000.
@@ -188,7 +189,7 @@ struct ProxyTests {
                 s.sendall(b"GET /big HTTP/1.1\\r\\nHost: h\\r\\nConnection: close\\r\\n\\r\\n")
                 time.sleep(6)
                 """
-            let client = Task.detached { try spawnAndWait("/usr/bin/env", ["python3", "-c", script, String(port)], timeout: 30) }
+            let client = Task { await offPool { Result { try spawnAndWait("/usr/bin/env", ["python3", "-c", script, String(port)], timeout: 30) } } }
             var open = -1
             for _ in 0..<12 {   // up to 6 s, while the client still holds its end
                 try await Task.sleep(for: .milliseconds(500))
@@ -196,7 +197,7 @@ struct ProxyTests {
                 if open == 0 { break }
             }
             #expect(open == 0, "the connection is still open although its last response has not moved for longer than the idle timeout")
-            _ = try await client.value
+            _ = try await client.value.get()
         }
     }
 
@@ -223,7 +224,7 @@ struct ProxyTests {
                     got += chunk
                 print(got.split(b"\\r\\n")[0].decode(), got[-5:].decode())
                 """
-            let r = try await Task.detached { try spawnAndWait("/usr/bin/env", ["python3", "-c", script, String(server.localPort ?? 0)], timeout: 60) }.value
+            let r = try await offPool { Result { try spawnAndWait("/usr/bin/env", ["python3", "-c", script, String(server.localPort ?? 0)], timeout: 60) } }.get()
             #expect(r.stdoutText == "HTTP/1.1 200 OK early\n", "\(r.stdoutText) \(r.stderrText)")
             #expect(upstream.seen.all.first?.bodyBytes == 100_000)
             let next = await curl(["-s", "\(base)/after"])

@@ -41,6 +41,9 @@ final class Recorder<T: Sendable>: Sendable {
 final class TestUpstream: Sendable {
     let seen = Recorder<SeenRequest>()
     let connections = Counter()
+    /// Bytes the WebSocket echo received (one entry per read), and how many echo tunnels have closed.
+    let tunnelled = Recorder<String>()
+    let tunnelsClosed = Counter()
     private let channel: any Channel
     let group: any EventLoopGroup
 
@@ -66,6 +69,7 @@ final class TestUpstream: Sendable {
         let seen = self.seen
         let counter = Counter()
         let connections = self.connections
+        let tunnelled = self.tunnelled, tunnelsClosed = self.tunnelsClosed
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -73,7 +77,7 @@ final class TestUpstream: Sendable {
                 connections.increment()
                 return channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
-                    let upgrade: NIOHTTPServerUpgradeConfiguration = (upgraders: [EchoUpgrader(seen: seen)], completionHandler: { _ in })
+                    let upgrade: NIOHTTPServerUpgradeConfiguration = (upgraders: [EchoUpgrader(seen: seen, tunnelled: tunnelled, closed: tunnelsClosed)], completionHandler: { _ in })
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: upgrade)
                     try channel.pipeline.syncOperations.addHandler(OriginHandler(seen: seen, connection: id))
                 }
@@ -89,6 +93,8 @@ final class TestUpstream: Sendable {
 /// Upgrades `Upgrade: websocket` requests to a raw byte echo (no WebSocket framing needed for the test).
 private struct EchoUpgrader: HTTPServerProtocolUpgrader {
     let seen: Recorder<SeenRequest>
+    let tunnelled: Recorder<String>
+    let closed: Counter
     var supportedProtocol: String { "websocket" }
     var requiredUpgradeHeaders: [String] { [] }
 
@@ -102,15 +108,26 @@ private struct EchoUpgrader: HTTPServerProtocolUpgrader {
     }
 
     func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
-        context.eventLoop.makeCompletedFuture { try context.pipeline.syncOperations.addHandler(ByteEcho(), position: .first) }
+        context.eventLoop.makeCompletedFuture { try context.pipeline.syncOperations.addHandler(ByteEcho(tunnelled: tunnelled, closed: closed), position: .first) }
     }
 }
 
 private final class ByteEcho: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+    let tunnelled: Recorder<String>
+    let closed: Counter
+    init(tunnelled: Recorder<String>, closed: Counter) {
+        self.tunnelled = tunnelled
+        self.closed = closed
+    }
+    func channelInactive(context: ChannelHandlerContext) {
+        closed.increment()
+        context.fireChannelInactive()
+    }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
+        tunnelled.append(String(buffer: buffer))
         var reply = context.channel.allocator.buffer(string: "echo:")
         reply.writeBuffer(&buffer)
         context.writeAndFlush(wrapOutboundOut(reply), promise: nil)

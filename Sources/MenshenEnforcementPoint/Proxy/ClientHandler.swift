@@ -593,7 +593,8 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             do {
                 let client = context.pipeline.syncOperations
                 let upstream = upstreamChannel.pipeline.syncOperations
-                let clientSide = SpliceHandler(), upstreamSide = SpliceHandler()
+                let activity = SpliceActivity(timeout: self.config.upgradedIdleTimeout)
+                let clientSide = SpliceHandler(activity: activity), upstreamSide = SpliceHandler(activity: activity)
                 clientSide.partner = upstreamSide
                 upstreamSide.partner = clientSide
                 // Client: no client bytes are expected before the 101 (RFC 6455 §4.1); the decoder drops any.
@@ -610,7 +611,9 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
                 clientDecoderGone.and(upstreamDecoderGone).assumeIsolated().whenComplete { result in
                     switch result {
                     case .success:
-                        clientSide.start()
+                        // The tunnel no longer holds one of the pool's slots for this upstream.
+                        if let upstream = ex.upstream { self.shared.pool.detach(upstreamChannel, upstream: upstream) }
+                        clientSide.start(watchIdle: true)
                         upstreamSide.start()
                         self.shared.metrics.bump(\.upgrades)
                         logger.info("connection upgraded", metadata: ["request_id": "\(ex.id)", "protocol": "\(ex.upgrade ?? "")"])

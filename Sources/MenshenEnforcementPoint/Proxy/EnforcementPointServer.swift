@@ -211,7 +211,7 @@ final class ProxyShared: Sendable {
 /// `{ NIOSSLServerHandler(context: sslContext) }` with an `NIOSSLContext`
 /// built from a server `TLSConfiguration` (mTLS: set its `certificateVerification`).
 public final class EnforcementPointServer: Sendable {
-    private let shared: ProxyShared
+    let shared: ProxyShared   // internal: tests read the pool's counts
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let serverChannel = Mutex<(any Channel)?>(nil)

@@ -49,6 +49,9 @@ public struct ProxyConfiguration: Sendable {
     public var responseHeaderTimeout: TimeAmount = .seconds(30)
     /// Longest silence on either side while an exchange is in progress.
     public var idleTimeout: TimeAmount = .seconds(60)
+    /// Longest silence (no byte either way) of an upgraded connection (a WebSocket); both sides are closed after it.
+    /// WebSocket applications that keep a connection open send pings well within it (commonly every 20–60 s).
+    public var upgradedIdleTimeout: TimeAmount = .seconds(300)
     /// How often long-lived connections (upgraded ones, responses still
     /// streaming after this long) are authorized again and closed when the
     /// gate no longer forwards them; nil turns periodic re-evaluation off

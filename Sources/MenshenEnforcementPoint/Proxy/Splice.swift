@@ -4,19 +4,37 @@ import NIOCore
 /// after a protocol upgrade (WebSocket). One instance per side, linked as
 /// partners, both on the same event loop. Auto-read is off: a side is read
 /// only while its partner is writable. When either side closes, so does the other.
-final class SpliceHandler: ChannelInboundHandler, RemovableChannelHandler {
+///
+/// A close asked of either side (a revocation, the idle timeout, shutdown) unlinks the pair and closes the partner
+/// at once, before that side's own close goes on: over TLS the client side's close waits for the peer's close_notify
+/// (up to NIOSSL's shutdown timeout) and still passes decrypted bytes up meanwhile — none of them may reach the upstream
+/// after the gate said no. The pair is closed after ``ProxyConfiguration/upgradedIdleTimeout`` without a byte either way.
+final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     weak var partner: SpliceHandler?
     private var context: ChannelHandlerContext?
+    /// Shared by the pair (both sides run on one event loop): the last time a byte moved, and the side that watches it.
+    private let activity: SpliceActivity
+
+    init(activity: SpliceActivity) { self.activity = activity }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        activity.stopWatching()
+    }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
-    func start() { context?.read() }
+    /// Starts reading; the side given `watchIdle` closes the pair after the idle timeout.
+    func start(watchIdle: Bool = false) {
+        guard let context else { return }
+        if watchIdle { activity.watch(on: context.eventLoop) { [weak self] in self?.close() } }
+        context.read()
+    }
 
     func write(_ buffer: ByteBuffer) { context?.write(wrapOutboundOut(buffer), promise: nil) }
     func flush() { context?.flush() }
@@ -26,8 +44,19 @@ final class SpliceHandler: ChannelInboundHandler, RemovableChannelHandler {
         if partner?.isWritable == true { context?.read() }
     }
 
+    /// Unlinks the pair and closes the partner; nothing read on this side afterwards is forwarded.
+    private func unlink() {
+        let p = partner
+        partner = nil
+        p?.partner = nil
+        p?.close()
+        activity.stopWatching()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        partner?.write(unwrapInboundIn(data))
+        guard let partner else { return }
+        activity.touch()
+        partner.write(unwrapInboundIn(data))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -41,14 +70,52 @@ final class SpliceHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let p = partner
-        partner = nil
-        p?.partner = nil
-        p?.close()
+        unlink()
         context.fireChannelInactive()
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode == .all { unlink() }
+        context.close(mode: mode, promise: promise)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+}
+
+/// When a spliced pair last moved a byte, and the timer that closes it after `timeout` of silence. Event loop only.
+final class SpliceActivity {
+    let timeout: TimeAmount
+    private var last = NIODeadline.now()
+    private var timer: Scheduled<Void>?
+
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    func touch() { last = .now() }
+
+    func watch(on loop: any EventLoop, close: @escaping () -> Void) {
+        timer?.cancel()
+        last = .now()
+        schedule(on: loop, at: last + timeout, close: close)
+    }
+
+    private func schedule(on loop: any EventLoop, at deadline: NIODeadline, close: @escaping () -> Void) {
+        timer = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            guard let self, self.timer != nil else { return }
+            let due = self.last + self.timeout
+            if due <= .now() {
+                self.timer = nil
+                close()
+            } else {
+                // Moved since: one timer per pair, moved on only when it fires (not on every read).
+                self.schedule(on: loop, at: due, close: close)
+            }
+        }
+    }
+
+    func stopWatching() {
+        timer?.cancel()
+        timer = nil
     }
 }

@@ -102,7 +102,8 @@ final class UpstreamPool: Sendable {
 
     enum LeaseError: Error { case busy, shutDown, noTLSConfigured }
 
-    private let state = Mutex<(entries: [Key: Entry], shutDown: Bool, nextWaiter: UInt64)>(([:], false, 0))
+    /// `detached`: connections handed over for good (spliced after an upgrade), no longer counted in their key's total.
+    private let state = Mutex<(entries: [Key: Entry], shutDown: Bool, nextWaiter: UInt64, detached: Set<ObjectIdentifier>)>(([:], false, 0, []))
     private let maxConnections: Int
     private let maxIdle: Int
     private let maxWaiters: Int
@@ -240,20 +241,46 @@ final class UpstreamPool: Sendable {
         }
     }
 
-    private func forget(_ channel: any Channel, key: Key) {
-        // A closed connection frees a slot: open one for the first waiter, if any.
+    /// Stops counting a leased connection that will never come back (spliced after a protocol upgrade, it lives as long
+    /// as its WebSocket): a pool's slots are for request/response exchanges, and long-lived tunnels holding them would
+    /// make every other request to the upstream wait and then fail (503). The slot goes to the first waiter, if any.
+    /// Such connections are bounded by the client connections they serve (``ProxyConfiguration/maxClientConnections``).
+    /// Called on the connection's event loop while it is open (its close, and so ``forget(_:key:)``, comes later).
+    func detach(_ channel: any Channel, upstream: Upstream) {
+        channel.eventLoop.preconditionInEventLoop()
+        guard channel.isActive else { return }   // closing already: forget(_:key:) frees the slot
+        let key = Self.key(upstream, on: channel.eventLoop)
         let next: Waiter? = state.withLock { s in
-            guard var entry = s.entries[key] else { return nil }
-            defer { s.entries[key] = entry.total == 0 && entry.idle.isEmpty && entry.waiters.isEmpty ? nil : entry }
-            entry.total -= 1
-            entry.idle.removeAll { $0 === channel }
-            guard !s.shutDown, !entry.waiters.isEmpty else { return nil }
-            entry.total += 1
-            return entry.waiters.removeFirst()
+            guard s.entries[key] != nil, s.detached.insert(ObjectIdentifier(channel)).inserted else { return nil }
+            return Self.freeSlot(&s, key: key, channel: channel)
         }
         if let next {
             connect(next.upstream, key: key, on: next.promise.futureResult.eventLoop).cascade(to: next.promise)
         }
+    }
+
+    private func forget(_ channel: any Channel, key: Key) {
+        // A closed connection frees a slot (unless it was detached, which freed it already): open one for the first
+        // waiter, if any.
+        let next: Waiter? = state.withLock { s in
+            if s.detached.remove(ObjectIdentifier(channel)) != nil { return nil }
+            return Self.freeSlot(&s, key: key, channel: channel)
+        }
+        if let next {
+            connect(next.upstream, key: key, on: next.promise.futureResult.eventLoop).cascade(to: next.promise)
+        }
+    }
+
+    /// Takes `channel` out of `key`'s count; returns the waiter that gets the slot (already counted again), if any.
+    private static func freeSlot(_ s: inout (entries: [Key: Entry], shutDown: Bool, nextWaiter: UInt64, detached: Set<ObjectIdentifier>),
+                                 key: Key, channel: any Channel) -> Waiter? {
+        guard var entry = s.entries[key] else { return nil }
+        defer { s.entries[key] = entry.total == 0 && entry.idle.isEmpty && entry.waiters.isEmpty ? nil : entry }
+        entry.total -= 1
+        entry.idle.removeAll { $0 === channel }
+        guard !s.shutDown, !entry.waiters.isEmpty else { return nil }
+        entry.total += 1
+        return entry.waiters.removeFirst()
     }
 
     /// Closes idle connections, fails waiters and refuses new leases.
