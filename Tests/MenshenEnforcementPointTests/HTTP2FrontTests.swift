@@ -68,14 +68,83 @@ struct HTTP2FrontTests {
         }
     }
 
-    @Test("a SETTINGS frame over 16,384 octets or not a multiple of 6 closes the connection; nothing of it is passed on")
+    @Test("a frame over 16,384 octets, or a SETTINGS frame not a multiple of 6, closes the connection; nothing of it is passed on")
     func malformedSettingsClose() throws {
         let long = Self.frame(type: 0x4, Array(repeating: 0, count: 16_386))
         let odd = Self.frame(type: 0x4, [0, 1, 0, 0, 0x10])
-        for bad in [long, odd] {
+        // Any type: an unknown frame whose payload hides a SETTINGS frame NIO could read after refusing the big one.
+        let hiding = Self.frame(type: 0xFA, Self.settingsFrame([(0x1, 0xFFFF_FFFF)]) + Array(repeating: 0, count: 16_385 - 15))
+        for bad in [long, odd, hiding] {
             let result = try Self.pass(Self.preface + bad, piece: 7)
             #expect(!result.open)
             #expect(result.out == Self.preface)
+        }
+    }
+
+    @Test("a GOAWAY we send with an error code closes the connection (RFC 9113 §5.4.1); NO_ERROR and look-alikes in payloads do not")
+    func errorGoAwayCloses() throws {
+        func goAway(_ code: UInt32) -> [UInt8] {
+            Self.frame(type: 0x7, [0, 0, 0, 5, UInt8(code >> 24), UInt8(code >> 16 & 0xFF), UInt8(code >> 8 & 0xFF), UInt8(code & 0xFF)])
+        }
+        func sending(_ bytes: [UInt8], piece: Int) throws -> Bool {
+            let channel = EmbeddedChannel(handler: HTTP2HeaderTableCap())
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 443)).wait()
+            var start = 0
+            while start < bytes.count {
+                let end = min(bytes.count, start + piece)
+                try channel.writeOutbound(ByteBuffer(bytes: bytes[start..<end]))
+                start = end
+            }
+            channel.embeddedEventLoop.run()
+            while try channel.readOutbound(as: ByteBuffer.self) != nil {}
+            return channel.isActive
+        }
+        let before = Self.settingsFrame([(0x3, 100)]) + Self.frame(type: 0x0, stream: 1, goAway(1))   // a DATA payload that looks like one
+        for piece in [1, 3, 9, 17, 100] {
+            #expect(try sending(before + goAway(0) + Self.frame(type: 0x6, Array(repeating: 0, count: 8)), piece: piece), "NO_ERROR, split every \(piece)")
+            #expect(try !sending(before + goAway(1), piece: piece), "PROTOCOL_ERROR, split every \(piece)")
+        }
+    }
+
+    @Test("a frame NIO cannot parse (padding longer than the frame) gets GOAWAY and the connection closed at once, not left open")
+    func parseErrorCloses() async throws {
+        let certs = try await offPool { Result { try TLSAndHTTP2Tests.Certificates() } }.get()
+        defer { try? FileManager.default.removeItem(at: certs.dir) }
+        let context = try GatewayTLS.serverContext(certificateFile: certs.serverCert, privateKeyFile: certs.serverKey, clientCAFile: nil, http2: true)
+        try await withProxy(configure: {
+            $0.tlsHandler = { NIOSSLServerHandler(context: context) }
+            $0.keepAliveTimeout = .seconds(20)
+            $0.idleTimeout = .seconds(20)
+        }, gate: { forwardAll($0) }) { server, upstream, _ in
+            var clientTLS = TLSConfiguration.makeClientConfiguration()
+            clientTLS.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certs.serverCert))
+            clientTLS.applicationProtocols = ["h2"]
+            let sslContext = try NIOSSLContext(configuration: clientTLS)
+            let wire = Recorder<ByteBuffer>()
+            let channel = try await ClientBootstrap(group: upstream.group).channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: "localhost"))
+                    try channel.pipeline.syncOperations.addHandler(WireRecorder(wire))
+                }
+            }.connect(host: "127.0.0.1", port: server.localPort ?? 0).get()
+            // A padded DATA frame of 1 octet announcing 5 octets of padding: a frame NIO cannot parse.
+            let bytes = Self.preface + Self.settingsFrame([]) + Self.frame(type: 0x0, flags: 0x8, stream: 1, [5])
+            try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+            let start = Date()
+            for _ in 0..<100 where channel.isActive { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(!channel.isActive, "still open \(Date().timeIntervalSince(start)) s after the parse error")
+            var received = ByteBuffer()
+            for var piece in wire.all { received.writeBuffer(&piece) }
+            var types: [UInt8] = []
+            while received.readableBytes >= 9 {
+                let length = Int(received.getInteger(at: received.readerIndex, as: UInt8.self)!) << 16
+                    | Int(received.getInteger(at: received.readerIndex + 1, as: UInt16.self)!)
+                types.append(received.getInteger(at: received.readerIndex + 3, as: UInt8.self)!)
+                guard received.readableBytes >= 9 + length else { break }
+                received.moveReaderIndex(forwardBy: 9 + length)
+            }
+            #expect(types.contains(0x7), "a GOAWAY was sent first: \(types)")
+            try? await channel.close()
         }
     }
 

@@ -17,12 +17,13 @@ struct SpliceTests {
 
     @Test("a WebSocket does not hold one of the upstream pool's slots: with one connection per upstream, requests still pass; none is counted twice")
     func tunnelLeavesPool() async throws {
-        try await withProxy(configure: {
+        // One event loop: the pool counts per loop, so the WebSocket and the request must share it.
+        try await withProxy(threads: 1, configure: {
             $0.maxConnectionsPerUpstream = 1
             $0.connectTimeout = .seconds(2)   // how long a request waits for a slot before its 503
             $0.reevaluationInterval = nil
         }, gate: { forwardAll($0) }) { server, upstream, _ in
-            // The pool counts per event loop: the sum over the loops.
+            // The pool counts per event loop (here one): the sum over the loops.
             func counted() -> Int {
                 upstream.group.makeIterator().reduce(0) { $0 + server.shared.pool.connectionCount(UpstreamPool.key(upstream.upstream, on: $1)) }
             }
@@ -88,9 +89,10 @@ struct SpliceTests {
             // The close was handed to the connection's event loop: a task queued on every loop after it runs once it has.
             for loop in upstream.group.makeIterator() { try await loop.submit {}.get() }
             FileManager.default.createFile(atPath: signal, contents: Data())
-            for _ in 0..<150 where upstream.tunnelsClosed.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            for _ in 0..<200 where upstream.tunnelsClosed.current == 0 { try await Task.sleep(for: .milliseconds(20)) }
             let upstreamClosedAfter = Date().timeIntervalSince(revoked)
-            #expect(upstream.tunnelsClosed.current == 1 && upstreamClosedAfter < 1.5,
+            // (Generous: this polling runs on a cooperative pool a parallel run can starve; NIOSSL's close waits 5 s.)
+            #expect(upstream.tunnelsClosed.current == 1 && upstreamClosedAfter < 4,
                     "the upstream side stayed open \(upstreamClosedAfter) s after the revocation")
             let r = try await client.value.get()
             #expect(r.stdoutText.hasPrefix("upgraded\n"), "\(r.stdoutText) \(r.stderrText)")

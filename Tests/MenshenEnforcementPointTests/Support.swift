@@ -451,11 +451,12 @@ final class RawClient: @unchecked Sendable {
 
 /// Starts an upstream and a proxy in front of it; tears both down after `body`.
 func withProxy<T: Sendable>(
+    threads: Int = 2,
     configure: (inout ProxyConfiguration) -> Void = { _ in },
     gate makeGate: (TestUpstream) -> RecordingGate,
     _ body: (EnforcementPointServer, TestUpstream, RecordingGate) async throws -> T
 ) async throws -> T {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
     let upstream = try await TestUpstream(group: group)
     var config = ProxyConfiguration()
     // The test gates answer from the cooperative pool, which blocking tests in a loaded parallel run can starve

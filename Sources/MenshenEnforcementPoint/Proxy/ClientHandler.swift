@@ -589,7 +589,11 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         context.eventLoop.assumeIsolated().execute { [weak self] in
             // The client may have gone in the meantime (a reset read in the same batch): its channelInactive found no
             // exchange to end, and a splice handler added now would never see one — the upstream would stay open.
-            guard let self, let context = self.context, context.channel.isActive else { return upstreamChannel.close(promise: nil) }
+            // Nor is a client whose close was asked for meanwhile (a revocation): over TLS it stays active while its close
+            // waits for the client's close_notify, and a splice built now would forward its bytes upstream until then.
+            guard let self, let context = self.context, context.channel.isActive, !self.connection.closeRequested else {
+                return upstreamChannel.close(promise: nil)
+            }
             do {
                 let client = context.pipeline.syncOperations
                 let upstream = upstreamChannel.pipeline.syncOperations

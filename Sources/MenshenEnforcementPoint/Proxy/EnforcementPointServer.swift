@@ -58,6 +58,17 @@ final class LiveConnection: Sendable {
         }
     }
     func noteSpliced() { info.withLock { $0.spliced = true } }
+
+    /// Set by ``close()``: over TLS a closing channel stays active while NIOSSL waits for the client's close_notify, so
+    /// a splice about to be built checks this too (a revocation between the upstream's 101 and the splice).
+    private let closing = Atomic<Bool>(false)
+    var closeRequested: Bool { closing.load(ordering: .sequentiallyConsistent) }
+
+    /// Closes the client connection (a revocation, a sweep's no, shutdown).
+    func close() {
+        closing.store(true, ordering: .sequentiallyConsistent)
+        channel.close(promise: nil)
+    }
     func noteForwarding(since: NIODeadline?) { info.withLock { $0.forwardingSince = since } }
 }
 
@@ -179,14 +190,6 @@ final class ProxyShared: Sendable {
     }
 
     func connectionClosed(_ connection: LiveConnection) { _ = connections.withLock { $0.live.removeValue(forKey: connection.id) } }
-
-    func liveChannels(where predicate: (ConnectionInfo) -> Bool) -> [any Channel] {
-        liveConnections(where: predicate).map(\.0)
-    }
-
-    func liveConnections(where predicate: (ConnectionInfo) -> Bool) -> [(any Channel, ConnectionInfo)] {
-        liveEntries(where: predicate).map { ($0.0.channel, $0.1) }
-    }
 
     func liveEntries(where predicate: (ConnectionInfo) -> Bool) -> [(LiveConnection, ConnectionInfo)] {
         let all = connections.withLock { Array($0.live.values) }
@@ -416,9 +419,9 @@ public final class EnforcementPointServer: Sendable {
     /// session is revoked). Returns how many were closed.
     @discardableResult
     public func closeConnections(where predicate: (ConnectionInfo) -> Bool) -> Int {
-        let channels = shared.liveChannels(where: predicate)
-        for channel in channels { channel.close(promise: nil) }
-        return channels.count
+        let connections = shared.liveEntries(where: predicate)
+        for (connection, _) in connections { connection.close() }
+        return connections.count
     }
 
     /// Stops listening, closes client and pooled connections, and shuts the
@@ -562,7 +565,7 @@ extension ProxyShared {
                         }
                         logger.info("connection closed: no longer authorized", metadata: [
                             "request_id": "\(question.requestID)", "path": "\(question.path)", "upgrade": "\(question.upgrade ?? "")"])
-                        connection.channel.close(promise: nil)
+                        connection.close()
                         return 1
                     }
                 }

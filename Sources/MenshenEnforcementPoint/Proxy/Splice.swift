@@ -38,7 +38,12 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(_ buffer: ByteBuffer) { context?.write(wrapOutboundOut(buffer), promise: nil) }
     func flush() { context?.flush() }
-    func close() { context?.close(promise: nil) }
+    /// Closes this side (the idle timer, a revocation through the partner): unlinked first, as in
+    /// ``close(context:mode:promise:)`` — a close started here does not pass through this handler's own outbound side.
+    func close() {
+        unlink()
+        context?.close(promise: nil)
+    }
 
     private func readIfPartnerWritable() {
         if partner?.isWritable == true { context?.read() }
@@ -80,6 +85,7 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        unlink()
         context.close(promise: nil)
     }
 }

@@ -13,11 +13,21 @@ import NIOCore
 /// Written by hand: swift-nio-http2 has no limit of its own for this setting, and this needs only the frame layout
 /// (RFC 9113 §4.1: 24-bit length, type, flags, stream; the client's 24-octet preface first), not a frame decoder.
 /// Every other frame passes untouched and unbuffered; only an incomplete frame header or SETTINGS frame is held
-/// (at most 9 + 16,384 octets) until its last byte arrives. A SETTINGS frame longer than 16,384 octets or not a
-/// multiple of 6 (which `NIOHTTP2Handler` refuses too) closes the connection here, so nothing uncapped gets through.
-final class HTTP2HeaderTableCap: ChannelInboundHandler, RemovableChannelHandler {
+/// (at most 9 + 16,384 octets) until its last byte arrives. A frame longer than 16,384 octets (our
+/// SETTINGS_MAX_FRAME_SIZE, never raised) or a SETTINGS frame not a multiple of 6 — both refused by `NIOHTTP2Handler`
+/// too — closes the connection here.
+///
+/// This reading of the frames holds only while `NIOHTTP2Handler` reads the same boundaries. After some of its connection
+/// errors it has consumed part of a frame and goes on decoding later bytes from there (it sends GOAWAY and reports the
+/// error, but leaves closing to us): a frame hidden in another's payload could then reach it uncapped. So the connection
+/// is also closed as soon as our side has sent a GOAWAY with an error code (RFC 9113 §5.4.1: after a GOAWAY for an error
+/// the endpoint must close the connection); the outgoing frames are read for that, never held or changed. A GOAWAY
+/// with NO_ERROR (a graceful shutdown) lets the open streams finish.
+final class HTTP2HeaderTableCap: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 
     /// The largest header table our encoder will use.
     static let limit: UInt32 = 4096
@@ -30,6 +40,10 @@ final class HTTP2HeaderTableCap: ChannelInboundHandler, RemovableChannelHandler 
     /// The start of a frame (header, or a whole SETTINGS frame) not complete yet.
     private var held: ByteBuffer?
     private var closed = false
+    /// The outgoing frames: payload octets of the current frame still to pass, and the start of the next frame (its
+    /// header, and a GOAWAY's last-stream and error code) while incomplete — copied, the writes go on at once.
+    private var outboundSkipping = 0
+    private var outboundStart: [UInt8] = []
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
@@ -57,12 +71,17 @@ final class HTTP2HeaderTableCap: ChannelInboundHandler, RemovableChannelHandler 
                       let type = buffer.getInteger(at: index + 3, as: UInt8.self)
                 else { holdFrom = index; break }
                 let length = Int(high) << 16 | Int(low)
+                guard length <= Self.largestSettings else {
+                    closed = true
+                    context.close(promise: nil)
+                    return
+                }
                 guard type == 0x4 else {
                     index += 9
                     skipping = length
                     continue
                 }
-                guard length <= Self.largestSettings, length % 6 == 0 else {
+                guard length % 6 == 0 else {
                     closed = true
                     context.close(promise: nil)
                     return
@@ -84,5 +103,43 @@ final class HTTP2HeaderTableCap: ChannelInboundHandler, RemovableChannelHandler 
             buffer.moveWriterIndex(to: holdFrom)
         }
         if buffer.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffer)) }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if !closed, case .byteBuffer(let buffer) = unwrapOutboundIn(data), sentErrorGoAway(buffer) {
+            closed = true
+            context.write(data, promise: promise)
+            // After NIO's flush of the GOAWAY (it flushes right after writing it), on the loop's next turn.
+            context.eventLoop.assumeIsolated().execute { context.close(promise: nil) }
+            return
+        }
+        context.write(data, promise: promise)
+    }
+
+    /// Reads the outgoing frame boundaries in `buffer`; true when a GOAWAY with an error code other than NO_ERROR ends in it.
+    private func sentErrorGoAway(_ buffer: ByteBuffer) -> Bool {
+        var bytes = buffer.readableBytesView[...]
+        while !bytes.isEmpty {
+            if outboundSkipping > 0 {
+                let n = min(outboundSkipping, bytes.count)
+                outboundSkipping -= n
+                bytes = bytes.dropFirst(n)
+                continue
+            }
+            // The frame's header (9 octets); a GOAWAY's also its last stream id and error code (8 more).
+            let isGoAway = outboundStart.count > 3 && outboundStart[3] == 0x7
+            let wanted = isGoAway ? 17 : 9
+            let n = min(wanted - outboundStart.count, bytes.count)
+            outboundStart.append(contentsOf: bytes.prefix(n))
+            bytes = bytes.dropFirst(n)
+            guard outboundStart.count == wanted else { continue }
+            let length = Int(outboundStart[0]) << 16 | Int(outboundStart[1]) << 8 | Int(outboundStart[2])
+            if outboundStart[3] == 0x7, wanted == 9 { continue }   // a GOAWAY: read its error code first
+            let errorCode = wanted == 17 ? outboundStart[13...16].reduce(0) { $0 << 8 | UInt32($1) } : 0
+            outboundSkipping = max(0, length - (wanted - 9))
+            outboundStart.removeAll(keepingCapacity: true)
+            if errorCode != 0 { return true }
+        }
+        return false
     }
 }

@@ -42,6 +42,8 @@ public struct DetectionService: Service {
     let caseWindow: TimeInterval
     /// The consumer cursor detections keep in the store (``ConsumerCursorStore``).
     public static let cursorName = "detections"
+    /// Longest time between two saves of the cursor while events flow (see the follower in ``run()``).
+    static let cursorSaveInterval: Duration = .seconds(1)
 
     /// - Parameters:
     ///   - startAfter: the sequence to read after; nil (the server's choice): after the saved cursor ``cursorName``, or the
@@ -125,6 +127,19 @@ public struct DetectionService: Service {
                 group.addTask {
                     var memory = EvidenceMemory()
                     var engine = initialEngine
+                    // The cursor is saved at most once per `cursorSaveInterval` while events flow (and after any batch with
+                    // findings, whose responses must not run twice after a restart, and at the end): each save is a
+                    // transaction with an fsync, and a commit that moves the database's generation makes the gateway's next
+                    // request read it again. A restart after a crash looks at up to that interval's events again (at least
+                    // once, as before).
+                    let cursor = CursorSaver(store: store, clock: clock, logger: logger)
+                    let saver = Task {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: Self.cursorSaveInterval)
+                            await cursor.saveIfBehind()
+                        }
+                    }
+                    defer { saver.cancel() }
                     await tail.follow(after: start, onError: { error in
                         logger.warning("reading the event log for detections failed; retrying", metadata: ["error": "\(error)"])
                     }) { batch in
@@ -157,11 +172,13 @@ public struct DetectionService: Service {
                         await Self.saveRisk(of: engine.takeRiskChanges(), engine: engine, store: store, clock: clock, logger: logger)
                         // Best effort: a cursor that cannot be saved only means this batch is looked at again after a restart.
                         if let last = batch.last {
-                            do { try await store.saveCursor(named: Self.cursorName, sequence: last.sequence, at: clock.now()) } catch {
-                                logger.warning("could not save the detections cursor", metadata: ["error": "\(error)"])
-                            }
+                            await cursor.note(last.sequence)
+                            if !findings.isEmpty { await cursor.saveIfBehind() }
                         }
                     }
+                    saver.cancel()
+                    // In a task of its own: this one is cancelled by now, and the store may refuse a cancelled task's write.
+                    await Task { await cursor.saveIfBehind() }.value
                 }
                 await group.next()
                 group.cancelAll()
@@ -481,5 +498,40 @@ struct Responder: Sendable {
         let detail = failed.isEmpty ? "\(done.count) account(s) disabled, \(revoked) session(s) ended"
             : "\(done.count) account(s) disabled; failed for \(failed.joined(separator: ", "))"
         return .init(success: failed.isEmpty, detail: detail, users: users.map(\.rawValue), facts: ["sessions_revoked": .number(revoked)])
+    }
+}
+
+/// The detections cursor: the last sequence looked at, saved by one writer at a time (a save never goes back to an older
+/// sequence, which would replay findings' responses after a restart).
+actor CursorSaver {
+    let store: any MenshenStore
+    let clock: any WallClock
+    let logger: Logger
+    private var processed: Int64?
+    private var saved: Int64?
+    private var saving = false
+
+    init(store: any MenshenStore, clock: any WallClock, logger: Logger) {
+        self.store = store; self.clock = clock; self.logger = logger
+    }
+
+    func note(_ sequence: Int64) { processed = max(processed ?? sequence, sequence) }
+
+    /// Saves the last sequence looked at, if it is not saved yet. While a save is under way another call returns at once:
+    /// the running one saves again if more was looked at meanwhile.
+    func saveIfBehind() async {
+        guard !saving else { return }
+        saving = true
+        defer { saving = false }
+        while let p = processed, p != saved {
+            do {
+                // Best effort: a cursor that cannot be saved only means these events are looked at again after a restart.
+                try await store.saveCursor(named: DetectionService.cursorName, sequence: p, at: clock.now())
+                saved = p
+            } catch {
+                logger.warning("could not save the detections cursor", metadata: ["error": "\(error)"])
+                return
+            }
+        }
     }
 }
