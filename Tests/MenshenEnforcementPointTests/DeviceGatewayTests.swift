@@ -63,7 +63,7 @@ struct DeviceGatewayTests {
     }
 
     static func scenario(_ upstream: TestUpstream) async throws {
-        let tls = try await offPool { Result { try TLSAndHTTP2Tests.Certificates() } }.get()
+        let tls = try await TLSAndHTTP2Tests.Certificates.make()
         defer { try? FileManager.default.removeItem(at: tls.dir) }
         let store = try SQLiteStore(path: tls.dir.appendingPathComponent("m.sqlite").path)
         let clock = SystemClock()

@@ -108,18 +108,15 @@ struct HTTP2FrontTests {
 
     @Test("a frame NIO cannot parse (padding longer than the frame) gets GOAWAY and the connection closed at once, not left open")
     func parseErrorCloses() async throws {
-        let certs = try await offPool { Result { try TLSAndHTTP2Tests.Certificates() } }.get()
+        let certs = try await TLSAndHTTP2Tests.Certificates.make()
         defer { try? FileManager.default.removeItem(at: certs.dir) }
-        let context = try GatewayTLS.serverContext(certificateFile: certs.serverCert, privateKeyFile: certs.serverKey, clientCAFile: nil, http2: true)
+        let context = try certs.serverContext()
         try await withProxy(configure: {
             $0.tlsHandler = { NIOSSLServerHandler(context: context) }
             $0.keepAliveTimeout = .seconds(20)
             $0.idleTimeout = .seconds(20)
         }, gate: { forwardAll($0) }) { server, upstream, _ in
-            var clientTLS = TLSConfiguration.makeClientConfiguration()
-            clientTLS.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certs.serverCert))
-            clientTLS.applicationProtocols = ["h2"]
-            let sslContext = try NIOSSLContext(configuration: clientTLS)
+            let sslContext = try certs.h2ClientContext()
             let wire = Recorder<ByteBuffer>()
             let channel = try await ClientBootstrap(group: upstream.group).channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -160,10 +157,7 @@ struct HTTP2FrontTests {
     /// and does not validate the fields it sends, and decodes the answers' header blocks from the raw bytes received.
     static func exchange(port: Int, certs: TLSAndHTTP2Tests.Certificates, group: any EventLoopGroup,
                          settings: HTTP2Settings, _ requests: [HPACKHeaders]) async throws -> Answers {
-        var clientTLS = TLSConfiguration.makeClientConfiguration()
-        clientTLS.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certs.serverCert))
-        clientTLS.applicationProtocols = ["h2"]
-        let sslContext = try NIOSSLContext(configuration: clientTLS)
+        let sslContext = try certs.h2ClientContext()
         let wire = Recorder<ByteBuffer>()
         let ended = Counter()
         let channel = try await ClientBootstrap(group: group).channelInitializer { channel in
@@ -205,9 +199,9 @@ struct HTTP2FrontTests {
 
     @Test("an HTTP/2 client offering a header table of 2³²−1: 60 answers, each with its own field, decode with a 4 KiB HPACK table")
     func cappedOverTLS() async throws {
-        let certs = try await offPool { Result { try TLSAndHTTP2Tests.Certificates() } }.get()
+        let certs = try await TLSAndHTTP2Tests.Certificates.make()
         defer { try? FileManager.default.removeItem(at: certs.dir) }
-        let context = try GatewayTLS.serverContext(certificateFile: certs.serverCert, privateKeyFile: certs.serverKey, clientCAFile: nil, http2: true)
+        let context = try certs.serverContext()
         let gate = RecordingGate { request in
             .respond(status: 403, headers: [("X-Unique", "\(request.path)-\(UUID().uuidString)")], body: Array("no".utf8))
         }
@@ -228,9 +222,9 @@ struct HTTP2FrontTests {
 
     @Test(":authority and host are compared as bytes folding ASCII case only: a Kelvin sign (U+212A) is not a k")
     func authorityComparedAsBytes() async throws {
-        let certs = try await offPool { Result { try TLSAndHTTP2Tests.Certificates() } }.get()
+        let certs = try await TLSAndHTTP2Tests.Certificates.make()
         defer { try? FileManager.default.removeItem(at: certs.dir) }
-        let context = try GatewayTLS.serverContext(certificateFile: certs.serverCert, privateKeyFile: certs.serverKey, clientCAFile: nil, http2: true)
+        let context = try certs.serverContext()
         try await withProxy(configure: { $0.tlsHandler = { NIOSSLServerHandler(context: context) } }, gate: { forwardAll($0) }) { server, upstream, gate in
             func request(_ path: String, authority: String, host: String) -> HPACKHeaders {
                 [":method": "GET", ":scheme": "https", ":authority": authority, ":path": path, "host": host]

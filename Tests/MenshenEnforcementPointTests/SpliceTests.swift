@@ -46,9 +46,9 @@ struct SpliceTests {
 
     @Test("a revocation over TLS closes the upstream side at once: client bytes sent after it never reach the upstream, though the TLS close waits for the client")
     func revocationOverTLS() async throws {
-        let certs = try await offPool { Result { try TLSAndHTTP2Tests.Certificates() } }.get()
+        let certs = try await TLSAndHTTP2Tests.Certificates.make()
         defer { try? FileManager.default.removeItem(at: certs.dir) }
-        let context = try GatewayTLS.serverContext(certificateFile: certs.serverCert, privateKeyFile: certs.serverKey, clientCAFile: nil, http2: false)
+        let context = try certs.serverContext(http2: false)
         try await withProxy(configure: {
             $0.tlsHandler = { NIOSSLServerHandler(context: context) }
             $0.reevaluationInterval = nil

@@ -35,6 +35,22 @@ struct TLSAndHTTP2Tests {
                               "-out", "client.pem"], in: dir)
         }
 
+        /// Made off the cooperative pool (openssl runs four times).
+        static func make() async throws -> Certificates { try await offPool { Result { try Certificates() } }.get() }
+
+        /// The gateway's TLS context for the server certificate, without client certificates.
+        func serverContext(http2: Bool = true) throws -> NIOSSLContext {
+            try GatewayTLS.serverContext(certificateFile: serverCert, privateKeyFile: serverKey, clientCAFile: nil, http2: http2)
+        }
+
+        /// A client TLS context that trusts the server certificate and asks for HTTP/2 (ALPN `h2`).
+        func h2ClientContext() throws -> NIOSSLContext {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(serverCert))
+            configuration.applicationProtocols = ["h2"]
+            return try NIOSSLContext(configuration: configuration)
+        }
+
         static func openssl(_ args: [String], in dir: URL) throws {
             let r = try spawnAndWait("/usr/bin/openssl", args, directory: dir.path)
             guard r.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: ["openssl": args.joined(separator: " ")]) }
@@ -55,17 +71,14 @@ struct TLSAndHTTP2Tests {
 
     @Test("an HTTP/2 connection without a stream is closed after the keep-alive timeout, however many PINGs keep it busy")
     func streamlessConnectionClosed() async throws {
-        let certs = try await offPool { Result { try Certificates() } }.get()
+        let certs = try await Certificates.make()
         defer { try? FileManager.default.removeItem(at: certs.dir) }
-        let context = try GatewayTLS.serverContext(certificateFile: certs.serverCert, privateKeyFile: certs.serverKey, clientCAFile: nil, http2: true)
+        let context = try certs.serverContext()
         try await withProxy(configure: {
             $0.tlsHandler = { NIOSSLServerHandler(context: context) }
             $0.keepAliveTimeout = .seconds(1)
         }, gate: { forwardAll($0) }) { server, upstream, _ in
-            var clientTLS = TLSConfiguration.makeClientConfiguration()
-            clientTLS.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certs.serverCert))
-            clientTLS.applicationProtocols = ["h2"]
-            let sslContext = try NIOSSLContext(configuration: clientTLS)
+            let sslContext = try certs.h2ClientContext()
             let channel = try await ClientBootstrap(group: upstream.group).channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: "localhost"))
@@ -87,9 +100,9 @@ struct TLSAndHTTP2Tests {
 
     @Test("TLS 1.2 only with ECDHE and AEAD suites: CBC/SHA-1 and TLS 1.1 are refused (openssl s_client); TLS 1.3 is served")
     func cipherSuites() async throws {
-        let certs = try await offPool { Result { try Certificates() } }.get()
+        let certs = try await Certificates.make()
         defer { try? FileManager.default.removeItem(at: certs.dir) }
-        let context = try GatewayTLS.serverContext(certificateFile: certs.serverCert, privateKeyFile: certs.serverKey, clientCAFile: nil, http2: true)
+        let context = try certs.serverContext()
         try await withProxy(configure: { $0.tlsHandler = { NIOSSLServerHandler(context: context) } }, gate: { forwardAll($0) }) { server, _, _ in
             func handshake(_ args: [String]) async -> Bool {
                 let r = await Self.run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(server.localPort ?? 0)", "-servername", "localhost"] + args)
@@ -121,7 +134,7 @@ struct TLSAndHTTP2Tests {
 
     @Test("device certificates: every connection is a full handshake — a saved TLS 1.2 or 1.3 session of the device is not resumed without its key (a shared context would resume it)")
     func noResumptionWithDeviceCertificates() async throws {
-        let certs = try await offPool { Result { try Certificates() } }.get()
+        let certs = try await Certificates.make()
         defer { try? FileManager.default.removeItem(at: certs.dir) }
         let tls = try GatewayTLS.serverConfiguration(certificateFile: certs.serverCert, privateKeyFile: certs.serverKey,
                                                      clientCAFile: certs.clientCA, http2: false)
@@ -149,7 +162,7 @@ struct TLSAndHTTP2Tests {
 
     @Test("HTTP/2 and HTTP/1.1 over TLS reach the gate and the upstream alike; streamed uploads; a device certificate reaches the gate")
     func tlsAndHTTP2() async throws {
-        let certs = try await offPool { Result { try Certificates() } }.get()
+        let certs = try await Certificates.make()
         defer { try? FileManager.default.removeItem(at: certs.dir) }
         let context = try GatewayTLS.serverContext(certificateFile: certs.serverCert, privateKeyFile: certs.serverKey,
                                                    clientCAFile: certs.clientCA, http2: true)
@@ -241,7 +254,7 @@ struct TLSAndHTTP2Tests {
             #expect(gate.asked.all.first?.connectionAttributes.isEmpty == true, "no certificate, no attributes")
 
             // A certificate from another CA is refused in the handshake.
-            let stranger = try await offPool { Result { try Certificates() } }.get()
+            let stranger = try await Certificates.make()
             defer { try? FileManager.default.removeItem(at: stranger.dir) }
             let refused = await curl(resolve + ["--cert", stranger.clientCert, "--key", stranger.clientKey, base + "/device"])
             #expect(refused.exitCode != 0)
