@@ -39,6 +39,16 @@ struct CursorSaverTests {
         await saver.saveIfBehind()
         #expect(try await store.cursor(named: DetectionService.cursorName) == 60)
 
+        // Called from a cancelled task (shutdown): the write still happens — the store refuses a cancelled task's own write.
+        await saver.note(75)
+        let cancelled = Task {
+            try? await Task.sleep(for: .seconds(30))   // ends at once when cancelled
+            await saver.saveIfBehind()
+        }
+        cancelled.cancel()
+        await cancelled.value
+        #expect(try await store.cursor(named: DetectionService.cursorName) == 75, "not saved from a cancelled task")
+
         // A value written by someone else (an operator's reset) is not overwritten when nothing new was looked at.
         try await store.saveCursor(named: DetectionService.cursorName, sequence: 3, at: clock.now())
         await saver.saveIfBehind()

@@ -591,7 +591,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             // exchange to end, and a splice handler added now would never see one — the upstream would stay open.
             // Nor is a client whose close was asked for meanwhile (a revocation): over TLS it stays active while its close
             // waits for the client's close_notify, and a splice built now would forward its bytes upstream until then.
-            guard let self, let context = self.context, context.channel.isActive, !self.connection.closeRequested else {
+            guard let self, let context = self.context, context.channel.isActive, !self.closing, !self.connection.closeRequested else {
                 return upstreamChannel.close(promise: nil)
             }
             do {

@@ -136,6 +136,7 @@ public struct DetectionService: Service {
                     let saver = Task {
                         while !Task.isCancelled {
                             try? await Task.sleep(for: Self.cursorSaveInterval)
+                            if Task.isCancelled { break }
                             await cursor.saveIfBehind()
                         }
                     }
@@ -177,8 +178,8 @@ public struct DetectionService: Service {
                         }
                     }
                     saver.cancel()
-                    // In a task of its own: this one is cancelled by now, and the store may refuse a cancelled task's write.
-                    await Task { await cursor.saveIfBehind() }.value
+                    await saver.value
+                    await cursor.saveIfBehind()
                 }
                 await group.next()
                 group.cancelAll()
@@ -501,15 +502,19 @@ struct Responder: Sendable {
     }
 }
 
-/// The detections cursor: the last sequence looked at, saved by one writer at a time (a save never goes back to an older
-/// sequence, which would replay findings' responses after a restart).
+/// The detections cursor: the last sequence looked at, saved by one write at a time, never going back to an older
+/// sequence (that would replay findings' responses after a restart).
 actor CursorSaver {
     let store: any MenshenStore
     let clock: any WallClock
     let logger: Logger
     private var processed: Int64?
     private var saved: Int64?
-    private var saving = false
+    /// The write under way and the sequence it writes. It runs in a task of its own: a caller's cancellation (shutdown)
+    /// must not interrupt it — the store refuses or interrupts a cancelled task's write — nor stop a later caller from
+    /// waiting for it. Whichever caller sees it finish first records it and clears it (every waiter resumes then, and
+    /// one still finding the finished write here would spin on it without letting the actor go).
+    private var inFlight: (write: Task<String?, Never>, sequence: Int64)?
 
     init(store: any MenshenStore, clock: any WallClock, logger: Logger) {
         self.store = store; self.clock = clock; self.logger = logger
@@ -517,21 +522,38 @@ actor CursorSaver {
 
     func note(_ sequence: Int64) { processed = max(processed ?? sequence, sequence) }
 
-    /// Saves the last sequence looked at, if it is not saved yet. While a save is under way another call returns at once:
-    /// the running one saves again if more was looked at meanwhile.
+    /// Returns once the newest sequence looked at when called is saved (waiting for a write under way first), or a write
+    /// failed. Best effort: a cursor that cannot be saved only means these events are looked at again after a restart.
     func saveIfBehind() async {
-        guard !saving else { return }
-        saving = true
-        defer { saving = false }
-        while let p = processed, p != saved {
-            do {
-                // Best effort: a cursor that cannot be saved only means these events are looked at again after a restart.
-                try await store.saveCursor(named: DetectionService.cursorName, sequence: p, at: clock.now())
-                saved = p
-            } catch {
-                logger.warning("could not save the detections cursor", metadata: ["error": "\(error)"])
-                return
+        guard let target = processed else { return }
+        while saved.map({ $0 < target }) ?? true {
+            let current: (write: Task<String?, Never>, sequence: Int64)
+            if let running = inFlight {
+                current = running
+            } else {
+                guard let newest = processed else { return }
+                let (store, clock) = (self.store, self.clock)
+                // The write's error, as text; nil when it was saved.
+                current = (Task<String?, Never> {
+                    do {
+                        try await store.saveCursor(named: DetectionService.cursorName, sequence: newest, at: clock.now())
+                        return nil
+                    } catch {
+                        return "\(error)"
+                    }
+                }, newest)
+                inFlight = current
             }
+            let failure = await current.write.value
+            if inFlight?.write == current.write {
+                inFlight = nil
+                if let failure {
+                    logger.warning("could not save the detections cursor", metadata: ["sequence": "\(current.sequence)", "error": "\(failure)"])
+                } else {
+                    saved = max(saved ?? current.sequence, current.sequence)
+                }
+            }
+            if failure != nil { return }
         }
     }
 }
