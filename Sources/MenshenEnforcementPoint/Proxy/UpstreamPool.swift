@@ -254,9 +254,7 @@ final class UpstreamPool: Sendable {
             guard s.entries[key] != nil, s.detached.insert(ObjectIdentifier(channel)).inserted else { return nil }
             return Self.freeSlot(&s, key: key, channel: channel)
         }
-        if let next {
-            connect(next.upstream, key: key, on: next.promise.futureResult.eventLoop).cascade(to: next.promise)
-        }
+        open(for: next, key: key)
     }
 
     private func forget(_ channel: any Channel, key: Key) {
@@ -266,9 +264,13 @@ final class UpstreamPool: Sendable {
             if s.detached.remove(ObjectIdentifier(channel)) != nil { return nil }
             return Self.freeSlot(&s, key: key, channel: channel)
         }
-        if let next {
-            connect(next.upstream, key: key, on: next.promise.futureResult.eventLoop).cascade(to: next.promise)
-        }
+        open(for: next, key: key)
+    }
+
+    /// Opens a connection, already counted, for the waiter that got a freed slot.
+    private func open(for waiter: Waiter?, key: Key) {
+        guard let waiter else { return }
+        connect(waiter.upstream, key: key, on: waiter.promise.futureResult.eventLoop).cascade(to: waiter.promise)
     }
 
     /// Takes `channel` out of `key`'s count; returns the waiter that gets the slot (already counted again), if any.

@@ -140,7 +140,6 @@ public struct DetectionService: Service {
                             await cursor.saveIfBehind()
                         }
                     }
-                    defer { saver.cancel() }
                     await tail.follow(after: start, onError: { error in
                         logger.warning("reading the event log for detections failed; retrying", metadata: ["error": "\(error)"])
                     }) { batch in
@@ -531,7 +530,7 @@ actor CursorSaver {
             if let running = inFlight {
                 current = running
             } else {
-                guard let newest = processed else { return }
+                let newest = processed ?? target   // (never nil once there is a target; it may have grown since)
                 let (store, clock) = (self.store, self.clock)
                 // The write's error, as text; nil when it was saved.
                 current = (Task<String?, Never> {
