@@ -303,7 +303,8 @@ let package = Package(
             dependencies: ["MenshenCore", "MenshenServer", "MenshenStorage", "MenshenStorageSQLite", "MenshenCedar",
                            "MenshenPolicyEngine", "MenshenPolicyAdministrator", "MenshenEnforcementPoint", "MenshenIdentity",
                            "MenshenVisibility", "MenshenDevice", "MenshenAssessment", "MenshenTestSupport",
-                           .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")],
+                           .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
     ]

@@ -126,6 +126,10 @@ public enum ConfigKeys {
                       doc: "Audit retention: `menshen serve` exports, then prunes, the events older than this many days, at start and daily, cut at the newest signed checkpoint before that age and never past an enabled log consumer's cursor. 0: keep every event (the default)."),
         ConfigKeySpec(path: "audit.retention_export_dir", kind: .string, defaultValue: "",
                       doc: "Directory the scheduled prune writes each export to (audit-export-<time>-<from>-<through>.jsonl, mode 0600) before it deletes anything; required when audit.retention_days is above 0. Move the files to WORM storage."),
+        ConfigKeySpec(path: "audit.when_unwritten", kind: .oneOf(["refuse", "admit"]), defaultValue: "refuse",
+                      doc: "What the gateway does while its access decisions cannot be written to the event log. refuse (fail closed): access is refused with a 503 while 50,000 decisions wait, or while decisions wait and the store has taken no write for audit.unwritten_grace_seconds; a batch whose write fails is written again, before anything newer, for 60 s. admit: access goes on, a failed batch is written again twice more, and decisions over the bound are dropped and counted (menshen_decision_events_dropped_total)."),
+        ConfigKeySpec(path: "audit.unwritten_grace_seconds", kind: .integer(1...300), defaultValue: "5",
+                      doc: "With audit.when_unwritten refuse: how long decisions may wait on a store that takes no write before access is refused."),
         // SIEM export (syslog over TCP or TLS); see docs/operations.md "SIEM export".
         ConfigKeySpec(path: "export.syslog.enabled", kind: .boolean, defaultValue: "false",
                       doc: "Send every event of the log to a syslog receiver (SIEM), at least once, resuming from a saved cursor."),

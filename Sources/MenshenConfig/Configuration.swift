@@ -107,6 +107,10 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var retentionDays: Int = 0
         /// `audit.retention_export_dir` (default empty; required when retention is on).
         public var retentionExportDir: String = ""
+        /// `audit.when_unwritten` (default `refuse`): access refused, or admitted, while decisions are not being written.
+        public var whenUnwritten: String = "refuse"
+        /// `audit.unwritten_grace_seconds` (default 5).
+        public var unwrittenGraceSeconds: Int = 5
     }
     /// The tamper-evident audit log's checkpoints.
     public var audit: Audit
@@ -233,6 +237,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
         audit = Audit(signingKeyFile: s("audit.signing_key_file"), checkpointEveryEvents: i("audit.checkpoint.every_events"),
                       checkpointIntervalSeconds: i("audit.checkpoint.interval_seconds"), checkpointAnchorFile: s("audit.checkpoint.anchor_file"))
         audit.retentionDays = i("audit.retention_days"); audit.retentionExportDir = s("audit.retention_export_dir")
+        audit.whenUnwritten = s("audit.when_unwritten"); audit.unwrittenGraceSeconds = i("audit.unwritten_grace_seconds")
         syslogExport = SyslogExport(enabled: s("export.syslog.enabled") == "true", address: l("export.syslog.address"),
                                     transport: s("export.syslog.transport"), format: s("export.syslog.format"),
                                     caFile: s("export.syslog.tls.ca_file"), certificateFile: s("export.syslog.tls.certificate_file"),

@@ -106,7 +106,8 @@ public struct MenshenRuntime: Sendable {
         try GatewayTLS.configure(&proxyConfig, from: config.gateway)
         try GatewayTLS.configureUpstreams(&proxyConfig, from: config.gateway)
         proxyConfig.refusalPage = PolicyGate.refusalPage(portalOrigin: portal.publicOrigin)
-        let decisions = DecisionLog(store: store, clock: clock)
+        let decisions = DecisionLog(store: store, clock: clock, whenUnwritten: DecisionLog.WhenUnwritten(rawValue: config.audit.whenUnwritten) ?? .refuse,
+                                    grace: .seconds(config.audit.unwrittenGraceSeconds))
         services.append(decisions)
         let assertions = try await IdentityAssertionSigner(privateKeyPEM: IdentityAssertionSigner.loadOrCreateKey(path: IdentityWiring.keyPath(
                                                                config.gateway.assertionKeyFile, default: "assertion.key", key: "gateway.assertion_key_file", config: config),
@@ -123,7 +124,10 @@ public struct MenshenRuntime: Sendable {
                               devices: deviceBinding)
         let gatewayListen = config.gateway.listen
         let gatewayServer = EnforcementPointServer(configuration: proxyConfig, gate: gate, logger: Logger(label: "menshen.enforcement-point"))
-        gatewayMetrics.attach { .init(proxy: gatewayServer.metrics, decisionsWritten: decisions.writtenCount, decisionsDropped: decisions.droppedCount) }
+        gatewayMetrics.attach {
+            .init(proxy: gatewayServer.metrics, decisionsWritten: decisions.writtenCount, decisionsDropped: decisions.droppedCount,
+                  decisionsUnwritten: decisions.unwrittenCount, admitsAccess: decisions.admitsAccess)
+        }
         services.append(GatewayService(server: gatewayServer, state: state, loader: loader,
                                        reloadInterval: .seconds(config.gateway.reloadIntervalSeconds), logger: logger,
                                        onBound: { port in await ready.add(BoundListener(name: "gateway", host: gatewayListen.host, port: port)) }))

@@ -45,9 +45,10 @@ struct PolicyGateTests {
         let gate: PolicyGate
         let decisions: DecisionLog
 
-        init() async throws {
+        init(decisionCapacity: Int = DecisionLog.defaultCapacity, whenUnwritten: DecisionLog.WhenUnwritten = .refuse,
+             grace: Duration = DecisionLog.defaultGrace) async throws {
             sessions = SessionManager(store: store, clock: clock, random: SystemRandomSource())
-            decisions = DecisionLog(store: store, clock: clock)
+            decisions = DecisionLog(store: store, clock: clock, capacity: decisionCapacity, whenUnwritten: whenUnwritten, grace: grace)
             let pdp = try PolicyDecisionPoint(documents: [(name: "test.cedar", text: PolicyGateTests.policies)])
             let routes = RouteTable([
                 Self.app("wiki", "/"), Self.app("reports", "/reports"), Self.app("db-console", "/db"), Self.app("payments", "/payments"),
@@ -398,10 +399,10 @@ struct PolicyGateTests {
         #expect(EventChain.firstBrokenLink(stored) == nil)
     }
 
-    @Test("the decision log is bounded: when full it sheds and counts; a batch the store refuses is counted, not retried forever")
+    @Test("the decision log is bounded: when full it sheds and counts; a batch the store refuses is written again, then dropped and counted (admit)")
     func decisionLogBounds() async throws {
         let store = InMemoryStore()
-        let log = DecisionLog(store: store, clock: FixedClock(Date(timeIntervalSince1970: 1_795_000_000)), capacity: 10)
+        let log = DecisionLog(store: store, clock: FixedClock(Date(timeIntervalSince1970: 1_795_000_000)), capacity: 10, whenUnwritten: .admit)
         for n in 0..<15 {
             log.record(DecisionTrail(requestID: "r\(n)", time: Date(), mode: .proxy, method: "GET", host: "h",
                                      path: "/" + String(repeating: "a", count: 10_000), sourceIP: "10.0.0.1", outcome: .signIn))
@@ -414,7 +415,61 @@ struct PolicyGateTests {
         try await store.close()
         log.record(DecisionTrail(requestID: "late", time: Date(), mode: .proxy, method: "GET", host: "h", path: "/", sourceIP: "", outcome: .allow))
         await log.flush()
-        #expect(log.droppedCount == 6)
+        #expect(log.droppedCount == 5 && log.unwrittenCount == 1, "a failed batch is kept to be written again")
+        await log.flush()
+        await log.flush()
+        #expect(log.droppedCount == 6 && log.unwrittenCount == 0, "dropped after \(DecisionLog.maxAttempts) writes, not retried forever")
+        #expect(log.admitsAccess, "admit: access goes on whatever the log")
+    }
+
+    static func forwarded(_ v: GateVerdict?) -> Bool {
+        if case .forward = v { return true }
+        return false
+    }
+
+    @Test("fail-closed audit: while the decision log is full, an access is refused with 503; a denial is still itself; once written, access again")
+    func auditFullRefuses() async throws {
+        let w = try await World(decisionCapacity: 2)
+        let token = try await w.session(loa: 1)
+        #expect(Self.forwarded(await w.ask("/page", token: token)))
+        #expect(Self.status(await w.ask("/page")) == 302, "a sign-in redirect grants nothing: answered as such")
+        #expect(w.decisions.unwrittenCount == 2 && !w.decisions.admitsAccess)
+        let refused = await w.ask("/page", token: token)
+        guard case .respond(503, let headers, let body) = refused else { Issue.record("expected 503, got \(refused)"); return }
+        #expect(headers.contains { $0 == ("Content-Language", "zh-TW") })
+        #expect(String(decoding: body, as: UTF8.self).contains("稽核紀錄"))
+        let api = await w.ask("/page", token: token, html: false)
+        #expect(Self.status(api) == 503)
+        if case .respond(_, _, let b) = api { #expect(String(decoding: b, as: UTF8.self).contains("audit log")) }
+        await w.decisions.flush()
+        #expect(w.decisions.admitsAccess && w.decisions.writtenCount == 2)
+        #expect(w.decisions.droppedCount == 2, "the two refusals found the log full: shed and counted")
+        #expect(Self.forwarded(await w.ask("/page", token: token)))
+
+        // admit: the same full log sheds the decision and access goes on.
+        let a = try await World(decisionCapacity: 1, whenUnwritten: .admit)
+        let t2 = try await a.session(loa: 1)
+        #expect(Self.forwarded(await a.ask("/page", token: t2)))
+        #expect(Self.forwarded(await a.ask("/page", token: t2)), "admit: forwarded though its decision is shed")
+        await a.decisions.flush()
+        #expect(a.decisions.writtenCount == 1 && a.decisions.droppedCount == 1)
+    }
+
+    @Test("fail-closed audit: decisions waiting past the grace refuse access, and the refusal is itself recorded (audit_unavailable)")
+    func auditGraceRefuses() async throws {
+        let w = try await World(grace: .zero)
+        let token = try await w.session(loa: 1)
+        #expect(Self.forwarded(await w.ask("/page", token: token)), "nothing was waiting")
+        // One decision now waits; with no grace, the store has taken no write since it came.
+        #expect(!w.decisions.admitsAccess)
+        #expect(Self.status(await w.ask("/page", token: token)) == 503)
+        await w.decisions.flush()
+        #expect(w.decisions.admitsAccess && w.decisions.writtenCount == 2 && w.decisions.droppedCount == 0)
+        let stored = try await w.store.events(after: 0, limit: 100).filter { $0.event.classUID == 6001 }
+        #expect(stored.count == 2)
+        let refusal = stored.last?.event.payloadJSON ?? ""
+        #expect(refusal.contains(#""status_detail":"deny: audit_unavailable""#) && refusal.contains(#""action_id":2"#), "\(refusal)")
+        #expect(stored.first?.event.payloadJSON.contains(#""action_id":1"#) == true)
     }
 
     @Test("under load each flush leaves its last batch to be written while the next is built: every decision is stored once, in order")

@@ -35,7 +35,8 @@ struct RiskScoreGatewayTests {
         let err: Harness.Collector
         let gateway: String, database: String
 
-        init(dir: URL) throws {
+        /// `sqliteExtra` goes under `store.sqlite`, `extra` at the end of the file (top-level sections).
+        init(dir: URL, sqliteExtra: String = "", extra: String = "") throws {
             let p = try Harness.freePort(), g = try Harness.freePort(), admin = try Harness.freePort()
             gateway = "http://localhost:\(g)"
             database = dir.appendingPathComponent("menshen.sqlite").path
@@ -69,6 +70,8 @@ struct RiskScoreGatewayTests {
                   driver: sqlite
                   sqlite:
                     path: \(database)
+                \(sqliteExtra.isEmpty ? "" : "    " + sqliteExtra)
+                \(extra)
                 """.write(to: file, atomically: true, encoding: .utf8)
             err = try Harness.Collector()
             process.executableURL = URL(fileURLWithPath: Harness.binary)
@@ -225,6 +228,6 @@ struct RiskScoreGatewayTests {
 /// Keeps the last decision a gate recorded.
 final class DecisionCapture: DecisionRecorder, Sendable {
     private let trail = Mutex<DecisionTrail?>(nil)
-    func record(_ t: DecisionTrail) { trail.withLock { $0 = t } }
+    func record(_ t: DecisionTrail) -> Bool { trail.withLock { $0 = t }; return true }
     var last: DecisionTrail? { trail.withLock { $0 } }
 }

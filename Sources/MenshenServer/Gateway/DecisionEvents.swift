@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Logging
 import MenshenCore
@@ -63,7 +64,15 @@ public struct DecisionTrail: Sendable {
 
 /// Receives decisions. Must not block: called on the request path.
 public protocol DecisionRecorder: Sendable {
-    func record(_ trail: DecisionTrail)
+    /// Takes one decision to be written; false when it was not taken (the log is full).
+    @discardableResult func record(_ trail: DecisionTrail) -> Bool
+    /// Whether access may be granted now. A recorder that fails closed (``DecisionLog`` with
+    /// ``DecisionLog/WhenUnwritten/refuse``) says no while its decisions are not being written.
+    var admitsAccess: Bool { get }
+}
+
+extension DecisionRecorder {
+    public var admitsAccess: Bool { true }
 }
 
 /// Turns decisions into OCSF 1.8.0 events and appends them to the
@@ -81,15 +90,34 @@ public protocol DecisionRecorder: Sendable {
 ///   Detection Finding (2004) with that severity, `is_alert`, and the
 ///   decision's event uid as evidence.
 ///
-/// The buffer is bounded (``capacity`` decisions, each cut to a fixed size):
-/// when the store cannot keep up, new decisions are shed, counted
-/// (``droppedCount``) and logged as an error, rather than growing without
-/// bound or stalling the data path.
+/// **When the store does not take the events** (`audit.when_unwritten`): a batch whose write fails is written again
+/// at the next flush, before anything newer, up to ``maxAttempts`` times, then dropped (counted in
+/// ``droppedCount`` and logged as an error). At most ``capacity`` decisions wait, counting those being written and
+/// those to be written again. With ``WhenUnwritten/refuse`` (the default) ``admitsAccess`` is false — the gate
+/// refuses access — while that bound is reached, or while decisions wait and the store has taken no write for
+/// `grace` (the audit fails closed: no access is granted that the log may never hold). With
+/// ``WhenUnwritten/admit`` access goes on and decisions over the bound are shed. Either way a crash loses the
+/// decisions not yet written (at most one flush interval's under normal load).
 public final class DecisionLog: DecisionRecorder, Service {
     public static let defaultCapacity = 50_000
     public static let batchSize = 2_000
-    /// Most decisions waiting to be written.
+    /// Writes of one batch before it is dropped.
+    public static let maxAttempts = 3
+    public static let defaultGrace: Duration = .seconds(5)
+
+    /// What the gate does while decisions are not being written (`audit.when_unwritten`).
+    public enum WhenUnwritten: String, Sendable, CaseIterable {
+        /// Access is refused (503) while the log is full or the store has taken no write for the grace period.
+        case refuse
+        /// Access goes on; decisions over the bound are shed and counted.
+        case admit
+    }
+
+    /// Most decisions waiting to be written (pending, being written, or to be written again).
     public let capacity: Int
+    public let whenUnwritten: WhenUnwritten
+    /// How long decisions may wait on a store that takes no write before access is refused (``WhenUnwritten/refuse``).
+    public let grace: Duration
 
     let store: any EventStore
     let clock: any WallClock
@@ -99,32 +127,89 @@ public final class DecisionLog: DecisionRecorder, Service {
     private let pending = Mutex<(items: [DecisionTrail], dropped: Int)>(([], 0))
     private let written = Atomic<Int>(0)
     private let dropped = Atomic<Int>(0)
+    /// Decisions taken and neither written nor dropped yet; only raised under `pending`'s lock.
+    private let unwritten = Atomic<Int>(0)
+    /// Monotonic nanoseconds of the last write the store took, or of the decision that ended a time with nothing to write.
+    private let progressAt = Atomic<UInt64>(0)
+    private let graceNanos: UInt64
+    /// Batches whose write failed, oldest first: written again before anything newer.
+    private let failed = Mutex<[Batch]>([])
+
+    struct Batch: Sendable {
+        var events: [NewEvent]
+        var decisions: Int
+        var attempts = 0
+        /// Monotonic nanoseconds of its first failed write.
+        var firstFailure: UInt64?
+    }
+
+    /// How long a batch whose writes fail is written again before it is dropped (after at least ``maxAttempts``
+    /// writes): ``retryWindow`` with ``WhenUnwritten/refuse``, none with ``WhenUnwritten/admit``.
+    public let retryWindow: Duration
+    public static let defaultRetryWindow: Duration = .seconds(60)
 
     public init(store: any EventStore, clock: any WallClock, random: any RandomSource = SystemRandomSource(),
                 logger: Logger = Logger(label: "menshen.decisions"), flushInterval: Duration = .milliseconds(250),
-                capacity: Int = DecisionLog.defaultCapacity) {
+                capacity: Int = DecisionLog.defaultCapacity, whenUnwritten: WhenUnwritten = .refuse,
+                grace: Duration = DecisionLog.defaultGrace, retryWindow: Duration? = nil) {
         self.capacity = max(1, capacity)
         self.store = store; self.clock = clock; self.random = random; self.logger = logger; self.flushInterval = flushInterval
+        self.whenUnwritten = whenUnwritten
+        self.grace = grace
+        self.retryWindow = retryWindow ?? (whenUnwritten == .refuse ? Self.defaultRetryWindow : .zero)
+        graceNanos = Self.nanos(grace)
+        retryWindowNanos = Self.nanos(self.retryWindow)
     }
 
-    public func record(_ trail: DecisionTrail) {
+    private let retryWindowNanos: UInt64
+
+    static func nanos(_ d: Duration) -> UInt64 {
+        let (s, atto) = d.components
+        return UInt64(max(0, s)) * 1_000_000_000 + UInt64(max(0, atto / 1_000_000_000))
+    }
+
+    static func monotonicNanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    @discardableResult
+    public func record(_ trail: DecisionTrail) -> Bool {
         var t = trail
         // Bounded by size as well as count: whatever a client sends is cut here.
         t.path = Self.cut(t.path, 2048); t.host = Self.cut(t.host, 255); t.method = Self.cut(t.method, 32)
         t.detail = Self.cut(t.detail, 1024)
-        pending.withLock { p in
-            if p.items.count >= capacity {
+        return pending.withLock { p in
+            let waiting = unwritten.load(ordering: .sequentiallyConsistent)
+            if waiting >= capacity {
                 p.dropped += 1   // the newest is shed: what is already queued stays in order
-                return
+                return false
             }
+            // The wait for the store starts now if nothing was waiting (stored before the count rises, so a reader
+            // that sees this decision waiting also sees when its wait began).
+            if waiting == 0 { progressAt.store(Self.monotonicNanos(), ordering: .sequentiallyConsistent) }
+            unwritten.add(1, ordering: .sequentiallyConsistent)
             p.items.append(t)
+            return true
         }
     }
 
-    /// Decisions waiting to be written.
+    /// False, with ``WhenUnwritten/refuse``, while ``capacity`` decisions wait, or while decisions wait and the store
+    /// has taken no write for ``grace``. Two atomic loads and a clock read: it runs for every allowed request.
+    public var admitsAccess: Bool {
+        guard whenUnwritten == .refuse else { return true }
+        let waiting = unwritten.load(ordering: .sequentiallyConsistent)
+        if waiting == 0 { return true }
+        if waiting >= capacity { return false }
+        let since = progressAt.load(ordering: .sequentiallyConsistent)
+        let now = Self.monotonicNanos()
+        return now < since || now - since <= graceNanos
+    }
+
+    /// Decisions waiting to be written (not yet taken by a flush).
     public var pendingCount: Int { pending.withLock { $0.items.count } }
 
-    /// Decisions not written: shed when the buffer was full, or in a batch the store refused.
+    /// Decisions taken and not yet written or dropped: pending, being written, or to be written again.
+    public var unwrittenCount: Int { unwritten.load(ordering: .relaxed) }
+
+    /// Decisions not written: shed when the buffer was full, or in a batch the store refused ``maxAttempts`` times.
     public var droppedCount: Int { dropped.load(ordering: .relaxed) }
 
     /// Decisions written to the store so far.
@@ -135,15 +220,17 @@ public final class DecisionLog: DecisionRecorder, Service {
         await flush(waitForLastWrite: true)
     }
 
-    /// The write of the previous flush that may still be under way (see ``flush(waitForLastWrite:)``).
-    private let writeInFlight = Mutex<Task<Void, Never>?>(nil)
+    /// The write of the previous flush that may still be under way (see ``flush(waitForLastWrite:)``); true when it was taken.
+    private let writeInFlight = Mutex<Task<Bool, Never>?>(nil)
 
-    /// Takes everything pending and writes it in batches of ``batchSize``: batch k+1's events are built while
-    /// batch k is written (the build is CPU, the write mostly the store's), each write after the one before it,
-    /// so the log keeps the decisions' order. Without `waitForLastWrite` it returns as soon as its last batch is
-    /// handed to the store: the caller (the run loop under load) then builds the next batch while that one is
-    /// written, and at most one write is ever left behind.
-    public func flush(waitForLastWrite: Bool) async {
+    /// Writes the batches that failed before, then takes everything pending and writes it in batches of
+    /// ``batchSize``: batch k+1's events are built while batch k is written (the build is CPU, the write mostly the
+    /// store's), each write after the one before it, so the log keeps the decisions' order. A batch is written only
+    /// if the one before it was taken; otherwise it joins the batches to be written again, in order. Without
+    /// `waitForLastWrite` it returns as soon as its last batch is handed to the store: the caller (the run loop under
+    /// load) then builds the next batch while that one is written, and at most one write is ever left behind.
+    /// `final` (at shutdown): batches whose write fails are dropped at once.
+    public func flush(waitForLastWrite: Bool, final: Bool = false) async {
         // Take the whole queue at once (O(1) under the lock), then write it in batches.
         let (taken, shed): ([DecisionTrail], Int) = pending.withLock { p in
             var out: [DecisionTrail] = []
@@ -155,46 +242,82 @@ public final class DecisionLog: DecisionRecorder, Service {
             dropped.add(shed, ordering: .relaxed)
             logger.error("decision events dropped: the event store did not keep up", metadata: ["dropped": "\(shed)"])
         }
-        var previous = writeInFlight.withLock { w in defer { w = nil }; return w }
-        var beforeLast: Task<Void, Never>?
-        var start = 0
-        while start < taken.count {
-            let batch = taken[start..<min(start + Self.batchSize, taken.count)]
-            start += batch.count
-            let events = batch.flatMap(events(for:))
+        // The first new batch is built while the previous flush's last write may still be under way; that write ends
+        // before the batches to write again are taken, so a failure of it is among them, ahead of the new ones. Each
+        // further batch is built while the one before it is written.
+        let chunks = stride(from: 0, to: taken.count, by: Self.batchSize).map { taken[$0..<min($0 + Self.batchSize, taken.count)] }
+        let first = chunks.first.map { Batch(events: $0.flatMap(events(for:)), decisions: $0.count) }
+        if let inFlight = writeInFlight.withLock({ w in defer { w = nil }; return w }) { _ = await inFlight.value }
+        var previous: Task<Bool, Never>?
+        var beforeLast: Task<Bool, Never>?
+        func write(_ batch: Batch) {
             let prior = previous
             beforeLast = prior
             previous = Task { [self] in
-                await prior?.value
+                // After a failed write nothing newer is written: it waits, in order, to be written again.
+                if let prior, await prior.value == false { return keepForRetry(batch, attempted: false, final: final) }
                 do {
-                    _ = try await store.appendEvents(events, hasher: EventChain.hasher)
-                    written.add(batch.count, ordering: .relaxed)
+                    _ = try await store.appendEvents(batch.events, hasher: EventChain.hasher)
+                    progressAt.store(Self.monotonicNanos(), ordering: .sequentiallyConsistent)
+                    written.add(batch.decisions, ordering: .relaxed)
+                    unwritten.subtract(batch.decisions, ordering: .sequentiallyConsistent)
+                    return true
                 } catch {
-                    dropped.add(batch.count, ordering: .relaxed)
-                    logger.error("could not write decision events; they are lost", metadata: ["error": "\(error)", "decisions": "\(batch.count)"])
+                    logger.error("could not write decision events", metadata: [
+                        "error": "\(error)", "decisions": "\(batch.decisions)", "attempt": "\(batch.attempts + 1)"])
+                    return keepForRetry(batch, attempted: true, final: final)
                 }
             }
         }
+        for batch in failed.withLock({ f in defer { f.removeAll() }; return f }) { write(batch) }
+        if let first { write(first) }
+        for chunk in chunks.dropFirst() { write(Batch(events: chunk.flatMap(events(for:)), decisions: chunk.count)) }
         if waitForLastWrite {
-            await previous?.value
+            _ = await previous?.value
         } else {
             // Everything but the last batch written: that one is left to be written while the caller goes on.
-            await beforeLast?.value
+            _ = await beforeLast?.value
             writeInFlight.withLock { $0 = previous }
         }
     }
+
+    /// A batch not written: kept to be written again at the next flush, or dropped once it has failed
+    /// ``maxAttempts`` writes over at least ``retryWindow`` (or at shutdown). Always false (the batch was not taken).
+    private func keepForRetry(_ batch: Batch, attempted: Bool, final: Bool) -> Bool {
+        var b = batch
+        let now = Self.monotonicNanos()
+        if attempted {
+            b.attempts += 1
+            if b.firstFailure == nil { b.firstFailure = now }
+        }
+        let failingFor = b.firstFailure.map { now >= $0 ? now - $0 : 0 } ?? 0
+        if final || (b.attempts >= Self.maxAttempts && failingFor >= retryWindowNanos) {
+            dropped.add(b.decisions, ordering: .relaxed)
+            unwritten.subtract(b.decisions, ordering: .sequentiallyConsistent)
+            logger.error("decision events dropped: the event store did not take them", metadata: [
+                "decisions": "\(b.decisions)", "attempts": "\(b.attempts)"])
+        } else {
+            failed.withLock { $0.append(b) }
+        }
+        return false
+    }
+
+    /// Whether the last flush left batches to be written again.
+    var hasFailedBatches: Bool { failed.withLock { !$0.isEmpty } }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 // Under load a full batch is taken at once (waiting out the interval with a backlog would only let
-                // the buffer fill and shed decisions), and built while the one before is still being written.
-                let backlog = self.pendingCount >= Self.batchSize
+                // the buffer fill and shed decisions), and built while the one before is still being written. After a
+                // failed write the interval is waited out, so a store that refuses is not asked again at once.
+                let backlog = self.pendingCount >= Self.batchSize && !self.hasFailedBatches
                 if !backlog { try? await Task.sleep(for: self.flushInterval) }
                 await self.flush(waitForLastWrite: !backlog)
             }
         }
         await flush()
+        if hasFailedBatches { await flush(waitForLastWrite: true, final: true) }
     }
 
     // MARK: OCSF

@@ -14,13 +14,18 @@ import Synchronization
 /// - `menshen_gateway_connections_refused_total` (closed at once: `gateway.max_connections` were open)
 /// - `menshen_gateway_open_connections` (gauge)
 /// - `menshen_decision_events_written_total`, `menshen_decision_events_dropped_total`
+/// - `menshen_decision_events_unwritten` (gauge: decisions not yet written), `menshen_decision_log_admits_access`
+///   (gauge: 0 while access is refused because decisions are not being written, `audit.when_unwritten: refuse`)
 public final class GatewayMetricsExport: Sendable {
     public struct Sample: Sendable {
         public var proxy: ProxyMetrics
         public var decisionsWritten: Int
         public var decisionsDropped: Int
-        public init(proxy: ProxyMetrics, decisionsWritten: Int, decisionsDropped: Int) {
+        public var decisionsUnwritten: Int
+        public var admitsAccess: Bool
+        public init(proxy: ProxyMetrics, decisionsWritten: Int, decisionsDropped: Int, decisionsUnwritten: Int = 0, admitsAccess: Bool = true) {
             self.proxy = proxy; self.decisionsWritten = decisionsWritten; self.decisionsDropped = decisionsDropped
+            self.decisionsUnwritten = decisionsUnwritten; self.admitsAccess = admitsAccess
         }
     }
 
@@ -63,5 +68,7 @@ public final class GatewayMetricsExport: Sendable {
             }
         }
         registry.makeGauge(name: "menshen_gateway_open_connections").set(Int64(p.openConnections))
+        registry.makeGauge(name: "menshen_decision_events_unwritten").set(Int64(sample.decisionsUnwritten))
+        registry.makeGauge(name: "menshen_decision_log_admits_access").set(Int64(sample.admitsAccess ? 1 : 0))
     }
 }

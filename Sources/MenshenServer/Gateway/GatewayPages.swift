@@ -7,7 +7,7 @@ import MenshenEnforcementPoint
 /// problem+json for API clients (anything that does not accept `text/html`).
 enum GatewayPages {
     enum Reason {
-        case notPermitted, readOnly, policyError, noSuchApplication, unavailable, upstreamDown, upstreamSlow, badRequest
+        case notPermitted, readOnly, policyError, noSuchApplication, unavailable, auditUnavailable, upstreamDown, upstreamSlow, badRequest
 
         func text(_ lang: UILanguage) -> (title: String, detail: String) {
             switch (self, lang) {
@@ -21,6 +21,8 @@ enum GatewayPages {
             case (.noSuchApplication, .en): ("No such application", "No protected application is configured at this address.")
             case (.unavailable, .zhTW): ("暫時無法授權", "授權服務暫時無法使用，為安全起見已拒絕此請求。")
             case (.unavailable, .en): ("Authorization unavailable", "The authorization service is unavailable, so the request was refused to stay safe.")
+            case (.auditUnavailable, .zhTW): ("暫時無法授權", "存取決策目前無法寫入稽核紀錄，為安全起見已拒絕此請求，請稍後再試。")
+            case (.auditUnavailable, .en): ("Access paused", "Access decisions cannot be written to the audit log right now, so the request was refused to stay safe. Try again shortly.")
             case (.upstreamDown, .zhTW): ("應用系統無法連線", "受保護的應用系統目前無法連線，請稍後再試。")
             case (.upstreamDown, .en): ("Application unavailable", "The protected application cannot be reached right now. Try again later.")
             case (.upstreamSlow, .zhTW): ("應用系統回應逾時", "受保護的應用系統未在時限內回應，請稍後再試。")

@@ -125,8 +125,24 @@ public struct PolicyGate: AccessGate {
             }
             verdict = answer(request, target: t, facts: facts, access: access, decision: decision, assertion: assertion, trail: &trail)
         }
-        recorder?.record(trail)
-        return verdict
+        return recorded(verdict, request, trail: &trail)
+    }
+
+    /// Records the decision. An access the recorder cannot vouch to write (``DecisionRecorder/admitsAccess``: a
+    /// decision log that fails closed and whose store takes no write) is refused instead, with a 503, and that
+    /// refusal is recorded (`detail` `audit_unavailable`).
+    func recorded(_ verdict: GateVerdict, _ request: GateRequest, trail: inout DecisionTrail) -> GateVerdict {
+        guard let recorder else { return verdict }
+        guard trail.outcome == .allow else {
+            recorder.record(trail)
+            return verdict
+        }
+        // Asked again after a record that was not taken: a log that admits access regardless sheds it and goes on.
+        if recorder.admitsAccess, recorder.record(trail) || recorder.admitsAccess { return verdict }
+        trail.outcome = .deny
+        trail.detail = "audit_unavailable"
+        recorder.record(trail)
+        return GatewayPages.deny(request, reason: .auditUnavailable, portalOrigin: portalOrigin, status: 503)
     }
 
     /// The audit record of one decision, before anything is decided.
@@ -144,8 +160,7 @@ public struct PolicyGate: AccessGate {
             trail.detail = "\(error)"
             verdict = GatewayPages.deny(request, reason: .unavailable, portalOrigin: portalOrigin)
         }
-        recorder?.record(trail)
-        return verdict
+        return recorded(verdict, request, trail: &trail)
     }
 
     /// A request whose application and session cookie are known.

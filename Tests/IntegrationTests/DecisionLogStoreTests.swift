@@ -1,0 +1,136 @@
+import Foundation
+import GRDB
+import MenshenCore
+import MenshenPolicyAdministrator
+import MenshenTestSupport
+import MenshenServer
+import MenshenStorage
+import MenshenStorageSQLite
+import Testing
+
+/// The decision log against a real SQLite file whose write lock another connection holds (as a long transaction of
+/// another process would): the log's writes fail with SQLITE_BUSY, its batches wait to be written again, and with
+/// `refuse` access is refused once decisions have waited past the grace; when the lock goes, everything is written, in
+/// order, nothing lost.
+@Suite("Decision log on a store that takes no write (real SQLite)")
+struct DecisionLogStoreTests {
+    static func trail(_ id: String, _ outcome: DecisionTrail.Outcome = .allow) -> DecisionTrail {
+        DecisionTrail(requestID: id, time: Date(timeIntervalSince1970: 1_795_000_000), mode: .proxy, method: "GET", host: "h",
+                      path: "/", sourceIP: "10.0.0.1", outcome: outcome)
+    }
+
+    @Test("refuse: access refused after the grace while the database is locked; written again in order once it is free; nothing dropped")
+    func lockedStore() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("declog-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("m.sqlite").path
+        let store = try SQLiteStore(path: path, busyTimeout: 0.2)
+        let log = DecisionLog(store: store, clock: SystemClock(), whenUnwritten: .refuse, grace: .milliseconds(800))
+        #expect(log.admitsAccess, "nothing waiting")
+
+        // Another connection takes the write lock and keeps it.
+        var config = Configuration()
+        config.allowsUnsafeTransactions = true   // the transaction is meant to stay open between accesses
+        let blocker = try DatabaseQueue(path: path, configuration: config)
+        try blocker.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+
+        for n in 0..<5 { log.record(Self.trail("r\(n)")) }
+        #expect(log.admitsAccess, "within the grace")
+        await log.flush()   // waits out the busy timeout, then fails: the batch is kept
+        #expect(log.writtenCount == 0 && log.unwrittenCount == 5 && log.droppedCount == 0)
+        try await Task.sleep(for: .milliseconds(900))
+        #expect(!log.admitsAccess, "decisions waited past the grace on a store that took no write")
+        // A refusal is still taken (the log is not full), behind the waiting batch.
+        #expect(log.record(Self.trail("refused", .deny)))
+        await log.flush()
+        await log.flush()
+        #expect(log.droppedCount == 0 && log.unwrittenCount == 6,
+                "refuse: a batch that failed \(DecisionLog.maxAttempts) writes within the retry window is not dropped")
+        #expect(!log.admitsAccess)
+
+        try blocker.inDatabase { db in try db.execute(sql: "COMMIT") }
+        log.record(Self.trail("after"))
+        await log.flush()
+        #expect(log.admitsAccess && log.writtenCount == 7 && log.unwrittenCount == 0 && log.droppedCount == 0)
+        let stored = try await store.events(after: 0, limit: 100).filter { $0.event.classUID == 6001 }
+        let ids = stored.map { e in ["r0", "r1", "r2", "r3", "r4", "refused", "after"].first { e.event.payloadJSON.contains("\"uid\":\"\($0)\"") } }
+        #expect(ids == ["r0", "r1", "r2", "r3", "r4", "refused", "after"], "every decision, once, in the order recorded")
+        #expect(EventChain.firstBrokenLink(try await store.events(after: 0, limit: 100)) == nil)
+        try await store.close()
+    }
+
+    @Test("shutdown: what the store still refuses is dropped and counted, not waited on for ever")
+    func shutdownDrops() async throws {
+        let store = InMemoryStore()
+        let log = DecisionLog(store: store, clock: SystemClock(), flushInterval: .milliseconds(20), whenUnwritten: .refuse)
+        try await store.close()
+        log.record(Self.trail("a"))
+        let run = Task { try await log.run() }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(log.unwrittenCount == 1 && log.droppedCount == 0, "kept to be written again while running")
+        run.cancel()
+        try await run.value
+        #expect(log.unwrittenCount == 0 && log.droppedCount == 1)
+    }
+}
+
+/// The same through the real `menshen serve` (SQLite, `audit.unwritten_grace_seconds: 1`, a busy timeout of 1 s): while
+/// another connection holds the database's write lock, the gateway goes on forwarding for the grace, then refuses
+/// with 503; once the lock goes it forwards again, and every decision it forwarded on is in the log, the refusals
+/// too.
+@Suite("Fail-closed decision audit (real menshen serve)", .serialized)
+struct AuditFailClosedServeTests {
+    @Test("a locked database: 200 within the grace, then 503 (audit_unavailable), then 200 again; no forwarded decision lost")
+    func lockedDatabase() async throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try await Harness.offPool {
+            UncheckedBox(value: try RiskScoreGatewayTests.Server(dir: dir, sqliteExtra: "busy_timeout_seconds: 1",
+                                                                 extra: "audit:\n  unwritten_grace_seconds: 1\n"))
+        }.value
+        defer { server.stop() }
+        let store = try SQLiteStore(path: server.database)
+        try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
+        try await store.createUser(UserRecord(id: "amy", displayName: "amy", createdAt: Date()))
+        try await store.addMember("amy", to: "staff")
+        let sessions = SessionManager(store: store, clock: SystemClock(), random: SystemRandomSource())
+        let cookie = try await sessions.issue(SessionGrant(userID: "amy", levelOfAssurance: 2, amr: ["pwd", "otp"], aal: nil,
+                                                           phishingResistant: false)).token
+        #expect(try await TimedMultiNodeTests.until(200, server.gateway + "/healthz", cookie: cookie, limit: 10) != nil)
+        // Everything so far written: then the lock.
+        try await Task.sleep(for: .milliseconds(600))
+        var config = Configuration()
+        config.allowsUnsafeTransactions = true
+        let blocker = try DatabaseQueue(path: server.database, configuration: config)
+        try blocker.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        let locked = Date()
+        var forwarded = 1, refusedAt: Double?
+        while Date().timeIntervalSince(locked) < 15 {
+            let status = try await RiskScoreGatewayTests.status(server.gateway, cookie: cookie)
+            if status == 200 { forwarded += 1 } else if status == 503 { refusedAt = Date().timeIntervalSince(locked); break } else {
+                Issue.record("unexpected status \(status)"); break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try blocker.inDatabase { db in try db.execute(sql: "COMMIT") }
+        let refusedAfter = try #require(refusedAt, "never refused while the database was locked: \(server.err.text.suffix(1500))")
+        #expect(refusedAfter >= 0.9, "refused only once decisions had waited out the grace (\(refusedAfter) s)")
+        #expect(forwarded > 1, "forwarded within the grace")
+        #expect(try await TimedMultiNodeTests.until(200, server.gateway + "/healthz", cookie: cookie, limit: 10) != nil,
+                "forwards again once the store takes writes")
+        forwarded += 1
+        // Every forwarded request's decision reaches the log, and the refusal with it.
+        var allowed = 0, refusals = 0
+        for _ in 0..<100 {
+            let decisions = try await store.events(after: 0, limit: 100_000).filter { $0.event.classUID == 6001 && $0.event.userID == "amy" }
+            allowed = decisions.filter { RiskScoreGatewayTests.payload($0)["action_id"] as? Int == 1 }.count
+            refusals = decisions.filter { $0.event.payloadJSON.contains(#""status_detail":"deny: audit_unavailable""#) }.count
+            if allowed >= forwarded && refusals >= 1 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(allowed >= forwarded, "\(allowed) allowed decisions logged for \(forwarded) forwarded requests")
+        #expect(refusals >= 1)
+        try await store.close()
+    }
+}
