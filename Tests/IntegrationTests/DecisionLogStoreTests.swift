@@ -6,6 +6,7 @@ import MenshenTestSupport
 import MenshenServer
 import MenshenStorage
 import MenshenStorageSQLite
+import Synchronization
 import Testing
 
 /// The decision log against a real SQLite file whose write lock another connection holds (as a long transaction of
@@ -46,7 +47,7 @@ struct DecisionLogStoreTests {
         await log.flush()
         await log.flush()
         #expect(log.droppedCount == 0 && log.unwrittenCount == 6,
-                "refuse: a batch that failed \(DecisionLog.maxAttempts) writes within the retry window is not dropped")
+                "refuse: a batch that failed \(DecisionLog.maxAttempts) writes is kept until the store takes it")
         #expect(!log.admitsAccess)
 
         try blocker.inDatabase { db in try db.execute(sql: "COMMIT") }
@@ -57,6 +58,93 @@ struct DecisionLogStoreTests {
         let ids = stored.map { e in ["r0", "r1", "r2", "r3", "r4", "refused", "after"].first { e.event.payloadJSON.contains("\"uid\":\"\($0)\"") } }
         #expect(ids == ["r0", "r1", "r2", "r3", "r4", "refused", "after"], "every decision, once, in the order recorded")
         #expect(EventChain.firstBrokenLink(try await store.events(after: 0, limit: 100)) == nil)
+        try await store.close()
+    }
+
+    static func tempStore(busyTimeout: TimeInterval = 5) throws -> (SQLiteStore, String, URL) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("declog-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("m.sqlite").path
+        return (try SQLiteStore(path: path, busyTimeout: busyTimeout), path, dir)
+    }
+
+    @Test("the write left under way by a flush that did not wait fails: the next flush writes it again, ahead of newer decisions")
+    func inFlightFailure() async throws {
+        let (store, path, dir) = try Self.tempStore(busyTimeout: 0.2)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = DecisionLog(store: store, clock: SystemClock(), whenUnwritten: .refuse)
+        var config = Configuration()
+        config.allowsUnsafeTransactions = true
+        let blocker = try DatabaseQueue(path: path, configuration: config)
+        try blocker.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        for n in 0..<3 { log.record(Self.trail("a\(n)")) }
+        await log.flush(waitForLastWrite: false)   // returns with the write under way; it fails on the lock
+        log.record(Self.trail("b0"))
+        await log.flush(waitForLastWrite: false)   // starts while that write is still waiting on the lock
+        log.record(Self.trail("b1"))
+        try await Task.sleep(for: .milliseconds(500))
+        try blocker.inDatabase { db in try db.execute(sql: "COMMIT") }
+        await log.flush()
+        #expect(log.writtenCount == 5 && log.unwrittenCount == 0 && log.droppedCount == 0)
+        let stored = try await store.events(after: 0, limit: 100).filter { $0.event.classUID == 6001 }
+        let order = ["a0", "a1", "a2", "b0", "b1"]
+        #expect(stored.map { e in order.first { e.event.payloadJSON.contains("\"uid\":\"\($0)\"") } } == order)
+        try await store.close()
+    }
+
+    /// The real SQLite store behind a write that commits and then reports a failure, as a PostgreSQL connection lost at
+    /// commit does (the one fault a local SQLite file cannot show).
+    final class CommitThenFail: EventStore, Sendable {
+        let inner: SQLiteStore
+        let failures = Mutex(1)
+        init(_ inner: SQLiteStore) { self.inner = inner }
+        func appendEvents(_ events: [NewEvent], hasher: @escaping EventChainHasher) async throws -> [StoredEvent] {
+            let stored = try await inner.appendEvents(events, hasher: hasher)
+            if failures.withLock({ f in defer { f -= 1 }; return f > 0 }) { throw StoreError(.unavailable, "connection lost at commit") }
+            return stored
+        }
+        func events(after sequence: Int64, limit: Int) async throws -> [StoredEvent] { try await inner.events(after: sequence, limit: limit) }
+        func lastEvent() async throws -> StoredEvent? { try await inner.lastEvent() }
+        func eventCount() async throws -> Int { try await inner.eventCount() }
+    }
+
+    @Test("a write reported as failed that had committed: written again, found stored (conflict), counted as written — once in the log, access not held back")
+    func committedDespiteFailure() async throws {
+        let (inner, _, dir) = try Self.tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = DecisionLog(store: CommitThenFail(inner), clock: SystemClock(), whenUnwritten: .refuse, grace: .seconds(30))
+        for n in 0..<3 { log.record(Self.trail("c\(n)")) }
+        await log.flush()
+        #expect(log.writtenCount == 0 && log.unwrittenCount == 3, "reported as failed: kept")
+        log.record(Self.trail("d0"))
+        await log.flush()
+        #expect(log.writtenCount == 4 && log.unwrittenCount == 0 && log.droppedCount == 0)
+        let stored = try await inner.events(after: 0, limit: 100).filter { $0.event.classUID == 6001 }
+        #expect(stored.map { e in ["c0", "c1", "c2", "d0"].first { e.event.payloadJSON.contains("\"uid\":\"\($0)\"") } } == ["c0", "c1", "c2", "d0"],
+                "each decision once")
+        try await inner.close()
+    }
+
+    @Test("flushes called at once are served one at a time: every decision once, in the order recorded")
+    func concurrentFlushes() async throws {
+        let (store, _, dir) = try Self.tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = DecisionLog(store: store, clock: SystemClock(), whenUnwritten: .refuse)
+        var expected: [String] = []
+        await withTaskGroup(of: Void.self) { group in
+            for round in 0..<20 {
+                for n in 0..<150 { let id = "x\(round)-\(n)"; log.record(Self.trail(id)); expected.append(id) }
+                group.addTask { await log.flush(waitForLastWrite: round % 2 == 0) }
+            }
+        }
+        await log.flush()
+        #expect(log.writtenCount == expected.count && log.unwrittenCount == 0)
+        let stored = try await store.events(after: 0, limit: 10_000).filter { $0.event.classUID == 6001 }
+        let ids = stored.compactMap { e -> String? in
+            guard let r = e.event.payloadJSON.range(of: #""uid":"x"#) else { return nil }
+            return "x" + e.event.payloadJSON[r.upperBound...].prefix { $0 != "\"" }
+        }
+        #expect(ids == expected)
         try await store.close()
     }
 

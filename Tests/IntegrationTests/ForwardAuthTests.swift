@@ -116,6 +116,24 @@ struct ForwardAuthTests {
         #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/traefik", headers: traefik + [cookie, key, version])) == 200)
     }
 
+    @Test("fail-closed audit: an allowed call while decisions cannot be written gets 403 from nginx's endpoint, 503 from Traefik's and Envoy's")
+    func auditPaused() async throws {
+        let w = try await World(whenUnwritten: .refuse, grace: .zero)
+        let token = try await w.session(loa: 1)
+        let cookie = ("Cookie", "__Host-menshen-session=\(token)")
+        let nginx: [(String, String)] = [("X-Original-URL", "https://apps.bank.example/page"), ("X-Original-Method", "GET"), cookie]
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", headers: nginx)) == 200, "nothing waiting yet")
+        // That decision now waits, and with no grace the store has taken no write since: access is paused.
+        #expect(!w.decisions.admitsAccess)
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/nginx", headers: nginx)) == 403)
+        let traefik: [(String, String)] = [("X-Forwarded-Method", "GET"), ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "apps.bank.example"),
+                                           ("X-Forwarded-Uri", "/page"), cookie]
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/traefik", headers: traefik)) == 503)
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/envoy/page", host: "apps.bank.example", headers: [cookie])) == 503)
+        await w.decisions.flush()
+        #expect(PolicyGateTests.status(await Self.call(w, "/.menshen/auth/traefik", headers: traefik)) == 200, "written: access again")
+    }
+
     @Test("only trusted callers are believed; incomplete descriptions get 400; every call is recorded")
     func refusals() async throws {
         let w = try await World()

@@ -9,6 +9,7 @@ import MenshenStorage
 import MenshenStorageSQLite
 import MenshenTestSupport
 import MenshenVisibility
+import Synchronization
 import Testing
 
 /// The enforcement point's gate, in process: session cookie → policy
@@ -45,7 +46,9 @@ struct PolicyGateTests {
         let gate: PolicyGate
         let decisions: DecisionLog
 
-        init(decisionCapacity: Int = DecisionLog.defaultCapacity, whenUnwritten: DecisionLog.WhenUnwritten = .refuse,
+        /// The log's flush loop does not run (tests flush when they read the events), so `admit` unless a test asks: with
+        /// `refuse` the gate would refuse access once decisions had waited the grace on a slow, loaded run.
+        init(decisionCapacity: Int = DecisionLog.defaultCapacity, whenUnwritten: DecisionLog.WhenUnwritten = .admit,
              grace: Duration = DecisionLog.defaultGrace) async throws {
             sessions = SessionManager(store: store, clock: clock, random: SystemRandomSource())
             decisions = DecisionLog(store: store, clock: clock, capacity: decisionCapacity, whenUnwritten: whenUnwritten, grace: grace)
@@ -429,7 +432,7 @@ struct PolicyGateTests {
 
     @Test("fail-closed audit: while the decision log is full, an access is refused with 503; a denial is still itself; once written, access again")
     func auditFullRefuses() async throws {
-        let w = try await World(decisionCapacity: 2)
+        let w = try await World(decisionCapacity: 2, whenUnwritten: .refuse)
         let token = try await w.session(loa: 1)
         #expect(Self.forwarded(await w.ask("/page", token: token)))
         #expect(Self.status(await w.ask("/page")) == 302, "a sign-in redirect grants nothing: answered as such")
@@ -455,9 +458,41 @@ struct PolicyGateTests {
         #expect(a.decisions.writtenCount == 1 && a.decisions.droppedCount == 1)
     }
 
+    /// A recorder that admits access but then does not take the record (another thread filled its last place meanwhile).
+    final class FullAfterCheck: DecisionRecorder, Sendable {
+        let failsClosed: Bool
+        let refusals = Mutex(0)
+        init(failsClosed: Bool) { self.failsClosed = failsClosed }
+        var admitsAccess: Bool { true }
+        func record(_ t: DecisionTrail) -> Bool {
+            if t.detail == "audit_unavailable" { refusals.withLock { $0 += 1 } }
+            return false
+        }
+    }
+
+    @Test("fail-closed audit: an access whose record is not taken is refused even when the log says it admits access (a place taken meanwhile)")
+    func recordNotTaken() async throws {
+        for closed in [true, false] {
+            let w = try await World()
+            let recorder = FullAfterCheck(failsClosed: closed)
+            let gate = PolicyGate(store: w.store, sessions: w.sessions, clock: w.clock, state: w.gate.state, portalOrigin: "https://portal.bank.example",
+                                  timeZone: "Asia/Taipei", recorder: recorder)
+            let token = try await w.session(loa: 1)
+            let request = GateRequest(method: "GET", path: "/page", rawTarget: "/page", query: nil, host: "apps.bank.example", scheme: "https",
+                                      clientAddress: "203.0.113.7", headers: [("Cookie", "__Host-menshen-session=\(token)")], requestID: "r")
+            let verdict = await gate.decide(request)
+            if closed {
+                #expect(Self.status(verdict) == 503, "refuse: not forwarded without its record")
+                #expect(recorder.refusals.withLock { $0 } == 1)
+            } else {
+                #expect(Self.forwarded(verdict), "admit: shed and forwarded")
+            }
+        }
+    }
+
     @Test("fail-closed audit: decisions waiting past the grace refuse access, and the refusal is itself recorded (audit_unavailable)")
     func auditGraceRefuses() async throws {
-        let w = try await World(grace: .zero)
+        let w = try await World(whenUnwritten: .refuse, grace: .zero)
         let token = try await w.session(loa: 1)
         #expect(Self.forwarded(await w.ask("/page", token: token)), "nothing was waiting")
         // One decision now waits; with no grace, the store has taken no write since it came.

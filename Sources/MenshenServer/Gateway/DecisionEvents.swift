@@ -69,10 +69,13 @@ public protocol DecisionRecorder: Sendable {
     /// Whether access may be granted now. A recorder that fails closed (``DecisionLog`` with
     /// ``DecisionLog/WhenUnwritten/refuse``) says no while its decisions are not being written.
     var admitsAccess: Bool { get }
+    /// Whether an access whose decision was not taken (``record(_:)`` false) must be refused.
+    var failsClosed: Bool { get }
 }
 
 extension DecisionRecorder {
     public var admitsAccess: Bool { true }
+    public var failsClosed: Bool { false }
 }
 
 /// Turns decisions into OCSF 1.8.0 events and appends them to the
@@ -91,17 +94,21 @@ extension DecisionRecorder {
 ///   decision's event uid as evidence.
 ///
 /// **When the store does not take the events** (`audit.when_unwritten`): a batch whose write fails is written again
-/// at the next flush, before anything newer, up to ``maxAttempts`` times, then dropped (counted in
-/// ``droppedCount`` and logged as an error). At most ``capacity`` decisions wait, counting those being written and
-/// those to be written again. With ``WhenUnwritten/refuse`` (the default) ``admitsAccess`` is false — the gate
-/// refuses access — while that bound is reached, or while decisions wait and the store has taken no write for
-/// `grace` (the audit fails closed: no access is granted that the log may never hold). With
-/// ``WhenUnwritten/admit`` access goes on and decisions over the bound are shed. Either way a crash loses the
-/// decisions not yet written (at most one flush interval's under normal load).
+/// at the next flush, before anything newer (later batches wait behind it, merged up to ``batchSize``). At most
+/// ``capacity`` decisions wait, counting those being written and those to be written again. With
+/// ``WhenUnwritten/refuse`` (the default) a failed batch is kept until the store takes it (or the process stops),
+/// and ``admitsAccess`` is false — the gate refuses access — while that bound is reached, or while decisions wait and
+/// the store has taken no write for `grace`: the audit fails closed, no access is granted that the log may never
+/// hold. With ``WhenUnwritten/admit`` access goes on, a failed batch is dropped after ``maxAttempts`` writes, and
+/// decisions over the bound are shed. Either way: a batch the store calls invalid is dropped at once (it can never be
+/// written); a batch written again after a failure that the store finds already stored (`conflict`: the failed
+/// write had committed, e.g. a connection lost at commit) counts as written; a crash loses the decisions not yet
+/// written (at most one flush interval's under normal load); what is dropped is counted (``droppedCount``) and
+/// logged as an error.
 public final class DecisionLog: DecisionRecorder, Service {
     public static let defaultCapacity = 50_000
     public static let batchSize = 2_000
-    /// Writes of one batch before it is dropped.
+    /// Writes of one batch before it is dropped, with ``WhenUnwritten/admit``.
     public static let maxAttempts = 3
     public static let defaultGrace: Duration = .seconds(5)
 
@@ -138,30 +145,20 @@ public final class DecisionLog: DecisionRecorder, Service {
     struct Batch: Sendable {
         var events: [NewEvent]
         var decisions: Int
+        /// Writes tried (a batch kept behind a failed one was not tried).
         var attempts = 0
-        /// Monotonic nanoseconds of its first failed write.
-        var firstFailure: UInt64?
     }
-
-    /// How long a batch whose writes fail is written again before it is dropped (after at least ``maxAttempts``
-    /// writes): ``retryWindow`` with ``WhenUnwritten/refuse``, none with ``WhenUnwritten/admit``.
-    public let retryWindow: Duration
-    public static let defaultRetryWindow: Duration = .seconds(60)
 
     public init(store: any EventStore, clock: any WallClock, random: any RandomSource = SystemRandomSource(),
                 logger: Logger = Logger(label: "menshen.decisions"), flushInterval: Duration = .milliseconds(250),
                 capacity: Int = DecisionLog.defaultCapacity, whenUnwritten: WhenUnwritten = .refuse,
-                grace: Duration = DecisionLog.defaultGrace, retryWindow: Duration? = nil) {
+                grace: Duration = DecisionLog.defaultGrace) {
         self.capacity = max(1, capacity)
         self.store = store; self.clock = clock; self.random = random; self.logger = logger; self.flushInterval = flushInterval
         self.whenUnwritten = whenUnwritten
         self.grace = grace
-        self.retryWindow = retryWindow ?? (whenUnwritten == .refuse ? Self.defaultRetryWindow : .zero)
         graceNanos = Self.nanos(grace)
-        retryWindowNanos = Self.nanos(self.retryWindow)
     }
-
-    private let retryWindowNanos: UInt64
 
     static func nanos(_ d: Duration) -> UInt64 {
         let (s, atto) = d.components
@@ -203,13 +200,16 @@ public final class DecisionLog: DecisionRecorder, Service {
         return now < since || now - since <= graceNanos
     }
 
+    public var failsClosed: Bool { whenUnwritten == .refuse }
+
     /// Decisions waiting to be written (not yet taken by a flush).
     public var pendingCount: Int { pending.withLock { $0.items.count } }
 
     /// Decisions taken and not yet written or dropped: pending, being written, or to be written again.
     public var unwrittenCount: Int { unwritten.load(ordering: .relaxed) }
 
-    /// Decisions not written: shed when the buffer was full, or in a batch the store refused ``maxAttempts`` times.
+    /// Decisions not written: shed when the buffer was full, in a batch the store called invalid, refused ``maxAttempts``
+    /// times (``WhenUnwritten/admit``), or still refused at shutdown.
     public var droppedCount: Int { dropped.load(ordering: .relaxed) }
 
     /// Decisions written to the store so far.
@@ -220,17 +220,22 @@ public final class DecisionLog: DecisionRecorder, Service {
         await flush(waitForLastWrite: true)
     }
 
-    /// The write of the previous flush that may still be under way (see ``flush(waitForLastWrite:)``); true when it was taken.
+    /// The write of the previous flush that may still be under way (see ``flush(waitForLastWrite:)``); true when the
+    /// chain of writes may go on after it.
     private let writeInFlight = Mutex<Task<Bool, Never>?>(nil)
+    /// One flush at a time: two would split the queue and write their parts side by side, out of order.
+    private let flushing = FlushLock()
 
     /// Writes the batches that failed before, then takes everything pending and writes it in batches of
     /// ``batchSize``: batch k+1's events are built while batch k is written (the build is CPU, the write mostly the
     /// store's), each write after the one before it, so the log keeps the decisions' order. A batch is written only
-    /// if the one before it was taken; otherwise it joins the batches to be written again, in order. Without
+    /// if the chain before it went on; otherwise it joins the batches to be written again, in order. Without
     /// `waitForLastWrite` it returns as soon as its last batch is handed to the store: the caller (the run loop under
     /// load) then builds the next batch while that one is written, and at most one write is ever left behind.
-    /// `final` (at shutdown): batches whose write fails are dropped at once.
+    /// `final` (at shutdown): batches the store does not take are dropped at once. Calls are served one at a time.
     public func flush(waitForLastWrite: Bool, final: Bool = false) async {
+        await flushing.lock()
+        defer { flushing.unlock() }
         // Take the whole queue at once (O(1) under the lock), then write it in batches.
         let (taken, shed): ([DecisionTrail], Int) = pending.withLock { p in
             var out: [DecisionTrail] = []
@@ -254,13 +259,19 @@ public final class DecisionLog: DecisionRecorder, Service {
             let prior = previous
             beforeLast = prior
             previous = Task { [self] in
-                // After a failed write nothing newer is written: it waits, in order, to be written again.
+                // Behind a batch kept to be written again nothing newer is written: it waits, in order.
                 if let prior, await prior.value == false { return keepForRetry(batch, attempted: false, final: final) }
                 do {
                     _ = try await store.appendEvents(batch.events, hasher: EventChain.hasher)
-                    progressAt.store(Self.monotonicNanos(), ordering: .sequentiallyConsistent)
-                    written.add(batch.decisions, ordering: .relaxed)
-                    unwritten.subtract(batch.decisions, ordering: .sequentiallyConsistent)
+                    wrote(batch)
+                    return true
+                } catch let error as StoreError where error.code == .conflict && batch.attempts > 0 {
+                    // Written again after a failure, and already stored: the failed write had committed.
+                    logger.notice("decision events already stored by a write reported as failed", metadata: ["decisions": "\(batch.decisions)"])
+                    wrote(batch)
+                    return true
+                } catch let error as StoreError where error.code == .invalidInput {
+                    drop(batch, why: "the event store refused them as invalid: \(error)")
                     return true
                 } catch {
                     logger.error("could not write decision events", metadata: [
@@ -281,23 +292,40 @@ public final class DecisionLog: DecisionRecorder, Service {
         }
     }
 
-    /// A batch not written: kept to be written again at the next flush, or dropped once it has failed
-    /// ``maxAttempts`` writes over at least ``retryWindow`` (or at shutdown). Always false (the batch was not taken).
+    private func wrote(_ batch: Batch) {
+        progressAt.store(Self.monotonicNanos(), ordering: .sequentiallyConsistent)
+        written.add(batch.decisions, ordering: .relaxed)
+        unwritten.subtract(batch.decisions, ordering: .sequentiallyConsistent)
+    }
+
+    private func drop(_ batch: Batch, why: String) {
+        dropped.add(batch.decisions, ordering: .relaxed)
+        unwritten.subtract(batch.decisions, ordering: .sequentiallyConsistent)
+        logger.error("decision events dropped: \(why)", metadata: ["decisions": "\(batch.decisions)", "attempts": "\(batch.attempts)"])
+    }
+
+    /// A batch not written: kept to be written again at the next flush (a batch not tried is merged into the one not
+    /// tried before it, up to ``batchSize``, so a long outage keeps a few large batches rather than one per flush), or
+    /// dropped at shutdown or, with ``WhenUnwritten/admit``, after ``maxAttempts`` writes. Always false: the chain
+    /// stops here.
     private func keepForRetry(_ batch: Batch, attempted: Bool, final: Bool) -> Bool {
         var b = batch
-        let now = Self.monotonicNanos()
-        if attempted {
-            b.attempts += 1
-            if b.firstFailure == nil { b.firstFailure = now }
-        }
-        let failingFor = b.firstFailure.map { now >= $0 ? now - $0 : 0 } ?? 0
-        if final || (b.attempts >= Self.maxAttempts && failingFor >= retryWindowNanos) {
-            dropped.add(b.decisions, ordering: .relaxed)
-            unwritten.subtract(b.decisions, ordering: .sequentiallyConsistent)
-            logger.error("decision events dropped: the event store did not take them", metadata: [
-                "decisions": "\(b.decisions)", "attempts": "\(b.attempts)"])
+        if attempted { b.attempts += 1 }
+        if final {
+            drop(b, why: "the event store did not take them before shutdown")
+        } else if whenUnwritten == .admit && b.attempts >= Self.maxAttempts {
+            drop(b, why: "the event store did not take them")
         } else {
-            failed.withLock { $0.append(b) }
+            failed.withLock { f in
+                // Only batches never tried are merged: a tried one may have been stored by a write reported as failed,
+                // and is recognised by its own events when written again.
+                if b.attempts == 0, let last = f.last, last.attempts == 0, last.decisions + b.decisions <= Self.batchSize {
+                    f[f.count - 1].events += b.events
+                    f[f.count - 1].decisions += b.decisions
+                } else {
+                    f.append(b)
+                }
+            }
         }
         return false
     }
@@ -508,5 +536,30 @@ public final class DecisionLog: DecisionRecorder, Service {
     static func newEvent(_ object: JSON, classUID: Int, id: UUID, time: Date, user: String?, severity: Int) -> NewEvent {
         NewEvent(id: id, time: time, classUID: classUID, severityID: severity,
                  userID: user.map { UserID($0) }, payloadJSON: (try? EventJSON.encode(object)) ?? "{}")
+    }
+}
+
+/// A lock held across suspension points, waiters served in order (``DecisionLog/flush(waitForLastWrite:final:)``).
+final class FlushLock: Sendable {
+    private let state = Mutex<(held: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func lock() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let acquired = state.withLock { s in
+                if !s.held { s.held = true; return true }
+                s.waiters.append(continuation)
+                return false
+            }
+            if acquired { continuation.resume() }
+        }
+    }
+
+    /// Hands the lock to the first waiter, if any.
+    func unlock() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if s.waiters.isEmpty { s.held = false; return nil }
+            return s.waiters.removeFirst()
+        }
+        next?.resume()
     }
 }

@@ -195,6 +195,9 @@ enum ForwardAuth {
                 return .respond(status: status, headers: headers, body: body)
             }
             if status == 401 || status == 403 { return .respond(status: status, headers: headers, body: body) }
+            // Access paused while decisions cannot be written: Traefik and Envoy pass a 503 on ("try again"), nginx
+            // understands only 401 and 403.
+            if status == 503 && caller != .nginx { return .respond(status: status, headers: headers, body: body) }
             // Unknown application (404) and anything else: a deny the caller understands.
             return .respond(status: 403, headers: headers, body: body)
         }

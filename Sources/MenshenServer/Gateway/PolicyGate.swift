@@ -137,8 +137,10 @@ public struct PolicyGate: AccessGate {
             recorder.record(trail)
             return verdict
         }
-        // Asked again after a record that was not taken: a log that admits access regardless sheds it and goes on.
-        if recorder.admitsAccess, recorder.record(trail) || recorder.admitsAccess { return verdict }
+        if recorder.admitsAccess, recorder.record(trail) { return verdict }
+        // Not taken (the log is full): a log that admits access regardless has shed it (``admitsAccess`` is always true
+        // there, so the record was tried); one that fails closed refuses.
+        if !recorder.failsClosed { return verdict }
         trail.outcome = .deny
         trail.detail = "audit_unavailable"
         recorder.record(trail)
