@@ -697,11 +697,19 @@ public final class PostgresStore: MenshenStore {
         try await eventRows("SELECT \(unescaped: Self.eventColumns) FROM events ORDER BY seq DESC LIMIT 1").first
     }
 
+    /// Events a prune deletes per transaction (``pruneEvents(_:)``).
+    public static let pruneChunk = 5_000
+
+    /// Records the prune and deletes the events through its boundary, ``pruneChunk`` per transaction: the first under
+    /// the event chain's lock (checked and recorded there, serialised with appends and other nodes' prunes), the rest
+    /// without it, so appends go on during a large prune. Interrupted, the rest stay below the recorded prune (the chain
+    /// checks start after it) until the next prune deletes them with its own.
     public func pruneEvents(_ prune: EventPruneRecord) async throws -> Int {
         try prune.validate()
         let logger = self.logger
+        let chunkSize = Self.pruneChunk
         do {
-            return try await client.withTransaction(logger: logger) { tx in
+            var deleted = try await client.withTransaction(logger: logger) { tx in
                 // Serialised with appends and with another node's prune.
                 try await tx.query("SELECT pg_advisory_xact_lock(\(Self.eventChainLockKey))", logger: logger)
                 var hash: String?
@@ -719,10 +727,20 @@ public final class PostgresStore: MenshenStore {
                     VALUES (\(prune.throughSequence), \(prune.throughHash), \(prune.eventCount), \(prune.exportSHA256), \(StoreCoding.millis(prune.prunedAt)))
                     """, logger: logger)
                 var deleted = 0
-                for try await _ in try await tx.query("DELETE FROM events WHERE seq <= \(prune.throughSequence) RETURNING 1", logger: logger)
-                    .decode(Int.self) { deleted += 1 }
+                for try await _ in try await tx.query("""
+                    DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= \(prune.throughSequence) ORDER BY seq LIMIT \(chunkSize)) RETURNING 1
+                    """, logger: logger).decode(Int.self) { deleted += 1 }
                 return deleted
             }
+            var last = deleted
+            while last == chunkSize {
+                last = 0
+                for try await _ in try await client.query("""
+                    DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= \(prune.throughSequence) ORDER BY seq LIMIT \(chunkSize)) RETURNING 1
+                    """, logger: logger).decode(Int.self) { last += 1 }
+                deleted += last
+            }
+            return deleted
         } catch let e as PostgresTransactionError {
             throw Self.map(e.closureError ?? e.commitError ?? e.beginError ?? e, url: url)
         } catch {

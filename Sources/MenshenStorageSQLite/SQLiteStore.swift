@@ -710,9 +710,18 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
         try await read { db in try Row.fetchOne(db, sql: "SELECT \(Self.eventColumns) FROM events ORDER BY seq DESC LIMIT 1").map(Self.storedEvent) }
     }
 
+    /// Events a prune deletes per transaction (``pruneEvents(_:)``).
+    public static let pruneChunk = 5_000
+
+    /// Records the prune and deletes the events through its boundary, ``pruneChunk`` per transaction: the write lock is
+    /// let go between chunks, so appends (the gateway's decisions, which with `audit.when_unwritten: refuse` pause
+    /// access when they wait too long) go on during a large prune. Interrupted (a crash), the rest stay below the
+    /// recorded prune (the chain checks start after it; a follower starting from the log's beginning reads them as
+    /// before) until the next prune deletes them with its own.
     public func pruneEvents(_ prune: EventPruneRecord) async throws -> Int {
         try prune.validate()
-        return try await write { db in
+        let chunk = "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? ORDER BY seq LIMIT \(Self.pruneChunk))"
+        var deleted = try await write { db in
             let hash = try String.fetchOne(db, sql: "SELECT hash FROM events WHERE seq = ?", arguments: [prune.throughSequence])
             let previous = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(through_seq), 0) FROM event_prunes") ?? 0
             guard hash == prune.throughHash, prune.throughSequence > previous else {
@@ -722,9 +731,18 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
             try db.execute(sql: """
                 INSERT INTO event_prunes(through_seq, through_hash, event_count, export_sha256, pruned_at) VALUES (?, ?, ?, ?, ?)
                 """, arguments: [prune.throughSequence, prune.throughHash, prune.eventCount, prune.exportSHA256, StoreCoding.millis(prune.prunedAt)])
-            try db.execute(sql: "DELETE FROM events WHERE seq <= ?", arguments: [prune.throughSequence])
+            try db.execute(sql: chunk, arguments: [prune.throughSequence])
             return db.changesCount
         }
+        var last = deleted
+        while last == Self.pruneChunk {
+            last = try await write { db in
+                try db.execute(sql: chunk, arguments: [prune.throughSequence])
+                return db.changesCount
+            }
+            deleted += last
+        }
+        return deleted
     }
 
     public func lastPrune() async throws -> EventPruneRecord? {

@@ -5,7 +5,8 @@ import MenshenStorageSQLite
 import Testing
 
 /// Retention prunes of the event log (migration 11) on every backend: only through a record that still
-/// has the expected hash and lies past the previous prune, all at once; the chain continues from the cut.
+/// has the expected hash and lies past the previous prune, deleted a chunk per transaction so appends go on
+/// meanwhile; the chain continues from the cut.
 @Suite("Event prunes")
 struct EventPruneTests {
     static let t0 = Date(timeIntervalSince1970: 1_795_000_000)
@@ -48,6 +49,63 @@ struct EventPruneTests {
             #expect(try await s.lastPrune()?.throughSequence == 11)
             #expect(try await s.events(after: 0, limit: 100).map(\.sequence) == [12])
             #expect(try await s.searchEvents(EventQuery(), order: .oldestFirst, after: nil, limit: 10).map(\.sequence) == [12])
+        } catch { await f.cleanup(); throw error }
+        await f.cleanup()
+    }
+
+    @Test("a prune of many chunks deletes everything through its boundary, a chunk per transaction: an append made meanwhile is not held up until it ends", arguments: MigrationTests.sqlBackends)
+    func chunked(_ backend: Backend) async throws {
+        let f = try await Fixture.make(backend)
+        do {
+            let s = f.store
+            let chunk = SQLiteStore.pruneChunk
+            #expect(chunk == PostgresStore.pruneChunk)
+            let padding = String(repeating: "p", count: 400)
+            var stored: [StoredEvent] = []
+            let total = 8 * chunk + 17
+            while stored.count < total {
+                let batch = (0..<min(2_000, total - stored.count)).map { i in
+                    NewEvent(id: UUID(), time: Self.t0.addingTimeInterval(Double(stored.count + i)), classUID: 3002,
+                             payloadJSON: "{\"n\":\(stored.count + i),\"pad\":\"\(padding)\"}")
+                }
+                stored += try await s.appendEvents(batch, hasher: EventChain.hasher)
+            }
+            let through = stored[total - 11]
+            let record = EventPruneRecord(throughSequence: through.sequence, throughHash: through.hash, eventCount: through.sequence,
+                                          exportSHA256: Self.digest, prunedAt: Self.t0)
+            let pruning = Task { (try await s.pruneEvents(record), ContinuousClock.now) }
+            // Once the first chunk is gone (its transaction committed), an append.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while try await s.eventCount() == total, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+            let appended = try await s.appendEvents(Self.events(1, from: total), hasher: EventChain.hasher)
+            let appendDone = ContinuousClock.now
+            let (deleted, pruneDone) = try await pruning.value
+            #expect(deleted == Int(through.sequence))
+            #expect(appendDone < pruneDone, "the append waited for the whole prune")
+            let left = try await s.events(after: 0, limit: 100)
+            #expect(left.map(\.sequence) == Array((through.sequence + 1)...Int64(total + 1)))
+            #expect(left.first?.previousHash == through.hash && appended.first?.previousHash == stored[total - 1].hash)
+            #expect(try await s.lastPrune() == record)
+        } catch { await f.cleanup(); throw error }
+        await f.cleanup()
+    }
+
+    @Test("a prune interrupted after its record (a crash between chunks) leaves events below it; the next prune deletes them with its own", arguments: MigrationTests.sqlBackends)
+    func interrupted(_ backend: Backend) async throws {
+        let f = try await Fixture.make(backend)
+        do {
+            let stored = try await f.store.appendEvents(Self.events(10), hasher: EventChain.hasher)
+            // What a crash after the record and before any delete leaves: the prune recorded, its events still there.
+            let sql = "INSERT INTO event_prunes(through_seq, through_hash, event_count, export_sha256, pruned_at) VALUES (4, '\(stored[3].hash)', 4, '\(Self.digest)', 0)"
+            switch backend {
+            case .sqlite: try #require(f.store as? SQLiteStore).unsafeExecute(sql)
+            default: try await TestPostgres.execute(on: try #require((f.store as? PostgresStore)?.url), sql)
+            }
+            #expect(try await f.store.eventCount() == 10)
+            #expect(try await f.store.lastPrune()?.throughSequence == 4)
+            let next = EventPruneRecord(throughSequence: 7, throughHash: stored[6].hash, eventCount: 3, exportSHA256: Self.digest, prunedAt: Self.t0)
+            #expect(try await f.store.pruneEvents(next) == 7)
+            #expect(try await f.store.events(after: 0, limit: 100).map(\.sequence) == [8, 9, 10])
         } catch { await f.cleanup(); throw error }
         await f.cleanup()
     }
