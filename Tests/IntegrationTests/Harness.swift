@@ -142,11 +142,20 @@ extension Harness {
         process.arguments = ["serve", "--config", file]
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, n in n }
         process.outputPath = log
+        // Its standard error, for the message when it exits before it is healthy (a port taken meanwhile by a parallel
+        // test, a config error): in a file of its own unless the caller keeps its output.
+        let errors = process.errorPath == nil && log == nil
+            ? FileManager.default.temporaryDirectory.appendingPathComponent("serve-err-\(UUID().uuidString)").path : nil
+        if let errors { process.errorPath = errors }
+        defer { if let errors { try? FileManager.default.removeItem(atPath: errors) } }
         try process.run()
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if let r = try? PortalIdentityTests.httpSync("GET", "http://127.0.0.1:\(adminPort)/healthz"), r.status == 200 { return }
-            if !process.isRunning { throw HarnessError("\(name) exited with \(process.terminationStatus)") }
+            if !process.isRunning {
+                let said = (process.errorPath ?? log).flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? ""
+                throw HarnessError("\(name) exited with \(process.terminationStatus): \(said.suffix(1500))")
+            }
             Thread.sleep(forTimeInterval: 0.2)
         }
         // Not left running with its ports taken (callers set their clean-up only once this returns).
