@@ -1,7 +1,7 @@
 import Foundation
 
 /// One retention prune of the event log: every record up to and including ``throughSequence`` was
-/// exported (``exportSHA256`` is the export file's digest) and then deleted in one transaction. The
+/// exported (``exportSHA256`` is the export file's digest) and then deleted (``EventPruneStore/pruneEvents(_:)``). The
 /// newest prune is where the log now starts: the first remaining record links to ``throughHash``, and
 /// `menshen audit verify` accepts the cut only when a trusted signed checkpoint and an audit event of
 /// the prune name that same record.
@@ -22,9 +22,14 @@ public struct EventPruneRecord: Sendable, Equatable {
 /// triggers refuse every other deletion: only rows at or below a recorded prune may go).
 public protocol EventPruneStore: Sendable {
     /// In one transaction: checks that the record at `prune.throughSequence` still exists with
-    /// `prune.throughHash` and lies beyond the previous prune, records the prune, and deletes every event
-    /// up to it. Returns how many events were deleted. Throws `conflict` (and deletes nothing) when the
-    /// record is gone, has another hash or an earlier prune reached it; `invalidInput` for a bad record.
+    /// `prune.throughHash` and lies beyond the previous prune, records the prune, and deletes the oldest events
+    /// up to it; then deletes the rest up to it in further short transactions (5,000 events each on the SQL backends), so appends
+    /// are not held up behind a large prune. Returns how many events were deleted. Throws `conflict` (and deletes
+    /// nothing) when the record is gone, has another hash or an earlier prune reached it; `invalidInput` for a bad
+    /// record; any error of the first transaction (nothing recorded, nothing deleted). Once the prune is recorded
+    /// it is not undone: a failure or cancellation of a later chunk ends the call with the count so far, and the
+    /// events left at or below the recorded prune (where the chain checks no longer look) are deleted by the next
+    /// prune with its own.
     func pruneEvents(_ prune: EventPruneRecord) async throws -> Int
     /// The newest prune, if the log was ever pruned.
     func lastPrune() async throws -> EventPruneRecord?

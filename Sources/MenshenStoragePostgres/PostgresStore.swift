@@ -702,8 +702,8 @@ public final class PostgresStore: MenshenStore {
 
     /// Records the prune and deletes the events through its boundary, ``pruneChunk`` per transaction: the first under
     /// the event chain's lock (checked and recorded there, serialised with appends and other nodes' prunes), the rest
-    /// without it, so appends go on during a large prune. Interrupted, the rest stay below the recorded prune (the chain
-    /// checks start after it) until the next prune deletes them with its own.
+    /// without it, so appends go on during a large prune. See ``EventPruneStore/pruneEvents(_:)`` for what an
+    /// interruption leaves.
     public func pruneEvents(_ prune: EventPruneRecord) async throws -> Int {
         try prune.validate()
         let logger = self.logger
@@ -732,12 +732,20 @@ public final class PostgresStore: MenshenStore {
                     """, logger: logger).decode(Int.self) { deleted += 1 }
                 return deleted
             }
+            // Until a chunk finds nothing (not until one comes back short: another node's prune deleting the same oldest
+            // rows makes a chunk short while more remain). A failure here leaves the rest to the next prune.
             var last = deleted
-            while last == chunkSize {
+            while last > 0 {
                 last = 0
-                for try await _ in try await client.query("""
-                    DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= \(prune.throughSequence) ORDER BY seq LIMIT \(chunkSize)) RETURNING 1
-                    """, logger: logger).decode(Int.self) { last += 1 }
+                do {
+                    try Task.checkCancellation()
+                    for try await _ in try await client.query("""
+                        DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= \(prune.throughSequence) ORDER BY seq LIMIT \(chunkSize)) RETURNING 1
+                        """, logger: logger).decode(Int.self) { last += 1 }
+                } catch {
+                    logger.warning("prune: a later chunk failed; the rest is deleted by the next prune", metadata: ["error": "\(error)"])
+                    break
+                }
                 deleted += last
             }
             return deleted

@@ -713,11 +713,11 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
     /// Events a prune deletes per transaction (``pruneEvents(_:)``).
     public static let pruneChunk = 5_000
 
-    /// Records the prune and deletes the events through its boundary, ``pruneChunk`` per transaction: the write lock is
-    /// let go between chunks, so appends (the gateway's decisions, which with `audit.when_unwritten: refuse` pause
-    /// access when they wait too long) go on during a large prune. Interrupted (a crash), the rest stay below the
-    /// recorded prune (the chain checks start after it; a follower starting from the log's beginning reads them as
-    /// before) until the next prune deletes them with its own.
+    /// Records the prune and deletes the events through its boundary, ``pruneChunk`` per transaction, pausing 100 ms
+    /// between chunks: the write lock is let go between them long enough for a writer of another process to get it
+    /// (SQLite's busy handler sleeps up to 100 ms between tries), so appends — the gateway's decisions, which with
+    /// `audit.when_unwritten: refuse` pause access when they wait too long — go on during a large prune, run here
+    /// or by `menshen audit prune`. See ``EventPruneStore/pruneEvents(_:)`` for what an interruption leaves.
     public func pruneEvents(_ prune: EventPruneRecord) async throws -> Int {
         try prune.validate()
         let chunk = "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? ORDER BY seq LIMIT \(Self.pruneChunk))"
@@ -734,12 +734,17 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
             try db.execute(sql: chunk, arguments: [prune.throughSequence])
             return db.changesCount
         }
+        // Until a chunk finds nothing (not until one comes back short: rows another process deleted meanwhile make a
+        // chunk short while more remain). A failure here leaves the rest to the next prune (the prune is recorded).
         var last = deleted
-        while last == Self.pruneChunk {
-            last = try await write { db in
-                try db.execute(sql: chunk, arguments: [prune.throughSequence])
-                return db.changesCount
-            }
+        while last > 0 {
+            do {
+                try await Task.sleep(for: .milliseconds(100))
+                last = try await write { db in
+                    try db.execute(sql: chunk, arguments: [prune.throughSequence])
+                    return db.changesCount
+                }
+            } catch { break }
             deleted += last
         }
         return deleted

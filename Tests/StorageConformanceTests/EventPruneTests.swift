@@ -90,7 +90,37 @@ struct EventPruneTests {
         await f.cleanup()
     }
 
-    @Test("a prune interrupted after its record (a crash between chunks) leaves events below it; the next prune deletes them with its own", arguments: MigrationTests.sqlBackends)
+    @Test("SQLite: a writer of another connection (as of another process) gets the lock between a prune's chunks, within a 2 s busy timeout")
+    func chunkedAcrossConnections() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prune-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("m.sqlite").path
+        let pruner = try SQLiteStore(path: path)
+        let writer = try SQLiteStore(path: path, busyTimeout: 2)
+        let total = 6 * SQLiteStore.pruneChunk
+        var stored: [StoredEvent] = []
+        while stored.count < total {
+            stored += try await pruner.appendEvents(Self.events(min(2_000, total - stored.count), from: stored.count), hasher: EventChain.hasher)
+        }
+        let through = stored[total - 2]
+        let record = EventPruneRecord(throughSequence: through.sequence, throughHash: through.hash, eventCount: through.sequence,
+                                      exportSHA256: Self.digest, prunedAt: Self.t0)
+        let pruning = Task { (try await pruner.pruneEvents(record), ContinuousClock.now) }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try await writer.eventCount() == total, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        // Several appends through the other connection while the prune goes on: none waits out its busy timeout.
+        for n in 0..<3 { _ = try await writer.appendEvents(Self.events(1, from: total + n), hasher: EventChain.hasher) }
+        let appendsDone = ContinuousClock.now
+        let (deleted, pruneDone) = try await pruning.value
+        #expect(deleted == Int(through.sequence))
+        #expect(appendsDone < pruneDone)
+        #expect(try await pruner.events(after: 0, limit: 10).map(\.sequence) == Array((through.sequence + 1)...Int64(total + 3)))
+        try await writer.close()
+        try await pruner.close()
+    }
+
+    @Test("a prune interrupted after its record (a crash between chunks) leaves events below it; the next prune deletes them with its own (what chunked deletes rely on)", arguments: MigrationTests.sqlBackends)
     func interrupted(_ backend: Backend) async throws {
         let f = try await Fixture.make(backend)
         do {

@@ -8,7 +8,7 @@ import MenshenVisibility
 /// Retention for the audit log, export first (`menshen audit prune`): the records to go are written to an
 /// export file (``AuditExport``), which is synced and read back and verified (count, every link, both
 /// signed checkpoints) before anything is deleted; then an OCSF Event Log Activity (1008, Delete) records
-/// the prune in the log itself, and the store deletes the records in one transaction
+/// the prune in the log itself, and the store records the prune and deletes the records in short transactions
 /// (``EventPruneStore``). The cut is always at a record that a trusted checkpoint signed, so the rest of
 /// the log still verifies from there and the export verifies on its own.
 public struct AuditPruner: Sendable {
@@ -173,7 +173,8 @@ public struct AuditPruner: Sendable {
         return (verifier.finish(), hex, bytes)
     }
 
-    /// Records the prune as an audit event, then deletes the exported records in one transaction.
+    /// Records the prune as an audit event, then has the store record it and delete the exported records
+    /// (a chunk per transaction, ``EventPruneStore/pruneEvents(_:)``).
     /// Returns how many were deleted.
     public func prune(_ plan: Plan, exported: Exported, actor: String) async throws -> Int {
         let facts = AuditPruneEvent.Facts(from: plan.from, through: plan.through, throughHash: plan.end.hash, keyID: plan.end.keyID,

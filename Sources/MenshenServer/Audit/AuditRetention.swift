@@ -47,8 +47,8 @@ public enum AuditPruneConsumers {
 /// signed over the new head. The cut never passes the lowest cursor of the log's consumers
 /// (``AuditPruneConsumers``); a hold-back is logged with the consumer's name.
 ///
-/// Several nodes on one PostgreSQL database may each run it: the store deletes under the event chain's
-/// advisory lock and refuses a prune that does not extend the last one (`conflict`), so records are deleted
+/// Several nodes on one PostgreSQL database may each run it: the store checks and records a prune under the
+/// event chain's advisory lock and refuses one that does not extend the last (`conflict`), so records are deleted
 /// once; the pruner also re-reads the last prune just before recording its event, so a node that lost the
 /// race normally stops before writing anything but its export file (which it then removes).
 public struct AuditRetention: Service {
