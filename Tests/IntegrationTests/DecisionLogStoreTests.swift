@@ -22,19 +22,13 @@ struct DecisionLogStoreTests {
 
     @Test("refuse: access refused after the grace while the database is locked; written again in order once it is free; nothing dropped")
     func lockedStore() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("declog-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (store, path, dir) = try Self.tempStore(busyTimeout: 0.2)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("m.sqlite").path
-        let store = try SQLiteStore(path: path, busyTimeout: 0.2)
         let log = DecisionLog(store: store, clock: SystemClock(), whenUnwritten: .refuse, grace: .milliseconds(800))
         #expect(log.admitsAccess, "nothing waiting")
 
         // Another connection takes the write lock and keeps it.
-        var config = Configuration()
-        config.allowsUnsafeTransactions = true   // the transaction is meant to stay open between accesses
-        let blocker = try DatabaseQueue(path: path, configuration: config)
-        try blocker.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        let blocker = try Self.writeLockHolder(path)
 
         for n in 0..<5 { log.record(Self.trail("r\(n)")) }
         #expect(log.admitsAccess, "within the grace")
@@ -61,6 +55,15 @@ struct DecisionLogStoreTests {
         try await store.close()
     }
 
+    /// Another connection on the database at `path`, holding its write lock (an open `BEGIN IMMEDIATE`) until `COMMIT`.
+    static func writeLockHolder(_ path: String) throws -> DatabaseQueue {
+        var config = Configuration()
+        config.allowsUnsafeTransactions = true   // the transaction is meant to stay open between accesses
+        let blocker = try DatabaseQueue(path: path, configuration: config)
+        try blocker.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        return blocker
+    }
+
     static func tempStore(busyTimeout: TimeInterval = 5) throws -> (SQLiteStore, String, URL) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("declog-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -73,10 +76,7 @@ struct DecisionLogStoreTests {
         let (store, path, dir) = try Self.tempStore(busyTimeout: 0.2)
         defer { try? FileManager.default.removeItem(at: dir) }
         let log = DecisionLog(store: store, clock: SystemClock(), whenUnwritten: .refuse)
-        var config = Configuration()
-        config.allowsUnsafeTransactions = true
-        let blocker = try DatabaseQueue(path: path, configuration: config)
-        try blocker.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        let blocker = try Self.writeLockHolder(path)
         for n in 0..<3 { log.record(Self.trail("a\(n)")) }
         await log.flush(waitForLastWrite: false)   // returns with the write under way; it fails on the lock
         log.record(Self.trail("b0"))
@@ -188,10 +188,7 @@ struct AuditFailClosedServeTests {
         #expect(try await TimedMultiNodeTests.until(200, server.gateway + "/healthz", cookie: cookie, limit: 10) != nil)
         // Everything so far written: then the lock.
         try await Task.sleep(for: .milliseconds(600))
-        var config = Configuration()
-        config.allowsUnsafeTransactions = true
-        let blocker = try DatabaseQueue(path: server.database, configuration: config)
-        try blocker.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        let blocker = try DecisionLogStoreTests.writeLockHolder(server.database)
         let locked = Date()
         var forwarded = 1, refusedAt: Double?
         while Date().timeIntervalSince(locked) < 15 {

@@ -12,8 +12,32 @@ struct EventPruneTests {
     static let t0 = Date(timeIntervalSince1970: 1_795_000_000)
     static let digest = String(repeating: "ab", count: 32)
 
-    static func events(_ n: Int, from: Int = 0) -> [NewEvent] {
-        (0..<n).map { NewEvent(id: UUID(), time: t0.addingTimeInterval(Double(from + $0)), classUID: 3002, payloadJSON: "{\"n\":\(from + $0)}") }
+    static func events(_ n: Int, from: Int = 0, padding: String = "") -> [NewEvent] {
+        (0..<n).map {
+            NewEvent(id: UUID(), time: t0.addingTimeInterval(Double(from + $0)), classUID: 3002,
+                     payloadJSON: padding.isEmpty ? "{\"n\":\(from + $0)}" : "{\"n\":\(from + $0),\"pad\":\"\(padding)\"}")
+        }
+    }
+
+    /// `total` events appended 2,000 at a time.
+    static func fill(_ s: any EventStore, _ total: Int, padding: String = "") async throws -> [StoredEvent] {
+        var stored: [StoredEvent] = []
+        while stored.count < total {
+            stored += try await s.appendEvents(events(min(2_000, total - stored.count), from: stored.count, padding: padding), hasher: EventChain.hasher)
+        }
+        return stored
+    }
+
+    /// A prune through `through` started in a task (its count and when it ended), returned once its first chunk is
+    /// gone as `watcher` sees it (the log held `total` events before).
+    static func pruneStarted(_ pruner: any EventStore & EventPruneStore, through: StoredEvent, total: Int, watcher: any EventStore) async throws
+        -> (record: EventPruneRecord, task: Task<(Int, ContinuousClock.Instant), any Error>) {
+        let record = EventPruneRecord(throughSequence: through.sequence, throughHash: through.hash, eventCount: through.sequence,
+                                      exportSHA256: digest, prunedAt: t0)
+        let task = Task { (try await pruner.pruneEvents(record), ContinuousClock.now) }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try await watcher.eventCount() == total, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        return (record, task)
     }
 
     @Test("a prune deletes exactly the records through its boundary and is remembered; wrong hashes, repeats and bad records change nothing", arguments: Backend.available)
@@ -60,23 +84,11 @@ struct EventPruneTests {
             let s = f.store
             let chunk = SQLiteStore.pruneChunk
             #expect(chunk == PostgresStore.pruneChunk)
-            let padding = String(repeating: "p", count: 400)
-            var stored: [StoredEvent] = []
             let total = 8 * chunk + 17
-            while stored.count < total {
-                let batch = (0..<min(2_000, total - stored.count)).map { i in
-                    NewEvent(id: UUID(), time: Self.t0.addingTimeInterval(Double(stored.count + i)), classUID: 3002,
-                             payloadJSON: "{\"n\":\(stored.count + i),\"pad\":\"\(padding)\"}")
-                }
-                stored += try await s.appendEvents(batch, hasher: EventChain.hasher)
-            }
+            let stored = try await Self.fill(s, total, padding: String(repeating: "p", count: 400))
             let through = stored[total - 11]
-            let record = EventPruneRecord(throughSequence: through.sequence, throughHash: through.hash, eventCount: through.sequence,
-                                          exportSHA256: Self.digest, prunedAt: Self.t0)
-            let pruning = Task { (try await s.pruneEvents(record), ContinuousClock.now) }
             // Once the first chunk is gone (its transaction committed), an append.
-            let deadline = ContinuousClock.now + .seconds(60)
-            while try await s.eventCount() == total, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+            let (record, pruning) = try await Self.pruneStarted(s, through: through, total: total, watcher: s)
             let appended = try await s.appendEvents(Self.events(1, from: total), hasher: EventChain.hasher)
             let appendDone = ContinuousClock.now
             let (deleted, pruneDone) = try await pruning.value
@@ -99,16 +111,9 @@ struct EventPruneTests {
         let pruner = try SQLiteStore(path: path)
         let writer = try SQLiteStore(path: path, busyTimeout: 2)
         let total = 6 * SQLiteStore.pruneChunk
-        var stored: [StoredEvent] = []
-        while stored.count < total {
-            stored += try await pruner.appendEvents(Self.events(min(2_000, total - stored.count), from: stored.count), hasher: EventChain.hasher)
-        }
+        let stored = try await Self.fill(pruner, total)
+        let (_, pruning) = try await Self.pruneStarted(pruner, through: stored[total - 2], total: total, watcher: writer)
         let through = stored[total - 2]
-        let record = EventPruneRecord(throughSequence: through.sequence, throughHash: through.hash, eventCount: through.sequence,
-                                      exportSHA256: Self.digest, prunedAt: Self.t0)
-        let pruning = Task { (try await pruner.pruneEvents(record), ContinuousClock.now) }
-        let deadline = ContinuousClock.now + .seconds(60)
-        while try await writer.eventCount() == total, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
         // Several appends through the other connection while the prune goes on: none waits out its busy timeout.
         for n in 0..<3 { _ = try await writer.appendEvents(Self.events(1, from: total + n), hasher: EventChain.hasher) }
         let appendsDone = ContinuousClock.now
