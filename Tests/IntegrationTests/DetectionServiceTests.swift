@@ -64,9 +64,10 @@ struct DetectionServiceTests {
             return Task { try? await service.run() }
         }
 
-        /// Polls the log until `done` holds (at most 15 s); returns the events then.
+        /// Polls the log until `done` holds (at most 60 s: under the parallel suite the spray, its finding and the
+        /// webhook's two attempts took more than 15 s); returns the events then.
         func waitFor(_ what: String, _ done: @Sendable ([StoredEvent]) -> Bool) async throws -> [StoredEvent] {
-            let deadline = Date().addingTimeInterval(15)
+            let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {
                 let events = try await store.events(after: 0, limit: 10_000)
                 if done(events) { return events }
