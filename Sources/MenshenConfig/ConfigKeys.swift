@@ -206,6 +206,8 @@ public enum ConfigKeys {
                       doc: "A playbook step marked approval: required waits this long for menshen playbook approve or reject; then it expires and nothing is done (recorded as an event)."),
         ConfigKeySpec(path: "response.case_window_seconds", kind: .integer(60...2_592_000), defaultValue: "86400",
                       doc: "A detection finding joins the open case of the same subject (user, or source address for spraying-like findings) and ATT&CK tactic whose latest finding is at most this long before it; otherwise it opens a new case (menshen case …)."),
+        ConfigKeySpec(path: "response.detections_enabled", kind: .boolean, defaultValue: "true",
+                      doc: "Run the detections and playbooks on this node: follow the event log, write findings, carry out playbooks and approved steps, keep cases and risk scores. With several nodes on one PostgreSQL database, leave it on for exactly one (each node that runs them writes every finding and carries out every playbook again) and off on the others; off, this node's gateway does not spend its CPU on them. At least one node must run them: with none, nothing is detected."),
         ConfigKeySpec(path: "response.playbooks_file", kind: .string, defaultValue: "",
                       doc: "YAML file of playbooks: which detection findings (by rule, ATT&CK technique, minimum severity) trigger which actions (revoke_sessions, disable_user, webhook, log). Read again every gateway.reload_interval_seconds; a change that does not load is refused and the running set stays. Empty: the built-in set (log findings; end sessions after session-cookie reuse or impossible travel). See docs/operations.md."),
     ]

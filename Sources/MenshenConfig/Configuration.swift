@@ -180,6 +180,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var approvalTimeoutSeconds: Int = 3600
         /// `response.case_window_seconds`: how far back an open case's latest finding may be for a new finding to join it.
         public var caseWindowSeconds: Int = 86400
+        /// `response.detections_enabled`: whether this node runs the detection service (default true).
+        public var detectionsEnabled = true
     }
 
     public var organisation: Organisation
@@ -250,7 +252,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
         device = Device(caFile: s("device.ca_file"), complianceFile: s("device.compliance_file"), advisoriesDir: s("device.advisories_dir"))
         device.tpmCAFile = s("device.tpm_ca_file")
         response = Response(playbooksFile: s("response.playbooks_file"), approvalTimeoutSeconds: i("response.approval_timeout_seconds"),
-                            caseWindowSeconds: i("response.case_window_seconds"))
+                            caseWindowSeconds: i("response.case_window_seconds"), detectionsEnabled: s("response.detections_enabled") == "true")
         jsonLinesExport = JSONLinesExport(enabled: s("export.jsonl.enabled") == "true", path: s("export.jsonl.path"),
                                           maxFileBytes: i("export.jsonl.max_file_bytes"), keepFiles: i("export.jsonl.keep_files"))
         assessment = AssessmentSettings(signingKeyFile: s("assessment.signing_key_file"))

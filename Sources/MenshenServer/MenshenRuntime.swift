@@ -141,12 +141,17 @@ public struct MenshenRuntime: Sendable {
         if config.webhookExport.enabled {   // HTTPS webhook export in batches: reads the event log only (Export/WebhookExporter)
             services.append(try WebhookExporter.configured(config, store: store, clock: clock, logger: logger))
         }
-        // Detections and playbooks: a playbooks file that does not load stops the start (like the routes file).
+        // Detections and playbooks: a playbooks file that does not load stops the start (like the routes file), also on a
+        // node that leaves them to another (its file is checked all the same, so a node can take over by configuration).
         let playbooks = try PlaybookState(file: config.response.playbooksFile)
-        services.append(DetectionService(store: store, playbooks: playbooks, clock: clock, logger: logger,
-                                         reloadInterval: .seconds(config.gateway.reloadIntervalSeconds),
-                                         approvalTimeout: .seconds(config.response.approvalTimeoutSeconds),
-                                         caseWindow: .seconds(config.response.caseWindowSeconds)))
+        if config.response.detectionsEnabled {
+            services.append(DetectionService(store: store, playbooks: playbooks, clock: clock, logger: logger,
+                                             reloadInterval: .seconds(config.gateway.reloadIntervalSeconds),
+                                             approvalTimeout: .seconds(config.response.approvalTimeoutSeconds),
+                                             caseWindow: .seconds(config.response.caseWindowSeconds)))
+        } else {
+            logger.notice("detections and playbooks are off on this node (response.detections_enabled: false): another node must run them")
+        }
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))
         }

@@ -321,6 +321,45 @@ struct AssessmentFactsTests {
         #expect(f.roles.roles.value.contains { $0.holders == 0 }, "the seed has a role without an active holder")
     }
 
+    @Test("a node that leaves detections to another (response.detections_enabled: false): they count while the shared cursor keeps up with the log, not without a cursor or more than ten minutes behind")
+    func detectionsOnAnotherNode() async throws {
+        var w = try await Self.world()
+        do {
+            let now = Self.t0.addingTimeInterval(7200)
+            func facts() async throws -> DeploymentFacts.Visibility {
+                try await AssessmentFacts.gather(configuration: w.config, store: w.store, window: 86_400, now: now).visibility
+            }
+            func append(at time: Date) async throws -> Int64 {
+                let e = NewEvent(id: UUID(), time: time, classUID: 3002, payloadJSON: #"{"class_uid":3002}"#)
+                return try #require(try await w.store.appendEvents([e], hasher: EventChain.hasher).last?.sequence)
+            }
+            let running = try await facts().detections.value.count
+            #expect(running >= 11, "this node runs them (the default)")
+
+            w.config.response.detectionsEnabled = false
+            let never = try await facts()
+            #expect(never.detections.value.isEmpty)
+            #expect(never.detections.query.contains("no node ever saved the consumer cursor `detections`"), "\(never.detections.query)")
+
+            let old = try await append(at: now.addingTimeInterval(-11 * 60))
+            try await w.store.saveCursor(named: DetectionService.cursorName, sequence: old - 1, at: now)
+            let behind = try await facts()
+            #expect(behind.detections.value.isEmpty, "the first unexamined event is eleven minutes old")
+            #expect(behind.detections.query.contains("left event \(old)") && behind.detections.query.contains("no node keeps up"),
+                    "\(behind.detections.query)")
+
+            try await w.store.saveCursor(named: DetectionService.cursorName, sequence: old, at: now)
+            let caughtUp = try await facts()
+            #expect(caughtUp.detections.value.count == running)
+            #expect(caughtUp.detections.query.contains("run by another node"), "\(caughtUp.detections.query)")
+            _ = try await append(at: now.addingTimeInterval(-9 * 60))
+            #expect(try await facts().detections.value.count == running, "nine minutes behind: still keeping up")
+            _ = try await append(at: now.addingTimeInterval(-20 * 60))   // written late with an old time: the next after the cursor is still recent
+            #expect(try await facts().detections.value.count == running)
+        } catch { await Self.close(w); throw error }
+        await Self.close(w)
+    }
+
     @Test("a long event scan reports its progress (a line per N events read, and when it is done)")
     func scanProgress() async throws {
         let w = try await Self.world()

@@ -179,12 +179,7 @@ struct AuditFailClosedServeTests {
         }.value
         defer { server.stop() }
         let store = try SQLiteStore(path: server.database)
-        try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
-        try await store.createUser(UserRecord(id: "amy", displayName: "amy", createdAt: Date()))
-        try await store.addMember("amy", to: "staff")
-        let sessions = SessionManager(store: store, clock: SystemClock(), random: SystemRandomSource())
-        let cookie = try await sessions.issue(SessionGrant(userID: "amy", levelOfAssurance: 2, amr: ["pwd", "otp"], aal: nil,
-                                                           phishingResistant: false)).token
+        let cookie = try await RiskScoreGatewayTests.amyOfStaff(store)
         #expect(try await TimedMultiNodeTests.until(200, server.gateway + "/healthz", cookie: cookie, limit: 10) != nil)
         // Everything so far written: then the lock.
         try await Task.sleep(for: .milliseconds(600))

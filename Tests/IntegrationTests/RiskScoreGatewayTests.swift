@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import MenshenCore
 import MenshenEnforcementPoint
 import MenshenPolicyAdministrator
@@ -195,6 +196,71 @@ struct RiskScoreGatewayTests {
         #expect(try await Self.ask(node, token: try #require(cookies["carl"])) == "allow 0", "other users are unaffected")
         try await other.close()
         try await store.close()
+    }
+
+    @Test("a node with response.detections_enabled: false leaves detections to another: the attack writes no finding, no cursor and no risk there while its gateway goes on logging decisions; a detection service of another node on the same database finds it, and this node's gateway denies amy")
+    func detectionsLeftToAnotherNode() async throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try await Harness.offPool {
+            UncheckedBox(value: try Server(dir: dir, extra: "response:\n  detections_enabled: false\n"))
+        }.value
+        defer { server.stop() }
+        let store = try SQLiteStore(path: server.database)
+        let cookie = try await RiskScoreGatewayTests.amyOfStaff(store)
+        #expect(try await TimedMultiNodeTests.until(200, server.gateway + "/healthz", cookie: cookie, limit: 10) != nil)
+
+        // The same attack as above: a spray over twelve names, then guessing amy's password (55 points when detected).
+        let identity = IdentityEvents(store: store, clock: SystemClock(), random: SystemRandomSource())
+        for name in ["amy", "bo", "admin", "root", "teller01", "teller02", "ops", "backup", "audit", "guest", "svc-batch", "scanner"] {
+            try await identity.authentication(.logon, user: name == "amy" ? "amy" : nil, userName: name, success: false,
+                                              detail: "wrong password", source: "198.51.100.23", factors: ["pwd"])
+        }
+        for _ in 0..<4 {
+            try await identity.authentication(.logon, user: "amy", userName: "amy", success: false, detail: "wrong password",
+                                              source: "203.0.113.9", factors: ["pwd"])
+        }
+        let attackEnd = try await store.events(after: 0, limit: 100_000).last?.sequence ?? 0
+        // The server is at work meanwhile: amy's requests after the attack are forwarded and their decisions logged. Three
+        // seconds is thirty polls of a detection service that would follow the log (it finds this attack in well under one).
+        let watched = Date()
+        var decisionsAfter = 0
+        while Date().timeIntervalSince(watched) < 3 {
+            #expect(try await Self.status(server.gateway, cookie: cookie) == 200, "amy is admitted: nothing was detected on this node")
+            decisionsAfter = try await store.events(after: attackEnd, limit: 100_000).filter { $0.event.classUID == 6001 }.count
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(decisionsAfter > 0, "the server logged its decisions while it was watched: \(server.err.text.suffix(1500))")
+        #expect(try await store.events(after: 0, limit: 100_000).filter { $0.event.classUID == 2004 }.isEmpty, "no finding on this node")
+        #expect(try await store.cursor(named: DetectionService.cursorName) == nil, "its detection service never ran")
+        #expect(try await store.riskScore(of: "amy") == nil)
+        #expect(server.err.text.contains("detections and playbooks are off on this node"), "the log says so: \(server.err.text.suffix(1500))")
+
+        // Another node's detection service on the same database finds the attack; the risk it stores reaches this node's gate.
+        let other = try SQLiteStore(path: server.database)
+        let detections = DetectionService(store: other, playbooks: try PlaybookState(file: ""), clock: SystemClock(),
+                                          logger: Logger(label: "test.other-node"), reloadInterval: .seconds(3600),
+                                          pollInterval: .milliseconds(50), startAfter: 0)
+        let task = Task { try? await detections.run() }
+        defer { task.cancel() }
+        #expect(try await TimedMultiNodeTests.until(403, server.gateway + "/healthz", cookie: cookie, limit: 15) != nil,
+                "amy is denied once the other node stored her risk: \(server.err.text.suffix(1500))")
+        #expect(try await store.events(after: 0, limit: 100_000).filter { $0.event.classUID == 2004 }.count == 2,
+                "the spray and the guessing, each found once")
+        task.cancel()
+        await task.value
+        try await other.close()
+        try await store.close()
+    }
+
+    /// Group `staff` with user amy in it, written into the server's database, and a session of amy's (LoA 2): its token.
+    static func amyOfStaff(_ store: SQLiteStore) async throws -> String {
+        try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
+        try await store.createUser(UserRecord(id: "amy", displayName: "amy", createdAt: Date()))
+        try await store.addMember("amy", to: "staff")
+        let sessions = SessionManager(store: store, clock: SystemClock(), random: SystemRandomSource())
+        return try await sessions.issue(SessionGrant(userID: "amy", levelOfAssurance: 2, amr: ["pwd", "otp"], aal: nil,
+                                                     phishingResistant: false)).token
     }
 
     /// A `PolicyGate` as another gateway node would run it, with the route and the server's policies.

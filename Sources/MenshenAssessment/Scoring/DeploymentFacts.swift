@@ -343,7 +343,8 @@ public struct DeploymentFacts: Sendable, Equatable, Codable {
         public var jsonLinesExport = Fact(false, query: "")
         /// `export.webhook.enabled`.
         public var webhookExport = Fact(false, query: "")
-        /// The detections the server runs (always on in `menshen serve`).
+        /// The detections the server runs (`menshen serve`, unless `response.detections_enabled` is off: then those another
+        /// node runs, while the shared cursor keeps up with the log, else none).
         public var detections = Fact<[Detection]>([], query: "")
         /// Detection Findings (2004) in the window.
         public var findings = Fact(0, query: "")

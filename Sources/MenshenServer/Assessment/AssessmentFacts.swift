@@ -55,6 +55,7 @@ public enum AssessmentFacts {
         try await gateway(&facts, config: config, store: store, now: now)
         try await devices(&facts, config: config, store: store, now: now)
         visibility(&facts, config: config)
+        try await detectionsElsewhere(&facts, config: config, store: store, now: now)
         facts.data.auditRetentionDays = Fact(config.audit.retentionDays, query: "audit.retention_days = \(config.audit.retentionDays)")
         let lifetime = config.identity.sessionPrivilegedLifetimeSeconds
         facts.roles.privilegedSessionLifetimeSeconds = Fact(lifetime, query: "identity.session.privileged_lifetime_seconds = \(lifetime)")
@@ -395,6 +396,29 @@ public enum AssessmentFacts {
         }
         let source = config.response.playbooksFile.isEmpty ? "the built-in playbooks" : "response.playbooks_file \(config.response.playbooksFile)"
         f.visibility.detections = Fact(detections, query: "the built-in detections the server runs (BuiltInRules: Sigma and Swift, ATT&CK tags), matched against \(source)")
+    }
+
+    /// How old the oldest event the detections have not examined may be for them to count as running on another node.
+    static let detectionLagLimit: TimeInterval = 600
+
+    /// On a node that leaves detections to another (`response.detections_enabled: false`), they count as running only
+    /// while the shared consumer cursor `detections` keeps up with the log: the first event after it is at most
+    /// ``detectionLagLimit`` old, or there is none. Otherwise no detection runs, and the query says why.
+    static func detectionsElsewhere(_ f: inout DeploymentFacts, config: MenshenConfiguration, store: any MenshenStore, now: Date) async throws {
+        guard !config.response.detectionsEnabled else { return }
+        let here = "response.detections_enabled = false on this node"
+        guard let cursor = try await store.cursor(named: DetectionService.cursorName) else {
+            f.visibility.detections = Fact([], query: "\(here), and no node ever saved the consumer cursor `\(DetectionService.cursorName)`: no detection runs")
+            return
+        }
+        if let next = try await store.events(after: cursor, limit: 1).first, now.timeIntervalSince(next.event.time) > detectionLagLimit {
+            f.visibility.detections = Fact([], query: "\(here), and the consumer cursor `\(DetectionService.cursorName)` (at sequence \(cursor)) has "
+                                                + "left event \(next.sequence) of \(StoreCoding.millis(next.event.time)) ms unexamined for more than "
+                                                + "\(Int(detectionLagLimit / 60)) minutes: no node keeps up")
+            return
+        }
+        f.visibility.detections = Fact(f.visibility.detections.value, query: f.visibility.detections.query + "; run by another node (\(here); "
+                                       + "the consumer cursor `\(DetectionService.cursorName)` at sequence \(cursor) keeps up with the log)")
     }
 
     /// Whether a playbook answers a detection's findings with more than a log line (the same matching as `Playbook.matches`).
