@@ -151,6 +151,7 @@ public struct MenshenRuntime: Sendable {
                                              caseWindow: .seconds(config.response.caseWindowSeconds)))
         } else {
             logger.notice("detections and playbooks are off on this node (response.detections_enabled: false): another node must run them")
+            services.append(DetectionLagWatch(store: store, clock: clock, logger: logger))
         }
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))

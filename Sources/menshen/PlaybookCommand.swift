@@ -73,7 +73,7 @@ struct PlaybookCommand: AsyncParsableCommand {
             }
             let event = try ResponseEvents.approvalDecision(record, approved: approve, operator: who, id: UUID(), at: now)
             _ = try await db.appendEvents([event], hasher: EventChain.hasher)
-            print(approve ? "approved \(run) (\(record.playbook): \(record.action)); the server carries it out within a second"
+            print(approve ? "approved \(run) (\(record.playbook): \(record.action)); the server that runs the detections carries it out within a second"
                           : "rejected \(run) (\(record.playbook): \(record.action)); nothing will be done")
         }
     }

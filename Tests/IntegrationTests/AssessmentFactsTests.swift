@@ -340,6 +340,14 @@ struct AssessmentFactsTests {
             let never = try await facts()
             #expect(never.detections.value.isEmpty)
             #expect(never.detections.query.contains("no node ever saved the consumer cursor `detections`"), "\(never.detections.query)")
+            #expect(never.detectionsStopped)
+            let verdicts = PrincipleRules.evaluate(facts: try await AssessmentFacts.gather(configuration: w.config, store: w.store, window: 86_400, now: now),
+                                                   attestations: [], now: now)
+            for principle in ["4.3", "5.2"] {   // behaviour and risk; data exfiltration
+                #expect(verdicts[principle]?.verdict == .notMet)
+                #expect(verdicts[principle]?.remedy?.en.hasPrefix("Run the detections on one node (response.detections_enabled: true there") == true,
+                        "\(principle): \(verdicts[principle]?.remedy?.en ?? "")")
+            }
 
             let old = try await append(at: now.addingTimeInterval(-11 * 60))
             try await w.store.saveCursor(named: DetectionService.cursorName, sequence: old - 1, at: now)
@@ -351,7 +359,7 @@ struct AssessmentFactsTests {
             try await w.store.saveCursor(named: DetectionService.cursorName, sequence: old, at: now)
             let caughtUp = try await facts()
             #expect(caughtUp.detections.value.count == running)
-            #expect(caughtUp.detections.query.contains("run by another node"), "\(caughtUp.detections.query)")
+            #expect(caughtUp.detections.query.contains("run by another node") && !caughtUp.detectionsStopped, "\(caughtUp.detections.query)")
             _ = try await append(at: now.addingTimeInterval(-9 * 60))
             #expect(try await facts().detections.value.count == running, "nine minutes behind: still keeping up")
             _ = try await append(at: now.addingTimeInterval(-20 * 60))   // written late with an old time: the next after the cursor is still recent

@@ -346,6 +346,8 @@ public struct DeploymentFacts: Sendable, Equatable, Codable {
         /// The detections the server runs (`menshen serve`, unless `response.detections_enabled` is off: then those another
         /// node runs, while the shared cursor keeps up with the log, else none).
         public var detections = Fact<[Detection]>([], query: "")
+        /// True when ``detections`` is empty because this node leaves them to another and none runs them (its query says why).
+        public var detectionsStopped = false
         /// Detection Findings (2004) in the window.
         public var findings = Fact(0, query: "")
         /// Cases (incidents grouping findings, `menshen case`) opened in the window: Incident Finding (2005) activity 1 Create.

@@ -273,8 +273,8 @@ public enum PrincipleRules {
         let fix = T("Enable export.syslog, export.jsonl or export.webhook to the SOC's SIEM and bind playbooks (revoke_sessions, webhook ticket) to the \(name.en) detections; follow findings up as cases (menshen case).",
                     "啟用 export.syslog、export.jsonl 或 export.webhook 匯出至 SOC 之 SIEM，並為\(name.zhTW)偵測規則設定劇本（revoke_sessions、webhook 工單）；以事件單追蹤偵測告警（menshen case）。")
         if v.exported && !detections.isEmpty && !responded.isEmpty && problems.isEmpty { return eval(.met, why, m) }
-        if v.exported || !detections.isEmpty { return eval(.partiallyMet, why, m, fix) }
-        return eval(.notMet, why, m, fix)
+        if v.exported || !detections.isEmpty { return eval(.partiallyMet, why, m, runningDetections(v, fix)) }
+        return eval(.notMet, why, m, runningDetections(v, fix))
     }
 
     // MARK: Device
@@ -546,7 +546,7 @@ public enum PrincipleRules {
         let why = T("\(detections.count) detections feed per-user baselines and a 0–100 risk score; \(risk.count) policies read context.risk.score.",
                     "\(detections.count) 項偵測提供個人行為基準與 0–100 風險分數；\(risk.count) 項政策讀取 context.risk.score。")
         let fix = T("Write a policy that steps up or denies above a risk score (context.risk.score).", "撰寫於風險分數超過門檻時要求升級驗證或拒絕之政策（context.risk.score）。")
-        if detections.isEmpty { return eval(.notMet, why, m, fix) }
+        if detections.isEmpty { return eval(.notMet, why, m, runningDetections(f.visibility, fix)) }
         return risk.isEmpty ? eval(.partiallyMet, why, m, fix) : eval(.met, why, m)
     }
 
@@ -560,7 +560,7 @@ public enum PrincipleRules {
         let why = T("\(detections.count) data detections (\(detections.map(\.title).joined(separator: "; "))) compare use with per-user baselines; \(responded.count) answered by a playbook that acts.",
                     "\(detections.count) 項資料偵測（\(detections.map(\.title).joined(separator: "；"))）比對個人使用基準；\(responded.count) 項有採取行動之劇本回應。")
         let fix = T("Bind a playbook (revoke_sessions, require_step_up) to the abnormal download volume detection.", "為異常下載量偵測設定劇本（revoke_sessions、require_step_up）。")
-        if detections.isEmpty { return eval(.notMet, why, m, fix) }
+        if detections.isEmpty { return eval(.notMet, why, m, runningDetections(f.visibility, fix)) }
         return responded.isEmpty ? eval(.partiallyMet, why, m, fix) : eval(.met, why, m)
     }
 
@@ -743,6 +743,13 @@ public enum PrincipleRules {
     }
 
     static func T(_ en: String, _ zh: String) -> LocalizedText { LocalizedText(en: en, zhTW: zh) }
+
+    /// `fix`, led by running the detections when they count as none because no node runs them (``DeploymentFacts/Visibility/detectionsStopped``).
+    static func runningDetections(_ v: DeploymentFacts.Visibility, _ fix: LocalizedText) -> LocalizedText {
+        guard v.detectionsStopped else { return fix }
+        return T("Run the detections on one node (response.detections_enabled: true there; this node leaves them to another and none keeps up). " + fix.en,
+                 "於一個節點執行偵測（該節點設定 response.detections_enabled: true；本節點交由其他節點執行，但無節點跟上事件記錄）。" + fix.zhTW)
+    }
 
     static func eval(_ v: Verdict, _ why: LocalizedText, _ m: [Measurement], _ fix: LocalizedText? = nil) -> PrincipleEvaluation {
         PrincipleEvaluation(verdict: v, rationale: why, measurements: m, remedy: v == .met || v == .notApplicable ? nil : fix)

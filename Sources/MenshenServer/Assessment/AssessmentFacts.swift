@@ -398,27 +398,28 @@ public enum AssessmentFacts {
         f.visibility.detections = Fact(detections, query: "the built-in detections the server runs (BuiltInRules: Sigma and Swift, ATT&CK tags), matched against \(source)")
     }
 
-    /// How old the oldest event the detections have not examined may be for them to count as running on another node.
-    static let detectionLagLimit: TimeInterval = 600
-
     /// On a node that leaves detections to another (`response.detections_enabled: false`), they count as running only
-    /// while the shared consumer cursor `detections` keeps up with the log: the first event after it is at most
-    /// ``detectionLagLimit`` old, or there is none. Otherwise no detection runs, and the query says why.
+    /// while ``DetectionLag`` does not find them behind: the shared consumer cursor `detections` exists and the first
+    /// event after it is at most ``DetectionLag/limit`` old. Otherwise no detection runs, and the query says why.
+    /// Which playbooks answer them is still read from this node's `response.playbooks_file` (the same file on every node).
     static func detectionsElsewhere(_ f: inout DeploymentFacts, config: MenshenConfiguration, store: any MenshenStore, now: Date) async throws {
         guard !config.response.detectionsEnabled else { return }
-        let here = "response.detections_enabled = false on this node"
-        guard let cursor = try await store.cursor(named: DetectionService.cursorName) else {
-            f.visibility.detections = Fact([], query: "\(here), and no node ever saved the consumer cursor `\(DetectionService.cursorName)`: no detection runs")
-            return
+        let here = "response.detections_enabled = false on this node", cursorName = DetectionService.cursorName
+        switch try await DetectionLag.read(store, now: now) {
+        case .neverRan:
+            f.visibility.detections = Fact([], query: "\(here), and no node ever saved the consumer cursor `\(cursorName)`: no detection runs")
+            f.visibility.detectionsStopped = true
+        case .behind(let cursor, let event, let time):
+            f.visibility.detections = Fact([], query: "\(here), and the consumer cursor `\(cursorName)` (at sequence \(cursor)) has "
+                                                + "left event \(event) of \(StoreCoding.millis(time)) ms unexamined for more than "
+                                                + "\(Int(DetectionLag.limit / 60)) minutes: no node keeps up")
+            f.visibility.detectionsStopped = true
+        case .keepingUp(let cursor, let unexamined):
+            let state = unexamined ? "keeps up with the log" : "has no event after it (a quiet log: no lag, which does not show a node running)"
+            f.visibility.detections = Fact(f.visibility.detections.value, query: f.visibility.detections.query
+                                           + "; run by another node (\(here); the consumer cursor `\(cursorName)` at sequence \(cursor) \(state); "
+                                           + "the playbooks as this node's file says)")
         }
-        if let next = try await store.events(after: cursor, limit: 1).first, now.timeIntervalSince(next.event.time) > detectionLagLimit {
-            f.visibility.detections = Fact([], query: "\(here), and the consumer cursor `\(DetectionService.cursorName)` (at sequence \(cursor)) has "
-                                                + "left event \(next.sequence) of \(StoreCoding.millis(next.event.time)) ms unexamined for more than "
-                                                + "\(Int(detectionLagLimit / 60)) minutes: no node keeps up")
-            return
-        }
-        f.visibility.detections = Fact(f.visibility.detections.value, query: f.visibility.detections.query + "; run by another node (\(here); "
-                                       + "the consumer cursor `\(DetectionService.cursorName)` at sequence \(cursor) keeps up with the log)")
     }
 
     /// Whether a playbook answers a detection's findings with more than a log line (the same matching as `Playbook.matches`).

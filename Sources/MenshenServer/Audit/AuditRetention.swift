@@ -18,8 +18,9 @@ public enum AuditPruneConsumers {
     }
 
     /// The consumer cursors that count under `config`: each enabled exporter's (a missing cursor counts as 0:
-    /// a new exporter starts at the log's first record) and the detections' (always on in `menshen serve`; a
-    /// missing cursor does not count: the detections start at the head on their first start).
+    /// a new exporter starts at the log's first record) and the detections' (shared by the nodes, counted whether or not
+    /// this node runs them (`response.detections_enabled`): a cursor no node moves any more holds pruning back; a missing
+    /// cursor does not count: the detections start at the head on their first start).
     public static func cursors(_ config: MenshenConfiguration) -> [(name: String, missingMeansStart: Bool)] {
         var names: [(String, Bool)] = [(DetectionService.cursorName, false)]
         if config.syslogExport.enabled { names.append(("export.syslog", true)) }
