@@ -337,12 +337,12 @@ struct AssessmentFactsTests {
             #expect(running >= 11, "this node runs them (the default)")
 
             w.config.response.detectionsEnabled = false
-            let never = try await facts()
+            let neverFacts = try await AssessmentFacts.gather(configuration: w.config, store: w.store, window: 86_400, now: now)
+            let never = neverFacts.visibility
             #expect(never.detections.value.isEmpty)
             #expect(never.detections.query.contains("no node ever saved the consumer cursor `detections`"), "\(never.detections.query)")
             #expect(never.detectionsStopped)
-            let verdicts = PrincipleRules.evaluate(facts: try await AssessmentFacts.gather(configuration: w.config, store: w.store, window: 86_400, now: now),
-                                                   attestations: [], now: now)
+            let verdicts = PrincipleRules.evaluate(facts: neverFacts, attestations: [], now: now)
             for principle in ["4.3", "5.2"] {   // behaviour and risk; data exfiltration
                 #expect(verdicts[principle]?.verdict == .notMet)
                 #expect(verdicts[principle]?.remedy?.en.hasPrefix("Run the detections on one node (response.detections_enabled: true there") == true,

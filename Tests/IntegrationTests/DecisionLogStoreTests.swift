@@ -65,8 +65,7 @@ struct DecisionLogStoreTests {
     }
 
     static func tempStore(busyTimeout: TimeInterval = 5) throws -> (SQLiteStore, String, URL) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("declog-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try Harness.tempDir()
         let path = dir.appendingPathComponent("m.sqlite").path
         return (try SQLiteStore(path: path, busyTimeout: busyTimeout), path, dir)
     }

@@ -270,11 +270,11 @@ public enum PrincipleRules {
         if let p = v.playbooksProblem { problems.append(p) }
         let why = T("Export \(v.exported ? "enabled" : "disabled"); \(detections.count) \(name.en) detections with ATT&CK mapping (\(detections.map(\.title).joined(separator: "; "))); \(responded.count) answered by a playbook\(problems.isEmpty ? "" : "; playbooks: \(problems.joined())"); \(v.findings.value) findings, \(v.casesOpened.value) cases opened and \(v.casesClosed.value) closed in the window (all pillars).",
                     "事件匯出\(v.exported ? "已啟用" : "未啟用")；\(detections.count) 項\(name.zhTW)偵測規則對應 ATT&CK；\(responded.count) 項有劇本回應\(problems.isEmpty ? "" : "；劇本：\(problems.joined())")；期間內偵測告警 \(v.findings.value) 筆，開立事件單 \(v.casesOpened.value) 件、結案 \(v.casesClosed.value) 件（全部支柱）。")
-        let fix = T("Enable export.syslog, export.jsonl or export.webhook to the SOC's SIEM and bind playbooks (revoke_sessions, webhook ticket) to the \(name.en) detections; follow findings up as cases (menshen case).",
-                    "啟用 export.syslog、export.jsonl 或 export.webhook 匯出至 SOC 之 SIEM，並為\(name.zhTW)偵測規則設定劇本（revoke_sessions、webhook 工單）；以事件單追蹤偵測告警（menshen case）。")
+        let fix = runningDetections(v, T("Enable export.syslog, export.jsonl or export.webhook to the SOC's SIEM and bind playbooks (revoke_sessions, webhook ticket) to the \(name.en) detections; follow findings up as cases (menshen case).",
+                                         "啟用 export.syslog、export.jsonl 或 export.webhook 匯出至 SOC 之 SIEM，並為\(name.zhTW)偵測規則設定劇本（revoke_sessions、webhook 工單）；以事件單追蹤偵測告警（menshen case）。"))
         if v.exported && !detections.isEmpty && !responded.isEmpty && problems.isEmpty { return eval(.met, why, m) }
-        if v.exported || !detections.isEmpty { return eval(.partiallyMet, why, m, runningDetections(v, fix)) }
-        return eval(.notMet, why, m, runningDetections(v, fix))
+        if v.exported || !detections.isEmpty { return eval(.partiallyMet, why, m, fix) }
+        return eval(.notMet, why, m, fix)
     }
 
     // MARK: Device
@@ -545,8 +545,9 @@ public enum PrincipleRules {
                  policyCount("policies_using_risk", T("Policies conditioned on the risk score", "以風險分數為條件之政策"), risk, f)]
         let why = T("\(detections.count) detections feed per-user baselines and a 0–100 risk score; \(risk.count) policies read context.risk.score.",
                     "\(detections.count) 項偵測提供個人行為基準與 0–100 風險分數；\(risk.count) 項政策讀取 context.risk.score。")
-        let fix = T("Write a policy that steps up or denies above a risk score (context.risk.score).", "撰寫於風險分數超過門檻時要求升級驗證或拒絕之政策（context.risk.score）。")
-        if detections.isEmpty { return eval(.notMet, why, m, runningDetections(f.visibility, fix)) }
+        let fix = runningDetections(f.visibility, T("Write a policy that steps up or denies above a risk score (context.risk.score).",
+                                                    "撰寫於風險分數超過門檻時要求升級驗證或拒絕之政策（context.risk.score）。"))
+        if detections.isEmpty { return eval(.notMet, why, m, fix) }
         return risk.isEmpty ? eval(.partiallyMet, why, m, fix) : eval(.met, why, m)
     }
 
@@ -559,8 +560,9 @@ public enum PrincipleRules {
                  Measurement.count("exfiltration_detections_with_playbook", T("… answered by a playbook", "其中有劇本回應者"), responded.count, query: f.visibility.detections.query)]
         let why = T("\(detections.count) data detections (\(detections.map(\.title).joined(separator: "; "))) compare use with per-user baselines; \(responded.count) answered by a playbook that acts.",
                     "\(detections.count) 項資料偵測（\(detections.map(\.title).joined(separator: "；"))）比對個人使用基準；\(responded.count) 項有採取行動之劇本回應。")
-        let fix = T("Bind a playbook (revoke_sessions, require_step_up) to the abnormal download volume detection.", "為異常下載量偵測設定劇本（revoke_sessions、require_step_up）。")
-        if detections.isEmpty { return eval(.notMet, why, m, runningDetections(f.visibility, fix)) }
+        let fix = runningDetections(f.visibility, T("Bind a playbook (revoke_sessions, require_step_up) to the abnormal download volume detection.",
+                                                    "為異常下載量偵測設定劇本（revoke_sessions、require_step_up）。"))
+        if detections.isEmpty { return eval(.notMet, why, m, fix) }
         return responded.isEmpty ? eval(.partiallyMet, why, m, fix) : eval(.met, why, m)
     }
 
@@ -744,7 +746,8 @@ public enum PrincipleRules {
 
     static func T(_ en: String, _ zh: String) -> LocalizedText { LocalizedText(en: en, zhTW: zh) }
 
-    /// `fix`, led by running the detections when they count as none because no node runs them (``DeploymentFacts/Visibility/detectionsStopped``).
+    /// `fix`, led by running the detections when they count as none because no node runs them (``DeploymentFacts/Visibility/detectionsStopped``;
+    /// then no detection is counted, so a rule's other branches, which need some, never see the lead).
     static func runningDetections(_ v: DeploymentFacts.Visibility, _ fix: LocalizedText) -> LocalizedText {
         guard v.detectionsStopped else { return fix }
         return T("Run the detections on one node (response.detections_enabled: true there; this node leaves them to another and none keeps up). " + fix.en,
