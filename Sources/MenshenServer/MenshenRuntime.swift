@@ -145,10 +145,18 @@ public struct MenshenRuntime: Sendable {
         // node that leaves them to another (its file is checked all the same, so a node can take over by configuration).
         let playbooks = try PlaybookState(file: config.response.playbooksFile)
         if config.response.detectionsEnabled {
-            services.append(DetectionService(store: store, playbooks: playbooks, clock: clock, logger: logger,
-                                             reloadInterval: .seconds(config.gateway.reloadIntervalSeconds),
-                                             approvalTimeout: .seconds(config.response.approvalTimeoutSeconds),
-                                             caseWindow: .seconds(config.response.caseWindowSeconds)))
+            // On one node at a time among those sharing the store: the one holding the lease (LeasedService).
+            let reload = config.gateway.reloadIntervalSeconds, approval = config.response.approvalTimeoutSeconds
+            let caseWindow = config.response.caseWindowSeconds
+            // `/metrics`: menshen_detections_running is 1 on the node that runs them, 0 on the ones standing by.
+            let running = registry.makeGauge(name: "menshen_detections_running")
+            running.set(Int64(0))
+            services.append(LeasedService(store: store, name: LeasedService.detectionsLease, logger: logger,
+                                          onChange: { running.set(Int64($0 ? 1 : 0)) }) {
+                DetectionService(store: store, playbooks: playbooks, clock: clock, logger: logger,
+                                 reloadInterval: .seconds(reload), approvalTimeout: .seconds(approval),
+                                 caseWindow: .seconds(caseWindow))
+            })
         } else {
             logger.notice("detections and playbooks are off on this node (response.detections_enabled: false): another node must run them")
             services.append(DetectionLagWatch(store: store, clock: clock, logger: logger))

@@ -22,6 +22,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration, EventAppend
     private var devicesByID: [DeviceID: DeviceRecord] = [:]
     private var deviceCertificatesBySerial: [String: DeviceCertificateRecord] = [:]
     private var consumerCursors: [String: Int64] = [:]
+    private var leases: [String: Lease] = [:]
     private var riskScores: [UserID: RiskScoreRecord] = [:]
     private var playbookApprovals: [String: PlaybookApprovalRecord] = [:]
     private var prunes: [EventPruneRecord] = []
@@ -40,7 +41,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration, EventAppend
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 16 }
+    public func schemaVersion() async throws -> Int { 17 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 
@@ -306,6 +307,29 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration, EventAppend
 
     public func saveCursor(named name: String, sequence: Int64, at: Date) async throws {
         try open(); try ConsumerCursorName.validate(name, sequence: sequence); consumerCursors[name] = sequence
+    }
+
+    // MARK: Leases
+
+    public func acquireLease(named name: String, holder: String, duration: Duration) async throws -> Lease {
+        try open()
+        let millis = try LeaseLimits.validate(name: name, holder: holder, duration: duration)
+        let now = Date()
+        let expires = now.addingTimeInterval(Double(millis) / 1000)
+        if let l = leases[name], l.holder != holder, l.expiresAt > now { return l }
+        let keeps = leases[name].map { $0.holder == holder && $0.expiresAt > now } ?? false
+        let lease = Lease(name: name, holder: holder, acquiredAt: keeps ? leases[name]!.acquiredAt : now, expiresAt: expires)
+        leases[name] = lease
+        return lease
+    }
+
+    public func releaseLease(named name: String, holder: String) async throws {
+        try open(); try LeaseLimits.validateName(name); try LeaseLimits.validateHolder(holder)
+        if leases[name]?.holder == holder { leases[name] = nil }
+    }
+
+    public func lease(named name: String) async throws -> Lease? {
+        try open(); try LeaseLimits.validateName(name); return leases[name]
     }
 
     // MARK: Risk scores

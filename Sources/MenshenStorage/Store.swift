@@ -162,7 +162,7 @@ public protocol MenshenStore: DirectoryStore, SessionStore, PolicyStore, Applica
     EnrolmentTokenStore, CredentialStore, FlowStateStore, DeviceStore, AuditCheckpointStore, ConsumerCursorStore,
     RiskScoreStore, PlaybookApprovalStore,
     EventSearchStore, EventPruneStore,
-    AttestationStore, AssessmentHistoryStore, CaseStore
+    AttestationStore, AssessmentHistoryStore, CaseStore, LeaseStore
 {
     /// A short name for logs and readiness output (`sqlite`, `postgres`, `memory`).
     var backendName: String { get }

@@ -283,5 +283,10 @@ public enum PostgresMigrations {
             "CREATE TRIGGER policies_truncated AFTER TRUNCATE ON policies FOR EACH STATEMENT EXECUTE FUNCTION menshen_configuration_changed()",
             "CREATE TRIGGER applications_truncated AFTER TRUNCATE ON applications FOR EACH STATEMENT EXECUTE FUNCTION menshen_configuration_changed()",
         ]),
+        // Who runs a job that must run on one node only (the detections): see LeaseStore. Times are the server's clock
+        // (milliseconds since 1970), so the nodes' clocks need not agree. Not an access change: no notification.
+        Migration(version: 17, name: "leases for jobs that run on one node only", statements: [
+            "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
+        ]),
     ]
 }

@@ -863,6 +863,36 @@ public final class PostgresStore: MenshenStore {
             """)
     }
 
+    // MARK: Leases
+
+    /// Stamped with the server's clock (`clock_timestamp()`), so the nodes' clocks need not agree.
+    public func acquireLease(named name: String, holder: String, duration: Duration) async throws -> Lease {
+        let millis = try LeaseLimits.validate(name: name, holder: holder, duration: duration)
+        try await run("""
+            WITH t AS (SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT AS now)
+            INSERT INTO leases(name, holder, acquired_at, expires_at) SELECT \(name), \(holder), t.now, t.now + \(millis) FROM t
+            ON CONFLICT (name) DO UPDATE SET
+                acquired_at = CASE WHEN leases.holder = EXCLUDED.holder AND leases.expires_at > EXCLUDED.acquired_at
+                                   THEN leases.acquired_at ELSE EXCLUDED.acquired_at END,
+                holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+            WHERE leases.holder = EXCLUDED.holder OR leases.expires_at <= EXCLUDED.acquired_at
+            """)
+        guard let lease = try await lease(named: name) else { throw StoreError(.unavailable, "lease \(name) vanished while it was taken") }
+        return lease
+    }
+
+    public func releaseLease(named name: String, holder: String) async throws {
+        try LeaseLimits.validateName(name); try LeaseLimits.validateHolder(holder)
+        try await run("DELETE FROM leases WHERE name = \(name) AND holder = \(holder)")
+    }
+
+    public func lease(named name: String) async throws -> Lease? {
+        try LeaseLimits.validateName(name)
+        return try await rows("SELECT holder, acquired_at, expires_at FROM leases WHERE name = \(name)", as: (String, Int64, Int64).self).first.map {
+            Lease(name: name, holder: $0.0, acquiredAt: StoreCoding.date(millis: $0.1), expiresAt: StoreCoding.date(millis: $0.2))
+        }
+    }
+
     // MARK: Risk scores
 
     public func saveRiskScore(_ record: RiskScoreRecord) async throws {

@@ -234,5 +234,9 @@ public enum SQLiteMigrations {
             "CREATE TRIGGER device_certificates_deleted AFTER DELETE ON device_certificates BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
             "CREATE TRIGGER device_certificates_edited AFTER UPDATE OF serial, device_id, fingerprint, not_before, not_after ON device_certificates BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access'; END",
         ]),
+        // Who runs a job that must run in one process only (the detections): see LeaseStore. Not an access change.
+        Migration(version: 17, name: "leases for jobs that run on one node only", statements: [
+            "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
+        ]),
     ]
 }

@@ -877,6 +877,43 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
         }
     }
 
+    // MARK: Leases
+
+    public func acquireLease(named name: String, holder: String, duration: Duration) async throws -> Lease {
+        let millis = try LeaseLimits.validate(name: name, holder: holder, duration: duration)
+        return try await write { db in
+            // One machine's processes share the database and its clock.
+            let now = StoreCoding.millis(Date())
+            try db.execute(sql: """
+                INSERT INTO leases(name, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET
+                    acquired_at = CASE WHEN leases.holder = excluded.holder AND leases.expires_at > excluded.acquired_at
+                                       THEN leases.acquired_at ELSE excluded.acquired_at END,
+                    holder = excluded.holder, expires_at = excluded.expires_at
+                WHERE leases.holder = excluded.holder OR leases.expires_at <= excluded.acquired_at
+                """, arguments: [name, holder, now, now + millis])
+            guard let row = try Row.fetchOne(db, sql: "SELECT holder, acquired_at, expires_at FROM leases WHERE name = ?", arguments: [name])
+            else { throw StoreError(.unavailable, "lease \(name) vanished while it was taken") }
+            return Lease(name: name, holder: row["holder"], acquiredAt: StoreCoding.date(millis: row["acquired_at"]),
+                         expiresAt: StoreCoding.date(millis: row["expires_at"]))
+        }
+    }
+
+    public func releaseLease(named name: String, holder: String) async throws {
+        try LeaseLimits.validateName(name); try LeaseLimits.validateHolder(holder)
+        try await write { db in try db.execute(sql: "DELETE FROM leases WHERE name = ? AND holder = ?", arguments: [name, holder]) }
+    }
+
+    public func lease(named name: String) async throws -> Lease? {
+        try LeaseLimits.validateName(name)
+        return try await read { db in
+            try Row.fetchOne(db, sql: "SELECT holder, acquired_at, expires_at FROM leases WHERE name = ?", arguments: [name]).map {
+                Lease(name: name, holder: $0["holder"], acquiredAt: StoreCoding.date(millis: $0["acquired_at"]),
+                      expiresAt: StoreCoding.date(millis: $0["expires_at"]))
+            }
+        }
+    }
+
     // MARK: Risk scores
 
     public func saveRiskScore(_ record: RiskScoreRecord) async throws {
