@@ -209,6 +209,59 @@ struct DetectionServiceTests {
         #expect(events.filter { $0.event.classUID == 2004 }.count == 1)
     }
 
+    @Test("a service stopped while it handles a batch carries the batch out whole: the cursor never passes a spray whose finding and playbook step were not written")
+    func stoppedMidBatch() async throws {
+        let playbook = "playbooks:\n  - name: note-spraying\n    match: {techniques: [T1110]}\n    actions: [log, log, log]\n"
+        /// A store whose cursor exists, and a spray written while no service runs (so the next one reads it as one batch).
+        func world() async throws -> (World, PlaybookState, Int64) {
+            let w = try World()
+            try await w.users(["amy", "bo"])
+            let state = try PlaybookState(file: try w.playbooks(playbook))
+            let idle = w.start(state, after: nil)
+            while try await w.store.cursor(named: DetectionService.cursorName) == nil { try await Task.sleep(for: .milliseconds(5)) }
+            idle.cancel()
+            await idle.value
+            for name in ["amy", "bo", "admin", "root", "teller01", "teller02", "ops", "backup", "audit", "guest", "eve", "dee"] {
+                try await w.failedPassword(name, from: "198.51.100.23", known: ["amy", "bo"].contains(name))
+            }
+            return (w, state, try #require(try await w.store.events(after: 0, limit: 10_000).last?.sequence))
+        }
+        // How long a service takes from its start to the spray's batch carried out, here and now.
+        let (w0, state0, end0) = try await world()
+        let clock = ContinuousClock()
+        let began = clock.now
+        let probe = w0.start(state0, after: nil)
+        while try await w0.store.cursor(named: DetectionService.cursorName) ?? 0 < end0 { try await Task.sleep(for: .milliseconds(1)) }
+        let whole = clock.now - began
+        probe.cancel()
+        await probe.value
+
+        // Stopped at 40 points from its start to twice that: before, during or after the batch.
+        var outcomes: [String] = []
+        for round in 0..<40 {
+            let (w, state, sprayEnd) = try await world()
+            let service = w.start(state, after: nil)
+            try await Task.sleep(for: whole * (Double(round) * 2 / 40))
+            service.cancel()
+            await service.value
+            let cursor = try await w.store.cursor(named: DetectionService.cursorName) ?? 0
+            let events = try await w.store.events(after: sprayEnd, limit: 10_000)
+            let finding = events.contains { $0.event.classUID == 2004 }, actions = events.filter { $0.event.classUID == 7001 }.count
+            // The case (a row, then its 2005 event) and amy's risk are written by transactions of their own.
+            let incident = events.contains { $0.event.classUID == 2005 }
+            let risk = try await w.store.riskScore(of: "amy") != nil
+            outcomes.append("\(cursor >= sprayEnd ? "past" : "before")/\(finding ? "finding" : "-")/\(actions)/\(incident ? "case" : "-")/\(risk ? "risk" : "-")")
+            if cursor >= sprayEnd {
+                #expect(finding && actions == 3 && incident && risk,
+                        "round \(round): the cursor passed the spray, so its finding, three steps, case and risk must be written")
+            } else {
+                #expect(!finding, "round \(round): a finding was written but the cursor stayed before its batch (it would be found again)")
+            }
+        }
+        // Both outcomes must occur for the rounds to mean anything.
+        #expect(outcomes.contains { $0.hasPrefix("past") } && outcomes.contains { $0.hasPrefix("before") }, "\(outcomes), whole batch \(whole)")
+    }
+
     @Test("a malformed playbook file is refused on reload with file, playbook and field; the previous set stays and still acts")
     func malformedReloadKeepsPreviousSet() async throws {
         let w = try World()

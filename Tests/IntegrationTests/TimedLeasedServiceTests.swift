@@ -81,19 +81,36 @@ struct TimedLeasedServiceTests {
         }
     }
 
-    /// A node's view of the store that can be cut off: its lease calls then fail at once, or never answer.
+    /// A node's view of the store that can be cut off: its lease calls then fail at once, or never answer — not even to
+    /// cancellation, as a database call on a half-open connection may not (they are let go when the view answers again).
     final class CutOff: LeaseStore {
         enum Mode { case answers, fails, hangs }
         let inner: any LeaseStore
-        let mode = Mutex<Mode>(.answers)
+        private let state = Mutex<(mode: Mode, parked: [CheckedContinuation<Void, Never>])>((.answers, []))
         init(_ inner: any LeaseStore) { self.inner = inner }
 
+        func set(_ mode: Mode) {
+            let release = state.withLock { s in
+                s.mode = mode
+                defer { if mode != .hangs { s.parked = [] } }
+                return mode == .hangs ? [] : s.parked
+            }
+            for c in release { c.resume() }
+        }
+
         private func gate() async throws {
-            switch mode.withLock({ $0 }) {
+            switch state.withLock({ $0.mode }) {
             case .answers: return
             case .fails: throw StoreError(.unavailable, "cut off from the database")
             case .hangs:
-                try await Task.sleep(for: .seconds(3600))
+                await withCheckedContinuation { c in
+                    let parked = state.withLock { s in
+                        guard s.mode == .hangs else { return false }
+                        s.parked.append(c)
+                        return true
+                    }
+                    if !parked { c.resume() }
+                }
                 throw StoreError(.unavailable, "cut off from the database")
             }
         }
@@ -159,7 +176,7 @@ struct TimedLeasedServiceTests {
         let b = Task { try? await Self.node(storeB, "b", probe: probe).run() }
         try await Task.sleep(for: .milliseconds(600))
         let lastRenewal = try #require(try await storeB.lease(named: "job"))
-        viewA.mode.withLock { $0 = mode }
+        viewA.set(mode)
         let cut = ContinuousClock.now
 
         #expect(await Self.until(.seconds(10)) { probe.first("stop", "a") != nil })
@@ -174,7 +191,7 @@ struct TimedLeasedServiceTests {
                 "taken once lapsed: \(taken), a's last \(lastRenewal)")
         #expect(probe.most.load(ordering: .sequentiallyConsistent) == 1, "never two at once")
 
-        viewA.mode.withLock { $0 = .answers }
+        viewA.set(.answers)
         try await Task.sleep(for: .milliseconds(600))
         #expect(probe.starts("a") == 1 && probe.running == 1, "a reconnected stands by: b holds the lease")
         a.cancel(); b.cancel()
@@ -182,7 +199,7 @@ struct TimedLeasedServiceTests {
         await cleanup()
     }
 
-    @Test("a job that ends on its own is started again while the node holds the lease")
+    @Test("a job that ends on its own gives the lease up and is started again after a pause")
     func restartsEndedJob() async throws {
         guard let (store, other, cleanup) = try await Self.twoNodes(.sqlite) else { return }
         let probe = Probe()

@@ -110,6 +110,10 @@ struct LeaseStoreTests {
                 async let y = second.acquireLease(named: name, holder: "y", duration: .seconds(60))
                 let (lx, ly) = try await (x, y)
                 #expect(lx.holder == ly.holder, "both see the same holder: \(lx) \(ly)")
+                #expect(try await f.store.lease(named: name)?.holder == lx.holder)
+                // The loser is refused afterwards too (an upsert without its WHERE would hand it over).
+                let loser = lx.holder == "x" ? "y" : "x"
+                #expect(try await (loser == "x" ? f.store : second).acquireLease(named: name, holder: loser, duration: .seconds(60)).holder == lx.holder)
             }
         } catch { try? await second.close(); await f.cleanup(); throw error }
         try await second.close()

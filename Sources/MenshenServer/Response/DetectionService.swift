@@ -125,8 +125,7 @@ public struct DetectionService: Service {
                     }
                 }
                 group.addTask {
-                    var memory = EvidenceMemory()
-                    var engine = initialEngine
+                    let state = BatchState(engine: initialEngine)
                     // The cursor is saved at most once per `cursorSaveInterval` while events flow (and after any batch with
                     // findings, whose responses must not run twice after a restart, and at the end): each save is a
                     // transaction with an fsync, and a commit that moves the database's generation makes the gateway's next
@@ -143,38 +142,14 @@ public struct DetectionService: Service {
                     await tail.follow(after: start, onError: { error in
                         logger.warning("reading the event log for detections failed; retrying", metadata: ["error": "\(error)"])
                     }) { batch in
-                        var findings: [DetectionFinding] = []
-                        for stored in batch {
-                            guard let event = try? DetectionEvent(stored, projection: engine.projection) else { continue }   // unreadable: nothing to detect on
-                            if event["metadata.log_name"]?.stringValue == ResponseEvents.logName { continue }
-                            memory.remember(event)
-                            findings.append(contentsOf: engine.process(event))
-                        }
-                        if !findings.isEmpty {
-                            // The accounts a finding's evidence names (a spray's targets) share its risk, not only the finding's user.
-                            for f in findings {
-                                var named: Set<String> = []
-                                for id in f.evidence { if let u = memory.user(of: id), u != f.user { named.insert(u) } }
-                                for u in named.sorted().prefix(PlaybookLimits.maxTargetUsers) {
-                                    engine.addRisk(user: u, source: f.ruleID, reason: "named in the evidence of \(f.title)",
-                                                   points: RiskScore.points(for: f.level), time: f.lastTime)
-                                }
-                            }
-                            let raises = await responder.respond(to: findings, playbooks: playbooks.set, ruleNames: ruleNames, memory: memory, sender: sender)
-                            for r in raises {
-                                if let until = r.until {
-                                    engine.requireStepUp(user: r.user, source: r.source, reason: r.reason, since: r.time, until: until)
-                                } else {
-                                    engine.addRisk(user: r.user, source: r.source, reason: r.reason, points: Double(r.points), time: r.time)
-                                }
-                            }
-                        }
-                        await Self.saveRisk(of: engine.takeRiskChanges(), engine: engine, store: store, clock: clock, logger: logger)
-                        // Best effort: a cursor that cannot be saved only means this batch is looked at again after a restart.
-                        if let last = batch.last {
-                            await cursor.note(last.sequence)
-                            if !findings.isEmpty { await cursor.saveIfBehind() }
-                        }
+                        // A batch is carried out whole even when the service is stopped meanwhile (a shutdown, the lease
+                        // moving to another node): in a cancelled task the store's calls fail, and the cursor would pass
+                        // findings and playbook steps that were never written or carried out. An unstructured task is not
+                        // cancelled with this one; the tail stops after the batch.
+                        await Task {
+                            await Self.handle(batch, state: state, responder: responder, playbooks: playbooks, ruleNames: ruleNames,
+                                              sender: sender, cursor: cursor, store: store, clock: clock, logger: logger)
+                        }.value
                     }
                     saver.cancel()
                     await saver.value
@@ -183,6 +158,55 @@ public struct DetectionService: Service {
                 await group.next()
                 group.cancelAll()
             }
+        }
+    }
+}
+
+/// The detection engine and the evidence of recent events, carried from batch to batch. Invariant: used by one batch
+/// at a time — each batch's task is awaited before the next one starts — so no two tasks ever touch it at once.
+final class BatchState: @unchecked Sendable {
+    var engine: DetectionEngine
+    var memory = EvidenceMemory()
+    init(engine: DetectionEngine) { self.engine = engine }
+}
+
+extension DetectionService {
+    /// One batch of the log: each event through the engine, the findings written and answered by the playbooks, the
+    /// risk they raise stored, and the cursor noted (saved at once after findings).
+    static func handle(_ batch: [StoredEvent], state: BatchState, responder: Responder, playbooks: PlaybookState,
+                       ruleNames: [String: [String]], sender: WebhookSender, cursor: CursorSaver,
+                       store: any MenshenStore, clock: any WallClock, logger: Logger) async {
+        var findings: [DetectionFinding] = []
+        for stored in batch {
+            guard let event = try? DetectionEvent(stored, projection: state.engine.projection) else { continue }   // unreadable: nothing to detect on
+            if event["metadata.log_name"]?.stringValue == ResponseEvents.logName { continue }
+            state.memory.remember(event)
+            findings.append(contentsOf: state.engine.process(event))
+        }
+        if !findings.isEmpty {
+            // The accounts a finding's evidence names (a spray's targets) share its risk, not only the finding's user.
+            for f in findings {
+                var named: Set<String> = []
+                for id in f.evidence { if let u = state.memory.user(of: id), u != f.user { named.insert(u) } }
+                for u in named.sorted().prefix(PlaybookLimits.maxTargetUsers) {
+                    state.engine.addRisk(user: u, source: f.ruleID, reason: "named in the evidence of \(f.title)",
+                                         points: RiskScore.points(for: f.level), time: f.lastTime)
+                }
+            }
+            let raises = await responder.respond(to: findings, playbooks: playbooks.set, ruleNames: ruleNames, memory: state.memory, sender: sender)
+            for r in raises {
+                if let until = r.until {
+                    state.engine.requireStepUp(user: r.user, source: r.source, reason: r.reason, since: r.time, until: until)
+                } else {
+                    state.engine.addRisk(user: r.user, source: r.source, reason: r.reason, points: Double(r.points), time: r.time)
+                }
+            }
+        }
+        await saveRisk(of: state.engine.takeRiskChanges(), engine: state.engine, store: store, clock: clock, logger: logger)
+        // Best effort: a cursor that cannot be saved only means this batch is looked at again after a restart.
+        if let last = batch.last {
+            await cursor.note(last.sequence)
+            if !findings.isEmpty { await cursor.saveIfBehind() }
         }
     }
 }

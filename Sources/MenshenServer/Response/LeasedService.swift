@@ -11,16 +11,23 @@ import Synchronization
 /// Every node that may run the job asks for the lease `name` (``LeaseStore``) every `renewEvery`; the one that
 /// gets it starts the job and keeps renewing it, the others wait and ask again. The holder:
 ///
-/// - stops the job when it has not renewed the lease for half its `duration` (a renewal that fails, or does not
-///   answer within `renewEvery`), so it has stopped well before the lease lapses and another node may take it:
-///   two nodes never run the job at once while the store's clock and theirs run at the same rate;
+/// - stops the job by half the lease's `duration` after the start of its last successful renewal (asks that fail,
+///   or do not answer, are not waited for past that deadline: each is given `renewEvery` at most, and the loop wakes
+///   at the deadline), and waits at most a quarter of the duration for the job to end — so the job has stopped before
+///   the lease can lapse and another node may take it: two nodes never run it at once while the store's clock and
+///   theirs run at the same rate and no process is paused for longer than that margin (there is no fencing);
 /// - stops it too when the lease turns out to be another's;
-/// - starts the job again (at the next renewal) when it ended on its own;
+/// - when the job ends on its own, gives the lease up (another node may take over) and asks again after
+///   `renewEvery`, doubling while the job keeps ending soon after its start, up to five minutes;
 /// - gives the lease up when it stops (a graceful shutdown), so another node takes over at its next ask
 ///   instead of at the lease's expiry.
 ///
+/// A store that fails or does not answer is logged once (and once more when it answers again), not at every ask.
 /// A node that stops abruptly (killed, cut off) is replaced once its lease has lapsed: within `duration` plus
 /// `renewEvery`. `onChange` is told whether the job runs here each time that changes (metrics, tests).
+///
+/// The race between an ask and its time limit is written here (``within(_:_:)``) because a task group waits for all
+/// its children, and postgres-nio's queries do not end on cancellation once sent.
 public struct LeasedService: Service {
     /// The lease the detections run under.
     public static let detectionsLease = "detections"
@@ -71,84 +78,182 @@ public struct LeasedService: Service {
             }
         }
 
-        func stop() async {
+        /// Cancels the job and waits for it to end, at most `limit`; false when it had not ended by then (it is left to
+        /// end on its own: a store call inside it that ignores cancellation must not hold the node).
+        func stop(within limit: Duration) async -> Bool {
             task.cancel()
-            await task.value
+            let task = task
+            return await LeasedService.within(limit, evenIfCancelled: true) { await task.value; return true } ?? false
         }
     }
 
-    enum Ask { case held(Lease), timedOut }
+    enum Ask: Sendable { case held(Lease), failed(String), timedOut }
+
+    /// Why the node last could not renew, so a store that stays down is logged once, not at every ask.
+    enum AskTrouble: Equatable { case none, failed, timedOut }
 
     func lead() async {
         let clock = ContinuousClock()
+        // The job is stopped by this long after the start of the last ask that renewed the lease, and given at most
+        // `stopWait` to end: both well inside the lease, so it has ended before another node can take the lease.
         let stopAfter = duration / 2
+        let stopWait = duration / 4
         var running: Running?
         var renewedAt: ContinuousClock.Instant?
+        var holding = false
         var otherHolder: String?
+        var trouble = AskTrouble.none
+        // A job that ends on its own gives the lease up and is started again no sooner than this (doubling while it
+        // keeps ending soon after its start, up to five minutes), so a node whose job cannot start lets another take over.
+        var restartDelay = renewEvery
+        var notBefore: ContinuousClock.Instant?
+        var startedAt = clock.now
         func stop(_ why: String, level: Logger.Level) async {
             guard let r = running else { return }
             running = nil
-            await r.stop()
+            let ended = await r.stop(within: stopWait)
             onChange(false)
             logger.log(level: level, "this node stopped \(name): \(why)", metadata: ["lease": "\(name)", "holder": "\(holder)"])
+            if !ended {
+                logger.error("\(name) did not end within \(stopWait) of being stopped; it is left to end on its own",
+                             metadata: ["lease": "\(name)"])
+            }
+        }
+        func release() async {
+            guard holding else { return }
+            holding = false
+            renewedAt = nil
+            // Given up outside this (possibly cancelled) task, within one ask's time: a store may refuse work asked for
+            // by a cancelled task, or not answer at all.
+            let store = store, name = name, holder = holder
+            let outcome = await Self.within(renewEvery, evenIfCancelled: true) { () -> String? in
+                do { try await store.releaseLease(named: name, holder: holder); return nil } catch { return "\(error)" }
+            }
+            if outcome != .some(nil) {
+                logger.warning("could not give the lease up; another node takes it when it lapses",
+                               metadata: ["lease": "\(name)", "error": "\(outcome.flatMap { $0 } ?? "no answer within \(renewEvery)")"])
+            }
         }
         while !Task.isCancelled {
+            // A job that ended on its own: stopped for good here, the lease given up, a later start delayed.
+            if let r = running, r.ended {
+                running = nil
+                onChange(false)
+                restartDelay = clock.now - startedAt > .seconds(600) ? renewEvery : restartDelay
+                logger.error("\(name) ended on its own; giving the lease up and asking again in \(restartDelay)", metadata: ["lease": "\(name)"])
+                notBefore = clock.now + restartDelay
+                restartDelay = min(restartDelay * 2, .seconds(300))
+                await release()
+            }
+            if let nb = notBefore, clock.now < nb {
+                try? await Task.sleep(until: nb, clock: clock)
+                continue
+            }
+            notBefore = nil
+            // While the job runs, the ask may take only until the stop deadline.
+            let deadline = renewedAt.map { $0 + stopAfter }
             let asked = clock.now
-            do {
-                switch try await ask() {
-                case .timedOut:
-                    logger.warning("the lease did not answer in time; asking again", metadata: ["lease": "\(name)", "within": "\(renewEvery)"])
-                case .held(let lease) where lease.holder == holder:
-                    renewedAt = asked
-                    if otherHolder != nil { otherHolder = nil }
-                    if let r = running, r.ended {
-                        running = nil
-                        onChange(false)
-                        logger.error("\(name) ended on its own; starting it again", metadata: ["lease": "\(name)"])
+            let limit = deadline.map { min(renewEvery, max(.zero, $0 - asked)) } ?? renewEvery
+            let answer: Ask
+            if limit > .zero {
+                let store = store, name = name, holder = holder, duration = duration
+                answer = await Self.within(limit) { () -> Ask in
+                    do { return .held(try await store.acquireLease(named: name, holder: holder, duration: duration)) } catch {
+                        return .failed("\(error)")
                     }
-                    if running == nil {
-                        logger.notice("this node runs \(name) (it holds the lease)", metadata: [
-                            "lease": "\(name)", "holder": "\(holder)", "until": "\(ISO8601DateFormatter().string(from: lease.expiresAt))"])
-                        running = Running(job(), logger: logger, name: name)
-                        onChange(true)
-                    }
-                case .held(let lease):
-                    renewedAt = nil
-                    await stop("the lease is held by \(lease.holder)", level: .warning)
-                    if otherHolder != lease.holder {
-                        otherHolder = lease.holder
-                        logger.notice("\(name) runs on another node; this one stands by", metadata: [
-                            "lease": "\(name)", "holder": "\(lease.holder)", "until": "\(ISO8601DateFormatter().string(from: lease.expiresAt))"])
-                    }
+                } ?? .timedOut
+            } else {
+                answer = .timedOut
+            }
+            if Task.isCancelled { break }
+            switch answer {
+            case .timedOut, .failed:
+                let now: AskTrouble, detail: String
+                if case .failed(let why) = answer { now = .failed; detail = why } else { now = .timedOut; detail = "no answer within \(limit)" }
+                if trouble != now {
+                    logger.warning("could not take or renew the lease; asking again every \(renewEvery)", metadata: ["lease": "\(name)", "error": "\(detail)"])
                 }
-            } catch {
-                logger.warning("could not take or renew the lease", metadata: ["lease": "\(name)", "error": "\(error)"])
+                trouble = now
+            case .held(let lease) where lease.holder == holder:
+                if trouble != .none { logger.notice("the lease answers again", metadata: ["lease": "\(name)"]) }
+                trouble = .none
+                renewedAt = asked
+                holding = true
+                otherHolder = nil
+                if running == nil {
+                    logger.notice("this node runs \(name) (it holds the lease)", metadata: [
+                        "lease": "\(name)", "holder": "\(holder)", "until": "\(ISO8601DateFormatter().string(from: lease.expiresAt))"])
+                    running = Running(job(), logger: logger, name: name)
+                    startedAt = clock.now
+                    onChange(true)
+                }
+            case .held(let lease):
+                if trouble != .none { logger.notice("the lease answers again", metadata: ["lease": "\(name)"]) }
+                trouble = .none
+                renewedAt = nil
+                holding = false
+                await stop("the lease is held by \(lease.holder)", level: .warning)
+                if otherHolder != lease.holder {
+                    otherHolder = lease.holder
+                    logger.notice("\(name) runs on another node; this one stands by", metadata: [
+                        "lease": "\(name)", "holder": "\(lease.holder)", "until": "\(ISO8601DateFormatter().string(from: lease.expiresAt))"])
+                }
             }
             if running != nil, renewedAt.map({ clock.now - $0 >= stopAfter }) ?? true {
                 renewedAt = nil
-                await stop("the lease was not renewed for \(stopAfter) (the store does not answer); another node may take it once it lapses",
+                await stop("the lease was not renewed for \(stopAfter) (the store fails or does not answer); another node may take it once it lapses",
                            level: .error)
             }
-            try? await Task.sleep(for: renewEvery)
+            // The next ask comes after `renewEvery`, or at the stop deadline if that is sooner.
+            let next = renewedAt.map { min(clock.now + renewEvery, $0 + stopAfter) } ?? clock.now + renewEvery
+            try? await Task.sleep(until: next, clock: clock)
         }
-        if running != nil {
-            await stop("shutting down", level: .notice)
-            // Given up outside this (cancelled) task: a store may refuse work asked for by a cancelled task.
-            let store = store, name = name, holder = holder
-            do { try await Task.detached { try await store.releaseLease(named: name, holder: holder) }.value } catch {
-                logger.warning("could not give the lease up; another node takes it when it lapses", metadata: ["lease": "\(name)", "error": "\(error)"])
-            }
-        }
+        await stop("shutting down", level: .notice)
+        await release()
     }
 
-    /// One ask, given at most `renewEvery` to answer.
-    private func ask() async throws -> Ask {
-        let store = store, name = name, holder = holder, duration = duration, limit = renewEvery
-        return try await withThrowingTaskGroup(of: Ask.self) { group in
-            group.addTask { .held(try await store.acquireLease(named: name, holder: holder, duration: duration)) }
-            group.addTask { try await Task.sleep(for: limit); return .timedOut }
-            defer { group.cancelAll() }
-            return try await group.next() ?? .timedOut
+    /// `work`'s answer, or nil after `limit` (or at once when the caller is cancelled, unless `evenIfCancelled`: the
+    /// stop and the release at shutdown run in a cancelled task and must still be given their time) — without waiting
+    /// for `work`, which is cancelled then and left to end on its own (a task group would wait for it, and a database
+    /// call that ignores cancellation would hold the node past its stop deadline).
+    static func within<T: Sendable>(_ limit: Duration, evenIfCancelled: Bool = false, _ work: @escaping @Sendable () async -> T) async -> T? {
+        let first = First<T>()
+        let task = Task { first.finish(await work()) }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            first.finish(nil)
+        }
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { first.install($0) }
+        } onCancel: {
+            if !evenIfCancelled { first.finish(nil) }
+        }
+        task.cancel()
+        timer.cancel()
+        return result
+    }
+
+    /// The first outcome resumes the one waiter; later ones are ignored. Either the outcome or the waiter may come first.
+    final class First<T: Sendable>: Sendable {
+        private let state = Mutex<(continuation: CheckedContinuation<T?, Never>?, result: T??)>((nil, nil))
+
+        func install(_ continuation: CheckedContinuation<T?, Never>) {
+            let ready: T?? = state.withLock { s in
+                if let r = s.result { return .some(r) }
+                s.continuation = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+
+        func finish(_ value: T?) {
+            let waiting: CheckedContinuation<T?, Never>? = state.withLock { s in
+                guard s.result == nil else { return nil }
+                s.result = .some(value)
+                defer { s.continuation = nil }
+                return s.continuation
+            }
+            waiting?.resume(returning: value)
         }
     }
 }
