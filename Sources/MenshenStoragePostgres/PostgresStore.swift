@@ -18,50 +18,6 @@ final class ClosedFlag: Sendable {
     func set() { value.withLock { $0 = true } }
 }
 
-/// The first of several outcomes (an answer, a timeout, the waiter's cancellation) resumes the one waiter;
-/// the others are ignored. Either may come first: the waiter installs its continuation after or before.
-final class FirstOutcome: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<Bool, Never>?, result: Bool?)>((nil, nil))
-
-    func install(_ continuation: CheckedContinuation<Bool, Never>) {
-        let ready: Bool? = state.withLock { s in
-            if let r = s.result { return r }
-            s.continuation = continuation
-            return nil
-        }
-        if let ready { continuation.resume(returning: ready) }
-    }
-
-    /// `work`'s answer, or false after `limit` or when the caller is cancelled — without waiting for `work`, which
-    /// is cancelled then and left to end on its own (a library call that never returns must not hold the caller).
-    static func within(_ limit: Duration, _ work: @escaping @Sendable () async -> Bool) async -> Bool {
-        let outcome = FirstOutcome()
-        let task = Task { outcome.finish(await work()) }
-        let timer = Task {
-            try? await Task.sleep(for: limit)
-            outcome.finish(false)
-        }
-        let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { outcome.install($0) }
-        } onCancel: {
-            outcome.finish(false)
-        }
-        task.cancel()
-        timer.cancel()
-        return result
-    }
-
-    func finish(_ value: Bool) {
-        let waiting: CheckedContinuation<Bool, Never>? = state.withLock { s in
-            guard s.result == nil else { return nil }
-            s.result = value
-            defer { s.continuation = nil }
-            return s.continuation
-        }
-        waiting?.resume(returning: value)
-    }
-}
-
 /// A `MenshenStore` on PostgreSQL.
 public final class PostgresStore: MenshenStore {
     public let url: PostgresURL
@@ -365,14 +321,14 @@ public final class PostgresStore: MenshenStore {
     /// unanswered for good, and a task group would wait for it — the LISTEN task, and with it `close()`, would
     /// hang (seen in the parallel test pass). The query's task is cancelled and left to end on its own.
     static func answers(_ connection: PostgresConnection, within timeout: Duration, logger: Logger) async -> Bool {
-        let answered = await FirstOutcome.within(timeout) {
+        let answered = await FirstOutcome.within(timeout) { () -> Bool in
             do {
                 for try await _ in try await connection.query("SELECT 1", logger: logger) {}
                 return true
             } catch {
                 return false
             }
-        }
+        } ?? false
         if !answered { connection.close().whenComplete { _ in } }
         return answered
     }
@@ -389,7 +345,7 @@ public final class PostgresStore: MenshenStore {
             let ended = await FirstOutcome.within(Self.feedCloseLimit) {
                 for task in feeds { await task.value }
                 return true
-            }
+            } ?? false
             if !ended {
                 logger.warning("change feeds did not end within \(Self.feedCloseLimit) of close(); closing the pool anyway")
             }

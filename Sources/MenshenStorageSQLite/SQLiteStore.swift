@@ -892,10 +892,8 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
                     holder = excluded.holder, expires_at = excluded.expires_at
                 WHERE leases.holder = excluded.holder OR leases.expires_at <= excluded.acquired_at
                 """, arguments: [name, holder, now, now + millis])
-            guard let row = try Row.fetchOne(db, sql: "SELECT holder, acquired_at, expires_at FROM leases WHERE name = ?", arguments: [name])
-            else { throw StoreError(.unavailable, "lease \(name) vanished while it was taken") }
-            return Lease(name: name, holder: row["holder"], acquiredAt: StoreCoding.date(millis: row["acquired_at"]),
-                         expiresAt: StoreCoding.date(millis: row["expires_at"]))
+            guard let lease = try Self.lease(db, named: name) else { throw StoreError(.unavailable, "lease \(name) vanished while it was taken") }
+            return lease
         }
     }
 
@@ -906,11 +904,13 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
 
     public func lease(named name: String) async throws -> Lease? {
         try LeaseLimits.validateName(name)
-        return try await read { db in
-            try Row.fetchOne(db, sql: "SELECT holder, acquired_at, expires_at FROM leases WHERE name = ?", arguments: [name]).map {
-                Lease(name: name, holder: $0["holder"], acquiredAt: StoreCoding.date(millis: $0["acquired_at"]),
-                      expiresAt: StoreCoding.date(millis: $0["expires_at"]))
-            }
+        return try await read { db in try Self.lease(db, named: name) }
+    }
+
+    private static func lease(_ db: Database, named name: String) throws -> Lease? {
+        try Row.fetchOne(db, sql: "SELECT holder, acquired_at, expires_at FROM leases WHERE name = ?", arguments: [name]).map {
+            Lease(name: name, holder: $0["holder"], acquiredAt: StoreCoding.date(millis: $0["acquired_at"]),
+                  expiresAt: StoreCoding.date(millis: $0["expires_at"]))
         }
     }
 

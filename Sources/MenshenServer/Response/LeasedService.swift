@@ -26,8 +26,8 @@ import Synchronization
 /// A node that stops abruptly (killed, cut off) is replaced once its lease has lapsed: within `duration` plus
 /// `renewEvery`. `onChange` is told whether the job runs here each time that changes (metrics, tests).
 ///
-/// The race between an ask and its time limit is written here (``within(_:_:)``) because a task group waits for all
-/// its children, and postgres-nio's queries do not end on cancellation once sent.
+/// Each ask is raced against its time limit by ``FirstOutcome/within(_:evenIfCancelled:_:)``: a task group would wait
+/// for all its children, and postgres-nio's queries do not end on cancellation once sent.
 public struct LeasedService: Service {
     /// The lease the detections run under.
     public static let detectionsLease = "detections"
@@ -83,7 +83,7 @@ public struct LeasedService: Service {
         func stop(within limit: Duration) async -> Bool {
             task.cancel()
             let task = task
-            return await LeasedService.within(limit, evenIfCancelled: true) { await task.value; return true } ?? false
+            return await FirstOutcome.within(limit, evenIfCancelled: true) { await task.value; return true } ?? false
         }
     }
 
@@ -126,7 +126,7 @@ public struct LeasedService: Service {
             // Given up outside this (possibly cancelled) task, within one ask's time: a store may refuse work asked for
             // by a cancelled task, or not answer at all.
             let store = store, name = name, holder = holder
-            let outcome = await Self.within(renewEvery, evenIfCancelled: true) { () -> String? in
+            let outcome = await FirstOutcome.within(renewEvery, evenIfCancelled: true) { () -> String? in
                 do { try await store.releaseLease(named: name, holder: holder); return nil } catch { return "\(error)" }
             }
             if outcome != .some(nil) {
@@ -157,7 +157,7 @@ public struct LeasedService: Service {
             let answer: Ask
             if limit > .zero {
                 let store = store, name = name, holder = holder, duration = duration
-                answer = await Self.within(limit) { () -> Ask in
+                answer = await FirstOutcome.within(limit) { () -> Ask in
                     do { return .held(try await store.acquireLease(named: name, holder: holder, duration: duration)) } catch {
                         return .failed("\(error)")
                     }
@@ -210,50 +210,5 @@ public struct LeasedService: Service {
         }
         await stop("shutting down", level: .notice)
         await release()
-    }
-
-    /// `work`'s answer, or nil after `limit` (or at once when the caller is cancelled, unless `evenIfCancelled`: the
-    /// stop and the release at shutdown run in a cancelled task and must still be given their time) — without waiting
-    /// for `work`, which is cancelled then and left to end on its own (a task group would wait for it, and a database
-    /// call that ignores cancellation would hold the node past its stop deadline).
-    static func within<T: Sendable>(_ limit: Duration, evenIfCancelled: Bool = false, _ work: @escaping @Sendable () async -> T) async -> T? {
-        let first = First<T>()
-        let task = Task { first.finish(await work()) }
-        let timer = Task {
-            try? await Task.sleep(for: limit)
-            first.finish(nil)
-        }
-        let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { first.install($0) }
-        } onCancel: {
-            if !evenIfCancelled { first.finish(nil) }
-        }
-        task.cancel()
-        timer.cancel()
-        return result
-    }
-
-    /// The first outcome resumes the one waiter; later ones are ignored. Either the outcome or the waiter may come first.
-    final class First<T: Sendable>: Sendable {
-        private let state = Mutex<(continuation: CheckedContinuation<T?, Never>?, result: T??)>((nil, nil))
-
-        func install(_ continuation: CheckedContinuation<T?, Never>) {
-            let ready: T?? = state.withLock { s in
-                if let r = s.result { return .some(r) }
-                s.continuation = continuation
-                return nil
-            }
-            if let ready { continuation.resume(returning: ready) }
-        }
-
-        func finish(_ value: T?) {
-            let waiting: CheckedContinuation<T?, Never>? = state.withLock { s in
-                guard s.result == nil else { return nil }
-                s.result = .some(value)
-                defer { s.continuation = nil }
-                return s.continuation
-            }
-            waiting?.resume(returning: value)
-        }
     }
 }
