@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Logging
 import MenshenCore
@@ -209,9 +212,14 @@ struct DetectionServiceTests {
         #expect(events.filter { $0.event.classUID == 2004 }.count == 1)
     }
 
-    @Test("a service stopped while it handles a batch carries the batch out whole: the cursor never passes a spray whose finding and playbook step were not written")
+    @Test("a service stopped while it handles a batch carries the batch out whole: the cursor never passes a spray whose finding and playbook steps (a webhook's outcome among them) were not written")
     func stoppedMidBatch() async throws {
-        let playbook = "playbooks:\n  - name: note-spraying\n    match: {techniques: [T1110]}\n    actions: [log, log, log]\n"
+        let playbook = """
+            playbooks:
+              - name: note-spraying
+                match: {techniques: [T1110]}
+                actions: [log, log, {type: webhook, url: "http://127.0.0.1:9/hook", timeout_seconds: 1, retries: 0}]
+            """
         /// A store whose cursor exists, and a spray written while no service runs (so the next one reads it as one batch).
         func world() async throws -> (World, PlaybookState, Int64) {
             let w = try World()
@@ -253,13 +261,59 @@ struct DetectionServiceTests {
             outcomes.append("\(cursor >= sprayEnd ? "past" : "before")/\(finding ? "finding" : "-")/\(actions)/\(incident ? "case" : "-")/\(risk ? "risk" : "-")")
             if cursor >= sprayEnd {
                 #expect(finding && actions == 3 && incident && risk,
-                        "round \(round): the cursor passed the spray, so its finding, three steps, case and risk must be written")
+                        "round \(round): the cursor passed the spray, so its finding, three steps (the webhook's delivered or not), case and risk must be written")
             } else {
                 #expect(!finding, "round \(round): a finding was written but the cursor stayed before its batch (it would be found again)")
             }
         }
         // Both outcomes must occur for the rounds to mean anything.
         #expect(outcomes.contains { $0.hasPrefix("past") } && outcomes.contains { $0.hasPrefix("before") }, "\(outcomes), whole batch \(whole)")
+    }
+
+    /// A TCP port on 127.0.0.1 that takes connections (the kernel's backlog) and never reads or answers them.
+    final class SilentReceiver {
+        let port: Int
+        private let fd: Int32
+        init() throws {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            guard bound == 0, listen(fd, 16) == 0 else { Glibc.close(fd); throw CocoaError(.fileWriteUnknown) }
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+            port = Int(UInt16(bigEndian: addr.sin_port))
+            self.fd = fd
+        }
+        deinit { Glibc.close(fd) }
+    }
+
+    @Test("a webhook under way when the service stops is cut short, and its outcome is written: not delivered, the detections stopped")
+    func webhookUnderWayAtStop() async throws {
+        let receiver = try SilentReceiver()
+        let w = try World()
+        try await w.users(["amy", "bo"])
+        let file = try w.playbooks("""
+            playbooks:
+              - name: ticket-spraying
+                match: {techniques: [T1110]}
+                actions: [{type: webhook, url: "http://127.0.0.1:\(receiver.port)/hook", timeout_seconds: 30, retries: 0}]
+            """)
+        let service = w.start(try PlaybookState(file: file))
+        for name in ["amy", "bo", "admin", "root", "teller01", "teller02", "ops", "backup", "audit", "guest", "eve", "dee"] {
+            try await w.failedPassword(name, from: "198.51.100.23", known: ["amy", "bo"].contains(name))
+        }
+        _ = try await w.waitFor("the finding") { events in events.contains { $0.event.classUID == 2004 } }
+        try await Task.sleep(for: .milliseconds(500))   // the POST is sent and waits for an answer that never comes (30 s)
+        #expect(try await w.store.events(after: 0, limit: 10_000).filter { $0.event.classUID == 7001 }.isEmpty, "still under way")
+        service.cancel()
+        await service.value
+        let outcomes = try await w.store.events(after: 0, limit: 10_000).filter { $0.event.classUID == 7001 }
+        try #require(outcomes.count == 1, "the webhook's outcome is written before the service has stopped")
+        #expect(Self.payload(outcomes[0])["status_id"] as? Int == 2)
+        let detail = (Self.payload(outcomes[0])["status_detail"] as? String) ?? (Self.payload(outcomes[0])["message"] as? String) ?? ""
+        #expect(detail.contains("the detections stopped on this node before its delivery"), "\(outcomes[0].event.payloadJSON)")
     }
 
     @Test("a malformed playbook file is refused on reload with file, playbook and field; the previous set stays and still acts")

@@ -52,10 +52,12 @@ struct TimedLeasedServiceTests {
     }
 
     /// The job: marks itself running until cancelled. `endFirst`: the first copy ends on its own after 100 ms.
+    /// `linger`: once cancelled, each copy goes on for that long regardless (as a store call that ignores cancellation).
     struct Job: Service {
         let probe: Probe
         let node: String
         var endFirst = false
+        var linger: Duration?
 
         func run() async throws {
             let now = probe.active.add(1, ordering: .sequentiallyConsistent).newValue
@@ -78,15 +80,28 @@ struct TimedLeasedServiceTests {
                 return
             }
             while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
+            probe.log.withLock { $0.append((node, "cancelled", .now)) }
+            if let linger { await Self.sleepIgnoringCancellation(linger) }
+        }
+
+        static func sleepIgnoringCancellation(_ time: Duration) async {
+            let (s, atto) = time.components
+            await withCheckedContinuation { c in
+                DispatchQueue.global().asyncAfter(deadline: .now() + Double(s) + Double(atto) / 1e18) { c.resume() }
+            }
         }
     }
 
     /// A node's view of the store that can be cut off: its lease calls then fail at once, or never answer — not even to
     /// cancellation, as a database call on a half-open connection may not (they are let go when the view answers again).
+    /// Or slow: each call reaches the store after a delay, whether its caller still waits or not (a query once sent).
+    /// Counts the lease calls under way at once.
     final class CutOff: LeaseStore {
-        enum Mode { case answers, fails, hangs }
+        enum Mode: Equatable { case answers, fails, hangs, slow(Duration) }
         let inner: any LeaseStore
         private let state = Mutex<(mode: Mode, parked: [CheckedContinuation<Void, Never>])>((.answers, []))
+        let calls = Atomic<Int>(0)
+        let mostCalls = Atomic<Int>(0)
         init(_ inner: any LeaseStore) { self.inner = inner }
 
         func set(_ mode: Mode) {
@@ -98,9 +113,27 @@ struct TimedLeasedServiceTests {
             for c in release { c.resume() }
         }
 
+        /// Runs a lease call through the view's mode, counted.
+        private func call<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+            let now = calls.add(1, ordering: .sequentiallyConsistent).newValue
+            defer { calls.subtract(1, ordering: .sequentiallyConsistent) }
+            var most = mostCalls.load(ordering: .sequentiallyConsistent)
+            while now > most {
+                let (exchanged, original) = mostCalls.compareExchange(expected: most, desired: now, ordering: .sequentiallyConsistent)
+                if exchanged { break }
+                most = original
+            }
+            if case .slow(let delay) = state.withLock({ $0.mode }) {
+                await Job.sleepIgnoringCancellation(delay)
+                return try await Task { try await work() }.value   // arrived: carried out even if its caller gave up
+            }
+            try await gate()
+            return try await work()
+        }
+
         private func gate() async throws {
             switch state.withLock({ $0.mode }) {
-            case .answers: return
+            case .answers, .slow: return
             case .fails: throw StoreError(.unavailable, "cut off from the database")
             case .hangs:
                 await withCheckedContinuation { c in
@@ -115,17 +148,19 @@ struct TimedLeasedServiceTests {
             }
         }
         func acquireLease(named name: String, holder: String, duration: Duration) async throws -> Lease {
-            try await gate(); return try await inner.acquireLease(named: name, holder: holder, duration: duration)
+            let inner = inner
+            return try await call { try await inner.acquireLease(named: name, holder: holder, duration: duration) }
         }
         func releaseLease(named name: String, holder: String) async throws {
-            try await gate(); try await inner.releaseLease(named: name, holder: holder)
+            let inner = inner
+            try await call { try await inner.releaseLease(named: name, holder: holder) }
         }
         func lease(named name: String) async throws -> Lease? { try await inner.lease(named: name) }
     }
 
-    static func node(_ store: any LeaseStore, _ name: String, probe: Probe, endFirst: Bool = false) -> LeasedService {
+    static func node(_ store: any LeaseStore, _ name: String, probe: Probe, endFirst: Bool = false, linger: Duration? = nil) -> LeasedService {
         LeasedService(store: store, name: "job", holder: name, duration: .seconds(4), renewEvery: .milliseconds(250),
-                      logger: Logger(label: "test.\(name)")) { Job(probe: probe, node: name, endFirst: endFirst) }
+                      logger: Logger(label: "test.\(name)")) { Job(probe: probe, node: name, endFirst: endFirst, linger: linger) }
     }
 
     static func until(_ limit: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
@@ -174,6 +209,7 @@ struct TimedLeasedServiceTests {
         let a = Task { try? await Self.node(viewA, "a", probe: probe).run() }
         #expect(await Self.until(.seconds(10)) { probe.starts("a") == 1 })
         let b = Task { try? await Self.node(storeB, "b", probe: probe).run() }
+        defer { viewA.set(.answers); a.cancel(); b.cancel() }   // a failed expectation must not leave them running
         try await Task.sleep(for: .milliseconds(600))
         let lastRenewal = try #require(try await storeB.lease(named: "job"))
         viewA.set(mode)
@@ -204,11 +240,77 @@ struct TimedLeasedServiceTests {
         guard let (store, other, cleanup) = try await Self.twoNodes(.sqlite) else { return }
         let probe = Probe()
         let a = Task { try? await Self.node(store, "a", probe: probe, endFirst: true).run() }
-        #expect(await Self.until(.seconds(10)) { probe.starts("a") == 2 && probe.running == 1 })
+        defer { a.cancel() }
+        #expect(await Self.until(.seconds(10)) { probe.first("stop", "a") != nil })
+        // Between the end and the restart (after 250 ms) the lease is free: another node could take it.
+        var sawFree = false
+        #expect(try await Self.until(.seconds(10)) {
+            if try await other.lease(named: "job") == nil { sawFree = true }
+            return probe.starts("a") == 2
+        })
+        #expect(sawFree, "the lease was given up when the job ended on its own")
+        let pause = try #require(probe.log.withLock { $0.last { $0.event == "start" }?.at }) - #require(probe.first("stop", "a"))
+        #expect(pause >= .milliseconds(240), "restarted after the pause, not at once: \(pause)")
+        #expect(probe.running == 1)
         #expect(try await other.lease(named: "job")?.holder == "a")
         a.cancel()
         await a.value
         #expect(probe.running == 0)
+        await cleanup()
+    }
+
+    @Test("a stopped job that does not end within the wait: no second copy starts on the node, and the lease is not given up while it runs")
+    func lingeringJob() async throws {
+        guard let (storeA, other, cleanup) = try await Self.twoNodes(.sqlite) else { return }
+        let probe = Probe()
+        let viewA = CutOff(storeA)
+        let a = Task { try? await Self.node(viewA, "a", probe: probe, linger: .seconds(3)).run() }
+        defer { viewA.set(.answers); a.cancel() }
+        #expect(await Self.until(.seconds(10)) { probe.starts("a") == 1 })
+        viewA.set(.fails)
+        // Stopped 2 s after its last renewal; it goes on for 3 s more, past the 1 s the node waits for it.
+        #expect(await Self.until(.seconds(10)) { probe.first("cancelled", "a") != nil })
+        viewA.set(.answers)
+        try await Task.sleep(for: .milliseconds(1800))
+        #expect(probe.starts("a") == 1 && probe.running == 1, "no second copy while the stopped one runs")
+        #expect(try await other.lease(named: "job")?.holder == "a", "the lease is kept (renewed), so no other node starts one either")
+        #expect(await Self.until(.seconds(6)) { probe.starts("a") == 2 }, "started again once the stopped copy ended")
+        #expect(probe.most.load(ordering: .sequentiallyConsistent) == 1, "never two at once")
+
+        // Shut down while the copy goes on after its stop: the lease is left to lapse, not given up.
+        a.cancel()
+        await a.value
+        #expect(probe.running == 1)
+        #expect(try await other.lease(named: "job")?.holder == "a", "not given up while the stopped copy runs")
+        #expect(await Self.until(.seconds(6)) { probe.running == 0 })
+        await cleanup()
+    }
+
+    @Test("a slow store: one ask at a time, waited for again until it answers; a late ask's lease is given up at shutdown")
+    func slowStore() async throws {
+        guard let (storeA, other, cleanup) = try await Self.twoNodes(.sqlite) else { return }
+        let probe = Probe()
+        let viewA = CutOff(storeA)
+        viewA.set(.slow(.milliseconds(700)))   // each ask answers after 700 ms, well past its 250 ms limit
+        let a = Task { try? await Self.node(viewA, "a", probe: probe).run() }
+        defer { a.cancel() }
+        #expect(await Self.until(.seconds(10)) { probe.starts("a") == 1 }, "the slow answers are waited for again, and count")
+        try await Task.sleep(for: .seconds(3))
+        #expect(probe.starts("a") == 1 && probe.running == 1, "renewed all along (one answer about every 950 ms)")
+        #expect(viewA.mostCalls.load(ordering: .sequentiallyConsistent) == 1, "never more than one ask under way")
+        a.cancel()
+        await a.value
+        try await Task.sleep(for: .milliseconds(1600))   // every call sent has arrived
+        #expect(try await other.lease(named: "job") == nil, "given up after the ask under way")
+
+        // A node stopped before its first ask answered: that ask takes the lease later, and it is given up all the same.
+        let late = Task { try? await Self.node(viewA, "late", probe: probe).run() }
+        try await Task.sleep(for: .milliseconds(300))
+        late.cancel()
+        await late.value
+        try await Task.sleep(for: .milliseconds(1600))
+        #expect(probe.starts("late") == 0)
+        #expect(try await other.lease(named: "job") == nil, "the late ask's lease was given up")
         await cleanup()
     }
 

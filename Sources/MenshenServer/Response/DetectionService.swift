@@ -95,9 +95,11 @@ public struct DetectionService: Service {
             "after_sequence": "\(start)", "rules": "\(names.count)", "playbooks": "\(playbooks.set.playbooks.count)",
             "playbooks_source": "\(playbooks.set.source)"])
         let playbooks = self.playbooks, logger = self.logger, reloadInterval = self.reloadInterval, tail = self.tail
+        // The webhooks are delivered outside the group below and closed only once it has ended: a batch carried out whole
+        // after a stop (see the follower) still queues its tickets, and each gets its outcome written.
+        let delivering = Task { await sender.run() }
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await sender.run() }
                 group.addTask {
                     // Steps held for approval: carry out the approved ones, expire the ones nobody decided in time.
                     while !Task.isCancelled {
@@ -159,6 +161,8 @@ public struct DetectionService: Service {
                 group.cancelAll()
             }
         }
+        sender.close()
+        await delivering.value
     }
 }
 
@@ -343,7 +347,7 @@ struct Responder: Sendable {
                 case .webhook(let target):
                     do {
                         let body = try ResponseEvents.ticket(f, playbook: step.playbook, findingEventID: eventID)
-                        sender.enqueue(.init(target: target, body: body, step: step, finding: f))
+                        await sender.enqueue(.init(target: target, body: body, step: step, finding: f))
                         continue   // its audit event is written when the delivery ends
                     } catch {
                         outcome = .init(success: false, detail: "the ticket could not be encoded: \(error)")

@@ -17,11 +17,15 @@ import Synchronization
 ///   the lease can lapse and another node may take it: two nodes never run it at once while the store's clock and
 ///   theirs run at the same rate and no process is paused for longer than that margin (there is no fencing);
 /// - stops it too when the lease turns out to be another's;
+/// - when a stopped job has not ended within that wait (a store call inside it that ignores cancellation), starts no
+///   other copy and does not give the lease up until it has ended (the lease then lapses, and another node may take it:
+///   see "Several nodes" in docs/operations.md for what that leaves open);
 /// - when the job ends on its own, gives the lease up (another node may take over) and asks again after
 ///   `renewEvery`, doubling while the job keeps ending soon after its start, up to five minutes;
 /// - gives the lease up when it stops (a graceful shutdown), so another node takes over at its next ask
 ///   instead of at the lease's expiry.
 ///
+/// One ask is under way at a time: an ask that did not answer within its limit is waited for again, not sent anew.
 /// A store that fails or does not answer is logged once (and once more when it answers again), not at every ask.
 /// A node that stops abruptly (killed, cut off) is replaced once its lease has lapsed: within `duration` plus
 /// `renewEvery`. `onChange` is told whether the job runs here each time that changes (metrics, tests).
@@ -62,19 +66,25 @@ public struct LeasedService: Service {
         await cancelWhenGracefulShutdown { await self.lead() }
     }
 
-    /// A running job: its task, and whether it has ended on its own.
+    /// Set once, read from any thread.
+    final class Flag: Sendable {
+        private let value = Atomic<Bool>(false)
+        var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
+        func set() { value.store(true, ordering: .sequentiallyConsistent) }
+    }
+
+    /// A running job: its task, and whether it has ended (on its own or after a stop).
     final class Running: Sendable {
-        final class Flag: Sendable { let value = Atomic<Bool>(false) }
         let task: Task<Void, Never>
         private let flag = Flag()
-        var ended: Bool { flag.value.load(ordering: .sequentiallyConsistent) }
+        var ended: Bool { flag.isSet }
         init(_ service: any Service, logger: Logger, name: String) {
             let flag = flag
             task = Task {
                 do { try await service.run() } catch {
                     logger.error("the job under a lease failed", metadata: ["lease": "\(name)", "error": "\(error)"])
                 }
-                flag.value.store(true, ordering: .sequentiallyConsistent)
+                flag.set()
             }
         }
 
@@ -89,6 +99,21 @@ public struct LeasedService: Service {
 
     enum Ask: Sendable { case held(Lease), failed(String), timedOut }
 
+    /// An ask for the lease, which may outlive the wait for it: while it has not answered, the next asks wait for it
+    /// instead of sending another (a store that does not answer would otherwise collect one call, and one database
+    /// connection, per `renewEvery`).
+    final class PendingAsk: Sendable {
+        let sentAt: ContinuousClock.Instant
+        let task: Task<Ask, Never>
+        private let flag = Flag()
+        var answered: Bool { flag.isSet }
+        init(sentAt: ContinuousClock.Instant, _ work: @escaping @Sendable () async -> Ask) {
+            self.sentAt = sentAt
+            let flag = flag
+            task = Task { let answer = await work(); flag.set(); return answer }
+        }
+    }
+
     /// Why the node last could not renew, so a store that stays down is logged once, not at every ask.
     enum AskTrouble: Equatable { case none, failed, timedOut }
 
@@ -99,7 +124,14 @@ public struct LeasedService: Service {
         let stopAfter = duration / 2
         let stopWait = duration / 4
         var running: Running?
+        // A stopped job that had not ended within `stopWait`: until it ends, no other copy starts here, the lease is not
+        // given up (another node takes it only once it lapses), and `onChange(false)` is not told.
+        var lingering: Running?
+        var waitingNoted = false
+        var pending: PendingAsk?
         var renewedAt: ContinuousClock.Instant?
+        // Whether the lease may be this node's: set when an ask is sent (an ask that is not waited for may still take
+        // it), cleared when an answer names another holder or the lease is given up.
         var holding = false
         var otherHolder: String?
         var trouble = AskTrouble.none
@@ -112,19 +144,39 @@ public struct LeasedService: Service {
             guard let r = running else { return }
             running = nil
             let ended = await r.stop(within: stopWait)
-            onChange(false)
             logger.log(level: level, "this node stopped \(name): \(why)", metadata: ["lease": "\(name)", "holder": "\(holder)"])
-            if !ended {
-                logger.error("\(name) did not end within \(stopWait) of being stopped; it is left to end on its own",
+            if ended {
+                onChange(false)
+            } else {
+                lingering = r
+                waitingNoted = false
+                logger.error("\(name) did not end within \(stopWait) of being stopped; until it ends, no other copy starts on this node and the lease is not given up",
                              metadata: ["lease": "\(name)"])
+            }
+        }
+        func noteEnded() {
+            if let l = lingering, l.ended {
+                lingering = nil
+                onChange(false)
+                logger.notice("the stopped \(name) has ended", metadata: ["lease": "\(name)"])
             }
         }
         func release() async {
             guard holding else { return }
+            noteEnded()
+            if lingering != nil {
+                logger.error("not giving the lease up: the stopped \(name) has not ended; the lease lapses instead", metadata: ["lease": "\(name)"])
+                return
+            }
             holding = false
             renewedAt = nil
             // Given up outside this (possibly cancelled) task, within one ask's time: a store may refuse work asked for
-            // by a cancelled task, or not answer at all.
+            // by a cancelled task, or not answer at all. An ask still under way could take the lease after the release,
+            // so it is waited for first (within one ask's time too).
+            if let p = pending, !p.answered {
+                _ = await FirstOutcome.within(renewEvery, evenIfCancelled: true) { await p.task.value }
+            }
+            pending = nil
             let store = store, name = name, holder = holder
             let outcome = await FirstOutcome.within(renewEvery, evenIfCancelled: true) { () -> String? in
                 do { try await store.releaseLease(named: name, holder: holder); return nil } catch { return "\(error)" }
@@ -135,6 +187,7 @@ public struct LeasedService: Service {
             }
         }
         while !Task.isCancelled {
+            noteEnded()
             // A job that ended on its own: stopped for good here, the lease given up, a later start delayed.
             if let r = running, r.ended {
                 running = nil
@@ -150,18 +203,30 @@ public struct LeasedService: Service {
                 continue
             }
             notBefore = nil
-            // While the job runs, the ask may take only until the stop deadline.
+            // While the job runs, the ask may take only until the stop deadline. An ask still under way is waited for
+            // again rather than sent anew; the lease counts as renewed from when that ask was sent.
             let deadline = renewedAt.map { $0 + stopAfter }
-            let asked = clock.now
-            let limit = deadline.map { min(renewEvery, max(.zero, $0 - asked)) } ?? renewEvery
+            let now = clock.now
+            let limit = deadline.map { min(renewEvery, max(.zero, $0 - now)) } ?? renewEvery
             let answer: Ask
+            var asked = now
             if limit > .zero {
-                let store = store, name = name, holder = holder, duration = duration
-                answer = await FirstOutcome.within(limit) { () -> Ask in
-                    do { return .held(try await store.acquireLease(named: name, holder: holder, duration: duration)) } catch {
-                        return .failed("\(error)")
+                let ask: PendingAsk
+                if let p = pending, !p.answered {
+                    ask = p
+                } else {
+                    let store = store, name = name, holder = holder, duration = duration
+                    ask = PendingAsk(sentAt: now) {
+                        do { return .held(try await store.acquireLease(named: name, holder: holder, duration: duration)) } catch {
+                            return .failed("\(error)")
+                        }
                     }
-                } ?? .timedOut
+                    holding = true
+                }
+                pending = ask
+                asked = ask.sentAt
+                answer = await FirstOutcome.within(limit) { await ask.task.value } ?? .timedOut
+                if ask.answered { pending = nil }
             } else {
                 answer = .timedOut
             }
@@ -180,7 +245,14 @@ public struct LeasedService: Service {
                 renewedAt = asked
                 holding = true
                 otherHolder = nil
-                if running == nil {
+                noteEnded()
+                if running == nil, lingering != nil {
+                    if !waitingNoted {
+                        waitingNoted = true
+                        logger.warning("this node holds the lease but waits for the stopped \(name) to end before starting it again",
+                                       metadata: ["lease": "\(name)"])
+                    }
+                } else if running == nil, clock.now - asked < stopAfter {
                     logger.notice("this node runs \(name) (it holds the lease)", metadata: [
                         "lease": "\(name)", "holder": "\(holder)", "until": "\(ISO8601DateFormatter().string(from: lease.expiresAt))"])
                     running = Running(job(), logger: logger, name: name)

@@ -179,7 +179,7 @@ extension Responder {
                                       detail: "\(targets.count) user(s) must authenticate again for \(seconds) s")
         case .webhook(let target):
             // Its event is written when the delivery ends (as for an unheld webhook).
-            sender.enqueue(.init(target: target, body: held.ticket ?? "{}", step: step, finding: finding))
+            await sender.enqueue(.init(target: target, body: held.ticket ?? "{}", step: step, finding: finding))
             return
         case .log:
             outcome = .init(success: true, detail: "finding written to the server log")

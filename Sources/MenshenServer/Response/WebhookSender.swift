@@ -6,16 +6,21 @@ import NIOCore
 
 /// Delivers webhook tickets off the detection path.
 ///
-/// ``enqueue(_:)`` never waits: tickets go into a bounded buffer (the oldest
-/// is dropped, and counted, when it is full) that ``run()`` drains with at
+/// ``enqueue(_:)`` never waits for a delivery: tickets go into a bounded buffer (the oldest
+/// is dropped when it is full) that ``run()`` drains with at
 /// most ``maxInFlight`` deliveries at a time. Each delivery is a POST of the
 /// JSON ticket with the target's timeout per attempt (the deadline covers the
 /// whole exchange, body included, so a receiver that hangs costs one timeout);
 /// a failed attempt (no answer, an error, a status outside 2xx) is tried again
 /// after 0.5 s, 1 s, 2 s … up to the target's `retries`. Redirects are not
 /// followed and at most 64 KiB of an answer is read and ignored (``WebhookPost``): a receiver
-/// that answers garbage changes nothing. When a delivery ends, `finished` is
-/// told the outcome (the caller writes the audit event).
+/// that answers garbage changes nothing.
+///
+/// Every ticket ends in exactly one outcome told to `finished` (the caller writes the audit event): delivered, not
+/// delivered after its attempts, dropped from a full queue, refused after ``close()``, or cut short by it. `finished`
+/// runs in a task of its own: a delivery cut short is a cancelled task, and a store may refuse a cancelled task's work
+/// (the event log's appends are group-committed by a writer of their own and do not, so no test can tell the
+/// difference today; the cursor's writes do).
 ///
 /// AsyncHTTPClient does the HTTP; the queue and the retry loop are ours.
 final class WebhookSender: Sendable {
@@ -34,6 +39,7 @@ final class WebhookSender: Sendable {
     private let client: HTTPClient
     private let logger: Logger
     private let finished: @Sendable (Ticket, ResponseEvents.Outcome) async -> Void
+    private let closing = LeasedService.Flag()
     /// Back-off before the n-th retry is `initialBackoff × 2^(n−1)`.
     let initialBackoff: Duration
 
@@ -50,35 +56,57 @@ final class WebhookSender: Sendable {
         self.finished = finished
     }
 
-    /// Queues a ticket; returns false when the queue was full and the oldest ticket was dropped.
-    @discardableResult
-    func enqueue(_ ticket: Ticket) -> Bool {
+    /// Queues a ticket. A ticket that will not be delivered — the oldest one, dropped from a full queue, or this one
+    /// once the sender is closed — has its failure told to `finished` before this returns.
+    func enqueue(_ ticket: Ticket) async {
         switch continuation.yield(ticket) {
-        case .enqueued: return true
+        case .enqueued: return
         case .dropped(let old):
             logger.error("webhook queue full; the oldest ticket was dropped", metadata: ["playbook": "\(old.step.playbook)", "finding": "\(old.finding.uid)"])
-            return false
-        case .terminated: return false
-        @unknown default: return false
+            await tell(old, .init(success: false, detail: "ticket not delivered to \(old.target.host): the webhook queue was full (\(Self.maxQueued) tickets) and it was the oldest",
+                                  facts: ["host": .string(old.target.host), "attempts": .number(0)]))
+        case .terminated:
+            await tell(ticket, Self.shutDown(ticket, attempts: 0))
+        @unknown default:
+            await tell(ticket, Self.shutDown(ticket, attempts: 0))
         }
     }
 
-    /// Delivers queued tickets until the calling task is cancelled, then shuts the HTTP client down.
+    /// Ends the queue: tickets already queued are not attempted (each is told as not delivered), deliveries under way
+    /// are cancelled, and ``run()`` returns once every outcome has been told. Later tickets are refused.
+    func close() {
+        closing.set()
+        continuation.finish()
+    }
+
+    /// Delivers queued tickets until ``close()`` (not until cancelled: the caller closes it once nothing can queue any
+    /// more, so no step is left without an outcome), then shuts the HTTP client down.
     func run() async {
         await withTaskGroup(of: Void.self) { group in
             var inFlight = 0
-            await withTaskCancellationHandler {
-                for await ticket in stream {
-                    if inFlight >= Self.maxInFlight { await group.next(); inFlight -= 1 }
-                    group.addTask { await self.deliver(ticket) }
-                    inFlight += 1
+            for await ticket in stream {
+                if closing.isSet {
+                    await tell(ticket, Self.shutDown(ticket, attempts: 0))
+                    continue
                 }
-            } onCancel: {
-                continuation.finish()
+                if inFlight >= Self.maxInFlight { await group.next(); inFlight -= 1 }
+                group.addTask { await self.deliver(ticket) }
+                inFlight += 1
             }
             group.cancelAll()
         }
         try? await client.shutdown()
+    }
+
+    static func shutDown(_ ticket: Ticket, attempts: Int) -> ResponseEvents.Outcome {
+        .init(success: false, detail: "ticket not delivered to \(ticket.target.host): the detections stopped on this node before its delivery",
+              facts: ["host": .string(ticket.target.host), "attempts": .number(attempts)])
+    }
+
+    /// Tells `finished` in a task of its own (see the type's comment).
+    private func tell(_ ticket: Ticket, _ outcome: ResponseEvents.Outcome) async {
+        let finished = finished
+        await Task { await finished(ticket, outcome) }.value
     }
 
     func deliver(_ ticket: Ticket) async {
@@ -90,7 +118,10 @@ final class WebhookSender: Sendable {
                 let backoff = min(initialBackoff * (1 << (attempt - 1)), .seconds(30))
                 try? await Task.sleep(for: backoff)
             }
-            if Task.isCancelled { lastProblem = "shut down before delivery"; break }
+            if Task.isCancelled || closing.isSet {
+                await tell(ticket, Self.shutDown(ticket, attempts: attempts))
+                return
+            }
             attempts += 1
             do {
                 let answer = try await WebhookPost.send(client, url: target.url,
@@ -98,18 +129,22 @@ final class WebhookSender: Sendable {
                                                                   ("User-Agent", "Menshen-playbooks/\(ResponseEvents.productVersion)")],
                                                         body: ByteBuffer(string: ticket.body), timeout: .seconds(target.timeoutSeconds))
                 if (200..<300).contains(answer.status) {
-                    await finished(ticket, .init(success: true, detail: "ticket delivered to \(target.host) (HTTP \(answer.status))",
-                                                 facts: ["host": .string(target.host), "attempts": .number(attempts),
-                                                         "http_status": .number(answer.status)]))
+                    await tell(ticket, .init(success: true, detail: "ticket delivered to \(target.host) (HTTP \(answer.status))",
+                                             facts: ["host": .string(target.host), "attempts": .number(attempts),
+                                                     "http_status": .number(answer.status)]))
                     return
                 }
                 lastProblem = "HTTP \(answer.status)"
             } catch {
                 lastProblem = String("\(error)".prefix(200))
             }
+            if Task.isCancelled || closing.isSet {   // cut short by close(): the attempt's failure is the stop's
+                await tell(ticket, Self.shutDown(ticket, attempts: attempts))
+                return
+            }
             logger.warning("webhook attempt failed", metadata: ["host": "\(target.host)", "attempt": "\(attempts)", "problem": "\(lastProblem)"])
         }
-        await finished(ticket, .init(success: false, detail: "ticket not delivered to \(target.host) after \(attempts) attempt(s): \(lastProblem)",
-                                     facts: ["host": .string(target.host), "attempts": .number(attempts)]))
+        await tell(ticket, .init(success: false, detail: "ticket not delivered to \(target.host) after \(attempts) attempt(s): \(lastProblem)",
+                                 facts: ["host": .string(target.host), "attempts": .number(attempts)]))
     }
 }
