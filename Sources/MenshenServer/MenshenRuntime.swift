@@ -159,8 +159,12 @@ public struct MenshenRuntime: Sendable {
             })
         } else {
             logger.notice("detections and playbooks are off on this node (response.detections_enabled: false): another node must run them")
-            services.append(DetectionLagWatch(store: store, clock: clock, logger: logger))
         }
+        // On every node, whichever runs the detections: `/metrics` menshen_detections_lag_seconds (how long the oldest event
+        // they have not examined has waited; absent until the first reading, not a made-up 0), and a warning when no node
+        // runs them or they fall behind.
+        services.append(DetectionLagWatch(store: store, clock: clock, logger: logger, runsHere: config.response.detectionsEnabled,
+                                          onAge: { registry.makeGauge(name: "menshen_detections_lag_seconds").set($0) }))
         if let demo {
             services.append(app("sample", SampleApplication.router(organisation: config.organisation.name), demo.sampleApplicationListen))
         }

@@ -13,6 +13,11 @@ struct DemoTests {
         #expect(ci.contains("exec scripts/test"))
     }
 
+    /// One series' value in a Prometheus text exposition.
+    static func sample(_ body: String, _ series: String) -> Double? {
+        body.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
     @Test("the demo comes up on a fresh directory and answers health, readiness, portal and sample app")
     func demoComesUp() async throws {
         let dir = try Harness.tempDir()
@@ -31,13 +36,21 @@ struct DemoTests {
         #expect(gate.status == 401)
         let metrics = try await Harness.get(demo.adminURL + "/metrics")
         #expect(metrics.status == 200 && metrics.body.contains("hb_requests"))
-        func value(_ series: String) -> Double? {
-            metrics.body.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
-        }
+        func value(_ series: String) -> Double? { Self.sample(metrics.body, series) }
         #expect((value("menshen_gateway_requests_total") ?? 0) >= 1, "\(metrics.body)")
         #expect((value(#"menshen_gateway_verdicts_total{verdict="responded"}"#) ?? 0) >= 1)
         #expect((value("menshen_gateway_decided_immediately_total") ?? 0) >= 1)
         #expect(value("menshen_gateway_open_connections") != nil && value("menshen_decision_events_dropped_total") == 0)
+        // The demo's one node holds the detections' lease (asked for at start) and keeps up with the log.
+        var detections: (running: Double?, lag: Double?) = (nil, nil)
+        for _ in 0..<100 {
+            let m = try await Harness.get(demo.adminURL + "/metrics").body
+            detections = (Self.sample(m, "menshen_detections_running"), Self.sample(m, "menshen_detections_lag_seconds"))
+            if detections.running == 1, let lag = detections.lag, lag < 60 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(detections.running == 1, "\(detections)")
+        #expect(detections.lag.map { $0 >= 0 && $0 < 60 } == true, "\(detections)")
 
         let portal = try await Harness.get(demo.portalURL + "/", headers: ["Accept-Language": "en-GB,en;q=0.9"])
         #expect(portal.status == 200)

@@ -415,7 +415,7 @@ public enum AssessmentFacts {
                                                 + "\(Int(DetectionLag.limit / 60)) minutes: no node keeps up")
             f.visibility.detectionsStopped = true
         case .keepingUp(let cursor, let unexamined):
-            let state = unexamined ? "keeps up with the log" : "has no event after it (a quiet log: no lag, which does not show a node running)"
+            let state = unexamined != nil ? "keeps up with the log" : "has no event after it (a quiet log: no lag, which does not show a node running)"
             f.visibility.detections = Fact(f.visibility.detections.value, query: f.visibility.detections.query
                                            + "; run by another node (\(here); the consumer cursor `\(cursorName)` at sequence \(cursor) \(state); "
                                            + "the playbooks as this node's file says)")
