@@ -159,7 +159,8 @@ struct AssessmentFactsTests {
                                 status: .experimental, level: .medium, tags: ["attack.initial-access", "attack.t1133"], description: nil)
         let finding = DetectionFinding(metadata: rule, user: "bob", sourceIP: "198.51.100.7", device: "d-0123456789abcdef", evidence: ["e1"],
                                        firstTime: w.clock.now(), lastTime: w.clock.now(), message: "unmanaged device")
-        var response = [try ResponseEvents.finding(finding, id: UUID(), writtenAt: w.clock.now())]
+        // Written 3 s after its last event: the time to alert.
+        var response = [try ResponseEvents.finding(finding, id: UUID(), writtenAt: w.clock.now().addingTimeInterval(3))]
         for (step, outcome) in [
             (PlaybookStep(playbook: "contain", action: .revokeSessions(.finding)), ResponseEvents.Outcome(success: true, detail: "2 sessions revoked", users: ["bob"])),
             (PlaybookStep(playbook: "rehearse", action: .disableUser(.finding), dryRun: true), ResponseEvents.Outcome(success: true, detail: "would disable", users: ["bob"])),
@@ -223,6 +224,9 @@ struct AssessmentFactsTests {
         #expect(f.decisions.responseActions.value == 1)        // the revoke taken; not the dry run, webhook, failure or approval
         #expect(f.decisions.complianceChanges.value == 2)
         #expect(f.visibility.findings.value == 2)              // the detection's finding and the @alert's
+        #expect(f.visibility.meanSecondsToAlert.value == 3, "the detection's finding, 3 s after its last event (the @alert's names none)")
+        #expect(f.visibility.decisionAuditFailsClosed.value, "audit.when_unwritten = refuse, the default")
+        #expect(!f.visibility.auditChainSigned.value, "no checkpoint signed")
         #expect(f.visibility.casesOpened.value == 1 && f.visibility.casesClosed.value == 1)
         #expect(f.visibility.webhookExport.value && f.visibility.exported)
         #expect(f.identity.stepUpsCompleted.value == 1)         // alice's TOTP step-up; bob's privileged-work start and end are not step-ups
@@ -315,10 +319,48 @@ struct AssessmentFactsTests {
         for (name, fact) in [("internal", f.identity.internalMinimumSignInLoA), ("external", f.identity.externalMinimumSignInLoA)] {
             #expect(try await number(fact.query) == fact.value, "lowest \(name) LoA: \(fact.query)")
         }
+        let toAlert = try await rows(f.visibility.meanSecondsToAlert.query).first?.first as? NSNumber
+        #expect(toAlert?.doubleValue == f.visibility.meanSecondsToAlert.value, "mean time to alert: \(f.visibility.meanSecondsToAlert.query)")
         // Roles: every role with its tier and active holders, also a role nobody holds (0).
         let roleRows = try await rows(f.roles.roles.query).map { "\($0[0]) \($0[1]) \(($0[2] as? NSNumber)?.intValue ?? -1)" }
         #expect(roleRows == f.roles.roles.value.sorted { $0.id < $1.id }.map { "\($0.id) \($0.tier) \($0.holders)" }, "\(f.roles.roles.query)")
         #expect(f.roles.roles.value.contains { $0.holders == 0 }, "the seed has a role without an active holder")
+    }
+
+    @Test("the event log: access refused while decisions cannot be logged (audit.when_unwritten), and its head signed in the window or at the head")
+    func auditTrail() async throws {
+        var w = try await Self.world()
+        let now = Self.t0.addingTimeInterval(7200)
+        func facts() async throws -> DeploymentFacts.Visibility {
+            try await AssessmentFacts.gather(configuration: w.config, store: w.store, window: 86_400, now: now).visibility
+        }
+        func append(at time: Date) async throws -> StoredEvent {
+            let e = NewEvent(id: UUID(), time: time, classUID: 3002, payloadJSON: #"{"class_uid":3002}"#)
+            return try #require(try await w.store.appendEvents([e], hasher: EventChain.hasher).last)
+        }
+        func sign(_ e: StoredEvent, at time: Date) async throws {
+            try await w.store.appendCheckpoint(AuditCheckpointRecord(sequence: e.sequence, eventID: e.event.id, hash: e.hash, time: time,
+                                                                     keyID: "k1", signature: "sig"))
+        }
+        var v = try await facts()
+        #expect(v.decisionAuditFailsClosed.value && v.decisionAuditFailsClosed.query == "audit.when_unwritten = refuse")
+        #expect(!v.auditChainSigned.value, "no checkpoint: \(v.auditChainSigned.query)")
+
+        let old = try await append(at: now.addingTimeInterval(-3 * 86_400))
+        try await sign(old, at: now.addingTimeInterval(-3 * 86_400))
+        #expect(try await facts().auditChainSigned.value, "signed before the window, but at the head of a log quiet since")
+        let recent = try await append(at: now.addingTimeInterval(-3600))
+        v = try await facts()
+        #expect(!v.auditChainSigned.value, "the newest signature is older than the window and behind the head: \(v.auditChainSigned.query)")
+        try await sign(recent, at: now.addingTimeInterval(-3000))
+        _ = try await append(at: now.addingTimeInterval(-60))
+        v = try await facts()
+        #expect(v.auditChainSigned.value, "signed within the window (the head has moved on since): \(v.auditChainSigned.query)")
+
+        w.config.audit.whenUnwritten = "admit"
+        v = try await facts()
+        #expect(!v.decisionAuditFailsClosed.value && v.decisionAuditFailsClosed.query == "audit.when_unwritten = admit")
+        await Self.close(w)
     }
 
     @Test("a node that leaves detections to another (response.detections_enabled: false): they count while the shared cursor keeps up with the log, not without a cursor or more than ten minutes behind")

@@ -58,7 +58,8 @@ struct PrincipleRulesTests {
                    respondingPlaybooks: ["disable-dormant"], respondingActions: ["disable_user"])])
         f.visibility.casesOpened = F(2); f.visibility.casesClosed = F(1)
         f.decisions.withDeviceID = F(900); f.data.auditRetentionDays = F(365)
-        f.visibility.findings = F(3)
+        f.visibility.findings = F(3); f.visibility.meanSecondsToAlert = F(1.5)
+        f.visibility.decisionAuditFailsClosed = F(true); f.visibility.auditChainSigned = F(true)
         f.data.secretsKeyPresent = F(true); f.data.secretsKeyOwnerOnly = F(true); f.data.secretsKeyAgeDays = F(30)
         f.data.totpCredentials = F(0); f.data.totpCredentialsSealed = F(0)
         return f
@@ -161,6 +162,9 @@ struct PrincipleRulesTests {
         Case("4.6", "a playbooks file that does not load is partial", .partiallyMet) { $0.visibility.playbooksProblem = "bad" },
         Case("5.7", "JSON Lines export counts as export", .met) { $0.visibility.syslogExport = F(false); $0.visibility.jsonLinesExport = F(true) },
         Case("2.6", "the HTTPS webhook export counts as export", .met) { $0.visibility.syslogExport = F(false); $0.visibility.webhookExport = F(true) },
+        Case("1.6", "access admitted while decisions cannot be logged is partial", .partiallyMet) { $0.visibility.decisionAuditFailsClosed = F(false) },
+        Case("4.6", "an event log whose head was not signed in the window is partial", .partiallyMet) { $0.visibility.auditChainSigned = F(false) },
+        Case("5.7", "no findings (time to alert not measured) is still met", .met) { $0.visibility.meanSecondsToAlert = F(nil); $0.visibility.findings = F(0) },
         // 3.1 attestation, overridden by an open permit.
         Case("3.1", "an unconditional permit for all is not met even when attested", .notMet) {
             $0.policies.inForce.value.append(Policy(id: "open", source: "x", effect: "permit", applications: nil, text: "permit (principal, action, resource);",

@@ -350,6 +350,15 @@ public struct DeploymentFacts: Sendable, Equatable, Codable {
         public var detectionsStopped = false
         /// Detection Findings (2004) in the window.
         public var findings = Fact(0, query: "")
+        /// Mean time from event to alert over those findings: from the last event a finding rests on
+        /// (`finding_info.last_seen_time`) to the finding written; nil without findings.
+        public var meanSecondsToAlert = Fact<Double?>(nil, query: "")
+        /// `audit.when_unwritten = refuse`: the gateway refuses access while its decisions cannot be written to the
+        /// event log, so no access goes unlogged.
+        public var decisionAuditFailsClosed = Fact(false, query: "")
+        /// The event log's head was signed (an audit checkpoint, Ed25519) within the window, so cutting or rewriting
+        /// the log is detectable.
+        public var auditChainSigned = Fact(false, query: "")
         /// Cases (incidents grouping findings, `menshen case`) opened in the window: Incident Finding (2005) activity 1 Create.
         public var casesOpened = Fact(0, query: "")
         /// … and closed in the window: 2005 activity 3 Close.

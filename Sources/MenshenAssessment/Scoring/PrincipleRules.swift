@@ -265,16 +265,24 @@ public enum PrincipleRules {
             count("findings", T("Detection findings in the window", "期間內偵測告警"), v.findings),
             count("cases_opened", T("Cases (incident tickets grouping findings) opened in the window", "期間內開立之事件單（彙整偵測告警之案件）"), v.casesOpened),
             count("cases_closed", T("Cases closed in the window", "期間內結案之事件單"), v.casesClosed),
+            Measurement(id: "mean_time_to_alert", label: T("Mean time from event to alert (findings in the window)", "事件至告警之平均時間（期間內偵測告警）"),
+                        value: v.meanSecondsToAlert.value, unit: .seconds, query: v.meanSecondsToAlert.query),
+            flag("decision_audit_fails_closed", T("Access refused while the gateway's decisions cannot be logged", "閘道決策無法記錄時拒絕存取"), v.decisionAuditFailsClosed),
+            flag("audit_chain_signed", T("Event log head signed in the window (audit checkpoints)", "期間內已簽署事件日誌鏈頭（稽核檢查點）"), v.auditChainSigned),
         ]
         var problems: [String] = []
         if let p = v.playbooksProblem { problems.append(p) }
+        let trail = v.decisionAuditFailsClosed.value && v.auditChainSigned.value
+        let toAlert = v.meanSecondsToAlert.value.map { String(format: "%.1f", $0) }
+        let trailWhy = T(" The event log: access \(v.decisionAuditFailsClosed.value ? "is refused while decisions cannot be logged" : "goes on while decisions cannot be logged (\(v.decisionAuditFailsClosed.query))"); its head \(v.auditChainSigned.value ? "was" : "was not") signed in the window; mean time from event to alert \(toAlert.map { "\($0) s" } ?? "not measured (no findings)").",
+                         " 事件日誌：決策無法記錄時\(v.decisionAuditFailsClosed.value ? "拒絕存取" : "仍允許存取")；期間內鏈頭\(v.auditChainSigned.value ? "已" : "未")簽署；事件至告警平均時間\(toAlert.map { " \($0) 秒" } ?? "未量測（無偵測告警）")。")
         let why = T("Export \(v.exported ? "enabled" : "disabled"); \(detections.count) \(name.en) detections with ATT&CK mapping (\(detections.map(\.title).joined(separator: "; "))); \(responded.count) answered by a playbook\(problems.isEmpty ? "" : "; playbooks: \(problems.joined())"); \(v.findings.value) findings, \(v.casesOpened.value) cases opened and \(v.casesClosed.value) closed in the window (all pillars).",
                     "事件匯出\(v.exported ? "已啟用" : "未啟用")；\(detections.count) 項\(name.zhTW)偵測規則對應 ATT&CK；\(responded.count) 項有劇本回應\(problems.isEmpty ? "" : "；劇本：\(problems.joined())")；期間內偵測告警 \(v.findings.value) 筆，開立事件單 \(v.casesOpened.value) 件、結案 \(v.casesClosed.value) 件（全部支柱）。")
-        let fix = runningDetections(v, T("Enable export.syslog, export.jsonl or export.webhook to the SOC's SIEM and bind playbooks (revoke_sessions, webhook ticket) to the \(name.en) detections; follow findings up as cases (menshen case).",
-                                         "啟用 export.syslog、export.jsonl 或 export.webhook 匯出至 SOC 之 SIEM，並為\(name.zhTW)偵測規則設定劇本（revoke_sessions、webhook 工單）；以事件單追蹤偵測告警（menshen case）。"))
-        if v.exported && !detections.isEmpty && !responded.isEmpty && problems.isEmpty { return eval(.met, why, m) }
-        if v.exported || !detections.isEmpty { return eval(.partiallyMet, why, m, fix) }
-        return eval(.notMet, why, m, fix)
+        let fix = runningDetections(v, T("Enable export.syslog, export.jsonl or export.webhook to the SOC's SIEM and bind playbooks (revoke_sessions, webhook ticket) to the \(name.en) detections; follow findings up as cases (menshen case); keep audit.when_unwritten = refuse and audit checkpoints signed (audit.signing_key_file on every node).",
+                                         "啟用 export.syslog、export.jsonl 或 export.webhook 匯出至 SOC 之 SIEM，並為\(name.zhTW)偵測規則設定劇本（revoke_sessions、webhook 工單）；以事件單追蹤偵測告警（menshen case）；維持 audit.when_unwritten = refuse 並簽署稽核檢查點（各節點設定 audit.signing_key_file）。"))
+        if v.exported && !detections.isEmpty && !responded.isEmpty && problems.isEmpty && trail { return eval(.met, why + trailWhy, m) }
+        if v.exported || !detections.isEmpty { return eval(.partiallyMet, why + trailWhy, m, fix) }
+        return eval(.notMet, why + trailWhy, m, fix)
     }
 
     // MARK: Device

@@ -56,6 +56,7 @@ public enum AssessmentFacts {
         try await devices(&facts, config: config, store: store, now: now)
         visibility(&facts, config: config)
         try await detectionsElsewhere(&facts, config: config, store: store, now: now)
+        try await auditTrail(&facts, config: config, store: store, start: start, now: now)
         facts.data.auditRetentionDays = Fact(config.audit.retentionDays, query: "audit.retention_days = \(config.audit.retentionDays)")
         let lifetime = config.identity.sessionPrivilegedLifetimeSeconds
         facts.roles.privilegedSessionLifetimeSeconds = Fact(lifetime, query: "identity.session.privileged_lifetime_seconds = \(lifetime)")
@@ -206,6 +207,7 @@ public enum AssessmentFacts {
         final class Tally {
             var decided = 0, enrolled = 0, hardware = 0, withDevice = 0, stepUp = 0, narrowed = 0, revoked = 0, alerted = 0, responses = 0
             var compliance = 0, findings = 0, casesOpened = 0, casesClosed = 0
+            var alertDelays = 0.0, timedFindings = 0
         }
         let t = Tally()
         // Decisions (the most numerous events) by substring tests on the stored JSON, which `DecisionLog` writes in a
@@ -236,7 +238,14 @@ public enum AssessmentFacts {
                       ["revoke_sessions", "disable_user", "require_step_up"].contains(u["action"] as? String ?? "") else { return }
                 t.responses += 1
             case 2003: t.compliance += 1
-            case 2004: t.findings += 1
+            case 2004:
+                t.findings += 1
+                // Time to alert: from the last event the finding rests on to the finding written (the detections' findings;
+                // a gateway @alert is written with its decision and names no last_seen_time).
+                if let o = object(p), let info = o["finding_info"] as? [String: Any], let last = info["last_seen_time"] as? NSNumber {
+                    t.alertDelays += max(0, e.event.time.timeIntervalSince1970 - last.doubleValue / 1000)
+                    t.timedFindings += 1
+                }
             case 2005:
                 guard let o = object(p) else { return }
                 switch int(o["activity_id"]) {
@@ -260,6 +269,8 @@ public enum AssessmentFacts {
         f.decisions.complianceChanges = Fact(t.compliance, query: window(2003, start, now))
         f.decisions.withDeviceID = Fact(t.withDevice, query: q + " AND json_extract(payload,'$.device.uid') IS NOT NULL")
         f.visibility.findings = Fact(t.findings, query: window(2004, start, now))
+        f.visibility.meanSecondsToAlert = Fact(t.timedFindings == 0 ? nil : t.alertDelays / Double(t.timedFindings),
+                                               query: "SELECT avg(max(0, time - json_extract(payload,'$.finding_info.last_seen_time'))) / 1000.0 FROM events WHERE class_uid = 2004 AND time >= \(StoreCoding.millis(start)) AND time < \(StoreCoding.millis(now)) AND json_extract(payload,'$.finding_info.last_seen_time') IS NOT NULL")
         f.visibility.casesOpened = Fact(t.casesOpened, query: window(2005, start, now) + " AND json_extract(payload,'$.activity_id') = 1")
         f.visibility.casesClosed = Fact(t.casesClosed, query: window(2005, start, now) + " AND json_extract(payload,'$.activity_id') = 3")
     }
@@ -374,6 +385,20 @@ public enum AssessmentFacts {
                                                       query: "gateway.tls.client_ca_file set (with gateway.tls.certificate_file)")
         f.devices.advisoriesConfigured = Fact(!config.device.advisoriesDir.isEmpty, query: "device.advisories_dir = \(config.device.advisoriesDir.isEmpty ? "(empty)" : config.device.advisoriesDir)")
         f.devices.tpmAttestationConfigured = Fact(!config.device.tpmCAFile.isEmpty, query: "device.tpm_ca_file set")
+    }
+
+    /// The event log's integrity: whether access fails closed when decisions cannot be logged, and whether its head was
+    /// signed in the window (the newest audit checkpoint).
+    static func auditTrail(_ f: inout DeploymentFacts, config: MenshenConfiguration, store: any MenshenStore, start: Date, now: Date) async throws {
+        let refuse = config.audit.whenUnwritten == "refuse"
+        f.visibility.decisionAuditFailsClosed = Fact(refuse, query: "audit.when_unwritten = \(config.audit.whenUnwritten)")
+        // Signed within the window, or the signature covers the log's head (a log quiet for the whole window).
+        let last = try await store.lastCheckpoint()
+        let head = try await store.lastEvent()?.sequence
+        let signed = last.map { ($0.time >= start && $0.time < now) || $0.sequence == head } ?? false
+        let seen = last.map { "the newest at \(StoreCoding.millis($0.time)) ms (sequence \($0.sequence), key \($0.keyID))" } ?? "none"
+        f.visibility.auditChainSigned = Fact(signed, query: "SELECT time, sequence FROM audit_checkpoints ORDER BY sequence DESC LIMIT 1: \(seen); "
+                                                 + "signed within the window \(StoreCoding.millis(start))–\(StoreCoding.millis(now)) ms or at the log's head (sequence \(head.map(String.init) ?? "none"))")
     }
 
     static func visibility(_ f: inout DeploymentFacts, config: MenshenConfiguration) {
