@@ -102,6 +102,7 @@ struct TimedLeasedServiceTests {
         private let state = Mutex<(mode: Mode, parked: [CheckedContinuation<Void, Never>])>((.answers, []))
         let calls = Atomic<Int>(0)
         let mostCalls = Atomic<Int>(0)
+        let totalCalls = Atomic<Int>(0)
         init(_ inner: any LeaseStore) { self.inner = inner }
 
         func set(_ mode: Mode) {
@@ -115,6 +116,7 @@ struct TimedLeasedServiceTests {
 
         /// Runs a lease call through the view's mode, counted.
         private func call<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+            totalCalls.add(1, ordering: .sequentiallyConsistent)
             let now = calls.add(1, ordering: .sequentiallyConsistent).newValue
             defer { calls.subtract(1, ordering: .sequentiallyConsistent) }
             var most = mostCalls.load(ordering: .sequentiallyConsistent)
@@ -158,8 +160,9 @@ struct TimedLeasedServiceTests {
         func lease(named name: String) async throws -> Lease? { try await inner.lease(named: name) }
     }
 
-    static func node(_ store: any LeaseStore, _ name: String, probe: Probe, endFirst: Bool = false, linger: Duration? = nil) -> LeasedService {
-        LeasedService(store: store, name: "job", holder: name, duration: .seconds(4), renewEvery: .milliseconds(250),
+    static func node(_ store: any LeaseStore, _ name: String, probe: Probe, endFirst: Bool = false, linger: Duration? = nil,
+                     renewEvery: Duration = .milliseconds(250)) -> LeasedService {
+        LeasedService(store: store, name: "job", holder: name, duration: .seconds(4), renewEvery: renewEvery,
                       logger: Logger(label: "test.\(name)")) { Job(probe: probe, node: name, endFirst: endFirst, linger: linger) }
     }
 
@@ -239,10 +242,10 @@ struct TimedLeasedServiceTests {
     func restartsEndedJob() async throws {
         guard let (store, other, cleanup) = try await Self.twoNodes(.sqlite) else { return }
         let probe = Probe()
-        let a = Task { try? await Self.node(store, "a", probe: probe, endFirst: true).run() }
+        let a = Task { try? await Self.node(store, "a", probe: probe, endFirst: true, renewEvery: .seconds(1)).run() }
         defer { a.cancel() }
         #expect(await Self.until(.seconds(10)) { probe.first("stop", "a") != nil })
-        // Between the end and the restart (after 250 ms) the lease is free: another node could take it.
+        // Between the end and the restart (after 1 s, one ask's interval here) the lease is free: another node could take it.
         var sawFree = false
         #expect(try await Self.until(.seconds(10)) {
             if try await other.lease(named: "job") == nil { sawFree = true }
@@ -250,7 +253,7 @@ struct TimedLeasedServiceTests {
         })
         #expect(sawFree, "the lease was given up when the job ended on its own")
         let pause = try #require(probe.log.withLock { $0.last { $0.event == "start" }?.at }) - #require(probe.first("stop", "a"))
-        #expect(pause >= .milliseconds(240), "restarted after the pause, not at once: \(pause)")
+        #expect(pause >= .milliseconds(950), "restarted after the pause, not at once: \(pause)")
         #expect(probe.running == 1)
         #expect(try await other.lease(named: "job")?.holder == "a")
         a.cancel()
@@ -273,7 +276,11 @@ struct TimedLeasedServiceTests {
         viewA.set(.answers)
         try await Task.sleep(for: .milliseconds(1800))
         #expect(probe.starts("a") == 1 && probe.running == 1, "no second copy while the stopped one runs")
-        #expect(try await other.lease(named: "job")?.holder == "a", "the lease is kept (renewed), so no other node starts one either")
+        // 2.6 s after the stop, which came 2 s after the last renewal before the cut: without renewals the 4 s lease has lapsed.
+        try await Task.sleep(for: .milliseconds(800))
+        let kept = try await other.lease(named: "job")
+        #expect(kept?.holder == "a" && (kept?.expiresAt ?? .distantPast) > Date().addingTimeInterval(1),
+                "the lease is kept renewed, so no other node starts one either: \(String(describing: kept))")
         #expect(await Self.until(.seconds(6)) { probe.starts("a") == 2 }, "started again once the stopped copy ended")
         #expect(probe.most.load(ordering: .sequentiallyConsistent) == 1, "never two at once")
 
@@ -311,6 +318,24 @@ struct TimedLeasedServiceTests {
         try await Task.sleep(for: .milliseconds(1600))
         #expect(probe.starts("late") == 0)
         #expect(try await other.lease(named: "job") == nil, "the late ask's lease was given up")
+        await cleanup()
+    }
+
+    @Test("answers that come later than the stop deadline: nothing starts on them, the node keeps asking, and starts once the store answers in time")
+    func lateAnswers() async throws {
+        guard let (storeA, _, cleanup) = try await Self.twoNodes(.sqlite) else { return }
+        let probe = Probe()
+        let viewA = CutOff(storeA)
+        viewA.set(.slow(.milliseconds(2500)))   // past the 2 s after which a renewal no longer counts
+        let a = Task { try? await Self.node(viewA, "a", probe: probe).run() }
+        defer { viewA.set(.answers); a.cancel() }
+        try await Task.sleep(for: .seconds(7))
+        #expect(probe.starts("a") == 0, "an answer 2.5 s old is no ground to start on")
+        #expect(viewA.totalCalls.load(ordering: .sequentiallyConsistent) >= 2, "the node went on asking after the late answer")
+        viewA.set(.answers)
+        #expect(await Self.until(.seconds(8)) { probe.starts("a") == 1 }, "started once the store answers in time")
+        a.cancel()
+        await a.value
         await cleanup()
     }
 

@@ -18,8 +18,9 @@ import Synchronization
 ///   theirs run at the same rate and no process is paused for longer than that margin (there is no fencing);
 /// - stops it too when the lease turns out to be another's;
 /// - when a stopped job has not ended within that wait (a store call inside it that ignores cancellation), starts no
-///   other copy and does not give the lease up until it has ended (the lease then lapses, and another node may take it:
-///   see "Several nodes" in docs/operations.md for what that leaves open);
+///   other copy and does not give the lease up until it has ended: it keeps renewing the lease while the store answers,
+///   and at shutdown leaves it to lapse (another node may then take it while the copy still waits on the store: see
+///   "Several nodes" in docs/operations.md for what that leaves open; `onChange(false)` is not told then);
 /// - when the job ends on its own, gives the lease up (another node may take over) and asks again after
 ///   `renewEvery`, doubling while the job keeps ending soon after its start, up to five minutes;
 /// - gives the lease up when it stops (a graceful shutdown), so another node takes over at its next ask
@@ -162,8 +163,8 @@ public struct LeasedService: Service {
             }
         }
         func release() async {
-            guard holding else { return }
             noteEnded()
+            guard holding else { return }
             if lingering != nil {
                 logger.error("not giving the lease up: the stopped \(name) has not ended; the lease lapses instead", metadata: ["lease": "\(name)"])
                 return
@@ -271,8 +272,10 @@ public struct LeasedService: Service {
                         "lease": "\(name)", "holder": "\(lease.holder)", "until": "\(ISO8601DateFormatter().string(from: lease.expiresAt))"])
                 }
             }
-            if running != nil, renewedAt.map({ clock.now - $0 >= stopAfter }) ?? true {
-                renewedAt = nil
+            // A renewal older than `stopAfter` (no answer since, or an answer to an ask sent that long ago) no longer
+            // counts, whether or not the job runs here: kept, it would leave the next ask no time and the loop no sleep.
+            if renewedAt.map({ clock.now - $0 >= stopAfter }) ?? false { renewedAt = nil }
+            if running != nil, renewedAt == nil {
                 await stop("the lease was not renewed for \(stopAfter) (the store fails or does not answer); another node may take it once it lapses",
                            level: .error)
             }

@@ -40,6 +40,9 @@ final class WebhookSender: Sendable {
     private let logger: Logger
     private let finished: @Sendable (Ticket, ResponseEvents.Outcome) async -> Void
     private let closing = LeasedService.Flag()
+    /// Finished by ``close()``: ends ``run()``'s watcher.
+    private let closed: AsyncStream<Void>
+    private let closedContinuation: AsyncStream<Void>.Continuation
     /// Back-off before the n-th retry is `initialBackoff × 2^(n−1)`.
     let initialBackoff: Duration
 
@@ -47,6 +50,7 @@ final class WebhookSender: Sendable {
          finished: @escaping @Sendable (Ticket, ResponseEvents.Outcome) async -> Void) {
         let (stream, continuation) = AsyncStream.makeStream(of: Ticket.self, bufferingPolicy: .bufferingNewest(Self.maxQueued))
         self.stream = stream; self.continuation = continuation
+        (closed, closedContinuation) = AsyncStream.makeStream(of: Void.self)
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.timeout = .init(connect: .seconds(5))
@@ -73,24 +77,32 @@ final class WebhookSender: Sendable {
     }
 
     /// Ends the queue: tickets already queued are not attempted (each is told as not delivered), deliveries under way
-    /// are cancelled, and ``run()`` returns once every outcome has been told. Later tickets are refused.
+    /// are cancelled at once, and ``run()`` returns once every outcome has been told. Later tickets are refused.
     func close() {
         closing.set()
+        closedContinuation.finish()
         continuation.finish()
     }
 
     /// Delivers queued tickets until ``close()`` (not until cancelled: the caller closes it once nothing can queue any
     /// more, so no step is left without an outcome), then shuts the HTTP client down.
     func run() async {
-        await withTaskGroup(of: Void.self) { group in
+        // Children answer whether they are the watcher of `close()` (true) or a delivery (false): the watcher ending
+        // cancels the deliveries under way, also while the loop waits for one of them to make room.
+        await withTaskGroup(of: Bool.self) { group in
+            let closed = closed
+            group.addTask { for await _ in closed {}; return true }
             var inFlight = 0
             for await ticket in stream {
                 if closing.isSet {
                     await tell(ticket, Self.shutDown(ticket, attempts: 0))
                     continue
                 }
-                if inFlight >= Self.maxInFlight { await group.next(); inFlight -= 1 }
-                group.addTask { await self.deliver(ticket) }
+                while inFlight >= Self.maxInFlight, let isWatcher = await group.next() {
+                    if isWatcher { group.cancelAll(); break }
+                    inFlight -= 1
+                }
+                group.addTask { await self.deliver(ticket); return false }
                 inFlight += 1
             }
             group.cancelAll()
