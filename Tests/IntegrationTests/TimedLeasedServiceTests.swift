@@ -321,6 +321,23 @@ struct TimedLeasedServiceTests {
         await cleanup()
     }
 
+    @Test("answers that land while the node sleeps between asks are taken, not thrown away for a fresh ask")
+    func answersDuringSleep() async throws {
+        guard let (storeA, _, cleanup) = try await Self.twoNodes(.sqlite) else { return }
+        let probe = Probe()
+        let viewA = CutOff(storeA)
+        // Past the 250 ms an ask is waited for, within the 250 ms the node then sleeps: every answer lands in the sleep.
+        viewA.set(.slow(.milliseconds(400)))
+        let a = Task { try? await Self.node(viewA, "a", probe: probe).run() }
+        defer { a.cancel() }
+        #expect(await Self.until(.seconds(5)) { probe.starts("a") == 1 }, "started on an answer that came in during the sleep")
+        try await Task.sleep(for: .seconds(3))
+        #expect(probe.starts("a") == 1 && probe.running == 1, "kept running: each late answer renews the lease")
+        a.cancel()
+        await a.value
+        await cleanup()
+    }
+
     @Test("answers that come later than the stop deadline: nothing starts on them, the node keeps asking, and starts once the store answers in time")
     func lateAnswers() async throws {
         guard let (storeA, _, cleanup) = try await Self.twoNodes(.sqlite) else { return }

@@ -211,9 +211,17 @@ public struct LeasedService: Service {
             let limit = deadline.map { min(renewEvery, max(.zero, $0 - now)) } ?? renewEvery
             let answer: Ask
             var asked = now
-            if limit > .zero {
+            // An answer that came in since the last wait (while the loop slept) is taken, not thrown away; another ask is
+            // sent at once after it (no sleep), so a slow store's answers are not left to age past the deadline.
+            var askAgainNow = false
+            if let p = pending, p.answered {
+                answer = await p.task.value
+                asked = p.sentAt
+                pending = nil
+                askAgainNow = true
+            } else if limit > .zero {
                 let ask: PendingAsk
-                if let p = pending, !p.answered {
+                if let p = pending {
                     ask = p
                 } else {
                     let store = store, name = name, holder = holder, duration = duration
@@ -226,8 +234,15 @@ public struct LeasedService: Service {
                 }
                 pending = ask
                 asked = ask.sentAt
-                answer = await FirstOutcome.within(limit) { await ask.task.value } ?? .timedOut
-                if ask.answered { pending = nil }
+                if let got = await FirstOutcome.within(limit, { await ask.task.value }) {
+                    answer = got
+                    pending = nil
+                } else if ask.answered {   // answered as the time limit ran out
+                    answer = await ask.task.value
+                    pending = nil
+                } else {
+                    answer = .timedOut
+                }
             } else {
                 answer = .timedOut
             }
@@ -279,7 +294,9 @@ public struct LeasedService: Service {
                 await stop("the lease was not renewed for \(stopAfter) (the store fails or does not answer); another node may take it once it lapses",
                            level: .error)
             }
-            // The next ask comes after `renewEvery`, or at the stop deadline if that is sooner.
+            // The next ask comes after `renewEvery`, or at the stop deadline if that is sooner (at once after an answer
+            // taken late).
+            if askAgainNow && !Task.isCancelled { continue }
             let next = renewedAt.map { min(clock.now + renewEvery, $0 + stopAfter) } ?? clock.now + renewEvery
             try? await Task.sleep(until: next, clock: clock)
         }

@@ -95,6 +95,7 @@ final class WebhookSender: Sendable {
             var inFlight = 0
             for await ticket in stream {
                 if closing.isSet {
+                    group.cancelAll()   // the deliveries under way, at once (the watcher's end may not have been read)
                     await tell(ticket, Self.shutDown(ticket, attempts: 0))
                     continue
                 }
