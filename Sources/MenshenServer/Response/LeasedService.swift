@@ -67,53 +67,33 @@ public struct LeasedService: Service {
         await cancelWhenGracefulShutdown { await self.lead() }
     }
 
-    /// Set once, read from any thread.
-    final class Flag: Sendable {
-        private let value = Atomic<Bool>(false)
-        var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
-        func set() { value.store(true, ordering: .sequentiallyConsistent) }
-    }
-
-    /// A running job: its task, and whether it has ended (on its own or after a stop).
-    final class Running: Sendable {
-        let task: Task<Void, Never>
-        private let flag = Flag()
-        var ended: Bool { flag.isSet }
-        init(_ service: any Service, logger: Logger, name: String) {
-            let flag = flag
-            task = Task {
-                do { try await service.run() } catch {
-                    logger.error("the job under a lease failed", metadata: ["lease": "\(name)", "error": "\(error)"])
-                }
-                flag.set()
+    /// Starts the job; its failure is logged.
+    static func start(_ service: any Service, logger: Logger, name: String) -> TrackedTask<Void> {
+        TrackedTask {
+            do { try await service.run() } catch {
+                logger.error("the job under a lease failed", metadata: ["lease": "\(name)", "error": "\(error)"])
             }
         }
+    }
 
-        /// Cancels the job and waits for it to end, at most `limit`; false when it had not ended by then (it is left to
-        /// end on its own: a store call inside it that ignores cancellation must not hold the node).
-        func stop(within limit: Duration) async -> Bool {
-            task.cancel()
-            let task = task
-            return await FirstOutcome.within(limit, evenIfCancelled: true) { await task.value; return true } ?? false
+    /// A task, and whether it has finished, known without awaiting it: the job under the lease (`TrackedTask<Void>`,
+    /// see ``stop(within:)``), and an ask for the lease (`TrackedTask<Ask>`), which may outlive the wait for it: while it
+    /// has not answered, the next asks wait for it instead of sending another (a store that does not answer would
+    /// otherwise collect one call, and one database connection, per `renewEvery`).
+    final class TrackedTask<Value: Sendable>: Sendable {
+        final class Flag: Sendable { let value = Atomic<Bool>(false) }
+        let task: Task<Value, Never>
+        let startedAt: ContinuousClock.Instant
+        private let flag = Flag()
+        var finished: Bool { flag.value.load(ordering: .sequentiallyConsistent) }
+        init(_ work: @escaping @Sendable () async -> Value) {
+            startedAt = .now
+            let flag = flag
+            task = Task { let value = await work(); flag.value.store(true, ordering: .sequentiallyConsistent); return value }
         }
     }
 
     enum Ask: Sendable { case held(Lease), failed(String), timedOut }
-
-    /// An ask for the lease, which may outlive the wait for it: while it has not answered, the next asks wait for it
-    /// instead of sending another (a store that does not answer would otherwise collect one call, and one database
-    /// connection, per `renewEvery`).
-    final class PendingAsk: Sendable {
-        let sentAt: ContinuousClock.Instant
-        let task: Task<Ask, Never>
-        private let flag = Flag()
-        var answered: Bool { flag.isSet }
-        init(sentAt: ContinuousClock.Instant, _ work: @escaping @Sendable () async -> Ask) {
-            self.sentAt = sentAt
-            let flag = flag
-            task = Task { let answer = await work(); flag.set(); return answer }
-        }
-    }
 
     /// Why the node last could not renew, so a store that stays down is logged once, not at every ask.
     enum AskTrouble: Equatable { case none, failed, timedOut }
@@ -124,12 +104,12 @@ public struct LeasedService: Service {
         // `stopWait` to end: both well inside the lease, so it has ended before another node can take the lease.
         let stopAfter = duration / 2
         let stopWait = duration / 4
-        var running: Running?
+        var running: TrackedTask<Void>?
         // A stopped job that had not ended within `stopWait`: until it ends, no other copy starts here, the lease is not
         // given up (another node takes it only once it lapses), and `onChange(false)` is not told.
-        var lingering: Running?
+        var lingering: TrackedTask<Void>?
         var waitingNoted = false
-        var pending: PendingAsk?
+        var pending: TrackedTask<Ask>?
         var renewedAt: ContinuousClock.Instant?
         // Whether the lease may be this node's: set when an ask is sent (an ask that is not waited for may still take
         // it), cleared when an answer names another holder or the lease is given up.
@@ -156,7 +136,7 @@ public struct LeasedService: Service {
             }
         }
         func noteEnded() {
-            if let l = lingering, l.ended {
+            if let l = lingering, l.finished {
                 lingering = nil
                 onChange(false)
                 logger.notice("the stopped \(name) has ended", metadata: ["lease": "\(name)"])
@@ -174,7 +154,7 @@ public struct LeasedService: Service {
             // Given up outside this (possibly cancelled) task, within one ask's time: a store may refuse work asked for
             // by a cancelled task, or not answer at all. An ask still under way could take the lease after the release,
             // so it is waited for first (within one ask's time too).
-            if let p = pending, !p.answered {
+            if let p = pending, !p.finished {
                 _ = await FirstOutcome.within(renewEvery, evenIfCancelled: true) { await p.task.value }
             }
             pending = nil
@@ -190,7 +170,7 @@ public struct LeasedService: Service {
         while !Task.isCancelled {
             noteEnded()
             // A job that ended on its own: stopped for good here, the lease given up, a later start delayed.
-            if let r = running, r.ended {
+            if let r = running, r.finished {
                 running = nil
                 onChange(false)
                 restartDelay = clock.now - startedAt > .seconds(600) ? renewEvery : restartDelay
@@ -214,18 +194,18 @@ public struct LeasedService: Service {
             // An answer that came in since the last wait (while the loop slept) is taken, not thrown away; another ask is
             // sent at once after it (no sleep), so a slow store's answers are not left to age past the deadline.
             var askAgainNow = false
-            if let p = pending, p.answered {
+            if let p = pending, p.finished {
                 answer = await p.task.value
-                asked = p.sentAt
+                asked = p.startedAt
                 pending = nil
                 askAgainNow = true
             } else if limit > .zero {
-                let ask: PendingAsk
+                let ask: TrackedTask<Ask>
                 if let p = pending {
                     ask = p
                 } else {
                     let store = store, name = name, holder = holder, duration = duration
-                    ask = PendingAsk(sentAt: now) {
+                    ask = TrackedTask {
                         do { return .held(try await store.acquireLease(named: name, holder: holder, duration: duration)) } catch {
                             return .failed("\(error)")
                         }
@@ -233,11 +213,11 @@ public struct LeasedService: Service {
                     holding = true
                 }
                 pending = ask
-                asked = ask.sentAt
+                asked = ask.startedAt
                 if let got = await FirstOutcome.within(limit, { await ask.task.value }) {
                     answer = got
                     pending = nil
-                } else if ask.answered {   // answered as the time limit ran out
+                } else if ask.finished {   // answered as the time limit ran out
                     answer = await ask.task.value
                     pending = nil
                 } else {
@@ -271,7 +251,7 @@ public struct LeasedService: Service {
                 } else if running == nil, clock.now - asked < stopAfter {
                     logger.notice("this node runs \(name) (it holds the lease)", metadata: [
                         "lease": "\(name)", "holder": "\(holder)", "until": "\(ISO8601DateFormatter().string(from: lease.expiresAt))"])
-                    running = Running(job(), logger: logger, name: name)
+                    running = Self.start(job(), logger: logger, name: name)
                     startedAt = clock.now
                     onChange(true)
                 }
@@ -302,5 +282,15 @@ public struct LeasedService: Service {
         }
         await stop("shutting down", level: .notice)
         await release()
+    }
+}
+
+extension LeasedService.TrackedTask where Value == Void {
+    /// Cancels the job and waits for it to end, at most `limit`; false when it had not ended by then (it is left to
+    /// end on its own: a store call inside it that ignores cancellation must not hold the node).
+    func stop(within limit: Duration) async -> Bool {
+        task.cancel()
+        let task = task
+        return await FirstOutcome.within(limit, evenIfCancelled: true) { await task.value; return true } ?? false
     }
 }

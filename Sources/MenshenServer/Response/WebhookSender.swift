@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MenshenVisibility
 import NIOCore
+import Synchronization
 
 /// Delivers webhook tickets off the detection path.
 ///
@@ -39,7 +40,8 @@ final class WebhookSender: Sendable {
     private let client: HTTPClient
     private let logger: Logger
     private let finished: @Sendable (Ticket, ResponseEvents.Outcome) async -> Void
-    private let closing = LeasedService.Flag()
+    private let closingFlag = Atomic<Bool>(false)
+    private var closing: Bool { closingFlag.load(ordering: .sequentiallyConsistent) }
     /// Finished by ``close()``: ends ``run()``'s watcher.
     private let closed: AsyncStream<Void>
     private let closedContinuation: AsyncStream<Void>.Continuation
@@ -79,7 +81,7 @@ final class WebhookSender: Sendable {
     /// Ends the queue: tickets already queued are not attempted (each is told as not delivered), deliveries under way
     /// are cancelled at once, and ``run()`` returns once every outcome has been told. Later tickets are refused.
     func close() {
-        closing.set()
+        closingFlag.store(true, ordering: .sequentiallyConsistent)
         closedContinuation.finish()
         continuation.finish()
     }
@@ -94,7 +96,7 @@ final class WebhookSender: Sendable {
             group.addTask { for await _ in closed {}; return true }
             var inFlight = 0
             for await ticket in stream {
-                if closing.isSet {
+                if closing {
                     group.cancelAll()   // the deliveries under way, at once (the watcher's end may not have been read)
                     await tell(ticket, Self.shutDown(ticket, attempts: 0))
                     continue
@@ -131,7 +133,7 @@ final class WebhookSender: Sendable {
                 let backoff = min(initialBackoff * (1 << (attempt - 1)), .seconds(30))
                 try? await Task.sleep(for: backoff)
             }
-            if Task.isCancelled || closing.isSet {
+            if Task.isCancelled || closing {
                 await tell(ticket, Self.shutDown(ticket, attempts: attempts))
                 return
             }
@@ -151,7 +153,7 @@ final class WebhookSender: Sendable {
             } catch {
                 lastProblem = String("\(error)".prefix(200))
             }
-            if Task.isCancelled || closing.isSet {   // cut short by close(): the attempt's failure is the stop's
+            if Task.isCancelled || closing {   // cut short by close(): the attempt's failure is the stop's
                 await tell(ticket, Self.shutDown(ticket, attempts: attempts))
                 return
             }
