@@ -26,7 +26,7 @@ public struct AccessRequest: Sendable, Equatable {
     }
 
     /// Device attributes; `nil` in ``AccessRequest/device`` means no device identity was presented.
-    public struct Device: Sendable, Equatable {
+    public struct Device: Sendable, Hashable {
         public var enrolled: Bool
         public var managed: Bool
         public var compliant: Bool

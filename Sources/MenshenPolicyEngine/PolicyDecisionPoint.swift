@@ -19,10 +19,20 @@ public struct PolicyDecisionPoint: Sendable {
     /// The entity sets of recent principals and applications (see ``EntityCache``).
     let entityCache = EntityCache()
     /// How many entity sets are remembered now (diagnostics and tests).
-    public var cachedEntitySets: Int { entityCache.count }
+    public var cachedEntitySets: Int { entityCache.table.count }
+    /// Decisions remembered by what they depend on (``DecisionMemo``); nil when the set reads `context` as a whole
+    /// or memoizing was turned off.
+    let memo: DecisionMemo?
+    /// How many decisions are remembered now (diagnostics and tests).
+    public var memoizedDecisions: Int { memo?.table.count ?? 0 }
+    /// Whether decisions are remembered (see ``DecisionMemo``).
+    public var memoizes: Bool { memo != nil }
 
     /// Parses and validates named Cedar documents against ``MenshenSchema``.
-    public init(documents named: [(name: String, text: String)]) throws(PolicyLoadError) {
+    ///
+    /// - Parameter memoizeDecisions: remember decisions keyed by every input the set can read (``DecisionMemo``);
+    ///   off only to compare against evaluation in tests.
+    public init(documents named: [(name: String, text: String)], memoizeDecisions: Bool = true) throws(PolicyLoadError) {
         let schema: Schema
         switch Schema.parse(cedar: MenshenSchema.text) {
         case .success(let s): schema = s
@@ -55,6 +65,7 @@ public struct PolicyDecisionPoint: Sendable {
         policies = set
         index = PolicyIndex(set)
         actionEntities = schema.actionEntities
+        memo = memoizeDecisions ? DecisionMemo.Projection(ContextReads(set)).map(DecisionMemo.init) : nil
     }
 
     /// `@obligation` and `@alert` annotations that do not parse: a typo there
@@ -128,8 +139,18 @@ public struct PolicyDecisionPoint: Sendable {
 
     // MARK: Deciding
 
-    /// Decides one request. Never throws: every failure is a deny with a reason.
+    /// Decides one request. Never throws: every failure is a deny with a reason. A request whose inputs, as far as
+    /// the policies can read them, were decided before gets that decision (``DecisionMemo``).
     public func decide(_ request: AccessRequest) -> AccessDecision {
+        guard let memo, let key = memo.projection.key(request) else { return evaluate(request) }
+        if let known = memo.table[key] { return known }
+        let decision = evaluate(request)
+        memo.table.remember(decision, for: key)
+        return decision
+    }
+
+    /// Evaluates one request against the policies.
+    func evaluate(_ request: AccessRequest) -> AccessDecision {
         guard let input = CedarInput(request, actions: actionEntities, cache: entityCache) else {
             return AccessDecision(effect: .deny, reasons: [.invalidRequest], determiningPolicies: [], obligations: [], errors: [:])
         }
@@ -275,11 +296,11 @@ struct CedarInput {
         let entities: Entities
         if let cache {
             let key = EntityCache.Key(principal: r.principal, resource: r.resource)
-            if let known = cache.entities(for: key) {
+            if let known = cache.table[key] {
                 entities = known
             } else {
                 guard let built = Self.entities(r, actions: actions, user: user, app: app) else { return nil }
-                cache.remember(built, for: key)
+                cache.table.remember(built, for: key)
                 entities = built
             }
         } else {
@@ -356,27 +377,34 @@ struct CedarInput {
 /// a session's next requests do not build the entities and their ancestor closure again. An entity set
 /// depends only on the fields in ``Key``, all of which are compared, so a change to any of them (a
 /// group removed, a role's tier, the user disabled, the application's classification) is a new key.
-/// One cache per ``PolicyDecisionPoint``: a policy or schema change starts with an empty one. Bounded:
-/// emptied when full.
+/// One cache per ``PolicyDecisionPoint``: a policy or schema change starts with an empty one.
 final class EntityCache: Sendable {
     struct Key: Hashable, Sendable {
         let principal: AccessRequest.Principal
         let resource: AccessRequest.Resource
     }
 
-    static let capacity = 10_000
-    private let entries = Mutex<[Key: Entities]>([:])
+    let table = BoundedTable<Key, Entities>(capacity: 10_000)
+}
 
-    func entities(for key: Key) -> Entities? { entries.withLock { $0[key] } }
+/// Values remembered by key, at most `capacity` of them: emptied when full (no eviction bookkeeping on the request
+/// path; a working set that outgrows it is rebuilt from the requests that follow).
+final class BoundedTable<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    let capacity: Int
+    private let entries = Mutex<[Key: Value]>([:])
 
-    func remember(_ entities: Entities, for key: Key) {
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    subscript(key: Key) -> Value? { entries.withLock { $0[key] } }
+
+    func remember(_ value: Value, for key: Key) {
         entries.withLock { e in
-            if e.count >= Self.capacity { e.removeAll(keepingCapacity: true) }
-            e[key] = entities
+            if e.count >= capacity { e.removeAll(keepingCapacity: true) }
+            e[key] = value
         }
     }
 
-    /// Number of remembered entity sets (for tests).
+    /// Number of remembered values (diagnostics and tests).
     var count: Int { entries.withLock { $0.count } }
 }
 
