@@ -9,9 +9,9 @@ import MenshenCedar
 /// The key (``Key``) always holds the principal (id, kind, disabled, groups, roles: a revocation that disables the
 /// user or removes a group is a new key), the resource (application, classification, scenario), the action, the
 /// session's LoA, the source address and the time zone. Of the rest of the Cedar `context` it holds only what the
-/// set's conditions read (``ContextReads``): a set that never reads `context.time.now` is not keyed by the
-/// millisecond, one that reads `context.time.hour` is keyed by the hour. (The step-up requirement is worked out
-/// from the factor's age only through the policies: when none reads it, what they allow with the session's factor
+/// set's conditions read (``ContextReads``): a set that reads `context.time.hour` is keyed by the hour, not the
+/// instant. A set that reads `context.time.now` (every request a new key) is not memoized. (The step-up requirement
+/// is worked out from the factor's age only through the policies: when none reads it, what they allow with the session's factor
 /// they allow with a fresh one, and the requirement does not depend on it.) A set that uses `context` as a whole
 /// is never memoized. The policy set is fixed for the decision point (a policy change builds a new one, with an
 /// empty memo). Bounded (``BoundedTable``).
@@ -20,19 +20,19 @@ final class DecisionMemo: Sendable {
     struct Projection: Sendable, Equatable {
         var amr = false, factorAge = false, sessionAge = false
         var device = false
-        var now = false, hourAndWeekday = false
+        var hourAndWeekday = false
         var zone = false, country = false
         var method = false, path = false
         var risk = false, grant = false
 
-        /// Nil when the set reads `context` as a whole: nothing can be left out.
+        /// Nil when the set reads `context` as a whole (nothing can be left out) or the instant (`context.time.now`: no
+        /// two requests but those of one millisecond would share a key).
         init?(_ reads: ContextReads) {
-            guard !reads.everything else { return nil }
+            guard !reads.everything, !reads.reads(["time", "now"]) else { return nil }
             amr = reads.reads(["session", "amr"])
             factorAge = reads.reads(["session", "factor_age_seconds"])
             sessionAge = reads.reads(["session", "age_seconds"])
             device = reads.reads(["device"])
-            now = reads.reads(["time", "now"])
             hourAndWeekday = reads.reads(["time", "hour"]) || reads.reads(["time", "weekday"])
             zone = reads.reads(["network", "zone"])
             country = reads.reads(["network", "country"])
@@ -51,7 +51,6 @@ final class DecisionMemo: Sendable {
             if factorAge { k.factorAge = r.session.factorAgeSeconds }
             if sessionAge { k.sessionAge = r.session.ageSeconds }
             if device { k.device = .some(r.device) }
-            if now { k.nowMillis = Int64((r.context.time.timeIntervalSince1970 * 1000).rounded()) }
             if hourAndWeekday {
                 guard let (hour, weekday) = LocalTime.hourAndWeekday(r.context.time, zoneIdentifier: r.context.timeZone) else { return nil }
                 k.hour = hour
@@ -80,7 +79,6 @@ final class DecisionMemo: Sendable {
         var factorAge: Int?
         var sessionAge: Int?
         var device: AccessRequest.Device??
-        var nowMillis: Int64?
         var hour: Int?
         var weekday: Int?
         var zone: String?

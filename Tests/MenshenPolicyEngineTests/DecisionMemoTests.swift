@@ -10,7 +10,7 @@ import Testing
 struct DecisionMemoTests {
     typealias Base = PolicyDecisionPointTests
 
-    /// Reads the session's amr and age, the path and method, the country and the exact time (to the millisecond).
+    /// Reads the session's amr and age, the path and method, the country and the device's posture age.
     static let readsMore = """
         @id("path-and-factors")
         permit (principal in Group::"staff", action, resource)
@@ -18,9 +18,6 @@ struct DecisionMemoTests {
           context.request.path like "/accounts*" && context.session.amr.contains("hwk") &&
           context.session.age_seconds < 3600 && context.network.country != "KP" && context.request.method != "DELETE"
         };
-
-        @id("cut-off")
-        forbid (principal, action, resource) when { context.time.now > datetime("2026-11-25T02:00:30Z") };
 
         @id("posture")
         forbid (principal, action, resource) when { context.device.known && context.device.posture_age_seconds > 3600 };
@@ -106,7 +103,7 @@ struct DecisionMemoTests {
         #expect(memoized.memoizedDecisions > 100 && memoized.memoizedDecisions < 4000, "\(memoized.memoizedDecisions)")
     }
 
-    @Test("remembered decisions are evaluation's, for a set reading path, method, amr, session age, country, posture age and the exact time")
+    @Test("remembered decisions are evaluation's, for a set reading path, method, amr, session age, country and posture age")
     func moreReads() throws {
         let docs = [("baseline.cedar", Base.baseline), ("more.cedar", Self.readsMore)]
         let memoized = try PolicyDecisionPoint(documents: docs)
@@ -116,7 +113,7 @@ struct DecisionMemoTests {
         #expect(memoized.memoizedDecisions > 100 && memoized.memoizedDecisions < 4500, "\(memoized.memoizedDecisions)")
     }
 
-    @Test("a set that uses context as a whole is not memoized; nor is a decision point built not to")
+    @Test("a set that uses context as a whole, or reads the instant, is not memoized; nor is a decision point built not to")
     func notMemoized() throws {
         let whole = try PolicyDecisionPoint(documents: [("whole.cedar", """
             permit (principal, action, resource) when { context == context && context.session.loa >= 1 };
@@ -124,6 +121,12 @@ struct DecisionMemoTests {
         #expect(!whole.memoizes)
         _ = whole.decide(Base.request())
         #expect(whole.memoizedDecisions == 0)
+        let instant = try PolicyDecisionPoint(documents: [("b.cedar", Base.baseline), ("cut-off.cedar", """
+            forbid (principal, action, resource) when { context.time.now > datetime("2026-11-25T02:00:30Z") };
+            """)])
+        #expect(!instant.memoizes)
+        #expect(instant.decide(Base.request(time: Base.office)).reasons == [.noMatchingPermit])
+        #expect(instant.decide(Base.request(time: Base.office.addingTimeInterval(30.001))).reasons == [.forbidden])
         let off = try PolicyDecisionPoint(documents: [("b.cedar", Base.baseline)], memoizeDecisions: false)
         #expect(!off.memoizes)
     }
