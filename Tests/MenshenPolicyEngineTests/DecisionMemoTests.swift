@@ -1,5 +1,6 @@
 import Foundation
-import MenshenPolicyEngine
+import MenshenCedar
+@testable import MenshenPolicyEngine
 import MenshenTestSupport
 import Testing
 
@@ -27,6 +28,16 @@ struct DecisionMemoTests {
     static let weekend = """
         @id("weekend-restricted")
         forbid (principal, action, resource) when { context.time.weekday >= 6 && resource.classification == "restricted" };
+        """
+
+    /// Reads whole records (`context.session` chosen by `if`), presence (`has`) and set operations.
+    static let recordsAndPresence = """
+        @id("whole-session")
+        permit (principal in Group::"staff", action == Action::"read", resource)
+        when {
+          (if context.risk.score > 50 then context.session else context.session).loa >= 2 &&
+          context.session has amr && context.session.amr.containsAll(["hwk"]) && context.network has zone
+        };
         """
 
     /// One input changed at random, from domains small enough that values repeat.
@@ -91,26 +102,78 @@ struct DecisionMemoTests {
         return outcomes
     }
 
-    @Test("remembered decisions are evaluation's, for a set reading LoA, factor age, device, hour, weekday, zone, risk and grant")
-    func scenarios() throws {
-        let docs = [("baseline.cedar", Base.baseline), ("scenarios.cedar", Base.scenarios), ("weekend.cedar", Self.weekend)]
-        let memoized = try PolicyDecisionPoint(documents: docs)
-        #expect(memoized.memoizes)
-        let outcomes = Self.compare(memoized, try PolicyDecisionPoint(documents: docs, memoizeDecisions: false), count: 8000, seed: 0x2026_1129)
-        // Allow, deny for several reasons, step-up, read-only, alerts and invalid requests all occurred.
-        #expect(outcomes.count >= 8, "\(outcomes)")
-        // Requests repeated what was decided before: fewer remembered decisions than requests.
-        #expect(memoized.memoizedDecisions > 100 && memoized.memoizedDecisions < 4000, "\(memoized.memoizedDecisions)")
+    /// A policy set for the differential test, and how varied its outcomes must be.
+    struct DifferentialCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        var documents: [String]
+        var seed: UInt64
+        var minimumOutcomes: Int
+        var testDescription: String { name }
     }
 
-    @Test("remembered decisions are evaluation's, for a set reading path, method, amr, session age, country and posture age")
-    func moreReads() throws {
-        let docs = [("baseline.cedar", Base.baseline), ("more.cedar", Self.readsMore)]
+    @Test("remembered decisions are evaluation's", arguments: [
+        // Allow, deny for several reasons, step-up, read-only, alerts and invalid requests all occur.
+        DifferentialCase(name: "LoA, factor age, device, hour, weekday, zone, risk and grant",
+                         documents: [Base.baseline, Base.scenarios, weekend], seed: 0x2026_1129, minimumOutcomes: 8),
+        DifferentialCase(name: "path, method, amr, session age, country and posture age",
+                         documents: [Base.baseline, readsMore], seed: 0x0D0C, minimumOutcomes: 4),
+        DifferentialCase(name: "a whole record chosen by if, presence and set operations",
+                         documents: [Base.baseline, recordsAndPresence], seed: 0x5E55, minimumOutcomes: 4),
+    ])
+    func differential(_ c: DifferentialCase) throws {
+        let docs = c.documents.enumerated().map { ("doc\($0.offset).cedar", $0.element) }
         let memoized = try PolicyDecisionPoint(documents: docs)
         #expect(memoized.memoizes)
-        let outcomes = Self.compare(memoized, try PolicyDecisionPoint(documents: docs, memoizeDecisions: false), count: 8000, seed: 0x0D0C)
-        #expect(outcomes.count >= 4, "\(outcomes)")
+        let outcomes = Self.compare(memoized, try PolicyDecisionPoint(documents: docs, memoizeDecisions: false), count: 8000, seed: c.seed)
+        #expect(outcomes.count >= c.minimumOutcomes, "\(outcomes)")
+        // Requests repeated what was decided before: fewer remembered decisions than requests.
         #expect(memoized.memoizedDecisions > 100 && memoized.memoizedDecisions < 4500, "\(memoized.memoizedDecisions)")
+    }
+
+    @Test("the key's table of the context is the context the decision point builds: every record and member, no more")
+    func shapeIsTheContext() throws {
+        for device in [nil, Base.compliant] {
+            let input = try #require(CedarInput(Base.request(device: device), actions: []))
+            var built: [String: [String]?] = [:]
+            for (name, value) in input.request.context {
+                guard case .record(let members) = value else { Issue.record("context.\(name) is not a record"); continue }
+                built[name] = .some(members.keys.sorted())
+            }
+            let shape = DecisionMemo.Projection.contextShape
+            #expect(Set(built.keys) == Set(shape.keys))
+            for (name, members) in shape {
+                // A record keyed whole (the device) has its members listed nowhere; the others list exactly the built ones.
+                if let members { #expect(members.sorted() == built[name].flatMap { $0 }, "context.\(name)") }
+            }
+        }
+    }
+
+    @Test("a read the key's table does not know turns the memo off (fail closed for a context attribute added later)")
+    func unknownReadsNotMemoized() throws {
+        let set = try CedarParser.parsePolicySet("""
+            permit (principal, action, resource) when { context.session.loa >= 1 && context.request has host };
+            """)
+        #expect(DecisionMemo.Projection(ContextReads(set)) == nil)
+        let other = try CedarParser.parsePolicySet("""
+            permit (principal, action, resource) when { context has tenant };
+            """)
+        #expect(DecisionMemo.Projection(ContextReads(other)) == nil)
+        let known = try CedarParser.parsePolicySet("""
+            permit (principal, action, resource) when { context.session.loa >= 1 && context has device && context.request.path like "/a*" };
+            """)
+        #expect(DecisionMemo.Projection(ContextReads(known)) != nil)
+    }
+
+    @Test("a long path is decided without the memo: large client-chosen keys do not fill the table")
+    func longPathNotRemembered() throws {
+        let pdp = try PolicyDecisionPoint(documents: [("baseline.cedar", Base.baseline), ("more.cedar", Self.readsMore)])
+        var request = Base.request(groups: ["staff"], loa: 2)
+        request.context.path = "/accounts/" + String(repeating: "a", count: DecisionMemo.Projection.maxKeyText)
+        #expect(pdp.decide(request).effect == .allow)
+        #expect(pdp.memoizedDecisions == 0)
+        request.context.path = "/accounts/short"
+        #expect(pdp.decide(request).effect == .allow)
+        #expect(pdp.memoizedDecisions == 1)
     }
 
     @Test("a set that uses context as a whole, or reads the instant, is not memoized; nor is a decision point built not to")
