@@ -11,8 +11,8 @@ import MenshenCedar
 /// session's LoA, the source address and the time zone. Of the rest of the Cedar `context` it holds only what the
 /// set's conditions read (``ContextReads``): a set that reads `context.time.hour` is keyed by the hour, not the
 /// instant. A set that reads `context.time.now` (every request a new key) is not memoized. (The step-up requirement
-/// is worked out from the factor's age only through the policies: when none reads it, what they allow with the session's factor
-/// they allow with a fresh one, and the requirement does not depend on it.) A set that uses `context` as a whole
+/// is worked out from the factor's age only through the policies: when none reads it, what they allow with the
+/// session's factor they allow with a fresh one, and the requirement does not depend on it.) A set that uses `context` as a whole
 /// is never memoized, nor is one that reads a part of the context the key's table (``Projection/contextShape``) does
 /// not know. The policy set is fixed for the decision point (a policy change builds a new one, with an empty memo).
 /// Bounded (``BoundedTable``), and client-chosen texts over ``Projection/maxKeyText`` are never keys.

@@ -20,8 +20,8 @@ public struct PolicyDecisionPoint: Sendable {
     let entityCache = EntityCache()
     /// How many entity sets are remembered now (diagnostics and tests).
     public var cachedEntitySets: Int { entityCache.table.count }
-    /// Decisions remembered by what they depend on (``DecisionMemo``); nil when the set reads `context` as a whole or
-    /// `context.time.now`, or memoizing was turned off.
+    /// Decisions remembered by what they depend on (``DecisionMemo``); nil when the set reads `context` as a whole,
+    /// `context.time.now` or a part of the context the memo does not know, or memoizing was turned off.
     let memo: DecisionMemo?
     /// How many decisions are remembered now (diagnostics and tests).
     public var memoizedDecisions: Int { memo?.table.count ?? 0 }
