@@ -6,7 +6,8 @@ import Testing
 
 /// The decision point remembers decisions keyed by what its policies can read (``PolicyDecisionPoint/memoizes``).
 /// These tests hold its answers against evaluation every time (`memoizeDecisions: false`) over request streams in
-/// which each request is a recent one with one input changed, so that every input is seen both repeated and changed.
+/// which each request is one of a few boundary requests, as it is or with one or two inputs changed, so that every
+/// input is seen both repeated and changed.
 @Suite("Decision memo")
 struct DecisionMemoTests {
     typealias Base = PolicyDecisionPointTests
