@@ -141,4 +141,39 @@ struct HTTP1FramingTests {
         }
         #expect(F.request(Self.fields([("Content-Length", "3"), ("Content-Length", "3")]), minor: 1) == .failure(.badContentLength))
     }
+
+    /// Whether a connection stays open after a message, against NIOHTTP1's own reading (`isKeepAlive(version:)`,
+    /// which the proxy used before): the same answer for 20,000 heads with up to three `Connection`-like fields of
+    /// up to four tokens each — `close`, `keep-alive` and `upgrade` in any case, near misses, empty tokens, spaces
+    /// and tabs around them, names that only look like `Connection` — on HTTP/1.0, 1.1 and 2.0.
+    @Test("keep-alive is read as NIOHTTP1 reads it, without splitting the values into strings")
+    func keepAliveAsNIO() {
+        var rng = SeededGenerator(seed: 0x4B45_4550)
+        let tokens = ["close", "keep-alive", "upgrade", "Close", "CLOSE", "Keep-Alive", "KEEP-ALIVE", "kEeP-aLiVe", "closed",
+                      "clos", "keep-alive2", "keep alive", "keep_alive", "", "te", "x-close", "close;q=1"]
+        let names = ["Connection", "connection", "CONNECTION", "cOnNeCtIoN", "Connection2", "Proxy-Connection", "Connectio", "Keep-Alive"]
+        let pads = ["", " ", "  ", "\t", " \t"]
+        let versions = [HTTPVersion(major: 1, minor: 0), .http1_1, HTTPVersion(major: 2, minor: 0), HTTPVersion(major: 1, minor: 2)]
+        var outcomes = [Bool: Int]()
+        for _ in 0..<20_000 {
+            var headers = HTTPHeaders([("Host", "a")])
+            for _ in 0..<Int.random(in: 0...3, using: &rng) {
+                let words = (0..<Int.random(in: 1...4, using: &rng)).map { _ in
+                    pads.randomElement(using: &rng)! + tokens.randomElement(using: &rng)! + pads.randomElement(using: &rng)!
+                }
+                headers.add(name: names.randomElement(using: &rng)!, value: words.joined(separator: ","))
+            }
+            let version = versions.randomElement(using: &rng)!
+            let request = HTTPRequestHead(version: version, method: .GET, uri: "/", headers: headers)
+            let response = HTTPResponseHead(version: version, status: .ok, headers: headers)
+            let nio = request.isKeepAlive
+            #expect(response.isKeepAlive == nio)
+            #expect(HTTP1Framing.keepAlive(headers, major: version.major, minor: version.minor) == nio, "\(version) \(Array(headers))")
+            #expect(HTTP1Framing.keepAlive(request) == nio)
+            #expect(HTTP1Framing.keepAlive(response) == nio)
+            outcomes[nio, default: 0] += 1
+        }
+        // Both answers are common: a reading that always kept or always closed would fail above.
+        #expect(outcomes[true, default: 0] > 4_000 && outcomes[false, default: 0] > 4_000, "\(outcomes)")
+    }
 }

@@ -42,7 +42,7 @@ final class Exchange {
         self.headers = headers
         self.framing = framing
         self.gateRequest = gateRequest
-        clientKeepAlive = head.isKeepAlive
+        clientKeepAlive = HTTP1Framing.keepAlive(head)
         askedUpgrade = headers.fields.contains { $0.lower == "upgrade" }
     }
 
@@ -545,7 +545,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
             // An answer that starts before the whole request was sent (an early 401 or 413): the upstream may read
             // the rest of the body later as a request of its own, which the gate never saw, and answer it to whoever
             // uses the connection next — so the connection is not pooled.
-            ex.upstreamKeepAlive = head.isKeepAlive && ex.requestEndSent
+            ex.upstreamKeepAlive = HTTP1Framing.keepAlive(head) && ex.requestEndSent
             context.write(wrapOutboundOut(.head(clientResponseHead(head, ex: ex))), promise: nil)
         case .body(let buffer):
             guard !ex.skippingInformational else { return }
@@ -746,7 +746,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         // (the gate decides during the head, e.g. forward-auth or a deny page) keeps the connection; one
         // whose body is not read yet is closed.
         let requestWhole = ex.map { $0.requestEnded || $0.framing == .none } ?? false
-        let close = forceClose || !requestWhole || !(head?.isKeepAlive ?? false)
+        let close = forceClose || !requestWhole || !(head.map(HTTP1Framing.keepAlive) ?? false)
             || head?.headers.contains(name: "upgrade") == true
         if close && !http2 { headers.replaceOrAdd(name: "Connection", value: "close") }
         let version = head?.version ?? .http1_1

@@ -256,7 +256,7 @@ final class HTTP1RequestDecoder: ByteToMessageDecoder {
                 let head = HTTPRequestHead(version: HTTPVersion(major: request.major, minor: request.minor), method: method,
                                            uri: request.target, headers: HTTP1Codec.headers(request.fields))
                 // The connection ends with this request's response (as llhttp reads it): no more requests are read.
-                stopAfterMessage = !head.isKeepAlive || request.fields.contains { HeaderRules.name($0.name, equalsLowercased: "upgrade") }
+                stopAfterMessage = !HTTP1Framing.keepAlive(head) || request.fields.contains { HeaderRules.name($0.name, equalsLowercased: "upgrade") }
                 context.fireChannelRead(wrapInboundOut(.head(head)))
                 // (A request is never read until close: HTTP1Framing.request gives a length, chunked or none.)
                 if framing != .untilClose, let body = HTTP1BodyReader(framing) { state = .body(body) } else { endMessage(context) }

@@ -1,3 +1,5 @@
+import NIOHTTP1
+
 /// How an HTTP/1.1 message's body is delimited (RFC 9112 §6), decided from its head, for the
 /// enforcement point's own HTTP/1 data path (see ``HTTP1Head``).
 ///
@@ -92,6 +94,54 @@ enum HTTP1Framing {
     private static func codings(_ values: [String]) -> [String] {
         values.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
             .map { $0.trimmingASCIISpaces().lowercased() }
+    }
+
+    /// Whether a message with these fields on HTTP/`major`.`minor` keeps its connection open, read as NIOHTTP1's
+    /// `HTTPHeaders.isKeepAlive(version:)` reads it (`HTTP1FramingTests.keepAliveAsNIO` compares them): every
+    /// `Connection` field's comma-separated tokens, spaces and tabs trimmed, compared as NIO compares them
+    /// (bytes equal with bit 0x20 ignored); one `close` closes, one `keep-alive` keeps, more than one of the two
+    /// closes; with neither, HTTP/1.1 and later keep. It reads the bytes in place, where NIO's splits every
+    /// `Connection` value into new strings: the proxy asks this of every request and response head. (NIO splits
+    /// on the character `,`, so a comma followed by a combining mark separates nothing there; here it separates.
+    /// Only a value with such a byte sequence can read differently, and here the extra token can only close.)
+    static func keepAlive(_ headers: HTTPHeaders, major: Int, minor: Int) -> Bool {
+        var verdict: Bool?   // nil: no close or keep-alive token seen yet
+        for (name, value) in headers where HeaderRules.name(name, equalsLowercased: "connection") {
+            var text = value
+            let mixed: Bool = text.withUTF8 { bytes in
+                var start = 0
+                while start <= bytes.count {
+                    var end = start
+                    while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+                    var a = start, b = end
+                    while a < b, isASCIIWhitespace(bytes[a]) { a += 1 }
+                    while b > a, isASCIIWhitespace(bytes[b - 1]) { b -= 1 }
+                    let token = UnsafeBufferPointer(rebasing: bytes[a..<b])
+                    if equalsLowercased(token, "close") || equalsLowercased(token, "keep-alive") {
+                        if verdict != nil { return true }
+                        verdict = equalsLowercased(token, "keep-alive")
+                    }
+                    start = end + 1
+                }
+                return false
+            }
+            if mixed { return false }
+        }
+        return verdict ?? (major == 1 && minor >= 1)
+    }
+
+    static func keepAlive(_ head: HTTPRequestHead) -> Bool { keepAlive(head.headers, major: head.version.major, minor: head.version.minor) }
+    static func keepAlive(_ head: HTTPResponseHead) -> Bool { keepAlive(head.headers, major: head.version.major, minor: head.version.minor) }
+
+    /// As NIOHTTP1 trims header tokens: space and tab.
+    private static func isASCIIWhitespace(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
+
+    /// `bytes` equals `token` as NIOHTTP1 compares header tokens: byte by byte with bit 0x20 ignored.
+    private static func equalsLowercased(_ bytes: UnsafeBufferPointer<UInt8>, _ token: StaticString) -> Bool {
+        guard bytes.count == token.utf8CodeUnitCount else { return false }
+        let t = token.utf8Start
+        for i in 0..<bytes.count where bytes[i] & 0xDF != t[i] & 0xDF { return false }
+        return true
     }
 
     /// One Content-Length of 1–18 digits, or none.
