@@ -62,6 +62,7 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
         config.busyMode = .timeout(busyTimeout)
         config.foreignKeysEnabled = true
         config.label = "menshen"
+        config.qos = Self.databaseQoS
         config.prepareDatabase { db in
             // A page cache of 16 MiB per connection (SQLite's default is 2 MiB): the event log's indexes on time
             // and user stay in memory while it is appended to and followed, instead of being read back page by
@@ -100,12 +101,30 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
         var config = Configuration()
         config.busyMode = .timeout(busyTimeout)
         config.label = "menshen-checkpoint"
+        config.qos = Self.databaseQoS
         guard let queue = try? DatabaseQueue(path: path, configuration: config),
               (try? pool.writeWithoutTransaction({ db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") })) != nil
         else { return }
         // The task holds what it needs, not the store: a store dropped without close() stops it in deinit.
         let task = Task.detached { [appendNotifier, checkpoints] in await Self.runCheckpoints(queue, appendNotifier, checkpoints) }
         checkpointer.withLock { $0 = (queue, task) }
+    }
+
+    /// The dispatch quality of service of the store's database work (GRDB runs asynchronous reads and writes on
+    /// dispatch queues of this QoS). GRDB's default, `userInitiated`, is meant for an app's user interface; on
+    /// Linux libdispatch runs it at nice −2, above the gateway's event loops (nice 0), so every audit batch's
+    /// insert, hashing and sync preempted request handling and lengthened the gateway's tail latency (a
+    /// scheduler trace of `scripts/bench-gateway` row (c) showed the writer's threads at priority 118 against
+    /// 120). At `default` they run beside the event loops, not above them; not below either, so the decision
+    /// audit keeps up under sustained load. `SQLiteCheckpointTests.databaseWorkNotAboveRequests` checks the nice
+    /// value the work runs at.
+    static let databaseQoS: DispatchQoS = .default
+
+    /// The nice values of the threads an asynchronous write and read run on (for tests).
+    func databaseThreadNice() async throws -> (write: Int32, read: Int32) {
+        // On Linux, PRIO_PROCESS with 0 names the calling thread (nice values are per thread there).
+        @Sendable func nice(_: Database) -> Int32 { getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) }
+        return (try await write(nice), try await read(nice))
     }
 
     /// A PRAGMA's value on the writer connection (for tests).
