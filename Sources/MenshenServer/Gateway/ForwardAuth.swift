@@ -37,7 +37,7 @@ enum ForwardAuth {
     /// The original request a caller describes, or a reason to refuse.
     static func originalRequest(_ r: GateRequest) -> Result<(Caller, GateRequest), Refusal> {
         // The endpoint is chosen on the target as sent: `/.menshen/auth/envoy/../traefik` must not become another endpoint.
-        let rawPath = r.rawTarget.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? r.rawTarget
+        let rawPath = r.rawTarget.utf8.firstIndex(of: UInt8(ascii: "?")).map { r.rawTarget[..<$0] } ?? r.rawTarget[...]
         guard rawPath == r.path else { return .failure(Refusal(why: "the forward-auth target must be in normal form")) }
         let rest = String(r.path.dropFirst(pathPrefix.count))
         let caller: Caller, method: String, scheme: String, host: String, target: String
@@ -80,13 +80,13 @@ enum ForwardAuth {
         guard normalized.target == target else {
             return .failure(Refusal(why: "the original request target is not in normal form (it would be decided as \(normalized.path))"))
         }
-        let headers = r.headers.filter { !Self.describing.contains($0.0.lowercased()) }
+        let headers = r.headers.filter { !Self.describing.contains(HeaderRules.lowercased($0.0)) }
         // The client's address: the caller's X-Forwarded-For (its last hop) is believed only from a trusted caller.
         // nginx must set it (`proxy_set_header X-Forwarded-For $remote_addr;`), or the client's own value would arrive.
         // Without a usable one the call is refused: deciding as the caller's own address — trusted, usually internal —
         // would put every client in the proxy's network zone.
         guard let client = r.headerValues("x-forwarded-for").last?.split(separator: ",", omittingEmptySubsequences: false).last
-                .map({ $0.trimmingCharacters(in: .whitespaces) }),
+                .map(Self.trimmingWhitespace),
               CIDR.isAddress(client)
         else {
             return .failure(Refusal(why: "X-Forwarded-For must end with the client's address (one IP address, no port): the proxy sets it"))
@@ -102,30 +102,53 @@ enum ForwardAuth {
     /// `Sec-WebSocket-Version` are end-to-end and arrive (Envoy: when listed in `allowed_headers`). Either counts as
     /// a WebSocket, so a `read_only` route refuses it as the reverse proxy does — a WebSocket carries writes both ways.
     static func upgrade(in r: GateRequest) -> String? {
-        if let u = r.headerValues("upgrade").first?.trimmingCharacters(in: .whitespaces), !u.isEmpty {
+        if let u = r.headerValues("upgrade").first.map({ Self.trimmingWhitespace($0[...]) }), !u.isEmpty {
             return String(u.lowercased().prefix(64))
         }
         return r.headerValues("sec-websocket-key").isEmpty && r.headerValues("sec-websocket-version").isEmpty ? nil : "websocket"
     }
 
-    /// `host[:port]`: a DNS name or IPv4 address, or a bracketed IPv6 address, and an optional port.
+    /// `host[:port]`: a DNS name or IPv4 address, or a bracketed IPv6 address, and an optional port. Read as bytes
+    /// (every forward-auth call checks one): what it accepts is ASCII, and `ForwardAuthParsingTests` holds it to the
+    /// character-based reading it replaced.
     static func isAuthority(_ a: String) -> Bool {
-        guard !a.isEmpty, a.utf8.count <= 261 else { return false }
-        var host = Substring(a), port: Substring?
-        if a.hasPrefix("[") {
-            guard let close = a.firstIndex(of: "]") else { return false }
-            let inside = a[a.index(after: a.startIndex)..<close]
-            guard !inside.isEmpty, inside.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return false }
-            let rest = a[a.index(after: close)...]
-            if !rest.isEmpty { guard rest.first == ":" else { return false }; port = rest.dropFirst() }
-            host = "x"
-        } else if let colon = a.firstIndex(of: ":") {
-            host = a[..<colon]
-            port = a[a.index(after: colon)...]
+        let bytes = a.utf8
+        guard !bytes.isEmpty, bytes.count <= 261 else { return false }
+        var host = bytes[...], port: Substring.UTF8View?
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            let inside = bytes[bytes.index(after: bytes.startIndex)..<close]
+            guard !inside.isEmpty, inside.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }) else { return false }
+            let rest = bytes[bytes.index(after: close)...]
+            if !rest.isEmpty { guard rest.first == UInt8(ascii: ":") else { return false }; port = Substring(rest.dropFirst()).utf8 }
+            host = "x".utf8[...]
+        } else if let colon = bytes.firstIndex(of: UInt8(ascii: ":")) {
+            host = bytes[..<colon]
+            port = Substring(bytes[bytes.index(after: colon)...]).utf8
         }
-        if let port { guard !port.isEmpty, port.count <= 5, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), Int(port)! <= 65535 else { return false } }
-        return !host.isEmpty && host.utf8.count <= 253
-            && host.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x2e }
+        if let port {
+            guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                  Int(Substring(port))! <= 65535 else { return false }
+        }
+        return !host.isEmpty && host.count <= 253
+            && host.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x2e }
+    }
+
+    private static func isHexDigit(_ b: UInt8) -> Bool {
+        (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "f"))
+            || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "F"))
+    }
+
+    /// `text` without leading and trailing whitespace as Foundation's `CharacterSet.whitespaces` has it (Unicode
+    /// space separators and tab). A text that starts and ends with an ASCII byte other than space and tab — every
+    /// well-formed value — is returned as it is without asking Foundation, whose trim costs microseconds.
+    static func trimmingWhitespace(_ text: Substring) -> String {
+        let bytes = text.utf8
+        if let first = bytes.first, let last = bytes.last, first < 0x80, last < 0x80,
+           first != UInt8(ascii: " "), first != UInt8(ascii: "\t"), last != UInt8(ascii: " "), last != UInt8(ascii: "\t") {
+            return String(text)
+        }
+        return text.trimmingCharacters(in: .whitespaces)
     }
 
     /// Fields that describe the original request to the endpoint; not passed on as the request's own.
@@ -138,13 +161,28 @@ enum ForwardAuth {
     }
 
     /// `scheme://authority/target` → (scheme, authority, target).
+    /// Read as bytes (every nginx call has one), not with Foundation's substring search; `ForwardAuthParsingTests`
+    /// holds it to the reading it replaced.
     static func splitAbsolute(_ url: String) -> (String, String, String)? {
-        guard let sep = url.range(of: "://") else { return nil }
-        let scheme = url[..<sep.lowerBound].lowercased()
-        let rest = url[sep.upperBound...]
-        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let bytes = url.utf8
+        var i = bytes.startIndex
+        var sep: String.Index?
+        while i < bytes.endIndex {
+            if bytes[i] == UInt8(ascii: ":") {
+                let slash1 = bytes.index(after: i)
+                if slash1 < bytes.endIndex, bytes[slash1] == UInt8(ascii: "/") {
+                    let slash2 = bytes.index(after: slash1)
+                    if slash2 < bytes.endIndex, bytes[slash2] == UInt8(ascii: "/") { sep = i; break }
+                }
+            }
+            i = bytes.index(after: i)
+        }
+        guard let sep else { return nil }
+        let scheme = url[..<sep].lowercased()
+        let rest = url[bytes.index(sep, offsetBy: 3)...]
+        let slash = rest.utf8.firstIndex(of: UInt8(ascii: "/")) ?? rest.endIndex
         let authority = String(rest[..<slash])
-        guard !authority.isEmpty, !authority.contains("@") else { return nil }
+        guard !authority.isEmpty, !authority.utf8.contains(UInt8(ascii: "@")) else { return nil }
         let target = slash == rest.endIndex ? "/" : String(rest[slash...])
         return (scheme, authority, target)
     }

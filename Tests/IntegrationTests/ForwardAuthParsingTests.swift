@@ -1,0 +1,138 @@
+import Foundation
+import MenshenCore
+import MenshenEnforcementPoint
+@testable import MenshenServer
+import MenshenTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The forward-auth call's own parsing (``ForwardAuth``) and ``CIDR``'s address check read bytes instead of going
+/// through Foundation's substring search, `CharacterSet` trimming and `Character`s (together ≈ 10 % of Menshen's CPU
+/// per nginx `auth_request` call). Each is held here to the reading it replaced, kept below as the oracle, over
+/// random texts built from the characters that matter to it.
+@Suite("Forward-auth parsing")
+struct ForwardAuthParsingTests {
+    /// The readings before (their code as it was).
+    enum Before {
+        static func isAuthority(_ a: String) -> Bool {
+            guard !a.isEmpty, a.utf8.count <= 261 else { return false }
+            var host = Substring(a), port: Substring?
+            if a.hasPrefix("[") {
+                guard let close = a.firstIndex(of: "]") else { return false }
+                let inside = a[a.index(after: a.startIndex)..<close]
+                guard !inside.isEmpty, inside.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return false }
+                let rest = a[a.index(after: close)...]
+                if !rest.isEmpty { guard rest.first == ":" else { return false }; port = rest.dropFirst() }
+                host = "x"
+            } else if let colon = a.firstIndex(of: ":") {
+                host = a[..<colon]
+                port = a[a.index(after: colon)...]
+            }
+            if let port { guard !port.isEmpty, port.count <= 5, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), Int(port)! <= 65535 else { return false } }
+            return !host.isEmpty && host.utf8.count <= 253
+                && host.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x2e }
+        }
+
+        static func splitAbsolute(_ url: String) -> (String, String, String)? {
+            guard let sep = url.range(of: "://") else { return nil }
+            let scheme = url[..<sep.lowerBound].lowercased()
+            let rest = url[sep.upperBound...]
+            let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+            let authority = String(rest[..<slash])
+            guard !authority.isEmpty, !authority.contains("@") else { return nil }
+            let target = slash == rest.endIndex ? "/" : String(rest[slash...])
+            return (scheme, authority, target)
+        }
+
+        static func isAddress(_ text: String) -> Bool {
+            guard !text.isEmpty, text.utf8.count <= 64, !text.contains("%") else { return false }
+            if text.contains(":") {
+                var a = in6_addr()
+                return inet_pton(AF_INET6, text, &a) == 1
+            }
+            var a = in_addr()
+            return inet_pton(AF_INET, text, &a) == 1
+        }
+    }
+
+    static func text(_ alphabet: [String], maxLength: Int, using rng: inout SeededGenerator) -> String {
+        (0..<Int.random(in: 0...maxLength, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }.joined()
+    }
+
+    @Test("authorities: accepted and refused as before, for 30,000 ASCII texts; nothing that is not ASCII is accepted")
+    func authorities() {
+        var rng = SeededGenerator(seed: 0x4155_5448)
+        let pieces = ["a", "Z", "0", "9", "f", "F", "g", ".", "-", "_", ":", "[", "]", "::1", "127.0.0.1", "example.com", "65535",
+                      "65536", "99999", "080", "@", " ", "/", "x", "ab:cd", "%", "[::ffff:1.2.3.4]"]
+        var accepted = 0
+        for _ in 0..<30_000 {
+            let a = Self.text(pieces, maxLength: 6, using: &rng)
+            #expect(ForwardAuth.isAuthority(a) == Before.isAuthority(a), "\(a.debugDescription)")
+            if Before.isAuthority(a) { accepted += 1 }
+        }
+        #expect(accepted > 3_000, "\(accepted) accepted: the texts must exercise both answers")
+        for long in [String(repeating: "a", count: 253), String(repeating: "a", count: 254), String(repeating: "a", count: 253) + ":65535",
+                     String(repeating: "a", count: 262), "[" + String(repeating: "1", count: 259) + "]"] {
+            #expect(ForwardAuth.isAuthority(long) == Before.isAuthority(long), "\(long.count)")
+        }
+        // Not ASCII: refused now. Before, a bracketed literal took fullwidth hex digits (`Character.isHexDigit`): `[１::]`.
+        #expect(Before.isAuthority("[１::]") && !ForwardAuth.isAuthority("[１::]"))
+        for odd in ["é.example", "exa\u{301}mple.com", "[\u{301}::1]", "a:8\u{301}0", "例え.jp", "a.b:８０", "[::1]\u{301}"] {
+            #expect(!ForwardAuth.isAuthority(odd), "\(odd.debugDescription)")
+        }
+    }
+
+    @Test("absolute URLs split into scheme, authority and target as before, for 30,000 ASCII texts")
+    func absoluteURLs() {
+        var rng = SeededGenerator(seed: 0x5552_4C53)
+        let pieces = ["http", "HTTPS", "h", ":", "/", "//", "://", "@", "?", "#", "a.b", "x", ":8080", "[::1]", "%2f", "Q", " ", "\t"]
+        var split = 0
+        for _ in 0..<30_000 {
+            let u = Self.text(pieces, maxLength: 7, using: &rng)
+            let now = ForwardAuth.splitAbsolute(u), before = Before.splitAbsolute(u)
+            #expect(now?.0 == before?.0 && now?.1 == before?.1 && now?.2 == before?.2, "\(u.debugDescription)")
+            if before != nil { split += 1 }
+        }
+        #expect(split > 3_000, "\(split) split: the texts must exercise both answers")
+    }
+
+    @Test("an nginx call whose X-Original-URL is not ASCII is refused (whatever its bytes split into)")
+    func nonASCIIOriginalURLs() {
+        for url in ["http://app.example/é", "http://exa\u{301}mple.com/", "http:/\u{301}/app.example/", "http://app.example/\u{301}x",
+                    "ｈttp://app.example/", "http://app.example:８０/", "http://[１::]/"] {
+            let call = GateRequest(method: "GET", path: "/.menshen/auth/nginx", rawTarget: "/.menshen/auth/nginx", query: nil, host: "gw",
+                                   scheme: "http", clientAddress: "127.0.0.1",
+                                   headers: [("X-Original-URL", url), ("X-Original-Method", "GET"), ("X-Forwarded-For", "203.0.113.7")],
+                                   requestID: "p-1")
+            guard case .failure = ForwardAuth.originalRequest(call) else {
+                Issue.record("accepted \(url.debugDescription)")
+                continue
+            }
+        }
+    }
+
+    @Test("whitespace trimmed exactly as Foundation's CharacterSet.whitespaces trims it, for 20,000 texts")
+    func trimming() {
+        var rng = SeededGenerator(seed: 0x5452_494D)
+        let pieces = [" ", "\t", "\u{00A0}", "\u{2003}", "\u{3000}", "\n", "\r", "1", "2.3", "::", "a", "é", "\u{301}", "x y", ","]
+        for _ in 0..<20_000 {
+            let t = Self.text(pieces, maxLength: 6, using: &rng)
+            #expect(ForwardAuth.trimmingWhitespace(t[...]) == t.trimmingCharacters(in: .whitespaces), "\(t.debugDescription)")
+        }
+    }
+
+    @Test("addresses: CIDR.isAddress answers as before for 30,000 texts (IPv4, IPv6, zones, ports, not ASCII)")
+    func addresses() {
+        var rng = SeededGenerator(seed: 0x4144_4452)
+        let pieces = ["1", "255", "256", "0", ".", ":", "::", "ffff", "%", "eth0", "/", " ", "a", "1.2.3.4", "::1", "é", "\u{301}", "１"]
+        var valid = 0
+        for _ in 0..<30_000 {
+            let t = Self.text(pieces, maxLength: 8, using: &rng)
+            #expect(CIDR.isAddress(t) == Before.isAddress(t), "\(t.debugDescription)")
+            if Before.isAddress(t) { valid += 1 }
+        }
+        #expect(valid > 500, "\(valid) addresses: the texts must exercise both answers")
+    }
+}
