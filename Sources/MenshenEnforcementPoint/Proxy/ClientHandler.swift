@@ -735,7 +735,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         let head = ex?.head ?? requestHead
         var headers = HTTPHeaders()
         for (name, value) in extra where Self.isValidHeader(name, value) {
-            let n = name.lowercased()
+            let n = HeaderRules.lowercased(name)
             if HeaderRules.hopByHop.contains(n) || n == "content-length" { continue }
             headers.add(name: name, value: value)
         }

@@ -30,9 +30,7 @@ enum PortalCookies {
     static let csrf = "__Host-menshen-csrf"
 
     /// Every cookie the platform sets, lower-case: the gateway keeps them from upstreams (``ProxyConfiguration/ownCookies``).
-    static var all: Set<String> {
-        Set([session, csrf, IdentityPortal.oidcBindingCookie].map { $0.lowercased() })
-    }
+    static let all: Set<String> = Set([session, csrf, IdentityPortal.oidcBindingCookie].map { $0.lowercased() })
 
     static func set(_ name: String, _ value: String, maxAge: Int?) -> String {
         var c = "\(name)=\(value); Path=/; Secure; HttpOnly; SameSite=Lax"
@@ -49,19 +47,32 @@ enum PortalCookies {
 
     /// A cookie's value from `Cookie` header values (first match); nil when absent or over 256 bytes.
     static func value(_ name: String, inHeaders headers: [String]) -> String? {
-        let wanted = Array(name.utf8) + [UInt8(ascii: "=")]
-        for header in headers {
-            // Pairs separated by `;`, each with optional spaces or tabs around it (RFC 6265 §5.4), read as bytes.
-            for part in header.utf8.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: true) {
-                var pair = part[...]
-                while let first = pair.first, first == 0x20 || first == 0x09 { pair = pair.dropFirst() }
-                while let last = pair.last, last == 0x20 || last == 0x09 { pair = pair.dropLast() }
-                guard pair.starts(with: wanted) else { continue }
-                let v = pair.dropFirst(wanted.count)
-                return v.count <= 256 ? String(decoding: v, as: UTF8.self) : nil
+        // Pairs separated by `;`, each with optional spaces or tabs around it (RFC 6265 §5.4), read in place as bytes
+        // (the gateway reads the session cookie on every request): the first pair named `name` answers.
+        var name = name
+        return name.withUTF8 { wanted -> String?? in
+            for header in headers {
+                var header = header
+                let found: String?? = header.withUTF8 { bytes in
+                    var start = 0
+                    while start < bytes.count {
+                        var end = start
+                        while end < bytes.count, bytes[end] != UInt8(ascii: ";") { end += 1 }
+                        var a = start, b = end
+                        while a < b, bytes[a] == 0x20 || bytes[a] == 0x09 { a += 1 }
+                        while b > a, bytes[b - 1] == 0x20 || bytes[b - 1] == 0x09 { b -= 1 }
+                        start = end + 1
+                        guard b - a > wanted.count, bytes[a + wanted.count] == UInt8(ascii: "="),
+                              wanted.isEmpty || memcmp(bytes.baseAddress! + a, wanted.baseAddress!, wanted.count) == 0 else { continue }
+                        let v = UnsafeBufferPointer(rebasing: bytes[(a + wanted.count + 1)..<b])
+                        return .some(v.count <= 256 ? String(decoding: v, as: UTF8.self) : nil)
+                    }
+                    return .none
+                }
+                if let found { return found }
             }
-        }
-        return nil
+            return .none
+        } ?? nil
     }
 }
 
