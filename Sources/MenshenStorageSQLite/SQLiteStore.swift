@@ -120,12 +120,14 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
     /// value the work runs at.
     static let databaseQoS: DispatchQoS = .default
 
+    #if os(Linux)
     /// The nice values of the threads an asynchronous write and read run on (for tests).
     func databaseThreadNice() async throws -> (write: Int32, read: Int32) {
         // On Linux, PRIO_PROCESS with 0 names the calling thread (nice values are per thread there).
         @Sendable func nice(_: Database) -> Int32 { getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) }
         return (try await write(nice), try await read(nice))
     }
+    #endif
 
     /// A PRAGMA's value on the writer connection (for tests).
     func writerPragma(_ name: String) async throws -> Int {

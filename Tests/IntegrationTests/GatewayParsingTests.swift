@@ -167,5 +167,10 @@ struct GatewayParsingTests {
         }
         #expect(found > 3_000, "\(found) found: the lists must exercise both answers")
         #expect(PortalCookies.value("", inHeaders: ["=v; a=b"]) == Before.cookie("", inHeaders: ["=v; a=b"]))
+        // The 256-byte bound, at and over it; a value over it ends the search (a later pair is not read).
+        let at = String(repeating: "v", count: 256), over = String(repeating: "v", count: 257)
+        #expect(PortalCookies.value(name, inHeaders: ["a=b; \(name)=\(at)"]) == at)
+        #expect(PortalCookies.value(name, inHeaders: ["\(name)=\(over)", "\(name)=short"]) == nil)
+        #expect(Before.cookie(name, inHeaders: ["\(name)=\(over)", "\(name)=short"]) == nil)
     }
 }

@@ -145,14 +145,18 @@ struct HTTP1FramingTests {
     /// Whether a connection stays open after a message, against NIOHTTP1's own reading (`isKeepAlive(version:)`,
     /// which the proxy used before): the same answer for 20,000 heads with up to three `Connection`-like fields of
     /// up to four tokens each — `close`, `keep-alive` and `upgrade` in any case, near misses, empty tokens, spaces
-    /// and tabs around them, names that only look like `Connection` — on HTTP/1.0, 1.1 and 2.0.
+    /// and tabs around them, bytes NIO folds like letters, characters that join a comma to its neighbour, names
+    /// that only look like `Connection` — on HTTP/1.0, 1.1, 1.2 and 2.0.
     @Test("keep-alive is read as NIOHTTP1 reads it, without splitting the values into strings")
     func keepAliveAsNIO() {
         var rng = SeededGenerator(seed: 0x4B45_4550)
+        // Also bytes NIO's comparison folds with letters (`\r` is `-` with bit 0x20 ignored, `\u{0B}` is `+`…) and
+        // characters that join a comma to their neighbour (a combining mark after it, a prepend character before it).
         let tokens = ["close", "keep-alive", "upgrade", "Close", "CLOSE", "Keep-Alive", "KEEP-ALIVE", "kEeP-aLiVe", "closed",
-                      "clos", "keep-alive2", "keep alive", "keep_alive", "", "te", "x-close", "close;q=1"]
+                      "clos", "keep-alive2", "keep alive", "keep_alive", "", "te", "x-close", "close;q=1", "keep\ralive", "keep\u{0D}",
+                      "\u{0B}close", "@", "c\u{0C}ose", "é", "\u{301}", "\u{0600}", "close\u{301}", "\u{0600}keep-alive", "\u{00A0}close"]
         let names = ["Connection", "connection", "CONNECTION", "cOnNeCtIoN", "Connection2", "Proxy-Connection", "Connectio", "Keep-Alive"]
-        let pads = ["", " ", "  ", "\t", " \t"]
+        let pads = ["", " ", "  ", "\t", " \t", "\u{301}", "\u{0600}", "\u{0B}"]
         let versions = [HTTPVersion(major: 1, minor: 0), .http1_1, HTTPVersion(major: 2, minor: 0), HTTPVersion(major: 1, minor: 2)]
         var outcomes = [Bool: Int]()
         for _ in 0..<20_000 {

@@ -10,19 +10,22 @@ import Testing
 /// holds the events without the WAL (read with Python's sqlite3 after the WAL is set aside).
 @Suite("SQLite background checkpoints")
 struct SQLiteCheckpointTests {
-    /// The store's asynchronous reads and writes (the decision audit's batches among them) run on dispatch
-    /// threads at nice 0, like the gateway's event loops, not above them: GRDB's default QoS (`userInitiated`)
-    /// ran them at nice −2 on Linux, where they preempted request handling. (Raising a thread's priority needs
-    /// root or CAP_SYS_NICE; CI runs as root, where the old default fails this test.)
+    #if os(Linux)
+    /// The store's asynchronous reads and writes (the decision audit's batches among them) run on dispatch threads
+    /// at nice 0 or above (lower priority), never below like GRDB's default QoS (`userInitiated`: nice −2 on Linux,
+    /// where they preempted the gateway's event loops). Raising a thread's priority needs root or CAP_SYS_NICE; CI
+    /// runs as root, where the old default fails this test (elsewhere it cannot fail). A test process started at a
+    /// higher nice keeps it, and still passes.
     @Test func databaseWorkNotAboveRequests() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-qos-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try SQLiteStore(path: dir.appendingPathComponent("menshen.sqlite").path)
         let nice = try await store.databaseThreadNice()
-        #expect(nice.write == 0 && nice.read == 0, "write at nice \(nice.write), read at nice \(nice.read)")
+        #expect(nice.write >= 0 && nice.read >= 0, "write at nice \(nice.write), read at nice \(nice.read)")
         try await store.close()
     }
+    #endif
 
     @Test func checkpointsRunOffTheWriter() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-ckpt-\(UUID().uuidString)")

@@ -100,32 +100,44 @@ enum HTTP1Framing {
     /// `HTTPHeaders.isKeepAlive(version:)` reads it (`HTTP1FramingTests.keepAliveAsNIO` compares them): every
     /// `Connection` field's comma-separated tokens, spaces and tabs trimmed, compared as NIO compares them
     /// (bytes equal with bit 0x20 ignored); one `close` closes, one `keep-alive` keeps, more than one of the two
-    /// closes; with neither, HTTP/1.1 and later keep. It reads the bytes in place, where NIO's splits every
-    /// `Connection` value into new strings: the proxy asks this of every request and response head. (NIO splits
-    /// on the character `,`, so a comma followed by a combining mark separates nothing there; here it separates.
-    /// Only a value with such a byte sequence can read differently, and here the extra token can only close.)
+    /// closes; with neither, HTTP/1.x with x ≥ 1 keeps (HTTP/1.0 and HTTP/2.0 do not, as in NIO). An ASCII value is
+    /// read in place, where NIO's splits every `Connection` value into new strings: the proxy asks this of every
+    /// request and response head. A value with other bytes is split on the character `,` as NIO splits it (a
+    /// comma joined to a combining mark, or following a prepend character, separates nothing).
     static func keepAlive(_ headers: HTTPHeaders, major: Int, minor: Int) -> Bool {
         var verdict: Bool?   // nil: no close or keep-alive token seen yet
+        /// Takes one token (untrimmed); false once the tokens say close for having more than one of the two.
+        func see(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
+            var a = 0, b = raw.count
+            while a < b, isASCIIWhitespace(raw[a]) { a += 1 }
+            while b > a, isASCIIWhitespace(raw[b - 1]) { b -= 1 }
+            let token = UnsafeBufferPointer(rebasing: raw[a..<b])
+            let keep = equalsLowercased(token, "keep-alive")
+            guard keep || equalsLowercased(token, "close") else { return true }
+            if verdict != nil { return false }
+            verdict = keep
+            return true
+        }
         for (name, value) in headers where HeaderRules.name(name, equalsLowercased: "connection") {
             var text = value
-            let mixed: Bool = text.withUTF8 { bytes in
+            let open: Bool = text.withUTF8 { bytes in
+                if bytes.contains(where: { $0 >= 0x80 }) {
+                    for word in value.split(separator: ",") {
+                        var w = word
+                        if !w.withUTF8(see) { return false }
+                    }
+                    return true
+                }
                 var start = 0
                 while start <= bytes.count {
                     var end = start
                     while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
-                    var a = start, b = end
-                    while a < b, isASCIIWhitespace(bytes[a]) { a += 1 }
-                    while b > a, isASCIIWhitespace(bytes[b - 1]) { b -= 1 }
-                    let token = UnsafeBufferPointer(rebasing: bytes[a..<b])
-                    if equalsLowercased(token, "close") || equalsLowercased(token, "keep-alive") {
-                        if verdict != nil { return true }
-                        verdict = equalsLowercased(token, "keep-alive")
-                    }
+                    if !see(UnsafeBufferPointer(rebasing: bytes[start..<end])) { return false }
                     start = end + 1
                 }
-                return false
+                return true
             }
-            if mixed { return false }
+            if !open { return false }
         }
         return verdict ?? (major == 1 && minor >= 1)
     }

@@ -109,7 +109,7 @@ enum ForwardAuth {
     }
 
     /// `host[:port]`: a DNS name or IPv4 address, or a bracketed IPv6 address, and an optional port. Read as bytes
-    /// (every forward-auth call checks one): what it accepts is ASCII, and `ForwardAuthParsingTests` holds it to the
+    /// (every forward-auth call checks one): what it accepts is ASCII, and `GatewayParsingTests` holds it to the
     /// character-based reading it replaced.
     static func isAuthority(_ a: String) -> Bool {
         let bytes = a.utf8
@@ -161,7 +161,7 @@ enum ForwardAuth {
     }
 
     /// `scheme://authority/target` → (scheme, authority, target).
-    /// Read as bytes (every nginx call has one), not with Foundation's substring search; `ForwardAuthParsingTests`
+    /// Read as bytes (every nginx call has one), not with Foundation's substring search; `GatewayParsingTests`
     /// holds it to the reading it replaced.
     static func splitAbsolute(_ url: String) -> (String, String, String)? {
         let bytes = url.utf8
