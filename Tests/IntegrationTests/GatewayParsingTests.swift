@@ -173,4 +173,16 @@ struct GatewayParsingTests {
         #expect(PortalCookies.value(name, inHeaders: ["\(name)=\(over)", "\(name)=short"]) == nil)
         #expect(Before.cookie(name, inHeaders: ["\(name)=\(over)", "\(name)=short"]) == nil)
     }
+
+    @Test("route hosts: the Host value cut and lower-cased as before (hostOnlyCharacters) for 30,000 texts")
+    func hostOnly() {
+        var rng = SeededGenerator(seed: 0x484F_5354)
+        let pieces = ["a", "Z", "APP", ".", "-", ":", "8080", "[", "]", "::1", "[::1]", "é", "É", "\u{212A}", "\u{301}", ":\u{301}",
+                      "\r\n", " ", "Ⅻ", "İ"]
+        for _ in 0..<30_000 {
+            let h = Self.text(pieces, maxLength: 6, using: &rng)
+            #expect(RouteTable.hostOnly(h) == RouteTable.hostOnlyCharacters(h), "\(h.debugDescription)")
+        }
+        #expect(RouteTable.hostOnly("App.Example:8443") == "app.example" && RouteTable.hostOnly("[::1]:8080") == "[::1]")
+    }
 }

@@ -67,7 +67,7 @@ public struct GateRequest: Sendable {
 
     /// All values of a header, compared case-insensitively by name.
     public func headerValues(_ name: String) -> [String] {
-        let wanted = name.lowercased()
+        let wanted = HeaderRules.lowercased(name)   // no copy for the lower-case names callers pass
         // Compared byte by byte, folding ASCII case (names are tokens): no lower-cased copy of every name.
         return headers.compactMap { HeaderRules.name($0.0, equalsLowercased: wanted) ? $0.1 : nil }
     }

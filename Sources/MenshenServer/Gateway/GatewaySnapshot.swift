@@ -73,6 +73,18 @@ public struct RouteTable: Sendable {
     /// the name without it), while a forward-auth caller chooses its backend by its own rules, so the host it
     /// describes is decided on as it is (`app.example.` matches no route there: refused).
     static func hostOnly(_ header: String) -> String {
+        // An ASCII value (every Host the reverse proxy accepts, every authority forward-auth accepts) is cut and
+        // lower-cased as bytes: this runs for every request. Anything else takes the `Character` reading, which
+        // `GatewayParsingTests.hostOnly` holds the byte reading to.
+        let bytes = header.utf8
+        guard bytes.allSatisfy({ $0 < 0x80 }) else { return hostOnlyCharacters(header) }
+        if bytes.first == UInt8(ascii: "[") {
+            return HeaderRules.lowercased(String(header[..<(bytes.firstIndex(of: UInt8(ascii: "]")) ?? bytes.endIndex)])) + "]"
+        }
+        return HeaderRules.lowercased(String(header[..<(bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex)]))
+    }
+
+    static func hostOnlyCharacters(_ header: String) -> String {
         let h = header.lowercased()
         if h.hasPrefix("[") { return String(h.prefix { $0 != "]" }) + "]" }
         return String(h.prefix { $0 != ":" })
