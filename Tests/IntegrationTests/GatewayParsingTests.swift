@@ -77,17 +77,25 @@ struct GatewayParsingTests {
         (0..<Int.random(in: 0...maxLength, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }.joined()
     }
 
+    /// `rounds` random texts of up to `maxLength` pieces, each read the new way and the old way: an issue for every
+    /// text they read differently. Returns the old readings, for the caller to check both answers came up.
+    static func agree<T: Equatable>(seed: UInt64, _ pieces: [String], maxLength: Int, rounds: Int, now: (String) -> T,
+                                    before: (String) -> T, sourceLocation: SourceLocation = #_sourceLocation) -> [T] {
+        var rng = SeededGenerator(seed: seed)
+        return (0..<rounds).map { _ in
+            let t = text(pieces, maxLength: maxLength, using: &rng)
+            let old = before(t)
+            #expect(now(t) == old, "\(t.debugDescription)", sourceLocation: sourceLocation)
+            return old
+        }
+    }
+
     @Test("authorities: accepted and refused as before, for 30,000 ASCII texts; nothing that is not ASCII is accepted")
     func authorities() {
-        var rng = SeededGenerator(seed: 0x4155_5448)
         let pieces = ["a", "Z", "0", "9", "f", "F", "g", ".", "-", "_", ":", "[", "]", "::1", "127.0.0.1", "example.com", "65535",
                       "65536", "99999", "080", "@", " ", "/", "x", "ab:cd", "%", "[::ffff:1.2.3.4]"]
-        var accepted = 0
-        for _ in 0..<30_000 {
-            let a = Self.text(pieces, maxLength: 6, using: &rng)
-            #expect(ForwardAuth.isAuthority(a) == Before.isAuthority(a), "\(a.debugDescription)")
-            if Before.isAuthority(a) { accepted += 1 }
-        }
+        let accepted = Self.agree(seed: 0x4155_5448, pieces, maxLength: 6, rounds: 30_000, now: ForwardAuth.isAuthority,
+                                  before: Before.isAuthority).filter { $0 }.count
         #expect(accepted > 3_000, "\(accepted) accepted: the texts must exercise both answers")
         for long in [String(repeating: "a", count: 253), String(repeating: "a", count: 254), String(repeating: "a", count: 253) + ":65535",
                      String(repeating: "a", count: 262), "[" + String(repeating: "1", count: 259) + "]"] {
@@ -102,15 +110,11 @@ struct GatewayParsingTests {
 
     @Test("absolute URLs split into scheme, authority and target as before, for 30,000 ASCII texts")
     func absoluteURLs() {
-        var rng = SeededGenerator(seed: 0x5552_4C53)
         let pieces = ["http", "HTTPS", "h", ":", "/", "//", "://", "@", "?", "#", "a.b", "x", ":8080", "[::1]", "%2f", "Q", " ", "\t"]
-        var split = 0
-        for _ in 0..<30_000 {
-            let u = Self.text(pieces, maxLength: 7, using: &rng)
-            let now = ForwardAuth.splitAbsolute(u), before = Before.splitAbsolute(u)
-            #expect(now?.0 == before?.0 && now?.1 == before?.1 && now?.2 == before?.2, "\(u.debugDescription)")
-            if before != nil { split += 1 }
-        }
+        // (scheme, authority, target) as an array: tuples are not Equatable.
+        let split = Self.agree(seed: 0x5552_4C53, pieces, maxLength: 7, rounds: 30_000,
+                               now: { ForwardAuth.splitAbsolute($0).map { [$0.0, $0.1, $0.2] } },
+                               before: { Before.splitAbsolute($0).map { [$0.0, $0.1, $0.2] } }).filter { $0 != nil }.count
         #expect(split > 3_000, "\(split) split: the texts must exercise both answers")
     }
 
@@ -131,24 +135,16 @@ struct GatewayParsingTests {
 
     @Test("whitespace trimmed exactly as Foundation's CharacterSet.whitespaces trims it, for 20,000 texts")
     func trimming() {
-        var rng = SeededGenerator(seed: 0x5452_494D)
         let pieces = [" ", "\t", "\u{00A0}", "\u{2003}", "\u{3000}", "\n", "\r", "1", "2.3", "::", "a", "é", "\u{301}", "x y", ","]
-        for _ in 0..<20_000 {
-            let t = Self.text(pieces, maxLength: 6, using: &rng)
-            #expect(ForwardAuth.trimmingWhitespace(t[...]) == t.trimmingCharacters(in: .whitespaces), "\(t.debugDescription)")
-        }
+        _ = Self.agree(seed: 0x5452_494D, pieces, maxLength: 6, rounds: 20_000, now: { ForwardAuth.trimmingWhitespace($0[...]) },
+                       before: { $0.trimmingCharacters(in: .whitespaces) })
     }
 
     @Test("addresses: CIDR.isAddress answers as before for 30,000 texts (IPv4, IPv6, zones, ports, not ASCII)")
     func addresses() {
-        var rng = SeededGenerator(seed: 0x4144_4452)
         let pieces = ["1", "255", "256", "0", ".", ":", "::", "ffff", "%", "eth0", "/", " ", "a", "1.2.3.4", "::1", "é", "\u{301}", "１"]
-        var valid = 0
-        for _ in 0..<30_000 {
-            let t = Self.text(pieces, maxLength: 8, using: &rng)
-            #expect(CIDR.isAddress(t) == Before.isAddress(t), "\(t.debugDescription)")
-            if Before.isAddress(t) { valid += 1 }
-        }
+        let valid = Self.agree(seed: 0x4144_4452, pieces, maxLength: 8, rounds: 30_000, now: CIDR.isAddress,
+                               before: Before.isAddress).filter { $0 }.count
         #expect(valid > 500, "\(valid) addresses: the texts must exercise both answers")
     }
 
@@ -176,13 +172,9 @@ struct GatewayParsingTests {
 
     @Test("route hosts: the Host value cut and lower-cased as before (hostOnlyCharacters) for 30,000 texts")
     func hostOnly() {
-        var rng = SeededGenerator(seed: 0x484F_5354)
         let pieces = ["a", "Z", "APP", ".", "-", ":", "8080", "[", "]", "::1", "[::1]", "é", "É", "\u{212A}", "\u{301}", ":\u{301}",
                       "\r\n", " ", "Ⅻ", "İ"]
-        for _ in 0..<30_000 {
-            let h = Self.text(pieces, maxLength: 6, using: &rng)
-            #expect(RouteTable.hostOnly(h) == RouteTable.hostOnlyCharacters(h), "\(h.debugDescription)")
-        }
+        _ = Self.agree(seed: 0x484F_5354, pieces, maxLength: 6, rounds: 30_000, now: RouteTable.hostOnly, before: RouteTable.hostOnlyCharacters)
         #expect(RouteTable.hostOnly("App.Example:8443") == "app.example" && RouteTable.hostOnly("[::1]:8080") == "[::1]")
     }
 }

@@ -101,8 +101,9 @@ public enum HeaderRules {
 
     private static let semicolon = UInt8(ascii: ";"), equals = UInt8(ascii: "=")
 
-    /// `from..<to` without leading and trailing spaces and tabs.
-    private static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> (Int, Int) {
+    /// `from..<to` without leading and trailing spaces and tabs (the optional whitespace around header tokens and
+    /// cookie pairs).
+    public static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> (Int, Int) {
         var a = from, b = to
         while a < b, bytes[a] == 0x20 || bytes[a] == 0x09 { a += 1 }
         while b > a, bytes[b - 1] == 0x20 || bytes[b - 1] == 0x09 { b -= 1 }

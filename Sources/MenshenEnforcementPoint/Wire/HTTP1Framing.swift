@@ -108,12 +108,10 @@ enum HTTP1Framing {
         var verdict: Bool?   // nil: no close or keep-alive token seen yet
         /// Takes one token (untrimmed); false once the tokens say close for having more than one of the two.
         func see(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
-            var a = 0, b = raw.count
-            while a < b, isASCIIWhitespace(raw[a]) { a += 1 }
-            while b > a, isASCIIWhitespace(raw[b - 1]) { b -= 1 }
+            let (a, b) = HeaderRules.trimmed(raw, 0, raw.count)   // spaces and tabs, as NIO trims tokens
             let token = UnsafeBufferPointer(rebasing: raw[a..<b])
-            let keep = equalsLowercased(token, "keep-alive")
-            guard keep || equalsLowercased(token, "close") else { return true }
+            let keep = equalsAsNIO(token, "keep-alive")
+            guard keep || equalsAsNIO(token, "close") else { return true }
             if verdict != nil { return false }
             verdict = keep
             return true
@@ -145,11 +143,9 @@ enum HTTP1Framing {
     static func keepAlive(_ head: HTTPRequestHead) -> Bool { keepAlive(head.headers, major: head.version.major, minor: head.version.minor) }
     static func keepAlive(_ head: HTTPResponseHead) -> Bool { keepAlive(head.headers, major: head.version.major, minor: head.version.minor) }
 
-    /// As NIOHTTP1 trims header tokens: space and tab.
-    private static func isASCIIWhitespace(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
-
-    /// `bytes` equals `token` as NIOHTTP1 compares header tokens: byte by byte with bit 0x20 ignored.
-    private static func equalsLowercased(_ bytes: UnsafeBufferPointer<UInt8>, _ token: StaticString) -> Bool {
+    /// `bytes` equals `token` as NIOHTTP1 compares header tokens: byte by byte with bit 0x20 ignored (so not as
+    /// ``HeaderRules/name(_:equalsLowercased:)``, which folds only ASCII letters).
+    private static func equalsAsNIO(_ bytes: UnsafeBufferPointer<UInt8>, _ token: StaticString) -> Bool {
         guard bytes.count == token.utf8CodeUnitCount else { return false }
         let t = token.utf8Start
         for i in 0..<bytes.count where bytes[i] & 0xDF != t[i] & 0xDF { return false }

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import MenshenCore
+import MenshenEnforcementPoint
 import NIOCore
 
 /// The request context of the user-facing listener: it knows the peer address
@@ -58,9 +59,7 @@ enum PortalCookies {
                     while start < bytes.count {
                         var end = start
                         while end < bytes.count, bytes[end] != UInt8(ascii: ";") { end += 1 }
-                        var a = start, b = end
-                        while a < b, bytes[a] == 0x20 || bytes[a] == 0x09 { a += 1 }
-                        while b > a, bytes[b - 1] == 0x20 || bytes[b - 1] == 0x09 { b -= 1 }
+                        let (a, b) = HeaderRules.trimmed(bytes, start, end)
                         start = end + 1
                         guard b - a > wanted.count, bytes[a + wanted.count] == UInt8(ascii: "="),
                               wanted.isEmpty || memcmp(bytes.baseAddress! + a, wanted.baseAddress!, wanted.count) == 0 else { continue }
