@@ -5,10 +5,15 @@ import Synchronization
 /// itself, only what to check again.
 public enum StoreChange: String, Sendable, CaseIterable {
     /// A session was revoked, a user changed or was disabled, a membership or
-    /// role assignment changed: open connections must be authorized again.
+    /// role assignment changed, a risk score was written: open connections must be authorized again.
     case access
     /// Policies or applications changed: the gateway snapshot must be rebuilt.
     case configuration
+    /// A device or its certificates changed (a posture report, quarantine, a certificate revoked or edited):
+    /// connections that present a device certificate must be authorized again. Kept apart from ``access`` so
+    /// that the posture reports of a fleet (one per device every few minutes) neither empty what the gateway
+    /// remembers about sessions nor re-check connections that carry no device.
+    case device
 }
 
 /// Counters the database advances itself (triggers) on every committed
@@ -17,11 +22,32 @@ public enum StoreChange: String, Sendable, CaseIterable {
 public struct ChangeGenerations: Sendable, Equatable {
     public var access: Int64
     public var configuration: Int64
-    public init(access: Int64, configuration: Int64) { self.access = access; self.configuration = configuration }
+    public var device: Int64
+    public init(access: Int64, configuration: Int64, device: Int64 = 0) {
+        self.access = access; self.configuration = configuration; self.device = device
+    }
+
+    /// The counter of one kind.
+    public subscript(kind: StoreChange) -> Int64 {
+        get {
+            switch kind {
+            case .access: access
+            case .configuration: configuration
+            case .device: device
+            }
+        }
+        set {
+            switch kind {
+            case .access: access = newValue
+            case .configuration: configuration = newValue
+            case .device: device = newValue
+            }
+        }
+    }
 
     /// The kinds whose counter moved since `before`.
     public func changes(since before: ChangeGenerations) -> [StoreChange] {
-        (access != before.access ? [.access] : []) + (configuration != before.configuration ? [.configuration] : [])
+        StoreChange.allCases.filter { self[$0] != before[$0] }
     }
 }
 
@@ -31,25 +57,39 @@ public struct ChangeGenerations: Sendable, Equatable {
 public protocol ChangeFeed: Sendable {
     func changeGenerations() async throws -> ChangeGenerations
     /// Changes from now on, until the consumer stops iterating or the store closes.
-    /// After a gap (reconnection) both kinds are reported, since changes may have been missed.
+    /// After a gap (reconnection) every kind is reported, since changes may have been missed.
     func changes() -> AsyncStream<StoreChange>
 }
 
+/// The access and device counters committed at one moment (see ``CommittedAccessGeneration``).
+public struct CommittedGenerations: Sendable, Equatable {
+    public var access: Int64
+    public var device: Int64
+    public init(access: Int64, device: Int64) { self.access = access; self.device = device }
+}
+
 /// A store that can say, at once and without waiting on the network, which
-/// access generation is committed right now (the counter the triggers
-/// advance on every revocation, user change, membership or role change,
-/// whoever the writer is). The gateway reuses what it read about a session
-/// only while this number has not moved, so a revocation committed by any
-/// process is seen by the very next request.
+/// access and device generations are committed right now (the counters the
+/// triggers advance on every revocation, user change, membership or role
+/// change, risk score — and, apart, on every device, posture or certificate
+/// change —, whoever the writer is). The gateway reuses what it read about a
+/// session only while the access number has not moved, and what it read about
+/// a device certificate only while neither has, so a revocation committed by
+/// any process is seen by the very next request.
 ///
 /// SQLite answers with one indexed read on the local file; the in-memory store
-/// from its counter. PostgreSQL does not conform: a network round trip per
+/// from its counters. PostgreSQL does not conform: a network round trip per
 /// request would cost what the cache saves, so there the gateway reads the
 /// session on every request.
 public protocol CommittedAccessGeneration: Sendable {
-    /// The committed access generation, or nil when it cannot be read now (the
+    /// The committed generations, or nil when they cannot be read now (the
     /// caller then reads the store as if nothing were cached).
-    func committedAccessGeneration() -> Int64?
+    func committedGenerations() -> CommittedGenerations?
+}
+
+extension CommittedAccessGeneration {
+    /// The committed access generation (``committedGenerations()``'s `access`).
+    public func committedAccessGeneration() -> Int64? { committedGenerations()?.access }
 }
 
 extension ChangeFeed {

@@ -32,8 +32,9 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration, EventAppend
     private var casesByID: [String: CaseRecord] = [:]
     private var closed = false
     private var generations = ChangeGenerations(access: 0, configuration: 0)
-    /// ``generations``' access counter, readable without awaiting the actor.
+    /// ``generations``' access and device counters, readable without awaiting the actor.
     private let accessGeneration = Atomic<Int64>(0)
+    private let deviceGeneration = Atomic<Int64>(0)
 
     private struct Pair<A: Hashable & Sendable, B: Hashable & Sendable>: Hashable, Sendable { var a: A; var b: B }
 
@@ -41,7 +42,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration, EventAppend
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 17 }
+    public func schemaVersion() async throws -> Int { 18 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 
@@ -53,10 +54,16 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration, EventAppend
             generations.access += 1
             accessGeneration.store(generations.access, ordering: .sequentiallyConsistent)
         case .configuration: generations.configuration += 1
+        case .device:
+            generations.device += 1
+            deviceGeneration.store(generations.device, ordering: .sequentiallyConsistent)
         }
     }
     public func close() async throws { closed = true }
-    public nonisolated func committedAccessGeneration() -> Int64? { accessGeneration.load(ordering: .sequentiallyConsistent) }
+    public nonisolated func committedGenerations() -> CommittedGenerations? {
+        let access = accessGeneration.load(ordering: .sequentiallyConsistent)
+        return CommittedGenerations(access: access, device: deviceGeneration.load(ordering: .sequentiallyConsistent))
+    }
 
     private func open() throws {
         if closed { throw StoreError(.unavailable, "store is closed") }
@@ -574,7 +581,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration, EventAppend
         var updated = d
         updated.version = expectedVersion + 1
         devicesByID[d.id] = updated
-        changed(.access)
+        changed(.device)
         return true
     }
 
@@ -600,7 +607,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration, EventAppend
         guard var c = deviceCertificatesBySerial[serial], c.revokedAt == nil else { return false }
         c.revokedAt = at; c.revokedReason = reason
         deviceCertificatesBySerial[serial] = c
-        changed(.access)
+        changed(.device)
         return true
     }
 
@@ -611,7 +618,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration, EventAppend
             deviceCertificatesBySerial[serial]?.revokedAt = at
             deviceCertificatesBySerial[serial]?.revokedReason = reason
         }
-        if !serials.isEmpty { changed(.access) }
+        if !serials.isEmpty { changed(.device) }
         return serials.count
     }
 

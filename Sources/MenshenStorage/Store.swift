@@ -131,8 +131,9 @@ public protocol FlowStateStore: Sendable {
 }
 
 /// The device inventory and the certificates issued to devices. A change to
-/// a device or a certificate revocation advances the access generation (it
-/// changes what requests from that device may do).
+/// a device or a certificate revocation advances the device generation
+/// (``StoreChange/device``: it changes what requests from that device may do,
+/// and nothing else).
 public protocol DeviceStore: Sendable {
     /// Throws `.conflict` when the id exists, `.notFound` when the owner does not.
     func createDevice(_ device: DeviceRecord) async throws

@@ -288,5 +288,26 @@ public enum PostgresMigrations {
         Migration(version: 17, name: "leases for jobs that run on one node only", statements: [
             "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
         ]),
+        // Device changes get a counter and a notification of their own (StoreChange.device): a fleet's posture reports no
+        // longer make every node re-check every long-lived connection, only those that present a device certificate.
+        Migration(version: 18, name: "a change counter and notification of their own for devices and device certificates", statements: [
+            "INSERT INTO change_counters(kind, generation) VALUES ('device', 0)",
+            """
+            CREATE FUNCTION menshen_device_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              UPDATE change_counters SET generation = generation + 1 WHERE kind = 'device';
+              PERFORM pg_notify('menshen_changes', 'device');
+              RETURN NULL;
+            END $$
+            """,
+            "DROP TRIGGER devices_changed ON devices",
+            "CREATE TRIGGER devices_changed AFTER UPDATE OR DELETE ON devices FOR EACH STATEMENT EXECUTE FUNCTION menshen_device_changed()",
+            "DROP TRIGGER devices_truncated ON devices",
+            "CREATE TRIGGER devices_truncated AFTER TRUNCATE ON devices FOR EACH STATEMENT EXECUTE FUNCTION menshen_device_changed()",
+            "DROP TRIGGER device_certificates_revoked ON device_certificates",
+            "CREATE TRIGGER device_certificates_revoked AFTER UPDATE OF revoked_at ON device_certificates FOR EACH STATEMENT EXECUTE FUNCTION menshen_device_changed()",
+            "DROP TRIGGER device_certificates_edited ON device_certificates",
+            "CREATE TRIGGER device_certificates_edited AFTER DELETE OR TRUNCATE OR UPDATE OF serial, device_id, fingerprint, not_before, not_after ON device_certificates FOR EACH STATEMENT EXECUTE FUNCTION menshen_device_changed()",
+        ]),
     ]
 }

@@ -191,7 +191,7 @@ public final class PostgresStore: MenshenStore {
     public func changeGenerations() async throws -> ChangeGenerations {
         var g = ChangeGenerations(access: 0, configuration: 0)
         for (kind, value) in try await rows("SELECT kind, generation FROM change_counters", as: (String, Int64).self) {
-            if kind == "access" { g.access = value } else if kind == "configuration" { g.configuration = value }
+            if let k = StoreChange(rawValue: kind) { g[k] = value }
         }
         return g
     }
@@ -204,7 +204,7 @@ public final class PostgresStore: MenshenStore {
     /// A LISTEN connection can die without an error reaching it (a failover, a NAT or firewall dropping the flow):
     /// it would wait for notifications forever while this node missed every change. So the connection is asked a
     /// `SELECT 1` every ``listenHeartbeat``; an answer that takes longer than ``listenHeartbeatTimeout`` closes it
-    /// and a new one is made. On (re)connecting both kinds are reported, since changes may have been missed
+    /// and a new one is made. On (re)connecting every kind is reported, since changes may have been missed
     /// meanwhile; the first retry after a loss is at once, later ones every second, until the store closes. The
     /// counters are also read every ``changeBackstopInterval``.
     public func changes() -> AsyncStream<StoreChange> {
@@ -224,8 +224,7 @@ public final class PostgresStore: MenshenStore {
                             group.addTask {
                                 try await connection.listen(on: "menshen_changes") { notifications in
                                     listening.set()
-                                    continuation.yield(.access)
-                                    continuation.yield(.configuration)
+                                    for kind in StoreChange.allCases { continuation.yield(kind) }
                                     for try await n in notifications {
                                         if let change = StoreChange(rawValue: n.payload) { continuation.yield(change) }
                                     }
@@ -254,7 +253,7 @@ public final class PostgresStore: MenshenStore {
                     if Task.isCancelled || closed.isSet { break }
                     // A connection that listened for a while is retried at once; one that never got there, or lost its LISTEN
                     // soon after (a database too slow for the heartbeat), after 1, 2, 4, 8 s — each new LISTEN reports
-                    // both kinds of change, and every node then reloads and re-checks its connections.
+                    // every kind of change, and every node then reloads and re-checks its connections.
                     failures = listening.isSet && connectedAt.duration(to: .now) >= Self.listenSettled ? 1 : failures + 1
                     logger.warning("LISTEN menshen_changes lost; reconnecting", metadata: [
                         "error": "\(String(reflecting: error))", "retry_in_seconds": "\(Self.listenRetryDelay(failures).components.seconds)"])

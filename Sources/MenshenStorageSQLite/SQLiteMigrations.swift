@@ -238,5 +238,20 @@ public enum SQLiteMigrations {
         Migration(version: 17, name: "leases for jobs that run on one node only", statements: [
             "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
         ]),
+        // Device changes get a counter of their own (StoreChange.device): a fleet's posture reports no longer advance the
+        // access counter, which empties what the gateway remembers about every session.
+        Migration(version: 18, name: "a change counter of their own for devices and device certificates", statements: [
+            "INSERT INTO change_counters(kind, generation) VALUES ('device', 0)",
+            "DROP TRIGGER devices_updated",
+            "CREATE TRIGGER devices_updated AFTER UPDATE ON devices BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'device'; END",
+            "DROP TRIGGER devices_deleted",
+            "CREATE TRIGGER devices_deleted AFTER DELETE ON devices BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'device'; END",
+            "DROP TRIGGER device_certificates_revoked",
+            "CREATE TRIGGER device_certificates_revoked AFTER UPDATE OF revoked_at ON device_certificates BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'device'; END",
+            "DROP TRIGGER device_certificates_deleted",
+            "CREATE TRIGGER device_certificates_deleted AFTER DELETE ON device_certificates BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'device'; END",
+            "DROP TRIGGER device_certificates_edited",
+            "CREATE TRIGGER device_certificates_edited AFTER UPDATE OF serial, device_id, fingerprint, not_before, not_after ON device_certificates BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'device'; END",
+        ]),
     ]
 }

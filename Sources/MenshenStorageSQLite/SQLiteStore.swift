@@ -28,9 +28,9 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
     var backgroundCheckpoints: Int { checkpoints.runs.load(ordering: .relaxed) }
     private let pool: DatabasePool
     private let watch = Mutex<WALCommitWatch?>(nil)
-    private let knownAccessGeneration = Mutex<(header: WALCommitWatch.Header, generation: Int64)?>(nil)
+    private let knownGenerations = Mutex<(header: WALCommitWatch.Header, generations: CommittedGenerations)?>(nil)
     private let isClosed = Atomic<Bool>(false)
-    /// How often ``committedAccessGeneration()`` had to read the database (for tests and diagnostics).
+    /// How often ``committedGenerations()`` had to read the database (for tests and diagnostics).
     let databaseGenerationReads = Atomic<Int>(0)
     public var backendName: String { "sqlite" }
 
@@ -253,39 +253,47 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
             var g = ChangeGenerations(access: 0, configuration: 0)
             for row in try Row.fetchAll(db, sql: "SELECT kind, generation FROM change_counters") {
                 let kind: String = row["kind"], value: Int64 = row["generation"]
-                if kind == "access" { g.access = value } else if kind == "configuration" { g.configuration = value }
+                if let k = StoreChange(rawValue: kind) { g[k] = value }
             }
             return g
         }
     }
 
-    /// The access counter, read from the database only when something was committed since the
+    /// The access and device counters, read from the database only when something was committed since the
     /// last read: ``WALCommitWatch`` sees any commit by any connection in the wal-index header,
-    /// without a system call. A counter is remembered only if no commit happened while it was read.
-    public func committedAccessGeneration() -> Int64? {
+    /// without a system call. The counters are remembered only if no commit happened while they were read.
+    public func committedGenerations() -> CommittedGenerations? {
         let watch = commitWatch()
         let before = watch?.header()
-        if let before, let known = knownAccessGeneration.withLock({ $0 }), known.header == before { return known.generation }
+        if let before, let known = knownGenerations.withLock({ $0 }), known.header == before { return known.generations }
         databaseGenerationReads.add(1, ordering: .relaxed)
-        guard let generation = try? pool.unsafeRead({ db in
-            try Int64.fetchOne(db.cachedStatement(sql: "SELECT generation FROM change_counters WHERE kind = 'access'"))
+        guard let generations = try? pool.unsafeRead({ db -> CommittedGenerations? in
+            var access: Int64?, device: Int64?
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT kind, generation FROM change_counters WHERE kind IN ('access', 'device')"))
+            while let row = try rows.next() {
+                let kind: String = row[0], value: Int64 = row[1]
+                if kind == "access" { access = value } else { device = value }
+            }
+            // Both rows exist from migrations 4 and 18 on; a database without them vouches for nothing.
+            guard let access, let device else { return nil }
+            return CommittedGenerations(access: access, device: device)
         }) ?? nil else { return nil }
         if let before, watch?.header() == before {
-            knownAccessGeneration.withLock { $0 = (before, generation) }
+            knownGenerations.withLock { $0 = (before, generations) }
         }
-        return generation
+        return generations
     }
 
-    /// This store's own commit of events only (which never changes the access counter) moved the
+    /// This store's own commit of events only (which never changes a counter) moved the
     /// wal-index header from `before` to `after`. If it was the only commit in between — the commit
     /// counter moved by exactly one, and `before` was read under that transaction's write lock — the
-    /// access generation known at `before` still holds at `after`, so the gateway's next look need not
+    /// generations known at `before` still hold at `after`, so the gateway's next look need not
     /// read the database. Any other commit (another process, another of this store's writes) makes the
     /// counter move by more, and the next look reads as before.
-    private func carryAccessGeneration(from before: WALCommitWatch.Header, to after: WALCommitWatch.Header) {
+    private func carryGenerations(from before: WALCommitWatch.Header, to after: WALCommitWatch.Header) {
         guard after.commitCounter == before.commitCounter &+ 1 else { return }
-        knownAccessGeneration.withLock { known in
-            if let k = known, k.header == before { known = (after, k.generation) }
+        knownGenerations.withLock { known in
+            if let k = known, k.header == before { known = (after, k.generations) }
         }
     }
 
@@ -653,7 +661,7 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
                     // Read after this transaction's writes, so under its write lock: the header of the last commit before ours.
                     return (stored, watch?.header())
                 }
-                if let before, let after = watch?.header() { carryAccessGeneration(from: before, to: after) }
+                if let before, let after = watch?.header() { carryGenerations(from: before, to: after) }
                 committed(stored.reduce(0) { $0 + $1.count })
                 for (pending, records) in zip(group, stored) { pending.continuation.resume(returning: records) }
             } catch where group.count > 1 {

@@ -7,7 +7,7 @@ import MenshenStorage
 /// `menshen device …`: the device inventory (principle 2.1) and the operator's
 /// hand on it — quarantine, release and retire (2.2: prompt action on a
 /// non-compliant device). Every change is a compare-and-set on the device's
-/// version and advances the store's access counter, so every gateway node
+/// version and advances the store's device counter, so every gateway node
 /// decides the device's next request on the new state. Each change is an OCSF
 /// Entity Management event (3004) with the operator (the OS account running the
 /// command) as actor; quarantine and retire end the owner's sessions at once,

@@ -8,7 +8,7 @@ import Testing
 /// test (standing in for the running server) also holds open.
 @Suite("menshen device")
 struct DeviceCommandTests {
-    @Test("list, show, quarantine, release and retire; mistakes are refused and change nothing; every change is an access change")
+    @Test("list, show, quarantine, release and retire; mistakes are refused and change nothing; every change is a device change")
     func lifecycle() async throws {
         let dir = try Harness.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -50,13 +50,13 @@ struct DeviceCommandTests {
         #expect(notQuarantined.status != 0 && notQuarantined.err.contains("not quarantined"))
         #expect(try await store.device("laptop-7") == before, "refusals changed nothing")
 
-        // Quarantine: not compliant from now on, and every node sees it (the access counter moved).
-        let g0 = try #require(store.committedAccessGeneration())
+        // Quarantine: not compliant from now on, and every node sees it (the device counter moved).
+        let g0 = try #require(store.committedGenerations()).device
         #expect(try await run(["quarantine", "laptop-7", "--reason", "EDR alert 4711"]).status == 0)
         let quarantined = try #require(try await store.device("laptop-7"))
         #expect(quarantined.state == .quarantined && !quarantined.compliant && quarantined.complianceReasons == ["quarantined: EDR alert 4711"])
         #expect(quarantined.version == before.version + 1)
-        #expect(try #require(store.committedAccessGeneration()) > g0)
+        #expect(try #require(store.committedGenerations()).device > g0)
         #expect(try await run(["quarantine", "laptop-7", "--reason", "again"]).out.contains("already quarantined"))
 
         // Release: active again, but not compliant until a fresh posture report.

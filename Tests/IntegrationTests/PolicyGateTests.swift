@@ -329,6 +329,20 @@ struct PolicyGateTests {
         #expect(gate.decideImmediately(request("/page", token: third)) == nil)
         #expect(forwarded(await gate.decide(request("/page", token: third))))
         #expect(forwarded(gate.decideImmediately(request("/page", token: third))))
+
+        // Devices have a counter of their own: a fleet's posture reports (one per device every few minutes), written by
+        // another process, leave every session's remembered facts as they are. A session change still voids them.
+        let enrolled = clock.now()
+        try await other.createDevice(DeviceRecord(id: "laptop-9", ownerID: "amy", displayName: "laptop-9", deviceClass: .managed, platform: "linux",
+                                                  hardwareBound: true, compliant: true, complianceReasons: [], lastPostureAt: enrolled, enrolledAt: enrolled))
+        for minute in 1...3 {
+            var laptop = try #require(try await other.device("laptop-9"))
+            laptop.lastPostureAt = enrolled.addingTimeInterval(Double(60 * minute)); laptop.compliant = minute != 2
+            #expect(try await other.updateDevice(laptop, expectedVersion: laptop.version))
+            #expect(forwarded(gate.decideImmediately(request("/page", token: third))), "posture report \(minute) voided the session's facts")
+        }
+        _ = try await other.revokeSession(idHash: SessionManager.hash(token: third), at: clock.now(), reason: "revoked elsewhere")
+        #expect(gate.decideImmediately(request("/page", token: third)) == nil, "a revocation after the posture reports is seen at once")
         try await other.close()
         try await store.close()
     }

@@ -190,6 +190,18 @@ struct RoutesFileTests {
         #expect(state.snapshot.generation == 3)
     }
 
+    @Test("what a batch of store changes re-checks: every long-lived connection after an access change or a reload done here, only those presenting a device certificate after device changes alone, nothing after a configuration change loaded elsewhere")
+    func sweepScope() {
+        typealias W = ChangeWatcher
+        #expect(W.sweep(after: [.access], reloadedHere: false) == .all)
+        #expect(W.sweep(after: [.access, .device], reloadedHere: false) == .all)
+        #expect(W.sweep(after: [.configuration, .device], reloadedHere: true) == .all)
+        #expect(W.sweep(after: [.configuration], reloadedHere: true) == .all)
+        #expect(W.sweep(after: [.device], reloadedHere: false) == .connectionsPresentingDevices)
+        #expect(W.sweep(after: [.configuration, .device], reloadedHere: false) == .connectionsPresentingDevices)
+        #expect(W.sweep(after: [.configuration], reloadedHere: false) == nil)
+    }
+
     @Test("a change notification whose reload cannot read the store is tried again; a refused change is not")
     func notifiedReloadRetried() async throws {
         let store = InMemoryStore()

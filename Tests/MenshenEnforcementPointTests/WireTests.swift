@@ -270,6 +270,48 @@ struct WireTests {
         }
     }
 
+    @Test("a sweep of described connections only (a device change) asks about the connections whose requests carry connection attributes, and closes only those the gate now refuses")
+    func describedConnectionsOnlySweep() async throws {
+        // The first connection the proxy describes presents a "certificate"; every later one presents nothing.
+        let described = Mutex<ObjectIdentifier?>(nil)
+        try await withProxy(configure: { config in
+            config.reevaluationInterval = nil
+            config.connectionAttributes = { channel in
+                let id = ObjectIdentifier(channel)
+                let first = described.withLock { d in
+                    if d == nil { d = id }
+                    return d == id
+                }
+                return first ? ["tls.client.sha256": "ab"] : [:]
+            }
+        }, gate: { upstream in
+            let target = upstream.upstream
+            // Asked again, the gate refuses everything: whoever is asked is closed.
+            return RecordingGate { request in
+                request.isReevaluation ? .respond(status: 403, headers: [], body: []) : .forward(upstream: target, addHeaders: [])
+            }
+        }) { server, _, gate in
+            let withDevice = try #require(RawClient(port: server.localPort ?? 0))
+            await withDevice.sendAsync(webSocketUpgrade)
+            #expect(await withDevice.receiveAsync(until: "\r\n\r\n").text.hasPrefix("HTTP/1.1 101"))
+            let without = try #require(RawClient(port: server.localPort ?? 0))
+            await without.sendAsync(webSocketUpgrade)
+            #expect(await without.receiveAsync(until: "\r\n\r\n").text.hasPrefix("HTTP/1.1 101"))
+            #expect(gate.asked.all.map(\.connectionAttributes.isEmpty) == [false, true])
+
+            #expect(await server.reevaluate(describedConnectionsOnly: true) == 1)
+            #expect(await withDevice.receiveAsync().closed, "the described connection was not asked")
+            let asked = gate.asked.all.filter(\.isReevaluation)
+            #expect(asked.count == 1 && asked.first?.connectionAttributes["tls.client.sha256"] == "ab")
+            await without.sendAsync("frame")
+            #expect(await without.receiveAsync(until: "frame").text == "echo:frame", "a connection without attributes was asked")
+
+            // A sweep of everything asks about the other one too.
+            #expect(await server.reevaluate() == 1)
+            #expect(await without.receiveAsync().closed)
+        }
+    }
+
     @Test("an IPv4 client of a dual-stack listener is named by its IPv4 address (Cedar's ip() does not read ::ffff:a.b.c.d)")
     func dualStackClientAddress() async throws {
         #expect(ClientHandler.unmappedIPv4("::ffff:10.20.1.5") == "10.20.1.5")

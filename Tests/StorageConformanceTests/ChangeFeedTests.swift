@@ -71,8 +71,11 @@ struct ChangeFeedTests {
         var last = start
         func expectAdvanced(_ kind: StoreChange, _ what: String) async throws {
             let now = try await s.changeGenerations()
-            #expect(kind == .access ? now.access > last.access : now.configuration > last.configuration, "\(what)")
-            #expect(kind == .access ? now.configuration == last.configuration : now.access == last.access, "\(what) advanced the other kind")
+            #expect(now[kind] > last[kind], "\(what)")
+            for other in StoreChange.allCases where other != kind {
+                #expect(now[other] == last[other], "\(what) advanced \(other.rawValue) too")
+            }
+            #expect(now.changes(since: last) == [kind], "\(what)")
             last = now
         }
         try await s.addMember("amy", to: "staff"); try await expectAdvanced(.access, "membership added")
@@ -85,6 +88,19 @@ struct ChangeFeedTests {
         try await s.putApplication(ApplicationRecord(id: "wiki", displayName: "Wiki", host: "w", pathPrefix: "/", upstreams: ["http://x"],
                                                      classification: "internal", scenario: nil, updatedAt: t0))
         try await expectAdvanced(.configuration, "application saved")
+        // Devices have a counter of their own (migration 18): a fleet's posture reports must not void what the gateway
+        // remembers about sessions.
+        try await s.createDevice(DeviceRecord(id: "phone-1", ownerID: "amy", displayName: "phone-1", deviceClass: .managed, platform: "ios",
+                                              hardwareBound: true, compliant: true, complianceReasons: [], lastPostureAt: t0, enrolledAt: t0))
+        try await s.addDeviceCertificate(DeviceCertificateRecord(serial: "09", deviceID: "phone-1", fingerprint: "f9", publicKeyFingerprint: "p9",
+                                                                 notBefore: t0, notAfter: t0.addingTimeInterval(86_400)))
+        #expect(try await s.changeGenerations() == last, "enrolling a device revokes nothing")
+        var phone = try #require(try await s.device("phone-1"))
+        phone.compliant = false; phone.complianceReasons = ["disk_encryption"]; phone.lastPostureAt = t0.addingTimeInterval(60)
+        #expect(try await s.updateDevice(phone, expectedVersion: phone.version))
+        try await expectAdvanced(.device, "a posture report")
+        #expect(try await s.revokeDeviceCertificate(serial: "09", at: t0, reason: "lost"))
+        try await expectAdvanced(.device, "a device certificate revoked")
         if backend != .memory {
             // Writes outside the store's methods count too: the database's triggers see them.
             try await Self.execute(backend, f, "UPDATE policies SET text = 'forbid (principal, action, resource);' WHERE policy_id = 'p'")
@@ -110,9 +126,15 @@ struct ChangeFeedTests {
                                                                      notBefore: t0, notAfter: t0.addingTimeInterval(86_400)))
             last = try await s.changeGenerations()
             try await Self.execute(backend, f, "UPDATE device_certificates SET not_after = not_after + 1000")
-            try await expectAdvanced(.access, "a certificate's validity extended in SQL")
+            try await expectAdvanced(.device, "a certificate's validity extended in SQL")
+            try await Self.execute(backend, f, "UPDATE device_certificates SET revoked_at = NULL")
+            try await expectAdvanced(.device, "a certificate's revocation undone in SQL")
             try await Self.execute(backend, f, "DELETE FROM device_certificates")
-            try await expectAdvanced(.access, "certificates deleted in SQL")
+            try await expectAdvanced(.device, "certificates deleted in SQL")
+            try await Self.execute(backend, f, "UPDATE devices SET state = 'quarantined' WHERE id = 'laptop-1'")
+            try await expectAdvanced(.device, "a device quarantined in SQL")
+            try await Self.execute(backend, f, "DELETE FROM devices WHERE id = 'phone-1'")
+            try await expectAdvanced(.device, "a device deleted in SQL")
             if backend == .postgres {
                 try await Self.execute(backend, f, "TRUNCATE group_members")
                 try await expectAdvanced(.access, "memberships truncated")
@@ -120,6 +142,10 @@ struct ChangeFeedTests {
                 try await expectAdvanced(.access, "risk scores truncated")
                 try await Self.execute(backend, f, "TRUNCATE applications")
                 try await expectAdvanced(.configuration, "applications truncated")
+                try await Self.execute(backend, f, "TRUNCATE devices CASCADE")
+                let now = try await s.changeGenerations()
+                #expect(now.device > last.device && now.access == last.access && now.configuration == last.configuration,
+                        "devices (and their certificates) truncated")
             }
         }
         await f.cleanup()

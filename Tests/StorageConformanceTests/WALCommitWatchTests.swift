@@ -26,11 +26,14 @@ struct WALCommitWatchTests {
         try await other.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
         try await other.createGroup(GroupRecord(id: "audit", displayName: "Audit"))
 
+        try await other.createDevice(DeviceRecord(id: "laptop-1", ownerID: "amy", displayName: "laptop-1", deviceClass: .managed, platform: "linux",
+                                                  hardwareBound: true, compliant: true, complianceReasons: [], lastPostureAt: t0, enrolledAt: t0))
+
         var sessions: [String] = []
         var generator = SystemRandomNumberGenerator()
-        var accessChanges = 0
+        var accessChanges = 0, deviceChanges = 0
         for step in 0..<300 {
-            switch Int.random(in: 0..<9, using: &generator) {
+            switch Int.random(in: 0..<11, using: &generator) {
             case 0: try await other.addMember("amy", to: "staff"); accessChanges += 1
             case 1: try await other.removeMember("amy", from: "staff"); accessChanges += 1
             case 2:
@@ -53,13 +56,22 @@ struct WALCommitWatchTests {
             case 7:
                 // This store's own events (the decision audit): the generation known before may be carried over them.
                 _ = try await store.appendEvents([NewEvent(id: UUID(), time: t0, classUID: 6001, payloadJSON: "{}")], hasher: EventChain.hasher)
+            case 8, 9:
+                // A posture report (the device counter), by another connection or by this store.
+                let writer = step % 2 == 0 ? other : store
+                var laptop = try #require(try await writer.device("laptop-1"))
+                laptop.lastPostureAt = t0.addingTimeInterval(Double(step))
+                #expect(try await writer.updateDevice(laptop, expectedVersion: laptop.version))
+                deviceChanges += 1
             default: break   // nothing committed
             }
-            let fast = store.committedAccessGeneration()
-            let truth = try await other.changeGenerations().access
-            #expect(fast == truth, "step \(step)")
+            let fast = store.committedGenerations()
+            let truth = try await other.changeGenerations()
+            #expect(fast == CommittedGenerations(access: truth.access, device: truth.device), "step \(step)")
+            #expect(store.committedAccessGeneration() == truth.access, "step \(step)")
         }
         #expect(accessChanges > 20, "the walk changed access many times")
+        #expect(deviceChanges > 20, "the walk changed devices many times")
 
         // With no commit in between, the answer comes from the header, not the database.
         let reads = store.databaseGenerationReads.load(ordering: .relaxed)

@@ -367,13 +367,20 @@ public final class EnforcementPointServer: Sendable {
     /// asks about each long-lived connection last authorized three quarters of an
     /// interval ago or more, on ticks a quarter interval apart.) Returns how many
     /// connections were closed.
+    ///
+    /// With `describedConnectionsOnly`, only connections whose last request carries
+    /// ``GateRequest/connectionAttributes`` (e.g. a client certificate) are asked: what a
+    /// change to devices alone can alter.
     @discardableResult
-    public func reevaluate(minimumAge: TimeAmount = .zero) async -> Int {
+    public func reevaluate(minimumAge: TimeAmount = .zero, describedConnectionsOnly: Bool = false) async -> Int {
         // Exchanges whose decision is under way now are not long-lived yet: they are authorized again when they
         // become so (``ClientHandler``, ``ProxyShared/changeSweeps``).
         shared.changeSweeps.add(1, ordering: .sequentiallyConsistent)
         let now = NIODeadline.now()
-        return await shared.reauthorize(shared.liveEntries { $0.lastRequest != nil && $0.isLongLived(now: now, minimumAge: minimumAge) })
+        return await shared.reauthorize(shared.liveEntries { info in
+            guard let last = info.lastRequest, info.isLongLived(now: now, minimumAge: minimumAge) else { return false }
+            return !describedConnectionsOnly || !last.connectionAttributes.isEmpty
+        })
     }
 
     /// Whether the gate still forwards `request`; false on any other verdict or after `timeout`.

@@ -84,8 +84,27 @@ extension ChangeWatcher {
 /// polled trigger counters on SQLite): a configuration change rebuilds the
 /// snapshot at once instead of at the next reload interval, and any change
 /// re-authorizes the long-lived connections, so a revocation made on another
-/// node closes this node's WebSockets too.
+/// node closes this node's WebSockets too (a change to devices alone: only
+/// the connections that present a device certificate).
 struct ChangeWatcher: Service {
+    /// Which long-lived connections a batch of changes has authorized again.
+    enum SweepScope: Equatable {
+        case all
+        /// Only connections whose requests carry connection attributes (a client certificate).
+        case connectionsPresentingDevices
+    }
+
+    /// The sweep a batch of changes calls for, nil for none:
+    /// - an access change (a revocation, a user, membership, role or risk change), or a configuration reload done
+    ///   here: every long-lived connection. A configuration change another path already loaded (the reload poll) was
+    ///   swept there.
+    /// - device changes alone (posture reports, quarantines, certificates): only the connections that present a device
+    ///   certificate, since no other connection's decision reads a device.
+    static func sweep(after change: Set<StoreChange>, reloadedHere: Bool) -> SweepScope? {
+        if change.contains(.access) || reloadedHere { return .all }
+        return change.contains(.device) ? .connectionsPresentingDevices : nil
+    }
+
     let store: any MenshenStore
     let server: EnforcementPointServer
     let state: GatewayState
@@ -104,15 +123,13 @@ struct ChangeWatcher: Service {
             defer { retrying?.cancel() }
             for await change in changes.batches() {
                 if Task.isCancelled { break }
-                // A configuration change another path already loaded (the reload poll) was swept there: sweep again only
-                // for access changes, or a reload done here.
-                var sweep = change.contains(.access)
+                var reloadedHere = false
                 if change.contains(.configuration) {
                     retrying?.cancel()
                     retrying = nil
                     switch await loader.reloadIfChanged(state) {
                     case .reloaded(let generation):
-                        sweep = true
+                        reloadedHere = true
                         logger.notice("gateway configuration reloaded after a store change", metadata: ["generation": "\(generation)"])
                     case .refused(let why) where !Task.isCancelled:
                         logger.error("gateway configuration change refused; the running configuration stays", metadata: ["problems": "\(why)"])
@@ -134,8 +151,8 @@ struct ChangeWatcher: Service {
                     case .refused, .unavailable, .unchanged: break
                     }
                 }
-                guard sweep else { continue }
-                let closed = await server.reevaluate()
+                guard let scope = Self.sweep(after: change, reloadedHere: reloadedHere) else { continue }
+                let closed = await server.reevaluate(describedConnectionsOnly: scope == .connectionsPresentingDevices)
                 if closed > 0 {
                     logger.notice("connections closed after a store change", metadata: [
                         "closed": "\(closed)", "change": "\(change.map(\.rawValue).sorted().joined(separator: ","))"])
