@@ -290,12 +290,51 @@ public enum PostgresMigrations {
         ]),
         // Device changes get a counter and a notification of their own (StoreChange.device): a fleet's posture reports no
         // longer make every node re-check every long-lived connection, only those that present a device certificate.
-        Migration(version: 18, name: "a change counter and notification of their own for devices and device certificates", statements: [
-            "INSERT INTO change_counters(kind, generation) VALUES ('device', 0)",
+        //
+        // The counters become sequences (read through a view of the same name and shape): a trigger's nextval never
+        // waits, where its UPDATE of a counter row held that row until its transaction ended — a transaction left open
+        // after editing a user (an administrator's psql) held up every revocation, sign-out and membership change on
+        // every node. Sequences are not transactional: a change rolled back still counts (one needless re-check), and
+        // the backstop poll may see a count before its commit (the NOTIFY at commit follows it).
+        Migration(version: 18, name: "change counters as sequences (no lock held until commit); a counter and notification of their own for devices", statements: [
+            "CREATE SEQUENCE change_access_generation MINVALUE 0",
+            "CREATE SEQUENCE change_configuration_generation MINVALUE 0",
+            "CREATE SEQUENCE change_device_generation MINVALUE 0",
+            """
+            DO $$
+            BEGIN
+              PERFORM setval('change_access_generation', (SELECT generation FROM change_counters WHERE kind = 'access'), true);
+              PERFORM setval('change_configuration_generation', (SELECT generation FROM change_counters WHERE kind = 'configuration'), true);
+              PERFORM setval('change_device_generation', 0, true);
+            END $$
+            """,
+            "DROP TABLE change_counters",
+            """
+            CREATE VIEW change_counters (kind, generation) AS
+              SELECT 'access'::text, last_value FROM change_access_generation
+              UNION ALL SELECT 'configuration'::text, last_value FROM change_configuration_generation
+              UNION ALL SELECT 'device'::text, last_value FROM change_device_generation
+            """,
+            """
+            CREATE OR REPLACE FUNCTION menshen_access_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              PERFORM nextval('change_access_generation');
+              PERFORM pg_notify('menshen_changes', 'access');
+              RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE OR REPLACE FUNCTION menshen_configuration_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              PERFORM nextval('change_configuration_generation');
+              PERFORM pg_notify('menshen_changes', 'configuration');
+              RETURN NULL;
+            END $$
+            """,
             """
             CREATE FUNCTION menshen_device_changed() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-              UPDATE change_counters SET generation = generation + 1 WHERE kind = 'device';
+              PERFORM nextval('change_device_generation');
               PERFORM pg_notify('menshen_changes', 'device');
               RETURN NULL;
             END $$

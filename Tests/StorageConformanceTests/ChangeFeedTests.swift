@@ -152,6 +152,62 @@ struct ChangeFeedTests {
     }
 }
 
+extension ChangeFeedTests {
+    @Test("PostgreSQL: a transaction left open after editing a user, an application and a device (an administrator's psql) holds up no revocation, policy save or posture report through the store")
+    func openTransactionHoldsNothingUp() async throws {
+        guard Backend.available.contains(.postgres) else { return }
+        let f = try await Fixture.make(.postgres)
+        defer { Task { await f.cleanup() } }
+        let s = f.store
+        try await s.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: t0))
+        try await s.createUser(UserRecord(id: "bob", displayName: "Bob", createdAt: t0))
+        try await s.createSession(SessionRecord(idHash: "h1", userID: "bob", createdAt: t0, idleExpiresAt: t0.addingTimeInterval(600),
+                                                absoluteExpiresAt: t0.addingTimeInterval(3600), levelOfAssurance: 2, amr: ["pwd"]))
+        try await s.putApplication(ApplicationRecord(id: "wiki", displayName: "Wiki", host: "w", pathPrefix: "/", upstreams: ["http://x"],
+                                                     classification: "internal", scenario: nil, updatedAt: t0))
+        for id in ["laptop-1", "laptop-2"] {
+            try await s.createDevice(DeviceRecord(id: DeviceID(id), ownerID: "bob", displayName: id, deviceClass: .managed, platform: "linux",
+                                                  hardwareBound: true, enrolledAt: t0))
+        }
+        let start = try await s.changeGenerations()
+
+        // The administrator's session: every kind of change made, nothing committed yet.
+        let url = try PostgresURL(f.location)
+        let admin = try await PostgresConnection.connect(
+            configuration: .init(host: url.host, port: url.port, username: url.username, password: url.password, database: url.database, tls: .disable),
+            id: 11, logger: Logger(label: "test"))
+        let log = Logger(label: "test")
+        try await admin.query("BEGIN", logger: log)
+        try await admin.query("UPDATE users SET display_name = 'Amy (editing)' WHERE id = 'amy'", logger: log)
+        try await admin.query("UPDATE applications SET display_name = 'Wiki (editing)' WHERE id = 'wiki'", logger: log)
+        try await admin.query("UPDATE devices SET display_name = 'laptop-2 (editing)' WHERE id = 'laptop-2'", logger: log)
+
+        // Meanwhile, through the store (another node): a revocation, a policy save and a posture report.
+        let done = Mutex<[String]>([])
+        let work = Task {
+            _ = try await s.revokeSession(idHash: "h1", at: t0, reason: "signed out")
+            done.withLock { $0.append("revocation") }
+            _ = try await s.savePolicy("p", text: "permit (principal, action, resource);", author: "t", comment: "", at: t0)
+            done.withLock { $0.append("policy") }
+            var laptop = try #require(try await s.device("laptop-1"))
+            laptop.compliant = false
+            _ = try await s.updateDevice(laptop, expectedVersion: laptop.version)
+            done.withLock { $0.append("posture") }
+        }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+        while done.withLock({ $0.count }) < 3 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let finished = done.withLock { $0 }
+        // Let go of the administrator's transaction before waiting for the store's work (it would wait on the locks).
+        try await admin.query("ROLLBACK", logger: log)
+        try await admin.close()
+        try await work.value
+        #expect(finished == ["revocation", "policy", "posture"], "held up behind the open transaction: \(finished)")
+        let now = try await s.changeGenerations()
+        #expect(now.access > start.access && now.configuration > start.configuration && now.device > start.device,
+                "every change counted (the rolled-back ones may count too): \(start) → \(now)")
+    }
+}
+
 /// Delivery latency of the change feed: run alone (scripts/test runs `Timed…` suites after the parallel pass).
 @Suite("Store change feed latency (timed: run alone)")
 struct TimedChangeFeedTests {

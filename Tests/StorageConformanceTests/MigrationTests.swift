@@ -53,6 +53,43 @@ struct MigrationTests {
         }
     }
 
+    @Test("migration 18 carries the change counters over (no change seen by the upgrade itself) and counts devices apart from then on", arguments: sqlBackends)
+    func countersCarriedOver(_ backend: Backend) async throws {
+        let all = Self.migrations(backend)
+        let before18 = Array(all.prefix(17))
+        let f = try await Fixture.make(backend, migrations: before18)
+        let location = backend == .postgres ? try #require((f.store as? PostgresStore)?.url).passwordless : f.location
+        let t0 = Date(timeIntervalSince1970: 1)
+        try await f.store.createUser(UserRecord(id: "alice", displayName: "Alice", createdAt: t0))
+        for n in 1...3 {   // access changes, and a configuration change
+            var alice = try #require(try await f.store.user("alice"))
+            alice.displayName = "Alice \(n)"
+            try await f.store.updateUser(alice)
+        }
+        _ = try await f.store.savePolicy("p", text: "permit (principal, action, resource);", author: "t", comment: "", at: t0)
+        try await f.store.createDevice(DeviceRecord(id: "laptop-1", ownerID: "alice", displayName: "laptop-1", deviceClass: .managed,
+                                                    platform: "linux", hardwareBound: true, enrolledAt: t0))
+        var laptop = try #require(try await f.store.device("laptop-1"))
+        laptop.compliant = true
+        #expect(try await f.store.updateDevice(laptop, expectedVersion: laptop.version))   // an access change before 18
+        let old = try await f.store.changeGenerations()
+        #expect(old.access >= 4 && old.configuration >= 1 && old.device == 0, "\(old)")
+        try await f.store.close()
+
+        let upgraded = try await Self.reopen(backend, location, all)
+        #expect(try await upgraded.changeGenerations() == ChangeGenerations(access: old.access, configuration: old.configuration, device: 0),
+                "the upgrade itself is no change")
+        laptop = try #require(try await upgraded.device("laptop-1"))
+        laptop.compliant = false
+        #expect(try await upgraded.updateDevice(laptop, expectedVersion: laptop.version))
+        var alice = try #require(try await upgraded.user("alice"))
+        alice.disabled = true
+        try await upgraded.updateUser(alice)
+        #expect(try await upgraded.changeGenerations() == ChangeGenerations(access: old.access + 1, configuration: old.configuration, device: 1))
+        try await upgraded.close()
+        await f.cleanup()
+    }
+
     @Test("a database newer than the binary is refused and left untouched", arguments: sqlBackends)
     func tooNew(_ backend: Backend) async throws {
         let all = Self.migrations(backend)
