@@ -295,8 +295,10 @@ public enum PostgresMigrations {
         // waits, where its UPDATE of a counter row held that row until its transaction ended — a transaction left open
         // after editing a user (an administrator's psql) held up every revocation, sign-out and membership change on
         // every node. Sequences are not transactional: a change rolled back still counts (one needless re-check), and
-        // the backstop poll may see a count before its commit (the NOTIFY at commit follows it).
+        // the backstop poll may see a count before its commit (the NOTIFY at commit follows it; the poll reports a kind
+        // on two reads). The old table is locked first, so that no count made meanwhile is lost in the carry-over.
         Migration(version: 18, name: "change counters as sequences (no lock held until commit); a counter and notification of their own for devices", statements: [
+            "LOCK TABLE change_counters IN ACCESS EXCLUSIVE MODE",
             "CREATE SEQUENCE change_access_generation MINVALUE 0",
             "CREATE SEQUENCE change_configuration_generation MINVALUE 0",
             "CREATE SEQUENCE change_device_generation MINVALUE 0",

@@ -196,6 +196,15 @@ public final class PostgresStore: MenshenStore {
         return g
     }
 
+    /// What one backstop read reports: the kinds whose counter moved since the `last` read, and those that moved on
+    /// the read before it (`movedLastTime`), since a sequence moves before its change commits. Returns the report, in
+    /// ``StoreChange/allCases`` order, and what moved now (the next read's `movedLastTime`). The first read reports nothing.
+    static func backstopReport(_ now: ChangeGenerations, last: ChangeGenerations?,
+                               movedLastTime: [StoreChange]) -> (report: [StoreChange], moved: [StoreChange]) {
+        let moved = last.map { now.changes(since: $0) } ?? []
+        return (StoreChange.allCases.filter { moved.contains($0) || movedLastTime.contains($0) }, moved)
+    }
+
     /// LISTEN on `menshen_changes` over a connection of its own (not the pool's: held for as long as the
     /// stream is consumed, it would take a pooled connection away for good, and with `pool_size: 1` every other
     /// store call would wait forever); the triggers of migration 4 NOTIFY at commit, so a change made on any node
@@ -264,13 +273,17 @@ public final class PostgresStore: MenshenStore {
             continuation.finish()
         }
         // Backstop: a LISTEN connection can die without an error reaching us (a silent network
-        // drop); the trigger-maintained counters are also read every few seconds.
+        // drop); the trigger-maintained counters are also read every few seconds. They are sequences (migration 18),
+        // which move when the change is made, not when it commits: a kind is reported on the read that sees it move
+        // and again on the next one, so a change committed within an interval of its count is seen after its commit.
         let poll = Task { [self] in
             var last: ChangeGenerations?
+            var movedLastTime: [StoreChange] = []
             while !Task.isCancelled && !closed.isSet {
                 if let now = try? await changeGenerations() {
-                    if let before = last { for change in now.changes(since: before) { continuation.yield(change) } }
-                    last = now
+                    let (report, moved) = Self.backstopReport(now, last: last, movedLastTime: movedLastTime)
+                    for change in report { continuation.yield(change) }
+                    (last, movedLastTime) = (now, moved)
                 }
                 try? await Task.sleep(for: Self.changeBackstopInterval)
             }

@@ -247,15 +247,8 @@ struct WireTests {
     func changeDuringDecision() async throws {
         let deciding = Latch()
         defer { deciding.release() }
-        try await withProxy(configure: { $0.reevaluationInterval = nil }, gate: { upstream in
-            let target = upstream.upstream
-            return RecordingGate { request in
-                // The first decision allows, but only after the change; asked again, the gate says no.
-                if request.isReevaluation { return .respond(status: 403, headers: [], body: []) }
-                await deciding.wait()
-                return .forward(upstream: target, addHeaders: [])
-            }
-        }) { server, _, gate in
+        // The first decision allows, but only after the change; asked again, the gate says no.
+        try await withProxy(configure: { $0.reevaluationInterval = nil }, gate: { Self.refusingReevaluations($0, after: deciding) }) { server, _, gate in
             let client = try #require(RawClient(port: server.localPort ?? 0))
             await client.sendAsync(webSocketUpgrade)
             for _ in 0..<500 where gate.asked.count == 0 { try await Task.sleep(for: .milliseconds(10)) }
@@ -270,27 +263,37 @@ struct WireTests {
         }
     }
 
+    /// A gate that forwards every request (once `latch`, if any, is released) and refuses every re-evaluation: whoever
+    /// is asked again is closed.
+    static func refusingReevaluations(_ upstream: TestUpstream, after latch: Latch? = nil) -> RecordingGate {
+        let target = upstream.upstream
+        return RecordingGate { request in
+            if request.isReevaluation { return .respond(status: 403, headers: [], body: []) }
+            await latch?.wait()
+            return .forward(upstream: target, addHeaders: [])
+        }
+    }
+
+    /// The first connection the proxy describes presents a "certificate" (connection attributes); every later one
+    /// presents nothing.
+    static func describeFirstConnection(_ config: inout ProxyConfiguration) {
+        let described = Mutex<ObjectIdentifier?>(nil)
+        config.connectionAttributes = { channel in
+            let id = ObjectIdentifier(channel)
+            let first = described.withLock { d in
+                if d == nil { d = id }
+                return d == id
+            }
+            return first ? ["tls.client.sha256": "ab"] : [:]
+        }
+    }
+
     @Test("a sweep of described connections only (a device change) asks about the connections whose requests carry connection attributes, and closes only those the gate now refuses")
     func describedConnectionsOnlySweep() async throws {
-        // The first connection the proxy describes presents a "certificate"; every later one presents nothing.
-        let described = Mutex<ObjectIdentifier?>(nil)
         try await withProxy(configure: { config in
             config.reevaluationInterval = nil
-            config.connectionAttributes = { channel in
-                let id = ObjectIdentifier(channel)
-                let first = described.withLock { d in
-                    if d == nil { d = id }
-                    return d == id
-                }
-                return first ? ["tls.client.sha256": "ab"] : [:]
-            }
-        }, gate: { upstream in
-            let target = upstream.upstream
-            // Asked again, the gate refuses everything: whoever is asked is closed.
-            return RecordingGate { request in
-                request.isReevaluation ? .respond(status: 403, headers: [], body: []) : .forward(upstream: target, addHeaders: [])
-            }
-        }) { server, _, gate in
+            Self.describeFirstConnection(&config)
+        }, gate: { Self.refusingReevaluations($0) }) { server, _, gate in
             let withDevice = try #require(RawClient(port: server.localPort ?? 0))
             await withDevice.sendAsync(webSocketUpgrade)
             #expect(await withDevice.receiveAsync(until: "\r\n\r\n").text.hasPrefix("HTTP/1.1 101"))
@@ -309,6 +312,34 @@ struct WireTests {
             // A sweep of everything asks about the other one too.
             #expect(await server.reevaluate() == 1)
             #expect(await without.receiveAsync().closed)
+        }
+    }
+
+    @Test("a sweep of described connections only that starts while requests are being decided: only the connection whose request carries connection attributes is asked again once it forwards")
+    func describedSweepDuringDecision() async throws {
+        let deciding = Latch()
+        defer { deciding.release() }
+        try await withProxy(configure: { config in
+            config.reevaluationInterval = nil
+            Self.describeFirstConnection(&config)
+        }, gate: { Self.refusingReevaluations($0, after: deciding) }) { server, _, gate in
+            let withDevice = try #require(RawClient(port: server.localPort ?? 0))
+            await withDevice.sendAsync(webSocketUpgrade)
+            for _ in 0..<500 where gate.asked.count < 1 { try await Task.sleep(for: .milliseconds(10)) }
+            let without = try #require(RawClient(port: server.localPort ?? 0))
+            await without.sendAsync(webSocketUpgrade)
+            for _ in 0..<500 where gate.asked.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(gate.asked.count == 2, "both decisions are under way")
+            #expect(await server.reevaluate(describedConnectionsOnly: true) == 0, "nothing long-lived to ask about yet")
+            deciding.release()
+            let reply = await withDevice.receiveAsync()
+            #expect(reply.text.isEmpty || reply.text.hasPrefix("HTTP/1.1 101"), "\(reply.text)")
+            #expect(reply.closed, "the described connection was not asked again after the device change")
+            #expect(await without.receiveAsync(until: "\r\n\r\n").text.hasPrefix("HTTP/1.1 101"))
+            await without.sendAsync("frame")
+            #expect(await without.receiveAsync(until: "frame").text == "echo:frame", "the connection without attributes was asked again")
+            let asked = gate.asked.all.filter(\.isReevaluation)
+            #expect(asked.count == 1 && asked.first?.connectionAttributes.isEmpty == false)
         }
     }
 

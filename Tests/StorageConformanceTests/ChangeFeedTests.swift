@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import MenshenCore
 import MenshenStorage
-import MenshenStoragePostgres
+@testable import MenshenStoragePostgres
 import MenshenStorageSQLite
 import PostgresNIO
 import Synchronization
@@ -205,6 +205,21 @@ extension ChangeFeedTests {
         let now = try await s.changeGenerations()
         #expect(now.access > start.access && now.configuration > start.configuration && now.device > start.device,
                 "every change counted (the rolled-back ones may count too): \(start) → \(now)")
+    }
+}
+
+extension ChangeFeedTests {
+    @Test("PostgreSQL's backstop read reports a kind when its sequence moves and again on the next read (the change may commit after its count)")
+    func backstopReportsTwice() {
+        let g = { (a: Int64, c: Int64, d: Int64) in ChangeGenerations(access: a, configuration: c, device: d) }
+        var last: ChangeGenerations? = nil, movedLastTime: [StoreChange] = []
+        var reports: [[StoreChange]] = []
+        for now in [g(5, 2, 0), g(5, 2, 0), g(6, 2, 0), g(6, 2, 0), g(6, 2, 0), g(7, 3, 1), g(8, 3, 1), g(8, 3, 1), g(8, 3, 1)] {
+            let (report, moved) = PostgresStore.backstopReport(now, last: last, movedLastTime: movedLastTime)
+            reports.append(report)
+            (last, movedLastTime) = (now, moved)
+        }
+        #expect(reports == [[], [], [.access], [.access], [], [.access, .configuration, .device], [.access, .configuration, .device], [.access], []])
     }
 }
 

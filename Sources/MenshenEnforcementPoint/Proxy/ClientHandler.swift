@@ -276,7 +276,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
         let ex = Exchange(id: requestID, head: head, headers: headers, framing: framing, gateRequest: gateRequest)
         ex.upgrade = upgrade
         exchange = ex
-        connection.noteRequest(gateRequest, sweep: shared.changeSweeps.load(ordering: .sequentiallyConsistent))
+        connection.noteRequest(gateRequest, sweeps: shared.sweeps)
         watchDeadlines()   // the idle deadline may come before the keep-alive one the watchdog waits for
 
         let gate = shared.gate
@@ -472,7 +472,7 @@ final class ClientHandler: ChannelInboundHandler, UpstreamDelegate {
     /// upstream): the decision may predate the change and the sweep skipped the connection (it was not long-lived
     /// yet), so it is asked again now, off the event loop; closed if no longer allowed.
     private func recheckIfSwept() {
-        guard connection.sweptSinceRequest(shared.changeSweeps.load(ordering: .sequentiallyConsistent)) else { return }
+        guard connection.sweptSinceRequest(shared.sweeps) else { return }
         let shared = self.shared, connection = self.connection
         let info = connection.info.withLock { $0 }
         guard info.lastRequest != nil else { return }

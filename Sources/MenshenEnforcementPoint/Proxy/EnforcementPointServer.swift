@@ -17,8 +17,9 @@ public struct ConnectionInfo: Sendable {
     public var forwardingSince: NIODeadline?
     /// When the gate last let the connection's request through: asked (``lastRequest``), or authorized again.
     public var authorizedAt: NIODeadline?
-    /// ``ProxyShared/changeSweeps`` when ``lastRequest`` was put to the gate.
+    /// ``ProxyShared/changeSweeps`` and ``ProxyShared/describedSweeps`` when ``lastRequest`` was put to the gate.
     var requestSweep = 0
+    var requestDescribedSweep = 0
 
     /// Whether the connection is long-lived enough to be authorized again.
     func isLongLived(now: NIODeadline, minimumAge: TimeAmount) -> Bool {
@@ -44,17 +45,19 @@ final class LiveConnection: Sendable {
         self.info = Mutex(info)
     }
 
-    func noteRequest(_ request: GateRequest, sweep: Int) {
+    func noteRequest(_ request: GateRequest, sweeps: (all: Int, described: Int)) {
         let now = NIODeadline.now()
-        info.withLock { $0.lastRequest = request; $0.authorizedAt = now; $0.requestSweep = sweep }
+        info.withLock { $0.lastRequest = request; $0.authorizedAt = now; $0.requestSweep = sweeps.all; $0.requestDescribedSweep = sweeps.described }
     }
     func noteAuthorized(at time: NIODeadline) { info.withLock { $0.authorizedAt = time } }
-    /// Whether a change sweep (``EnforcementPointServer/reevaluate(minimumAge:)``) started since the last request was put to
-    /// the gate (or since this was last asked); the answer is given once per sweep.
-    func sweptSinceRequest(_ sweeps: Int) -> Bool {
+    /// Whether a change sweep (``EnforcementPointServer/reevaluate(minimumAge:describedConnectionsOnly:)``) that covers
+    /// the last request started since it was put to the gate (or since this was last asked): any sweep of everything,
+    /// a sweep of described connections only when the request carries connection attributes. Given once per sweep.
+    func sweptSinceRequest(_ sweeps: (all: Int, described: Int)) -> Bool {
         info.withLock { i in
-            defer { i.requestSweep = sweeps }
-            return i.requestSweep != sweeps
+            defer { i.requestSweep = sweeps.all; i.requestDescribedSweep = sweeps.described }
+            if i.requestSweep != sweeps.all { return true }
+            return i.requestDescribedSweep != sweeps.described && i.lastRequest?.connectionAttributes.isEmpty == false
         }
     }
     func noteSpliced() { info.withLock { $0.spliced = true } }
@@ -95,6 +98,13 @@ final class ProxyShared: Sendable {
     /// How many re-evaluations after a change have started (``EnforcementPointServer/reevaluate(minimumAge:)``): an
     /// exchange whose decision was asked before one and that becomes long-lived after it is authorized again then.
     let changeSweeps = Atomic<Int>(0)
+    /// The same for re-evaluations of described connections only (after device changes): only an exchange whose request
+    /// carries connection attributes is authorized again after one.
+    let describedSweeps = Atomic<Int>(0)
+    /// Both sweep counters now.
+    var sweeps: (all: Int, described: Int) {
+        (changeSweeps.load(ordering: .sequentiallyConsistent), describedSweeps.load(ordering: .sequentiallyConsistent))
+    }
     /// Client TCP connections open now (``ProxyConfiguration/maxClientConnections``).
     private let clientConnections = Atomic<Int>(0)
     /// When a refusal was last logged (uptime nanoseconds): at most one warning per ten seconds.
@@ -374,8 +384,12 @@ public final class EnforcementPointServer: Sendable {
     @discardableResult
     public func reevaluate(minimumAge: TimeAmount = .zero, describedConnectionsOnly: Bool = false) async -> Int {
         // Exchanges whose decision is under way now are not long-lived yet: they are authorized again when they
-        // become so (``ClientHandler``, ``ProxyShared/changeSweeps``).
-        shared.changeSweeps.add(1, ordering: .sequentiallyConsistent)
+        // become so (``ClientHandler``, ``ProxyShared/changeSweeps``, ``ProxyShared/describedSweeps``).
+        if describedConnectionsOnly {
+            shared.describedSweeps.add(1, ordering: .sequentiallyConsistent)
+        } else {
+            shared.changeSweeps.add(1, ordering: .sequentiallyConsistent)
+        }
         let now = NIODeadline.now()
         return await shared.reauthorize(shared.liveEntries { info in
             guard let last = info.lastRequest, info.isLongLived(now: now, minimumAge: minimumAge) else { return false }
