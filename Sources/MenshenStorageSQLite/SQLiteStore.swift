@@ -28,6 +28,8 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
     var backgroundCheckpoints: Int { checkpoints.runs.load(ordering: .relaxed) }
     private let pool: DatabasePool
     private let watch = Mutex<WALCommitWatch?>(nil)
+    /// The connection ``committedGenerations()`` reads the counters with (opened on first use; see there).
+    private let generationReader = Mutex<DatabaseQueue?>(nil)
     private let knownGenerations = Mutex<(header: WALCommitWatch.Header, generations: CommittedGenerations)?>(nil)
     private let isClosed = Atomic<Bool>(false)
     /// How often ``committedGenerations()`` had to read the database (for tests and diagnostics).
@@ -38,6 +40,7 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
         // A store dropped without close(): the background checkpoints stop (their connection closes as the task
         // ends), then the connections, then (as the properties go) the -shm descriptor of the commit watch.
         checkpointer.withLock { $0?.task.cancel() }
+        generationReader.withLock { r in try? r?.close(); r = nil }
         try? pool.close()
     }
 
@@ -63,6 +66,7 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
         config.foreignKeysEnabled = true
         config.label = "menshen"
         config.qos = Self.databaseQoS
+        config.maximumReaderCount = Self.pooledReaders
         config.prepareDatabase { db in
             // A page cache of 16 MiB per connection (SQLite's default is 2 MiB): the event log's indexes on time
             // and user stay in memory while it is appended to and followed, instead of being read back page by
@@ -262,12 +266,20 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
     /// The access and device counters, read from the database only when something was committed since the
     /// last read: ``WALCommitWatch`` sees any commit by any connection in the wal-index header,
     /// without a system call. The counters are remembered only if no commit happened while they were read.
+    ///
+    /// The read goes through a connection of its own, never the pool's: it is made synchronously on the gateway's
+    /// event loops and in the cooperative pool, and waiting there for a pooled reader — all of them busy with the
+    /// requests that a change sent the slow way — held up the very threads those readers' work was queued behind (a
+    /// burst of access changes stalled the gateway for seconds). A serial queue's `sync` runs the read on the calling
+    /// thread; a read that meets a lock answers nil after a short wait (the caller reads the store as if nothing
+    /// were remembered).
     public func committedGenerations() -> CommittedGenerations? {
         let watch = commitWatch()
         let before = watch?.header()
         if let before, let known = knownGenerations.withLock({ $0 }), known.header == before { return known.generations }
+        guard let reader = counterReader() else { return nil }
         databaseGenerationReads.add(1, ordering: .relaxed)
-        guard let generations = try? pool.unsafeRead({ db -> CommittedGenerations? in
+        guard let generations = try? reader.read({ db -> CommittedGenerations? in
             var access: Int64?, device: Int64?
             let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT kind, generation FROM change_counters WHERE kind IN ('access', 'device')"))
             while let row = try rows.next() {
@@ -297,6 +309,30 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
         }
     }
 
+    /// The pool's reader connections (GRDB's default).
+    static let pooledReaders = 5
+
+    /// Runs `body` while holding one of the pool's reader connections (tests: every reader busy).
+    func holdingPooledReader<T>(_ body: () throws -> T) throws -> T {
+        try pool.unsafeRead { _ in try body() }
+    }
+
+    /// How long ``committedGenerations()`` waits for a lock before answering nil.
+    static let counterReadBusyTimeout: TimeInterval = 0.05
+
+    private func counterReader() -> DatabaseQueue? {
+        generationReader.withLock { r in
+            if r == nil, !isClosed.load(ordering: .sequentiallyConsistent) {
+                var config = Configuration()
+                config.busyMode = .timeout(Self.counterReadBusyTimeout)
+                config.label = "menshen-counters"
+                config.qos = Self.databaseQoS
+                r = try? DatabaseQueue(path: path, configuration: config)
+            }
+            return r
+        }
+    }
+
     private func commitWatch() -> WALCommitWatch? {
         watch.withLock { w in
             if w == nil, !isClosed.load(ordering: .sequentiallyConsistent) { w = WALCommitWatch(databasePath: path) }
@@ -316,6 +352,8 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
             await task.value
             try? queue.close()
         }
+        let reader = generationReader.withLock { r in defer { r = nil }; return r }
+        try? reader?.close()
         do { try pool.close() } catch { throw Self.map(error, path: path) }
         // The -shm descriptor is closed only after the connections (closing it earlier would drop SQLite's locks).
         watch.withLock { $0?.closeFile(); $0 = nil }

@@ -5,6 +5,7 @@ import Glibc
 import MenshenCore
 import MenshenStorage
 @testable import MenshenStorageSQLite
+import Synchronization
 import Testing
 
 /// The SQLite store answers "which access generation is committed now" from the
@@ -83,6 +84,43 @@ struct WALCommitWatchTests {
         try await other.close()
         try await store.close()
         #expect(store.committedAccessGeneration() == nil, "a closed store vouches for nothing")
+    }
+
+    @Test("the counters are read without a pooled reader: with every reader of the pool held, a change by another connection is still seen at once")
+    func noPooledReaderNeeded() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-wal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("menshen.sqlite").path
+        let store = try SQLiteStore(path: file)
+        let other = try SQLiteStore(path: file)
+        try await other.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: Date(timeIntervalSince1970: 1)))
+        try await other.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
+        let before = try #require(store.committedGenerations())
+
+        // Every reader of the gateway's pool busy (the requests a change sent the slow way), on threads of their own.
+        let release = DispatchSemaphore(value: 0), held = DispatchSemaphore(value: 0)
+        let holders = (0..<SQLiteStore.pooledReaders).map { _ in
+            Thread {
+                _ = try? store.holdingPooledReader { held.signal(); release.wait() }
+            }
+        }
+        holders.forEach { $0.start() }
+        var allHeld = true
+        for _ in holders { if held.wait(timeout: .now() + 10) == .timedOut { allHeld = false } }
+        #expect(allHeld, "the pool's readers were not all taken")
+
+        try await other.addMember("amy", to: "staff")   // an access change: the next look must read the database
+        let answer = Mutex<CommittedGenerations??>(nil)
+        let asked = DispatchSemaphore(value: 0)
+        Thread { answer.withLock { $0 = .some(store.committedGenerations()) }; asked.signal() }.start()
+        let answeredInTime = asked.wait(timeout: .now() + 3) == .success
+        for _ in holders { release.signal() }
+        if !answeredInTime { asked.wait() }
+        #expect(answeredInTime, "the look waited for a pooled reader")
+        #expect(answer.withLock { $0 } == .some(CommittedGenerations(access: before.access + 1, device: before.device)))
+        try await other.close()
+        try await store.close()
     }
 
     /// POSIX record locks this process holds on a file, from /proc/locks.
