@@ -14,10 +14,16 @@ import Testing
 /// connection (what another process does: the command line, an administrator's SQL).
 @Suite("SQLite committed access generation")
 struct WALCommitWatchTests {
-    @Test("never stale: after any write by another connection it equals a fresh read; without commits it reads nothing")
-    func neverStale() async throws {
+    /// A new, empty directory for a test's database files (the caller removes it).
+    static func newDirectory() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-wal-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test("never stale: after any write by another connection it equals a fresh read; without commits it reads nothing")
+    func neverStale() async throws {
+        let dir = try Self.newDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("menshen.sqlite").path
         let store = try SQLiteStore(path: file)
@@ -88,8 +94,7 @@ struct WALCommitWatchTests {
 
     @Test("the counters are read without a pooled reader: with every reader of the pool held, a change by another connection is still seen at once")
     func noPooledReaderNeeded() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-wal-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try Self.newDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("menshen.sqlite").path
         let store = try SQLiteStore(path: file)
@@ -146,8 +151,7 @@ struct WALCommitWatchTests {
 
     @Test("the store's own event appends keep the known generation without a database read; others' changes are still seen at once")
     func ownAppends() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-wal-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try Self.newDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("menshen.sqlite").path
         let store = try SQLiteStore(path: file)
@@ -187,8 +191,7 @@ struct WALCommitWatchTests {
 
     @Test("watching the wal-index keeps SQLite's locks on the -shm file (closing any descriptor of it would drop them)")
     func locksKept() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-wal-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try Self.newDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("menshen.sqlite").path
         let store = try SQLiteStore(path: file)
@@ -204,8 +207,7 @@ struct WALCommitWatchTests {
 
     @Test("a malformed or missing wal-index is \"unknown\", never a stale answer")
     func unknownHeader() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("menshen-wal-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try Self.newDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("x.sqlite").path
         #expect(WALCommitWatch(databasePath: path) == nil, "no -shm file")
