@@ -85,11 +85,50 @@ public protocol CommittedAccessGeneration: Sendable {
     /// The committed generations, or nil when they cannot be read now (the
     /// caller then reads the store as if nothing were cached).
     func committedGenerations() -> CommittedGenerations?
+
+    /// Whom the access changes committed after `generation` concerned, up to the committed generation now, read
+    /// in one snapshot; nil when the store does not keep them or cannot be read now. Lets the gateway keep what it
+    /// remembers about a session through changes to other users' access (a fleet's sign-outs, a directory sync, the
+    /// detections' risk scores), instead of reading every session again after each. Like
+    /// ``committedGenerations()``, it must not wait on the network or on a busy pool: it is called on event loops.
+    func accessChanges(after generation: Int64) -> AccessChanges?
 }
 
 extension CommittedAccessGeneration {
     /// The committed access generation (``committedGenerations()``'s `access`).
     public func committedAccessGeneration() -> Int64? { committedGenerations()?.access }
+
+    /// Not kept by this store: nil (every access change then concerns everyone).
+    public func accessChanges(after generation: Int64) -> AccessChanges? { nil }
+}
+
+/// Whose access the committed access changes after one generation concerned (``CommittedAccessGeneration/accessChanges(after:)``).
+public struct AccessChanges: Sendable, Equatable {
+    /// One access change: the generation it advanced the counter to, and the user it concerned — nil for a change
+    /// that may concern anyone (a role edited or deleted, a group deleted, a row that changed owner).
+    public struct Change: Sendable, Equatable {
+        public var generation: Int64
+        public var userID: String?
+        public init(generation: Int64, userID: String?) { self.generation = generation; self.userID = userID }
+    }
+
+    /// The generation the changes start after.
+    public var after: Int64
+    /// The committed access generation they run up to.
+    public var through: Int64
+    /// The changes in (`after`, `through`], in order of generation — every one of them when ``complete``.
+    public var changes: [Change]
+    /// Whether ``changes`` lists every generation in (`after`, `through`]. False when the store no longer keeps the
+    /// oldest of them (it keeps the last ``kept``), there are more than it answers with at once, or some were counted
+    /// before the store began to keep them: the caller then knows nothing of whom they concerned.
+    public var complete: Bool
+
+    public init(after: Int64, through: Int64, changes: [Change], complete: Bool) {
+        self.after = after; self.through = through; self.changes = changes; self.complete = complete
+    }
+
+    /// How many of the latest access changes a store keeps, and answers with at most at once.
+    public static let kept = 4_096
 }
 
 extension ChangeFeed {

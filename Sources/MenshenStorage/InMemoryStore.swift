@@ -42,7 +42,7 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration, EventAppend
 
     public nonisolated var backendName: String { "memory" }
     public func ping() async throws { try open() }
-    public func schemaVersion() async throws -> Int { 18 }
+    public func schemaVersion() async throws -> Int { 19 }
 
     // MARK: Changes (what the SQL backends' triggers count)
 

@@ -350,5 +350,9 @@ public enum PostgresMigrations {
             "DROP TRIGGER device_certificates_edited ON device_certificates",
             "CREATE TRIGGER device_certificates_edited AFTER DELETE OR TRUNCATE OR UPDATE OF serial, device_id, fingerprint, not_before, not_after ON device_certificates FOR EACH STATEMENT EXECUTE FUNCTION menshen_device_changed()",
         ]),
+        // SQLite's migration 19 records whose access each access change concerned, for the gateway's memory of session
+        // facts. On PostgreSQL the gateway remembers none (it reads the session on every request: see
+        // CommittedAccessGeneration), so there is nothing to record; the version is kept in step with SQLite's.
+        Migration(version: 19, name: "access changes say whose access they concern (SQLite only; nothing to do here)", statements: []),
     ]
 }

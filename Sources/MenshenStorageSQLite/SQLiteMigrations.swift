@@ -253,5 +253,50 @@ public enum SQLiteMigrations {
             "DROP TRIGGER device_certificates_edited",
             "CREATE TRIGGER device_certificates_edited AFTER UPDATE OF serial, device_id, fingerprint, not_before, not_after ON device_certificates BEGIN UPDATE change_counters SET generation = generation + 1 WHERE kind = 'device'; END",
         ]),
+        // Every access change also says whose access it was (`access_changes`, the last AccessChanges.kept of them), so
+        // the gateway keeps what it remembers about a session through changes to other users' access.
+        Migration(version: 19, name: "access changes say whose access they concern", statements: [
+            "CREATE TABLE access_changes (generation INTEGER PRIMARY KEY, user_id TEXT)",
+            """
+            CREATE TRIGGER access_changes_kept AFTER INSERT ON access_changes BEGIN
+              DELETE FROM access_changes WHERE generation <= NEW.generation - \(AccessChanges.kept); END
+            """,
+        ] + accessChangeTriggers.flatMap { name, event, user in
+            ["DROP TRIGGER \(name)", accessChangeTrigger(name, event, user: user)]
+        }),
     ]
+
+    /// The triggers that count access changes, as migration 19 made them (a later change to them is a migration of its
+    /// own, with its own list): the trigger's name, its event, and the user it
+    /// concerns — an expression over `OLD`/`NEW`, or `NULL` for a change that may concern anyone. A row that changes
+    /// its user concerns anyone too (`sameUser`): the old user's and the new user's remembered facts are both void.
+    static let accessChangeTriggers: [(name: String, event: String, user: String)] = [
+        ("users_updated", "AFTER UPDATE ON users", "CASE WHEN NEW.id = OLD.id THEN OLD.id END"),
+        ("users_deleted", "AFTER DELETE ON users", "OLD.id"),
+        ("members_added", "AFTER INSERT ON group_members", "NEW.user_id"),
+        ("members_removed", "AFTER DELETE ON group_members", "OLD.user_id"),
+        ("members_updated", "AFTER UPDATE ON group_members", sameUser),
+        ("role_assignments_added", "AFTER INSERT ON role_assignments", "NEW.user_id"),
+        ("role_assignments_removed", "AFTER DELETE ON role_assignments", "OLD.user_id"),
+        ("role_assignments_updated", "AFTER UPDATE ON role_assignments", sameUser),
+        ("roles_updated", "AFTER UPDATE ON roles", "NULL"),
+        ("roles_deleted", "AFTER DELETE ON roles", "NULL"),
+        ("groups_deleted", "AFTER DELETE ON groups", "NULL"),
+        ("sessions_revoked", "AFTER UPDATE OF revoked_at ON sessions", sameUser),
+        ("sessions_edited", "AFTER UPDATE OF user_id, absolute_expires_at, loa, amr, attributes ON sessions", sameUser),
+        ("sessions_deleted", "AFTER DELETE ON sessions", "OLD.user_id"),
+        ("risk_scores_inserted", "AFTER INSERT ON risk_scores", "NEW.user_id"),
+        ("risk_scores_updated", "AFTER UPDATE ON risk_scores", sameUser),
+        ("risk_scores_deleted", "AFTER DELETE ON risk_scores", "OLD.user_id"),
+    ]
+    private static let sameUser = "CASE WHEN NEW.user_id = OLD.user_id THEN OLD.user_id END"
+
+    /// A trigger that advances the access counter and records whose access the change concerned, under the new count.
+    static func accessChangeTrigger(_ name: String, _ event: String, user: String) -> String {
+        """
+        CREATE TRIGGER \(name) \(event) BEGIN
+          UPDATE change_counters SET generation = generation + 1 WHERE kind = 'access';
+          INSERT INTO access_changes(generation, user_id) SELECT generation, \(user) FROM change_counters WHERE kind = 'access'; END
+        """
+    }
 }

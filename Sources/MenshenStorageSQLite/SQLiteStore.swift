@@ -296,6 +296,31 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
         return generations
     }
 
+    /// Whom the access changes after `generation` concerned (`access_changes`, migration 19), read in one statement
+    /// through the counters' own connection (see ``committedGenerations()``), so the counter and the changes are one
+    /// snapshot. Complete only when every generation in the range is there: changes counted before migration 19, or
+    /// pruned (the last ``AccessChanges/kept`` are kept), or more than that at once, leave it incomplete.
+    public func accessChanges(after generation: Int64) -> AccessChanges? {
+        guard let reader = counterReader() else { return nil }
+        return try? reader.read { db -> AccessChanges? in
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+                SELECT 1, generation, NULL FROM change_counters WHERE kind = 'access'
+                UNION ALL
+                SELECT 0, generation, user_id FROM (
+                  SELECT generation, user_id FROM access_changes WHERE generation > ?1 ORDER BY generation LIMIT ?2)
+                """), arguments: [generation, AccessChanges.kept])
+            var through: Int64?
+            var changes: [AccessChanges.Change] = []
+            changes.reserveCapacity(16)
+            while let row = try rows.next() {
+                if row[0] as Int64 == 1 { through = row[1] } else { changes.append(.init(generation: row[1], userID: row[2])) }
+            }
+            guard let through, through >= generation else { return nil }
+            return AccessChanges(after: generation, through: through, changes: changes,
+                                 complete: Int64(changes.count) == through - generation)
+        } ?? nil
+    }
+
     /// This store's own commit of events only (which never changes a counter) moved the
     /// wal-index header from `before` to `after`. If it was the only commit in between — the commit
     /// counter moved by exactly one, and `before` was read under that transaction's write lock — the

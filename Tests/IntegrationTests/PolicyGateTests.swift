@@ -347,6 +347,74 @@ struct PolicyGateTests {
         try await store.close()
     }
 
+    @Test("session facts stand through changes to other users' access; their own user's, a role's edit or changes no longer kept void them")
+    func sessionFactsScopedToUser() async throws {
+        let dir = try Harness.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("menshen.sqlite").path
+        let store = try SQLiteStore(path: file)
+        let other = try SQLiteStore(path: file)   // another process on the same database (a second node, a directory sync)
+        let clock = FixedClock(Date(timeIntervalSince1970: 1_795_000_000))
+        let sessions = SessionManager(store: store, clock: clock, random: SystemRandomSource())
+        let pdp = try PolicyDecisionPoint(documents: [(name: "test.cedar", text: Self.policies)])
+        let state = GatewayState(GatewaySnapshot(routes: RouteTable([World.app("wiki", "/")]), decisionPoint: pdp))
+        let gate = PolicyGate(store: store, sessions: sessions, clock: clock, state: state, portalOrigin: "https://portal.bank.example",
+                              timeZone: "Asia/Taipei")
+        try await store.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
+        try await store.createRole(RoleRecord(id: "teller", displayName: "Teller", riskTier: .standard))
+        for id in ["amy", "bob"] {
+            try await store.createUser(UserRecord(id: UserID(id), displayName: id, createdAt: clock.now()))
+            try await store.addMember(UserID(id), to: "staff")
+        }
+        func request(_ token: String) -> GateRequest {
+            GateRequest(method: "GET", path: "/page", rawTarget: "/page", query: nil, host: "apps.bank.example", scheme: "https",
+                        clientAddress: "203.0.113.7", headers: [("Cookie", "__Host-menshen-session=\(token)")], requestID: "req-1")
+        }
+        func forwarded(_ v: GateVerdict?) -> Bool { if case .forward? = v { true } else { false } }
+        let amy = try await sessions.issue(SessionGrant(userID: "amy", levelOfAssurance: 1, amr: ["pwd"], aal: nil, phishingResistant: false)).token
+        let bob = try await sessions.issue(SessionGrant(userID: "bob", levelOfAssurance: 1, amr: ["pwd"], aal: nil, phishingResistant: false)).token
+        #expect(forwarded(await gate.decide(request(amy))))
+        #expect(forwarded(await gate.decide(request(bob))))
+
+        // Bob's access changes, committed by another process: amy's facts stand (decided at once), bob's are void.
+        try await other.assignRole("teller", to: "bob")
+        var bobRecord = try #require(try await other.user("bob")); bobRecord.displayName = "Bob"
+        try await other.updateUser(bobRecord)
+        try await other.saveRiskScore(RiskScoreRecord(userID: "bob", contributions: "[]", updatedAt: clock.now()))
+        #expect(forwarded(gate.decideImmediately(request(amy))), "a change to bob's access voided amy's facts")
+        #expect(gate.decideImmediately(request(bob)) == nil, "bob's own change is seen")
+        #expect(forwarded(await gate.decide(request(bob))))
+        #expect(forwarded(gate.decideImmediately(request(bob))))
+
+        // One of amy's own: void at once, and decided on the new facts.
+        try await other.removeMember("amy", from: "staff")
+        #expect(gate.decideImmediately(request(amy)) == nil)
+        #expect(forwarded(gate.decideImmediately(request(bob))), "amy's change voided bob's facts")
+        #expect(Self.status(await gate.decide(request(amy))) == 403)
+        try await other.addMember("amy", to: "staff")
+        #expect(forwarded(await gate.decide(request(amy))))
+        #expect(forwarded(gate.decideImmediately(request(amy))))
+
+        // A change that may concern anyone (a role's tier edited): every session reads again.
+        try other.unsafeExecute("UPDATE roles SET risk_tier = 'sensitive' WHERE id = 'teller'")
+        #expect(gate.decideImmediately(request(amy)) == nil)
+        #expect(gate.decideImmediately(request(bob)) == nil)
+        #expect(forwarded(await gate.decide(request(amy))))
+        #expect(forwarded(await gate.decide(request(bob))))
+
+        // More changes to bob than the store keeps, in one transaction: nobody can vouch they left amy alone.
+        try other.unsafeExecute("""
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(AccessChanges.kept + 10))
+            INSERT INTO risk_scores(user_id, contributions, updated_at) SELECT 'bob', '[]', i FROM n WHERE true
+            ON CONFLICT(user_id) DO UPDATE SET updated_at = excluded.updated_at
+            """)
+        #expect(gate.decideImmediately(request(amy)) == nil, "changes no longer kept voided nothing")
+        #expect(forwarded(await gate.decide(request(amy))))
+        #expect(forwarded(gate.decideImmediately(request(amy))), "remembered again from the new generation on")
+        try await other.close()
+        try await store.close()
+    }
+
     @Test("a change committed by another process (the menshen command line) is seen by the gateway's next look")
     func otherProcessChangeSeen() async throws {
         let dir = try Harness.tempDir()

@@ -10,10 +10,15 @@ import Synchronization
 /// reading the store again, for exactly as long as the store would give the
 /// same answer:
 ///
-/// - the store's committed access generation (``CommittedAccessGeneration``)
-///   must still be the one read *before* the facts were read. Every
-///   revocation, user change, membership or role change, risk score written, by any process on
-///   this database, advances it, so the very next request reads again;
+/// - no access change committed since the store's access generation read
+///   *before* the facts were read may concern the session's user
+///   (``CommittedAccessGeneration``). Every revocation, user change, membership
+///   or role change, risk score written, by any process on this database,
+///   advances that generation; a store that says whose access each change
+///   concerned (``CommittedAccessGeneration/accessChanges(after:)``: SQLite)
+///   lets the facts stand through changes to other users' access, and any
+///   change it cannot attribute (a role edited, a group deleted, changes it no
+///   longer keeps) voids them all, as every change does with a store that does not say;
 /// - the session must still be within its idle and absolute expiry as read;
 /// - at most `maxAge` (the session manager's touch interval), so activity is
 ///   still written back and the idle expiry extended by the regular path.
@@ -32,7 +37,8 @@ final class SessionFactsCache: Sendable {
 
     private struct Entry: Sendable {
         let facts: Facts
-        let generation: Int64
+        /// The access generation the facts are known to hold at (moved on when later changes did not concern them).
+        var generation: Int64
         let validUntil: Date
     }
 
@@ -42,6 +48,7 @@ final class SessionFactsCache: Sendable {
     let maxAge: TimeInterval
     let capacity: Int
     private let entries = Mutex<[String: Entry]>([:])
+    private let log = Mutex(AccessChangeLog())
 
     init(source: any CommittedAccessGeneration, maxAge: TimeInterval, capacity: Int = SessionFactsCache.defaultCapacity) {
         self.source = source
@@ -55,13 +62,37 @@ final class SessionFactsCache: Sendable {
     /// The remembered facts, if they are still what the store holds.
     func facts(idHash: String, now: Date) -> Facts? {
         guard let generation = source.committedAccessGeneration() else { return nil }
-        return entries.withLock { e in
+        let found: (facts: Facts, generation: Int64)? = entries.withLock { e in
             guard let entry = e[idHash] else { return nil }
-            guard entry.generation == generation, now < entry.validUntil else {
+            guard now < entry.validUntil, entry.generation <= generation else {
                 e[idHash] = nil
                 return nil
             }
-            return entry.facts
+            return (entry.facts, entry.generation)
+        }
+        guard let found else { return nil }
+        if found.generation == generation { return found.facts }
+        // Changes were committed since: the facts stand only if none of them concerned this session's user.
+        guard unconcerned(found.facts.session.user.id.rawValue, after: found.generation, through: generation) else {
+            entries.withLock { e in if e[idHash]?.generation == found.generation { e[idHash] = nil } }
+            return nil
+        }
+        entries.withLock { e in
+            if e[idHash]?.generation == found.generation { e[idHash]?.generation = generation }
+        }
+        return found.facts
+    }
+
+    /// Whether no access change in (`after`, `through`] concerned `user`, from what the store says of them; false
+    /// when that is not known.
+    private func unconcerned(_ user: String, after: Int64, through: Int64) -> Bool {
+        if let known = log.withLock({ $0.unconcerned(user, after: after, through: through) }) { return known }
+        // Not read that far yet: one read for every session (the log is shared), from where the log ends.
+        let from = log.withLock { l in l.through.flatMap { after >= l.floor ? $0 : nil } } ?? after
+        guard let read = source.accessChanges(after: from) else { return false }
+        return log.withLock { l in
+            l.merge(read)
+            return l.unconcerned(user, after: after, through: through) ?? false
         }
     }
 
@@ -80,4 +111,53 @@ final class SessionFactsCache: Sendable {
     func removeAll() { entries.withLock { $0.removeAll(keepingCapacity: true) } }
 
     var count: Int { entries.withLock { $0.count } }
+}
+
+/// The access changes this gateway has read from the store (``AccessChanges``), shared by all remembered sessions:
+/// every change in (`floor`, `through`], with the user each concerned — so that after a change the store is read once,
+/// not once per session. Keeps the last ``AccessChanges/kept``.
+struct AccessChangeLog: Sendable {
+    private(set) var floor: Int64 = 0
+    /// The last generation read; nil before the first read.
+    private(set) var through: Int64?
+    private var changes: [AccessChanges.Change] = []
+
+    /// Whether no change in (`after`, `through`] concerned `user`: nil when the log has not been read that far, false
+    /// when it does not reach back to `after` or a change concerned the user or may concern anyone.
+    func unconcerned(_ user: String, after: Int64, through end: Int64) -> Bool? {
+        guard let through, end <= through else { return nil }
+        guard after >= floor else { return false }
+        // The first change after `after` (changes are in order of generation).
+        var low = 0, high = changes.count
+        while low < high {
+            let mid = (low + high) / 2
+            if changes[mid].generation <= after { low = mid + 1 } else { high = mid }
+        }
+        for change in changes[low...] {
+            if change.generation > end { break }
+            guard let concerned = change.userID, concerned != user else { return false }
+        }
+        return true
+    }
+
+    /// Adds what was read. A read that is incomplete, or leaves a gap after what is known, starts the log afresh at what
+    /// it can vouch for; one that overlaps what is known adds only the newer changes.
+    mutating func merge(_ read: AccessChanges) {
+        if let through, read.through <= through { return }
+        if !read.complete {
+            floor = read.through; through = read.through; changes = []
+            return
+        }
+        if let through, read.after <= through, read.after >= floor {
+            changes.append(contentsOf: read.changes.lazy.filter { $0.generation > through })
+        } else {
+            floor = read.after; changes = read.changes
+        }
+        through = read.through
+        if changes.count > AccessChanges.kept {
+            let dropped = changes.count - AccessChanges.kept
+            floor = changes[dropped - 1].generation
+            changes.removeFirst(dropped)
+        }
+    }
 }
