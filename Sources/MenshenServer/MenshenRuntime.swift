@@ -131,7 +131,8 @@ public struct MenshenRuntime: Sendable {
         services.append(GatewayService(server: gatewayServer, state: state, loader: loader,
                                        reloadInterval: .seconds(config.gateway.reloadIntervalSeconds), logger: logger,
                                        onBound: { port in await ready.add(BoundListener(name: "gateway", host: gatewayListen.host, port: port)) }))
-        services.append(ChangeWatcher(store: store, server: gatewayServer, state: state, loader: loader, logger: logger))
+        services.append(ChangeWatcher(store: store, server: gatewayServer, state: state, loader: loader, logger: logger,
+                                      sessionUser: { gate.sessionUser(of: $0) }))
         if config.syslogExport.enabled {   // SIEM export: reads the event log only (Export/SyslogExporter)
             services.append(try SyslogExporter.configured(config, store: store, clock: clock, logger: logger))
         }

@@ -202,6 +202,35 @@ struct RoutesFileTests {
         #expect(W.sweep(after: [.configuration], reloadedHere: false) == nil)
     }
 
+    /// A store that answers with fixed access changes (what SQLite reads from `access_changes`).
+    struct FixedAccessChanges: CommittedAccessGeneration {
+        let read: AccessChanges?
+        let now: Int64
+        func committedGenerations() -> CommittedGenerations? { CommittedGenerations(access: now, device: 0) }
+        func accessChanges(after generation: Int64) -> AccessChanges? { read }
+    }
+
+    @Test("whose connections an access sweep asks about: the users the changes concerned; everyone after a change that may concern anyone, changes not kept, a reload done here, a device change, or a store that does not say")
+    func sweepUsers() {
+        typealias W = ChangeWatcher
+        func read(_ users: [String?], complete: Bool = true) -> FixedAccessChanges {
+            FixedAccessChanges(read: AccessChanges(after: 10, through: 10 + Int64(users.count), changes: users.enumerated().map {
+                .init(generation: 11 + Int64($0.offset), userID: $0.element) }, complete: complete), now: 10 + Int64(users.count))
+        }
+        let scoped = W.concernedUsers(after: [.access], reloadedHere: false, source: read(["amy", "bob", "amy"]), swept: 10)
+        #expect(scoped.users == ["amy", "bob"] && scoped.swept == 13)
+        #expect(W.concernedUsers(after: [.access, .configuration], reloadedHere: false, source: read(["amy"]), swept: 10).users == ["amy"])
+        #expect(W.concernedUsers(after: [.access], reloadedHere: false, source: read([]), swept: 10).users == [], "already swept")
+        for (change, reloaded, source) in [([StoreChange.access], false, read(["amy", nil])), ([.access], false, read(["amy"], complete: false)),
+                                           ([.access, .configuration], true, read(["amy"])), ([.access, .device], false, read(["amy"]))] {
+            let everyone = W.concernedUsers(after: Set(change), reloadedHere: reloaded, source: source, swept: 10)
+            #expect(everyone.users == nil && everyone.swept == source.read?.through, "\(change) \(reloaded)")
+        }
+        let unsaid = W.concernedUsers(after: [.access], reloadedHere: false, source: FixedAccessChanges(read: nil, now: 42), swept: 10)
+        #expect(unsaid.users == nil && unsaid.swept == 42, "a store that does not say: everyone, up to its committed generation")
+        #expect(W.concernedUsers(after: [.access], reloadedHere: false, source: read(["amy"]), swept: nil).users == nil, "no baseline")
+    }
+
     @Test("a change notification whose reload cannot read the store is tried again; a refused change is not")
     func notifiedReloadRetried() async throws {
         let store = InMemoryStore()

@@ -380,9 +380,12 @@ public final class EnforcementPointServer: Sendable {
     ///
     /// With `describedConnectionsOnly`, only connections whose last request carries
     /// ``GateRequest/connectionAttributes`` (e.g. a client certificate) are asked: what a
-    /// change to devices alone can alter.
+    /// change to devices alone can alter. With `only`, only connections whose last request it
+    /// accepts (e.g. those of the users a change concerned); exchanges whose decision is under way
+    /// are then asked again as after a sweep of everything.
     @discardableResult
-    public func reevaluate(minimumAge: TimeAmount = .zero, describedConnectionsOnly: Bool = false) async -> Int {
+    public func reevaluate(minimumAge: TimeAmount = .zero, describedConnectionsOnly: Bool = false,
+                           only include: (@Sendable (GateRequest) -> Bool)? = nil) async -> Int {
         // Exchanges whose decision is under way now are not long-lived yet: they are authorized again when they
         // become so (``ClientHandler``, ``ProxyShared/changeSweeps``, ``ProxyShared/describedSweeps``).
         if describedConnectionsOnly {
@@ -393,7 +396,7 @@ public final class EnforcementPointServer: Sendable {
         let now = NIODeadline.now()
         return await shared.reauthorize(shared.liveEntries { info in
             guard let last = info.lastRequest, info.isLongLived(now: now, minimumAge: minimumAge) else { return false }
-            return !describedConnectionsOnly || !last.connectionAttributes.isEmpty
+            return (!describedConnectionsOnly || !last.connectionAttributes.isEmpty) && include?(last) != false
         })
     }
 

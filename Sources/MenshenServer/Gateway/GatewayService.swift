@@ -110,13 +110,37 @@ struct ChangeWatcher: Service {
     let state: GatewayState
     let loader: GatewayLoader
     let logger: Logger
+    /// The user whose session a request presents, when the gate knows it (``PolicyGate/sessionUser(of:)``): with a
+    /// store that says whom its access changes concerned (SQLite), a sweep after access changes asks only about the
+    /// connections of those users (and of sessions not known here). Nil: every connection is asked.
+    var sessionUser: (@Sendable (GateRequest) -> String?)? = nil
+
+    /// The users whose access the changes after `swept` concerned, read from the store before a sweep (a change
+    /// committed after the read comes with a batch of its own), and the access generation the sweep covers. Users nil:
+    /// ask about every connection — a change that may concern anyone, changes the store no longer keeps or does not
+    /// say, a configuration reloaded here or a device change in the batch (their sweeps ask about everyone anyway).
+    static func concernedUsers(after change: Set<StoreChange>, reloadedHere: Bool, source: any CommittedAccessGeneration,
+                               swept: Int64?) -> (users: Set<String>?, swept: Int64?) {
+        guard let swept, let read = source.accessChanges(after: swept) else { return (nil, source.committedAccessGeneration()) }
+        guard read.complete, !reloadedHere, !change.contains(.device) else { return (nil, read.through) }
+        var users = Set<String>()
+        for concerned in read.changes {
+            guard let user = concerned.userID else { return (nil, read.through) }
+            users.insert(user)
+        }
+        return (users, read.through)
+    }
 
     func run() async throws {
+        let source = sessionUser == nil ? nil : store as? any CommittedAccessGeneration
+        // The access generation the last sweep covered: read before the feed starts, so every change it reports is after it.
+        let baseline = source?.committedAccessGeneration()
         // Changes that arrive during a reload or sweep are merged into one next batch (``CoalescedChanges``).
         let changes = CoalescedChanges(store.changes())
         defer { changes.cancel() }
-        let (loader, state, logger, server) = (self.loader, self.state, self.logger, self.server)
+        let (loader, state, logger, server, sessionUser) = (self.loader, self.state, self.logger, self.server, self.sessionUser)
         await cancelWhenGracefulShutdown {
+            var swept = baseline
             // A reload that could not read the store is tried again beside the feed, not in its way: access changes
             // (revocations from other nodes) keep being swept meanwhile, and a newer configuration change replaces it.
             var retrying: Task<Void, Never>?
@@ -152,7 +176,16 @@ struct ChangeWatcher: Service {
                     }
                 }
                 guard let scope = Self.sweep(after: change, reloadedHere: reloadedHere) else { continue }
-                let closed = await server.reevaluate(describedConnectionsOnly: scope == .connectionsPresentingDevices)
+                var only: (@Sendable (GateRequest) -> Bool)?
+                if scope == .all, let source, let sessionUser {
+                    let concerned = Self.concernedUsers(after: change, reloadedHere: reloadedHere, source: source, swept: swept)
+                    swept = concerned.swept
+                    if let users = concerned.users {
+                        guard !users.isEmpty else { continue }   // already swept with an earlier batch's read
+                        only = { request in sessionUser(request).map(users.contains) ?? true }
+                    }
+                }
+                let closed = await server.reevaluate(describedConnectionsOnly: scope == .connectionsPresentingDevices, only: only)
                 if closed > 0 {
                     logger.notice("connections closed after a store change", metadata: [
                         "closed": "\(closed)", "change": "\(change.map(\.rawValue).sorted().joined(separator: ","))"])

@@ -36,6 +36,9 @@ public struct PolicyGate: AccessGate {
     let factsCache: SessionFactsCache?
     /// The device behind a request's client certificate (``DeviceBinding``); nil: requests never carry a device.
     public let devices: DeviceBinding?
+    /// Whose each session read here is (``sessionUser(of:)``); nil where the store cannot say whom its access changes
+    /// concerned anyway.
+    let owners: SessionOwners?
 
     /// - Parameter reuseSessionFacts: remember what was read about a session while the store's
     ///   committed access generation says it is unchanged (``SessionFactsCache``); only stores
@@ -52,6 +55,16 @@ public struct PolicyGate: AccessGate {
         self.factsCache = reuseSessionFacts ? (store as? any CommittedAccessGeneration).map {
             SessionFactsCache(source: $0, maxAge: sessions.settings.touchInterval)
         } : nil
+        self.owners = store is any CommittedAccessGeneration ? SessionOwners() : nil
+    }
+
+    /// The user whose session `request`'s cookie presents, if this gate has read that session (nil: not known here —
+    /// no cookie, a session never read, or forgotten). For sweeps that ask only about the connections of the users a
+    /// change concerned (``ChangeWatcher``).
+    public func sessionUser(of request: GateRequest) -> String? {
+        guard let owners, let token = Self.cookie(PortalCookies.session, in: request),
+              let idHash = SessionManager.idHash(ofToken: token) else { return nil }
+        return owners.user(of: idHash)
     }
 
     /// The enforcement point's own error answers (upstream down or slow, gate unavailable, bad
@@ -210,6 +223,7 @@ public struct PolicyGate: AccessGate {
             trail.outcome = .signIn
             return GatewayPages.signIn(request, returnURL: t.original, portalOrigin: portalOrigin)
         }
+        owners?.record(t.idHash, user: session.user.id.rawValue)
         // Role tiers are read only when the session has active roles (most requests have none to look up).
         let tiers = session.attributes.activeRoles.isEmpty ? [:]
             : Dictionary(try await store.listRoles().map { ($0.id.rawValue, $0.riskTier.rawValue) }, uniquingKeysWith: { a, _ in a })

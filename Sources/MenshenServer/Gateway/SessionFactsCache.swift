@@ -161,3 +161,25 @@ struct AccessChangeLog: Sendable {
         }
     }
 }
+
+/// Whose session each session id hash is, as this gateway read it: what lets a sweep after access changes ask again
+/// only about the long-lived connections of the users they concerned. A session's user never changes (an edit that
+/// moves a session to another user is a change that may concern anyone), so an entry is never stale; bounded to
+/// `capacity` sessions, emptied when full (a connection whose session is not known here is always asked).
+final class SessionOwners: Sendable {
+    static let defaultCapacity = 100_000
+    let capacity: Int
+    private let owners = Mutex<[String: String]>([:])
+
+    init(capacity: Int = SessionOwners.defaultCapacity) { self.capacity = max(1, capacity) }
+
+    func record(_ idHash: String, user: String) {
+        owners.withLock { o in
+            guard o[idHash] != user else { return }
+            if o.count >= capacity { o.removeAll(keepingCapacity: true) }
+            o[idHash] = user
+        }
+    }
+
+    func user(of idHash: String) -> String? { owners.withLock { $0[idHash] } }
+}
