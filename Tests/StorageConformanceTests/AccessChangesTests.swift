@@ -10,11 +10,17 @@ import Testing
 struct AccessChangesTests {
     static let t0 = Date(timeIntervalSince1970: 1_795_000_000)
 
+    /// The path of a database file in a new directory of its own (``remove(_:)`` deletes the directory).
+    static func newDatabasePath() throws -> String {
+        try WALCommitWatchTests.newDirectory().appendingPathComponent("menshen.sqlite").path
+    }
+
+    static func remove(_ file: String) { try? FileManager.default.removeItem(atPath: (file as NSString).deletingLastPathComponent) }
+
     @Test("each access change, by any connection, says whose access it concerned; changes that may concern anyone say nobody")
     func attributed() async throws {
-        let dir = try WALCommitWatchTests.newDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let file = dir.appendingPathComponent("menshen.sqlite").path
+        let file = try Self.newDatabasePath()
+        defer { Self.remove(file) }
         let store = try SQLiteStore(path: file)
         let other = try SQLiteStore(path: file)   // another process: the command line, a second node
         for id in ["amy", "bob"] { try await other.createUser(UserRecord(id: UserID(id), displayName: id, createdAt: Self.t0)) }
@@ -56,9 +62,8 @@ struct AccessChangesTests {
 
     @Test("every trigger that counts an access change records it (read from the schema with Python's sqlite3)")
     func everyAccessTriggerRecords() async throws {
-        let dir = try WALCommitWatchTests.newDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let file = dir.appendingPathComponent("menshen.sqlite").path
+        let file = try Self.newDatabasePath()
+        defer { Self.remove(file) }
         let store = try SQLiteStore(path: file)
         try await store.close()
         let listed = try SQLiteCheckpointTests.python("""
@@ -75,9 +80,8 @@ struct AccessChangesTests {
 
     @Test("only the last changes are kept: a range reaching back past them, or counted before migration 19, is incomplete")
     func incompleteRanges() async throws {
-        let dir = try WALCommitWatchTests.newDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let file = dir.appendingPathComponent("menshen.sqlite").path
+        let file = try Self.newDatabasePath()
+        defer { Self.remove(file) }
         // A database from before migration 19 counts changes without recording them.
         let old = try SQLiteStore(path: file, migrations: SQLiteMigrations.all.filter { $0.version < 19 })
         try await old.createUser(UserRecord(id: "amy", displayName: "Amy", createdAt: Self.t0))
