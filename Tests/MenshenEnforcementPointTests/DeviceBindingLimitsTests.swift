@@ -127,6 +127,37 @@ struct DeviceBindingLimitsTests {
         #expect(events.last?["unreported_before"] as? Int == 2, "the two refusals whose events were lost: \(events.last ?? [:])")
     }
 
+    @Test("a remembered device stands through access changes by another process (its owner's groups, another user, a session revoked); a device change or a certificate revocation voids it")
+    func rememberedThroughAccessChanges() async throws {
+        let f = try await Fixture()
+        defer { Task { await f.close() } }
+        let other = try SQLiteStore(path: f.dir.appendingPathComponent("m.sqlite").path)   // the command line, another node
+        let binding = try f.binding()
+        let request = Fixture.request(f.strong)
+        guard case .device = try await binding.resolve(request, now: f.now) else { Issue.record("refused"); return }
+        #expect(binding.remembered(request, now: f.now) != nil)
+
+        try await other.createGroup(GroupRecord(id: "staff", displayName: "Staff"))
+        try await other.addMember("amy", to: "staff")
+        try await other.createUser(UserRecord(id: "bob", displayName: "Bob", createdAt: f.now))
+        try await other.saveRiskScore(RiskScoreRecord(userID: "bob", contributions: "[]", updatedAt: f.now))
+        let session = SecretHash.sha256Hex("amy-session")
+        try await other.createSession(SessionRecord(idHash: session, userID: "amy", createdAt: f.now, idleExpiresAt: f.now.addingTimeInterval(60),
+                                                    absoluteExpiresAt: f.now.addingTimeInterval(600), levelOfAssurance: 1, amr: ["pwd"]))
+        _ = try await other.revokeSession(idHash: session, at: f.now, reason: "test")
+        #expect(binding.remembered(request, now: f.now) != nil, "an access change voided the remembered device")
+
+        var laptop = try #require(try await other.device("laptop-1"))
+        laptop.lastPostureAt = f.now
+        #expect(try await other.updateDevice(laptop, expectedVersion: laptop.version))
+        #expect(binding.remembered(request, now: f.now) == nil, "a posture report left the remembered device")
+        guard case .device = try await binding.resolve(request, now: f.now) else { Issue.record("refused"); return }
+        #expect(try await other.revokeDeviceCertificate(serial: f.strong.serialNumber, at: f.now, reason: "superseded"))
+        #expect(binding.remembered(request, now: f.now) == nil, "a certificate revocation left the remembered device")
+        guard case .refused = try await binding.resolve(request, now: f.now) else { Issue.record("a revoked certificate was accepted"); return }
+        try await other.close()
+    }
+
     @Test("a result checked while the device rules were replaced is not remembered")
     func reloadDuringCheck() async throws {
         let f = try await Fixture()

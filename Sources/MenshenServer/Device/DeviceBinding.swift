@@ -32,10 +32,13 @@ import X509
 ///
 /// Results are remembered per certificate fingerprint while the store's
 /// committed device generation (every device, posture, certificate or
-/// certificate revocation change advances it) and access generation (users
-/// and sessions) are both unchanged and the certificate is current, so a
-/// connection's requests cost one dictionary look-up; stores that cannot
-/// tell their generations cheaply (PostgreSQL) are read on every request.
+/// certificate revocation change advances it, and so does deleting a
+/// device's owner, which clears the device's owner) is unchanged and the
+/// certificate is current, so a connection's requests cost one dictionary
+/// look-up. Access changes (users, sessions, memberships, risk) do not void
+/// them: nothing here reads them — whether the device's owner is the
+/// request's user is worked out per request. Stores that cannot tell their
+/// generations cheaply (PostgreSQL) are read on every request.
 public final class DeviceBinding: Sendable {
     /// What a request's connection says about its device.
     public enum Resolution: Sendable, Equatable {
@@ -114,7 +117,8 @@ public final class DeviceBinding: Sendable {
 
     private struct Entry: Sendable {
         let resolution: Resolution
-        let generation: CommittedGenerations
+        /// The device generation read before the store was.
+        let generation: Int64
         let validUntil: Date
     }
     private let entries = Mutex<[String: Entry]>([:])
@@ -161,12 +165,12 @@ public final class DeviceBinding: Sendable {
     /// Never reads the store (for the gate's decision on the event loop).
     public func remembered(_ request: GateRequest, now: Date) -> Resolution? {
         guard let fingerprint = request.connectionAttributes[Self.fingerprintAttribute] else { return .absent }
-        guard let current = generation?.committedGenerations() else { return nil }
+        guard let current = generation?.committedGenerations()?.device else { return nil }
         if let known = Self.look(fingerprint, in: entries, generation: current, now: now) { return known }
         return Self.look(fingerprint, in: refusals, generation: current, now: now)
     }
 
-    private static func look(_ fingerprint: String, in memory: borrowing Mutex<[String: Entry]>, generation: CommittedGenerations, now: Date) -> Resolution? {
+    private static func look(_ fingerprint: String, in memory: borrowing Mutex<[String: Entry]>, generation: Int64, now: Date) -> Resolution? {
         memory.withLock { e in
             guard let entry = e[fingerprint] else { return nil }
             guard entry.generation == generation, now < entry.validUntil else {
@@ -194,7 +198,7 @@ public final class DeviceBinding: Sendable {
         guard let fingerprint = request.connectionAttributes[Self.fingerprintAttribute] else { return .absent }
         // Read the generation before the store, so a change made meanwhile voids what is remembered; and the epoch,
         // so a result checked under compliance rules that were replaced meanwhile (``removeAll()``) is not kept.
-        let before = generation?.committedGenerations()
+        let before = generation?.committedGenerations()?.device
         let epochBefore = epoch.load(ordering: .sequentiallyConsistent)
         let (resolution, detail, certificate) = try await check(request.connectionAttributes[Self.certificateAttribute], now: now)
         await afterCheck?()
