@@ -128,6 +128,14 @@ private final class ByteEcho: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         tunnelled.append(String(buffer: buffer))
+        // `last:N`: N bytes, then "END", then the connection closed once they are written (a server's last words).
+        if let text = buffer.getString(at: buffer.readerIndex, length: buffer.readableBytes), text.hasPrefix("last:"),
+           let n = Int(text.dropFirst(5).prefix { $0.isNumber }) {
+            var last = context.channel.allocator.buffer(repeating: UInt8(ascii: "x"), count: n)
+            last.writeString("END")
+            context.writeAndFlush(wrapOutboundOut(last)).whenComplete { _ in context.close(promise: nil) }
+            return
+        }
         var reply = context.channel.allocator.buffer(string: "echo:")
         reply.writeBuffer(&buffer)
         context.writeAndFlush(wrapOutboundOut(reply), promise: nil)

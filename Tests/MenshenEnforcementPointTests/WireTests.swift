@@ -377,6 +377,25 @@ struct WireTests {
         }
     }
 
+    @Test("an upstream's last bytes before it closes reach a client that reads them slowly, then the connection closes")
+    func upstreamLastWordsReachSlowClient() async throws {
+        try await withProxy(gate: { forwardAll($0) }) { server, _, _ in
+            // The bytes are lost only when the upstream's close arrives while the proxy still has some of them to write:
+            // then all of them fit the sockets' buffers between the upstream and a client that is not reading (a few MiB,
+            // as the kernel sizes them). Several sizes, so that one of them does on any machine.
+            for size in [1 << 20, 2 << 20, 3 << 20, 4 << 20, 6 << 20] {
+                let client = try #require(RawClient(port: server.localPort ?? 0))
+                await client.sendAsync(webSocketUpgrade)
+                #expect(await client.receiveAsync(until: "\r\n\r\n").text.hasPrefix("HTTP/1.1 101"))
+                await client.sendAsync("last:\(size)")
+                try await Task.sleep(for: .milliseconds(500))
+                let received = await offPool { client.drainKeepingPrefix() }
+                #expect(received.bytes == size + 3, "\(received.bytes) of \(size + 3) bytes arrived")
+                #expect(received.closed, "the connection stayed open")
+            }
+        }
+    }
+
     @Test("bytes an upstream sends in the same read as its 101 reach the client at once (a protocol whose server speaks first)")
     func upgradeServerSpeaksFirst() async throws {
         try await withProxy(configure: { $0.allowedUpgrades = ["x-first"] }, gate: { forwardAll($0) }) { server, _, _ in

@@ -3,7 +3,9 @@ import NIOCore
 /// Moves raw bytes between a client connection and an upstream connection
 /// after a protocol upgrade (WebSocket). One instance per side, linked as
 /// partners, both on the same event loop. Auto-read is off: a side is read
-/// only while its partner is writable. When either side closes, so does the other.
+/// only while its partner is writable. When either side closes, so does the other: when its peer closed, the other
+/// side first passes on what it was given (the upstream's last bytes, e.g. a WebSocket close frame, reach a client that
+/// reads slowly), for at most ``drainLimit``.
 ///
 /// A close asked of either side (a revocation, the idle timeout, shutdown) unlinks the pair and closes the partner
 /// at once, before that side's own close goes on: over TLS the client side's close waits for the peer's close_notify
@@ -18,6 +20,10 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     /// Shared by the pair (both sides run on one event loop): the last time a byte moved, and the side that watches it.
     private let activity: SpliceActivity
+    /// The last write's completion: a side whose partner's peer closed closes once it is done.
+    private var lastWrite: EventLoopFuture<Void>?
+    /// How long a side whose partner ended may take to pass on what it was given before it closes anyway.
+    static let drainLimit: TimeAmount = .seconds(10)
 
     init(activity: SpliceActivity) { self.activity = activity }
 
@@ -36,13 +42,31 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.read()
     }
 
-    func write(_ buffer: ByteBuffer) { context?.write(wrapOutboundOut(buffer), promise: nil) }
+    func write(_ buffer: ByteBuffer) {
+        guard let context else { return }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.write(wrapOutboundOut(buffer), promise: written)
+        lastWrite = written.futureResult
+    }
     func flush() { context?.flush() }
     /// Closes this side (the idle timer, a revocation through the partner): unlinked first, as in
     /// ``close(context:mode:promise:)`` — a close started here does not pass through this handler's own outbound side.
     func close() {
         unlink()
         context?.close(promise: nil)
+    }
+
+    /// The partner's peer closed: closes this side once what it was given is written, or after ``drainLimit``. Already
+    /// unlinked, so nothing this side reads is forwarded any more.
+    private func finish() {
+        guard let context else { return }
+        guard let last = lastWrite else { return close() }
+        context.flush()
+        let limit = context.eventLoop.assumeIsolated().scheduleTask(in: Self.drainLimit) { [weak self] in self?.close() }
+        last.whenComplete { [weak self] _ in
+            limit.cancel()
+            self?.close()
+        }
     }
 
     private func readIfPartnerWritable() {
@@ -74,8 +98,13 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    /// This side's peer closed (or this side was closed: then already unlinked): the partner passes on what it was given, then closes.
     func channelInactive(context: ChannelHandlerContext) {
-        unlink()
+        let p = partner
+        partner = nil
+        p?.partner = nil
+        activity.stopWatching()
+        p?.finish()
         context.fireChannelInactive()
     }
 
