@@ -108,6 +108,8 @@ public enum ConfigKeys {
                       doc: "A session unused for this long ends."),
         ConfigKeySpec(path: "identity.session.absolute_lifetime_seconds", kind: .integer(300...604_800), defaultValue: "43200",
                       doc: "A session ends this long after sign-in, however busy it is."),
+        ConfigKeySpec(path: "identity.session.keep_ended_days", kind: .integer(0...3_650), defaultValue: "30",
+                      doc: "Sessions are deleted from the store this many days after their absolute lifetime ended (revoked ones too), by `menshen serve` at start and hourly, in batches; expired sign-in and enrolment ceremony state is deleted at once. Sign-ins, sign-outs and revocations stay in the audit log."),
         ConfigKeySpec(path: "identity.session.privileged_lifetime_seconds", kind: .integer(300...43_200), defaultValue: "3600",
                       doc: "A privileged-work session (the account page's switch, after a fresh LoA 3 proof) ends this long after it started; ordinary sessions never hold privileged roles. The maturity assessment (4.2) counts it time-bound up to 4 hours."),
         ConfigKeySpec(path: "identity.secrets_key_file", kind: .string, defaultValue: "",

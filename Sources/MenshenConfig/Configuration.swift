@@ -88,6 +88,8 @@ public struct MenshenConfiguration: Sendable, Equatable {
         public var sessionAbsoluteLifetimeSeconds: Int
         /// `identity.session.privileged_lifetime_seconds` (default 3600).
         public var sessionPrivilegedLifetimeSeconds: Int
+        /// `identity.session.keep_ended_days` (default 30).
+        public var sessionKeepEndedDays: Int = 30
         /// `identity.oidc.providers_file` (default empty: no federation).
         public var oidcProvidersFile: String
         /// `identity.secrets_key_file` (default empty: next to the SQLite file).
@@ -236,6 +238,7 @@ public struct MenshenConfiguration: Sendable, Equatable {
                             sessionAbsoluteLifetimeSeconds: i("identity.session.absolute_lifetime_seconds"),
                             sessionPrivilegedLifetimeSeconds: i("identity.session.privileged_lifetime_seconds"),
                             oidcProvidersFile: s("identity.oidc.providers_file"), secretsKeyFile: s("identity.secrets_key_file"))
+        identity.sessionKeepEndedDays = i("identity.session.keep_ended_days")
         audit = Audit(signingKeyFile: s("audit.signing_key_file"), checkpointEveryEvents: i("audit.checkpoint.every_events"),
                       checkpointIntervalSeconds: i("audit.checkpoint.interval_seconds"), checkpointAnchorFile: s("audit.checkpoint.anchor_file"))
         audit.retentionDays = i("audit.retention_days"); audit.retentionExportDir = s("audit.retention_export_dir")

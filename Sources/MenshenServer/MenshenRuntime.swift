@@ -67,6 +67,9 @@ public struct MenshenRuntime: Sendable {
                                                      logger: Logger(label: "menshen.audit")) {
             services.append(retention)
         }
+        // Ended sessions and expired ceremony state deleted at start and hourly (identity.session.keep_ended_days).
+        services.append(SessionHousekeeping(store: store, clock: clock, keepEndedDays: config.identity.sessionKeepEndedDays,
+                                            logger: Logger(label: "menshen.sessions")))
 
         func app<Context: RequestContext>(_ name: String, _ router: Router<Context>, _ listen: ListenAddress) -> some Service
             where Context.Source == ApplicationRequestContextSource

@@ -181,9 +181,9 @@ public actor InMemoryStore: MenshenStore, CommittedAccessGeneration, EventAppend
             .sorted { ($0.createdAt, $0.idHash) > ($1.createdAt, $1.idHash) }
     }
 
-    public func deleteSessions(expiredBefore date: Date) async throws -> Int {
+    public func deleteSessions(expiredBefore date: Date, limit: Int) async throws -> Int {
         try open()
-        let doomed = sessionsByHash.filter { $0.value.absoluteExpiresAt < date }.map(\.key)
+        let doomed = sessionsByHash.filter { $0.value.absoluteExpiresAt < date }.map(\.key).prefix(max(0, limit))
         doomed.forEach { sessionsByHash[$0] = nil }
         return doomed.count
     }

@@ -41,8 +41,9 @@ public protocol SessionStore: Sendable {
     func revokeSessions(of user: UserID, at: Date, reason: String) async throws -> Int
     /// A user's sessions, newest first.
     func sessions(of user: UserID) async throws -> [SessionRecord]
-    /// Deletes sessions whose absolute expiry is before `date`; returns how many.
-    func deleteSessions(expiredBefore date: Date) async throws -> Int
+    /// Deletes at most `limit` sessions whose absolute expiry is before `date`, in one transaction; returns how many.
+    /// (Bounded so that a first clean-up of a large table does not hold the writer for long.)
+    func deleteSessions(expiredBefore date: Date, limit: Int) async throws -> Int
 }
 
 /// Cedar policy documents with their full version history.

@@ -511,8 +511,12 @@ public final class PostgresStore: MenshenStore {
             """)
     }
 
-    public func deleteSessions(expiredBefore date: Date) async throws -> Int {
-        try await rows("DELETE FROM sessions WHERE absolute_expires_at < \(StoreCoding.millis(date)) RETURNING 1", as: (Int.self)).count
+    public func deleteSessions(expiredBefore date: Date, limit: Int) async throws -> Int {
+        try await rows("""
+            DELETE FROM sessions WHERE id_hash IN (
+              SELECT id_hash FROM sessions WHERE absolute_expires_at < \(StoreCoding.millis(date)) LIMIT \(max(0, limit)) FOR UPDATE SKIP LOCKED)
+            RETURNING 1
+            """, as: (Int.self)).count
     }
 
     // MARK: Policies

@@ -577,9 +577,11 @@ public final class SQLiteStore: MenshenStore, CommittedAccessGeneration, EventAp
         }
     }
 
-    public func deleteSessions(expiredBefore date: Date) async throws -> Int {
+    public func deleteSessions(expiredBefore date: Date, limit: Int) async throws -> Int {
         try await write { db in
-            try db.execute(sql: "DELETE FROM sessions WHERE absolute_expires_at < ?", arguments: [StoreCoding.millis(date)])
+            try db.execute(sql: """
+                DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE absolute_expires_at < ? LIMIT ?)
+                """, arguments: [StoreCoding.millis(date), max(0, limit)])
             return db.changesCount
         }
     }

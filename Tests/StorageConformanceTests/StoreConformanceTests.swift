@@ -120,7 +120,9 @@ struct StoreConformanceTests {
             #expect(try await store.session(idHash: "h2")?.revokedReason == "account locked")
             #expect(try await store.session(idHash: "h3")?.revokedAt == nil)
 
-            #expect(try await store.deleteSessions(expiredBefore: Self.at(28_805)) == 2)
+            #expect(try await store.deleteSessions(expiredBefore: Self.at(28_805), limit: 1) == 1, "at most the limit")
+            #expect(try await store.deleteSessions(expiredBefore: Self.at(28_805), limit: 10) == 1)
+            #expect(try await store.deleteSessions(expiredBefore: Self.at(28_805), limit: 10) == 0)
             #expect(try await store.session(idHash: "h2") != nil)
             #expect(try await store.session(idHash: "h1") == nil)
         }
