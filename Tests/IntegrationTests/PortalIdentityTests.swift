@@ -1,4 +1,5 @@
 import Foundation
+import MenshenServer
 import MenshenTestSupport
 import Testing
 
@@ -267,6 +268,28 @@ struct PortalIdentityTests {
         }
         #expect(last.status == 429)
         #expect(Int(last.header("retry-after").first ?? "") ?? 0 >= 1)
+    }
+
+    @Test("username-less passkey ceremonies, which need no account and are stored until they expire, are limited per source address: 429 with Retry-After, and nothing more is stored")
+    func ceremonyStartsLimited() async throws {
+        let (demo, dir, data) = try await Self.demoWithUser()
+        defer { demo.kill(signal: SIGTERM); try? FileManager.default.removeItem(at: dir) }
+        let v = Visitor(demo.portalURL)
+        func storedCeremonies() throws -> String {   // read with Python's sqlite3 while the server runs
+            try spawnAndWait("/usr/bin/env", ["python3", "-c", """
+                import sqlite3, sys
+                print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM flow_states WHERE kind = 'webauthn-get'").fetchone()[0])
+                """, URL(fileURLWithPath: data).appendingPathComponent("menshen.sqlite").path]).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let before = Int(try storedCeremonies()) ?? -1
+        for n in 0..<IdentityPortal.ceremonyStartsPerMinute {
+            let r = try await v.post("/signin/passkey/options?lang=en", [])
+            #expect(r.status == 200 && r.body.contains("\"challenge\""), "start \(n): \(r.status) \(r.body.prefix(200))")
+        }
+        let refused = try await v.post("/signin/passkey/options?lang=en", [])
+        #expect(refused.status == 429, "\(refused.status) \(refused.body.prefix(200))")
+        #expect((1...60).contains(Int(refused.header("retry-after").first ?? "") ?? 0), "\(refused.header("retry-after"))")
+        #expect(Int(try storedCeremonies()) == before + IdentityPortal.ceremonyStartsPerMinute, "the refused start stored a ceremony")
     }
 
     @Test("menshen user: add, list, show, disable, enable, reset-mfa, enrol-link; mistakes change nothing")

@@ -10,10 +10,7 @@ import Synchronization
 /// - per device, at most ``Settings/outstandingPerDevice`` nonces issued and
 ///   neither redeemed by a verified report nor expired.
 ///
-/// Written by hand: the identity pillar's `SignInThrottle` is a back-off on
-/// *failures* that never fades under steady use, which would end up throttling
-/// an office of devices behind one address; this is a plain window counter.
-/// State is per node (like the sign-in throttle), bounded to
+/// The per-source window is a ``WindowLimiter``. State is per node (like the sign-in throttle), bounded to
 /// ``Settings/maximumKeys`` sources and devices; when full it starts afresh.
 public final class DeviceNonceLimiter: Sendable {
     public struct Settings: Sendable {
@@ -26,30 +23,20 @@ public final class DeviceNonceLimiter: Sendable {
     }
 
     private struct State {
-        var windows: [String: (start: Date, count: Int)] = [:]
         var outstanding: [String: [Date]] = [:]   // device → expiry of each unredeemed nonce, oldest first
     }
 
     public let settings: Settings
+    private let sources: WindowLimiter
     private let state = Mutex(State())
 
-    public init(settings: Settings = Settings()) { self.settings = settings }
+    public init(settings: Settings = Settings()) {
+        self.settings = settings
+        sources = WindowLimiter(perMinute: settings.perSourcePerMinute, maximumKeys: settings.maximumKeys)
+    }
 
     /// Counts a request from `source`; the seconds to wait when over the limit, else nil.
-    public func admitSource(_ source: String?, at now: Date) -> Int? {
-        let key = source ?? "-"
-        return state.withLock { s in
-            if s.windows.count >= settings.maximumKeys, s.windows[key] == nil { s.windows.removeAll(keepingCapacity: true) }
-            var window = s.windows[key] ?? (now, 0)
-            if now.timeIntervalSince(window.start) >= 60 || now < window.start { window = (now, 0) }
-            guard window.count < settings.perSourcePerMinute else {
-                return max(1, Int((window.start.addingTimeInterval(60).timeIntervalSince(now)).rounded(.up)))
-            }
-            window.count += 1
-            s.windows[key] = window
-            return nil
-        }
-    }
+    public func admitSource(_ source: String?, at now: Date) -> Int? { sources.admit(source, at: now) }
 
     /// Reserves one outstanding nonce for `device` that expires at `expiry`; the seconds until one
     /// frees up when the device already has its maximum, else nil.

@@ -27,6 +27,10 @@ public struct IdentityPortal: Sendable {
     /// see listed: the gateway's current routes when it runs in this process
     /// (store and routes file), otherwise the store's applications.
     public var applicationCatalog: (@Sendable () async throws -> [ApplicationRecord])?
+    /// Username-less passkey ceremonies started per source address and minute: each is stored until it expires, and
+    /// starting one needs no account (``WindowLimiter``; beyond it, 429 with `Retry-After`).
+    public let ceremonyStarts = WindowLimiter(perMinute: IdentityPortal.ceremonyStartsPerMinute)
+    public static let ceremonyStartsPerMinute = 120
 
     public init(store: any MenshenStore, identity: IdentityService, sessions: SessionManager, clock: any WallClock,
                 random: any RandomSource, publicOrigin: String, freshFactorForChanges: TimeInterval = 600,
@@ -301,6 +305,12 @@ public struct IdentityPortal: Sendable {
         guard let form = try await decode(CeremonyStartForm.self, request, context) else { return problem(.badRequest, "malformed form") }
         guard CSRF.check(request, submitted: form.csrf, publicOrigin: publicOrigin) else { return problem(.forbidden, "CSRF check failed") }
         let pending = (form.pending ?? "").isEmpty ? nil : form.pending
+        // (A second factor's ceremony takes the pending sign-in's state for its own: only username-less ones add state.)
+        if pending == nil, let wait = ceremonyStarts.admit(context.sourceAddress, at: clock.now()) {
+            var response = problem(.tooManyRequests, IdentityText(lang(request)).throttled)
+            response.headers[.retryAfter] = String(wait)
+            return response
+        }
         guard let options = try await identity.beginPasskey(pendingToken: pending) else {
             return problem(.unauthorized, IdentityText(lang(request)).failed)
         }
