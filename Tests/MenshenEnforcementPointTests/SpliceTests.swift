@@ -53,9 +53,12 @@ struct SpliceTests {
             $0.tlsHandler = { NIOSSLServerHandler(context: context) }
             $0.reevaluationInterval = nil
         }, gate: { forwardAll($0) }) { server, upstream, _ in
-            // The client upgrades, checks one echo, then waits for the signal file, sends one more frame without reading
-            // (so it never answers the server's close_notify), and holds its socket open for 3 s.
+            // The client upgrades, checks one echo and says so with a file, then waits for the signal file, sends one more
+            // frame without reading (so it never answers the server's close_notify), and holds its socket open for 3 s.
+            // (The test revokes only once the echo has reached the client: a revocation while it is still on its way
+            // closes the connection before it arrives, and the client would never start.)
             let signal = certs.dir.appendingPathComponent("revoked").path
+            let upgradedFile = certs.dir.appendingPathComponent("upgraded").path
             let script = """
                 import os, socket, ssl, sys, time
                 ctx = ssl.create_default_context(cafile=sys.argv[2])
@@ -63,12 +66,19 @@ struct SpliceTests {
                 s.sendall(b"GET /ws HTTP/1.1\\r\\nHost: a\\r\\nConnection: Upgrade\\r\\nUpgrade: websocket\\r\\n"
                           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n")
                 got = b""
+                def more():
+                    global got
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        print("closed before the echo", got, flush=True); sys.exit(1)
+                    got += chunk
                 while b"\\r\\n\\r\\n" not in got:
-                    got += s.recv(4096)
+                    more()
                 s.sendall(b"before.")
                 while b"echo:before." not in got:
-                    got += s.recv(4096)
+                    more()
                 print("upgraded", flush=True)
+                open(sys.argv[4], "w").close()
                 for _ in range(1000):
                     if os.path.exists(sys.argv[3]): break
                     time.sleep(0.02)
@@ -81,9 +91,10 @@ struct SpliceTests {
                 """
             let port = String(server.localPort ?? 0), ca = certs.serverCert
             // On a thread of its own: the client runs for seconds, and a blocked cooperative thread would starve parallel tests.
-            let client = Task { await offPool { Result { try spawnAndWait("/usr/bin/env", ["python3", "-c", script, port, ca, signal], timeout: 60) } } }
-            for _ in 0..<500 where !upstream.tunnelled.all.contains("before.") { try await Task.sleep(for: .milliseconds(20)) }
+            let client = Task { await offPool { Result { try spawnAndWait("/usr/bin/env", ["python3", "-c", script, port, ca, signal, upgradedFile], timeout: 60) } } }
+            for _ in 0..<500 where !FileManager.default.fileExists(atPath: upgradedFile) { try await Task.sleep(for: .milliseconds(20)) }
             #expect(upstream.tunnelled.all.contains("before."), "the tunnel never carried the first frame")
+            #expect(FileManager.default.fileExists(atPath: upgradedFile), "the client never got the first echo")
             #expect(server.closeConnections { $0.spliced } == 1)
             let revoked = Date()
             // The close was handed to the connection's event loop: a task queued on every loop after it runs once it has.
